@@ -1,0 +1,70 @@
+/* http.h — the HTTP transport: one request in, one response out. A small vtable so tests and the
+ * emulator can swap the real libcurl transport for a fake.
+ * Owns: connection reuse, connect/idle timeouts, proxies (libcurl honours http_proxy/https_proxy/no_proxy),
+ * TLS (verification always on, except for loopback hosts when the options say so), the User-Agent.
+ * Does not own: signing, retries (see aws/client.h), AWS error parsing. HTTP error statuses are not errors
+ * here: a 500 is a successful exchange with status 500. */
+#ifndef RD_AWS_HTTP_H
+#define RD_AWS_HTTP_H
+
+#include <stddef.h>
+
+#include "core/log.h"
+#include "redduck/buf.h"
+#include "redduck/error.h"
+#include "redduck/headers.h"
+
+#define RD_USER_AGENT_PRODUCT "redduck"
+
+typedef struct rd_http_request {
+    const char *method;        /* "GET", "PUT", ... */
+    const char *url;           /* full URL, already encoded */
+    const rd_headers *headers; /* sent as given (the transport adds User-Agent if absent) */
+    const void *body;          /* may be NULL */
+    size_t body_len;
+    long timeout_ms;           /* 0: the transport's default */
+    /* Optional streaming sink: when set, body bytes go here instead of response->body. Return the number of
+     * bytes taken; anything else aborts the transfer (RD_E_IO or RD_E_CANCELLED per *abort_status). */
+    size_t (*on_body)(void *ctx, const void *data, size_t len);
+    void *on_body_ctx;
+} rd_http_request;
+
+typedef struct rd_http_response {
+    int status;         /* HTTP status, 0 until a response arrived */
+    rd_headers headers; /* response headers, names as received */
+    rd_buf body;        /* unless request->on_body was set */
+} rd_http_response;
+
+void rd_http_response_init(rd_http_response *r);
+void rd_http_response_reset(rd_http_response *r); /* empties for a retry */
+void rd_http_response_free(rd_http_response *r);
+
+typedef struct rd_http_transport rd_http_transport;
+typedef struct rd_http_transport_vtable {
+    /* Thread-safe: may be called from several threads at once. Connection failures, resets and timeouts
+     * return RD_E_NETWORK with curl's message (host named, no secrets). */
+    rd_status (*send)(rd_http_transport *t, const rd_http_request *req, rd_http_response *resp, rd_error *err);
+    void (*destroy)(rd_http_transport *t);
+} rd_http_transport_vtable;
+
+struct rd_http_transport {
+    const rd_http_transport_vtable *vt;
+};
+
+typedef struct rd_http_options {
+    long connect_timeout_ms; /* 0: 10000 */
+    long timeout_ms;         /* whole-request default, 0: 120000; low-speed (idle) limit 30 s */
+    const char *user_agent;  /* NULL: "redduck/<version>" */
+    const rd_log *log;       /* not owned; may be NULL */
+} rd_http_options;
+
+/* The libcurl transport. Caller frees with rd_http_transport_free. */
+rd_status rd_http_curl_new(const rd_http_options *opts, rd_http_transport **out, rd_error *err);
+
+rd_status rd_http_send(rd_http_transport *t, const rd_http_request *req, rd_http_response *resp, rd_error *err);
+void rd_http_transport_free(rd_http_transport *t);
+
+/* 1 if the URL's host is 127.0.0.0/8, ::1 or "localhost". */
+int rd_url_is_loopback(const char *url);
+
+#endif
