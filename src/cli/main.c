@@ -1,14 +1,124 @@
-/* main.c — the redduck command line: parses the subcommand and hands off. Placeholder until the
- * commands land. */
+/* main.c — the redduck command line: global flags, subcommand dispatch, exit codes and the one place
+ * errors are printed. Subcommands live in cmd_*.c. */
+#include <stdarg.h>
 #include <stdio.h>
 #include <string.h>
 
+#include "cli.h"
+
+const char rd_cli_aws_options_help[] =
+    "AWS options:\n"
+    "  --profile NAME       profile from ~/.aws/config and ~/.aws/credentials (default: AWS_PROFILE or\n"
+    "                       'default')\n"
+    "  --region REGION      AWS region (default: AWS_REGION, AWS_DEFAULT_REGION, the profile's region)\n"
+    "  --endpoint-url URL   send this command's requests to URL (an emulator, a VPC endpoint)\n"
+    "  -v, --verbose        log each request (method, host, path, status, attempt, ms); -vv adds headers\n"
+    "                       (secrets are always redacted)\n";
+
+int rd_cli_exit_code(rd_status st)
+{
+    switch (st) {
+    case RD_OK: return 0;
+    case RD_E_USAGE: return 2;
+    case RD_E_AUTH: return 3;
+    case RD_E_DENIED: return 4;
+    case RD_E_CANCELLED: return 130;
+    default: return 1;
+    }
+}
+
+void rd_cli_print_error(const rd_error *err)
+{
+    const char *msg = err && err->message[0] ? err->message : "failed";
+    fprintf(stderr, "redduck: %s\n", msg);
+}
+
+int rd_cli_usage_error(const char *cmd, const char *fmt, ...)
+{
+    va_list ap;
+    va_start(ap, fmt);
+    fprintf(stderr, "redduck %s: ", cmd);
+    vfprintf(stderr, fmt, ap);
+    fprintf(stderr, " (see `redduck %s --help`)\n", cmd);
+    va_end(ap);
+    return 2;
+}
+
+int rd_cli_aws_option(int argc, char **argv, int *i, rd_session_options *opts)
+{
+    const char *a = argv[*i];
+    const char **slot = NULL;
+    if (strcmp(a, "-v") == 0 || strcmp(a, "--verbose") == 0) {
+        opts->verbose = opts->verbose < 1 ? 1 : opts->verbose + 1;
+        return 1;
+    }
+    if (strcmp(a, "-vv") == 0 || strcmp(a, "--debug") == 0) {
+        opts->verbose = 2;
+        return 1;
+    }
+    const char *name = a;
+    const char *inline_val = NULL;
+    char key[32];
+    const char *eq = strchr(a, '=');
+    if (eq && a[0] == '-' && (size_t)(eq - a) < sizeof key) {
+        memcpy(key, a, (size_t)(eq - a));
+        key[eq - a] = '\0';
+        name = key;
+        inline_val = eq + 1;
+    }
+    if (strcmp(name, "--profile") == 0)
+        slot = &opts->profile;
+    else if (strcmp(name, "--region") == 0)
+        slot = &opts->region;
+    else if (strcmp(name, "--endpoint-url") == 0)
+        slot = &opts->endpoint_url;
+    else
+        return 0;
+    if (inline_val) {
+        *slot = inline_val;
+        return 1;
+    }
+    if (*i + 1 >= argc) {
+        fprintf(stderr, "redduck: %s needs a value\n", name);
+        return -1;
+    }
+    *slot = argv[++*i];
+    return 1;
+}
+
+static const char usage[] =
+    "usage: redduck <command> [options]\n"
+    "\n"
+    "redduck copies Amazon Redshift query results into a local DuckDB file, through the Redshift Data API\n"
+    "and S3 (UNLOAD to Parquet), finding AWS credentials the way the AWS CLI does.\n"
+    "\n"
+    "Commands:\n"
+    "  whoami     show which AWS identity, region and credential source redduck uses\n"
+    "  sign       print how redduck signs a request (SigV4 canonical request, string to sign)\n"
+    "\n"
+    "Run `redduck <command> --help` for a command's options.\n"
+    "Exit codes: 0 ok, 1 failure, 2 usage, 3 no credentials found, 4 refused by AWS.\n";
+
 int main(int argc, char **argv)
 {
-    if (argc > 1 && strcmp(argv[1], "--version") == 0) {
+    if (argc < 2 || strcmp(argv[1], "--help") == 0 || strcmp(argv[1], "-h") == 0 || strcmp(argv[1], "help") == 0) {
+        fputs(usage, argc < 2 ? stderr : stdout);
+        return argc < 2 ? 2 : 0;
+    }
+    if (strcmp(argv[1], "--version") == 0 || strcmp(argv[1], "version") == 0) {
         printf("redduck %s\n", RD_VERSION);
         return 0;
     }
-    fprintf(stderr, "usage: redduck <command> [options]\n");
+    static const struct {
+        const char *name;
+        int (*run)(int, char **);
+    } commands[] = {
+        { "whoami", rd_cmd_whoami },
+        { "sign", rd_cmd_sign },
+    };
+    for (size_t i = 0; i < sizeof commands / sizeof commands[0]; i++)
+        if (strcmp(argv[1], commands[i].name) == 0)
+            return commands[i].run(argc - 1, argv + 1);
+    fprintf(stderr, "redduck: unknown command '%s'\n\n%s", argv[1], usage);
     return 2;
 }
