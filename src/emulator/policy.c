@@ -1,0 +1,43 @@
+/* policy.c — response helpers and authorisation entry points of the emulator. With no emulator context
+ * (unit tests drive handlers directly with emu == NULL) everything is allowed. */
+#include <stdlib.h>
+#include <unistd.h>
+
+#include "emulator/emulator.h"
+#include "emulator/emulator_internal.h"
+
+void rd_emu_response_init(rd_emu_response *r)
+{
+    r->status = 200;
+    rd_headers_init(&r->headers);
+    rd_buf_init(&r->body);
+    r->fd = -1;
+    r->fd_offset = 0;
+    r->fd_length = 0;
+    r->reset_after = -1;
+}
+
+void rd_emu_response_free(rd_emu_response *r)
+{
+    if (!r)
+        return;
+    rd_headers_free(&r->headers);
+    rd_buf_free(&r->body);
+    if (r->fd >= 0)
+        close(r->fd);
+    r->fd = -1;
+}
+
+int rd_emu_allowed(rd_emu *emu, const rd_emu_request *req, const char *action, const char *resource)
+{
+    if (!emu)
+        return 1;
+    return rd_emu_policy_check(emu, req ? req->principal_arn : NULL, action, resource);
+}
+
+int rd_emu_role_allowed(rd_emu *emu, const char *role_arn, const char *action, const char *resource)
+{
+    if (!emu)
+        return 1;
+    return rd_emu_policy_role_check(emu, role_arn, action, resource);
+}
