@@ -1,0 +1,188 @@
+/* test_emu_identity.c — the emulator's identities/policy, fault draws and form parsing. */
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <cmocka.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "emulator/faults.h"
+#include "emulator/form.h"
+#include "emulator/identities.h"
+
+static char *write_temp(const char *text)
+{
+    char *path = strdup("/tmp/rd-ids-XXXXXX");
+    int fd = mkstemp(path);
+    assert_true(fd >= 0);
+    assert_int_equal(write(fd, text, strlen(text)), (ssize_t)strlen(text));
+    close(fd);
+    return path;
+}
+
+static void test_default_identity(void **state)
+{
+    (void)state;
+    rd_emu_ids *ids = NULL;
+    rd_error err;
+    assert_int_equal(rd_emu_ids_load(NULL, &ids, &err), RD_OK);
+    assert_string_equal(rd_emu_ids_account(ids), "000000000000");
+    assert_string_equal(rd_emu_ids_region(ids), "us-east-1");
+    rd_emu_principal p;
+    assert_true(rd_emu_ids_find_key(ids, "test", &p));
+    assert_string_equal(p.secret, "test");
+    assert_null(p.session_token);
+    assert_true(rd_emu_ids_allowed(ids, p.arn, "s3:GetObject", "arn:aws:s3:::b/k"));
+    assert_false(rd_emu_ids_find_key(ids, "nope", &p));
+    assert_non_null(rd_emu_ids_role_arn(ids, "default"));
+    size_t n;
+    const char *const *wg = rd_emu_ids_workgroups(ids, &n);
+    assert_int_equal(n, 1);
+    assert_string_equal(wg[0], "demo");
+    rd_emu_ids_free(ids);
+}
+
+static const char config[] =
+    "{\"account\":\"123456789012\",\"region\":\"eu-west-1\",\n"
+    " \"users\":[{\"name\":\"alice\",\"access_key_id\":\"AKIDALICE\",\"secret_access_key\":\"s1\",\n"
+    "            \"allow\":[\"s3:*\",\"redshift-data:*\",\"sts:AssumeRole\"],\"deny\":[\"s3:DeleteObject\"]},\n"
+    "           {\"name\":\"bob\",\"access_key_id\":\"AKIDBOB\",\"secret_access_key\":\"s2\",\n"
+    "            \"allow\":[\"s3:GetObject arn:aws:s3:::public/*\"]}],\n"
+    " \"roles\":[{\"name\":\"reader\",\"allow\":[\"s3:GetObject\"],\"web_identity_tokens\":[\"tok-1\"]},\n"
+    "           {\"name\":\"unload\",\"allow\":[\"s3:PutObject\"],\"default\":true}],\n"
+    " \"sso\":[{\"access_token\":\"sso-tok\",\"account_id\":\"123456789012\",\"role_name\":\"Admin\",\"role\":\"reader\"}]}\n";
+
+static void test_policy_and_sessions(void **state)
+{
+    (void)state;
+    char *path = write_temp(config);
+    rd_emu_ids *ids = NULL;
+    rd_error err;
+    assert_int_equal(rd_emu_ids_load(path, &ids, &err), RD_OK);
+    const char *alice = "arn:aws:iam::123456789012:user/alice";
+    assert_true(rd_emu_ids_allowed(ids, alice, "s3:GetObject", "arn:aws:s3:::x/y"));
+    assert_true(rd_emu_ids_allowed(ids, alice, "S3:putobject", "arn:aws:s3:::x/y")); /* actions are case-blind */
+    assert_false(rd_emu_ids_allowed(ids, alice, "s3:DeleteObject", "arn:aws:s3:::x/y")); /* deny wins */
+    assert_false(rd_emu_ids_allowed(ids, alice, "redshift-serverless:GetCredentials", "arn:x"));
+    const char *bob = "arn:aws:iam::123456789012:user/bob";
+    assert_true(rd_emu_ids_allowed(ids, bob, "s3:GetObject", "arn:aws:s3:::public/a/b"));
+    assert_false(rd_emu_ids_allowed(ids, bob, "s3:GetObject", "arn:aws:s3:::private/a"));
+    /* the default role comes first, whatever its position in the file */
+    assert_string_equal(rd_emu_ids_role_arn(ids, "default"), "arn:aws:iam::123456789012:role/unload");
+    assert_true(rd_emu_ids_web_token_ok(ids, "arn:aws:iam::123456789012:role/reader", "tok-1"));
+    assert_false(rd_emu_ids_web_token_ok(ids, "arn:aws:iam::123456789012:role/reader", "tok-2"));
+    assert_string_equal(rd_emu_ids_sso_role(ids, "sso-tok", "123456789012", "Admin"),
+                        "arn:aws:iam::123456789012:role/reader");
+    assert_null(rd_emu_ids_sso_role(ids, "bad", "123456789012", "Admin"));
+
+    char *key, *secret, *token, *arn, *id;
+    time_t exp;
+    assert_int_equal(rd_emu_ids_issue_session(ids, "reader", "s1", 900, 1000, &key, &secret, &token, &arn, &id, &exp,
+                                              &err),
+                     RD_OK);
+    assert_int_equal(exp, 1900);
+    assert_int_equal(strncmp(key, "ASIA", 4), 0);
+    assert_string_equal(arn, "arn:aws:sts::123456789012:assumed-role/reader/s1");
+    rd_emu_principal p;
+    assert_true(rd_emu_ids_find_key(ids, key, &p));
+    assert_string_equal(p.secret, secret);
+    assert_string_equal(p.session_token, token);
+    assert_true(rd_emu_ids_allowed(ids, arn, "s3:GetObject", "arn:aws:s3:::b/k"));
+    assert_false(rd_emu_ids_allowed(ids, arn, "s3:PutObject", "arn:aws:s3:::b/k"));
+    assert_int_equal(rd_emu_ids_issue_session(ids, "ghost", "s", 900, 1000, &key, &secret, &token, &arn, &id, &exp,
+                                              &err),
+                     RD_E_DENIED);
+    free(key);
+    free(secret);
+    free(token);
+    free(arn);
+    free(id);
+    rd_emu_ids_free(ids);
+    unlink(path);
+    free(path);
+}
+
+static void test_bad_configs(void **state)
+{
+    (void)state;
+    static const char *const bad[] = {
+        "{\"users\": 3}",
+        "{\"users\":[{\"name\":\"x\"}]}",
+        "{\"users\":[{\"name\":\"x\",\"access_key_id\":\"a\",\"secret_access_key\":\"b\",\"allow\":[1]}]}",
+        "{\"sso\":[{\"access_token\":\"t\",\"role_name\":\"r\",\"role\":\"missing\"}]}",
+        "[1,2]",
+        "{ not json",
+    };
+    for (size_t i = 0; i < sizeof bad / sizeof bad[0]; i++) {
+        char *path = write_temp(bad[i]);
+        rd_emu_ids *ids = NULL;
+        rd_error err;
+        rd_error_clear(&err);
+        assert_int_equal(rd_emu_ids_load(path, &ids, &err), RD_E_CONFIG);
+        assert_null(ids);
+        assert_non_null(strstr(err.message, path)); /* the message names the file */
+        unlink(path);
+        free(path);
+    }
+}
+
+static void test_faults_reproducible(void **state)
+{
+    (void)state;
+    rd_emu_faults *a = NULL, *b = NULL, *c = NULL;
+    rd_error err;
+    assert_int_equal(rd_emu_faults_parse("s3.get.reset=0.3, latency.ms=20", 7, &a, &err), RD_OK);
+    assert_int_equal(rd_emu_faults_parse("s3.get.reset=0.3,latency.ms=20", 7, &b, &err), RD_OK);
+    assert_int_equal(rd_emu_faults_parse("s3.get.reset=0.3", 8, &c, &err), RD_OK);
+    assert_int_equal(rd_emu_faults_latency_ms(a), 20);
+    int fired = 0, same_other_seed = 0;
+    for (int i = 0; i < 2000; i++) {
+        int x = rd_emu_faults_draw(a, "s3.get.reset");
+        assert_int_equal(x, rd_emu_faults_draw(b, "s3.get.reset"));
+        same_other_seed += x == rd_emu_faults_draw(c, "s3.get.reset");
+        fired += x;
+        assert_false(rd_emu_faults_draw(a, "s3.get.slowdown")); /* not configured */
+    }
+    assert_in_range(fired, 500, 700); /* ~30% */
+    assert_true(same_other_seed < 2000);
+    rd_emu_faults_free(a);
+    rd_emu_faults_free(b);
+    rd_emu_faults_free(c);
+    assert_int_equal(rd_emu_faults_parse("s3.get.nothing=0.1", 1, &a, &err), RD_E_USAGE);
+    assert_non_null(strstr(err.message, "s3.get.nothing"));
+    assert_int_equal(rd_emu_faults_parse("s3.get.reset=2", 1, &a, &err), RD_E_USAGE);
+    assert_int_equal(rd_emu_faults_parse("s3.get.reset", 1, &a, &err), RD_E_USAGE);
+    assert_int_equal(rd_emu_faults_draw(NULL, "s3.get.reset"), 0);
+}
+
+static void test_form(void **state)
+{
+    (void)state;
+    const char *body = "Action=AssumeRole&RoleArn=arn%3Aaws%3Aiam%3A%3A1%3Arole%2Fr&RoleSessionName=a+b&Empty=&Flag";
+    rd_form f;
+    assert_int_equal(rd_form_parse(body, strlen(body), 1, &f), RD_OK);
+    assert_int_equal(f.count, 5);
+    assert_string_equal(rd_form_get(&f, "Action"), "AssumeRole");
+    assert_string_equal(rd_form_get(&f, "RoleArn"), "arn:aws:iam::1:role/r");
+    assert_string_equal(rd_form_get(&f, "RoleSessionName"), "a b");
+    assert_string_equal(rd_form_get(&f, "Empty"), "");
+    assert_true(rd_form_has(&f, "Flag"));
+    assert_null(rd_form_get(&f, "Missing"));
+    rd_form_free(&f);
+    assert_int_equal(rd_form_parse("k=a+b%2", 7, 0, &f), RD_OK);
+    assert_string_equal(rd_form_get(&f, "k"), "a+b%2"); /* query strings keep '+'; a bad escape stays */
+    rd_form_free(&f);
+}
+
+int main(void)
+{
+    const struct CMUnitTest tests[] = {
+        cmocka_unit_test(test_default_identity), cmocka_unit_test(test_policy_and_sessions),
+        cmocka_unit_test(test_bad_configs),      cmocka_unit_test(test_faults_reproducible),
+        cmocka_unit_test(test_form),
+    };
+    return cmocka_run_group_tests_name("emulator identities", tests, NULL, NULL);
+}
