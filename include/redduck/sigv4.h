@@ -29,6 +29,10 @@ typedef struct rd_sigv4_params {
     int s3_rules;                  /* 1: S3 — path used as sent (single-encoded, not normalised) and
                                       x-amz-content-sha256 added; 0: other services — path segments
                                       re-encoded (double encoding) and normalised (./, ../, //) */
+    /* Less common variants (zero for the AWS SDK behaviour): */
+    int path_as_is;                /* 1: path used as sent even without s3_rules */
+    int sign_content_sha256;       /* 1: add and sign x-amz-content-sha256 even without s3_rules */
+    int omit_session_token;        /* 1: add the session token after signing (not signed), as IoT needs */
 } rd_sigv4_params;
 
 /* The request to sign. `url` is the full URL as it goes on the wire

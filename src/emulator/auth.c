@@ -215,7 +215,7 @@ static rd_emu_auth_result verify_presigned(rd_emu_ids *ids, const char *method, 
     rd_buf_printf(&url, "http://%s%s", host ? host : "localhost", stripped);
     free(stripped);
     rd_sigv4_params params = { a.service, a.region, when, a.key, info->principal.secret, token,
-                               strcmp(a.service, "s3") == 0 };
+                               strcmp(a.service, "s3") == 0, 0, 0, 0 };
     rd_sigv4_request req = { method, rd_buf_cstr(&url), &signed_h, NULL, 0, NULL };
     char *out_url = NULL;
     rd_error err;
@@ -269,7 +269,7 @@ rd_emu_auth_result rd_emu_auth_verify(rd_emu_ids *ids, const char *method, const
     rd_buf url = RD_BUF_INIT;
     rd_buf_printf(&url, "http://%s%s", host ? host : "localhost", raw_target);
     int s3 = strcmp(a.service, "s3") == 0;
-    rd_sigv4_params params = { a.service, a.region, when, a.key, info->principal.secret, NULL, s3 };
+    rd_sigv4_params params = { a.service, a.region, when, a.key, info->principal.secret, NULL, s3, 0, 0, 0 };
     rd_sigv4_request req = { method, rd_buf_cstr(&url), &signed_h, body, body_len,
                              s3 ? rd_headers_get(headers, "x-amz-content-sha256") : NULL };
     rd_sigv4_debug dbg;
