@@ -75,6 +75,12 @@ rd_status rd_aws_query_call(rd_aws_client *c, const rd_aws_service *svc, const c
 /* Effective max attempts for this client (flag/env/profile/default). */
 int rd_aws_client_max_attempts(const rd_aws_client *c);
 
+/* The AWS error code and message of a non-2xx reply (JSON __type/x-amzn-ErrorType, query or S3 XML
+ * <Code>/<Message>; a bodiless reply gets a code from its status: NotFound, Forbidden, ...). Never fails;
+ * exposed for tests and the fuzzer. */
+void rd_aws_parse_error(const rd_aws_service *svc, const rd_http_response *resp, char *code, size_t code_len,
+                        char *message, size_t msg_len);
+
 /* XML helpers for service clients: text of the first descendant element named `name` (namespace ignored),
  * malloc'd, or NULL. */
 char *rd_xml_find_text(xmlNodePtr root, const char *name);

@@ -35,4 +35,8 @@ rd_status rd_sts_assume_role_with_web_identity(rd_aws_client *c, const char *rol
                                                const char *web_identity_token, int duration_seconds,
                                                rd_credentials *out, rd_error *err);
 
+/* Parses the Credentials (and AssumedRoleUser Arn → account id) of an AssumeRole* reply into *out
+ * (freed first); provider names the source. Exposed for the fuzzer and tests. */
+rd_status rd_sts_parse_credentials(xmlDocPtr doc, const char *provider, rd_credentials *out, rd_error *err);
+
 #endif

@@ -1,0 +1,278 @@
+/* http.c — the libcurl transport (see http.h): a mutex-protected pool of easy handles so connections are
+ * reused across calls and threads; TLS verification always on; proxies from the environment (libcurl's
+ * defaults); timeouts; streaming response sinks. */
+#include "aws/http.h"
+
+#include <ctype.h>
+#include <curl/curl.h>
+#include <pthread.h>
+#include <stdlib.h>
+#include <string.h>
+#include <strings.h>
+
+#define POOL_MAX 64
+
+typedef struct curl_transport {
+    rd_http_transport base;
+    pthread_mutex_t lock;
+    CURL *pool[POOL_MAX];
+    size_t pooled;
+    long connect_timeout_ms;
+    long timeout_ms;
+    char *user_agent;
+    const rd_log *log;
+} curl_transport;
+
+void rd_http_response_init(rd_http_response *r)
+{
+    r->status = 0;
+    rd_headers_init(&r->headers);
+    rd_buf_init(&r->body);
+}
+
+void rd_http_response_reset(rd_http_response *r)
+{
+    r->status = 0;
+    rd_headers_free(&r->headers);
+    rd_buf_reset(&r->body);
+}
+
+void rd_http_response_free(rd_http_response *r)
+{
+    if (!r)
+        return;
+    rd_headers_free(&r->headers);
+    rd_buf_free(&r->body);
+    r->status = 0;
+}
+
+typedef struct xfer {
+    rd_http_response *resp;
+    const rd_http_request *req;
+    int sink_failed;
+} xfer;
+
+static size_t on_write(char *data, size_t size, size_t n, void *ud)
+{
+    xfer *x = ud;
+    size_t len = size * n;
+    if (x->req->on_body) {
+        size_t took = x->req->on_body(x->req->on_body_ctx, data, len);
+        if (took != len)
+            x->sink_failed = 1;
+        return took;
+    }
+    return rd_buf_append(&x->resp->body, data, len) == RD_OK ? len : 0;
+}
+
+static size_t on_header(char *data, size_t size, size_t n, void *ud)
+{
+    xfer *x = ud;
+    size_t len = size * n;
+    if (len >= 5 && strncmp(data, "HTTP/", 5) == 0) {
+        /* a new response (after 100-continue or a redirect): start over */
+        rd_headers_free(&x->resp->headers);
+        return len;
+    }
+    const char *colon = memchr(data, ':', len);
+    if (!colon)
+        return len;
+    size_t nlen = (size_t)(colon - data);
+    const char *v = colon + 1;
+    const char *end = data + len;
+    while (v < end && (*v == ' ' || *v == '\t'))
+        v++;
+    while (end > v && (end[-1] == '\r' || end[-1] == '\n' || end[-1] == ' '))
+        end--;
+    char *name = strndup(data, nlen);
+    char *value = strndup(v, (size_t)(end - v));
+    if (name && value)
+        rd_headers_add(&x->resp->headers, name, value);
+    free(name);
+    free(value);
+    return len;
+}
+
+static CURL *pool_take(curl_transport *t)
+{
+    CURL *h = NULL;
+    pthread_mutex_lock(&t->lock);
+    if (t->pooled)
+        h = t->pool[--t->pooled];
+    pthread_mutex_unlock(&t->lock);
+    if (!h)
+        h = curl_easy_init();
+    else
+        curl_easy_reset(h);
+    return h;
+}
+
+static void pool_give(curl_transport *t, CURL *h)
+{
+    pthread_mutex_lock(&t->lock);
+    if (t->pooled < POOL_MAX) {
+        t->pool[t->pooled++] = h;
+        h = NULL;
+    }
+    pthread_mutex_unlock(&t->lock);
+    if (h)
+        curl_easy_cleanup(h);
+}
+
+/* "scheme://host[:port]/..." → host, for messages. */
+static void url_host(const char *url, char *out, size_t len)
+{
+    const char *p = strstr(url, "://");
+    p = p ? p + 3 : url;
+    size_t n = strcspn(p, "/?#");
+    snprintf(out, len, "%.*s", (int)n, p);
+}
+
+static rd_status curl_send(rd_http_transport *base, const rd_http_request *req, rd_http_response *resp,
+                           rd_error *err)
+{
+    curl_transport *t = (curl_transport *)base;
+    CURL *h = pool_take(t);
+    if (!h)
+        return rd_error_set(err, RD_E_INTERNAL, "cannot create an HTTP handle (out of memory)");
+    struct curl_slist *hl = NULL;
+    int has_ua = 0;
+    for (size_t i = 0; req->headers && i < req->headers->count; i++) {
+        const rd_header *hd = &req->headers->items[i];
+        if (strcasecmp(hd->name, "User-Agent") == 0)
+            has_ua = 1;
+        rd_buf line = RD_BUF_INIT;
+        if (hd->value[0])
+            rd_buf_printf(&line, "%s: %s", hd->name, hd->value);
+        else
+            rd_buf_printf(&line, "%s;", hd->name); /* curl's way to send an empty value */
+        hl = curl_slist_append(hl, rd_buf_cstr(&line));
+        rd_buf_free(&line);
+    }
+    hl = curl_slist_append(hl, "Expect:");
+    if (!req->headers || !rd_headers_get(req->headers, "Accept"))
+        hl = curl_slist_append(hl, "Accept:");
+    if (!req->headers || !rd_headers_get(req->headers, "Content-Type"))
+        hl = curl_slist_append(hl, "Content-Type:");
+
+    xfer x = { resp, req, 0 };
+    char errbuf[CURL_ERROR_SIZE] = "";
+    curl_easy_setopt(h, CURLOPT_URL, req->url);
+    curl_easy_setopt(h, CURLOPT_NOSIGNAL, 1L);
+    curl_easy_setopt(h, CURLOPT_ERRORBUFFER, errbuf);
+    curl_easy_setopt(h, CURLOPT_HTTPHEADER, hl);
+    curl_easy_setopt(h, CURLOPT_USERAGENT, has_ua ? NULL : t->user_agent);
+    curl_easy_setopt(h, CURLOPT_WRITEFUNCTION, on_write);
+    curl_easy_setopt(h, CURLOPT_WRITEDATA, &x);
+    curl_easy_setopt(h, CURLOPT_HEADERFUNCTION, on_header);
+    curl_easy_setopt(h, CURLOPT_HEADERDATA, &x);
+    curl_easy_setopt(h, CURLOPT_CONNECTTIMEOUT_MS, t->connect_timeout_ms);
+    curl_easy_setopt(h, CURLOPT_TIMEOUT_MS, req->timeout_ms > 0 ? req->timeout_ms : t->timeout_ms);
+    curl_easy_setopt(h, CURLOPT_LOW_SPEED_LIMIT, 1L);
+    curl_easy_setopt(h, CURLOPT_LOW_SPEED_TIME, 30L);
+    curl_easy_setopt(h, CURLOPT_SSL_VERIFYPEER, 1L);
+    curl_easy_setopt(h, CURLOPT_SSL_VERIFYHOST, 2L);
+    curl_easy_setopt(h, CURLOPT_FOLLOWLOCATION, 0L);
+    curl_easy_setopt(h, CURLOPT_TCP_KEEPALIVE, 1L);
+    curl_easy_setopt(h, CURLOPT_PROTOCOLS_STR, "http,https");
+
+    const char *m = req->method ? req->method : "GET";
+    if (strcmp(m, "GET") == 0) {
+        curl_easy_setopt(h, CURLOPT_HTTPGET, 1L);
+    } else if (strcmp(m, "HEAD") == 0) {
+        curl_easy_setopt(h, CURLOPT_NOBODY, 1L);
+    } else {
+        curl_easy_setopt(h, CURLOPT_CUSTOMREQUEST, m);
+        curl_easy_setopt(h, CURLOPT_POST, 1L);
+        curl_easy_setopt(h, CURLOPT_POSTFIELDS, req->body ? (const char *)req->body : "");
+        curl_easy_setopt(h, CURLOPT_POSTFIELDSIZE_LARGE, (curl_off_t)req->body_len);
+    }
+
+    CURLcode rc = curl_easy_perform(h);
+    long status = 0;
+    curl_easy_getinfo(h, CURLINFO_RESPONSE_CODE, &status);
+    resp->status = (int)status;
+    curl_slist_free_all(hl);
+    rd_status st = RD_OK;
+    if (rc != CURLE_OK) {
+        char host[256];
+        url_host(req->url, host, sizeof host);
+        if (x.sink_failed || rc == CURLE_WRITE_ERROR)
+            st = rd_error_set(err, RD_E_IO, "receiving from %s: the local sink refused the data", host);
+        else
+            st = rd_error_set(err, RD_E_NETWORK, "%s %s: %s", m, host, errbuf[0] ? errbuf : curl_easy_strerror(rc));
+        if (err)
+            err->http_status = 0;
+        pool_give(t, h); /* a broken connection is dropped by curl itself */
+        return st;
+    }
+    pool_give(t, h);
+    return RD_OK;
+}
+
+static void curl_destroy(rd_http_transport *base)
+{
+    curl_transport *t = (curl_transport *)base;
+    for (size_t i = 0; i < t->pooled; i++)
+        curl_easy_cleanup(t->pool[i]);
+    pthread_mutex_destroy(&t->lock);
+    free(t->user_agent);
+    free(t);
+}
+
+static const rd_http_transport_vtable curl_vtable = { curl_send, curl_destroy };
+
+static pthread_once_t curl_once = PTHREAD_ONCE_INIT;
+static void curl_global(void)
+{
+    curl_global_init(CURL_GLOBAL_DEFAULT);
+}
+
+rd_status rd_http_curl_new(const rd_http_options *opts, rd_http_transport **out, rd_error *err)
+{
+    pthread_once(&curl_once, curl_global);
+    curl_transport *t = calloc(1, sizeof *t);
+    if (!t)
+        return rd_error_set(err, RD_E_INTERNAL, "out of memory");
+    t->base.vt = &curl_vtable;
+    pthread_mutex_init(&t->lock, NULL);
+    t->connect_timeout_ms = opts && opts->connect_timeout_ms > 0 ? opts->connect_timeout_ms : 10000;
+    t->timeout_ms = opts && opts->timeout_ms > 0 ? opts->timeout_ms : 120000;
+    t->user_agent = strdup(opts && opts->user_agent ? opts->user_agent : RD_USER_AGENT_PRODUCT "/" RD_VERSION);
+    t->log = opts ? opts->log : NULL;
+    *out = &t->base;
+    return RD_OK;
+}
+
+rd_status rd_http_send(rd_http_transport *t, const rd_http_request *req, rd_http_response *resp, rd_error *err)
+{
+    return t->vt->send(t, req, resp, err);
+}
+
+void rd_http_transport_free(rd_http_transport *t)
+{
+    if (t)
+        t->vt->destroy(t);
+}
+
+int rd_url_is_loopback(const char *url)
+{
+    const char *p = strstr(url, "://");
+    p = p ? p + 3 : url;
+    const char *at = strchr(p, '@');
+    const char *slash = strpbrk(p, "/?#");
+    if (at && (!slash || at < slash))
+        p = at + 1;
+    if (*p == '[')
+        return strncmp(p, "[::1]", 5) == 0;
+    size_t n = strcspn(p, ":/?#");
+    if (n == 9 && strncasecmp(p, "localhost", 9) == 0)
+        return 1;
+    if (n >= 4 && strncmp(p, "127.", 4) == 0) {
+        for (size_t i = 4; i < n; i++)
+            if (!isdigit((unsigned char)p[i]) && p[i] != '.')
+                return 0;
+        return 1;
+    }
+    return 0;
+}

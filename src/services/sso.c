@@ -1,0 +1,66 @@
+/* sso.c — the IAM Identity Center portal client (see sso.h): GetRoleCredentials, unsigned, bearer token. */
+#include "services/sso.h"
+
+#include <stdlib.h>
+#include <string.h>
+
+#include "redduck/sigv4.h"
+
+rd_status rd_sso_get_role_credentials(rd_aws_client *c, const char *access_token, const char *account_id,
+                                      const char *role_name, rd_credentials *out, rd_error *err)
+{
+    rd_buf query = RD_BUF_INIT;
+    rd_buf_puts(&query, "account_id=");
+    rd_sigv4_uri_encode(&query, account_id, strlen(account_id), 0);
+    rd_buf_puts(&query, "&role_name=");
+    rd_sigv4_uri_encode(&query, role_name, strlen(role_name), 0);
+    rd_headers h = RD_HEADERS_INIT;
+    rd_headers_add(&h, "x-amz-sso_bearer_token", access_token);
+    rd_aws_request req = { 0 };
+    req.svc = &rd_svc_sso;
+    req.method = "GET";
+    req.path = "/federation/credentials";
+    req.query = query.data;
+    req.headers = &h;
+    req.body_replayable = 1;
+    req.no_auth = 1;
+    rd_http_response resp;
+    rd_http_response_init(&resp);
+    rd_status st = rd_aws_send(c, &req, &resp, err);
+    if (st != RD_OK) {
+        if (err && (strcmp(err->aws_code, "UnauthorizedException") == 0 || resp.status == 401)) {
+            err->code = st = RD_E_AUTH;
+            rd_error_prefix(err, "the SSO access token was refused (expired or revoked): run `aws sso login` — ");
+        } else {
+            rd_error_prefix(err, "SSO GetRoleCredentials for role %s in account %s: ", role_name, account_id);
+        }
+        goto out;
+    }
+    json_error_t jerr;
+    json_t *o = json_loadb(resp.body.data ? resp.body.data : "", resp.body.len, 0, &jerr);
+    json_t *rc = json_object_get(o, "roleCredentials");
+    const char *key = json_string_value(json_object_get(rc, "accessKeyId"));
+    const char *secret = json_string_value(json_object_get(rc, "secretAccessKey"));
+    const char *token = json_string_value(json_object_get(rc, "sessionToken"));
+    json_t *exp = json_object_get(rc, "expiration");
+    if (!key || !secret) {
+        st = rd_error_set(err, RD_E_REMOTE, "SSO GetRoleCredentials: the reply has no roleCredentials");
+    } else {
+        rd_credentials cr;
+        rd_credentials_init(&cr);
+        rd_credentials_set(&cr.access_key_id, key);
+        rd_credentials_set(&cr.secret_access_key, secret);
+        rd_credentials_set(&cr.session_token, token);
+        rd_credentials_set(&cr.provider, "sso");
+        rd_credentials_set(&cr.account_id, account_id);
+        cr.expiration = (time_t)(json_number_value(exp) / 1000.0);
+        rd_credentials_free(out);
+        *out = cr;
+    }
+    json_decref(o);
+out:
+    rd_http_response_free(&resp);
+    rd_headers_free(&h);
+    rd_buf_free(&query);
+    return st;
+}
