@@ -269,7 +269,10 @@ rd_emu_auth_result rd_emu_auth_verify(rd_emu_ids *ids, const char *method, const
     rd_buf url = RD_BUF_INIT;
     rd_buf_printf(&url, "http://%s%s", host ? host : "localhost", raw_target);
     int s3 = strcmp(a.service, "s3") == 0;
-    rd_sigv4_params params = { a.service, a.region, when, a.key, info->principal.secret, NULL, s3, 0, 0, 0 };
+    /* the token is re-signed only when the client signed it */
+    const char *signed_token = strstr(a.signed_headers, "x-amz-security-token") ? rd_headers_get(headers, "X-Amz-Security-Token")
+                                                                               : NULL;
+    rd_sigv4_params params = { a.service, a.region, when, a.key, info->principal.secret, signed_token, s3, 0, 0, 0 };
     rd_sigv4_request req = { method, rd_buf_cstr(&url), &signed_h, body, body_len,
                              s3 ? rd_headers_get(headers, "x-amz-content-sha256") : NULL };
     rd_sigv4_debug dbg;
