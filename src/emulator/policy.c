@@ -28,6 +28,18 @@ void rd_emu_response_free(rd_emu_response *r)
     r->fd = -1;
 }
 
+int rd_emu_policy_check(rd_emu *emu, const char *principal_arn, const char *action, const char *resource)
+{
+    return rd_emu_ids_allowed(emu->ids, principal_arn, action, resource);
+}
+
+int rd_emu_policy_role_check(rd_emu *emu, const char *role_arn, const char *action, const char *resource)
+{
+    if (!rd_emu_ids_role_arn(emu->ids, role_arn))
+        return 0;
+    return rd_emu_ids_allowed(emu->ids, rd_emu_ids_role_arn(emu->ids, role_arn), action, resource);
+}
+
 int rd_emu_allowed(rd_emu *emu, const rd_emu_request *req, const char *action, const char *resource)
 {
     if (!emu)

@@ -42,6 +42,18 @@ rd_status rd_s3_store_put(rd_s3_store *st, const char *bucket, const char *key, 
  * used by UNLOAD. The source file is consumed. */
 rd_status rd_s3_store_put_file(rd_s3_store *st, const char *bucket, const char *key, const char *path,
                                const char *content_type, rd_s3_object_info *info_out, rd_error *err);
+/* Streaming writes (additive): begin creates a temp file in the bucket (RD_E_NOT_FOUND/NoSuchBucket,
+ * RD_E_USAGE/KeyTooLongError); write appends; commit fsyncs and publishes atomically (the writer is freed
+ * whatever the outcome). expected_md5 (16 raw bytes) may be NULL; a mismatch is RD_E_USAGE with aws_code
+ * "BadDigest" and nothing is stored. abort discards (NULL is a no-op). One writer per thread. */
+typedef struct rd_s3_put rd_s3_put;
+rd_status rd_s3_store_put_begin(rd_s3_store *st, const char *bucket, const char *key, const char *content_type,
+                                rd_s3_put **out, rd_error *err);
+rd_status rd_s3_put_write(rd_s3_put *w, const void *data, size_t len, rd_error *err);
+rd_status rd_s3_put_commit(rd_s3_put *w, const unsigned char *expected_md5, rd_s3_object_info *info_out,
+                           rd_error *err);
+void rd_s3_put_abort(rd_s3_put *w);
+
 /* Metadata; RD_E_NOT_FOUND with aws_code NoSuchKey / NoSuchBucket. */
 rd_status rd_s3_store_head(rd_s3_store *st, const char *bucket, const char *key, rd_s3_object_info *info,
                            rd_error *err);

@@ -32,18 +32,6 @@ typedef struct conn_state {
     int too_large;
 } conn_state;
 
-int rd_emu_policy_check(rd_emu *emu, const char *principal_arn, const char *action, const char *resource)
-{
-    return rd_emu_ids_allowed(emu->ids, principal_arn, action, resource);
-}
-
-int rd_emu_policy_role_check(rd_emu *emu, const char *role_arn, const char *action, const char *resource)
-{
-    if (!rd_emu_ids_role_arn(emu->ids, role_arn))
-        return 0;
-    return rd_emu_ids_allowed(emu->ids, rd_emu_ids_role_arn(emu->ids, role_arn), action, resource);
-}
-
 static void *uri_logger(void *cls, const char *uri, struct MHD_Connection *con)
 {
     (void)cls;

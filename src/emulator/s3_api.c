@@ -1,0 +1,1202 @@
+/* s3_api.c — the emulator's S3 REST XML API over the object store (s3_store.c): bucket/key addressing
+ * (path-style and virtual-hosted), the operations the AWS CLI, boto3 and redduck use, AWS's XML replies and
+ * errors, per-operation authorisation (rd_emu_allowed), aws-chunked uploads and zero-copy GETs (the reply
+ * carries an fd range). Does not own the HTTP server, SigV4 verification or fault injection (server.c). */
+#include <ctype.h>
+#include <errno.h>
+#include <inttypes.h>
+#include <libxml/parser.h>
+#include <libxml/tree.h>
+#include <libxml/xmlwriter.h>
+#include <openssl/evp.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <strings.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "emulator/emulator.h"
+#include "emulator/form.h"
+#include "emulator/replies.h"
+#include "emulator/s3_store.h"
+
+#define S3_XMLNS "http://s3.amazonaws.com/doc/2006-03-01/"
+#define MAX_KEYS_LIMIT 1000
+#define DELETE_OBJECTS_LIMIT 1000
+
+typedef struct s3_call {
+    rd_emu *emu;
+    rd_s3_store *store;
+    const rd_emu_request *req;
+    rd_emu_response *resp;
+    int head;
+    char *bucket;   /* decoded; NULL for the service (ListBuckets) */
+    char *key;      /* decoded; NULL for bucket operations */
+    char *resource; /* "/bucket/key" for errors */
+    rd_form q;
+} s3_call;
+
+/* ---- replies ---------------------------------------------------------------------------------------- */
+
+static void common_headers(s3_call *c)
+{
+    if (c->req->request_id) {
+        rd_headers_set(&c->resp->headers, "x-amz-request-id", c->req->request_id);
+        rd_headers_set(&c->resp->headers, "x-amz-id-2", c->req->request_id);
+    }
+}
+
+static void fail(s3_call *c, int status, const char *code, const char *message)
+{
+    rd_headers_free(&c->resp->headers);
+    rd_headers_init(&c->resp->headers);
+    if (c->resp->fd >= 0)
+        close(c->resp->fd);
+    c->resp->fd = -1;
+    rd_emu_reply_s3_error(c->resp, status, code, message, c->resource, c->req->request_id);
+    common_headers(c);
+    if (c->head) /* HEAD replies carry no body */
+        rd_buf_reset(&c->resp->body);
+}
+
+static void fail_store(s3_call *c, const rd_error *err)
+{
+    /* S3's own wording, so clients matching on messages see what they would see from AWS */
+    static const struct {
+        const char *code;
+        int status;
+        const char *message;
+    } map[] = {
+        { "NoSuchBucket", 404, "The specified bucket does not exist" },
+        { "NoSuchKey", 404, "The specified key does not exist." },
+        { "BucketAlreadyOwnedByYou", 409,
+          "Your previous request to create the named bucket succeeded and you already own it." },
+        { "BucketNotEmpty", 409, "The bucket you tried to delete is not empty" },
+        { "InvalidBucketName", 400, "The specified bucket is not valid." },
+        { "KeyTooLongError", 400, "Your key is too long" },
+        { "BadDigest", 400, "The Content-MD5 you specified did not match what we received." },
+        { "InvalidArgument", 400, NULL },
+    };
+    for (size_t i = 0; i < sizeof map / sizeof map[0]; i++)
+        if (strcmp(err->aws_code, map[i].code) == 0) {
+            fail(c, map[i].status, map[i].code, map[i].message ? map[i].message : err->message);
+            return;
+        }
+    fail(c, 500, "InternalError", "We encountered an internal error. Please try again.");
+}
+
+static int allowed(s3_call *c, const char *action, int with_key)
+{
+    rd_buf arn = RD_BUF_INIT;
+    if (!c->bucket)
+        rd_buf_puts(&arn, "arn:aws:s3:::*");
+    else
+        rd_buf_printf(&arn, "arn:aws:s3:::%s%s%s", c->bucket, with_key ? "/" : "", with_key ? c->key : "");
+    int ok = rd_emu_allowed(c->emu, c->req, action, rd_buf_cstr(&arn));
+    rd_buf_free(&arn);
+    if (!ok)
+        fail(c, 403, "AccessDenied", "Access Denied");
+    return ok;
+}
+
+typedef struct xw {
+    xmlBufferPtr buf;
+    xmlTextWriterPtr w;
+} xw;
+
+static void xw_start(xw *x, const char *root)
+{
+    x->buf = xmlBufferCreate();
+    x->w = xmlNewTextWriterMemory(x->buf, 0);
+    xmlTextWriterStartDocument(x->w, NULL, "UTF-8", NULL);
+    xmlTextWriterStartElement(x->w, BAD_CAST root);
+    xmlTextWriterWriteAttribute(x->w, BAD_CAST "xmlns", BAD_CAST S3_XMLNS);
+}
+
+static void xw_el(xw *x, const char *name, const char *value)
+{
+    xmlTextWriterWriteElement(x->w, BAD_CAST name, BAD_CAST(value ? value : ""));
+}
+
+static void xw_open(xw *x, const char *name)
+{
+    xmlTextWriterStartElement(x->w, BAD_CAST name);
+}
+
+static void xw_close(xw *x)
+{
+    xmlTextWriterEndElement(x->w);
+}
+
+static void xw_finish(xw *x, s3_call *c)
+{
+    xmlTextWriterEndDocument(x->w);
+    xmlFreeTextWriter(x->w);
+    rd_buf_reset(&c->resp->body);
+    rd_buf_append(&c->resp->body, xmlBufferContent(x->buf), (size_t)xmlBufferLength(x->buf));
+    xmlBufferFree(x->buf);
+    c->resp->status = 200;
+    rd_headers_set(&c->resp->headers, "Content-Type", "application/xml");
+}
+
+static void iso8601(time_t t, char out[32])
+{
+    struct tm tm;
+    gmtime_r(&t, &tm);
+    strftime(out, 32, "%Y-%m-%dT%H:%M:%S.000Z", &tm);
+}
+
+static void http_date(time_t t, char out[40])
+{
+    static const char *const days[] = { "Sun", "Mon", "Tue", "Wed", "Thu", "Fri", "Sat" };
+    static const char *const months[] = { "Jan", "Feb", "Mar", "Apr", "May", "Jun",
+                                          "Jul", "Aug", "Sep", "Oct", "Nov", "Dec" };
+    struct tm tm;
+    gmtime_r(&t, &tm);
+    snprintf(out, 40, "%s, %02d %s %04d %02d:%02d:%02d GMT", days[tm.tm_wday % 7], tm.tm_mday, months[tm.tm_mon % 12],
+             tm.tm_year + 1900, tm.tm_hour, tm.tm_min, tm.tm_sec);
+}
+
+/* -1 when unparsable. */
+static time_t parse_http_date(const char *s)
+{
+    static const char *const months[] = { "Jan", "Feb", "Mar", "Apr", "May", "Jun",
+                                          "Jul", "Aug", "Sep", "Oct", "Nov", "Dec" };
+    char mon[4] = { 0 };
+    struct tm tm;
+    memset(&tm, 0, sizeof tm);
+    const char *comma = strchr(s, ',');
+    if (!comma || sscanf(comma + 1, " %d %3s %d %d:%d:%d", &tm.tm_mday, mon, &tm.tm_year, &tm.tm_hour, &tm.tm_min,
+                         &tm.tm_sec) != 6)
+        return -1;
+    tm.tm_mon = -1;
+    for (int i = 0; i < 12; i++)
+        if (strcmp(mon, months[i]) == 0)
+            tm.tm_mon = i;
+    if (tm.tm_mon < 0)
+        return -1;
+    tm.tm_year -= 1900;
+    return timegm(&tm);
+}
+
+/* S3's encoding-type=url: percent-encode all but unreserved characters and '/'. */
+static char *url_encode(const char *s)
+{
+    static const char hex[] = "0123456789ABCDEF";
+    rd_buf b = RD_BUF_INIT;
+    for (const unsigned char *p = (const unsigned char *)s; *p; p++) {
+        if (isalnum(*p) || *p == '-' || *p == '_' || *p == '.' || *p == '~' || *p == '/') {
+            rd_buf_putc(&b, (char)*p);
+        } else {
+            char esc[3] = { '%', hex[*p >> 4], hex[*p & 15] };
+            rd_buf_append(&b, esc, 3);
+        }
+    }
+    return rd_buf_detach(&b);
+}
+
+static void xw_el_enc(xw *x, const char *name, const char *value, int encode)
+{
+    if (!encode) {
+        xw_el(x, name, value);
+        return;
+    }
+    char *e = url_encode(value ? value : "");
+    xw_el(x, name, e);
+    free(e);
+}
+
+/* ---- base64 and checksums --------------------------------------------------------------------------- */
+
+static char *b64_encode(const unsigned char *in, size_t n)
+{
+    char *out = malloc(4 * ((n + 2) / 3) + 1);
+    if (out)
+        EVP_EncodeBlock((unsigned char *)out, in, (int)n);
+    return out;
+}
+
+/* Strict base64 decode into a malloc'd buffer; NULL when malformed. */
+static unsigned char *b64_decode(const char *s, size_t *out_len)
+{
+    size_t n = strlen(s);
+    if (n == 0 || n % 4)
+        return NULL;
+    for (size_t i = 0; i < n; i++) {
+        char ch = s[i];
+        if (!(isalnum((unsigned char)ch) || ch == '+' || ch == '/' || (ch == '=' && i >= n - 2)))
+            return NULL;
+    }
+    if (s[n - 2] == '=' && s[n - 1] != '=')
+        return NULL;
+    unsigned char *out = malloc(n / 4 * 3 + 1);
+    if (!out)
+        return NULL;
+    int r = EVP_DecodeBlock(out, (const unsigned char *)s, (int)n);
+    if (r < 0) {
+        free(out);
+        return NULL;
+    }
+    size_t len = (size_t)r - (s[n - 1] == '=') - (s[n - 2] == '=');
+    out[len] = 0;
+    *out_len = len;
+    return out;
+}
+
+typedef enum ck_algo { CK_NONE, CK_CRC32, CK_CRC32C, CK_SHA1, CK_SHA256 } ck_algo;
+
+/* The flexible checksum of an upload (x-amz-checksum-<algo>, as header or aws-chunked trailer). */
+typedef struct checksum {
+    ck_algo algo;
+    const char *name; /* header name, e.g. "x-amz-checksum-crc32" */
+    uint32_t crc;
+    uint32_t table[256];
+    EVP_MD_CTX *md;
+} checksum;
+
+static const struct {
+    const char *name;
+    ck_algo algo;
+} ck_names[] = { { "x-amz-checksum-crc32", CK_CRC32 },
+                 { "x-amz-checksum-crc32c", CK_CRC32C },
+                 { "x-amz-checksum-sha1", CK_SHA1 },
+                 { "x-amz-checksum-sha256", CK_SHA256 } };
+
+static void ck_init(checksum *ck, const char *header_name)
+{
+    memset(ck, 0, sizeof *ck);
+    for (size_t i = 0; i < sizeof ck_names / sizeof ck_names[0]; i++)
+        if (header_name && strcasecmp(header_name, ck_names[i].name) == 0) {
+            ck->algo = ck_names[i].algo;
+            ck->name = ck_names[i].name;
+        }
+    if (ck->algo == CK_CRC32 || ck->algo == CK_CRC32C) {
+        uint32_t poly = ck->algo == CK_CRC32 ? 0xEDB88320u : 0x82F63B78u;
+        for (uint32_t i = 0; i < 256; i++) {
+            uint32_t r = i;
+            for (int k = 0; k < 8; k++)
+                r = r & 1 ? (r >> 1) ^ poly : r >> 1;
+            ck->table[i] = r;
+        }
+        ck->crc = 0xFFFFFFFFu;
+    } else if (ck->algo != CK_NONE) {
+        ck->md = EVP_MD_CTX_new();
+        EVP_DigestInit_ex(ck->md, ck->algo == CK_SHA1 ? EVP_sha1() : EVP_sha256(), NULL);
+    }
+}
+
+static void ck_update(checksum *ck, const void *data, size_t len)
+{
+    const unsigned char *p = data;
+    if (ck->algo == CK_CRC32 || ck->algo == CK_CRC32C) {
+        uint32_t crc = ck->crc;
+        for (size_t i = 0; i < len; i++)
+            crc = ck->table[(crc ^ p[i]) & 0xFF] ^ (crc >> 8);
+        ck->crc = crc;
+    } else if (ck->md) {
+        EVP_DigestUpdate(ck->md, data, len);
+    }
+}
+
+/* The base64 value (malloc'd), or NULL for CK_NONE. Frees the state. */
+static char *ck_final(checksum *ck)
+{
+    unsigned char out[32];
+    size_t n = 0;
+    if (ck->algo == CK_CRC32 || ck->algo == CK_CRC32C) {
+        uint32_t v = ck->crc ^ 0xFFFFFFFFu;
+        out[0] = (unsigned char)(v >> 24);
+        out[1] = (unsigned char)(v >> 16);
+        out[2] = (unsigned char)(v >> 8);
+        out[3] = (unsigned char)v;
+        n = 4;
+    } else if (ck->md) {
+        unsigned int l = 0;
+        EVP_DigestFinal_ex(ck->md, out, &l);
+        n = l;
+    }
+    EVP_MD_CTX_free(ck->md);
+    ck->md = NULL;
+    return n ? b64_encode(out, n) : NULL;
+}
+
+/* The first x-amz-checksum-<algo> header the request carries (its name), or NULL. */
+static const char *checksum_header(const rd_headers *h)
+{
+    for (size_t i = 0; i < sizeof ck_names / sizeof ck_names[0]; i++)
+        if (rd_headers_get(h, ck_names[i].name))
+            return ck_names[i].name;
+    return NULL;
+}
+
+/* Parses Content-MD5 into md (16 bytes). 0 absent, 1 present and valid, -1 malformed. */
+static int content_md5(const rd_headers *h, unsigned char md[16])
+{
+    const char *v = rd_headers_get(h, "Content-MD5");
+    if (!v)
+        return 0;
+    size_t n = 0;
+    unsigned char *raw = b64_decode(v, &n);
+    int ok = raw && n == 16;
+    if (ok)
+        memcpy(md, raw, 16);
+    free(raw);
+    return ok ? 1 : -1;
+}
+
+/* ---- addressing ------------------------------------------------------------------------------------- */
+
+/* The bucket named by a virtual-hosted Host ("b.s3.amazonaws.com", "b.s3.<region>.amazonaws.com",
+ * "b.localhost[:port]"), malloc'd, or NULL for path-style. */
+static char *host_bucket(const char *host)
+{
+    if (!host || !*host)
+        return NULL;
+    size_t n = strcspn(host, ":");
+    if (host[0] == '[')
+        return NULL;
+    char *h = strndup(host, n);
+    if (!h)
+        return NULL;
+    for (char *p = h; *p; p++)
+        *p = (char)tolower((unsigned char)*p);
+    char *bucket = NULL;
+    static const char local[] = ".localhost", aws[] = ".amazonaws.com";
+    if (n > sizeof local - 1 && strcmp(h + n - (sizeof local - 1), local) == 0) {
+        bucket = strndup(h, n - (sizeof local - 1));
+    } else if (n > sizeof aws - 1 && strcmp(h + n - (sizeof aws - 1), aws) == 0) {
+        h[n - (sizeof aws - 1)] = '\0'; /* "b.s3" or "b.s3.<region>" */
+        size_t m = strlen(h);
+        if (m > 3 && strcmp(h + m - 3, ".s3") == 0) {
+            bucket = strndup(h, m - 3);
+        } else {
+            char *dot = strrchr(h, '.'); /* before the region */
+            if (dot && dot - h > 3 && strncmp(dot - 3, ".s3", 3) == 0 && dot[1])
+                bucket = strndup(h, (size_t)(dot - 3 - h));
+        }
+    }
+    free(h);
+    if (bucket && !*bucket) {
+        free(bucket);
+        bucket = NULL;
+    }
+    return bucket;
+}
+
+static int has_nul_escape(const char *s)
+{
+    for (; *s; s++)
+        if (s[0] == '%' && s[1] == '0' && s[2] == '0')
+            return 1;
+    return 0;
+}
+
+/* Fills bucket, key and resource. 0 when the path is unusable (reply filled). */
+static int address(s3_call *c)
+{
+    const char *path = c->req->path && *c->req->path ? c->req->path : "/";
+    if (path[0] == '/')
+        path++;
+    if (has_nul_escape(path)) {
+        c->resource = strdup("/");
+        fail(c, 400, "InvalidArgument", "Object keys must not contain NUL characters.");
+        return 0;
+    }
+    c->bucket = host_bucket(c->req->host);
+    const char *key_raw = NULL;
+    if (c->bucket) {
+        key_raw = path;
+    } else if (*path) {
+        const char *slash = strchr(path, '/');
+        c->bucket = rd_percent_decode(path, slash ? (size_t)(slash - path) : strlen(path), 0);
+        key_raw = slash ? slash + 1 : "";
+    }
+    if (key_raw && *key_raw)
+        c->key = rd_percent_decode(key_raw, strlen(key_raw), 0);
+    rd_buf r = RD_BUF_INIT;
+    rd_buf_printf(&r, "/%s%s%s", c->bucket ? c->bucket : "", c->key ? "/" : "", c->key ? c->key : "");
+    c->resource = rd_buf_detach(&r);
+    return 1;
+}
+
+/* ---- service and bucket operations ------------------------------------------------------------------ */
+
+static void list_buckets(s3_call *c)
+{
+    if (!allowed(c, "s3:ListAllMyBuckets", 0))
+        return;
+    char **names = NULL;
+    time_t *created = NULL;
+    size_t n = 0;
+    rd_error err;
+    rd_error_clear(&err);
+    if (rd_s3_store_list_buckets(c->store, &names, &created, &n, &err) != RD_OK) {
+        fail_store(c, &err);
+        return;
+    }
+    xw x;
+    xw_start(&x, "ListAllMyBucketsResult");
+    xw_open(&x, "Owner");
+    xw_el(&x, "ID", c->req->account_id ? c->req->account_id : "000000000000");
+    xw_el(&x, "DisplayName", "redduck");
+    xw_close(&x);
+    xw_open(&x, "Buckets");
+    for (size_t i = 0; i < n; i++) {
+        char date[32];
+        iso8601(created[i], date);
+        xw_open(&x, "Bucket");
+        xw_el(&x, "Name", names[i]);
+        xw_el(&x, "CreationDate", date);
+        xw_close(&x);
+        free(names[i]);
+    }
+    xw_close(&x);
+    xw_close(&x);
+    xw_finish(&x, c);
+    free(names);
+    free(created);
+}
+
+/* Parses an XML request body; NULL (reply MalformedXML filled) when it is not well-formed or the root is not
+ * `root`. */
+static xmlDocPtr parse_body(s3_call *c, const char *root)
+{
+    xmlDocPtr doc = NULL;
+    if (c->req->body_len && c->req->body_len < (size_t)INT32_MAX)
+        doc = xmlReadMemory(c->req->body, (int)c->req->body_len, "body.xml", NULL,
+                            XML_PARSE_NONET | XML_PARSE_NOBLANKS | XML_PARSE_NOERROR | XML_PARSE_NOWARNING);
+    xmlNodePtr r = doc ? xmlDocGetRootElement(doc) : NULL;
+    /* S3 bodies never carry a document type declaration: refusing it keeps entities out entirely */
+    if (!r || doc->intSubset || doc->extSubset || strcmp((const char *)r->name, root) != 0) {
+        xmlFreeDoc(doc);
+        fail(c, 400, "MalformedXML",
+             "The XML you provided was not well-formed or did not validate against our published schema.");
+        return NULL;
+    }
+    return doc;
+}
+
+static char *child_text(xmlNodePtr parent, const char *name)
+{
+    for (xmlNodePtr n = parent->children; n; n = n->next)
+        if (n->type == XML_ELEMENT_NODE && strcmp((const char *)n->name, name) == 0) {
+            xmlChar *t = xmlNodeGetContent(n);
+            char *s = strdup(t ? (const char *)t : "");
+            xmlFree(t);
+            return s;
+        }
+    return NULL;
+}
+
+static void create_bucket(s3_call *c)
+{
+    if (!allowed(c, "s3:CreateBucket", 0))
+        return;
+    char *region = NULL;
+    if (c->req->body_len) {
+        xmlDocPtr doc = parse_body(c, "CreateBucketConfiguration");
+        if (!doc)
+            return;
+        region = child_text(xmlDocGetRootElement(doc), "LocationConstraint");
+        xmlFreeDoc(doc);
+    }
+    const char *use = region && *region ? region : c->req->region && *c->req->region ? c->req->region : "us-east-1";
+    rd_error err;
+    rd_error_clear(&err);
+    if (rd_s3_store_create_bucket(c->store, c->bucket, use, &err) != RD_OK) {
+        fail_store(c, &err);
+    } else {
+        c->resp->status = 200;
+        rd_buf r = RD_BUF_INIT;
+        rd_buf_printf(&r, "/%s", c->bucket);
+        rd_headers_set(&c->resp->headers, "Location", rd_buf_cstr(&r));
+        rd_buf_free(&r);
+    }
+    free(region);
+}
+
+static void head_bucket(s3_call *c)
+{
+    if (!allowed(c, "s3:ListBucket", 0))
+        return;
+    char *region = NULL;
+    rd_error err;
+    rd_error_clear(&err);
+    if (rd_s3_store_head_bucket(c->store, c->bucket, &region, &err) != RD_OK) {
+        fail_store(c, &err);
+        return;
+    }
+    c->resp->status = 200;
+    rd_headers_set(&c->resp->headers, "x-amz-bucket-region", region);
+    rd_headers_set(&c->resp->headers, "x-amz-access-point-alias", "false");
+    free(region);
+}
+
+static void delete_bucket(s3_call *c)
+{
+    if (!allowed(c, "s3:DeleteBucket", 0))
+        return;
+    rd_error err;
+    rd_error_clear(&err);
+    if (rd_s3_store_delete_bucket(c->store, c->bucket, &err) != RD_OK)
+        fail_store(c, &err);
+    else
+        c->resp->status = 204;
+}
+
+static void get_bucket_location(s3_call *c)
+{
+    if (!allowed(c, "s3:GetBucketLocation", 0))
+        return;
+    char *region = NULL;
+    rd_error err;
+    rd_error_clear(&err);
+    if (rd_s3_store_head_bucket(c->store, c->bucket, &region, &err) != RD_OK) {
+        fail_store(c, &err);
+        return;
+    }
+    xw x;
+    xw_start(&x, "LocationConstraint");
+    if (strcmp(region, "us-east-1") != 0)
+        xmlTextWriterWriteString(x.w, BAD_CAST region);
+    xw_close(&x);
+    xw_finish(&x, c);
+    free(region);
+}
+
+static void get_bucket_versioning(s3_call *c)
+{
+    if (!allowed(c, "s3:GetBucketVersioning", 0))
+        return;
+    rd_error err;
+    rd_error_clear(&err);
+    if (rd_s3_store_head_bucket(c->store, c->bucket, NULL, &err) != RD_OK) {
+        fail_store(c, &err);
+        return;
+    }
+    xw x;
+    xw_start(&x, "VersioningConfiguration");
+    xw_close(&x);
+    xw_finish(&x, c);
+}
+
+/* Parses max-keys; 0 and the reply filled when invalid. */
+static int parse_max_keys(s3_call *c, size_t *out)
+{
+    const char *mk = rd_form_get(&c->q, "max-keys");
+    *out = MAX_KEYS_LIMIT;
+    if (!mk)
+        return 1;
+    char *end = NULL;
+    errno = 0;
+    long long v = strtoll(mk, &end, 10);
+    if (!*mk || *end || errno || v < 0) {
+        fail(c, 400, "InvalidArgument", "Provided max-keys not an integer or within integer range");
+        return 0;
+    }
+    *out = v > MAX_KEYS_LIMIT ? MAX_KEYS_LIMIT : (size_t)v;
+    return 1;
+}
+
+static void write_contents(xw *x, const rd_s3_listing *l, int encode, int v1)
+{
+    for (size_t i = 0; i < l->object_count; i++) {
+        const rd_s3_object_info *o = &l->objects[i];
+        char date[32], size[32];
+        iso8601(o->last_modified, date);
+        snprintf(size, sizeof size, "%" PRIu64, o->size);
+        xw_open(x, "Contents");
+        xw_el_enc(x, "Key", o->key, encode);
+        xw_el(x, "LastModified", date);
+        xw_el(x, "ETag", o->etag);
+        xw_el(x, "Size", size);
+        xw_el(x, "StorageClass", "STANDARD");
+        if (v1) {
+            xw_open(x, "Owner");
+            xw_el(x, "ID", "000000000000");
+            xw_el(x, "DisplayName", "redduck");
+            xw_close(x);
+        }
+        xw_close(x);
+    }
+    for (size_t i = 0; i < l->prefix_count; i++) {
+        xw_open(x, "CommonPrefixes");
+        xw_el_enc(x, "Prefix", l->common_prefixes[i], encode);
+        xw_close(x);
+    }
+}
+
+static void list_objects(s3_call *c, int v2)
+{
+    if (!allowed(c, "s3:ListBucket", 0))
+        return;
+    const char *prefix = rd_form_get(&c->q, "prefix");
+    const char *delimiter = rd_form_get(&c->q, "delimiter");
+    const char *enc = rd_form_get(&c->q, "encoding-type");
+    const char *token = v2 ? rd_form_get(&c->q, "continuation-token") : NULL;
+    const char *start_after = v2 ? rd_form_get(&c->q, "start-after") : rd_form_get(&c->q, "marker");
+    size_t max_keys;
+    if (!parse_max_keys(c, &max_keys))
+        return;
+    if (enc && strcmp(enc, "url") != 0) {
+        fail(c, 400, "InvalidArgument", "Invalid Encoding Method specified in Request");
+        return;
+    }
+    int encode = enc != NULL;
+    char *after = NULL;
+    if (token) {
+        size_t n = 0;
+        after = (char *)b64_decode(token, &n);
+        if (!after || n == 0 || strlen(after) != n) {
+            free(after);
+            fail(c, 400, "InvalidArgument", "The continuation token provided is incorrect");
+            return;
+        }
+    }
+    rd_s3_listing l;
+    rd_error err;
+    rd_error_clear(&err);
+    if (rd_s3_store_list(c->store, c->bucket, prefix, delimiter, after ? after : start_after, max_keys, &l, &err) !=
+        RD_OK) {
+        free(after);
+        fail_store(c, &err);
+        return;
+    }
+    free(after);
+    char num[32];
+    xw x;
+    xw_start(&x, "ListBucketResult");
+    xw_el(&x, "Name", c->bucket);
+    xw_el_enc(&x, "Prefix", prefix ? prefix : "", encode);
+    if (v2) {
+        if (token)
+            xw_el(&x, "ContinuationToken", token);
+        if (start_after)
+            xw_el_enc(&x, "StartAfter", start_after, encode);
+        snprintf(num, sizeof num, "%zu", l.object_count + l.prefix_count);
+        xw_el(&x, "KeyCount", num);
+    } else {
+        xw_el_enc(&x, "Marker", start_after ? start_after : "", encode);
+        if (l.truncated && l.next_after)
+            xw_el_enc(&x, "NextMarker", l.next_after, encode);
+    }
+    snprintf(num, sizeof num, "%zu", max_keys);
+    xw_el(&x, "MaxKeys", num);
+    if (delimiter)
+        xw_el_enc(&x, "Delimiter", delimiter, encode);
+    xw_el(&x, "IsTruncated", l.truncated ? "true" : "false");
+    if (v2 && l.truncated && l.next_after) {
+        char *t = b64_encode((const unsigned char *)l.next_after, strlen(l.next_after));
+        xw_el(&x, "NextContinuationToken", t);
+        free(t);
+    }
+    if (encode)
+        xw_el(&x, "EncodingType", "url");
+    write_contents(&x, &l, encode, !v2);
+    xw_close(&x);
+    xw_finish(&x, c);
+    rd_s3_listing_free(&l);
+}
+
+/* Verifies Content-MD5 or a flexible checksum header of an in-memory body. 0 and the reply filled when
+ * missing (and required), malformed or wrong. */
+static int verify_body_digest(s3_call *c, int required)
+{
+    unsigned char md[16];
+    int have_md5 = content_md5(c->req->headers, md);
+    if (have_md5 < 0) {
+        fail(c, 400, "InvalidDigest", "The Content-MD5 you specified was invalid.");
+        return 0;
+    }
+    if (have_md5) {
+        unsigned char got[16];
+        unsigned int n = 0;
+        EVP_Digest(c->req->body, c->req->body_len, got, &n, EVP_md5(), NULL);
+        if (memcmp(got, md, 16) != 0) {
+            fail(c, 400, "BadDigest", "The Content-MD5 you specified did not match what we received.");
+            return 0;
+        }
+        return 1;
+    }
+    const char *name = checksum_header(c->req->headers);
+    if (name) {
+        checksum ck;
+        ck_init(&ck, name);
+        ck_update(&ck, c->req->body, c->req->body_len);
+        char *got = ck_final(&ck);
+        int ok = got && strcmp(got, rd_headers_get(c->req->headers, name)) == 0;
+        free(got);
+        if (!ok)
+            fail(c, 400, "BadDigest", "The checksum you specified did not match the calculated checksum.");
+        return ok;
+    }
+    if (required)
+        fail(c, 400, "InvalidRequest", "Missing required header for this request: Content-MD5");
+    return !required;
+}
+
+static void delete_objects(s3_call *c)
+{
+    if (!verify_body_digest(c, 1))
+        return;
+    xmlDocPtr doc = parse_body(c, "Delete");
+    if (!doc)
+        return;
+    xmlNodePtr root = xmlDocGetRootElement(doc);
+    char *quiet_s = child_text(root, "Quiet");
+    int quiet = quiet_s && strcasecmp(quiet_s, "true") == 0;
+    free(quiet_s);
+    size_t count = 0;
+    int malformed = 0;
+    for (xmlNodePtr n = root->children; n; n = n->next)
+        if (n->type == XML_ELEMENT_NODE && strcmp((const char *)n->name, "Object") == 0) {
+            count++;
+            char *k = child_text(n, "Key");
+            if (!k)
+                malformed = 1;
+            free(k);
+        }
+    if (malformed || count == 0 || count > DELETE_OBJECTS_LIMIT) {
+        xmlFreeDoc(doc);
+        fail(c, 400, "MalformedXML",
+             "The XML you provided was not well-formed or did not validate against our published schema.");
+        return;
+    }
+    rd_error err;
+    rd_error_clear(&err);
+    if (rd_s3_store_head_bucket(c->store, c->bucket, NULL, &err) != RD_OK) {
+        xmlFreeDoc(doc);
+        fail_store(c, &err);
+        return;
+    }
+    xw x;
+    xw_start(&x, "DeleteResult");
+    rd_buf arn = RD_BUF_INIT;
+    for (xmlNodePtr n = root->children; n; n = n->next) {
+        if (n->type != XML_ELEMENT_NODE || strcmp((const char *)n->name, "Object") != 0)
+            continue;
+        char *k = child_text(n, "Key");
+        rd_buf_reset(&arn);
+        rd_buf_printf(&arn, "arn:aws:s3:::%s/%s", c->bucket, k);
+        const char *code = NULL, *msg = NULL;
+        rd_error_clear(&err);
+        if (!rd_emu_allowed(c->emu, c->req, "s3:DeleteObject", rd_buf_cstr(&arn))) {
+            code = "AccessDenied";
+            msg = "Access Denied";
+        } else if (rd_s3_store_delete(c->store, c->bucket, k, &err) != RD_OK) {
+            code = err.aws_code[0] ? err.aws_code : "InternalError";
+            msg = err.message;
+        }
+        if (code) {
+            xw_open(&x, "Error");
+            xw_el(&x, "Key", k);
+            xw_el(&x, "Code", code);
+            xw_el(&x, "Message", msg);
+            xw_close(&x);
+        } else if (!quiet) {
+            xw_open(&x, "Deleted");
+            xw_el(&x, "Key", k);
+            xw_close(&x);
+        }
+        free(k);
+    }
+    rd_buf_free(&arn);
+    xw_close(&x);
+    xw_finish(&x, c);
+    xmlFreeDoc(doc);
+}
+
+/* ---- object operations ------------------------------------------------------------------------------ */
+
+/* 1 when the entity tag list (comma separated, or "*") matches etag. */
+static int etag_matches(const char *list, const char *etag)
+{
+    const char *p = list;
+    while (*p) {
+        while (*p == ' ' || *p == ',')
+            p++;
+        const char *e = p;
+        while (*e && *e != ',')
+            e++;
+        const char *t = e;
+        while (t > p && t[-1] == ' ')
+            t--;
+        size_t n = (size_t)(t - p);
+        if (n >= 2 && p[0] == 'W' && p[1] == '/') {
+            p += 2;
+            n -= 2;
+        }
+        if (n == 1 && *p == '*')
+            return 1;
+        if (n == strlen(etag) && strncmp(p, etag, n) == 0)
+            return 1;
+        if (n == strlen(etag) - 2 && strncmp(p, etag + 1, n) == 0) /* unquoted */
+            return 1;
+        p = e;
+    }
+    return 0;
+}
+
+/* Parses Range against size. 0 → serve everything, 1 → [*first, *last], -1 → unsatisfiable. */
+static int parse_range(const char *h, uint64_t size, uint64_t *first, uint64_t *last)
+{
+    if (!h || strncmp(h, "bytes=", 6) != 0 || strchr(h, ','))
+        return 0;
+    const char *p = h + 6;
+    char *end;
+    if (*p == '-') {
+        if (!isdigit((unsigned char)p[1]))
+            return 0;
+        errno = 0;
+        uint64_t n = strtoull(p + 1, &end, 10);
+        if (*end || errno)
+            return 0;
+        if (n == 0 || size == 0)
+            return -1;
+        *first = n >= size ? 0 : size - n;
+        *last = size - 1;
+        return 1;
+    }
+    if (!isdigit((unsigned char)*p))
+        return 0;
+    errno = 0;
+    uint64_t a = strtoull(p, &end, 10);
+    if (*end != '-' || errno)
+        return 0;
+    p = end + 1;
+    uint64_t b = UINT64_MAX;
+    if (*p) {
+        if (!isdigit((unsigned char)*p))
+            return 0;
+        b = strtoull(p, &end, 10);
+        if (*end || errno || b < a)
+            return 0;
+    }
+    if (a >= size)
+        return -1;
+    *first = a;
+    *last = b >= size ? size - 1 : b;
+    return 1;
+}
+
+static void not_found_object(s3_call *c, const rd_error *err)
+{
+    /* without s3:ListBucket, S3 does not reveal that a key is missing */
+    if (strcmp(err->aws_code, "NoSuchKey") == 0) {
+        rd_buf arn = RD_BUF_INIT;
+        rd_buf_printf(&arn, "arn:aws:s3:::%s", c->bucket);
+        int may_list = rd_emu_allowed(c->emu, c->req, "s3:ListBucket", rd_buf_cstr(&arn));
+        rd_buf_free(&arn);
+        if (!may_list) {
+            fail(c, 403, "AccessDenied", "Access Denied");
+            return;
+        }
+        fail(c, 404, "NoSuchKey", "The specified key does not exist.");
+        return;
+    }
+    if (strcmp(err->aws_code, "NoSuchBucket") == 0) {
+        fail(c, 404, "NoSuchBucket", "The specified bucket does not exist");
+        return;
+    }
+    fail_store(c, err);
+}
+
+static void get_object(s3_call *c)
+{
+    if (!allowed(c, "s3:GetObject", 1))
+        return;
+    rd_s3_object_info info;
+    memset(&info, 0, sizeof info);
+    rd_error err;
+    rd_error_clear(&err);
+    int fd = -1;
+    rd_status st = c->head ? rd_s3_store_head(c->store, c->bucket, c->key, &info, &err)
+                           : rd_s3_store_open_object(c->store, c->bucket, c->key, &fd, &info, &err);
+    if (st != RD_OK) {
+        not_found_object(c, &err);
+        return;
+    }
+    c->resp->fd = fd; /* closed by fail() or the server */
+    const rd_headers *h = c->req->headers;
+    char lm[40];
+    http_date(info.last_modified, lm);
+    const char *im = rd_headers_get(h, "If-Match"), *inm = rd_headers_get(h, "If-None-Match");
+    const char *ius = rd_headers_get(h, "If-Unmodified-Since"), *ims = rd_headers_get(h, "If-Modified-Since");
+    time_t t;
+    int precondition_failed = im ? !etag_matches(im, info.etag)
+                                 : ius && (t = parse_http_date(ius)) >= 0 && info.last_modified > t;
+    int not_modified = inm ? etag_matches(inm, info.etag)
+                           : ims && (t = parse_http_date(ims)) >= 0 && info.last_modified <= t;
+    if (precondition_failed) {
+        fail(c, 412, "PreconditionFailed", "At least one of the pre-conditions you specified did not hold");
+        goto out;
+    }
+    if (not_modified) {
+        if (c->resp->fd >= 0)
+            close(c->resp->fd);
+        c->resp->fd = -1;
+        c->resp->status = 304;
+        rd_headers_set(&c->resp->headers, "ETag", info.etag);
+        rd_headers_set(&c->resp->headers, "Last-Modified", lm);
+        goto out;
+    }
+    uint64_t first = 0, last = info.size ? info.size - 1 : 0;
+    int range = parse_range(rd_headers_get(h, "Range"), info.size, &first, &last);
+    if (range < 0) {
+        fail(c, 416, "InvalidRange", "The requested range is not satisfiable");
+        char cr[48];
+        snprintf(cr, sizeof cr, "bytes */%" PRIu64, info.size);
+        rd_headers_set(&c->resp->headers, "Content-Range", cr);
+        goto out;
+    }
+    uint64_t len = info.size ? last - first + 1 : 0;
+    char num[32];
+    snprintf(num, sizeof num, "%" PRIu64, len);
+    c->resp->status = range ? 206 : 200;
+    rd_headers_set(&c->resp->headers, "Content-Length", num);
+    rd_headers_set(&c->resp->headers, "ETag", info.etag);
+    rd_headers_set(&c->resp->headers, "Last-Modified", lm);
+    rd_headers_set(&c->resp->headers, "Accept-Ranges", "bytes");
+    rd_headers_set(&c->resp->headers, "Content-Type", info.content_type ? info.content_type : "binary/octet-stream");
+    if (range) {
+        char cr[80];
+        snprintf(cr, sizeof cr, "bytes %" PRIu64 "-%" PRIu64 "/%" PRIu64, first, last, info.size);
+        rd_headers_set(&c->resp->headers, "Content-Range", cr);
+    }
+    if (c->resp->fd >= 0 && len == 0) {
+        close(c->resp->fd);
+        c->resp->fd = -1;
+    }
+    c->resp->fd_offset = first;
+    c->resp->fd_length = len;
+out:
+    rd_s3_object_info_free(&info);
+}
+
+/* Feeds an aws-chunked body ("<hex>[;ext]\r\n<data>\r\n ... 0[;ext]\r\n[trailers\r\n]\r\n") to the writer and
+ * the checksum. Trailer checksum values go to *trailer_value (malloc'd) with the name in *trailer_name.
+ * 0 when malformed. */
+static int decode_aws_chunked(const char *body, size_t len, rd_s3_put *w, checksum *ck, uint64_t *decoded,
+                              char **trailer_name, char **trailer_value, rd_error *err)
+{
+    size_t i = 0;
+    *decoded = 0;
+    for (;;) {
+        const char *line = body + i;
+        const char *crlf = memmem(line, len - i, "\r\n", 2);
+        if (!crlf)
+            return 0;
+        char *end;
+        errno = 0;
+        if (!isxdigit((unsigned char)*line))
+            return 0;
+        unsigned long long n = strtoull(line, &end, 16);
+        if (errno || (end != crlf && *end != ';'))
+            return 0;
+        i = (size_t)(crlf - body) + 2;
+        if (n == 0)
+            break;
+        if (n > len - i || len - i - n < 2 || memcmp(body + i + n, "\r\n", 2) != 0)
+            return 0;
+        if (rd_s3_put_write(w, body + i, (size_t)n, err) != RD_OK)
+            return -1;
+        ck_update(ck, body + i, (size_t)n);
+        *decoded += n;
+        i += (size_t)n + 2;
+    }
+    /* trailers, then an empty line (some clients end without it) */
+    while (i < len) {
+        const char *line = body + i;
+        const char *crlf = memmem(line, len - i, "\r\n", 2);
+        size_t ll = crlf ? (size_t)(crlf - line) : len - i;
+        if (ll == 0)
+            break;
+        const char *colon = memchr(line, ':', ll);
+        if (colon && !*trailer_value) {
+            *trailer_name = strndup(line, (size_t)(colon - line));
+            const char *v = colon + 1;
+            while (v < line + ll && *v == ' ')
+                v++;
+            *trailer_value = strndup(v, (size_t)(line + ll - v));
+        }
+        i += ll + (crlf ? 2 : 0);
+    }
+    return 1;
+}
+
+static void put_object(s3_call *c)
+{
+    if (!allowed(c, "s3:PutObject", 1))
+        return;
+    const rd_headers *h = c->req->headers;
+    if (rd_headers_get(h, "x-amz-copy-source")) {
+        fail(c, 501, "NotImplemented", "CopyObject is not implemented by the emulator");
+        return;
+    }
+    unsigned char md[16];
+    int have_md5 = content_md5(h, md);
+    if (have_md5 < 0) {
+        fail(c, 400, "InvalidDigest", "The Content-MD5 you specified was invalid.");
+        return;
+    }
+    const char *sha = rd_headers_get(h, "x-amz-content-sha256");
+    const char *cenc = rd_headers_get(h, "Content-Encoding");
+    int chunked = (sha && strncmp(sha, "STREAMING-", 10) == 0) || (cenc && strstr(cenc, "aws-chunked"));
+    const char *ck_name = checksum_header(h);
+    if (!ck_name && chunked)
+        ck_name = rd_headers_get(h, "x-amz-trailer");
+    checksum ck;
+    ck_init(&ck, ck_name);
+    const char *ctype = rd_headers_get(h, "Content-Type");
+    rd_s3_put *w = NULL;
+    rd_error err;
+    rd_error_clear(&err);
+    if (rd_s3_store_put_begin(c->store, c->bucket, c->key, ctype ? ctype : "binary/octet-stream", &w, &err) !=
+        RD_OK) {
+        free(ck_final(&ck));
+        fail_store(c, &err);
+        return;
+    }
+    char *trailer_name = NULL, *trailer_value = NULL, *computed = NULL;
+    if (chunked) {
+        uint64_t decoded = 0;
+        int ok = decode_aws_chunked(c->req->body, c->req->body_len, w, &ck, &decoded, &trailer_name, &trailer_value,
+                                    &err);
+        const char *dcl = rd_headers_get(h, "x-amz-decoded-content-length");
+        if (ok < 0) {
+            fail_store(c, &err);
+            goto abort;
+        }
+        if (!ok || (dcl && strtoull(dcl, NULL, 10) != decoded)) {
+            fail(c, 400, "IncompleteBody", "The request body is not valid aws-chunked encoding or is shorter than "
+                                           "x-amz-decoded-content-length");
+            goto abort;
+        }
+    } else {
+        if (c->req->body_len && rd_s3_put_write(w, c->req->body, c->req->body_len, &err) != RD_OK) {
+            fail_store(c, &err);
+            goto abort;
+        }
+        ck_update(&ck, c->req->body, c->req->body_len);
+    }
+    computed = ck_final(&ck);
+    const char *expected = trailer_value ? trailer_value : ck.name ? rd_headers_get(h, ck.name) : NULL;
+    if (computed && expected && strcmp(computed, expected) != 0) {
+        fail(c, 400, "BadDigest", "The checksum you specified did not match the calculated checksum.");
+        goto abort;
+    }
+    rd_s3_object_info info;
+    memset(&info, 0, sizeof info);
+    if (rd_s3_put_commit(w, have_md5 ? md : NULL, &info, &err) != RD_OK) {
+        if (strcmp(err.aws_code, "BadDigest") == 0)
+            fail(c, 400, "BadDigest", "The Content-MD5 you specified did not match what we received.");
+        else
+            fail_store(c, &err);
+    } else {
+        c->resp->status = 200;
+        rd_headers_set(&c->resp->headers, "ETag", info.etag);
+        if (computed && ck.name)
+            rd_headers_set(&c->resp->headers, ck.name, computed);
+        rd_s3_object_info_free(&info);
+    }
+    goto out;
+abort:
+    free(ck_final(&ck));
+    rd_s3_put_abort(w);
+out:
+    free(computed);
+    free(trailer_name);
+    free(trailer_value);
+}
+
+static void delete_object(s3_call *c)
+{
+    if (!allowed(c, "s3:DeleteObject", 1))
+        return;
+    rd_error err;
+    rd_error_clear(&err);
+    if (rd_s3_store_delete(c->store, c->bucket, c->key, &err) != RD_OK)
+        fail_store(c, &err);
+    else
+        c->resp->status = 204;
+}
+
+/* ---- routing ---------------------------------------------------------------------------------------- */
+
+static int has_unsupported_subresource(const rd_form *q)
+{
+    static const char *const names[] = { "acl",        "policy",     "tagging",        "cors",
+                                         "lifecycle",  "website",    "uploads",        "uploadId",
+                                         "versions",   "encryption", "logging",        "notification",
+                                         "replication", "accelerate", "ownershipControls", "publicAccessBlock",
+                                         "object-lock", "retention",  "legal-hold",     "restore",
+                                         "select",     "torrent",    "attributes",     "partNumber",
+                                         "requestPayment", "analytics", "inventory",   "metrics" };
+    for (size_t i = 0; i < sizeof names / sizeof names[0]; i++)
+        if (rd_form_has(q, names[i]))
+            return 1;
+    return 0;
+}
+
+void rd_emu_s3_handle(rd_emu *emu, struct rd_s3_store *store, const rd_emu_request *req, rd_emu_response *resp)
+{
+    s3_call c;
+    memset(&c, 0, sizeof c);
+    c.emu = emu;
+    c.store = store;
+    c.req = req;
+    c.resp = resp;
+    c.head = req->method && strcmp(req->method, "HEAD") == 0;
+    const char *m = req->method ? req->method : "";
+    if (!address(&c))
+        goto out;
+    if (rd_form_parse(req->query ? req->query : "", req->query ? strlen(req->query) : 0, 0, &c.q) != RD_OK) {
+        fail(&c, 500, "InternalError", "We encountered an internal error. Please try again.");
+        goto out;
+    }
+    resp->status = 200;
+    int is_get = strcmp(m, "GET") == 0, is_put = strcmp(m, "PUT") == 0, is_del = strcmp(m, "DELETE") == 0,
+        is_post = strcmp(m, "POST") == 0;
+    if (has_unsupported_subresource(&c.q)) {
+        fail(&c, 501, "NotImplemented", "A header or query parameter you provided implies functionality that is not "
+                                        "implemented by the emulator");
+    } else if (!c.bucket || !*c.bucket) {
+        if (is_get)
+            list_buckets(&c);
+        else
+            fail(&c, 405, "MethodNotAllowed", "The specified method is not allowed against this resource.");
+    } else if (!c.key) {
+        if (is_put)
+            create_bucket(&c);
+        else if (c.head)
+            head_bucket(&c);
+        else if (is_del)
+            delete_bucket(&c);
+        else if (is_get && rd_form_has(&c.q, "location"))
+            get_bucket_location(&c);
+        else if (is_get && rd_form_has(&c.q, "versioning"))
+            get_bucket_versioning(&c);
+        else if (is_get)
+            list_objects(&c, rd_form_get(&c.q, "list-type") && strcmp(rd_form_get(&c.q, "list-type"), "2") == 0);
+        else if (is_post && rd_form_has(&c.q, "delete"))
+            delete_objects(&c);
+        else
+            fail(&c, 405, "MethodNotAllowed", "The specified method is not allowed against this resource.");
+    } else {
+        if (is_get || c.head)
+            get_object(&c);
+        else if (is_put)
+            put_object(&c);
+        else if (is_del)
+            delete_object(&c);
+        else
+            fail(&c, 405, "MethodNotAllowed", "The specified method is not allowed against this resource.");
+    }
+out:
+    common_headers(&c);
+    rd_form_free(&c.q);
+    free(c.bucket);
+    free(c.key);
+    free(c.resource);
+}
