@@ -1,0 +1,617 @@
+/* unload.c — UNLOAD as Redshift does it: checks (outer LIMIT, role, bucket, non-empty prefix, Parquet
+ * types), the query materialised once, files per slice split at MAXFILESIZE written by DuckDB's COPY, then
+ * published into the S3 store with the manifest. Does not parse (dialect.c) nor own the store. */
+#include "emulator/engine_internal.h"
+
+#ifdef RD_HAVE_DUCKDB
+
+#include <ctype.h>
+#include <jansson.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include "emulator/emulator.h"
+#include "emulator/s3_store.h"
+
+#define RD_UNLOAD_DEFAULT_MAX ((uint64_t)(6.2 * 1024 * 1024 * 1024))
+
+typedef struct unload_col {
+    char *name;     /* as in the result */
+    char *lower;    /* as written */
+    rd_emu_column desc;
+    int is_partition;
+} unload_col;
+
+typedef struct unload_file {
+    char *key;
+    uint64_t size;
+    int64_t rows;
+} unload_file;
+
+typedef struct unload_ctx {
+    rd_emu_engine *eng;
+    duckdb_connection conn;
+    rd_unload_spec *spec;
+    char table[64];
+    unload_col *cols;
+    size_t ncols;
+    unload_file *files;
+    size_t nfiles;
+    uint64_t max_size;
+    rd_error *err;
+} unload_ctx;
+
+static rd_status q_exec(unload_ctx *u, const char *sql)
+{
+    duckdb_result r;
+    if (duckdb_query(u->conn, sql, &r) != DuckDBSuccess) {
+        char *m = rd_emu_redshift_error(duckdb_result_error(&r));
+        rd_error_set(u->err, RD_E_REMOTE, "%s", m ? m : "ERROR: UNLOAD failed");
+        free(m);
+        duckdb_destroy_result(&r);
+        return RD_E_REMOTE;
+    }
+    duckdb_destroy_result(&r);
+    return RD_OK;
+}
+
+static void append_ident(rd_buf *b, const char *name)
+{
+    rd_buf_putc(b, '"');
+    for (const char *p = name; *p; p++) {
+        if (*p == '"')
+            rd_buf_putc(b, '"');
+        rd_buf_putc(b, *p);
+    }
+    rd_buf_putc(b, '"');
+}
+
+static int64_t q_int(unload_ctx *u, const char *sql)
+{
+    duckdb_result r;
+    int64_t v = -1;
+    if (duckdb_query(u->conn, sql, &r) == DuckDBSuccess) {
+        duckdb_data_chunk ch = duckdb_result_get_chunk(r, 0);
+        if (ch) {
+            duckdb_vector vec = duckdb_data_chunk_get_vector(ch, 0);
+            v = ((int64_t *)duckdb_vector_get_data(vec))[0];
+            duckdb_destroy_data_chunk(&ch);
+        }
+    }
+    duckdb_destroy_result(&r);
+    return v;
+}
+
+static const char *verbose_type(const rd_emu_column *c)
+{
+    switch (c->duck_type) {
+    case DUCKDB_TYPE_BOOLEAN: return "boolean";
+    case DUCKDB_TYPE_TINYINT:
+    case DUCKDB_TYPE_SMALLINT: return "smallint";
+    case DUCKDB_TYPE_INTEGER: return "integer";
+    case DUCKDB_TYPE_BIGINT: return "bigint";
+    case DUCKDB_TYPE_FLOAT: return "real";
+    case DUCKDB_TYPE_DOUBLE: return "double precision";
+    case DUCKDB_TYPE_DATE: return "date";
+    case DUCKDB_TYPE_TIME: return "time without time zone";
+    case DUCKDB_TYPE_TIME_TZ: return "time with time zone";
+    case DUCKDB_TYPE_TIMESTAMP: return "timestamp without time zone";
+    case DUCKDB_TYPE_TIMESTAMP_TZ: return "timestamp with time zone";
+    case DUCKDB_TYPE_BLOB: return "varbyte";
+    case DUCKDB_TYPE_DECIMAL:
+    case DUCKDB_TYPE_HUGEINT: return "numeric";
+    default: return "character varying";
+    }
+}
+
+/* The SELECT list as written: lowercased names; VARBYTE as hex in text formats. */
+static void select_list(unload_ctx *u, rd_buf *b)
+{
+    int first = 1;
+    for (size_t i = 0; i < u->ncols; i++) {
+        if (u->cols[i].is_partition && !u->spec->partition_include)
+            continue;
+        if (!first)
+            rd_buf_puts(b, ", ");
+        first = 0;
+        if (u->spec->format != RD_UNLOAD_PARQUET && u->cols[i].desc.duck_type == DUCKDB_TYPE_BLOB) {
+            rd_buf_puts(b, "lower(hex(");
+            append_ident(b, u->cols[i].name);
+            rd_buf_puts(b, "))");
+        } else {
+            append_ident(b, u->cols[i].name);
+        }
+        rd_buf_puts(b, " AS ");
+        append_ident(b, u->cols[i].lower);
+    }
+}
+
+static const char *file_suffix(const rd_unload_spec *s, char *buf, size_t size)
+{
+    const char *comp = s->gzip ? ".gz" : s->zstd ? ".zst" : "";
+    if (s->extension)
+        snprintf(buf, size, ".%s%s", s->extension, comp);
+    else
+        snprintf(buf, size, "%s%s", s->format == RD_UNLOAD_PARQUET ? ".parquet" : "", comp);
+    return buf;
+}
+
+/* Writes rows [off, off+len) of the group (filter) to one temp file; returns its size. */
+static rd_status copy_range(unload_ctx *u, const char *filter, int64_t off, int64_t len, const char *path,
+                            uint64_t *size)
+{
+    rd_buf sql = RD_BUF_INIT;
+    rd_buf_puts(&sql, "COPY (SELECT ");
+    select_list(u, &sql);
+    rd_buf_printf(&sql, " FROM %s", u->table);
+    if (filter && *filter)
+        rd_buf_printf(&sql, " WHERE %s", filter);
+    rd_buf_printf(&sql, " ORDER BY rowid LIMIT %lld OFFSET %lld) TO ", (long long)len, (long long)off);
+    rd_sql_quote_literal(&sql, path, strlen(path));
+    const rd_unload_spec *s = u->spec;
+    if (s->format == RD_UNLOAD_PARQUET) {
+        rd_buf_puts(&sql, " (FORMAT PARQUET");
+        if (s->row_group_size)
+            rd_buf_printf(&sql, ", ROW_GROUP_SIZE_BYTES %llu", (unsigned long long)s->row_group_size);
+        rd_buf_puts(&sql, ")");
+    } else {
+        const char *delim = s->delimiter ? s->delimiter : s->format == RD_UNLOAD_CSV ? "," : "|";
+        rd_buf_puts(&sql, " (FORMAT CSV, DELIMITER ");
+        rd_sql_quote_literal(&sql, delim, strlen(delim));
+        rd_buf_printf(&sql, ", HEADER %s", s->header ? "true" : "false");
+        if (s->null_as) {
+            rd_buf_puts(&sql, ", NULLSTR ");
+            rd_sql_quote_literal(&sql, s->null_as, strlen(s->null_as));
+        }
+        if (s->add_quotes || s->format == RD_UNLOAD_CSV)
+            rd_buf_puts(&sql, ", QUOTE '\"'");
+        rd_buf_printf(&sql, ", COMPRESSION %s)", s->gzip ? "gzip" : s->zstd ? "zstd" : "none");
+    }
+    rd_status st = q_exec(u, rd_buf_cstr(&sql));
+    rd_buf_free(&sql);
+    if (st != RD_OK)
+        return st;
+    struct stat sb;
+    if (stat(path, &sb) != 0)
+        return rd_error_set(u->err, RD_E_IO, "ERROR: UNLOAD could not write its temporary file");
+    *size = (uint64_t)sb.st_size;
+    return RD_OK;
+}
+
+/* Writes [off, off+len) as one or more files of at most max_size bytes; names come from *part. */
+static rd_status write_range(unload_ctx *u, const char *filter, const char *key_prefix, int slice, int *part,
+                             int64_t off, int64_t len)
+{
+    if (len <= 0)
+        return RD_OK;
+    rd_buf path = RD_BUF_INIT;
+    pthread_mutex_lock(&u->eng->mu);
+    unsigned long long n = ++u->eng->tmp_counter;
+    pthread_mutex_unlock(&u->eng->mu);
+    rd_buf_printf(&path, "%s/tmp/unload-%d-%llu", u->eng->data_dir, (int)getpid(), n);
+    uint64_t size = 0;
+    rd_status st = copy_range(u, filter, off, len, rd_buf_cstr(&path), &size);
+    if (st == RD_OK && size > u->max_size && len > 1) {
+        unlink(rd_buf_cstr(&path));
+        int64_t parts = (int64_t)(size / (u->max_size - u->max_size / 10)) + 1;
+        if (parts > len)
+            parts = len;
+        int64_t each = (len + parts - 1) / parts;
+        for (int64_t o = 0; o < len && st == RD_OK; o += each)
+            st = write_range(u, filter, key_prefix, slice, part, off + o, o + each > len ? len - o : each);
+        rd_buf_free(&path);
+        return st;
+    }
+    if (st != RD_OK) {
+        unlink(rd_buf_cstr(&path));
+        rd_buf_free(&path);
+        return st;
+    }
+    char suffix[64];
+    file_suffix(u->spec, suffix, sizeof suffix);
+    rd_buf key = RD_BUF_INIT;
+    if (slice >= 0)
+        rd_buf_printf(&key, "%s%04d_part_%02d%s", key_prefix, slice, (*part)++, suffix);
+    else
+        rd_buf_printf(&key, "%s%03d%s", key_prefix, (*part)++, suffix);
+    rd_s3_object_info info;
+    memset(&info, 0, sizeof info);
+    rd_error serr;
+    rd_error_clear(&serr);
+    if (rd_s3_store_put_file(u->eng->store, u->spec->bucket, rd_buf_cstr(&key), rd_buf_cstr(&path),
+                             u->spec->format == RD_UNLOAD_PARQUET ? "application/octet-stream" : "text/plain", &info,
+                             &serr) != RD_OK) {
+        unlink(rd_buf_cstr(&path));
+        st = rd_error_set(u->err, RD_E_REMOTE, "ERROR: S3ServiceException:%s,Status 500,Error %s", serr.message,
+                          serr.aws_code[0] ? serr.aws_code : "InternalError");
+    } else {
+        unload_file *nv = realloc(u->files, (u->nfiles + 1) * sizeof *nv);
+        if (!nv) {
+            st = rd_error_set(u->err, RD_E_INTERNAL, "out of memory");
+        } else {
+            u->files = nv;
+            nv[u->nfiles].key = rd_buf_detach(&key);
+            nv[u->nfiles].size = info.size ? info.size : size;
+            nv[u->nfiles].rows = len;
+            u->nfiles++;
+        }
+    }
+    rd_s3_object_info_free(&info);
+    rd_buf_free(&key);
+    rd_buf_free(&path);
+    return st;
+}
+
+static rd_status write_group(unload_ctx *u, const char *filter, const char *key_prefix, int64_t rows)
+{
+    rd_status st = RD_OK;
+    if (!u->spec->parallel) {
+        int part = 0;
+        return write_range(u, filter, key_prefix, -1, &part, 0, rows);
+    }
+    int slices = u->eng->slices;
+    for (int s = 0; s < slices && st == RD_OK; s++) {
+        int64_t from = rows * s / slices, to = rows * (s + 1) / slices;
+        int part = 0;
+        st = write_range(u, filter, key_prefix, s, &part, from, to - from);
+    }
+    return st;
+}
+
+/* The text of a partition value the way Hive paths show it. */
+static void partition_values(unload_ctx *u, rd_buf *groups_sql)
+{
+    rd_buf_puts(groups_sql, "SELECT DISTINCT ");
+    for (size_t i = 0, k = 0; i < u->ncols; i++) {
+        if (!u->cols[i].is_partition)
+            continue;
+        if (k++)
+            rd_buf_puts(groups_sql, ", ");
+        rd_buf_puts(groups_sql, "CAST(");
+        append_ident(groups_sql, u->cols[i].name);
+        rd_buf_puts(groups_sql, " AS VARCHAR)");
+    }
+    rd_buf_printf(groups_sql, " FROM %s ORDER BY ALL", u->table);
+}
+
+static rd_status write_partitions(unload_ctx *u)
+{
+    rd_buf sql = RD_BUF_INIT;
+    partition_values(u, &sql);
+    duckdb_result r;
+    if (duckdb_query(u->conn, rd_buf_cstr(&sql), &r) != DuckDBSuccess) {
+        char *m = rd_emu_redshift_error(duckdb_result_error(&r));
+        rd_error_set(u->err, RD_E_REMOTE, "%s", m ? m : "ERROR: UNLOAD failed");
+        free(m);
+        duckdb_destroy_result(&r);
+        rd_buf_free(&sql);
+        return RD_E_REMOTE;
+    }
+    rd_buf_free(&sql);
+    rd_status st = RD_OK;
+    size_t npart = u->spec->partition_count;
+    idx_t chunks = duckdb_result_chunk_count(r);
+    for (idx_t c = 0; c < chunks && st == RD_OK; c++) {
+        duckdb_data_chunk ch = duckdb_result_get_chunk(r, c);
+        idx_t n = duckdb_data_chunk_get_size(ch);
+        for (idx_t row = 0; row < n && st == RD_OK; row++) {
+            rd_buf filter = RD_BUF_INIT, prefix = RD_BUF_INIT;
+            rd_buf_puts(&prefix, u->spec->prefix);
+            if (prefix.len && prefix.data[prefix.len - 1] != '/')
+                rd_buf_putc(&prefix, '/');
+            size_t k = 0;
+            for (size_t i = 0; i < u->ncols; i++) {
+                if (!u->cols[i].is_partition)
+                    continue;
+                duckdb_vector v = duckdb_data_chunk_get_vector(ch, k);
+                uint64_t *valid = duckdb_vector_get_validity(v);
+                int is_null = valid && !duckdb_validity_row_is_valid(valid, row);
+                rd_buf val = RD_BUF_INIT;
+                if (!is_null) {
+                    duckdb_string_t *d = (duckdb_string_t *)duckdb_vector_get_data(v);
+                    rd_buf_append(&val, duckdb_string_t_data(&d[row]), duckdb_string_t_length(d[row]));
+                }
+                if (k)
+                    rd_buf_puts(&filter, " AND ");
+                rd_buf_puts(&filter, "CAST(");
+                append_ident(&filter, u->cols[i].name);
+                if (is_null) {
+                    rd_buf_puts(&filter, " AS VARCHAR) IS NULL");
+                } else {
+                    rd_buf_puts(&filter, " AS VARCHAR) = ");
+                    rd_sql_quote_literal(&filter, val.data ? val.data : "", val.len);
+                }
+                rd_buf_printf(&prefix, "%s=", u->cols[i].lower);
+                rd_buf_puts(&prefix, is_null ? "__HIVE_DEFAULT_PARTITION__" : rd_buf_cstr(&val));
+                rd_buf_putc(&prefix, '/');
+                rd_buf_free(&val);
+                k++;
+            }
+            (void)npart;
+            rd_buf cnt = RD_BUF_INIT;
+            rd_buf_printf(&cnt, "SELECT count(*) FROM %s WHERE %s", u->table, rd_buf_cstr(&filter));
+            int64_t rows = q_int(u, rd_buf_cstr(&cnt));
+            rd_buf_free(&cnt);
+            st = write_group(u, rd_buf_cstr(&filter), rd_buf_cstr(&prefix), rows);
+            rd_buf_free(&filter);
+            rd_buf_free(&prefix);
+        }
+        duckdb_destroy_data_chunk(&ch);
+    }
+    duckdb_destroy_result(&r);
+    return st;
+}
+
+static rd_status write_manifest(unload_ctx *u)
+{
+    json_t *root = json_object(), *entries = json_array();
+    uint64_t total_len = 0;
+    int64_t total_rows = 0;
+    for (size_t i = 0; i < u->nfiles; i++) {
+        char *url = NULL;
+        if (asprintf(&url, "s3://%s/%s", u->spec->bucket, u->files[i].key) < 0)
+            url = NULL;
+        json_array_append_new(entries, json_pack("{s:s, s:{s:I, s:I}}", "url", url ? url : "", "meta",
+                                                 "content_length", (json_int_t)u->files[i].size, "record_count",
+                                                 (json_int_t)u->files[i].rows));
+        free(url);
+        total_len += u->files[i].size;
+        total_rows += u->files[i].rows;
+    }
+    json_object_set_new(root, "entries", entries);
+    if (u->spec->manifest_verbose) {
+        json_t *elements = json_array();
+        for (size_t i = 0; i < u->ncols; i++) {
+            if (u->cols[i].is_partition && !u->spec->partition_include)
+                continue;
+            json_t *type = json_pack("{s:s}", "base", verbose_type(&u->cols[i].desc));
+            if (u->cols[i].desc.duck_type == DUCKDB_TYPE_DECIMAL) {
+                json_object_set_new(type, "precision", json_integer(u->cols[i].desc.precision));
+                json_object_set_new(type, "scale", json_integer(u->cols[i].desc.scale));
+            } else if (u->cols[i].desc.duck_type == DUCKDB_TYPE_VARCHAR) {
+                json_object_set_new(type, "max_length", json_integer(u->cols[i].desc.precision));
+            }
+            json_array_append_new(elements, json_pack("{s:s, s:o}", "name", u->cols[i].lower, "type", type));
+        }
+        json_object_set_new(root, "schema", json_pack("{s:o}", "elements", elements));
+        json_object_set_new(root, "meta", json_pack("{s:I, s:I}", "content_length", (json_int_t)total_len,
+                                                    "record_count", (json_int_t)total_rows));
+        json_object_set_new(root, "author", json_pack("{s:s, s:s}", "name", "Amazon Redshift", "version", "1.0.0"));
+    }
+    char *text = json_dumps(root, JSON_INDENT(2) | JSON_PRESERVE_ORDER);
+    json_decref(root);
+    if (!text)
+        return rd_error_set(u->err, RD_E_INTERNAL, "out of memory");
+    rd_buf key = RD_BUF_INIT;
+    rd_buf_printf(&key, "%smanifest", u->spec->prefix);
+    rd_error serr;
+    rd_error_clear(&serr);
+    rd_status st = RD_OK;
+    if (rd_s3_store_put(u->eng->store, u->spec->bucket, rd_buf_cstr(&key), text, strlen(text), "application/json",
+                        NULL, &serr) != RD_OK)
+        st = rd_error_set(u->err, RD_E_REMOTE, "ERROR: S3ServiceException:%s,Status 500,Error %s", serr.message,
+                          serr.aws_code[0] ? serr.aws_code : "InternalError");
+    rd_buf_free(&key);
+    free(text);
+    return st;
+}
+
+static rd_status check_destination(unload_ctx *u, const char *role)
+{
+    rd_unload_spec *s = u->spec;
+    rd_error serr;
+    rd_error_clear(&serr);
+    if (rd_s3_store_head_bucket(u->eng->store, s->bucket, NULL, &serr) != RD_OK)
+        return rd_error_set(u->err, RD_E_REMOTE,
+                            "ERROR: S3ServiceException:The specified bucket does not exist,Status 404,Error "
+                            "NoSuchBucket,Bucket %s",
+                            s->bucket);
+    rd_s3_listing l;
+    memset(&l, 0, sizeof l);
+    if (rd_s3_store_list(u->eng->store, s->bucket, s->prefix, NULL, NULL, s->clean_path ? 1000 : 1, &l, &serr) != RD_OK)
+        return rd_error_set(u->err, RD_E_REMOTE, "ERROR: S3ServiceException:%s,Status 500", serr.message);
+    rd_status st = RD_OK;
+    if (l.object_count > 0 && s->clean_path) {
+        char *res = NULL;
+        if (asprintf(&res, "arn:aws:s3:::%s/%s*", s->bucket, s->prefix) < 0)
+            res = NULL;
+        int ok = res && rd_emu_role_allowed(u->eng->emu, role, "s3:DeleteObject", res);
+        free(res);
+        if (!ok) {
+            rd_s3_listing_free(&l);
+            return rd_error_set(u->err, RD_E_DENIED,
+                                "ERROR: S3ServiceException:Access Denied,Status 403,Error AccessDenied");
+        }
+        for (;;) {
+            for (size_t i = 0; i < l.object_count && st == RD_OK; i++)
+                if (rd_s3_store_delete(u->eng->store, s->bucket, l.objects[i].key, &serr) != RD_OK)
+                    st = rd_error_set(u->err, RD_E_REMOTE, "ERROR: S3ServiceException:%s,Status 500", serr.message);
+            int more = l.truncated && st == RD_OK;
+            rd_s3_listing_free(&l);
+            memset(&l, 0, sizeof l);
+            if (!more || rd_s3_store_list(u->eng->store, s->bucket, s->prefix, NULL, NULL, 1000, &l, &serr) != RD_OK)
+                break;
+            if (l.object_count == 0)
+                break;
+        }
+    } else if (l.object_count > 0 && !s->allow_overwrite) {
+        st = rd_error_set(u->err, RD_E_REMOTE,
+                          "ERROR: Specified unload destination on S3 is not empty. Consider using a different bucket "
+                          "/ prefix, manually removing the target files in S3, or using the ALLOWOVERWRITE option.");
+    }
+    rd_s3_listing_free(&l);
+    return st;
+}
+
+rd_status rd_emu_unload_run(rd_emu_engine *eng, rd_emu_stmt *stmt, duckdb_connection conn, const char *sql,
+                            int64_t *rows_out, rd_error *err)
+{
+    rd_unload_spec spec;
+    rd_status st = rd_unload_parse(sql, &spec, err);
+    if (st != RD_OK) {
+        err->code = RD_E_REMOTE;
+        return st;
+    }
+    unload_ctx u;
+    memset(&u, 0, sizeof u);
+    u.eng = eng;
+    u.conn = conn;
+    u.spec = &spec;
+    u.err = err;
+    u.max_size = spec.max_file_size ? spec.max_file_size : RD_UNLOAD_DEFAULT_MAX;
+    char *role = NULL;
+    rd_buf q = RD_BUF_INIT;
+    char **pn = NULL;
+    size_t pc = 0;
+    int table_made = 0;
+
+    if (rd_sql_has_outer_limit(spec.query)) {
+        st = rd_error_set(err, RD_E_REMOTE,
+                          "ERROR: Limit clause is not supported in the outermost select of an UNLOAD statement");
+        goto done;
+    }
+    if (spec.format == RD_UNLOAD_JSON || spec.bzip2) {
+        st = rd_error_set(err, RD_E_REMOTE, "ERROR: the emulator does not support UNLOAD %s: use PARQUET or CSV",
+                          spec.bzip2 ? "with BZIP2" : "to JSON");
+        goto done;
+    }
+    if (!eng->store) {
+        st = rd_error_set(err, RD_E_REMOTE, "ERROR: UNLOAD needs the emulator's S3 store");
+        goto done;
+    }
+    pthread_mutex_lock(&eng->mu);
+    if (strcmp(spec.iam_role, "default") == 0)
+        role = eng->default_role ? strdup(eng->default_role) : eng->emu ? NULL : strdup("default");
+    else
+        role = strdup(spec.iam_role);
+    pthread_mutex_unlock(&eng->mu);
+    if (!role) {
+        st = rd_error_set(err, RD_E_REMOTE, "ERROR: No default IAM role is set for this %s",
+                          stmt->is_cluster ? "cluster" : "workgroup");
+        goto done;
+    }
+    char *res = NULL;
+    if (asprintf(&res, "arn:aws:s3:::%s/%s*", spec.bucket, spec.prefix) < 0)
+        res = NULL;
+    int allowed = res && rd_emu_role_allowed(eng->emu, role, "s3:PutObject", res);
+    free(res);
+    if (!allowed) {
+        st = rd_error_set(err, RD_E_REMOTE,
+                          "ERROR: S3ServiceException:Access Denied,Status 403,Error AccessDenied,Rid emulator,"
+                          "ExtRid emulator,CanRetry 1 (IAM role %s may not write s3://%s/%s)",
+                          role, spec.bucket, spec.prefix);
+        goto done;
+    }
+    if ((st = check_destination(&u, role)) != RD_OK)
+        goto done;
+
+    /* materialise the query once */
+    rd_error rerr;
+    rd_error_clear(&rerr);
+    if (rd_sql_rewrite(spec.query, &q, &pn, &pc, &rerr) != RD_OK) {
+        st = rd_error_set(err, RD_E_REMOTE, "%s", rerr.message);
+        goto done;
+    }
+    pthread_mutex_lock(&eng->mu);
+    snprintf(u.table, sizeof u.table, "rd_unload_%llu", (unsigned long long)++eng->tmp_counter);
+    pthread_mutex_unlock(&eng->mu);
+    rd_buf ctas = RD_BUF_INIT;
+    rd_buf_printf(&ctas, "CREATE TEMP TABLE %s AS ", u.table);
+    rd_buf_puts(&ctas, rd_buf_cstr(&q));
+    st = q_exec(&u, rd_buf_cstr(&ctas));
+    rd_buf_free(&ctas);
+    if (st != RD_OK)
+        goto done;
+    table_made = 1;
+
+    /* columns */
+    {
+        rd_buf d = RD_BUF_INIT;
+        rd_buf_printf(&d, "SELECT * FROM %s LIMIT 0", u.table);
+        duckdb_result r;
+        if (duckdb_query(conn, rd_buf_cstr(&d), &r) != DuckDBSuccess) {
+            rd_buf_free(&d);
+            duckdb_destroy_result(&r);
+            st = rd_error_set(err, RD_E_REMOTE, "ERROR: UNLOAD could not describe its query");
+            goto done;
+        }
+        rd_buf_free(&d);
+        u.ncols = duckdb_column_count(&r);
+        u.cols = calloc(u.ncols ? u.ncols : 1, sizeof *u.cols);
+        for (size_t i = 0; u.cols && i < u.ncols; i++) {
+            u.cols[i].name = strdup(duckdb_column_name(&r, i));
+            u.cols[i].lower = strdup(u.cols[i].name);
+            for (char *p = u.cols[i].lower; *p; p++)
+                *p = (char)tolower((unsigned char)*p);
+            duckdb_logical_type t = duckdb_column_logical_type(&r, i);
+            rd_emu_column_describe(t, &u.cols[i].desc);
+            duckdb_destroy_logical_type(&t);
+        }
+        duckdb_destroy_result(&r);
+    }
+    for (size_t p = 0; p < spec.partition_count; p++) {
+        int found = 0;
+        for (size_t i = 0; i < u.ncols; i++)
+            if (strcmp(u.cols[i].lower, spec.partition_by[p]) == 0)
+                u.cols[i].is_partition = found = 1;
+        if (!found) {
+            st = rd_error_set(err, RD_E_REMOTE, "ERROR: Partition column \"%s\" does not exist in the query",
+                              spec.partition_by[p]);
+            goto done;
+        }
+    }
+    if (spec.format == RD_UNLOAD_PARQUET) {
+        for (size_t i = 0; i < u.ncols; i++) {
+            int t = u.cols[i].desc.duck_type;
+            if (t == DUCKDB_TYPE_TIME || t == DUCKDB_TYPE_TIME_TZ || t == DUCKDB_TYPE_BLOB) {
+                st = rd_error_set(err, RD_E_REMOTE,
+                                  "ERROR: UNLOAD with PARQUET format does not support column \"%s\" of type %s",
+                                  u.cols[i].lower, u.cols[i].desc.type_name);
+                goto done;
+            }
+        }
+    }
+    rd_buf cnt = RD_BUF_INIT;
+    rd_buf_printf(&cnt, "SELECT count(*) FROM %s", u.table);
+    int64_t rows = q_int(&u, rd_buf_cstr(&cnt));
+    rd_buf_free(&cnt);
+    if (rows < 0) {
+        st = rd_error_set(err, RD_E_REMOTE, "ERROR: UNLOAD could not count its rows");
+        goto done;
+    }
+    *rows_out = rows;
+    if (rows == 0) /* Redshift writes neither data files nor manifest for an empty result */
+        goto done;
+    st = spec.partition_count ? write_partitions(&u) : write_group(&u, NULL, spec.prefix, rows);
+    if (st == RD_OK && spec.manifest)
+        st = write_manifest(&u);
+done:
+    if (table_made) {
+        rd_buf drop = RD_BUF_INIT;
+        rd_buf_printf(&drop, "DROP TABLE IF EXISTS %s", u.table);
+        duckdb_result r;
+        duckdb_query(conn, rd_buf_cstr(&drop), &r);
+        duckdb_destroy_result(&r);
+        rd_buf_free(&drop);
+    }
+    for (size_t i = 0; i < pc; i++)
+        free(pn[i]);
+    free(pn);
+    for (size_t i = 0; i < u.ncols && u.cols; i++) {
+        free(u.cols[i].name);
+        free(u.cols[i].lower);
+    }
+    free(u.cols);
+    for (size_t i = 0; i < u.nfiles; i++)
+        free(u.files[i].key);
+    free(u.files);
+    free(role);
+    rd_buf_free(&q);
+    rd_unload_spec_free(&spec);
+    return st;
+}
+
+#endif

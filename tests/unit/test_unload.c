@@ -1,0 +1,271 @@
+/* test_unload.c — UNLOAD through the Data API into a real S3 store: file naming per slice, Parquet read
+ * back by DuckDB with exact values (TIMESTAMPTZ as UTC), the manifest, MAXFILESIZE splitting, the empty
+ * result, and Redshift's refusals (outer LIMIT, TIME in Parquet, non-empty prefix) with ALLOWOVERWRITE and
+ * CLEANPATH. */
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <cmocka.h>
+#include <fcntl.h>
+
+#include "engine_test_util.h"
+
+static int setup(void **state)
+{
+    *state = env_new(2);
+    return 0;
+}
+
+static int teardown(void **state)
+{
+    env_free(*state);
+    return 0;
+}
+
+/* Runs an UNLOAD; returns the final status; *error (malloc'd or NULL) gets the Error. */
+static char *unload(test_env *e, const char *sql, char **error)
+{
+    char id[48];
+    run_sql_wait(e, sql, id);
+    json_t *d = describe_id(e, id);
+    char *st = strdup(jget_str(d, "Status"));
+    const char *er = jget_str(d, "Error");
+    if (error)
+        *error = er ? strdup(er) : NULL;
+    json_decref(d);
+    return st;
+}
+
+static size_t list_keys(test_env *e, const char *prefix, char keys[][128], size_t max)
+{
+    rd_s3_listing l;
+    rd_error err;
+    rd_error_clear(&err);
+    assert_int_equal(rd_s3_store_list(e->store, "unload-bucket", prefix, NULL, NULL, 1000, &l, &err), RD_OK);
+    size_t n = l.object_count < max ? l.object_count : max;
+    for (size_t i = 0; i < n; i++)
+        snprintf(keys[i], 128, "%s", l.objects[i].key);
+    rd_s3_listing_free(&l);
+    return n;
+}
+
+/* Copies an object out of the store to a local file (path written to out). */
+static void fetch(test_env *e, const char *key, char out[300])
+{
+    int fd;
+    rd_s3_object_info info;
+    rd_error err;
+    rd_error_clear(&err);
+    assert_int_equal(rd_s3_store_open_object(e->store, "unload-bucket", key, &fd, &info, &err), RD_OK);
+    snprintf(out, 300, "%s/fetched-%zu", e->dir, strlen(key) + (size_t)rand());
+    int o = open(out, O_WRONLY | O_CREAT | O_TRUNC, 0600);
+    char buf[65536];
+    ssize_t n;
+    while ((n = read(fd, buf, sizeof buf)) > 0)
+        assert_int_equal(write(o, buf, (size_t)n), n);
+    close(o);
+    close(fd);
+    rd_s3_object_info_free(&info);
+}
+
+static char *duck_one(const char *sql)
+{
+    duckdb_database db;
+    duckdb_connection c;
+    assert_int_equal(duckdb_open(NULL, &db), DuckDBSuccess);
+    assert_int_equal(duckdb_connect(db, &c), DuckDBSuccess);
+    duckdb_result r;
+    if (duckdb_query(c, sql, &r) != DuckDBSuccess)
+        fail_msg("%s: %s", sql, duckdb_result_error(&r));
+    char *v = duckdb_value_varchar(&r, 0, 0);
+    char *out = strdup(v ? v : "NULL");
+    duckdb_free(v);
+    duckdb_destroy_result(&r);
+    duckdb_disconnect(&c);
+    duckdb_close(&db);
+    return out;
+}
+
+static void test_parquet_files_and_manifest(void **state)
+{
+    test_env *e = *state;
+    char id[48];
+    run_sql_wait(e, "CREATE TABLE src AS SELECT range AS id, CAST(range * 1.25 AS DECIMAL(12,2)) AS amount, "
+                    "CASE WHEN range % 2 = 0 THEN 'it''s' ELSE 'naïve' END AS label, "
+                    "TIMESTAMPTZ '2024-03-10 06:59:59+00' + to_seconds(range) AS ts FROM range(100)", id);
+    char *err = NULL;
+    char *st = unload(e, "UNLOAD ('SELECT * FROM src WHERE label <> ''x'' ORDER BY id') TO 's3://unload-bucket/out/sales_' "
+                         "IAM_ROLE 'arn:aws:iam::000000000000:role/unload' FORMAT AS PARQUET MANIFEST VERBOSE", &err);
+    if (strcmp(st, "FINISHED") != 0)
+        fail_msg("UNLOAD: %s %s", st, err ? err : "");
+    free(st);
+    free(err);
+    char keys[16][128];
+    size_t n = list_keys(e, "out/", keys, 16);
+    assert_int_equal(n, 3);
+    assert_string_equal(keys[0], "out/sales_0000_part_00.parquet");
+    assert_string_equal(keys[1], "out/sales_0001_part_00.parquet");
+    assert_string_equal(keys[2], "out/sales_manifest");
+    char p0[300], p1[300], man[300];
+    fetch(e, keys[0], p0);
+    fetch(e, keys[1], p1);
+    fetch(e, keys[2], man);
+    char sql[1200];
+    snprintf(sql, sizeof sql,
+             "SELECT count(*) || '|' || sum(id) || '|' || sum(amount) || '|' || count(*) FILTER (WHERE label = 'it''s') "
+             "|| '|' || min(ts)::VARCHAR || '|' || typeof(min(ts)) FROM read_parquet(['%s', '%s'])", p0, p1);
+    char *v = duck_one(sql);
+    assert_string_equal(v, "100|4950|6187.50|50|2024-03-10 06:59:59+00|TIMESTAMP WITH TIME ZONE");
+    free(v);
+    snprintf(sql, sizeof sql, "SELECT max(id) FROM read_parquet('%s')", p0);
+    v = duck_one(sql);
+    assert_string_equal(v, "49"); /* the first slice holds the first half, in order */
+    free(v);
+    json_error_t jerr;
+    json_t *m = json_load_file(man, 0, &jerr);
+    assert_non_null(m);
+    json_t *entries = json_object_get(m, "entries");
+    assert_int_equal(json_array_size(entries), 2);
+    assert_string_equal(jget_str(json_array_get(entries, 0), "url"), "s3://unload-bucket/out/sales_0000_part_00.parquet");
+    json_int_t rows = 0;
+    for (size_t i = 0; i < 2; i++) {
+        json_t *meta = json_object_get(json_array_get(entries, i), "meta");
+        rows += json_integer_value(json_object_get(meta, "record_count"));
+        assert_true(json_integer_value(json_object_get(meta, "content_length")) > 0);
+    }
+    assert_int_equal(rows, 100);
+    json_t *elements = json_object_get(json_object_get(m, "schema"), "elements");
+    assert_int_equal(json_array_size(elements), 4);
+    assert_string_equal(jget_str(json_array_get(elements, 1), "name"), "amount");
+    assert_string_equal(jget_str(json_object_get(json_array_get(elements, 1), "type"), "base"), "numeric");
+    assert_int_equal(json_integer_value(json_object_get(json_object_get(m, "meta"), "record_count")), 100);
+    json_decref(m);
+
+    /* the same prefix again: refused, then ALLOWOVERWRITE, then CLEANPATH removes a stray file */
+    st = unload(e, "UNLOAD ('SELECT * FROM src') TO 's3://unload-bucket/out/sales_' IAM_ROLE default PARQUET", &err);
+    assert_string_equal(st, "FAILED");
+    assert_string_equal(err, "ERROR: Specified unload destination on S3 is not empty. Consider using a different bucket "
+                             "/ prefix, manually removing the target files in S3, or using the ALLOWOVERWRITE option.");
+    free(st);
+    free(err);
+    st = unload(e, "UNLOAD ('SELECT * FROM src') TO 's3://unload-bucket/out/sales_' IAM_ROLE default PARQUET ALLOWOVERWRITE",
+                &err);
+    assert_string_equal(st, "FINISHED");
+    free(st);
+    free(err);
+    rd_error rerr;
+    rd_error_clear(&rerr);
+    assert_int_equal(rd_s3_store_put(e->store, "unload-bucket", "out/sales_stale.csv", "x", 1, NULL, NULL, &rerr), RD_OK);
+    st = unload(e, "UNLOAD ('SELECT * FROM src') TO 's3://unload-bucket/out/sales_' IAM_ROLE default PARQUET CLEANPATH", &err);
+    assert_string_equal(st, "FINISHED");
+    free(st);
+    free(err);
+    n = list_keys(e, "out/", keys, 16);
+    assert_int_equal(n, 2); /* the manifest and the stray file are gone */
+    assert_string_equal(keys[0], "out/sales_0000_part_00.parquet");
+}
+
+static void test_refusals_and_empty(void **state)
+{
+    test_env *e = *state;
+    char *err = NULL;
+    char *st = unload(e, "UNLOAD ('select * from range(10) limit 5') TO 's3://unload-bucket/lim/' IAM_ROLE 'r' PARQUET", &err);
+    assert_string_equal(st, "FAILED");
+    assert_string_equal(err, "ERROR: Limit clause is not supported in the outermost select of an UNLOAD statement");
+    free(st);
+    free(err);
+    st = unload(e, "UNLOAD ('select * from (select * from range(10) limit 5)') TO 's3://unload-bucket/lim/' IAM_ROLE 'r' "
+                   "PARQUET", &err);
+    assert_string_equal(st, "FINISHED");
+    free(st);
+    free(err);
+    st = unload(e, "UNLOAD ('select TIME ''01:02:03'' AS t') TO 's3://unload-bucket/time/' IAM_ROLE 'r' PARQUET", &err);
+    assert_string_equal(st, "FAILED");
+    assert_non_null(strstr(err, "PARQUET"));
+    assert_non_null(strstr(err, "\"t\""));
+    free(st);
+    free(err);
+    st = unload(e, "UNLOAD ('select 1 AS x where false') TO 's3://unload-bucket/empty/' IAM_ROLE 'r' PARQUET MANIFEST", &err);
+    assert_string_equal(st, "FINISHED");
+    free(st);
+    free(err);
+    char keys[4][128];
+    assert_int_equal(list_keys(e, "empty/", keys, 4), 0);
+    st = unload(e, "UNLOAD ('select 1') TO 's3://no-such-bucket/x/' IAM_ROLE 'r' PARQUET", &err);
+    assert_string_equal(st, "FAILED");
+    assert_non_null(strstr(err, "NoSuchBucket"));
+    free(st);
+    free(err);
+}
+
+static void test_split_and_csv(void **state)
+{
+    test_env *e = *state;
+    char *err = NULL;
+    /* ~19 MB of incompressible text, serial, split at 5 MB */
+    char *st = unload(e, "UNLOAD ('SELECT range AS i, md5(range::VARCHAR) || md5((range * 7)::VARCHAR) AS h "
+                         "FROM range(300000) ORDER BY i') TO 's3://unload-bucket/big/part_' IAM_ROLE 'r' "
+                         "FORMAT PARQUET PARALLEL OFF MAXFILESIZE 5 MB MANIFEST",
+                      &err);
+    if (strcmp(st, "FINISHED") != 0)
+        fail_msg("UNLOAD: %s %s", st, err ? err : "");
+    free(st);
+    free(err);
+    char keys[64][128];
+    size_t n = list_keys(e, "big/", keys, 64);
+    assert_true(n >= 5);
+    char paths[64][300];
+    rd_buf list = RD_BUF_INIT;
+    for (size_t i = 0; i + 1 < n; i++) {
+        char want[64];
+        snprintf(want, sizeof want, "big/part_%03zu.parquet", i);
+        assert_string_equal(keys[i], want);
+        rd_s3_object_info info;
+        rd_error rerr;
+        rd_error_clear(&rerr);
+        assert_int_equal(rd_s3_store_head(e->store, "unload-bucket", keys[i], &info, &rerr), RD_OK);
+        assert_true(info.size <= 5u * 1024 * 1024);
+        rd_s3_object_info_free(&info);
+        fetch(e, keys[i], paths[i]);
+        rd_buf_printf(&list, "%s'%s'", i ? ", " : "", paths[i]);
+    }
+    assert_string_equal(keys[n - 1], "big/part_manifest");
+    char sql[8192];
+    snprintf(sql, sizeof sql, "SELECT count(*) || '|' || sum(i) || '|' || count(DISTINCT h) FROM read_parquet([%s])",
+             rd_buf_cstr(&list));
+    rd_buf_free(&list);
+    char *v = duck_one(sql);
+    assert_string_equal(v, "300000|44999850000|300000");
+    free(v);
+
+    /* CSV: no suffix, quoting as CSV, VARBYTE as hex, HEADER */
+    st = unload(e, "UNLOAD ('SELECT 1 AS n, ''a,b'' AS s, ''ab''::VARBYTE AS b') TO 's3://unload-bucket/csv/x_' "
+                   "IAM_ROLE 'r' CSV HEADER PARALLEL OFF",
+                &err);
+    assert_string_equal(st, "FINISHED");
+    free(st);
+    free(err);
+    n = list_keys(e, "csv/", keys, 4);
+    assert_int_equal(n, 1);
+    assert_string_equal(keys[0], "csv/x_000");
+    char p[300];
+    fetch(e, keys[0], p);
+    FILE *f = fopen(p, "r");
+    char line1[128] = "", line2[128] = "";
+    assert_non_null(fgets(line1, sizeof line1, f));
+    assert_non_null(fgets(line2, sizeof line2, f));
+    fclose(f);
+    assert_string_equal(line1, "n,s,b\n");
+    assert_string_equal(line2, "1,\"a,b\",6162\n");
+}
+
+int main(void)
+{
+    const struct CMUnitTest tests[] = {
+        cmocka_unit_test_setup_teardown(test_parquet_files_and_manifest, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_refusals_and_empty, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_split_and_csv, setup, teardown),
+    };
+    return cmocka_run_group_tests_name("unload", tests, NULL, NULL);
+}
