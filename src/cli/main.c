@@ -95,6 +95,7 @@ static const char usage[] =
     "Commands:\n"
     "  whoami     show which AWS identity, region and credential source redduck uses\n"
     "  sign       print how redduck signs a request (SigV4 canonical request, string to sign)\n"
+    "  emulator   run the local Redshift Data API + S3 emulator (for tests, demos, offline work)\n"
     "\n"
     "Run `redduck <command> --help` for a command's options.\n"
     "Exit codes: 0 ok, 1 failure, 2 usage, 3 no credentials found, 4 refused by AWS.\n";
@@ -115,6 +116,7 @@ int main(int argc, char **argv)
     } commands[] = {
         { "whoami", rd_cmd_whoami },
         { "sign", rd_cmd_sign },
+        { "emulator", rd_cmd_emulator },
     };
     for (size_t i = 0; i < sizeof commands / sizeof commands[0]; i++)
         if (strcmp(argv[1], commands[i].name) == 0)
