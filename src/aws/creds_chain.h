@@ -19,6 +19,8 @@ typedef struct rd_creds_ctx {
     const rd_log *log;         /* borrowed; may be NULL */
     const char *region;        /* borrowed; region of the session (STS calls), may be NULL */
     time_t (*now)(void);       /* NULL: time() */
+    const char *profile;       /* borrowed; the session's profile for settings (IMDS, env web identity); NULL:
+                                  AWS_PROFILE / AWS_DEFAULT_PROFILE / "default" */
 } rd_creds_ctx;
 
 time_t rd_creds_ctx_now(const rd_creds_ctx *ctx);

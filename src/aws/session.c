@@ -98,6 +98,7 @@ rd_status rd_session_new(const rd_session_options *opts, rd_session **out, rd_er
     s->ctx.http = s->http;
     s->ctx.log = &s->log;
     s->ctx.region = s->region;
+    s->ctx.profile = s->profile;
     s->ctx.now = NULL;
 
     rd_creds_chain_options copts = { 0 };
