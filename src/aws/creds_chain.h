@@ -77,6 +77,10 @@ rd_status rd_creds_container_new(const rd_creds_ctx *ctx, rd_creds_provider **ou
  * AWS_EC2_METADATA_DISABLED=true → NOT_FOUND without any traffic. AWS_EC2_METADATA_SERVICE_ENDPOINT
  * overrides http://169.254.169.254. Short timeouts (1 s, 1 attempt each as botocore). */
 rd_status rd_creds_imds_new(const rd_creds_ctx *ctx, rd_creds_provider **out, rd_error *err);
+/* Parses credential_process output (JSON, Version 1) into *out (provider "custom-process"). Messages never
+ * contain the output itself. Exposed for tests and the fuzzer. */
+rd_status rd_creds_parse_process_output(const char *json, size_t len, rd_credentials *out, rd_error *err);
+
 /* Caches `inner`'s credentials (owned) and refreshes them RD_CREDS_REFRESH_WINDOW_S before expiry;
  * thread-safe (mutex), one refresh at a time. */
 rd_status rd_creds_cached_new(const rd_creds_ctx *ctx, rd_creds_provider *inner, rd_creds_provider **out,
