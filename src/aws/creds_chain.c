@@ -536,6 +536,10 @@ static rd_status assume_role_get(rd_creds_provider *base, rd_credentials *out, r
     c.now = p->ctx->now;
     rd_sts_assume_role_input in = { p->role_arn, p->session_name, p->external_id, p->duration_seconds, NULL, NULL };
     rd_status st = rd_sts_assume_role(&c, &in, out, err);
+    if (st == RD_E_NOT_FOUND && err && !err->http_status) {
+        /* the source had nothing (botocore: InvalidConfigError) */
+        err->code = st = RD_E_CONFIG;
+    }
     if (st != RD_OK) {
         rd_error_prefix(err, "profile '%s': ", p->profile);
         if (st == RD_E_NOT_FOUND)
@@ -594,7 +598,7 @@ typedef struct chain_provider {
     rd_creds_provider **items;
     size_t count;
     char *profile;
-    int profile_missing; /* named explicitly but absent from both files */
+    int top;             /* the default chain: exhausted → RD_E_AUTH; nested chains pass with NOT_FOUND */
     char *missing_message;
 } chain_provider;
 
@@ -616,6 +620,10 @@ static rd_status chain_get(rd_creds_provider *base, rd_credentials *out, rd_erro
             return st;
         }
     }
+    if (!p->top)
+        return rd_error_set(err, RD_E_NOT_FOUND, "the profile '%s' has no credentials (no keys, web identity, SSO or "
+                                                 "credential_process)",
+                            p->profile);
     return rd_error_set(err, RD_E_AUTH,
                         "unable to locate credentials for profile '%s': configure them with `aws configure%s%s`, set "
                         "AWS_ACCESS_KEY_ID and AWS_SECRET_ACCESS_KEY, or use `aws sso login`",
@@ -954,6 +962,7 @@ rd_status rd_creds_chain_new(const rd_creds_ctx *ctx, const rd_creds_chain_optio
     chain_provider *c = chain_alloc(profile);
     if (!c)
         return oom(err);
+    c->top = 1;
     rd_creds_provider *p = NULL;
     rd_status st = RD_OK;
     if (nonempty(opts->access_key_id) || nonempty(opts->secret_access_key)) {
@@ -995,14 +1004,10 @@ rd_status rd_creds_chain_new(const rd_creds_ctx *ctx, const rd_creds_chain_optio
         }
         if (st == RD_OK && (st = rd_creds_web_identity_env_new(ctx, &p, err)) == RD_OK)
             st = chain_add(c, p);
-        if (st == RD_OK && (st = rd_creds_sso_new(ctx, profile, &p, err)) == RD_OK)
-            st = chain_add(c, p);
-        if (st == RD_OK && (st = file_keys_new(ctx, profile, 1, &p, err)) == RD_OK)
-            st = chain_add(c, p);
-        if (st == RD_OK && (st = profile_process_new(ctx, profile, &p, err)) == RD_OK)
-            st = chain_add(c, p);
-        if (st == RD_OK && (st = file_keys_new(ctx, profile, 0, &p, err)) == RD_OK)
-            st = chain_add(c, p);
+        /* the profile's own web_identity_token_file, SSO, credentials file, process, config file */
+        rd_creds_provider *rest = NULL;
+        if (st == RD_OK && (st = profile_source_chain(ctx, profile, &rest, err)) == RD_OK)
+            st = chain_add(c, rest);
         if (st == RD_OK && (st = rd_creds_container_new(ctx, &p, err)) == RD_OK)
             st = chain_add(c, p);
         if (st == RD_OK && (st = rd_creds_imds_new(ctx, &p, err)) == RD_OK)
