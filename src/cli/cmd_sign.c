@@ -51,15 +51,28 @@ static int read_file(const char *path, rd_buf *out)
     return bad ? -1 : 0;
 }
 
-static void print_redacted_token_in_url(const char *url)
+/* Prints text with every occurrence of the session token (raw or URI-encoded) replaced by <redacted>. */
+static void print_redacted(const char *text, const char *token)
 {
-    const char *t = strstr(url, "X-Amz-Security-Token=");
-    if (!t) {
-        puts(url);
+    if (!token || !*token) {
+        fputs(text, stdout);
         return;
     }
-    t += strlen("X-Amz-Security-Token=");
-    printf("%.*s<redacted>%s\n", (int)(t - url), url, t + strcspn(t, "&"));
+    rd_buf enc = RD_BUF_INIT;
+    rd_sigv4_uri_encode(&enc, token, strlen(token), 0);
+    const char *p = text;
+    while (*p) {
+        const char *a = strstr(p, token), *b = strstr(p, rd_buf_cstr(&enc));
+        const char *hit = a && (!b || a <= b) ? a : b;
+        if (!hit) {
+            fputs(p, stdout);
+            break;
+        }
+        fwrite(p, 1, (size_t)(hit - p), stdout);
+        fputs("<redacted>", stdout);
+        p = hit + (hit == a ? strlen(token) : enc.len);
+    }
+    rd_buf_free(&enc);
 }
 
 int rd_cmd_sign(int argc, char **argv)
@@ -175,12 +188,15 @@ int rd_cmd_sign(int argc, char **argv)
         rd_cli_print_error(&err);
         rc = rd_cli_exit_code(st);
     } else {
-        printf("# canonical request\n%s\n\n", rd_buf_cstr(&dbg.canonical_request));
+        printf("# canonical request\n");
+        print_redacted(rd_buf_cstr(&dbg.canonical_request), creds.session_token);
+        printf("\n\n");
         printf("# string to sign\n%s\n\n", rd_buf_cstr(&dbg.string_to_sign));
         printf("# signature\n%s\n\n", dbg.signature);
         if (presigned) {
             printf("# presigned url\n");
-            print_redacted_token_in_url(presigned);
+            print_redacted(presigned, creds.session_token);
+            putchar('\n');
         } else {
             printf("# signed request headers\n");
             for (size_t i = 0; i < headers.count; i++)
