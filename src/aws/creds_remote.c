@@ -931,6 +931,7 @@ static rd_status imds_get_credentials(rd_creds_provider *base, rd_credentials *o
     if (!ctx->http)
         return rd_error_set(err, RD_E_INTERNAL, "EC2 instance metadata: no HTTP transport");
     imds_settings s;
+    memset(&s, 0, sizeof s);
     rd_status st = imds_settings_load(ctx, &s, err);
     if (st != RD_OK)
         return st;
