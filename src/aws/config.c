@@ -96,10 +96,11 @@ const char *rd_aws_profile_name(const char *flag)
 {
     if (flag && *flag)
         return flag;
-    const char *v = getenv("AWS_PROFILE");
+    /* botocore looks at AWS_DEFAULT_PROFILE before AWS_PROFILE */
+    const char *v = getenv("AWS_DEFAULT_PROFILE");
     if (v && *v)
         return v;
-    v = getenv("AWS_DEFAULT_PROFILE");
+    v = getenv("AWS_PROFILE");
     if (v && *v)
         return v;
     return "default";

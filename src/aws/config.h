@@ -17,7 +17,7 @@ rd_status rd_aws_config_load_paths(const char *config_path, const char *credenti
                                    rd_error *err);
 void rd_aws_config_free(rd_aws_config *cfg);
 
-/* The profile to use: flag if set, else AWS_PROFILE, else AWS_DEFAULT_PROFILE, else "default". Borrowed
+/* The profile to use: flag if set, else AWS_DEFAULT_PROFILE, else AWS_PROFILE (botocore's order), else "default". Borrowed
  * (from flag or the environment or a literal). */
 const char *rd_aws_profile_name(const char *flag);
 
