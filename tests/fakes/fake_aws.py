@@ -146,14 +146,7 @@ class Handler(BaseHTTPRequestHandler):
 
     def reply(self, status, body, ctype, api, auth="none", extra_headers=None):
         data = body.encode() if isinstance(body, str) else body
-        self.send_response(status)
-        self.send_header("Content-Type", ctype)
-        self.send_header("Content-Length", str(len(data)))
-        self.send_header("x-amzn-RequestId", secrets.token_hex(16))
-        for k, v in (extra_headers or {}).items():
-            self.send_header(k, v)
-        self.end_headers()
-        self.wfile.write(data)
+        # record first, so a client that has its answer always finds its request in the log
         headers = {k: ("<redacted>" if k.lower() in SECRET_HEADERS else v) for k, v in self.headers.items()}
         self.state.log({
             "method": self.command,
@@ -163,6 +156,14 @@ class Handler(BaseHTTPRequestHandler):
             "auth": auth,
             "headers": headers,
         })
+        self.send_response(status)
+        self.send_header("Content-Type", ctype)
+        self.send_header("Content-Length", str(len(data)))
+        self.send_header("x-amzn-RequestId", secrets.token_hex(16))
+        for k, v in (extra_headers or {}).items():
+            self.send_header(k, v)
+        self.end_headers()
+        self.wfile.write(data)
 
     def sts_error(self, status, code, message, api, auth="none"):
         kind = "Receiver" if status >= 500 else "Sender"
