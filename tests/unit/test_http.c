@@ -1,0 +1,215 @@
+/* test_http.c — the libcurl transport against a loopback libmicrohttpd server: headers and bodies both
+ * ways, the User-Agent, connection reuse, streaming sinks, a reset connection and a timeout reported as
+ * network errors, and loopback detection. */
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <cmocka.h>
+#include <arpa/inet.h>
+#include <microhttpd.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "aws/http.h"
+
+typedef struct server_state {
+    char last_ua[128];
+    char last_custom[128];
+    char last_body[256];
+    int client_ports[8];
+    int requests;
+} server_state;
+
+typedef struct conn {
+    char body[256];
+    size_t len;
+    int started;
+} conn;
+
+static ssize_t reset_reader(void *cls, uint64_t pos, char *buf, size_t max)
+{
+    (void)cls;
+    if (pos >= 10)
+        return MHD_CONTENT_READER_END_WITH_ERROR;
+    size_t n = max < 10 - pos ? max : (size_t)(10 - pos);
+    memset(buf, 'x', n);
+    return (ssize_t)n;
+}
+
+static enum MHD_Result handler(void *cls, struct MHD_Connection *c, const char *url, const char *method,
+                               const char *version, const char *data, size_t *size, void **con_cls)
+{
+    (void)method;
+    (void)version;
+    server_state *st = cls;
+    conn *cn = *con_cls;
+    if (!cn) {
+        cn = calloc(1, sizeof *cn);
+        *con_cls = cn;
+        return MHD_YES;
+    }
+    if (*size) {
+        size_t n = *size < sizeof cn->body - 1 - cn->len ? *size : sizeof cn->body - 1 - cn->len;
+        memcpy(cn->body + cn->len, data, n);
+        cn->len += n;
+        *size = 0;
+        return MHD_YES;
+    }
+    const char *ua = MHD_lookup_connection_value(c, MHD_HEADER_KIND, "User-Agent");
+    const char *custom = MHD_lookup_connection_value(c, MHD_HEADER_KIND, "X-Custom");
+    snprintf(st->last_ua, sizeof st->last_ua, "%s", ua ? ua : "");
+    snprintf(st->last_custom, sizeof st->last_custom, "%s", custom ? custom : "");
+    snprintf(st->last_body, sizeof st->last_body, "%.*s", (int)cn->len, cn->body);
+    const union MHD_ConnectionInfo *ci = MHD_get_connection_info(c, MHD_CONNECTION_INFO_CLIENT_ADDRESS);
+    if (st->requests < 8 && ci)
+        st->client_ports[st->requests] = ntohs(((const struct sockaddr_in *)ci->client_addr)->sin_port);
+    st->requests++;
+    struct MHD_Response *r;
+    if (strcmp(url, "/reset") == 0) {
+        r = MHD_create_response_from_callback(1000, 16, reset_reader, NULL, NULL);
+    } else if (strcmp(url, "/slow") == 0) {
+        sleep(2);
+        r = MHD_create_response_from_buffer(2, (void *)"ok", MHD_RESPMEM_PERSISTENT);
+    } else {
+        r = MHD_create_response_from_buffer(5, (void *)"hello", MHD_RESPMEM_PERSISTENT);
+        MHD_add_response_header(r, "X-Reply", "  spaced value ");
+    }
+    enum MHD_Result ret = MHD_queue_response(c, strcmp(url, "/missing") == 0 ? 404 : 200, r);
+    MHD_destroy_response(r);
+    return ret;
+}
+
+static void completed(void *cls, struct MHD_Connection *c, void **con_cls, enum MHD_RequestTerminationCode toe)
+{
+    (void)cls;
+    (void)c;
+    (void)toe;
+    free(*con_cls);
+    *con_cls = NULL;
+}
+
+static struct MHD_Daemon *start(server_state *st, int *port)
+{
+    struct sockaddr_in a;
+    memset(&a, 0, sizeof a);
+    a.sin_family = AF_INET;
+    a.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+    struct MHD_Daemon *d = MHD_start_daemon(MHD_USE_INTERNAL_POLLING_THREAD | MHD_USE_THREAD_PER_CONNECTION, 0, NULL,
+                                            NULL, handler, st, MHD_OPTION_SOCK_ADDR, &a, MHD_OPTION_NOTIFY_COMPLETED,
+                                            completed, NULL, MHD_OPTION_CONNECTION_TIMEOUT, (unsigned)10,
+                                            MHD_OPTION_END);
+    assert_non_null(d);
+    *port = MHD_get_daemon_info(d, MHD_DAEMON_INFO_BIND_PORT)->port;
+    return d;
+}
+
+static size_t sink(void *ctx, const void *data, size_t len)
+{
+    rd_buf_append(ctx, data, len);
+    return len;
+}
+
+static void test_round_trip_and_reuse(void **state)
+{
+    (void)state;
+    server_state st;
+    memset(&st, 0, sizeof st);
+    int port;
+    struct MHD_Daemon *d = start(&st, &port);
+    rd_http_transport *t;
+    rd_error err;
+    rd_http_options o = { 0 };
+    assert_int_equal(rd_http_curl_new(&o, &t, &err), RD_OK);
+    char url[128];
+    snprintf(url, sizeof url, "http://127.0.0.1:%d/echo", port);
+    rd_headers h = RD_HEADERS_INIT;
+    rd_headers_add(&h, "X-Custom", "value 1");
+    rd_http_request req = { "POST", url, &h, "payload", 7, 0, NULL, NULL };
+    rd_http_response resp;
+    rd_http_response_init(&resp);
+    assert_int_equal(rd_http_send(t, &req, &resp, &err), RD_OK);
+    assert_int_equal(resp.status, 200);
+    assert_string_equal(rd_buf_cstr(&resp.body), "hello");
+    assert_string_equal(rd_headers_get(&resp.headers, "x-reply"), "spaced value");
+    assert_string_equal(st.last_custom, "value 1");
+    assert_string_equal(st.last_body, "payload");
+    assert_string_equal(st.last_ua, "redduck/" RD_VERSION);
+    /* a second request reuses the connection (same client port) */
+    rd_http_response_reset(&resp);
+    rd_buf streamed = RD_BUF_INIT;
+    rd_http_request req2 = { "GET", url, NULL, NULL, 0, 0, sink, &streamed };
+    assert_int_equal(rd_http_send(t, &req2, &resp, &err), RD_OK);
+    assert_string_equal(rd_buf_cstr(&streamed), "hello"); /* went to the sink */
+    assert_int_equal(resp.body.len, 0);
+    assert_int_equal(st.requests, 2);
+    assert_int_equal(st.client_ports[0], st.client_ports[1]);
+    /* HTTP errors are answers, not transport failures */
+    snprintf(url, sizeof url, "http://127.0.0.1:%d/missing", port);
+    rd_http_response_reset(&resp);
+    rd_http_request req3 = { "GET", url, NULL, NULL, 0, 0, NULL, NULL };
+    assert_int_equal(rd_http_send(t, &req3, &resp, &err), RD_OK);
+    assert_int_equal(resp.status, 404);
+    rd_buf_free(&streamed);
+    rd_http_response_free(&resp);
+    rd_headers_free(&h);
+    rd_http_transport_free(t);
+    MHD_stop_daemon(d);
+}
+
+static void test_reset_and_timeout_are_network_errors(void **state)
+{
+    (void)state;
+    server_state st;
+    memset(&st, 0, sizeof st);
+    int port;
+    struct MHD_Daemon *d = start(&st, &port);
+    rd_http_transport *t;
+    rd_error err;
+    rd_http_options o = { 0 };
+    assert_int_equal(rd_http_curl_new(&o, &t, &err), RD_OK);
+    char url[128];
+    snprintf(url, sizeof url, "http://127.0.0.1:%d/reset", port);
+    rd_http_request req = { "GET", url, NULL, NULL, 0, 0, NULL, NULL };
+    rd_http_response resp;
+    rd_http_response_init(&resp);
+    rd_error_clear(&err);
+    assert_int_equal(rd_http_send(t, &req, &resp, &err), RD_E_NETWORK);
+    assert_non_null(strstr(err.message, "127.0.0.1"));
+    snprintf(url, sizeof url, "http://127.0.0.1:%d/slow", port);
+    rd_http_request slow = { "GET", url, NULL, NULL, 0, 300, NULL, NULL };
+    rd_http_response_reset(&resp);
+    assert_int_equal(rd_http_send(t, &slow, &resp, &err), RD_E_NETWORK);
+    /* nothing listens on port 1 */
+    rd_http_request refused = { "GET", "http://127.0.0.1:1/", NULL, NULL, 0, 0, NULL, NULL };
+    rd_http_response_reset(&resp);
+    assert_int_equal(rd_http_send(t, &refused, &resp, &err), RD_E_NETWORK);
+    rd_http_response_free(&resp);
+    rd_http_transport_free(t);
+    MHD_stop_daemon(d);
+}
+
+static void test_loopback(void **state)
+{
+    (void)state;
+    assert_true(rd_url_is_loopback("http://127.0.0.1:4566/x"));
+    assert_true(rd_url_is_loopback("http://127.1.2.3/"));
+    assert_true(rd_url_is_loopback("http://localhost:9000"));
+    assert_true(rd_url_is_loopback("http://[::1]:80/"));
+    assert_false(rd_url_is_loopback("http://169.254.169.254/latest"));
+    assert_false(rd_url_is_loopback("https://s3.amazonaws.com/"));
+    assert_false(rd_url_is_loopback("http://127.0.0.1.evil.com/"));
+    assert_false(rd_url_is_loopback("http://user@10.0.0.1/"));
+}
+
+int main(void)
+{
+    const struct CMUnitTest tests[] = {
+        cmocka_unit_test(test_round_trip_and_reuse),
+        cmocka_unit_test(test_reset_and_timeout_are_network_errors),
+        cmocka_unit_test(test_loopback),
+    };
+    return cmocka_run_group_tests_name("http", tests, NULL, NULL);
+}
