@@ -467,6 +467,40 @@ static void finish_signature(const rd_sigv4_params *p, const char *amz_date, con
     to_hex(sig, 32, sig_hex);
 }
 
+/* METHOD \n path \n query \n headers \n signed-headers \n payload-hash (sorts q in place). */
+static rd_status assemble_canonical(rd_buf *canon, const char *method, const url_parts *u, int path_as_is, kv *q,
+                                    size_t nq, const rd_buf *hdrs, const rd_buf *signed_list, const char *payload)
+{
+    rd_buf_puts(canon, method);
+    for (char *p = canon->data; p && *p; p++)
+        *p = (char)toupper((unsigned char)*p);
+    rd_buf_putc(canon, '\n');
+    rd_status st = canonical_path(u, path_as_is, canon);
+    if (st != RD_OK)
+        return st;
+    rd_buf_putc(canon, '\n');
+    canonical_query(q, nq, canon);
+    rd_buf_putc(canon, '\n');
+    rd_buf_append(canon, hdrs->data, hdrs->len);
+    rd_buf_putc(canon, '\n');
+    rd_buf_append(canon, signed_list->data, signed_list->len);
+    rd_buf_putc(canon, '\n');
+    return rd_buf_puts(canon, payload);
+}
+
+static void fill_debug(rd_sigv4_debug *dbg, const rd_buf *canon, const rd_buf *sts, const char sig[65],
+                       const rd_buf *signed_list)
+{
+    if (!dbg)
+        return;
+    rd_buf_reset(&dbg->canonical_request);
+    rd_buf_append(&dbg->canonical_request, canon->data, canon->len);
+    rd_buf_reset(&dbg->string_to_sign);
+    rd_buf_append(&dbg->string_to_sign, sts->data, sts->len);
+    memcpy(dbg->signature, sig, 65);
+    snprintf(dbg->signed_headers_list, sizeof dbg->signed_headers_list, "%s", rd_buf_cstr(signed_list));
+}
+
 static void rfc1123(time_t t, char out[40])
 {
     struct tm tm;
@@ -523,23 +557,12 @@ rd_status rd_sigv4_sign_headers(const rd_sigv4_params *params, rd_sigv4_request 
     rd_buf canon = RD_BUF_INIT, sts = RD_BUF_INIT, hdrs = RD_BUF_INIT, signed_list = RD_BUF_INIT;
     kv *q = NULL;
     size_t nq = 0;
-    rd_buf_puts(&canon, req->method);
-    for (char *p = canon.data; p && *p; p++)
-        *p = (char)toupper((unsigned char)*p);
-    rd_buf_putc(&canon, '\n');
-    if ((st = canonical_path(&u, params->s3_rules || params->path_as_is, &canon)) != RD_OK)
-        goto out;
-    rd_buf_putc(&canon, '\n');
     if ((st = parse_query(u.query ? u.query : "", u.query_len, &q, &nq)) != RD_OK)
         goto out;
-    canonical_query(q, nq, &canon);
-    rd_buf_putc(&canon, '\n');
     canonical_headers(hs, &hdrs, &signed_list);
-    rd_buf_append(&canon, hdrs.data, hdrs.len);
-    rd_buf_putc(&canon, '\n');
-    rd_buf_append(&canon, signed_list.data, signed_list.len);
-    rd_buf_putc(&canon, '\n');
-    rd_buf_puts(&canon, payload);
+    if ((st = assemble_canonical(&canon, req->method, &u, params->s3_rules || params->path_as_is, q, nq, &hdrs,
+                                 &signed_list, payload)) != RD_OK)
+        goto out;
 
     char sig[65];
     finish_signature(params, amz_date, &canon, &sts, sig);
@@ -550,14 +573,7 @@ rd_status rd_sigv4_sign_headers(const rd_sigv4_params *params, rd_sigv4_request 
     rd_buf_free(&auth);
     if (token && params->omit_session_token)
         rd_headers_set(hs, "X-Amz-Security-Token", params->session_token);
-    if (dbg) {
-        rd_buf_reset(&dbg->canonical_request);
-        rd_buf_append(&dbg->canonical_request, canon.data, canon.len);
-        rd_buf_reset(&dbg->string_to_sign);
-        rd_buf_append(&dbg->string_to_sign, sts.data, sts.len);
-        memcpy(dbg->signature, sig, sizeof sig);
-        snprintf(dbg->signed_headers_list, sizeof dbg->signed_headers_list, "%s", rd_buf_cstr(&signed_list));
-    }
+    fill_debug(dbg, &canon, &sts, sig, &signed_list);
 out:
     kvs_free(q, nq);
     rd_buf_free(&canon);
@@ -638,20 +654,11 @@ rd_status rd_sigv4_presign_url(const rd_sigv4_params *params, const rd_sigv4_req
             payload = body_hash;
         }
     }
-    rd_buf_puts(&canon, req->method);
-    for (char *p = canon.data; p && *p; p++)
-        *p = (char)toupper((unsigned char)*p);
-    rd_buf_putc(&canon, '\n');
-    canonical_path(&u, params->s3_rules || params->path_as_is, &canon);
-    rd_buf_putc(&canon, '\n');
-    canonical_query(q2, nq2, &canon);
+    st = assemble_canonical(&canon, req->method, &u, params->s3_rules || params->path_as_is, q2, nq2, &hdrs,
+                            &signed_list, payload);
     kvs_free(q2, nq2);
-    rd_buf_putc(&canon, '\n');
-    rd_buf_append(&canon, hdrs.data, hdrs.len);
-    rd_buf_putc(&canon, '\n');
-    rd_buf_append(&canon, signed_list.data, signed_list.len);
-    rd_buf_putc(&canon, '\n');
-    rd_buf_puts(&canon, payload);
+    if (st != RD_OK)
+        goto out;
 
     char sig[65];
     finish_signature(params, amz_date, &canon, &sts, sig);
@@ -662,14 +669,7 @@ rd_status rd_sigv4_presign_url(const rd_sigv4_params *params, const rd_sigv4_req
         rd_sigv4_uri_encode(&url, params->session_token, strlen(params->session_token), 0);
     }
     *out_url = rd_buf_detach(&url);
-    if (dbg) {
-        rd_buf_reset(&dbg->canonical_request);
-        rd_buf_append(&dbg->canonical_request, canon.data, canon.len);
-        rd_buf_reset(&dbg->string_to_sign);
-        rd_buf_append(&dbg->string_to_sign, sts.data, sts.len);
-        memcpy(dbg->signature, sig, sizeof sig);
-        snprintf(dbg->signed_headers_list, sizeof dbg->signed_headers_list, "%s", rd_buf_cstr(&signed_list));
-    }
+    fill_debug(dbg, &canon, &sts, sig, &signed_list);
 out:
     kvs_free(q, nq);
     rd_headers_free(&hs);
