@@ -286,6 +286,41 @@ static rd_status build_url(const rd_aws_request *req, const rd_endpoint *ep, rd_
     return RD_OK;
 }
 
+/* Copies req's headers into *headers and signs them for url (unless the request is unsigned). */
+static rd_status sign_into(rd_aws_client *c, const rd_aws_request *req, const char *url, rd_headers *headers,
+                           rd_error *err)
+{
+    if (req->headers)
+        rd_headers_copy(headers, req->headers);
+    if (req->no_auth)
+        return RD_OK;
+    if (!c->creds)
+        return rd_error_set(err, RD_E_AUTH, "no credentials provider for a signed %s request", req->svc->id);
+    rd_credentials creds;
+    rd_credentials_init(&creds);
+    rd_status st = rd_creds_provider_get(c->creds, &creds, err);
+    if (st != RD_OK)
+        return st;
+    rd_sigv4_params sp = { req->svc->signing_name, c->region, client_now(c), creds.access_key_id,
+                           creds.secret_access_key, creds.session_token, req->svc->s3_rules, 0, 0, 0 };
+    rd_sigv4_request sr = { req->method, url, headers, req->body, req->body_len,
+                            req->unsigned_payload ? RD_SIGV4_UNSIGNED_PAYLOAD : NULL };
+    st = rd_sigv4_sign_headers(&sp, &sr, NULL, err);
+    rd_credentials_free(&creds);
+    return st;
+}
+
+rd_status rd_aws_prepare(rd_aws_client *c, const rd_aws_request *req, rd_buf *url, rd_headers *headers,
+                         rd_error *err)
+{
+    rd_endpoint ep;
+    rd_status st = rd_endpoint_resolve(req->svc, c->region, c->endpoint_url, c->cfg, c->profile, &ep, err);
+    if (st != RD_OK)
+        return st;
+    build_url(req, &ep, url);
+    return sign_into(c, req, rd_buf_cstr(url), headers, err);
+}
+
 rd_status rd_aws_send(rd_aws_client *c, const rd_aws_request *req, rd_http_response *resp, rd_error *err)
 {
     rd_endpoint ep;
@@ -309,31 +344,10 @@ rd_status rd_aws_send(rd_aws_client *c, const rd_aws_request *req, rd_http_respo
     for (int attempt = 1;; attempt++) {
         rd_http_response_reset(resp);
         rd_headers headers = RD_HEADERS_INIT;
-        if (req->headers)
-            rd_headers_copy(&headers, req->headers);
-        if (!req->no_auth) {
-            rd_credentials creds;
-            rd_credentials_init(&creds);
-            if (!c->creds) {
-                st = rd_error_set(err, RD_E_AUTH, "no credentials provider for a signed %s request", req->svc->id);
-                rd_headers_free(&headers);
-                break;
-            }
-            st = rd_creds_provider_get(c->creds, &creds, err);
-            if (st != RD_OK) {
-                rd_headers_free(&headers);
-                break;
-            }
-            rd_sigv4_params sp = { req->svc->signing_name, c->region, client_now(c), creds.access_key_id,
-                                   creds.secret_access_key, creds.session_token, req->svc->s3_rules, 0, 0, 0 };
-            rd_sigv4_request sr = { req->method, rd_buf_cstr(&url), &headers, req->body, req->body_len,
-                                    req->unsigned_payload ? RD_SIGV4_UNSIGNED_PAYLOAD : NULL };
-            st = rd_sigv4_sign_headers(&sp, &sr, NULL, err);
-            rd_credentials_free(&creds);
-            if (st != RD_OK) {
-                rd_headers_free(&headers);
-                break;
-            }
+        st = sign_into(c, req, rd_buf_cstr(&url), &headers, err);
+        if (st != RD_OK) {
+            rd_headers_free(&headers);
+            break;
         }
         rd_http_request hr = { req->method, rd_buf_cstr(&url), &headers, req->body, req->body_len, 0,
                                req->on_body, req->on_body_ctx };

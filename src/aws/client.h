@@ -61,6 +61,11 @@ typedef struct rd_aws_request {
  * RD_E_REMOTE otherwise; RD_E_NETWORK when no response came. resp is still filled for non-2xx. */
 rd_status rd_aws_send(rd_aws_client *c, const rd_aws_request *req, rd_http_response *resp, rd_error *err);
 
+/* One signed attempt prepared for a caller that sends it itself (the parallel downloader): the URL of req
+ * appended to url, req->headers copied into headers and signed now. Does not send, log or retry. */
+rd_status rd_aws_prepare(rd_aws_client *c, const rd_aws_request *req, rd_buf *url, rd_headers *headers,
+                         rd_error *err);
+
 /* JSON 1.1: POST / with X-Amz-Target: <svc->target_prefix>.<operation>. `input` is borrowed (NULL = {}).
  * *output is a new reference on success (caller json_decref). */
 rd_status rd_aws_json_call(rd_aws_client *c, const rd_aws_service *svc, const char *operation, json_t *input,

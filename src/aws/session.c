@@ -10,6 +10,7 @@
 #include "aws/config.h"
 #include "aws/creds_chain.h"
 #include "aws/http.h"
+#include "aws/session_internal.h"
 #include "core/log.h"
 #include "services/sts.h"
 
@@ -163,18 +164,33 @@ void rd_identity_free(rd_identity *id)
     id->account = id->arn = id->user_id = NULL;
 }
 
+void rd_session_client(rd_session *s, const char *region, rd_aws_client *out)
+{
+    memset(out, 0, sizeof *out);
+    out->http = s->http;
+    out->creds = s->chain;
+    out->cfg = s->cfg;
+    out->profile = s->profile;
+    out->region = region;
+    out->endpoint_url = s->endpoint_url;
+    out->log = &s->log;
+}
+
+const rd_log *rd_session_log(rd_session *s)
+{
+    return &s->log;
+}
+
+const char *rd_session_endpoint_url(const rd_session *s)
+{
+    return s->endpoint_url;
+}
+
 rd_status rd_session_whoami(rd_session *s, rd_identity *out, rd_error *err)
 {
     rd_aws_client c;
-    memset(&c, 0, sizeof c);
-    c.http = s->http;
-    c.creds = s->chain;
-    c.cfg = s->cfg;
-    c.profile = s->profile;
     /* STS answers GetCallerIdentity in every region; without a configured one, ask us-east-1. */
-    c.region = s->region ? s->region : "us-east-1";
-    c.endpoint_url = s->endpoint_url;
-    c.log = &s->log;
+    rd_session_client(s, s->region ? s->region : "us-east-1", &c);
     rd_sts_identity id = { 0 };
     rd_status st = rd_sts_get_caller_identity(&c, &id, err);
     if (st != RD_OK)

@@ -10,6 +10,8 @@
 int rd_cmd_sign(int argc, char **argv);
 int rd_cmd_whoami(int argc, char **argv);
 int rd_cmd_emulator(int argc, char **argv);
+int rd_cmd_ingest(int argc, char **argv);
+int rd_cmd_query(int argc, char **argv);
 
 /* Maps a status to the exit code above. */
 int rd_cli_exit_code(rd_status st);

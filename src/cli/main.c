@@ -95,6 +95,8 @@ static const char usage[] =
     "Commands:\n"
     "  whoami     show which AWS identity, region and credential source redduck uses\n"
     "  sign       print how redduck signs a request (SigV4 canonical request, string to sign)\n"
+    "  ingest     run a query on Redshift and load its result into a local DuckDB file (or Parquet files)\n"
+    "  query      print a query's result on a local DuckDB file\n"
     "  emulator   run the local Redshift Data API + S3 emulator (for tests, demos, offline work)\n"
     "\n"
     "Run `redduck <command> --help` for a command's options.\n"
@@ -117,6 +119,8 @@ int main(int argc, char **argv)
         { "whoami", rd_cmd_whoami },
         { "sign", rd_cmd_sign },
         { "emulator", rd_cmd_emulator },
+        { "ingest", rd_cmd_ingest },
+        { "query", rd_cmd_query },
     };
     for (size_t i = 0; i < sizeof commands / sizeof commands[0]; i++)
         if (strcmp(argv[1], commands[i].name) == 0)

@@ -194,6 +194,8 @@ rd_status rd_transfer_run(const rd_transfer_item *items, size_t count, const rd_
             }
         }
         while (next < count && active < conc && st == RD_OK) {
+            if (o->admit && !o->admit(o->admit_ctx, &items[next]))
+                break; /* the consumer is behind: start it later */
             slot *s = &slots[next++];
             if ((st = slot_start(s, multi, o, err)) == RD_OK)
                 active++;

@@ -41,6 +41,10 @@ typedef struct rd_transfer_options {
     void *sign_ctx;
     rd_transfer_done_fn done;
     void *done_ctx;
+    /* Asked before a new item starts (not before a retry); 0 postpones it (asked again shortly). Lets a
+     * consumer bound local disk use. NULL: always start. */
+    int (*admit)(void *ctx, const rd_transfer_item *item);
+    void *admit_ctx;
     rd_transfer_progress_fn progress;
     void *progress_ctx;
     const volatile sig_atomic_t *cancel; /* non-zero: stop, RD_E_CANCELLED */

@@ -52,6 +52,30 @@ static void trimmed_query(const char *sql, const char **start, size_t *len)
     *len = n;
 }
 
+rd_status rd_unload_sql_select(const char *sql, const char *table, const char *select_list, const char *suffix,
+                               rd_buf *out, rd_error *err)
+{
+    if ((!sql) == (!table))
+        return rd_error_set(err, RD_E_USAGE, "give either a query (--sql) or a table (--table)");
+    if (sql) {
+        const char *q;
+        size_t n;
+        trimmed_query(sql, &q, &n);
+        if (n == 0)
+            return rd_error_set(err, RD_E_USAGE, "the query is empty");
+        /* newlines keep a trailing `--` comment from swallowing the closing parenthesis */
+        rd_buf_printf(out, "select %s from (\n%.*s\n) as redduck_q", select_list ? select_list : "*", (int)n, q);
+    } else {
+        rd_buf_printf(out, "select %s from ", select_list ? select_list : "*");
+        rd_status st = rd_unload_sql_quote_table(out, table, err);
+        if (st != RD_OK)
+            return st;
+    }
+    if (suffix)
+        rd_buf_puts(out, suffix);
+    return RD_OK;
+}
+
 rd_status rd_unload_sql_build(const rd_unload_request *req, rd_buf *out, rd_error *err)
 {
     if ((!req->sql) == (!req->table))
@@ -59,24 +83,10 @@ rd_status rd_unload_sql_build(const rd_unload_request *req, rd_buf *out, rd_erro
     if (!req->destination || strncmp(req->destination, "s3://", 5) != 0 || !req->destination[5])
         return rd_error_set(err, RD_E_USAGE, "the staging location must be an s3://bucket/prefix URL");
     rd_buf inner = RD_BUF_INIT;
-    rd_status st = RD_OK;
-    if (req->sql) {
-        const char *q;
-        size_t n;
-        trimmed_query(req->sql, &q, &n);
-        if (n == 0) {
-            rd_buf_free(&inner);
-            return rd_error_set(err, RD_E_USAGE, "the query is empty");
-        }
-        /* newlines keep a trailing `--` comment from swallowing the closing parenthesis */
-        rd_buf_printf(&inner, "select %s from (\n%.*s\n) as redduck_q", req->select_list ? req->select_list : "*",
-                      (int)n, q);
-    } else {
-        rd_buf_printf(&inner, "select %s from ", req->select_list ? req->select_list : "*");
-        if ((st = rd_unload_sql_quote_table(&inner, req->table, err)) != RD_OK) {
-            rd_buf_free(&inner);
-            return st;
-        }
+    rd_status st = rd_unload_sql_select(req->sql, req->table, req->select_list, NULL, &inner, err);
+    if (st != RD_OK) {
+        rd_buf_free(&inner);
+        return st;
     }
     rd_buf_puts(out, "UNLOAD ('");
     rd_unload_sql_quote_literal(out, rd_buf_cstr(&inner));

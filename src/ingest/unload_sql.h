@@ -26,6 +26,12 @@ typedef struct rd_unload_request {
  * empty after trimming, the destination is not an s3:// URL, or the table name is malformed. */
 rd_status rd_unload_sql_build(const rd_unload_request *req, rd_buf *out, rd_error *err);
 
+/* Appends the plain SELECT: `select <list> from (\n<sql>\n) as redduck_q` (sql trimmed of whitespace and
+ * trailing semicolons) or `select <list> from "schema"."table"`, then suffix (e.g. " where 1=0") if any.
+ * RD_E_USAGE as rd_unload_sql_build. Used for the schema probe and the Data API path. */
+rd_status rd_unload_sql_select(const char *sql, const char *table, const char *select_list, const char *suffix,
+                               rd_buf *out, rd_error *err);
+
 /* Appends s as a Redshift string literal body (without the surrounding quotes): ' → '', \ → \\. */
 rd_status rd_unload_sql_quote_literal(rd_buf *out, const char *s);
 /* Appends "schema"."table" with embedded double quotes doubled. */

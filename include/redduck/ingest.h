@@ -1,0 +1,98 @@
+/* redduck/ingest.h — the core job as a library call: run a query (or copy a table) on Redshift through the
+ * Data API, UNLOAD it as Parquet to a unique S3 staging prefix, download the files in parallel while
+ * loading each into a staging table of a local DuckDB file, verify the row count against the manifest and
+ * swap the table in atomically; then delete the staged files. Or, for small results, page it through
+ * GetStatementResult (no S3). The CLI (`redduck ingest`) and the project runner both call rd_ingest.
+ * Ownership: options are borrowed for the call; the result is filled by value. */
+#ifndef REDDUCK_INGEST_H
+#define REDDUCK_INGEST_H
+
+#include <signal.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include "redduck/error.h"
+#include "redduck/session.h"
+
+#ifdef __cplusplus
+extern "C" {
+#endif
+
+typedef enum rd_ingest_via {
+    RD_VIA_AUTO = 0,  /* UNLOAD when a staging location is given, else the Data API result */
+    RD_VIA_UNLOAD,
+    RD_VIA_DATA_API
+} rd_ingest_via;
+
+typedef enum rd_ingest_phase {
+    RD_PHASE_PROBE,     /* schema probe */
+    RD_PHASE_UNLOAD,    /* UNLOAD running on Redshift */
+    RD_PHASE_DOWNLOAD,  /* files downloading (and loading) */
+    RD_PHASE_FETCH,     /* Data API result pages */
+    RD_PHASE_COMMIT,    /* verify + swap */
+    RD_PHASE_CLEANUP    /* deleting staged files */
+} rd_ingest_phase;
+
+typedef struct rd_ingest_progress {
+    rd_ingest_phase phase;
+    double elapsed_s;        /* in this phase */
+    const char *status;      /* Redshift statement status while waiting, else NULL */
+    size_t files_done, files_total;
+    uint64_t bytes_done, bytes_total; /* bytes_total 0 when unknown */
+    uint64_t rows_loaded;
+} rd_ingest_progress;
+
+typedef struct rd_ingest_options {
+    const char *sql;             /* the query, or NULL with table */
+    const char *table;           /* "schema.name" to copy whole, or NULL with sql */
+    const char *into;            /* "FILE.duckdb[:table]", or a directory with format_parquet */
+    int format_parquet;          /* 1: keep the Parquet files in `into` (no DuckDB) */
+
+    const char *workgroup;       /* Serverless, or */
+    const char *cluster_id;      /* provisioned (+ db_user or secret_arn, or neither for IAM) */
+    const char *db_user;
+    const char *secret_arn;
+    const char *database;        /* NULL: "dev" */
+
+    const char *staging;         /* "s3://bucket/prefix" (a unique redduck-<uuid>/ goes under it) */
+    const char *iam_role;        /* role ARN for UNLOAD; NULL or "default": IAM_ROLE default */
+    const char *kms_key;         /* KMS key id: ENCRYPTED KMS_KEY_ID */
+    uint64_t max_file_size_mb;   /* UNLOAD MAXFILESIZE; 0: Redshift's default */
+    int concurrency;             /* parallel downloads; 0: RD_INGEST_DEFAULT_CONCURRENCY */
+    uint64_t max_local_bytes;    /* bound on downloaded-but-not-loaded bytes on local disk; 0: 1 GiB */
+    int keep_staging;            /* 1: leave the staged files in S3 */
+    long timeout_s;              /* limit on the Redshift statement; 0: none */
+    rd_ingest_via via;
+    uint64_t data_api_max_rows;  /* refuse a Data API fetch beyond this many rows; 0: 1,000,000 */
+
+    int duckdb_threads;          /* 0: 2 */
+    const char *duckdb_memory;   /* DuckDB memory_limit; NULL: "256MB" */
+
+    const volatile sig_atomic_t *cancel; /* set from a signal handler: cancel, clean up, RD_E_CANCELLED */
+    void (*progress)(void *ctx, const rd_ingest_progress *p); /* may be NULL; called on the caller's thread */
+    void *progress_ctx;
+} rd_ingest_options;
+
+#define RD_INGEST_DEFAULT_CONCURRENCY 16
+
+typedef struct rd_ingest_result {
+    char table[256];            /* the DuckDB table written ("" with format_parquet) */
+    char statement_id[64];      /* the UNLOAD (or query) statement */
+    char staging_url[1024];     /* s3://bucket/prefix/redduck-<uuid>/ ("" via the Data API) */
+    int via_data_api;
+    uint64_t rows;              /* rows loaded (verified against the manifest) */
+    uint64_t bytes;             /* bytes downloaded */
+    size_t files;
+    size_t retries, resumes;    /* download attempts beyond the first; attempts resumed with Range */
+    size_t staged_deleted;      /* staged objects deleted */
+    double probe_s, unload_s, download_s, commit_s, cleanup_s, total_s;
+} rd_ingest_result;
+
+/* Runs the whole job. Errors name the step that failed and what to do; on any failure the previous table
+ * in the target file is untouched and the staging prefix is emptied (unless keep_staging). */
+rd_status rd_ingest(rd_session *s, const rd_ingest_options *o, rd_ingest_result *r, rd_error *err);
+
+#ifdef __cplusplus
+}
+#endif
+#endif

@@ -1,0 +1,310 @@
+/* cmd_ingest.c — `redduck ingest`: flags → rd_ingest_options, Ctrl-C → a cancel flag rd_ingest honours,
+ * progress lines on a terminal, a summary (or --json) at the end. The work itself is rd_ingest's. */
+#include <errno.h>
+#include <jansson.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "cli.h"
+#include "redduck/ingest.h"
+#include "redduck/session.h"
+
+static const char ingest_help[] =
+    "usage: redduck ingest (--sql 'select ...' | --table schema.name) --into FILE.duckdb[:table]\n"
+    "                      (--workgroup WG | --cluster-id ID [--db-user U | --secret-arn ARN])\n"
+    "                      [--database DB] [--staging s3://bucket/prefix] [options] [AWS options]\n"
+    "\n"
+    "Runs the query on Redshift through the Data API as UNLOAD ... FORMAT PARQUET to a unique prefix\n"
+    "under --staging, downloads the files in parallel while loading each into a staging table of the\n"
+    "DuckDB file, checks the row count against the UNLOAD manifest, swaps the table in atomically (the\n"
+    "previous table stays as it was on any failure) and deletes the staged files. Without --staging the\n"
+    "result is fetched through the Data API's GetStatementResult pages instead (small results).\n"
+    "\n"
+    "What to copy:\n"
+    "  --sql SQL             a query (any SELECT; an inner LIMIT, comments and quotes are fine)\n"
+    "  --table NAME          a whole table, 'name' or 'schema.name'\n"
+    "  --into FILE[:TABLE]   the DuckDB file (created if absent) and table (default: the --table name,\n"
+    "                        else 'result'); with --format parquet: a directory for the Parquet files\n"
+    "  --format duckdb|parquet   load into DuckDB (default) or keep the Parquet files\n"
+    "Where it runs:\n"
+    "  --workgroup WG        Redshift Serverless workgroup (the Data API uses GetCredentials)\n"
+    "  --cluster-id ID       provisioned cluster (IAM identity: GetClusterCredentialsWithIAM), with\n"
+    "  --db-user USER        ... a database user (GetClusterCredentials), or\n"
+    "  --secret-arn ARN      ... a Secrets Manager secret\n"
+    "  --database DB         database (default: dev)\n"
+    "UNLOAD:\n"
+    "  --staging URL         s3://bucket/prefix for the staged files (a redduck-<uuid>/ goes under it)\n"
+    "  --iam-role ARN        role Redshift uses to write to S3 (default: the cluster's default role)\n"
+    "  --kms-key ID          encrypt the staged files with this KMS key\n"
+    "  --max-file-size N     UNLOAD MAXFILESIZE, in MB (or 512MB, 1GB)\n"
+    "  --keep-staging        do not delete the staged files afterwards\n"
+    "  --via auto|unload|data-api   how to fetch (auto: unload when --staging is given)\n"
+    "Limits:\n"
+    "  --concurrency N       parallel downloads (default 16)\n"
+    "  --max-local-bytes N   local disk for downloaded, not yet loaded files (default 1GB; K/M/G ok)\n"
+    "  --timeout SECONDS     cancel the Redshift statement after this long (default: no limit)\n"
+    "  --threads N           DuckDB threads (default 2)\n"
+    "  --memory-limit SIZE   DuckDB memory limit (default 256MB)\n"
+    "Output:\n"
+    "  --json                print a JSON summary on stdout\n"
+    "%s"
+    "\n"
+    "Ctrl-C cancels the Redshift statement, deletes the staged files and exits 130.\n"
+    "Exit codes: 0 ok, 1 failure, 2 usage, 3 no credentials found, 4 refused by AWS, 130 interrupted.\n";
+
+static volatile sig_atomic_t g_cancel; /* the one flag a signal handler may set (main's state) */
+
+static void on_signal(int sig)
+{
+    (void)sig;
+    g_cancel = 1;
+}
+
+static int parse_size(const char *s, uint64_t unit, uint64_t *out)
+{
+    char *end = NULL;
+    errno = 0;
+    unsigned long long v = strtoull(s, &end, 10);
+    if (errno || end == s)
+        return -1;
+    uint64_t mult = unit;
+    if (*end == 'K' || *end == 'k')
+        mult = 1ull << 10;
+    else if (*end == 'M' || *end == 'm')
+        mult = 1ull << 20;
+    else if (*end == 'G' || *end == 'g')
+        mult = 1ull << 30;
+    else if (*end != '\0')
+        return -1;
+    if (*end && end[1] && strcmp(end + 1, "B") != 0 && strcmp(end + 1, "b") != 0)
+        return -1;
+    *out = (uint64_t)v * mult;
+    return 0;
+}
+
+typedef struct progress_state {
+    int tty;
+    int last_phase;
+    int open_line;
+} progress_state;
+
+static const char *phase_name(rd_ingest_phase p)
+{
+    switch (p) {
+    case RD_PHASE_PROBE: return "probe";
+    case RD_PHASE_UNLOAD: return "unload";
+    case RD_PHASE_DOWNLOAD: return "download";
+    case RD_PHASE_FETCH: return "fetch";
+    case RD_PHASE_COMMIT: return "commit";
+    case RD_PHASE_CLEANUP: return "cleanup";
+    }
+    return "?";
+}
+
+static void on_progress(void *ctx, const rd_ingest_progress *p)
+{
+    progress_state *ps = ctx;
+    if (!ps->tty)
+        return;
+    if (ps->open_line && ps->last_phase != (int)p->phase)
+        fputc('\n', stderr);
+    ps->last_phase = (int)p->phase;
+    ps->open_line = 1;
+    char line[256];
+    switch (p->phase) {
+    case RD_PHASE_DOWNLOAD: {
+        double mb = (double)p->bytes_done / 1e6;
+        double rate = p->elapsed_s > 0 ? mb / p->elapsed_s : 0;
+        char eta[32] = "";
+        if (p->bytes_total && rate > 0 && p->bytes_done < p->bytes_total)
+            snprintf(eta, sizeof eta, ", ETA %.0fs", ((double)(p->bytes_total - p->bytes_done) / 1e6) / rate);
+        snprintf(line, sizeof line, "download: files %zu/%zu, %.1f/%.1f MB, %.1f MB/s%s; rows loaded %llu",
+                 p->files_done, p->files_total, mb, (double)p->bytes_total / 1e6, rate, eta,
+                 (unsigned long long)p->rows_loaded);
+        break;
+    }
+    case RD_PHASE_FETCH:
+        snprintf(line, sizeof line, "fetch: %s%.1fs; rows %llu", p->status ? p->status : "", p->elapsed_s,
+                 (unsigned long long)p->rows_loaded);
+        break;
+    case RD_PHASE_COMMIT:
+        snprintf(line, sizeof line, "commit: verifying %llu rows and replacing the table",
+                 (unsigned long long)p->rows_loaded);
+        break;
+    default:
+        snprintf(line, sizeof line, "%s: %s %.1fs", phase_name(p->phase), p->status ? p->status : "",
+                 p->elapsed_s);
+    }
+    fprintf(stderr, "\r\033[K%s", line);
+    fflush(stderr);
+}
+
+typedef struct flag {
+    const char *name;
+    const char **slot;
+} flag;
+
+int rd_cmd_ingest(int argc, char **argv)
+{
+    rd_session_options sopts = { 0 };
+    rd_ingest_options o = { 0 };
+    int json = 0;
+    const char *format = "duckdb", *via = "auto", *max_file = NULL, *conc = NULL, *max_local = NULL,
+               *timeout = NULL, *threads = NULL;
+    const flag flags[] = {
+        { "--sql", &o.sql },           { "--table", &o.table },          { "--into", &o.into },
+        { "--format", &format },       { "--workgroup", &o.workgroup },  { "--cluster-id", &o.cluster_id },
+        { "--db-user", &o.db_user },   { "--secret-arn", &o.secret_arn }, { "--database", &o.database },
+        { "--staging", &o.staging },   { "--iam-role", &o.iam_role },    { "--kms-key", &o.kms_key },
+        { "--max-file-size", &max_file }, { "--concurrency", &conc },    { "--max-local-bytes", &max_local },
+        { "--timeout", &timeout },     { "--via", &via },                { "--threads", &threads },
+        { "--memory-limit", &o.duckdb_memory },
+    };
+    for (int i = 1; i < argc; i++) {
+        int r = rd_cli_aws_option(argc, argv, &i, &sopts);
+        if (r < 0)
+            return 2;
+        if (r > 0)
+            continue;
+        const char *a = argv[i];
+        if (strcmp(a, "--help") == 0 || strcmp(a, "-h") == 0) {
+            printf(ingest_help, rd_cli_aws_options_help);
+            return 0;
+        }
+        if (strcmp(a, "--json") == 0) {
+            json = 1;
+            continue;
+        }
+        if (strcmp(a, "--keep-staging") == 0) {
+            o.keep_staging = 1;
+            continue;
+        }
+        size_t k = 0, nflags = sizeof flags / sizeof flags[0];
+        const char *eq = strchr(a, '=');
+        size_t nlen = eq ? (size_t)(eq - a) : strlen(a);
+        for (; k < nflags; k++)
+            if (strlen(flags[k].name) == nlen && strncmp(a, flags[k].name, nlen) == 0)
+                break;
+        if (k == nflags)
+            return rd_cli_usage_error("ingest", "unknown option '%s'", a);
+        if (eq) {
+            *flags[k].slot = eq + 1;
+        } else {
+            if (i + 1 >= argc)
+                return rd_cli_usage_error("ingest", "%s needs a value", flags[k].name);
+            *flags[k].slot = argv[++i];
+        }
+    }
+    if (strcmp(format, "parquet") == 0)
+        o.format_parquet = 1;
+    else if (strcmp(format, "duckdb") != 0)
+        return rd_cli_usage_error("ingest", "--format is duckdb or parquet, not '%s'", format);
+    if (strcmp(via, "auto") == 0)
+        o.via = RD_VIA_AUTO;
+    else if (strcmp(via, "unload") == 0)
+        o.via = RD_VIA_UNLOAD;
+    else if (strcmp(via, "data-api") == 0)
+        o.via = RD_VIA_DATA_API;
+    else
+        return rd_cli_usage_error("ingest", "--via is auto, unload or data-api, not '%s'", via);
+    uint64_t v = 0;
+    if (max_file) {
+        if (parse_size(max_file, 1ull << 20, &v) != 0 || v < (5ull << 20) || v > (6200ull << 20))
+            return rd_cli_usage_error("ingest", "--max-file-size must be 5MB..6.2GB (Redshift's range), not '%s'",
+                                      max_file);
+        o.max_file_size_mb = v >> 20;
+    }
+    if (conc) {
+        if (parse_size(conc, 1, &v) != 0 || v < 1 || v > 256)
+            return rd_cli_usage_error("ingest", "--concurrency must be 1..256, not '%s'", conc);
+        o.concurrency = (int)v;
+    }
+    if (max_local) {
+        if (parse_size(max_local, 1, &v) != 0 || v < (1ull << 20))
+            return rd_cli_usage_error("ingest", "--max-local-bytes must be at least 1M, not '%s'", max_local);
+        o.max_local_bytes = v;
+    }
+    if (timeout) {
+        if (parse_size(timeout, 1, &v) != 0 || v < 1)
+            return rd_cli_usage_error("ingest", "--timeout is a number of seconds, not '%s'", timeout);
+        o.timeout_s = (long)v;
+    }
+    if (threads) {
+        if (parse_size(threads, 1, &v) != 0 || v < 1 || v > 256)
+            return rd_cli_usage_error("ingest", "--threads must be 1..256, not '%s'", threads);
+        o.duckdb_threads = (int)v;
+    }
+    if (!o.sql == !o.table)
+        return rd_cli_usage_error("ingest", "give either --sql or --table");
+    if (!o.into)
+        return rd_cli_usage_error("ingest", "--into FILE.duckdb[:table] is required");
+    if (!o.workgroup == !o.cluster_id)
+        return rd_cli_usage_error("ingest", "give either --workgroup or --cluster-id");
+
+    rd_error err;
+    rd_error_clear(&err);
+    rd_session *s = NULL;
+    rd_status st = rd_session_new(&sopts, &s, &err);
+    if (st != RD_OK) {
+        rd_cli_print_error(&err);
+        return rd_cli_exit_code(st);
+    }
+    struct sigaction sa, old_int, old_term;
+    memset(&sa, 0, sizeof sa);
+    sa.sa_handler = on_signal;
+    sigemptyset(&sa.sa_mask);
+    sa.sa_flags = SA_RESETHAND; /* a second Ctrl-C kills at once */
+    sigaction(SIGINT, &sa, &old_int);
+    sigaction(SIGTERM, &sa, &old_term);
+    g_cancel = 0;
+    o.cancel = &g_cancel;
+    progress_state ps = { isatty(2), -1, 0 };
+    o.progress = on_progress;
+    o.progress_ctx = &ps;
+
+    rd_ingest_result r;
+    st = rd_ingest(s, &o, &r, &err);
+    sigaction(SIGINT, &old_int, NULL);
+    sigaction(SIGTERM, &old_term, NULL);
+    if (ps.open_line)
+        fputc('\n', stderr);
+    if (st == RD_OK || json) {
+        if (json) {
+            json_t *j = json_pack("{s:s, s:s, s:s, s:s, s:I, s:I, s:I, s:I, s:I, s:I, s:b, s:{s:f, s:f, s:f, s:f, "
+                                  "s:f, s:f}}",
+                                  "status", st == RD_OK ? "ok" : "error", "into", o.into, "table", r.table,
+                                  "statement_id", r.statement_id, "rows", (json_int_t)r.rows, "bytes",
+                                  (json_int_t)r.bytes, "files", (json_int_t)r.files, "retries",
+                                  (json_int_t)r.retries, "resumes", (json_int_t)r.resumes, "staged_deleted",
+                                  (json_int_t)r.staged_deleted, "via_data_api", r.via_data_api, "seconds", "probe",
+                                  r.probe_s, "unload", r.unload_s, "download", r.download_s, "commit", r.commit_s,
+                                  "cleanup", r.cleanup_s, "total", r.total_s);
+            if (r.staging_url[0])
+                json_object_set_new(j, "staging", json_string(r.staging_url));
+            if (st != RD_OK)
+                json_object_set_new(j, "error", json_string(err.message));
+            char *txt = json_dumps(j, JSON_COMPACT);
+            printf("%s\n", txt ? txt : "{}");
+            free(txt);
+            json_decref(j);
+        } else if (o.format_parquet) {
+            printf("unloaded %llu rows into %s (%zu files, %.1f MB) in %.1fs\n", (unsigned long long)r.rows, o.into,
+                   r.files, (double)r.bytes / 1e6, r.total_s);
+        } else {
+            printf("loaded %llu rows into %s (table %s; %zu files, %.1f MB) in %.1fs", (unsigned long long)r.rows,
+                   o.into, r.table, r.files, (double)r.bytes / 1e6, r.total_s);
+            if (r.via_data_api)
+                printf(" — query %.1fs, fetch %.1fs, commit %.1fs\n", r.unload_s, r.download_s, r.commit_s);
+            else
+                printf(" — probe %.1fs, unload %.1fs, download+load %.1fs, commit %.1fs, cleanup %.1fs\n",
+                       r.probe_s, r.unload_s, r.download_s, r.commit_s, r.cleanup_s);
+        }
+    }
+    if (st != RD_OK)
+        rd_cli_print_error(&err);
+    rd_session_free(s);
+    return rd_cli_exit_code(st);
+}

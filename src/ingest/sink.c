@@ -1,0 +1,338 @@
+/* sink.c — DuckDB staging table, loads and the atomic swap (see sink.h). */
+#include "ingest/sink.h"
+
+#include <openssl/evp.h>
+#include <openssl/rand.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "duckdb.h"
+
+struct rd_sink {
+    duckdb_database db;
+    duckdb_connection conn;
+    const rd_plan *plan;
+    char *table;
+    char *staging;
+    int staging_made;
+    int committed;
+    uint64_t rows;
+    char *path;
+};
+
+static rd_status run(rd_sink *s, const char *sql, duckdb_result *keep, rd_error *err, const char *what)
+{
+    duckdb_result r;
+    if (duckdb_query(s->conn, sql, &r) != DuckDBSuccess) {
+        const char *m = duckdb_result_error(&r);
+        rd_status st = rd_error_set(err, RD_E_IO, "DuckDB %s (%s): %s", what, s->path, m ? m : "failed");
+        duckdb_destroy_result(&r);
+        return st;
+    }
+    if (keep)
+        *keep = r;
+    else
+        duckdb_destroy_result(&r);
+    return RD_OK;
+}
+
+static int ident_ok(const char *t)
+{
+    if (!t || !*t || strlen(t) > 120)
+        return 0;
+    for (const unsigned char *p = (const unsigned char *)t; *p; p++)
+        if (*p < 0x20 || *p == '"')
+            return 0;
+    return 1;
+}
+
+rd_status rd_sink_parse_into(const char *into, const char *default_table, char **path, char **table,
+                             rd_error *err)
+{
+    *path = *table = NULL;
+    if (!into || !*into)
+        return rd_error_set(err, RD_E_USAGE, "no target given: pass --into FILE.duckdb[:table]");
+    const char *colon = strrchr(into, ':');
+    if (colon && (strchr(colon, '/') || colon == into))
+        colon = NULL;
+    const char *t = colon ? colon + 1 : default_table;
+    if (!ident_ok(t))
+        return rd_error_set(err, RD_E_USAGE, "'%s' is not a usable table name (write FILE.duckdb:table)",
+                            t ? t : "");
+    *path = colon ? strndup(into, (size_t)(colon - into)) : strdup(into);
+    *table = strdup(t);
+    if (!*path || !*table || !**path) {
+        free(*path);
+        free(*table);
+        *path = *table = NULL;
+        return rd_error_set(err, RD_E_USAGE, "no file name in --into '%s'", into);
+    }
+    return RD_OK;
+}
+
+rd_status rd_sink_open(const rd_sink_options *o, const rd_plan *plan, rd_sink **out, rd_error *err)
+{
+    *out = NULL;
+    rd_sink *s = calloc(1, sizeof *s);
+    if (!s)
+        return rd_error_set(err, RD_E_INTERNAL, "out of memory");
+    s->plan = plan;
+    s->path = strdup(o->path);
+    s->table = strdup(o->table);
+    unsigned char rnd[4] = { 0 };
+    RAND_bytes(rnd, sizeof rnd);
+    char staging[200];
+    snprintf(staging, sizeof staging, "%s__redduck_staging_%02x%02x%02x%02x", o->table, rnd[0], rnd[1], rnd[2],
+             rnd[3]);
+    s->staging = strdup(staging);
+
+    duckdb_config cfg;
+    duckdb_create_config(&cfg);
+    char threads[16];
+    snprintf(threads, sizeof threads, "%d", o->threads > 0 ? o->threads : 2);
+    duckdb_set_config(cfg, "threads", threads);
+    duckdb_set_config(cfg, "memory_limit", o->memory ? o->memory : "256MB");
+    duckdb_set_config(cfg, "preserve_insertion_order", "false");
+    if (o->temp_dir)
+        duckdb_set_config(cfg, "temp_directory", o->temp_dir);
+    char *msg = NULL;
+    if (duckdb_open_ext(o->path, &s->db, cfg, &msg) != DuckDBSuccess) {
+        rd_status st = rd_error_set(err, RD_E_IO, "cannot open DuckDB file %s: %s", o->path, msg ? msg : "failed");
+        duckdb_free(msg);
+        duckdb_destroy_config(&cfg);
+        rd_sink_close(s);
+        return st;
+    }
+    duckdb_destroy_config(&cfg);
+    if (duckdb_connect(s->db, &s->conn) != DuckDBSuccess) {
+        rd_sink_close(s);
+        return rd_error_set(err, RD_E_IO, "cannot connect to DuckDB file %s", o->path);
+    }
+    duckdb_result r;
+    duckdb_query(s->conn, "SET TimeZone='UTC'", &r); /* without ICU there is only UTC: ignore a refusal */
+    duckdb_destroy_result(&r);
+
+    rd_buf sql = RD_BUF_INIT;
+    rd_buf_puts(&sql, "CREATE TABLE ");
+    rd_plan_quote_ident(&sql, s->staging);
+    rd_buf_puts(&sql, " (");
+    rd_plan_create_columns(plan, &sql);
+    rd_buf_puts(&sql, ")");
+    rd_status st = run(s, rd_buf_cstr(&sql), NULL, err, "creating the staging table");
+    rd_buf_free(&sql);
+    if (st != RD_OK) {
+        rd_sink_close(s);
+        return st;
+    }
+    s->staging_made = 1;
+    *out = s;
+    return RD_OK;
+}
+
+static void sql_string(rd_buf *b, const char *s)
+{
+    rd_buf_putc(b, '\'');
+    for (; *s; s++) {
+        if (*s == '\'')
+            rd_buf_putc(b, '\'');
+        rd_buf_putc(b, *s);
+    }
+    rd_buf_putc(b, '\'');
+}
+
+rd_status rd_sink_load_parquet(rd_sink *s, const char *path, uint64_t *rows, rd_error *err)
+{
+    rd_buf sql = RD_BUF_INIT;
+    rd_buf_puts(&sql, "INSERT INTO ");
+    rd_plan_quote_ident(&sql, s->staging);
+    rd_buf_puts(&sql, " SELECT ");
+    rd_plan_decode_select(s->plan, &sql);
+    rd_buf_puts(&sql, " FROM read_parquet(");
+    sql_string(&sql, path);
+    rd_buf_puts(&sql, ")");
+    duckdb_result r;
+    rd_status st = run(s, rd_buf_cstr(&sql), &r, err, "loading a Parquet file");
+    rd_buf_free(&sql);
+    if (st != RD_OK)
+        return st;
+    uint64_t n = (uint64_t)duckdb_rows_changed(&r);
+    duckdb_destroy_result(&r);
+    s->rows += n;
+    if (rows)
+        *rows = n;
+    return RD_OK;
+}
+
+static int b64_decode(const char *in, unsigned char **out, size_t *len)
+{
+    size_t n = strlen(in);
+    *out = malloc(n / 4 * 3 + 3);
+    if (!*out)
+        return -1;
+    int m = EVP_DecodeBlock(*out, (const unsigned char *)in, (int)n);
+    if (m < 0) {
+        free(*out);
+        return -1;
+    }
+    size_t pad = n >= 2 && in[n - 1] == '=' ? (in[n - 2] == '=' ? 2 : 1) : 0;
+    *len = (size_t)m - pad;
+    return 0;
+}
+
+static int hex_decode(const char *in, unsigned char **out, size_t *len)
+{
+    size_t n = strlen(in);
+    if (n >= 2 && in[0] == '\\' && in[1] == 'x')
+        in += 2, n -= 2;
+    if (n % 2)
+        return -1;
+    *out = malloc(n / 2 + 1);
+    if (!*out)
+        return -1;
+    for (size_t i = 0; i < n / 2; i++) {
+        unsigned v = 0;
+        if (sscanf(in + 2 * i, "%2x", &v) != 1) {
+            free(*out);
+            return -1;
+        }
+        (*out)[i] = (unsigned char)v;
+    }
+    *len = n / 2;
+    return 0;
+}
+
+static duckdb_state append_field(duckdb_appender a, const rd_plan_column *c, json_t *f)
+{
+    json_t *v;
+    if (json_is_true(json_object_get(f, "isNull")))
+        return duckdb_append_null(a);
+    if ((v = json_object_get(f, "longValue")) != NULL)
+        return duckdb_append_int64(a, (int64_t)json_integer_value(v));
+    if ((v = json_object_get(f, "doubleValue")) != NULL)
+        return duckdb_append_double(a, json_number_value(v));
+    if ((v = json_object_get(f, "booleanValue")) != NULL)
+        return duckdb_append_bool(a, json_is_true(v));
+    unsigned char *bytes = NULL;
+    size_t len = 0;
+    if ((v = json_object_get(f, "blobValue")) != NULL) {
+        if (!json_is_string(v) || b64_decode(json_string_value(v), &bytes, &len) != 0)
+            return DuckDBError;
+        duckdb_state st = duckdb_append_blob(a, bytes, len);
+        free(bytes);
+        return st;
+    }
+    if ((v = json_object_get(f, "stringValue")) != NULL && json_is_string(v)) {
+        if (c->kind == RD_COL_HEX) {
+            if (hex_decode(json_string_value(v), &bytes, &len) != 0)
+                return DuckDBError;
+            duckdb_state st = duckdb_append_blob(a, bytes, len);
+            free(bytes);
+            return st;
+        }
+        return duckdb_append_varchar_length(a, json_string_value(v), json_string_length(v));
+    }
+    return DuckDBError;
+}
+
+rd_status rd_sink_append_records(rd_sink *s, json_t *records, uint64_t *rows, rd_error *err)
+{
+    duckdb_appender a;
+    if (duckdb_appender_create(s->conn, NULL, s->staging, &a) != DuckDBSuccess) {
+        duckdb_appender_destroy(&a);
+        return rd_error_set(err, RD_E_IO, "DuckDB: cannot append to the staging table in %s", s->path);
+    }
+    rd_status st = RD_OK;
+    size_t n = json_array_size(records);
+    for (size_t i = 0; i < n && st == RD_OK; i++) {
+        json_t *rec = json_array_get(records, i);
+        if (json_array_size(rec) != s->plan->ncols) {
+            st = rd_error_set(err, RD_E_REMOTE, "result row %zu has %zu fields, expected %zu", i + 1,
+                              json_array_size(rec), s->plan->ncols);
+            break;
+        }
+        for (size_t j = 0; j < s->plan->ncols && st == RD_OK; j++)
+            if (append_field(a, &s->plan->cols[j], json_array_get(rec, j)) != DuckDBSuccess) {
+                const char *m = duckdb_appender_error(a);
+                st = rd_error_set(err, RD_E_IO, "DuckDB: cannot store row %zu column \"%s\" (%s): %s", i + 1,
+                                  s->plan->cols[j].name, s->plan->cols[j].duck_type, m ? m : "bad value");
+            }
+        if (st == RD_OK && duckdb_appender_end_row(a) != DuckDBSuccess) {
+            const char *m = duckdb_appender_error(a);
+            st = rd_error_set(err, RD_E_IO, "DuckDB: cannot store row %zu: %s", i + 1, m ? m : "failed");
+        }
+    }
+    if (st == RD_OK && duckdb_appender_close(a) != DuckDBSuccess) {
+        const char *m = duckdb_appender_error(a);
+        st = rd_error_set(err, RD_E_IO, "DuckDB: cannot store the rows: %s", m ? m : "failed");
+    }
+    duckdb_appender_destroy(&a);
+    if (st == RD_OK) {
+        s->rows += n;
+        if (rows)
+            *rows = n;
+    }
+    return st;
+}
+
+uint64_t rd_sink_rows(const rd_sink *s)
+{
+    return s->rows;
+}
+
+rd_status rd_sink_commit(rd_sink *s, uint64_t expected_rows, rd_error *err)
+{
+    rd_buf sql = RD_BUF_INIT;
+    rd_buf_puts(&sql, "SELECT count(*) FROM ");
+    rd_plan_quote_ident(&sql, s->staging);
+    duckdb_result r;
+    rd_status st = run(s, rd_buf_cstr(&sql), &r, err, "counting rows");
+    rd_buf_free(&sql);
+    if (st != RD_OK)
+        return st;
+    uint64_t have = (uint64_t)duckdb_value_int64(&r, 0, 0);
+    duckdb_destroy_result(&r);
+    if (have != expected_rows)
+        return rd_error_set(err, RD_E_REMOTE,
+                            "loaded %llu rows but Redshift reported %llu: the table was not replaced (run again; "
+                            "if it repeats, report it)",
+                            (unsigned long long)have, (unsigned long long)expected_rows);
+    rd_buf_puts(&sql, "BEGIN TRANSACTION; DROP TABLE IF EXISTS ");
+    rd_plan_quote_ident(&sql, s->table);
+    rd_buf_puts(&sql, "; ALTER TABLE ");
+    rd_plan_quote_ident(&sql, s->staging);
+    rd_buf_puts(&sql, " RENAME TO ");
+    rd_plan_quote_ident(&sql, s->table);
+    rd_buf_puts(&sql, "; COMMIT");
+    st = run(s, rd_buf_cstr(&sql), NULL, err, "replacing the table");
+    rd_buf_free(&sql);
+    if (st != RD_OK) {
+        duckdb_query(s->conn, "ROLLBACK", &r);
+        duckdb_destroy_result(&r);
+        return st;
+    }
+    s->committed = 1;
+    return RD_OK;
+}
+
+void rd_sink_close(rd_sink *s)
+{
+    if (!s)
+        return;
+    if (s->conn && s->staging_made && !s->committed) {
+        rd_buf sql = RD_BUF_INIT;
+        rd_buf_puts(&sql, "DROP TABLE IF EXISTS ");
+        rd_plan_quote_ident(&sql, s->staging);
+        duckdb_result r;
+        duckdb_query(s->conn, rd_buf_cstr(&sql), &r);
+        duckdb_destroy_result(&r);
+        rd_buf_free(&sql);
+    }
+    if (s->conn)
+        duckdb_disconnect(&s->conn);
+    if (s->db)
+        duckdb_close(&s->db);
+    free(s->table);
+    free(s->staging);
+    free(s->path);
+    free(s);
+}

@@ -1,0 +1,181 @@
+/* redshift_data.c — Redshift Data API client (see redshift_data.h). JSON 1.1 over rd_aws_json_call. */
+#include "services/redshift_data.h"
+
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
+rd_status rd_rsd_target_check(const rd_rsd_target *t, rd_error *err)
+{
+    int wg = t->workgroup && *t->workgroup, cl = t->cluster_id && *t->cluster_id;
+    if (wg == cl)
+        return rd_error_set(err, RD_E_USAGE, "give exactly one of --workgroup (Redshift Serverless) or "
+                                             "--cluster-id (provisioned cluster)");
+    if (!t->database || !*t->database)
+        return rd_error_set(err, RD_E_USAGE, "no database given: pass --database (often 'dev')");
+    if (t->db_user && *t->db_user && !cl)
+        return rd_error_set(err, RD_E_USAGE, "--db-user applies to provisioned clusters only (use --cluster-id)");
+    if (t->db_user && *t->db_user && t->secret_arn && *t->secret_arn)
+        return rd_error_set(err, RD_E_USAGE, "give --db-user or --secret-arn, not both");
+    return RD_OK;
+}
+
+const char *rd_rsd_target_credentials_action(const rd_rsd_target *t)
+{
+    if (t->secret_arn && *t->secret_arn)
+        return "secretsmanager:GetSecretValue";
+    if (t->workgroup && *t->workgroup)
+        return "redshift-serverless:GetCredentials";
+    if (t->db_user && *t->db_user)
+        return "redshift:GetClusterCredentials";
+    return "redshift:GetClusterCredentialsWithIAM";
+}
+
+static void set_target(json_t *in, const rd_rsd_target *t)
+{
+    if (t->workgroup && *t->workgroup)
+        json_object_set_new(in, "WorkgroupName", json_string(t->workgroup));
+    if (t->cluster_id && *t->cluster_id)
+        json_object_set_new(in, "ClusterIdentifier", json_string(t->cluster_id));
+    if (t->db_user && *t->db_user)
+        json_object_set_new(in, "DbUser", json_string(t->db_user));
+    if (t->secret_arn && *t->secret_arn)
+        json_object_set_new(in, "SecretArn", json_string(t->secret_arn));
+    json_object_set_new(in, "Database", json_string(t->database));
+}
+
+rd_status rd_rsd_execute(rd_aws_client *c, const rd_rsd_target *t, const char *sql, const char *client_token,
+                         char id[64], rd_error *err)
+{
+    rd_status st = rd_rsd_target_check(t, err);
+    if (st != RD_OK)
+        return st;
+    json_t *in = json_object();
+    set_target(in, t);
+    json_object_set_new(in, "Sql", json_string(sql));
+    if (client_token)
+        json_object_set_new(in, "ClientToken", json_string(client_token));
+    json_t *out = NULL;
+    st = rd_aws_json_call(c, &rd_svc_redshift_data, "ExecuteStatement", in, &out, err);
+    json_decref(in);
+    if (st != RD_OK)
+        return st;
+    const char *s = json_string_value(json_object_get(out, "Id"));
+    if (!s || strlen(s) >= 64)
+        st = rd_error_set(err, RD_E_REMOTE, "ExecuteStatement reply has no statement Id");
+    else
+        snprintf(id, 64, "%s", s);
+    json_decref(out);
+    return st;
+}
+
+void rd_rsd_description_free(rd_rsd_description *d)
+{
+    free(d->error);
+    d->error = NULL;
+}
+
+rd_status rd_rsd_describe(rd_aws_client *c, const char *id, rd_rsd_description *out, rd_error *err)
+{
+    json_t *in = json_pack("{s:s}", "Id", id), *r = NULL;
+    rd_status st = rd_aws_json_call(c, &rd_svc_redshift_data, "DescribeStatement", in, &r, err);
+    json_decref(in);
+    if (st != RD_OK)
+        return st;
+    rd_rsd_description_free(out);
+    memset(out, 0, sizeof *out);
+    const char *status = json_string_value(json_object_get(r, "Status"));
+    if (!status) {
+        json_decref(r);
+        return rd_error_set(err, RD_E_REMOTE, "DescribeStatement reply has no Status");
+    }
+    snprintf(out->status, sizeof out->status, "%s", status);
+    const char *e = json_string_value(json_object_get(r, "Error"));
+    out->error = e && *e ? strdup(e) : NULL;
+    out->has_result_set = json_is_true(json_object_get(r, "HasResultSet"));
+    json_t *rows = json_object_get(r, "ResultRows");
+    out->result_rows = json_is_integer(rows) ? (int64_t)json_integer_value(rows) : -1;
+    json_t *dur = json_object_get(r, "Duration");
+    out->duration_ns = json_is_integer(dur) ? (int64_t)json_integer_value(dur) : -1;
+    json_decref(r);
+    return RD_OK;
+}
+
+rd_status rd_rsd_cancel(rd_aws_client *c, const char *id, rd_error *err)
+{
+    json_t *in = json_pack("{s:s}", "Id", id), *r = NULL;
+    rd_status st = rd_aws_json_call(c, &rd_svc_redshift_data, "CancelStatement", in, &r, err);
+    json_decref(in);
+    json_decref(r);
+    return st;
+}
+
+static long now_ms(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return ts.tv_sec * 1000L + ts.tv_nsec / 1000000L;
+}
+
+/* Sleeps up to ms, waking early (every 20 ms) when the cancel flag is raised. */
+static void nap(long ms, const volatile sig_atomic_t *cancel)
+{
+    while (ms > 0 && !(cancel && *cancel)) {
+        long step = ms < 20 ? ms : 20;
+        struct timespec ts = { step / 1000, (step % 1000) * 1000000L };
+        nanosleep(&ts, NULL);
+        ms -= step;
+    }
+}
+
+rd_status rd_rsd_wait(rd_aws_client *c, const char *id, const rd_rsd_wait_options *o, rd_rsd_description *out,
+                      rd_error *err)
+{
+    long delay = o && o->first_poll_ms > 0 ? o->first_poll_ms : 25;
+    long cap = o && o->max_poll_ms > 0 ? o->max_poll_ms : 1000;
+    const volatile sig_atomic_t *cancel = o ? o->cancel : NULL;
+    long t0 = now_ms();
+    for (;;) {
+        if (cancel && *cancel) {
+            rd_error ignored;
+            rd_rsd_cancel(c, id, &ignored);
+            return rd_error_set(err, RD_E_CANCELLED, "interrupted: statement %s was cancelled", id);
+        }
+        rd_status st = rd_rsd_describe(c, id, out, err);
+        if (st != RD_OK)
+            return rd_error_prefix(err, "waiting for statement %s: ", id);
+        long elapsed = now_ms() - t0;
+        if (o && o->tick)
+            o->tick(o->tick_ctx, out->status, elapsed);
+        if (strcmp(out->status, "FINISHED") == 0)
+            return RD_OK;
+        if (strcmp(out->status, "FAILED") == 0)
+            return rd_error_set(err, RD_E_REMOTE, "Redshift: %s", out->error ? out->error : "the statement failed");
+        if (strcmp(out->status, "ABORTED") == 0)
+            return rd_error_set(err, RD_E_REMOTE, "the statement was aborted%s%s", out->error ? ": " : "",
+                                out->error ? out->error : " (cancelled by someone else, or by Redshift)");
+        if (o && o->timeout_ms > 0 && elapsed >= o->timeout_ms) {
+            rd_error ignored;
+            rd_rsd_cancel(c, id, &ignored);
+            return rd_error_set(err, RD_E_REMOTE,
+                                "the statement did not finish within %ld s and was cancelled (raise --timeout)",
+                                o->timeout_ms / 1000);
+        }
+        long d = delay;
+        if (o && o->timeout_ms > 0 && elapsed + d > o->timeout_ms)
+            d = o->timeout_ms - elapsed;
+        nap(d, cancel);
+        delay = delay * 2 > cap ? cap : delay * 2;
+    }
+}
+
+rd_status rd_rsd_get_result(rd_aws_client *c, const char *id, const char *next_token, json_t **page,
+                            rd_error *err)
+{
+    json_t *in = json_pack("{s:s}", "Id", id);
+    if (next_token)
+        json_object_set_new(in, "NextToken", json_string(next_token));
+    rd_status st = rd_aws_json_call(c, &rd_svc_redshift_data, "GetStatementResult", in, page, err);
+    json_decref(in);
+    return st;
+}

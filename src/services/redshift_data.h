@@ -1,0 +1,69 @@
+/* redshift_data.h — the Redshift Data API calls ingest needs: ExecuteStatement, DescribeStatement (and a
+ * wait loop polling it with capped backoff, a timeout and a cancel flag that sends CancelStatement),
+ * CancelStatement and GetStatementResult pages. Owns request shapes and reply parsing; transport, signing
+ * and retries are aws/client.h's. */
+#ifndef RD_SERVICES_REDSHIFT_DATA_H
+#define RD_SERVICES_REDSHIFT_DATA_H
+
+#include <jansson.h>
+#include <signal.h>
+#include <stdint.h>
+
+#include "aws/client.h"
+
+/* Where statements run: a Serverless workgroup, or a provisioned cluster with temporary IAM credentials
+ * (neither db_user nor secret_arn), a database user (GetClusterCredentials) or a Secrets Manager secret. */
+typedef struct rd_rsd_target {
+    const char *workgroup;   /* or NULL */
+    const char *cluster_id;  /* or NULL */
+    const char *db_user;     /* cluster only, or NULL */
+    const char *secret_arn;  /* or NULL */
+    const char *database;    /* required */
+} rd_rsd_target;
+
+/* RD_E_USAGE unless exactly one of workgroup/cluster_id is set, database is set, and db_user is only
+ * given with a cluster and not with secret_arn. */
+rd_status rd_rsd_target_check(const rd_rsd_target *t, rd_error *err);
+
+/* The IAM action the Data API performs for the caller to get database credentials for t:
+ * "redshift-serverless:GetCredentials", "redshift:GetClusterCredentialsWithIAM",
+ * "redshift:GetClusterCredentials" or "secretsmanager:GetSecretValue". */
+const char *rd_rsd_target_credentials_action(const rd_rsd_target *t);
+
+/* ExecuteStatement. client_token may be NULL (it makes a retried submission idempotent). id: 64 bytes. */
+rd_status rd_rsd_execute(rd_aws_client *c, const rd_rsd_target *t, const char *sql, const char *client_token,
+                         char id[64], rd_error *err);
+
+typedef struct rd_rsd_description {
+    char status[16];       /* SUBMITTED PICKED STARTED FINISHED ABORTED FAILED */
+    char *error;           /* owned; Redshift's message when FAILED, or NULL */
+    int has_result_set;
+    int64_t result_rows;   /* -1 when not reported */
+    int64_t duration_ns;   /* -1 when not reported */
+} rd_rsd_description;
+void rd_rsd_description_free(rd_rsd_description *d);
+
+rd_status rd_rsd_describe(rd_aws_client *c, const char *id, rd_rsd_description *out, rd_error *err);
+rd_status rd_rsd_cancel(rd_aws_client *c, const char *id, rd_error *err);
+
+typedef struct rd_rsd_wait_options {
+    long timeout_ms;                      /* 0: no limit */
+    long first_poll_ms;                   /* 0: 25 */
+    long max_poll_ms;                     /* 0: 1000 (the cap) */
+    const volatile sig_atomic_t *cancel;  /* non-zero: CancelStatement, then RD_E_CANCELLED */
+    void (*tick)(void *ctx, const char *status, long elapsed_ms); /* after each poll, or NULL */
+    void *tick_ctx;
+} rd_rsd_wait_options;
+
+/* Polls DescribeStatement (delay doubling from first_poll_ms to max_poll_ms) until the statement ends.
+ * FINISHED → RD_OK with *out filled. FAILED → RD_E_REMOTE "Redshift: <error>"; ABORTED → RD_E_REMOTE
+ * "the statement was aborted" (plus Redshift's message when it gave one). Timeout → CancelStatement is sent
+ * and RD_E_REMOTE names the limit. Cancel flag → CancelStatement is sent and RD_E_CANCELLED. */
+rd_status rd_rsd_wait(rd_aws_client *c, const char *id, const rd_rsd_wait_options *o, rd_rsd_description *out,
+                      rd_error *err);
+
+/* One GetStatementResult page: *page is the reply (caller json_decref); next_token NULL for the first. */
+rd_status rd_rsd_get_result(rd_aws_client *c, const char *id, const char *next_token, json_t **page,
+                            rd_error *err);
+
+#endif
