@@ -141,6 +141,40 @@ static int read_target(json_t *body, const rd_emu_request *req, rd_emu_response 
     return 1;
 }
 
+/* The Data API fetches database credentials as the caller: GetCredentials (Serverless),
+ * GetClusterCredentialsWithIAM (cluster, IAM identity), GetClusterCredentials (cluster + DbUser) or the
+ * secret (SecretArn). Denied → AccessDeniedException naming that action and resource. */
+static int authorise_db_credentials(rd_emu *emu, const rd_emu_request *req, rd_emu_response *resp,
+                                    const target_in *t)
+{
+    const char *region = req && req->region ? req->region : "us-east-1";
+    const char *account = req && req->account_id ? req->account_id : "000000000000";
+    rd_buf arn = RD_BUF_INIT;
+    const char *action;
+    if (t->secret_arn) {
+        action = "secretsmanager:GetSecretValue";
+        rd_buf_puts(&arn, t->secret_arn);
+    } else if (!t->is_cluster) {
+        action = "redshift-serverless:GetCredentials";
+        rd_buf_printf(&arn, "arn:aws:redshift-serverless:%s:%s:workgroup/%s", region, account, t->name);
+    } else if (t->db_user) {
+        action = "redshift:GetClusterCredentials";
+        rd_buf_printf(&arn, "arn:aws:redshift:%s:%s:dbuser:%s/%s", region, account, t->name, t->db_user);
+    } else {
+        action = "redshift:GetClusterCredentialsWithIAM";
+        rd_buf_printf(&arn, "arn:aws:redshift:%s:%s:dbname:%s/%s", region, account, t->name, t->database);
+    }
+    int ok = rd_emu_allowed(emu, req, action, rd_buf_cstr(&arn));
+    if (!ok) {
+        char msg[768];
+        snprintf(msg, sizeof msg, "User: %s is not authorized to perform: %s on resource: %s",
+                 req && req->principal_arn ? req->principal_arn : "anonymous", action, rd_buf_cstr(&arn));
+        reply_error(resp, req, "AccessDeniedException", msg, NULL);
+    }
+    rd_buf_free(&arn);
+    return ok;
+}
+
 static void execute(rd_emu *emu, rd_emu_engine *eng, int batch, json_t *body, const rd_emu_request *req,
                     rd_emu_response *resp)
 {
@@ -185,7 +219,8 @@ static void execute(rd_emu *emu, rd_emu_engine *eng, int batch, json_t *body, co
         return;
     }
     target_in t;
-    if (!read_target(body, req, resp, &t) || !authorise(emu, req, resp, op, t.is_cluster, t.name)) {
+    if (!read_target(body, req, resp, &t) || !authorise(emu, req, resp, op, t.is_cluster, t.name) ||
+        !authorise_db_credentials(emu, req, resp, &t)) {
         free(sqls);
         return;
     }

@@ -25,6 +25,7 @@
 #include "services/s3.h"
 
 #define MANIFEST_MAX (64u << 20)
+#define RD_INGEST_MIN_ATTEMPTS 6
 
 typedef struct file_entry {
     char *key;
@@ -211,6 +212,7 @@ static rd_status bucket_region(job *j, rd_error *err)
     if (st != RD_OK)
         return rd_error_prefix(err, "checking the staging bucket %s: ", j->bucket);
     rd_session_client(j->s, j->bucket_region, &j->s3c);
+    j->s3c.max_attempts = j->data.max_attempts;
     return RD_OK;
 }
 
@@ -733,6 +735,9 @@ rd_status rd_ingest(rd_session *s, const rd_ingest_options *o, rd_ingest_result 
         st = rd_session_region(s, &j.region, &src, err);
     if (st == RD_OK) {
         rd_session_client(s, j.region, &j.data);
+        /* a long job rides out more throttling than one CLI call: at least RD_INGEST_MIN_ATTEMPTS */
+        int attempts = rd_aws_client_max_attempts(&j.data);
+        j.data.max_attempts = attempts < RD_INGEST_MIN_ATTEMPTS ? RD_INGEST_MIN_ATTEMPTS : attempts;
         st = via == RD_VIA_UNLOAD ? via_unload(&j, err) : via_data_api(&j, err);
     }
 

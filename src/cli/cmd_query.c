@@ -1,0 +1,812 @@
+/* cmd_query.c — `redduck query FILE 'SQL'`: runs one SQL text on a local DuckDB file opened read-only and
+ * prints the result as an aligned table (terminal), CSV or JSON. Owns value formatting for the CLI only;
+ * it never creates or writes a database (ingest does that). */
+#define DUCKDB_API_NO_DEPRECATED 1 /* only the chunk API: the value-by-value one is scheduled for removal */
+#include <duckdb.h>
+#include <errno.h>
+#include <jansson.h>
+#include <math.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include "cli.h"
+#include "redduck/buf.h"
+
+static const char query_help[] =
+    "usage: redduck query FILE.duckdb 'SQL' [--csv | --json] [--max-rows N]\n"
+    "\n"
+    "Runs SQL on a local DuckDB file (opened read-only; a missing file is an error, never created) and\n"
+    "prints the result of its last statement.\n"
+    "\n"
+    "Output:\n"
+    "  (default)     on a terminal: an aligned table with a \"(N rows)\" footer, numbers right-aligned,\n"
+    "                NULL shown as NULL, newlines/tabs in values shown as \\n, \\r, \\t; otherwise CSV\n"
+    "  --csv         RFC 4180 CSV with a header row, lines ending in LF; fields containing , \" CR or LF\n"
+    "                are quoted (quotes doubled); NULL is an empty field, an empty string is \"\"\n"
+    "  --json        one JSON array of objects (column name -> value): integer types that fit in 64 bits\n"
+    "                and finite FLOAT/DOUBLE as JSON numbers, BOOLEAN as true/false, NULL as null;\n"
+    "                DECIMAL (kept exact), larger integers, inf/nan and every other type as strings\n"
+    "  --max-rows N  print at most N rows (default: 1000 for the table, unlimited for CSV and JSON);\n"
+    "                when rows are left out, \"(showing first N of M rows)\" goes to stderr\n"
+    "\n"
+    "Exit codes: 0 ok, 2 usage, 1 other failure (missing file, SQL error).\n";
+
+enum query_format { FORMAT_AUTO, FORMAT_TABLE, FORMAT_CSV, FORMAT_JSON };
+
+#define TABLE_DEFAULT_MAX_ROWS 1000
+
+typedef struct query_column {
+    const char *name; /* owned by the duckdb_result */
+    duckdb_logical_type type;
+    duckdb_type id;
+    int numeric; /* right-aligned in the table */
+} query_column;
+
+/* One cell kept for the table: text is NULL for SQL NULL. */
+typedef struct table_cell {
+    char *text;
+    size_t width;
+} table_cell;
+
+typedef struct table_rows {
+    table_cell *cells; /* rows * ncols */
+    size_t rows, cap;
+} table_rows;
+
+/* ---- values as text --------------------------------------------------------------------------------- */
+
+static int row_is_valid(duckdb_vector vec, idx_t row)
+{
+    uint64_t *validity = duckdb_vector_get_validity(vec);
+    return validity == NULL || duckdb_validity_row_is_valid(validity, row);
+}
+
+static int type_is_numeric(duckdb_type id)
+{
+    switch (id) {
+    case DUCKDB_TYPE_TINYINT:
+    case DUCKDB_TYPE_SMALLINT:
+    case DUCKDB_TYPE_INTEGER:
+    case DUCKDB_TYPE_BIGINT:
+    case DUCKDB_TYPE_UTINYINT:
+    case DUCKDB_TYPE_USMALLINT:
+    case DUCKDB_TYPE_UINTEGER:
+    case DUCKDB_TYPE_UBIGINT:
+    case DUCKDB_TYPE_HUGEINT:
+    case DUCKDB_TYPE_UHUGEINT:
+    case DUCKDB_TYPE_FLOAT:
+    case DUCKDB_TYPE_DOUBLE:
+    case DUCKDB_TYPE_DECIMAL:
+        return 1;
+    default:
+        return 0;
+    }
+}
+
+/* Appends DuckDB's text for a value built through the value API (temporal types, huge integers, ...). */
+static void put_value(rd_buf *out, duckdb_value v)
+{
+    char *s = v ? duckdb_get_varchar(v) : NULL;
+    rd_buf_puts(out, s ? s : "?");
+    duckdb_free(s);
+    duckdb_destroy_value(&v);
+}
+
+/* Shortest text that reads back as the same number, in DuckDB's style: 1.0, 0.1, 100.0, 1e+20, inf, nan. */
+static void put_double(rd_buf *out, double d, int is_float)
+{
+    char tmp[64];
+    if (isnan(d)) {
+        rd_buf_puts(out, "nan");
+        return;
+    }
+    if (isinf(d)) {
+        rd_buf_puts(out, d < 0 ? "-inf" : "inf");
+        return;
+    }
+    int digits = 1;
+    for (; digits < 17; digits++) {
+        snprintf(tmp, sizeof tmp, "%.*e", digits - 1, d);
+        if (is_float ? strtof(tmp, NULL) == (float)d : strtod(tmp, NULL) == d)
+            break;
+    }
+    snprintf(tmp, sizeof tmp, "%.*e", digits - 1, d);
+    int exp10 = atoi(strchr(tmp, 'e') + 1);
+    if (exp10 >= -4 && exp10 < 16) {
+        int decimals = digits - 1 - exp10;
+        snprintf(tmp, sizeof tmp, "%.*f%s", decimals > 0 ? decimals : 0, d, decimals > 0 ? "" : ".0");
+    }
+    rd_buf_puts(out, tmp);
+}
+
+static void put_hugeint(rd_buf *out, duckdb_hugeint h)
+{
+    put_value(out, duckdb_create_hugeint(h));
+}
+
+static void put_decimal(rd_buf *out, duckdb_logical_type type, const void *data, idx_t row)
+{
+    duckdb_decimal dec = { .width = duckdb_decimal_width(type), .scale = duckdb_decimal_scale(type) };
+    int64_t small = 0;
+    switch (duckdb_decimal_internal_type(type)) {
+    case DUCKDB_TYPE_SMALLINT:
+        small = ((const int16_t *)data)[row];
+        break;
+    case DUCKDB_TYPE_INTEGER:
+        small = ((const int32_t *)data)[row];
+        break;
+    case DUCKDB_TYPE_BIGINT:
+        small = ((const int64_t *)data)[row];
+        break;
+    default:
+        dec.value = ((const duckdb_hugeint *)data)[row];
+        put_value(out, duckdb_create_decimal(dec));
+        return;
+    }
+    dec.value.lower = (uint64_t)small;
+    dec.value.upper = small < 0 ? -1 : 0;
+    put_value(out, duckdb_create_decimal(dec));
+}
+
+static void put_value_text(rd_buf *out, duckdb_vector vec, duckdb_logical_type type, idx_t row);
+
+/* A nested element: NULL when invalid, else its text (strings unquoted, as DuckDB casts them to VARCHAR). */
+static void put_element(rd_buf *out, duckdb_vector vec, duckdb_logical_type type, idx_t row)
+{
+    if (!row_is_valid(vec, row)) {
+        rd_buf_puts(out, "NULL");
+        return;
+    }
+    put_value_text(out, vec, type, row);
+}
+
+static void put_list(rd_buf *out, duckdb_vector child, duckdb_logical_type child_type, idx_t first, idx_t n)
+{
+    rd_buf_putc(out, '[');
+    for (idx_t i = 0; i < n; i++) {
+        if (i)
+            rd_buf_puts(out, ", ");
+        put_element(out, child, child_type, first + i);
+    }
+    rd_buf_putc(out, ']');
+}
+
+static void put_struct(rd_buf *out, duckdb_vector vec, duckdb_logical_type type, idx_t row)
+{
+    idx_t n = duckdb_struct_type_child_count(type);
+    rd_buf_putc(out, '{');
+    for (idx_t i = 0; i < n; i++) {
+        char *name = duckdb_struct_type_child_name(type, i);
+        duckdb_logical_type ct = duckdb_struct_type_child_type(type, i);
+        rd_buf_printf(out, "%s'%s': ", i ? ", " : "", name ? name : "");
+        put_element(out, duckdb_struct_vector_get_child(vec, i), ct, row);
+        duckdb_destroy_logical_type(&ct);
+        duckdb_free(name);
+    }
+    rd_buf_putc(out, '}');
+}
+
+static void put_map(rd_buf *out, duckdb_vector vec, idx_t row)
+{
+    const duckdb_list_entry *e = (const duckdb_list_entry *)duckdb_vector_get_data(vec) + row;
+    duckdb_vector entries = duckdb_list_vector_get_child(vec);
+    duckdb_logical_type et = duckdb_vector_get_column_type(entries);
+    duckdb_logical_type kt = duckdb_struct_type_child_type(et, 0), vt = duckdb_struct_type_child_type(et, 1);
+    duckdb_vector keys = duckdb_struct_vector_get_child(entries, 0), vals = duckdb_struct_vector_get_child(entries, 1);
+    rd_buf_putc(out, '{');
+    for (idx_t i = 0; i < e->length; i++) {
+        if (i)
+            rd_buf_puts(out, ", ");
+        put_element(out, keys, kt, e->offset + i);
+        rd_buf_putc(out, '=');
+        put_element(out, vals, vt, e->offset + i);
+    }
+    rd_buf_putc(out, '}');
+    duckdb_destroy_logical_type(&kt);
+    duckdb_destroy_logical_type(&vt);
+    duckdb_destroy_logical_type(&et);
+}
+
+/* Appends the text of a valid value. Vectors from the C API are flat, so row indexes data directly. */
+static void put_value_text(rd_buf *out, duckdb_vector vec, duckdb_logical_type type, idx_t row)
+{
+    const void *data = duckdb_vector_get_data(vec);
+    duckdb_type id = duckdb_get_type_id(type);
+    switch (id) {
+    case DUCKDB_TYPE_BOOLEAN:
+        rd_buf_puts(out, ((const bool *)data)[row] ? "true" : "false");
+        break;
+    case DUCKDB_TYPE_TINYINT:
+        rd_buf_printf(out, "%d", (int)((const int8_t *)data)[row]);
+        break;
+    case DUCKDB_TYPE_SMALLINT:
+        rd_buf_printf(out, "%d", (int)((const int16_t *)data)[row]);
+        break;
+    case DUCKDB_TYPE_INTEGER:
+        rd_buf_printf(out, "%d", (int)((const int32_t *)data)[row]);
+        break;
+    case DUCKDB_TYPE_BIGINT:
+        rd_buf_printf(out, "%lld", (long long)((const int64_t *)data)[row]);
+        break;
+    case DUCKDB_TYPE_UTINYINT:
+        rd_buf_printf(out, "%u", (unsigned)((const uint8_t *)data)[row]);
+        break;
+    case DUCKDB_TYPE_USMALLINT:
+        rd_buf_printf(out, "%u", (unsigned)((const uint16_t *)data)[row]);
+        break;
+    case DUCKDB_TYPE_UINTEGER:
+        rd_buf_printf(out, "%lu", (unsigned long)((const uint32_t *)data)[row]);
+        break;
+    case DUCKDB_TYPE_UBIGINT:
+        rd_buf_printf(out, "%llu", (unsigned long long)((const uint64_t *)data)[row]);
+        break;
+    case DUCKDB_TYPE_FLOAT:
+        put_double(out, ((const float *)data)[row], 1);
+        break;
+    case DUCKDB_TYPE_DOUBLE:
+        put_double(out, ((const double *)data)[row], 0);
+        break;
+    case DUCKDB_TYPE_HUGEINT:
+        put_hugeint(out, ((const duckdb_hugeint *)data)[row]);
+        break;
+    case DUCKDB_TYPE_UHUGEINT:
+        put_value(out, duckdb_create_uhugeint(((const duckdb_uhugeint *)data)[row]));
+        break;
+    case DUCKDB_TYPE_DECIMAL:
+        put_decimal(out, type, data, row);
+        break;
+    case DUCKDB_TYPE_VARCHAR: {
+        duckdb_string_t s = ((const duckdb_string_t *)data)[row];
+        rd_buf_append(out, duckdb_string_t_data(&s), duckdb_string_t_length(s));
+        break;
+    }
+    case DUCKDB_TYPE_BLOB: {
+        duckdb_string_t s = ((const duckdb_string_t *)data)[row];
+        put_value(out, duckdb_create_blob((const uint8_t *)duckdb_string_t_data(&s), duckdb_string_t_length(s)));
+        break;
+    }
+    case DUCKDB_TYPE_BIT: {
+        duckdb_string_t s = ((const duckdb_string_t *)data)[row];
+        duckdb_bit bit = { (uint8_t *)duckdb_string_t_data(&s), duckdb_string_t_length(s) };
+        put_value(out, duckdb_create_bit(bit));
+        break;
+    }
+    case DUCKDB_TYPE_DATE:
+        put_value(out, duckdb_create_date(((const duckdb_date *)data)[row]));
+        break;
+    case DUCKDB_TYPE_TIME:
+        put_value(out, duckdb_create_time(((const duckdb_time *)data)[row]));
+        break;
+    case DUCKDB_TYPE_TIME_NS:
+        put_value(out, duckdb_create_time_ns(((const duckdb_time_ns *)data)[row]));
+        break;
+    case DUCKDB_TYPE_TIME_TZ:
+        put_value(out, duckdb_create_time_tz_value(((const duckdb_time_tz *)data)[row]));
+        break;
+    case DUCKDB_TYPE_TIMESTAMP:
+        put_value(out, duckdb_create_timestamp(((const duckdb_timestamp *)data)[row]));
+        break;
+    case DUCKDB_TYPE_TIMESTAMP_TZ:
+        put_value(out, duckdb_create_timestamp_tz(((const duckdb_timestamp *)data)[row]));
+        break;
+    case DUCKDB_TYPE_TIMESTAMP_S:
+        put_value(out, duckdb_create_timestamp_s(((const duckdb_timestamp_s *)data)[row]));
+        break;
+    case DUCKDB_TYPE_TIMESTAMP_MS:
+        put_value(out, duckdb_create_timestamp_ms(((const duckdb_timestamp_ms *)data)[row]));
+        break;
+    case DUCKDB_TYPE_TIMESTAMP_NS:
+        put_value(out, duckdb_create_timestamp_ns(((const duckdb_timestamp_ns *)data)[row]));
+        break;
+    case DUCKDB_TYPE_INTERVAL:
+        put_value(out, duckdb_create_interval(((const duckdb_interval *)data)[row]));
+        break;
+    case DUCKDB_TYPE_UUID: {
+        /* stored as a hugeint with the top bit flipped (so that it sorts); the value API takes the raw 128 bits */
+        duckdb_hugeint h = ((const duckdb_hugeint *)data)[row];
+        duckdb_uhugeint u = { h.lower, (uint64_t)h.upper ^ (UINT64_C(1) << 63) };
+        put_value(out, duckdb_create_uuid(u));
+        break;
+    }
+    case DUCKDB_TYPE_ENUM: {
+        uint64_t index;
+        switch (duckdb_enum_internal_type(type)) {
+        case DUCKDB_TYPE_UTINYINT:
+            index = ((const uint8_t *)data)[row];
+            break;
+        case DUCKDB_TYPE_USMALLINT:
+            index = ((const uint16_t *)data)[row];
+            break;
+        default:
+            index = ((const uint32_t *)data)[row];
+            break;
+        }
+        char *s = duckdb_enum_dictionary_value(type, index);
+        rd_buf_puts(out, s ? s : "?");
+        duckdb_free(s);
+        break;
+    }
+    case DUCKDB_TYPE_LIST: {
+        const duckdb_list_entry *e = (const duckdb_list_entry *)data + row;
+        duckdb_logical_type ct = duckdb_list_type_child_type(type);
+        put_list(out, duckdb_list_vector_get_child(vec), ct, e->offset, e->length);
+        duckdb_destroy_logical_type(&ct);
+        break;
+    }
+    case DUCKDB_TYPE_ARRAY: {
+        idx_t n = duckdb_array_type_array_size(type);
+        duckdb_logical_type ct = duckdb_array_type_child_type(type);
+        put_list(out, duckdb_array_vector_get_child(vec), ct, row * n, n);
+        duckdb_destroy_logical_type(&ct);
+        break;
+    }
+    case DUCKDB_TYPE_STRUCT:
+        put_struct(out, vec, type, row);
+        break;
+    case DUCKDB_TYPE_MAP:
+        put_map(out, vec, row);
+        break;
+    case DUCKDB_TYPE_UNION: {
+        /* a struct: child 0 is the tag, child 1 + tag the member */
+        uint8_t tag = ((const uint8_t *)duckdb_vector_get_data(duckdb_struct_vector_get_child(vec, 0)))[row];
+        duckdb_logical_type mt = duckdb_union_type_member_type(type, tag);
+        put_element(out, duckdb_struct_vector_get_child(vec, (idx_t)tag + 1), mt, row);
+        duckdb_destroy_logical_type(&mt);
+        break;
+    }
+    default:
+        rd_buf_printf(out, "(unsupported type %d)", (int)id);
+        break;
+    }
+}
+
+/* ---- CSV ---------------------------------------------------------------------------------------------- */
+
+static void csv_field(FILE *f, const char *s, size_t n, int is_null)
+{
+    if (is_null)
+        return;
+    if (n > 0 && !memchr(s, ',', n) && !memchr(s, '"', n) && !memchr(s, '\r', n) && !memchr(s, '\n', n)) {
+        fwrite(s, 1, n, f);
+        return;
+    }
+    /* quoted: fields with separators, and the empty string (so that it differs from NULL) */
+    putc('"', f);
+    for (size_t i = 0; i < n; i++) {
+        if (s[i] == '"')
+            putc('"', f);
+        putc(s[i], f);
+    }
+    putc('"', f);
+}
+
+static void csv_header(FILE *f, const query_column *cols, idx_t ncols)
+{
+    for (idx_t c = 0; c < ncols; c++) {
+        if (c)
+            putc(',', f);
+        csv_field(f, cols[c].name, strlen(cols[c].name), 0);
+    }
+    putc('\n', f);
+}
+
+static void csv_row(FILE *f, rd_buf *tmp, const query_column *cols, idx_t ncols, duckdb_data_chunk chunk, idx_t row)
+{
+    for (idx_t c = 0; c < ncols; c++) {
+        duckdb_vector vec = duckdb_data_chunk_get_vector(chunk, c);
+        if (c)
+            putc(',', f);
+        if (!row_is_valid(vec, row)) {
+            csv_field(f, "", 0, 1);
+            continue;
+        }
+        rd_buf_reset(tmp);
+        put_value_text(tmp, vec, cols[c].type, row);
+        csv_field(f, rd_buf_cstr(tmp), tmp->len, 0);
+    }
+    putc('\n', f);
+}
+
+/* ---- JSON --------------------------------------------------------------------------------------------- */
+
+/* Appends a JSON string (jansson does the escaping). */
+static int json_put_string(rd_buf *out, const char *s, size_t n)
+{
+    json_t *str = json_stringn(s, n);
+    char *text = str ? json_dumps(str, JSON_ENCODE_ANY) : NULL;
+    json_decref(str);
+    if (!text)
+        return -1; /* not valid UTF-8, or out of memory */
+    rd_buf_puts(out, text);
+    free(text);
+    return 0;
+}
+
+/* Appends one value as JSON: numbers are written as text so that 0.1 stays 0.1 (jansson prints %.17g). */
+static int json_put_value(rd_buf *out, rd_buf *tmp, const query_column *col, duckdb_vector vec, idx_t row)
+{
+    if (!row_is_valid(vec, row)) {
+        rd_buf_puts(out, "null");
+        return 0;
+    }
+    const void *data = duckdb_vector_get_data(vec);
+    int as_number = 0;
+    switch (col->id) {
+    case DUCKDB_TYPE_BOOLEAN:
+    case DUCKDB_TYPE_TINYINT:
+    case DUCKDB_TYPE_SMALLINT:
+    case DUCKDB_TYPE_INTEGER:
+    case DUCKDB_TYPE_BIGINT:
+    case DUCKDB_TYPE_UTINYINT:
+    case DUCKDB_TYPE_USMALLINT:
+    case DUCKDB_TYPE_UINTEGER:
+        as_number = 1;
+        break;
+    case DUCKDB_TYPE_UBIGINT:
+        as_number = ((const uint64_t *)data)[row] <= (uint64_t)INT64_MAX;
+        break;
+    case DUCKDB_TYPE_HUGEINT: {
+        duckdb_hugeint h = ((const duckdb_hugeint *)data)[row];
+        as_number = (h.upper == 0 && h.lower <= (uint64_t)INT64_MAX) || (h.upper == -1 && h.lower > (uint64_t)INT64_MAX);
+        break;
+    }
+    case DUCKDB_TYPE_FLOAT:
+        as_number = isfinite(((const float *)data)[row]);
+        break;
+    case DUCKDB_TYPE_DOUBLE:
+        as_number = isfinite(((const double *)data)[row]);
+        break;
+    default:
+        break;
+    }
+    rd_buf_reset(tmp);
+    put_value_text(tmp, vec, col->type, row);
+    if (as_number) {
+        rd_buf_append(out, tmp->data, tmp->len);
+        return 0;
+    }
+    return json_put_string(out, rd_buf_cstr(tmp), tmp->len);
+}
+
+/* One object per line inside one array, written as rows arrive (no whole-result tree in memory).
+ * Returns -1 when a string is not valid UTF-8 (JSON cannot carry it) or on out of memory. */
+static int json_row(FILE *f, rd_buf *line, rd_buf *tmp, const query_column *cols, idx_t ncols,
+                    duckdb_data_chunk chunk, idx_t row, int first)
+{
+    rd_buf_reset(line);
+    rd_buf_puts(line, first ? "\n{" : ",\n{");
+    for (idx_t c = 0; c < ncols; c++) {
+        if (c)
+            rd_buf_putc(line, ',');
+        if (json_put_string(line, cols[c].name, strlen(cols[c].name)) != 0)
+            return -1;
+        rd_buf_putc(line, ':');
+        if (json_put_value(line, tmp, &cols[c], duckdb_data_chunk_get_vector(chunk, c), row) != 0)
+            return -1;
+    }
+    if (rd_buf_putc(line, '}') != RD_OK)
+        return -1;
+    fwrite(line->data, 1, line->len, f);
+    return 0;
+}
+
+/* ---- table -------------------------------------------------------------------------------------------- */
+
+/* Display width: UTF-8 code points (continuation bytes do not count). */
+static size_t utf8_width(const char *s)
+{
+    size_t w = 0;
+    for (; *s; s++)
+        if (((unsigned char)*s & 0xC0) != 0x80)
+            w++;
+    return w;
+}
+
+/* Control characters would break the alignment: shown escaped. */
+static char *table_text(const rd_buf *b)
+{
+    rd_buf out = RD_BUF_INIT;
+    for (size_t i = 0; i < b->len; i++) {
+        char ch = b->data[i];
+        if (ch == '\n')
+            rd_buf_puts(&out, "\\n");
+        else if (ch == '\r')
+            rd_buf_puts(&out, "\\r");
+        else if (ch == '\t')
+            rd_buf_puts(&out, "\\t");
+        else if (ch == '\0')
+            rd_buf_puts(&out, "\\0");
+        else
+            rd_buf_putc(&out, ch);
+    }
+    return rd_buf_detach(&out);
+}
+
+static int table_add_row(table_rows *t, rd_buf *tmp, const query_column *cols, idx_t ncols, duckdb_data_chunk chunk,
+                         idx_t row)
+{
+    if (t->rows == t->cap) {
+        size_t cap = t->cap ? t->cap * 2 : 64;
+        table_cell *cells = realloc(t->cells, cap * (ncols ? ncols : 1) * sizeof *cells);
+        if (!cells)
+            return -1;
+        t->cells = cells;
+        t->cap = cap;
+    }
+    table_cell *cells = t->cells + t->rows * ncols;
+    for (idx_t c = 0; c < ncols; c++) {
+        duckdb_vector vec = duckdb_data_chunk_get_vector(chunk, c);
+        cells[c].text = NULL;
+        cells[c].width = 4; /* NULL */
+        if (!row_is_valid(vec, row))
+            continue;
+        rd_buf_reset(tmp);
+        put_value_text(tmp, vec, cols[c].type, row);
+        cells[c].text = table_text(tmp);
+        if (!cells[c].text) {
+            for (idx_t k = 0; k < c; k++)
+                free(cells[k].text);
+            return -1;
+        }
+        cells[c].width = utf8_width(cells[c].text);
+    }
+    t->rows++;
+    return 0;
+}
+
+static void table_pad(FILE *f, size_t n)
+{
+    while (n-- > 0)
+        putc(' ', f);
+}
+
+static void table_cell_print(FILE *f, const char *s, size_t width, size_t col_width, int right)
+{
+    if (right)
+        table_pad(f, col_width - width);
+    fputs(s, f);
+    if (!right)
+        table_pad(f, col_width - width);
+}
+
+static int table_print(FILE *f, const table_rows *t, const query_column *cols, idx_t ncols, uint64_t total)
+{
+    size_t *widths = calloc(ncols ? ncols : 1, sizeof *widths);
+    char **names = calloc(ncols ? ncols : 1, sizeof *names);
+    int rc = -1;
+    if (!widths || !names)
+        goto out;
+    for (idx_t c = 0; c < ncols; c++) {
+        rd_buf b = RD_BUF_INIT;
+        rd_buf_puts(&b, cols[c].name);
+        names[c] = table_text(&b);
+        rd_buf_free(&b);
+        if (!names[c])
+            goto out;
+        widths[c] = utf8_width(names[c]);
+        for (size_t r = 0; r < t->rows; r++)
+            if (t->cells[r * ncols + c].width > widths[c])
+                widths[c] = t->cells[r * ncols + c].width;
+    }
+    for (idx_t c = 0; c < ncols; c++) {
+        fputs(c ? " | " : "", f);
+        if (c + 1 == ncols && !cols[c].numeric)
+            fputs(names[c], f);
+        else
+            table_cell_print(f, names[c], utf8_width(names[c]), widths[c], cols[c].numeric);
+    }
+    putc('\n', f);
+    for (idx_t c = 0; c < ncols; c++) {
+        fputs(c ? "-+-" : "", f);
+        for (size_t k = 0; k < widths[c]; k++)
+            putc('-', f);
+    }
+    putc('\n', f);
+    for (size_t r = 0; r < t->rows; r++) {
+        for (idx_t c = 0; c < ncols; c++) {
+            const table_cell *cell = &t->cells[r * ncols + c];
+            fputs(c ? " | " : "", f);
+            /* the last column is not padded on the left-aligned side: no trailing blanks */
+            if (c + 1 == ncols && !cols[c].numeric)
+                fputs(cell->text ? cell->text : "NULL", f);
+            else
+                table_cell_print(f, cell->text ? cell->text : "NULL", cell->width, widths[c], cols[c].numeric);
+        }
+        putc('\n', f);
+    }
+    fprintf(f, "(%llu row%s)\n", (unsigned long long)total, total == 1 ? "" : "s");
+    rc = 0;
+out:
+    for (idx_t c = 0; names && c < ncols; c++)
+        free(names[c]);
+    free(names);
+    free(widths);
+    return rc;
+}
+
+static void table_free(table_rows *t, idx_t ncols)
+{
+    for (size_t i = 0; i < t->rows * ncols; i++)
+        free(t->cells[i].text);
+    free(t->cells);
+}
+
+/* ---- command ------------------------------------------------------------------------------------------ */
+
+static int parse_count(const char *s, uint64_t *out)
+{
+    if (!s || !*s)
+        return -1;
+    uint64_t v = 0;
+    for (const char *p = s; *p; p++) {
+        if (*p < '0' || *p > '9' || v > (UINT64_MAX - 9) / 10)
+            return -1;
+        v = v * 10 + (uint64_t)(*p - '0');
+    }
+    *out = v;
+    return 0;
+}
+
+/* Prints the result; returns 0 or 1 (out of memory / write error, message printed). */
+static int print_result(duckdb_result *res, enum query_format format, uint64_t max_rows)
+{
+    idx_t ncols = duckdb_column_count(res);
+    query_column *cols = calloc(ncols ? ncols : 1, sizeof *cols);
+    if (!cols) {
+        fprintf(stderr, "redduck query: out of memory\n");
+        return 1;
+    }
+    for (idx_t c = 0; c < ncols; c++) {
+        const char *name = duckdb_column_name(res, c);
+        cols[c].name = name ? name : "";
+        cols[c].type = duckdb_column_logical_type(res, c);
+        cols[c].id = duckdb_get_type_id(cols[c].type);
+        cols[c].numeric = type_is_numeric(cols[c].id);
+    }
+
+    FILE *f = stdout;
+    rd_buf tmp = RD_BUF_INIT, line = RD_BUF_INIT;
+    table_rows table = { 0 };
+    uint64_t shown = 0, total = 0;
+    int failed = 0;
+
+    if (format == FORMAT_CSV && ncols > 0)
+        csv_header(f, cols, ncols);
+    if (format == FORMAT_JSON)
+        putc('[', f);
+    duckdb_data_chunk chunk;
+    while ((chunk = duckdb_fetch_chunk(*res)) != NULL) {
+        idx_t n = duckdb_data_chunk_get_size(chunk);
+        for (idx_t r = 0; r < n && !failed; r++, total++) {
+            if (shown >= max_rows)
+                continue; /* keep counting for the note */
+            if (format == FORMAT_CSV)
+                csv_row(f, &tmp, cols, ncols, chunk, r);
+            else if (format == FORMAT_JSON)
+                failed = json_row(f, &line, &tmp, cols, ncols, chunk, r, shown == 0) != 0;
+            else
+                failed = table_add_row(&table, &tmp, cols, ncols, chunk, r) != 0;
+            shown++;
+        }
+        duckdb_destroy_data_chunk(&chunk);
+        if (failed)
+            break;
+    }
+    if (!failed && format == FORMAT_JSON)
+        fputs(shown ? "\n]\n" : "]\n", f);
+    if (!failed && format == FORMAT_TABLE)
+        failed = table_print(f, &table, cols, ncols, shown) != 0;
+    if (failed)
+        fprintf(stderr, "redduck query: out of memory\n");
+    else if (shown < total)
+        fprintf(stderr, "(showing first %llu of %llu rows)\n", (unsigned long long)shown, (unsigned long long)total);
+    if (fflush(f) != 0 || ferror(f)) {
+        fprintf(stderr, "redduck query: writing the result: %s\n", strerror(errno));
+        failed = 1;
+    }
+
+    table_free(&table, ncols);
+    rd_buf_free(&tmp);
+    rd_buf_free(&line);
+    for (idx_t c = 0; c < ncols; c++)
+        duckdb_destroy_logical_type(&cols[c].type);
+    free(cols);
+    return failed ? 1 : 0;
+}
+
+int rd_cmd_query(int argc, char **argv)
+{
+    const char *path = NULL, *sql = NULL;
+    enum query_format format = FORMAT_AUTO;
+    uint64_t max_rows = 0;
+    int have_max = 0, only_args = 0;
+    for (int i = 1; i < argc; i++) {
+        const char *a = argv[i];
+        if (only_args || a[0] != '-' || a[1] == '\0') {
+            if (!path)
+                path = a;
+            else if (!sql)
+                sql = a;
+            else
+                return rd_cli_usage_error("query", "unexpected argument '%s'", a);
+        } else if (strcmp(a, "--") == 0) {
+            only_args = 1;
+        } else if (strcmp(a, "--help") == 0 || strcmp(a, "-h") == 0) {
+            fputs(query_help, stdout);
+            return 0;
+        } else if (strcmp(a, "--csv") == 0 || strcmp(a, "--json") == 0) {
+            enum query_format want = a[2] == 'c' ? FORMAT_CSV : FORMAT_JSON;
+            if (format != FORMAT_AUTO && format != want)
+                return rd_cli_usage_error("query", "--csv and --json cannot be combined");
+            format = want;
+        } else if (strcmp(a, "--max-rows") == 0 || strncmp(a, "--max-rows=", 11) == 0) {
+            const char *v = a[10] == '=' ? a + 11 : (i + 1 < argc ? argv[++i] : NULL);
+            if (!v)
+                return rd_cli_usage_error("query", "--max-rows needs a value");
+            if (parse_count(v, &max_rows) != 0)
+                return rd_cli_usage_error("query", "--max-rows: '%s' is not a row count", v);
+            have_max = 1;
+        } else {
+            return rd_cli_usage_error("query", "unknown option '%s'", a);
+        }
+    }
+    if (!path || !sql)
+        return rd_cli_usage_error("query", "needs a DuckDB file and a SQL text");
+    if (format == FORMAT_AUTO)
+        format = isatty(STDOUT_FILENO) ? FORMAT_TABLE : FORMAT_CSV;
+    if (!have_max)
+        max_rows = format == FORMAT_TABLE ? TABLE_DEFAULT_MAX_ROWS : UINT64_MAX;
+
+    /* DuckDB would refuse a missing file in read-only mode too; checking first gives the clearer message */
+    struct stat sb;
+    if (stat(path, &sb) != 0) {
+        if (errno == ENOENT)
+            fprintf(stderr, "redduck: %s: no such DuckDB file\n", path);
+        else
+            fprintf(stderr, "redduck: %s: %s\n", path, strerror(errno));
+        return 1;
+    }
+    if (S_ISDIR(sb.st_mode)) {
+        fprintf(stderr, "redduck: %s: is a directory, not a DuckDB file\n", path);
+        return 1;
+    }
+
+    duckdb_config config = NULL;
+    duckdb_database db = NULL;
+    duckdb_connection conn = NULL;
+    duckdb_result res;
+    int have_res = 0, rc = 1;
+    char *open_err = NULL;
+    if (duckdb_create_config(&config) != DuckDBSuccess ||
+        duckdb_set_config(config, "access_mode", "READ_ONLY") != DuckDBSuccess) {
+        fprintf(stderr, "redduck query: cannot configure DuckDB\n");
+        goto out;
+    }
+    if (duckdb_open_ext(path, &db, config, &open_err) != DuckDBSuccess) {
+        fprintf(stderr, "redduck: %s: %s\n", path, open_err ? open_err : "cannot open the DuckDB file");
+        goto out;
+    }
+    if (duckdb_connect(db, &conn) != DuckDBSuccess) {
+        fprintf(stderr, "redduck: %s: cannot connect to the database\n", path);
+        goto out;
+    }
+    have_res = 1;
+    if (duckdb_query(conn, sql, &res) != DuckDBSuccess) {
+        const char *msg = duckdb_result_error(&res);
+        fprintf(stderr, "redduck query: %s\n", msg ? msg : "the query failed");
+        goto out;
+    }
+    rc = print_result(&res, format, max_rows);
+out:
+    if (have_res)
+        duckdb_destroy_result(&res);
+    duckdb_disconnect(&conn);
+    duckdb_close(&db);
+    duckdb_free(open_err);
+    duckdb_destroy_config(&config);
+    return rc;
+}
