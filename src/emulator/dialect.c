@@ -452,6 +452,9 @@ const char *const rd_sql_dialect_setup[] = {
     "ELSE CAST(t AS TIMESTAMP) + CAST(CAST(n AS VARCHAR) || ' ' || part AS INTERVAL) END",
     "CREATE OR REPLACE MACRO public.len(s) AS length(s)",
     "CREATE OR REPLACE MACRO public.charindex(a, b) AS strpos(b, a)",
+    /* SUPER is stored as its JSON text */
+    "CREATE OR REPLACE MACRO public.json_parse(s) AS CAST(json(s) AS VARCHAR)",
+    "CREATE OR REPLACE MACRO public.json_serialize(s) AS CAST(s AS VARCHAR)",
     NULL
 };
 
