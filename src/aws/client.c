@@ -198,9 +198,16 @@ static const char *hint_for(const char *code)
     if (strcmp(code, "InvalidClientTokenId") == 0 || strcmp(code, "UnrecognizedClientException") == 0 ||
         strcmp(code, "InvalidAccessKeyId") == 0)
         return " — the access key id is unknown to AWS: check which credentials are used with `redduck whoami --local`";
-    if (strncmp(code, "AccessDenied", 12) == 0 || strcmp(code, "Forbidden") == 0)
-        return " — grant the IAM action named above to this identity";
     return "";
+}
+
+/* The hint for a denial: AWS usually names the action ("not authorized to perform: x:Y"); S3 often not. */
+static const char *deny_hint(const char *code, const char *message)
+{
+    if (!code || !(strncmp(code, "AccessDenied", 12) == 0 || strcmp(code, "Forbidden") == 0))
+        return "";
+    return strstr(message, "not authorized to perform") ? " — grant the IAM action named above to this identity"
+                                                         : " — this identity lacks a permission for this call";
 }
 
 static rd_status classify(const char *code, int status)
@@ -384,7 +391,8 @@ rd_status rd_aws_send(rd_aws_client *c, const rd_aws_request *req, rd_http_respo
                         resp->status == 502 || resp->status == 503 || resp->status == 504;
             st = classify(code, resp->status);
             rd_error_set(&last, st, "%s %s: %s%s%s (HTTP %d)%s", req->svc->id, req->method, code,
-                         message[0] ? ": " : "", message, resp->status, hint_for(code));
+                         message[0] ? ": " : "", message, resp->status, *hint_for(code) ? hint_for(code)
+                                                                                 : deny_hint(code, message));
             rd_error_set_aws_code(&last, code);
             last.http_status = resp->status;
         }

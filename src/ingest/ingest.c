@@ -759,6 +759,13 @@ rd_status rd_ingest(rd_session *s, const rd_ingest_options *o, rd_ingest_result 
             }
         }
     }
+    if (st == RD_E_CANCELLED && err && strncmp(err->message, "interrupted", 11) != 0)
+        rd_error_prefix(err, "interrupted: ");
+    if (st == RD_E_CANCELLED && err && j.staged && !o->keep_staging && r->staged_deleted > 0) {
+        char msg[sizeof err->message];
+        snprintf(msg, sizeof msg, "%s", err->message);
+        rd_error_set(err, RD_E_CANCELLED, "%s; the staged files were deleted", msg);
+    }
     rd_sink_close(j.sink);
     if (j.tmpdir[0])
         rmdir(j.tmpdir);

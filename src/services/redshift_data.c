@@ -137,8 +137,11 @@ rd_status rd_rsd_wait(rd_aws_client *c, const char *id, const rd_rsd_wait_option
     long t0 = now_ms();
     for (;;) {
         if (cancel && *cancel) {
-            rd_error ignored;
-            rd_rsd_cancel(c, id, &ignored);
+            rd_error ce;
+            rd_error_clear(&ce);
+            if (rd_rsd_cancel(c, id, &ce) != RD_OK)
+                return rd_error_set(err, RD_E_CANCELLED, "interrupted, but cancelling statement %s failed (it may "
+                                    "still run): %s", id, ce.message);
             return rd_error_set(err, RD_E_CANCELLED, "interrupted: statement %s was cancelled", id);
         }
         rd_status st = rd_rsd_describe(c, id, out, err);
@@ -155,8 +158,11 @@ rd_status rd_rsd_wait(rd_aws_client *c, const char *id, const rd_rsd_wait_option
             return rd_error_set(err, RD_E_REMOTE, "the statement was aborted%s%s", out->error ? ": " : "",
                                 out->error ? out->error : " (cancelled by someone else, or by Redshift)");
         if (o && o->timeout_ms > 0 && elapsed >= o->timeout_ms) {
-            rd_error ignored;
-            rd_rsd_cancel(c, id, &ignored);
+            rd_error ce;
+            rd_error_clear(&ce);
+            if (rd_rsd_cancel(c, id, &ce) != RD_OK)
+                return rd_error_set(err, ce.code, "the statement did not finish within %ld s, and cancelling it "
+                                    "failed (it may still run): %s", o->timeout_ms / 1000, ce.message);
             return rd_error_set(err, RD_E_REMOTE,
                                 "the statement did not finish within %ld s and was cancelled (raise --timeout)",
                                 o->timeout_ms / 1000);

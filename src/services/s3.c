@@ -32,6 +32,23 @@ rd_status rd_s3_parse_url(const char *url, char **bucket, char **prefix, rd_erro
     return RD_OK;
 }
 
+/* A denial that does not name the IAM action gets it, with the resource, so the user knows what to grant. */
+static rd_status name_action(rd_status st, rd_error *err, const char *action, const char *bucket, const char *key)
+{
+    if (st != RD_E_DENIED || !err || strstr(err->message, action))
+        return st;
+    char msg[sizeof err->message];
+    snprintf(msg, sizeof msg, "%s", err->message);
+    char aws_code[sizeof err->aws_code];
+    snprintf(aws_code, sizeof aws_code, "%s", err->aws_code);
+    int http = err->http_status;
+    rd_error_set(err, st, "%s (%s on arn:aws:s3:::%s%s%s is needed)", msg, action, bucket, key ? "/" : "",
+                 key ? key : "");
+    rd_error_set_aws_code(err, aws_code);
+    err->http_status = http;
+    return st;
+}
+
 rd_status rd_s3_key_path(rd_buf *out, const char *key)
 {
     rd_buf_putc(out, '/');
@@ -48,7 +65,7 @@ rd_status rd_s3_head_bucket(rd_aws_client *c, const char *bucket, char *region, 
     req.body_replayable = 1;
     rd_http_response resp;
     rd_http_response_init(&resp);
-    rd_status st = rd_aws_send(c, &req, &resp, err);
+    rd_status st = name_action(rd_aws_send(c, &req, &resp, err), err, "s3:ListBucket", bucket, NULL);
     const char *r = rd_headers_get(&resp.headers, "x-amz-bucket-region");
     if (r && (st == RD_OK || resp.status == 301 || resp.status == 400)) {
         snprintf(region, region_len, "%s", r);
@@ -161,7 +178,7 @@ rd_status rd_s3_list(rd_aws_client *c, const char *bucket, const char *prefix, r
         req.body_replayable = 1;
         rd_http_response resp;
         rd_http_response_init(&resp);
-        st = rd_aws_send(c, &req, &resp, err);
+        st = name_action(rd_aws_send(c, &req, &resp, err), err, "s3:ListBucket", bucket, NULL);
         if (st == RD_OK)
             st = parse_list_page(&resp.body, out, &token, err);
         rd_http_response_free(&resp);
@@ -200,7 +217,7 @@ rd_status rd_s3_get(rd_aws_client *c, const char *bucket, const char *key, size_
     req.body_replayable = 1;
     rd_http_response resp;
     rd_http_response_init(&resp);
-    rd_status st = rd_aws_send(c, &req, &resp, err);
+    rd_status st = name_action(rd_aws_send(c, &req, &resp, err), err, "s3:GetObject", bucket, key);
     rd_buf_free(&path);
     if (st == RD_OK) {
         if (resp.body.len > max_bytes) {
@@ -255,7 +272,7 @@ static rd_status delete_batch(rd_aws_client *c, const char *bucket, const char *
     req.bucket = bucket;
     rd_http_response resp;
     rd_http_response_init(&resp);
-    rd_status st = rd_aws_send(c, &req, &resp, err);
+    rd_status st = name_action(rd_aws_send(c, &req, &resp, err), err, "s3:DeleteObject", bucket, "*");
     rd_headers_free(&h);
     xmlFree(body);
     size_t failed = 0;

@@ -1,0 +1,402 @@
+"""`redduck ingest` against the emulator: Serverless and cluster targets, every Redshift type round-tripped
+exactly (checked against the emulator's own DuckDB file), empty results, many small files, LIMIT and tricky
+quoting, cross-region bucket, KMS, denied permissions naming the IAM action, seeded faults ending with the
+identical table, failures leaving the old table and an empty staging prefix, and Ctrl-C mid-download."""
+import glob
+import json
+import os
+import shutil
+import signal
+import subprocess
+import tempfile
+import time
+import unittest
+
+import boto3
+
+from emulator_fixture import REDDUCK, Emulator, wait_until
+
+ADMIN = ("AKIDADMIN", "admin-secret")
+DENIALS = {
+    # user name: (denied action, how the ingest is aimed)
+    "nogetcreds": "redshift-serverless:GetCredentials",
+    "noiamcreds": "redshift:GetClusterCredentialsWithIAM",
+    "noexecute": "redshift-data:ExecuteStatement",
+    "nodescribe": "redshift-data:DescribeStatement",
+    "nolist": "s3:ListBucket",
+    "noget": "s3:GetObject",
+    "nodelete": "s3:DeleteObject",
+    "nocancel": "redshift-data:CancelStatement",
+}
+
+
+def config():
+    users = [{"name": "admin", "access_key_id": ADMIN[0], "secret_access_key": ADMIN[1], "allow": ["*"]}]
+    for name, action in DENIALS.items():
+        users.append({"name": name, "access_key_id": "AKID" + name.upper(), "secret_access_key": name + "-secret",
+                      "allow": ["*"], "deny": [action]})
+    return json.dumps({
+        "account": "000000000000", "region": "us-east-1", "users": users,
+        "roles": [{"name": "redshift-unload", "allow": ["s3:*"], "default": True}],
+        "workgroups": ["demo"], "clusters": ["redshift-cluster-1"], "buckets": ["redduck-staging"]})
+
+
+TYPED_DDL = ("create table typed (i2 smallint, i4 integer, i8 bigint, n numeric(38,10), n2 decimal(12,2), r real, "
+             "d double precision, b boolean, c char(5), v varchar(100), dt date, ts timestamp, tstz timestamptz, "
+             "t time, ttz timetz, vb varbyte, s super)")
+TYPED_ROWS = ("insert into typed values "
+              "(-32768, -2147483648, -9223372036854775808, 1234567890123456789012345678.0123456789, "
+              "-9999999999.99, 1.5, 2.718281828459045, true, 'ab', 'it''s \"q\" \\\\ ünï 😀', '0001-01-01', "
+              "'1999-12-31 23:59:59.999999', '2024-06-30 12:00:00+00', '00:00:00', '23:59:59.999999+00', "
+              "from_hex('00ff10'), json_parse('{\"a\":[1,2,{\"b\":null}]}')), "
+              "(32767, 2147483647, 9223372036854775807, -0.0000000001, 0, -3.4e38, 1e308, false, 'abcde', '', "
+              "'9999-12-31', '1970-01-01 00:00:00', '1970-01-01 00:00:00+00', '12:34:56.789', '01:02:03+00', "
+              "from_hex(''), json_parse('\"str\"')), "
+              "(null, null, null, null, null, null, null, null, null, null, null, null, null, null, null, null, "
+              "null)")
+CHECKSUM = "select count(*) as n, md5(string_agg(cast(t as varchar), '|' order by sale_id)) as h from {} t"
+
+
+class IngestBase(unittest.TestCase):
+    emu_args = ["--sample", "sales:rows=20000", "--slices", "4", "--seed", "3"]
+
+    @classmethod
+    def setUpClass(cls):
+        cls.emu = Emulator(args=cls.emu_args, config=config())
+        cls.work = tempfile.mkdtemp(prefix="rd-ingest-")
+
+    @classmethod
+    def tearDownClass(cls):
+        cls.emu.cleanup()
+        shutil.rmtree(cls.work, ignore_errors=True)
+
+    def env(self, user=None):
+        key, secret = ADMIN if user is None else ("AKID" + user.upper(), user + "-secret")
+        return self.emu.env(key=key, secret=secret)
+
+    def ingest(self, *args, user=None, check=True, timeout=300):
+        p = subprocess.run([REDDUCK, "ingest", *args], capture_output=True, text=True, env=self.env(user),
+                           timeout=timeout)
+        if check and p.returncode != 0:
+            self.fail("redduck ingest %s failed (%d): %s" % (" ".join(args), p.returncode, p.stderr))
+        return p
+
+    def query(self, db, sql, check=True):
+        p = subprocess.run([REDDUCK, "query", db, sql, "--json"], capture_output=True, text=True,
+                           env=self.env(), timeout=120)
+        if check and p.returncode != 0:
+            self.fail("redduck query failed: %s" % p.stderr)
+        return json.loads(p.stdout) if p.returncode == 0 else p
+
+    def db(self, name):
+        return os.path.join(self.work, name)
+
+    def client(self, service):
+        return boto3.client(service, endpoint_url=self.emu.endpoint, region_name="us-east-1",
+                            aws_access_key_id=ADMIN[0], aws_secret_access_key=ADMIN[1])
+
+    def run_sql(self, sql, **target):
+        target = target or {"WorkgroupName": "demo"}
+        c = self.client("redshift-data")
+        sid = c.execute_statement(Database="dev", Sql=sql, **target)["Id"]
+        d = wait_until(lambda: (lambda d: d if d["Status"] in ("FINISHED", "FAILED", "ABORTED") else None)(
+            c.describe_statement(Id=sid)), timeout=60)
+        self.assertEqual(d["Status"], "FINISHED", d.get("Error"))
+        return d
+
+    def staged_keys(self, prefix=""):
+        s3 = self.client("s3")
+        keys = []
+        for page in s3.get_paginator("list_objects_v2").paginate(Bucket="redduck-staging", Prefix=prefix):
+            keys += [o["Key"] for o in page.get("Contents", [])]
+        return keys
+
+    def assertStagingEmpty(self):
+        self.assertEqual(self.staged_keys(), [])
+
+
+class TestIngest(IngestBase):
+    def unload(self, *args, into, user=None, check=True, extra=()):
+        return self.ingest("--workgroup", "demo", "--staging", "s3://redduck-staging/runs", "--into", into, *args,
+                           *extra, user=user, check=check)
+
+    def test_serverless_and_cluster_paths_match(self):
+        db = self.db("paths.duckdb")
+        out = json.loads(self.unload("--sql", "select * from sales", "--json", into=db + ":wg").stdout)
+        self.assertEqual(out["status"], "ok")
+        self.assertEqual(out["rows"], 20000)
+        self.assertEqual(out["files"], 4)
+        self.assertTrue(out["staging"].startswith("s3://redduck-staging/runs/redduck-"))
+        self.assertEqual(out["staged_deleted"], 5)  # 4 files + manifest
+        # the same table on the cluster (IAM identity, then a database user)
+        self.run_sql("create table orders (id integer, amount numeric(10,2))", ClusterIdentifier="redshift-cluster-1")
+        self.run_sql("insert into orders values (1, 9.99), (2, 0.01)", ClusterIdentifier="redshift-cluster-1")
+        self.ingest("--cluster-id", "redshift-cluster-1", "--staging", "s3://redduck-staging/runs", "--table",
+                    "orders", "--into", db)
+        self.assertEqual(self.query(db, "select id, amount::varchar as a from orders order by id"),
+                         [{"id": 1, "a": "9.99"}, {"id": 2, "a": "0.01"}])
+        self.ingest("--cluster-id", "redshift-cluster-1", "--db-user", "etl", "--sql", "select 42 as answer",
+                    "--into", db + ":cl2")
+        self.assertEqual(self.query(db, "select answer from cl2"), [{"answer": 42}])
+        # UNLOAD and Data API paths give the identical table
+        self.ingest("--workgroup", "demo", "--via", "data-api", "--sql", "select * from sales where sale_id <= 3000",
+                    "--into", db + ":api")
+        r = self.query(db, "select (select count(*) from (select * from wg where sale_id <= 3000 except all "
+                           "select * from api)) as a, (select count(*) from (select * from api except all select * "
+                           "from wg where sale_id <= 3000)) as b, (select count(*) from api) as n")
+        self.assertEqual(r, [{"a": 0, "b": 0, "n": 3000}])
+        self.assertStagingEmpty()
+
+    def test_empty_result_creates_typed_empty_table(self):
+        db = self.db("empty.duckdb")
+        for via, table in (("unload", "e1"), ("data-api", "e2")):
+            extra = () if via == "unload" else ("--via", "data-api")
+            out = json.loads(self.unload("--sql", "select sale_id, unit_price, sale_time, receipt from sales "
+                                         "where sale_id < 0", "--json", into=db + ":" + table, extra=extra).stdout)
+            self.assertEqual(out["rows"], 0)
+            cols = self.query(db, "select column_name, data_type from information_schema.columns where "
+                                  "table_name = '%s' order by ordinal_position" % table)
+            self.assertEqual([(c["column_name"], c["data_type"]) for c in cols],
+                             [("sale_id", "BIGINT"), ("unit_price", "DECIMAL(12,2)"), ("sale_time", "TIME"),
+                              ("receipt", "BLOB")])
+            self.assertEqual(self.query(db, "select count(*) as n from " + table), [{"n": 0}])
+        self.assertStagingEmpty()
+
+    def test_limit_and_tricky_quoting(self):
+        sql = ("/* leading comment with 'quote' */ select sale_id, 'it''s' as q1, '''' as q2, "
+               "'back\\\\slash' as bs, 'tab\\tand\\'quote' as esc, '$$dollars$$' as dd, "
+               "'-- not a comment' as dash, 'a;b' as semi, "
+               "'Łódź ünï' as \"naïve col\" from sales where customer_name <> 'x''y' "
+               "order by sale_id limit 7 -- trailing comment\n;")
+        db = self.db("quote.duckdb")
+        for via in ("unload", "data-api"):
+            self.unload("--sql", sql, into=db + ":" + via.replace("-", "_"), extra=("--via", via))
+            rows = self.query(db, "select * from %s order by sale_id" % via.replace("-", "_"))
+            self.assertEqual(len(rows), 7)
+            self.assertEqual(rows[0], {"sale_id": 1, "q1": "it's", "q2": "'", "bs": "back\\slash",
+                                       "esc": "tab\tand'quote",
+                                       "dd": "$$dollars$$", "dash": "-- not a comment", "semi": "a;b",
+                                       "naïve col": "Łódź ünï"})
+
+    def test_every_type_round_trips_exactly(self):
+        self.run_sql(TYPED_DDL)
+        self.run_sql(TYPED_ROWS)
+        db = self.db("types.duckdb")
+        self.unload("--table", "public.typed", into=db)  # table name defaults to "typed"
+        self.unload("--table", "typed", into=db + ":typed_api", extra=("--via", "data-api"))
+        for t in ("typed", "typed_api"):
+            rows = self.query(db, "select i2, i4, i8, n::varchar as n, n2::varchar as n2, r, d, b, v, dt::varchar "
+                                  "as dt, ts::varchar as ts, tstz::varchar as tstz, t::varchar as t, ttz::varchar "
+                                  "as ttz, hex(vb) as vb, s from %s order by i2 nulls last" % t)
+            self.assertEqual(rows[0], {"i2": -32768, "i4": -2147483648, "i8": -9223372036854775808,
+                                       "n": "1234567890123456789012345678.0123456789", "n2": "-9999999999.99",
+                                       "r": 1.5, "d": 2.718281828459045, "b": True, "v": "it's \"q\" \\ ünï 😀",
+                                       "dt": "0001-01-01", "ts": "1999-12-31 23:59:59.999999",
+                                       "tstz": "2024-06-30 12:00:00+00", "t": "00:00:00",
+                                       "ttz": "23:59:59.999999+00", "vb": "00FF10", "s": '{"a":[1,2,{"b":null}]}'})
+            self.assertEqual(rows[1]["i8"], 9223372036854775807)
+            self.assertEqual(rows[1]["n"], "-0.0000000001")
+            self.assertEqual(rows[1]["d"], 1e308)
+            self.assertEqual(rows[1]["vb"], "")
+            self.assertEqual(rows[1]["t"], "12:34:56.789")
+            self.assertTrue(all(v is None for v in rows[2].values()), rows[2])
+
+    def test_many_small_files_and_parquet_format(self):
+        emu = Emulator(args=["--sample", "sales:rows=3000", "--slices", "100"], config=config())
+        try:
+            env = emu.env(key=ADMIN[0], secret=ADMIN[1])
+            d = os.path.join(self.work, "pq")
+            p = subprocess.run([REDDUCK, "ingest", "--workgroup", "demo", "--staging", "s3://redduck-staging/p",
+                                "--sql", "select * from sales", "--format", "parquet", "--into", d, "--json"],
+                               capture_output=True, text=True, env=env, timeout=300)
+            self.assertEqual(p.returncode, 0, p.stderr)
+            out = json.loads(p.stdout)
+            self.assertEqual((out["rows"], out["files"]), (3000, 100))
+            files = sorted(glob.glob(os.path.join(d, "*.parquet")))
+            self.assertEqual(len(files), 100)
+            db = self.db("many.duckdb")
+            p = subprocess.run([REDDUCK, "ingest", "--workgroup", "demo", "--staging", "s3://redduck-staging/p",
+                                "--sql", "select * from sales", "--into", db, "--concurrency", "7",
+                                "--max-local-bytes", "1M", "--json"], capture_output=True, text=True, env=env,
+                               timeout=300)
+            self.assertEqual(p.returncode, 0, p.stderr)
+            self.assertEqual(json.loads(p.stdout)["files"], 100)
+            r = self.query(db, "select count(*) as n, count(distinct sale_id) as d from result")
+            self.assertEqual(r, [{"n": 3000, "d": 3000}])
+            pq = self.query(db, "select count(*) as n from read_parquet('%s/*.parquet')" % d)
+            self.assertEqual(pq, [{"n": 3000}])
+        finally:
+            emu.cleanup()
+
+    def test_cross_region_bucket_and_kms(self):
+        s3 = self.client("s3")
+        s3.create_bucket(Bucket="redduck-eu", CreateBucketConfiguration={"LocationConstraint": "eu-west-1"})
+        db = self.db("eu.duckdb")
+        p = self.ingest("--workgroup", "demo", "--staging", "s3://redduck-eu/x", "--kms-key",
+                        "arn:aws:kms:eu-west-1:000000000000:key/1234abcd-12ab-34cd-56ef-1234567890ab", "--sql",
+                        "select sale_id from sales where sale_id <= 10", "--into", db, "--json", "-v")
+        self.assertEqual(json.loads(p.stdout)["rows"], 10)
+        self.assertIn("REGION AS 'eu-west-1'", self.statement_text(json.loads(p.stdout)["statement_id"]))
+        self.assertIn("KMS_KEY_ID 'arn:aws:kms:eu-west-1", self.statement_text(json.loads(p.stdout)["statement_id"]))
+        self.assertEqual([o["Key"] for o in s3.list_objects_v2(Bucket="redduck-eu").get("Contents", [])], [])
+
+    def statement_text(self, sid):
+        return self.client("redshift-data").describe_statement(Id=sid)["QueryString"]
+
+    def test_denied_permissions_name_the_action(self):
+        db = self.db("denied.duckdb")
+        self.unload("--sql", "select sale_id from sales where sale_id <= 5", into=db + ":keep")
+        for user, action in DENIALS.items():
+            if user == "nocancel":
+                continue
+            with self.subTest(user=user):
+                target = ["--cluster-id", "redshift-cluster-1"] if user == "noiamcreds" else ["--workgroup", "demo"]
+                p = self.ingest(*target, "--staging", "s3://redduck-staging/runs", "--sql",
+                                "select sale_id from sales where sale_id <= 20" if user != "noiamcreds" else
+                                "select 1 as sale_id", "--into", db + ":keep", user=user, check=False)
+                self.assertNotEqual(p.returncode, 0)
+                self.assertEqual(p.returncode, 4, p.stderr)
+                self.assertIn(action, p.stderr)
+                self.assertNotIn(user + "-secret", p.stderr)
+                if user == "nodelete":  # the data is in; only the clean-up failed, and says so
+                    self.assertIn("the data is loaded", p.stderr)
+                    self.assertEqual(self.query(db, "select count(*) as n from keep"), [{"n": 20}])
+                else:  # the old table is untouched
+                    self.assertEqual(self.query(db, "select count(*) as n from keep"), [{"n": 5}])
+                if user not in ("nodelete", "nolist"):
+                    self.assertStagingEmpty()
+        for k in self.staged_keys():  # what the no-delete / no-list runs had to leave behind
+            self.client("s3").delete_object(Bucket="redduck-staging", Key=k)
+
+    def test_timeout_cancels_and_a_denied_cancel_is_named(self):
+        slow = "select a.sale_id from sales a, sales b, sales c where a.sale_id + b.sale_id + c.sale_id = -7"
+        db = self.db("slow.duckdb")
+        p = self.unload("--sql", slow, "--timeout", "2", into=db, check=False)
+        self.assertEqual(p.returncode, 1, p.stderr)
+        self.assertIn("did not finish within 2 s and was cancelled", p.stderr)
+        p = self.unload("--sql", slow, "--timeout", "2", into=db, user="nocancel", check=False)
+        self.assertEqual(p.returncode, 4, p.stderr)
+        self.assertIn("redshift-data:CancelStatement", p.stderr)
+        self.assertStagingEmpty()
+
+    def test_failed_statement_carries_redshift_message(self):
+        p = self.unload("--sql", "select * from no_such_table", into=self.db("fail.duckdb"), check=False)
+        self.assertEqual(p.returncode, 1)
+        self.assertIn("schema probe", p.stderr)
+        self.assertIn("no_such_table", p.stderr)
+        self.assertFalse(os.path.exists(self.db("fail.duckdb")) and
+                         self.query(self.db("fail.duckdb"), "select count(*) as n from information_schema.tables "
+                                    "where table_name = 'result'")[0]["n"] > 0)
+
+    def test_usage_errors(self):
+        for args, msg in ((["--sql", "select 1"], "--into"),
+                          (["--sql", "select 1", "--table", "t", "--into", "x.duckdb"], "either --sql or --table"),
+                          (["--sql", "select 1", "--into", "x.duckdb"], "--workgroup or --cluster-id"),
+                          (["--workgroup", "demo", "--sql", "select 1", "--into", "x.duckdb", "--via", "x"], "--via"),
+                          (["--workgroup", "demo", "--sql", "select 1", "--into", "x.duckdb", "--via", "unload"],
+                           "staging")):
+            p = self.ingest(*args, check=False)
+            self.assertEqual(p.returncode, 2, (args, p.stderr))
+            self.assertIn(msg, p.stderr)
+
+
+class TestIngestAgainstSource(IngestBase):
+    """The ingested tables equal the emulator's own tables, value for value and type for type."""
+
+    def test_equal_to_the_emulators_duckdb(self):
+        self.run_sql(TYPED_DDL)
+        self.run_sql(TYPED_ROWS)
+        db = self.db("against.duckdb")
+        for table in ("sales", "typed"):
+            self.ingest("--workgroup", "demo", "--staging", "s3://redduck-staging/s", "--table", table, "--into", db)
+            self.ingest("--workgroup", "demo", "--via", "data-api", "--table", table, "--into", db + ":" + table +
+                        "_api")
+        self.emu.stop()
+        src = glob.glob(os.path.join(self.emu.data_dir, "warehouses", "workgroup-demo", "dev.duckdb"))
+        self.assertEqual(len(src), 1)
+        for table in ("sales", "typed"):
+            for mine in (table, table + "_api"):
+                r = self.query(db, "attach '%s' as src (read_only); select (select count(*) from (select * from "
+                                   "src.public.%s except all select * from %s)) as a, (select count(*) from "
+                                   "(select * from %s except all select * from src.public.%s)) as b"
+                               % (src[0], table, mine, mine, table))
+                self.assertEqual(r, [{"a": 0, "b": 0}], mine)
+                types = self.query(db, "attach '%s' as src (read_only); select a.column_name, a.data_type as mine, "
+                                       "b.data_type as theirs from information_schema.columns a join "
+                                       "information_schema.columns b on a.column_name = b.column_name and "
+                                       "a.table_name = '%s' and b.table_name = '%s' and b.table_catalog = 'src' "
+                                       "and a.table_catalog <> 'src' order by a.ordinal_position"
+                                   % (src[0], mine, table))
+                self.assertGreater(len(types), 3)
+                for t in types:
+                    theirs = t["theirs"]
+                    if table == "typed" and t["column_name"] == "c":
+                        continue  # CHAR(5): the emulator stores VARCHAR too; compared above
+                    self.assertEqual(t["mine"], theirs, (mine, t))
+
+
+class TestIngestFaults(IngestBase):
+    emu_args = ["--sample", "sales:rows=20000", "--slices", "6", "--seed", "11", "--faults",
+                "s3.get.reset=0.15,s3.get.truncate=0.1,s3.get.slowdown=0.1,s3.list.slowdown=0.05,"
+                "data.describe.throttle=0.15,data.result.throttle=0.1,data.execute.throttle=0.05"]
+
+    def test_twenty_faulty_runs_give_the_identical_table(self):
+        db = self.db("faults.duckdb")
+        sums, retries = set(), 0
+        for i in range(20):
+            p = self.ingest("--workgroup", "demo", "--staging", "s3://redduck-staging/f", "--sql",
+                            "select * from sales", "--into", db + ":sales", "--json")
+            out = json.loads(p.stdout)
+            self.assertEqual(out["rows"], 20000)
+            retries += out["retries"]
+            r = self.query(db, CHECKSUM.format("sales"))
+            self.assertEqual(r[0]["n"], 20000)
+            sums.add(r[0]["h"])
+        self.assertEqual(len(sums), 1)
+        self.assertGreater(retries, 0)  # the faults did fire
+        self.assertStagingEmpty()
+
+    def test_unrecoverable_failure_keeps_the_old_table(self):
+        db = self.db("keep.duckdb")
+        self.ingest("--workgroup", "demo", "--staging", "s3://redduck-staging/k", "--sql",
+                    "select sale_id from sales where sale_id <= 100", "--into", db + ":t")
+        # the GetObject denial fails the download for good; the staging prefix is still emptied
+        p = self.ingest("--workgroup", "demo", "--staging", "s3://redduck-staging/k", "--sql",
+                        "select * from sales", "--into", db + ":t", user="noget", check=False)
+        self.assertEqual(p.returncode, 4, p.stderr)
+        self.assertEqual(self.query(db, "select count(*) as n from t"), [{"n": 100}])
+        self.assertEqual(self.query(db, "select count(*) as n from information_schema.tables where table_name "
+                                        "like '%redduck_staging%'"), [{"n": 0}])
+        self.assertStagingEmpty()
+        self.assertEqual(glob.glob(os.path.join(self.work, ".redduck-tmp-*")), [])
+
+
+class TestIngestInterrupt(IngestBase):
+    emu_args = ["--sample", "sales:rows=20000", "--slices", "12", "--faults", "latency.ms=150"]
+
+    def test_sigint_mid_download_cancels_cleans_up_and_exits_130(self):
+        db = self.db("int.duckdb")
+        proc = subprocess.Popen([REDDUCK, "ingest", "--workgroup", "demo", "--staging", "s3://redduck-staging/i",
+                                 "--sql", "select * from sales", "--into", db, "--concurrency", "1"],
+                                stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=self.env())
+        try:
+            found = wait_until(lambda: [k for k in self.staged_keys("i/") if k.endswith("manifest")], timeout=120,
+                               interval=0.1)
+            self.assertTrue(found, "the UNLOAD never wrote its manifest")
+            time.sleep(0.5)
+            proc.send_signal(signal.SIGINT)
+            out, err = proc.communicate(timeout=120)
+        finally:
+            if proc.poll() is None:
+                proc.kill()
+                proc.wait()
+        self.assertEqual(proc.returncode, 130, err)
+        self.assertIn("interrupted", err)
+        self.assertStagingEmpty()
+        tables = self.query(db, "select table_name from information_schema.tables")
+        self.assertEqual(tables, [])
+        self.assertEqual(glob.glob(os.path.join(self.work, ".redduck-tmp-*")), [])
+
+
+if __name__ == "__main__":
+    unittest.main()
