@@ -65,7 +65,7 @@ typedef struct rd_ingest_options {
     rd_ingest_via via;
     uint64_t data_api_max_rows;  /* refuse a Data API fetch beyond this many rows; 0: 1,000,000 */
 
-    int duckdb_threads;          /* 0: 2 */
+    int duckdb_threads;          /* 0: the CPUs online, at most 8 */
     const char *duckdb_memory;   /* DuckDB memory_limit; NULL: "256MB" */
 
     const volatile sig_atomic_t *cancel; /* set from a signal handler: cancel, clean up, RD_E_CANCELLED */

@@ -46,7 +46,7 @@ static const char ingest_help[] =
     "  --concurrency N       parallel downloads (default 16)\n"
     "  --max-local-bytes N   local disk for downloaded, not yet loaded files (default 1GB; K/M/G ok)\n"
     "  --timeout SECONDS     cancel the Redshift statement after this long (default: no limit)\n"
-    "  --threads N           DuckDB threads (default 2)\n"
+    "  --threads N           DuckDB threads (default: the CPUs, at most 8)\n"
     "  --memory-limit SIZE   DuckDB memory limit (default 256MB)\n"
     "Output:\n"
     "  --json                print a JSON summary on stdout\n"

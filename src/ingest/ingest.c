@@ -66,6 +66,8 @@ typedef struct job {
     rd_error loader_err;
     rd_status loader_st;
     uint64_t outstanding;     /* bytes admitted and not yet loaded and deleted */
+    uint64_t budget;          /* max_local_bytes */
+    size_t batch_files;       /* files per load that keep DuckDB's threads busy */
     uint64_t rows_loaded;
     struct timespec last_progress;
 } job;
@@ -327,36 +329,61 @@ static rd_status cleanup_staging(job *j, rd_error *err)
 
 /* ---- download + load ---------------------------------------------------------------------------------- */
 
+#define LOAD_BATCH_MAX 256
+
+/* The loader thread: takes every finished file queued so far (DuckDB reads a batch in parallel, where one
+ * file at a time would use one core), appends them to the staging table, deletes them. */
 static void *loader_main(void *arg)
 {
     job *j = arg;
+    const char *paths[LOAD_BATCH_MAX];
+    size_t idx[LOAD_BATCH_MAX];
     pthread_mutex_lock(&j->mu);
     for (;;) {
-        while (j->qhead == j->qtail && !j->producer_done && !j->loader_failed)
+        /* wait for a batch worth loading: enough files for DuckDB's threads, or half the disk budget, or
+         * everything admitted has arrived (nothing else can come until we make room), or the end */
+        for (;;) {
+            size_t queued = j->qtail - j->qhead;
+            uint64_t queued_bytes = 0;
+            for (size_t k = j->qhead; k < j->qtail; k++)
+                queued_bytes += j->files[j->queue[k]].size;
+            if (j->loader_failed || j->producer_done || queued >= j->batch_files ||
+                queued_bytes * 2 >= j->budget || (queued > 0 && queued_bytes >= j->outstanding))
+                break;
             pthread_cond_wait(&j->cv, &j->mu);
+        }
         if (j->loader_failed || (j->qhead == j->qtail && j->producer_done))
             break;
-        size_t idx = j->queue[j->qhead++];
+        size_t n = 0;
+        uint64_t expect = 0, bytes = 0;
+        while (j->qhead < j->qtail && n < LOAD_BATCH_MAX) {
+            idx[n] = j->queue[j->qhead++];
+            paths[n] = j->files[idx[n]].local;
+            expect += j->files[idx[n]].records;
+            bytes += j->files[idx[n]].size;
+            n++;
+        }
         pthread_mutex_unlock(&j->mu);
-        file_entry *f = &j->files[idx];
         uint64_t rows = 0;
         rd_error e;
         rd_error_clear(&e);
         rd_status st = cancelled(j) ? rd_error_set(&e, RD_E_CANCELLED, "interrupted")
-                                    : rd_sink_load_parquet(j->sink, f->local, &rows, &e);
-        if (st == RD_OK && j->have_manifest && rows != f->records)
-            st = rd_error_set(&e, RD_E_REMOTE, "s3://%s/%s holds %llu rows, the manifest says %llu", j->bucket,
-                              f->key, (unsigned long long)rows, (unsigned long long)f->records);
-        unlink(f->local);
+                                    : rd_sink_load_parquet(j->sink, paths, n, &rows, &e);
+        if (st == RD_OK && j->have_manifest && rows != expect)
+            st = rd_error_set(&e, RD_E_REMOTE, "%zu file%s starting with s3://%s/%s hold %llu rows, the manifest "
+                              "says %llu", n, n == 1 ? "" : "s", j->bucket, j->files[idx[0]].key,
+                              (unsigned long long)rows, (unsigned long long)expect);
+        for (size_t k = 0; k < n; k++)
+            unlink(paths[k]);
         pthread_mutex_lock(&j->mu);
-        j->outstanding -= f->size;
+        j->outstanding -= bytes;
         j->rows_loaded += rows;
         if (st != RD_OK) {
             j->loader_failed = 1;
             j->loader_st = st;
             j->loader_err = e;
             if (st != RD_E_CANCELLED)
-                rd_error_prefix(&j->loader_err, "loading %s: ", f->key);
+                rd_error_prefix(&j->loader_err, "loading into DuckDB: ");
         }
         pthread_cond_broadcast(&j->cv);
     }
@@ -368,9 +395,8 @@ static int on_admit(void *ctx, const rd_transfer_item *item)
 {
     job *j = ctx;
     file_entry *f = item->user;
-    uint64_t budget = j->o->max_local_bytes ? j->o->max_local_bytes : (1ull << 30);
     pthread_mutex_lock(&j->mu);
-    int ok = j->outstanding == 0 || j->outstanding + f->size <= budget;
+    int ok = j->outstanding == 0 || j->outstanding + f->size <= j->budget;
     if (ok)
         j->outstanding += f->size;
     pthread_mutex_unlock(&j->mu);
@@ -702,6 +728,10 @@ rd_status rd_ingest(rd_session *s, const rd_ingest_options *o, rd_ingest_result 
     j.o = o;
     j.r = r;
     j.log = rd_session_log(s);
+    j.budget = o->max_local_bytes ? o->max_local_bytes : (1ull << 30);
+    long ncpu = sysconf(_SC_NPROCESSORS_ONLN);
+    int threads = o->duckdb_threads > 0 ? o->duckdb_threads : ncpu < 1 ? 1 : ncpu > 8 ? 8 : (int)ncpu;
+    j.batch_files = threads * 2 < 4 ? 4 : (size_t)threads * 2;
     pthread_mutex_init(&j.mu, NULL);
     pthread_cond_init(&j.cv, NULL);
     clock_gettime(CLOCK_MONOTONIC, &j.t0);

@@ -5,6 +5,7 @@
 #include <openssl/rand.h>
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 
 #include "duckdb.h"
 
@@ -16,6 +17,7 @@ struct rd_sink {
     char *staging;
     int staging_made;
     int committed;
+    int in_tx;
     uint64_t rows;
     char *path;
 };
@@ -89,7 +91,8 @@ rd_status rd_sink_open(const rd_sink_options *o, const rd_plan *plan, rd_sink **
     duckdb_config cfg;
     duckdb_create_config(&cfg);
     char threads[16];
-    snprintf(threads, sizeof threads, "%d", o->threads > 0 ? o->threads : 2);
+    long ncpu = sysconf(_SC_NPROCESSORS_ONLN);
+    snprintf(threads, sizeof threads, "%ld", o->threads > 0 ? (long)o->threads : ncpu < 1 ? 1 : ncpu > 8 ? 8 : ncpu);
     duckdb_set_config(cfg, "threads", threads);
     duckdb_set_config(cfg, "memory_limit", o->memory ? o->memory : "256MB");
     duckdb_set_config(cfg, "preserve_insertion_order", "false");
@@ -112,13 +115,20 @@ rd_status rd_sink_open(const rd_sink_options *o, const rd_plan *plan, rd_sink **
     duckdb_query(s->conn, "SET TimeZone='UTC'", &r); /* without ICU there is only UTC: ignore a refusal */
     duckdb_destroy_result(&r);
 
+    /* One transaction from the staging table to the swap: a crash or failure leaves no trace. */
+    rd_status st = run(s, "BEGIN TRANSACTION", NULL, err, "starting a transaction");
+    if (st != RD_OK) {
+        rd_sink_close(s);
+        return st;
+    }
+    s->in_tx = 1;
     rd_buf sql = RD_BUF_INIT;
     rd_buf_puts(&sql, "CREATE TABLE ");
     rd_plan_quote_ident(&sql, s->staging);
     rd_buf_puts(&sql, " (");
     rd_plan_create_columns(plan, &sql);
     rd_buf_puts(&sql, ")");
-    rd_status st = run(s, rd_buf_cstr(&sql), NULL, err, "creating the staging table");
+    st = run(s, rd_buf_cstr(&sql), NULL, err, "creating the staging table");
     rd_buf_free(&sql);
     if (st != RD_OK) {
         rd_sink_close(s);
@@ -140,26 +150,30 @@ static void sql_string(rd_buf *b, const char *s)
     rd_buf_putc(b, '\'');
 }
 
-rd_status rd_sink_load_parquet(rd_sink *s, const char *path, uint64_t *rows, rd_error *err)
+rd_status rd_sink_load_parquet(rd_sink *s, const char *const *paths, size_t n, uint64_t *rows, rd_error *err)
 {
     rd_buf sql = RD_BUF_INIT;
     rd_buf_puts(&sql, "INSERT INTO ");
     rd_plan_quote_ident(&sql, s->staging);
     rd_buf_puts(&sql, " SELECT ");
     rd_plan_decode_select(s->plan, &sql);
-    rd_buf_puts(&sql, " FROM read_parquet(");
-    sql_string(&sql, path);
-    rd_buf_puts(&sql, ")");
+    rd_buf_puts(&sql, " FROM read_parquet([");
+    for (size_t i = 0; i < n; i++) {
+        if (i)
+            rd_buf_putc(&sql, ',');
+        sql_string(&sql, paths[i]);
+    }
+    rd_buf_puts(&sql, "])");
     duckdb_result r;
-    rd_status st = run(s, rd_buf_cstr(&sql), &r, err, "loading a Parquet file");
+    rd_status st = run(s, rd_buf_cstr(&sql), &r, err, "loading Parquet files");
     rd_buf_free(&sql);
     if (st != RD_OK)
         return st;
-    uint64_t n = (uint64_t)duckdb_rows_changed(&r);
+    uint64_t got = (uint64_t)duckdb_rows_changed(&r);
     duckdb_destroy_result(&r);
-    s->rows += n;
+    s->rows += got;
     if (rows)
-        *rows = n;
+        *rows = got;
     return RD_OK;
 }
 
@@ -296,7 +310,7 @@ rd_status rd_sink_commit(rd_sink *s, uint64_t expected_rows, rd_error *err)
                             "loaded %llu rows but Redshift reported %llu: the table was not replaced (run again; "
                             "if it repeats, report it)",
                             (unsigned long long)have, (unsigned long long)expected_rows);
-    rd_buf_puts(&sql, "BEGIN TRANSACTION; DROP TABLE IF EXISTS ");
+    rd_buf_puts(&sql, "DROP TABLE IF EXISTS ");
     rd_plan_quote_ident(&sql, s->table);
     rd_buf_puts(&sql, "; ALTER TABLE ");
     rd_plan_quote_ident(&sql, s->staging);
@@ -318,6 +332,11 @@ void rd_sink_close(rd_sink *s)
 {
     if (!s)
         return;
+    if (s->conn && s->in_tx && !s->committed) {
+        duckdb_result r;
+        duckdb_query(s->conn, "ROLLBACK", &r);
+        duckdb_destroy_result(&r);
+    }
     if (s->conn && s->staging_made && !s->committed) {
         rd_buf sql = RD_BUF_INIT;
         rd_buf_puts(&sql, "DROP TABLE IF EXISTS ");

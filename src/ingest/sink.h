@@ -1,7 +1,7 @@
 /* sink.h — the DuckDB end of ingest: one target file and table, a staging table next to it that each
  * downloaded Parquet file is appended to (decoded per the plan), rows appended from Data API pages, and
- * the commit: count check, then DROP old + RENAME staging in one transaction, so a failure at any point
- * leaves the previous table as it was. Owns the DuckDB database and connection. Not thread-safe: one
+ * the commit: count check, then DROP old + RENAME staging. Everything from the staging table's creation to
+ * the swap is one DuckDB transaction, so a failure (or a crash) at any point leaves the file as it was. Owns the DuckDB database and connection. Not thread-safe: one
  * thread at a time (ingest's loader thread, or the caller). */
 #ifndef RD_INGEST_SINK_H
 #define RD_INGEST_SINK_H
@@ -17,15 +17,16 @@ typedef struct rd_sink rd_sink;
 typedef struct rd_sink_options {
     const char *path;       /* the .duckdb file (created if absent) */
     const char *table;      /* target table name */
-    int threads;            /* 0: 2 */
+    int threads;            /* 0: the CPUs online, at most 8 */
     const char *memory;     /* memory_limit, NULL: "256MB" */
     const char *temp_dir;   /* DuckDB spill directory, or NULL */
 } rd_sink_options;
 
 /* Opens the file and creates the empty staging table from the plan (borrowed for the sink's life). */
 rd_status rd_sink_open(const rd_sink_options *o, const rd_plan *plan, rd_sink **out, rd_error *err);
-/* Appends the rows of one Parquet file; *rows gets their number. */
-rd_status rd_sink_load_parquet(rd_sink *s, const char *path, uint64_t *rows, rd_error *err);
+/* Appends the rows of n Parquet files in one statement (DuckDB reads them in parallel); *rows gets their
+ * number. */
+rd_status rd_sink_load_parquet(rd_sink *s, const char *const *paths, size_t n, uint64_t *rows, rd_error *err);
 /* Appends the Records of one GetStatementResult page (typed Field unions); *rows gets their number. */
 rd_status rd_sink_append_records(rd_sink *s, json_t *records, uint64_t *rows, rd_error *err);
 /* Verifies the staging table holds expected_rows rows, then swaps it in atomically. */
