@@ -54,18 +54,21 @@ def main():
         s3 = boto3.client("s3", config=botocore.config.Config(signature_version="s3v4"), **kw)
         rsd = boto3.client("redshift-data", **kw)
 
-        # (a) redduck ingest
-        a_db = os.path.join(work, "a.duckdb")
-        cmd = ["/usr/bin/time", "-f", "%M", BIN, "ingest", "--workgroup", "demo", "--staging",
-               "s3://redduck-staging/bench", "--sql", "select * from sales", "--into", a_db, "--json"]
-        t = time.monotonic()
-        p = subprocess.run(cmd, capture_output=True, text=True, env=env)
-        a_wall = time.monotonic() - t
-        if p.returncode != 0:
-            sys.exit("redduck ingest failed: " + p.stderr)
-        a = json.loads(p.stdout)
-        rss_kb = int(p.stderr.strip().splitlines()[-1])
-        a_after = a["seconds"]["total"] - a["seconds"]["unload"] - a["seconds"]["probe"]
+        # (a) redduck ingest, with DuckDB's full compression (default) and with --compression fast
+        runs = {}
+        for name, extra in (("auto", []), ("fast", ["--compression", "fast"])):
+            cmd = ["/usr/bin/time", "-f", "%M", BIN, "ingest", "--workgroup", "demo", "--staging",
+                   "s3://redduck-staging/bench", "--sql", "select * from sales", "--into",
+                   os.path.join(work, "a-%s.duckdb" % name), "--json"] + extra
+            p = subprocess.run(cmd, capture_output=True, text=True, env=env)
+            if p.returncode != 0:
+                sys.exit("redduck ingest failed: " + p.stderr)
+            out = json.loads(p.stdout)
+            out["rss_mb"] = int(p.stderr.strip().splitlines()[-1]) / 1024
+            out["after"] = out["seconds"]["total"] - out["seconds"]["unload"] - out["seconds"]["probe"]
+            out["file_mb"] = os.path.getsize(os.path.join(work, "a-%s.duckdb" % name)) / 1e6
+            runs[name] = out
+        a = runs["auto"]
 
         # the same UNLOAD again, to a prefix the by-hand paths use
         text = rsd.describe_statement(Id=a["statement_id"])["QueryString"]
@@ -106,14 +109,18 @@ def main():
 
         mb = total / 1e6
         print("rows %d, %d files, %.1f MB of Parquet" % (a["rows"], len(keys), mb))
-        print("(a) redduck ingest: %.2fs total (probe %.2f, unload %.2f, download+load %.2f, commit %.2f, "
-              "cleanup %.2f); after the UNLOAD %.2fs; peak RSS %.0f MB"
-              % (a["seconds"]["total"], a["seconds"]["probe"], a["seconds"]["unload"], a["seconds"]["download"],
-                 a["seconds"]["commit"], a["seconds"]["cleanup"], a_after, rss_kb / 1024))
-        print("(b) by hand: aws s3 cp %.2fs + DuckDB load %.2fs = %.2fs" % (b_copy, b_load, b))
+        for name, r in runs.items():
+            print("(a) redduck ingest --compression %s: %.2fs total (probe %.2f, unload %.2f, download+load %.2f, "
+                  "commit %.2f, cleanup %.2f); after the UNLOAD %.2fs; peak RSS %.0f MB; file %.0f MB"
+                  % (name, r["seconds"]["total"], r["seconds"]["probe"], r["seconds"]["unload"],
+                     r["seconds"]["download"], r["seconds"]["commit"], r["seconds"]["cleanup"], r["after"],
+                     r["rss_mb"], r["file_mb"]))
+        print("(b) by hand: aws s3 cp %.2fs + DuckDB load %.2fs = %.2fs; file %.0f MB"
+              % (b_copy, b_load, b, os.path.getsize(os.path.join(work, "b.duckdb")) / 1e6))
         print("(c) floor: max(curl --parallel %.2fs, DuckDB load %.2fs) = %.2fs" % (c_curl, c_load, c))
-        print("ratios (after the UNLOAD): a/b = %.2f (target <= 0.5), a/c = %.2f (target <= 1.25); "
-              "peak RSS %.0f MB (target < 300)" % (a_after / b, a_after / c, rss_kb / 1024))
+        for name, r in runs.items():
+            print("ratios, --compression %s (after the UNLOAD): a/b = %.2f (target <= 0.5), a/c = %.2f (target "
+                  "<= 1.25); peak RSS %.0f MB (target < 300)" % (name, r["after"] / b, r["after"] / c, r["rss_mb"]))
     finally:
         emu.terminate()
         try:

@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # demo.sh — `make demo`: starts the embedded emulator with the sample sales table, shows who redduck is
-# talking to, runs a query through the Redshift Data API, and stops the emulator. The ingest step
-# (UNLOAD → S3 → local DuckDB) joins this demo when `redduck ingest` lands.
+# talking to, ingests the table (UNLOAD → S3 → local DuckDB) with `redduck ingest`, shows the result with
+# `redduck query`, and stops the emulator. The DuckDB file is kept in ./demo/ for a look afterwards.
 set -euo pipefail
 export AWS_EC2_METADATA_DISABLED=true
 here="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
@@ -34,20 +34,14 @@ export AWS_ACCESS_KEY_ID=test AWS_SECRET_ACCESS_KEY=test AWS_REGION=us-east-1 AW
 echo "== redduck whoami"
 "$bin" whoami
 
-echo "== a query through the Redshift Data API (workgroup demo, database dev)"
-if command -v aws >/dev/null 2>&1; then
-  id="$(aws --endpoint-url "$endpoint" redshift-data execute-statement --workgroup-name demo --database dev \
-        --sql "select currency, count(*) as sales, sum(unit_price * quantity) as revenue from sales group by currency order by revenue desc" \
-        --query Id --output text)"
-  for _ in $(seq 1 100); do
-    status="$(aws --endpoint-url "$endpoint" redshift-data describe-statement --id "$id" --query Status --output text)"
-    case "$status" in FINISHED|FAILED|ABORTED) break ;; esac
-    sleep 0.2
-  done
-  echo "   statement $id: $status"
-  aws --endpoint-url "$endpoint" redshift-data get-statement-result --id "$id" --output json \
-    | python3 -c 'import json,sys; r=json.load(sys.stdin); cols=[c["name"] for c in r["ColumnMetadata"]]; print("   " + " | ".join(cols)); [print("   " + " | ".join(str(list(f.values())[0]) for f in row)) for row in r["Records"]]'
-else
-  echo "   (the AWS CLI is not installed; skipping)"
-fi
-echo "== done: redduck ingest (UNLOAD → S3 → local DuckDB) is the next step of this demo (see README)"
+out="${DEMO_DIR:-$here/demo}"
+mkdir -p "$out"
+echo "== redduck ingest: sales → UNLOAD to s3://redduck-staging/demo → $out/sales.duckdb"
+"$bin" ingest --workgroup demo --database dev --sql "select * from sales" \
+  --staging s3://redduck-staging/demo --into "$out/sales.duckdb:sales"
+
+echo "== redduck query: revenue by currency, on the local file"
+"$bin" query "$out/sales.duckdb" \
+  "select currency, count(*) as sales, sum(unit_price * quantity) as revenue from sales group by currency order by revenue desc" \
+  $( [ -t 1 ] || echo --csv )
+echo "== done: $out/sales.duckdb holds the sales table (try: $bin query $out/sales.duckdb 'describe sales')"

@@ -66,7 +66,8 @@ typedef struct rd_ingest_options {
     uint64_t data_api_max_rows;  /* refuse a Data API fetch beyond this many rows; 0: 1,000,000 */
 
     int duckdb_threads;          /* 0: the CPUs online, at most 8 */
-    const char *duckdb_memory;   /* DuckDB memory_limit; NULL: "256MB" */
+    const char *duckdb_memory;   /* DuckDB memory_limit; NULL: "128MB" */
+    int fast_compression;        /* 1: skip DuckDB's string compression (faster load, larger file) */
 
     const volatile sig_atomic_t *cancel; /* set from a signal handler: cancel, clean up, RD_E_CANCELLED */
     void (*progress)(void *ctx, const rd_ingest_progress *p); /* may be NULL; called on the caller's thread */

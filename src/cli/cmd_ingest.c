@@ -47,7 +47,9 @@ static const char ingest_help[] =
     "  --max-local-bytes N   local disk for downloaded, not yet loaded files (default 1GB; K/M/G ok)\n"
     "  --timeout SECONDS     cancel the Redshift statement after this long (default: no limit)\n"
     "  --threads N           DuckDB threads (default: the CPUs, at most 8)\n"
-    "  --memory-limit SIZE   DuckDB memory limit (default 256MB)\n"
+    "  --memory-limit SIZE   DuckDB memory limit (default 128MB)\n"
+    "  --compression auto|fast   auto: DuckDB's full compression (smallest file); fast: skip its string\n"
+    "                        compression (FSST, dictionary) — loads about a third faster, file ~2-3x larger\n"
     "Output:\n"
     "  --json                print a JSON summary on stdout\n"
     "%s"
@@ -153,7 +155,7 @@ int rd_cmd_ingest(int argc, char **argv)
     rd_ingest_options o = { 0 };
     int json = 0;
     const char *format = "duckdb", *via = "auto", *max_file = NULL, *conc = NULL, *max_local = NULL,
-               *timeout = NULL, *threads = NULL;
+               *timeout = NULL, *threads = NULL, *compression = "auto";
     const flag flags[] = {
         { "--sql", &o.sql },           { "--table", &o.table },          { "--into", &o.into },
         { "--format", &format },       { "--workgroup", &o.workgroup },  { "--cluster-id", &o.cluster_id },
@@ -161,7 +163,7 @@ int rd_cmd_ingest(int argc, char **argv)
         { "--staging", &o.staging },   { "--iam-role", &o.iam_role },    { "--kms-key", &o.kms_key },
         { "--max-file-size", &max_file }, { "--concurrency", &conc },    { "--max-local-bytes", &max_local },
         { "--timeout", &timeout },     { "--via", &via },                { "--threads", &threads },
-        { "--memory-limit", &o.duckdb_memory },
+        { "--memory-limit", &o.duckdb_memory }, { "--compression", &compression },
     };
     for (int i = 1; i < argc; i++) {
         int r = rd_cli_aws_option(argc, argv, &i, &sopts);
@@ -202,6 +204,10 @@ int rd_cmd_ingest(int argc, char **argv)
         o.format_parquet = 1;
     else if (strcmp(format, "duckdb") != 0)
         return rd_cli_usage_error("ingest", "--format is duckdb or parquet, not '%s'", format);
+    if (strcmp(compression, "fast") == 0)
+        o.fast_compression = 1;
+    else if (strcmp(compression, "auto") != 0)
+        return rd_cli_usage_error("ingest", "--compression is auto or fast, not '%s'", compression);
     if (strcmp(via, "auto") == 0)
         o.via = RD_VIA_AUTO;
     else if (strcmp(via, "unload") == 0)

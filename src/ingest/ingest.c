@@ -537,7 +537,8 @@ static rd_status download_all(job *j, const char *dir, rd_error *err)
 
 static rd_status open_sink(job *j, rd_error *err)
 {
-    rd_sink_options so = { j->db_path, j->table, j->o->duckdb_threads, j->o->duckdb_memory, NULL };
+    rd_sink_options so = { j->db_path, j->table, j->o->duckdb_threads, j->o->duckdb_memory, NULL,
+                           j->o->fast_compression };
     rd_status st = rd_sink_open(&so, &j->plan, &j->sink, err);
     return st;
 }

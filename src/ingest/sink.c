@@ -55,8 +55,10 @@ rd_status rd_sink_parse_into(const char *into, const char *default_table, char *
     if (!into || !*into)
         return rd_error_set(err, RD_E_USAGE, "no target given: pass --into FILE.duckdb[:table]");
     const char *colon = strrchr(into, ':');
-    if (colon && (strchr(colon, '/') || colon == into))
+    if (colon && strchr(colon, '/'))
         colon = NULL;
+    if (colon == into)
+        return rd_error_set(err, RD_E_USAGE, "no file name in --into '%s' (write FILE.duckdb:table)", into);
     const char *t = colon ? colon + 1 : default_table;
     if (!ident_ok(t))
         return rd_error_set(err, RD_E_USAGE, "'%s' is not a usable table name (write FILE.duckdb:table)",
@@ -94,7 +96,7 @@ rd_status rd_sink_open(const rd_sink_options *o, const rd_plan *plan, rd_sink **
     long ncpu = sysconf(_SC_NPROCESSORS_ONLN);
     snprintf(threads, sizeof threads, "%ld", o->threads > 0 ? (long)o->threads : ncpu < 1 ? 1 : ncpu > 8 ? 8 : ncpu);
     duckdb_set_config(cfg, "threads", threads);
-    duckdb_set_config(cfg, "memory_limit", o->memory ? o->memory : "256MB");
+    duckdb_set_config(cfg, "memory_limit", o->memory ? o->memory : "128MB");
     duckdb_set_config(cfg, "preserve_insertion_order", "false");
     if (o->temp_dir)
         duckdb_set_config(cfg, "temp_directory", o->temp_dir);
@@ -114,6 +116,12 @@ rd_status rd_sink_open(const rd_sink_options *o, const rd_plan *plan, rd_sink **
     duckdb_result r;
     duckdb_query(s->conn, "SET TimeZone='UTC'", &r); /* without ICU there is only UTC: ignore a refusal */
     duckdb_destroy_result(&r);
+    if (o->fast_compression &&
+        run(s, "SET disabled_compression_methods='fsst,dict_fsst,dictionary'", NULL, err, "setting compression") !=
+            RD_OK) {
+        rd_sink_close(s);
+        return RD_E_IO;
+    }
 
     /* One transaction from the staging table to the swap: a crash or failure leaves no trace. */
     rd_status st = run(s, "BEGIN TRANSACTION", NULL, err, "starting a transaction");

@@ -18,8 +18,10 @@ typedef struct rd_sink_options {
     const char *path;       /* the .duckdb file (created if absent) */
     const char *table;      /* target table name */
     int threads;            /* 0: the CPUs online, at most 8 */
-    const char *memory;     /* memory_limit, NULL: "256MB" */
+    const char *memory;     /* memory_limit, NULL: "128MB" */
     const char *temp_dir;   /* DuckDB spill directory, or NULL */
+    int fast_compression;   /* 1: skip DuckDB's costly string compression (FSST, dictionary): faster load,
+                               larger file */
 } rd_sink_options;
 
 /* Opens the file and creates the empty staging table from the plan (borrowed for the sink's life). */
