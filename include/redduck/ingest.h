@@ -69,6 +69,12 @@ typedef struct rd_ingest_options {
     const char *duckdb_memory;   /* DuckDB memory_limit; NULL: "128MB" */
     int fast_compression;        /* 1: skip DuckDB's string compression (faster load, larger file) */
 
+    const char *filter;          /* SQL condition over the query's columns (incremental loads), or NULL */
+    int append;                  /* 1: add the rows to the existing table (created if absent) */
+    const char *unique_key;      /* with append: rows whose key is in the new rows are replaced (upsert) */
+    void *duckdb_database;       /* an open duckdb_database (duckdb.h) to load into instead of opening the
+                                    file named by `into` (the project runner shares one); NULL: open it */
+
     const volatile sig_atomic_t *cancel; /* set from a signal handler: cancel, clean up, RD_E_CANCELLED */
     void (*progress)(void *ctx, const rd_ingest_progress *p); /* may be NULL; called on the caller's thread */
     void *progress_ctx;

@@ -156,7 +156,12 @@ static rd_status probe(job *j, rd_error *err)
 {
     phase_start(j);
     rd_buf sql = RD_BUF_INIT;
-    rd_status st = rd_unload_sql_select(j->o->sql, j->o->table, NULL, " where 1=0", &sql, err);
+    rd_buf suffix = RD_BUF_INIT;
+    if (j->o->filter && *j->o->filter)
+        rd_buf_printf(&suffix, " where (%s) and 1=0", j->o->filter);
+    rd_status st = rd_unload_sql_select(j->o->sql, j->o->table, NULL, suffix.len ? rd_buf_cstr(&suffix) : " where 1=0",
+                                        &sql, err);
+    rd_buf_free(&suffix);
     rd_rsd_description d = { 0 };
     char id[64] = "";
     if (st == RD_OK)
@@ -537,8 +542,14 @@ static rd_status download_all(job *j, const char *dir, rd_error *err)
 
 static rd_status open_sink(job *j, rd_error *err)
 {
-    rd_sink_options so = { j->db_path, j->table, j->o->duckdb_threads, j->o->duckdb_memory, NULL,
-                           j->o->fast_compression };
+    rd_sink_options so = { .path = j->db_path,
+                           .table = j->table,
+                           .threads = j->o->duckdb_threads,
+                           .memory = j->o->duckdb_memory,
+                           .shared_db = j->o->duckdb_database,
+                           .append = j->o->append,
+                           .unique_key = j->o->unique_key,
+                           .fast_compression = j->o->fast_compression };
     rd_status st = rd_sink_open(&so, &j->plan, &j->sink, err);
     return st;
 }
@@ -586,6 +597,7 @@ static rd_status via_unload(job *j, rd_error *err)
     ur.max_file_size_mb = j->o->max_file_size_mb;
     ur.kms_key_id = j->o->kms_key;
     ur.region = strcmp(j->bucket_region, j->region) != 0 ? j->bucket_region : NULL;
+    ur.where = j->o->filter;
     st = rd_unload_sql_build(&ur, &sql, err);
     rd_buf_free(&sel);
     rd_buf_free(&dest);
@@ -651,7 +663,12 @@ static rd_status via_data_api(job *j, rd_error *err)
     j->r->via_data_api = 1;
     phase_start(j);
     rd_buf sql = RD_BUF_INIT;
-    rd_status st = rd_unload_sql_select(j->o->sql, j->o->table, NULL, NULL, &sql, err);
+    rd_buf suffix = RD_BUF_INIT;
+    if (j->o->filter && *j->o->filter)
+        rd_buf_printf(&suffix, " where %s", j->o->filter);
+    rd_status st = rd_unload_sql_select(j->o->sql, j->o->table, NULL, suffix.len ? rd_buf_cstr(&suffix) : NULL, &sql,
+                                        err);
+    rd_buf_free(&suffix);
     rd_rsd_description d = { 0 };
     char id[64] = "";
     if (st == RD_OK)

@@ -20,6 +20,9 @@ struct rd_sink {
     int in_tx;
     uint64_t rows;
     char *path;
+    int owns_db;
+    int append;
+    char *unique_key;
 };
 
 static rd_status run(rd_sink *s, const char *sql, duckdb_result *keep, rd_error *err, const char *what)
@@ -101,12 +104,18 @@ rd_status rd_sink_open(const rd_sink_options *o, const rd_plan *plan, rd_sink **
     if (o->temp_dir)
         duckdb_set_config(cfg, "temp_directory", o->temp_dir);
     char *msg = NULL;
-    if (duckdb_open_ext(o->path, &s->db, cfg, &msg) != DuckDBSuccess) {
+    s->append = o->append;
+    s->unique_key = o->unique_key ? strdup(o->unique_key) : NULL;
+    if (o->shared_db) {
+        s->db = (duckdb_database)o->shared_db;
+    } else if (duckdb_open_ext(o->path, &s->db, cfg, &msg) != DuckDBSuccess) {
         rd_status st = rd_error_set(err, RD_E_IO, "cannot open DuckDB file %s: %s", o->path, msg ? msg : "failed");
         duckdb_free(msg);
         duckdb_destroy_config(&cfg);
         rd_sink_close(s);
         return st;
+    } else {
+        s->owns_db = 1;
     }
     duckdb_destroy_config(&cfg);
     if (duckdb_connect(s->db, &s->conn) != DuckDBSuccess) {
@@ -318,14 +327,48 @@ rd_status rd_sink_commit(rd_sink *s, uint64_t expected_rows, rd_error *err)
                             "loaded %llu rows but Redshift reported %llu: the table was not replaced (run again; "
                             "if it repeats, report it)",
                             (unsigned long long)have, (unsigned long long)expected_rows);
-    rd_buf_puts(&sql, "DROP TABLE IF EXISTS ");
-    rd_plan_quote_ident(&sql, s->table);
-    rd_buf_puts(&sql, "; ALTER TABLE ");
-    rd_plan_quote_ident(&sql, s->staging);
-    rd_buf_puts(&sql, " RENAME TO ");
-    rd_plan_quote_ident(&sql, s->table);
-    rd_buf_puts(&sql, "; COMMIT");
-    st = run(s, rd_buf_cstr(&sql), NULL, err, "replacing the table");
+    int exists = 0;
+    if (s->append) {
+        rd_buf_puts(&sql, "SELECT count(*) FROM information_schema.tables WHERE table_catalog = current_database() "
+                          "AND table_schema = 'main' AND table_name = ");
+        sql_string(&sql, s->table);
+        if ((st = run(s, rd_buf_cstr(&sql), &r, err, "looking for the table")) != RD_OK) {
+            rd_buf_free(&sql);
+            return st;
+        }
+        exists = duckdb_value_int64(&r, 0, 0) > 0;
+        duckdb_destroy_result(&r);
+        rd_buf_reset(&sql);
+    }
+    if (exists) {
+        if (s->unique_key) {
+            rd_buf_puts(&sql, "DELETE FROM ");
+            rd_plan_quote_ident(&sql, s->table);
+            rd_buf_puts(&sql, " WHERE ");
+            rd_plan_quote_ident(&sql, s->unique_key);
+            rd_buf_puts(&sql, " IN (SELECT ");
+            rd_plan_quote_ident(&sql, s->unique_key);
+            rd_buf_puts(&sql, " FROM ");
+            rd_plan_quote_ident(&sql, s->staging);
+            rd_buf_puts(&sql, "); ");
+        }
+        rd_buf_puts(&sql, "INSERT INTO ");
+        rd_plan_quote_ident(&sql, s->table);
+        rd_buf_puts(&sql, " BY NAME SELECT * FROM ");
+        rd_plan_quote_ident(&sql, s->staging);
+        rd_buf_puts(&sql, "; DROP TABLE ");
+        rd_plan_quote_ident(&sql, s->staging);
+        rd_buf_puts(&sql, "; COMMIT");
+    } else {
+        rd_buf_puts(&sql, "DROP TABLE IF EXISTS ");
+        rd_plan_quote_ident(&sql, s->table);
+        rd_buf_puts(&sql, "; ALTER TABLE ");
+        rd_plan_quote_ident(&sql, s->staging);
+        rd_buf_puts(&sql, " RENAME TO ");
+        rd_plan_quote_ident(&sql, s->table);
+        rd_buf_puts(&sql, "; COMMIT");
+    }
+    st = run(s, rd_buf_cstr(&sql), NULL, err, exists ? "adding the rows to the table" : "replacing the table");
     rd_buf_free(&sql);
     if (st != RD_OK) {
         duckdb_query(s->conn, "ROLLBACK", &r);
@@ -356,8 +399,9 @@ void rd_sink_close(rd_sink *s)
     }
     if (s->conn)
         duckdb_disconnect(&s->conn);
-    if (s->db)
+    if (s->db && s->owns_db)
         duckdb_close(&s->db);
+    free(s->unique_key);
     free(s->table);
     free(s->staging);
     free(s->path);

@@ -20,6 +20,9 @@ typedef struct rd_sink_options {
     int threads;            /* 0: the CPUs online, at most 8 */
     const char *memory;     /* memory_limit, NULL: "128MB" */
     const char *temp_dir;   /* DuckDB spill directory, or NULL */
+    void *shared_db;        /* an open duckdb_database to connect to instead of opening path, or NULL */
+    int append;             /* commit appends to the table (creating it if absent) instead of replacing */
+    const char *unique_key; /* with append: delete the table's rows whose key is among the new rows first */
     int fast_compression;   /* 1: skip DuckDB's costly string compression (FSST, dictionary): faster load,
                                larger file */
 } rd_sink_options;
@@ -31,7 +34,8 @@ rd_status rd_sink_open(const rd_sink_options *o, const rd_plan *plan, rd_sink **
 rd_status rd_sink_load_parquet(rd_sink *s, const char *const *paths, size_t n, uint64_t *rows, rd_error *err);
 /* Appends the Records of one GetStatementResult page (typed Field unions); *rows gets their number. */
 rd_status rd_sink_append_records(rd_sink *s, json_t *records, uint64_t *rows, rd_error *err);
-/* Verifies the staging table holds expected_rows rows, then swaps it in atomically. */
+/* Verifies the staging table holds expected_rows rows, then swaps it in (or appends it, per the options)
+ * and commits the one transaction. */
 rd_status rd_sink_commit(rd_sink *s, uint64_t expected_rows, rd_error *err);
 /* Drops the staging table if not committed, closes. NULL is a no-op. */
 void rd_sink_close(rd_sink *s);

@@ -83,7 +83,12 @@ rd_status rd_unload_sql_build(const rd_unload_request *req, rd_buf *out, rd_erro
     if (!req->destination || strncmp(req->destination, "s3://", 5) != 0 || !req->destination[5])
         return rd_error_set(err, RD_E_USAGE, "the staging location must be an s3://bucket/prefix URL");
     rd_buf inner = RD_BUF_INIT;
-    rd_status st = rd_unload_sql_select(req->sql, req->table, req->select_list, NULL, &inner, err);
+    rd_buf where = RD_BUF_INIT;
+    if (req->where && *req->where)
+        rd_buf_printf(&where, " where %s", req->where);
+    rd_status st = rd_unload_sql_select(req->sql, req->table, req->select_list, where.len ? rd_buf_cstr(&where) : NULL,
+                                        &inner, err);
+    rd_buf_free(&where);
     if (st != RD_OK) {
         rd_buf_free(&inner);
         return st;

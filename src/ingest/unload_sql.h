@@ -20,6 +20,7 @@ typedef struct rd_unload_request {
     const char *kms_key_id;     /* NULL: no ENCRYPTED/KMS_KEY_ID */
     const char *region;         /* bucket region when it differs from the cluster's, or NULL */
     int parallel_off;           /* 1: PARALLEL OFF */
+    const char *where;          /* a filter over the wrapped query (incremental loads), or NULL */
 } rd_unload_request;
 
 /* Appends the statement to out. RD_E_USAGE when neither or both of sql/table are given, the query is

@@ -125,7 +125,7 @@ static char *query_text(const char *path, const char *sql)
 
 static void store(const char *path, const rd_plan *p, const char *recs, uint64_t expect, rd_status want_commit)
 {
-    rd_sink_options o = { path, "t", 1, "64MB", NULL, 0 };
+    rd_sink_options o = { .path = path, .table = "t", .threads = 1, .memory = "64MB" };
     rd_sink *s = NULL;
     rd_error err;
     rd_error_clear(&err);
@@ -173,7 +173,7 @@ static void test_sink_stores_exact_values_and_swaps_atomically(void **state)
     free(v);
 
     /* a value DuckDB cannot store fails the append; closing without commit changes nothing */
-    rd_sink_options o = { path, "t", 1, "64MB", NULL, 0 };
+    rd_sink_options o = { .path = path, .table = "t", .threads = 1, .memory = "64MB" };
     rd_sink *s = NULL;
     rd_error err;
     assert_int_equal(rd_sink_open(&o, &p, &s, &err), RD_OK);

@@ -27,7 +27,7 @@ static void test_tricky_queries_round_trip(void **state)
         "  \n select 1 \n",
     };
     for (size_t i = 0; i < sizeof queries / sizeof queries[0]; i++) {
-        rd_unload_request r = { queries[i], NULL, NULL, "s3://bkt/stage/redduck-1/", NULL, 64, NULL, NULL, 0 };
+        rd_unload_request r = { queries[i], NULL, NULL, "s3://bkt/stage/redduck-1/", NULL, 64, NULL, NULL, 0, NULL };
         rd_buf sql = RD_BUF_INIT;
         rd_error err;
         assert_int_equal(rd_unload_sql_build(&r, &sql, &err), RD_OK);
@@ -61,7 +61,7 @@ static void test_table_and_options(void **state)
 {
     (void)state;
     rd_unload_request r = { NULL, "sales.\"odd\"name", "a, to_hex(b) as b", "s3://b/p/",
-                            "arn:aws:iam::1:role/x", 0, "key-'1", "eu-west-1", 1 };
+                            "arn:aws:iam::1:role/x", 0, "key-'1", "eu-west-1", 1, NULL };
     rd_buf sql = RD_BUF_INIT;
     rd_error err;
     assert_int_equal(rd_unload_sql_build(&r, &sql, &err), RD_OK);
@@ -78,12 +78,12 @@ static void test_table_and_options(void **state)
     rd_buf_free(&sql);
 
     rd_unload_request bad[] = {
-        { NULL, NULL, NULL, "s3://b/p/", NULL, 0, NULL, NULL, 0 },
-        { "select 1", "t", NULL, "s3://b/p/", NULL, 0, NULL, NULL, 0 },
-        { " ;; ", NULL, NULL, "s3://b/p/", NULL, 0, NULL, NULL, 0 },
-        { "select 1", NULL, NULL, "https://b/p/", NULL, 0, NULL, NULL, 0 },
-        { NULL, "a.b.c", NULL, "s3://b/p/", NULL, 0, NULL, NULL, 0 },
-        { NULL, ".b", NULL, "s3://b/p/", NULL, 0, NULL, NULL, 0 },
+        { NULL, NULL, NULL, "s3://b/p/", NULL, 0, NULL, NULL, 0, NULL },
+        { "select 1", "t", NULL, "s3://b/p/", NULL, 0, NULL, NULL, 0, NULL },
+        { " ;; ", NULL, NULL, "s3://b/p/", NULL, 0, NULL, NULL, 0, NULL },
+        { "select 1", NULL, NULL, "https://b/p/", NULL, 0, NULL, NULL, 0, NULL },
+        { NULL, "a.b.c", NULL, "s3://b/p/", NULL, 0, NULL, NULL, 0, NULL },
+        { NULL, ".b", NULL, "s3://b/p/", NULL, 0, NULL, NULL, 0, NULL },
     };
     for (size_t i = 0; i < sizeof bad / sizeof bad[0]; i++) {
         rd_buf_reset(&sql);
@@ -92,9 +92,28 @@ static void test_table_and_options(void **state)
     rd_buf_free(&sql);
 }
 
+static void test_where_filter(void **state)
+{
+    (void)state;
+    rd_unload_request r = { "select * from t -- c", NULL, NULL, "s3://b/p/", NULL, 0, NULL, NULL, 0,
+                            "\"updated_at\" > '2024-01-01 00:00:00'" };
+    rd_buf sql = RD_BUF_INIT;
+    rd_error err;
+    assert_int_equal(rd_unload_sql_build(&r, &sql, &err), RD_OK);
+    rd_unload_spec spec;
+    memset(&spec, 0, sizeof spec);
+    if (rd_unload_parse(rd_buf_cstr(&sql), &spec, &err) != RD_OK)
+        fail_msg("%s\n%s", err.message, rd_buf_cstr(&sql));
+    assert_string_equal(spec.query, "select * from (\nselect * from t -- c\n) as redduck_q where \"updated_at\" > "
+                                    "'2024-01-01 00:00:00'");
+    rd_unload_spec_free(&spec);
+    rd_buf_free(&sql);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
+        cmocka_unit_test(test_where_filter),
         cmocka_unit_test(test_tricky_queries_round_trip),
         cmocka_unit_test(test_table_and_options),
     };
