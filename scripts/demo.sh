@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # demo.sh — `make demo`: starts the embedded emulator with the sample sales table, shows who redduck is
-# talking to, ingests the table (UNLOAD → S3 → local DuckDB) with `redduck ingest`, shows the result with
-# `redduck query`, and stops the emulator. The DuckDB file is kept in ./demo/ for a look afterwards.
+# talking to, runs the demo project examples/demo (UNLOAD → S3 → local DuckDB, a Data API source and an
+# incremental one) with `redduck run`, shows results with `redduck query`, and stops the emulator. The
+# DuckDB file stays in examples/demo/data/ for a look afterwards.
 set -euo pipefail
 export AWS_EC2_METADATA_DISABLED=true
 here="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
@@ -34,14 +35,18 @@ export AWS_ACCESS_KEY_ID=test AWS_SECRET_ACCESS_KEY=test AWS_REGION=us-east-1 AW
 echo "== redduck whoami"
 "$bin" whoami
 
-out="${DEMO_DIR:-$here/demo}"
-mkdir -p "$out"
-echo "== redduck ingest: sales → UNLOAD to s3://redduck-staging/demo → $out/sales.duckdb"
-"$bin" ingest --workgroup demo --database dev --sql "select * from sales" \
-  --staging s3://redduck-staging/demo --into "$out/sales.duckdb:sales"
+project="$here/examples/demo"
+echo "== redduck run examples/demo --check (validates the project; no AWS calls)"
+"$bin" run "$project" --check
+
+echo "== redduck run examples/demo: three sources → $project/data/demo.duckdb"
+"$bin" run "$project" --endpoint-url "$endpoint"
 
 echo "== redduck query: revenue by currency, on the local file"
-"$bin" query "$out/sales.duckdb" \
-  "select currency, count(*) as sales, sum(unit_price * quantity) as revenue from sales group by currency order by revenue desc" \
+"$bin" query "$project/data/demo.duckdb" "select * from revenue_by_currency order by revenue desc" \
   $( [ -t 1 ] || echo --csv )
-echo "== done: $out/sales.duckdb holds the sales table (try: $bin query $out/sales.duckdb 'describe sales')"
+echo "== redduck query: the last runs (table _redduck_runs)"
+"$bin" query "$project/data/demo.duckdb" \
+  "select source, status, rows, round(seconds, 2) as seconds from _redduck_runs order by finished_at desc limit 3" \
+  $( [ -t 1 ] || echo --csv )
+echo "== done: $project/data/demo.duckdb (try: $bin query $project/data/demo.duckdb 'describe sales')"

@@ -1,6 +1,7 @@
 /* cli.h — the subcommands of the redduck tool. Each takes argv after the subcommand name (argv[0] is the
  * subcommand) and returns the process exit code: 0 ok, 2 usage, 3 no credentials, 4 refused by AWS,
- * 130 interrupted, 1 any other failure. Uses the public headers (include/redduck) only. */
+ * 130 interrupted, 1 any other failure. Uses the public headers (include/redduck) and, for projects,
+ * src/project. */
 #ifndef RD_CLI_H
 #define RD_CLI_H
 
@@ -12,6 +13,10 @@ int rd_cmd_whoami(int argc, char **argv);
 int rd_cmd_emulator(int argc, char **argv);
 int rd_cmd_ingest(int argc, char **argv);
 int rd_cmd_query(int argc, char **argv);
+int rd_cmd_init(int argc, char **argv);
+int rd_cmd_run(int argc, char **argv);
+int rd_cmd_env(int argc, char **argv);
+int rd_cmd_doctor(int argc, char **argv);
 
 /* Maps a status to the exit code above. */
 int rd_cli_exit_code(rd_status st);

@@ -93,6 +93,10 @@ static const char usage[] =
     "and S3 (UNLOAD to Parquet), finding AWS credentials the way the AWS CLI does.\n"
     "\n"
     "Commands:\n"
+    "  init       create a project folder (redduck.yaml, connectors/, sources/, .env)\n"
+    "  run        ingest a project's sources into its DuckDB file (`--check` validates only)\n"
+    "  doctor     check every AWS permission a project's connectors need, and say what to grant\n"
+    "  env        show, set or ask for the keys of a project's .env (secrets masked)\n"
     "  whoami     show which AWS identity, region and credential source redduck uses\n"
     "  sign       print how redduck signs a request (SigV4 canonical request, string to sign)\n"
     "  ingest     run a query on Redshift and load its result into a local DuckDB file (or Parquet files)\n"
@@ -121,6 +125,10 @@ int main(int argc, char **argv)
         { "emulator", rd_cmd_emulator },
         { "ingest", rd_cmd_ingest },
         { "query", rd_cmd_query },
+        { "init", rd_cmd_init },
+        { "run", rd_cmd_run },
+        { "env", rd_cmd_env },
+        { "doctor", rd_cmd_doctor },
     };
     for (size_t i = 0; i < sizeof commands / sizeof commands[0]; i++)
         if (strcmp(argv[1], commands[i].name) == 0)

@@ -1,0 +1,119 @@
+/* cmd_doctor.c — `redduck doctor [DIR]`: a ✓/✗ table per connector of every permission an ingest needs,
+ * each ✗ with the exact IAM action and resource to grant. */
+#include <jansson.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "cli.h"
+#include "project/doctor.h"
+#include "project/project.h"
+#include "project/runner.h"
+
+static const char doctor_help[] =
+    "usage: redduck doctor [DIR] [--connector NAME] [--json] [--endpoint-url URL] [-v]\n"
+    "\n"
+    "Checks, for each connector of the project in DIR (default: the current directory), every permission an\n"
+    "ingest needs, with real but harmless calls: who the credentials belong to (STS GetCallerIdentity), the\n"
+    "database credentials the Data API gets for you (redshift-serverless:GetCredentials, or\n"
+    "redshift:GetClusterCredentialsWithIAM / GetClusterCredentials), ExecuteStatement, DescribeStatement,\n"
+    "GetStatementResult and CancelStatement on `select 1`, ListBucket on the staging location, a one-row\n"
+    "UNLOAD there (s3:PutObject by the cluster's role), GetObject and DeleteObject of what it wrote.\n"
+    "Prints a table: ✓ allowed, ✗ refused (with the IAM action and resource to grant), - skipped.\n"
+    "No password or secret is ever printed.\n"
+    "\n"
+    "Exit codes: 0 every check passed, 1 some check failed, 2 usage.\n";
+
+int rd_cmd_doctor(int argc, char **argv)
+{
+    const char *dir = ".", *only = NULL, *endpoint = NULL;
+    int json = 0, verbose = 0, have_dir = 0;
+    for (int i = 1; i < argc; i++) {
+        const char *a = argv[i];
+        if (strcmp(a, "--help") == 0 || strcmp(a, "-h") == 0) {
+            fputs(doctor_help, stdout);
+            return 0;
+        } else if (strcmp(a, "--json") == 0) {
+            json = 1;
+        } else if (strcmp(a, "-v") == 0) {
+            verbose = 1;
+        } else if (strcmp(a, "--connector") == 0 || strcmp(a, "--endpoint-url") == 0) {
+            if (i + 1 >= argc)
+                return rd_cli_usage_error("doctor", "%s needs a value", a);
+            if (a[2] == 'c')
+                only = argv[++i];
+            else
+                endpoint = argv[++i];
+        } else if (a[0] != '-' && !have_dir) {
+            dir = a;
+            have_dir = 1;
+        } else {
+            return rd_cli_usage_error("doctor", "unknown argument '%s'", a);
+        }
+    }
+    rd_error err;
+    rd_error_clear(&err);
+    rd_project p;
+    if (rd_project_load(dir, &p, &err) != RD_OK) {
+        rd_cli_print_error(&err);
+        return 1;
+    }
+    if (only && !rd_project_connector(&p, only)) {
+        fprintf(stderr, "redduck doctor: no connector named '%s' in %s\n", only, p.dir);
+        rd_project_free(&p);
+        return 2;
+    }
+    size_t failed = 0;
+    json_t *all = json_array();
+    for (size_t k = 0; k < p.nconnectors; k++) {
+        const rd_connector *c = &p.connectors[k];
+        if (only && strcmp(only, c->name) != 0)
+            continue;
+        rd_doctor_report rep;
+        memset(&rep, 0, sizeof rep);
+        rd_session *s = NULL;
+        rd_error_clear(&err);
+        if (rd_project_session(&p, c, endpoint, verbose, &s, &err) != RD_OK) {
+            rd_doctor_check *ch = &rep.items[rep.count++];
+            snprintf(ch->what, sizeof ch->what, "credentials");
+            snprintf(ch->action, sizeof ch->action, "-");
+            snprintf(ch->resource, sizeof ch->resource, "%s", c->file);
+            snprintf(ch->detail, sizeof ch->detail, "%.500s", err.message);
+            rep.failed = 1;
+        } else {
+            rd_doctor_run(s, c, &rep);
+        }
+        rd_session_free(s);
+        failed += rep.failed;
+        json_t *checks = json_array();
+        if (!json)
+            printf("connector %s (%s %s)\n", c->name, c->workgroup ? "workgroup" : "cluster",
+                   c->workgroup ? c->workgroup : c->cluster_identifier ? c->cluster_identifier : "?");
+        for (size_t i = 0; i < rep.count; i++) {
+            rd_doctor_check *ch = &rep.items[i];
+            const char *mark = ch->ok == 1 ? "✓" : ch->ok == 0 ? "✗" : "-";
+            if (!json) {
+                printf("  %s %-42s %s\n", mark, ch->what, ch->detail);
+                if (ch->ok == 0 && strcmp(ch->action, "-") != 0)
+                    printf("      grant: %s on %s\n", ch->action, ch->resource);
+            }
+            json_array_append_new(checks, json_pack("{s:s, s:s, s:s, s:s, s:s}", "check", ch->what, "result",
+                                                    ch->ok == 1 ? "ok" : ch->ok == 0 ? "failed" : "skipped",
+                                                    "action", ch->action, "resource", ch->resource, "detail",
+                                                    ch->detail));
+        }
+        json_array_append_new(all, json_pack("{s:s, s:o}", "connector", c->name, "checks", checks));
+    }
+    if (json) {
+        char *txt = json_dumps(all, JSON_COMPACT);
+        printf("%s\n", txt ? txt : "[]");
+        free(txt);
+    } else {
+        printf(failed ? "%zu check%s failed: grant the actions above, then run `redduck doctor` again\n"
+                      : "all checks passed\n",
+               failed, failed == 1 ? "" : "s");
+    }
+    json_decref(all);
+    rd_project_free(&p);
+    return failed ? 1 : 0;
+}

@@ -1,0 +1,196 @@
+/* cmd_run.c — `redduck run [DIR] [SOURCE...]`: loads the project, checks it (`--check` stops there, without
+ * touching AWS), runs the sources through the project runner and prints a summary table. */
+#include <jansson.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include "cli.h"
+#include "project/project.h"
+#include "project/runner.h"
+
+static const char run_help[] =
+    "usage: redduck run [DIR] [SOURCE...] [--check] [--parallel N] [--json] [--endpoint-url URL] [-v]\n"
+    "\n"
+    "Ingests the sources of the project in DIR (default: the current directory) — all of them, or the named\n"
+    "ones — into the project's DuckDB file, several at once. Each source is atomic: a failed source leaves\n"
+    "its previous table as it was and does not stop the others. Incremental sources (incremental: {column:\n"
+    "..., unique_key: ...}) fetch only rows past the table's current maximum of that column. Every run is\n"
+    "recorded in the table _redduck_runs of the DuckDB file.\n"
+    "\n"
+    "Options:\n"
+    "  --check            validate redduck.yaml, connectors/, sources/ and .env, then stop (no AWS calls)\n"
+    "  --parallel N       sources at once (default: `parallel` in redduck.yaml, else 2)\n"
+    "  --json             print the results as JSON on stdout\n"
+    "  --endpoint-url URL send every AWS request to URL (an emulator)\n"
+    "  -v, -vv            log requests (secrets redacted)\n"
+    "\n"
+    "Exit codes: 0 every source succeeded, 1 the project could not be loaded or run, 2 usage, 130 interrupted,\n"
+    "100+N when N sources failed (at most 199).\n";
+
+static volatile sig_atomic_t g_cancel; /* set by the signal handler (main's state) */
+
+static void on_signal(int sig)
+{
+    (void)sig;
+    g_cancel = 1;
+}
+
+static int is_dir(const char *p)
+{
+    struct stat st;
+    return stat(p, &st) == 0 && S_ISDIR(st.st_mode);
+}
+
+typedef struct done_ctx {
+    int json;
+} done_ctx;
+
+static void on_done(void *ctx, const rd_run_item *it)
+{
+    done_ctx *d = ctx;
+    if (d->json)
+        return;
+    if (it->status == RD_OK)
+        fprintf(stderr, "ok      %s → %s: %llu rows%s in %.1fs\n", it->source, it->table,
+                (unsigned long long)it->rows, it->incremental ? " added" : "", it->seconds);
+    else
+        fprintf(stderr, "FAILED  %s → %s: %s\n", it->source, it->table, it->error.message);
+}
+
+int rd_cmd_run(int argc, char **argv)
+{
+    const char *dir = NULL, *endpoint = NULL;
+    const char **only = calloc((size_t)argc, sizeof *only);
+    size_t nonly = 0;
+    int check = 0, json = 0, parallel = 0, verbose = 0;
+    if (!only)
+        return 1;
+    for (int i = 1; i < argc; i++) {
+        const char *a = argv[i];
+        if (strcmp(a, "--help") == 0 || strcmp(a, "-h") == 0) {
+            fputs(run_help, stdout);
+            free(only);
+            return 0;
+        } else if (strcmp(a, "--check") == 0) {
+            check = 1;
+        } else if (strcmp(a, "--json") == 0) {
+            json = 1;
+        } else if (strcmp(a, "-v") == 0 || strcmp(a, "--verbose") == 0) {
+            verbose++;
+        } else if (strcmp(a, "-vv") == 0) {
+            verbose = 2;
+        } else if (strcmp(a, "--parallel") == 0 || strcmp(a, "--endpoint-url") == 0) {
+            if (i + 1 >= argc) {
+                free(only);
+                return rd_cli_usage_error("run", "%s needs a value", a);
+            }
+            if (a[2] == 'p') {
+                parallel = atoi(argv[++i]);
+                if (parallel < 1 || parallel > 32) {
+                    free(only);
+                    return rd_cli_usage_error("run", "--parallel must be 1..32");
+                }
+            } else {
+                endpoint = argv[++i];
+            }
+        } else if (a[0] == '-') {
+            free(only);
+            return rd_cli_usage_error("run", "unknown option '%s'", a);
+        } else if (!dir && nonly == 0 && is_dir(a)) {
+            dir = a;
+        } else {
+            only[nonly++] = a;
+        }
+    }
+    rd_error err;
+    rd_error_clear(&err);
+    rd_project p;
+    rd_status st = rd_project_load(dir ? dir : ".", &p, &err);
+    if (st != RD_OK) {
+        rd_cli_print_error(&err);
+        free(only);
+        return 1;
+    }
+    for (size_t i = 0; i < nonly; i++)
+        if (!rd_project_source(&p, only[i])) {
+            fprintf(stderr, "redduck run: no source named '%s' in %s\n", only[i], p.dir);
+            rd_project_free(&p);
+            free(only);
+            return 2;
+        }
+    if (check) {
+        printf("%s: ok — %zu connector%s, %zu source%s, DuckDB file %s\n", p.name, p.nconnectors,
+               p.nconnectors == 1 ? "" : "s", p.nsources, p.nsources == 1 ? "" : "s", p.duckdb_path);
+        rd_project_free(&p);
+        free(only);
+        return 0;
+    }
+    struct sigaction sa, old_int, old_term;
+    memset(&sa, 0, sizeof sa);
+    sa.sa_handler = on_signal;
+    sigemptyset(&sa.sa_mask);
+    sa.sa_flags = SA_RESETHAND;
+    sigaction(SIGINT, &sa, &old_int);
+    sigaction(SIGTERM, &sa, &old_term);
+    g_cancel = 0;
+    done_ctx dc = { json };
+    rd_run_options ro = { 0 };
+    ro.only = nonly ? only : NULL;
+    ro.nonly = nonly;
+    ro.parallel = parallel;
+    ro.endpoint_url = endpoint;
+    ro.verbose = verbose;
+    ro.cancel = &g_cancel;
+    ro.on_done = on_done;
+    ro.on_done_ctx = &dc;
+    rd_run_report rep;
+    st = rd_project_run(&p, &ro, &rep, &err);
+    sigaction(SIGINT, &old_int, NULL);
+    sigaction(SIGTERM, &old_term, NULL);
+    int code = 0;
+    if (st != RD_OK) {
+        rd_cli_print_error(&err);
+        code = rd_cli_exit_code(st) == 2 ? 2 : 1;
+    } else if (json) {
+        json_t *arr = json_array();
+        for (size_t i = 0; i < rep.count; i++) {
+            rd_run_item *it = &rep.items[i];
+            json_t *o = json_pack("{s:s, s:s, s:s, s:I, s:I, s:I, s:f, s:b}", "source", it->source, "table",
+                                  it->table, "status", it->status == RD_OK ? "ok" : "failed", "rows",
+                                  (json_int_t)it->rows, "bytes", (json_int_t)it->bytes, "files",
+                                  (json_int_t)it->files, "seconds", it->seconds, "incremental", it->incremental);
+            if (it->status != RD_OK)
+                json_object_set_new(o, "error", json_string(it->error.message));
+            if (it->watermark[0])
+                json_object_set_new(o, "watermark", json_string(it->watermark));
+            json_array_append_new(arr, o);
+        }
+        json_t *top = json_pack("{s:s, s:s, s:o, s:I}", "project", p.name, "duckdb", p.duckdb_path, "sources", arr,
+                                "failed", (json_int_t)rep.failed);
+        char *txt = json_dumps(top, JSON_COMPACT);
+        printf("%s\n", txt ? txt : "{}");
+        free(txt);
+        json_decref(top);
+    } else {
+        printf("%-24s %-24s %-7s %12s %10s %8s\n", "source", "table", "status", "rows", "MB", "seconds");
+        for (size_t i = 0; i < rep.count; i++) {
+            rd_run_item *it = &rep.items[i];
+            printf("%-24s %-24s %-7s %12llu %10.1f %8.1f\n", it->source, it->table,
+                   it->status == RD_OK ? "ok" : "FAILED", (unsigned long long)it->rows, (double)it->bytes / 1e6,
+                   it->seconds);
+        }
+        printf("%zu of %zu sources succeeded; results in %s (history: table _redduck_runs)\n",
+               rep.count - rep.failed, rep.count, p.duckdb_path);
+    }
+    if (st == RD_OK && rep.failed)
+        code = g_cancel ? 130 : 100 + (int)(rep.failed > 99 ? 99 : rep.failed);
+    if (st == RD_OK)
+        rd_run_report_free(&rep);
+    rd_project_free(&p);
+    free(only);
+    return code;
+}

@@ -1,0 +1,33 @@
+/* doctor.h — `redduck doctor`: for one connector, tries every permission an ingest needs with real but
+ * harmless calls (STS GetCallerIdentity; Serverless GetCredentials or GetClusterCredentials[WithIAM];
+ * ExecuteStatement/DescribeStatement/GetStatementResult of `select 1`; CancelStatement of a statement that
+ * has just run; HeadBucket/ListObjectsV2 on the staging location; a one-row UNLOAD there (the role's
+ * s3:PutObject), GetObject of its file, DeleteObject of what it wrote). Database passwords returned by the
+ * credential calls are discarded, never printed. Owns its report. */
+#ifndef RD_PROJECT_DOCTOR_H
+#define RD_PROJECT_DOCTOR_H
+
+#include <stddef.h>
+
+#include "project/project.h"
+#include "redduck/session.h"
+
+typedef struct rd_doctor_check {
+    char what[64];        /* "ExecuteStatement" */
+    char action[192];     /* the IAM action ("redshift-data:ExecuteStatement"), and whose when not the caller's */
+    char resource[256];   /* the resource to grant it on */
+    int ok;               /* 1 ✓, 0 ✗, -1 skipped (an earlier check it depends on failed) */
+    char detail[512];     /* what happened (AWS's message on ✗) */
+} rd_doctor_check;
+
+typedef struct rd_doctor_report {
+    rd_doctor_check items[16];
+    size_t count;
+    size_t failed;
+} rd_doctor_report;
+
+/* Runs the checks for connector c with session s (its region must resolve). Never fails as a whole: every
+ * problem is a ✗ row. */
+void rd_doctor_run(rd_session *s, const rd_connector *c, rd_doctor_report *out);
+
+#endif

@@ -1,0 +1,74 @@
+/* project.h — a redduck project folder, as Rill lays one out:
+ *   redduck.yaml          name:, duckdb: (default "data/redduck.duckdb", relative to the project), parallel:
+ *   connectors/NAME.yaml  type: redshift, workgroup | cluster_identifier, database, db_user, secret_arn,
+ *                         region, role_arn, output_location, aws_access_key_id, aws_secret_access_key,
+ *                         aws_session_token, profile, endpoint_url, allow_host_access
+ *   sources/NAME.yaml     connector:, sql: | table:, table_name: (target; default NAME), incremental:
+ *                         {column:, unique_key:}, ingest options (iam_role, kms_key, max_file_size_mb,
+ *                         concurrency, timeout, via, keep_staging, compression) and any connector key
+ *                         (overrides the connector's, as in Rill)
+ *   .env                  KEY=value; `{{ .env.KEY }}` in any YAML value is replaced by it, and keys named
+ *                         `connector.NAME.KEY` set connector NAME's KEY (they win over the YAML)
+ * Loading validates everything without touching AWS: unknown keys, wrong types, missing required keys, a
+ * source naming a missing connector, two sources writing one table, a template naming a missing .env key —
+ * each an RD_E_CONFIG error "FILE:LINE: what is wrong (what to do)". Owns every string it returns. */
+#ifndef RD_PROJECT_PROJECT_H
+#define RD_PROJECT_PROJECT_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#include "project/dotenv.h"
+#include "redduck/error.h"
+
+typedef struct rd_connector {
+    char *name;                   /* from the file name */
+    char *file;                   /* path for messages */
+    char *workgroup, *cluster_identifier, *database, *db_user, *secret_arn, *region, *role_arn,
+        *output_location, *aws_access_key_id, *aws_secret_access_key, *aws_session_token, *profile,
+        *endpoint_url;            /* NULL when not set */
+    int allow_host_access;        /* default 1 */
+} rd_connector;
+
+typedef struct rd_source {
+    char *name;                   /* from the file name */
+    char *file;
+    char *connector;              /* required unless the project has exactly one connector */
+    char *sql, *table;            /* exactly one */
+    char *table_name;             /* target table in the project's DuckDB file; default: name */
+    char *incremental_column;     /* NULL: full refresh */
+    char *unique_key;             /* NULL: append only */
+    char *iam_role, *kms_key, *via, *compression; /* NULL: defaults */
+    uint64_t max_file_size_mb;    /* 0: default */
+    int concurrency;              /* 0: default */
+    long timeout_s;               /* 0: none */
+    int keep_staging;
+    rd_connector overrides;       /* connector keys set in the source file (name/file NULL); others NULL,
+                                     allow_host_access -1 when not set */
+} rd_source;
+
+typedef struct rd_project {
+    char *dir;                    /* the project folder */
+    char *name;
+    char *duckdb_path;            /* absolute, or relative to the current directory (dir joined) */
+    int parallel;                 /* sources ingested at once; default 2 */
+    rd_connector *connectors;
+    size_t nconnectors;
+    rd_source *sources;           /* sorted by name */
+    size_t nsources;
+    rd_dotenv env;                /* the project's .env (empty when absent) */
+} rd_project;
+
+/* Loads and validates dir (redduck.yaml must exist: RD_E_CONFIG "no redduck.yaml in DIR (run `redduck init`)"). */
+rd_status rd_project_load(const char *dir, rd_project *out, rd_error *err);
+void rd_project_free(rd_project *p);
+
+const rd_connector *rd_project_connector(const rd_project *p, const char *name);
+const rd_source *rd_project_source(const rd_project *p, const char *name);
+
+/* The connector a source runs with: its connector's keys, overridden by the source's. *out's strings are
+ * borrowed from p (do not free; valid while p lives). RD_E_CONFIG if the connector is missing. */
+rd_status rd_project_effective_connector(const rd_project *p, const rd_source *s, rd_connector *out,
+                                         rd_error *err);
+
+#endif

@@ -1,0 +1,357 @@
+/* runner.c — the project runner (see runner.h). */
+#include "project/runner.h"
+
+#include <errno.h>
+#include <libgen.h>
+#include <pthread.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <time.h>
+
+#include "duckdb.h"
+#include "ingest/plan.h"
+#include "redduck/ingest.h"
+#include "redduck/session.h"
+
+typedef struct runner {
+    const rd_project *p;
+    const rd_run_options *o;
+    duckdb_database db;
+    const rd_source **selected;
+    rd_run_item *items;
+    size_t count;
+    size_t next;
+    pthread_mutex_t mu;
+} runner;
+
+void rd_run_report_free(rd_run_report *r)
+{
+    free(r->items);
+    r->items = NULL;
+    r->count = r->failed = 0;
+}
+
+static rd_status mkdirs(const char *path, rd_error *err)
+{
+    char buf[4096];
+    snprintf(buf, sizeof buf, "%s", path);
+    for (char *p = buf + 1; *p; p++) {
+        if (*p != '/')
+            continue;
+        *p = '\0';
+        if (mkdir(buf, 0755) != 0 && errno != EEXIST)
+            return rd_error_set(err, RD_E_IO, "cannot create %s: %s", buf, strerror(errno));
+        *p = '/';
+    }
+    if (mkdir(buf, 0755) != 0 && errno != EEXIST)
+        return rd_error_set(err, RD_E_IO, "cannot create %s: %s", buf, strerror(errno));
+    return RD_OK;
+}
+
+static rd_status exec(duckdb_connection c, const char *sql, rd_error *err)
+{
+    duckdb_result r;
+    rd_status st = RD_OK;
+    if (duckdb_query(c, sql, &r) != DuckDBSuccess)
+        st = rd_error_set(err, RD_E_IO, "DuckDB: %s", duckdb_result_error(&r));
+    duckdb_destroy_result(&r);
+    return st;
+}
+
+static const char runs_ddl[] =
+    "CREATE TABLE IF NOT EXISTS _redduck_runs (source VARCHAR, table_name VARCHAR, started_at TIMESTAMPTZ, "
+    "finished_at TIMESTAMPTZ, status VARCHAR, rows BIGINT, bytes BIGINT, files INTEGER, seconds DOUBLE, "
+    "incremental BOOLEAN, watermark VARCHAR, error VARCHAR)";
+
+/* The table's current maximum of col as text, "" when the table does not exist or is empty. */
+static rd_status watermark(runner *rn, const char *table, const char *col, char *out, size_t len, rd_error *err)
+{
+    out[0] = '\0';
+    duckdb_connection c;
+    if (duckdb_connect(rn->db, &c) != DuckDBSuccess)
+        return rd_error_set(err, RD_E_IO, "cannot connect to %s", rn->p->duckdb_path);
+    rd_buf sql = RD_BUF_INIT;
+    rd_buf_puts(&sql, "SELECT count(*) FROM information_schema.tables WHERE table_catalog = current_database() AND "
+                      "table_schema = 'main' AND table_name = $1");
+    duckdb_prepared_statement ps;
+    rd_status st = RD_OK;
+    int exists = 0;
+    if (duckdb_prepare(c, rd_buf_cstr(&sql), &ps) == DuckDBSuccess) {
+        duckdb_bind_varchar(ps, 1, table);
+        duckdb_result r;
+        if (duckdb_execute_prepared(ps, &r) == DuckDBSuccess)
+            exists = duckdb_value_int64(&r, 0, 0) > 0;
+        duckdb_destroy_result(&r);
+    }
+    duckdb_destroy_prepare(&ps);
+    if (exists) {
+        rd_buf_reset(&sql);
+        rd_buf_puts(&sql, "SELECT CAST(max(");
+        rd_plan_quote_ident(&sql, col);
+        rd_buf_puts(&sql, ") AS VARCHAR) FROM ");
+        rd_plan_quote_ident(&sql, table);
+        duckdb_result r;
+        if (duckdb_query(c, rd_buf_cstr(&sql), &r) != DuckDBSuccess) {
+            st = rd_error_set(err, RD_E_CONFIG, "incremental column \"%s\" of table %s: %s", col, table,
+                              duckdb_result_error(&r));
+        } else {
+            char *v = duckdb_value_varchar(&r, 0, 0);
+            if (v)
+                snprintf(out, len, "%s", v);
+            duckdb_free(v);
+        }
+        duckdb_destroy_result(&r);
+    }
+    rd_buf_free(&sql);
+    duckdb_disconnect(&c);
+    return st;
+}
+
+static void record(runner *rn, const rd_source *s, const rd_run_item *it, time_t started)
+{
+    duckdb_connection c;
+    if (duckdb_connect(rn->db, &c) != DuckDBSuccess)
+        return;
+    duckdb_prepared_statement ps;
+    if (duckdb_prepare(c, "INSERT INTO _redduck_runs VALUES ($1, $2, to_timestamp($3), now(), $4, $5, $6, $7, $8, "
+                          "$9, $10, $11)", &ps) == DuckDBSuccess) {
+        duckdb_bind_varchar(ps, 1, s->name);
+        duckdb_bind_varchar(ps, 2, it->table);
+        duckdb_bind_int64(ps, 3, (int64_t)started);
+        duckdb_bind_varchar(ps, 4, it->status == RD_OK ? "ok" : it->status == RD_E_CANCELLED ? "cancelled" : "failed");
+        duckdb_bind_int64(ps, 5, (int64_t)it->rows);
+        duckdb_bind_int64(ps, 6, (int64_t)it->bytes);
+        duckdb_bind_int32(ps, 7, (int32_t)it->files);
+        duckdb_bind_double(ps, 8, it->seconds);
+        duckdb_bind_boolean(ps, 9, it->incremental);
+        if (it->watermark[0])
+            duckdb_bind_varchar(ps, 10, it->watermark);
+        else
+            duckdb_bind_null(ps, 10);
+        if (it->status != RD_OK)
+            duckdb_bind_varchar(ps, 11, it->error.message);
+        else
+            duckdb_bind_null(ps, 11);
+        duckdb_result r;
+        duckdb_execute_prepared(ps, &r);
+        duckdb_destroy_result(&r);
+    }
+    duckdb_destroy_prepare(&ps);
+    duckdb_disconnect(&c);
+}
+
+static int nonempty(const char *s)
+{
+    return s && *s;
+}
+
+rd_status rd_project_session(const rd_project *p, const rd_connector *c, const char *endpoint_url, int verbose,
+                             rd_session **out, rd_error *err)
+{
+    *out = NULL;
+    int explicit_keys = nonempty(c->aws_access_key_id) && nonempty(c->aws_secret_access_key);
+    const char *name = c->name ? c->name : "?";
+    if (!c->allow_host_access && !explicit_keys)
+        return rd_error_set(err, RD_E_CONFIG,
+                            "connector %s has allow_host_access: false and no explicit keys: set "
+                            "connector.%s.aws_access_key_id and connector.%s.aws_secret_access_key in %s/.env "
+                            "(`redduck env configure`), or allow host credentials",
+                            name, name, name, p->dir);
+    if (nonempty(c->aws_access_key_id) != nonempty(c->aws_secret_access_key))
+        return rd_error_set(err, RD_E_CONFIG,
+                            "connector %s sets only one of aws_access_key_id and aws_secret_access_key: set both",
+                            name);
+    rd_session_options so = { 0 };
+    so.profile = explicit_keys ? NULL : c->profile;
+    so.region = c->region;
+    so.endpoint_url = endpoint_url ? endpoint_url : c->endpoint_url;
+    if (explicit_keys) {
+        so.access_key_id = c->aws_access_key_id;
+        so.secret_access_key = c->aws_secret_access_key;
+        so.session_token = c->aws_session_token;
+    }
+    so.verbose = verbose;
+    return rd_session_new(&so, out, err);
+}
+
+static void run_one(runner *rn, const rd_source *s, rd_run_item *it)
+{
+    const rd_project *p = rn->p;
+    struct timespec t0, t1;
+    clock_gettime(CLOCK_MONOTONIC, &t0);
+    time_t started = time(NULL);
+    rd_error *err = &it->error;
+    rd_connector c;
+    rd_status st = rd_project_effective_connector(p, s, &c, err);
+    rd_session *sess = NULL;
+    if (st == RD_OK)
+        st = rd_project_session(p, &c, rn->o->endpoint_url, rn->o->verbose, &sess, err);
+    rd_buf into = RD_BUF_INIT, filter = RD_BUF_INIT;
+    if (st == RD_OK && s->incremental_column) {
+        it->incremental = 1;
+        st = watermark(rn, it->table, s->incremental_column, it->watermark, sizeof it->watermark, err);
+        if (st == RD_OK && it->watermark[0]) {
+            rd_plan_quote_ident(&filter, s->incremental_column);
+            rd_buf_puts(&filter, " > '");
+            for (const char *q = it->watermark; *q; q++) {
+                if (*q == '\'')
+                    rd_buf_putc(&filter, '\'');
+                rd_buf_putc(&filter, *q);
+            }
+            rd_buf_putc(&filter, '\'');
+        }
+    }
+    rd_ingest_result res;
+    memset(&res, 0, sizeof res);
+    if (st == RD_OK) {
+        rd_buf_printf(&into, "%s:%s", p->duckdb_path, it->table);
+        rd_ingest_options io = { 0 };
+        io.sql = s->sql;
+        io.table = s->table;
+        io.into = rd_buf_cstr(&into);
+        io.workgroup = c.workgroup;
+        io.cluster_id = c.cluster_identifier;
+        io.db_user = c.db_user;
+        io.secret_arn = c.secret_arn;
+        io.database = c.database;
+        io.staging = c.output_location;
+        io.iam_role = s->iam_role ? s->iam_role : c.role_arn;
+        io.kms_key = s->kms_key;
+        io.max_file_size_mb = s->max_file_size_mb;
+        io.concurrency = s->concurrency;
+        io.keep_staging = s->keep_staging;
+        io.timeout_s = s->timeout_s;
+        io.via = !s->via || strcmp(s->via, "auto") == 0 ? RD_VIA_AUTO
+                 : strcmp(s->via, "unload") == 0         ? RD_VIA_UNLOAD
+                                                         : RD_VIA_DATA_API;
+        io.fast_compression = s->compression && strcmp(s->compression, "fast") == 0;
+        io.filter = filter.len ? rd_buf_cstr(&filter) : NULL;
+        io.append = it->incremental;
+        io.unique_key = s->unique_key;
+        io.duckdb_database = rn->db;
+        io.cancel = rn->o->cancel;
+        st = rd_ingest(sess, &io, &res, err);
+    }
+    rd_session_free(sess);
+    rd_buf_free(&into);
+    rd_buf_free(&filter);
+    if (st != RD_OK)
+        rd_error_prefix(err, "source %s (%s): ", s->name, s->file);
+    it->status = st;
+    it->rows = res.rows;
+    it->bytes = res.bytes;
+    it->files = res.files;
+    clock_gettime(CLOCK_MONOTONIC, &t1);
+    it->seconds = (double)(t1.tv_sec - t0.tv_sec) + (double)(t1.tv_nsec - t0.tv_nsec) / 1e9;
+    record(rn, s, it, started);
+}
+
+static void *worker(void *arg)
+{
+    runner *rn = arg;
+    for (;;) {
+        pthread_mutex_lock(&rn->mu);
+        size_t i = rn->next < rn->count ? rn->next++ : SIZE_MAX;
+        pthread_mutex_unlock(&rn->mu);
+        if (i == SIZE_MAX)
+            break;
+        rd_run_item *it = &rn->items[i];
+        if (rn->o->cancel && *rn->o->cancel) {
+            it->status = rd_error_set(&it->error, RD_E_CANCELLED, "source %s: not started (interrupted)",
+                                      rn->selected[i]->name);
+        } else {
+            run_one(rn, rn->selected[i], it);
+        }
+        if (rn->o->on_done) {
+            pthread_mutex_lock(&rn->mu);
+            rn->o->on_done(rn->o->on_done_ctx, it);
+            pthread_mutex_unlock(&rn->mu);
+        }
+    }
+    return NULL;
+}
+
+rd_status rd_project_run(const rd_project *p, const rd_run_options *o, rd_run_report *report, rd_error *err)
+{
+    memset(report, 0, sizeof *report);
+    runner rn;
+    memset(&rn, 0, sizeof rn);
+    rn.p = p;
+    rn.o = o;
+    size_t n = o->only && o->nonly ? o->nonly : p->nsources;
+    rn.selected = calloc(n ? n : 1, sizeof *rn.selected);
+    rn.items = calloc(n ? n : 1, sizeof *rn.items);
+    if (!rn.selected || !rn.items) {
+        free(rn.selected);
+        free(rn.items);
+        return rd_error_set(err, RD_E_INTERNAL, "out of memory");
+    }
+    rd_status st = RD_OK;
+    for (size_t i = 0; i < n && st == RD_OK; i++) {
+        rn.selected[i] = o->only && o->nonly ? rd_project_source(p, o->only[i]) : &p->sources[i];
+        if (!rn.selected[i]) {
+            rd_buf known = RD_BUF_INIT;
+            for (size_t k = 0; k < p->nsources; k++)
+                rd_buf_printf(&known, "%s%s", k ? ", " : "", p->sources[k].name);
+            st = rd_error_set(err, RD_E_USAGE, "no source named '%s' in %s (sources: %s)", o->only[i], p->dir,
+                              known.len ? rd_buf_cstr(&known) : "none");
+            rd_buf_free(&known);
+            break;
+        }
+        rn.items[i].source = rn.selected[i]->name;
+        rn.items[i].table = rn.selected[i]->table_name ? rn.selected[i]->table_name : rn.selected[i]->name;
+    }
+    char dir[4096];
+    snprintf(dir, sizeof dir, "%s", p->duckdb_path);
+    if (st == RD_OK && strchr(dir, '/'))
+        st = mkdirs(dirname(dir), err);
+    if (st == RD_OK) {
+        duckdb_config cfg;
+        duckdb_create_config(&cfg);
+        duckdb_set_config(cfg, "memory_limit", "256MB");
+        duckdb_set_config(cfg, "preserve_insertion_order", "false");
+        char *msg = NULL;
+        if (duckdb_open_ext(p->duckdb_path, &rn.db, cfg, &msg) != DuckDBSuccess) {
+            st = rd_error_set(err, RD_E_IO, "cannot open %s: %s", p->duckdb_path, msg ? msg : "failed");
+            duckdb_free(msg);
+        }
+        duckdb_destroy_config(&cfg);
+    }
+    if (st == RD_OK) {
+        duckdb_connection c;
+        duckdb_connect(rn.db, &c);
+        st = exec(c, runs_ddl, err);
+        duckdb_disconnect(&c);
+    }
+    if (st != RD_OK) {
+        if (rn.db)
+            duckdb_close(&rn.db);
+        free(rn.selected);
+        free(rn.items);
+        return st;
+    }
+    rn.count = n;
+    pthread_mutex_init(&rn.mu, NULL);
+    int par = o->parallel > 0 ? o->parallel : p->parallel > 0 ? p->parallel : 2;
+    if ((size_t)par > n)
+        par = (int)(n ? n : 1);
+    pthread_t th[32];
+    int started = 0;
+    for (int i = 0; i < par && i < 32; i++)
+        if (pthread_create(&th[i], NULL, worker, &rn) == 0)
+            started++;
+    if (started == 0)
+        worker(&rn);
+    for (int i = 0; i < started; i++)
+        pthread_join(th[i], NULL);
+    pthread_mutex_destroy(&rn.mu);
+    duckdb_close(&rn.db);
+    free(rn.selected);
+    report->items = rn.items;
+    report->count = n;
+    for (size_t i = 0; i < n; i++)
+        if (rn.items[i].status != RD_OK)
+            report->failed++;
+    return RD_OK;
+}
