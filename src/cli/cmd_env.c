@@ -4,6 +4,7 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <jansson.h>
+#include <dirent.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -17,7 +18,7 @@
 static const char env_help[] =
     "usage: redduck env show [DIR] [--json] [--reveal-names-only]\n"
     "       redduck env set [DIR] [--] KEY VALUE|-\n"
-    "       redduck env configure [DIR] --keys K1,K2,...\n"
+    "       redduck env configure [DIR] [--keys K1,K2,...]\n"
     "\n"
     "Reads and writes DIR/.env (DIR defaults to the current directory), the file where a Rill project keeps\n"
     "its secrets. The file is read the way python-dotenv reads it; it is written atomically, at mode 0600.\n"
@@ -29,7 +30,9 @@ static const char env_help[] =
     "  set         set KEY to VALUE (replacing its line, else appending). With VALUE '-' the value is read\n"
     "              from stdin (one trailing newline removed): use it for secrets, so they stay out of argv,\n"
     "              `ps` and the shell history.\n"
-    "  configure   ask for each key of --keys (prompts on stderr; from the terminal, secrets without echo,\n"
+    "  configure   ask for each key of --keys (default: the keys the project needs — connector.NAME.\n"
+    "              aws_access_key_id and aws_secret_access_key for each connector, and every {{ .env.KEY }}\n"
+    "              its YAML files use) (prompts on stderr; from the terminal, secrets without echo,\n"
     "              or one line per key from stdin when it is not a terminal); an empty answer keeps the key\n"
     "              as it is.\n"
     "\n"
@@ -273,6 +276,78 @@ static int read_answer(FILE *in, int hide, char **line, size_t *cap)
     return 1;
 }
 
+static void add_key(rd_buf *b, const char *k, size_t n)
+{
+    /* skip a key already listed */
+    const char *p = rd_buf_cstr(b);
+    while (p && *p) {
+        const char *e = strchr(p, ',');
+        size_t len = e ? (size_t)(e - p) : strlen(p);
+        if (len == n && strncmp(p, k, n) == 0)
+            return;
+        p = e ? e + 1 : NULL;
+    }
+    if (b->len)
+        rd_buf_putc(b, ',');
+    rd_buf_append(b, k, n);
+}
+
+/* The keys a project's connectors need: connector.NAME.aws_access_key_id / aws_secret_access_key for each
+ * connectors/NAME.yaml, and every KEY its YAML files name in {{ .env.KEY }} templates. malloc'd "K1,K2". */
+static char *project_keys(const char *dir)
+{
+    rd_buf out = RD_BUF_INIT;
+    const char *subs[] = { "connectors", "sources", "." };
+    for (size_t d = 0; d < 3; d++) {
+        rd_buf sub = RD_BUF_INIT;
+        rd_buf_printf(&sub, "%s/%s", dir, subs[d]);
+        DIR *dh = opendir(rd_buf_cstr(&sub));
+        struct dirent *de;
+        while (dh && (de = readdir(dh)) != NULL) {
+            size_t n = strlen(de->d_name);
+            int yaml = n > 5 && (strcmp(de->d_name + n - 5, ".yaml") == 0 || strcmp(de->d_name + n - 4, ".yml") == 0);
+            if (!yaml || (d == 2 && strcmp(de->d_name, "redduck.yaml") != 0))
+                continue;
+            if (d == 0) {
+                size_t base = strcmp(de->d_name + n - 4, ".yml") == 0 ? n - 4 : n - 5;
+                rd_buf k = RD_BUF_INIT;
+                rd_buf_printf(&k, "connector.%.*s.aws_access_key_id", (int)base, de->d_name);
+                add_key(&out, rd_buf_cstr(&k), k.len);
+                rd_buf_reset(&k);
+                rd_buf_printf(&k, "connector.%.*s.aws_secret_access_key", (int)base, de->d_name);
+                add_key(&out, rd_buf_cstr(&k), k.len);
+                rd_buf_free(&k);
+            }
+            rd_buf path = RD_BUF_INIT;
+            rd_buf_printf(&path, "%s/%s", rd_buf_cstr(&sub), de->d_name);
+            FILE *f = fopen(rd_buf_cstr(&path), "r");
+            char line[4096];
+            while (f && fgets(line, sizeof line, f)) {
+                for (char *p = strstr(line, "{{"); p; p = strstr(p + 2, "{{")) {
+                    char *q = p + 2;
+                    while (*q == ' ')
+                        q++;
+                    if (strncmp(q, ".env.", 5) != 0)
+                        continue;
+                    q += 5;
+                    size_t len = strspn(q, "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789_.-");
+                    if (len)
+                        add_key(&out, q, len);
+                }
+            }
+            if (f)
+                fclose(f);
+            rd_buf_free(&path);
+        }
+        if (dh)
+            closedir(dh);
+        rd_buf_free(&sub);
+    }
+    char *r = rd_buf_detach(&out);
+    rd_buf_free(&out);
+    return r;
+}
+
 static int env_configure(int argc, char **argv)
 {
     const char *dir = NULL, *keys = NULL;
@@ -291,10 +366,21 @@ static int env_configure(int argc, char **argv)
             return rd_cli_usage_error("env", "configure takes one DIR, got also '%s'", argv[i]);
         }
     }
-    if (!keys || !*keys)
-        return rd_cli_usage_error("env", "configure needs --keys K1,K2,...");
+    char *derived = NULL;
+    if (!keys || !*keys) {
+        derived = project_keys(dir ? dir : ".");
+        if (!derived || !*derived) {
+            free(derived);
+            return rd_cli_usage_error("env", "no connectors in %s to ask keys for: give --keys K1,K2,...",
+                                      dir ? dir : ".");
+        }
+        keys = derived;
+        fprintf(stderr, "keys the project needs: %s\n", keys);
+    }
 
     char *list = strdup(keys);
+    free(derived);
+    derived = NULL;
     char *path = env_path(dir ? dir : ".");
     if (!list || !path) {
         free(list);

@@ -167,8 +167,15 @@ class ProjectTest(Base):
         # the keys in .env (the environment's admin keys are not used: host access is off)
         env = self.env()
         env["AWS_ACCESS_KEY_ID"], env["AWS_SECRET_ACCESS_KEY"] = "AKIDNOEXECUTE", "noexecute-secret"
-        write(os.path.join(self.dir, ".env"), "connector.wh.aws_access_key_id=%s\n"
-                                              "connector.wh.aws_secret_access_key='%s'\n" % ADMIN)
+        # `redduck env configure` asks for exactly the keys the connector needs (here: from a pipe)
+        p = subprocess.run([REDDUCK, "env", "configure", self.dir], input="%s\n%s\n" % ADMIN, capture_output=True,
+                           text=True, env=env, timeout=60)
+        self.assertEqual(p.returncode, 0, p.stderr)
+        self.assertIn("connector.wh.aws_access_key_id,connector.wh.aws_secret_access_key", p.stderr)
+        self.assertEqual(os.stat(os.path.join(self.dir, ".env")).st_mode & 0o777, 0o600)
+        p = self.redduck("env", "show", self.dir, env=env)
+        self.assertIn("connector.wh.aws_access_key_id", p.stdout)
+        self.assertNotIn(ADMIN[1], p.stdout)
         p = self.redduck("run", self.dir, env=env)
         self.assertEqual(p.returncode, 0, p.stderr)
         self.assertNotIn(ADMIN[1], p.stdout + p.stderr)
