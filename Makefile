@@ -31,7 +31,10 @@ test: build build-asan
 test-unit: build
 	@cd $(BUILD) && AWS_EC2_METADATA_DISABLED=true ctest --output-on-failure -j $(JOBS) -R '^unit\.'
 
-demo: build
+# The demo needs only the redduck binary (not the tests).
+demo: bootstrap
+	@cmake -S . -B $(BUILD) -DCMAKE_BUILD_TYPE=RelWithDebInfo >/dev/null
+	@cmake --build $(BUILD) -j $(JOBS) --target redduck
 	@bash scripts/demo.sh
 
 # libFuzzer targets (clang), each run for FUZZ_SECONDS.
