@@ -288,6 +288,37 @@ class TestIngest(IngestBase):
                          self.query(self.db("fail.duckdb"), "select count(*) as n from information_schema.tables "
                                     "where table_name = 'result'")[0]["n"] > 0)
 
+    def test_progress_lines_on_a_terminal_only(self):
+        import pty
+        db = self.db("tty.duckdb")
+        args = [REDDUCK, "ingest", "--workgroup", "demo", "--staging", "s3://redduck-staging/runs", "--sql",
+                "select * from sales", "--into", db]
+        master, slave = pty.openpty()
+        p = subprocess.Popen(args, stdout=subprocess.PIPE, stderr=slave, env=self.env())
+        os.close(slave)
+        chunks = []
+        while True:
+            try:
+                data = os.read(master, 4096)
+            except OSError:
+                break
+            if not data:
+                break
+            chunks.append(data)
+        p.wait(timeout=120)
+        os.close(master)
+        tty = b"".join(chunks).decode("utf-8", "replace")
+        self.assertEqual(p.returncode, 0, tty)
+        self.assertIn("unload: ", tty)
+        self.assertRegex(tty, r"download: files 4/4, [0-9.]+/[0-9.]+ MB, [0-9.]+ MB/s; rows loaded")
+        self.assertIn("commit: verifying 20000 rows", tty)
+        self.assertIn("\r", tty)
+        # not a terminal: no progress lines, only the summary on stdout
+        q = self.ingest("--workgroup", "demo", "--staging", "s3://redduck-staging/runs", "--sql",
+                        "select * from sales", "--into", db)
+        self.assertEqual(q.stderr, "")
+        self.assertIn("loaded 20000 rows", q.stdout)
+
     def test_usage_errors(self):
         for args, msg in ((["--sql", "select 1"], "--into"),
                           (["--sql", "select 1", "--table", "t", "--into", "x.duckdb"], "either --sql or --table"),
