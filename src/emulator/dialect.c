@@ -353,8 +353,9 @@ static rd_status rewrite_range(const rd_sql_tok *v, size_t from, size_t to, int 
                     continue;
                 }
             }
-            st = rd_buf_puts(out, tok_is(t, "super") || tok_is(t, "nvarchar") || tok_is(t, "bpchar") ||
-                                          tok_is(t, "nchar") ? "VARCHAR" : "BLOB");
+            st = rd_buf_puts(out, tok_is(t, "super")                                                ? "JSON"
+                                  : tok_is(t, "nvarchar") || tok_is(t, "bpchar") || tok_is(t, "nchar") ? "VARCHAR"
+                                                                                                       : "BLOB");
             size_t p2 = next_sig(v, to, skip + 1);
             if (p2 < to && tok_op(&v[p2], "(") && !tok_is(t, "nvarchar") && !tok_is(t, "bpchar") &&
                 !tok_is(t, "nchar")) {

@@ -390,7 +390,16 @@ void rd_emu_column_describe(duckdb_logical_type t, rd_emu_column *col)
     case DUCKDB_TYPE_TIMESTAMP_TZ: col->type_name = "timestamptz"; col->precision = 35; col->scale = 6; break;
     case DUCKDB_TYPE_BLOB: col->type_name = "varbyte"; col->precision = 64000; break;
     case DUCKDB_TYPE_VARCHAR:
-    default: col->type_name = "varchar"; col->precision = 256; col->is_case_sensitive = 1; break;
+    default: {
+        /* SUPER is kept as DuckDB's JSON (a VARCHAR with that alias) */
+        char *alias = duckdb_logical_type_get_alias(t);
+        int super = alias && strcmp(alias, "JSON") == 0;
+        duckdb_free(alias);
+        col->type_name = super ? "super" : "varchar";
+        col->precision = super ? 4194304 : 256;
+        col->is_case_sensitive = 1;
+        break;
+    }
     }
 }
 

@@ -200,6 +200,12 @@ class TestIngest(IngestBase):
             self.assertEqual(rows[1]["vb"], "")
             self.assertEqual(rows[1]["t"], "12:34:56.789")
             self.assertTrue(all(v is None for v in rows[2].values()), rows[2])
+            types = self.query(db, "select column_name, data_type from information_schema.columns where "
+                                   "table_name = '%s' and column_name in ('s', 't', 'ttz', 'vb', 'n', 'tstz') "
+                                   "order by column_name" % t)
+            self.assertEqual({r["column_name"]: r["data_type"] for r in types},
+                             {"n": "DECIMAL(38,10)", "s": "JSON", "t": "TIME", "tstz": "TIMESTAMP WITH TIME ZONE",
+                              "ttz": "TIME WITH TIME ZONE", "vb": "BLOB"})
 
     def test_many_small_files_and_parquet_format(self):
         emu = Emulator(args=["--sample", "sales:rows=3000", "--slices", "100"], config=config())
