@@ -285,6 +285,28 @@ class TestIngest(IngestBase):
         self.assertIn("redshift-data:CancelStatement", p.stderr)
         self.assertStagingEmpty()
 
+    def test_sigint_during_the_unload_cancels_the_statement(self):
+        slow = "select a.sale_id from sales a, sales b, sales c where a.sale_id + b.sale_id + c.sale_id = -9"
+        proc = subprocess.Popen([REDDUCK, "ingest", "--workgroup", "demo", "--staging", "s3://redduck-staging/runs",
+                                 "--sql", slow, "--into", self.db("sigint.duckdb"), "--json"],
+                                stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=self.env())
+        try:
+            time.sleep(2.0)  # the probe is instant; the UNLOAD runs until cancelled
+            proc.send_signal(signal.SIGINT)
+            out, err = proc.communicate(timeout=60)
+        finally:
+            if proc.poll() is None:
+                proc.kill()
+                proc.wait()
+        self.assertEqual(proc.returncode, 130, err)
+        summary = json.loads(out)
+        self.assertEqual(summary["status"], "error")
+        self.assertIn("interrupted", summary["error"])
+        d = self.client("redshift-data").describe_statement(Id=summary["statement_id"])
+        self.assertEqual(d["Status"], "ABORTED")
+        self.assertIn("UNLOAD", d["QueryString"])
+        self.assertStagingEmpty()
+
     def test_failed_statement_carries_redshift_message(self):
         p = self.unload("--sql", "select * from no_such_table", into=self.db("fail.duckdb"), check=False)
         self.assertEqual(p.returncode, 1)
