@@ -1,7 +1,6 @@
 /* cli.h — the subcommands of the redduck tool. Each takes argv after the subcommand name (argv[0] is the
  * subcommand) and returns the process exit code: 0 ok, 2 usage, 3 no credentials, 4 refused by AWS,
- * 130 interrupted, 1 any other failure. Uses the public headers (include/redduck) and, for projects,
- * src/project. */
+ * 130 interrupted, 1 any other failure. Uses the public headers (include/redduck) only. */
 #ifndef RD_CLI_H
 #define RD_CLI_H
 

@@ -6,9 +6,9 @@
 #include <string.h>
 
 #include "cli.h"
-#include "project/doctor.h"
-#include "project/project.h"
-#include "project/runner.h"
+#include "redduck/doctor.h"
+#include "redduck/project.h"
+#include "redduck/runner.h"
 
 static const char doctor_help[] =
     "usage: redduck doctor [DIR] [--connector NAME] [--json] [--endpoint-url URL] [-v]\n"

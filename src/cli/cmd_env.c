@@ -11,7 +11,7 @@
 #include <termios.h>
 #include <unistd.h>
 
-#include "project/dotenv.h" /* not yet public: the lead may move it to include/redduck/ */
+#include "redduck/dotenv.h"
 #include "cli.h"
 #include "redduck/buf.h"
 

@@ -9,8 +9,8 @@
 #include <unistd.h>
 
 #include "cli.h"
-#include "project/project.h"
-#include "project/runner.h"
+#include "redduck/project.h"
+#include "redduck/runner.h"
 
 static const char run_help[] =
     "usage: redduck run [DIR] [SOURCE...] [--check] [--parallel N] [--json] [--endpoint-url URL] [-v]\n"

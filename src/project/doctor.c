@@ -1,5 +1,5 @@
 /* doctor.c — permission checks for a connector (see doctor.h). */
-#include "project/doctor.h"
+#include "redduck/doctor.h"
 
 #include <stdio.h>
 #include <string.h>

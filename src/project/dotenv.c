@@ -1,7 +1,7 @@
 /* dotenv.c — a project's .env, read exactly as python-dotenv 1.x reads a file (its parser.py grammar, on text
  * opened with universal newlines) and written back one key at a time, atomically, at mode 0600.
  * Does not expand ${VAR}, does not touch the process environment, never puts a value in a message. */
-#include "project/dotenv.h"
+#include "redduck/dotenv.h"
 
 #include <errno.h>
 #include <fcntl.h>

@@ -1,7 +1,7 @@
 /* project.c — loads and validates a redduck project folder (see project.h): redduck.yaml, connectors/NAME.yaml,
  * sources/NAME.yaml and .env, parsed with libfyaml's document API. Owns the key tables, the `{{ .env.KEY }}`
  * templates and every "FILE:LINE: ..." message; does not own the .env syntax (dotenv.c) or running sources. */
-#include "project/project.h"
+#include "redduck/project.h"
 
 #include <ctype.h>
 #include <dirent.h>

@@ -1,5 +1,5 @@
 /* runner.c — the project runner (see runner.h). */
-#include "project/runner.h"
+#include "redduck/runner.h"
 
 #include <errno.h>
 #include <libgen.h>

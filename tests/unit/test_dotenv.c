@@ -12,7 +12,7 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
-#include "project/dotenv.h"
+#include "redduck/dotenv.h"
 #include "redduck/buf.h"
 
 static rd_dotenv parse_ok(const char *text)

@@ -14,7 +14,7 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
-#include "project/project.h"
+#include "redduck/project.h"
 
 /* ---- folders ------------------------------------------------------------------------------------------ */
 

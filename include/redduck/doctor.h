@@ -1,15 +1,15 @@
-/* doctor.h — `redduck doctor`: for one connector, tries every permission an ingest needs with real but
+/* redduck/doctor.h — `redduck doctor`: for one connector, tries every permission an ingest needs with real but
  * harmless calls (STS GetCallerIdentity; Serverless GetCredentials or GetClusterCredentials[WithIAM];
  * ExecuteStatement/DescribeStatement/GetStatementResult of `select 1`; CancelStatement of a statement that
  * has just run; HeadBucket/ListObjectsV2 on the staging location; a one-row UNLOAD there (the role's
  * s3:PutObject), GetObject of its file, DeleteObject of what it wrote). Database passwords returned by the
  * credential calls are discarded, never printed. Owns its report. */
-#ifndef RD_PROJECT_DOCTOR_H
-#define RD_PROJECT_DOCTOR_H
+#ifndef REDDUCK_DOCTOR_H
+#define REDDUCK_DOCTOR_H
 
 #include <stddef.h>
 
-#include "project/project.h"
+#include "redduck/project.h"
 #include "redduck/session.h"
 
 typedef struct rd_doctor_check {

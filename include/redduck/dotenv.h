@@ -1,10 +1,10 @@
-/* dotenv.h — a project's `.env` file: KEY=value lines read the way python-dotenv reads them (comments,
+/* redduck/dotenv.h — a project's `.env` file: KEY=value lines read the way python-dotenv reads them (comments,
  * `export ` prefixes, single quotes literal, double quotes with escapes \n \t \" \\ and multi-line values,
  * unquoted values trimmed with inline ` #` comments removed, `${VAR}` expansion NOT done), and written back
  * (one key set or replaced, every other line kept as is, the file created or kept at mode 0600).
  * Owns the parsed entries. Values may be secrets: never log them. */
-#ifndef RD_PROJECT_DOTENV_H
-#define RD_PROJECT_DOTENV_H
+#ifndef REDDUCK_DOTENV_H
+#define REDDUCK_DOTENV_H
 
 #include <stddef.h>
 

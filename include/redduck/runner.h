@@ -1,17 +1,17 @@
-/* runner.h — `redduck run`: ingests a project's sources (all, or the named ones), several at once, each
+/* redduck/runner.h — `redduck run`: ingests a project's sources (all, or the named ones), several at once, each
  * atomically into the project's one DuckDB file (shared by every source through one DuckDB instance), a
  * failed source leaving its previous table intact and not stopping the others. Incremental sources append
  * only rows past the table's current maximum of their column (upserting on unique_key). Every run of a
  * source is recorded in the table _redduck_runs of the same file. Owns the worker threads and the DuckDB
  * instance for the duration of the call. */
-#ifndef RD_PROJECT_RUNNER_H
-#define RD_PROJECT_RUNNER_H
+#ifndef REDDUCK_RUNNER_H
+#define REDDUCK_RUNNER_H
 
 #include <signal.h>
 #include <stdint.h>
 #include <stdio.h>
 
-#include "project/project.h"
+#include "redduck/project.h"
 #include "redduck/error.h"
 #include "redduck/session.h"
 

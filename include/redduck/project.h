@@ -1,4 +1,4 @@
-/* project.h — a redduck project folder, as Rill lays one out:
+/* redduck/project.h — a redduck project folder, as Rill lays one out:
  *   redduck.yaml          name:, duckdb: (default "data/redduck.duckdb", relative to the project), parallel:
  *   connectors/NAME.yaml  type: redshift, workgroup | cluster_identifier, database, db_user, secret_arn,
  *                         region, role_arn, output_location, aws_access_key_id, aws_secret_access_key,
@@ -12,13 +12,13 @@
  * Loading validates everything without touching AWS: unknown keys, wrong types, missing required keys, a
  * source naming a missing connector, two sources writing one table, a template naming a missing .env key —
  * each an RD_E_CONFIG error "FILE:LINE: what is wrong (what to do)". Owns every string it returns. */
-#ifndef RD_PROJECT_PROJECT_H
-#define RD_PROJECT_PROJECT_H
+#ifndef REDDUCK_PROJECT_H
+#define REDDUCK_PROJECT_H
 
 #include <stddef.h>
 #include <stdint.h>
 
-#include "project/dotenv.h"
+#include "redduck/dotenv.h"
 #include "redduck/error.h"
 
 typedef struct rd_connector {
