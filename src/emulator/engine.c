@@ -13,6 +13,8 @@
 
 #include <openssl/rand.h>
 
+#include "core/fsutil.h"
+
 const char *rd_emu_status_name(rd_emu_status st)
 {
     static const char *const names[] = { "SUBMITTED", "PICKED", "STARTED", "FINISHED", "FAILED", "ABORTED" };
@@ -56,29 +58,6 @@ static __attribute__((unused)) void make_uuid(char out[48])
     b[8] = (unsigned char)((b[8] & 0x3f) | 0x80);
     snprintf(out, 48, "%02x%02x%02x%02x-%02x%02x-%02x%02x-%02x%02x-%02x%02x%02x%02x%02x%02x", b[0], b[1], b[2], b[3],
              b[4], b[5], b[6], b[7], b[8], b[9], b[10], b[11], b[12], b[13], b[14], b[15]);
-}
-
-static __attribute__((unused)) rd_status mkdirs(const char *path, rd_error *err)
-{
-    char *tmp = strdup(path);
-    if (!tmp)
-        return rd_error_set(err, RD_E_INTERNAL, "out of memory");
-    for (char *p = tmp + 1; *p; p++) {
-        if (*p == '/') {
-            *p = '\0';
-            if (mkdir(tmp, 0700) != 0 && errno != EEXIST) {
-                rd_status st = rd_error_set(err, RD_E_IO, "cannot create directory %s: %s", tmp, strerror(errno));
-                free(tmp);
-                return st;
-            }
-            *p = '/';
-        }
-    }
-    rd_status st = RD_OK;
-    if (mkdir(tmp, 0700) != 0 && errno != EEXIST)
-        st = rd_error_set(err, RD_E_IO, "cannot create directory %s: %s", tmp, strerror(errno));
-    free(tmp);
-    return st;
 }
 
 static rd_status add_target(rd_emu_engine *eng, int is_cluster, const char *name, rd_error *err)
@@ -270,7 +249,7 @@ rd_status rd_emu_engine_warehouse(rd_emu_engine *eng, int is_cluster, const char
         goto done;
     }
     rd_buf_printf(&dir, "%s/warehouses/%s-%s", eng->data_dir, is_cluster ? "cluster" : "workgroup", target);
-    if ((st = mkdirs(rd_buf_cstr(&dir), err)) != RD_OK)
+    if ((st = rd_mkdirs(rd_buf_cstr(&dir), 0700, err)) != RD_OK)
         goto done;
     rd_buf_printf(&path, "%s/%s.duckdb", rd_buf_cstr(&dir), database);
     char *open_err = NULL;
@@ -725,11 +704,11 @@ rd_status rd_emu_engine_open(const char *data_dir, int slices, struct rd_s3_stor
     rd_status st;
     rd_buf dir = RD_BUF_INIT;
     rd_buf_printf(&dir, "%s/warehouses", data_dir);
-    if ((st = mkdirs(rd_buf_cstr(&dir), err)) != RD_OK)
+    if ((st = rd_mkdirs(rd_buf_cstr(&dir), 0700, err)) != RD_OK)
         goto fail;
     rd_buf_reset(&dir);
     rd_buf_printf(&dir, "%s/tmp", data_dir);
-    if ((st = mkdirs(rd_buf_cstr(&dir), err)) != RD_OK)
+    if ((st = rd_mkdirs(rd_buf_cstr(&dir), 0700, err)) != RD_OK)
         goto fail;
     if ((st = add_target(eng, 0, "demo", err)) != RD_OK || (st = add_target(eng, 1, "redshift-cluster-1", err)) != RD_OK)
         goto fail;

@@ -17,6 +17,7 @@
 #include <openssl/rand.h>
 
 #include "aws/session_internal.h"
+#include "core/timeutil.h"
 #include "ingest/plan.h"
 #include "ingest/sink.h"
 #include "ingest/transfer.h"
@@ -54,7 +55,7 @@ typedef struct job {
     int have_manifest;
     char tmpdir[PATH_MAX];
     rd_sink *sink;
-    struct timespec t0, phase_t0;
+    double t0, phase_t0;      /* monotonic seconds: job start, phase start */
 
     /* loader thread (DuckDB side); everything below under mu */
     pthread_mutex_t mu;
@@ -69,19 +70,17 @@ typedef struct job {
     uint64_t budget;          /* max_local_bytes */
     size_t batch_files;       /* files per load that keep DuckDB's threads busy */
     uint64_t rows_loaded;
-    struct timespec last_progress;
+    double last_progress;
 } job;
 
-static double secs_since(const struct timespec *t)
+static double secs_since(double t)
 {
-    struct timespec n;
-    clock_gettime(CLOCK_MONOTONIC, &n);
-    return (double)(n.tv_sec - t->tv_sec) + (double)(n.tv_nsec - t->tv_nsec) / 1e9;
+    return rd_monotonic_seconds() - t;
 }
 
 static void phase_start(job *j)
 {
-    clock_gettime(CLOCK_MONOTONIC, &j->phase_t0);
+    j->phase_t0 = rd_monotonic_seconds();
 }
 
 static void report(job *j, rd_ingest_phase phase, const char *status, size_t fd, size_t ft, uint64_t bd,
@@ -89,10 +88,10 @@ static void report(job *j, rd_ingest_phase phase, const char *status, size_t fd,
 {
     if (!j->o->progress)
         return;
-    if (!force && secs_since(&j->last_progress) < 0.2)
+    if (!force && secs_since(j->last_progress) < 0.2)
         return;
-    clock_gettime(CLOCK_MONOTONIC, &j->last_progress);
-    rd_ingest_progress p = { phase, secs_since(&j->phase_t0), status, fd, ft, bd, bt, rows };
+    j->last_progress = rd_monotonic_seconds();
+    rd_ingest_progress p = { phase, secs_since(j->phase_t0), status, fd, ft, bd, bt, rows };
     j->o->progress(j->o->progress_ctx, &p);
 }
 
@@ -177,7 +176,7 @@ static rd_status probe(job *j, rd_error *err)
             rd_error_prefix(err, "schema probe: ");
     }
     json_decref(page);
-    j->r->probe_s = secs_since(&j->phase_t0);
+    j->r->probe_s = secs_since(j->phase_t0);
     return st;
 }
 
@@ -209,8 +208,7 @@ static rd_status make_prefix(job *j, rd_error *err)
 
 static rd_status bucket_region(job *j, rd_error *err)
 {
-    rd_aws_client probe_c = j->data;
-    rd_status st = rd_s3_head_bucket(&probe_c, j->bucket, j->bucket_region, sizeof j->bucket_region, err);
+    rd_status st = rd_s3_head_bucket(&j->data, j->bucket, j->bucket_region, sizeof j->bucket_region, err);
     if (st == RD_E_DENIED) {
         /* HeadBucket needs s3:ListBucket, which ingest needs anyway; say so */
         return rd_error_prefix(err, "checking the staging bucket (HeadBucket, needs s3:ListBucket on %s): ",
@@ -311,8 +309,7 @@ static rd_status cleanup_staging(job *j, rd_error *err)
 {
     if (!j->staged || !j->prefix || j->o->keep_staging)
         return RD_OK;
-    struct timespec t;
-    clock_gettime(CLOCK_MONOTONIC, &t);
+    double t = rd_monotonic_seconds();
     rd_s3_object_list l = { 0 };
     rd_status st = rd_s3_list(&j->s3c, j->bucket, j->prefix, &l, err);
     if (st != RD_OK) {
@@ -328,7 +325,7 @@ static rd_status cleanup_staging(job *j, rd_error *err)
         free(keys);
     }
     rd_s3_object_list_free(&l);
-    j->r->cleanup_s = secs_since(&t);
+    j->r->cleanup_s = secs_since(t);
     return st;
 }
 
@@ -532,7 +529,7 @@ static rd_status download_all(job *j, const char *dir, rd_error *err)
     j->r->files = ts.files;
     j->r->retries = ts.retries;
     j->r->resumes = ts.resumes;
-    j->r->download_s = secs_since(&j->phase_t0);
+    j->r->download_s = secs_since(j->phase_t0);
     report(j, RD_PHASE_DOWNLOAD, NULL, ts.files, j->nfiles, ts.bytes, total, j->rows_loaded, 1);
     free(items);
     return st;
@@ -612,7 +609,7 @@ static rd_status via_unload(job *j, rd_error *err)
     rd_buf_free(&sql);
     int64_t unloaded = d.result_rows;
     rd_rsd_description_free(&d);
-    j->r->unload_s = secs_since(&j->phase_t0);
+    j->r->unload_s = secs_since(j->phase_t0);
     if (st != RD_OK)
         return st;
     report(j, RD_PHASE_UNLOAD, "FINISHED", 0, 0, 0, 0, 0, 1);
@@ -652,7 +649,7 @@ static rd_status via_unload(job *j, rd_error *err)
     phase_start(j);
     report(j, RD_PHASE_COMMIT, NULL, 0, 0, 0, 0, rd_sink_rows(j->sink), 1);
     st = rd_sink_commit(j->sink, expected, err);
-    j->r->commit_s = secs_since(&j->phase_t0);
+    j->r->commit_s = secs_since(j->phase_t0);
     if (st == RD_OK)
         j->r->rows = expected;
     return st;
@@ -684,7 +681,7 @@ static rd_status via_data_api(job *j, rd_error *err)
                             "the result has %lld rows, more than the Data API path takes (%llu): give a staging "
                             "location (--staging s3://bucket/prefix) to UNLOAD it instead",
                             (long long)total, (unsigned long long)max);
-    j->r->unload_s = secs_since(&j->phase_t0);
+    j->r->unload_s = secs_since(j->phase_t0);
     phase_start(j);
     char *token = NULL;
     uint64_t reported = 0;
@@ -717,12 +714,12 @@ static rd_status via_data_api(job *j, rd_error *err)
             st = rd_error_set(err, RD_E_CANCELLED, "interrupted");
     } while (st == RD_OK && token);
     free(token);
-    j->r->download_s = secs_since(&j->phase_t0);
+    j->r->download_s = secs_since(j->phase_t0);
     if (st != RD_OK)
         return st;
     phase_start(j);
     st = rd_sink_commit(j->sink, reported, err);
-    j->r->commit_s = secs_since(&j->phase_t0);
+    j->r->commit_s = secs_since(j->phase_t0);
     if (st == RD_OK)
         j->r->rows = reported;
     return st;
@@ -752,7 +749,7 @@ rd_status rd_ingest(rd_session *s, const rd_ingest_options *o, rd_ingest_result 
     j.batch_files = threads * 2 < 4 ? 4 : (size_t)threads * 2;
     pthread_mutex_init(&j.mu, NULL);
     pthread_cond_init(&j.cv, NULL);
-    clock_gettime(CLOCK_MONOTONIC, &j.t0);
+    j.t0 = rd_monotonic_seconds();
 
     rd_status st = RD_OK;
     rd_ingest_via via = o->via;
@@ -826,6 +823,6 @@ rd_status rd_ingest(rd_session *s, const rd_ingest_options *o, rd_ingest_result 
     free(j.prefix);
     pthread_mutex_destroy(&j.mu);
     pthread_cond_destroy(&j.cv);
-    r->total_s = secs_since(&j.t0);
+    r->total_s = secs_since(j.t0);
     return st;
 }

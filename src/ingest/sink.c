@@ -310,6 +310,28 @@ uint64_t rd_sink_rows(const rd_sink *s)
     return s->rows;
 }
 
+rd_status rd_sink_table_exists(duckdb_connection conn, const char *table, int *exists, rd_error *err)
+{
+    *exists = 0;
+    duckdb_prepared_statement ps;
+    rd_status st = RD_OK;
+    if (duckdb_prepare(conn, "SELECT count(*) FROM information_schema.tables WHERE table_catalog = "
+                             "current_database() AND table_schema = 'main' AND table_name = $1",
+                       &ps) != DuckDBSuccess ||
+        duckdb_bind_varchar(ps, 1, table) != DuckDBSuccess) {
+        st = rd_error_set(err, RD_E_IO, "DuckDB looking for table %s: %s", table, duckdb_prepare_error(ps));
+    } else {
+        duckdb_result r;
+        if (duckdb_execute_prepared(ps, &r) == DuckDBSuccess)
+            *exists = duckdb_value_int64(&r, 0, 0) > 0;
+        else
+            st = rd_error_set(err, RD_E_IO, "DuckDB looking for table %s: %s", table, duckdb_result_error(&r));
+        duckdb_destroy_result(&r);
+    }
+    duckdb_destroy_prepare(&ps);
+    return st;
+}
+
 rd_status rd_sink_commit(rd_sink *s, uint64_t expected_rows, rd_error *err)
 {
     rd_buf sql = RD_BUF_INIT;
@@ -328,17 +350,9 @@ rd_status rd_sink_commit(rd_sink *s, uint64_t expected_rows, rd_error *err)
                             "if it repeats, report it)",
                             (unsigned long long)have, (unsigned long long)expected_rows);
     int exists = 0;
-    if (s->append) {
-        rd_buf_puts(&sql, "SELECT count(*) FROM information_schema.tables WHERE table_catalog = current_database() "
-                          "AND table_schema = 'main' AND table_name = ");
-        sql_string(&sql, s->table);
-        if ((st = run(s, rd_buf_cstr(&sql), &r, err, "looking for the table")) != RD_OK) {
-            rd_buf_free(&sql);
-            return st;
-        }
-        exists = duckdb_value_int64(&r, 0, 0) > 0;
-        duckdb_destroy_result(&r);
-        rd_buf_reset(&sql);
+    if (s->append && (st = rd_sink_table_exists(s->conn, s->table, &exists, err)) != RD_OK) {
+        rd_buf_free(&sql);
+        return st;
     }
     if (exists) {
         if (s->unique_key) {

@@ -9,6 +9,8 @@
 #include <jansson.h>
 #include <stdint.h>
 
+#include "duckdb.h"
+
 #include "ingest/plan.h"
 #include "redduck/error.h"
 
@@ -41,6 +43,10 @@ rd_status rd_sink_commit(rd_sink *s, uint64_t expected_rows, rd_error *err);
 void rd_sink_close(rd_sink *s);
 /* Rows appended so far. */
 uint64_t rd_sink_rows(const rd_sink *s);
+
+/* *exists = 1 if table exists in the main schema of the database conn is connected to. RD_E_IO when the
+ * lookup itself fails. */
+rd_status rd_sink_table_exists(duckdb_connection conn, const char *table, int *exists, rd_error *err);
 
 /* Splits "FILE.duckdb:table" → path and table (malloc'd). Without ":table" the table is default_table.
  * A ':' followed by something with '/' is part of the path. RD_E_USAGE for an empty path or a bad name. */

@@ -1,6 +1,8 @@
 /* transfer.c — parallel, resumable downloads over curl multi (see transfer.h). */
 #include "ingest/transfer.h"
 
+#include "core/timeutil.h"
+
 #include <curl/curl.h>
 #include <errno.h>
 #include <stdio.h>
@@ -31,13 +33,6 @@ typedef struct slot {
     rd_buf errbody;
     char errbuf[CURL_ERROR_SIZE];
 } slot;
-
-static long long now_ms(void)
-{
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (long long)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
-}
 
 static size_t on_write(char *data, size_t size, size_t n, void *ud)
 {
@@ -184,7 +179,7 @@ rd_status rd_transfer_run(const rd_transfer_item *items, size_t count, const rd_
             st = rd_error_set(err, RD_E_CANCELLED, "download cancelled");
             break;
         }
-        long long now = now_ms();
+        long long now = rd_monotonic_ms();
         /* start what may start: retries that are due first, then new items in order */
         for (size_t i = 0; i < count && active < conc && st == RD_OK; i++) {
             slot *s = &slots[i];
@@ -268,7 +263,7 @@ rd_status rd_transfer_run(const rd_transfer_item *items, size_t count, const rd_
                     rd_log_write(o->log, RD_LOG_INFO, "download %s: %s; retrying from byte %llu (attempt %d/%d)",
                                  s->item->name, why, (unsigned long long)s->have, s->attempts + 1, max_attempts);
                 s->state = ST_PENDING;
-                s->not_before_ms = now_ms() + backoff_ms(o, s->attempts);
+                s->not_before_ms = rd_monotonic_ms() + backoff_ms(o, s->attempts);
                 continue;
             }
             s->state = ST_FAILED;

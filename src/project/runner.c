@@ -9,8 +9,11 @@
 #include <sys/stat.h>
 #include <time.h>
 
+#include "core/fsutil.h"
+#include "core/timeutil.h"
 #include "duckdb.h"
 #include "ingest/plan.h"
+#include "ingest/sink.h"
 #include "redduck/ingest.h"
 #include "redduck/session.h"
 
@@ -30,23 +33,6 @@ void rd_run_report_free(rd_run_report *r)
     free(r->items);
     r->items = NULL;
     r->count = r->failed = 0;
-}
-
-static rd_status mkdirs(const char *path, rd_error *err)
-{
-    char buf[4096];
-    snprintf(buf, sizeof buf, "%s", path);
-    for (char *p = buf + 1; *p; p++) {
-        if (*p != '/')
-            continue;
-        *p = '\0';
-        if (mkdir(buf, 0755) != 0 && errno != EEXIST)
-            return rd_error_set(err, RD_E_IO, "cannot create %s: %s", buf, strerror(errno));
-        *p = '/';
-    }
-    if (mkdir(buf, 0755) != 0 && errno != EEXIST)
-        return rd_error_set(err, RD_E_IO, "cannot create %s: %s", buf, strerror(errno));
-    return RD_OK;
 }
 
 static rd_status exec(duckdb_connection c, const char *sql, rd_error *err)
@@ -72,21 +58,9 @@ static rd_status watermark(runner *rn, const char *table, const char *col, char 
     if (duckdb_connect(rn->db, &c) != DuckDBSuccess)
         return rd_error_set(err, RD_E_IO, "cannot connect to %s", rn->p->duckdb_path);
     rd_buf sql = RD_BUF_INIT;
-    rd_buf_puts(&sql, "SELECT count(*) FROM information_schema.tables WHERE table_catalog = current_database() AND "
-                      "table_schema = 'main' AND table_name = $1");
-    duckdb_prepared_statement ps;
-    rd_status st = RD_OK;
     int exists = 0;
-    if (duckdb_prepare(c, rd_buf_cstr(&sql), &ps) == DuckDBSuccess) {
-        duckdb_bind_varchar(ps, 1, table);
-        duckdb_result r;
-        if (duckdb_execute_prepared(ps, &r) == DuckDBSuccess)
-            exists = duckdb_value_int64(&r, 0, 0) > 0;
-        duckdb_destroy_result(&r);
-    }
-    duckdb_destroy_prepare(&ps);
-    if (exists) {
-        rd_buf_reset(&sql);
+    rd_status st = rd_sink_table_exists(c, table, &exists, err);
+    if (st == RD_OK && exists) {
         rd_buf_puts(&sql, "SELECT CAST(max(");
         rd_plan_quote_ident(&sql, col);
         rd_buf_puts(&sql, ") AS VARCHAR) FROM ");
@@ -178,8 +152,7 @@ rd_status rd_project_session(const rd_project *p, const rd_connector *c, const c
 static void run_one(runner *rn, const rd_source *s, rd_run_item *it)
 {
     const rd_project *p = rn->p;
-    struct timespec t0, t1;
-    clock_gettime(CLOCK_MONOTONIC, &t0);
+    double t0 = rd_monotonic_seconds();
     time_t started = time(NULL);
     rd_error *err = &it->error;
     rd_connector c;
@@ -242,8 +215,7 @@ static void run_one(runner *rn, const rd_source *s, rd_run_item *it)
     it->rows = res.rows;
     it->bytes = res.bytes;
     it->files = res.files;
-    clock_gettime(CLOCK_MONOTONIC, &t1);
-    it->seconds = (double)(t1.tv_sec - t0.tv_sec) + (double)(t1.tv_nsec - t0.tv_nsec) / 1e9;
+    it->seconds = rd_monotonic_seconds() - t0;
     record(rn, s, it, started);
 }
 
@@ -305,7 +277,7 @@ rd_status rd_project_run(const rd_project *p, const rd_run_options *o, rd_run_re
     char dir[4096];
     snprintf(dir, sizeof dir, "%s", p->duckdb_path);
     if (st == RD_OK && strchr(dir, '/'))
-        st = mkdirs(dirname(dir), err);
+        st = rd_mkdirs(dirname(dir), 0755, err);
     if (st == RD_OK) {
         duckdb_config cfg;
         duckdb_create_config(&cfg);

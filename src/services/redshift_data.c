@@ -1,6 +1,8 @@
 /* redshift_data.c — Redshift Data API client (see redshift_data.h). JSON 1.1 over rd_aws_json_call. */
 #include "services/redshift_data.h"
 
+#include "core/timeutil.h"
+
 #include <stdlib.h>
 #include <string.h>
 #include <time.h>
@@ -110,13 +112,6 @@ rd_status rd_rsd_cancel(rd_aws_client *c, const char *id, rd_error *err)
     return st;
 }
 
-static long now_ms(void)
-{
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return ts.tv_sec * 1000L + ts.tv_nsec / 1000000L;
-}
-
 /* Sleeps up to ms, waking early (every 20 ms) when the cancel flag is raised. */
 static void nap(long ms, const volatile sig_atomic_t *cancel)
 {
@@ -134,7 +129,7 @@ rd_status rd_rsd_wait(rd_aws_client *c, const char *id, const rd_rsd_wait_option
     long delay = o && o->first_poll_ms > 0 ? o->first_poll_ms : 25;
     long cap = o && o->max_poll_ms > 0 ? o->max_poll_ms : 1000;
     const volatile sig_atomic_t *cancel = o ? o->cancel : NULL;
-    long t0 = now_ms();
+    long long t0 = rd_monotonic_ms();
     for (;;) {
         if (cancel && *cancel) {
             rd_error ce;
@@ -147,7 +142,7 @@ rd_status rd_rsd_wait(rd_aws_client *c, const char *id, const rd_rsd_wait_option
         rd_status st = rd_rsd_describe(c, id, out, err);
         if (st != RD_OK)
             return rd_error_prefix(err, "waiting for statement %s: ", id);
-        long elapsed = now_ms() - t0;
+        long elapsed = (long)(rd_monotonic_ms() - t0);
         if (o && o->tick)
             o->tick(o->tick_ctx, out->status, elapsed);
         if (strcmp(out->status, "FINISHED") == 0)

@@ -55,14 +55,21 @@ rd_status rd_s3_key_path(rd_buf *out, const char *key)
     return rd_sigv4_uri_encode(out, key, strlen(key), 1);
 }
 
-rd_status rd_s3_head_bucket(rd_aws_client *c, const char *bucket, char *region, size_t region_len, rd_error *err)
+/* The fields every S3 request of this module shares: service, method, bucket, path; replayable bodies. */
+static rd_aws_request s3_request(const char *method, const char *bucket, const char *path)
 {
     rd_aws_request req = { 0 };
     req.svc = &rd_svc_s3;
-    req.method = "HEAD";
-    req.path = "/";
+    req.method = method;
+    req.path = path;
     req.bucket = bucket;
     req.body_replayable = 1;
+    return req;
+}
+
+rd_status rd_s3_head_bucket(rd_aws_client *c, const char *bucket, char *region, size_t region_len, rd_error *err)
+{
+    rd_aws_request req = s3_request("HEAD", bucket, "/");
     rd_http_response resp;
     rd_http_response_init(&resp);
     rd_status st = name_action(rd_aws_send(c, &req, &resp, err), err, "s3:ListBucket", bucket, NULL);
@@ -169,13 +176,8 @@ rd_status rd_s3_list(rd_aws_client *c, const char *bucket, const char *prefix, r
             rd_buf_puts(&q, "&prefix=");
             rd_sigv4_uri_encode(&q, prefix, strlen(prefix), 0);
         }
-        rd_aws_request req = { 0 };
-        req.svc = &rd_svc_s3;
-        req.method = "GET";
-        req.path = "/";
+        rd_aws_request req = s3_request("GET", bucket, "/");
         req.query = rd_buf_cstr(&q);
-        req.bucket = bucket;
-        req.body_replayable = 1;
         rd_http_response resp;
         rd_http_response_init(&resp);
         st = name_action(rd_aws_send(c, &req, &resp, err), err, "s3:ListBucket", bucket, NULL);
@@ -188,45 +190,21 @@ rd_status rd_s3_list(rd_aws_client *c, const char *bucket, const char *prefix, r
     return st;
 }
 
-typedef struct cap_sink {
-    rd_buf *out;
-    size_t max;
-    int over;
-} cap_sink;
-
-static size_t cap_write(void *ctx, const void *data, size_t len)
-{
-    cap_sink *s = ctx;
-    if (s->out->len + len > s->max) {
-        s->over = 1;
-        return 0;
-    }
-    return rd_buf_append(s->out, data, len) == RD_OK ? len : 0;
-}
-
 rd_status rd_s3_get(rd_aws_client *c, const char *bucket, const char *key, size_t max_bytes, rd_buf *out,
                     rd_error *err)
 {
     rd_buf path = RD_BUF_INIT;
     rd_s3_key_path(&path, key);
-    rd_aws_request req = { 0 };
-    req.svc = &rd_svc_s3;
-    req.method = "GET";
-    req.path = rd_buf_cstr(&path);
-    req.bucket = bucket;
-    req.body_replayable = 1;
+    rd_aws_request req = s3_request("GET", bucket, rd_buf_cstr(&path));
     rd_http_response resp;
     rd_http_response_init(&resp);
     rd_status st = name_action(rd_aws_send(c, &req, &resp, err), err, "s3:GetObject", bucket, key);
     rd_buf_free(&path);
     if (st == RD_OK) {
-        if (resp.body.len > max_bytes) {
+        if (resp.body.len > max_bytes)
             st = rd_error_set(err, RD_E_REMOTE, "s3://%s/%s is larger than %zu bytes", bucket, key, max_bytes);
-        } else {
-            cap_sink s = { out, max_bytes, 0 };
-            if (resp.body.len && cap_write(&s, resp.body.data, resp.body.len) != resp.body.len)
-                st = rd_error_set(err, RD_E_INTERNAL, "out of memory");
-        }
+        else if (resp.body.len && rd_buf_append(out, resp.body.data, resp.body.len) != RD_OK)
+            st = rd_error_set(err, RD_E_INTERNAL, "out of memory");
     }
     rd_http_response_free(&resp);
     return st;
@@ -260,16 +238,11 @@ static rd_status delete_batch(rd_aws_client *c, const char *bucket, const char *
     rd_headers h = RD_HEADERS_INIT;
     rd_headers_set(&h, "Content-Type", "application/xml");
     rd_headers_set(&h, "Content-MD5", md64);
-    rd_aws_request req = { 0 };
-    req.svc = &rd_svc_s3;
-    req.method = "POST";
-    req.path = "/";
+    rd_aws_request req = s3_request("POST", bucket, "/");
     req.query = "delete=";
     req.headers = &h;
     req.body = body;
     req.body_len = (size_t)body_len;
-    req.body_replayable = 1;
-    req.bucket = bucket;
     rd_http_response resp;
     rd_http_response_init(&resp);
     rd_status st = name_action(rd_aws_send(c, &req, &resp, err), err, "s3:DeleteObject", bucket, "*");
@@ -338,13 +311,8 @@ rd_status rd_s3_prepare_get(rd_aws_client *c, const char *bucket, const char *ke
         snprintf(range, sizeof range, "bytes=%llu-", (unsigned long long)offset);
         rd_headers_set(&h, "Range", range);
     }
-    rd_aws_request req = { 0 };
-    req.svc = &rd_svc_s3;
-    req.method = "GET";
-    req.path = rd_buf_cstr(&path);
-    req.bucket = bucket;
+    rd_aws_request req = s3_request("GET", bucket, rd_buf_cstr(&path));
     req.headers = &h;
-    req.unsigned_payload = 0;
     rd_status st = rd_aws_prepare(c, &req, &u, headers, err);
     rd_headers_free(&h);
     rd_buf_free(&path);
