@@ -14,6 +14,7 @@
 #include "duckdb.h"
 #include "ingest/plan.h"
 #include "ingest/sink.h"
+#include "ingest/unload_sql.h"
 #include "redduck/ingest.h"
 #include "redduck/session.h"
 
@@ -165,13 +166,10 @@ static void run_one(runner *rn, const rd_source *s, rd_run_item *it)
         it->incremental = 1;
         st = watermark(rn, it->table, s->incremental_column, it->watermark, sizeof it->watermark, err);
         if (st == RD_OK && it->watermark[0]) {
+            /* a Redshift literal: ' and \ doubled, as in every string redduck sends */
             rd_plan_quote_ident(&filter, s->incremental_column);
             rd_buf_puts(&filter, " > '");
-            for (const char *q = it->watermark; *q; q++) {
-                if (*q == '\'')
-                    rd_buf_putc(&filter, '\'');
-                rd_buf_putc(&filter, *q);
-            }
+            rd_unload_sql_quote_literal(&filter, it->watermark);
             rd_buf_putc(&filter, '\'');
         }
     }

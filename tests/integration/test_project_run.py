@@ -153,6 +153,23 @@ class ProjectTest(Base):
                                 {"id": 5, "v": "e"}])
         self.assertStagingClean()
 
+    def test_incremental_watermark_is_quoted_as_a_redshift_literal(self):
+        # Redshift reads \\ in a string literal as one backslash and \c as c: a watermark b\c sent unescaped
+        # would become bc and skip the new row b] (which sorts between b\c and bc)
+        self.run_sql("create table keys (k varchar(10))")
+        self.run_sql("insert into keys values ('a'), ('b\\\\c')")
+        write(os.path.join(self.dir, "sources", "keys.yaml"), "sql: select k from keys\nincremental:\n  column: k\n")
+        p = self.redduck("run", self.dir, "--json")
+        self.assertEqual(p.returncode, 0, p.stderr)
+        self.assertEqual(json.loads(p.stdout)["sources"][0]["rows"], 2)
+        self.assertEqual(self.query("select max(k) as k from keys"), [{"k": "b\\c"}])
+        self.run_sql("insert into keys values ('b]')")
+        p = self.redduck("run", self.dir, "--json")
+        self.assertEqual(p.returncode, 0, p.stderr)
+        first = json.loads(p.stdout)["sources"][0]
+        self.assertEqual((first["watermark"], first["rows"]), ("b\\c", 1))
+        self.assertEqual(self.query("select k from keys order by k"), [{"k": "a"}, {"k": "b\\c"}, {"k": "b]"}])
+
     def test_explicit_keys_from_env_when_host_access_is_off(self):
         write(os.path.join(self.dir, "connectors", "wh.yaml"), """\
             type: redshift
