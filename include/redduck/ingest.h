@@ -99,6 +99,11 @@ typedef struct rd_ingest_result {
  * in the target file is untouched and the staging prefix is emptied (unless keep_staging). */
 rd_status rd_ingest(rd_session *s, const rd_ingest_options *o, rd_ingest_result *r, rd_error *err);
 
+/* RD_E_USAGE when table is one of redduck's own names (any starting with _redduck, in any case: the run
+ * history _redduck_runs and other bookkeeping live there); RD_OK otherwise. Every target table passes
+ * here (`ingest --into`, a source's table_name in `run` and `run --check`). */
+rd_status rd_ingest_check_table_name(const char *table, rd_error *err);
+
 #ifdef __cplusplus
 }
 #endif

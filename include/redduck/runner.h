@@ -37,7 +37,7 @@ typedef struct rd_run_item {
     size_t files;
     double seconds;
     int incremental;
-    char watermark[128];          /* the maximum the incremental run started from ("" for none) */
+    char *watermark;              /* owned: the maximum the incremental run started from (NULL for none) */
 } rd_run_item;
 
 typedef struct rd_run_report {

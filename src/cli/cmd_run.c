@@ -165,7 +165,7 @@ int rd_cmd_run(int argc, char **argv)
                                   (json_int_t)it->files, "seconds", it->seconds, "incremental", it->incremental);
             if (it->status != RD_OK)
                 json_object_set_new(o, "error", json_string(it->error.message));
-            if (it->watermark[0])
+            if (it->watermark)
                 json_object_set_new(o, "watermark", json_string(it->watermark));
             json_array_append_new(arr, o);
         }

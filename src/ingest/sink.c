@@ -5,9 +5,11 @@
 #include <openssl/rand.h>
 #include <stdlib.h>
 #include <string.h>
+#include <strings.h>
 #include <unistd.h>
 
 #include "duckdb.h"
+#include "redduck/ingest.h"
 
 struct rd_sink {
     duckdb_database db;
@@ -51,6 +53,17 @@ static int ident_ok(const char *t)
     return 1;
 }
 
+rd_status rd_ingest_check_table_name(const char *table, rd_error *err)
+{
+    static const char reserved[] = "_redduck";
+    if (table && strncasecmp(table, reserved, sizeof reserved - 1) == 0)
+        return rd_error_set(err, RD_E_USAGE,
+                            "the table name '%.64s' is reserved: names starting with _redduck hold redduck's own "
+                            "records (run history, staging); choose another name",
+                            table);
+    return RD_OK;
+}
+
 rd_status rd_sink_parse_into(const char *into, const char *default_table, char **path, char **table,
                              rd_error *err)
 {
@@ -66,6 +79,9 @@ rd_status rd_sink_parse_into(const char *into, const char *default_table, char *
     if (!ident_ok(t))
         return rd_error_set(err, RD_E_USAGE, "'%s' is not a usable table name (write FILE.duckdb:table)",
                             t ? t : "");
+    rd_status st = rd_ingest_check_table_name(t, err);
+    if (st != RD_OK)
+        return st;
     *path = colon ? strndup(into, (size_t)(colon - into)) : strdup(into);
     *table = strdup(t);
     if (!*path || !*table || !**path) {

@@ -18,6 +18,7 @@
 #include <unistd.h>
 
 #include "redduck/buf.h"
+#include "redduck/ingest.h"
 
 #define DEFAULT_DUCKDB "data/redduck.duckdb"
 #define DEFAULT_DATABASE "dev"
@@ -988,6 +989,10 @@ static rd_status load_source(rd_project *p, const char *file, const char *name, 
     } else if (!plain_identifier(s->table_name))
         return cfg_error(&c, ln.table_name, "`table_name` must be a plain identifier (letters, digits, _; not "
                          "starting with a digit), not `%.64s`", s->table_name);
+    rd_error reserved = { 0 };
+    if (rd_ingest_check_table_name(s->table_name, &reserved) != RD_OK)
+        return cfg_error(&c, ln.table_name ? ln.table_name : 1, "%s%s", reserved.message,
+                         ln.table_name ? "" : " (set `table_name:` or rename the file)");
 
     if (s->connector) {
         if (!rd_project_connector(p, s->connector)) {

@@ -31,6 +31,8 @@ typedef struct runner {
 
 void rd_run_report_free(rd_run_report *r)
 {
+    for (size_t i = 0; r->items && i < r->count; i++)
+        free(r->items[i].watermark);
     free(r->items);
     r->items = NULL;
     r->count = r->failed = 0;
@@ -51,10 +53,11 @@ static const char runs_ddl[] =
     "finished_at TIMESTAMPTZ, status VARCHAR, rows BIGINT, bytes BIGINT, files INTEGER, seconds DOUBLE, "
     "incremental BOOLEAN, watermark VARCHAR, error VARCHAR)";
 
-/* The table's current maximum of col as text, "" when the table does not exist or is empty. */
-static rd_status watermark(runner *rn, const char *table, const char *col, char *out, size_t len, rd_error *err)
+/* The table's current maximum of col as text (*out NULL when the table does not exist or is empty; else
+ * owned by the caller, any length). */
+static rd_status watermark(runner *rn, const char *table, const char *col, char **out, rd_error *err)
 {
-    out[0] = '\0';
+    *out = NULL;
     duckdb_connection c;
     if (duckdb_connect(rn->db, &c) != DuckDBSuccess)
         return rd_error_set(err, RD_E_IO, "cannot connect to %s", rn->p->duckdb_path);
@@ -72,8 +75,8 @@ static rd_status watermark(runner *rn, const char *table, const char *col, char 
                               duckdb_result_error(&r));
         } else {
             char *v = duckdb_value_varchar(&r, 0, 0);
-            if (v)
-                snprintf(out, len, "%s", v);
+            if (v && *v && !(*out = strdup(v)))
+                st = rd_error_set(err, RD_E_INTERNAL, "out of memory");
             duckdb_free(v);
         }
         duckdb_destroy_result(&r);
@@ -83,14 +86,19 @@ static rd_status watermark(runner *rn, const char *table, const char *col, char 
     return st;
 }
 
-static void record(runner *rn, const rd_source *s, const rd_run_item *it, time_t started)
+/* Appends the run to _redduck_runs. A failure is returned (never swallowed): the caller reports it. */
+static rd_status record(runner *rn, const rd_source *s, const rd_run_item *it, time_t started, rd_error *err)
 {
     duckdb_connection c;
     if (duckdb_connect(rn->db, &c) != DuckDBSuccess)
-        return;
+        return rd_error_set(err, RD_E_IO, "cannot connect to %s to record the run", rn->p->duckdb_path);
     duckdb_prepared_statement ps;
+    rd_status st = RD_OK;
     if (duckdb_prepare(c, "INSERT INTO _redduck_runs VALUES ($1, $2, to_timestamp($3), now(), $4, $5, $6, $7, $8, "
-                          "$9, $10, $11)", &ps) == DuckDBSuccess) {
+                          "$9, $10, $11)", &ps) != DuckDBSuccess) {
+        st = rd_error_set(err, RD_E_IO, "recording the run in _redduck_runs of %s: %s", rn->p->duckdb_path,
+                          duckdb_prepare_error(ps));
+    } else {
         duckdb_bind_varchar(ps, 1, s->name);
         duckdb_bind_varchar(ps, 2, it->table);
         duckdb_bind_int64(ps, 3, (int64_t)started);
@@ -100,7 +108,7 @@ static void record(runner *rn, const rd_source *s, const rd_run_item *it, time_t
         duckdb_bind_int32(ps, 7, (int32_t)it->files);
         duckdb_bind_double(ps, 8, it->seconds);
         duckdb_bind_boolean(ps, 9, it->incremental);
-        if (it->watermark[0])
+        if (it->watermark)
             duckdb_bind_varchar(ps, 10, it->watermark);
         else
             duckdb_bind_null(ps, 10);
@@ -109,11 +117,14 @@ static void record(runner *rn, const rd_source *s, const rd_run_item *it, time_t
         else
             duckdb_bind_null(ps, 11);
         duckdb_result r;
-        duckdb_execute_prepared(ps, &r);
+        if (duckdb_execute_prepared(ps, &r) != DuckDBSuccess)
+            st = rd_error_set(err, RD_E_IO, "recording the run in _redduck_runs of %s: %s", rn->p->duckdb_path,
+                              duckdb_result_error(&r));
         duckdb_destroy_result(&r);
     }
     duckdb_destroy_prepare(&ps);
     duckdb_disconnect(&c);
+    return st;
 }
 
 static int nonempty(const char *s)
@@ -164,8 +175,8 @@ static void run_one(runner *rn, const rd_source *s, rd_run_item *it)
     rd_buf into = RD_BUF_INIT, filter = RD_BUF_INIT;
     if (st == RD_OK && s->incremental_column) {
         it->incremental = 1;
-        st = watermark(rn, it->table, s->incremental_column, it->watermark, sizeof it->watermark, err);
-        if (st == RD_OK && it->watermark[0]) {
+        st = watermark(rn, it->table, s->incremental_column, &it->watermark, err);
+        if (st == RD_OK && it->watermark) {
             /* a Redshift literal: ' and \ doubled, as in every string redduck sends */
             rd_plan_quote_ident(&filter, s->incremental_column);
             rd_buf_puts(&filter, " > '");
@@ -214,7 +225,19 @@ static void run_one(runner *rn, const rd_source *s, rd_run_item *it)
     it->bytes = res.bytes;
     it->files = res.files;
     it->seconds = rd_monotonic_seconds() - t0;
-    record(rn, s, it, started);
+    rd_error rec_err = { 0 };
+    if (record(rn, s, it, started, &rec_err) != RD_OK) {
+        /* the history is part of the result: a run that cannot be recorded is reported as failed */
+        if (st == RD_OK) {
+            it->status = rec_err.code;
+            rd_error_set(err, rec_err.code, "source %s (%s): loaded %llu rows into %s, but %s", s->name, s->file,
+                         (unsigned long long)res.rows, it->table, rec_err.message);
+        } else {
+            char first[RD_ERROR_MSG_MAX];
+            snprintf(first, sizeof first, "%s", err->message);
+            rd_error_set(err, st, "%s; and %s", first, rec_err.message);
+        }
+    }
 }
 
 static void *worker(void *arg)

@@ -14,6 +14,7 @@ import unittest
 import boto3
 
 from emulator_fixture import REDDUCK, Emulator, wait_until
+from test_query import create_database
 
 ADMIN = ("AKIDADMIN", "admin-secret")
 DENIED = {
@@ -169,6 +170,59 @@ class ProjectTest(Base):
         first = json.loads(p.stdout)["sources"][0]
         self.assertEqual((first["watermark"], first["rows"]), ("b\\c", 1))
         self.assertEqual(self.query("select k from keys order by k"), [{"k": "a"}, {"k": "b\\c"}, {"k": "b]"}])
+
+    def test_incremental_watermark_of_any_length(self):
+        # a watermark was cut to 127 bytes: every run re-fetched everything and appended duplicates
+        prefix = "p" * 300
+        self.run_sql("create table longkeys (k varchar(400))")
+        self.run_sql("insert into longkeys values ('%s1'), ('%s2'), ('%s3')" % (prefix, prefix, prefix))
+        write(os.path.join(self.dir, "sources", "longkeys.yaml"),
+              "sql: select k from longkeys\nincremental:\n  column: k\n")
+        for expected in (3, 0, 0):
+            p = self.redduck("run", self.dir, "--json")
+            self.assertEqual(p.returncode, 0, p.stderr)
+            self.assertEqual(json.loads(p.stdout)["sources"][0]["rows"], expected)
+        self.assertEqual(json.loads(p.stdout)["sources"][0]["watermark"], prefix + "3")
+        self.assertEqual(self.query("select count(*) as n, count(distinct k) as d from longkeys"), [{"n": 3, "d": 3}])
+        runs = self.query("select watermark from _redduck_runs order by finished_at")
+        self.assertEqual([r["watermark"] for r in runs], [None, prefix + "3", prefix + "3"])
+
+    def test_reserved_table_names_are_refused(self):
+        env = self.env()
+        env["AWS_ENDPOINT_URL"] = "http://127.0.0.1:9"  # refused before any AWS call
+        for name in ("_redduck_runs", "_REDDUCK_anything"):
+            with self.subTest(name=name):
+                write(os.path.join(self.dir, "sources", "hist.yaml"), "connector: wh\nsql: select 1\ntable_name: %s\n"
+                      % name)
+                for args in (("run", self.dir, "--check"), ("run", self.dir)):
+                    p = self.redduck(*args, env=env)
+                    self.assertEqual(p.returncode, 1, p.stdout + p.stderr)
+                    self.assertIn("hist.yaml:3", p.stderr)
+                    self.assertIn("reserved", p.stderr)
+                p = self.redduck("ingest", "--workgroup", "demo", "--sql", "select 1", "--into",
+                                 os.path.join(self.dir, "x.duckdb:" + name), env=env)
+                self.assertEqual(p.returncode, 2, p.stderr)
+                self.assertIn("reserved", p.stderr)
+                self.assertFalse(os.path.exists(os.path.join(self.dir, "x.duckdb")))
+        # a file named after a reserved name needs table_name
+        os.remove(os.path.join(self.dir, "sources", "hist.yaml"))
+        write(os.path.join(self.dir, "sources", "_redduck_runs.yaml"), "connector: wh\nsql: select 1\n")
+        p = self.redduck("run", self.dir, "--check", env=env)
+        self.assertEqual(p.returncode, 1, p.stdout + p.stderr)
+        self.assertIn("reserved", p.stderr)
+        self.assertIn("table_name", p.stderr)
+
+    def test_a_failed_history_write_fails_the_run(self):
+        # _redduck_runs exists with another shape: the INSERT fails, and the run must say so (it exited 0)
+        os.makedirs(os.path.join(self.dir, "data"))
+        create_database(os.path.join(self.dir, "data", "t.duckdb"), ["create table _redduck_runs (x integer)"])
+        write(os.path.join(self.dir, "sources", "one.yaml"), "connector: wh\nsql: select 1 as x\nvia: data-api\n")
+        p = self.redduck("run", self.dir, "--json")
+        self.assertEqual(p.returncode, 101, p.stderr)
+        item = json.loads(p.stdout)["sources"][0]
+        self.assertEqual(item["status"], "failed")
+        self.assertIn("_redduck_runs", item["error"])
+        self.assertIn("loaded 1 rows into one", item["error"])
 
     def test_explicit_keys_from_env_when_host_access_is_off(self):
         write(os.path.join(self.dir, "connectors", "wh.yaml"), """\
