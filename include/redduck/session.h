@@ -20,6 +20,7 @@ typedef struct rd_session rd_session;
 typedef struct rd_session_options {
     const char *profile;           /* --profile, or NULL (AWS_PROFILE / default) */
     const char *region;            /* --region, or NULL */
+    const char *region_source;     /* where `region` came from, for messages ("connector dev"); NULL: "--region" */
     const char *endpoint_url;      /* --endpoint-url, or NULL */
     const char *access_key_id;     /* explicit keys (flags, project .env), or NULL */
     const char *secret_access_key;
@@ -29,7 +30,9 @@ typedef struct rd_session_options {
 } rd_session_options;
 
 /* Reads the config files (a malformed one is RD_E_CONFIG naming file and line) and builds the chain.
- * Does not contact AWS. */
+ * Does not contact AWS. A region that is not a valid region name (whichever source it came from) is
+ * RD_E_USAGE naming the source; a CA bundle (AWS_CA_BUNDLE, the profile's ca_bundle) that does not exist
+ * is RD_E_CONFIG naming the file. */
 rd_status rd_session_new(const rd_session_options *opts, rd_session **out, rd_error *err);
 void rd_session_free(rd_session *s);
 

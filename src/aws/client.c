@@ -11,6 +11,7 @@
 
 #include <openssl/rand.h>
 
+#include "aws/parse.h"
 #include "redduck/sigv4.h"
 
 static const char *const throttling_codes[] = {
@@ -117,13 +118,6 @@ char *rd_xml_find_text(xmlNodePtr root, const char *name)
     return s;
 }
 
-static xmlDocPtr parse_xml(const char *data, size_t len)
-{
-    if (!data || len == 0 || len > 64 * 1024 * 1024)
-        return NULL;
-    return xmlReadMemory(data, (int)len, NULL, NULL, XML_PARSE_NONET | XML_PARSE_NOERROR | XML_PARSE_NOWARNING);
-}
-
 static const char *status_code_name(int status)
 {
     switch (status) {
@@ -146,8 +140,9 @@ void rd_aws_parse_error(const rd_aws_service *svc, const rd_http_response *resp,
     size_t len = resp->body.len;
     if (svc->protocol == RD_PROTO_JSON11 || svc->protocol == RD_PROTO_REST_JSON) {
         const char *et = rd_headers_get(&resp->headers, "x-amzn-ErrorType");
-        json_error_t jerr;
-        json_t *o = len ? json_loadb(body, len, 0, &jerr) : NULL;
+        json_t *o = NULL;
+        if (len)
+            rd_json_parse_object(body, len, RD_E_REMOTE, "the error reply", &o, NULL); /* no JSON: no code */
         const char *type = json_string_value(json_object_get(o, "__type"));
         if (!type)
             type = json_string_value(json_object_get(o, "code"));
@@ -167,8 +162,8 @@ void rd_aws_parse_error(const rd_aws_service *svc, const rd_http_response *resp,
             snprintf(message, msg_len, "%s", m);
         json_decref(o);
     } else {
-        xmlDocPtr doc = parse_xml(body, len);
-        if (doc) {
+        xmlDocPtr doc = NULL;
+        if (len && rd_xml_parse(body, len, RD_E_REMOTE, "the error reply", &doc, NULL) == RD_OK) {
             xmlNodePtr root = xmlDocGetRootElement(doc);
             char *c = rd_xml_find_text(root, "Code");
             char *m = rd_xml_find_text(root, "Message");
@@ -381,6 +376,8 @@ rd_status rd_aws_send(rd_aws_client *c, const rd_aws_request *req, rd_http_respo
         int retryable = 0;
         char code[96] = "", message[512] = "";
         if (st != RD_OK) {
+            /* resets and timeouts are retried; a certificate problem (RD_E_CONFIG from the transport, see
+             * rd_http_tls_failure) fails at once: it would fail the same way again */
             retryable = st == RD_E_NETWORK;
         } else if (resp->status >= 200 && resp->status < 300) {
             st = RD_OK;
@@ -436,11 +433,12 @@ rd_status rd_aws_json_call(rd_aws_client *c, const rd_aws_service *svc, const ch
     rd_http_response_init(&resp);
     rd_status st = rd_aws_send(c, &req, &resp, err);
     if (st == RD_OK) {
-        json_error_t jerr;
-        json_t *o = resp.body.len ? json_loadb(resp.body.data, resp.body.len, 0, &jerr) : json_object();
-        if (!o)
-            st = rd_error_set(err, RD_E_REMOTE, "%s %s: the reply is not JSON (%s)", svc->id, operation, jerr.text);
-        else
+        char what[160];
+        snprintf(what, sizeof what, "the %s %s reply", svc->id, operation);
+        json_t *o = NULL;
+        if (!resp.body.len)
+            *output = json_object();
+        else if ((st = rd_json_parse_object(resp.body.data, resp.body.len, RD_E_REMOTE, what, &o, err)) == RD_OK)
             *output = o;
     } else if (err) {
         rd_error_prefix(err, "%s: ", operation);
@@ -480,10 +478,10 @@ rd_status rd_aws_query_call(rd_aws_client *c, const rd_aws_service *svc, const c
     rd_http_response_init(&resp);
     rd_status st = rd_aws_send(c, &req, &resp, err);
     if (st == RD_OK) {
-        xmlDocPtr doc = parse_xml(resp.body.data, resp.body.len);
-        if (!doc)
-            st = rd_error_set(err, RD_E_REMOTE, "%s %s: the reply is not XML", svc->id, action);
-        else
+        char what[160];
+        snprintf(what, sizeof what, "the %s %s reply", svc->id, action);
+        xmlDocPtr doc = NULL;
+        if ((st = rd_xml_parse(resp.body.data, resp.body.len, RD_E_REMOTE, what, &doc, err)) == RD_OK)
             *output = doc;
     } else if (err) {
         rd_error_prefix(err, "%s: ", action);

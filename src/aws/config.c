@@ -3,9 +3,11 @@
  * "[sso-session NAME]", "[services NAME]"; in the credentials file every section is a profile. */
 #include "aws/config.h"
 
+#include <errno.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 
 #include "aws/ini.h"
 #include "redduck/buf.h"
@@ -31,6 +33,34 @@ static char *expand_user(const char *path)
         }
     }
     return strdup(path);
+}
+
+rd_status rd_aws_ca_bundle(const rd_aws_config *cfg, const char *profile, char **path, rd_error *err)
+{
+    *path = NULL;
+    const char *v = getenv("AWS_CA_BUNDLE");
+    char source[300] = "AWS_CA_BUNDLE";
+    if (!v || !*v) {
+        v = cfg && profile ? rd_aws_config_profile_get(cfg, profile, "ca_bundle") : NULL;
+        if (!v || !*v)
+            return RD_OK;
+        snprintf(source, sizeof source, "ca_bundle of profile '%s' in %s", profile,
+                 cfg->config_path ? cfg->config_path : "the config file");
+    }
+    char *file = expand_user(v);
+    if (!file)
+        return rd_error_set(err, RD_E_INTERNAL, "out of memory");
+    if (access(file, R_OK) != 0) {
+        int e = errno;
+        rd_status st = rd_error_set(err, RD_E_CONFIG,
+                                    "the CA bundle %s (from %s) %s: fix the path, or unset it to use the system's "
+                                    "certificates",
+                                    file, source, e == ENOENT || e == ENOTDIR ? "does not exist" : strerror(e));
+        free(file);
+        return st;
+    }
+    *path = file;
+    return RD_OK;
 }
 
 static rd_status load_one(const char *path, rd_ini **out, rd_error *err)

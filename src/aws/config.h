@@ -41,6 +41,11 @@ const char *rd_aws_config_nested_get(const rd_aws_config *cfg, const char *kind,
  * Returns a malloc'd string. */
 char *rd_aws_config_describe(const rd_aws_config *cfg, const char *profile, const char *key);
 
+/* The CA bundle to trust, as botocore finds it: AWS_CA_BUNDLE, else the profile's ca_bundle ("~" expanded;
+ * empty counts as unset). *path is malloc'd (NULL when neither is set: the system's CAs). A file that does
+ * not exist or cannot be read is RD_E_CONFIG naming the file and where it came from. */
+rd_status rd_aws_ca_bundle(const rd_aws_config *cfg, const char *profile, char **path, rd_error *err);
+
 /* Paths actually used (for messages). Borrowed; may be NULL. */
 const char *rd_aws_config_config_path(const rd_aws_config *cfg);
 const char *rd_aws_config_credentials_path(const rd_aws_config *cfg);

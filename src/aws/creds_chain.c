@@ -7,6 +7,7 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <jansson.h>
+#include <openssl/crypto.h>
 #include <poll.h>
 #include <pthread.h>
 #include <signal.h>
@@ -20,6 +21,7 @@
 #include <unistd.h>
 
 #include "aws/client.h"
+#include "aws/parse.h"
 #include "core/timeutil.h"
 #include "redduck/buf.h"
 #include "services/sts.h"
@@ -283,13 +285,10 @@ static void free_argv(char **argv)
 
 rd_status rd_creds_parse_process_output(const char *json, size_t len, rd_credentials *out, rd_error *err)
 {
-    json_error_t jerr;
-    json_t *o = json_loadb(json, len, 0, &jerr);
-    rd_status st = RD_OK;
-    if (!json_is_object(o)) {
-        st = rd_error_set(err, RD_E_AUTH, "the output is not a JSON object (line %d: %s)", jerr.line, jerr.text);
+    json_t *o = NULL;
+    rd_status st = rd_json_parse_object(json, len, RD_E_AUTH, "the output", &o, err);
+    if (st != RD_OK)
         goto out;
-    }
     json_t *version = json_object_get(o, "Version");
     if (!json_is_integer(version) || json_integer_value(version) != 1) {
         st = rd_error_set(err, RD_E_AUTH, "unsupported Version in the output (supported: 1)");
@@ -390,6 +389,7 @@ static rd_status run_process(char **argv, rd_buf *out, rd_buf *errout, int *exit
                 rd_buf_append(b, chunk, (size_t)r);
         }
     }
+    OPENSSL_cleanse(chunk, sizeof chunk); /* the last read of stdout may hold the secret */
     for (int i = 0; i < 2; i++)
         if (fds[i].fd >= 0)
             close(fds[i].fd);

@@ -6,6 +6,7 @@
 #include <ctype.h>
 #include <errno.h>
 #include <jansson.h>
+#include <openssl/crypto.h>
 #include <openssl/evp.h>
 #include <pwd.h>
 #include <stdio.h>
@@ -18,6 +19,7 @@
 
 #include "aws/client.h"
 #include "aws/creds_chain.h"
+#include "aws/parse.h"
 #include "core/timeutil.h"
 #include "services/sso.h"
 #include "services/sts.h"
@@ -395,12 +397,23 @@ static rd_status sso_get(rd_creds_provider *base, rd_credentials *out, rd_error 
     rd_buf text = RD_BUF_INIT;
     int rc = read_small_file(rd_buf_cstr(&path), &text);
     rd_log_write(p->ctx->log, RD_LOG_DEBUG, "SSO token cache %s: %s", rd_buf_cstr(&path), rc ? strerror(rc) : "read");
-    rd_buf_free(&path);
     json_t *doc = NULL;
     if (!rc) {
-        json_error_t jerr;
-        doc = json_loadb(rd_buf_cstr(&text), text.len, 0, &jerr);
+        rd_buf what = RD_BUF_INIT;
+        rd_buf_printf(&what, "the SSO token cache file %s", rd_buf_cstr(&path));
+        rd_error perr;
+        rd_error_clear(&perr);
+        rd_status pst = rd_json_parse_object(rd_buf_cstr(&text), text.len, RD_E_AUTH, rd_buf_cstr(&what), &doc,
+                                             &perr);
+        rd_buf_free(&what);
+        if (pst != RD_OK) {
+            rd_buf_free_secure(&text);
+            rd_buf_free(&path);
+            return rd_error_set(err, pst, "profile '%s': %s; run `aws sso login --profile %s`", profile,
+                                perr.message, profile);
+        }
     }
+    rd_buf_free(&path);
     rd_buf_free_secure(&text);
     const char *token = json_string_value(json_object_get(doc, "accessToken"));
     const char *expires = json_string_value(json_object_get(doc, "expiresAt"));
@@ -577,8 +590,7 @@ static rd_status container_auth_token(char **token, rd_error *err)
     if (!*token)
         return oom(err);
     if (strpbrk(*token, "\r\n")) {
-        size_t n = strlen(*token);
-        memset(*token, 0, n);
+        OPENSSL_cleanse(*token, strlen(*token));
         free(*token);
         *token = NULL;
         return rd_error_set(err, RD_E_CONFIG,
@@ -592,15 +604,13 @@ static rd_status container_auth_token(char **token, rd_error *err)
 static void free_secret(char *s)
 {
     if (s) {
-        memset(s, 0, strlen(s));
+        OPENSSL_cleanse(s, strlen(s));
         free(s);
     }
 }
 
-static rd_status container_parse(const rd_buf *body, rd_credentials *out, const char *source, rd_error *err)
+static rd_status container_parse(const json_t *o, rd_credentials *out, const char *source, rd_error *err)
 {
-    json_error_t jerr;
-    json_t *o = json_loadb(rd_buf_cstr(body), body->len, 0, &jerr);
     const char *key = json_string_value(json_object_get(o, "AccessKeyId"));
     const char *secret = json_string_value(json_object_get(o, "SecretAccessKey"));
     const char *token = json_string_value(json_object_get(o, "Token"));
@@ -633,7 +643,6 @@ static rd_status container_parse(const rd_buf *body, rd_credentials *out, const 
             *out = cr;
         }
     }
-    json_decref(o);
     return st;
 }
 
@@ -684,17 +693,16 @@ static rd_status container_get(rd_creds_provider *base, rd_credentials *out, rd_
         st = plain_send(p->ctx, "GET", rd_buf_cstr(&url), &h, CONTAINER_TIMEOUT_MS, &resp, &last);
         if (st == RD_OK) {
             if (resp.status == 200) {
-                rd_error perr;
-                rd_error_clear(&perr);
-                json_error_t jerr;
-                json_t *probe = json_loadb(rd_buf_cstr(&resp.body), resp.body.len, 0, &jerr);
-                if (probe) {
-                    json_decref(probe);
-                    st = container_parse(&resp.body, out, var, err);
+                char what[900];
+                snprintf(what, sizeof what, "the reply of %s", target);
+                json_t *o = NULL;
+                st = rd_json_parse_object(resp.body.data, resp.body.len, RD_E_REMOTE, what, &o, &last);
+                if (st == RD_OK) {
+                    st = container_parse(o, out, var, err);
+                    json_decref(o);
                     break;
                 }
-                st = rd_error_set(&last, RD_E_REMOTE,
-                                  "Unable to parse JSON returned from container metadata services (%s)", target);
+                rd_error_prefix(&last, "Unable to parse JSON returned from container metadata services: ");
             } else {
                 int refused = resp.status == 401 || resp.status == 403;
                 st = rd_error_set(&last, refused ? RD_E_DENIED : RD_E_REMOTE,
@@ -715,11 +723,8 @@ static rd_status container_get(rd_creds_provider *base, rd_credentials *out, rd_
         }
         sleep_ms(CONTAINER_SLEEP_MS);
     }
-    rd_http_response_free(&resp);
-    for (size_t i = 0; i < h.count; i++)
-        if (h.items[i].value)
-            memset(h.items[i].value, 0, strlen(h.items[i].value));
-    rd_headers_free(&h);
+    rd_http_response_free(&resp); /* cleanses the body, which held the credentials */
+    rd_headers_free(&h);          /* cleanses the values (the Authorization token) */
     rd_buf_free(&url);
     return st;
 }
@@ -899,10 +904,12 @@ static rd_status imds_get(const rd_creds_ctx *ctx, const imds_settings *s, const
             continue;
         }
         if (want_json) {
-            json_error_t jerr;
-            json_t *probe = json_loadb(resp.body.data, resp.body.len, 0, &jerr);
-            if (!probe) {
-                rd_log_write(ctx->log, RD_LOG_DEBUG, "EC2 metadata returned invalid JSON");
+            json_t *probe = NULL;
+            rd_error perr;
+            rd_error_clear(&perr);
+            if (rd_json_parse_object(resp.body.data, resp.body.len, RD_E_REMOTE, "EC2 metadata's reply", &probe,
+                                     &perr) != RD_OK) {
+                rd_log_write(ctx->log, RD_LOG_DEBUG, "%s", perr.message);
                 continue;
             }
             json_decref(probe);
@@ -915,9 +922,7 @@ static rd_status imds_get(const rd_creds_ctx *ctx, const imds_settings *s, const
         break;
     }
     rd_http_response_free(&resp);
-    for (size_t i = 0; i < h.count; i++)
-        memset(h.items[i].value, 0, strlen(h.items[i].value));
-    rd_headers_free(&h);
+    rd_headers_free(&h); /* cleanses the IMDS token */
     return st;
 }
 
@@ -961,8 +966,8 @@ static rd_status imds_get_credentials(rd_creds_provider *base, rd_credentials *o
                                    : rd_error_set(err, RD_E_NOT_FOUND,
                                                   "no IAM role credentials from EC2 instance metadata at %s", s.base);
     }
-    json_error_t jerr;
-    json_t *o = json_loadb(body.data, body.len, 0, &jerr);
+    json_t *o = NULL;
+    rd_json_parse_object(body.data, body.len, RD_E_REMOTE, "EC2 metadata's reply", &o, NULL); /* checked above */
     rd_buf_free_secure(&body);
     const char *key = json_string_value(json_object_get(o, "AccessKeyId"));
     const char *secret = json_string_value(json_object_get(o, "SecretAccessKey"));

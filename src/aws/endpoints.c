@@ -57,10 +57,40 @@ static rd_status set_custom(rd_endpoint *out, const char *url, const char *sourc
     return RD_OK;
 }
 
+rd_status rd_aws_region_check(const char *region, const char *source, rd_error *err)
+{
+    size_t n = region ? strlen(region) : 0;
+    int ok = n >= 1 && n <= 63;
+    for (size_t i = 0; ok && i < n; i++) {
+        char c = region[i];
+        int alnum = (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9');
+        if (!alnum && !(c == '-' && i > 0 && i + 1 < n))
+            ok = 0;
+    }
+    if (ok)
+        return RD_OK;
+    /* quoted with non-printing bytes as '?', so the message cannot forge terminal output */
+    char shown[68];
+    size_t m = 0;
+    for (size_t i = 0; region && region[i] && m < 64; i++)
+        shown[m++] = region[i] >= 0x20 && region[i] < 0x7f ? region[i] : '?';
+    shown[m] = '\0';
+    return rd_error_set(err, RD_E_USAGE,
+                        "the region '%s%s' from %s is not a valid AWS region name: use letters, digits and '-' "
+                        "only, e.g. us-east-1",
+                        shown, region && strlen(region) > m ? "..." : "", source ? source : "the configuration");
+}
+
 rd_status rd_endpoint_resolve(const rd_aws_service *svc, const char *region, const char *cli_endpoint_url,
                               const rd_aws_config *cfg, const char *profile, rd_endpoint *out, rd_error *err)
 {
     memset(out, 0, sizeof *out);
+    /* the region also reaches the signature's scope, so it is checked whichever endpoint is used */
+    if (region && *region) {
+        rd_status st = rd_aws_region_check(region, "the request", err);
+        if (st != RD_OK)
+            return st;
+    }
     if (cli_endpoint_url && *cli_endpoint_url)
         return set_custom(out, cli_endpoint_url, "--endpoint-url", err);
 

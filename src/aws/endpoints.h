@@ -41,8 +41,14 @@ typedef struct rd_endpoint {
     char source[160];    /* where it came from: "--endpoint-url", "AWS_ENDPOINT_URL_S3", "profile dev", ... */
 } rd_endpoint;
 
+/* A region goes into hostnames (https://sts.REGION.amazonaws.com): it must be a name as botocore accepts
+ * it, ^[a-zA-Z0-9](?:[a-zA-Z0-9-]{0,61}[a-zA-Z0-9])?$, or a request could be signed and sent (session token
+ * included) to another host. RD_E_USAGE naming `source` ("--region", "AWS_REGION", ...) otherwise. */
+rd_status rd_aws_region_check(const char *region, const char *source, rd_error *err);
+
 /* cli_endpoint_url: the --endpoint-url flag or NULL. cfg/profile may be NULL. region is required for the
- * AWS default. RD_E_CONFIG for a malformed configured URL (names where it came from). */
+ * AWS default. RD_E_CONFIG for a malformed configured URL (names where it came from); RD_E_USAGE for a
+ * region that is not a valid name (rd_aws_region_check), whichever endpoint is chosen. */
 rd_status rd_endpoint_resolve(const rd_aws_service *svc, const char *region, const char *cli_endpoint_url,
                               const struct rd_aws_config *cfg, const char *profile, rd_endpoint *out,
                               rd_error *err);

@@ -5,6 +5,7 @@
 
 #include <ctype.h>
 #include <curl/curl.h>
+#include <openssl/crypto.h>
 #include <pthread.h>
 #include <stdlib.h>
 #include <string.h>
@@ -20,6 +21,7 @@ typedef struct curl_transport {
     long connect_timeout_ms;
     long timeout_ms;
     char *user_agent;
+    char *ca_bundle;
     const rd_log *log;
 } curl_transport;
 
@@ -34,6 +36,9 @@ void rd_http_response_reset(rd_http_response *r)
 {
     r->status = 0;
     rd_headers_free(&r->headers);
+    /* a failed attempt's body may hold credentials: wipe it, not just forget it */
+    if (r->body.data)
+        OPENSSL_cleanse(r->body.data, r->body.cap);
     rd_buf_reset(&r->body);
 }
 
@@ -42,7 +47,7 @@ void rd_http_response_free(rd_http_response *r)
     if (!r)
         return;
     rd_headers_free(&r->headers);
-    rd_buf_free(&r->body);
+    rd_buf_free_secure(&r->body);
     r->status = 0;
 }
 
@@ -170,8 +175,12 @@ static rd_status curl_send(rd_http_transport *base, const rd_http_request *req, 
     curl_easy_setopt(h, CURLOPT_TIMEOUT_MS, req->timeout_ms > 0 ? req->timeout_ms : t->timeout_ms);
     curl_easy_setopt(h, CURLOPT_LOW_SPEED_LIMIT, 1L);
     curl_easy_setopt(h, CURLOPT_LOW_SPEED_TIME, 30L);
-    curl_easy_setopt(h, CURLOPT_SSL_VERIFYPEER, 1L);
-    curl_easy_setopt(h, CURLOPT_SSL_VERIFYHOST, 2L);
+    if (rd_http_apply_tls(h, t->ca_bundle) != RD_OK) {
+        curl_slist_free_all(hl);
+        pool_give(t, h);
+        return rd_error_set(err, RD_E_INTERNAL, "libcurl refused the TLS settings (CA bundle %s)",
+                            t->ca_bundle ? t->ca_bundle : "of the system");
+    }
     curl_easy_setopt(h, CURLOPT_FOLLOWLOCATION, 0L);
     curl_easy_setopt(h, CURLOPT_TCP_KEEPALIVE, 1L);
     curl_easy_setopt(h, CURLOPT_PROTOCOLS_STR, "http,https");
@@ -197,8 +206,11 @@ static rd_status curl_send(rd_http_transport *base, const rd_http_request *req, 
     if (rc != CURLE_OK) {
         char host[256];
         url_host(req->url, host, sizeof host);
+        char tls[RD_ERROR_MSG_MAX];
         if (x.sink_failed || rc == CURLE_WRITE_ERROR)
             st = rd_error_set(err, RD_E_IO, "receiving from %s: the local sink refused the data", host);
+        else if (rd_http_tls_failure(rc, req->url, t->ca_bundle, errbuf, tls, sizeof tls))
+            st = rd_error_set(err, RD_E_CONFIG, "%s %s: %s", m, host, tls);
         else
             st = rd_error_set(err, RD_E_NETWORK, "%s %s: %s", m, host, errbuf[0] ? errbuf : curl_easy_strerror(rc));
         if (err)
@@ -217,6 +229,7 @@ static void curl_destroy(rd_http_transport *base)
         curl_easy_cleanup(t->pool[i]);
     pthread_mutex_destroy(&t->lock);
     free(t->user_agent);
+    free(t->ca_bundle);
     free(t);
 }
 
@@ -240,6 +253,10 @@ rd_status rd_http_curl_new(const rd_http_options *opts, rd_http_transport **out,
     t->timeout_ms = opts && opts->timeout_ms > 0 ? opts->timeout_ms : 120000;
     t->user_agent = strdup(opts && opts->user_agent ? opts->user_agent : RD_USER_AGENT_PRODUCT "/" RD_VERSION);
     t->log = opts ? opts->log : NULL;
+    if (opts && opts->ca_bundle && !(t->ca_bundle = strdup(opts->ca_bundle))) {
+        curl_destroy(&t->base);
+        return rd_error_set(err, RD_E_INTERNAL, "out of memory");
+    }
     *out = &t->base;
     return RD_OK;
 }
@@ -253,6 +270,52 @@ void rd_http_transport_free(rd_http_transport *t)
 {
     if (t)
         t->vt->destroy(t);
+}
+
+rd_status rd_http_apply_tls(CURL *h, const char *ca_bundle)
+{
+    /* verification is never switched off, whatever the configuration */
+    if (curl_easy_setopt(h, CURLOPT_SSL_VERIFYPEER, 1L) != CURLE_OK ||
+        curl_easy_setopt(h, CURLOPT_SSL_VERIFYHOST, 2L) != CURLE_OK)
+        return RD_E_INTERNAL;
+    if (ca_bundle && *ca_bundle && curl_easy_setopt(h, CURLOPT_CAINFO, ca_bundle) != CURLE_OK)
+        return RD_E_INTERNAL;
+    return RD_OK;
+}
+
+int rd_http_tls_failure(CURLcode rc, const char *url, const char *ca_bundle, const char *detail, char *msg,
+                        size_t msg_len)
+{
+    char host[256];
+    url_host(url ? url : "", host, sizeof host);
+    const char *why = detail && *detail ? detail : curl_easy_strerror(rc);
+    switch (rc) {
+    case CURLE_PEER_FAILED_VERIFICATION:
+    case CURLE_SSL_ISSUER_ERROR:
+    case CURLE_SSL_INVALIDCERTSTATUS:
+    case CURLE_SSL_PINNEDPUBKEYNOTMATCH:
+        if (ca_bundle && *ca_bundle)
+            snprintf(msg, msg_len,
+                     "the TLS certificate of %s is not trusted by the CA bundle %s (%s): set AWS_CA_BUNDLE (or "
+                     "ca_bundle in the profile) to the bundle that holds your CA",
+                     host, ca_bundle, why);
+        else
+            snprintf(msg, msg_len,
+                     "the TLS certificate of %s is not trusted (%s): set AWS_CA_BUNDLE (or ca_bundle in the "
+                     "profile) to your CA bundle",
+                     host, why);
+        return 1;
+    case CURLE_SSL_CACERT_BADFILE:
+    case CURLE_SSL_CRL_BADFILE:
+    case CURLE_SSL_CERTPROBLEM:
+        snprintf(msg, msg_len,
+                 "cannot use the CA bundle %s to check the TLS certificate of %s (%s): set AWS_CA_BUNDLE (or "
+                 "ca_bundle in the profile) to a file of PEM certificates",
+                 ca_bundle && *ca_bundle ? ca_bundle : "of the system", host, why);
+        return 1;
+    default:
+        return 0;
+    }
 }
 
 int rd_url_is_loopback(const char *url)

@@ -1,12 +1,15 @@
 /* http.h — the HTTP transport: one request in, one response out. A small vtable so tests and the
  * emulator can swap the real libcurl transport for a fake.
  * Owns: connection reuse, connect/idle timeouts, proxies (libcurl honours http_proxy/https_proxy/no_proxy),
- * TLS (verification always on, except for loopback hosts when the options say so), the User-Agent.
+ * TLS (verification always on; a custom CA bundle from AWS_CA_BUNDLE / the profile's ca_bundle), the
+ * User-Agent. Every libcurl handle of redduck (this transport and the parallel downloader) gets its TLS
+ * settings from rd_http_apply_tls and reads its certificate errors with rd_http_tls_failure.
  * Does not own: signing, retries (see aws/client.h), AWS error parsing. HTTP error statuses are not errors
  * here: a 500 is a successful exchange with status 500. */
 #ifndef RD_AWS_HTTP_H
 #define RD_AWS_HTTP_H
 
+#include <curl/curl.h>
 #include <stddef.h>
 
 #include "core/log.h"
@@ -36,6 +39,7 @@ typedef struct rd_http_response {
 } rd_http_response;
 
 void rd_http_response_init(rd_http_response *r);
+/* Both wipe the body first (OPENSSL_cleanse): replies carry credentials and tokens. */
 void rd_http_response_reset(rd_http_response *r); /* empties for a retry */
 void rd_http_response_free(rd_http_response *r);
 
@@ -56,13 +60,26 @@ typedef struct rd_http_options {
     long timeout_ms;         /* whole-request default, 0: 120000; low-speed (idle) limit 30 s */
     const char *user_agent;  /* NULL: "redduck/<version>" */
     const rd_log *log;       /* not owned; may be NULL */
+    const char *ca_bundle;   /* CA certificates (PEM file) to trust instead of the system's; NULL: system. Copied */
 } rd_http_options;
 
-/* The libcurl transport. Caller frees with rd_http_transport_free. */
+/* The libcurl transport. Caller frees with rd_http_transport_free. A certificate problem (see
+ * rd_http_tls_failure) is RD_E_CONFIG, not RD_E_NETWORK: it is fixed by configuration, never by a retry. */
 rd_status rd_http_curl_new(const rd_http_options *opts, rd_http_transport **out, rd_error *err);
 
 rd_status rd_http_send(rd_http_transport *t, const rd_http_request *req, rd_http_response *resp, rd_error *err);
 void rd_http_transport_free(rd_http_transport *t);
+
+/* TLS settings for any libcurl easy handle: peer and host verification on (always), ca_bundle (a PEM file,
+ * may be NULL: the system store) as the trusted CAs. RD_E_INTERNAL if libcurl refuses an option. */
+rd_status rd_http_apply_tls(CURL *h, const char *ca_bundle);
+
+/* 1 when rc is a certificate problem (untrusted or mismatched server certificate, unreadable CA bundle):
+ * not retryable, since it will fail again. Then msg gets "the TLS certificate of HOST is not trusted (...):
+ * set AWS_CA_BUNDLE (or ca_bundle in the profile) to your CA bundle" (or names the bad bundle file).
+ * detail is curl's error buffer (may be NULL or ""). 0 otherwise (msg untouched). */
+int rd_http_tls_failure(CURLcode rc, const char *url, const char *ca_bundle, const char *detail, char *msg,
+                        size_t msg_len);
 
 /* 1 if the URL's host is 127.0.0.0/8, ::1 or "localhost". */
 int rd_url_is_loopback(const char *url);

@@ -8,6 +8,8 @@
 #include <string.h>
 #include <strings.h>
 
+#include <openssl/crypto.h>
+
 #include "redduck/buf.h"
 
 #define MAX_FILE_BYTES (16u * 1024 * 1024)
@@ -38,11 +40,20 @@ typedef struct builder {
     int indent;        /* indent of the option line */
 } builder;
 
+/* Values can be secrets (aws_secret_access_key, aws_session_token): overwritten before they are freed. */
+static void free_value(char *v)
+{
+    if (v) {
+        OPENSSL_cleanse(v, strlen(v));
+        free(v);
+    }
+}
+
 static void free_section(rd_ini_section *s)
 {
     for (size_t i = 0; i < s->count; i++) {
         free(s->entries[i].key);
-        free(s->entries[i].value);
+        free_value(s->entries[i].value);
     }
     free(s->entries);
     free(s->name);
@@ -67,12 +78,28 @@ static void close_value(builder *b)
     size_t n = b->value.len;
     while (n && ws((unsigned char)b->value.data[n - 1]))
         n--;
-    free(b->open->value);
+    free_value(b->open->value);
     b->open->value = strndup(b->value.data ? b->value.data : "", n);
     b->open = NULL;
+    if (b->value.data)
+        OPENSSL_cleanse(b->value.data, b->value.cap);
     rd_buf_reset(&b->value);
 }
 
+/* 1 for a key that reads as a setting name (letters, digits, '_', '-', '.'), short enough to be one. */
+static int plain_name(const char *key)
+{
+    size_t n = strlen(key);
+    if (n == 0 || n > 64)
+        return 0;
+    for (const char *p = key; *p; p++)
+        if (!isalnum((unsigned char)*p) && *p != '_' && *p != '-' && *p != '.')
+            return 0;
+    return 1;
+}
+
+/* Errors name the file and line and say what is wrong in fixed words: a line's text is never echoed (a
+ * credentials file line can hold aws_secret_access_key). */
 static rd_status fail(rd_error *err, const char *path, int line, const char *what)
 {
     return rd_error_set(err, RD_E_CONFIG, "%s:%d: %s — fix or remove that line", path, line, what);
@@ -188,8 +215,10 @@ rd_status rd_ini_parse(const char *text, size_t len, const char *path, rd_ini **
         for (size_t i = 0; i < b.cur->count; i++)
             if (strcmp(b.cur->entries[i].key, key) == 0) {
                 char msg[300];
-                snprintf(msg, sizeof msg, "'%s' is set twice in [%s] (first on line %d)", key, b.cur->name,
-                         b.cur->entries[i].line);
+                /* a "key" that is not a name may be a pasted secret: then it is not echoed */
+                snprintf(msg, sizeof msg, "%s%s%s is set twice in [%s] (first on line %d)",
+                         plain_name(key) ? "'" : "", plain_name(key) ? key : "a setting", plain_name(key) ? "'" : "",
+                         b.cur->name, b.cur->entries[i].line);
                 st = fail(err, ini->path, lineno, msg);
             }
         if (st != RD_OK) {
@@ -213,7 +242,7 @@ rd_status rd_ini_parse(const char *text, size_t len, const char *path, rd_ini **
         b.open = e;
     }
     close_value(&b);
-    rd_buf_free(&b.value);
+    rd_buf_free_secure(&b.value);
     if (st != RD_OK) {
         rd_ini_free(ini);
         return st;
@@ -262,6 +291,7 @@ rd_status rd_ini_load(const char *path, rd_ini **out, rd_error *err)
         }
         rd_buf_append(&b, chunk, n);
     }
+    OPENSSL_cleanse(chunk, sizeof chunk);
     if (st == RD_OK && ferror(f))
         st = rd_error_set(err, RD_E_CONFIG, "cannot read %s: %s", path, strerror(errno));
     fclose(f);

@@ -24,6 +24,7 @@ struct rd_session {
     char *region;        /* NULL when none configured */
     char *region_source;
     char *endpoint_url;
+    char *ca_bundle;     /* NULL: the system's CAs */
 };
 
 static char *dup_or_null(const char *s)
@@ -38,13 +39,13 @@ static const char *env_nonempty(const char *name)
 }
 
 /* Region precedence as the AWS CLI: flag, AWS_REGION, AWS_DEFAULT_REGION, profile `region`. */
-static rd_status session_find_region(rd_session *s, const char *flag)
+static rd_status session_find_region(rd_session *s, const char *flag, const char *flag_source, rd_error *err)
 {
     const char *region = NULL;
     char *source = NULL;
     if (flag && *flag) {
         region = flag;
-        source = strdup("--region");
+        source = strdup(flag_source && *flag_source ? flag_source : "--region");
     } else if ((region = env_nonempty("AWS_REGION"))) {
         source = strdup("AWS_REGION");
     } else if ((region = env_nonempty("AWS_DEFAULT_REGION"))) {
@@ -60,7 +61,9 @@ static rd_status session_find_region(rd_session *s, const char *flag)
         s->region = strdup(region);
         s->region_source = source;
         if (!s->region || !s->region_source)
-            return RD_E_INTERNAL;
+            return rd_error_set(err, RD_E_INTERNAL, "out of memory");
+        /* checked here, before anything is sent: every request of the session uses this region */
+        return rd_aws_region_check(s->region, s->region_source, err);
     }
     return RD_OK;
 }
@@ -85,13 +88,14 @@ rd_status rd_session_new(const rd_session_options *opts, rd_session **out, rd_er
         st = rd_error_set(err, RD_E_INTERNAL, "out of memory");
         goto fail;
     }
-    if ((st = session_find_region(s, opts->region)) != RD_OK) {
-        rd_error_set(err, st, "out of memory");
+    if ((st = session_find_region(s, opts->region, opts->region_source, err)) != RD_OK)
         goto fail;
-    }
 
+    if ((st = rd_aws_ca_bundle(s->cfg, s->profile, &s->ca_bundle, err)) != RD_OK)
+        goto fail;
     rd_http_options hopts = { 0 };
     hopts.log = &s->log;
+    hopts.ca_bundle = s->ca_bundle;
     if ((st = rd_http_curl_new(&hopts, &s->http, err)) != RD_OK)
         goto fail;
 
@@ -127,6 +131,7 @@ void rd_session_free(rd_session *s)
     free(s->region);
     free(s->region_source);
     free(s->endpoint_url);
+    free(s->ca_bundle);
     free(s);
 }
 
@@ -184,6 +189,11 @@ const rd_log *rd_session_log(rd_session *s)
 const char *rd_session_endpoint_url(const rd_session *s)
 {
     return s->endpoint_url;
+}
+
+const char *rd_session_ca_bundle(const rd_session *s)
+{
+    return s->ca_bundle;
 }
 
 rd_status rd_session_whoami(rd_session *s, rd_identity *out, rd_error *err)

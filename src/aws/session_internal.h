@@ -13,5 +13,8 @@ void rd_session_client(rd_session *s, const char *region, rd_aws_client *out);
 const rd_log *rd_session_log(rd_session *s);
 /* The --endpoint-url override, or NULL. */
 const char *rd_session_endpoint_url(const rd_session *s);
+/* The CA bundle file every HTTPS connection of the session trusts (AWS_CA_BUNDLE / the profile's
+ * ca_bundle), or NULL for the system's. For libcurl handles outside the transport (rd_http_apply_tls). */
+const char *rd_session_ca_bundle(const rd_session *s);
 
 #endif

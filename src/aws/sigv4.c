@@ -576,9 +576,9 @@ rd_status rd_sigv4_sign_headers(const rd_sigv4_params *params, rd_sigv4_request 
     fill_debug(dbg, &canon, &sts, sig, &signed_list);
 out:
     kvs_free(q, nq);
-    rd_buf_free(&canon);
+    rd_buf_free_secure(&canon); /* canonical headers include X-Amz-Security-Token */
     rd_buf_free(&sts);
-    rd_buf_free(&hdrs);
+    rd_buf_free_secure(&hdrs);
     rd_buf_free(&signed_list);
     return st;
 }

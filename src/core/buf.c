@@ -24,9 +24,15 @@ static rd_status buf_reserve(rd_buf *b, size_t extra)
     size_t cap = b->cap ? b->cap : 64;
     while (cap < need)
         cap = cap > ((size_t)-1) / 2 ? need : cap * 2;
-    char *p = realloc(b->data, cap);
+    /* not realloc: a moved block would leave the old bytes (maybe a secret) in freed memory */
+    char *p = malloc(cap);
     if (!p)
         return RD_E_INTERNAL;
+    if (b->data) {
+        memcpy(p, b->data, b->len + 1);
+        OPENSSL_cleanse(b->data, b->cap);
+        free(b->data);
+    }
     b->data = p;
     b->cap = cap;
     return RD_OK;

@@ -5,11 +5,22 @@
 #include <string.h>
 #include <strings.h>
 
+#include <openssl/crypto.h>
+
 void rd_headers_init(rd_headers *h)
 {
     h->items = NULL;
     h->count = 0;
     h->cap = 0;
+}
+
+/* Values can be secrets (Authorization, session and bearer tokens): overwritten before they are freed. */
+static void free_value(char *v)
+{
+    if (v) {
+        OPENSSL_cleanse(v, strlen(v));
+        free(v);
+    }
 }
 
 rd_status rd_headers_add(rd_headers *h, const char *name, const char *value)
@@ -41,7 +52,7 @@ void rd_headers_remove(rd_headers *h, const char *name)
     for (size_t i = 0; i < h->count; i++) {
         if (strcasecmp(h->items[i].name, name) == 0) {
             free(h->items[i].name);
-            free(h->items[i].value);
+            free_value(h->items[i].value);
         } else {
             h->items[j++] = h->items[i];
         }
@@ -81,7 +92,7 @@ void rd_headers_free(rd_headers *h)
         return;
     for (size_t i = 0; i < h->count; i++) {
         free(h->items[i].name);
-        free(h->items[i].value);
+        free_value(h->items[i].value);
     }
     free(h->items);
     rd_headers_init(h);

@@ -4,6 +4,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "aws/parse.h"
 #include "redduck/sigv4.h"
 
 rd_status rd_sso_get_role_credentials(rd_aws_client *c, const char *access_token, const char *account_id,
@@ -36,8 +37,10 @@ rd_status rd_sso_get_role_credentials(rd_aws_client *c, const char *access_token
         }
         goto out;
     }
-    json_error_t jerr;
-    json_t *o = json_loadb(resp.body.data ? resp.body.data : "", resp.body.len, 0, &jerr);
+    json_t *o = NULL;
+    if ((st = rd_json_parse_object(resp.body.data, resp.body.len, RD_E_REMOTE, "the SSO GetRoleCredentials reply", &o,
+                                   err)) != RD_OK)
+        goto out;
     json_t *rc = json_object_get(o, "roleCredentials");
     const char *key = json_string_value(json_object_get(rc, "accessKeyId"));
     const char *secret = json_string_value(json_object_get(rc, "secretAccessKey"));
@@ -59,8 +62,8 @@ rd_status rd_sso_get_role_credentials(rd_aws_client *c, const char *access_token
     }
     json_decref(o);
 out:
-    rd_http_response_free(&resp);
-    rd_headers_free(&h);
+    rd_http_response_free(&resp); /* cleanses the body (the role credentials) */
+    rd_headers_free(&h);          /* cleanses the bearer token */
     rd_buf_free(&query);
     return st;
 }

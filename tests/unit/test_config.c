@@ -184,6 +184,107 @@ static void test_profiles(void **state)
     free(creds);
 }
 
+/* botocore's region rule: a region becomes part of a hostname, so anything else is refused before a
+ * URL is built, naming where it came from. */
+static void test_region_names(void **state)
+{
+    (void)state;
+    rd_error err;
+    static const char *const good[] = { "us-east-1", "eu-west-1", "cn-north-1", "us-gov-west-1", "a", "A1",
+                                        "x0123456789012345678901234567890123456789012345678901234567890y" };
+    for (size_t i = 0; i < sizeof good / sizeof *good; i++)
+        assert_int_equal(rd_aws_region_check(good[i], "--region", &err), RD_OK);
+    static const char *const bad[] = { "evil.example/#", "", "-us-east-1", "us-east-1-", "us east 1", "us_east_1",
+                                       "a.b", "us-east-1/", "x@y", "us-east-1\n",
+                                       "x01234567890123456789012345678901234567890123456789012345678901y" };
+    for (size_t i = 0; i < sizeof bad / sizeof *bad; i++) {
+        rd_error_clear(&err);
+        assert_int_equal(rd_aws_region_check(bad[i], "AWS_REGION", &err), RD_E_USAGE);
+        assert_non_null(strstr(err.message, "AWS_REGION"));
+    }
+    /* the resolver refuses it too, whether the default or a configured endpoint would be used */
+    rd_endpoint ep;
+    rd_error_clear(&err);
+    assert_int_equal(rd_endpoint_resolve(&rd_svc_sts, "evil.example/#", NULL, NULL, NULL, &ep, &err), RD_E_USAGE);
+    assert_null(strstr(ep.url, "evil"));
+    assert_int_equal(rd_endpoint_resolve(&rd_svc_sts, "evil.example/#", "http://127.0.0.1:1", NULL, NULL, &ep, &err),
+                     RD_E_USAGE);
+    assert_int_equal(rd_endpoint_resolve(&rd_svc_sts, "eu-west-1", NULL, NULL, NULL, &ep, &err), RD_OK);
+    assert_string_equal(ep.url, "https://sts.eu-west-1.amazonaws.com");
+}
+
+/* AWS_CA_BUNDLE wins over the profile's ca_bundle; "~" is expanded; a missing file is named. */
+static void test_ca_bundle(void **state)
+{
+    (void)state;
+    char *home = strdup("/tmp/rd-home-XXXXXX");
+    assert_non_null(mkdtemp(home));
+    char bundle[512], config[512];
+    snprintf(bundle, sizeof bundle, "%s/ca.pem", home);
+    FILE *f = fopen(bundle, "w");
+    assert_non_null(f);
+    fputs("not checked here\n", f);
+    fclose(f);
+    snprintf(config, sizeof config, "%s/config", home);
+    f = fopen(config, "w");
+    assert_non_null(f);
+    fputs("[profile dev]\nca_bundle = ~/ca.pem\n[profile gone]\nca_bundle = ~/missing.pem\n", f);
+    fclose(f);
+    const char *old_home = getenv("HOME");
+    char *saved_home = old_home ? strdup(old_home) : NULL;
+    setenv("HOME", home, 1);
+    unsetenv("AWS_CA_BUNDLE");
+    rd_aws_config *cfg = NULL;
+    rd_error err;
+    assert_int_equal(rd_aws_config_load_paths(config, NULL, &cfg, &err), RD_OK);
+    char *path = NULL;
+    assert_int_equal(rd_aws_ca_bundle(cfg, "default", &path, &err), RD_OK);
+    assert_null(path);
+    assert_int_equal(rd_aws_ca_bundle(cfg, "dev", &path, &err), RD_OK);
+    assert_string_equal(path, bundle);
+    free(path);
+    assert_int_equal(rd_aws_ca_bundle(cfg, "gone", &path, &err), RD_E_CONFIG);
+    assert_non_null(strstr(err.message, "missing.pem"));
+    assert_non_null(strstr(err.message, "gone"));
+    setenv("AWS_CA_BUNDLE", "/nonexistent/corp-ca.pem", 1);
+    assert_int_equal(rd_aws_ca_bundle(cfg, "dev", &path, &err), RD_E_CONFIG);
+    assert_non_null(strstr(err.message, "/nonexistent/corp-ca.pem"));
+    assert_non_null(strstr(err.message, "AWS_CA_BUNDLE"));
+    setenv("AWS_CA_BUNDLE", "~/ca.pem", 1);
+    assert_int_equal(rd_aws_ca_bundle(cfg, "gone", &path, &err), RD_OK);
+    assert_string_equal(path, bundle);
+    free(path);
+    unsetenv("AWS_CA_BUNDLE");
+    rd_aws_config_free(cfg);
+    if (saved_home)
+        setenv("HOME", saved_home, 1);
+    free(saved_home);
+    unlink(bundle);
+    unlink(config);
+    rmdir(home);
+    free(home);
+}
+
+/* An INI error names file and line, never the line's text: credentials files hold secrets. */
+static void test_ini_errors_do_not_echo_secrets(void **state)
+{
+    (void)state;
+    static const char *const texts[] = {
+        "[default]\nwJalrXUtnFEMI/K7MDENG\n",
+        "aws_secret_access_key = wJalrXUtnFEMI/K7MDENG\n",
+        "[default]\nwJalrXUtnFEMI/K7MDENG: a\nwJalrXUtnFEMI/K7MDENG: b\n",
+        "[wJalrXUtnFEMI/K7MDENG\n",
+    };
+    for (size_t i = 0; i < sizeof texts / sizeof *texts; i++) {
+        rd_ini *ini = NULL;
+        rd_error err;
+        rd_error_clear(&err);
+        assert_int_equal(rd_ini_parse(texts[i], strlen(texts[i]), "creds", &ini, &err), RD_E_CONFIG);
+        assert_null(strstr(err.message, "wJalr"));
+        assert_non_null(strstr(err.message, "creds:"));
+    }
+}
+
 static void test_profile_name_order(void **state)
 {
     (void)state;
@@ -206,6 +307,9 @@ int main(void)
         cmocka_unit_test(test_ini_errors_name_file_and_line),
         cmocka_unit_test(test_profiles),
         cmocka_unit_test(test_profile_name_order),
+        cmocka_unit_test(test_region_names),
+        cmocka_unit_test(test_ca_bundle),
+        cmocka_unit_test(test_ini_errors_do_not_echo_secrets),
     };
     return cmocka_run_group_tests_name("config", tests, NULL, NULL);
 }

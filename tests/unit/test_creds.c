@@ -13,6 +13,7 @@
 #include <unistd.h>
 
 #include "aws/creds_chain.h"
+#include "aws/parse.h"
 
 static time_t clock_now;
 static time_t fake_now(void)
@@ -158,6 +159,60 @@ static void test_static_and_env(void **state)
     rd_creds_provider_free(p);
 }
 
+/* Parser errors say where (line, column), never what: jansson's and libxml2's own texts quote the input. */
+static void test_parse_errors_do_not_quote_input(void **state)
+{
+    (void)state;
+    rd_credentials c;
+    rd_credentials_init(&c);
+    rd_error err;
+    rd_error_clear(&err);
+    const char *process = "{\"Version\": 1, \"AccessKeyId\": \"AKID\", \"SecretAccessKey\": wJalrXUtnFEMI/K7MDENG}";
+    assert_int_equal(rd_creds_parse_process_output(process, strlen(process), &c, &err), RD_E_AUTH);
+    assert_null(strstr(err.message, "wJalr"));
+    assert_null(strstr(err.message, "near"));
+    assert_non_null(strstr(err.message, "line 1, column"));
+    static const char *const json[] = {
+        "{\"SecretAccessKey\": \"wJalrXUtnFEMI/K7MDENG", /* ends inside the string */
+        "{\"Token\": \"wJalrXUtnFEMI\"\n \"AccessKeyId\" x}",
+        "{\"a\": 1} wJalrXUtnFEMI",
+        "\"wJalrXUtnFEMI\"",
+        "[\"wJalrXUtnFEMI\"]",
+    };
+    for (size_t i = 0; i < sizeof json / sizeof *json; i++) {
+        json_t *o = NULL;
+        rd_error_clear(&err);
+        assert_int_not_equal(rd_json_parse_object(json[i], strlen(json[i]), RD_E_REMOTE, "the reply", &o, &err),
+                             RD_OK);
+        assert_null(o);
+        assert_int_equal(err.code, RD_E_REMOTE);
+        assert_null(strstr(err.message, "wJalr"));
+        assert_non_null(strstr(err.message, "the reply"));
+    }
+    rd_error_clear(&err);
+    json_t *o = NULL;
+    assert_int_equal(rd_json_parse_object(json[1], strlen(json[1]), RD_E_REMOTE, "x", &o, &err), RD_E_REMOTE);
+    assert_non_null(strstr(err.message, "line 2, column"));
+    static const char *const xml[] = {
+        "<Credentials><SecretAccessKey>wJalrXUtnFEMI</SecretAccessKey><wJalrXUtnFEMI></Credentials>",
+        "<Credentials><SessionToken>wJalrXUtnFEMI&wJalr;</SessionToken></Credentials>",
+        "<Credentials>\n<SecretAccessKey>wJalrXUtnFEMI",
+        "wJalrXUtnFEMI",
+    };
+    for (size_t i = 0; i < sizeof xml / sizeof *xml; i++) {
+        xmlDocPtr doc = NULL;
+        rd_error_clear(&err);
+        assert_int_equal(rd_xml_parse(xml[i], strlen(xml[i]), RD_E_REMOTE, "the STS reply", &doc, &err),
+                         RD_E_REMOTE);
+        assert_null(doc);
+        assert_null(strstr(err.message, "wJalr"));
+        assert_non_null(strstr(err.message, "the STS reply is not valid XML (line "));
+    }
+    xmlDocPtr doc = NULL;
+    assert_int_equal(rd_xml_parse("<a>ok</a>", 9, RD_E_REMOTE, "x", &doc, &err), RD_OK);
+    xmlFreeDoc(doc);
+}
+
 static void test_process_output(void **state)
 {
     (void)state;
@@ -193,6 +248,7 @@ int main(void)
         cmocka_unit_test(test_cache_threads_refresh_once),
         cmocka_unit_test(test_static_and_env),
         cmocka_unit_test(test_process_output),
+        cmocka_unit_test(test_parse_errors_do_not_quote_input),
     };
     return cmocka_run_group_tests_name("credentials", tests, NULL, NULL);
 }
