@@ -2,7 +2,10 @@
  * errors are printed. Subcommands live in cmd_*.c. */
 #include <stdarg.h>
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
+#include <sys/prctl.h>
+#include <sys/resource.h>
 
 #include "cli.h"
 
@@ -106,8 +109,21 @@ static const char usage[] =
     "Run `redduck <command> --help` for a command's options.\n"
     "Exit codes: 0 ok, 1 failure, 2 usage, 3 no credentials found, 4 refused by AWS.\n";
 
+/* A core dump (or a debugger attached by another user) would hold the secret keys, session tokens and
+ * passwords in memory: redduck is not dumpable unless REDDUCK_ALLOW_CORE_DUMPS=1. */
+static void disable_core_dumps(void)
+{
+    const char *allow = getenv("REDDUCK_ALLOW_CORE_DUMPS");
+    if (allow && strcmp(allow, "1") == 0)
+        return;
+    struct rlimit none = { 0, 0 };
+    setrlimit(RLIMIT_CORE, &none);
+    prctl(PR_SET_DUMPABLE, 0, 0, 0, 0);
+}
+
 int main(int argc, char **argv)
 {
+    disable_core_dumps();
     if (argc < 2 || strcmp(argv[1], "--help") == 0 || strcmp(argv[1], "-h") == 0 || strcmp(argv[1], "help") == 0) {
         fputs(usage, argc < 2 ? stderr : stdout);
         return argc < 2 ? 2 : 0;

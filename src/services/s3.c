@@ -77,6 +77,13 @@ rd_status rd_s3_head_bucket(rd_aws_client *c, const char *bucket, char *region, 
     if (r && (st == RD_OK || resp.status == 301 || resp.status == 400)) {
         snprintf(region, region_len, "%s", r);
         st = RD_OK;
+        /* the reply's region becomes a hostname (the S3 endpoint) and UNLOAD's REGION AS */
+        char what[320];
+        snprintf(what, sizeof what, "S3 HeadBucket's x-amz-bucket-region for bucket '%s'", bucket);
+        if (rd_aws_region_check(r, what, err) != RD_OK) {
+            region[0] = '\0';
+            st = err ? (err->code = RD_E_REMOTE) : RD_E_REMOTE;
+        }
     } else if (st == RD_OK) {
         snprintf(region, region_len, "%s", c->region);
     } else if (st == RD_E_NOT_FOUND) {
