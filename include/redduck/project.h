@@ -11,7 +11,12 @@
  *                         `connector.NAME.KEY` set connector NAME's KEY (they win over the YAML)
  * Loading validates everything without touching AWS: unknown keys, wrong types, missing required keys, a
  * source naming a missing connector, two sources writing one table, a template naming a missing .env key —
- * each an RD_E_CONFIG error "FILE:LINE: what is wrong (what to do)". Owns every string it returns. */
+ * each an RD_E_CONFIG error "FILE:LINE: what is wrong (what to do)". Owns every string it returns.
+ * Hostile files are refused, never half-read: a YAML file larger than RD_PROJECT_FILE_MAX_BYTES, a NUL byte
+ * in it, a second YAML document (`---`), nesting deeper than RD_PROJECT_MAX_DEPTH, any YAML anchor (`&a`) or
+ * alias (`*a`) — refused outright, not expanded, so an alias bomb costs nothing — and a NUL character in any
+ * key or value (a "\0" escape), named by FILE:LINE and key, never by value. A parser failure without a
+ * message (out of memory) is an error too, never an empty file. Loading is linear in the files' size. */
 #ifndef REDDUCK_PROJECT_H
 #define REDDUCK_PROJECT_H
 
@@ -20,6 +25,9 @@
 
 #include "redduck/dotenv.h"
 #include "redduck/error.h"
+
+#define RD_PROJECT_FILE_MAX_BYTES (1u << 20) /* per YAML file; .env: RD_DOTENV_MAX_BYTES */
+#define RD_PROJECT_MAX_DEPTH 32             /* mappings/lists inside one another */
 
 typedef struct rd_connector {
     char *name;                   /* from the file name */
@@ -70,5 +78,14 @@ const rd_source *rd_project_source(const rd_project *p, const char *name);
  * borrowed from p (do not free; valid while p lives). RD_E_CONFIG if the connector is missing. */
 rd_status rd_project_effective_connector(const rd_project *p, const rd_source *s, rd_connector *out,
                                          rd_error *err);
+
+/* The .env keys a project asks for (what `redduck env configure` prompts for): connector.NAME.
+ * aws_access_key_id and connector.NAME.aws_secret_access_key for each connectors/NAME.yaml, then every KEY a
+ * `{{ .env.KEY }}` template names in a YAML value (comments are not read), each key once, in the order:
+ * connectors (each file's two keys, then its templates), sources, redduck.yaml. Parses the files with the
+ * loader's limits but needs no .env and checks nothing else. On success *keys is an array of *count malloc'd
+ * strings, freed with rd_project_keys_free. */
+rd_status rd_project_env_keys(const char *dir, char ***keys, size_t *count, rd_error *err);
+void rd_project_keys_free(char **keys, size_t count);
 
 #endif

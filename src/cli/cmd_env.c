@@ -4,7 +4,6 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <jansson.h>
-#include <dirent.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -12,6 +11,7 @@
 #include <unistd.h>
 
 #include "redduck/dotenv.h"
+#include "redduck/project.h"
 #include "cli.h"
 #include "redduck/buf.h"
 
@@ -276,76 +276,24 @@ static int read_answer(FILE *in, int hide, char **line, size_t *cap)
     return 1;
 }
 
-static void add_key(rd_buf *b, const char *k, size_t n)
+/* The keys the project asks for (rd_project_env_keys), as "K1,K2" (malloc'd); NULL with err set on failure. */
+static char *project_keys(const char *dir, rd_error *err)
 {
-    /* skip a key already listed */
-    const char *p = rd_buf_cstr(b);
-    while (p && *p) {
-        const char *e = strchr(p, ',');
-        size_t len = e ? (size_t)(e - p) : strlen(p);
-        if (len == n && strncmp(p, k, n) == 0)
-            return;
-        p = e ? e + 1 : NULL;
-    }
-    if (b->len)
-        rd_buf_putc(b, ',');
-    rd_buf_append(b, k, n);
-}
-
-/* The keys a project's connectors need: connector.NAME.aws_access_key_id / aws_secret_access_key for each
- * connectors/NAME.yaml, and every KEY its YAML files name in {{ .env.KEY }} templates. malloc'd "K1,K2". */
-static char *project_keys(const char *dir)
-{
+    char **keys = NULL;
+    size_t n = 0;
+    if (rd_project_env_keys(dir, &keys, &n, err) != RD_OK)
+        return NULL;
     rd_buf out = RD_BUF_INIT;
-    const char *subs[] = { "connectors", "sources", "." };
-    for (size_t d = 0; d < 3; d++) {
-        rd_buf sub = RD_BUF_INIT;
-        rd_buf_printf(&sub, "%s/%s", dir, subs[d]);
-        DIR *dh = opendir(rd_buf_cstr(&sub));
-        struct dirent *de;
-        while (dh && (de = readdir(dh)) != NULL) {
-            size_t n = strlen(de->d_name);
-            int yaml = n > 5 && (strcmp(de->d_name + n - 5, ".yaml") == 0 || strcmp(de->d_name + n - 4, ".yml") == 0);
-            if (!yaml || (d == 2 && strcmp(de->d_name, "redduck.yaml") != 0))
-                continue;
-            if (d == 0) {
-                size_t base = strcmp(de->d_name + n - 4, ".yml") == 0 ? n - 4 : n - 5;
-                rd_buf k = RD_BUF_INIT;
-                rd_buf_printf(&k, "connector.%.*s.aws_access_key_id", (int)base, de->d_name);
-                add_key(&out, rd_buf_cstr(&k), k.len);
-                rd_buf_reset(&k);
-                rd_buf_printf(&k, "connector.%.*s.aws_secret_access_key", (int)base, de->d_name);
-                add_key(&out, rd_buf_cstr(&k), k.len);
-                rd_buf_free(&k);
-            }
-            rd_buf path = RD_BUF_INIT;
-            rd_buf_printf(&path, "%s/%s", rd_buf_cstr(&sub), de->d_name);
-            FILE *f = fopen(rd_buf_cstr(&path), "r");
-            char line[4096];
-            while (f && fgets(line, sizeof line, f)) {
-                for (char *p = strstr(line, "{{"); p; p = strstr(p + 2, "{{")) {
-                    char *q = p + 2;
-                    while (*q == ' ')
-                        q++;
-                    if (strncmp(q, ".env.", 5) != 0)
-                        continue;
-                    q += 5;
-                    size_t len = strspn(q, "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789_.-");
-                    if (len)
-                        add_key(&out, q, len);
-                }
-            }
-            if (f)
-                fclose(f);
-            rd_buf_free(&path);
-        }
-        if (dh)
-            closedir(dh);
-        rd_buf_free(&sub);
+    rd_status st = rd_buf_puts(&out, "");
+    for (size_t i = 0; st == RD_OK && i < n; i++)
+        st = rd_buf_printf(&out, "%s%s", i ? "," : "", keys[i]);
+    rd_project_keys_free(keys, n);
+    if (st != RD_OK) {
+        rd_buf_free(&out);
+        rd_error_set(err, RD_E_INTERNAL, "out of memory");
+        return NULL;
     }
-    char *r = rd_buf_detach(&out);
-    rd_buf_free(&out);
-    return r;
+    return rd_buf_detach(&out);
 }
 
 static int env_configure(int argc, char **argv)
@@ -368,8 +316,12 @@ static int env_configure(int argc, char **argv)
     }
     char *derived = NULL;
     if (!keys || !*keys) {
-        derived = project_keys(dir ? dir : ".");
-        if (!derived || !*derived) {
+        rd_error kerr;
+        rd_error_clear(&kerr);
+        derived = project_keys(dir ? dir : ".", &kerr);
+        if (!derived)
+            return fail(kerr.code, &kerr);
+        if (!*derived) {
             free(derived);
             return rd_cli_usage_error("env", "no connectors in %s to ask keys for: give --keys K1,K2,...",
                                       dir ? dir : ".");

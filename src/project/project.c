@@ -18,6 +18,7 @@
 #include <unistd.h>
 
 #include "redduck/buf.h"
+#include "services/s3.h"
 #include "redduck/ingest.h"
 
 #define DEFAULT_DUCKDB "data/redduck.duckdb"
@@ -115,12 +116,18 @@ static const char *closest_key(const char *key, const char *const *known)
     return best;
 }
 
+/* Index of key in known, or -1. */
+static int key_index(const char *key, const char *const *known)
+{
+    for (int i = 0; known[i]; i++)
+        if (strcmp(key, known[i]) == 0)
+            return i;
+    return -1;
+}
+
 static int key_known(const char *key, const char *const *known)
 {
-    for (size_t i = 0; known[i]; i++)
-        if (strcmp(key, known[i]) == 0)
-            return 1;
-    return 0;
+    return key_index(key, known) >= 0;
 }
 
 static void list_keys(rd_buf *b, const char *const *known)
@@ -177,9 +184,12 @@ static int node_line(struct fy_node *n)
 
 /* ---- YAML files --------------------------------------------------------------------------------------- */
 
+static int node_is_null(struct fy_node *v);
+
 typedef struct yaml_file {
     rd_buf text; /* the document points into it */
     struct fy_diag *diag;
+    struct fy_parser *parser;
     struct fy_document *doc;
     struct fy_node *root; /* NULL for an empty document */
 } yaml_file;
@@ -187,7 +197,9 @@ typedef struct yaml_file {
 static void yaml_file_free(yaml_file *y)
 {
     if (y->doc)
-        fy_document_destroy(y->doc);
+        fy_parse_document_destroy(y->parser, y->doc);
+    if (y->parser)
+        fy_parser_destroy(y->parser);
     if (y->diag)
         fy_diag_destroy(y->diag);
     rd_buf_free_secure(&y->text); /* may hold secrets */
@@ -199,6 +211,7 @@ static void diag_discard(struct fy_diag *diag, void *user, const char *buf, size
     (void)diag, (void)user, (void)buf, (void)len;
 }
 
+/* Reads path whole; a file larger than RD_PROJECT_FILE_MAX_BYTES is an RD_E_CONFIG error (read no further). */
 static rd_status read_file(const char *path, rd_buf *out, rd_error *err)
 {
     FILE *f = fopen(path, "rb");
@@ -207,26 +220,96 @@ static rd_status read_file(const char *path, rd_buf *out, rd_error *err)
     char chunk[8192];
     size_t n;
     rd_status st = RD_OK;
-    while ((n = fread(chunk, 1, sizeof chunk, f)) > 0)
-        if ((st = rd_buf_append(out, chunk, n)) != RD_OK)
+    while ((n = fread(chunk, 1, sizeof chunk, f)) > 0) {
+        if (out->len + n > RD_PROJECT_FILE_MAX_BYTES) {
+            st = rd_error_set(err, RD_E_CONFIG, "%s: larger than %u KiB; a project file is a few lines of YAML",
+                              path, RD_PROJECT_FILE_MAX_BYTES / 1024);
             break;
+        }
+        if ((st = rd_buf_append(out, chunk, n)) != RD_OK) {
+            st = oom(err);
+            break;
+        }
+    }
     if (st == RD_OK && ferror(f))
         st = rd_error_set(err, RD_E_IO, "cannot read %s: %s", path, strerror(errno));
-    else if (st != RD_OK)
-        oom(err);
     fclose(f);
     if (st == RD_OK && !out->data && rd_buf_puts(out, "") != RD_OK)
         st = oom(err);
     return st;
 }
 
-/* Parses c->file; a YAML syntax error is "FILE:LINE: YAML syntax error: ...". */
+/* 1-based line of offset at in s. */
+static int line_at(const char *s, size_t at)
+{
+    int line = 1;
+    for (size_t i = 0; i < at; i++)
+        line += s[i] == '\n';
+    return line;
+}
+
+/* Refuses what the loader never hands out (see project.h): aliases and anchors, nesting deeper than
+ * RD_PROJECT_MAX_DEPTH and NUL characters in keys or values — after this every scalar of the document is a C
+ * string of its full length. key: the key holding n, for messages (NULL at the root). */
+static rd_status check_tree(const ctx *c, struct fy_node *n, const char *key, int depth)
+{
+    if (!n)
+        return RD_OK;
+    if (depth > RD_PROJECT_MAX_DEPTH)
+        return cfg_error(c, node_line(n), "nested more than %d levels deep%s%.64s%s (a project file is flat)",
+                         RD_PROJECT_MAX_DEPTH, key ? " under `" : "", key ? key : "", key ? "`" : "");
+    if (fy_node_is_alias(n))
+        return cfg_error(c, node_line(n), "YAML aliases (`*name`) are not allowed in project files%s%.64s%s "
+                         "(write the value out)", key ? ": `" : "", key ? key : "", key ? "`" : "");
+    if (fy_node_get_anchor(n))
+        return cfg_error(c, node_line(n), "YAML anchors (`&name`) are not allowed in project files%s%.64s%s "
+                         "(remove the anchor and write values out)", key ? ": `" : "", key ? key : "",
+                         key ? "`" : "");
+    if (fy_node_is_scalar(n)) {
+        size_t len = 0;
+        const char *s = fy_node_get_scalar(n, &len);
+        if (s && memchr(s, '\0', len))
+            return cfg_error(c, node_line(n), "the value of `%.64s` holds a NUL character (a \\0 escape): remove it",
+                             key ? key : "(top level)");
+        return RD_OK;
+    }
+    void *it = NULL;
+    rd_status st = RD_OK;
+    if (fy_node_is_sequence(n)) {
+        struct fy_node *item;
+        while (st == RD_OK && (item = fy_node_sequence_iterate(n, &it)) != NULL)
+            st = check_tree(c, item, key, depth + 1);
+        return st;
+    }
+    struct fy_node_pair *pr;
+    while (st == RD_OK && (pr = fy_node_mapping_iterate(n, &it)) != NULL) {
+        struct fy_node *k = fy_node_pair_key(pr);
+        const char *name = NULL;
+        if (k && fy_node_is_scalar(k) && !fy_node_is_alias(k)) {
+            size_t len = 0;
+            const char *s = fy_node_get_scalar(k, &len);
+            if (s && memchr(s, '\0', len))
+                return cfg_error(c, node_line(k), "a key holds a NUL character (a \\0 escape): remove it");
+            name = fy_node_get_scalar0(k);
+        }
+        if ((st = check_tree(c, k, key, depth + 1)) == RD_OK)
+            st = check_tree(c, fy_node_pair_value(pr), name, depth + 1);
+    }
+    return st;
+}
+
+/* Parses c->file; a YAML syntax error is "FILE:LINE: YAML syntax error: ...", and every limit of project.h
+ * is checked here, before any value is read. */
 static rd_status yaml_file_load(const ctx *c, yaml_file *y)
 {
     memset(y, 0, sizeof *y);
     rd_status st = read_file(c->file, &y->text, c->err);
     if (st != RD_OK)
         return st;
+    const char *nul = memchr(y->text.data, '\0', y->text.len);
+    if (nul)
+        return cfg_error(c, line_at(y->text.data, (size_t)(nul - y->text.data)),
+                         "NUL byte in the file (a project file is text; nothing after it would be read)");
     struct fy_diag_cfg dcfg;
     fy_diag_cfg_default(&dcfg);
     dcfg.fp = NULL;
@@ -236,21 +319,44 @@ static rd_status yaml_file_load(const ctx *c, yaml_file *y)
     if (!y->diag)
         return oom(c->err);
     fy_diag_set_collect_errors(y->diag, true);
+    /* Not FYPCF_RESOLVE_DOCUMENT: aliases stay aliases, and check_tree refuses them. Duplicate keys are found
+     * by check_keys: libfyaml's own check compares each key with every earlier one (quadratic). */
     struct fy_parse_cfg pcfg = { 0 };
-    pcfg.flags = FYPCF_QUIET | FYPCF_RESOLVE_DOCUMENT;
+    pcfg.flags = FYPCF_QUIET | FYPCF_ALLOW_DUPLICATE_KEYS;
     pcfg.diag = y->diag;
-    y->doc = fy_document_build_from_string(&pcfg, y->text.data, y->text.len);
-    /* libfyaml's collected errors carry 1-based lines. An empty or comment-only file gives no document and
-     * an error flag but no collected error: it is a file without keys. */
+    if (!(y->parser = fy_parser_create(&pcfg)) || fy_parser_set_string(y->parser, y->text.data, y->text.len) != 0)
+        return oom(c->err);
+    y->doc = fy_parse_load_document(y->parser);
+    int extra_line = 0;
+    if (y->doc) {
+        struct fy_document *extra = fy_parse_load_document(y->parser);
+        if (extra) {
+            struct fy_document_state *ds = fy_document_get_document_state(extra);
+            const struct fy_mark *m = ds ? fy_document_state_start_mark(ds) : NULL;
+            extra_line = m ? m->line + 1 : 1;
+            fy_parse_document_destroy(y->parser, extra);
+        }
+    }
+    /* libfyaml's collected errors carry 1-based lines. An empty or comment-only file gives no document and no
+     * error: a file without keys. No document with the stream's error flag but no message is a failure
+     * (memory), never an empty file. */
     void *it = NULL;
     struct fy_diag_error *e;
     while ((e = fy_diag_errors_iterate(y->diag, &it)) != NULL)
         if (e->type >= FYET_ERROR)
             return cfg_error(c, e->line, "YAML syntax error: %s", e->msg ? e->msg : "invalid YAML");
+    if (fy_parser_get_stream_error(y->parser))
+        return rd_error_set(c->err, RD_E_INTERNAL, "%s: the YAML parser failed without saying why (out of memory?)",
+                            c->file);
+    if (extra_line)
+        return cfg_error(c, extra_line, "a second YAML document (`---`): a project file holds one document");
     if (!y->doc)
         return RD_OK;
     y->root = fy_document_root(y->doc);
-    return RD_OK;
+    if (y->root && fy_node_is_scalar(y->root) && !fy_node_is_alias(y->root) && !fy_node_get_anchor(y->root) &&
+        node_is_null(y->root))
+        y->root = NULL; /* `---` alone */
+    return check_tree(c, y->root, NULL, 1);
 }
 
 /* ---- scalar values ------------------------------------------------------------------------------------ */
@@ -290,6 +396,36 @@ static int template_line(struct fy_node *v, const char *s, size_t at, int line)
     return line;
 }
 
+/* The one reader of templates: finds the next `{{` in s[from..n). Returns 0 when there is none; else 1 with
+ * *at its offset and, when it is a well-formed `{{ .env.KEY }}`, KEY in s[*key_start..*key_end) and *end the
+ * offset after its `}}` (*key_end == 0 for anything else). */
+static int next_template(const char *s, size_t n, size_t from, size_t *at, size_t *key_start, size_t *key_end,
+                         size_t *end)
+{
+    const char *open = from < n ? memmem(s + from, n - from, "{{", 2) : NULL;
+    if (!open)
+        return 0;
+    *at = (size_t)(open - s);
+    *key_start = *key_end = *end = 0;
+    size_t j = *at + 2;
+    while (j < n && (s[j] == ' ' || s[j] == '\t'))
+        j++;
+    if (n - j >= 5 && memcmp(s + j, ".env.", 5) == 0) {
+        size_t ks = j += 5;
+        while (j < n && env_key_char(s[j]))
+            j++;
+        size_t ke = j;
+        while (j < n && (s[j] == ' ' || s[j] == '\t'))
+            j++;
+        if (ke > ks && j + 1 < n && s[j] == '}' && s[j + 1] == '}') {
+            *key_start = ks;
+            *key_end = ke;
+            *end = j + 2;
+        }
+    }
+    return 1;
+}
+
 /* Replaces every `{{ .env.KEY }}` in the scalar v's text; *out is malloc'd. */
 static rd_status expand_templates(const ctx *c, struct fy_node *v, char **out)
 {
@@ -302,29 +438,15 @@ static rd_status expand_templates(const ctx *c, struct fy_node *v, char **out)
     size_t i = 0;
     rd_status st = RD_OK;
     while (i < n && st == RD_OK) {
-        const char *open = memmem(s + i, n - i, "{{", 2);
-        if (!open) {
+        size_t at = 0, key_start = 0, key_end = 0, end = 0;
+        if (!next_template(s, n, i, &at, &key_start, &key_end, &end)) {
             st = rd_buf_append(&b, s + i, n - i);
             break;
         }
-        size_t at = (size_t)(open - s);
+        const char *open = s + at;
         if ((st = rd_buf_append(&b, s + i, at - i)) != RD_OK)
             break;
-        size_t j = at + 2;
-        while (j < n && (s[j] == ' ' || s[j] == '\t'))
-            j++;
-        size_t key_start = 0, key_end = 0;
-        int ok = 0;
-        if (n - j >= 5 && memcmp(s + j, ".env.", 5) == 0) {
-            key_start = j += 5;
-            while (j < n && env_key_char(s[j]))
-                j++;
-            key_end = j;
-            while (j < n && (s[j] == ' ' || s[j] == '\t'))
-                j++;
-            ok = key_end > key_start && j + 1 < n && s[j] == '}' && s[j + 1] == '}';
-        }
-        if (!ok) {
+        if (!key_end) {
             rd_buf_free_secure(&b);
             return cfg_error(c, template_line(v, s, at, line),
                              "unsupported template starting `%.*s` (only `{{ .env.KEY }}` is supported)",
@@ -345,7 +467,7 @@ static rd_status expand_templates(const ctx *c, struct fy_node *v, char **out)
         }
         free(key);
         st = rd_buf_puts(&b, val);
-        i = j + 2;
+        i = end;
     }
     if (st == RD_OK && !b.data)
         st = rd_buf_puts(&b, "");
@@ -453,8 +575,9 @@ static rd_status get_bool(const ctx *c, struct fy_node *k, const char *key, stru
     return st;
 }
 
-/* Checks that map (NULL: an empty file) is a mapping whose keys are all in known; owner is the key that
- * holds map (NULL for a file's root), for the line of messages. */
+/* Checks that map (NULL: an empty file) is a mapping whose keys are all in known, each once; owner is the key
+ * that holds map (NULL for a file's root), for the line of messages. Linear: the first unknown key ends it, and
+ * duplicates are found by the index of the known key. */
 static rd_status check_keys(const ctx *c, struct fy_node *map, struct fy_node *owner, const char *what,
                             const char *const *known)
 {
@@ -463,6 +586,7 @@ static rd_status check_keys(const ctx *c, struct fy_node *map, struct fy_node *o
     if (!fy_node_is_mapping(map))
         return cfg_error(c, owner ? node_line(owner) : node_line(map), "%s must be a mapping of `key: value`, not %s",
                          what, fy_node_is_sequence(map) ? "a list" : "a single value");
+    int seen[64] = { 0 }; /* line where known[i] was given */
     void *it = NULL;
     struct fy_node_pair *pr;
     while ((pr = fy_node_mapping_iterate(map, &it)) != NULL) {
@@ -472,8 +596,14 @@ static rd_status check_keys(const ctx *c, struct fy_node *map, struct fy_node *o
         const char *key = fy_node_get_scalar0(k);
         if (!key)
             return oom(c->err);
-        if (key_known(key, known))
+        int i = key_index(key, known);
+        if (i >= 0 && i < 64) {
+            int line = node_line(k);
+            if (seen[i])
+                return cfg_error(c, line, "duplicate key `%s` (also on line %d): keep one", key, seen[i]);
+            seen[i] = line > 0 ? line : 1;
             continue;
+        }
         const char *hint = closest_key(key, known);
         if (hint)
             return cfg_error(c, node_line(k), "unknown key `%s` (did you mean `%s`?)", key, hint);
@@ -682,6 +812,22 @@ static void connector_free(rd_connector *c)
     memset(c, 0, sizeof *c);
 }
 
+/* `output_location` must be an S3 location that ingest accepts; the rule is rd_s3_parse_url's, its only home. */
+static rd_status check_output_location(const ctx *c, int line, const char *url)
+{
+    if (!url[0])
+        return RD_OK; /* empty: not set */
+    char *bucket = NULL, *prefix = NULL;
+    rd_error e;
+    rd_error_clear(&e);
+    rd_status st = rd_s3_parse_url(url, &bucket, &prefix, &e);
+    free(bucket);
+    free(prefix);
+    if (st == RD_E_USAGE)
+        return cfg_error(c, line, "`output_location`: %s", e.message);
+    return st == RD_OK ? RD_OK : rd_error_set(c->err, st, "%s", e.message);
+}
+
 /* Sets a connector key (string or allow_host_access) shared by connector files and sources. Returns 1 when
  * key is one, 0 otherwise. */
 static int connector_key(const ctx *c, rd_connector *conn, const char *key, struct fy_node *k, struct fy_node *v,
@@ -693,7 +839,10 @@ static int connector_key(const ctx *c, rd_connector *conn, const char *key, stru
     }
     for (size_t i = 0; i < NCONNECTOR_STR_KEYS; i++) {
         if (strcmp(key, connector_str_keys[i].key) == 0) {
-            *st = set_string(c, k, key, v, connector_slot(conn, i));
+            char **slot = connector_slot(conn, i);
+            *st = set_string(c, k, key, v, slot);
+            if (*st == RD_OK && *slot && connector_str_keys[i].off == offsetof(rd_connector, output_location))
+                *st = check_output_location(c, node_line(k), *slot);
             return 1;
         }
     }
@@ -801,6 +950,11 @@ static rd_status apply_env_overrides(rd_project *p, const char *env_path, rd_err
                 explicit_bzero(*slot, strlen(*slot));
             free(*slot);
             *slot = val;
+            if (connector_str_keys[j].off == offsetof(rd_connector, output_location)) {
+                rd_status st = check_output_location(&c, e->line, val);
+                if (st != RD_OK)
+                    return st;
+            }
         }
     }
     return RD_OK;
@@ -1165,4 +1319,158 @@ rd_status rd_project_effective_connector(const rd_project *p, const rd_source *s
         r.allow_host_access = o->allow_host_access;
     *out = r;
     return RD_OK;
+}
+
+/* ---- the .env keys a project asks for ------------------------------------------------------------------------ */
+
+typedef struct key_list {
+    char **items;
+    size_t count, cap;
+} key_list;
+
+static rd_status key_list_add(key_list *l, const char *key, size_t len)
+{
+    if (l->count == l->cap) {
+        size_t ncap = l->cap ? l->cap * 2 : 16;
+        char **n = realloc(l->items, ncap * sizeof *n);
+        if (!n)
+            return RD_E_INTERNAL;
+        l->items = n;
+        l->cap = ncap;
+    }
+    if (!(l->items[l->count] = strndup(key, len)))
+        return RD_E_INTERNAL;
+    l->count++;
+    return RD_OK;
+}
+
+/* Every `{{ .env.KEY }}` in the values (not the keys) under n. */
+static rd_status collect_templates(struct fy_node *n, key_list *l)
+{
+    rd_status st = RD_OK;
+    void *it = NULL;
+    if (!n) {
+        return RD_OK;
+    } else if (fy_node_is_scalar(n)) {
+        size_t len = 0, i = 0, at, ks, ke, end;
+        const char *s = fy_node_get_scalar(n, &len);
+        while (st == RD_OK && s && next_template(s, len, i, &at, &ks, &ke, &end)) {
+            if (ke)
+                st = key_list_add(l, s + ks, ke - ks);
+            i = ke ? end : at + 2;
+        }
+    } else if (fy_node_is_sequence(n)) {
+        struct fy_node *item;
+        while (st == RD_OK && (item = fy_node_sequence_iterate(n, &it)) != NULL)
+            st = collect_templates(item, l);
+    } else {
+        struct fy_node_pair *pr;
+        while (st == RD_OK && (pr = fy_node_mapping_iterate(n, &it)) != NULL)
+            st = collect_templates(fy_node_pair_value(pr), l);
+    }
+    return st;
+}
+
+static rd_status collect_file(const char *file, key_list *l, rd_error *err)
+{
+    ctx c = { file, NULL, NULL, err };
+    yaml_file y;
+    rd_status st = yaml_file_load(&c, &y);
+    if (st == RD_OK && (st = collect_templates(y.root, l)) != RD_OK)
+        st = oom(err);
+    yaml_file_free(&y);
+    return st;
+}
+
+typedef struct key_rank {
+    const char *key;
+    size_t pos;
+} key_rank;
+
+static int rank_by_key(const void *a, const void *b)
+{
+    const key_rank *x = a, *y = b;
+    int r = strcmp(x->key, y->key);
+    return r ? r : x->pos < y->pos ? -1 : x->pos > y->pos;
+}
+
+/* Drops every repeat of a key, keeping the first one's place (sorting, so hostile files stay n log n). */
+static rd_status key_list_unique(key_list *l)
+{
+    if (l->count < 2)
+        return RD_OK;
+    key_rank *r = malloc(l->count * sizeof *r);
+    if (!r)
+        return RD_E_INTERNAL;
+    for (size_t i = 0; i < l->count; i++)
+        r[i] = (key_rank){ l->items[i], i };
+    qsort(r, l->count, sizeof *r, rank_by_key);
+    for (size_t i = 1, first = 0; i < l->count; i++) {
+        if (strcmp(r[i].key, r[first].key) == 0) {
+            free(l->items[r[i].pos]);
+            l->items[r[i].pos] = NULL;
+        } else {
+            first = i;
+        }
+    }
+    free(r);
+    size_t o = 0;
+    for (size_t i = 0; i < l->count; i++)
+        if (l->items[i])
+            l->items[o++] = l->items[i];
+    l->count = o;
+    return RD_OK;
+}
+
+rd_status rd_project_env_keys(const char *dir, char ***keys, size_t *count, rd_error *err)
+{
+    key_list l = { 0 };
+    rd_status st = RD_OK;
+    const char *const subs[] = { "connectors", "sources" };
+    for (size_t d = 0; st == RD_OK && d < 2; d++) {
+        char *folder = path_join(dir, subs[d]);
+        yaml_entry *e = NULL;
+        size_t n = 0;
+        st = folder ? list_yaml(folder, &e, &n, err) : oom(err);
+        for (size_t i = 0; st == RD_OK && i < n; i++) {
+            if (d == 0) {
+                rd_buf k = RD_BUF_INIT;
+                if (rd_buf_printf(&k, "connector.%s.aws_access_key_id", e[i].name) != RD_OK ||
+                    key_list_add(&l, k.data, k.len) != RD_OK)
+                    st = oom(err);
+                rd_buf_reset(&k);
+                if (st == RD_OK && (rd_buf_printf(&k, "connector.%s.aws_secret_access_key", e[i].name) != RD_OK ||
+                                    key_list_add(&l, k.data, k.len) != RD_OK))
+                    st = oom(err);
+                rd_buf_free(&k);
+            }
+            char *file = st == RD_OK ? path_join(folder, e[i].file) : NULL;
+            if (st == RD_OK)
+                st = file ? collect_file(file, &l, err) : oom(err);
+            free(file);
+        }
+        entries_free(e, n);
+        free(folder);
+    }
+    char *file = st == RD_OK ? path_join(dir, "redduck.yaml") : NULL;
+    struct stat sb;
+    if (st == RD_OK)
+        st = !file ? oom(err) : stat(file, &sb) == 0 ? collect_file(file, &l, err) : RD_OK;
+    free(file);
+    if (st == RD_OK && key_list_unique(&l) != RD_OK)
+        st = oom(err);
+    if (st != RD_OK) {
+        rd_project_keys_free(l.items, l.count);
+        return st;
+    }
+    *keys = l.items;
+    *count = l.count;
+    return RD_OK;
+}
+
+void rd_project_keys_free(char **keys, size_t count)
+{
+    for (size_t i = 0; keys && i < count; i++)
+        free(keys[i]);
+    free(keys);
 }

@@ -17,10 +17,32 @@ rd_status rd_s3_parse_url(const char *url, char **bucket, char **prefix, rd_erro
     if (!url || strncmp(url, "s3://", 5) != 0)
         return rd_error_set(err, RD_E_USAGE, "'%s' is not an S3 location: write s3://bucket/prefix",
                             url ? url : "");
+    for (const unsigned char *p = (const unsigned char *)url; *p; p++)
+        if (*p < 0x20 || *p == 0x7F)
+            return rd_error_set(err, RD_E_USAGE, "the S3 location holds a control character: write s3://bucket/prefix");
     const char *b = url + 5;
     size_t blen = strcspn(b, "/");
-    if (blen < 3 || blen > 63)
-        return rd_error_set(err, RD_E_USAGE, "'%s' has no valid bucket name: write s3://bucket/prefix", url);
+    /* S3's bucket naming rules: 3-63 of a-z 0-9 . -, starting and ending with a letter or digit, no ".." */
+    int bucket_ok = blen >= 3 && blen <= 63;
+    for (size_t i = 0; bucket_ok && i < blen; i++) {
+        char ch = b[i];
+        int alnum = (ch >= 'a' && ch <= 'z') || (ch >= '0' && ch <= '9');
+        bucket_ok = alnum || ((ch == '.' || ch == '-') && i > 0 && i + 1 < blen && !(ch == '.' && b[i + 1] == '.'));
+    }
+    if (!bucket_ok)
+        return rd_error_set(err, RD_E_USAGE, "'%s' has no valid bucket name (3-63 characters: lowercase letters, "
+                            "digits, '.' and '-', starting and ending with a letter or digit): write "
+                            "s3://bucket/prefix", url);
+    /* "." and ".." segments would be resolved away by HTTP clients and servers, so the signed path would not be
+     * the requested one (SignatureDoesNotMatch) or the files would land elsewhere */
+    for (const char *seg = b + blen; *seg == '/';) {
+        seg++;
+        size_t slen = strcspn(seg, "/");
+        if ((slen == 1 && seg[0] == '.') || (slen == 2 && seg[0] == '.' && seg[1] == '.'))
+            return rd_error_set(err, RD_E_USAGE, "'%s' has a '%.*s' segment in its prefix: write the prefix "
+                                "without '.' and '..' (s3://bucket/some/prefix)", url, (int)slen, seg);
+        seg += slen;
+    }
     *bucket = strndup(b, blen);
     *prefix = strdup(b[blen] == '/' ? b + blen + 1 : "");
     if (!*bucket || !*prefix) {
@@ -77,13 +99,6 @@ rd_status rd_s3_head_bucket(rd_aws_client *c, const char *bucket, char *region, 
     if (r && (st == RD_OK || resp.status == 301 || resp.status == 400)) {
         snprintf(region, region_len, "%s", r);
         st = RD_OK;
-        /* the reply's region becomes a hostname (the S3 endpoint) and UNLOAD's REGION AS */
-        char what[320];
-        snprintf(what, sizeof what, "S3 HeadBucket's x-amz-bucket-region for bucket '%s'", bucket);
-        if (rd_aws_region_check(r, what, err) != RD_OK) {
-            region[0] = '\0';
-            st = err ? (err->code = RD_E_REMOTE) : RD_E_REMOTE;
-        }
     } else if (st == RD_OK) {
         snprintf(region, region_len, "%s", c->region);
     } else if (st == RD_E_NOT_FOUND) {

@@ -14,8 +14,9 @@
 
 #define RD_S3_DELETE_BATCH 1000
 
-/* "s3://bucket/some/prefix" → bucket and prefix (both malloc'd; prefix may be ""). RD_E_USAGE with the
- * expected form otherwise. */
+/* "s3://bucket/some/prefix" → bucket and prefix (both malloc'd; prefix may be ""). The one validator of S3
+ * locations (ingest --staging, a project's output_location): the bucket follows S3's naming rules, the prefix
+ * has no "." or ".." segment, the URL no control character. RD_E_USAGE with the expected form otherwise. */
 rd_status rd_s3_parse_url(const char *url, char **bucket, char **prefix, rd_error *err);
 
 /* HeadBucket: the bucket's region (x-amz-bucket-region, also read from a 301 reply) into region. */

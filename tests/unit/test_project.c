@@ -15,6 +15,7 @@
 #include <unistd.h>
 
 #include "redduck/project.h"
+#include "services/s3.h"
 
 /* ---- folders ------------------------------------------------------------------------------------------ */
 
@@ -43,6 +44,17 @@ static void put(const char *dir, const char *rel, const char *text)
     FILE *f = fopen(path, "w");
     assert_non_null(f);
     fputs(text, f);
+    fclose(f);
+}
+
+/* Writes dir/rel with exactly these bytes (NULs included); the folder exists. */
+static void put_bytes(const char *dir, const char *rel, const char *data, size_t len)
+{
+    char path[4096];
+    snprintf(path, sizeof path, "%s/%s", dir, rel);
+    FILE *f = fopen(path, "wb");
+    assert_non_null(f);
+    assert_int_equal(fwrite(data, 1, len, f), len);
     fclose(f);
 }
 
@@ -299,7 +311,7 @@ static void test_effective_connector(void **state)
     char *dir = make_dir();
     put(dir, "redduck.yaml", "name: p\n");
     put(dir, "connectors/redshift.yaml",
-        "type: redshift\nworkgroup: wg\ndatabase: main_db\nregion: us-east-1\noutput_location: s3://b/p/\n");
+        "type: redshift\nworkgroup: wg\ndatabase: main_db\nregion: us-east-1\noutput_location: s3://bucket/p/\n");
     put(dir, "sources/plain.yaml", "sql: select 1\n");
     put(dir, "sources/moved.yaml",
         "sql: select 2\ncluster_identifier: other-cluster\ndatabase: other_db\nallow_host_access: false\n");
@@ -321,7 +333,7 @@ static void test_effective_connector(void **state)
     assert_string_equal(e.cluster_identifier, "other-cluster");
     assert_string_equal(e.database, "other_db");
     assert_string_equal(e.region, "us-east-1");
-    assert_string_equal(e.output_location, "s3://b/p/");
+    assert_string_equal(e.output_location, "s3://bucket/p/");
     assert_int_equal(e.allow_host_access, 0);
     /* borrowed, not copied */
     assert_ptr_equal(e.region, rd_project_connector(&p, "redshift")->region);
@@ -438,6 +450,45 @@ static const bad_case bad_cases[] = {
       "sources/a.yaml:2: ", "`timeout` must be an integer", "SUPERSECRET123" },
     { { PROJ, CONN, "sources/a.yaml", "sql: select 1\nworkgroup: w\ncluster_identifier: c\n" }, "sources/a.yaml:3: ",
       "only one of `workgroup` and `cluster_identifier`", NULL },
+    /* hostile YAML: anchors and aliases refused outright (an alias bomb is a few lines), wherever they are */
+    { { "redduck.yaml", "# x\nname: &n shop\nduckdb: *n\n" }, "redduck.yaml:2: ",
+      "YAML anchors (`&name`) are not allowed in project files: `name`", NULL },
+    { { "redduck.yaml", "name: t\nduckdb: *n\n" }, "redduck.yaml:2: ",
+      "YAML aliases (`*name`) are not allowed in project files: `duckdb`", NULL },
+    { { PROJ, CONN, "sources/a.yaml", "sql: select 1\nincremental:\n  <<: *base\n  column: a\n" },
+      "sources/a.yaml:3: ", "YAML aliases (`*name`) are not allowed", NULL },
+    { { "redduck.yaml", "a: &a [x, x, x, x, x, x, x, x, x]\nb: &b [*a, *a, *a, *a, *a, *a, *a, *a, *a]\n"
+                        "c: &c [*b, *b, *b, *b, *b, *b, *b, *b, *b]\nname: *c\n" },
+      "redduck.yaml:1: ", "YAML anchors (`&name`) are not allowed", NULL },
+    /* NUL characters: the key is named, never the value */
+    { { PROJ, CONN, "sources/a.yaml", "table_name: a\nsql: \"select 1 \\0 and SUPERSECRET123\"\n" },
+      "sources/a.yaml:2: ", "the value of `sql` holds a NUL character", "SUPERSECRET123" },
+    { { PROJ, "connectors/redshift.yaml", "type: redshift\nworkgroup: \"wg\\x00SUPERSECRET123\"\n" },
+      "connectors/redshift.yaml:2: ", "the value of `workgroup` holds a NUL character", "SUPERSECRET123" },
+    { { PROJ, CONN, "sources/a.yaml", "sql: select 1\nincremental:\n  column: \"a\\0b\"\n" },
+      "sources/a.yaml:3: ", "the value of `column` holds a NUL character", NULL },
+    { { "redduck.yaml", "name: t\n\"par\\0allel\": 2\n" }, "redduck.yaml:2: ", "a key holds a NUL character",
+      NULL },
+    /* one document per file */
+    { { "redduck.yaml", "name: t\n---\nname: u\n" }, "redduck.yaml:2: ", "a second YAML document (`---`)", NULL },
+    { { PROJ, CONN, "sources/a.yaml", "---\nsql: select 1\n...\n---\n" }, "sources/a.yaml:4: ",
+      "a second YAML document", NULL },
+    /* nesting: RD_PROJECT_MAX_DEPTH levels (the file's mapping is one) are read, one more is refused */
+    { { "redduck.yaml", "name: [[[[[[[[[[[[[[[[[[[[[[[[[[[[[[x]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]\n" }, "redduck.yaml:1: ",
+      "`name` must be a string, not a list", NULL },
+    { { "redduck.yaml", "name: [[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[x]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]\n" }, "redduck.yaml:1: ",
+      "nested more than 32 levels deep under `name`", NULL },
+    /* output_location is checked by the one S3 location validator (services/s3.c) */
+    { { PROJ, "connectors/redshift.yaml", "type: redshift\nworkgroup: wg\noutput_location: s3://bucket/a/../b/\n" },
+      "connectors/redshift.yaml:3: ", "`output_location`: 's3://bucket/a/../b/' has a '..' segment", NULL },
+    { { PROJ, "connectors/redshift.yaml", "type: redshift\nworkgroup: wg\noutput_location: s3://My_Bucket/x\n" },
+      "connectors/redshift.yaml:3: ", "has no valid bucket name (3-63 characters", NULL },
+    { { PROJ, "connectors/redshift.yaml", "type: redshift\nworkgroup: wg\noutput_location: bucket/x\n" },
+      "connectors/redshift.yaml:3: ", "is not an S3 location", NULL },
+    { { PROJ, CONN, ".env", "A=1\nconnector.redshift.output_location=s3://bucket/./x\n" }, ".env:2: ",
+      "has a '.' segment", NULL },
+    { { PROJ, CONN, "sources/a.yaml", "sql: select 1\noutput_location: \"s3://bucket/x\\ty\"\n" },
+      "sources/a.yaml:2: ", "`output_location`: the S3 location holds a control character", NULL },
     /* the first error in file order: sources/a before sources/b */
     { { PROJ, CONN, "sources/b.yaml", "sql: select 1\nbogus: 1\n", "sources/a.yaml", "sql: select 1\n\nbogus2: 1\n" },
       "sources/a.yaml:3: ", "unknown key `bogus2`", NULL },
@@ -503,6 +554,140 @@ static void test_missing_project_file(void **state)
     assert_non_null(strstr(err.message, "no redduck.yaml in /nonexistent/redduck-project"));
 }
 
+/* Bytes a text editor would not write: a NUL byte, a file over the limit, 100k keys (read in linear time). */
+static void test_hostile_files(void **state)
+{
+    (void)state;
+    char *dir = make_dir();
+    rd_project p;
+    rd_error err;
+    char want[4096];
+
+    /* a NUL byte used to end the file silently: everything after it was dropped */
+    static const char nul[] = "name: t\nparallel: 2\0\nbogus: 1\n";
+    put_bytes(dir, "redduck.yaml", nul, sizeof nul - 1);
+    rd_error_clear(&err);
+    assert_int_equal(rd_project_load(dir, &p, &err), RD_E_CONFIG);
+    snprintf(want, sizeof want, "%s/redduck.yaml:2: NUL byte in the file", dir);
+    assert_non_null(strstr(err.message, want));
+
+    /* larger than RD_PROJECT_FILE_MAX_BYTES: refused before parsing */
+    size_t big = RD_PROJECT_FILE_MAX_BYTES + 1;
+    char *text = malloc(big);
+    assert_non_null(text);
+    memset(text, '#', big);
+    put_bytes(dir, "redduck.yaml", text, big);
+    rd_error_clear(&err);
+    assert_int_equal(rd_project_load(dir, &p, &err), RD_E_CONFIG);
+    snprintf(want, sizeof want, "%s/redduck.yaml: larger than 1024 KiB", dir);
+    assert_non_null(strstr(err.message, want));
+    put_bytes(dir, "redduck.yaml", text, big - 1); /* at the limit: a comment-only file */
+    load_ok(dir, &p);
+    rd_project_free(&p);
+
+    /* 100k keys: the first unknown key is reported (libfyaml's duplicate check made this quadratic) */
+    size_t len = 0;
+    len += (size_t)snprintf(text + len, big - len, "name: t\n");
+    for (int i = 0; i < 100000; i++)
+        len += (size_t)snprintf(text + len, big - len, "k%d: 1\n", i);
+    assert_true(len < big - 1);
+    put_bytes(dir, "redduck.yaml", text, len);
+    rd_error_clear(&err);
+    assert_int_equal(rd_project_load(dir, &p, &err), RD_E_CONFIG);
+    snprintf(want, sizeof want, "%s/redduck.yaml:2: unknown key `k0`", dir);
+    assert_non_null(strstr(err.message, want));
+    /* and 80k known keys, all duplicates: the second one is reported */
+    len = 0;
+    for (int i = 0; i < 80000; i++)
+        len += (size_t)snprintf(text + len, big - len, "parallel: %d\n", i % 9 + 1);
+    assert_true(len < big - 1);
+    put_bytes(dir, "redduck.yaml", text, len);
+    rd_error_clear(&err);
+    assert_int_equal(rd_project_load(dir, &p, &err), RD_E_CONFIG);
+    snprintf(want, sizeof want, "%s/redduck.yaml:2: duplicate key `parallel` (also on line 1)", dir);
+    assert_non_null(strstr(err.message, want));
+    free(text);
+    remove_dir(dir);
+}
+
+/* The one S3 location validator, used by output_location and ingest --staging. */
+static void test_s3_locations(void **state)
+{
+    (void)state;
+    static const char *const good[] = { "s3://bucket", "s3://bucket/", "s3://my.bucket-1/a/b/", "s3://abc/a..b/.x/",
+                                        "s3://123/x" };
+    static const char *const bad[] = { "s3://ab/x", "s3://Bucket/x", "s3://bu_cket/x", "s3://-bucket/x",
+                                       "s3://bucket-/x", "s3://my..bucket/x", "s3://bucket/..", "s3://bucket/a/../b",
+                                       "s3://bucket/./a", "s3://bucket/a/.", "s3://bucket/a\nb", "s3://bucket/a\x7f",
+                                       "bucket/x", "s3:/bucket/x" };
+    for (size_t i = 0; i < sizeof good / sizeof good[0]; i++) {
+        char *b = NULL, *pre = NULL;
+        rd_error err;
+        rd_error_clear(&err);
+        if (rd_s3_parse_url(good[i], &b, &pre, &err) != RD_OK)
+            fail_msg("%s refused: %s", good[i], err.message);
+        free(b);
+        free(pre);
+    }
+    for (size_t i = 0; i < sizeof bad / sizeof bad[0]; i++) {
+        char *b = (char *)0x1, *pre = (char *)0x1;
+        rd_error err;
+        rd_error_clear(&err);
+        if (rd_s3_parse_url(bad[i], &b, &pre, &err) != RD_E_USAGE)
+            fail_msg("%s accepted", bad[i]);
+        assert_null(b);
+        assert_null(pre);
+        assert_non_null(strstr(err.message, "s3://bucket/"));
+    }
+}
+
+static int has_key(char **keys, size_t n, const char *k)
+{
+    for (size_t i = 0; i < n; i++)
+        if (strcmp(keys[i], k) == 0)
+            return 1;
+    return 0;
+}
+
+/* The keys `env configure` asks for come from the parsed YAML: a template in a comment is not one. */
+static void test_env_keys(void **state)
+{
+    (void)state;
+    char *dir = make_dir();
+    put(dir, "redduck.yaml", "# name: \"{{ .env.IN_COMMENT }}\"\nname: \"{{ .env.PROJECT_NAME }}\"\n");
+    put(dir, "connectors/main.yaml",
+        "type: redshift\n"
+        "# workgroup: \"{{ .env.REDSHIFT_WORKGROUP }}\"\n"
+        "workgroup: \"{{ .env.WG }}-{{ .env.WG }}\"\n"
+        "region: eu-west-1 # {{ .env.TRAILING_COMMENT }}\n");
+    put(dir, "sources/a.yaml",
+        "sql: |\n"
+        "  select * from t -- {{ .env.IN_SQL }}\n"
+        "  where a = '{{.env.A}}' and b = '{{ vars.x }}'\n"
+        "database: \"{{ .env.WG }}\"\n"
+        "#sql: {{ .env.COMMENTED }}\n");
+    char **keys = NULL;
+    size_t n = 0;
+    rd_error err;
+    rd_error_clear(&err);
+    assert_int_equal(rd_project_env_keys(dir, &keys, &n, &err), RD_OK);
+    static const char *const want[] = { "connector.main.aws_access_key_id", "connector.main.aws_secret_access_key",
+                                        "WG", "IN_SQL", "A", "PROJECT_NAME" };
+    for (size_t i = 0; i < n && i < 6; i++)
+        assert_string_equal(keys[i], want[i]);
+    assert_int_equal(n, 6);
+    assert_false(has_key(keys, n, "IN_COMMENT") || has_key(keys, n, "REDSHIFT_WORKGROUP") ||
+                 has_key(keys, n, "TRAILING_COMMENT") || has_key(keys, n, "COMMENTED"));
+    rd_project_keys_free(keys, n);
+
+    /* the loader's limits hold here too */
+    put(dir, "sources/a.yaml", "sql: &s \"{{ .env.A }}\"\n");
+    rd_error_clear(&err);
+    assert_int_equal(rd_project_env_keys(dir, &keys, &n, &err), RD_E_CONFIG);
+    assert_non_null(strstr(err.message, "sources/a.yaml:1: YAML anchors"));
+    remove_dir(dir);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -513,6 +698,9 @@ int main(void)
         cmocka_unit_test(test_effective_connector),
         cmocka_unit_test(test_bad_inputs),
         cmocka_unit_test(test_missing_project_file),
+        cmocka_unit_test(test_hostile_files),
+        cmocka_unit_test(test_s3_locations),
+        cmocka_unit_test(test_env_keys),
     };
     return cmocka_run_group_tests_name("project", tests, NULL, NULL);
 }
