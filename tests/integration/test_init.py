@@ -117,6 +117,18 @@ class InitTest(unittest.TestCase):
             self.assertIn("redduck init:", r.stderr)
         self.assertFalse(os.path.exists(os.path.join(self.tmp.name, "redduck.yaml")))
 
+    def test_env_configure_asks_for_template_keys_not_comments(self):
+        # the generated connector names {{ .env.REDSHIFT_WORKGROUP }} in a comment only
+        self.assertEqual(run(self.dir).returncode, 0)
+        with open(os.path.join(self.dir, "sources/example.yaml"), "a") as f:
+            f.write('database: "{{ .env.SOURCE_DB }}"\n# region: "{{ .env.COMMENTED_OUT }}"\n')
+        p = subprocess.run([REDDUCK, "env", "configure", self.dir], input="", capture_output=True, text=True,
+                           timeout=60)
+        self.assertEqual(p.returncode, 0, p.stderr)
+        asked = p.stderr.split("keys the project needs: ", 1)[1].splitlines()[0].split(",")
+        self.assertEqual(asked, ["connector.redshift.aws_access_key_id", "connector.redshift.aws_secret_access_key",
+                                 "SOURCE_DB"])
+
     def test_values_are_quoted(self):
         r = run(self.dir, "--workgroup", 'we"ird: #wg', "--database", "a\\b")
         self.assertEqual(r.returncode, 0, r.stderr)
