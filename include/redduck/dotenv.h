@@ -10,6 +10,8 @@
 
 #include "redduck/error.h"
 
+#define RD_DOTENV_MAX_BYTES (1u << 20) /* a larger .env is refused, not read */
+
 typedef struct rd_dotenv_entry {
     char *key;    /* owned */
     char *value;  /* owned; "" for `KEY=` */
@@ -23,7 +25,8 @@ typedef struct rd_dotenv {
 } rd_dotenv;
 
 /* Parses text. A syntax error (unterminated quote, a line without '=' that is not blank/comment, a bad key)
- * is RD_E_CONFIG "PATH:LINE: what is wrong". path may be NULL. */
+ * is RD_E_CONFIG "PATH:LINE: what is wrong", as is a NUL byte (no escape decodes to NUL: values are whole C
+ * strings) and text longer than RD_DOTENV_MAX_BYTES. n log n in the number of keys. path may be NULL. */
 rd_status rd_dotenv_parse(const char *text, size_t len, const char *path, rd_dotenv *out, rd_error *err);
 /* Reads and parses a file; a missing file is RD_OK with no entries. */
 rd_status rd_dotenv_load(const char *path, rd_dotenv *out, rd_error *err);

@@ -419,25 +419,81 @@ static rd_status scan_all(const char *text, size_t len, const char *path, bindin
 
 /* ---- rd_dotenv ------------------------------------------------------------------------------------------- */
 
+typedef struct entry_builder {
+    rd_dotenv *e;
+    size_t cap;
+} entry_builder;
+
+/* Appends every binding; merge_duplicates runs once at the end (a scan per key made big files quadratic). */
 static rd_status add_entry(binding *b, void *ctx, rd_error *err)
 {
-    rd_dotenv *e = ctx;
-    for (size_t i = 0; i < e->count; i++) {
-        if (strcmp(e->items[i].key, b->key) == 0) { /* last wins, at the first one's place (a Python dict) */
-            explicit_bzero(e->items[i].value, strlen(e->items[i].value));
-            free(e->items[i].value);
-            e->items[i].value = b->value;
-            e->items[i].line = b->first_line;
-            b->value = NULL;
-            return RD_OK;
-        }
+    entry_builder *eb = ctx;
+    rd_dotenv *e = eb->e;
+    if (e->count == eb->cap) {
+        size_t ncap = eb->cap ? eb->cap * 2 : 16;
+        rd_dotenv_entry *items = realloc(e->items, ncap * sizeof *items);
+        if (!items)
+            return oom(err);
+        e->items = items;
+        eb->cap = ncap;
     }
-    rd_dotenv_entry *items = realloc(e->items, (e->count + 1) * sizeof *items);
-    if (!items)
-        return oom(err);
-    e->items = items;
-    items[e->count++] = (rd_dotenv_entry){ b->key, b->value, b->first_line };
+    e->items[e->count++] = (rd_dotenv_entry){ b->key, b->value, b->first_line };
     b->key = b->value = NULL;
+    return RD_OK;
+}
+
+typedef struct key_place {
+    const char *key;
+    size_t place;
+} key_place;
+
+static int by_key_then_place(const void *a, const void *b)
+{
+    const key_place *x = a, *y = b;
+    int r = strcmp(x->key, y->key);
+    return r ? r : x->place < y->place ? -1 : x->place > y->place;
+}
+
+/* A key given twice keeps its first place and takes its last value and line (a Python dict). */
+static rd_status merge_duplicates(rd_dotenv *e, rd_error *err)
+{
+    if (e->count < 2)
+        return RD_OK;
+    key_place *order = malloc(e->count * sizeof *order);
+    if (!order)
+        return oom(err);
+    for (size_t i = 0; i < e->count; i++)
+        order[i] = (key_place){ e->items[i].key, i };
+    qsort(order, e->count, sizeof *order, by_key_then_place);
+    for (size_t g = 0; g < e->count;) {
+        size_t end = g + 1;
+        while (end < e->count && strcmp(order[end].key, order[g].key) == 0)
+            end++;
+        if (end - g > 1) {
+            rd_dotenv_entry *first = &e->items[order[g].place], *last = &e->items[order[end - 1].place];
+            explicit_bzero(first->value, strlen(first->value));
+            free(first->value);
+            first->value = last->value;
+            first->line = last->line;
+            last->value = NULL;
+            for (size_t k = g + 1; k < end; k++) {
+                rd_dotenv_entry *it = &e->items[order[k].place];
+                if (it->value) {
+                    explicit_bzero(it->value, strlen(it->value));
+                    free(it->value);
+                }
+                free(it->key);
+                it->key = it->value = NULL;
+            }
+        }
+        g = end;
+    }
+    free(order);
+    size_t o = 0;
+    for (size_t i = 0; i < e->count; i++)
+        if (e->items[i].key)
+            e->items[o++] = e->items[i];
+    e->count = o;
     return RD_OK;
 }
 
@@ -446,7 +502,13 @@ rd_status rd_dotenv_parse(const char *text, size_t len, const char *path, rd_dot
     rd_dotenv e = { NULL, 0, strdup(path ? path : "<memory>") };
     if (!e.path)
         return oom(err);
-    rd_status st = scan_all(text ? text : "", text ? len : 0, e.path, add_entry, &e, err);
+    entry_builder eb = { &e, 0 };
+    rd_status st = text && len > RD_DOTENV_MAX_BYTES
+                       ? rd_error_set(err, RD_E_CONFIG, "%s: larger than %u KiB; a .env holds a few keys", e.path,
+                                      RD_DOTENV_MAX_BYTES / 1024)
+                       : scan_all(text ? text : "", text ? len : 0, e.path, add_entry, &eb, err);
+    if (st == RD_OK)
+        st = merge_duplicates(&e, err);
     if (st != RD_OK) {
         rd_dotenv_free(&e);
         return st;
@@ -470,9 +532,12 @@ static rd_status read_file(const char *path, rd_buf *b, int *missing, rd_error *
     char chunk[4096];
     size_t n;
     rd_status st = RD_OK;
-    while (st == RD_OK && (n = fread(chunk, 1, sizeof chunk, f)) > 0)
+    while (st == RD_OK && (n = fread(chunk, 1, sizeof chunk, f)) > 0) {
+        if (b->len > RD_DOTENV_MAX_BYTES) /* enough for rd_dotenv_parse to refuse it */
+            break;
         if (rd_buf_append(b, chunk, n) != RD_OK)
             st = oom(err);
+    }
     if (st == RD_OK && ferror(f))
         st = rd_error_set(err, RD_E_IO, "cannot read %s: %s", path, strerror(errno));
     explicit_bzero(chunk, sizeof chunk);

@@ -504,6 +504,56 @@ static void test_set_refuses(void **state)
     tmpdir_remove(&t);
 }
 
+/* No escape decodes to NUL (python-dotenv knows \\ \' \" \a \b \f \n \r \t \v only), so a value is a whole C
+ * string; a NUL byte is refused; so is a file over RD_DOTENV_MAX_BYTES. */
+static void test_hostile(void **state)
+{
+    (void)state;
+    rd_dotenv e = parse_ok("A=\"x\\0y\"\nB=\"\\x00\"\nC='\\0'\nD=\\0\n");
+    assert_string_equal(rd_dotenv_get(&e, "A"), "x\\0y");
+    assert_string_equal(rd_dotenv_get(&e, "B"), "\\x00");
+    assert_string_equal(rd_dotenv_get(&e, "C"), "\\0");
+    assert_string_equal(rd_dotenv_get(&e, "D"), "\\0");
+    rd_dotenv_free(&e);
+    FAILS("A=\"x\0y\"\n", 1, "NUL byte");
+
+    size_t big = RD_DOTENV_MAX_BYTES + 1;
+    char *text = malloc(big);
+    assert_non_null(text);
+    memset(text, '#', big);
+    rd_error err;
+    rd_error_clear(&err);
+    rd_dotenv t = { (rd_dotenv_entry *)0x1, 7, NULL };
+    assert_int_equal(rd_dotenv_parse(text, big, "t.env", &t, &err), RD_E_CONFIG);
+    assert_string_equal(err.message, "t.env: larger than 1024 KiB; a .env holds a few keys");
+    assert_int_equal(t.count, 7);
+    char path[] = "/tmp/rd_test_dotenv_XXXXXX";
+    int fd = mkstemp(path);
+    assert_true(fd >= 0);
+    assert_int_equal(write(fd, text, big), (ssize_t)big);
+    close(fd);
+    rd_error_clear(&err);
+    assert_int_equal(rd_dotenv_load(path, &t, &err), RD_E_CONFIG);
+    assert_non_null(strstr(err.message, "larger than 1024 KiB"));
+    unlink(path);
+
+    /* 100k keys, each given twice: one entry each, in first-seen order, with the last value and line */
+    size_t len = 0;
+    for (int round = 0; round < 2; round++)
+        for (int i = 0; i < 50000; i++)
+            len += (size_t)snprintf(text + len, big - len, "K%d=%d\n", i, round);
+    assert_true(len < big);
+    rd_error_clear(&err);
+    assert_int_equal(rd_dotenv_parse(text, len, "t.env", &e, &err), RD_OK);
+    assert_int_equal(e.count, 50000);
+    assert_string_equal(e.items[0].key, "K0");
+    assert_string_equal(e.items[49999].key, "K49999");
+    assert_string_equal(e.items[49999].value, "1");
+    assert_int_equal(e.items[49999].line, 100000);
+    rd_dotenv_free(&e);
+    free(text);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -521,6 +571,7 @@ int main(void)
         cmocka_unit_test(test_set_keeps_crlf),
         cmocka_unit_test(test_set_round_trips),
         cmocka_unit_test(test_set_refuses),
+        cmocka_unit_test(test_hostile),
     };
     return cmocka_run_group_tests_name("dotenv", tests, NULL, NULL);
 }
