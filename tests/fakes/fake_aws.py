@@ -8,6 +8,9 @@ Serves on 127.0.0.1 (port 0 → prints "PORT <n>" as its first stdout line), rou
   PUT/GET /latest/...         EC2 instance metadata, IMDSv2 tokens (v1 optional)
   GET  /container/...         ECS/EKS container credentials endpoint (optional Authorization check)
 
+With --tls-cert/--tls-key it serves HTTPS instead, and logs every accepted TCP connection as
+{"api": "tls:connection"} (a client that rejects the certificate never gets as far as a request).
+
 Configured by a JSON file (see DEFAULTS below). Every request is appended to the --log file as one JSON
 line {"method", "path", "api", "status", "auth", "headers"} with secret headers redacted. Exits by itself
 after --lifetime seconds (default 120) or when its stdin (a pipe) closes.
@@ -18,6 +21,7 @@ import hashlib
 import json
 import os
 import secrets
+import ssl
 import stat
 import string
 import sys
@@ -55,6 +59,8 @@ DEFAULTS = {
     "duration_seconds": 3600,
     # prefixed to every issued secret key and session token, so tests can grep output for leaks
     "secret_marker": "",
+    # malformed replies: {"sts": "...", "container": "..."} answers that API with this body and HTTP 200
+    "garbage": {},
 }
 
 
@@ -226,6 +232,8 @@ class Handler(BaseHTTPRequestHandler):
         params = dict(urllib.parse.parse_qsl(body.decode("utf-8", "replace"), keep_blank_values=True))
         action = params.get("Action", "")
         api = "sts:" + action
+        if "sts" in self.state.cfg.get("garbage", {}):
+            return self.reply(200, self.state.cfg["garbage"]["sts"], "text/xml", api, "garbage")
         req_id = secrets.token_hex(16)
         if action == "AssumeRoleWithWebIdentity":
             token = params.get("WebIdentityToken", "")
@@ -378,6 +386,8 @@ class Handler(BaseHTTPRequestHandler):
         path = urllib.parse.urlsplit(self.path).path
         if c is None or path != c.get("path", "/container/creds"):
             return self.reply(404, json.dumps({"message": "Not found"}), "application/json", api)
+        if "container" in self.state.cfg.get("garbage", {}):
+            return self.reply(200, self.state.cfg["garbage"]["container"], "application/json", api, "garbage")
         auth = "none"
         if c.get("token") is not None:
             if self.headers.get("Authorization") != c["token"]:
@@ -418,18 +428,42 @@ class Handler(BaseHTTPRequestHandler):
     do_POST = route
 
 
+class Server(ThreadingHTTPServer):
+    daemon_threads = True
+    tls = None  # an ssl.SSLContext when serving HTTPS
+
+    def get_request(self):
+        sock, addr = self.socket.accept()
+        if self.tls is None:
+            return sock, addr
+        self.state.log({"method": "", "path": "", "api": "tls:connection", "status": 0, "auth": "none",
+                        "headers": {}})
+        sock.settimeout(10)
+        try:
+            tls_sock = self.tls.wrap_socket(sock, server_side=True)  # the handshake; raises if refused
+        except (OSError, ssl.SSLError):
+            sock.close()
+            raise
+        tls_sock.settimeout(None)
+        return tls_sock, addr
+
+
 def main():
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("config", help="JSON configuration file")
     ap.add_argument("--log", help="append one JSON line per request here")
     ap.add_argument("--lifetime", type=float, default=120.0, help="exit after this many seconds")
+    ap.add_argument("--tls-cert", help="serve HTTPS with this certificate chain (PEM)")
+    ap.add_argument("--tls-key", help="the certificate's private key (PEM)")
     args = ap.parse_args()
     with open(args.config) as f:
         cfg = dict(DEFAULTS)
         cfg.update(json.load(f))
-    server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-    server.daemon_threads = True
+    server = Server(("127.0.0.1", 0), Handler)
     server.state = State(cfg, args.log)
+    if args.tls_cert:
+        server.tls = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
+        server.tls.load_cert_chain(args.tls_cert, args.tls_key)
     print(f"PORT {server.server_address[1]}", flush=True)
 
     def stop_later():

@@ -55,13 +55,14 @@ def utc(ts):
 class FakeAWS:
     """tests/fakes/fake_aws.py on 127.0.0.1:<random>; stops when its stdin closes or after 120 s."""
 
-    def __init__(self, tmp, config):
+    def __init__(self, tmp, config, tls_cert=None, tls_key=None, lifetime=120):
         self.cfg_path = os.path.join(tmp, "fake.json")
         self.log_path = os.path.join(tmp, "fake-requests.log")
         with open(self.cfg_path, "w") as f:
             json.dump(config, f)
+        tls = ["--tls-cert", tls_cert, "--tls-key", tls_key] if tls_cert else []
         self.proc = subprocess.Popen([sys.executable, FAKE, self.cfg_path, "--log", self.log_path,
-                                      "--lifetime", "120"],
+                                      "--lifetime", str(lifetime)] + tls,
                                      stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=subprocess.DEVNULL,
                                      text=True)
         line = self.proc.stdout.readline()
@@ -69,7 +70,7 @@ class FakeAWS:
             self.stop()
             raise RuntimeError("fake_aws did not start: %r" % line)
         self.port = int(line.split()[1])
-        self.url = "http://127.0.0.1:%d" % self.port
+        self.url = "%s://127.0.0.1:%d" % ("https" if tls_cert else "http", self.port)
 
     def requests(self):
         try:
