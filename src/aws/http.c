@@ -210,7 +210,7 @@ static rd_status curl_send(rd_http_transport *base, const rd_http_request *req, 
         if (x.sink_failed || rc == CURLE_WRITE_ERROR)
             st = rd_error_set(err, RD_E_IO, "receiving from %s: the local sink refused the data", host);
         else if (rd_http_tls_failure(rc, req->url, t->ca_bundle, errbuf, tls, sizeof tls))
-            st = rd_error_set(err, RD_E_CONFIG, "%s %s: %s", m, host, tls);
+            st = rd_error_set(err, RD_E_CONFIG, "%s", tls); /* names the host */
         else
             st = rd_error_set(err, RD_E_NETWORK, "%s %s: %s", m, host, errbuf[0] ? errbuf : curl_easy_strerror(rc));
         if (err)

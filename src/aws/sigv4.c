@@ -34,7 +34,7 @@ void rd_sigv4_debug_free(rd_sigv4_debug *dbg)
 {
     if (!dbg)
         return;
-    rd_buf_free(&dbg->canonical_request);
+    rd_buf_free_secure(&dbg->canonical_request); /* holds X-Amz-Security-Token */
     rd_buf_free(&dbg->string_to_sign);
 }
 

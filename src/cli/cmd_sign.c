@@ -7,6 +7,8 @@
 #include <strings.h>
 #include <time.h>
 
+#include <openssl/crypto.h>
+
 #include "cli.h"
 #include "redduck/buf.h"
 #include "redduck/creds.h"
@@ -72,7 +74,7 @@ static void print_redacted(const char *text, const char *token)
         fputs("<redacted>", stdout);
         p = hit + (hit == a ? strlen(token) : enc.len);
     }
-    rd_buf_free(&enc);
+    rd_buf_free_secure(&enc);
 }
 
 int rd_cmd_sign(int argc, char **argv)
@@ -206,6 +208,8 @@ int rd_cmd_sign(int argc, char **argv)
         }
         rc = 0;
     }
+    if (presigned)
+        OPENSSL_cleanse(presigned, strlen(presigned)); /* carries X-Amz-Security-Token */
     free(presigned);
     rd_sigv4_debug_free(&dbg);
     rd_credentials_free(&creds);
