@@ -29,6 +29,22 @@ static void near_text(const char *p, char *out, size_t size)
     out[n] = '\0';
 }
 
+/* The length of the opening delimiter of a dollar-quoted string at p ("$$" or "$tag$", the tag an identifier
+ * without '$'), or 0 when p does not start one ($1 is a parameter, not a quote). */
+static size_t dollar_tag_len(const char *p)
+{
+    if (p[0] != '$')
+        return 0;
+    if (p[1] == '$')
+        return 2;
+    if (!is_ident_start((unsigned char)p[1]))
+        return 0;
+    size_t i = 2;
+    while (p[i] && p[i] != '$' && is_ident_char((unsigned char)p[i]))
+        i++;
+    return p[i] == '$' ? i + 1 : 0;
+}
+
 rd_status rd_sql_tokenize(const char *sql, rd_sql_tok **toks, size_t *count, rd_error *err)
 {
     size_t cap = 64, n = 0;
@@ -81,6 +97,21 @@ rd_status rd_sql_tokenize(const char *sql, rd_sql_tok **toks, size_t *count, rd_
                 }
                 q++;
             }
+            t.kind = RD_TOK_STRING;
+        } else if (c == '$' && dollar_tag_len(q) > 0) {
+            /* $$…$$ or $tag$…$tag$: the text between is taken as it is (no escapes) */
+            size_t tl = dollar_tag_len(q);
+            const char *e = q + tl;
+            while ((e = strchr(e, '$')) != NULL && strncmp(e, q, tl) != 0)
+                e++;
+            if (!e) {
+                char near[32];
+                near_text(p, near, sizeof near);
+                free(v);
+                return rd_error_set(err, RD_E_USAGE, "ERROR: unterminated dollar-quoted string at or near \"%s\"",
+                                    near);
+            }
+            q = e + tl;
             t.kind = RD_TOK_STRING;
         } else if (c == '"') {
             q++;
@@ -141,6 +172,13 @@ rd_status rd_sql_tokenize(const char *sql, rd_sql_tok **toks, size_t *count, rd_
 rd_status rd_sql_string_value(const rd_sql_tok *tok, rd_buf *out)
 {
     const char *p = tok->start, *end = tok->start + tok->len - 1; /* end: closing quote */
+    if (*p == '$') {
+        size_t tl = dollar_tag_len(p);
+        rd_status dst = rd_buf_append(out, p + tl, tok->len - 2 * tl);
+        if (dst == RD_OK && !out->data)
+            dst = rd_buf_append(out, "", 0);
+        return dst;
+    }
     if (*p == 'E' || *p == 'e')
         p++;
     p++;

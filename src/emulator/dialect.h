@@ -1,6 +1,7 @@
 /* dialect.h — the Redshift SQL dialect on DuckDB: a tokenizer for Redshift SQL (string literals with ''
- * and backslash escapes, quoted identifiers, comments, :name parameters), the rewrite of Redshift-only
- * syntax into DuckDB SQL, and the parse of UNLOAD. Pure text work: no DuckDB calls. Thread-safe. */
+ * and backslash escapes, dollar-quoted strings $$…$$ and $tag$…$tag$, quoted identifiers, comments, :name
+ * parameters), the rewrite of Redshift-only syntax into DuckDB SQL, and the parse of UNLOAD. Pure text work:
+ * no DuckDB calls. Thread-safe. */
 #ifndef RD_EMULATOR_DIALECT_H
 #define RD_EMULATOR_DIALECT_H
 
@@ -14,7 +15,7 @@ typedef enum rd_sql_tok_kind {
     RD_TOK_END = 0,
     RD_TOK_WORD,    /* identifier or keyword (unquoted) */
     RD_TOK_QIDENT,  /* "quoted identifier" */
-    RD_TOK_STRING,  /* 'literal' or E'literal' */
+    RD_TOK_STRING,  /* 'literal', E'literal', $$literal$$ or $tag$literal$tag$ */
     RD_TOK_NUMBER,
     RD_TOK_PARAM,   /* :name */
     RD_TOK_OP,      /* punctuation / operator, "::" as one token */
@@ -32,7 +33,8 @@ typedef struct rd_sql_tok {
 rd_status rd_sql_tokenize(const char *sql, rd_sql_tok **toks, size_t *count, rd_error *err);
 
 /* The value of a RD_TOK_STRING token: '' → ', and backslash escapes as Redshift reads them
- * (\' → ', \\ → \, \n \t \r \b \f, any other \c → c). Appends to out. */
+ * (\' → ', \\ → \, \n \t \r \b \f, any other \c → c); a dollar-quoted string's text as it is.
+ * Appends to out. */
 rd_status rd_sql_string_value(const rd_sql_tok *tok, rd_buf *out);
 /* Appends s as a standard SQL literal ('…' with ' doubled, no backslash escapes). */
 rd_status rd_sql_quote_literal(rd_buf *out, const char *s, size_t len);

@@ -49,6 +49,51 @@ static void test_tokenize_strings_and_comments(void **state)
     assert_non_null(strstr(err.message, "unterminated quoted string"));
 }
 
+static void test_dollar_quoting(void **state)
+{
+    (void)state;
+    rd_sql_tok *v;
+    size_t n;
+    rd_error err;
+    rd_error_clear(&err);
+    assert_int_equal(rd_sql_tokenize("select $$a'b$$, $t$x $$ y$t$, $$$$, $1, a$b, $_9$\\n$_9$", &v, &n, &err), RD_OK);
+    const char *want[] = { "a'b", "x $$ y", "", "\\n" };
+    size_t strings = 0, words = 0;
+    for (size_t i = 0; i < n; i++) {
+        if (v[i].kind == RD_TOK_STRING) {
+            rd_buf b = RD_BUF_INIT;
+            rd_sql_string_value(&v[i], &b);
+            assert_true(strings < 4);
+            assert_string_equal(rd_buf_cstr(&b), want[strings]);
+            rd_buf_free(&b);
+            strings++;
+        } else if (v[i].kind == RD_TOK_WORD && v[i].len == 3 && memcmp(v[i].start, "a$b", 3) == 0) {
+            words++; /* '$' inside an identifier opens nothing */
+        }
+    }
+    assert_int_equal(strings, 4);
+    assert_int_equal(words, 1);
+    free(v);
+    assert_int_equal(rd_sql_tokenize("select $x$open$y$", &v, &n, &err), RD_E_USAGE);
+    assert_non_null(strstr(err.message, "unterminated dollar-quoted string"));
+    /* rewritten as a standard literal for DuckDB */
+    rd_buf out = RD_BUF_INIT;
+    char **names = NULL;
+    size_t count = 0;
+    assert_int_equal(rd_sql_rewrite("select $$a'b$$ as x", &out, &names, &count, &err), RD_OK);
+    assert_string_equal(rd_buf_cstr(&out), "select 'a''b' as x");
+    rd_buf_free(&out);
+    free(names);
+    /* and as UNLOAD's query */
+    rd_unload_spec spec;
+    memset(&spec, 0, sizeof spec);
+    assert_int_equal(rd_unload_parse("UNLOAD ($q$select 'it''s', $$x$$$q$) TO 's3://b/p/' IAM_ROLE default", &spec,
+                                     &err),
+                     RD_OK);
+    assert_string_equal(spec.query, "select 'it''s', $$x$$");
+    rd_unload_spec_free(&spec);
+}
+
 static void test_rewrite_functions_and_types(void **state)
 {
     (void)state;
@@ -195,6 +240,7 @@ int main(void)
 {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_tokenize_strings_and_comments),
+        cmocka_unit_test(test_dollar_quoting),
         cmocka_unit_test(test_rewrite_functions_and_types),
         cmocka_unit_test(test_rewrite_parameters),
         cmocka_unit_test(test_outer_limit),
