@@ -3,7 +3,26 @@
 
 #include <libxml/parser.h>
 #include <libxml/xmlerror.h>
+#include <malloc.h>
 #include <openssl/crypto.h>
+#include <pthread.h>
+#include <stdlib.h>
+
+/* jansson's strings hold the parsed secrets (SecretAccessKey, Token, accessToken): every block jansson
+ * frees is overwritten first. Same malloc underneath, so blocks allocated before the switch are fine. */
+static void cleansing_free(void *p)
+{
+    if (p) {
+        OPENSSL_cleanse(p, malloc_usable_size(p));
+        free(p);
+    }
+}
+
+static pthread_once_t alloc_once = PTHREAD_ONCE_INIT;
+static void use_cleansing_free(void)
+{
+    json_set_alloc_funcs(malloc, cleansing_free);
+}
 
 /* A fixed description of a jansson error; jerr.text is never used (it quotes the input). */
 static const char *json_problem(const json_error_t *jerr)
@@ -27,6 +46,7 @@ static const char *json_problem(const json_error_t *jerr)
 rd_status rd_json_parse_object(const char *data, size_t len, rd_status code, const char *what, json_t **out,
                                rd_error *err)
 {
+    pthread_once(&alloc_once, use_cleansing_free);
     json_error_t jerr;
     json_t *o = json_loadb(data ? data : "", data ? len : 0, 0, &jerr);
     if (!o) {

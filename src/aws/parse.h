@@ -2,6 +2,7 @@
  * container / IMDS / SSO / STS replies, token cache files, AWS replies). Parser errors say where the input
  * is broken (line, column) and what kind of mistake it is, never what the input says: jansson's and
  * libxml2's own messages quote the text around the error, which can be a secret key or token.
+ * The JSON values' memory is overwritten when jansson frees it (from the first call on, process-wide).
  * Does not own what the documents mean (the callers check fields). */
 #ifndef RD_AWS_PARSE_H
 #define RD_AWS_PARSE_H
