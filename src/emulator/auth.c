@@ -233,6 +233,40 @@ out:
     return res;
 }
 
+/* What a header-signed request shows before its signature: a well-formed Authorization, a known key with its
+ * session token, an X-Amz-Date within the allowed skew. */
+static rd_emu_auth_result check_header_auth(rd_emu_ids *ids, const rd_headers *headers, time_t now,
+                                            rd_emu_auth_info *info, parsed_auth *a, time_t *when)
+{
+    const char *h = rd_headers_get(headers, "Authorization");
+    memset(a, 0, sizeof *a);
+    if (!parse_header_auth(h, a))
+        return RD_AUTH_MALFORMED;
+    snprintf(info->access_key_id, sizeof info->access_key_id, "%s", a->key);
+    snprintf(info->region, sizeof info->region, "%s", a->region);
+    snprintf(info->service, sizeof info->service, "%s", a->service);
+    rd_emu_auth_result res = check_principal(ids, a->key, rd_headers_get(headers, "X-Amz-Security-Token"), now, info);
+    if (res != RD_AUTH_OK)
+        return res;
+    const char *date = rd_headers_get(headers, "X-Amz-Date");
+    if (!date || rd_sigv4_parse_amz_date(date, when) != 0)
+        return RD_AUTH_MALFORMED;
+    if (skewed(*when, now))
+        return RD_AUTH_SKEWED;
+    return RD_AUTH_OK;
+}
+
+rd_emu_auth_result rd_emu_auth_precheck(rd_emu_ids *ids, const rd_headers *headers, time_t now,
+                                        rd_emu_auth_info *info)
+{
+    memset(info, 0, sizeof *info);
+    if (!rd_headers_get(headers, "Authorization"))
+        return RD_AUTH_MISSING;
+    parsed_auth a;
+    time_t when;
+    return check_header_auth(ids, headers, now, info, &a, &when);
+}
+
 rd_emu_auth_result rd_emu_auth_verify(rd_emu_ids *ids, const char *method, const char *raw_target,
                                       const rd_headers *headers, const char *body, size_t body_len, time_t now,
                                       rd_emu_auth_info *info)
@@ -245,21 +279,10 @@ rd_emu_auth_result rd_emu_auth_verify(rd_emu_ids *ids, const char *method, const
         return RD_AUTH_MISSING;
     }
     parsed_auth a;
-    memset(&a, 0, sizeof a);
-    if (!parse_header_auth(h, &a))
-        return RD_AUTH_MALFORMED;
-    snprintf(info->access_key_id, sizeof info->access_key_id, "%s", a.key);
-    snprintf(info->region, sizeof info->region, "%s", a.region);
-    snprintf(info->service, sizeof info->service, "%s", a.service);
-    rd_emu_auth_result res = check_principal(ids, a.key, rd_headers_get(headers, "X-Amz-Security-Token"), now, info);
+    time_t when;
+    rd_emu_auth_result res = check_header_auth(ids, headers, now, info, &a, &when);
     if (res != RD_AUTH_OK)
         return res;
-    const char *date = rd_headers_get(headers, "X-Amz-Date");
-    time_t when;
-    if (!date || rd_sigv4_parse_amz_date(date, &when) != 0)
-        return RD_AUTH_MALFORMED;
-    if (skewed(when, now))
-        return RD_AUTH_SKEWED;
     rd_headers signed_h;
     if (!pick_signed_headers(headers, a.signed_headers, &signed_h)) {
         rd_headers_free(&signed_h);

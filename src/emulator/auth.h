@@ -33,6 +33,13 @@ rd_emu_auth_result rd_emu_auth_verify(rd_emu_ids *ids, const char *method, const
                                       const rd_headers *headers, const char *body, size_t body_len, time_t now,
                                       rd_emu_auth_info *info);
 
+/* What can be checked of a header-signed request before its body arrives: RD_AUTH_MISSING without an
+ * Authorization header, else RD_AUTH_MALFORMED, RD_AUTH_UNKNOWN_KEY, RD_AUTH_BAD_TOKEN, RD_AUTH_EXPIRED_TOKEN,
+ * RD_AUTH_SKEWED or RD_AUTH_OK (the signature itself is left to rd_emu_auth_verify). For S3 the payload
+ * hash is the signed x-amz-content-sha256 header, so rd_emu_auth_verify with no body verifies it fully. */
+rd_emu_auth_result rd_emu_auth_precheck(rd_emu_ids *ids, const rd_headers *headers, time_t now,
+                                        rd_emu_auth_info *info);
+
 /* Reads the credential scope (access key, region, service) without verifying: for routing and errors. */
 int rd_emu_auth_scope(const char *raw_target, const rd_headers *headers, rd_emu_auth_info *info);
 

@@ -5,11 +5,13 @@
 
 #include <ctype.h>
 #include <errno.h>
+#include <ftw.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
 #include <time.h>
+#include <unistd.h>
 
 #include <openssl/rand.h>
 
@@ -682,6 +684,26 @@ static void *canceller_main(void *arg)
     return NULL;
 }
 
+
+static int sweep_entry(const char *path, const struct stat *sb, int flag, struct FTW *ftw)
+{
+    (void)sb;
+    if (ftw->level == 0)
+        return 0; /* the directory itself stays */
+    if (flag == FTW_DP)
+        rmdir(path);
+    else
+        unlink(path);
+    return 0;
+}
+
+/* The scratch directory holds only the files of UNLOADs in flight; what a crash left there is removed. */
+static void sweep_tmp(rd_emu_engine *eng, const char *dir)
+{
+    if (nftw(dir, sweep_entry, 16, FTW_DEPTH | FTW_PHYS) != 0)
+        log_msg(eng, RD_LOG_WARN, "engine: cannot clean %s: %s", dir, strerror(errno));
+}
+
 rd_status rd_emu_engine_open(const char *data_dir, int slices, struct rd_s3_store *store, struct rd_emu *emu,
                              const rd_log *log, rd_emu_engine **out, rd_error *err)
 {
@@ -710,6 +732,7 @@ rd_status rd_emu_engine_open(const char *data_dir, int slices, struct rd_s3_stor
     rd_buf_printf(&dir, "%s/tmp", data_dir);
     if ((st = rd_mkdirs(rd_buf_cstr(&dir), 0700, err)) != RD_OK)
         goto fail;
+    sweep_tmp(eng, rd_buf_cstr(&dir));
     if ((st = add_target(eng, 0, "demo", err)) != RD_OK || (st = add_target(eng, 1, "redshift-cluster-1", err)) != RD_OK)
         goto fail;
     eng->thread_count = 4;

@@ -15,6 +15,7 @@ void rd_emu_response_init(rd_emu_response *r)
     r->fd_offset = 0;
     r->fd_length = 0;
     r->reset_after = -1;
+    r->reset_hard = 0;
 }
 
 void rd_emu_response_free(rd_emu_response *r)

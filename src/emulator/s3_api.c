@@ -20,6 +20,7 @@
 #include "emulator/form.h"
 #include "emulator/replies.h"
 #include "emulator/s3_store.h"
+#include "redduck/sigv4.h"
 
 #define S3_XMLNS "http://s3.amazonaws.com/doc/2006-03-01/"
 #define MAX_KEYS_LIMIT 1000
@@ -974,140 +975,334 @@ out:
     rd_s3_object_info_free(&info);
 }
 
-/* Feeds an aws-chunked body ("<hex>[;ext]\r\n<data>\r\n ... 0[;ext]\r\n[trailers\r\n]\r\n") to the writer and
- * the checksum. Trailer checksum values go to *trailer_value (malloc'd) with the name in *trailer_name.
- * 0 when malformed. */
-static int decode_aws_chunked(const char *body, size_t len, rd_s3_put *w, checksum *ck, uint64_t *decoded,
-                              char **trailer_name, char **trailer_value, rd_error *err)
+/* ---- PutObject: the body streams through an upload (temp file, hashes as it comes) ------------------ */
+
+#define CHUNK_LINE_MAX 4096
+
+typedef enum chunk_state { CH_SIZE, CH_DATA, CH_DATA_END, CH_TRAILER, CH_DONE, CH_BAD } chunk_state;
+
+struct rd_emu_s3_upload {
+    s3_call c;            /* owns bucket, key, resource and the parsed query */
+    rd_s3_put *w;
+    checksum ck;
+    EVP_MD_CTX *sha;      /* SHA-256 of the body as received, when x-amz-content-sha256 is a digest */
+    char expected_sha[65];
+    unsigned char md5[16];
+    int have_md5;
+    int chunked;          /* aws-chunked: decoded as it arrives */
+    chunk_state cs;
+    uint64_t chunk_left, decoded;
+    rd_buf line;          /* a chunk-size or trailer line being received (at most CHUNK_LINE_MAX) */
+    char *trailer_name, *trailer_value;
+    rd_error err;
+    int failed;           /* the store refused a write: err says why */
+};
+
+/* x-amz-content-sha256: 1 and out filled for a hex digest, 0 for UNSIGNED-PAYLOAD / STREAMING-* / absent,
+ * -1 for anything else. */
+static int payload_digest(const rd_headers *h, char out[65])
 {
-    size_t i = 0;
-    *decoded = 0;
-    for (;;) {
-        const char *line = body + i;
-        const char *crlf = memmem(line, len - i, "\r\n", 2);
-        if (!crlf)
-            return 0;
-        char *end;
-        errno = 0;
-        if (!isxdigit((unsigned char)*line))
-            return 0;
-        unsigned long long n = strtoull(line, &end, 16);
-        if (errno || (end != crlf && *end != ';'))
-            return 0;
-        i = (size_t)(crlf - body) + 2;
-        if (n == 0)
-            break;
-        if (n > len - i || len - i - n < 2 || memcmp(body + i + n, "\r\n", 2) != 0)
-            return 0;
-        if (rd_s3_put_write(w, body + i, (size_t)n, err) != RD_OK)
+    const char *v = rd_headers_get(h, "x-amz-content-sha256");
+    if (!v || strcmp(v, "UNSIGNED-PAYLOAD") == 0 || strncmp(v, "STREAMING-", 10) == 0)
+        return 0;
+    if (strlen(v) != 64)
+        return -1;
+    for (int i = 0; i < 64; i++) {
+        if (!isxdigit((unsigned char)v[i]))
             return -1;
-        ck_update(ck, body + i, (size_t)n);
-        *decoded += n;
-        i += (size_t)n + 2;
+        out[i] = (char)tolower((unsigned char)v[i]);
     }
-    /* trailers, then an empty line (some clients end without it) */
-    while (i < len) {
-        const char *line = body + i;
-        const char *crlf = memmem(line, len - i, "\r\n", 2);
-        size_t ll = crlf ? (size_t)(crlf - line) : len - i;
-        if (ll == 0)
-            break;
-        const char *colon = memchr(line, ':', ll);
-        if (colon && !*trailer_value) {
-            *trailer_name = strndup(line, (size_t)(colon - line));
-            const char *v = colon + 1;
-            while (v < line + ll && *v == ' ')
-                v++;
-            *trailer_value = strndup(v, (size_t)(line + ll - v));
-        }
-        i += ll + (crlf ? 2 : 0);
+    out[64] = '\0';
+    return 1;
+}
+
+static void fail_sha_mismatch(s3_call *c)
+{
+    fail(c, 400, "XAmzContentSHA256Mismatch",
+         "The provided 'x-amz-content-sha256' header does not match what was computed.");
+}
+
+static void fail_bad_sha(s3_call *c)
+{
+    fail(c, 400, "InvalidArgument",
+         "x-amz-content-sha256 must be UNSIGNED-PAYLOAD, STREAMING-UNSIGNED-PAYLOAD-TRAILER or a valid sha256 value.");
+}
+
+/* Checks an in-memory body against x-amz-content-sha256. 0 and the reply filled when it does not match. */
+static int payload_hash_ok(s3_call *c)
+{
+    char want[65], got[65];
+    int d = payload_digest(c->req->headers, want);
+    if (d < 0) {
+        fail_bad_sha(c);
+        return 0;
+    }
+    if (d == 0)
+        return 1;
+    rd_sha256_hex(c->req->body, c->req->body_len, got);
+    if (strcmp(got, want) != 0) {
+        fail_sha_mismatch(c);
+        return 0;
     }
     return 1;
 }
 
-static void put_object(s3_call *c)
+static void upload_store(rd_emu_s3_upload *u, const char *p, size_t n)
+{
+    if (u->failed || !n)
+        return;
+    if (rd_s3_put_write(u->w, p, n, &u->err) != RD_OK) {
+        u->failed = 1;
+        return;
+    }
+    ck_update(&u->ck, p, n);
+    u->decoded += n;
+}
+
+/* A complete chunk-size or trailer line (ending "\r\n") in u->line. */
+static void chunk_line_done(rd_emu_s3_upload *u)
+{
+    char *l = u->line.data;
+    size_t n = u->line.len;
+    if (n < 2 || l[n - 2] != '\r') {
+        u->cs = CH_BAD;
+        return;
+    }
+    l[n - 2] = '\0';
+    n -= 2;
+    if (u->cs == CH_SIZE) {
+        char *end;
+        errno = 0;
+        unsigned long long size = isxdigit((unsigned char)l[0]) ? strtoull(l, &end, 16) : 0;
+        if (!isxdigit((unsigned char)l[0]) || errno || (*end && *end != ';'))
+            u->cs = CH_BAD;
+        else if (size == 0)
+            u->cs = CH_TRAILER;
+        else {
+            u->chunk_left = size;
+            u->cs = CH_DATA;
+        }
+    } else if (n == 0) {
+        u->cs = CH_DONE;
+    } else {
+        const char *colon = memchr(l, ':', n);
+        if (colon && !u->trailer_value) {
+            u->trailer_name = strndup(l, (size_t)(colon - l));
+            const char *v = colon + 1;
+            while (*v == ' ')
+                v++;
+            u->trailer_value = strdup(v);
+        }
+    }
+    rd_buf_reset(&u->line);
+}
+
+/* aws-chunked: "<hex>[;ext]\r\n<data>\r\n ... 0[;ext]\r\n[trailers\r\n]\r\n", decoded as it arrives. */
+static void chunked_feed(rd_emu_s3_upload *u, const char *p, size_t n)
+{
+    while (n && u->cs != CH_BAD && u->cs != CH_DONE && !u->failed) {
+        if (u->cs == CH_DATA) {
+            size_t take = n < u->chunk_left ? n : (size_t)u->chunk_left;
+            upload_store(u, p, take);
+            p += take;
+            n -= take;
+            if ((u->chunk_left -= take) == 0)
+                u->cs = CH_DATA_END;
+        } else if (u->cs == CH_DATA_END) {
+            rd_buf_putc(&u->line, *p++);
+            n--;
+            if (u->line.len == 2) {
+                u->cs = memcmp(u->line.data, "\r\n", 2) == 0 ? CH_SIZE : CH_BAD;
+                rd_buf_reset(&u->line);
+            }
+        } else {
+            const char *nl = memchr(p, '\n', n);
+            size_t take = nl ? (size_t)(nl - p) + 1 : n;
+            if (u->line.len + take > CHUNK_LINE_MAX) {
+                u->cs = CH_BAD;
+                return;
+            }
+            rd_buf_append(&u->line, p, take);
+            p += take;
+            n -= take;
+            if (nl)
+                chunk_line_done(u);
+        }
+    }
+}
+
+void rd_emu_s3_upload_write(rd_emu_s3_upload *u, const void *data, size_t len)
+{
+    if (!u || !len)
+        return;
+    if (u->sha)
+        EVP_DigestUpdate(u->sha, data, len);
+    if (u->chunked)
+        chunked_feed(u, data, len);
+    else
+        upload_store(u, data, len);
+}
+
+void rd_emu_s3_upload_abort(rd_emu_s3_upload *u)
+{
+    if (!u)
+        return;
+    free(ck_final(&u->ck));
+    EVP_MD_CTX_free(u->sha);
+    rd_s3_put_abort(u->w);
+    rd_buf_free(&u->line);
+    free(u->trailer_name);
+    free(u->trailer_value);
+    rd_form_free(&u->c.q);
+    free(u->c.bucket);
+    free(u->c.key);
+    free(u->c.resource);
+    free(u);
+}
+
+/* Everything PutObject checks before its body; NULL with the reply filled when the request fails. */
+static rd_emu_s3_upload *upload_open(s3_call *c)
 {
     if (!allowed(c, "s3:PutObject", 1))
-        return;
+        return NULL;
     const rd_headers *h = c->req->headers;
     if (rd_headers_get(h, "x-amz-copy-source")) {
         fail(c, 501, "NotImplemented", "CopyObject is not implemented by the emulator");
-        return;
+        return NULL;
     }
-    unsigned char md[16];
-    int have_md5 = content_md5(h, md);
-    if (have_md5 < 0) {
+    rd_emu_s3_upload *u = calloc(1, sizeof *u);
+    if (!u) {
+        fail(c, 500, "InternalError", "We encountered an internal error. Please try again.");
+        return NULL;
+    }
+    rd_buf_init(&u->line);
+    rd_error_clear(&u->err);
+    u->have_md5 = content_md5(h, u->md5);
+    if (u->have_md5 < 0) {
         fail(c, 400, "InvalidDigest", "The Content-MD5 you specified was invalid.");
-        return;
+        free(u);
+        return NULL;
     }
     const char *sha = rd_headers_get(h, "x-amz-content-sha256");
+    if (sha && strncmp(sha, "STREAMING-", 10) == 0 && strcmp(sha, "STREAMING-UNSIGNED-PAYLOAD-TRAILER") != 0) {
+        /* signed aws-chunked: the emulator does not verify chunk signatures, so it does not accept them */
+        fail(c, 501, "NotImplemented",
+             "The emulator does not accept signed aws-chunked uploads (x-amz-content-sha256: STREAMING-AWS4-...): "
+             "sign the payload's SHA-256, or send UNSIGNED-PAYLOAD or STREAMING-UNSIGNED-PAYLOAD-TRAILER");
+        free(u);
+        return NULL;
+    }
+    int d = payload_digest(h, u->expected_sha);
+    if (d < 0) {
+        fail_bad_sha(c);
+        free(u);
+        return NULL;
+    }
+    if (d > 0) {
+        u->sha = EVP_MD_CTX_new();
+        EVP_DigestInit_ex(u->sha, EVP_sha256(), NULL);
+    }
     const char *cenc = rd_headers_get(h, "Content-Encoding");
-    int chunked = (sha && strncmp(sha, "STREAMING-", 10) == 0) || (cenc && strstr(cenc, "aws-chunked"));
+    u->chunked = (sha && strncmp(sha, "STREAMING-", 10) == 0) || (cenc && strstr(cenc, "aws-chunked"));
     const char *ck_name = checksum_header(h);
-    if (!ck_name && chunked)
+    if (!ck_name && u->chunked)
         ck_name = rd_headers_get(h, "x-amz-trailer");
-    checksum ck;
-    ck_init(&ck, ck_name);
+    ck_init(&u->ck, ck_name);
     const char *ctype = rd_headers_get(h, "Content-Type");
-    rd_s3_put *w = NULL;
     rd_error err;
     rd_error_clear(&err);
-    if (rd_s3_store_put_begin(c->store, c->bucket, c->key, ctype ? ctype : "binary/octet-stream", &w, &err) !=
+    if (rd_s3_store_put_begin(c->store, c->bucket, c->key, ctype ? ctype : "binary/octet-stream", &u->w, &err) !=
         RD_OK) {
-        free(ck_final(&ck));
         fail_store(c, &err);
-        return;
+        EVP_MD_CTX_free(u->sha);
+        free(ck_final(&u->ck));
+        free(u);
+        return NULL;
     }
-    char *trailer_name = NULL, *trailer_value = NULL, *computed = NULL;
-    if (chunked) {
-        uint64_t decoded = 0;
-        int ok = decode_aws_chunked(c->req->body, c->req->body_len, w, &ck, &decoded, &trailer_name, &trailer_value,
-                                    &err);
-        const char *dcl = rd_headers_get(h, "x-amz-decoded-content-length");
-        if (ok < 0) {
-            fail_store(c, &err);
+    u->c = *c; /* takes bucket, key, resource and query */
+    memset(&c->q, 0, sizeof c->q);
+    c->bucket = c->key = c->resource = NULL;
+    return u;
+}
+
+/* Verifies and publishes (or discards) the upload, fills resp and frees u. */
+static void upload_close(rd_emu_s3_upload *u, rd_emu_response *resp)
+{
+    s3_call *c = &u->c;
+    c->resp = resp;
+    const rd_headers *h = c->req->headers;
+    char *computed = NULL;
+    if (u->chunked && u->cs == CH_TRAILER && u->line.len) { /* a last trailer line without its CRLF */
+        rd_buf_puts(&u->line, "\r\n");
+        chunk_line_done(u);
+    }
+    if (u->failed) {
+        fail_store(c, &u->err);
+        goto abort;
+    }
+    if (u->sha) {
+        unsigned char md[32];
+        unsigned int n = 0;
+        char got[65];
+        EVP_DigestFinal_ex(u->sha, md, &n);
+        for (unsigned i = 0; i < 32; i++)
+            snprintf(got + 2 * i, 3, "%02x", md[i]);
+        if (strcmp(got, u->expected_sha) != 0) {
+            fail_sha_mismatch(c);
             goto abort;
         }
-        if (!ok || (dcl && strtoull(dcl, NULL, 10) != decoded)) {
+    }
+    if (u->chunked) {
+        const char *dcl = rd_headers_get(h, "x-amz-decoded-content-length");
+        if ((u->cs != CH_TRAILER && u->cs != CH_DONE) || (dcl && strtoull(dcl, NULL, 10) != u->decoded)) {
             fail(c, 400, "IncompleteBody", "The request body is not valid aws-chunked encoding or is shorter than "
                                            "x-amz-decoded-content-length");
             goto abort;
         }
-    } else {
-        if (c->req->body_len && rd_s3_put_write(w, c->req->body, c->req->body_len, &err) != RD_OK) {
-            fail_store(c, &err);
-            goto abort;
-        }
-        ck_update(&ck, c->req->body, c->req->body_len);
     }
-    computed = ck_final(&ck);
-    const char *expected = trailer_value ? trailer_value : ck.name ? rd_headers_get(h, ck.name) : NULL;
+    computed = ck_final(&u->ck);
+    const char *expected = u->trailer_value ? u->trailer_value : u->ck.name ? rd_headers_get(h, u->ck.name) : NULL;
     if (computed && expected && strcmp(computed, expected) != 0) {
         fail(c, 400, "BadDigest", "The checksum you specified did not match the calculated checksum.");
         goto abort;
     }
     rd_s3_object_info info;
     memset(&info, 0, sizeof info);
-    if (rd_s3_put_commit(w, have_md5 ? md : NULL, &info, &err) != RD_OK) {
+    rd_error err;
+    rd_error_clear(&err);
+    rd_s3_put *w = u->w;
+    u->w = NULL; /* commit frees the writer whatever the outcome */
+    if (rd_s3_put_commit(w, u->have_md5 ? u->md5 : NULL, &info, &err) != RD_OK) {
         if (strcmp(err.aws_code, "BadDigest") == 0)
             fail(c, 400, "BadDigest", "The Content-MD5 you specified did not match what we received.");
         else
             fail_store(c, &err);
     } else {
-        c->resp->status = 200;
-        rd_headers_set(&c->resp->headers, "ETag", info.etag);
-        if (computed && ck.name)
-            rd_headers_set(&c->resp->headers, ck.name, computed);
+        resp->status = 200;
+        rd_headers_set(&resp->headers, "ETag", info.etag);
+        if (computed && u->ck.name)
+            rd_headers_set(&resp->headers, u->ck.name, computed);
         rd_s3_object_info_free(&info);
     }
-    goto out;
 abort:
-    free(ck_final(&ck));
-    rd_s3_put_abort(w);
-out:
+    common_headers(c);
     free(computed);
-    free(trailer_name);
-    free(trailer_value);
+    rd_emu_s3_upload_abort(u);
+}
+
+void rd_emu_s3_upload_finish(rd_emu_s3_upload *u, rd_emu_response *resp)
+{
+    resp->status = 200;
+    upload_close(u, resp);
+}
+
+static void put_object(s3_call *c)
+{
+    rd_emu_s3_upload *u = upload_open(c);
+    if (!u)
+        return;
+    rd_emu_s3_upload_write(u, c->req->body, c->req->body_len);
+    upload_close(u, c->resp);
 }
 
 static void delete_object(s3_call *c)
@@ -1158,7 +1353,9 @@ void rd_emu_s3_handle(rd_emu *emu, struct rd_s3_store *store, const rd_emu_reque
     resp->status = 200;
     int is_get = strcmp(m, "GET") == 0, is_put = strcmp(m, "PUT") == 0, is_del = strcmp(m, "DELETE") == 0,
         is_post = strcmp(m, "POST") == 0;
-    if (has_unsupported_subresource(&c.q)) {
+    if (!(is_put && c.key) && !payload_hash_ok(&c)) {
+        /* reply filled; PutObject checks its hash as the body streams through */
+    } else if (has_unsupported_subresource(&c.q)) {
         fail(&c, 501, "NotImplemented", "A header or query parameter you provided implies functionality that is not "
                                         "implemented by the emulator");
     } else if (!c.bucket || !*c.bucket) {
@@ -1199,4 +1396,75 @@ out:
     free(c.bucket);
     free(c.key);
     free(c.resource);
+}
+
+rd_emu_s3_route rd_emu_s3_upload_begin(rd_emu *emu, struct rd_s3_store *store, const rd_emu_request *req,
+                                       rd_emu_response *resp, rd_emu_s3_upload **out)
+{
+    *out = NULL;
+    if (!req->method || strcmp(req->method, "PUT") != 0)
+        return RD_EMU_S3_BUFFER;
+    s3_call c;
+    memset(&c, 0, sizeof c);
+    c.emu = emu;
+    c.store = store;
+    c.req = req;
+    c.resp = resp;
+    rd_emu_s3_route route = RD_EMU_S3_REPLIED;
+    if (!address(&c))
+        goto out;
+    if (!c.bucket || !*c.bucket || !c.key) {
+        route = RD_EMU_S3_BUFFER; /* CreateBucket and other small bodies */
+        goto out;
+    }
+    if (rd_form_parse(req->query ? req->query : "", req->query ? strlen(req->query) : 0, 0, &c.q) != RD_OK) {
+        fail(&c, 500, "InternalError", "We encountered an internal error. Please try again.");
+        goto out;
+    }
+    if (has_unsupported_subresource(&c.q)) {
+        fail(&c, 501, "NotImplemented", "A header or query parameter you provided implies functionality that is not "
+                                        "implemented by the emulator");
+        goto out;
+    }
+    resp->status = 200;
+    if ((*out = upload_open(&c)) != NULL)
+        route = RD_EMU_S3_STREAM;
+out:
+    if (route == RD_EMU_S3_REPLIED)
+        common_headers(&c);
+    rd_form_free(&c.q);
+    free(c.bucket);
+    free(c.key);
+    free(c.resource);
+    return route;
+}
+
+const char *rd_emu_s3_operation(const rd_emu_request *req)
+{
+    s3_call c;
+    memset(&c, 0, sizeof c);
+    c.req = req;
+    rd_emu_response scratch;
+    rd_emu_response_init(&scratch);
+    c.resp = &scratch;
+    const char *m = req->method ? req->method : "";
+    const char *op = "Other";
+    if (address(&c) && rd_form_parse(req->query ? req->query : "", req->query ? strlen(req->query) : 0, 0, &c.q) ==
+                           RD_OK) {
+        int bucket = c.bucket && *c.bucket, get = strcmp(m, "GET") == 0, head = strcmp(m, "HEAD") == 0;
+        if (!bucket && get)
+            op = "ListBuckets";
+        else if (bucket && !c.key && get && !rd_form_has(&c.q, "location") && !rd_form_has(&c.q, "versioning"))
+            op = "ListObjects";
+        else if (bucket && c.key && (get || head))
+            op = "GetObject";
+        else if (bucket && c.key && strcmp(m, "PUT") == 0)
+            op = "PutObject";
+    }
+    rd_form_free(&c.q);
+    free(c.bucket);
+    free(c.key);
+    free(c.resource);
+    rd_emu_response_free(&scratch);
+    return op;
 }

@@ -10,6 +10,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <strings.h>
+#include <sys/resource.h>
 #include <sys/socket.h>
 #include <sys/stat.h>
 #include <time.h>
@@ -21,7 +22,17 @@
 #include "emulator/s3_store.h"
 #include "redduck/emulator.h"
 
-#define MAX_BODY_BYTES ((size_t)1 << 30)
+/* Limits that keep the emulator responsive when a client misbehaves. Bodies of the JSON and query APIs (and
+ * small S3 ones: CreateBucket, DeleteObjects) are buffered up to MAX_BUFFERED_BODY; S3 PutObject bodies stream
+ * to a temp file (up to S3's own 5 GiB). Nothing is read before what the headers show has been checked. */
+#define MAX_BUFFERED_BODY ((size_t)8 << 20)
+#define MAX_PUT_BODY ((uint64_t)5 << 30)
+#define PER_IP_CONNECTIONS 256u  /* leaves room for 64-way parallel downloads from one client */
+#define MAX_CONNECTIONS 1000u    /* per listening address, bounded below by the open-files limit */
+#define IDLE_TIMEOUT_SECONDS 60u
+#define CONNECTION_MEMORY ((size_t)128 * 1024) /* headers and read buffer of one connection */
+
+typedef enum api_kind { API_S3, API_QUERY, API_JSON_DATA, API_JSON_SERVERLESS, API_JSON_OTHER, API_SSO } api_kind;
 
 /* Per-connection request state, created by the URI log callback. */
 typedef struct conn_state {
@@ -30,6 +41,13 @@ typedef struct conn_state {
     rd_headers headers;
     int started;
     int too_large;
+    api_kind kind;
+    char request_id[40];
+    /* a streamed PutObject: the request (strings borrowed from this state) and its upload */
+    rd_emu_s3_upload *upload;
+    char *path;
+    rd_emu_request req;
+    rd_emu_auth_info info;
 } conn_state;
 
 static void *uri_logger(void *cls, const char *uri, struct MHD_Connection *con)
@@ -54,7 +72,9 @@ static void request_completed(void *cls, struct MHD_Connection *con, void **con_
     conn_state *cs = *con_cls;
     if (!cs)
         return;
+    rd_emu_s3_upload_abort(cs->upload); /* the client went away mid-body */
     free(cs->raw_uri);
+    free(cs->path);
     rd_buf_free(&cs->body);
     rd_headers_free(&cs->headers);
     free(cs);
@@ -132,6 +152,11 @@ static enum MHD_Result send_response(struct MHD_Connection *con, const char *met
         }
         r->fd = -1;
         mr = MHD_create_response_from_callback(full, 64 * 1024, cut_reader, cb, cut_free);
+        const union MHD_ConnectionInfo *ci = MHD_get_connection_info(con, MHD_CONNECTION_INFO_CONNECTION_FD);
+        if (r->reset_hard && ci) { /* closing with a zero linger time sends RST: a reset, not a short body */
+            struct linger lg = { 1, 0 };
+            setsockopt(ci->connect_fd, SOL_SOCKET, SO_LINGER, &lg, sizeof lg);
+        }
     } else if (r->fd >= 0) {
         mr = MHD_create_response_from_fd_at_offset64(r->fd_length, r->fd, r->fd_offset);
         r->fd = -1; /* MHD closes it */
@@ -154,8 +179,6 @@ static enum MHD_Result send_response(struct MHD_Connection *con, const char *met
     MHD_destroy_response(mr);
     return ret;
 }
-
-typedef enum api_kind { API_S3, API_QUERY, API_JSON_DATA, API_JSON_SERVERLESS, API_JSON_OTHER, API_SSO } api_kind;
 
 static void auth_error(api_kind kind, rd_emu_auth_result res, const char *service, const char *raw_target,
                        const char *request_id, rd_emu_response *resp)
@@ -223,38 +246,74 @@ static void make_request_id(rd_emu *emu, char out[40])
     snprintf(out, 40, "%08lX-RDEMU-%012lX", (unsigned long)(time(NULL) & 0xffffffff), n);
 }
 
-static void dispatch(rd_emu *emu, struct MHD_Connection *con, const char *method, conn_state *cs, rd_emu_response *resp)
+/* The API a request is for, from its headers alone. A form POST (not to S3) is API_QUERY here: whether it
+ * names an Action is known once its (bounded) body is read. */
+static api_kind classify(const char *method, const char *path, const rd_headers *h, const rd_emu_auth_info *scope,
+                         int have_scope)
 {
-    char request_id[40];
-    make_request_id(emu, request_id);
+    const char *target = rd_headers_get(h, "X-Amz-Target");
+    const char *ctype = rd_headers_get(h, "Content-Type");
+    if (target)
+        return strncmp(target, "RedshiftData.", 13) == 0         ? API_JSON_DATA
+               : strncmp(target, "RedshiftServerless.", 19) == 0 ? API_JSON_SERVERLESS
+                                                                 : API_JSON_OTHER;
+    if (strcmp(method, "GET") == 0 && strcmp(path, "/federation/credentials") == 0)
+        return API_SSO;
+    if (strcmp(method, "POST") == 0 && ctype && strncasecmp(ctype, "application/x-www-form-urlencoded", 33) == 0 &&
+        (!have_scope || strcmp(scope->service, "s3") != 0))
+        return API_QUERY;
+    return API_S3;
+}
+
+static void apply_latency(rd_emu *emu)
+{
+    int latency = rd_emu_faults_latency_ms(emu->faults);
+    if (latency > 0) {
+        struct timespec ts = { latency / 1000, (long)(latency % 1000) * 1000000L };
+        nanosleep(&ts, NULL);
+    }
+}
+
+static void log_request(rd_emu *emu, const char *method, const char *raw, const rd_headers *h,
+                        const rd_emu_response *resp)
+{
+    if (!rd_log_enabled(&emu->log, RD_LOG_INFO))
+        return;
+    const char *target = rd_headers_get(h, "X-Amz-Target");
+    size_t plen = strcspn(raw, "?");
+    rd_log_write(&emu->log, RD_LOG_INFO, "%s %.*s%s%s -> %d%s", method, (int)plen, raw, target ? " " : "",
+                 target ? target : "", resp->status, resp->reset_after >= 0 ? " (fault: cut)" : "");
+}
+
+static void slow_down(rd_emu_response *resp, const char *path, const char *request_id)
+{
+    rd_emu_reply_s3_error(resp, 503, "SlowDown", "Please reduce your request rate.", path, request_id);
+}
+
+static void dispatch(rd_emu *emu, const char *method, conn_state *cs, rd_emu_response *resp)
+{
+    const char *request_id = cs->request_id;
     const char *raw = cs->raw_uri;
     const char *qmark = strchr(raw, '?');
     char *path = qmark ? strndup(raw, (size_t)(qmark - raw)) : strdup(raw);
     const char *query = qmark ? qmark + 1 : "";
     const char *target = rd_headers_get(&cs->headers, "X-Amz-Target");
-    const char *ctype = rd_headers_get(&cs->headers, "Content-Type");
 
-    api_kind kind = API_S3;
     rd_form form = { 0 };
     const char *query_service = NULL;
     rd_emu_auth_info scope;
     memset(&scope, 0, sizeof scope);
     int have_scope = rd_emu_auth_scope(raw, &cs->headers, &scope);
-    if (target) {
-        kind = strncmp(target, "RedshiftData.", 13) == 0         ? API_JSON_DATA
-               : strncmp(target, "RedshiftServerless.", 19) == 0 ? API_JSON_SERVERLESS
-                                                                 : API_JSON_OTHER;
-    } else if (strcmp(method, "GET") == 0 && strcmp(path, "/federation/credentials") == 0) {
-        kind = API_SSO;
-    } else if (strcmp(method, "POST") == 0 && ctype && strncasecmp(ctype, "application/x-www-form-urlencoded", 33) == 0 &&
-               (!have_scope || strcmp(scope.service, "s3") != 0)) {
+    api_kind kind = classify(method, path, &cs->headers, &scope, have_scope);
+    if (kind == API_QUERY) {
         rd_form_parse(rd_buf_cstr(&cs->body), cs->body.len, 1, &form);
         if (rd_form_has(&form, "Action")) {
-            kind = API_QUERY;
             query_service = have_scope ? scope.service : "sts";
             const char *version = rd_form_get(&form, "Version");
             if (!have_scope && version && strcmp(version, "2012-12-01") == 0)
                 query_service = "redshift";
+        } else {
+            kind = API_S3;
         }
     }
 
@@ -269,11 +328,7 @@ static void dispatch(rd_emu *emu, struct MHD_Connection *con, const char *method
     req.request_id = request_id;
     req.host = rd_headers_get(&cs->headers, "Host");
 
-    int latency = rd_emu_faults_latency_ms(emu->faults);
-    if (latency > 0) {
-        struct timespec ts = { latency / 1000, (long)(latency % 1000) * 1000000L };
-        nanosleep(&ts, NULL);
-    }
+    apply_latency(emu);
 
     /* Unsigned operations: SSO portal, STS AssumeRoleWithWebIdentity. */
     int unsigned_ok = kind == API_SSO ||
@@ -331,29 +386,121 @@ static void dispatch(rd_emu *emu, struct MHD_Connection *con, const char *method
         break;
     }
     case API_S3: {
+        const char *op = rd_emu_s3_operation(&req);
         int is_get = strcmp(method, "GET") == 0, is_put = strcmp(method, "PUT") == 0;
-        if ((is_get && rd_emu_faults_draw(emu->faults, "s3.get.slowdown")) ||
-            (is_put && rd_emu_faults_draw(emu->faults, "s3.put.slowdown"))) {
-            rd_emu_reply_s3_error(resp, 503, "SlowDown", "Please reduce your request rate.", path, request_id);
+        int get_object = is_get && strcmp(op, "GetObject") == 0;
+        if ((get_object && rd_emu_faults_draw(emu->faults, "s3.get.slowdown")) ||
+            (is_put && rd_emu_faults_draw(emu->faults, "s3.put.slowdown")) ||
+            ((strcmp(op, "ListObjects") == 0 || strcmp(op, "ListBuckets") == 0) &&
+             rd_emu_faults_draw(emu->faults, "s3.list.slowdown"))) {
+            slow_down(resp, path, request_id);
             break;
         }
         rd_emu_s3_handle(emu, emu->store, &req, resp);
-        if (is_get && resp->status / 100 == 2) {
+        if (get_object && resp->status / 100 == 2) {
             uint64_t len = resp->fd >= 0 ? resp->fd_length : resp->body.len;
-            if (len > 1 && (rd_emu_faults_draw(emu->faults, "s3.get.reset") ||
-                            rd_emu_faults_draw(emu->faults, "s3.get.truncate")))
+            int reset = 0;
+            if (len > 1 && ((reset = rd_emu_faults_draw(emu->faults, "s3.get.reset")) ||
+                            rd_emu_faults_draw(emu->faults, "s3.get.truncate"))) {
                 resp->reset_after = (int64_t)rd_emu_faults_uniform(emu->faults, "s3.get.cut", len);
+                resp->reset_hard = reset;
+            }
         }
         break;
     }
     }
 out:
-    if (rd_log_enabled(&emu->log, RD_LOG_INFO))
-        rd_log_write(&emu->log, RD_LOG_INFO, "%s %s%s%s -> %d%s", method, path, target ? " " : "",
-                     target ? target : "", resp->status, resp->reset_after >= 0 ? " (fault: cut)" : "");
+    log_request(emu, method, raw, &cs->headers, resp);
     rd_form_free(&form);
     free(path);
-    (void)con;
+}
+
+static void too_large(api_kind kind, uint64_t limit, const char *resource, const char *request_id,
+                      rd_emu_response *resp)
+{
+    char msg[256];
+    snprintf(msg, sizeof msg,
+             "The request body is larger than the emulator accepts for this API (%llu MiB); send a smaller request",
+             (unsigned long long)(limit >> 20));
+    if (kind == API_S3)
+        rd_emu_reply_s3_error(resp, 400, "EntityTooLarge", msg, resource, request_id);
+    else if (kind == API_QUERY)
+        rd_emu_reply_query_error(resp, 413, "https://sts.amazonaws.com/doc/2011-06-15/", "RequestEntityTooLarge",
+                                 msg, request_id);
+    else
+        rd_emu_reply_json_error(resp, 413, "RequestEntityTooLarge", msg, request_id);
+}
+
+/* Everything the headers allow to decide before a body is read: the signature where it does not depend on
+ * the body (S3: the payload hash is a signed header), otherwise what can be checked of it (a well-formed
+ * Authorization, a known key, the clock), and the body's size. Starts a streamed PutObject. 1 with resp
+ * filled: answer now (the body is never read); 0: read the body (buffered or streamed) and answer then. */
+static int preflight(rd_emu *emu, const char *method, conn_state *cs, rd_emu_response *resp)
+{
+    const char *raw = cs->raw_uri;
+    const char *qmark = strchr(raw, '?');
+    cs->path = qmark ? strndup(raw, (size_t)(qmark - raw)) : strdup(raw);
+    if (!cs->path)
+        return 0;
+    rd_emu_auth_info scope;
+    memset(&scope, 0, sizeof scope);
+    int have_scope = rd_emu_auth_scope(raw, &cs->headers, &scope);
+    cs->kind = classify(method, cs->path, &cs->headers, &scope, have_scope);
+    const char *auth = rd_headers_get(&cs->headers, "Authorization");
+    const char *cl = rd_headers_get(&cs->headers, "Content-Length");
+    uint64_t length = cl ? strtoull(cl, NULL, 10) : 0;
+    time_t now = time(NULL);
+    rd_emu_auth_result ar = RD_AUTH_OK;
+    if (cs->kind == API_S3) {
+        if (!auth && !strstr(raw, "X-Amz-Signature="))
+            ar = RD_AUTH_MISSING;
+        else if (auth && !rd_headers_get(&cs->headers, "x-amz-content-sha256"))
+            ar = rd_emu_auth_precheck(emu->ids, &cs->headers, now, &cs->info); /* the body is signed */
+        else if ((ar = rd_emu_auth_verify(emu->ids, method, raw, &cs->headers, NULL, 0, now, &cs->info)) ==
+                     RD_AUTH_OK &&
+                 strcmp(method, "PUT") == 0) {
+            if (length > MAX_PUT_BODY) {
+                too_large(API_S3, MAX_PUT_BODY, cs->path, cs->request_id, resp);
+                return 1;
+            }
+            rd_emu_request *req = &cs->req;
+            req->method = method;
+            req->path = cs->path;
+            req->query = qmark ? qmark + 1 : "";
+            req->headers = &cs->headers;
+            req->body = "";
+            req->request_id = cs->request_id;
+            req->host = rd_headers_get(&cs->headers, "Host");
+            req->account_id = rd_emu_ids_account(emu->ids);
+            req->principal_arn = cs->info.principal.arn;
+            req->access_key_id = cs->info.access_key_id;
+            req->region = cs->info.region;
+            rd_emu_s3_route route = rd_emu_s3_upload_begin(emu, emu->store, req, resp, &cs->upload);
+            if (route == RD_EMU_S3_STREAM && rd_emu_faults_draw(emu->faults, "s3.put.slowdown")) {
+                rd_emu_s3_upload_abort(cs->upload);
+                cs->upload = NULL;
+                rd_emu_response_free(resp);
+                rd_emu_response_init(resp);
+                slow_down(resp, cs->path, cs->request_id);
+                return 1;
+            }
+            if (route != RD_EMU_S3_BUFFER)
+                return route == RD_EMU_S3_REPLIED;
+        }
+    } else if (auth) {
+        ar = rd_emu_auth_precheck(emu->ids, &cs->headers, now, &cs->info);
+    } else if (cs->kind != API_SSO && cs->kind != API_QUERY) { /* the query API has an unsigned action */
+        ar = RD_AUTH_MISSING;
+    }
+    if (ar != RD_AUTH_OK) {
+        auth_error(cs->kind, ar, scope.service, cs->path, cs->request_id, resp);
+        return 1;
+    }
+    if (length > MAX_BUFFERED_BODY) {
+        too_large(cs->kind, MAX_BUFFERED_BODY, cs->path, cs->request_id, resp);
+        return 1;
+    }
+    return 0;
 }
 
 static enum MHD_Result on_request(void *cls, struct MHD_Connection *con, const char *url, const char *method,
@@ -366,29 +513,63 @@ static enum MHD_Result on_request(void *cls, struct MHD_Connection *con, const c
     conn_state *cs = *con_cls;
     if (!cs)
         return MHD_NO;
+    rd_emu_response resp;
     if (!cs->started) {
         cs->started = 1;
         MHD_get_connection_values(con, MHD_HEADER_KIND, collect_header, &cs->headers);
-        return MHD_YES;
+        make_request_id(emu, cs->request_id);
+        rd_emu_response_init(&resp);
+        if (!preflight(emu, method, cs, &resp)) {
+            rd_emu_response_free(&resp);
+            return MHD_YES;
+        }
+        /* answered from the headers: libmicrohttpd discards the body and closes the connection */
+        log_request(emu, method, cs->raw_uri, &cs->headers, &resp);
+        enum MHD_Result r = send_response(con, method, &resp);
+        rd_emu_response_free(&resp);
+        return r;
     }
     if (*upload_data_size) {
-        if (cs->body.len + *upload_data_size > MAX_BODY_BYTES)
-            cs->too_large = 1;
-        else
+        if (cs->upload) {
+            rd_emu_s3_upload_write(cs->upload, upload_data, *upload_data_size);
+        } else if (!cs->too_large && cs->body.len + *upload_data_size > MAX_BUFFERED_BODY) {
+            cs->too_large = 1; /* a body without Content-Length ran over: dropped as it comes */
+            rd_buf_free(&cs->body);
+        } else if (!cs->too_large) {
             rd_buf_append(&cs->body, upload_data, *upload_data_size);
+        }
         *upload_data_size = 0;
         return MHD_YES;
     }
-    rd_emu_response resp;
     rd_emu_response_init(&resp);
-    if (cs->too_large)
-        rd_emu_reply_s3_error(&resp, 400, "EntityTooLarge", "Your proposed upload exceeds the emulator's limit (1 GiB).",
-                              NULL, NULL);
-    else
-        dispatch(emu, con, method, cs, &resp);
+    if (cs->upload) {
+        apply_latency(emu);
+        rd_emu_s3_upload_finish(cs->upload, &resp);
+        cs->upload = NULL;
+        log_request(emu, method, cs->raw_uri, &cs->headers, &resp);
+    } else if (cs->too_large) {
+        too_large(cs->kind, MAX_BUFFERED_BODY, cs->path, cs->request_id, &resp);
+        log_request(emu, method, cs->raw_uri, &cs->headers, &resp);
+    } else {
+        dispatch(emu, method, cs, &resp);
+    }
     enum MHD_Result r = send_response(con, method, &resp);
     rd_emu_response_free(&resp);
     return r;
+}
+
+/* Connections per listening address: MAX_CONNECTIONS, or fewer when the open-files limit is lower (a served
+ * GET holds its socket and the object's file). */
+static unsigned connection_limit(void)
+{
+    struct rlimit rl;
+    unsigned limit = MAX_CONNECTIONS;
+    if (getrlimit(RLIMIT_NOFILE, &rl) == 0 && rl.rlim_cur != RLIM_INFINITY) {
+        rlim_t fit = rl.rlim_cur > 256 ? (rl.rlim_cur - 128) / 3 : 32;
+        if (fit < limit)
+            limit = (unsigned)fit;
+    }
+    return limit;
 }
 
 static struct MHD_Daemon *start_daemon(rd_emu *emu, int family, int port, int threads)
@@ -411,11 +592,14 @@ static struct MHD_Daemon *start_daemon(rd_emu *emu, int family, int port, int th
         sa = (struct sockaddr *)&a6;
         flags |= MHD_USE_IPv6;
     }
+    unsigned limit = connection_limit();
     return MHD_start_daemon(flags, (uint16_t)port, NULL, NULL, on_request, emu, MHD_OPTION_SOCK_ADDR, sa,
                             MHD_OPTION_THREAD_POOL_SIZE, (unsigned)threads, MHD_OPTION_URI_LOG_CALLBACK, uri_logger,
                             NULL, MHD_OPTION_NOTIFY_COMPLETED, request_completed, NULL, MHD_OPTION_UNESCAPE_CALLBACK,
-                            no_unescape, NULL, MHD_OPTION_CONNECTION_TIMEOUT, (unsigned)120,
-                            MHD_OPTION_CONNECTION_LIMIT, (unsigned)1024, MHD_OPTION_END);
+                            no_unescape, NULL, MHD_OPTION_CONNECTION_TIMEOUT, IDLE_TIMEOUT_SECONDS,
+                            MHD_OPTION_CONNECTION_LIMIT, limit, MHD_OPTION_PER_IP_CONNECTION_LIMIT,
+                            PER_IP_CONNECTIONS < limit ? PER_IP_CONNECTIONS : limit,
+                            MHD_OPTION_CONNECTION_MEMORY_LIMIT, CONNECTION_MEMORY, MHD_OPTION_END);
 }
 
 static rd_status make_dir(const char *path, rd_error *err)

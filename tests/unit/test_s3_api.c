@@ -2,6 +2,7 @@
  * error code, ranges and conditionals, digests and checksums, aws-chunked uploads, listing pages against a
  * brute-force model, URL encoding, DeleteObjects, and authorisation with a real identities config. Replies are
  * parsed with libxml2. */
+#include <ctype.h>
 #include <setjmp.h>
 #include <stdarg.h>
 #include <stddef.h>
@@ -608,18 +609,27 @@ static void test_aws_chunked(void **state)
     fixture *f = *state;
     put_simple(f, "/chk", NULL);
     call c;
+    /* signed chunks are refused clearly (their signatures are not verified), and nothing is stored */
     const char signed_body[] = "5;chunk-signature=aaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaa\r\n"
                                "hello\r\n"
-                               "6;chunk-signature=bbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbb\r\n"
-                               " world\r\n"
                                "0;chunk-signature=cccccccccccccccccccccccccccccccccccccccccccccccccccccccccccccccc\r\n"
                                "\r\n";
     do_call(f, &c, "PUT", "/chk/signed", "", signed_body, "x-amz-content-sha256", "STREAMING-AWS4-HMAC-SHA256-PAYLOAD",
+            "Content-Encoding", "aws-chunked", "x-amz-decoded-content-length", "5", NULL);
+    assert_error(&c, 501, "NotImplemented");
+    call_free(&c);
+    do_call(f, &c, "GET", "/chk/signed", "", NULL, NULL);
+    assert_error(&c, 404, "NoSuchKey");
+    call_free(&c);
+
+    /* unsigned, two chunks with extensions */
+    const char two_chunks[] = "5;ext=1\r\nhello\r\n6\r\n world\r\n0\r\n\r\n";
+    do_call(f, &c, "PUT", "/chk/two", "", two_chunks, "x-amz-content-sha256", "STREAMING-UNSIGNED-PAYLOAD-TRAILER",
             "Content-Encoding", "aws-chunked", "x-amz-decoded-content-length", "11", NULL);
     assert_int_equal(c.resp.status, 200);
     assert_string_equal(rd_headers_get(&c.resp.headers, "ETag"), "\"5eb63bbbe01eeed093cb22bb8f5acdc3\"");
     call_free(&c);
-    do_call(f, &c, "GET", "/chk/signed", "", NULL, NULL);
+    do_call(f, &c, "GET", "/chk/two", "", NULL, NULL);
     size_t len;
     char *got = served(&c, &len);
     assert_int_equal(len, 11);
@@ -635,6 +645,11 @@ static void test_aws_chunked(void **state)
     assert_int_equal(c.resp.status, 200);
     assert_string_equal(rd_headers_get(&c.resp.headers, "x-amz-checksum-crc32"), "DUoRhQ==");
     call_free(&c);
+    /* ... also when the body ends without the last CRLFs */
+    do_call(f, &c, "PUT", "/chk/trailer2", "", "b\r\nhello world\r\n0\r\nx-amz-checksum-crc32:DUoRhQ==",
+            "x-amz-content-sha256", "STREAMING-UNSIGNED-PAYLOAD-TRAILER", "x-amz-trailer", "x-amz-checksum-crc32", NULL);
+    assert_int_equal(c.resp.status, 200);
+    call_free(&c);
     const char bad_trailer[] = "b\r\nhello world\r\n0\r\nx-amz-checksum-crc32:AAAAAA==\r\n\r\n";
     do_call(f, &c, "PUT", "/chk/badtrailer", "", bad_trailer, "x-amz-content-sha256",
             "STREAMING-UNSIGNED-PAYLOAD-TRAILER", "x-amz-trailer", "x-amz-checksum-crc32", NULL);
@@ -643,18 +658,172 @@ static void test_aws_chunked(void **state)
     /* malformed encodings and a length that disagrees */
     const char *bad[] = { "zz\r\nhello\r\n0\r\n\r\n", "5\r\nhel", "5\r\nhelloXX0\r\n\r\n", "5\r\nhello\r\n" };
     for (size_t i = 0; i < sizeof bad / sizeof *bad; i++) {
-        do_call(f, &c, "PUT", "/chk/bad", "", bad[i], "x-amz-content-sha256", "STREAMING-AWS4-HMAC-SHA256-PAYLOAD",
+        do_call(f, &c, "PUT", "/chk/bad", "", bad[i], "x-amz-content-sha256", "STREAMING-UNSIGNED-PAYLOAD-TRAILER",
                 NULL);
         assert_error(&c, 400, "IncompleteBody");
         call_free(&c);
     }
     do_call(f, &c, "PUT", "/chk/bad", "", "5\r\nhello\r\n0\r\n\r\n", "x-amz-content-sha256",
-            "STREAMING-AWS4-HMAC-SHA256-PAYLOAD", "x-amz-decoded-content-length", "6", NULL);
+            "STREAMING-UNSIGNED-PAYLOAD-TRAILER", "x-amz-decoded-content-length", "6", NULL);
     assert_error(&c, 400, "IncompleteBody");
     call_free(&c);
     do_call(f, &c, "GET", "/chk/bad", "", NULL, NULL);
     assert_error(&c, 404, "NoSuchKey");
     call_free(&c);
+}
+
+static void sha256_hex(const char *s, char out[65])
+{
+    unsigned char md[32];
+    unsigned int n = 0;
+    EVP_Digest(s, strlen(s), md, &n, EVP_sha256(), NULL);
+    for (int i = 0; i < 32; i++)
+        sprintf(out + 2 * i, "%02x", md[i]);
+}
+
+/* A body that is not the one whose hash was signed is refused, and nothing is stored. */
+static void test_payload_hash(void **state)
+{
+    fixture *f = *state;
+    put_simple(f, "/sha", NULL);
+    call c;
+    char h[65];
+    sha256_hex("signed body", h);
+    do_call(f, &c, "PUT", "/sha/k", "", "signed body", "x-amz-content-sha256", h, NULL);
+    assert_int_equal(c.resp.status, 200);
+    call_free(&c);
+    do_call(f, &c, "PUT", "/sha/k", "", "tampered!!!", "x-amz-content-sha256", h, NULL);
+    assert_error(&c, 400, "XAmzContentSHA256Mismatch");
+    char *msg = xml_text(&c, "Message");
+    assert_string_equal(msg, "The provided 'x-amz-content-sha256' header does not match what was computed.");
+    free(msg);
+    call_free(&c);
+    do_call(f, &c, "PUT", "/sha/new", "", "tampered!!!", "x-amz-content-sha256", h, NULL);
+    assert_error(&c, 400, "XAmzContentSHA256Mismatch");
+    call_free(&c);
+    do_call(f, &c, "PUT", "/sha/new", "", "x", "x-amz-content-sha256", "not-a-digest", NULL);
+    assert_error(&c, 400, "InvalidArgument");
+    call_free(&c);
+    /* the old value stays; the new key was never created */
+    do_call(f, &c, "GET", "/sha/k", "", NULL, NULL);
+    size_t len;
+    char *got = served(&c, &len);
+    assert_int_equal(len, 11);
+    assert_memory_equal(got, "signed body", 11);
+    free(got);
+    call_free(&c);
+    do_call(f, &c, "GET", "/sha/new", "", NULL, NULL);
+    assert_error(&c, 404, "NoSuchKey");
+    call_free(&c);
+    /* UNSIGNED-PAYLOAD and an upper-case digest are accepted */
+    do_call(f, &c, "PUT", "/sha/u", "", "anything", "x-amz-content-sha256", "UNSIGNED-PAYLOAD", NULL);
+    assert_int_equal(c.resp.status, 200);
+    call_free(&c);
+    for (char *p = h; *p; p++)
+        *p = (char)toupper((unsigned char)*p);
+    do_call(f, &c, "PUT", "/sha/upper", "", "signed body", "x-amz-content-sha256", h, NULL);
+    assert_int_equal(c.resp.status, 200);
+    call_free(&c);
+    /* bodies of other operations too (DeleteObjects) */
+    const char del[] = "<Delete><Object><Key>k</Key></Object></Delete>";
+    char md5[32];
+    md5_b64(del, strlen(del), md5);
+    sha256_hex("<Delete></Delete>", h);
+    do_call(f, &c, "POST", "/sha", "delete", del, "Content-MD5", md5, "x-amz-content-sha256", h, NULL);
+    assert_error(&c, 400, "XAmzContentSHA256Mismatch");
+    call_free(&c);
+    do_call(f, &c, "HEAD", "/sha/k", "", NULL, NULL);
+    assert_int_equal(c.resp.status, 200);
+    call_free(&c);
+}
+
+/* The server's path: the body arrives in pieces (here one byte at a time, across every chunk boundary). */
+static void stream_put(fixture *f, call *c, const char *path, const char *body, const char *sha, const char *trailer)
+{
+    rd_headers h;
+    rd_headers_init(&h);
+    rd_headers_add(&h, "x-amz-content-sha256", sha);
+    if (trailer)
+        rd_headers_add(&h, "x-amz-trailer", trailer);
+    rd_emu_request req;
+    memset(&req, 0, sizeof req);
+    req.method = "PUT";
+    req.path = path;
+    req.query = "";
+    req.headers = &h;
+    req.body = "";
+    req.account_id = "000000000000";
+    req.principal_arn = g_principal;
+    req.region = "us-east-1";
+    req.request_id = "REQ-1";
+    req.host = "localhost:9000";
+    rd_emu_response_init(&c->resp);
+    rd_emu_s3_upload *u = NULL;
+    assert_int_equal(rd_emu_s3_upload_begin(f->emu, f->st, &req, &c->resp, &u), RD_EMU_S3_STREAM);
+    for (size_t i = 0; body[i]; i++)
+        rd_emu_s3_upload_write(u, body + i, 1);
+    rd_emu_s3_upload_finish(u, &c->resp);
+    rd_headers_free(&h);
+    c->doc = c->resp.body.len ? xmlReadMemory(c->resp.body.data, (int)c->resp.body.len, "r.xml", NULL, XML_PARSE_NONET)
+                              : NULL;
+    assert_string_equal(rd_headers_get(&c->resp.headers, "x-amz-request-id"), "REQ-1");
+}
+
+static void test_streamed_upload(void **state)
+{
+    fixture *f = *state;
+    put_simple(f, "/stream", NULL);
+    call c;
+    char h[65];
+    sha256_hex("hello world", h);
+    stream_put(f, &c, "/stream/plain", "hello world", h, NULL);
+    assert_int_equal(c.resp.status, 200);
+    assert_string_equal(rd_headers_get(&c.resp.headers, "ETag"), "\"5eb63bbbe01eeed093cb22bb8f5acdc3\"");
+    call_free(&c);
+    stream_put(f, &c, "/stream/tampered", "hello WORLD", h, NULL);
+    assert_error(&c, 400, "XAmzContentSHA256Mismatch");
+    call_free(&c);
+    stream_put(f, &c, "/stream/chunked", "5;x=y\r\nhello\r\n6\r\n world\r\n0\r\nx-amz-checksum-crc32:DUoRhQ==\r\n\r\n",
+               "STREAMING-UNSIGNED-PAYLOAD-TRAILER", "x-amz-checksum-crc32");
+    assert_int_equal(c.resp.status, 200);
+    assert_string_equal(rd_headers_get(&c.resp.headers, "x-amz-checksum-crc32"), "DUoRhQ==");
+    call_free(&c);
+    stream_put(f, &c, "/stream/cut", "5\r\nhel", "STREAMING-UNSIGNED-PAYLOAD-TRAILER", NULL);
+    assert_error(&c, 400, "IncompleteBody");
+    call_free(&c);
+    do_call(f, &c, "GET", "/stream/chunked", "", NULL, NULL);
+    size_t len;
+    char *got = served(&c, &len);
+    assert_int_equal(len, 11);
+    assert_memory_equal(got, "hello world", 11);
+    free(got);
+    call_free(&c);
+    const char *gone[] = { "/stream/tampered", "/stream/cut" };
+    for (size_t i = 0; i < 2; i++) {
+        do_call(f, &c, "GET", gone[i], "", NULL, NULL);
+        assert_error(&c, 404, "NoSuchKey");
+        call_free(&c);
+    }
+    /* not PutObject: buffered; an error before the body: answered at once */
+    rd_emu_request req;
+    memset(&req, 0, sizeof req);
+    rd_headers none;
+    rd_headers_init(&none);
+    req.method = "PUT";
+    req.path = "/newbucket";
+    req.query = "";
+    req.headers = &none;
+    req.request_id = "REQ-1";
+    req.principal_arn = g_principal;
+    rd_emu_response_init(&c.resp);
+    rd_emu_s3_upload *u = NULL;
+    assert_int_equal(rd_emu_s3_upload_begin(f->emu, f->st, &req, &c.resp, &u), RD_EMU_S3_BUFFER);
+    req.path = "/nosuchbucket/k";
+    assert_int_equal(rd_emu_s3_upload_begin(f->emu, f->st, &req, &c.resp, &u), RD_EMU_S3_REPLIED);
+    assert_null(u);
+    assert_int_equal(c.resp.status, 404);
+    rd_emu_response_free(&c.resp);
+    rd_headers_free(&none);
 }
 
 static void test_virtual_hosted(void **state)
@@ -1132,6 +1301,8 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_ranges_and_conditionals, setup, teardown),
         cmocka_unit_test_setup_teardown(test_digests_and_checksums, setup, teardown),
         cmocka_unit_test_setup_teardown(test_aws_chunked, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_payload_hash, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_streamed_upload, setup, teardown),
         cmocka_unit_test_setup_teardown(test_virtual_hosted, setup, teardown),
         cmocka_unit_test_setup_teardown(test_list_objects, setup, teardown),
         cmocka_unit_test_setup_teardown(test_encoding_type_url, setup, teardown),
