@@ -13,7 +13,7 @@
  * source naming a missing connector, two sources writing one table, a template naming a missing .env key —
  * each an RD_E_CONFIG error "FILE:LINE: what is wrong (what to do)". Owns every string it returns.
  * Hostile files are refused, never half-read: a YAML file larger than RD_PROJECT_FILE_MAX_BYTES, a NUL byte
- * in it, a second YAML document (`---`), nesting deeper than RD_PROJECT_MAX_DEPTH, any YAML anchor (`&a`) or
+ * in it or text that is not UTF-8, a second YAML document (`---`), nesting deeper than RD_PROJECT_MAX_DEPTH, any YAML anchor (`&a`) or
  * alias (`*a`) — refused outright, not expanded, so an alias bomb costs nothing — and a NUL character in any
  * key or value (a "\0" escape), named by FILE:LINE and key, never by value. A parser failure without a
  * message (out of memory) is an error too, never an empty file. Loading is linear in the files' size. */

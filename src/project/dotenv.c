@@ -12,6 +12,7 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include "core/utf8.h"
 #include "redduck/buf.h"
 
 /* Deliberate differences from python-dotenv, each where python-dotenv warns, crashes or guesses:
@@ -21,42 +22,7 @@
  *  - text that is not UTF-8 (python-dotenv: UnicodeDecodeError) or holds a NUL byte is an error;
  *  - a UTF-8 byte order mark at the start is skipped (python-dotenv would make it part of the first key). */
 
-/* ---- text: UTF-8 and Python's idea of whitespace ---------------------------------------------------------- */
-
-/* Length of the valid UTF-8 sequence at s (n bytes available) and its code point; 0 if invalid. Strict, as
- * Python's utf-8 codec: no overlong forms, no surrogates, nothing above U+10FFFF. */
-static size_t utf8_next(const unsigned char *s, size_t n, uint32_t *cp)
-{
-    if (n == 0)
-        return 0;
-    unsigned c = s[0];
-    if (c < 0x80) {
-        *cp = c;
-        return 1;
-    }
-    size_t len;
-    uint32_t v, min;
-    if ((c & 0xE0) == 0xC0) {
-        len = 2, v = c & 0x1F, min = 0x80;
-    } else if ((c & 0xF0) == 0xE0) {
-        len = 3, v = c & 0x0F, min = 0x800;
-    } else if ((c & 0xF8) == 0xF0) {
-        len = 4, v = c & 0x07, min = 0x10000;
-    } else {
-        return 0;
-    }
-    if (n < len)
-        return 0;
-    for (size_t i = 1; i < len; i++) {
-        if ((s[i] & 0xC0) != 0x80)
-            return 0;
-        v = (v << 6) | (s[i] & 0x3F);
-    }
-    if (v < min || v > 0x10FFFF || (v >= 0xD800 && v <= 0xDFFF))
-        return 0;
-    *cp = v;
-    return len;
-}
+/* ---- text: Python's idea of whitespace (UTF-8 decoding is core/utf8.h) -------------------------------------- */
 
 /* Python's str.isspace(), which is what `\s` matches in python-dotenv's regular expressions. */
 static int py_isspace(uint32_t cp)
@@ -83,7 +49,7 @@ static size_t space_at(const scanner *sc, size_t p, int newline_ok)
     if (p >= sc->n)
         return 0;
     uint32_t cp = 0;
-    size_t len = utf8_next((const unsigned char *)sc->s + p, sc->n - p, &cp);
+    size_t len = rd_utf8_next((const unsigned char *)sc->s + p, sc->n - p, &cp);
     if (len == 0 || !py_isspace(cp) || (cp == '\n' && !newline_ok))
         return 0;
     return len;
@@ -224,7 +190,7 @@ static char *unquoted_value(scanner *sc)
         }
         run = (size_t)-1;
         uint32_t cp = 0;
-        size_t len = utf8_next((const unsigned char *)sc->s + p, end - p, &cp);
+        size_t len = rd_utf8_next((const unsigned char *)sc->s + p, end - p, &cp);
         p += len ? len : 1;
         last_text_end = p;
     }
@@ -291,7 +257,7 @@ static rd_status next_binding(scanner *sc, binding *b, rd_error *err)
         size_t start = sc->pos;
         while (sc->pos < sc->n && sc->s[sc->pos] != '=' && sc->s[sc->pos] != '#' && !space_at(sc, sc->pos, 1)) {
             uint32_t cp = 0;
-            size_t len = utf8_next((const unsigned char *)sc->s + sc->pos, sc->n - sc->pos, &cp);
+            size_t len = rd_utf8_next((const unsigned char *)sc->s + sc->pos, sc->n - sc->pos, &cp);
             sc->pos += len ? len : 1;
         }
         if (sc->pos == start) {
@@ -386,7 +352,7 @@ static rd_status normalize(const char *text, size_t len, const char *path, rd_bu
             line += c == '\n';
         } else {
             uint32_t cp = 0;
-            step = utf8_next((const unsigned char *)text + i, len - i, &cp);
+            step = rd_utf8_next((const unsigned char *)text + i, len - i, &cp);
             if (step == 0)
                 return rd_error_set(err, RD_E_CONFIG, "%s:%d: the file is not valid UTF-8", path, line);
             st = rd_buf_append(out, text + i, step);
@@ -613,7 +579,7 @@ static int value_survives_unquoted(const char *v)
             p += sp;
         } else {
             uint32_t cp = 0;
-            size_t len = utf8_next((const unsigned char *)v + p, sc.n - p, &cp);
+            size_t len = rd_utf8_next((const unsigned char *)v + p, sc.n - p, &cp);
             p += len ? len : 1;
         }
     }
@@ -626,7 +592,7 @@ static rd_status encode_value(rd_buf *out, const char *key, const char *v, rd_er
     size_t n = strlen(v);
     uint32_t cp = 0;
     for (size_t i = 0; i < n;) {
-        size_t len = utf8_next((const unsigned char *)v + i, n - i, &cp);
+        size_t len = rd_utf8_next((const unsigned char *)v + i, n - i, &cp);
         if (len == 0)
             return rd_error_set(err, RD_E_USAGE, "the value for %s is not valid UTF-8", key);
         i += len;

@@ -17,6 +17,7 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include "core/utf8.h"
 #include "redduck/buf.h"
 #include "services/s3.h"
 #include "redduck/ingest.h"
@@ -310,6 +311,9 @@ static rd_status yaml_file_load(const ctx *c, yaml_file *y)
     if (nul)
         return cfg_error(c, line_at(y->text.data, (size_t)(nul - y->text.data)),
                          "NUL byte in the file (a project file is text; nothing after it would be read)");
+    size_t bad = rd_utf8_invalid_at(y->text.data, y->text.len);
+    if (bad < y->text.len)
+        return cfg_error(c, line_at(y->text.data, bad), "the file is not valid UTF-8 (save it as UTF-8)");
     struct fy_diag_cfg dcfg;
     fy_diag_cfg_default(&dcfg);
     dcfg.fp = NULL;

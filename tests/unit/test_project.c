@@ -469,6 +469,9 @@ static const bad_case bad_cases[] = {
       "sources/a.yaml:3: ", "the value of `column` holds a NUL character", NULL },
     { { "redduck.yaml", "name: t\n\"par\\0allel\": 2\n" }, "redduck.yaml:2: ", "a key holds a NUL character",
       NULL },
+    /* UTF-8 only (libfyaml loops forever on a directive holding an invalid sequence) */
+    { { "redduck.yaml", "name: t\nduckdb: caf\xC3(\n" }, "redduck.yaml:2: ", "the file is not valid UTF-8", NULL },
+    { { "redduck.yaml", "%m\xC2\xC2" "A" }, "redduck.yaml:1: ", "the file is not valid UTF-8", NULL },
     /* one document per file */
     { { "redduck.yaml", "name: t\n---\nname: u\n" }, "redduck.yaml:2: ", "a second YAML document (`---`)", NULL },
     { { PROJ, CONN, "sources/a.yaml", "---\nsql: select 1\n...\n---\n" }, "sources/a.yaml:4: ",
