@@ -75,7 +75,11 @@ typedef struct rd_ingest_options {
     void *duckdb_database;       /* an open duckdb_database (duckdb.h) to load into instead of opening the
                                     file named by `into` (the project runner shares one); NULL: open it */
 
-    const volatile sig_atomic_t *cancel; /* set from a signal handler: cancel, clean up, RD_E_CANCELLED */
+    const volatile sig_atomic_t *cancel; /* set from a signal handler: cancel the statement, clean up,
+                                            RD_E_CANCELLED. In the commit: raised before COMMIT is issued →
+                                            rolled back ("... rolled back: the old table is unchanged");
+                                            later → COMMIT finishes ("... the new table was committed").
+                                            Raised after the job is done, still RD_E_CANCELLED. */
     void (*progress)(void *ctx, const rd_ingest_progress *p); /* may be NULL; called on the caller's thread */
     void *progress_ctx;
 } rd_ingest_options;

@@ -54,7 +54,9 @@ static const char ingest_help[] =
     "  --json                print a JSON summary on stdout\n"
     "%s"
     "\n"
-    "Ctrl-C cancels the Redshift statement, deletes the staged files and exits 130.\n"
+    "Ctrl-C (or SIGTERM) cancels the Redshift statement, deletes the staged files and exits 130. During\n"
+    "the commit: before COMMIT is issued the transaction is rolled back (the old table is unchanged);\n"
+    "once COMMIT has started it finishes (the new table is in); the message says which, exit 130.\n"
     "Exit codes: 0 ok, 1 failure, 2 usage, 3 no credentials found, 4 refused by AWS, 130 interrupted.\n";
 
 static volatile sig_atomic_t g_cancel; /* the one flag a signal handler may set (main's state) */

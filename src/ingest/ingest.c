@@ -49,6 +49,7 @@ typedef struct job {
     char *db_path, *table;
     char *bucket, *prefix;    /* the unique staging prefix, ending in '/' */
     int staged;               /* 1 once the UNLOAD was submitted: the prefix may hold objects */
+    int unload_may_run;       /* 1 when cancelling the UNLOAD failed: it may still write under the prefix */
     file_entry *files;
     size_t nfiles;
     uint64_t manifest_rows;
@@ -136,7 +137,17 @@ static rd_status run_statement(job *j, const char *sql, rd_ingest_phase phase, c
     wo.cancel = j->o->cancel;
     wo.tick = on_tick;
     wo.tick_ctx = &t;
+    rd_buf still = RD_BUF_INIT;
+    rd_rsd_cancel_outcome oc = RD_RSD_NOT_CANCELLED;
+    wo.outcome = &oc;
+    if (phase == RD_PHASE_UNLOAD) {
+        rd_buf_printf(&still, "the UNLOAD may still write to %s; delete it when it stops", j->r->staging_url);
+        wo.still_running = rd_buf_cstr(&still);
+    }
     st = rd_rsd_wait(&j->data, id, &wo, d, err);
+    rd_buf_free(&still);
+    if (phase == RD_PHASE_UNLOAD && oc == RD_RSD_CANCEL_FAILED)
+        j->unload_may_run = 1;
     if (st != RD_OK && st != RD_E_CANCELLED)
         rd_error_prefix(err, "%s: ", step);
     return st;
@@ -503,6 +514,7 @@ static rd_status download_all(job *j, const char *dir, rd_error *err)
     to.progress_ctx = &pc;
     to.cancel = j->o->cancel;
     to.log = j->log;
+    to.disk_full_hint = j->sink ? "free space or lower --max-local-bytes" : "free space";
     rd_transfer_stats ts = { 0 };
     rd_status st = rd_transfer_run(items, j->nfiles, &to, &ts, err);
     pthread_mutex_lock(&j->mu);
@@ -537,6 +549,14 @@ static rd_status download_all(job *j, const char *dir, rd_error *err)
 
 /* ---- the two paths -------------------------------------------------------------------------------------- */
 
+/* After rd_sink_commit: a signal that came once COMMIT was issued let it finish; say so, exit as interrupted. */
+static rd_status committed(job *j, rd_status st, rd_error *err)
+{
+    if (st == RD_OK && cancelled(j))
+        return rd_error_set(err, RD_E_CANCELLED, "interrupted during commit: the new table was committed");
+    return st;
+}
+
 static rd_status open_sink(job *j, rd_error *err)
 {
     rd_sink_options so = { .path = j->db_path,
@@ -546,7 +566,12 @@ static rd_status open_sink(job *j, rd_error *err)
                            .shared_db = j->o->duckdb_database,
                            .append = j->o->append,
                            .unique_key = j->o->unique_key,
-                           .fast_compression = j->o->fast_compression };
+                           .fast_compression = j->o->fast_compression,
+                           .disk_full_hint = j->r->via_data_api ? "free space, or raise --memory-limit (DuckDB "
+                                                                  "spills beyond it)"
+                                                                : "free space or lower --max-local-bytes",
+                           .cancel = j->o->cancel,
+                           .log = j->log };
     rd_status st = rd_sink_open(&so, &j->plan, &j->sink, err);
     return st;
 }
@@ -648,11 +673,14 @@ static rd_status via_unload(job *j, rd_error *err)
         return st;
     phase_start(j);
     report(j, RD_PHASE_COMMIT, NULL, 0, 0, 0, 0, rd_sink_rows(j->sink), 1);
+    if (j->log)
+        rd_log_write(j->log, RD_LOG_INFO, "commit: verifying %llu rows, then replacing table %s",
+                     (unsigned long long)rd_sink_rows(j->sink), j->table);
     st = rd_sink_commit(j->sink, expected, err);
     j->r->commit_s = secs_since(j->phase_t0);
     if (st == RD_OK)
         j->r->rows = expected;
-    return st;
+    return committed(j, st, err);
 }
 
 static rd_status via_data_api(job *j, rd_error *err)
@@ -722,7 +750,7 @@ static rd_status via_data_api(job *j, rd_error *err)
     j->r->commit_s = secs_since(j->phase_t0);
     if (st == RD_OK)
         j->r->rows = reported;
-    return st;
+    return committed(j, st, err);
 }
 
 static const char *default_table(const rd_ingest_options *o)
@@ -804,9 +832,14 @@ rd_status rd_ingest(rd_session *s, const rd_ingest_options *o, rd_ingest_result 
             }
         }
     }
+    if (st == RD_OK && cancelled(&j)) /* the job was done when the signal came: exit as interrupted all the same */
+        st = o->format_parquet ? rd_error_set(err, RD_E_CANCELLED, "interrupted at the end: the files in %s are "
+                                              "complete", o->into)
+                               : rd_error_set(err, RD_E_CANCELLED, "interrupted after the commit: the new table "
+                                              "was committed");
     if (st == RD_E_CANCELLED && err && strncmp(err->message, "interrupted", 11) != 0)
         rd_error_prefix(err, "interrupted: ");
-    if (st == RD_E_CANCELLED && err && j.staged && !o->keep_staging && r->staged_deleted > 0) {
+    if (st == RD_E_CANCELLED && err && j.staged && !o->keep_staging && r->staged_deleted > 0 && !j.unload_may_run) {
         char msg[sizeof err->message];
         snprintf(msg, sizeof msg, "%s", err->message);
         rd_error_set(err, RD_E_CANCELLED, "%s; the staged files were deleted", msg);

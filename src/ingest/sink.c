@@ -25,14 +25,47 @@ struct rd_sink {
     int owns_db;
     int append;
     char *unique_key;
+    char *spill_dir;          /* where DuckDB writes besides the file: temp_directory, else the file's dir */
+    char *memory_limit;
+    char *disk_full_hint;
+    const volatile sig_atomic_t *cancel;
+    const rd_log *log;
 };
+
+/* DuckDB's message m in one line. A full disk (temporary files DuckDB spills to, the file, its WAL) and
+ * running out of memory each become one sentence naming the directory or the limit and the way out, where
+ * DuckDB's own text runs to nine lines of generic advice; any other message keeps its first paragraph. */
+static void duck_text(const rd_sink *s, const char *m, rd_buf *out)
+{
+    if (!m || !*m) {
+        rd_buf_puts(out, "failed");
+        return;
+    }
+    if (strstr(m, "No space left on device") || strstr(m, "Disk quota exceeded") ||
+        strstr(m, "max_temp_directory_size")) {
+        rd_buf_printf(out, "No space left on device on %s: %s", s->spill_dir,
+                      s->disk_full_hint ? s->disk_full_hint : "free space");
+        return;
+    }
+    if (strstr(m, "Out of Memory") || strstr(m, "could not allocate block") || strstr(m, "failed to pin block")) {
+        rd_buf_printf(out, "DuckDB ran out of memory (memory limit %s): raise --memory-limit or lower --threads",
+                      s->memory_limit);
+        return;
+    }
+    const char *para = strstr(m, "\n\n");
+    size_t n = para ? (size_t)(para - m) : strlen(m);
+    for (size_t i = 0; i < n; i++)
+        rd_buf_putc(out, m[i] == '\n' ? ' ' : m[i]);
+}
 
 static rd_status run(rd_sink *s, const char *sql, duckdb_result *keep, rd_error *err, const char *what)
 {
     duckdb_result r;
     if (duckdb_query(s->conn, sql, &r) != DuckDBSuccess) {
-        const char *m = duckdb_result_error(&r);
-        rd_status st = rd_error_set(err, RD_E_IO, "DuckDB %s (%s): %s", what, s->path, m ? m : "failed");
+        rd_buf m = RD_BUF_INIT;
+        duck_text(s, duckdb_result_error(&r), &m);
+        rd_status st = rd_error_set(err, RD_E_IO, "DuckDB %s (%s): %s", what, s->path, rd_buf_cstr(&m));
+        rd_buf_free(&m);
         duckdb_destroy_result(&r);
         return st;
     }
@@ -102,6 +135,17 @@ rd_status rd_sink_open(const rd_sink_options *o, const rd_plan *plan, rd_sink **
     s->plan = plan;
     s->path = strdup(o->path);
     s->table = strdup(o->table);
+    if (o->temp_dir) {
+        s->spill_dir = strdup(o->temp_dir);
+    } else {
+        const char *slash = strrchr(o->path, '/');
+        s->spill_dir = !slash ? strdup(".") : slash == o->path ? strdup("/")
+                                            : strndup(o->path, (size_t)(slash - o->path));
+    }
+    s->memory_limit = strdup(o->memory ? o->memory : "128MB");
+    s->disk_full_hint = o->disk_full_hint ? strdup(o->disk_full_hint) : NULL;
+    s->cancel = o->cancel;
+    s->log = o->log;
     unsigned char rnd[4] = { 0 };
     RAND_bytes(rnd, sizeof rnd);
     char staging[200];
@@ -300,17 +344,24 @@ rd_status rd_sink_append_records(rd_sink *s, json_t *records, uint64_t *rows, rd
         for (size_t j = 0; j < s->plan->ncols && st == RD_OK; j++)
             if (append_field(a, &s->plan->cols[j], json_array_get(rec, j)) != DuckDBSuccess) {
                 const char *m = duckdb_appender_error(a);
+                rd_buf t = RD_BUF_INIT;
+                duck_text(s, m ? m : "bad value", &t);
                 st = rd_error_set(err, RD_E_IO, "DuckDB: cannot store row %zu column \"%s\" (%s): %s", i + 1,
-                                  s->plan->cols[j].name, s->plan->cols[j].duck_type, m ? m : "bad value");
+                                  s->plan->cols[j].name, s->plan->cols[j].duck_type, rd_buf_cstr(&t));
+                rd_buf_free(&t);
             }
         if (st == RD_OK && duckdb_appender_end_row(a) != DuckDBSuccess) {
-            const char *m = duckdb_appender_error(a);
-            st = rd_error_set(err, RD_E_IO, "DuckDB: cannot store row %zu: %s", i + 1, m ? m : "failed");
+            rd_buf t = RD_BUF_INIT;
+            duck_text(s, duckdb_appender_error(a), &t);
+            st = rd_error_set(err, RD_E_IO, "DuckDB: cannot store row %zu: %s", i + 1, rd_buf_cstr(&t));
+            rd_buf_free(&t);
         }
     }
     if (st == RD_OK && duckdb_appender_close(a) != DuckDBSuccess) {
-        const char *m = duckdb_appender_error(a);
-        st = rd_error_set(err, RD_E_IO, "DuckDB: cannot store the rows: %s", m ? m : "failed");
+        rd_buf t = RD_BUF_INIT;
+        duck_text(s, duckdb_appender_error(a), &t);
+        st = rd_error_set(err, RD_E_IO, "DuckDB: cannot store the rows: %s", rd_buf_cstr(&t));
+        rd_buf_free(&t);
     }
     duckdb_appender_destroy(&a);
     if (st == RD_OK) {
@@ -388,7 +439,6 @@ rd_status rd_sink_commit(rd_sink *s, uint64_t expected_rows, rd_error *err)
         rd_plan_quote_ident(&sql, s->staging);
         rd_buf_puts(&sql, "; DROP TABLE ");
         rd_plan_quote_ident(&sql, s->staging);
-        rd_buf_puts(&sql, "; COMMIT");
     } else {
         rd_buf_puts(&sql, "DROP TABLE IF EXISTS ");
         rd_plan_quote_ident(&sql, s->table);
@@ -396,10 +446,16 @@ rd_status rd_sink_commit(rd_sink *s, uint64_t expected_rows, rd_error *err)
         rd_plan_quote_ident(&sql, s->staging);
         rd_buf_puts(&sql, " RENAME TO ");
         rd_plan_quote_ident(&sql, s->table);
-        rd_buf_puts(&sql, "; COMMIT");
     }
     st = run(s, rd_buf_cstr(&sql), NULL, err, exists ? "adding the rows to the table" : "replacing the table");
     rd_buf_free(&sql);
+    /* the last moment to stop: once COMMIT is issued it runs to its end */
+    if (st == RD_OK && s->cancel && *s->cancel)
+        st = rd_error_set(err, RD_E_CANCELLED, "interrupted during commit: rolled back: the old table is unchanged");
+    if (st == RD_OK && s->log)
+        rd_log_write(s->log, RD_LOG_INFO, "DuckDB: COMMIT (table %s of %s)", s->table, s->path);
+    if (st == RD_OK)
+        st = run(s, "COMMIT", NULL, err, "committing");
     if (st != RD_OK) {
         duckdb_query(s->conn, "ROLLBACK", &r);
         duckdb_destroy_result(&r);
@@ -432,6 +488,9 @@ void rd_sink_close(rd_sink *s)
     if (s->db && s->owns_db)
         duckdb_close(&s->db);
     free(s->unique_key);
+    free(s->spill_dir);
+    free(s->memory_limit);
+    free(s->disk_full_hint);
     free(s->table);
     free(s->staging);
     free(s->path);

@@ -7,10 +7,12 @@
 #define RD_INGEST_SINK_H
 
 #include <jansson.h>
+#include <signal.h>
 #include <stdint.h>
 
 #include "duckdb.h"
 
+#include "core/log.h"
 #include "ingest/plan.h"
 #include "redduck/error.h"
 
@@ -27,6 +29,10 @@ typedef struct rd_sink_options {
     const char *unique_key; /* with append: delete the table's rows whose key is among the new rows first */
     int fast_compression;   /* 1: skip DuckDB's costly string compression (FSST, dictionary): faster load,
                                larger file */
+    const char *disk_full_hint; /* the way out when the disk DuckDB writes to is full (ends the one-line
+                                   "No space left on device on <dir>: ..." message); NULL: "free space" */
+    const volatile sig_atomic_t *cancel; /* checked by rd_sink_commit just before COMMIT, or NULL */
+    const rd_log *log;      /* borrowed, or NULL: the commit's steps at INFO */
 } rd_sink_options;
 
 /* Opens the file and creates the empty staging table from the plan (borrowed for the sink's life). */
@@ -37,7 +43,9 @@ rd_status rd_sink_load_parquet(rd_sink *s, const char *const *paths, size_t n, u
 /* Appends the Records of one GetStatementResult page (typed Field unions); *rows gets their number. */
 rd_status rd_sink_append_records(rd_sink *s, json_t *records, uint64_t *rows, rd_error *err);
 /* Verifies the staging table holds expected_rows rows, then swaps it in (or appends it, per the options)
- * and commits the one transaction. */
+ * and commits the one transaction. The cancel flag (options) is looked at just before COMMIT is issued:
+ * raised by then → ROLLBACK and RD_E_CANCELLED ("interrupted during commit: rolled back: the old table is
+ * unchanged"); raised later, COMMIT runs to its end (the caller sees the flag and says so). */
 rd_status rd_sink_commit(rd_sink *s, uint64_t expected_rows, rd_error *err);
 /* Drops the staging table if not committed, closes. NULL is a no-op. */
 void rd_sink_close(rd_sink *s);

@@ -30,6 +30,7 @@ typedef struct slot {
     CURL *easy;
     struct curl_slist *hl;
     int mode;             /* 0 undecided, 1 file, 2 error body */
+    int write_errno;      /* errno of the local write that failed (curl then says CURLE_WRITE_ERROR) */
     rd_buf errbody;
     char errbuf[CURL_ERROR_SIZE];
 } slot;
@@ -45,8 +46,10 @@ static size_t on_write(char *data, size_t size, size_t n, void *ud)
             s->mode = 1;
             if (code == 200 && s->have > 0) {
                 /* the server ignored the Range: start the file over */
-                if (fflush(s->fp) != 0 || ftruncate(fileno(s->fp), 0) != 0 || fseeko(s->fp, 0, SEEK_SET) != 0)
+                if (fflush(s->fp) != 0 || ftruncate(fileno(s->fp), 0) != 0 || fseeko(s->fp, 0, SEEK_SET) != 0) {
+                    s->write_errno = errno;
                     return 0;
+                }
                 s->have = 0;
             }
         } else {
@@ -58,8 +61,10 @@ static size_t on_write(char *data, size_t size, size_t n, void *ud)
             rd_buf_append(&s->errbody, data, len);
         return len;
     }
-    if (fwrite(data, 1, len, s->fp) != len)
+    if (fwrite(data, 1, len, s->fp) != len) {
+        s->write_errno = errno;
         return 0;
+    }
     s->have += len;
     return len;
 }
@@ -75,12 +80,30 @@ static void slot_release(slot *s, CURLM *multi)
     s->hl = NULL;
 }
 
+/* A local write error no retry can mend: the disk (or quota) is full, or the file system read-only. */
+static int disk_errno(int e)
+{
+    return e == ENOSPC || e == EDQUOT || e == EROFS;
+}
+
+/* RD_E_IO for local write error e on path: "No space left on device on <dir>: <hint>" for a full disk. */
+static rd_status local_error(rd_error *err, const rd_transfer_options *o, const char *what, const char *path, int e)
+{
+    if (!disk_errno(e))
+        return rd_error_set(err, RD_E_IO, "%s %s: %s", what, path, strerror(e));
+    const char *slash = strrchr(path, '/');
+    int dirlen = slash ? (slash == path ? 1 : (int)(slash - path)) : 1;
+    return rd_error_set(err, RD_E_IO, "%s on %.*s: %s", strerror(e), dirlen, slash ? path : ".",
+                        e == EROFS ? "download to a writable directory"
+                        : o->disk_full_hint ? o->disk_full_hint : "free space");
+}
+
 static rd_status slot_start(slot *s, CURLM *multi, const rd_transfer_options *o, rd_error *err)
 {
     if (!s->fp) {
         s->fp = fopen(s->item->local_path, "wb");
         if (!s->fp)
-            return rd_error_set(err, RD_E_IO, "cannot create %s: %s", s->item->local_path, strerror(errno));
+            return local_error(err, o, "cannot create", s->item->local_path, errno);
     }
     char *url = NULL;
     rd_headers h = RD_HEADERS_INIT;
@@ -93,6 +116,7 @@ static rd_status slot_start(slot *s, CURLM *multi, const rd_transfer_options *o,
     s->attempts++;
     s->attempt_start = s->have;
     s->mode = 0;
+    s->write_errno = 0;
     rd_buf_reset(&s->errbody);
     s->errbuf[0] = '\0';
     s->easy = curl_easy_init();
@@ -225,7 +249,7 @@ rd_status rd_transfer_run(const rd_transfer_item *items, size_t count, const rd_
             if (complete) {
                 if (fclose(s->fp) != 0) {
                     s->fp = NULL;
-                    st = rd_error_set(err, RD_E_IO, "writing %s: %s", s->item->local_path, strerror(errno));
+                    st = local_error(err, o, "writing", s->item->local_path, errno);
                     break;
                 }
                 s->fp = NULL;
@@ -239,8 +263,18 @@ rd_status rd_transfer_run(const rd_transfer_item *items, size_t count, const rd_
                 }
                 continue;
             }
+            if (rc == CURLE_WRITE_ERROR && disk_errno(s->write_errno)) {
+                /* the local disk, not the network: retrying cannot help */
+                s->state = ST_FAILED;
+                st = local_error(err, o, "writing", s->item->local_path, s->write_errno);
+                if (o->done)
+                    o->done(o->done_ctx, s->item, st, err);
+                break;
+            }
             if (rc != CURLE_OK) {
                 snprintf(why, sizeof why, "%s", s->errbuf[0] ? s->errbuf : curl_easy_strerror(rc));
+                if (rc == CURLE_WRITE_ERROR && s->write_errno)
+                    snprintf(why, sizeof why, "writing %s: %s", s->item->local_path, strerror(s->write_errno));
                 retry = 1;
             } else if (code == 200 || code == 206) {
                 if (s->have > want) {

@@ -50,6 +50,7 @@ typedef struct rd_transfer_options {
     const volatile sig_atomic_t *cancel; /* non-zero: stop, RD_E_CANCELLED */
     const rd_log *log;
     long backoff_base_ms;        /* retry delay base (doubles per attempt, capped at 5 s, full jitter); 0: 100 */
+    const char *disk_full_hint;  /* what to do when the local disk is full (ends the message); NULL: "free space" */
 } rd_transfer_options;
 
 typedef struct rd_transfer_stats {
@@ -60,7 +61,8 @@ typedef struct rd_transfer_stats {
 } rd_transfer_stats;
 
 /* Downloads every item; returns RD_OK when all completed. The first item that fails for good stops the
- * transfer (the others are abandoned) with an error naming it. */
+ * transfer (the others are abandoned) with an error naming it. A local write failing with ENOSPC, EDQUOT or
+ * EROFS is not retried: RD_E_IO at once, "No space left on device on <dir>: <disk_full_hint>". */
 rd_status rd_transfer_run(const rd_transfer_item *items, size_t count, const rd_transfer_options *opts,
                           rd_transfer_stats *stats, rd_error *err);
 

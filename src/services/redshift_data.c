@@ -2,6 +2,7 @@
 #include "services/redshift_data.h"
 
 #include "core/timeutil.h"
+#include "redduck/buf.h"
 
 #include <stdlib.h>
 #include <string.h>
@@ -123,25 +124,80 @@ static void nap(long ms, const volatile sig_atomic_t *cancel)
     }
 }
 
+static int terminal(const char *status)
+{
+    return strcmp(status, "FINISHED") == 0 || strcmp(status, "FAILED") == 0 || strcmp(status, "ABORTED") == 0;
+}
+
+#define RD_RSD_SETTLE_MS 10000
+
+/* CancelStatement for a statement the wait gives up on; once accepted, polls (one attempt per call: the
+ * describe may be what is failing) until the statement reports an end or RD_RSD_SETTLE_MS pass. */
+static rd_rsd_cancel_outcome cancel_statement(rd_aws_client *c, const char *id, rd_error *ce)
+{
+    rd_error_clear(ce);
+    if (rd_rsd_cancel(c, id, ce) != RD_OK) /* "Could not cancel a query that is already in FINISHED state." */
+        return strcmp(ce->aws_code, "ValidationException") == 0 ? RD_RSD_CANCEL_ENDED : RD_RSD_CANCEL_FAILED;
+    rd_aws_client once = *c;
+    once.max_attempts = 1;
+    long long t0 = rd_monotonic_ms();
+    for (long delay = 25; rd_monotonic_ms() - t0 < RD_RSD_SETTLE_MS; delay = delay * 2 > 500 ? 500 : delay * 2) {
+        rd_rsd_description d = { 0 };
+        rd_error e;
+        rd_error_clear(&e);
+        rd_status st = rd_rsd_describe(&once, id, &d, &e);
+        int ended = st == RD_OK && terminal(d.status);
+        rd_rsd_description_free(&d);
+        if (st != RD_OK || ended)
+            break;
+        nap(delay, NULL);
+    }
+    return RD_RSD_CANCELLED;
+}
+
+/* Appends to err's message what became of the statement after a cancel; keeps err's code. */
+static void say_cancelled(rd_error *err, rd_rsd_cancel_outcome oc, const rd_error *ce, const char *still_running)
+{
+    if (!err)
+        return;
+    rd_buf msg = RD_BUF_INIT;
+    rd_buf_puts(&msg, err->message);
+    if (oc == RD_RSD_CANCELLED)
+        rd_buf_puts(&msg, "; the statement was cancelled");
+    else if (oc == RD_RSD_CANCEL_ENDED)
+        rd_buf_puts(&msg, "; the statement had already ended");
+    else
+        rd_buf_printf(&msg, ", and CancelStatement failed too (%s): %s", ce->message,
+                      still_running ? still_running : "it may still run");
+    rd_error_set(err, err->code, "%s", rd_buf_cstr(&msg));
+    rd_buf_free(&msg);
+}
+
 rd_status rd_rsd_wait(rd_aws_client *c, const char *id, const rd_rsd_wait_options *o, rd_rsd_description *out,
                       rd_error *err)
 {
     long delay = o && o->first_poll_ms > 0 ? o->first_poll_ms : 25;
     long cap = o && o->max_poll_ms > 0 ? o->max_poll_ms : 1000;
     const volatile sig_atomic_t *cancel = o ? o->cancel : NULL;
+    const char *still = o ? o->still_running : NULL;
+    rd_rsd_cancel_outcome dummy, *oc = o && o->outcome ? o->outcome : &dummy;
+    *oc = RD_RSD_NOT_CANCELLED;
+    rd_error ce;
     long long t0 = rd_monotonic_ms();
     for (;;) {
         if (cancel && *cancel) {
-            rd_error ce;
-            rd_error_clear(&ce);
-            if (rd_rsd_cancel(c, id, &ce) != RD_OK)
-                return rd_error_set(err, RD_E_CANCELLED, "interrupted, but cancelling statement %s failed (it may "
-                                    "still run): %s", id, ce.message);
-            return rd_error_set(err, RD_E_CANCELLED, "interrupted: statement %s was cancelled", id);
+            *oc = cancel_statement(c, id, &ce);
+            rd_error_set(err, RD_E_CANCELLED, "interrupted while statement %s ran", id);
+            say_cancelled(err, *oc, &ce, still);
+            return RD_E_CANCELLED;
         }
         rd_status st = rd_rsd_describe(c, id, out, err);
-        if (st != RD_OK)
-            return rd_error_prefix(err, "waiting for statement %s: ", id);
+        if (st != RD_OK) {
+            rd_error_prefix(err, "waiting for statement %s: ", id);
+            *oc = cancel_statement(c, id, &ce);
+            say_cancelled(err, *oc, &ce, still);
+            return st;
+        }
         long elapsed = (long)(rd_monotonic_ms() - t0);
         if (o && o->tick)
             o->tick(o->tick_ctx, out->status, elapsed);
@@ -153,14 +209,15 @@ rd_status rd_rsd_wait(rd_aws_client *c, const char *id, const rd_rsd_wait_option
             return rd_error_set(err, RD_E_REMOTE, "the statement was aborted%s%s", out->error ? ": " : "",
                                 out->error ? out->error : " (cancelled by someone else, or by Redshift)");
         if (o && o->timeout_ms > 0 && elapsed >= o->timeout_ms) {
-            rd_error ce;
-            rd_error_clear(&ce);
-            if (rd_rsd_cancel(c, id, &ce) != RD_OK)
-                return rd_error_set(err, ce.code, "the statement did not finish within %ld s, and cancelling it "
-                                    "failed (it may still run): %s", o->timeout_ms / 1000, ce.message);
-            return rd_error_set(err, RD_E_REMOTE,
-                                "the statement did not finish within %ld s and was cancelled (raise --timeout)",
-                                o->timeout_ms / 1000);
+            *oc = cancel_statement(c, id, &ce);
+            if (*oc == RD_RSD_CANCEL_FAILED) {
+                rd_error_set(err, ce.code, "the statement did not finish within %ld s", o->timeout_ms / 1000);
+                say_cancelled(err, *oc, &ce, still);
+                return ce.code;
+            }
+            return rd_error_set(err, RD_E_REMOTE, "the statement did not finish within %ld s and %s (raise "
+                                "--timeout)", o->timeout_ms / 1000,
+                                *oc == RD_RSD_CANCELLED ? "was cancelled" : "ended as it was being cancelled");
         }
         long d = delay;
         if (o && o->timeout_ms > 0 && elapsed + d > o->timeout_ms)

@@ -46,6 +46,14 @@ void rd_rsd_description_free(rd_rsd_description *d);
 rd_status rd_rsd_describe(rd_aws_client *c, const char *id, rd_rsd_description *out, rd_error *err);
 rd_status rd_rsd_cancel(rd_aws_client *c, const char *id, rd_error *err);
 
+/* What the wait did about a statement it gave up on before seeing it end. */
+typedef enum rd_rsd_cancel_outcome {
+    RD_RSD_NOT_CANCELLED = 0, /* the wait saw the statement end: nothing to cancel */
+    RD_RSD_CANCELLED,         /* CancelStatement was accepted */
+    RD_RSD_CANCEL_ENDED,      /* CancelStatement answered that the statement had already ended */
+    RD_RSD_CANCEL_FAILED      /* CancelStatement failed: the statement may still run */
+} rd_rsd_cancel_outcome;
+
 typedef struct rd_rsd_wait_options {
     long timeout_ms;                      /* 0: no limit */
     long first_poll_ms;                   /* 0: 25 */
@@ -53,12 +61,21 @@ typedef struct rd_rsd_wait_options {
     const volatile sig_atomic_t *cancel;  /* non-zero: CancelStatement, then RD_E_CANCELLED */
     void (*tick)(void *ctx, const char *status, long elapsed_ms); /* after each poll, or NULL */
     void *tick_ctx;
+    const char *still_running;            /* ends the message when CancelStatement fails (what the statement
+                                             may still do, what to do about it); NULL: "it may still run" */
+    rd_rsd_cancel_outcome *outcome;       /* out, or NULL: set on every return */
 } rd_rsd_wait_options;
 
 /* Polls DescribeStatement (delay doubling from first_poll_ms to max_poll_ms) until the statement ends.
  * FINISHED → RD_OK with *out filled. FAILED → RD_E_REMOTE "Redshift: <error>"; ABORTED → RD_E_REMOTE
- * "the statement was aborted" (plus Redshift's message when it gave one). Timeout → CancelStatement is sent
- * and RD_E_REMOTE names the limit. Cancel flag → CancelStatement is sent and RD_E_CANCELLED. */
+ * "the statement was aborted" (plus Redshift's message when it gave one).
+ * Every other way out cancels the statement, which was started and not seen to end: timeout →
+ * RD_E_REMOTE naming the limit; cancel flag → RD_E_CANCELLED; a DescribeStatement that fails for good (its
+ * retries spent, denied, network down) → its error. After an accepted CancelStatement the wait polls
+ * DescribeStatement (single attempts, at most 10 s) until the statement reports an end, so that clean-up
+ * after it does not race its last writes. The message says whether the statement was cancelled, had
+ * already ended, or could not be cancelled (CancelStatement's error, then `still_running`); the code stays
+ * that of the first failure, except that a denied CancelStatement after a timeout is RD_E_DENIED. */
 rd_status rd_rsd_wait(rd_aws_client *c, const char *id, const rd_rsd_wait_options *o, rd_rsd_description *out,
                       rd_error *err);
 

@@ -28,6 +28,10 @@ DENIALS = {
     "nodelete": "s3:DeleteObject",
     "nocancel": "redshift-data:CancelStatement",
 }
+# users with several denials, not part of the one-denial sweep
+MULTI_DENIALS = {
+    "nowatch": ["redshift-data:DescribeStatement", "redshift-data:CancelStatement"],
+}
 
 
 def config():
@@ -35,6 +39,9 @@ def config():
     for name, action in DENIALS.items():
         users.append({"name": name, "access_key_id": "AKID" + name.upper(), "secret_access_key": name + "-secret",
                       "allow": ["*"], "deny": [action]})
+    for name, actions in MULTI_DENIALS.items():
+        users.append({"name": name, "access_key_id": "AKID" + name.upper(), "secret_access_key": name + "-secret",
+                      "allow": ["*"], "deny": actions})
     return json.dumps({
         "account": "000000000000", "region": "us-east-1", "users": users,
         "roles": [{"name": "redshift-unload", "allow": ["s3:*"], "default": True}],
@@ -283,7 +290,41 @@ class TestIngest(IngestBase):
         p = self.unload("--sql", slow, "--timeout", "2", into=db, user="nocancel", check=False)
         self.assertEqual(p.returncode, 4, p.stderr)
         self.assertIn("redshift-data:CancelStatement", p.stderr)
+        # the UNLOAD was not stopped: the message names the prefix it may still write to
+        self.assertRegex(p.stderr, r"CancelStatement failed too \(.*\): the UNLOAD may still write to "
+                                   r"s3://redduck-staging/runs/redduck-[0-9a-f-]{36}/; delete it when it stops")
         self.assertStagingEmpty()
+
+    def listed_status(self, user, sid):
+        """The statement's status as ListStatements shows it to its owner (DescribeStatement may be denied)."""
+        c = boto3.client("redshift-data", endpoint_url=self.emu.endpoint, region_name="us-east-1",
+                         aws_access_key_id="AKID" + user.upper(), aws_secret_access_key=user + "-secret")
+        for st in c.list_statements(MaxResults=100)["Statements"]:
+            if st["Id"] == sid:
+                return st["Status"]
+        return None
+
+    def test_a_statement_given_up_on_is_cancelled(self):
+        # DescribeStatement fails for good (denied: no retry helps) on the first poll of a query that runs
+        # until cancelled: redduck must not walk away from it
+        slow = "select a.sale_id from sales a, sales b, sales c where a.sale_id + b.sale_id + c.sale_id = -11"
+        db = self.db("giveup.duckdb")
+        p = self.ingest("--workgroup", "demo", "--via", "data-api", "--sql", slow, "--into", db, "--json",
+                        user="nodescribe", check=False)
+        self.assertEqual(p.returncode, 4, p.stderr)
+        out = json.loads(p.stdout)
+        self.assertIn("redshift-data:DescribeStatement", out["error"])
+        self.assertIn("the statement was cancelled", out["error"])
+        self.assertEqual(wait_until(lambda: self.listed_status("nodescribe", out["statement_id"]) == "ABORTED",
+                                    timeout=20), True, self.listed_status("nodescribe", out["statement_id"]))
+        # neither DescribeStatement nor CancelStatement: the message says the statement may still run
+        p = self.ingest("--workgroup", "demo", "--via", "data-api", "--sql", "select 1 as x", "--into", db,
+                        user="nowatch", check=False)
+        self.assertEqual(p.returncode, 4, p.stderr)
+        self.assertIn("redshift-data:DescribeStatement", p.stderr)
+        self.assertIn("and CancelStatement failed too (", p.stderr)
+        self.assertIn("redshift-data:CancelStatement", p.stderr)
+        self.assertIn("it may still run", p.stderr)
 
     def test_sigint_during_the_unload_cancels_the_statement(self):
         slow = "select a.sale_id from sales a, sales b, sales c where a.sale_id + b.sale_id + c.sale_id = -9"
@@ -305,6 +346,82 @@ class TestIngest(IngestBase):
         d = self.client("redshift-data").describe_statement(Id=summary["statement_id"])
         self.assertEqual(d["Status"], "ABORTED")
         self.assertIn("UNLOAD", d["QueryString"])
+        self.assertStagingEmpty()
+
+    def small_disk(self, name, size="256k"):
+        """A directory on its own tiny tmpfs (unmounted when the test ends), to fill the disk for real."""
+        d = os.path.join(self.work, name)
+        os.makedirs(d)
+        p = subprocess.run(["mount", "-t", "tmpfs", "-o", "size=" + size, "tmpfs", d], capture_output=True,
+                           text=True)
+        if p.returncode != 0:
+            self.skipTest("cannot mount a small tmpfs here (needs root): " + p.stderr.strip())
+        self.addCleanup(lambda: subprocess.run(["umount", "-l", d], capture_output=True))
+        return d
+
+    def test_a_full_disk_fails_at_once_in_one_line(self):
+        full = self.small_disk("full")
+        # downloads: ENOSPC is not retried; the message names the directory and the way out
+        p = self.unload("--sql", "select * from sales", "-v", into=os.path.join(full, "w.duckdb"), check=False)
+        self.assertEqual(p.returncode, 1, p.stderr)
+        last = p.stderr.strip().splitlines()[-1]
+        self.assertRegex(last, r"^redduck: downloading the staged files: No space left on device on %s/"
+                               r"\.redduck-tmp-\w+: free space or lower --max-local-bytes$" % full)
+        self.assertNotIn("retrying", p.stderr)
+        self.assertEqual([f for f in os.listdir(full) if f.startswith(".redduck-tmp-")], [])
+        # the Data API path: DuckDB spilling to a full disk is one line too
+        p = self.ingest("--workgroup", "demo", "--via", "data-api", "--sql", "select * from sales", "--memory-limit",
+                        "16MB", "--into", os.path.join(full, "w.duckdb"), check=False)
+        self.assertEqual(p.returncode, 1, p.stderr)
+        self.assertEqual(p.stderr.count("\n"), 1, p.stderr)
+        self.assertIn("No space left on device on %s: free space" % full, p.stderr)
+        self.assertStagingEmpty()
+
+    # SIGINT/SIGTERM during the commit: rolled back before COMMIT is issued, committed once it has started;
+    # exit 130 either way, the message saying which, the table as the message says
+    def interrupt_at(self, marker, sig, db):
+        proc = subprocess.Popen([REDDUCK, "ingest", "--workgroup", "demo", "--staging", "s3://redduck-staging/c",
+                                 "--sql", "select * from sales", "--into", db + ":t", "-v"],
+                                stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=self.env())
+        lines = []
+        try:
+            for line in proc.stderr:  # -v logs each step as it happens
+                lines.append(line)
+                if marker in line:
+                    proc.send_signal(sig)
+                    break
+            out, err = proc.communicate(timeout=60)
+        finally:
+            if proc.poll() is None:
+                proc.kill()
+                proc.wait()
+        err = "".join(lines) + err
+        self.assertTrue(any(marker in l for l in lines), err)
+        return proc.returncode, err.strip().splitlines()[-1]
+
+    def test_signal_during_commit_exits_130_and_says_what_became_of_the_table(self):
+        db = self.db("commit.duckdb")
+        self.ingest("--workgroup", "demo", "--staging", "s3://redduck-staging/c", "--sql",
+                    "select sale_id from sales where sale_id <= 5", "--into", db + ":t")
+        # the signal as the commit begins: whichever side of COMMIT it lands, the message tells the truth
+        rc, last = self.interrupt_at("commit: verifying 20000 rows", signal.SIGINT, db)
+        self.assertEqual(rc, 130, last)
+        n = self.query(db, "select count(*) as n from t")[0]["n"]
+        if "rolled back" in last:
+            self.assertIn("interrupted during commit: rolled back: the old table is unchanged", last)
+            self.assertEqual(n, 5)
+        else:
+            self.assertRegex(last, r"interrupted (during|after the) commit: the new table was committed")
+            self.assertEqual(n, 20000)
+        # once COMMIT is issued it finishes: committed, and still 130
+        self.ingest("--workgroup", "demo", "--staging", "s3://redduck-staging/c", "--sql",
+                    "select sale_id from sales where sale_id <= 5", "--into", db + ":t")
+        rc, last = self.interrupt_at("DuckDB: COMMIT", signal.SIGTERM, db)
+        self.assertEqual(rc, 130, last)
+        self.assertRegex(last, r"interrupted (during|after the) commit: the new table was committed")
+        self.assertEqual(self.query(db, "select count(*) as n from t"), [{"n": 20000}])
+        self.assertEqual(self.query(db, "select count(*) as n from information_schema.tables where table_name "
+                                        "like '%redduck_staging%'"), [{"n": 0}])
         self.assertStagingEmpty()
 
     def test_failed_statement_carries_redshift_message(self):

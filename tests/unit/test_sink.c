@@ -7,6 +7,7 @@
 #include <stddef.h>
 #include <stdint.h>
 #include <cmocka.h>
+#include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -196,12 +197,52 @@ static void test_sink_stores_exact_values_and_swaps_atomically(void **state)
     assert_int_equal(system(cmd), 0);
 }
 
+/* A signal raised before COMMIT is issued rolls the commit back: the old table stays, no staging table. */
+static void test_cancel_before_commit_rolls_back(void **state)
+{
+    (void)state;
+    char dir[] = "/tmp/rd-sink-XXXXXX";
+    assert_non_null(mkdtemp(dir));
+    char path[64];
+    snprintf(path, sizeof path, "%s/w.duckdb", dir);
+    rd_plan p;
+    load_plan(&p);
+    store(path, &p, records, 2, RD_OK);
+
+    volatile sig_atomic_t flag = 1;
+    rd_sink_options o = { .path = path, .table = "t", .threads = 1, .memory = "64MB", .cancel = &flag };
+    rd_sink *s = NULL;
+    rd_error err;
+    rd_error_clear(&err);
+    assert_int_equal(rd_sink_open(&o, &p, &s, &err), RD_OK);
+    json_error_t je;
+    json_t *one = json_loads("[[{\"longValue\":7},{\"isNull\":true},{\"isNull\":true},{\"isNull\":true},"
+                             "{\"isNull\":true},{\"isNull\":true},{\"isNull\":true},{\"isNull\":true},"
+                             "{\"isNull\":true},{\"isNull\":true}]]",
+                             0, &je);
+    assert_int_equal(rd_sink_append_records(s, one, NULL, &err), RD_OK);
+    json_decref(one);
+    assert_int_equal(rd_sink_commit(s, 1, &err), RD_E_CANCELLED);
+    assert_string_equal(err.message, "interrupted during commit: rolled back: the old table is unchanged");
+    rd_sink_close(s);
+    char *v = query_text(path, "select count(*) || ':' || max(id) || ':' || (select count(*) from "
+                               "information_schema.tables) from t");
+    assert_string_equal(v, "2:2:1");
+    free(v);
+
+    rd_plan_free(&p);
+    char cmd[96];
+    snprintf(cmd, sizeof cmd, "rm -rf %s", dir);
+    assert_int_equal(system(cmd), 0);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_plan_types_and_projections),
         cmocka_unit_test(test_parse_into),
         cmocka_unit_test(test_sink_stores_exact_values_and_swaps_atomically),
+        cmocka_unit_test(test_cancel_before_commit_rolls_back),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -192,12 +192,38 @@ static void test_missing_object_fails_naming_it(void **state)
     teardown(f);
 }
 
+/* A full disk is not the network: the first ENOSPC ends the transfer, naming the directory and the way out,
+ * instead of ten retries reported as curl's "Failure writing output to destination". */
+static void test_full_disk_fails_at_once(void **state)
+{
+    (void)state;
+    fixture *f = setup(NULL);
+    int big = 1;
+    while (f->sizes[big] < 65536)
+        big++;
+    f->items[big].local_path = "/dev/full"; /* every write: ENOSPC */
+    rd_transfer_options o = { 0 };
+    o.concurrency = 1;
+    o.backoff_base_ms = 5;
+    o.sign = presign;
+    o.sign_ctx = f;
+    o.disk_full_hint = "free space or lower --max-local-bytes";
+    rd_transfer_stats stats;
+    rd_error err;
+    rd_error_clear(&err);
+    assert_int_equal(rd_transfer_run(&f->items[big], 1, &o, &stats, &err), RD_E_IO);
+    assert_string_equal(err.message, "No space left on device on /dev: free space or lower --max-local-bytes");
+    assert_int_equal(stats.retries, 0);
+    teardown(f);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_clean_transfer),
         cmocka_unit_test(test_faults_resume_to_identical_files),
         cmocka_unit_test(test_missing_object_fails_naming_it),
+        cmocka_unit_test(test_full_disk_fails_at_once),
     };
     return cmocka_run_group_tests_name("transfer", tests, NULL, NULL);
 }
