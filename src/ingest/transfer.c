@@ -1,6 +1,7 @@
 /* transfer.c — parallel, resumable downloads over curl multi (see transfer.h). */
 #include "ingest/transfer.h"
 
+#include "aws/http.h"
 #include "core/timeutil.h"
 
 #include <curl/curl.h>
@@ -139,8 +140,7 @@ static rd_status slot_start(slot *s, CURLM *multi, const rd_transfer_options *o,
     curl_easy_setopt(s->easy, CURLOPT_CONNECTTIMEOUT_MS, 10000L);
     curl_easy_setopt(s->easy, CURLOPT_LOW_SPEED_LIMIT, 1L);
     curl_easy_setopt(s->easy, CURLOPT_LOW_SPEED_TIME, 30L);
-    curl_easy_setopt(s->easy, CURLOPT_SSL_VERIFYPEER, 1L);
-    curl_easy_setopt(s->easy, CURLOPT_SSL_VERIFYHOST, 2L);
+    rd_http_apply_tls(s->easy, o->ca_bundle); /* verification on; AWS_CA_BUNDLE / the profile's ca_bundle */
     curl_easy_setopt(s->easy, CURLOPT_PROTOCOLS_STR, "http,https");
     free(url);
     rd_headers_free(&h);
@@ -233,6 +233,11 @@ rd_status rd_transfer_run(const rd_transfer_item *items, size_t count, const rd_
             CURLcode rc = m->data.result;
             long code = 0;
             curl_easy_getinfo(s->easy, CURLINFO_RESPONSE_CODE, &code);
+            char tls[512];
+            const char *eff_url = NULL;
+            curl_easy_getinfo(s->easy, CURLINFO_EFFECTIVE_URL, &eff_url);
+            /* a certificate problem fails at once: a retry would fail the same way */
+            int tls_failed = rd_http_tls_failure(rc, eff_url, o->ca_bundle, s->errbuf, tls, sizeof tls);
             slot_release(s, multi);
             active--;
             if (s->attempts > 1)
@@ -275,7 +280,9 @@ rd_status rd_transfer_run(const rd_transfer_item *items, size_t count, const rd_
                 snprintf(why, sizeof why, "%s", s->errbuf[0] ? s->errbuf : curl_easy_strerror(rc));
                 if (rc == CURLE_WRITE_ERROR && s->write_errno)
                     snprintf(why, sizeof why, "writing %s: %s", s->item->local_path, strerror(s->write_errno));
-                retry = 1;
+                retry = !tls_failed;
+                if (tls_failed)
+                    memcpy(why, tls, sizeof why);
             } else if (code == 200 || code == 206) {
                 if (s->have > want) {
                     snprintf(why, sizeof why, "got %llu bytes, the listing says %llu", (unsigned long long)s->have,

@@ -51,6 +51,7 @@ typedef struct rd_transfer_options {
     const rd_log *log;
     long backoff_base_ms;        /* retry delay base (doubles per attempt, capped at 5 s, full jitter); 0: 100 */
     const char *disk_full_hint;  /* what to do when the local disk is full (ends the message); NULL: "free space" */
+    const char *ca_bundle;       /* CA bundle file for TLS (rd_http_apply_tls); NULL: the system's CAs */
 } rd_transfer_options;
 
 typedef struct rd_transfer_stats {
