@@ -370,8 +370,8 @@ class TestIngest(IngestBase):
         self.assertNotIn("retrying", p.stderr)
         self.assertEqual([f for f in os.listdir(full) if f.startswith(".redduck-tmp-")], [])
         # the Data API path: DuckDB spilling to a full disk is one line too
-        p = self.ingest("--workgroup", "demo", "--via", "data-api", "--sql", "select * from sales", "--memory-limit",
-                        "16MB", "--into", os.path.join(full, "w.duckdb"), check=False)
+        p = self.ingest("--workgroup", "demo", "--via", "data-api", "--sql", "select * from sales where sale_id <= "
+                        "8000", "--memory-limit", "8MB", "--into", os.path.join(full, "w.duckdb"), check=False)
         self.assertEqual(p.returncode, 1, p.stderr)
         self.assertEqual(p.stderr.count("\n"), 1, p.stderr)
         self.assertIn("No space left on device on %s: free space" % full, p.stderr)
