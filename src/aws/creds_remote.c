@@ -710,6 +710,11 @@ static rd_status container_get(rd_creds_provider *base, rd_credentials *out, rd_
                                   refused ? "; check AWS_CONTAINER_AUTHORIZATION_TOKEN / _TOKEN_FILE" : "");
                 last.http_status = resp.status;
             }
+        } else if (st == RD_E_CONFIG) {
+            /* the transport's certificate verdict (rd_http_tls_failure): another attempt cannot help */
+            if (err)
+                *err = last;
+            break;
         } else {
             rd_error_prefix(&last, "Received error when attempting to retrieve container metadata: ");
         }

@@ -349,6 +349,18 @@ class CABundleTest(HomeMixin, unittest.TestCase):
         self.assertIn("not trusted by the CA bundle %s" % self.other_ca, p.stderr)
         self.assertEqual(n, 1)
 
+    def test_container_endpoint_certificate_error_is_not_retried(self):
+        # the container provider has its own attempts (3, as botocore); a certificate verdict ends them
+        self.write(".aws/config", "")
+        env = base_env(self.home, AWS_REGION="us-east-1",
+                       AWS_CONTAINER_CREDENTIALS_FULL_URI=self.fake.url + "/container/creds")
+        before = self.connections()
+        p = self.run_redduck(["whoami", "--local"], env)
+        time.sleep(0.05)
+        self.assertNotEqual(p.returncode, 0, p.stderr)
+        self.assertIn("the TLS certificate of 127.0.0.1:%d is not trusted" % self.fake.port, p.stderr)
+        self.assertEqual(self.connections() - before, 1, "a certificate error was retried")
+
     def test_missing_bundle_is_named_before_connecting(self):
         self.write(".aws/config", "")
         missing = os.path.join(self.tmp, "no-such-ca.pem")
