@@ -524,6 +524,7 @@ static enum MHD_Result on_request(void *cls, struct MHD_Connection *con, const c
             return MHD_YES;
         }
         /* answered from the headers: libmicrohttpd discards the body and closes the connection */
+        apply_latency(emu);
         log_request(emu, method, cs->raw_uri, &cs->headers, &resp);
         enum MHD_Result r = send_response(con, method, &resp);
         rd_emu_response_free(&resp);
