@@ -4,11 +4,14 @@
 
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 
 #include <libxml/parser.h>
 #include <libxml/tree.h>
 #include <openssl/evp.h>
 
+#include "aws/parse.h"
+#include "core/timeutil.h"
 #include "redduck/sigv4.h"
 
 rd_status rd_s3_parse_url(const char *url, char **bucket, char **prefix, rd_error *err)
@@ -99,6 +102,13 @@ rd_status rd_s3_head_bucket(rd_aws_client *c, const char *bucket, char *region, 
     if (r && (st == RD_OK || resp.status == 301 || resp.status == 400)) {
         snprintf(region, region_len, "%s", r);
         st = RD_OK;
+        /* the reply's region becomes a hostname (the S3 endpoint) and UNLOAD's REGION AS */
+        char what[320];
+        snprintf(what, sizeof what, "S3 HeadBucket's x-amz-bucket-region for bucket '%s'", bucket);
+        if (rd_aws_region_check(r, what, err) != RD_OK) {
+            region[0] = '\0';
+            st = err ? (err->code = RD_E_REMOTE) : RD_E_REMOTE;
+        }
     } else if (st == RD_OK) {
         snprintf(region, region_len, "%s", c->region);
     } else if (st == RD_E_NOT_FOUND) {
@@ -118,10 +128,11 @@ void rd_s3_object_list_free(rd_s3_object_list *l)
     l->count = 0;
 }
 
+/* NULL when unreadable: rd_xml_parse prints nothing and keeps no message quoting the body. */
 static xmlDocPtr parse_xml(const rd_buf *body)
 {
-    return xmlReadMemory(body->data ? body->data : "", (int)body->len, NULL, NULL,
-                         XML_PARSE_NONET | XML_PARSE_NOBLANKS);
+    xmlDocPtr doc = NULL;
+    return rd_xml_parse(body->data, body->len, RD_E_REMOTE, "the S3 reply", &doc, NULL) == RD_OK ? doc : NULL;
 }
 
 static const char *node_text(xmlNodePtr n)
@@ -153,11 +164,14 @@ static rd_status parse_list_page(const rd_buf *body, rd_s3_object_list *out, cha
         } else if (named(n, "Contents")) {
             const char *key = NULL;
             uint64_t size = 0;
+            time_t modified = 0;
             for (xmlNodePtr k = n->children; k; k = k->next) {
                 if (named(k, "Key"))
                     key = node_text(k);
                 else if (named(k, "Size"))
                     size = strtoull(node_text(k), NULL, 10);
+                else if (named(k, "LastModified") && rd_time_parse_iso8601(node_text(k), &modified) != 0)
+                    modified = 0;
             }
             if (!key || !*key)
                 continue;
@@ -169,6 +183,7 @@ static rd_status parse_list_page(const rd_buf *body, rd_s3_object_list *out, cha
             out->items = items;
             items[out->count].key = strdup(key);
             items[out->count].size = size;
+            items[out->count].last_modified = (int64_t)modified;
             out->count++;
         }
     }
