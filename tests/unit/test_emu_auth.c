@@ -81,6 +81,41 @@ static void test_verify_header_signatures(void **state)
     rd_emu_ids_free(ids);
 }
 
+/* Before a body arrives: what the headers show is checked, the signature is not (it covers the body). */
+static void test_precheck_headers(void **state)
+{
+    (void)state;
+    rd_emu_ids *ids;
+    rd_error err;
+    assert_int_equal(rd_emu_ids_load(NULL, &ids, &err), RD_OK);
+    rd_emu_auth_info info;
+    rd_headers none = RD_HEADERS_INIT;
+    assert_int_equal(rd_emu_auth_precheck(ids, &none, NOW, &info), RD_AUTH_MISSING);
+    const struct {
+        const char *key, *secret;
+        time_t at;
+        rd_emu_auth_result want;
+    } cases[] = { { "test", "test", NOW, RD_AUTH_OK },
+                  { "test", "wrong", NOW, RD_AUTH_OK }, /* only the signature could tell */
+                  { "nobody", "test", NOW, RD_AUTH_UNKNOWN_KEY },
+                  { "test", "test", NOW - 16 * 60, RD_AUTH_SKEWED } };
+    for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {
+        rd_headers h = RD_HEADERS_INIT;
+        rd_headers_add(&h, "Host", "127.0.0.1:4566");
+        rd_sigv4_params p = { "redshift-data", "us-east-1", cases[i].at, cases[i].key, cases[i].secret, NULL,
+                              0, 0, 0, 0 };
+        rd_sigv4_request r = { "POST", "http://127.0.0.1:4566/", &h, "{}", 2, NULL };
+        assert_int_equal(rd_sigv4_sign_headers(&p, &r, NULL, &err), RD_OK);
+        assert_int_equal(rd_emu_auth_precheck(ids, &h, NOW, &info), cases[i].want);
+        if (i == 0)
+            assert_string_equal(info.service, "redshift-data");
+        rd_headers_set(&h, "Authorization", "AWS4-HMAC-SHA256 Credential=test");
+        assert_int_equal(rd_emu_auth_precheck(ids, &h, NOW, &info), RD_AUTH_MALFORMED);
+        rd_headers_free(&h);
+    }
+    rd_emu_ids_free(ids);
+}
+
 static void test_verify_session_tokens(void **state)
 {
     (void)state;
@@ -141,6 +176,7 @@ int main(void)
 {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_verify_header_signatures),
+        cmocka_unit_test(test_precheck_headers),
         cmocka_unit_test(test_verify_session_tokens),
         cmocka_unit_test(test_verify_presigned),
     };

@@ -647,7 +647,8 @@ static void test_aws_chunked(void **state)
     call_free(&c);
     /* ... also when the body ends without the last CRLFs */
     do_call(f, &c, "PUT", "/chk/trailer2", "", "b\r\nhello world\r\n0\r\nx-amz-checksum-crc32:DUoRhQ==",
-            "x-amz-content-sha256", "STREAMING-UNSIGNED-PAYLOAD-TRAILER", "x-amz-trailer", "x-amz-checksum-crc32", NULL);
+            "x-amz-content-sha256", "STREAMING-UNSIGNED-PAYLOAD-TRAILER", "x-amz-trailer", "x-amz-checksum-crc32",
+            NULL);
     assert_int_equal(c.resp.status, 200);
     call_free(&c);
     const char bad_trailer[] = "b\r\nhello world\r\n0\r\nx-amz-checksum-crc32:AAAAAA==\r\n\r\n";
