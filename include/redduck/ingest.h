@@ -74,6 +74,8 @@ typedef struct rd_ingest_options {
     const char *unique_key;      /* with append: rows whose key is in the new rows are replaced (upsert) */
     void *duckdb_database;       /* an open duckdb_database (duckdb.h) to load into instead of opening the
                                     file named by `into` (the project runner shares one); NULL: open it */
+    long lock_timeout_s;         /* wait this long for another process to close the DuckDB file (checked before
+                                    any Redshift work); 0: RD_INGEST_DEFAULT_LOCK_TIMEOUT; negative: do not wait */
 
     const volatile sig_atomic_t *cancel; /* set from a signal handler: cancel the statement, clean up,
                                             RD_E_CANCELLED. In the commit: raised before COMMIT is issued →
@@ -85,6 +87,7 @@ typedef struct rd_ingest_options {
 } rd_ingest_options;
 
 #define RD_INGEST_DEFAULT_CONCURRENCY 16
+#define RD_INGEST_DEFAULT_LOCK_TIMEOUT 30
 
 typedef struct rd_ingest_result {
     char table[256];            /* the DuckDB table written ("" with format_parquet) */

@@ -26,6 +26,9 @@ typedef struct rd_run_options {
     const volatile sig_atomic_t *cancel;
     void (*on_done)(void *ctx, const struct rd_run_item *item); /* after each source (any thread, serialised) */
     void *on_done_ctx;
+    long lock_timeout_s;          /* wait this long for another process to close the DuckDB file; 0: 30; < 0: no wait */
+    void (*on_lock_wait)(void *ctx, const char *message); /* once, when another process holds it; may be NULL */
+    void *on_lock_wait_ctx;
 } rd_run_options;
 
 typedef struct rd_run_item {

@@ -46,6 +46,8 @@ static const char ingest_help[] =
     "  --concurrency N       parallel downloads (default 16)\n"
     "  --max-local-bytes N   local disk for downloaded, not yet loaded files (default 1GB; K/M/G ok)\n"
     "  --timeout SECONDS     cancel the Redshift statement after this long (default: no limit)\n"
+    "  --lock-timeout SECONDS   wait this long for another process to close the DuckDB file, before any\n"
+    "                        Redshift work (default 30; 0: fail at once)\n"
     "  --threads N           DuckDB threads (default: the CPUs, at most 8)\n"
     "  --memory-limit SIZE   DuckDB memory limit (default 128MB)\n"
     "  --compression auto|fast   auto: DuckDB's full compression (smallest file); fast: skip its string\n"
@@ -157,7 +159,7 @@ int rd_cmd_ingest(int argc, char **argv)
     rd_ingest_options o = { 0 };
     int json = 0;
     const char *format = "duckdb", *via = "auto", *max_file = NULL, *conc = NULL, *max_local = NULL,
-               *timeout = NULL, *threads = NULL, *compression = "auto";
+               *timeout = NULL, *threads = NULL, *compression = "auto", *lock_timeout = NULL;
     const flag flags[] = {
         { "--sql", &o.sql },           { "--table", &o.table },          { "--into", &o.into },
         { "--format", &format },       { "--workgroup", &o.workgroup },  { "--cluster-id", &o.cluster_id },
@@ -166,6 +168,7 @@ int rd_cmd_ingest(int argc, char **argv)
         { "--max-file-size", &max_file }, { "--concurrency", &conc },    { "--max-local-bytes", &max_local },
         { "--timeout", &timeout },     { "--via", &via },                { "--threads", &threads },
         { "--memory-limit", &o.duckdb_memory }, { "--compression", &compression },
+        { "--lock-timeout", &lock_timeout },
     };
     for (int i = 1; i < argc; i++) {
         int r = rd_cli_aws_option(argc, argv, &i, &sopts);
@@ -239,6 +242,11 @@ int rd_cmd_ingest(int argc, char **argv)
         if (parse_size(timeout, 1, &v) != 0 || v < 1)
             return rd_cli_usage_error("ingest", "--timeout is a number of seconds, not '%s'", timeout);
         o.timeout_s = (long)v;
+    }
+    if (lock_timeout) {
+        if (parse_size(lock_timeout, 1, &v) != 0 || v > 86400)
+            return rd_cli_usage_error("ingest", "--lock-timeout is a number of seconds, not '%s'", lock_timeout);
+        o.lock_timeout_s = v == 0 ? -1 : (long)v;
     }
     if (threads) {
         if (parse_size(threads, 1, &v) != 0 || v < 1 || v > 256)

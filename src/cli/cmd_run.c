@@ -24,6 +24,7 @@ static const char run_help[] =
     "Options:\n"
     "  --check            validate redduck.yaml, connectors/, sources/ and .env, then stop (no AWS calls)\n"
     "  --parallel N       sources at once (default: `parallel` in redduck.yaml, else 2)\n"
+    "  --lock-timeout S   wait S seconds for another process to close the DuckDB file (default 30; 0: none)\n"
     "  --json             print the results as JSON on stdout\n"
     "  --endpoint-url URL send every AWS request to URL (an emulator)\n"
     "  -v, -vv            log requests (secrets redacted)\n"
@@ -37,6 +38,12 @@ static void on_signal(int sig)
 {
     (void)sig;
     g_cancel = 1;
+}
+
+static void on_lock_wait(void *ctx, const char *message)
+{
+    (void)ctx;
+    fprintf(stderr, "redduck: %s\n", message);
 }
 
 static int is_dir(const char *p)
@@ -67,6 +74,8 @@ int rd_cmd_run(int argc, char **argv)
     const char **only = calloc((size_t)argc, sizeof *only);
     size_t nonly = 0;
     int check = 0, json = 0, parallel = 0, verbose = 0;
+    long lock_timeout = 0;
+    int lock_timeout_given = 0;
     if (!only)
         return 1;
     for (int i = 1; i < argc; i++) {
@@ -83,6 +92,15 @@ int rd_cmd_run(int argc, char **argv)
             verbose++;
         } else if (strcmp(a, "-vv") == 0) {
             verbose = 2;
+        } else if (strcmp(a, "--lock-timeout") == 0) {
+            char *end = NULL;
+            lock_timeout = i + 1 < argc ? strtol(argv[i + 1], &end, 10) : -1;
+            if (i + 1 >= argc || end == argv[i + 1] || *end || lock_timeout < 0 || lock_timeout > 86400) {
+                free(only);
+                return rd_cli_usage_error("run", "--lock-timeout is a number of seconds");
+            }
+            lock_timeout_given = 1;
+            i++;
         } else if (strcmp(a, "--parallel") == 0 || strcmp(a, "--endpoint-url") == 0) {
             if (i + 1 >= argc) {
                 free(only);
@@ -147,6 +165,8 @@ int rd_cmd_run(int argc, char **argv)
     ro.cancel = &g_cancel;
     ro.on_done = on_done;
     ro.on_done_ctx = &dc;
+    ro.lock_timeout_s = lock_timeout_given && lock_timeout == 0 ? -1 : lock_timeout;
+    ro.on_lock_wait = on_lock_wait;
     rd_run_report rep;
     st = rd_project_run(&p, &ro, &rep, &err);
     sigaction(SIGINT, &old_int, NULL);

@@ -104,6 +104,7 @@ static const char usage[] =
     "  sign       print how redduck signs a request (SigV4 canonical request, string to sign)\n"
     "  ingest     run a query on Redshift and load its result into a local DuckDB file (or Parquet files)\n"
     "  query      print a query's result on a local DuckDB file\n"
+    "  gc         delete staging prefixes that interrupted ingest runs left in S3\n"
     "  emulator   run the local Redshift Data API + S3 emulator (for tests, demos, offline work)\n"
     "\n"
     "Run `redduck <command> --help` for a command's options.\n"
@@ -145,6 +146,7 @@ int main(int argc, char **argv)
         { "run", rd_cmd_run },
         { "env", rd_cmd_env },
         { "doctor", rd_cmd_doctor },
+        { "gc", rd_cmd_gc },
     };
     for (size_t i = 0; i < sizeof commands / sizeof commands[0]; i++)
         if (strcmp(argv[1], commands[i].name) == 0)

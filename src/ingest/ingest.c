@@ -20,6 +20,7 @@
 #include "core/timeutil.h"
 #include "ingest/plan.h"
 #include "ingest/sink.h"
+#include "ingest/target.h"
 #include "ingest/transfer.h"
 #include "ingest/unload_sql.h"
 #include "services/redshift_data.h"
@@ -56,6 +57,9 @@ typedef struct job {
     int have_manifest;
     char tmpdir[PATH_MAX];
     rd_sink *sink;
+    rd_target tgt;            /* the DuckDB file, opened first to hold its lock (unless the caller shares one) */
+    int ledger_prefix, ledger_dir; /* 1 while the staging prefix / tmpdir is recorded in the target's ledger */
+    int staging_cleaned;      /* 1 when cleanup_staging emptied the prefix */
     double t0, phase_t0;      /* monotonic seconds: job start, phase start */
 
     /* loader thread (DuckDB side); everything below under mu */
@@ -337,6 +341,7 @@ static rd_status cleanup_staging(job *j, rd_error *err)
     }
     rd_s3_object_list_free(&l);
     j->r->cleanup_s = secs_since(t);
+    j->staging_cleaned = st == RD_OK;
     return st;
 }
 
@@ -564,7 +569,7 @@ static rd_status open_sink(job *j, rd_error *err)
                            .table = j->table,
                            .threads = j->o->duckdb_threads,
                            .memory = j->o->duckdb_memory,
-                           .shared_db = j->o->duckdb_database,
+                           .shared_db = j->o->duckdb_database ? j->o->duckdb_database : j->tgt.db,
                            .append = j->o->append,
                            .unique_key = j->o->unique_key,
                            .fast_compression = j->o->fast_compression,
@@ -596,11 +601,55 @@ static rd_status make_tmpdir(job *j, rd_error *err)
     return RD_OK;
 }
 
+static void on_lock_wait(void *ctx, const char *message)
+{
+    job *j = ctx;
+    rd_log_write(j->log, RD_LOG_WARN, "%s", message);
+}
+
+/* Before any Redshift work: the DuckDB file's lock (held by another process, it would fail the job only
+ * after the whole UNLOAD), then the download directories dead runs of this target left. */
+static rd_status lock_target(job *j, rd_error *err)
+{
+    if (!j->o->duckdb_database) {
+        rd_sink_options so = { .threads = j->o->duckdb_threads, .memory = j->o->duckdb_memory };
+        duckdb_config cfg;
+        duckdb_create_config(&cfg);
+        rd_sink_configure(&so, cfg);
+        rd_target_options to = { .path = j->db_path,
+                                 .config = cfg,
+                                 .lock_timeout_s = j->o->lock_timeout_s,
+                                 .waiting = on_lock_wait,
+                                 .waiting_ctx = j,
+                                 .cancel = j->o->cancel };
+        rd_status st = rd_target_open(&to, &j->tgt, err);
+        duckdb_destroy_config(&cfg);
+        if (st != RD_OK)
+            return st;
+    }
+    rd_target_sweep_result sr = { 0 };
+    rd_target_sweep(j->db_path, NULL, NULL, j->log, &sr);
+    return RD_OK;
+}
+
+/* Notes location in the target's ledger, so that the next run sweeps it if this one dies. */
+static rd_status record(job *j, rd_target_kind kind, const char *location, int *recorded, rd_error *err)
+{
+    rd_status st = rd_target_ledger_add(j->db_path, kind, location, err);
+    if (st == RD_OK)
+        *recorded = 1;
+    return st;
+}
+
 static rd_status via_unload(job *j, rd_error *err)
 {
     rd_status st = make_prefix(j, err);
     if (st == RD_OK)
         st = bucket_region(j, err);
+    if (st == RD_OK && j->db_path) {
+        rd_target_sweep_result sr = { 0 };
+        rd_target_sweep(j->db_path, &j->s3c, j->bucket, j->log, &sr);
+    }
     if (st == RD_OK)
         st = probe(j, err);
     if (st != RD_OK)
@@ -626,6 +675,8 @@ static rd_status via_unload(job *j, rd_error *err)
     rd_buf_free(&dest);
     rd_rsd_description d = { 0 };
     char id[64] = "";
+    if (st == RD_OK && j->db_path && !j->o->keep_staging)
+        st = record(j, RD_TARGET_PREFIX, j->r->staging_url, &j->ledger_prefix, err);
     if (st == RD_OK) {
         j->staged = 1;
         if (j->log)
@@ -667,7 +718,8 @@ static rd_status via_unload(job *j, rd_error *err)
         j->r->rows = expected;
         return RD_OK;
     }
-    if ((st = open_sink(j, err)) != RD_OK || (st = make_tmpdir(j, err)) != RD_OK)
+    if ((st = open_sink(j, err)) != RD_OK || (st = make_tmpdir(j, err)) != RD_OK ||
+        (st = record(j, RD_TARGET_DIR, j->tmpdir, &j->ledger_dir, err)) != RD_OK)
         return st;
     st = download_all(j, j->tmpdir, err);
     if (st != RD_OK)
@@ -804,6 +856,8 @@ rd_status rd_ingest(rd_session *s, const rd_ingest_options *o, rd_ingest_result 
         if (st == RD_OK)
             snprintf(r->table, sizeof r->table, "%s", j.table);
     }
+    if (st == RD_OK && !o->format_parquet)
+        st = lock_target(&j, err);
     const char *src = NULL;
     if (st == RD_OK)
         st = rd_session_region(s, &j.region, &src, err);
@@ -846,8 +900,13 @@ rd_status rd_ingest(rd_session *s, const rd_ingest_options *o, rd_ingest_result 
         rd_error_set(err, RD_E_CANCELLED, "%s; the staged files were deleted", msg);
     }
     rd_sink_close(j.sink);
-    if (j.tmpdir[0])
-        rmdir(j.tmpdir);
+    /* a prefix not emptied (or that an UNLOAD whose cancel failed may still write to), or a directory not
+     * removed, stays in the ledger for the next run to sweep */
+    if (j.ledger_prefix && (!j.staged || j.staging_cleaned) && !j.unload_may_run)
+        rd_target_ledger_remove(j.db_path, r->staging_url);
+    if (j.tmpdir[0] && (rmdir(j.tmpdir) == 0 || errno == ENOENT) && j.ledger_dir)
+        rd_target_ledger_remove(j.db_path, j.tmpdir);
+    rd_target_close(&j.tgt);
     files_free(&j);
     free(j.queue);
     rd_plan_free(&j.plan);

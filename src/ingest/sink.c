@@ -126,6 +126,18 @@ rd_status rd_sink_parse_into(const char *into, const char *default_table, char *
     return RD_OK;
 }
 
+void rd_sink_configure(const rd_sink_options *o, duckdb_config cfg)
+{
+    char threads[16];
+    long ncpu = sysconf(_SC_NPROCESSORS_ONLN);
+    snprintf(threads, sizeof threads, "%ld", o->threads > 0 ? (long)o->threads : ncpu < 1 ? 1 : ncpu > 8 ? 8 : ncpu);
+    duckdb_set_config(cfg, "threads", threads);
+    duckdb_set_config(cfg, "memory_limit", o->memory ? o->memory : "128MB");
+    duckdb_set_config(cfg, "preserve_insertion_order", "false");
+    if (o->temp_dir)
+        duckdb_set_config(cfg, "temp_directory", o->temp_dir);
+}
+
 rd_status rd_sink_open(const rd_sink_options *o, const rd_plan *plan, rd_sink **out, rd_error *err)
 {
     *out = NULL;
@@ -155,14 +167,7 @@ rd_status rd_sink_open(const rd_sink_options *o, const rd_plan *plan, rd_sink **
 
     duckdb_config cfg;
     duckdb_create_config(&cfg);
-    char threads[16];
-    long ncpu = sysconf(_SC_NPROCESSORS_ONLN);
-    snprintf(threads, sizeof threads, "%ld", o->threads > 0 ? (long)o->threads : ncpu < 1 ? 1 : ncpu > 8 ? 8 : ncpu);
-    duckdb_set_config(cfg, "threads", threads);
-    duckdb_set_config(cfg, "memory_limit", o->memory ? o->memory : "128MB");
-    duckdb_set_config(cfg, "preserve_insertion_order", "false");
-    if (o->temp_dir)
-        duckdb_set_config(cfg, "temp_directory", o->temp_dir);
+    rd_sink_configure(o, cfg);
     char *msg = NULL;
     s->append = o->append;
     s->unique_key = o->unique_key ? strdup(o->unique_key) : NULL;
@@ -479,6 +484,18 @@ void rd_sink_close(rd_sink *s)
         rd_buf_puts(&sql, "DROP TABLE IF EXISTS ");
         rd_plan_quote_ident(&sql, s->staging);
         duckdb_result r;
+        duckdb_query(s->conn, rd_buf_cstr(&sql), &r);
+        duckdb_destroy_result(&r);
+        /* The rolled-back rows' blocks (DuckDB writes large loads into the file before COMMIT) are marked free
+         * but stay in the file, and DuckDB skips a checkpoint with nothing to write: a throwaway table gives it
+         * something, and that checkpoint frees and truncates them. Declined while another connection of a
+         * shared database writes: the next checkpoint (at the latest, closing) does it then. */
+        rd_buf_reset(&sql);
+        rd_buf_puts(&sql, "CREATE TABLE ");
+        rd_plan_quote_ident(&sql, s->staging);
+        rd_buf_puts(&sql, " (reclaim INTEGER); DROP TABLE ");
+        rd_plan_quote_ident(&sql, s->staging);
+        rd_buf_puts(&sql, "; CHECKPOINT");
         duckdb_query(s->conn, rd_buf_cstr(&sql), &r);
         duckdb_destroy_result(&r);
         rd_buf_free(&sql);

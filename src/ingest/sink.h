@@ -35,6 +35,9 @@ typedef struct rd_sink_options {
     const rd_log *log;      /* borrowed, or NULL: the commit's steps at INFO */
 } rd_sink_options;
 
+/* Sets the database options of o (threads, memory_limit, temp_directory...) on cfg, for whoever opens the
+ * database the sink will use (ingest opens it early, to hold the file's lock; see target.h). */
+void rd_sink_configure(const rd_sink_options *o, duckdb_config cfg);
 /* Opens the file and creates the empty staging table from the plan (borrowed for the sink's life). */
 rd_status rd_sink_open(const rd_sink_options *o, const rd_plan *plan, rd_sink **out, rd_error *err);
 /* Appends the rows of n Parquet files in one statement (DuckDB reads them in parallel); *rows gets their

@@ -14,6 +14,7 @@
 #include "duckdb.h"
 #include "ingest/plan.h"
 #include "ingest/sink.h"
+#include "ingest/target.h"
 #include "ingest/unload_sql.h"
 #include "redduck/ingest.h"
 #include "redduck/session.h"
@@ -151,6 +152,9 @@ rd_status rd_project_session(const rd_project *p, const rd_connector *c, const c
     rd_session_options so = { 0 };
     so.profile = explicit_keys ? NULL : c->profile;
     so.region = c->region;
+    char region_source[512];
+    snprintf(region_source, sizeof region_source, "connector %s (%s)", name, c->file ? c->file : p->dir);
+    so.region_source = region_source;
     so.endpoint_url = endpoint_url ? endpoint_url : c->endpoint_url;
     if (explicit_keys) {
         so.access_key_id = c->aws_access_key_id;
@@ -295,6 +299,7 @@ rd_status rd_project_run(const rd_project *p, const rd_run_options *o, rd_run_re
         rn.items[i].source = rn.selected[i]->name;
         rn.items[i].table = rn.selected[i]->table_name ? rn.selected[i]->table_name : rn.selected[i]->name;
     }
+    rd_target tgt = { 0 };
     char dir[4096];
     snprintf(dir, sizeof dir, "%s", p->duckdb_path);
     if (st == RD_OK && strchr(dir, '/'))
@@ -304,11 +309,15 @@ rd_status rd_project_run(const rd_project *p, const rd_run_options *o, rd_run_re
         duckdb_create_config(&cfg);
         duckdb_set_config(cfg, "memory_limit", "256MB");
         duckdb_set_config(cfg, "preserve_insertion_order", "false");
-        char *msg = NULL;
-        if (duckdb_open_ext(p->duckdb_path, &rn.db, cfg, &msg) != DuckDBSuccess) {
-            st = rd_error_set(err, RD_E_IO, "cannot open %s: %s", p->duckdb_path, msg ? msg : "failed");
-            duckdb_free(msg);
-        }
+        /* the file's lock, before any source starts (target.h) */
+        rd_target_options to = { .path = p->duckdb_path,
+                                 .config = cfg,
+                                 .lock_timeout_s = o->lock_timeout_s,
+                                 .waiting = o->on_lock_wait,
+                                 .waiting_ctx = o->on_lock_wait_ctx,
+                                 .cancel = o->cancel };
+        st = rd_target_open(&to, &tgt, err);
+        rn.db = tgt.db;
         duckdb_destroy_config(&cfg);
     }
     if (st == RD_OK) {
@@ -318,8 +327,7 @@ rd_status rd_project_run(const rd_project *p, const rd_run_options *o, rd_run_re
         duckdb_disconnect(&c);
     }
     if (st != RD_OK) {
-        if (rn.db)
-            duckdb_close(&rn.db);
+        rd_target_close(&tgt);
         free(rn.selected);
         free(rn.items);
         return st;
@@ -339,7 +347,7 @@ rd_status rd_project_run(const rd_project *p, const rd_run_options *o, rd_run_re
     for (int i = 0; i < started; i++)
         pthread_join(th[i], NULL);
     pthread_mutex_destroy(&rn.mu);
-    duckdb_close(&rn.db);
+    rd_target_close(&tgt);
     free(rn.selected);
     report->items = rn.items;
     report->count = n;

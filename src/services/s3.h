@@ -25,6 +25,7 @@ rd_status rd_s3_head_bucket(rd_aws_client *c, const char *bucket, char *region, 
 typedef struct rd_s3_object {
     char *key;     /* owned */
     uint64_t size;
+    int64_t last_modified; /* UTC seconds (LastModified), 0 when the reply has none */
 } rd_s3_object;
 
 typedef struct rd_s3_object_list {

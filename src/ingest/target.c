@@ -1,0 +1,515 @@
+/* target.c — the DuckDB file's lock, private file modes, the leftovers ledger and its sweep, and the staging
+ * garbage collector (see target.h and redduck/gc.h). */
+#include "ingest/target.h"
+
+#include <dirent.h>
+#include <errno.h>
+#include <fcntl.h>
+#include <jansson.h>
+#include <pthread.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <time.h>
+#include <unistd.h>
+
+#include <openssl/rand.h>
+
+#include "aws/session_internal.h"
+#include "core/timeutil.h"
+#include "redduck/gc.h"
+#include "services/s3.h"
+
+/* ---- private modes through the umask ------------------------------------------------------------------
+ * DuckDB creates the database file and, at each first write after a checkpoint, its WAL with mode 0666
+ * less the umask, and rejects a pre-created empty file; so the only way to have them born private (no
+ * chmod window) is the umask, for as long as the database is open. The umask is process-wide: it is
+ * counted here so that concurrent targets in one process restore it only when the last one closes. */
+
+static pthread_mutex_t g_mask_mu = PTHREAD_MUTEX_INITIALIZER;
+static int g_mask_users;
+static mode_t g_mask_saved;
+
+static void mask_acquire(unsigned bits)
+{
+    pthread_mutex_lock(&g_mask_mu);
+    mode_t cur = umask(0);
+    if (g_mask_users++ == 0)
+        g_mask_saved = cur;
+    umask(cur | (mode_t)bits);
+    pthread_mutex_unlock(&g_mask_mu);
+}
+
+static void mask_release(void)
+{
+    pthread_mutex_lock(&g_mask_mu);
+    if (g_mask_users > 0 && --g_mask_users == 0)
+        umask(g_mask_saved);
+    pthread_mutex_unlock(&g_mask_mu);
+}
+
+/* ---- the lock ------------------------------------------------------------------------------------------ */
+
+/* From DuckDB's "... Conflicting lock is held in /usr/bin/prog (PID 123) by user ...": the program and PID. */
+static int lock_holder(const char *msg, char *prog, size_t len, long *pid)
+{
+    static const char held[] = "Conflicting lock is held in ";
+    const char *p = strstr(msg, held);
+    if (!p)
+        return 0;
+    p += sizeof held - 1;
+    const char *q = strstr(p, " (PID ");
+    *pid = q ? strtol(q + 6, NULL, 10) : 0;
+    size_t n = q ? (size_t)(q - p) : strcspn(p, " ");
+    snprintf(prog, len, "%.*s", (int)(n < len ? n : len - 1), p);
+    return 1;
+}
+
+rd_status rd_target_open(const rd_target_options *o, rd_target *out, rd_error *err)
+{
+    struct stat sb;
+    unsigned mask = 077;
+    if (stat(o->path, &sb) == 0)
+        mask = 077u & ~(unsigned)sb.st_mode; /* an existing file keeps its mode; its WAL gets no more */
+    if (mask)
+        mask_acquire(mask);
+    long timeout = o->lock_timeout_s == 0 ? RD_TARGET_DEFAULT_LOCK_TIMEOUT : o->lock_timeout_s;
+    double deadline = rd_monotonic_seconds() + (double)(timeout > 0 ? timeout : 0);
+    int told = 0;
+    for (;;) {
+        duckdb_database db = NULL;
+        char *msg = NULL;
+        if (duckdb_open_ext(o->path, &db, o->config, &msg) == DuckDBSuccess) {
+            duckdb_free(msg);
+            out->db = db;
+            out->mask = mask;
+            return RD_OK;
+        }
+        char prog[256] = "";
+        long pid = 0;
+        rd_status st = RD_OK;
+        if (!lock_holder(msg ? msg : "", prog, sizeof prog, &pid)) {
+            st = rd_error_set(err, RD_E_IO, "cannot open DuckDB file %s: %s", o->path, msg ? msg : "failed");
+        } else if (o->cancel && *o->cancel) {
+            st = rd_error_set(err, RD_E_CANCELLED, "interrupted while waiting for %s (in use by PID %ld)", o->path,
+                              pid);
+        } else if (rd_monotonic_seconds() >= deadline) {
+            st = rd_error_set(err, RD_E_IO, "%s is in use by PID %ld (%s): close it or raise --lock-timeout "
+                              "(waited %lds)", o->path, pid, prog, timeout > 0 ? timeout : 0);
+        } else if (!told) {
+            told = 1;
+            if (o->waiting) {
+                rd_buf m = RD_BUF_INIT;
+                rd_buf_printf(&m, "%s is in use by PID %ld (%s): waiting up to %lds for it to be closed "
+                              "(--lock-timeout)", o->path, pid, prog, timeout);
+                o->waiting(o->waiting_ctx, rd_buf_cstr(&m));
+                rd_buf_free(&m);
+            }
+        }
+        duckdb_free(msg);
+        if (st != RD_OK) {
+            if (mask)
+                mask_release();
+            return st;
+        }
+        struct timespec ts = { 0, 100 * 1000 * 1000 };
+        nanosleep(&ts, NULL);
+    }
+}
+
+void rd_target_close(rd_target *t)
+{
+    if (!t || !t->db)
+        return;
+    duckdb_close(&t->db);
+    if (t->mask)
+        mask_release();
+    t->db = NULL;
+    t->mask = 0;
+}
+
+/* ---- the ledger -------------------------------------------------------------------------------------- */
+
+static pthread_mutex_t g_ledger_mu = PTHREAD_MUTEX_INITIALIZER;
+static pthread_once_t g_token_once = PTHREAD_ONCE_INIT;
+static char g_token[33];
+
+static void make_token(void)
+{
+    unsigned char r[16] = { 0 };
+    RAND_bytes(r, sizeof r);
+    for (int i = 0; i < 16; i++)
+        snprintf(g_token + 2 * i, 3, "%02x", r[i]);
+}
+
+static const char *token(void)
+{
+    pthread_once(&g_token_once, make_token);
+    return g_token;
+}
+
+static char *ledger_path(const char *db_path, const char *suffix)
+{
+    rd_buf p = RD_BUF_INIT;
+    rd_buf_printf(&p, "%s.redduck-ledger%s", db_path, suffix);
+    return rd_buf_detach(&p);
+}
+
+/* Every readable entry of the ledger (a torn last line from a crash is skipped). Caller holds the mutex. */
+static json_t *ledger_read(const char *db_path)
+{
+    json_t *all = json_array();
+    char *path = ledger_path(db_path, "");
+    FILE *f = path ? fopen(path, "r") : NULL;
+    free(path);
+    if (!f)
+        return all;
+    char *line = NULL;
+    size_t cap = 0;
+    while (getline(&line, &cap, f) > 0) {
+        json_t *e = json_loads(line, 0, NULL);
+        if (json_is_object(e) && json_is_string(json_object_get(e, "location")))
+            json_array_append_new(all, e);
+        else
+            json_decref(e);
+    }
+    free(line);
+    fclose(f);
+    return all;
+}
+
+/* Replaces the ledger by entries (atomically, by rename; on a full disk, where the new file cannot be
+ * written, in place: the shorter text fits in the old one's blocks), or removes it when there are none. */
+static void ledger_write(const char *db_path, json_t *entries)
+{
+    char *path = ledger_path(db_path, ""), *tmp = ledger_path(db_path, ".tmp");
+    if (!path || !tmp) {
+        free(path);
+        free(tmp);
+        return;
+    }
+    if (json_array_size(entries) == 0) {
+        unlink(path);
+    } else {
+        rd_buf b = RD_BUF_INIT;
+        size_t i;
+        json_t *e;
+        json_array_foreach(entries, i, e) {
+            char *txt = json_dumps(e, JSON_COMPACT);
+            if (txt)
+                rd_buf_printf(&b, "%s\n", txt);
+            free(txt);
+        }
+        int fd = open(tmp, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0600);
+        int ok = fd >= 0 && write(fd, b.data, b.len) == (ssize_t)b.len;
+        ok = fd >= 0 && fsync(fd) == 0 && ok;
+        if (fd >= 0)
+            close(fd);
+        if (!ok || rename(tmp, path) != 0) {
+            unlink(tmp);
+            fd = open(path, O_WRONLY | O_CLOEXEC);
+            if (fd >= 0) {
+                if (write(fd, b.data, b.len) == (ssize_t)b.len && ftruncate(fd, (off_t)b.len) == 0)
+                    fsync(fd);
+                close(fd);
+            }
+        }
+        rd_buf_free(&b);
+    }
+    free(path);
+    free(tmp);
+}
+
+rd_status rd_target_ledger_add(const char *db_path, rd_target_kind kind, const char *location, rd_error *err)
+{
+    json_t *e = json_pack("{s:s, s:I, s:I, s:s, s:s}", "run", token(), "pid", (json_int_t)getpid(), "started",
+                          (json_int_t)time(NULL), "kind", kind == RD_TARGET_PREFIX ? "s3" : "dir", "location",
+                          location);
+    char *txt = e ? json_dumps(e, JSON_COMPACT) : NULL;
+    json_decref(e);
+    char *path = ledger_path(db_path, "");
+    if (!txt || !path) {
+        free(txt);
+        free(path);
+        return rd_error_set(err, RD_E_INTERNAL, "out of memory");
+    }
+    rd_buf line = RD_BUF_INIT;
+    rd_buf_printf(&line, "%s\n", txt);
+    free(txt);
+    pthread_mutex_lock(&g_ledger_mu);
+    rd_status st = RD_OK;
+    int fd = open(path, O_WRONLY | O_CREAT | O_APPEND | O_CLOEXEC, 0600);
+    if (fd < 0 || write(fd, line.data, line.len) != (ssize_t)line.len || fsync(fd) != 0)
+        st = rd_error_set(err, RD_E_IO, "cannot record %s in %s (where redduck notes what to clean up after a "
+                          "crash): %s", location, path, strerror(errno));
+    if (fd >= 0)
+        close(fd);
+    pthread_mutex_unlock(&g_ledger_mu);
+    rd_buf_free(&line);
+    free(path);
+    return st;
+}
+
+static int is_mine(json_t *e)
+{
+    return strcmp(json_string_value(json_object_get(e, "run")) ? json_string_value(json_object_get(e, "run")) : "",
+                  token()) == 0;
+}
+
+void rd_target_ledger_remove(const char *db_path, const char *location)
+{
+    pthread_mutex_lock(&g_ledger_mu);
+    json_t *all = ledger_read(db_path), *keep = json_array();
+    size_t i;
+    json_t *e;
+    int dropped = 0;
+    json_array_foreach(all, i, e) {
+        if (!dropped && is_mine(e) && strcmp(json_string_value(json_object_get(e, "location")), location) == 0)
+            dropped = 1;
+        else
+            json_array_append(keep, e);
+    }
+    if (dropped)
+        ledger_write(db_path, keep);
+    json_decref(all);
+    json_decref(keep);
+    pthread_mutex_unlock(&g_ledger_mu);
+}
+
+static const char *base_name(const char *p)
+{
+    size_t n = strlen(p);
+    while (n > 0 && p[n - 1] == '/')
+        n--;
+    while (n > 0 && p[n - 1] != '/')
+        n--;
+    return p + n;
+}
+
+/* Removes a download directory (its files; it has no subdirectories): 1 removed, 0 it was not there. */
+static int remove_download_dir(const char *dir)
+{
+    if (strncmp(base_name(dir), ".redduck-tmp-", 13) != 0)
+        return -1; /* not one of ours: a ledger entry never names anything else */
+    DIR *d = opendir(dir);
+    if (!d)
+        return errno == ENOENT ? 0 : -1;
+    struct dirent *de;
+    while ((de = readdir(d)) != NULL) {
+        if (strcmp(de->d_name, ".") == 0 || strcmp(de->d_name, "..") == 0)
+            continue;
+        rd_buf p = RD_BUF_INIT;
+        rd_buf_printf(&p, "%s/%s", dir, de->d_name);
+        unlink(rd_buf_cstr(&p));
+        rd_buf_free(&p);
+    }
+    closedir(d);
+    return rmdir(dir) == 0 ? 1 : errno == ENOENT ? 0 : -1;
+}
+
+rd_status rd_target_delete_prefix(rd_aws_client *s3, const char *bucket, const char *prefix, size_t *objects,
+                                  uint64_t *bytes, rd_error *err)
+{
+    rd_s3_object_list l = { 0 };
+    rd_status st = rd_s3_list(s3, bucket, prefix, &l, err);
+    if (st == RD_OK && l.count) {
+        const char **keys = calloc(l.count, sizeof *keys);
+        uint64_t total = 0;
+        for (size_t i = 0; keys && i < l.count; i++) {
+            keys[i] = l.items[i].key;
+            total += l.items[i].size;
+        }
+        size_t deleted = 0;
+        st = keys ? rd_s3_delete_keys(s3, bucket, keys, l.count, &deleted, err)
+                  : rd_error_set(err, RD_E_INTERNAL, "out of memory");
+        free(keys);
+        if (objects)
+            *objects += deleted;
+        if (bytes && st == RD_OK)
+            *bytes += total;
+    }
+    rd_s3_object_list_free(&l);
+    return st;
+}
+
+void rd_target_sweep(const char *db_path, rd_aws_client *s3, const char *bucket, const rd_log *log,
+                     rd_target_sweep_result *r)
+{
+    pthread_mutex_lock(&g_ledger_mu);
+    json_t *all = ledger_read(db_path);
+    pthread_mutex_unlock(&g_ledger_mu);
+    json_t *done = json_array();
+    size_t i;
+    json_t *e;
+    json_array_foreach(all, i, e) {
+        if (is_mine(e))
+            continue;
+        const char *kind = json_string_value(json_object_get(e, "kind"));
+        const char *loc = json_string_value(json_object_get(e, "location"));
+        if (kind && strcmp(kind, "dir") == 0) {
+            int gone = remove_download_dir(loc);
+            if (gone >= 0) {
+                r->dirs += (size_t)gone;
+                json_array_append(done, e);
+            } else {
+                r->failed++;
+                rd_log_write(log, RD_LOG_WARN, "could not remove %s, left by an earlier run: %s", loc,
+                             strerror(errno));
+            }
+            continue;
+        }
+        char *b = NULL, *p = NULL;
+        rd_error pe;
+        rd_error_clear(&pe);
+        if (!s3 || !kind || strcmp(kind, "s3") != 0 || rd_s3_parse_url(loc, &b, &p, &pe) != RD_OK ||
+            strcmp(b, bucket ? bucket : "") != 0 || strncmp(base_name(p), "redduck-", 8) != 0) {
+            free(b);
+            free(p);
+            continue; /* another bucket's: a run staging there (or `redduck gc`) takes it */
+        }
+        size_t objects = 0;
+        uint64_t bytes = 0;
+        if (rd_target_delete_prefix(s3, b, p, &objects, &bytes, &pe) == RD_OK) {
+            r->prefixes += objects > 0;
+            r->objects += objects;
+            r->bytes += bytes;
+            json_array_append(done, e);
+        } else {
+            r->failed++;
+            rd_log_write(log, RD_LOG_WARN, "could not delete %s, left by an earlier run (delete it by hand, or "
+                         "`redduck gc`): %s", loc, pe.message);
+        }
+        free(b);
+        free(p);
+    }
+    json_decref(all);
+    if (json_array_size(done)) {
+        pthread_mutex_lock(&g_ledger_mu);
+        all = ledger_read(db_path);
+        json_t *keep = json_array();
+        json_array_foreach(all, i, e) {
+            size_t k;
+            json_t *d;
+            int gone = 0;
+            json_array_foreach(done, k, d) gone = gone || json_equal(d, e);
+            if (!gone)
+                json_array_append(keep, e);
+        }
+        ledger_write(db_path, keep);
+        json_decref(keep);
+        json_decref(all);
+        pthread_mutex_unlock(&g_ledger_mu);
+    }
+    if (r->prefixes || r->dirs) /* what was really there (a run killed after its own cleanup left nothing) */
+        rd_log_write(log, RD_LOG_WARN, "cleaned up after an interrupted earlier run of %s: %zu staging prefix%s "
+                     "(%zu objects, %.1f MB), %zu download director%s", db_path, r->prefixes,
+                     r->prefixes == 1 ? "" : "es", r->objects, (double)r->bytes / 1e6, r->dirs,
+                     r->dirs == 1 ? "y" : "ies");
+    json_decref(done);
+}
+
+/* ---- gc ------------------------------------------------------------------------------------------------ */
+
+typedef struct gc_group {
+    char *name;      /* "redduck-<uuid>/" */
+    size_t objects;
+    uint64_t bytes;
+    int64_t newest;
+} gc_group;
+
+rd_status rd_gc_staging(rd_session *s, const rd_gc_options *o, rd_gc_result *r, rd_error *err)
+{
+    memset(r, 0, sizeof *r);
+    char *bucket = NULL, *base = NULL;
+    rd_status st = rd_s3_parse_url(o->staging, &bucket, &base, err);
+    if (st != RD_OK)
+        return rd_error_prefix(err, "--staging: ");
+    rd_buf pre = RD_BUF_INIT;
+    rd_buf_puts(&pre, base);
+    if (pre.len && rd_buf_cstr(&pre)[pre.len - 1] != '/')
+        rd_buf_putc(&pre, '/');
+    free(base);
+    const char *region = NULL, *src = NULL;
+    rd_aws_client c, s3c;
+    char bucket_region[64] = "";
+    st = rd_session_region(s, &region, &src, err);
+    if (st == RD_OK) {
+        rd_session_client(s, region, &c);
+        st = rd_s3_head_bucket(&c, bucket, bucket_region, sizeof bucket_region, err);
+        if (st != RD_OK)
+            rd_error_prefix(err, "checking the staging bucket %s: ", bucket);
+    }
+    rd_s3_object_list l = { 0 };
+    if (st == RD_OK) {
+        rd_session_client(s, bucket_region, &s3c);
+        st = rd_s3_list(&s3c, bucket, rd_buf_cstr(&pre), &l, err);
+        if (st != RD_OK)
+            rd_error_prefix(err, "listing s3://%s/%s: ", bucket, rd_buf_cstr(&pre));
+    }
+    gc_group *g = NULL;
+    size_t ng = 0;
+    for (size_t i = 0; st == RD_OK && i < l.count; i++) {
+        const char *rest = l.items[i].key + pre.len;
+        const char *slash = strchr(rest, '/');
+        if (strncmp(rest, "redduck-", 8) != 0 || !slash)
+            continue;
+        size_t n = (size_t)(slash - rest) + 1, k = 0;
+        for (; k < ng; k++)
+            if (strlen(g[k].name) == n && strncmp(g[k].name, rest, n) == 0)
+                break;
+        if (k == ng) {
+            gc_group *ng2 = realloc(g, (ng + 1) * sizeof *g);
+            if (!ng2) {
+                st = rd_error_set(err, RD_E_INTERNAL, "out of memory");
+                break;
+            }
+            g = ng2;
+            g[ng] = (gc_group){ strndup(rest, n), 0, 0, 0 };
+            ng++;
+        }
+        g[k].objects++;
+        g[k].bytes += l.items[i].size;
+        if (l.items[i].last_modified > g[k].newest)
+            g[k].newest = l.items[i].last_modified;
+    }
+    int64_t now = (int64_t)time(NULL);
+    for (size_t k = 0; st == RD_OK && k < ng; k++) {
+        rd_buf url = RD_BUF_INIT, prefix = RD_BUF_INIT;
+        rd_buf_printf(&prefix, "%s%s", rd_buf_cstr(&pre), g[k].name);
+        rd_buf_printf(&url, "s3://%s/%s", bucket, rd_buf_cstr(&prefix));
+        rd_gc_prefix info = { rd_buf_cstr(&url), g[k].objects, g[k].bytes, g[k].newest, 0,
+                              now - g[k].newest >= o->older_than_s };
+        if (info.eligible && !o->dry_run) {
+            const char **keys = calloc(g[k].objects, sizeof *keys);
+            size_t nk = 0, deleted = 0;
+            for (size_t i = 0; keys && i < l.count; i++)
+                if (strncmp(l.items[i].key, rd_buf_cstr(&prefix), prefix.len) == 0)
+                    keys[nk++] = l.items[i].key;
+            st = keys ? rd_s3_delete_keys(&s3c, bucket, keys, nk, &deleted, err)
+                      : rd_error_set(err, RD_E_INTERNAL, "out of memory");
+            free(keys);
+            if (st != RD_OK)
+                rd_error_prefix(err, "deleting %s: ", rd_buf_cstr(&url));
+            info.deleted = st == RD_OK;
+        }
+        if (st == RD_OK && info.eligible) {
+            r->prefixes++;
+            r->objects += g[k].objects;
+            r->bytes += g[k].bytes;
+        } else if (st == RD_OK) {
+            r->kept++;
+        }
+        if (st == RD_OK && o->on_prefix)
+            o->on_prefix(o->on_prefix_ctx, &info);
+        rd_buf_free(&url);
+        rd_buf_free(&prefix);
+    }
+    for (size_t k = 0; k < ng; k++)
+        free(g[k].name);
+    free(g);
+    rd_s3_object_list_free(&l);
+    rd_buf_free(&pre);
+    free(bucket);
+    return st;
+}
