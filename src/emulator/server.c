@@ -402,7 +402,8 @@ static void dispatch(rd_emu *emu, const char *method, conn_state *cs, rd_emu_res
             int reset = 0;
             if (len > 1 && ((reset = rd_emu_faults_draw(emu->faults, "s3.get.reset")) ||
                             rd_emu_faults_draw(emu->faults, "s3.get.truncate"))) {
-                resp->reset_after = (int64_t)rd_emu_faults_uniform(emu->faults, "s3.get.cut", len);
+                /* at least one byte: a body cut before its first byte left the client waiting */
+                resp->reset_after = 1 + (int64_t)rd_emu_faults_uniform(emu->faults, "s3.get.cut", len - 1);
                 resp->reset_hard = reset;
             }
         }
