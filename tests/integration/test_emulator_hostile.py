@@ -57,10 +57,11 @@ def send(emu, method, path, body, headers):
         conn.close()
 
 
-def rss_kb(pid):
+def peak_rss_kb(pid):
+    """The process's peak resident set (VmHWM), in kB."""
     with open("/proc/%d/status" % pid) as f:
         for line in f:
-            if line.startswith("VmRSS:"):
+            if line.startswith("VmHWM:"):
                 return int(line.split()[1])
     return 0
 
@@ -126,9 +127,19 @@ class HostileClientsTest(unittest.TestCase):
         with self.assertRaises(botocore.exceptions.ClientError):
             client(self.emu, "s3").head_object(Bucket=BUCKET, Key="chunked")
 
+    def test_put_body_streams_to_disk(self):
+        pid = self.emu.proc.pid
+        before = peak_rss_kb(pid)
+        body = os.urandom(1 << 20) * 48
+        s3 = client(self.emu, "s3")
+        s3.put_object(Bucket=BUCKET, Key="streamed", Body=body)
+        self.assertLess(peak_rss_kb(pid) - before, 24 * 1024)  # kB: the 48 MB never sat in memory
+        self.assertEqual(s3.head_object(Bucket=BUCKET, Key="streamed")["ContentLength"], len(body))
+        s3.delete_object(Bucket=BUCKET, Key="streamed")
+
     def test_large_unauthenticated_bodies_are_not_read(self):
         pid = self.emu.proc.pid
-        before = rss_kb(pid)
+        before = peak_rss_kb(pid)
         big = 300 << 20
         put = "/%s/big" % BUCKET
         bad_sig = signed_headers(self.emu, "PUT", put, b"", secret="not-the-secret")
@@ -156,7 +167,7 @@ class HostileClientsTest(unittest.TestCase):
         s.sendall(b"0\r\n\r\n")
         self.assertIn(b" 413 ", s.recv(200))
         s.close()
-        self.assertLess(rss_kb(pid) - before, 100 * 1024)  # kB: nothing of those bodies was kept
+        self.assertLess(peak_rss_kb(pid) - before, 100 * 1024)  # kB: nothing of those bodies was kept
 
     def test_idle_connections_leave_it_responsive(self):
         # 1,100 idle connections from one client address (on loopback): at most 256 of them are kept
