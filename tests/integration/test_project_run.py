@@ -212,6 +212,21 @@ class ProjectTest(Base):
         self.assertIn("reserved", p.stderr)
         self.assertIn("table_name", p.stderr)
 
+    def test_a_bad_connector_region_is_refused_naming_the_connector(self):
+        # the region becomes part of hostnames: 'evil.example/#' would send signed requests elsewhere
+        write(os.path.join(self.dir, "connectors", "wh.yaml"), "type: redshift\nworkgroup: demo\n"
+              "region: 'evil.example/#'\n")
+        write(os.path.join(self.dir, "sources", "one.yaml"), "sql: select 1 as x\n")
+        env = self.env()
+        env.pop("AWS_ENDPOINT_URL", None)  # the AWS hostname would be built from the region
+        env["HTTPS_PROXY"] = env["HTTP_PROXY"] = "http://127.0.0.1:9"  # and anything sent would fail here
+        p = self.redduck("run", self.dir, "--json", env=env)
+        self.assertEqual(p.returncode, 101, p.stderr)
+        error = json.loads(p.stdout)["sources"][0]["error"]
+        self.assertIn("connector wh", error)
+        self.assertIn("region", error)
+        self.assertNotIn("127.0.0.1:9", error)
+
     def test_a_failed_history_write_fails_the_run(self):
         # _redduck_runs exists with another shape: the INSERT fails, and the run must say so (it exited 0)
         os.makedirs(os.path.join(self.dir, "data"))
