@@ -325,21 +325,9 @@ static rd_status cleanup_staging(job *j, rd_error *err)
     if (!j->staged || !j->prefix || j->o->keep_staging)
         return RD_OK;
     double t = rd_monotonic_seconds();
-    rd_s3_object_list l = { 0 };
-    rd_status st = rd_s3_list(&j->s3c, j->bucket, j->prefix, &l, err);
-    if (st != RD_OK) {
-        rd_error_prefix(err, "listing s3://%s/%s to delete it: ", j->bucket, j->prefix);
-    } else if (l.count) {
-        const char **keys = calloc(l.count, sizeof *keys);
-        for (size_t i = 0; keys && i < l.count; i++)
-            keys[i] = l.items[i].key;
-        size_t deleted = 0;
-        st = keys ? rd_s3_delete_keys(&j->s3c, j->bucket, keys, l.count, &deleted, err)
-                  : rd_error_set(err, RD_E_INTERNAL, "out of memory");
-        j->r->staged_deleted += deleted;
-        free(keys);
-    }
-    rd_s3_object_list_free(&l);
+    size_t deleted = 0;
+    rd_status st = rd_s3_delete_prefix(&j->s3c, j->bucket, j->prefix, &deleted, NULL, err);
+    j->r->staged_deleted += deleted;
     j->r->cleanup_s = secs_since(t);
     j->staging_cleaned = st == RD_OK;
     return st;

@@ -308,31 +308,6 @@ static int remove_download_dir(const char *dir)
     return rmdir(dir) == 0 ? 1 : errno == ENOENT ? 0 : -1;
 }
 
-rd_status rd_target_delete_prefix(rd_aws_client *s3, const char *bucket, const char *prefix, size_t *objects,
-                                  uint64_t *bytes, rd_error *err)
-{
-    rd_s3_object_list l = { 0 };
-    rd_status st = rd_s3_list(s3, bucket, prefix, &l, err);
-    if (st == RD_OK && l.count) {
-        const char **keys = calloc(l.count, sizeof *keys);
-        uint64_t total = 0;
-        for (size_t i = 0; keys && i < l.count; i++) {
-            keys[i] = l.items[i].key;
-            total += l.items[i].size;
-        }
-        size_t deleted = 0;
-        st = keys ? rd_s3_delete_keys(s3, bucket, keys, l.count, &deleted, err)
-                  : rd_error_set(err, RD_E_INTERNAL, "out of memory");
-        free(keys);
-        if (objects)
-            *objects += deleted;
-        if (bytes && st == RD_OK)
-            *bytes += total;
-    }
-    rd_s3_object_list_free(&l);
-    return st;
-}
-
 void rd_target_sweep(const char *db_path, rd_aws_client *s3, const char *bucket, const rd_log *log,
                      rd_target_sweep_result *r)
 {
@@ -370,7 +345,7 @@ void rd_target_sweep(const char *db_path, rd_aws_client *s3, const char *bucket,
         }
         size_t objects = 0;
         uint64_t bytes = 0;
-        if (rd_target_delete_prefix(s3, b, p, &objects, &bytes, &pe) == RD_OK) {
+        if (rd_s3_delete_prefix(s3, b, p, &objects, &bytes, &pe) == RD_OK) {
             r->prefixes += objects > 0;
             r->objects += objects;
             r->bytes += bytes;
@@ -481,14 +456,9 @@ rd_status rd_gc_staging(rd_session *s, const rd_gc_options *o, rd_gc_result *r, 
         rd_gc_prefix info = { rd_buf_cstr(&url), g[k].objects, g[k].bytes, g[k].newest, 0,
                               now - g[k].newest >= o->older_than_s };
         if (info.eligible && !o->dry_run) {
-            const char **keys = calloc(g[k].objects, sizeof *keys);
-            size_t nk = 0, deleted = 0;
-            for (size_t i = 0; keys && i < l.count; i++)
-                if (strncmp(l.items[i].key, rd_buf_cstr(&prefix), prefix.len) == 0)
-                    keys[nk++] = l.items[i].key;
-            st = keys ? rd_s3_delete_keys(&s3c, bucket, keys, nk, &deleted, err)
-                      : rd_error_set(err, RD_E_INTERNAL, "out of memory");
-            free(keys);
+            size_t deleted = 0;
+            uint64_t bytes = 0;
+            st = rd_s3_delete_prefix(&s3c, bucket, rd_buf_cstr(&prefix), &deleted, &bytes, err);
             if (st != RD_OK)
                 rd_error_prefix(err, "deleting %s: ", rd_buf_cstr(&url));
             info.deleted = st == RD_OK;

@@ -68,9 +68,4 @@ typedef struct rd_target_sweep_result {
 void rd_target_sweep(const char *db_path, rd_aws_client *s3, const char *bucket, const rd_log *log,
                      rd_target_sweep_result *r);
 
-/* Lists bucket/prefix and deletes every object under it (DeleteObjects, 1000 a call); *objects and *bytes
- * count what was deleted. */
-rd_status rd_target_delete_prefix(rd_aws_client *s3, const char *bucket, const char *prefix, size_t *objects,
-                                  uint64_t *bytes, rd_error *err);
-
 #endif

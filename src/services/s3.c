@@ -358,3 +358,30 @@ rd_status rd_s3_prepare_get(rd_aws_client *c, const char *bucket, const char *ke
     rd_buf_free(&u);
     return st;
 }
+
+rd_status rd_s3_delete_prefix(rd_aws_client *c, const char *bucket, const char *prefix, size_t *objects,
+                              uint64_t *bytes, rd_error *err)
+{
+    rd_s3_object_list l = { 0 };
+    rd_status st = rd_s3_list(c, bucket, prefix, &l, err);
+    if (st != RD_OK)
+        rd_error_prefix(err, "listing s3://%s/%s: ", bucket, prefix);
+    if (st == RD_OK && l.count) {
+        const char **keys = calloc(l.count, sizeof *keys);
+        uint64_t total = 0;
+        for (size_t i = 0; keys && i < l.count; i++) {
+            keys[i] = l.items[i].key;
+            total += l.items[i].size;
+        }
+        size_t deleted = 0;
+        st = keys ? rd_s3_delete_keys(c, bucket, keys, l.count, &deleted, err)
+                  : rd_error_set(err, RD_E_INTERNAL, "out of memory");
+        free(keys);
+        if (objects)
+            *objects += deleted;
+        if (bytes && st == RD_OK)
+            *bytes += total;
+    }
+    rd_s3_object_list_free(&l);
+    return st;
+}

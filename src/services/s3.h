@@ -47,6 +47,11 @@ rd_status rd_s3_get(rd_aws_client *c, const char *bucket, const char *key, size_
 rd_status rd_s3_delete_keys(rd_aws_client *c, const char *bucket, const char *const *keys, size_t count,
                             size_t *deleted, rd_error *err);
 
+/* Lists bucket/prefix and deletes every object under it (rd_s3_delete_keys); *objects and *bytes are
+ * increased by what was deleted. A failed listing is prefixed "listing s3://BUCKET/PREFIX: ". */
+rd_status rd_s3_delete_prefix(rd_aws_client *c, const char *bucket, const char *prefix, size_t *objects,
+                              uint64_t *bytes, rd_error *err);
+
 /* A signed GetObject of bucket/key, ready to send: *url (malloc'd) and headers (Range: bytes=offset- when
  * offset > 0, signed). For rd_transfer's sign callback. */
 rd_status rd_s3_prepare_get(rd_aws_client *c, const char *bucket, const char *key, uint64_t offset, char **url,
