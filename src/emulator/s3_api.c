@@ -1334,14 +1334,20 @@ static int has_unsupported_subresource(const rd_form *q)
     return 0;
 }
 
+static void call_init(s3_call *c, rd_emu *emu, struct rd_s3_store *store, const rd_emu_request *req,
+                      rd_emu_response *resp)
+{
+    memset(c, 0, sizeof *c);
+    c->emu = emu;
+    c->store = store;
+    c->req = req;
+    c->resp = resp;
+}
+
 void rd_emu_s3_handle(rd_emu *emu, struct rd_s3_store *store, const rd_emu_request *req, rd_emu_response *resp)
 {
     s3_call c;
-    memset(&c, 0, sizeof c);
-    c.emu = emu;
-    c.store = store;
-    c.req = req;
-    c.resp = resp;
+    call_init(&c, emu, store, req, resp);
     c.head = req->method && strcmp(req->method, "HEAD") == 0;
     const char *m = req->method ? req->method : "";
     if (!address(&c))
@@ -1405,11 +1411,7 @@ rd_emu_s3_route rd_emu_s3_upload_begin(rd_emu *emu, struct rd_s3_store *store, c
     if (!req->method || strcmp(req->method, "PUT") != 0)
         return RD_EMU_S3_BUFFER;
     s3_call c;
-    memset(&c, 0, sizeof c);
-    c.emu = emu;
-    c.store = store;
-    c.req = req;
-    c.resp = resp;
+    call_init(&c, emu, store, req, resp);
     rd_emu_s3_route route = RD_EMU_S3_REPLIED;
     if (!address(&c))
         goto out;
