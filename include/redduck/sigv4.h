@@ -73,6 +73,15 @@ rd_status rd_sigv4_sign_headers(const rd_sigv4_params *params, rd_sigv4_request 
 rd_status rd_sigv4_presign_url(const rd_sigv4_params *params, const rd_sigv4_request *req, int expires_seconds,
                                char **out_url, rd_sigv4_debug *dbg, rd_error *err);
 
+/* The signature of one chunk of a signed aws-chunked body (x-amz-content-sha256:
+ * STREAMING-AWS4-HMAC-SHA256-PAYLOAD): HMAC-SHA256 with the request's signing key (params: secret, region,
+ * service, when) over "AWS4-HMAC-SHA256-PAYLOAD\n" amz-date "\n" scope "\n" prev_signature "\n"
+ * sha256("") "\n" chunk_sha256. prev_signature is the request's signature for the first chunk, then the
+ * previous chunk's; chunk_sha256 the lowercase hex SHA-256 of the chunk's data. Writes out[65] (hex).
+ * RD_E_USAGE for a missing parameter. */
+rd_status rd_sigv4_chunk_signature(const rd_sigv4_params *params, const char *prev_signature,
+                                   const char *chunk_sha256, char out[65], rd_error *err);
+
 /* Helpers shared with the verifier and other modules. */
 /* Lowercase hex SHA-256 of data into out[65]. */
 void rd_sha256_hex(const void *data, size_t len, char out[65]);

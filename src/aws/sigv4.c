@@ -467,6 +467,28 @@ static void finish_signature(const rd_sigv4_params *p, const char *amz_date, con
     to_hex(sig, 32, sig_hex);
 }
 
+rd_status rd_sigv4_chunk_signature(const rd_sigv4_params *params, const char *prev_signature,
+                                   const char *chunk_sha256, char out[65], rd_error *err)
+{
+    rd_status st = check_params(params, "PUT", "", err);
+    if (st != RD_OK)
+        return st;
+    if (!prev_signature || !chunk_sha256)
+        return rd_error_set(err, RD_E_USAGE, "a chunk signature needs the previous signature and the chunk's hash");
+    char amz_date[17];
+    rd_sigv4_amz_date(params->when, amz_date);
+    rd_buf sts = RD_BUF_INIT;
+    rd_buf_printf(&sts, "AWS4-HMAC-SHA256-PAYLOAD\n%s\n%.8s/%s/%s/aws4_request\n%s\n%s\n%s", amz_date, amz_date,
+                  params->region, params->service, prev_signature, RD_SIGV4_EMPTY_SHA256, chunk_sha256);
+    unsigned char key[32], sig[32];
+    signing_key(params, amz_date, key);
+    hmac_sha256(key, 32, sts.data, sts.len, sig);
+    OPENSSL_cleanse(key, sizeof key);
+    rd_buf_free(&sts);
+    to_hex(sig, 32, out);
+    return RD_OK;
+}
+
 /* METHOD \n path \n query \n headers \n signed-headers \n payload-hash (sorts q in place). */
 static rd_status assemble_canonical(rd_buf *canon, const char *method, const url_parts *u, int path_as_is, kv *q,
                                     size_t nq, const rd_buf *hdrs, const rd_buf *signed_list, const char *payload)

@@ -333,12 +333,57 @@ static void test_presign_s3(void **state)
     rd_sigv4_debug_free(&dbg);
 }
 
+/* AWS's "Transferring Payload in Multiple Chunks" example (sigv4-streaming): the seed (the request's own
+ * signature over STREAMING-AWS4-HMAC-SHA256-PAYLOAD) and the chain of three chunk signatures, 64 KiB and
+ * 1 KiB of 'a' then the empty final chunk. */
+static void test_chunk_signatures(void **state)
+{
+    (void)state;
+    rd_sigv4_params p = { "s3", "us-east-1", 1369353600 /* 20130524T000000Z */, "AKIAIOSFODNN7EXAMPLE",
+                          "wJalrXUtnFEMI/K7MDENG/bPxRfiCYEXAMPLEKEY", NULL, 1, 0, 0, 0 };
+    rd_headers h = RD_HEADERS_INIT;
+    rd_headers_add(&h, "Host", "s3.amazonaws.com");
+    rd_headers_add(&h, "x-amz-storage-class", "REDUCED_REDUNDANCY");
+    rd_headers_add(&h, "Content-Encoding", "aws-chunked");
+    rd_headers_add(&h, "x-amz-decoded-content-length", "66560");
+    rd_headers_add(&h, "Content-Length", "66824");
+    rd_sigv4_request req = { "PUT", "https://s3.amazonaws.com/examplebucket/chunkObject.txt", &h, NULL, 0,
+                             "STREAMING-AWS4-HMAC-SHA256-PAYLOAD" };
+    rd_sigv4_debug dbg;
+    rd_sigv4_debug_init(&dbg);
+    rd_error err;
+    assert_int_equal(rd_sigv4_sign_headers(&p, &req, &dbg, &err), RD_OK);
+    assert_string_equal(dbg.signature, "4f232c4386841ef735655705268965c44a0e4690baa4adea153f7db9fa80a0a9");
+    rd_sigv4_debug_free(&dbg);
+    rd_headers_free(&h);
+
+    static char data[65536];
+    memset(data, 'a', sizeof data);
+    char hash[65], sig1[65], sig2[65], sig3[65];
+    rd_sha256_hex(data, 65536, hash);
+    assert_int_equal(rd_sigv4_chunk_signature(&p, "4f232c4386841ef735655705268965c44a0e4690baa4adea153f7db9fa80a0a9",
+                                              hash, sig1, &err),
+                     RD_OK);
+    assert_string_equal(sig1, "ad80c730a21e5b8d04586a2213dd63b9a0e99e0e2307b0ade35a65485a288648");
+    rd_sha256_hex(data, 1024, hash);
+    assert_int_equal(rd_sigv4_chunk_signature(&p, sig1, hash, sig2, &err), RD_OK);
+    assert_string_equal(sig2, "0055627c9e194cb4542bae2aa5492e3c1575bbb81b612b7d234b86a503ef5497");
+    assert_int_equal(rd_sigv4_chunk_signature(&p, sig2, RD_SIGV4_EMPTY_SHA256, sig3, &err), RD_OK);
+    assert_string_equal(sig3, "b6c6ea8a5354eaf15b3cb7646744f4275b71ea724fed81ceb9323e279d449df9");
+    /* the chain: another previous signature gives another signature */
+    assert_int_equal(rd_sigv4_chunk_signature(&p, sig1, RD_SIGV4_EMPTY_SHA256, sig3, &err), RD_OK);
+    assert_string_not_equal(sig3, "b6c6ea8a5354eaf15b3cb7646744f4275b71ea724fed81ceb9323e279d449df9");
+    p.secret_access_key = NULL;
+    assert_int_equal(rd_sigv4_chunk_signature(&p, sig1, hash, sig3, &err), RD_E_USAGE);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_suite_embedded), cmocka_unit_test(test_suite_from_shared_folder),
         cmocka_unit_test(test_uri_encode),     cmocka_unit_test(test_dates),
         cmocka_unit_test(test_s3_rules),       cmocka_unit_test(test_presign_s3),
+        cmocka_unit_test(test_chunk_signatures),
     };
     return cmocka_run_group_tests_name("sigv4", tests, NULL, NULL);
 }
