@@ -245,6 +245,7 @@ static rd_emu_auth_result check_header_auth(rd_emu_ids *ids, const rd_headers *h
     snprintf(info->access_key_id, sizeof info->access_key_id, "%s", a->key);
     snprintf(info->region, sizeof info->region, "%s", a->region);
     snprintf(info->service, sizeof info->service, "%s", a->service);
+    memcpy(info->signature, a->signature, sizeof info->signature);
     rd_emu_auth_result res = check_principal(ids, a->key, rd_headers_get(headers, "X-Amz-Security-Token"), now, info);
     if (res != RD_AUTH_OK)
         return res;

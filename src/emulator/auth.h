@@ -25,6 +25,7 @@ typedef struct rd_emu_auth_info {
     char access_key_id[128];
     char region[64];
     char service[64];
+    char signature[65];         /* a header-signed request's Signature, "" otherwise */
     rd_emu_principal principal; /* borrowed from ids */
 } rd_emu_auth_info;
 

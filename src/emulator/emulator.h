@@ -32,6 +32,9 @@ typedef struct rd_emu_request {
     const char *principal_arn;/* "arn:aws:iam::000000000000:user/test" or an assumed-role ARN */
     const char *access_key_id;
     const char *region;       /* from the credential scope */
+    const char *signature;    /* a header-signed request's verified signature (64 hex), else NULL: the seed of
+                                 a signed aws-chunked body's chunk signatures */
+    const char *secret_access_key; /* with signature: the caller's secret, to verify those chunks */
     const char *request_id;   /* generated per request */
     const char *host;         /* Host header (virtual-hosted S3 addressing) */
     int fault_fail;           /* fault injection: data.execute.fail drew this request (statement ends FAILED) */

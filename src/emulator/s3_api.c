@@ -16,6 +16,7 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "emulator/aws_chunked.h"
 #include "emulator/emulator.h"
 #include "emulator/form.h"
 #include "emulator/replies.h"
@@ -977,10 +978,6 @@ out:
 
 /* ---- PutObject: the body streams through an upload (temp file, hashes as it comes) ------------------ */
 
-#define CHUNK_LINE_MAX 4096
-
-typedef enum chunk_state { CH_SIZE, CH_DATA, CH_DATA_END, CH_TRAILER, CH_DONE, CH_BAD } chunk_state;
-
 struct rd_emu_s3_upload {
     s3_call c;            /* owns bucket, key, resource and the parsed query */
     rd_s3_put *w;
@@ -989,11 +986,7 @@ struct rd_emu_s3_upload {
     char expected_sha[65];
     unsigned char md5[16];
     int have_md5;
-    int chunked;          /* aws-chunked: decoded as it arrives */
-    chunk_state cs;
-    uint64_t chunk_left, decoded;
-    rd_buf line;          /* a chunk-size or trailer line being received (at most CHUNK_LINE_MAX) */
-    char *trailer_name, *trailer_value;
+    rd_emu_chunked *dec;  /* aws-chunked: decoded (and signed chunks verified) as it arrives; else NULL */
     rd_error err;
     int failed;           /* the store refused a write: err says why */
 };
@@ -1056,79 +1049,17 @@ static void upload_store(rd_emu_s3_upload *u, const char *p, size_t n)
         return;
     }
     ck_update(&u->ck, p, n);
-    u->decoded += n;
 }
 
-/* A complete chunk-size or trailer line (ending "\r\n") in u->line. */
-static void chunk_line_done(rd_emu_s3_upload *u)
+/* The decoder's sink: decoded data to the temp file. */
+static rd_status upload_sink(void *ctx, const void *p, size_t n, rd_error *err)
 {
-    char *l = u->line.data;
-    size_t n = u->line.len;
-    if (n < 2 || l[n - 2] != '\r') {
-        u->cs = CH_BAD;
-        return;
-    }
-    l[n - 2] = '\0';
-    n -= 2;
-    if (u->cs == CH_SIZE) {
-        char *end;
-        errno = 0;
-        unsigned long long size = isxdigit((unsigned char)l[0]) ? strtoull(l, &end, 16) : 0;
-        if (!isxdigit((unsigned char)l[0]) || errno || (*end && *end != ';'))
-            u->cs = CH_BAD;
-        else if (size == 0)
-            u->cs = CH_TRAILER;
-        else {
-            u->chunk_left = size;
-            u->cs = CH_DATA;
-        }
-    } else if (n == 0) {
-        u->cs = CH_DONE;
-    } else {
-        const char *colon = memchr(l, ':', n);
-        if (colon && !u->trailer_value) {
-            u->trailer_name = strndup(l, (size_t)(colon - l));
-            const char *v = colon + 1;
-            while (*v == ' ')
-                v++;
-            u->trailer_value = strdup(v);
-        }
-    }
-    rd_buf_reset(&u->line);
-}
-
-/* aws-chunked: "<hex>[;ext]\r\n<data>\r\n ... 0[;ext]\r\n[trailers\r\n]\r\n", decoded as it arrives. */
-static void chunked_feed(rd_emu_s3_upload *u, const char *p, size_t n)
-{
-    while (n && u->cs != CH_BAD && u->cs != CH_DONE && !u->failed) {
-        if (u->cs == CH_DATA) {
-            size_t take = n < u->chunk_left ? n : (size_t)u->chunk_left;
-            upload_store(u, p, take);
-            p += take;
-            n -= take;
-            if ((u->chunk_left -= take) == 0)
-                u->cs = CH_DATA_END;
-        } else if (u->cs == CH_DATA_END) {
-            rd_buf_putc(&u->line, *p++);
-            n--;
-            if (u->line.len == 2) {
-                u->cs = memcmp(u->line.data, "\r\n", 2) == 0 ? CH_SIZE : CH_BAD;
-                rd_buf_reset(&u->line);
-            }
-        } else {
-            const char *nl = memchr(p, '\n', n);
-            size_t take = nl ? (size_t)(nl - p) + 1 : n;
-            if (u->line.len + take > CHUNK_LINE_MAX) {
-                u->cs = CH_BAD;
-                return;
-            }
-            rd_buf_append(&u->line, p, take);
-            p += take;
-            n -= take;
-            if (nl)
-                chunk_line_done(u);
-        }
-    }
+    rd_emu_s3_upload *u = ctx;
+    upload_store(u, p, n);
+    if (!u->failed)
+        return RD_OK;
+    *err = u->err;
+    return u->err.code;
 }
 
 void rd_emu_s3_upload_write(rd_emu_s3_upload *u, const void *data, size_t len)
@@ -1137,8 +1068,8 @@ void rd_emu_s3_upload_write(rd_emu_s3_upload *u, const void *data, size_t len)
         return;
     if (u->sha)
         EVP_DigestUpdate(u->sha, data, len);
-    if (u->chunked)
-        chunked_feed(u, data, len);
+    if (u->dec)
+        rd_emu_chunked_feed(u->dec, data, len, NULL); /* a failure sticks: upload_close reports it */
     else
         upload_store(u, data, len);
 }
@@ -1150,14 +1081,77 @@ void rd_emu_s3_upload_abort(rd_emu_s3_upload *u)
     free(ck_final(&u->ck));
     EVP_MD_CTX_free(u->sha);
     rd_s3_put_abort(u->w);
-    rd_buf_free(&u->line);
-    free(u->trailer_name);
-    free(u->trailer_value);
+    rd_emu_chunked_free(u->dec);
     rd_form_free(&u->c.q);
     free(u->c.bucket);
     free(u->c.key);
     free(u->c.resource);
     free(u);
+}
+
+/* x-amz-decoded-content-length: its value, -1 when absent, -2 when not a number. */
+static int64_t decoded_length(const rd_headers *h)
+{
+    const char *v = rd_headers_get(h, "x-amz-decoded-content-length");
+    if (!v)
+        return -1;
+    int64_t n = 0;
+    if (!*v || strlen(v) > 15)
+        return -2;
+    for (const char *p = v; *p; p++) {
+        if (!isdigit((unsigned char)*p))
+            return -2;
+        n = n * 10 + (*p - '0');
+    }
+    return n;
+}
+
+/* The aws-chunked decoder of an upload: unsigned, or signed with STREAMING-AWS4-HMAC-SHA256-PAYLOAD and
+ * verified chunk by chunk from the request's signature. 0 with the reply filled when it cannot start. */
+static int chunked_open(s3_call *c, rd_emu_s3_upload *u, const char *sha)
+{
+    const rd_headers *h = c->req->headers;
+    int is_signed = sha && strcmp(sha, "STREAMING-AWS4-HMAC-SHA256-PAYLOAD") == 0;
+    if (sha && strncmp(sha, "STREAMING-", 10) == 0 && !is_signed &&
+        strcmp(sha, "STREAMING-UNSIGNED-PAYLOAD-TRAILER") != 0) {
+        /* signed trailers and ECDSA (SigV4a) chunks */
+        fail(c, 501, "NotImplemented",
+             "The emulator accepts x-amz-content-sha256 STREAMING-AWS4-HMAC-SHA256-PAYLOAD and "
+             "STREAMING-UNSIGNED-PAYLOAD-TRAILER aws-chunked uploads, not signed trailers or ECDSA signatures");
+        return 0;
+    }
+    int64_t dlen = decoded_length(h);
+    if (dlen == -2) {
+        fail(c, 400, "InvalidArgument", "x-amz-decoded-content-length must be the object's length in bytes");
+        return 0;
+    }
+    rd_sigv4_params signer;
+    memset(&signer, 0, sizeof signer);
+    if (is_signed) {
+        if (dlen < 0) {
+            fail(c, 411, "MissingContentLength", "You must provide the Content-Length HTTP header.");
+            return 0;
+        }
+        const char *date = rd_headers_get(h, "X-Amz-Date");
+        if (!c->req->signature || !c->req->secret_access_key || !c->req->region || !date ||
+            rd_sigv4_parse_amz_date(date, &signer.when) != 0) {
+            fail(c, 400, "InvalidRequest",
+                 "A signed aws-chunked upload (STREAMING-AWS4-HMAC-SHA256-PAYLOAD) must be signed in the "
+                 "Authorization header, with X-Amz-Date");
+            return 0;
+        }
+        signer.service = "s3";
+        signer.region = c->req->region;
+        signer.access_key_id = c->req->access_key_id ? c->req->access_key_id : "-";
+        signer.secret_access_key = c->req->secret_access_key;
+    }
+    rd_error err;
+    if (rd_emu_chunked_new(is_signed ? &signer : NULL, c->req->signature, dlen, upload_sink, u, &u->dec, &err) !=
+        RD_OK) {
+        fail(c, 500, "InternalError", "We encountered an internal error. Please try again.");
+        return 0;
+    }
+    return 1;
 }
 
 /* Everything PutObject checks before its body; NULL with the reply filled when the request fails. */
@@ -1175,7 +1169,6 @@ static rd_emu_s3_upload *upload_open(s3_call *c)
         fail(c, 500, "InternalError", "We encountered an internal error. Please try again.");
         return NULL;
     }
-    rd_buf_init(&u->line);
     rd_error_clear(&u->err);
     u->have_md5 = content_md5(h, u->md5);
     if (u->have_md5 < 0) {
@@ -1184,17 +1177,16 @@ static rd_emu_s3_upload *upload_open(s3_call *c)
         return NULL;
     }
     const char *sha = rd_headers_get(h, "x-amz-content-sha256");
-    if (sha && strncmp(sha, "STREAMING-", 10) == 0 && strcmp(sha, "STREAMING-UNSIGNED-PAYLOAD-TRAILER") != 0) {
-        /* signed aws-chunked: the emulator does not verify chunk signatures, so it does not accept them */
-        fail(c, 501, "NotImplemented",
-             "The emulator does not accept signed aws-chunked uploads (x-amz-content-sha256: STREAMING-AWS4-...): "
-             "sign the payload's SHA-256, or send UNSIGNED-PAYLOAD or STREAMING-UNSIGNED-PAYLOAD-TRAILER");
+    const char *cenc = rd_headers_get(h, "Content-Encoding");
+    int chunked = (sha && strncmp(sha, "STREAMING-", 10) == 0) || (cenc && strstr(cenc, "aws-chunked"));
+    if (chunked && !chunked_open(c, u, sha)) {
         free(u);
         return NULL;
     }
     int d = payload_digest(h, u->expected_sha);
     if (d < 0) {
         fail_bad_sha(c);
+        rd_emu_chunked_free(u->dec);
         free(u);
         return NULL;
     }
@@ -1202,10 +1194,8 @@ static rd_emu_s3_upload *upload_open(s3_call *c)
         u->sha = EVP_MD_CTX_new();
         EVP_DigestInit_ex(u->sha, EVP_sha256(), NULL);
     }
-    const char *cenc = rd_headers_get(h, "Content-Encoding");
-    u->chunked = (sha && strncmp(sha, "STREAMING-", 10) == 0) || (cenc && strstr(cenc, "aws-chunked"));
     const char *ck_name = checksum_header(h);
-    if (!ck_name && u->chunked)
+    if (!ck_name && u->dec)
         ck_name = rd_headers_get(h, "x-amz-trailer");
     ck_init(&u->ck, ck_name);
     const char *ctype = rd_headers_get(h, "Content-Type");
@@ -1216,6 +1206,7 @@ static rd_emu_s3_upload *upload_open(s3_call *c)
         fail_store(c, &err);
         EVP_MD_CTX_free(u->sha);
         free(ck_final(&u->ck));
+        rd_emu_chunked_free(u->dec);
         free(u);
         return NULL;
     }
@@ -1232,10 +1223,9 @@ static void upload_close(rd_emu_s3_upload *u, rd_emu_response *resp)
     c->resp = resp;
     const rd_headers *h = c->req->headers;
     char *computed = NULL;
-    if (u->chunked && u->cs == CH_TRAILER && u->line.len) { /* a last trailer line without its CRLF */
-        rd_buf_puts(&u->line, "\r\n");
-        chunk_line_done(u);
-    }
+    rd_error derr;
+    rd_error_clear(&derr);
+    rd_status dst = u->dec ? rd_emu_chunked_finish(u->dec, &derr) : RD_OK;
     if (u->failed) {
         fail_store(c, &u->err);
         goto abort;
@@ -1252,16 +1242,13 @@ static void upload_close(rd_emu_s3_upload *u, rd_emu_response *resp)
             goto abort;
         }
     }
-    if (u->chunked) {
-        const char *dcl = rd_headers_get(h, "x-amz-decoded-content-length");
-        if ((u->cs != CH_TRAILER && u->cs != CH_DONE) || (dcl && strtoull(dcl, NULL, 10) != u->decoded)) {
-            fail(c, 400, "IncompleteBody", "The request body is not valid aws-chunked encoding or is shorter than "
-                                           "x-amz-decoded-content-length");
-            goto abort;
-        }
+    if (dst != RD_OK) {
+        fail(c, derr.http_status ? derr.http_status : 400, derr.aws_code, derr.message);
+        goto abort;
     }
     computed = ck_final(&u->ck);
-    const char *expected = u->trailer_value ? u->trailer_value : u->ck.name ? rd_headers_get(h, u->ck.name) : NULL;
+    const char *trailer = rd_emu_chunked_trailer_value(u->dec);
+    const char *expected = trailer ? trailer : u->ck.name ? rd_headers_get(h, u->ck.name) : NULL;
     if (computed && expected && strcmp(computed, expected) != 0) {
         fail(c, 400, "BadDigest", "The checksum you specified did not match the calculated checksum.");
         goto abort;

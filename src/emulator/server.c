@@ -348,6 +348,8 @@ static void dispatch(rd_emu *emu, const char *method, conn_state *cs, rd_emu_res
         req.principal_arn = info.principal.arn;
         req.access_key_id = info.access_key_id;
         req.region = info.region;
+        req.signature = info.signature[0] ? info.signature : NULL;
+        req.secret_access_key = info.principal.secret;
     } else {
         req.region = rd_emu_ids_region(emu->ids);
     }
@@ -476,6 +478,8 @@ static int preflight(rd_emu *emu, const char *method, conn_state *cs, rd_emu_res
             req->principal_arn = cs->info.principal.arn;
             req->access_key_id = cs->info.access_key_id;
             req->region = cs->info.region;
+            req->signature = cs->info.signature[0] ? cs->info.signature : NULL;
+            req->secret_access_key = cs->info.principal.secret;
             rd_emu_s3_route route = rd_emu_s3_upload_begin(emu, emu->store, req, resp, &cs->upload);
             if (route == RD_EMU_S3_STREAM && rd_emu_faults_draw(emu->faults, "s3.put.slowdown")) {
                 rd_emu_s3_upload_abort(cs->upload);

@@ -24,6 +24,7 @@
 #include "emulator/form.h"
 #include "emulator/identities.h"
 #include "emulator/s3_store.h"
+#include "redduck/sigv4.h"
 
 #define S3_NS "http://s3.amazonaws.com/doc/2006-03-01/"
 
@@ -609,17 +610,22 @@ static void test_aws_chunked(void **state)
     fixture *f = *state;
     put_simple(f, "/chk", NULL);
     call c;
-    /* signed chunks are refused clearly (their signatures are not verified), and nothing is stored */
+    /* signed chunks need the request's signature (a header-signed request), else refused; nothing is stored */
     const char signed_body[] = "5;chunk-signature=aaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaa\r\n"
                                "hello\r\n"
                                "0;chunk-signature=cccccccccccccccccccccccccccccccccccccccccccccccccccccccccccccccc\r\n"
                                "\r\n";
     do_call(f, &c, "PUT", "/chk/signed", "", signed_body, "x-amz-content-sha256", "STREAMING-AWS4-HMAC-SHA256-PAYLOAD",
             "Content-Encoding", "aws-chunked", "x-amz-decoded-content-length", "5", NULL);
-    assert_error(&c, 501, "NotImplemented");
+    assert_error(&c, 400, "InvalidRequest");
     call_free(&c);
     do_call(f, &c, "GET", "/chk/signed", "", NULL, NULL);
     assert_error(&c, 404, "NoSuchKey");
+    call_free(&c);
+    /* signed trailers are not implemented */
+    do_call(f, &c, "PUT", "/chk/signed", "", signed_body, "x-amz-content-sha256",
+            "STREAMING-AWS4-HMAC-SHA256-PAYLOAD-TRAILER", "x-amz-decoded-content-length", "5", NULL);
+    assert_error(&c, 501, "NotImplemented");
     call_free(&c);
 
     /* unsigned, two chunks with extensions */
@@ -825,6 +831,232 @@ static void test_streamed_upload(void **state)
     assert_int_equal(c.resp.status, 404);
     rd_emu_response_free(&c.resp);
     rd_headers_free(&none);
+}
+
+/* AWS's chunked upload example (sigv4-streaming): secret, time, scope and seed signature. */
+#define EX_SECRET "wJalrXUtnFEMI/K7MDENG/bPxRfiCYEXAMPLEKEY"
+#define EX_SEED "4f232c4386841ef735655705268965c44a0e4690baa4adea153f7db9fa80a0a9"
+
+/* The documented body: 64 KiB and 1 KiB of 'a' and the final chunk, with the documented signatures. */
+static void example_body(rd_buf *b)
+{
+    static const char *const sigs[] = { "ad80c730a21e5b8d04586a2213dd63b9a0e99e0e2307b0ade35a65485a288648",
+                                        "0055627c9e194cb4542bae2aa5492e3c1575bbb81b612b7d234b86a503ef5497",
+                                        "b6c6ea8a5354eaf15b3cb7646744f4275b71ea724fed81ceb9323e279d449df9" };
+    static const size_t sizes[] = { 65536, 1024, 0 };
+    rd_buf_init(b);
+    for (int i = 0; i < 3; i++) {
+        rd_buf_printf(b, "%zx;chunk-signature=%s\r\n", sizes[i], sigs[i]);
+        for (size_t k = 0; k < sizes[i]; k++)
+            rd_buf_putc(b, 'a');
+        rd_buf_puts(b, "\r\n");
+    }
+    assert_int_equal(b->len, 66824); /* the example's Content-Length */
+}
+
+/* A body signed with the example's key from `seed`: chunks of the given sizes (of 'x'), then the final one. */
+static void signed_body(rd_buf *b, const size_t *sizes, size_t n, const char *seed)
+{
+    rd_sigv4_params p = { "s3", "us-east-1", 1369353600, "AKIAIOSFODNN7EXAMPLE", EX_SECRET, NULL, 1, 0, 0, 0 };
+    char prev[65], sig[65], hash[65];
+    snprintf(prev, sizeof prev, "%s", seed);
+    rd_buf_init(b);
+    rd_error err;
+    for (size_t i = 0; i <= n; i++) {
+        size_t sz = i < n ? sizes[i] : 0;
+        char *data = malloc(sz + 1);
+        memset(data, 'x', sz);
+        rd_sha256_hex(data, sz, hash);
+        assert_int_equal(rd_sigv4_chunk_signature(&p, prev, hash, sig, &err), RD_OK);
+        rd_buf_printf(b, "%zx;chunk-signature=%s\r\n", sz, sig);
+        rd_buf_append(b, data, sz);
+        rd_buf_puts(b, "\r\n");
+        memcpy(prev, sig, 65);
+        free(data);
+    }
+}
+
+/* PutObject of a signed aws-chunked body as the server streams it: pieces of `piece` bytes, or (0) of sizes
+ * cycling through odd lengths that cut headers, signatures, data and CRLFs anywhere. */
+static void signed_put(fixture *f, call *c, const char *path, const char *body, size_t len, size_t piece,
+                       const char *decoded_len, const char *seed)
+{
+    rd_headers h;
+    rd_headers_init(&h);
+    rd_headers_add(&h, "x-amz-content-sha256", "STREAMING-AWS4-HMAC-SHA256-PAYLOAD");
+    rd_headers_add(&h, "Content-Encoding", "aws-chunked");
+    rd_headers_add(&h, "X-Amz-Date", "20130524T000000Z");
+    if (decoded_len)
+        rd_headers_add(&h, "x-amz-decoded-content-length", decoded_len);
+    rd_emu_request req;
+    memset(&req, 0, sizeof req);
+    req.method = "PUT";
+    req.path = path;
+    req.query = "";
+    req.headers = &h;
+    req.body = "";
+    req.account_id = "000000000000";
+    req.principal_arn = g_principal;
+    req.access_key_id = "AKIAIOSFODNN7EXAMPLE";
+    req.region = "us-east-1";
+    req.request_id = "REQ-1";
+    req.host = "localhost:9000";
+    req.signature = seed;
+    req.secret_access_key = EX_SECRET;
+    rd_emu_response_init(&c->resp);
+    rd_emu_s3_upload *u = NULL;
+    rd_emu_s3_route route = rd_emu_s3_upload_begin(f->emu, f->st, &req, &c->resp, &u);
+    if (route == RD_EMU_S3_STREAM) {
+        static const size_t odd[] = { 1, 7, 90, 3, 4099, 2, 65, 13, 20000, 1, 1, 31 };
+        for (size_t i = 0, k = 0; i < len; k++) {
+            size_t n = piece ? piece : odd[k % (sizeof odd / sizeof *odd)];
+            if (n > len - i)
+                n = len - i;
+            rd_emu_s3_upload_write(u, body + i, n);
+            i += n;
+        }
+        rd_emu_s3_upload_finish(u, &c->resp);
+    }
+    rd_headers_free(&h);
+    c->doc = c->resp.body.len ? xmlReadMemory(c->resp.body.data, (int)c->resp.body.len, "r.xml", NULL, XML_PARSE_NONET)
+                              : NULL;
+    assert_string_equal(rd_headers_get(&c->resp.headers, "x-amz-request-id"), "REQ-1");
+}
+
+static void assert_gone(fixture *f, const char *path)
+{
+    call c;
+    do_call(f, &c, "GET", path, "", NULL, NULL);
+    assert_error(&c, 404, "NoSuchKey");
+    call_free(&c);
+}
+
+/* Signed aws-chunked (STREAMING-AWS4-HMAC-SHA256-PAYLOAD): every chunk's signature is verified as the body
+ * streams; any bad chunk, bad framing or short body is refused and nothing is stored. */
+static void test_signed_aws_chunked(void **state)
+{
+    fixture *f = *state;
+    put_simple(f, "/sig", NULL);
+    call c;
+    rd_buf ex;
+    example_body(&ex);
+    char want_md5[40];
+    {
+        unsigned char md[16];
+        unsigned int n = 0;
+        char *a = malloc(66560);
+        memset(a, 'a', 66560);
+        EVP_Digest(a, 66560, md, &n, EVP_md5(), NULL);
+        free(a);
+        want_md5[0] = '"';
+        for (int i = 0; i < 16; i++)
+            sprintf(want_md5 + 1 + 2 * i, "%02x", md[i]);
+        strcpy(want_md5 + 33, "\"");
+    }
+    /* the documented body, one byte at a time and in odd pieces */
+    const size_t pieces[] = { 1, 0, 66824 };
+    for (size_t i = 0; i < 3; i++) {
+        signed_put(f, &c, "/sig/chunkObject.txt", ex.data, ex.len, pieces[i], "66560", EX_SEED);
+        assert_int_equal(c.resp.status, 200);
+        assert_string_equal(rd_headers_get(&c.resp.headers, "ETag"), want_md5);
+        call_free(&c);
+    }
+    do_call(f, &c, "GET", "/sig/chunkObject.txt", "", NULL, NULL);
+    size_t len;
+    char *got = served(&c, &len);
+    assert_int_equal(len, 66560);
+    for (size_t i = 0; i < len; i++)
+        assert_int_equal(got[i], 'a');
+    free(got);
+    call_free(&c);
+
+    /* an object that is there stays when a new body is refused */
+    put_simple(f, "/sig/keep", "old");
+    const char *keys[] = { "/sig/keep", "/sig/new" };
+    for (size_t k = 0; k < 2; k++) {
+        /* one data byte flipped (first chunk, then second) */
+        size_t at[] = { 200, 65536 + 100 + 90 };
+        for (size_t i = 0; i < 2; i++) {
+            ex.data[at[i]] ^= 1;
+            signed_put(f, &c, keys[k], ex.data, ex.len, 0, "66560", EX_SEED);
+            assert_error(&c, 403, "SignatureDoesNotMatch");
+            call_free(&c);
+            ex.data[at[i]] ^= 1;
+        }
+        /* a wrong final signature */
+        ex.data[ex.len - 10] = ex.data[ex.len - 10] == '0' ? '1' : '0';
+        signed_put(f, &c, keys[k], ex.data, ex.len, 0, "66560", EX_SEED);
+        assert_error(&c, 403, "SignatureDoesNotMatch");
+        call_free(&c);
+        memcpy(ex.data + ex.len - 68, "b6c6ea8a5354eaf15b3cb7646744f4275b71ea724fed81ceb9323e279d449df9", 64);
+        /* another seed (the chain starts from the request's signature) */
+        signed_put(f, &c, keys[k], ex.data, ex.len, 0, "66560",
+                   "0000000000000000000000000000000000000000000000000000000000000000");
+        assert_error(&c, 403, "SignatureDoesNotMatch");
+        call_free(&c);
+        /* truncated: before the final chunk, inside it, without its last CRLF */
+        size_t cuts[] = { 65536 + 90, ex.len - 40, ex.len - 2, ex.len - 1 };
+        for (size_t i = 0; i < 4; i++) {
+            signed_put(f, &c, keys[k], ex.data, cuts[i], 0, "66560", EX_SEED);
+            assert_error(&c, 400, "IncompleteBody");
+            call_free(&c);
+        }
+        /* a decoded length that disagrees (more or less data than declared), or none */
+        signed_put(f, &c, keys[k], ex.data, ex.len, 0, "66561", EX_SEED);
+        assert_error(&c, 400, "IncompleteBody");
+        call_free(&c);
+        signed_put(f, &c, keys[k], ex.data, ex.len, 0, "65536", EX_SEED);
+        assert_error(&c, 400, "IncompleteBody");
+        call_free(&c);
+        signed_put(f, &c, keys[k], ex.data, ex.len, 0, NULL, EX_SEED);
+        assert_error(&c, 411, "MissingContentLength");
+        call_free(&c);
+    }
+    do_call(f, &c, "GET", "/sig/keep", "", NULL, NULL);
+    got = served(&c, &len);
+    assert_int_equal(len, 3);
+    assert_memory_equal(got, "old", 3);
+    free(got);
+    call_free(&c);
+    assert_gone(f, "/sig/new");
+
+    /* framing: a chunk without its signature, bytes after the end, a chunk over 16 MiB, a header line over
+     * the cap */
+    rd_buf b;
+    const size_t two[] = { 8192, 5 };
+    signed_body(&b, two, 2, EX_SEED);
+    signed_put(f, &c, "/sig/two", b.data, b.len, 0, "8197", EX_SEED);
+    assert_int_equal(c.resp.status, 200); /* the last data chunk may be small */
+    call_free(&c);
+    rd_buf_puts(&b, "x");
+    signed_put(f, &c, "/sig/bad", b.data, b.len, 0, "8197", EX_SEED);
+    assert_error(&c, 400, "IncompleteBody");
+    call_free(&c);
+    rd_buf_free(&b);
+    const char *bad[] = { "5\r\nhello\r\n0\r\n\r\n",
+                          "1000001;chunk-signature=ad80c730a21e5b8d04586a2213dd63b9a0e99e0e2307b0ade35a65485a288648\r\n",
+                          "5;chunk-signature=ad80c730a21e5b8d04586a2213dd63b9a0e99e0e2307b0ade35a65485a2886\r\nhello" };
+    for (size_t i = 0; i < sizeof bad / sizeof *bad; i++) {
+        signed_put(f, &c, "/sig/bad", bad[i], strlen(bad[i]), 0, "5", EX_SEED);
+        assert_error(&c, 400, "IncompleteBody");
+        call_free(&c);
+    }
+    char *long_line = malloc(5001);
+    memset(long_line, '0', 5000);
+    long_line[5000] = '\0';
+    signed_put(f, &c, "/sig/bad", long_line, 5000, 0, "5", EX_SEED);
+    assert_error(&c, 400, "IncompleteBody");
+    call_free(&c);
+    free(long_line);
+    /* S3: only the last chunk may hold less than 8 KiB */
+    const size_t small[] = { 5, 5 };
+    signed_body(&b, small, 2, EX_SEED);
+    signed_put(f, &c, "/sig/bad", b.data, b.len, 0, "10", EX_SEED);
+    assert_error(&c, 403, "InvalidChunkSizeError");
+    call_free(&c);
+    rd_buf_free(&b);
+    assert_gone(f, "/sig/bad");
+    rd_buf_free(&ex);
 }
 
 static void test_virtual_hosted(void **state)
@@ -1304,6 +1536,7 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_aws_chunked, setup, teardown),
         cmocka_unit_test_setup_teardown(test_payload_hash, setup, teardown),
         cmocka_unit_test_setup_teardown(test_streamed_upload, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_signed_aws_chunked, setup, teardown),
         cmocka_unit_test_setup_teardown(test_virtual_hosted, setup, teardown),
         cmocka_unit_test_setup_teardown(test_list_objects, setup, teardown),
         cmocka_unit_test_setup_teardown(test_encoding_type_url, setup, teardown),
