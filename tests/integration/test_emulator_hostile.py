@@ -2,6 +2,8 @@
 bodies, many idle connections, every documented fault at probability 1, stray scratch files from a crash,
 and dollar-quoted SQL inside UNLOAD. Raw requests are signed with botocore's own signer (the independent
 witness) and sent over plain sockets so that headers and bodies can disagree."""
+import hashlib
+import hmac
 import http.client
 import json
 import os
@@ -45,6 +47,24 @@ def signed_headers(emu, method, path, body, service="s3", secret="test", headers
         auth = botocore.auth.S3SigV4Auth if service == "s3" else botocore.auth.SigV4Auth
         auth(creds, service, "us-east-1").add_auth(req)
     return dict(req.headers.items())
+
+
+def aws_chunked_body(headers, secret, chunks):
+    """A STREAMING-AWS4-HMAC-SHA256-PAYLOAD body, written from AWS's "Transferring Payload in Multiple Chunks":
+    each chunk signed over the previous signature, seeded by the request's own."""
+    seed = headers["Authorization"].rsplit("Signature=", 1)[1]
+    amz_date = headers["X-Amz-Date"]
+    scope = "%s/us-east-1/s3/aws4_request" % amz_date[:8]
+    key = ("AWS4" + secret).encode()
+    for part in (amz_date[:8], "us-east-1", "s3", "aws4_request"):
+        key = hmac.new(key, part.encode(), hashlib.sha256).digest()
+    out, prev = [], seed
+    for chunk in list(chunks) + [b""]:
+        to_sign = "\n".join(["AWS4-HMAC-SHA256-PAYLOAD", amz_date, scope, prev, hashlib.sha256(b"").hexdigest(),
+                             hashlib.sha256(chunk).hexdigest()])
+        prev = hmac.new(key, to_sign.encode(), hashlib.sha256).hexdigest()
+        out.append(b"%x;chunk-signature=%s\r\n%s\r\n" % (len(chunk), prev.encode(), chunk))
+    return b"".join(out)
 
 
 def send(emu, method, path, body, headers):
@@ -115,17 +135,29 @@ class HostileClientsTest(unittest.TestCase):
         got = client(self.emu, "s3").get_object(Bucket=BUCKET, Key="tampered")["Body"].read()
         self.assertEqual(got, b"the body that was signed")
 
-    def test_signed_aws_chunked_is_refused_clearly(self):
-        path = "/%s/chunked" % BUCKET
-        # botocore's base signer signs the X-Amz-Content-SHA256 it is given (its S3 signer would replace it)
-        h = signed_headers(self.emu, "PUT", path, b"", service="s3-streaming", headers={
-            "X-Amz-Content-SHA256": "STREAMING-AWS4-HMAC-SHA256-PAYLOAD", "Content-Encoding": "aws-chunked",
-            "x-amz-decoded-content-length": "5"})
-        status, body = send(self.emu, "PUT", path, b"5;chunk-signature=" + b"0" * 64 + b"\r\nhello\r\n0\r\n\r\n", h)
-        self.assertEqual(status, 501, body)
-        self.assertIn("signed aws-chunked", body)
+    def test_signed_aws_chunked_is_verified_chunk_by_chunk(self):
+        data = os.urandom(65536 + 4464)
+
+        def upload(key, tamper=False):
+            path = "/%s/%s" % (BUCKET, key)
+            # botocore's base signer signs the X-Amz-Content-SHA256 it is given (its S3 signer would replace it)
+            h = signed_headers(self.emu, "PUT", path, b"", service="s3-streaming", headers={
+                "X-Amz-Content-SHA256": "STREAMING-AWS4-HMAC-SHA256-PAYLOAD", "Content-Encoding": "aws-chunked",
+                "x-amz-decoded-content-length": str(len(data))})
+            body = bytearray(aws_chunked_body(h, "test", [data[:65536], data[65536:]]))
+            if tamper:
+                body[len(body) // 2] ^= 1  # one data byte of the first chunk
+            return send(self.emu, "PUT", path, bytes(body), h)
+
+        status, body = upload("chunked")
+        self.assertEqual(status, 200, body)
+        s3 = client(self.emu, "s3")
+        self.assertEqual(s3.get_object(Bucket=BUCKET, Key="chunked")["Body"].read(), data)
+        status, body = upload("chunked-tampered", tamper=True)
+        self.assertEqual(status, 403, body)
+        self.assertIn("<Code>SignatureDoesNotMatch</Code>", body)
         with self.assertRaises(botocore.exceptions.ClientError):
-            client(self.emu, "s3").head_object(Bucket=BUCKET, Key="chunked")
+            s3.head_object(Bucket=BUCKET, Key="chunked-tampered")
 
     def test_put_body_streams_to_disk(self):
         pid = self.emu.proc.pid
