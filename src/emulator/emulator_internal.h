@@ -9,7 +9,7 @@
 #include "emulator/emulator.h"
 #include "emulator/faults.h"
 #include "emulator/form.h"
-#include "emulator/identities.h"
+#include "emulator/iam/identities.h"
 
 struct MHD_Daemon;
 struct rd_s3_store;

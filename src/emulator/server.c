@@ -16,10 +16,10 @@
 #include <time.h>
 #include <unistd.h>
 
-#include "emulator/auth.h"
+#include "emulator/iam/auth.h"
 #include "emulator/emulator_internal.h"
 #include "emulator/replies.h"
-#include "emulator/s3_store.h"
+#include "emulator/s3/s3_store.h"
 #include "redduck/emulator.h"
 
 /* Limits that keep the emulator responsive when a client misbehaves. Bodies of the JSON and query APIs (and

@@ -5,7 +5,7 @@
 #include <stdint.h>
 #include <stdlib.h>
 
-#include "emulator/aws_chunked.h"
+#include "emulator/s3/aws_chunked.h"
 
 typedef struct sink_state {
     uint64_t got;

@@ -5,7 +5,7 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "emulator/dialect.h"
+#include "emulator/redshift/dialect.h"
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 {

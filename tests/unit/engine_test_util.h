@@ -11,9 +11,9 @@
 #include <unistd.h>
 
 #include "emulator/emulator.h"
-#include "emulator/engine.h"
-#include "emulator/engine_internal.h"
-#include "emulator/s3_store.h"
+#include "emulator/redshift/engine.h"
+#include "emulator/redshift/engine_internal.h"
+#include "emulator/s3/s3_store.h"
 
 typedef struct test_env {
     char dir[256];

@@ -8,7 +8,7 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "emulator/dialect.h"
+#include "emulator/redshift/dialect.h"
 
 static char *rewrite(const char *sql, char ***names, size_t *n)
 {

@@ -10,7 +10,7 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "emulator/auth.h"
+#include "emulator/iam/auth.h"
 #include "redduck/sigv4.h"
 
 #define NOW 1764000000

@@ -11,7 +11,7 @@
 
 #include "emulator/faults.h"
 #include "emulator/form.h"
-#include "emulator/identities.h"
+#include "emulator/iam/identities.h"
 
 static char *write_temp(const char *text)
 {

@@ -22,8 +22,8 @@
 #include "emulator/emulator.h"
 #include "emulator/emulator_internal.h"
 #include "emulator/form.h"
-#include "emulator/identities.h"
-#include "emulator/s3_store.h"
+#include "emulator/iam/identities.h"
+#include "emulator/s3/s3_store.h"
 #include "redduck/sigv4.h"
 
 #define S3_NS "http://s3.amazonaws.com/doc/2006-03-01/"

@@ -16,7 +16,7 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
-#include "emulator/s3_store.h"
+#include "emulator/s3/s3_store.h"
 
 typedef struct fixture {
     char dir[64];

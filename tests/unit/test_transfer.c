@@ -15,7 +15,7 @@
 #include <openssl/evp.h>
 
 #include "emulator/emulator_internal.h"
-#include "emulator/s3_store.h"
+#include "emulator/s3/s3_store.h"
 #include "ingest/transfer.h"
 #include "redduck/emulator.h"
 #include "redduck/sigv4.h"

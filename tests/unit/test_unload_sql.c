@@ -10,7 +10,7 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "emulator/dialect.h"
+#include "emulator/redshift/dialect.h"
 #include "ingest/unload_sql.h"
 
 static void test_tricky_queries_round_trip(void **state)

@@ -1,5 +1,5 @@
 /* auth.c — SigV4 verification for the emulator (see auth.h). Uses the one signer (redduck/sigv4.h). */
-#include "emulator/auth.h"
+#include "emulator/iam/auth.h"
 
 #include <stdio.h>
 #include <stdlib.h>

@@ -1,7 +1,7 @@
 /* unload.c — UNLOAD as Redshift does it: checks (outer LIMIT, role, bucket, non-empty prefix, Parquet
  * types), the query materialised once, files per slice split at MAXFILESIZE written by DuckDB's COPY, then
  * published into the S3 store with the manifest. Does not parse (dialect.c) nor own the store. */
-#include "emulator/engine_internal.h"
+#include "emulator/redshift/unload.h"
 
 #ifdef RD_HAVE_DUCKDB
 
@@ -14,7 +14,10 @@
 #include <unistd.h>
 
 #include "emulator/emulator.h"
-#include "emulator/s3_store.h"
+#include "emulator/redshift/dialect.h"
+#include "emulator/redshift/duck_redshift.h"
+#include "emulator/s3/s3_store.h"
+#include "redduck/buf.h"
 
 #define RD_UNLOAD_DEFAULT_MAX ((uint64_t)(6.2 * 1024 * 1024 * 1024))
 
@@ -32,7 +35,7 @@ typedef struct unload_file {
 } unload_file;
 
 typedef struct unload_ctx {
-    rd_emu_engine *eng;
+    const rd_emu_unload_env *env;
     duckdb_connection conn;
     rd_unload_spec *spec;
     char table[64];
@@ -188,10 +191,8 @@ static rd_status write_range(unload_ctx *u, const char *filter, const char *key_
     if (len <= 0)
         return RD_OK;
     rd_buf path = RD_BUF_INIT;
-    pthread_mutex_lock(&u->eng->mu);
-    unsigned long long n = ++u->eng->tmp_counter;
-    pthread_mutex_unlock(&u->eng->mu);
-    rd_buf_printf(&path, "%s/tmp/unload-%d-%llu", u->eng->data_dir, (int)getpid(), n);
+    unsigned long long n = u->env->next_tmp(u->env->ctx);
+    rd_buf_printf(&path, "%s/tmp/unload-%d-%llu", u->env->data_dir, (int)getpid(), n);
     uint64_t size = 0;
     rd_status st = copy_range(u, filter, off, len, rd_buf_cstr(&path), &size);
     if (st == RD_OK && size > u->max_size && len > 1) {
@@ -221,7 +222,7 @@ static rd_status write_range(unload_ctx *u, const char *filter, const char *key_
     memset(&info, 0, sizeof info);
     rd_error serr;
     rd_error_clear(&serr);
-    if (rd_s3_store_put_file(u->eng->store, u->spec->bucket, rd_buf_cstr(&key), rd_buf_cstr(&path),
+    if (rd_s3_store_put_file(u->env->store, u->spec->bucket, rd_buf_cstr(&key), rd_buf_cstr(&path),
                              u->spec->format == RD_UNLOAD_PARQUET ? "application/octet-stream" : "text/plain", &info,
                              &serr) != RD_OK) {
         unlink(rd_buf_cstr(&path));
@@ -252,7 +253,7 @@ static rd_status write_group(unload_ctx *u, const char *filter, const char *key_
         int part = 0;
         return write_range(u, filter, key_prefix, -1, &part, 0, rows);
     }
-    int slices = u->eng->slices;
+    int slices = u->env->slices;
     for (int s = 0; s < slices && st == RD_OK; s++) {
         int64_t from = rows * s / slices, to = rows * (s + 1) / slices;
         int part = 0;
@@ -390,7 +391,7 @@ static rd_status write_manifest(unload_ctx *u)
     rd_error serr;
     rd_error_clear(&serr);
     rd_status st = RD_OK;
-    if (rd_s3_store_put(u->eng->store, u->spec->bucket, rd_buf_cstr(&key), text, strlen(text), "application/json",
+    if (rd_s3_store_put(u->env->store, u->spec->bucket, rd_buf_cstr(&key), text, strlen(text), "application/json",
                         NULL, &serr) != RD_OK)
         st = rd_error_set(u->err, RD_E_REMOTE, "ERROR: S3ServiceException:%s,Status 500,Error %s", serr.message,
                           serr.aws_code[0] ? serr.aws_code : "InternalError");
@@ -404,21 +405,21 @@ static rd_status check_destination(unload_ctx *u, const char *role)
     rd_unload_spec *s = u->spec;
     rd_error serr;
     rd_error_clear(&serr);
-    if (rd_s3_store_head_bucket(u->eng->store, s->bucket, NULL, &serr) != RD_OK)
+    if (rd_s3_store_head_bucket(u->env->store, s->bucket, NULL, &serr) != RD_OK)
         return rd_error_set(u->err, RD_E_REMOTE,
                             "ERROR: S3ServiceException:The specified bucket does not exist,Status 404,Error "
                             "NoSuchBucket,Bucket %s",
                             s->bucket);
     rd_s3_listing l;
     memset(&l, 0, sizeof l);
-    if (rd_s3_store_list(u->eng->store, s->bucket, s->prefix, NULL, NULL, s->clean_path ? 1000 : 1, &l, &serr) != RD_OK)
+    if (rd_s3_store_list(u->env->store, s->bucket, s->prefix, NULL, NULL, s->clean_path ? 1000 : 1, &l, &serr) != RD_OK)
         return rd_error_set(u->err, RD_E_REMOTE, "ERROR: S3ServiceException:%s,Status 500", serr.message);
     rd_status st = RD_OK;
     if (l.object_count > 0 && s->clean_path) {
         char *res = NULL;
         if (asprintf(&res, "arn:aws:s3:::%s/%s*", s->bucket, s->prefix) < 0)
             res = NULL;
-        int ok = res && rd_emu_role_allowed(u->eng->emu, role, "s3:DeleteObject", res);
+        int ok = res && rd_emu_role_allowed(u->env->emu, role, "s3:DeleteObject", res);
         free(res);
         if (!ok) {
             rd_s3_listing_free(&l);
@@ -427,12 +428,12 @@ static rd_status check_destination(unload_ctx *u, const char *role)
         }
         for (;;) {
             for (size_t i = 0; i < l.object_count && st == RD_OK; i++)
-                if (rd_s3_store_delete(u->eng->store, s->bucket, l.objects[i].key, &serr) != RD_OK)
+                if (rd_s3_store_delete(u->env->store, s->bucket, l.objects[i].key, &serr) != RD_OK)
                     st = rd_error_set(u->err, RD_E_REMOTE, "ERROR: S3ServiceException:%s,Status 500", serr.message);
             int more = l.truncated && st == RD_OK;
             rd_s3_listing_free(&l);
             memset(&l, 0, sizeof l);
-            if (!more || rd_s3_store_list(u->eng->store, s->bucket, s->prefix, NULL, NULL, 1000, &l, &serr) != RD_OK)
+            if (!more || rd_s3_store_list(u->env->store, s->bucket, s->prefix, NULL, NULL, 1000, &l, &serr) != RD_OK)
                 break;
             if (l.object_count == 0)
                 break;
@@ -446,8 +447,8 @@ static rd_status check_destination(unload_ctx *u, const char *role)
     return st;
 }
 
-rd_status rd_emu_unload_run(rd_emu_engine *eng, rd_emu_stmt *stmt, duckdb_connection conn, const char *sql,
-                            int64_t *rows_out, rd_error *err)
+rd_status rd_emu_unload_run(const rd_emu_unload_env *env, duckdb_connection conn, const char *sql, int64_t *rows_out,
+                            rd_error *err)
 {
     rd_unload_spec spec;
     rd_status st = rd_unload_parse(sql, &spec, err);
@@ -457,7 +458,7 @@ rd_status rd_emu_unload_run(rd_emu_engine *eng, rd_emu_stmt *stmt, duckdb_connec
     }
     unload_ctx u;
     memset(&u, 0, sizeof u);
-    u.eng = eng;
+    u.env = env;
     u.conn = conn;
     u.spec = &spec;
     u.err = err;
@@ -478,25 +479,23 @@ rd_status rd_emu_unload_run(rd_emu_engine *eng, rd_emu_stmt *stmt, duckdb_connec
                           spec.bzip2 ? "with BZIP2" : "to JSON");
         goto done;
     }
-    if (!eng->store) {
+    if (!env->store) {
         st = rd_error_set(err, RD_E_REMOTE, "ERROR: UNLOAD needs the emulator's S3 store");
         goto done;
     }
-    pthread_mutex_lock(&eng->mu);
     if (strcmp(spec.iam_role, "default") == 0)
-        role = eng->default_role ? strdup(eng->default_role) : eng->emu ? NULL : strdup("default");
+        role = env->default_role(env->ctx);
     else
         role = strdup(spec.iam_role);
-    pthread_mutex_unlock(&eng->mu);
     if (!role) {
         st = rd_error_set(err, RD_E_REMOTE, "ERROR: No default IAM role is set for this %s",
-                          stmt->is_cluster ? "cluster" : "workgroup");
+                          env->is_cluster ? "cluster" : "workgroup");
         goto done;
     }
     char *res = NULL;
     if (asprintf(&res, "arn:aws:s3:::%s/%s*", spec.bucket, spec.prefix) < 0)
         res = NULL;
-    int allowed = res && rd_emu_role_allowed(eng->emu, role, "s3:PutObject", res);
+    int allowed = res && rd_emu_role_allowed(env->emu, role, "s3:PutObject", res);
     free(res);
     if (!allowed) {
         st = rd_error_set(err, RD_E_REMOTE,
@@ -515,9 +514,7 @@ rd_status rd_emu_unload_run(rd_emu_engine *eng, rd_emu_stmt *stmt, duckdb_connec
         st = rd_error_set(err, RD_E_REMOTE, "%s", rerr.message);
         goto done;
     }
-    pthread_mutex_lock(&eng->mu);
-    snprintf(u.table, sizeof u.table, "rd_unload_%llu", (unsigned long long)++eng->tmp_counter);
-    pthread_mutex_unlock(&eng->mu);
+    snprintf(u.table, sizeof u.table, "rd_unload_%llu", env->next_tmp(env->ctx));
     rd_buf ctas = RD_BUF_INIT;
     rd_buf_printf(&ctas, "CREATE TEMP TABLE %s AS ", u.table);
     rd_buf_puts(&ctas, rd_buf_cstr(&q));

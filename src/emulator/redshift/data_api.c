@@ -9,7 +9,7 @@
 #include <string.h>
 
 #include "emulator/emulator.h"
-#include "emulator/engine_internal.h"
+#include "emulator/redshift/engine_internal.h"
 #include "emulator/replies.h"
 
 #ifdef RD_HAVE_DUCKDB

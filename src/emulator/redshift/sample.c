@@ -1,7 +1,7 @@
 /* sample.c — the built-in sample data: a deterministic generator (DuckDB SQL over range(N), every value a
  * hash of (row, seed, column)) so the demo and benchmarks need nothing downloaded. The same spec and seed
  * give the same table on any machine with the pinned DuckDB. */
-#include "emulator/engine_internal.h"
+#include "emulator/redshift/engine_internal.h"
 
 #include <stdio.h>
 #include <stdlib.h>

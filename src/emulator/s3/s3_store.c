@@ -5,7 +5,7 @@
  * to a fresh data file, then renames a new sidecar over the old one (the commit point) and unlinks the old
  * data file; leftovers of a crash are swept at open. An in-memory index per bucket (sorted by key bytes)
  * serves listing and lookups; one rwlock guards the whole index. Does not own the S3 REST API (s3_api.c). */
-#include "emulator/s3_store.h"
+#include "emulator/s3/s3_store.h"
 
 #include <dirent.h>
 #include <errno.h>

@@ -1,5 +1,5 @@
-/* engine_internal.h — the engine's statement registry, shared by engine.c, unload.c, sample.c and
- * data_api.c. Fields of a statement change only under eng->mu; a FINISHED statement's result is
+/* engine_internal.h — the engine's statement registry, shared by engine.c, sample.c and data_api.c
+ * (unload.c sees only unload.h). Fields of a statement change only under eng->mu; a FINISHED statement's result is
  * immutable and may be read without the lock. */
 #ifndef RD_EMULATOR_ENGINE_INTERNAL_H
 #define RD_EMULATOR_ENGINE_INTERNAL_H
@@ -7,8 +7,9 @@
 #include <pthread.h>
 #include <stdint.h>
 
-#include "emulator/dialect.h"
-#include "emulator/engine.h"
+#include "emulator/redshift/dialect.h"
+#include "emulator/redshift/duck_redshift.h"
+#include "emulator/redshift/engine.h"
 #include "redduck/buf.h"
 
 #ifdef RD_HAVE_DUCKDB
@@ -38,15 +39,6 @@ typedef struct rd_emu_warehouse {
 #endif
     struct rd_emu_warehouse *next;
 } rd_emu_warehouse;
-
-/* One column of a result, as Redshift describes it. */
-typedef struct rd_emu_column {
-    char *name;
-    const char *type_name; /* static: "int4", "varchar", ... */
-    int duck_type;         /* duckdb_type */
-    int precision, scale;
-    int is_signed, is_case_sensitive;
-} rd_emu_column;
 
 typedef struct rd_emu_stmt {
     char id[48];
@@ -124,13 +116,6 @@ rd_status rd_emu_engine_warehouse(rd_emu_engine *eng, int is_cluster, const char
                                   rd_emu_warehouse **out, rd_error *err);
 /* A new connection with the session settings (UTC, search_path public). */
 rd_status rd_emu_engine_connect(rd_emu_warehouse *wh, duckdb_connection *out, rd_error *err);
-/* Runs an UNLOAD on conn (unload.c). Sets *rows to the rows unloaded. The error message is Redshift's. */
-rd_status rd_emu_unload_run(rd_emu_engine *eng, rd_emu_stmt *stmt, duckdb_connection conn, const char *sql,
-                            int64_t *rows, rd_error *err);
-/* DuckDB's error text as Redshift words it ("ERROR: relation \"x\" does not exist"); malloc'd. */
-char *rd_emu_redshift_error(const char *duck);
-/* Describes a DuckDB column the way Redshift does. */
-void rd_emu_column_describe(duckdb_logical_type t, rd_emu_column *col);
 /* Renders a page of a finished statement's result as Data API records / column metadata (data_api.c). */
 #endif
 

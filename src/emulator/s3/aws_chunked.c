@@ -1,7 +1,7 @@
 /* aws_chunked.c — aws-chunked body decoding and chunk signature checks (see aws_chunked.h). A small state
  * machine: a line (chunk header or trailer) is gathered up to its LF within RD_EMU_CHUNK_LINE_MAX, data is
  * handed to the sink as it comes, and each signed chunk is verified when its last byte has arrived. */
-#include "emulator/aws_chunked.h"
+#include "emulator/s3/aws_chunked.h"
 
 #include <stdlib.h>
 #include <string.h>

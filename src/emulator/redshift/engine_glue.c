@@ -2,7 +2,7 @@
  * the workgroups and clusters the identities config names, sets the role `IAM_ROLE default` stands for,
  * and creates the requested sample tables. */
 #include "emulator/emulator_internal.h"
-#include "emulator/engine.h"
+#include "emulator/redshift/engine.h"
 #include "redduck/emulator.h"
 
 rd_status rd_emu_engine_setup(rd_emu *emu, const struct rd_emulator_options *opts, rd_error *err)

@@ -16,11 +16,11 @@
 #include <time.h>
 #include <unistd.h>
 
-#include "emulator/aws_chunked.h"
+#include "emulator/s3/aws_chunked.h"
 #include "emulator/emulator.h"
 #include "emulator/form.h"
 #include "emulator/replies.h"
-#include "emulator/s3_store.h"
+#include "emulator/s3/s3_store.h"
 #include "redduck/sigv4.h"
 
 #define S3_XMLNS "http://s3.amazonaws.com/doc/2006-03-01/"

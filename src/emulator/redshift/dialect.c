@@ -1,6 +1,6 @@
 /* dialect.c — the Redshift SQL dialect on DuckDB: tokenizer, rewrite into DuckDB SQL, UNLOAD parse.
  * Owns only text transformations; executing the SQL is engine.c's job, writing UNLOAD files unload.c's. */
-#include "emulator/dialect.h"
+#include "emulator/redshift/dialect.h"
 
 #include <ctype.h>
 #include <errno.h>

@@ -6,7 +6,7 @@
 
 #include <time.h>
 
-#include "emulator/identities.h"
+#include "emulator/iam/identities.h"
 #include "redduck/headers.h"
 
 typedef enum rd_emu_auth_result {

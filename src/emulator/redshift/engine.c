@@ -1,7 +1,8 @@
 /* engine.c — the emulator's Redshift: warehouses (a DuckDB file per target and database), the statement
  * registry and its state machine, worker threads, cancellation and the per-target cap on active statements.
  * UNLOAD lives in unload.c, sample data in sample.c, the dialect in dialect.c, the JSON API in data_api.c. */
-#include "emulator/engine_internal.h"
+#include "emulator/redshift/engine_internal.h"
+#include "emulator/redshift/unload.h"
 
 #include <ctype.h>
 #include <errno.h>
@@ -303,87 +304,6 @@ done:
     return st;
 }
 
-/* DuckDB's error text as Redshift would word it: "ERROR: relation "x" does not exist". */
-char *rd_emu_redshift_error(const char *duck)
-{
-    rd_buf b = RD_BUF_INIT;
-    if (!duck)
-        duck = "unknown error";
-    if (strncmp(duck, "ERROR: ", 7) == 0) {
-        rd_buf_append(&b, duck, strcspn(duck, "\n"));
-        return rd_buf_detach(&b);
-    }
-    const char *msg = duck;
-    const char *colon = strstr(duck, " Error: ");
-    if (colon && (size_t)(colon - duck) < 40)
-        msg = colon + 8;
-    size_t len = strcspn(msg, "\n");
-    const char *tn = "Table with name ";
-    if (strncmp(msg, tn, strlen(tn)) == 0 && strstr(msg, " does not exist")) {
-        const char *name = msg + strlen(tn);
-        size_t nlen = (size_t)(strstr(name, " does not exist") - name);
-        rd_buf_puts(&b, "ERROR: relation \"");
-        for (size_t i = 0; i < nlen; i++)
-            rd_buf_putc(&b, (char)tolower((unsigned char)name[i]));
-        rd_buf_puts(&b, "\" does not exist");
-    } else {
-        rd_buf_puts(&b, "ERROR: ");
-        rd_buf_append(&b, msg, len);
-    }
-    return rd_buf_detach(&b);
-}
-
-void rd_emu_column_describe(duckdb_logical_type t, rd_emu_column *col)
-{
-    duckdb_type id = duckdb_get_type_id(t);
-    col->duck_type = (int)id;
-    col->precision = 0;
-    col->scale = 0;
-    col->is_signed = 0;
-    col->is_case_sensitive = 0;
-    switch (id) {
-    case DUCKDB_TYPE_BOOLEAN: col->type_name = "bool"; col->precision = 1; break;
-    case DUCKDB_TYPE_TINYINT:
-    case DUCKDB_TYPE_SMALLINT:
-    case DUCKDB_TYPE_UTINYINT: col->type_name = "int2"; col->precision = 5; col->is_signed = 1; break;
-    case DUCKDB_TYPE_INTEGER:
-    case DUCKDB_TYPE_USMALLINT: col->type_name = "int4"; col->precision = 10; col->is_signed = 1; break;
-    case DUCKDB_TYPE_BIGINT:
-    case DUCKDB_TYPE_UINTEGER: col->type_name = "int8"; col->precision = 19; col->is_signed = 1; break;
-    case DUCKDB_TYPE_UBIGINT:
-    case DUCKDB_TYPE_HUGEINT:
-    case DUCKDB_TYPE_UHUGEINT: col->type_name = "numeric"; col->precision = 38; col->is_signed = 1; break;
-    case DUCKDB_TYPE_DECIMAL:
-        col->type_name = "numeric";
-        col->precision = duckdb_decimal_width(t);
-        col->scale = duckdb_decimal_scale(t);
-        col->is_signed = 1;
-        break;
-    case DUCKDB_TYPE_FLOAT: col->type_name = "float4"; col->precision = 8; col->scale = 8; col->is_signed = 1; break;
-    case DUCKDB_TYPE_DOUBLE: col->type_name = "float8"; col->precision = 17; col->scale = 17; col->is_signed = 1; break;
-    case DUCKDB_TYPE_DATE: col->type_name = "date"; col->precision = 13; break;
-    case DUCKDB_TYPE_TIME: col->type_name = "time"; col->precision = 15; col->scale = 6; break;
-    case DUCKDB_TYPE_TIME_TZ: col->type_name = "timetz"; col->precision = 21; col->scale = 6; break;
-    case DUCKDB_TYPE_TIMESTAMP:
-    case DUCKDB_TYPE_TIMESTAMP_S:
-    case DUCKDB_TYPE_TIMESTAMP_MS:
-    case DUCKDB_TYPE_TIMESTAMP_NS: col->type_name = "timestamp"; col->precision = 29; col->scale = 6; break;
-    case DUCKDB_TYPE_TIMESTAMP_TZ: col->type_name = "timestamptz"; col->precision = 35; col->scale = 6; break;
-    case DUCKDB_TYPE_BLOB: col->type_name = "varbyte"; col->precision = 64000; break;
-    case DUCKDB_TYPE_VARCHAR:
-    default: {
-        /* SUPER is kept as DuckDB's JSON (a VARCHAR with that alias) */
-        char *alias = duckdb_logical_type_get_alias(t);
-        int super = alias && strcmp(alias, "JSON") == 0;
-        duckdb_free(alias);
-        col->type_name = super ? "super" : "varchar";
-        col->precision = super ? 4194304 : 256;
-        col->is_case_sensitive = 1;
-        break;
-    }
-    }
-}
-
 static void set_columns(rd_emu_stmt *s)
 {
     idx_t n = duckdb_column_count(&s->result);
@@ -434,6 +354,25 @@ static int64_t result_row_count(duckdb_result r, int64_t *bytes)
     return rows;
 }
 
+/* UNLOAD's view of the engine (unload.h): the default role and temp-name numbers, under eng->mu. */
+static char *unload_default_role(void *ctx)
+{
+    rd_emu_engine *eng = ctx;
+    pthread_mutex_lock(&eng->mu);
+    char *role = eng->default_role ? strdup(eng->default_role) : eng->emu ? NULL : strdup("default");
+    pthread_mutex_unlock(&eng->mu);
+    return role;
+}
+
+static unsigned long long unload_next_tmp(void *ctx)
+{
+    rd_emu_engine *eng = ctx;
+    pthread_mutex_lock(&eng->mu);
+    unsigned long long n = (unsigned long long)++eng->tmp_counter;
+    pthread_mutex_unlock(&eng->mu);
+    return n;
+}
+
 /* Runs one SQL text on conn; fills the statement's outcome fields (not its status). */
 static rd_status run_sql(rd_emu_engine *eng, rd_emu_stmt *top, rd_emu_stmt *s, duckdb_connection conn, rd_error *err)
 {
@@ -443,7 +382,15 @@ static rd_status run_sql(rd_emu_engine *eng, rd_emu_stmt *top, rd_emu_stmt *s, d
         return rd_error_set(err, RD_E_REMOTE, "ERROR: the statement failed (fault injected: data.execute.fail)");
     if (strcmp(first, "unload") == 0) {
         int64_t rows = 0;
-        rd_status st = rd_emu_unload_run(eng, s, conn, s->sql, &rows, err);
+        rd_emu_unload_env env = { .store = eng->store,
+                                  .emu = eng->emu,
+                                  .data_dir = eng->data_dir,
+                                  .slices = eng->slices,
+                                  .is_cluster = s->is_cluster,
+                                  .default_role = unload_default_role,
+                                  .next_tmp = unload_next_tmp,
+                                  .ctx = eng };
+        rd_status st = rd_emu_unload_run(&env, conn, s->sql, &rows, err);
         if (st == RD_OK) {
             s->result_rows = rows;
             s->result_size = 0;

@@ -1,5 +1,5 @@
 /* identities.c — the emulator's principals and policy (see identities.h). */
-#include "emulator/identities.h"
+#include "emulator/iam/identities.h"
 
 #include <fnmatch.h>
 #include <jansson.h>
