@@ -11,8 +11,10 @@
 #include <stddef.h>
 #include <stdint.h>
 
+#include "redduck/buf.h"
 #include "redduck/error.h"
 #include "redduck/session.h"
+#include "redduck/target.h"
 
 #ifdef __cplusplus
 extern "C" {
@@ -72,8 +74,8 @@ typedef struct rd_ingest_options {
     const char *filter;          /* SQL condition over the query's columns (incremental loads), or NULL */
     int append;                  /* 1: add the rows to the existing table (created if absent) */
     const char *unique_key;      /* with append: rows whose key is in the new rows are replaced (upsert) */
-    void *duckdb_database;       /* an open duckdb_database (duckdb.h) to load into instead of opening the
-                                    file named by `into` (the project runner shares one); NULL: open it */
+    rd_target *target;           /* the open DuckDB file named by `into` to load into (borrowed; the project
+                                    runner shares one, and its threads and memory limit apply); NULL: open it */
     long lock_timeout_s;         /* wait this long for another process to close the DuckDB file (checked before
                                     any Redshift work); 0: RD_INGEST_DEFAULT_LOCK_TIMEOUT; negative: do not wait */
 
@@ -110,6 +112,10 @@ rd_status rd_ingest(rd_session *s, const rd_ingest_options *o, rd_ingest_result 
  * history _redduck_runs and other bookkeeping live there); RD_OK otherwise. Every target table passes
  * here (`ingest --into`, a source's table_name in `run` and `run --check`). */
 rd_status rd_ingest_check_table_name(const char *table, rd_error *err);
+
+/* Appends to out the filter an incremental load sends: "column" > 'value', the column quoted as an
+ * identifier and the value as a Redshift literal (' and \ doubled). */
+void rd_ingest_filter_after(rd_buf *out, const char *column, const char *value);
 
 #ifdef __cplusplus
 }

@@ -56,8 +56,8 @@ typedef struct job {
     uint64_t manifest_rows;
     int have_manifest;
     char tmpdir[PATH_MAX];
-    rd_sink *sink;
-    rd_target tgt;            /* the DuckDB file, opened first to hold its lock (unless the caller shares one) */
+    rd_sink *sink;            /* the DuckDB table or the Parquet directory: the pipeline only calls its vtable */
+    rd_target *tgt;           /* the DuckDB file, opened first to hold its lock (unless the caller shares one) */
     int ledger_prefix, ledger_dir; /* 1 while the staging prefix / tmpdir is recorded in the target's ledger */
     int staging_cleaned;      /* 1 when cleanup_staging emptied the prefix */
     double t0, phase_t0;      /* monotonic seconds: job start, phase start */
@@ -88,15 +88,15 @@ static void phase_start(job *j)
     j->phase_t0 = rd_monotonic_seconds();
 }
 
-static void report(job *j, rd_ingest_phase phase, const char *status, size_t fd, size_t ft, uint64_t bd,
-                   uint64_t bt, uint64_t rows, int force)
+/* Hands p to the caller's progress callback (elapsed_s filled in here), at most every 0.2 s unless forced. */
+static void report(job *j, rd_ingest_progress p, int force)
 {
     if (!j->o->progress)
         return;
     if (!force && secs_since(j->last_progress) < 0.2)
         return;
     j->last_progress = rd_monotonic_seconds();
-    rd_ingest_progress p = { phase, secs_since(j->phase_t0), status, fd, ft, bd, bt, rows };
+    p.elapsed_s = secs_since(j->phase_t0);
     j->o->progress(j->o->progress_ctx, &p);
 }
 
@@ -116,7 +116,7 @@ static void on_tick(void *ctx, const char *status, long elapsed_ms)
 {
     (void)elapsed_ms;
     tick_ctx *t = ctx;
-    report(t->j, t->phase, status, 0, 0, 0, 0, 0, 0);
+    report(t->j, (rd_ingest_progress){ .phase = t->phase, .status = status }, 0);
 }
 
 static rd_status run_statement(job *j, const char *sql, rd_ingest_phase phase, const char *step, char id[64],
@@ -124,7 +124,8 @@ static rd_status run_statement(job *j, const char *sql, rd_ingest_phase phase, c
 {
     char token[40];
     unsigned char rnd[16];
-    RAND_bytes(rnd, sizeof rnd);
+    if (RAND_bytes(rnd, sizeof rnd) != 1)
+        return rd_error_set(err, RD_E_INTERNAL, "%s: no random bytes from OpenSSL", step);
     for (int i = 0; i < 16; i++)
         snprintf(token + 2 * i, 3, "%02x", rnd[i]);
     rd_status st = rd_rsd_execute(&j->data, &j->target, sql, token, id, err);
@@ -204,7 +205,10 @@ static rd_status make_prefix(job *j, rd_error *err)
     if (st != RD_OK)
         return rd_error_prefix(err, "--staging: ");
     unsigned char u[16];
-    RAND_bytes(u, sizeof u);
+    if (RAND_bytes(u, sizeof u) != 1) {
+        free(base);
+        return rd_error_set(err, RD_E_INTERNAL, "no random bytes from OpenSSL");
+    }
     u[6] = (unsigned char)((u[6] & 0x0f) | 0x40);
     u[8] = (unsigned char)((u[8] & 0x3f) | 0x80);
     rd_buf p = RD_BUF_INIT;
@@ -337,12 +341,18 @@ static rd_status cleanup_staging(job *j, rd_error *err)
 
 #define LOAD_BATCH_MAX 256
 
+static const char *base_name(const char *key)
+{
+    const char *s = strrchr(key, '/');
+    return s ? s + 1 : key;
+}
+
 /* The loader thread: takes every finished file queued so far (DuckDB reads a batch in parallel, where one
  * file at a time would use one core), appends them to the staging table, deletes them. */
 static void *loader_main(void *arg)
 {
     job *j = arg;
-    const char *paths[LOAD_BATCH_MAX];
+    rd_sink_file batch[LOAD_BATCH_MAX];
     size_t idx[LOAD_BATCH_MAX];
     pthread_mutex_lock(&j->mu);
     for (;;) {
@@ -364,7 +374,9 @@ static void *loader_main(void *arg)
         uint64_t expect = 0, bytes = 0;
         while (j->qhead < j->qtail && n < LOAD_BATCH_MAX) {
             idx[n] = j->queue[j->qhead++];
-            paths[n] = j->files[idx[n]].local;
+            const file_entry *f = &j->files[idx[n]];
+            batch[n] = (rd_sink_file){ f->local, base_name(f->key),
+                                       j->have_manifest ? f->records : RD_SINK_ROWS_UNKNOWN };
             expect += j->files[idx[n]].records;
             bytes += j->files[idx[n]].size;
             n++;
@@ -374,13 +386,13 @@ static void *loader_main(void *arg)
         rd_error e;
         rd_error_clear(&e);
         rd_status st = cancelled(j) ? rd_error_set(&e, RD_E_CANCELLED, "interrupted")
-                                    : rd_sink_load_parquet(j->sink, paths, n, &rows, &e);
+                                    : rd_sink_load(j->sink, batch, n, &rows, &e);
         if (st == RD_OK && j->have_manifest && rows != expect)
             st = rd_error_set(&e, RD_E_REMOTE, "%zu file%s starting with s3://%s/%s hold %llu rows, the manifest "
                               "says %llu", n, n == 1 ? "" : "s", j->bucket, j->files[idx[0]].key,
                               (unsigned long long)rows, (unsigned long long)expect);
         for (size_t k = 0; k < n; k++)
-            unlink(paths[k]);
+            unlink(batch[k].path); /* what the sink did not take */
         pthread_mutex_lock(&j->mu);
         j->outstanding -= bytes;
         j->rows_loaded += rows;
@@ -389,7 +401,7 @@ static void *loader_main(void *arg)
             j->loader_st = st;
             j->loader_err = e;
             if (st != RD_E_CANCELLED)
-                rd_error_prefix(&j->loader_err, "loading into DuckDB: ");
+                rd_error_prefix(&j->loader_err, "%s", j->sink->load_step);
         }
         pthread_cond_broadcast(&j->cv);
     }
@@ -416,13 +428,6 @@ static rd_status on_done(void *ctx, const rd_transfer_item *item, rd_status st, 
     if (st != RD_OK)
         return st;
     file_entry *f = item->user;
-    if (!j->sink) { /* --format parquet: the file is where it belongs */
-        pthread_mutex_lock(&j->mu);
-        j->outstanding -= f->size;
-        j->rows_loaded += f->records;
-        pthread_mutex_unlock(&j->mu);
-        return RD_OK;
-    }
     pthread_mutex_lock(&j->mu);
     rd_status out = RD_OK;
     if (j->loader_failed)
@@ -445,7 +450,10 @@ static void on_progress(void *ctx, uint64_t bytes, size_t done, size_t total)
     pthread_mutex_lock(&p->j->mu);
     uint64_t rows = p->j->rows_loaded;
     pthread_mutex_unlock(&p->j->mu);
-    report(p->j, RD_PHASE_DOWNLOAD, NULL, done, total, bytes, p->total, rows, 0);
+    report(p->j,
+           (rd_ingest_progress){ .phase = RD_PHASE_DOWNLOAD, .files_done = done, .files_total = total,
+                                 .bytes_done = bytes, .bytes_total = p->total, .rows_loaded = rows },
+           0);
 }
 
 static rd_status on_sign(void *ctx, const rd_transfer_item *item, uint64_t offset, char **url, rd_headers *h,
@@ -454,12 +462,6 @@ static rd_status on_sign(void *ctx, const rd_transfer_item *item, uint64_t offse
     job *j = ctx;
     file_entry *f = item->user;
     return rd_s3_prepare_get(&j->s3c, j->bucket, f->key, offset, url, h, err);
-}
-
-static const char *base_name(const char *key)
-{
-    const char *s = strrchr(key, '/');
-    return s ? s + 1 : key;
 }
 
 static rd_status download_all(job *j, const char *dir, rd_error *err)
@@ -474,10 +476,7 @@ static rd_status download_all(job *j, const char *dir, rd_error *err)
     uint64_t total = 0;
     for (size_t i = 0; i < j->nfiles; i++) {
         rd_buf p = RD_BUF_INIT;
-        if (j->sink)
-            rd_buf_printf(&p, "%s/%06zu.parquet", dir, i);
-        else
-            rd_buf_printf(&p, "%s/%s", dir, base_name(j->files[i].key));
+        rd_buf_printf(&p, "%s/%06zu.parquet", dir, i);
         j->files[i].local = rd_buf_detach(&p);
         items[i].name = j->files[i].key;
         items[i].expected_size = j->files[i].size;
@@ -486,13 +485,9 @@ static rd_status download_all(job *j, const char *dir, rd_error *err)
         total += j->files[i].size;
     }
     pthread_t th;
-    int have_thread = 0;
-    if (j->sink) {
-        if (pthread_create(&th, NULL, loader_main, j) != 0) {
-            free(items);
-            return rd_error_set(err, RD_E_INTERNAL, "cannot start the loader thread");
-        }
-        have_thread = 1;
+    if (pthread_create(&th, NULL, loader_main, j) != 0) {
+        free(items);
+        return rd_error_set(err, RD_E_INTERNAL, "cannot start the loader thread");
     }
     prog_ctx pc = { j, total };
     rd_transfer_options to = { 0 };
@@ -508,7 +503,7 @@ static rd_status download_all(job *j, const char *dir, rd_error *err)
     to.cancel = j->o->cancel;
     to.log = j->log;
     to.ca_bundle = rd_session_ca_bundle(j->s);
-    to.disk_full_hint = j->sink ? "free space or lower --max-local-bytes" : "free space";
+    to.disk_full_hint = j->sink->download_hint;
     rd_transfer_stats ts = { 0 };
     rd_status st = rd_transfer_run(items, j->nfiles, &to, &ts, err);
     pthread_mutex_lock(&j->mu);
@@ -517,8 +512,7 @@ static rd_status download_all(job *j, const char *dir, rd_error *err)
         j->loader_failed = 1; /* stop loading what is queued */
     pthread_cond_broadcast(&j->cv);
     pthread_mutex_unlock(&j->mu);
-    if (have_thread)
-        pthread_join(th, NULL);
+    pthread_join(th, NULL);
     if (st == RD_OK && j->loader_st != RD_OK) {
         st = j->loader_st;
         if (err)
@@ -529,14 +523,17 @@ static rd_status download_all(job *j, const char *dir, rd_error *err)
     }
     if (st != RD_OK && st != RD_E_CANCELLED && j->loader_st == RD_OK)
         rd_error_prefix(err, "downloading the staged files: ");
-    for (size_t i = 0; j->sink && i < j->nfiles; i++)
+    for (size_t i = 0; i < j->nfiles; i++)
         unlink(j->files[i].local);
     j->r->bytes = ts.bytes;
     j->r->files = ts.files;
     j->r->retries = ts.retries;
     j->r->resumes = ts.resumes;
     j->r->download_s = secs_since(j->phase_t0);
-    report(j, RD_PHASE_DOWNLOAD, NULL, ts.files, j->nfiles, ts.bytes, total, j->rows_loaded, 1);
+    report(j,
+           (rd_ingest_progress){ .phase = RD_PHASE_DOWNLOAD, .files_done = ts.files, .files_total = j->nfiles,
+                                 .bytes_done = ts.bytes, .bytes_total = total, .rows_loaded = j->rows_loaded },
+           1);
     free(items);
     return st;
 }
@@ -547,17 +544,21 @@ static rd_status download_all(job *j, const char *dir, rd_error *err)
 static rd_status committed(job *j, rd_status st, rd_error *err)
 {
     if (st == RD_OK && cancelled(j))
-        return rd_error_set(err, RD_E_CANCELLED, "interrupted during commit: the new table was committed");
+        return rd_error_set(err, RD_E_CANCELLED, "interrupted during commit: %s", j->sink->committed_note);
     return st;
 }
 
+/* The sink for the job: the Parquet directory (--format parquet), else the DuckDB table in the target. */
 static rd_status open_sink(job *j, rd_error *err)
 {
+    if (j->o->format_parquet)
+        return rd_sink_open_dir(j->o->into, &j->sink, err);
+    rd_target *t = j->o->target ? j->o->target : j->tgt;
     rd_sink_options so = { .path = j->db_path,
                            .table = j->table,
                            .threads = j->o->duckdb_threads,
-                           .memory = j->o->duckdb_memory,
-                           .shared_db = j->o->duckdb_database ? j->o->duckdb_database : j->tgt.db,
+                           .memory = rd_target_memory(t),
+                           .shared_db = rd_target_database(t),
                            .append = j->o->append,
                            .unique_key = j->o->unique_key,
                            .fast_compression = j->o->fast_compression,
@@ -570,18 +571,25 @@ static rd_status open_sink(job *j, rd_error *err)
     return st;
 }
 
+/* The download directory: next to the DuckDB file, or inside the Parquet directory (so that the sink's
+ * moves are renames on one file system). */
 static rd_status make_tmpdir(job *j, rd_error *err)
 {
     char dir[PATH_MAX - 32];
-    snprintf(dir, sizeof dir, "%s", j->db_path);
-    char *slash = strrchr(dir, '/');
-    if (slash)
-        slash[1] = '\0';
-    else
-        dir[0] = '\0';
+    if (j->db_path) {
+        snprintf(dir, sizeof dir, "%s", j->db_path);
+        char *slash = strrchr(dir, '/');
+        if (slash)
+            slash[1] = '\0';
+        else
+            dir[0] = '\0';
+    } else {
+        snprintf(dir, sizeof dir, "%s/", j->o->into);
+    }
     snprintf(j->tmpdir, sizeof j->tmpdir, "%s.redduck-tmp-XXXXXX", dir);
     if (!mkdtemp(j->tmpdir)) {
-        rd_status st = rd_error_set(err, RD_E_IO, "cannot create a download directory next to %s: %s", j->db_path,
+        rd_status st = rd_error_set(err, RD_E_IO, "cannot create a download directory %s %s: %s",
+                                    j->db_path ? "next to" : "in", j->db_path ? j->db_path : j->o->into,
                                     strerror(errno));
         j->tmpdir[0] = '\0';
         return st;
@@ -599,19 +607,15 @@ static void on_lock_wait(void *ctx, const char *message)
  * after the whole UNLOAD), then the download directories dead runs of this target left. */
 static rd_status lock_target(job *j, rd_error *err)
 {
-    if (!j->o->duckdb_database) {
-        rd_sink_options so = { .threads = j->o->duckdb_threads, .memory = j->o->duckdb_memory };
-        duckdb_config cfg;
-        duckdb_create_config(&cfg);
-        rd_sink_configure(&so, cfg);
+    if (!j->o->target) {
         rd_target_options to = { .path = j->db_path,
-                                 .config = cfg,
                                  .lock_timeout_s = j->o->lock_timeout_s,
                                  .waiting = on_lock_wait,
                                  .waiting_ctx = j,
-                                 .cancel = j->o->cancel };
+                                 .cancel = j->o->cancel,
+                                 .threads = j->o->duckdb_threads,
+                                 .memory = j->o->duckdb_memory };
         rd_status st = rd_target_open(&to, &j->tgt, err);
-        duckdb_destroy_config(&cfg);
         if (st != RD_OK)
             return st;
     }
@@ -677,7 +681,7 @@ static rd_status via_unload(job *j, rd_error *err)
     j->r->unload_s = secs_since(j->phase_t0);
     if (st != RD_OK)
         return st;
-    report(j, RD_PHASE_UNLOAD, "FINISHED", 0, 0, 0, 0, 0, 1);
+    report(j, (rd_ingest_progress){ .phase = RD_PHASE_UNLOAD, .status = "FINISHED" }, 1);
 
     st = read_manifest(j, err);
     if (st == RD_E_NOT_FOUND) {
@@ -693,30 +697,17 @@ static rd_status via_unload(job *j, rd_error *err)
     if (!j->have_manifest && j->nfiles > 0 && unloaded < 0)
         return rd_error_set(err, RD_E_REMOTE, "UNLOAD wrote no manifest and reported no row count: cannot verify");
 
-    if (j->o->format_parquet) {
-        if (mkdir(j->o->into, 0755) != 0 && errno != EEXIST)
-            return rd_error_set(err, RD_E_IO, "cannot create %s: %s", j->o->into, strerror(errno));
-        st = download_all(j, j->o->into, err);
-        if (st != RD_OK) {
-            for (size_t i = 0; i < j->nfiles; i++)
-                if (j->files[i].local)
-                    unlink(j->files[i].local);
-            return st;
-        }
-        j->r->rows = expected;
-        return RD_OK;
-    }
     if ((st = open_sink(j, err)) != RD_OK || (st = make_tmpdir(j, err)) != RD_OK ||
-        (st = record(j, RD_TARGET_DIR, j->tmpdir, &j->ledger_dir, err)) != RD_OK)
+        (j->db_path && (st = record(j, RD_TARGET_DIR, j->tmpdir, &j->ledger_dir, err)) != RD_OK))
         return st;
     st = download_all(j, j->tmpdir, err);
     if (st != RD_OK)
         return st;
     phase_start(j);
-    report(j, RD_PHASE_COMMIT, NULL, 0, 0, 0, 0, rd_sink_rows(j->sink), 1);
+    report(j, (rd_ingest_progress){ .phase = RD_PHASE_COMMIT, .rows_loaded = rd_sink_rows(j->sink) }, 1);
     if (j->log)
-        rd_log_write(j->log, RD_LOG_INFO, "commit: verifying %llu rows, then replacing table %s",
-                     (unsigned long long)rd_sink_rows(j->sink), j->table);
+        rd_log_write(j->log, RD_LOG_INFO, "commit: verifying %llu rows, then %s",
+                     (unsigned long long)rd_sink_rows(j->sink), j->sink->commit_step);
     st = rd_sink_commit(j->sink, expected, err);
     j->r->commit_s = secs_since(j->phase_t0);
     if (st == RD_OK)
@@ -778,7 +769,7 @@ static rd_status via_data_api(job *j, rd_error *err)
             token = strdup(nt);
         json_decref(page);
         if (st == RD_OK)
-            report(j, RD_PHASE_FETCH, NULL, 0, 0, 0, 0, rd_sink_rows(j->sink), 0);
+            report(j, (rd_ingest_progress){ .phase = RD_PHASE_FETCH, .rows_loaded = rd_sink_rows(j->sink) }, 0);
         if (st == RD_OK && cancelled(j))
             st = rd_error_set(err, RD_E_CANCELLED, "interrupted");
     } while (st == RD_OK && token);
@@ -792,6 +783,14 @@ static rd_status via_data_api(job *j, rd_error *err)
     if (st == RD_OK)
         j->r->rows = reported;
     return committed(j, st, err);
+}
+
+void rd_ingest_filter_after(rd_buf *out, const char *column, const char *value)
+{
+    rd_plan_quote_ident(out, column);
+    rd_buf_puts(out, " > '");
+    rd_unload_sql_quote_literal(out, value);
+    rd_buf_putc(out, '\'');
 }
 
 static const char *default_table(const rd_ingest_options *o)
@@ -860,7 +859,7 @@ rd_status rd_ingest(rd_session *s, const rd_ingest_options *o, rd_ingest_result 
     /* cleanup, whatever happened */
     if (j.staged && !o->keep_staging) {
         phase_start(&j);
-        report(&j, RD_PHASE_CLEANUP, NULL, 0, 0, 0, 0, 0, 1);
+        report(&j, (rd_ingest_progress){ .phase = RD_PHASE_CLEANUP }, 1);
         rd_error ce;
         rd_error_clear(&ce);
         if (cleanup_staging(&j, &ce) != RD_OK) {
@@ -894,7 +893,7 @@ rd_status rd_ingest(rd_session *s, const rd_ingest_options *o, rd_ingest_result 
         rd_target_ledger_remove(j.db_path, r->staging_url);
     if (j.tmpdir[0] && (rmdir(j.tmpdir) == 0 || errno == ENOENT) && j.ledger_dir)
         rd_target_ledger_remove(j.db_path, j.tmpdir);
-    rd_target_close(&j.tgt);
+    rd_target_close(j.tgt);
     files_free(&j);
     free(j.queue);
     rd_plan_free(&j.plan);

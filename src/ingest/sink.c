@@ -1,17 +1,81 @@
-/* sink.c — DuckDB staging table, loads and the atomic swap (see sink.h). */
+/* sink.c — the sink vtable's two implementations (see sink.h): the DuckDB table (staging table, loads and
+ * the atomic swap) and the Parquet directory (files staged inside it, renamed into place at the commit). */
 #include "ingest/sink.h"
 
+#include <dirent.h>
+#include <errno.h>
 #include <openssl/evp.h>
 #include <openssl/rand.h>
 #include <stdlib.h>
+#include <sys/stat.h>
 #include <string.h>
 #include <strings.h>
 #include <unistd.h>
 
 #include "duckdb.h"
+#include "ingest/target.h"
 #include "redduck/ingest.h"
 
-struct rd_sink {
+/* ---- the vtable, called ----------------------------------------------------------------------------- */
+
+rd_status rd_sink_load(rd_sink *s, const rd_sink_file *files, size_t n, uint64_t *rows, rd_error *err)
+{
+    return s->vt->load(s, files, n, rows, err);
+}
+
+static const char *base_name(const char *p)
+{
+    const char *s = strrchr(p, '/');
+    return s ? s + 1 : p;
+}
+
+rd_status rd_sink_load_parquet(rd_sink *s, const char *const *paths, size_t n, uint64_t *rows, rd_error *err)
+{
+    rd_sink_file *files = calloc(n ? n : 1, sizeof *files);
+    if (!files)
+        return rd_error_set(err, RD_E_INTERNAL, "out of memory");
+    for (size_t i = 0; i < n; i++)
+        files[i] = (rd_sink_file){ paths[i], base_name(paths[i]), RD_SINK_ROWS_UNKNOWN };
+    rd_status st = rd_sink_load(s, files, n, rows, err);
+    free(files);
+    return st;
+}
+
+rd_status rd_sink_append_records(rd_sink *s, json_t *records, uint64_t *rows, rd_error *err)
+{
+    return s->vt->append_records(s, records, rows, err);
+}
+
+rd_status rd_sink_commit(rd_sink *s, uint64_t expected_rows, rd_error *err)
+{
+    return s->vt->commit(s, expected_rows, err);
+}
+
+void rd_sink_close(rd_sink *s)
+{
+    if (s)
+        s->vt->close(s);
+}
+
+uint64_t rd_sink_rows(const rd_sink *s)
+{
+    return s->rows;
+}
+
+static rd_status random_hex(char *out, size_t bytes, rd_error *err)
+{
+    unsigned char rnd[16];
+    if (bytes > sizeof rnd || RAND_bytes(rnd, (int)bytes) != 1)
+        return rd_error_set(err, RD_E_INTERNAL, "no random bytes from OpenSSL");
+    for (size_t i = 0; i < bytes; i++)
+        snprintf(out + 2 * i, 3, "%02x", rnd[i]);
+    return RD_OK;
+}
+
+/* ---- the DuckDB table ---------------------------------------------------------------------------------- */
+
+typedef struct duck_sink {
+    rd_sink base;
     duckdb_database db;
     duckdb_connection conn;
     const rd_plan *plan;
@@ -20,7 +84,6 @@ struct rd_sink {
     int staging_made;
     int committed;
     int in_tx;
-    uint64_t rows;
     char *path;
     int owns_db;
     int append;
@@ -28,14 +91,15 @@ struct rd_sink {
     char *spill_dir;          /* where DuckDB writes besides the file: temp_directory, else the file's dir */
     char *memory_limit;
     char *disk_full_hint;
+    char *commit_step;
     const volatile sig_atomic_t *cancel;
     const rd_log *log;
-};
+} duck_sink;
 
 /* DuckDB's message m in one line. A full disk (temporary files DuckDB spills to, the file, its WAL) and
  * running out of memory each become one sentence naming the directory or the limit and the way out, where
  * DuckDB's own text runs to nine lines of generic advice; any other message keeps its first paragraph. */
-static void duck_text(const rd_sink *s, const char *m, rd_buf *out)
+static void duck_text(const duck_sink *s, const char *m, rd_buf *out)
 {
     if (!m || !*m) {
         rd_buf_puts(out, "failed");
@@ -58,7 +122,7 @@ static void duck_text(const rd_sink *s, const char *m, rd_buf *out)
         rd_buf_putc(out, m[i] == '\n' ? ' ' : m[i]);
 }
 
-static rd_status run(rd_sink *s, const char *sql, duckdb_result *keep, rd_error *err, const char *what)
+static rd_status run(duck_sink *s, const char *sql, duckdb_result *keep, rd_error *err, const char *what)
 {
     duckdb_result r;
     if (duckdb_query(s->conn, sql, &r) != DuckDBSuccess) {
@@ -126,24 +190,26 @@ rd_status rd_sink_parse_into(const char *into, const char *default_table, char *
     return RD_OK;
 }
 
-void rd_sink_configure(const rd_sink_options *o, duckdb_config cfg)
-{
-    char threads[16];
-    long ncpu = sysconf(_SC_NPROCESSORS_ONLN);
-    snprintf(threads, sizeof threads, "%ld", o->threads > 0 ? (long)o->threads : ncpu < 1 ? 1 : ncpu > 8 ? 8 : ncpu);
-    duckdb_set_config(cfg, "threads", threads);
-    duckdb_set_config(cfg, "memory_limit", o->memory ? o->memory : "128MB");
-    duckdb_set_config(cfg, "preserve_insertion_order", "false");
-    if (o->temp_dir)
-        duckdb_set_config(cfg, "temp_directory", o->temp_dir);
-}
+static rd_status duck_load(rd_sink *b, const rd_sink_file *files, size_t n, uint64_t *rows, rd_error *err);
+static rd_status duck_append_records(rd_sink *b, json_t *records, uint64_t *rows, rd_error *err);
+static rd_status duck_commit(rd_sink *b, uint64_t expected_rows, rd_error *err);
+static void duck_close(rd_sink *b);
+static const rd_sink_vtable duck_vtable = { duck_load, duck_append_records, duck_commit, duck_close };
 
 rd_status rd_sink_open(const rd_sink_options *o, const rd_plan *plan, rd_sink **out, rd_error *err)
 {
     *out = NULL;
-    rd_sink *s = calloc(1, sizeof *s);
+    duck_sink *s = calloc(1, sizeof *s);
     if (!s)
         return rd_error_set(err, RD_E_INTERNAL, "out of memory");
+    s->base.vt = &duck_vtable;
+    s->base.download_hint = "free space or lower --max-local-bytes";
+    s->base.committed_note = "the new table was committed";
+    s->base.load_step = "loading into DuckDB: ";
+    rd_buf step = RD_BUF_INIT;
+    rd_buf_printf(&step, "replacing table %s", o->table);
+    s->commit_step = rd_buf_detach(&step);
+    s->base.commit_step = s->commit_step ? s->commit_step : "replacing the table";
     s->plan = plan;
     s->path = strdup(o->path);
     s->table = strdup(o->table);
@@ -154,20 +220,22 @@ rd_status rd_sink_open(const rd_sink_options *o, const rd_plan *plan, rd_sink **
         s->spill_dir = !slash ? strdup(".") : slash == o->path ? strdup("/")
                                             : strndup(o->path, (size_t)(slash - o->path));
     }
-    s->memory_limit = strdup(o->memory ? o->memory : "128MB");
+    s->memory_limit = strdup(o->memory ? o->memory : RD_TARGET_DEFAULT_MEMORY);
     s->disk_full_hint = o->disk_full_hint ? strdup(o->disk_full_hint) : NULL;
     s->cancel = o->cancel;
     s->log = o->log;
-    unsigned char rnd[4] = { 0 };
-    RAND_bytes(rnd, sizeof rnd);
+    char rnd[9];
+    if (random_hex(rnd, 4, err) != RD_OK) {
+        duck_close(&s->base);
+        return RD_E_INTERNAL;
+    }
     char staging[200];
-    snprintf(staging, sizeof staging, "%s__redduck_staging_%02x%02x%02x%02x", o->table, rnd[0], rnd[1], rnd[2],
-             rnd[3]);
+    snprintf(staging, sizeof staging, "%s__redduck_staging_%s", o->table, rnd);
     s->staging = strdup(staging);
 
     duckdb_config cfg;
     duckdb_create_config(&cfg);
-    rd_sink_configure(o, cfg);
+    rd_target_configure(cfg, o->threads, o->memory, o->temp_dir);
     char *msg = NULL;
     s->append = o->append;
     s->unique_key = o->unique_key ? strdup(o->unique_key) : NULL;
@@ -177,14 +245,14 @@ rd_status rd_sink_open(const rd_sink_options *o, const rd_plan *plan, rd_sink **
         rd_status st = rd_error_set(err, RD_E_IO, "cannot open DuckDB file %s: %s", o->path, msg ? msg : "failed");
         duckdb_free(msg);
         duckdb_destroy_config(&cfg);
-        rd_sink_close(s);
+        duck_close(&s->base);
         return st;
     } else {
         s->owns_db = 1;
     }
     duckdb_destroy_config(&cfg);
     if (duckdb_connect(s->db, &s->conn) != DuckDBSuccess) {
-        rd_sink_close(s);
+        duck_close(&s->base);
         return rd_error_set(err, RD_E_IO, "cannot connect to DuckDB file %s", o->path);
     }
     duckdb_result r;
@@ -193,14 +261,14 @@ rd_status rd_sink_open(const rd_sink_options *o, const rd_plan *plan, rd_sink **
     if (o->fast_compression &&
         run(s, "SET disabled_compression_methods='fsst,dict_fsst,dictionary'", NULL, err, "setting compression") !=
             RD_OK) {
-        rd_sink_close(s);
+        duck_close(&s->base);
         return RD_E_IO;
     }
 
     /* One transaction from the staging table to the swap: a crash or failure leaves no trace. */
     rd_status st = run(s, "BEGIN TRANSACTION", NULL, err, "starting a transaction");
     if (st != RD_OK) {
-        rd_sink_close(s);
+        duck_close(&s->base);
         return st;
     }
     s->in_tx = 1;
@@ -213,11 +281,11 @@ rd_status rd_sink_open(const rd_sink_options *o, const rd_plan *plan, rd_sink **
     st = run(s, rd_buf_cstr(&sql), NULL, err, "creating the staging table");
     rd_buf_free(&sql);
     if (st != RD_OK) {
-        rd_sink_close(s);
+        duck_close(&s->base);
         return st;
     }
     s->staging_made = 1;
-    *out = s;
+    *out = &s->base;
     return RD_OK;
 }
 
@@ -232,8 +300,9 @@ static void sql_string(rd_buf *b, const char *s)
     rd_buf_putc(b, '\'');
 }
 
-rd_status rd_sink_load_parquet(rd_sink *s, const char *const *paths, size_t n, uint64_t *rows, rd_error *err)
+static rd_status duck_load(rd_sink *b, const rd_sink_file *files, size_t n, uint64_t *rows, rd_error *err)
 {
+    duck_sink *s = (duck_sink *)b;
     rd_buf sql = RD_BUF_INIT;
     rd_buf_puts(&sql, "INSERT INTO ");
     rd_plan_quote_ident(&sql, s->staging);
@@ -243,7 +312,7 @@ rd_status rd_sink_load_parquet(rd_sink *s, const char *const *paths, size_t n, u
     for (size_t i = 0; i < n; i++) {
         if (i)
             rd_buf_putc(&sql, ',');
-        sql_string(&sql, paths[i]);
+        sql_string(&sql, files[i].path);
     }
     rd_buf_puts(&sql, "])");
     duckdb_result r;
@@ -253,7 +322,7 @@ rd_status rd_sink_load_parquet(rd_sink *s, const char *const *paths, size_t n, u
         return st;
     uint64_t got = (uint64_t)duckdb_rows_changed(&r);
     duckdb_destroy_result(&r);
-    s->rows += got;
+    s->base.rows += got;
     if (rows)
         *rows = got;
     return RD_OK;
@@ -330,8 +399,9 @@ static duckdb_state append_field(duckdb_appender a, const rd_plan_column *c, jso
     return DuckDBError;
 }
 
-rd_status rd_sink_append_records(rd_sink *s, json_t *records, uint64_t *rows, rd_error *err)
+static rd_status duck_append_records(rd_sink *b, json_t *records, uint64_t *rows, rd_error *err)
 {
+    duck_sink *s = (duck_sink *)b;
     duckdb_appender a;
     if (duckdb_appender_create(s->conn, NULL, s->staging, &a) != DuckDBSuccess) {
         duckdb_appender_destroy(&a);
@@ -370,16 +440,11 @@ rd_status rd_sink_append_records(rd_sink *s, json_t *records, uint64_t *rows, rd
     }
     duckdb_appender_destroy(&a);
     if (st == RD_OK) {
-        s->rows += n;
+        s->base.rows += n;
         if (rows)
             *rows = n;
     }
     return st;
-}
-
-uint64_t rd_sink_rows(const rd_sink *s)
-{
-    return s->rows;
 }
 
 rd_status rd_sink_table_exists(duckdb_connection conn, const char *table, int *exists, rd_error *err)
@@ -404,8 +469,9 @@ rd_status rd_sink_table_exists(duckdb_connection conn, const char *table, int *e
     return st;
 }
 
-rd_status rd_sink_commit(rd_sink *s, uint64_t expected_rows, rd_error *err)
+static rd_status duck_commit(rd_sink *b, uint64_t expected_rows, rd_error *err)
 {
+    duck_sink *s = (duck_sink *)b;
     rd_buf sql = RD_BUF_INIT;
     rd_buf_puts(&sql, "SELECT count(*) FROM ");
     rd_plan_quote_ident(&sql, s->staging);
@@ -470,10 +536,9 @@ rd_status rd_sink_commit(rd_sink *s, uint64_t expected_rows, rd_error *err)
     return RD_OK;
 }
 
-void rd_sink_close(rd_sink *s)
+static void duck_close(rd_sink *b)
 {
-    if (!s)
-        return;
+    duck_sink *s = (duck_sink *)b;
     if (s->conn && s->in_tx && !s->committed) {
         duckdb_result r;
         duckdb_query(s->conn, "ROLLBACK", &r);
@@ -508,8 +573,149 @@ void rd_sink_close(rd_sink *s)
     free(s->spill_dir);
     free(s->memory_limit);
     free(s->disk_full_hint);
+    free(s->commit_step);
     free(s->table);
     free(s->staging);
     free(s->path);
     free(s);
+}
+
+/* ---- the Parquet directory ------------------------------------------------------------------------------ */
+
+typedef struct dir_sink {
+    rd_sink base;
+    char *dir;
+    char *staging;     /* dir/.redduck-staging-<hex> */
+    char **names;      /* staged files, by their names in dir */
+    size_t count;
+    int rows_unknown;  /* a file came without a row count: the commit cannot check it */
+    int committed;
+    char *note;
+} dir_sink;
+
+static rd_status dir_load(rd_sink *b, const rd_sink_file *files, size_t n, uint64_t *rows, rd_error *err)
+{
+    dir_sink *s = (dir_sink *)b;
+    char **names = realloc(s->names, (s->count + n + 1) * sizeof *names);
+    if (!names)
+        return rd_error_set(err, RD_E_INTERNAL, "out of memory");
+    s->names = names;
+    uint64_t got = 0;
+    for (size_t i = 0; i < n; i++) {
+        const char *name = files[i].name;
+        if (!name || !*name || strchr(name, '/') || strcmp(name, ".") == 0 || strcmp(name, "..") == 0)
+            return rd_error_set(err, RD_E_REMOTE, "'%s' is not a usable file name in %s", name ? name : "", s->dir);
+        rd_buf to = RD_BUF_INIT;
+        rd_buf_printf(&to, "%s/%s", s->staging, name);
+        char *keep = strdup(name);
+        if (!keep || rename(files[i].path, rd_buf_cstr(&to)) != 0) {
+            rd_status st = keep ? rd_error_set(err, RD_E_IO, "cannot move %s to %s: %s", files[i].path,
+                                               rd_buf_cstr(&to), strerror(errno))
+                                : rd_error_set(err, RD_E_INTERNAL, "out of memory");
+            free(keep);
+            rd_buf_free(&to);
+            return st;
+        }
+        rd_buf_free(&to);
+        s->names[s->count++] = keep;
+        if (files[i].rows == RD_SINK_ROWS_UNKNOWN)
+            s->rows_unknown = 1;
+        else
+            got += files[i].rows;
+    }
+    s->base.rows += got;
+    if (rows)
+        *rows = got;
+    return RD_OK;
+}
+
+static rd_status dir_append_records(rd_sink *b, json_t *records, uint64_t *rows, rd_error *err)
+{
+    (void)records;
+    (void)rows;
+    dir_sink *s = (dir_sink *)b;
+    return rd_error_set(err, RD_E_USAGE, "--format parquet needs the UNLOAD path: no Parquet files for %s", s->dir);
+}
+
+static rd_status dir_commit(rd_sink *b, uint64_t expected_rows, rd_error *err)
+{
+    dir_sink *s = (dir_sink *)b;
+    if (!s->rows_unknown && s->base.rows != expected_rows)
+        return rd_error_set(err, RD_E_REMOTE,
+                            "the files hold %llu rows but Redshift reported %llu: nothing was written to %s (run "
+                            "again; if it repeats, report it)",
+                            (unsigned long long)s->base.rows, (unsigned long long)expected_rows, s->dir);
+    rd_status st = RD_OK;
+    size_t i = 0;
+    for (; i < s->count && st == RD_OK; i++) {
+        rd_buf from = RD_BUF_INIT, to = RD_BUF_INIT;
+        rd_buf_printf(&from, "%s/%s", s->staging, s->names[i]);
+        rd_buf_printf(&to, "%s/%s", s->dir, s->names[i]);
+        if (rename(rd_buf_cstr(&from), rd_buf_cstr(&to)) != 0)
+            st = rd_error_set(err, RD_E_IO, "cannot move %s into %s: %s", rd_buf_cstr(&from), s->dir, strerror(errno));
+        rd_buf_free(&from);
+        rd_buf_free(&to);
+    }
+    if (st != RD_OK)
+        return st;
+    s->committed = 1;
+    rmdir(s->staging);
+    return RD_OK;
+}
+
+static void dir_close(rd_sink *b)
+{
+    dir_sink *s = (dir_sink *)b;
+    for (size_t i = 0; i < s->count; i++) {
+        if (!s->committed) {
+            rd_buf p = RD_BUF_INIT;
+            rd_buf_printf(&p, "%s/%s", s->staging, s->names[i]);
+            unlink(rd_buf_cstr(&p));
+            rd_buf_free(&p);
+        }
+        free(s->names[i]);
+    }
+    if (s->staging)
+        rmdir(s->staging);
+    free(s->names);
+    free(s->staging);
+    free(s->dir);
+    free(s->note);
+    free(s);
+}
+
+static const rd_sink_vtable dir_vtable = { dir_load, dir_append_records, dir_commit, dir_close };
+
+rd_status rd_sink_open_dir(const char *dir, rd_sink **out, rd_error *err)
+{
+    *out = NULL;
+    if (mkdir(dir, 0755) != 0 && errno != EEXIST)
+        return rd_error_set(err, RD_E_IO, "cannot create %s: %s", dir, strerror(errno));
+    dir_sink *s = calloc(1, sizeof *s);
+    if (!s)
+        return rd_error_set(err, RD_E_INTERNAL, "out of memory");
+    s->base.vt = &dir_vtable;
+    s->base.download_hint = "free space";
+    s->base.load_step = "keeping the Parquet files: ";
+    s->base.commit_step = "moving the files into place";
+    s->dir = strdup(dir);
+    rd_buf b = RD_BUF_INIT;
+    rd_buf_printf(&b, "the files in %s are complete", dir);
+    s->note = rd_buf_detach(&b);
+    s->base.committed_note = s->note;
+    rd_buf_printf(&b, "%s/.redduck-staging-XXXXXX", dir);
+    s->staging = rd_buf_detach(&b);
+    if (!s->dir || !s->note || !s->staging) {
+        dir_close(&s->base);
+        return rd_error_set(err, RD_E_INTERNAL, "out of memory");
+    }
+    if (!mkdtemp(s->staging)) {
+        rd_status st = rd_error_set(err, RD_E_IO, "cannot create a staging directory in %s: %s", dir, strerror(errno));
+        free(s->staging);
+        s->staging = NULL;
+        dir_close(&s->base);
+        return st;
+    }
+    *out = &s->base;
+    return RD_OK;
 }

@@ -1,13 +1,18 @@
-/* sink.h — the DuckDB end of ingest: one target file and table, a staging table next to it that each
- * downloaded Parquet file is appended to (decoded per the plan), rows appended from Data API pages, and
- * the commit: count check, then DROP old + RENAME staging. Everything from the staging table's creation to
- * the swap is one DuckDB transaction, so a failure (or a crash) at any point leaves the file as it was. Owns the DuckDB database and connection. Not thread-safe: one
- * thread at a time (ingest's loader thread, or the caller). */
+/* sink.h — where ingest puts what it fetched: a small vtable (load a batch of finished Parquet files, append
+ * Data API records, commit with the expected row count, close = abort unless committed) with two
+ * implementations. The DuckDB table: a staging table next to the target that each batch is appended to
+ * (decoded per the plan), then the count check and DROP old + RENAME staging; everything from the staging
+ * table's creation to the swap is one DuckDB transaction, so a failure (or a crash) at any point leaves the
+ * file as it was. The Parquet directory (--format parquet): the files are moved into a hidden staging
+ * directory inside it and renamed into place at the commit; an abort deletes them. Each sink owns what it
+ * opened (database and connection, staging directory). Not thread-safe: one thread at a time (ingest's
+ * loader thread, or the caller). */
 #ifndef RD_INGEST_SINK_H
 #define RD_INGEST_SINK_H
 
 #include <jansson.h>
 #include <signal.h>
+#include <stddef.h>
 #include <stdint.h>
 
 #include "duckdb.h"
@@ -17,6 +22,32 @@
 #include "redduck/error.h"
 
 typedef struct rd_sink rd_sink;
+
+/* One finished Parquet file of a batch. */
+typedef struct rd_sink_file {
+    const char *path;  /* where it was downloaded: the DuckDB sink reads it, the directory sink moves it
+                          away; the caller deletes what is left there */
+    const char *name;  /* the file's name in the result (the directory sink keeps it) */
+    uint64_t rows;     /* its row count from the UNLOAD manifest, or RD_SINK_ROWS_UNKNOWN */
+} rd_sink_file;
+#define RD_SINK_ROWS_UNKNOWN UINT64_MAX
+
+typedef struct rd_sink_vtable {
+    rd_status (*load)(rd_sink *s, const rd_sink_file *files, size_t n, uint64_t *rows, rd_error *err);
+    rd_status (*append_records)(rd_sink *s, json_t *records, uint64_t *rows, rd_error *err);
+    rd_status (*commit)(rd_sink *s, uint64_t expected_rows, rd_error *err);
+    void (*close)(rd_sink *s); /* aborts what is not committed; frees */
+} rd_sink_vtable;
+
+/* What every sink has; an implementation embeds it first. */
+struct rd_sink {
+    const rd_sink_vtable *vt;
+    uint64_t rows;              /* rows taken so far */
+    const char *download_hint;  /* the way out when the download directory's disk is full */
+    const char *committed_note; /* what a commit leaves ("the new table was committed") */
+    const char *load_step;      /* prefix of a load's error ("loading into DuckDB: ") */
+    const char *commit_step;    /* what the commit does, for the log ("replacing table t") */
+};
 
 typedef struct rd_sink_options {
     const char *path;       /* the .duckdb file (created if absent) */
@@ -35,24 +66,30 @@ typedef struct rd_sink_options {
     const rd_log *log;      /* borrowed, or NULL: the commit's steps at INFO */
 } rd_sink_options;
 
-/* Sets the database options of o (threads, memory_limit, temp_directory...) on cfg, for whoever opens the
- * database the sink will use (ingest opens it early, to hold the file's lock; see target.h). */
-void rd_sink_configure(const rd_sink_options *o, duckdb_config cfg);
-/* Opens the file and creates the empty staging table from the plan (borrowed for the sink's life). */
+/* The DuckDB table sink: opens the file (configured by rd_target_configure; or connects to shared_db) and
+ * creates the empty staging table from the plan (borrowed for the sink's life). */
 rd_status rd_sink_open(const rd_sink_options *o, const rd_plan *plan, rd_sink **out, rd_error *err);
-/* Appends the rows of n Parquet files in one statement (DuckDB reads them in parallel); *rows gets their
- * number. */
+/* The Parquet directory sink: creates dir (0755) if absent and a hidden staging directory inside it. Loads
+ * move the files there (their rows: the manifest's counts); the commit checks the count when every file's
+ * is known, then renames them into dir; an abort deletes them. Appending records is RD_E_USAGE. */
+rd_status rd_sink_open_dir(const char *dir, rd_sink **out, rd_error *err);
+
+/* The vtable, called. Load: the DuckDB sink appends the rows of n Parquet files in one statement (DuckDB
+ * reads them in parallel); *rows gets their number. */
+rd_status rd_sink_load(rd_sink *s, const rd_sink_file *files, size_t n, uint64_t *rows, rd_error *err);
+/* rd_sink_load of files named by their base names, rows unknown. */
 rd_status rd_sink_load_parquet(rd_sink *s, const char *const *paths, size_t n, uint64_t *rows, rd_error *err);
 /* Appends the Records of one GetStatementResult page (typed Field unions); *rows gets their number. */
 rd_status rd_sink_append_records(rd_sink *s, json_t *records, uint64_t *rows, rd_error *err);
-/* Verifies the staging table holds expected_rows rows, then swaps it in (or appends it, per the options)
- * and commits the one transaction. The cancel flag (options) is looked at just before COMMIT is issued:
- * raised by then → ROLLBACK and RD_E_CANCELLED ("interrupted during commit: rolled back: the old table is
- * unchanged"); raised later, COMMIT runs to its end (the caller sees the flag and says so). */
+/* DuckDB: verifies the staging table holds expected_rows rows, then swaps it in (or appends it, per the
+ * options) and commits the one transaction. The cancel flag (options) is looked at just before COMMIT is
+ * issued: raised by then → ROLLBACK and RD_E_CANCELLED ("interrupted during commit: rolled back: the old
+ * table is unchanged"); raised later, COMMIT runs to its end (the caller sees the flag and says so). */
 rd_status rd_sink_commit(rd_sink *s, uint64_t expected_rows, rd_error *err);
-/* Drops the staging table if not committed, closes. NULL is a no-op. */
+/* Aborts what is not committed (DuckDB: drops the staging table; directory: deletes the staged files) and
+ * closes. NULL is a no-op. */
 void rd_sink_close(rd_sink *s);
-/* Rows appended so far. */
+/* Rows taken so far. */
 uint64_t rd_sink_rows(const rd_sink *s);
 
 /* *exists = 1 if table exists in the main schema of the database conn is connected to. RD_E_IO when the

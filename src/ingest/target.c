@@ -1,5 +1,6 @@
-/* target.c — the DuckDB file's lock, private file modes, the leftovers ledger and its sweep, and the staging
- * garbage collector (see target.h and redduck/gc.h). */
+/* target.c — the DuckDB file's lock and configuration, private file modes, the incremental maximum and the
+ * run history (redduck/target.h), the leftovers ledger and its sweep, and the staging garbage collector
+ * (see target.h and redduck/gc.h). */
 #include "ingest/target.h"
 
 #include <dirent.h>
@@ -18,6 +19,8 @@
 
 #include "aws/session_internal.h"
 #include "core/timeutil.h"
+#include "ingest/plan.h"
+#include "ingest/sink.h"
 #include "redduck/gc.h"
 #include "services/s3.h"
 
@@ -66,8 +69,60 @@ static int lock_holder(const char *msg, char *prog, size_t len, long *pid)
     return 1;
 }
 
-rd_status rd_target_open(const rd_target_options *o, rd_target *out, rd_error *err)
+struct rd_target {
+    duckdb_database db;            /* open for writing: this process holds the file's lock */
+    unsigned mask;                 /* permission bits withheld from files created while open (see above) */
+    char *path;
+    char *memory;
+};
+
+void rd_target_configure(duckdb_config cfg, int threads, const char *memory, const char *temp_dir)
 {
+    if (threads >= 0) {
+        char n[16];
+        long ncpu = sysconf(_SC_NPROCESSORS_ONLN);
+        snprintf(n, sizeof n, "%ld", threads > 0 ? (long)threads : ncpu < 1 ? 1 : ncpu > 8 ? 8 : ncpu);
+        duckdb_set_config(cfg, "threads", n);
+    }
+    duckdb_set_config(cfg, "memory_limit", memory ? memory : RD_TARGET_DEFAULT_MEMORY);
+    duckdb_set_config(cfg, "preserve_insertion_order", "false");
+    if (temp_dir)
+        duckdb_set_config(cfg, "temp_directory", temp_dir);
+}
+
+duckdb_database rd_target_database(rd_target *t)
+{
+    return t->db;
+}
+
+const char *rd_target_memory(const rd_target *t)
+{
+    return t->memory;
+}
+
+const char *rd_target_path(const rd_target *t)
+{
+    return t->path;
+}
+
+rd_status rd_target_open(const rd_target_options *o, rd_target **out, rd_error *err)
+{
+    rd_target *t = calloc(1, sizeof *t);
+    if (t) {
+        t->path = strdup(o->path);
+        t->memory = strdup(o->memory ? o->memory : RD_TARGET_DEFAULT_MEMORY);
+    }
+    if (!t || !t->path || !t->memory) {
+        if (t) {
+            free(t->path);
+            free(t->memory);
+        }
+        free(t);
+        return rd_error_set(err, RD_E_INTERNAL, "out of memory");
+    }
+    duckdb_config cfg;
+    duckdb_create_config(&cfg);
+    rd_target_configure(cfg, o->threads, o->memory, NULL);
     struct stat sb;
     unsigned mask = 077;
     if (stat(o->path, &sb) == 0)
@@ -80,10 +135,12 @@ rd_status rd_target_open(const rd_target_options *o, rd_target *out, rd_error *e
     for (;;) {
         duckdb_database db = NULL;
         char *msg = NULL;
-        if (duckdb_open_ext(o->path, &db, o->config, &msg) == DuckDBSuccess) {
+        if (duckdb_open_ext(o->path, &db, cfg, &msg) == DuckDBSuccess) {
             duckdb_free(msg);
-            out->db = db;
-            out->mask = mask;
+            duckdb_destroy_config(&cfg);
+            t->db = db;
+            t->mask = mask;
+            *out = t;
             return RD_OK;
         }
         char prog[256] = "";
@@ -111,6 +168,10 @@ rd_status rd_target_open(const rd_target_options *o, rd_target *out, rd_error *e
         if (st != RD_OK) {
             if (mask)
                 mask_release();
+            duckdb_destroy_config(&cfg);
+            free(t->path);
+            free(t->memory);
+            free(t);
             return st;
         }
         struct timespec ts = { 0, 100 * 1000 * 1000 };
@@ -120,13 +181,106 @@ rd_status rd_target_open(const rd_target_options *o, rd_target *out, rd_error *e
 
 void rd_target_close(rd_target *t)
 {
-    if (!t || !t->db)
+    if (!t)
         return;
     duckdb_close(&t->db);
     if (t->mask)
         mask_release();
-    t->db = NULL;
-    t->mask = 0;
+    free(t->path);
+    free(t->memory);
+    free(t);
+}
+
+/* ---- what the project runner asks of the file ------------------------------------------------------------ */
+
+rd_status rd_target_table_max(rd_target *t, const char *table, const char *column, char **text, rd_error *err)
+{
+    *text = NULL;
+    duckdb_connection c;
+    if (duckdb_connect(t->db, &c) != DuckDBSuccess)
+        return rd_error_set(err, RD_E_IO, "cannot connect to %s", t->path);
+    rd_buf sql = RD_BUF_INIT;
+    int exists = 0;
+    rd_status st = rd_sink_table_exists(c, table, &exists, err);
+    if (st == RD_OK && exists) {
+        rd_buf_puts(&sql, "SELECT CAST(max(");
+        rd_plan_quote_ident(&sql, column);
+        rd_buf_puts(&sql, ") AS VARCHAR) FROM ");
+        rd_plan_quote_ident(&sql, table);
+        duckdb_result r;
+        if (duckdb_query(c, rd_buf_cstr(&sql), &r) != DuckDBSuccess) {
+            st = rd_error_set(err, RD_E_CONFIG, "incremental column \"%s\" of table %s: %s", column, table,
+                              duckdb_result_error(&r));
+        } else {
+            char *v = duckdb_value_varchar(&r, 0, 0);
+            if (v && *v && !(*text = strdup(v)))
+                st = rd_error_set(err, RD_E_INTERNAL, "out of memory");
+            duckdb_free(v);
+        }
+        duckdb_destroy_result(&r);
+    }
+    rd_buf_free(&sql);
+    duckdb_disconnect(&c);
+    return st;
+}
+
+static const char runs_ddl[] =
+    "CREATE TABLE IF NOT EXISTS _redduck_runs (source VARCHAR, table_name VARCHAR, started_at TIMESTAMPTZ, "
+    "finished_at TIMESTAMPTZ, status VARCHAR, rows BIGINT, bytes BIGINT, files INTEGER, seconds DOUBLE, "
+    "incremental BOOLEAN, watermark VARCHAR, error VARCHAR)";
+
+rd_status rd_target_runs_init(rd_target *t, rd_error *err)
+{
+    duckdb_connection c;
+    if (duckdb_connect(t->db, &c) != DuckDBSuccess)
+        return rd_error_set(err, RD_E_IO, "cannot connect to %s", t->path);
+    duckdb_result r;
+    rd_status st = RD_OK;
+    if (duckdb_query(c, runs_ddl, &r) != DuckDBSuccess)
+        st = rd_error_set(err, RD_E_IO, "DuckDB: %s", duckdb_result_error(&r));
+    duckdb_destroy_result(&r);
+    duckdb_disconnect(&c);
+    return st;
+}
+
+rd_status rd_target_record_run(rd_target *t, const rd_run_record *rec, rd_error *err)
+{
+    duckdb_connection c;
+    if (duckdb_connect(t->db, &c) != DuckDBSuccess)
+        return rd_error_set(err, RD_E_IO, "cannot connect to %s to record the run", t->path);
+    duckdb_prepared_statement ps;
+    rd_status st = RD_OK;
+    if (duckdb_prepare(c, "INSERT INTO _redduck_runs VALUES ($1, $2, to_timestamp($3), now(), $4, $5, $6, $7, $8, "
+                          "$9, $10, $11)", &ps) != DuckDBSuccess) {
+        st = rd_error_set(err, RD_E_IO, "recording the run in _redduck_runs of %s: %s", t->path,
+                          duckdb_prepare_error(ps));
+    } else {
+        duckdb_bind_varchar(ps, 1, rec->source);
+        duckdb_bind_varchar(ps, 2, rec->table);
+        duckdb_bind_int64(ps, 3, (int64_t)rec->started);
+        duckdb_bind_varchar(ps, 4, rec->status == RD_OK ? "ok" : rec->status == RD_E_CANCELLED ? "cancelled" : "failed");
+        duckdb_bind_int64(ps, 5, (int64_t)rec->rows);
+        duckdb_bind_int64(ps, 6, (int64_t)rec->bytes);
+        duckdb_bind_int32(ps, 7, (int32_t)rec->files);
+        duckdb_bind_double(ps, 8, rec->seconds);
+        duckdb_bind_boolean(ps, 9, rec->incremental);
+        if (rec->watermark)
+            duckdb_bind_varchar(ps, 10, rec->watermark);
+        else
+            duckdb_bind_null(ps, 10);
+        if (rec->status != RD_OK && rec->error)
+            duckdb_bind_varchar(ps, 11, rec->error);
+        else
+            duckdb_bind_null(ps, 11);
+        duckdb_result r;
+        if (duckdb_execute_prepared(ps, &r) != DuckDBSuccess)
+            st = rd_error_set(err, RD_E_IO, "recording the run in _redduck_runs of %s: %s", t->path,
+                              duckdb_result_error(&r));
+        duckdb_destroy_result(&r);
+    }
+    duckdb_destroy_prepare(&ps);
+    duckdb_disconnect(&c);
+    return st;
 }
 
 /* ---- the ledger -------------------------------------------------------------------------------------- */
@@ -138,7 +292,11 @@ static char g_token[33];
 static void make_token(void)
 {
     unsigned char r[16] = { 0 };
-    RAND_bytes(r, sizeof r);
+    if (RAND_bytes(r, sizeof r) != 1) {
+        /* still one token per process: the PID and the clock */
+        snprintf(g_token, sizeof g_token, "p%08lx%015.0f", (unsigned long)getpid(), rd_monotonic_seconds() * 1e6);
+        return;
+    }
     for (int i = 0; i < 16; i++)
         snprintf(g_token + 2 * i, 3, "%02x", r[i]);
 }

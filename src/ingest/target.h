@@ -1,6 +1,5 @@
-/* target.h — an ingest target's life outside the load transaction: the DuckDB file's write lock (taken by
- * opening the database, since DuckDB holds an fcntl lock while it is open, waiting a bounded time for
- * another process to let go), files redduck creates kept private (0600, their WAL too), and the ledger of
+/* target.h — an ingest target's life outside the load transaction, beyond redduck/target.h (the DuckDB
+ * file's lock, its configuration, the run history): the open database for the sink, and the ledger of
  * what each run starts outside the transaction (S3 staging prefixes, download directories), so that the
  * next run of the same file sweeps what a killed run left. Also the staging garbage collector behind
  * redduck/gc.h. Does not own the load itself (sink.h) or the staging of a live job (ingest.c). */
@@ -16,33 +15,18 @@
 #include "duckdb.h"
 #include "redduck/error.h"
 #include "redduck/ingest.h"
+#include "redduck/target.h"
 
 #define RD_TARGET_DEFAULT_LOCK_TIMEOUT RD_INGEST_DEFAULT_LOCK_TIMEOUT
 
-typedef struct rd_target_options {
-    const char *path;              /* the .duckdb file (created if absent, 0600) */
-    duckdb_config config;          /* borrowed; NULL: DuckDB's defaults */
-    long lock_timeout_s;           /* wait this long for another process's lock; 0: the default; < 0: no wait */
-    void (*waiting)(void *ctx, const char *message); /* once, when the file is held by another process; may
-                                                        be NULL */
-    void *waiting_ctx;
-    const volatile sig_atomic_t *cancel; /* stops the wait with RD_E_CANCELLED */
-} rd_target_options;
-
-typedef struct rd_target {
-    duckdb_database db;            /* open for writing: this process holds the file's lock */
-    unsigned mask;                 /* permission bits withheld from files created while open (see .c) */
-} rd_target;
-
-/* Opens the file for writing, retrying while another process holds its lock (RD_E_IO naming the holder's
- * PID when the wait runs out: "FILE is in use by PID n (program): close it or raise --lock-timeout"). A new
- * file is created 0600; while it is open, files the process creates get no permission the database file
- * lacks (its WAL, which DuckDB deletes and re-creates at each checkpoint), through the process umask — which
- * is process-wide: other threads' new files get the same restriction (never a wider mode) meanwhile.
- * Out-parameter written only on success. */
-rd_status rd_target_open(const rd_target_options *o, rd_target *out, rd_error *err);
-/* Closes the database and gives the umask back (when the last open target closes). No-op on a zeroed one. */
-void rd_target_close(rd_target *t);
+/* The one DuckDB configuration of redduck, for every database it opens: threads (0: the CPUs online, at most
+ * 8; < 0: DuckDB's default), memory_limit (NULL: RD_TARGET_DEFAULT_MEMORY), preserve_insertion_order off,
+ * temp_directory when given. */
+void rd_target_configure(duckdb_config cfg, int threads, const char *memory, const char *temp_dir);
+/* The open database (borrowed from t), for a sink to connect to. */
+duckdb_database rd_target_database(rd_target *t);
+/* The memory_limit t was opened with. */
+const char *rd_target_memory(const rd_target *t);
 
 /* ---- the ledger: <FILE>.redduck-ledger, 0600, one JSON object a line, removed when empty ----------------
  * Entries are tagged with a token of this process. Callers hold the file's lock, so an entry with another

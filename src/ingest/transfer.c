@@ -167,7 +167,8 @@ static long backoff_ms(const rd_transfer_options *o, int attempt)
     if (cap > 5000)
         cap = 5000;
     unsigned r = 0;
-    RAND_bytes((unsigned char *)&r, sizeof r);
+    if (RAND_bytes((unsigned char *)&r, sizeof r) != 1)
+        return cap / 2; /* no jitter without random bytes: the middle of the window */
     return (long)(r % (unsigned)(cap + 1));
 }
 

@@ -1,4 +1,5 @@
-/* runner.c — the project runner (see runner.h). */
+/* runner.c — the project runner (see runner.h): picks the sources, runs them on worker threads through
+ * rd_ingest into one shared rd_target, and records each run there. Uses only the public APIs below it. */
 #include "redduck/runner.h"
 
 #include <errno.h>
@@ -11,18 +12,19 @@
 
 #include "core/fsutil.h"
 #include "core/timeutil.h"
-#include "duckdb.h"
-#include "ingest/plan.h"
-#include "ingest/sink.h"
-#include "ingest/target.h"
-#include "ingest/unload_sql.h"
 #include "redduck/ingest.h"
 #include "redduck/session.h"
+#include "redduck/target.h"
+
+/* The runner's DuckDB instance is shared by every source: a larger memory limit than one ingest's, and
+ * DuckDB's own thread count. */
+#define RD_RUN_MEMORY "256MB"
+#define RD_RUN_THREADS (-1)
 
 typedef struct runner {
     const rd_project *p;
     const rd_run_options *o;
-    duckdb_database db;
+    rd_target *target;
     const rd_source **selected;
     rd_run_item *items;
     size_t count;
@@ -39,93 +41,21 @@ void rd_run_report_free(rd_run_report *r)
     r->count = r->failed = 0;
 }
 
-static rd_status exec(duckdb_connection c, const char *sql, rd_error *err)
-{
-    duckdb_result r;
-    rd_status st = RD_OK;
-    if (duckdb_query(c, sql, &r) != DuckDBSuccess)
-        st = rd_error_set(err, RD_E_IO, "DuckDB: %s", duckdb_result_error(&r));
-    duckdb_destroy_result(&r);
-    return st;
-}
-
-static const char runs_ddl[] =
-    "CREATE TABLE IF NOT EXISTS _redduck_runs (source VARCHAR, table_name VARCHAR, started_at TIMESTAMPTZ, "
-    "finished_at TIMESTAMPTZ, status VARCHAR, rows BIGINT, bytes BIGINT, files INTEGER, seconds DOUBLE, "
-    "incremental BOOLEAN, watermark VARCHAR, error VARCHAR)";
-
-/* The table's current maximum of col as text (*out NULL when the table does not exist or is empty; else
- * owned by the caller, any length). */
-static rd_status watermark(runner *rn, const char *table, const char *col, char **out, rd_error *err)
-{
-    *out = NULL;
-    duckdb_connection c;
-    if (duckdb_connect(rn->db, &c) != DuckDBSuccess)
-        return rd_error_set(err, RD_E_IO, "cannot connect to %s", rn->p->duckdb_path);
-    rd_buf sql = RD_BUF_INIT;
-    int exists = 0;
-    rd_status st = rd_sink_table_exists(c, table, &exists, err);
-    if (st == RD_OK && exists) {
-        rd_buf_puts(&sql, "SELECT CAST(max(");
-        rd_plan_quote_ident(&sql, col);
-        rd_buf_puts(&sql, ") AS VARCHAR) FROM ");
-        rd_plan_quote_ident(&sql, table);
-        duckdb_result r;
-        if (duckdb_query(c, rd_buf_cstr(&sql), &r) != DuckDBSuccess) {
-            st = rd_error_set(err, RD_E_CONFIG, "incremental column \"%s\" of table %s: %s", col, table,
-                              duckdb_result_error(&r));
-        } else {
-            char *v = duckdb_value_varchar(&r, 0, 0);
-            if (v && *v && !(*out = strdup(v)))
-                st = rd_error_set(err, RD_E_INTERNAL, "out of memory");
-            duckdb_free(v);
-        }
-        duckdb_destroy_result(&r);
-    }
-    rd_buf_free(&sql);
-    duckdb_disconnect(&c);
-    return st;
-}
-
 /* Appends the run to _redduck_runs. A failure is returned (never swallowed): the caller reports it. */
 static rd_status record(runner *rn, const rd_source *s, const rd_run_item *it, time_t started, rd_error *err)
 {
-    duckdb_connection c;
-    if (duckdb_connect(rn->db, &c) != DuckDBSuccess)
-        return rd_error_set(err, RD_E_IO, "cannot connect to %s to record the run", rn->p->duckdb_path);
-    duckdb_prepared_statement ps;
-    rd_status st = RD_OK;
-    if (duckdb_prepare(c, "INSERT INTO _redduck_runs VALUES ($1, $2, to_timestamp($3), now(), $4, $5, $6, $7, $8, "
-                          "$9, $10, $11)", &ps) != DuckDBSuccess) {
-        st = rd_error_set(err, RD_E_IO, "recording the run in _redduck_runs of %s: %s", rn->p->duckdb_path,
-                          duckdb_prepare_error(ps));
-    } else {
-        duckdb_bind_varchar(ps, 1, s->name);
-        duckdb_bind_varchar(ps, 2, it->table);
-        duckdb_bind_int64(ps, 3, (int64_t)started);
-        duckdb_bind_varchar(ps, 4, it->status == RD_OK ? "ok" : it->status == RD_E_CANCELLED ? "cancelled" : "failed");
-        duckdb_bind_int64(ps, 5, (int64_t)it->rows);
-        duckdb_bind_int64(ps, 6, (int64_t)it->bytes);
-        duckdb_bind_int32(ps, 7, (int32_t)it->files);
-        duckdb_bind_double(ps, 8, it->seconds);
-        duckdb_bind_boolean(ps, 9, it->incremental);
-        if (it->watermark)
-            duckdb_bind_varchar(ps, 10, it->watermark);
-        else
-            duckdb_bind_null(ps, 10);
-        if (it->status != RD_OK)
-            duckdb_bind_varchar(ps, 11, it->error.message);
-        else
-            duckdb_bind_null(ps, 11);
-        duckdb_result r;
-        if (duckdb_execute_prepared(ps, &r) != DuckDBSuccess)
-            st = rd_error_set(err, RD_E_IO, "recording the run in _redduck_runs of %s: %s", rn->p->duckdb_path,
-                              duckdb_result_error(&r));
-        duckdb_destroy_result(&r);
-    }
-    duckdb_destroy_prepare(&ps);
-    duckdb_disconnect(&c);
-    return st;
+    rd_run_record rec = { .source = s->name,
+                          .table = it->table,
+                          .started = started,
+                          .status = it->status,
+                          .error = it->error.message,
+                          .rows = it->rows,
+                          .bytes = it->bytes,
+                          .files = it->files,
+                          .seconds = it->seconds,
+                          .incremental = it->incremental,
+                          .watermark = it->watermark };
+    return rd_target_record_run(rn->target, &rec, err);
 }
 
 static int nonempty(const char *s)
@@ -179,14 +109,9 @@ static void run_one(runner *rn, const rd_source *s, rd_run_item *it)
     rd_buf into = RD_BUF_INIT, filter = RD_BUF_INIT;
     if (st == RD_OK && s->incremental_column) {
         it->incremental = 1;
-        st = watermark(rn, it->table, s->incremental_column, &it->watermark, err);
-        if (st == RD_OK && it->watermark) {
-            /* a Redshift literal: ' and \ doubled, as in every string redduck sends */
-            rd_plan_quote_ident(&filter, s->incremental_column);
-            rd_buf_puts(&filter, " > '");
-            rd_unload_sql_quote_literal(&filter, it->watermark);
-            rd_buf_putc(&filter, '\'');
-        }
+        st = rd_target_table_max(rn->target, it->table, s->incremental_column, &it->watermark, err);
+        if (st == RD_OK && it->watermark)
+            rd_ingest_filter_after(&filter, s->incremental_column, it->watermark);
     }
     rd_ingest_result res;
     memset(&res, 0, sizeof res);
@@ -215,7 +140,7 @@ static void run_one(runner *rn, const rd_source *s, rd_run_item *it)
         io.filter = filter.len ? rd_buf_cstr(&filter) : NULL;
         io.append = it->incremental;
         io.unique_key = s->unique_key;
-        io.duckdb_database = rn->db;
+        io.target = rn->target;
         io.cancel = rn->o->cancel;
         st = rd_ingest(sess, &io, &res, err);
     }
@@ -299,35 +224,25 @@ rd_status rd_project_run(const rd_project *p, const rd_run_options *o, rd_run_re
         rn.items[i].source = rn.selected[i]->name;
         rn.items[i].table = rn.selected[i]->table_name ? rn.selected[i]->table_name : rn.selected[i]->name;
     }
-    rd_target tgt = { 0 };
     char dir[4096];
     snprintf(dir, sizeof dir, "%s", p->duckdb_path);
     if (st == RD_OK && strchr(dir, '/'))
         st = rd_mkdirs(dirname(dir), 0755, err);
     if (st == RD_OK) {
-        duckdb_config cfg;
-        duckdb_create_config(&cfg);
-        duckdb_set_config(cfg, "memory_limit", "256MB");
-        duckdb_set_config(cfg, "preserve_insertion_order", "false");
-        /* the file's lock, before any source starts (target.h) */
+        /* the file's lock, before any source starts (redduck/target.h) */
         rd_target_options to = { .path = p->duckdb_path,
-                                 .config = cfg,
                                  .lock_timeout_s = o->lock_timeout_s,
                                  .waiting = o->on_lock_wait,
                                  .waiting_ctx = o->on_lock_wait_ctx,
-                                 .cancel = o->cancel };
-        st = rd_target_open(&to, &tgt, err);
-        rn.db = tgt.db;
-        duckdb_destroy_config(&cfg);
+                                 .cancel = o->cancel,
+                                 .threads = RD_RUN_THREADS,
+                                 .memory = RD_RUN_MEMORY };
+        st = rd_target_open(&to, &rn.target, err);
     }
-    if (st == RD_OK) {
-        duckdb_connection c;
-        duckdb_connect(rn.db, &c);
-        st = exec(c, runs_ddl, err);
-        duckdb_disconnect(&c);
-    }
+    if (st == RD_OK)
+        st = rd_target_runs_init(rn.target, err);
     if (st != RD_OK) {
-        rd_target_close(&tgt);
+        rd_target_close(rn.target);
         free(rn.selected);
         free(rn.items);
         return st;
@@ -347,7 +262,7 @@ rd_status rd_project_run(const rd_project *p, const rd_run_options *o, rd_run_re
     for (int i = 0; i < started; i++)
         pthread_join(th[i], NULL);
     pthread_mutex_destroy(&rn.mu);
-    rd_target_close(&tgt);
+    rd_target_close(rn.target);
     free(rn.selected);
     report->items = rn.items;
     report->count = n;

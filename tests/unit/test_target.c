@@ -99,22 +99,22 @@ static void test_failed_loads_give_their_space_back(void **state)
     assert_true(size_of(path) <= clean + clean / 10);
     /* one database shared by several loads (the project runner): failures must not pile up */
     snprintf(path, sizeof path, "%s/shared.duckdb", dir);
-    rd_target t = { 0 };
+    rd_target *t = NULL;
     rd_target_options to = { .path = path, .lock_timeout_s = -1 };
     rd_error err;
     assert_int_equal(rd_target_open(&to, &t, &err), RD_OK);
-    load(path, t.db, 1);
+    load(path, rd_target_database(t), 1);
     duckdb_connection c;
     duckdb_result r;
-    assert_int_equal(duckdb_connect(t.db, &c), DuckDBSuccess);
+    assert_int_equal(duckdb_connect(rd_target_database(t), &c), DuckDBSuccess);
     duckdb_query(c, "CHECKPOINT", &r);
     duckdb_destroy_result(&r);
     duckdb_disconnect(&c);
     clean = size_of(path);
     for (int i = 0; i < 2; i++)
-        load(path, t.db, 0);
+        load(path, rd_target_database(t), 0);
     assert_true(size_of(path) <= clean + clean / 10);
-    rd_target_close(&t);
+    rd_target_close(t);
 }
 
 static void test_modes(void **state)
@@ -124,7 +124,7 @@ static void test_modes(void **state)
     snprintf(path, sizeof path, "%s/mode.duckdb", dir);
     mode_t orig = umask(0);
     umask(orig);
-    rd_target t = { 0 };
+    rd_target *t = NULL;
     rd_target_options to = { .path = path, .lock_timeout_s = -1 };
     rd_error err;
     assert_int_equal(rd_target_open(&to, &t, &err), RD_OK);
@@ -134,7 +134,7 @@ static void test_modes(void **state)
     mode_t now = umask(0);
     umask(now);
     assert_int_equal(now & 077, 077); /* while open, new files (the WAL) are private too */
-    rd_target_close(&t);
+    rd_target_close(t);
     now = umask(0);
     umask(now);
     assert_int_equal(now, orig); /* given back */
@@ -142,7 +142,7 @@ static void test_modes(void **state)
     /* an existing 0644 file keeps its mode */
     assert_int_equal(chmod(path, 0644), 0);
     assert_int_equal(rd_target_open(&to, &t, &err), RD_OK);
-    rd_target_close(&t);
+    rd_target_close(t);
     assert_int_equal(stat(path, &st), 0);
     assert_int_equal(st.st_mode & 0777, 0644);
 }
