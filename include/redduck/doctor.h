@@ -21,13 +21,23 @@ typedef struct rd_doctor_check {
 } rd_doctor_check;
 
 typedef struct rd_doctor_report {
-    rd_doctor_check items[16];
-    size_t count;
+    rd_doctor_check *items;   /* owned, count of them, in the order they were added */
+    size_t count, cap;
     size_t failed;
+    int out_of_memory;        /* 1 when a check could not be stored (counted in failed) */
+    rd_doctor_check spare;    /* what rd_doctor_report_add hands out when out of memory */
 } rd_doctor_report;
 
-/* Runs the checks for connector c with session s (its region must resolve). Never fails as a whole: every
- * problem is a ✗ row. */
+/* A zeroed report is empty. Appends a check (what, action, resource copied, truncated to the fields; ok 0,
+ * detail ""), growing the list: no check is ever lost. Out of memory: out_of_memory set, failed counted, and
+ * the returned check (the spare) is not kept. Never NULL. */
+rd_doctor_check *rd_doctor_report_add(rd_doctor_report *r, const char *what, const char *action,
+                                      const char *resource);
+/* Frees the items; the report is empty again. */
+void rd_doctor_report_free(rd_doctor_report *r);
+
+/* Runs the checks for connector c with session s (its region must resolve) into out (initialised here; the
+ * caller frees it). Never fails as a whole: every problem is a ✗ row. Not thread-safe on one report. */
 void rd_doctor_run(rd_session *s, const rd_connector *c, rd_doctor_report *out);
 
 #endif

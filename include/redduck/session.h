@@ -54,6 +54,12 @@ typedef struct rd_identity {
 } rd_identity;
 void rd_identity_free(rd_identity *id);
 
+/* An AWS client for `region` with the session's transport, credentials, config, profile, endpoint override
+ * and logger, for the library's service calls (doctor): struct rd_aws_client is the aws layer's
+ * (aws/client.h). The client borrows everything from the session and must not outlive it. */
+struct rd_aws_client;
+void rd_session_client(rd_session *s, const char *region, struct rd_aws_client *out);
+
 /* STS GetCallerIdentity with the session's credentials. RD_E_AUTH when no credentials, RD_E_DENIED when
  * AWS refuses them. */
 rd_status rd_session_whoami(rd_session *s, rd_identity *out, rd_error *err);

@@ -74,10 +74,7 @@ int rd_cmd_doctor(int argc, char **argv)
         rd_session *s = NULL;
         rd_error_clear(&err);
         if (rd_project_session(&p, c, endpoint, verbose, &s, &err) != RD_OK) {
-            rd_doctor_check *ch = &rep.items[rep.count++];
-            snprintf(ch->what, sizeof ch->what, "credentials");
-            snprintf(ch->action, sizeof ch->action, "-");
-            snprintf(ch->resource, sizeof ch->resource, "%s", c->file);
+            rd_doctor_check *ch = rd_doctor_report_add(&rep, "credentials", "-", c->file);
             snprintf(ch->detail, sizeof ch->detail, "%.500s", err.message);
             rep.failed = 1;
         } else {
@@ -102,6 +99,9 @@ int rd_cmd_doctor(int argc, char **argv)
                                                     "action", ch->action, "resource", ch->resource, "detail",
                                                     ch->detail));
         }
+        if (rep.out_of_memory)
+            fprintf(stderr, "redduck doctor: out of memory: some checks of connector %s are not shown\n", c->name);
+        rd_doctor_report_free(&rep);
         json_array_append_new(all, json_pack("{s:s, s:o}", "connector", c->name, "checks", checks));
     }
     if (json) {

@@ -2,24 +2,50 @@
 #include "redduck/doctor.h"
 
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 
 #include <openssl/rand.h>
 
-#include "aws/session_internal.h"
 #include "ingest/unload_sql.h"
 #include "services/redshift_data.h"
 #include "services/s3.h"
 #include "services/sts.h"
 
-static rd_doctor_check *add(rd_doctor_report *r, const char *what, const char *action, const char *resource)
+rd_doctor_check *rd_doctor_report_add(rd_doctor_report *r, const char *what, const char *action,
+                                      const char *resource)
 {
-    rd_doctor_check *c = &r->items[r->count < 16 ? r->count++ : 15];
+    rd_doctor_check *c = &r->spare;
+    if (r->count == r->cap) {
+        size_t cap = r->cap ? r->cap * 2 : 16;
+        rd_doctor_check *items = realloc(r->items, cap * sizeof *items);
+        if (items) {
+            r->items = items;
+            r->cap = cap;
+        }
+    }
+    if (r->count < r->cap) {
+        c = &r->items[r->count++];
+    } else {
+        r->out_of_memory = 1;
+        r->failed++;
+    }
     memset(c, 0, sizeof *c);
     snprintf(c->what, sizeof c->what, "%s", what);
     snprintf(c->action, sizeof c->action, "%s", action);
     snprintf(c->resource, sizeof c->resource, "%s", resource);
     return c;
+}
+
+void rd_doctor_report_free(rd_doctor_report *r)
+{
+    free(r->items);
+    memset(r, 0, sizeof *r);
+}
+
+static rd_doctor_check *add(rd_doctor_report *r, const char *what, const char *action, const char *resource)
+{
+    return rd_doctor_report_add(r, what, action, resource);
 }
 
 static void verdict(rd_doctor_report *r, rd_doctor_check *c, rd_status st, const rd_error *err, const char *ok)
@@ -69,13 +95,8 @@ void rd_doctor_run(rd_session *s, const rd_connector *con, rd_doctor_report *out
     if (con->workgroup) {
         snprintf(res, sizeof res, "arn:aws:redshift-serverless:%s:%s:workgroup/%s", region, account, con->workgroup);
         c = add(out, "database credentials", cred_action, res);
-        json_t *in = json_pack("{s:s, s:s, s:i}", "workgroupName", con->workgroup, "dbName", t.database,
-                               "durationSeconds", 900),
-               *o = NULL;
         rd_error_clear(&err);
-        st = rd_aws_json_call(&cl, &rd_svc_redshift_serverless, "GetCredentials", in, &o, &err);
-        json_decref(in);
-        json_decref(o); /* holds a database password: dropped unread */
+        st = rd_rsd_try_credentials(&cl, &t, &err);
         verdict(out, c, st, &err, "temporary database credentials issued");
     } else if (!con->secret_arn) {
         int iam = !con->db_user;
@@ -86,14 +107,8 @@ void rd_doctor_run(rd_session *s, const rd_connector *con, rd_doctor_report *out
             snprintf(res, sizeof res, "arn:aws:redshift:%s:%s:dbuser:%s/%s", region, account,
                      con->cluster_identifier, con->db_user);
         c = add(out, "database credentials", cred_action, res);
-        const char *params[] = { "ClusterIdentifier", con->cluster_identifier, "DbName", t.database,
-                                 "DurationSeconds", "900", iam ? NULL : "DbUser", con->db_user, NULL };
-        xmlDocPtr doc = NULL;
         rd_error_clear(&err);
-        st = rd_aws_query_call(&cl, &rd_svc_redshift, iam ? "GetClusterCredentialsWithIAM" : "GetClusterCredentials",
-                               params, 0, &doc, &err);
-        if (doc)
-            xmlFreeDoc(doc); /* holds a database password: dropped unread */
+        st = rd_rsd_try_credentials(&cl, &t, &err);
         verdict(out, c, st, &err, "temporary database credentials issued");
     } else {
         skip(out, "database credentials", cred_action, con->secret_arn, "a Secrets Manager secret is used");
@@ -170,7 +185,14 @@ void rd_doctor_run(rd_session *s, const rd_connector *con, rd_doctor_report *out
 
     /* a one-row UNLOAD: the role's PutObject; then our GetObject and DeleteObject of what it wrote */
     unsigned char u[8];
-    RAND_bytes(u, sizeof u);
+    if (RAND_bytes(u, sizeof u) != 1) {
+        c = add(out, "UNLOAD writes (the cluster's role)", "-", con->output_location);
+        rd_error_clear(&err);
+        verdict(out, c, rd_error_set(&err, RD_E_INTERNAL, "no random bytes from OpenSSL"), &err, "");
+        free(bucket);
+        free(prefix);
+        return;
+    }
     char sub[512];
     snprintf(sub, sizeof sub, "%s%sredduck-doctor-%02x%02x%02x%02x%02x%02x%02x%02x/", prefix,
              *prefix && prefix[strlen(prefix) - 1] != '/' ? "/" : "", u[0], u[1], u[2], u[3], u[4], u[5], u[6], u[7]);

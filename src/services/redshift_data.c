@@ -1,6 +1,7 @@
 /* redshift_data.c — Redshift Data API client (see redshift_data.h). JSON 1.1 over rd_aws_json_call. */
 #include "services/redshift_data.h"
 
+#include "aws/endpoints.h"
 #include "core/timeutil.h"
 #include "redduck/buf.h"
 
@@ -32,6 +33,30 @@ const char *rd_rsd_target_credentials_action(const rd_rsd_target *t)
     if (t->db_user && *t->db_user)
         return "redshift:GetClusterCredentials";
     return "redshift:GetClusterCredentialsWithIAM";
+}
+
+rd_status rd_rsd_try_credentials(rd_aws_client *c, const rd_rsd_target *t, rd_error *err)
+{
+    if (t->secret_arn && *t->secret_arn)
+        return rd_error_set(err, RD_E_USAGE, "a Secrets Manager secret gives the database credentials");
+    if (t->workgroup && *t->workgroup) {
+        json_t *in = json_pack("{s:s, s:s, s:i}", "workgroupName", t->workgroup, "dbName", t->database,
+                               "durationSeconds", 900),
+               *out = NULL;
+        rd_status st = rd_aws_json_call(c, &rd_svc_redshift_serverless, "GetCredentials", in, &out, err);
+        json_decref(in);
+        json_decref(out); /* holds a database password: dropped unread */
+        return st;
+    }
+    int iam = !(t->db_user && *t->db_user);
+    const char *params[] = { "ClusterIdentifier", t->cluster_id, "DbName", t->database, "DurationSeconds", "900",
+                             iam ? NULL : "DbUser", t->db_user, NULL };
+    xmlDocPtr doc = NULL;
+    rd_status st = rd_aws_query_call(c, &rd_svc_redshift, iam ? "GetClusterCredentialsWithIAM" : "GetClusterCredentials",
+                                     params, 0, &doc, err);
+    if (doc)
+        xmlFreeDoc(doc); /* holds a database password: dropped unread */
+    return st;
 }
 
 static void set_target(json_t *in, const rd_rsd_target *t)

@@ -30,6 +30,12 @@ rd_status rd_rsd_target_check(const rd_rsd_target *t, rd_error *err);
  * "redshift:GetClusterCredentials" or "secretsmanager:GetSecretValue". */
 const char *rd_rsd_target_credentials_action(const rd_rsd_target *t);
 
+/* Asks Redshift for the temporary database credentials the Data API gets for the caller on t
+ * (redshift-serverless:GetCredentials, or redshift:GetClusterCredentials[WithIAM]), as `redduck doctor` does
+ * to test that permission; the password in the reply is dropped unread. RD_E_USAGE for a secret_arn target
+ * (Secrets Manager, not asked here). */
+rd_status rd_rsd_try_credentials(rd_aws_client *c, const rd_rsd_target *t, rd_error *err);
+
 /* ExecuteStatement. client_token may be NULL (it makes a retried submission idempotent). id: 64 bytes. */
 rd_status rd_rsd_execute(rd_aws_client *c, const rd_rsd_target *t, const char *sql, const char *client_token,
                          char id[64], rd_error *err);
