@@ -19,6 +19,7 @@ static rd_status sink(void *ctx, const void *data, size_t len, rd_error *err)
     return RD_OK;
 }
 
+int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size); /* called by libFuzzer */
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 {
     if (size < 2)

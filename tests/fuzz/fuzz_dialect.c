@@ -7,6 +7,7 @@
 
 #include "emulator/redshift/dialect.h"
 
+int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size); /* called by libFuzzer */
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 {
     if (size > (64u << 10))

@@ -6,6 +6,7 @@
 
 #include "redduck/dotenv.h"
 
+int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size); /* called by libFuzzer */
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 {
     rd_dotenv env;

@@ -6,6 +6,7 @@
 
 #include "aws/ini.h"
 
+int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size); /* called by libFuzzer */
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 {
     rd_ini *ini = NULL;

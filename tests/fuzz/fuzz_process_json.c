@@ -4,6 +4,7 @@
 
 #include "aws/creds_chain.h"
 
+int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size); /* called by libFuzzer */
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 {
     rd_credentials c;

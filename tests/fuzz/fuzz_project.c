@@ -51,6 +51,7 @@ static void put(const char *rel, const uint8_t *data, size_t len)
     fclose(f);
 }
 
+int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size); /* called by libFuzzer */
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 {
     static int ready;

@@ -7,6 +7,7 @@
 #include "aws/client.h"
 #include "services/sts.h"
 
+int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size); /* called by libFuzzer */
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 {
     rd_http_response resp;

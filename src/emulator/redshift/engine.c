@@ -197,11 +197,12 @@ rd_emu_stmt *rd_emu_engine_find(rd_emu_engine *eng, const char *id, const char *
 
 #ifdef RD_HAVE_DUCKDB
 
-static void log_msg(rd_emu_engine *eng, rd_log_level lvl, const char *fmt, const char *a, const char *b)
-{
-    if (eng->log)
-        rd_log_write(eng->log, lvl, fmt, a, b);
-}
+/* a macro, not a function, so the format stays a literal rd_log_write can check */
+#define log_msg(eng, lvl, ...)                                                                                         \
+    do {                                                                                                               \
+        if ((eng)->log)                                                                                                \
+            rd_log_write((eng)->log, (lvl), __VA_ARGS__);                                                              \
+    } while (0)
 
 static int safe_name(const char *s)
 {
