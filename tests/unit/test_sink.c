@@ -1,7 +1,9 @@
-/* test_sink.c — the Redshift ↔ DuckDB type plan and the DuckDB sink: ColumnMetadata → DuckDB types and the
+/* test_sink.c — the Redshift ↔ DuckDB type plan and the sinks: ColumnMetadata → DuckDB types and the
  * encode/decode projections; Data API records stored with exact values; the swap replaces a table only
  * when the row count matches, and any failure (count mismatch, a bad value, closing without commit)
- * leaves the previous table and no staging table behind. */
+ * leaves the previous table and no staging table behind. Both sink implementations through the vtable: a
+ * batch of Parquet files made by DuckDB here, committed with the right and a wrong row count, or aborted
+ * (nothing visible). */
 #include <setjmp.h>
 #include <stdarg.h>
 #include <stddef.h>
@@ -11,6 +13,8 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <dirent.h>
+#include <sys/stat.h>
 #include <unistd.h>
 
 #include "duckdb.h"
@@ -236,6 +240,188 @@ static void test_cancel_before_commit_rolls_back(void **state)
     assert_int_equal(system(cmd), 0);
 }
 
+/* ---- the vtable, both implementations, over Parquet files ---------------------------------------------- */
+
+/* dir/name: n rows (id from first, s = 'r' || id), written by DuckDB. */
+static void make_parquet(const char *dir, const char *name, int first, int n)
+{
+    duckdb_database db;
+    duckdb_connection c;
+    assert_int_equal(duckdb_open(NULL, &db), DuckDBSuccess);
+    assert_int_equal(duckdb_connect(db, &c), DuckDBSuccess);
+    char sql[512];
+    snprintf(sql, sizeof sql, "COPY (SELECT range AS id, 'r' || range AS s FROM range(%d, %d)) TO '%s/%s' "
+                              "(FORMAT parquet)", first, first + n, dir, name);
+    duckdb_result r;
+    assert_int_equal(duckdb_query(c, sql, &r), DuckDBSuccess);
+    duckdb_destroy_result(&r);
+    duckdb_disconnect(&c);
+    duckdb_close(&db);
+}
+
+static void two_column_plan(rd_plan *p)
+{
+    json_t *md = json_loads("[{\"name\":\"id\",\"typeName\":\"int8\"},{\"name\":\"s\",\"typeName\":\"varchar\"}]", 0,
+                            NULL);
+    rd_error err;
+    assert_int_equal(rd_plan_from_metadata(md, p, &err), RD_OK);
+    json_decref(md);
+}
+
+/* Entries of dir: visible ones, or all (hidden ones too). */
+static int entries(const char *dir, int all)
+{
+    DIR *d = opendir(dir);
+    assert_non_null(d);
+    int n = 0;
+    struct dirent *e;
+    while ((e = readdir(d)) != NULL)
+        if (strcmp(e->d_name, ".") != 0 && strcmp(e->d_name, "..") != 0 && (all || e->d_name[0] != '.'))
+            n++;
+    closedir(d);
+    return n;
+}
+
+/* A batch of two files (3 + 2 rows) from src, with or without their row counts. */
+static void batch(const char *src, int first, rd_sink_file files[2], char paths[2][256], int counts)
+{
+    snprintf(paths[0], 256, "%s/in-a-%d.parquet", src, first);
+    snprintf(paths[1], 256, "%s/in-b-%d.parquet", src, first);
+    make_parquet(src, paths[0] + strlen(src) + 1, first, 3);
+    make_parquet(src, paths[1] + strlen(src) + 1, first + 3, 2);
+    files[0] = (rd_sink_file){ paths[0], "part_a.parquet", counts ? 3 : RD_SINK_ROWS_UNKNOWN };
+    files[1] = (rd_sink_file){ paths[1], "part_b.parquet", counts ? 2 : RD_SINK_ROWS_UNKNOWN };
+}
+
+static void test_duckdb_sink_batches(void **state)
+{
+    (void)state;
+    char dir[] = "/tmp/rd-sinkv-XXXXXX";
+    assert_non_null(mkdtemp(dir));
+    char path[128];
+    snprintf(path, sizeof path, "%s/w.duckdb", dir);
+    rd_plan p;
+    two_column_plan(&p);
+    rd_sink_file files[2];
+    char paths[2][256];
+    batch(dir, 0, files, paths, 1);
+    rd_sink_options o = { .path = path, .table = "t", .threads = 1, .memory = "64MB" };
+    rd_error err;
+
+    /* a wrong expected count: refused, nothing committed */
+    rd_sink *s = NULL;
+    assert_int_equal(rd_sink_open(&o, &p, &s, &err), RD_OK);
+    uint64_t rows = 0;
+    assert_int_equal(rd_sink_load(s, files, 2, &rows, &err), RD_OK);
+    assert_int_equal(rows, 5);
+    assert_int_equal(rd_sink_rows(s), 5);
+    assert_int_equal(rd_sink_commit(s, 6, &err), RD_E_REMOTE);
+    assert_non_null(strstr(err.message, "loaded 5 rows but Redshift reported 6"));
+    rd_sink_close(s);
+    char *v = query_text(path, "select count(*) from information_schema.tables");
+    assert_string_equal(v, "0");
+    free(v);
+
+    /* the right count: the table holds the batch */
+    assert_int_equal(rd_sink_open(&o, &p, &s, &err), RD_OK);
+    assert_int_equal(rd_sink_load(s, files, 2, &rows, &err), RD_OK);
+    assert_int_equal(rd_sink_commit(s, 5, &err), RD_OK);
+    rd_sink_close(s);
+    v = query_text(path, "select count(*) || ':' || sum(id) || ':' || max(s) || ':' || (select count(*) from "
+                         "information_schema.tables) from t");
+    assert_string_equal(v, "5:10:r4:1");
+    free(v);
+
+    /* aborted (closed without commit): the old table, no staging table */
+    batch(dir, 100, files, paths, 1);
+    assert_int_equal(rd_sink_open(&o, &p, &s, &err), RD_OK);
+    assert_int_equal(rd_sink_load(s, files, 2, &rows, &err), RD_OK);
+    rd_sink_close(s);
+    v = query_text(path, "select count(*) || ':' || max(id) || ':' || (select count(*) from "
+                         "information_schema.tables) from t");
+    assert_string_equal(v, "5:4:1");
+    free(v);
+
+    rd_plan_free(&p);
+    char cmd[96];
+    snprintf(cmd, sizeof cmd, "rm -rf %s", dir);
+    assert_int_equal(system(cmd), 0);
+}
+
+static void test_parquet_dir_sink_batches(void **state)
+{
+    (void)state;
+    char dir[] = "/tmp/rd-sinkv-XXXXXX";
+    assert_non_null(mkdtemp(dir));
+    char out[128];
+    snprintf(out, sizeof out, "%s/out", dir);
+    rd_sink_file files[2];
+    char paths[2][256];
+    rd_error err;
+
+    /* a wrong expected count: refused, nothing visible, nothing left behind */
+    batch(dir, 0, files, paths, 1);
+    rd_sink *s = NULL;
+    assert_int_equal(rd_sink_open_dir(out, &s, &err), RD_OK); /* creates out */
+    uint64_t rows = 0;
+    assert_int_equal(rd_sink_load(s, files, 2, &rows, &err), RD_OK);
+    assert_int_equal(rows, 5);
+    assert_int_equal(rd_sink_rows(s), 5);
+    assert_int_equal(access(paths[0], F_OK), -1); /* taken */
+    assert_int_equal(entries(out, 0), 0);         /* staged, not visible */
+    assert_int_equal(rd_sink_commit(s, 6, &err), RD_E_REMOTE);
+    assert_non_null(strstr(err.message, "hold 5 rows but Redshift reported 6"));
+    assert_int_equal(entries(out, 0), 0);
+    rd_sink_close(s);
+    assert_int_equal(entries(out, 1), 0);
+
+    /* records are not Parquet files */
+    assert_int_equal(rd_sink_open_dir(out, &s, &err), RD_OK);
+    json_t *recs = json_loads("[[{\"longValue\":1},{\"stringValue\":\"x\"}]]", 0, NULL);
+    assert_int_equal(rd_sink_append_records(s, recs, &rows, &err), RD_E_USAGE);
+    json_decref(recs);
+    rd_sink_close(s);
+
+    /* the right count: the files in place, under their names */
+    batch(dir, 0, files, paths, 1);
+    assert_int_equal(rd_sink_open_dir(out, &s, &err), RD_OK);
+    assert_int_equal(rd_sink_load(s, files, 2, &rows, &err), RD_OK);
+    assert_int_equal(rd_sink_commit(s, 5, &err), RD_OK);
+    rd_sink_close(s);
+    assert_int_equal(entries(out, 1), 2);
+    char sql[256];
+    snprintf(sql, sizeof sql, "select count(*) || ':' || sum(id) from read_parquet('%s/part_*.parquet')", out);
+    char *v = query_text(NULL, sql);
+    assert_string_equal(v, "5:10");
+    free(v);
+
+    /* aborted: the committed files stay as they were, the staged ones are gone */
+    batch(dir, 100, files, paths, 1);
+    assert_int_equal(rd_sink_open_dir(out, &s, &err), RD_OK);
+    assert_int_equal(rd_sink_load(s, files, 2, &rows, &err), RD_OK);
+    rd_sink_close(s);
+    assert_int_equal(entries(out, 1), 2);
+    v = query_text(NULL, sql);
+    assert_string_equal(v, "5:10");
+    free(v);
+
+    /* counts unknown (no manifest): the commit cannot check them and keeps the files */
+    batch(dir, 200, files, paths, 0);
+    assert_int_equal(rd_sink_open_dir(out, &s, &err), RD_OK);
+    assert_int_equal(rd_sink_load(s, files, 2, &rows, &err), RD_OK);
+    assert_int_equal(rows, 0);
+    assert_int_equal(rd_sink_commit(s, 5, &err), RD_OK);
+    rd_sink_close(s);
+    assert_int_equal(entries(out, 1), 2);
+    v = query_text(NULL, sql);
+    assert_string_equal(v, "5:1010");
+    free(v);
+
+    char cmd[96];
+    snprintf(cmd, sizeof cmd, "rm -rf %s", dir);
+    assert_int_equal(system(cmd), 0);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -243,6 +429,8 @@ int main(void)
         cmocka_unit_test(test_parse_into),
         cmocka_unit_test(test_sink_stores_exact_values_and_swaps_atomically),
         cmocka_unit_test(test_cancel_before_commit_rolls_back),
+        cmocka_unit_test(test_duckdb_sink_batches),
+        cmocka_unit_test(test_parquet_dir_sink_batches),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
