@@ -8,6 +8,7 @@
 #include <time.h>
 
 #include "cli.h"
+#include "httpd/httpd.h"
 #include "redduck/emulator.h"
 
 static const char emulator_help[] =
@@ -127,10 +128,7 @@ int rd_cmd_emulator(int argc, char **argv)
 
     /* Block the stop signals before any thread starts, then wait for them here. */
     sigset_t set;
-    sigemptyset(&set);
-    sigaddset(&set, SIGINT);
-    sigaddset(&set, SIGTERM);
-    pthread_sigmask(SIG_BLOCK, &set, NULL);
+    rd_httpd_stop_signals_block(&set);
 
     rd_error err;
     rd_error_clear(&err);
@@ -147,13 +145,7 @@ int rd_cmd_emulator(int argc, char **argv)
                "AWS_REGION=us-east-1 (account 000000000000)\n");
     fflush(stdout);
 
-    int sig = 0;
-    if (lifetime > 0) {
-        struct timespec ts = { lifetime, 0 };
-        sig = sigtimedwait(&set, NULL, &ts);
-    } else {
-        sigwait(&set, &sig);
-    }
+    rd_httpd_stop_signals_wait(&set, lifetime > 0 ? (int)lifetime : 0);
     fprintf(stderr, "redduck emulator: stopping\n");
     rd_emulator_stop(emu);
     rc = 0;

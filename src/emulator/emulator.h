@@ -13,6 +13,7 @@
 #include <stdint.h>
 #include <sys/types.h>
 
+#include "httpd/httpd.h"
 #include "redduck/buf.h"
 #include "redduck/error.h"
 #include "redduck/headers.h"
@@ -40,18 +41,9 @@ typedef struct rd_emu_request {
     int fault_fail;           /* fault injection: data.execute.fail drew this request (statement ends FAILED) */
 } rd_emu_request;
 
-/* The reply. Either body (in memory) or a file range (fd >= 0: served without copying; the server closes
- * fd when the response is done). */
-typedef struct rd_emu_response {
-    int status;
-    rd_headers headers;
-    rd_buf body;
-    int fd;
-    uint64_t fd_offset;
-    uint64_t fd_length;
-    int64_t reset_after;      /* fault injection: >= 0 → close the connection after this many body bytes */
-    int reset_hard;           /* with reset_after: end with a TCP reset (RST), not a clean close */
-} rd_emu_response;
+/* The reply: the HTTP server's response (httpd.h) — body in memory or a file range (fd >= 0: served without
+ * copying; the server closes fd when the response is done), and the fault-injection cut. */
+typedef rd_httpd_response rd_emu_response;
 
 void rd_emu_response_init(rd_emu_response *r);
 void rd_emu_response_free(rd_emu_response *r);

@@ -11,7 +11,7 @@
 #include "emulator/form.h"
 #include "emulator/iam/identities.h"
 
-struct MHD_Daemon;
+struct rd_httpd;
 struct rd_s3_store;
 struct rd_emu_engine;
 
@@ -21,8 +21,7 @@ struct rd_emu {
     rd_emu_faults *faults;
     struct rd_s3_store *store;
     struct rd_emu_engine *engine;
-    struct MHD_Daemon *d4;
-    struct MHD_Daemon *d6;
+    struct rd_httpd *httpd;
     int port;
     char *data_dir;
     atomic_ulong request_counter;

@@ -1,32 +1,18 @@
 /* policy.c — response helpers and authorisation entry points of the emulator. With no emulator context
  * (unit tests drive handlers directly with emu == NULL) everything is allowed. */
 #include <stdlib.h>
-#include <unistd.h>
 
 #include "emulator/emulator.h"
 #include "emulator/emulator_internal.h"
 
 void rd_emu_response_init(rd_emu_response *r)
 {
-    r->status = 200;
-    rd_headers_init(&r->headers);
-    rd_buf_init(&r->body);
-    r->fd = -1;
-    r->fd_offset = 0;
-    r->fd_length = 0;
-    r->reset_after = -1;
-    r->reset_hard = 0;
+    rd_httpd_response_init(r);
 }
 
 void rd_emu_response_free(rd_emu_response *r)
 {
-    if (!r)
-        return;
-    rd_headers_free(&r->headers);
-    rd_buf_free(&r->body);
-    if (r->fd >= 0)
-        close(r->fd);
-    r->fd = -1;
+    rd_httpd_response_free(r);
 }
 
 int rd_emu_policy_check(rd_emu *emu, const char *principal_arn, const char *action, const char *resource)

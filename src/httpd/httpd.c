@@ -1,0 +1,416 @@
+/* httpd.c — libmicrohttpd on loopback: the two daemons (127.0.0.1, ::1), per-request state, bodies buffered
+ * under a cap or streamed to the handler, responses from memory or a file range (optionally cut short for
+ * fault injection), and the stop-signal wait. What a request means is the handler's business. */
+#include "httpd/httpd.h"
+
+#include <arpa/inet.h>
+#include <errno.h>
+#include <microhttpd.h>
+#include <pthread.h>
+#include <netinet/in.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <strings.h>
+#include <sys/resource.h>
+#include <sys/socket.h>
+#include <time.h>
+#include <unistd.h>
+
+#define DEFAULT_THREADS 8
+#define DEFAULT_MAX_BODY ((size_t)8 << 20)
+#define DEFAULT_MAX_CONNECTIONS 1000u
+#define DEFAULT_PER_IP_CONNECTIONS 256u /* leaves room for 64-way parallel downloads from one client */
+#define DEFAULT_IDLE_TIMEOUT_SECONDS 60u
+#define CONNECTION_MEMORY ((size_t)128 * 1024) /* headers and read buffer of one connection */
+
+struct rd_httpd {
+    rd_httpd_handler h;
+    size_t max_body;
+    char *server_name;
+    struct MHD_Daemon *d4;
+    struct MHD_Daemon *d6;
+    int port;
+};
+
+struct rd_httpd_request {
+    char *uri;
+    const char *method; /* libmicrohttpd's, valid for the connection's request */
+    rd_headers headers;
+    rd_buf body;
+    int started;
+    rd_httpd_next next;
+    int too_large;
+    void *data;
+};
+
+void rd_httpd_response_init(rd_httpd_response *r)
+{
+    r->status = 200;
+    rd_headers_init(&r->headers);
+    rd_buf_init(&r->body);
+    r->fd = -1;
+    r->fd_offset = 0;
+    r->fd_length = 0;
+    r->reset_after = -1;
+    r->reset_hard = 0;
+}
+
+void rd_httpd_response_free(rd_httpd_response *r)
+{
+    if (!r)
+        return;
+    rd_headers_free(&r->headers);
+    rd_buf_free(&r->body);
+    if (r->fd >= 0)
+        close(r->fd);
+    r->fd = -1;
+}
+
+const char *rd_httpd_method(const rd_httpd_request *req)
+{
+    return req->method;
+}
+
+const char *rd_httpd_uri(const rd_httpd_request *req)
+{
+    return req->uri;
+}
+
+const rd_headers *rd_httpd_headers(const rd_httpd_request *req)
+{
+    return &req->headers;
+}
+
+const rd_buf *rd_httpd_body(const rd_httpd_request *req)
+{
+    return &req->body;
+}
+
+void rd_httpd_set_data(rd_httpd_request *req, void *data)
+{
+    req->data = data;
+}
+
+void *rd_httpd_data(const rd_httpd_request *req)
+{
+    return req->data;
+}
+
+static void *uri_logger(void *cls, const char *uri, struct MHD_Connection *con)
+{
+    (void)cls;
+    (void)con;
+    rd_httpd_request *req = calloc(1, sizeof *req);
+    if (!req)
+        return NULL;
+    req->uri = strdup(uri ? uri : "/");
+    rd_buf_init(&req->body);
+    rd_headers_init(&req->headers);
+    return req;
+}
+
+static void request_completed(void *cls, struct MHD_Connection *con, void **con_cls,
+                              enum MHD_RequestTerminationCode toe)
+{
+    (void)con;
+    (void)toe;
+    rd_httpd *d = cls;
+    rd_httpd_request *req = *con_cls;
+    if (!req)
+        return;
+    if (req->started && d->h.on_done)
+        d->h.on_done(d->h.ctx, req);
+    free(req->uri);
+    rd_buf_free(&req->body);
+    rd_headers_free(&req->headers);
+    free(req);
+    *con_cls = NULL;
+}
+
+static size_t no_unescape(void *cls, struct MHD_Connection *c, char *s)
+{
+    (void)cls;
+    (void)c;
+    return strlen(s);
+}
+
+static enum MHD_Result collect_header(void *cls, enum MHD_ValueKind kind, const char *key, const char *value)
+{
+    (void)kind;
+    rd_headers_add(cls, key, value ? value : "");
+    return MHD_YES;
+}
+
+/* A body served from memory or a file, cut after `limit` bytes to inject a reset/truncation. */
+typedef struct cut_body {
+    int fd;
+    uint64_t offset;
+    char *mem;
+    uint64_t limit;
+} cut_body;
+
+static ssize_t cut_reader(void *cls, uint64_t pos, char *buf, size_t max)
+{
+    cut_body *cb = cls;
+    if (pos >= cb->limit)
+        return MHD_CONTENT_READER_END_WITH_ERROR;
+    size_t n = max;
+    if (pos + n > cb->limit)
+        n = (size_t)(cb->limit - pos);
+    if (cb->mem) {
+        memcpy(buf, cb->mem + pos, n);
+        return (ssize_t)n;
+    }
+    ssize_t r = pread(cb->fd, buf, n, (off_t)(cb->offset + pos));
+    return r > 0 ? r : MHD_CONTENT_READER_END_WITH_ERROR;
+}
+
+static void cut_free(void *cls)
+{
+    cut_body *cb = cls;
+    if (cb->fd >= 0)
+        close(cb->fd);
+    free(cb->mem);
+    free(cb);
+}
+
+static ssize_t never_read(void *cls, uint64_t pos, char *buf, size_t max)
+{
+    (void)cls;
+    (void)pos;
+    (void)buf;
+    (void)max;
+    return MHD_CONTENT_READER_END_OF_STREAM;
+}
+
+static enum MHD_Result send_response(rd_httpd *d, struct MHD_Connection *con, const char *method,
+                                     rd_httpd_response *r)
+{
+    struct MHD_Response *mr = NULL;
+    uint64_t full = r->fd >= 0 ? r->fd_length : r->body.len;
+    if (r->reset_after >= 0 && (uint64_t)r->reset_after < full) {
+        cut_body *cb = calloc(1, sizeof *cb);
+        if (!cb)
+            return MHD_NO;
+        cb->fd = r->fd;
+        cb->offset = r->fd_offset;
+        cb->limit = (uint64_t)r->reset_after;
+        if (r->fd < 0) {
+            cb->mem = malloc(r->body.len + 1);
+            if (!cb->mem) {
+                free(cb);
+                return MHD_NO;
+            }
+            memcpy(cb->mem, rd_buf_cstr(&r->body), r->body.len);
+        }
+        r->fd = -1;
+        mr = MHD_create_response_from_callback(full, 64 * 1024, cut_reader, cb, cut_free);
+        const union MHD_ConnectionInfo *ci = MHD_get_connection_info(con, MHD_CONNECTION_INFO_CONNECTION_FD);
+        if (r->reset_hard && ci) { /* closing with a zero linger time sends RST: a reset, not a short body */
+            struct linger lg = { 1, 0 };
+            setsockopt(ci->connect_fd, SOL_SOCKET, SO_LINGER, &lg, sizeof lg);
+        }
+    } else if (r->fd >= 0) {
+        mr = MHD_create_response_from_fd_at_offset64(r->fd_length, r->fd, r->fd_offset);
+        r->fd = -1; /* MHD closes it */
+    } else if (strcmp(method, "HEAD") == 0 && rd_headers_get(&r->headers, "Content-Length")) {
+        uint64_t len = strtoull(rd_headers_get(&r->headers, "Content-Length"), NULL, 10);
+        mr = MHD_create_response_from_callback(len, 4096, never_read, NULL, NULL);
+    } else {
+        mr = MHD_create_response_from_buffer(r->body.len, r->body.data ? r->body.data : (void *)"",
+                                             MHD_RESPMEM_MUST_COPY);
+    }
+    if (!mr)
+        return MHD_NO;
+    for (size_t i = 0; i < r->headers.count; i++) {
+        if (strcasecmp(r->headers.items[i].name, "Content-Length") == 0)
+            continue;
+        MHD_add_response_header(mr, r->headers.items[i].name, r->headers.items[i].value);
+    }
+    if (d->server_name)
+        MHD_add_response_header(mr, "Server", d->server_name);
+    enum MHD_Result ret = MHD_queue_response(con, (unsigned)r->status, mr);
+    MHD_destroy_response(mr);
+    return ret;
+}
+
+static void too_large(rd_httpd *d, rd_httpd_request *req, int before_body, rd_httpd_response *resp)
+{
+    if (d->h.on_too_large) {
+        d->h.on_too_large(d->h.ctx, req, before_body, d->max_body, resp);
+        return;
+    }
+    resp->status = 413;
+    rd_headers_set(&resp->headers, "Content-Type", "text/plain");
+    rd_buf_printf(&resp->body, "request body larger than %zu bytes\n", d->max_body);
+}
+
+/* 1 if Content-Length is present and above the cap. */
+static int declared_too_large(const rd_httpd_request *req, size_t limit)
+{
+    const char *cl = rd_headers_get(&req->headers, "Content-Length");
+    return cl && strtoull(cl, NULL, 10) > limit;
+}
+
+static enum MHD_Result on_request(void *cls, struct MHD_Connection *con, const char *url, const char *method,
+                                  const char *version, const char *upload_data, size_t *upload_data_size,
+                                  void **con_cls)
+{
+    (void)url;
+    (void)version;
+    rd_httpd *d = cls;
+    rd_httpd_request *req = *con_cls;
+    if (!req || !req->uri)
+        return MHD_NO;
+    rd_httpd_response resp;
+    if (!req->started) {
+        req->started = 1;
+        req->method = method;
+        MHD_get_connection_values(con, MHD_HEADER_KIND, collect_header, &req->headers);
+        rd_httpd_response_init(&resp);
+        req->next = d->h.on_headers(d->h.ctx, req, &resp);
+        if (req->next == RD_HTTPD_BUFFER && declared_too_large(req, d->max_body)) {
+            too_large(d, req, 1, &resp);
+            req->next = RD_HTTPD_ANSWER;
+        }
+        if (req->next != RD_HTTPD_ANSWER) {
+            rd_httpd_response_free(&resp);
+            return MHD_YES;
+        }
+        /* answered from the headers: libmicrohttpd discards the body and closes the connection */
+        enum MHD_Result r = send_response(d, con, method, &resp);
+        rd_httpd_response_free(&resp);
+        return r;
+    }
+    if (*upload_data_size) {
+        if (req->next == RD_HTTPD_STREAM) {
+            if (d->h.on_body)
+                d->h.on_body(d->h.ctx, req, upload_data, *upload_data_size);
+        } else if (!req->too_large && req->body.len + *upload_data_size > d->max_body) {
+            req->too_large = 1; /* a body without Content-Length ran over: dropped as it comes */
+            rd_buf_free(&req->body);
+        } else if (!req->too_large) {
+            rd_buf_append(&req->body, upload_data, *upload_data_size);
+        }
+        *upload_data_size = 0;
+        return MHD_YES;
+    }
+    rd_httpd_response_init(&resp);
+    if (req->too_large)
+        too_large(d, req, 0, &resp);
+    else
+        d->h.on_complete(d->h.ctx, req, &resp);
+    enum MHD_Result r = send_response(d, con, method, &resp);
+    rd_httpd_response_free(&resp);
+    return r;
+}
+
+/* Connections per listening address: the wanted number, or fewer when the open-files limit is lower (a
+ * served file holds its socket and the file). */
+static unsigned connection_limit(unsigned wanted)
+{
+    struct rlimit rl;
+    unsigned limit = wanted;
+    if (getrlimit(RLIMIT_NOFILE, &rl) == 0 && rl.rlim_cur != RLIM_INFINITY) {
+        rlim_t fit = rl.rlim_cur > 256 ? (rl.rlim_cur - 128) / 3 : 32;
+        if (fit < limit)
+            limit = (unsigned)fit;
+    }
+    return limit;
+}
+
+static struct MHD_Daemon *start_daemon(rd_httpd *d, const rd_httpd_options *o, int family, int port, int threads)
+{
+    struct sockaddr_in a4;
+    struct sockaddr_in6 a6;
+    struct sockaddr *sa;
+    unsigned flags = MHD_USE_INTERNAL_POLLING_THREAD | MHD_USE_EPOLL | MHD_USE_TURBO;
+    if (family == AF_INET) {
+        memset(&a4, 0, sizeof a4);
+        a4.sin_family = AF_INET;
+        a4.sin_port = htons((uint16_t)port);
+        a4.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+        sa = (struct sockaddr *)&a4;
+    } else {
+        memset(&a6, 0, sizeof a6);
+        a6.sin6_family = AF_INET6;
+        a6.sin6_port = htons((uint16_t)port);
+        a6.sin6_addr = in6addr_loopback;
+        sa = (struct sockaddr *)&a6;
+        flags |= MHD_USE_IPv6;
+    }
+    unsigned limit = connection_limit(o->max_connections ? o->max_connections : DEFAULT_MAX_CONNECTIONS);
+    unsigned per_ip = o->per_ip_connections ? o->per_ip_connections : DEFAULT_PER_IP_CONNECTIONS;
+    unsigned idle = o->idle_timeout_seconds ? o->idle_timeout_seconds : DEFAULT_IDLE_TIMEOUT_SECONDS;
+    return MHD_start_daemon(flags, (uint16_t)port, NULL, NULL, on_request, d, MHD_OPTION_SOCK_ADDR, sa,
+                            MHD_OPTION_THREAD_POOL_SIZE, (unsigned)threads, MHD_OPTION_URI_LOG_CALLBACK, uri_logger,
+                            NULL, MHD_OPTION_NOTIFY_COMPLETED, request_completed, d, MHD_OPTION_UNESCAPE_CALLBACK,
+                            no_unescape, NULL, MHD_OPTION_CONNECTION_TIMEOUT, idle, MHD_OPTION_CONNECTION_LIMIT,
+                            limit, MHD_OPTION_PER_IP_CONNECTION_LIMIT, per_ip < limit ? per_ip : limit,
+                            MHD_OPTION_CONNECTION_MEMORY_LIMIT, CONNECTION_MEMORY, MHD_OPTION_END);
+}
+
+rd_status rd_httpd_start(const rd_httpd_options *opts, const rd_httpd_handler *handler, rd_httpd **out,
+                         rd_error *err)
+{
+    if (!opts || !handler || !handler->on_headers || !handler->on_complete)
+        return rd_error_set(err, RD_E_INTERNAL, "rd_httpd_start: options and a handler are required");
+    rd_httpd *d = calloc(1, sizeof *d);
+    if (!d)
+        return rd_error_set(err, RD_E_INTERNAL, "out of memory");
+    d->h = *handler;
+    d->max_body = opts->max_body ? opts->max_body : DEFAULT_MAX_BODY;
+    d->server_name = opts->server_name ? strdup(opts->server_name) : NULL;
+    int threads = opts->threads > 0 ? opts->threads : DEFAULT_THREADS;
+    d->d4 = start_daemon(d, opts, AF_INET, opts->port, threads);
+    if (!d->d4) {
+        rd_status st = rd_error_set(err, RD_E_IO, "cannot listen on 127.0.0.1:%d (%s): pick another --port",
+                                    opts->port, strerror(errno));
+        rd_httpd_stop(d);
+        return st;
+    }
+    const union MHD_DaemonInfo *di = MHD_get_daemon_info(d->d4, MHD_DAEMON_INFO_BIND_PORT);
+    d->port = di ? di->port : opts->port;
+    d->d6 = start_daemon(d, opts, AF_INET6, d->port, threads > 2 ? threads / 2 : 1); /* optional */
+    *out = d;
+    return RD_OK;
+}
+
+int rd_httpd_port(const rd_httpd *d)
+{
+    return d->port;
+}
+
+void rd_httpd_stop(rd_httpd *d)
+{
+    if (!d)
+        return;
+    if (d->d6)
+        MHD_stop_daemon(d->d6);
+    if (d->d4)
+        MHD_stop_daemon(d->d4);
+    free(d->server_name);
+    free(d);
+}
+
+void rd_httpd_stop_signals_block(sigset_t *set)
+{
+    sigemptyset(set);
+    sigaddset(set, SIGINT);
+    sigaddset(set, SIGTERM);
+    pthread_sigmask(SIG_BLOCK, set, NULL);
+}
+
+int rd_httpd_stop_signals_wait(const sigset_t *set, int timeout_seconds)
+{
+    int sig = 0;
+    if (timeout_seconds > 0) {
+        struct timespec ts = { timeout_seconds, 0 };
+        sig = sigtimedwait(set, NULL, &ts);
+        return sig > 0 ? sig : 0;
+    }
+    if (sigwait(set, &sig) != 0)
+        return 0;
+    return sig;
+}

@@ -1,0 +1,235 @@
+/* test_httpd.c — the loopback HTTP server (src/httpd): started on port 0 with a trivial handler, a request
+ * through libcurl, a body over the limit refused from its Content-Length before any of it is sent, a body
+ * without a length that runs over, and a clean stop. */
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include <cmocka.h>
+
+#include <arpa/inet.h>
+#include <curl/curl.h>
+#include <netinet/in.h>
+#include <pthread.h>
+#include <signal.h>
+#include <stdatomic.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/socket.h>
+#include <unistd.h>
+
+#include "httpd/httpd.h"
+
+#define LIMIT 1024
+
+typedef struct counts {
+    atomic_int completed, too_large_early, too_large_late, done;
+} counts;
+
+static rd_httpd_next on_headers(void *ctx, rd_httpd_request *req, rd_httpd_response *resp)
+{
+    (void)ctx;
+    if (strcmp(rd_httpd_uri(req), "/refuse") == 0) {
+        resp->status = 403;
+        rd_buf_puts(&resp->body, "no");
+        return RD_HTTPD_ANSWER;
+    }
+    return RD_HTTPD_BUFFER;
+}
+
+static void on_complete(void *ctx, rd_httpd_request *req, rd_httpd_response *resp)
+{
+    counts *c = ctx;
+    atomic_fetch_add(&c->completed, 1);
+    resp->status = 200;
+    rd_headers_set(&resp->headers, "Content-Type", "text/plain");
+    rd_buf_printf(&resp->body, "%s %s %zu", rd_httpd_method(req), rd_httpd_uri(req), rd_httpd_body(req)->len);
+}
+
+static void on_too_large(void *ctx, rd_httpd_request *req, int before_body, size_t limit, rd_httpd_response *resp)
+{
+    (void)req;
+    counts *c = ctx;
+    atomic_fetch_add(before_body ? &c->too_large_early : &c->too_large_late, 1);
+    resp->status = 413;
+    rd_buf_printf(&resp->body, "over %zu", limit);
+}
+
+static void on_done(void *ctx, rd_httpd_request *req)
+{
+    (void)req;
+    counts *c = ctx;
+    atomic_fetch_add(&c->done, 1);
+}
+
+typedef struct fixture {
+    counts c;
+    rd_httpd *d;
+} fixture;
+
+static int setup(void **state)
+{
+    fixture *f = calloc(1, sizeof *f);
+    rd_httpd_options o = { .port = 0, .threads = 2, .max_body = LIMIT, .server_name = "test" };
+    rd_httpd_handler h = { .on_headers = on_headers,
+                           .on_complete = on_complete,
+                           .on_too_large = on_too_large,
+                           .on_done = on_done,
+                           .ctx = &f->c };
+    rd_error err;
+    rd_error_clear(&err);
+    if (rd_httpd_start(&o, &h, &f->d, &err) != RD_OK) {
+        fprintf(stderr, "%s\n", err.message);
+        free(f);
+        return -1;
+    }
+    *state = f;
+    return 0;
+}
+
+static int teardown(void **state)
+{
+    fixture *f = *state;
+    rd_httpd_stop(f->d);
+    free(f);
+    return 0;
+}
+
+static size_t collect(char *p, size_t size, size_t n, void *ud)
+{
+    rd_buf_append(ud, p, size * n);
+    return size * n;
+}
+
+typedef struct feed {
+    size_t left;
+} feed;
+
+static size_t feed_bytes(char *p, size_t size, size_t n, void *ud)
+{
+    feed *fd = ud;
+    size_t k = size * n < fd->left ? size * n : fd->left;
+    memset(p, 'x', k);
+    fd->left -= k;
+    return k;
+}
+
+/* One request through libcurl; returns the status, fills body. upload_len > 0: a chunked POST of that many
+ * bytes (no Content-Length). */
+static long curl_request(int port, const char *path, const char *post, size_t upload_len, rd_buf *body)
+{
+    char url[128];
+    snprintf(url, sizeof url, "http://127.0.0.1:%d%s", port, path);
+    CURL *c = curl_easy_init();
+    assert_non_null(c);
+    curl_easy_setopt(c, CURLOPT_URL, url);
+    curl_easy_setopt(c, CURLOPT_WRITEFUNCTION, collect);
+    curl_easy_setopt(c, CURLOPT_WRITEDATA, body);
+    curl_easy_setopt(c, CURLOPT_NOPROXY, "*");
+    struct curl_slist *hs = NULL;
+    feed fd = { upload_len };
+    if (post) {
+        curl_easy_setopt(c, CURLOPT_POSTFIELDS, post);
+    } else if (upload_len) {
+        hs = curl_slist_append(hs, "Transfer-Encoding: chunked");
+        hs = curl_slist_append(hs, "Expect:");
+        curl_easy_setopt(c, CURLOPT_POST, 1L);
+        curl_easy_setopt(c, CURLOPT_READFUNCTION, feed_bytes);
+        curl_easy_setopt(c, CURLOPT_READDATA, &fd);
+        curl_easy_setopt(c, CURLOPT_HTTPHEADER, hs);
+    }
+    long status = 0;
+    assert_int_equal(curl_easy_perform(c), CURLE_OK);
+    curl_easy_getinfo(c, CURLINFO_RESPONSE_CODE, &status);
+    curl_slist_free_all(hs);
+    curl_easy_cleanup(c);
+    return status;
+}
+
+static void test_get_and_post(void **state)
+{
+    fixture *f = *state;
+    int port = rd_httpd_port(f->d);
+    assert_true(port > 0);
+    rd_buf b = RD_BUF_INIT;
+    assert_int_equal(curl_request(port, "/a%20b?x=1", NULL, 0, &b), 200);
+    assert_string_equal(rd_buf_cstr(&b), "GET /a%20b?x=1 0"); /* the URI as sent, not decoded */
+    rd_buf_free(&b);
+    assert_int_equal(curl_request(port, "/p", "hello", 0, &b), 200);
+    assert_string_equal(rd_buf_cstr(&b), "POST /p 5");
+    rd_buf_free(&b);
+    assert_int_equal(curl_request(port, "/refuse", NULL, 0, &b), 403);
+    assert_string_equal(rd_buf_cstr(&b), "no");
+    rd_buf_free(&b);
+    assert_int_equal(atomic_load(&f->c.completed), 2);
+}
+
+/* Headers announcing a body over the limit, and not a byte of the body: the answer comes anyway. */
+static void test_declared_body_over_limit_refused_before_read(void **state)
+{
+    fixture *f = *state;
+    int s = socket(AF_INET, SOCK_STREAM, 0);
+    assert_true(s >= 0);
+    struct sockaddr_in a;
+    memset(&a, 0, sizeof a);
+    a.sin_family = AF_INET;
+    a.sin_port = htons((uint16_t)rd_httpd_port(f->d));
+    a.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+    assert_int_equal(connect(s, (struct sockaddr *)&a, sizeof a), 0);
+    struct timeval tv = { 10, 0 };
+    setsockopt(s, SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof tv);
+    const char *req = "POST /big HTTP/1.1\r\nHost: 127.0.0.1\r\nContent-Length: 100000000\r\n\r\n";
+    assert_int_equal(send(s, req, strlen(req), 0), (ssize_t)strlen(req));
+    char buf[1024];
+    size_t got = 0;
+    ssize_t n;
+    while (got < sizeof buf - 1 && (n = recv(s, buf + got, sizeof buf - 1 - got, 0)) > 0)
+        got += (size_t)n;
+    buf[got] = 0;
+    close(s);
+    assert_non_null(strstr(buf, "HTTP/1.1 413"));
+    assert_non_null(strstr(buf, "over 1024"));
+    assert_non_null(strstr(buf, "Server: test"));
+    assert_int_equal(atomic_load(&f->c.too_large_early), 1);
+    assert_int_equal(atomic_load(&f->c.completed), 0);
+}
+
+static void test_unannounced_body_over_limit_dropped(void **state)
+{
+    fixture *f = *state;
+    rd_buf b = RD_BUF_INIT;
+    assert_int_equal(curl_request(rd_httpd_port(f->d), "/chunked", NULL, 4 * LIMIT, &b), 413);
+    rd_buf_free(&b);
+    assert_int_equal(atomic_load(&f->c.too_large_late), 1);
+    assert_int_equal(curl_request(rd_httpd_port(f->d), "/chunked", NULL, LIMIT / 2, &b), 200);
+    assert_string_equal(rd_buf_cstr(&b), "POST /chunked 512");
+    rd_buf_free(&b);
+}
+
+static void test_stop_is_clean(void **state)
+{
+    (void)state;
+    rd_httpd_stop(NULL);
+    sigset_t set;
+    rd_httpd_stop_signals_block(&set);
+    assert_int_equal(rd_httpd_stop_signals_wait(&set, 1), 0); /* no signal: the timeout */
+    raise(SIGTERM);
+    assert_int_equal(rd_httpd_stop_signals_wait(&set, 1), SIGTERM);
+    pthread_sigmask(SIG_UNBLOCK, &set, NULL);
+}
+
+int main(void)
+{
+    curl_global_init(CURL_GLOBAL_DEFAULT);
+    const struct CMUnitTest tests[] = {
+        cmocka_unit_test_setup_teardown(test_get_and_post, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_declared_body_over_limit_refused_before_read, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_unannounced_body_over_limit_dropped, setup, teardown),
+        cmocka_unit_test(test_stop_is_clean),
+    };
+    int rc = cmocka_run_group_tests_name("httpd", tests, NULL, NULL);
+    curl_global_cleanup();
+    return rc;
+}
