@@ -285,7 +285,7 @@ static rd_status build_url(const rd_aws_request *req, const rd_endpoint *ep, rd_
     }
     if (req->query && *req->query)
         rd_buf_printf(url, "?%s", req->query);
-    return RD_OK;
+    return rd_buf_failed(url) ? RD_E_INTERNAL : RD_OK;
 }
 
 /* Copies req's headers into *headers and signs them for url (unless the request is unsigned). */
@@ -319,7 +319,8 @@ rd_status rd_aws_prepare(rd_aws_client *c, const rd_aws_request *req, rd_buf *ur
     rd_status st = rd_endpoint_resolve(req->svc, c->region, c->endpoint_url, c->cfg, c->profile, &ep, err);
     if (st != RD_OK)
         return st;
-    build_url(req, &ep, url);
+    if (build_url(req, &ep, url) != RD_OK)
+        return rd_error_set(err, RD_E_INTERNAL, "out of memory");
     return sign_into(c, req, rd_buf_cstr(url), headers, err);
 }
 
@@ -330,7 +331,10 @@ rd_status rd_aws_send(rd_aws_client *c, const rd_aws_request *req, rd_http_respo
     if (st != RD_OK)
         return st;
     rd_buf url = RD_BUF_INIT;
-    build_url(req, &ep, &url);
+    if (build_url(req, &ep, &url) != RD_OK) {
+        rd_buf_free(&url);
+        return rd_error_set(err, RD_E_INTERNAL, "out of memory");
+    }
     const char *host_start = strstr(rd_buf_cstr(&url), "://") + 3;
     char host[256];
     snprintf(host, sizeof host, "%.*s", (int)strcspn(host_start, "/?"), host_start);
@@ -463,6 +467,8 @@ rd_status rd_aws_query_call(rd_aws_client *c, const rd_aws_service *svc, const c
         rd_buf_putc(&body, '=');
         rd_sigv4_uri_encode(&body, params[i + 1], strlen(params[i + 1]), 0);
     }
+    if (rd_buf_failed(&body))
+        return rd_error_set(err, RD_E_INTERNAL, "out of memory");
     rd_headers h = RD_HEADERS_INIT;
     rd_headers_add(&h, "Content-Type", "application/x-www-form-urlencoded; charset=utf-8");
     rd_aws_request req = { 0 };

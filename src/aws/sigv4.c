@@ -591,6 +591,12 @@ rd_status rd_sigv4_sign_headers(const rd_sigv4_params *params, rd_sigv4_request 
     rd_buf auth = RD_BUF_INIT;
     rd_buf_printf(&auth, "AWS4-HMAC-SHA256 Credential=%s/%.8s/%s/%s/aws4_request, SignedHeaders=%s, Signature=%s",
                   params->access_key_id, amz_date, params->region, params->service, rd_buf_cstr(&signed_list), sig);
+    if (rd_buf_failed(&hdrs) || rd_buf_failed(&signed_list) || rd_buf_failed(&canon) || rd_buf_failed(&sts) ||
+        rd_buf_failed(&auth)) {
+        rd_buf_free(&auth);
+        st = rd_error_set(err, RD_E_INTERNAL, "out of memory");
+        goto out;
+    }
     rd_headers_set(hs, "Authorization", rd_buf_cstr(&auth));
     rd_buf_free(&auth);
     if (token && params->omit_session_token)
@@ -689,6 +695,11 @@ rd_status rd_sigv4_presign_url(const rd_sigv4_params *params, const rd_sigv4_req
     if (params->session_token && *params->session_token && params->omit_session_token) {
         rd_buf_puts(&url, "&X-Amz-Security-Token=");
         rd_sigv4_uri_encode(&url, params->session_token, strlen(params->session_token), 0);
+    }
+    if (rd_buf_failed(&hdrs) || rd_buf_failed(&signed_list) || rd_buf_failed(&scope) || rd_buf_failed(&query) ||
+        rd_buf_failed(&canon) || rd_buf_failed(&sts) || rd_buf_failed(&url)) {
+        st = rd_error_set(err, RD_E_INTERNAL, "out of memory");
+        goto out;
     }
     *out_url = rd_buf_detach(&url);
     fill_debug(dbg, &canon, &sts, sig, &signed_list);

@@ -176,6 +176,8 @@ static rd_status probe(job *j, rd_error *err)
         rd_buf_printf(&suffix, " where (%s) and 1=0", j->o->filter);
     rd_status st = rd_unload_sql_select(j->o->sql, j->o->table, NULL, suffix.len ? rd_buf_cstr(&suffix) : " where 1=0",
                                         &sql, err);
+    if (st == RD_OK && rd_buf_failed(&suffix))
+        st = rd_error_set(err, RD_E_INTERNAL, "out of memory");
     rd_buf_free(&suffix);
     rd_rsd_description d = { 0 };
     char id[64] = "";
@@ -663,6 +665,8 @@ static rd_status via_unload(job *j, rd_error *err)
     ur.region = strcmp(j->bucket_region, j->region) != 0 ? j->bucket_region : NULL;
     ur.where = j->o->filter;
     st = rd_unload_sql_build(&ur, &sql, err);
+    if (st == RD_OK && (rd_buf_failed(&sel) || rd_buf_failed(&dest)))
+        st = rd_error_set(err, RD_E_INTERNAL, "out of memory");
     rd_buf_free(&sel);
     rd_buf_free(&dest);
     rd_rsd_description d = { 0 };
@@ -725,6 +729,8 @@ static rd_status via_data_api(job *j, rd_error *err)
         rd_buf_printf(&suffix, " where %s", j->o->filter);
     rd_status st = rd_unload_sql_select(j->o->sql, j->o->table, NULL, suffix.len ? rd_buf_cstr(&suffix) : NULL, &sql,
                                         err);
+    if (st == RD_OK && rd_buf_failed(&suffix))
+        st = rd_error_set(err, RD_E_INTERNAL, "out of memory");
     rd_buf_free(&suffix);
     rd_rsd_description d = { 0 };
     char id[64] = "";

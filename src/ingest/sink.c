@@ -140,6 +140,14 @@ static rd_status run(duck_sink *s, const char *sql, duckdb_result *keep, rd_erro
     return RD_OK;
 }
 
+/* run() on SQL built in a buffer: a buffer that ran out of memory is not run (its text is lost). */
+static rd_status run_built(duck_sink *s, const rd_buf *sql, duckdb_result *keep, rd_error *err, const char *what)
+{
+    if (rd_buf_failed(sql))
+        return rd_error_set(err, RD_E_INTERNAL, "out of memory");
+    return run(s, rd_buf_cstr(sql), keep, err, what);
+}
+
 static int ident_ok(const char *t)
 {
     if (!t || !*t || strlen(t) > 120)
@@ -278,7 +286,7 @@ rd_status rd_sink_open(const rd_sink_options *o, const rd_plan *plan, rd_sink **
     rd_buf_puts(&sql, " (");
     rd_plan_create_columns(plan, &sql);
     rd_buf_puts(&sql, ")");
-    st = run(s, rd_buf_cstr(&sql), NULL, err, "creating the staging table");
+    st = run_built(s, &sql, NULL, err, "creating the staging table");
     rd_buf_free(&sql);
     if (st != RD_OK) {
         duck_close(&s->base);
@@ -316,7 +324,7 @@ static rd_status duck_load(rd_sink *b, const rd_sink_file *files, size_t n, uint
     }
     rd_buf_puts(&sql, "])");
     duckdb_result r;
-    rd_status st = run(s, rd_buf_cstr(&sql), &r, err, "loading Parquet files");
+    rd_status st = run_built(s, &sql, &r, err, "loading Parquet files");
     rd_buf_free(&sql);
     if (st != RD_OK)
         return st;
@@ -476,7 +484,7 @@ static rd_status duck_commit(rd_sink *b, uint64_t expected_rows, rd_error *err)
     rd_buf_puts(&sql, "SELECT count(*) FROM ");
     rd_plan_quote_ident(&sql, s->staging);
     duckdb_result r;
-    rd_status st = run(s, rd_buf_cstr(&sql), &r, err, "counting rows");
+    rd_status st = run_built(s, &sql, &r, err, "counting rows");
     rd_buf_free(&sql);
     if (st != RD_OK)
         return st;
@@ -518,7 +526,7 @@ static rd_status duck_commit(rd_sink *b, uint64_t expected_rows, rd_error *err)
         rd_buf_puts(&sql, " RENAME TO ");
         rd_plan_quote_ident(&sql, s->table);
     }
-    st = run(s, rd_buf_cstr(&sql), NULL, err, exists ? "adding the rows to the table" : "replacing the table");
+    st = run_built(s, &sql, NULL, err, exists ? "adding the rows to the table" : "replacing the table");
     rd_buf_free(&sql);
     /* the last moment to stop: once COMMIT is issued it runs to its end */
     if (st == RD_OK && s->cancel && *s->cancel)

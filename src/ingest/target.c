@@ -207,6 +207,10 @@ rd_status rd_target_table_max(rd_target *t, const char *table, const char *colum
         rd_plan_quote_ident(&sql, column);
         rd_buf_puts(&sql, ") AS VARCHAR) FROM ");
         rd_plan_quote_ident(&sql, table);
+        if (rd_buf_failed(&sql)) {
+            duckdb_disconnect(&c);
+            return rd_error_set(err, RD_E_INTERNAL, "out of memory");
+        }
         duckdb_result r;
         if (duckdb_query(c, rd_buf_cstr(&sql), &r) != DuckDBSuccess) {
             st = rd_error_set(err, RD_E_CONFIG, "incremental column \"%s\" of table %s: %s", column, table,

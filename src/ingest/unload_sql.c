@@ -73,7 +73,7 @@ rd_status rd_unload_sql_select(const char *sql, const char *table, const char *s
     }
     if (suffix)
         rd_buf_puts(out, suffix);
-    return RD_OK;
+    return rd_buf_failed(out) ? rd_error_set(err, RD_E_INTERNAL, "out of memory") : RD_OK;
 }
 
 rd_status rd_unload_sql_build(const rd_unload_request *req, rd_buf *out, rd_error *err)
@@ -88,6 +88,8 @@ rd_status rd_unload_sql_build(const rd_unload_request *req, rd_buf *out, rd_erro
         rd_buf_printf(&where, " where %s", req->where);
     rd_status st = rd_unload_sql_select(req->sql, req->table, req->select_list, where.len ? rd_buf_cstr(&where) : NULL,
                                         &inner, err);
+    if (st == RD_OK && rd_buf_failed(&where))
+        st = rd_error_set(err, RD_E_INTERNAL, "out of memory");
     rd_buf_free(&where);
     if (st != RD_OK) {
         rd_buf_free(&inner);
@@ -121,5 +123,5 @@ rd_status rd_unload_sql_build(const rd_unload_request *req, rd_buf *out, rd_erro
         rd_buf_putc(out, '\'');
     }
     rd_buf_free(&inner);
-    return RD_OK;
+    return rd_buf_failed(out) ? rd_error_set(err, RD_E_INTERNAL, "out of memory") : RD_OK;
 }

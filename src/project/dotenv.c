@@ -777,7 +777,7 @@ rd_status rd_dotenv_set_in_file(const char *path, const char *key, const char *v
             if (st == RD_OK)
                 st = rd_buf_printf(&out, "%s%s", rd_buf_cstr(&line), eol);
         }
-        if (st != RD_OK)
+        if (st != RD_OK || rd_buf_failed(&line) || rd_buf_failed(&out))
             st = oom(err);
         else
             st = write_atomically(path, rd_buf_cstr(&out), out.len, err);

@@ -194,7 +194,8 @@ static void say_cancelled(rd_error *err, rd_rsd_cancel_outcome oc, const rd_erro
     else
         rd_buf_printf(&msg, ", and CancelStatement failed too (%s): %s", ce->message,
                       still_running ? still_running : "it may still run");
-    rd_error_set(err, err->code, "%s", rd_buf_cstr(&msg));
+    if (!rd_buf_failed(&msg)) /* else err keeps its message, without the outcome */
+        rd_error_set(err, err->code, "%s", rd_buf_cstr(&msg));
     rd_buf_free(&msg);
 }
 

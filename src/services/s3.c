@@ -213,6 +213,11 @@ rd_status rd_s3_list(rd_aws_client *c, const char *bucket, const char *prefix, r
             rd_buf_puts(&q, "&prefix=");
             rd_sigv4_uri_encode(&q, prefix, strlen(prefix), 0);
         }
+        if (rd_buf_failed(&q)) {
+            rd_buf_free(&q);
+            st = rd_error_set(err, RD_E_INTERNAL, "out of memory");
+            break;
+        }
         rd_aws_request req = s3_request("GET", bucket, "/");
         req.query = rd_buf_cstr(&q);
         rd_http_response resp;
@@ -232,6 +237,10 @@ rd_status rd_s3_get(rd_aws_client *c, const char *bucket, const char *key, size_
 {
     rd_buf path = RD_BUF_INIT;
     rd_s3_key_path(&path, key);
+    if (rd_buf_failed(&path)) {
+        rd_buf_free(&path);
+        return rd_error_set(err, RD_E_INTERNAL, "out of memory");
+    }
     rd_aws_request req = s3_request("GET", bucket, rd_buf_cstr(&path));
     rd_http_response resp;
     rd_http_response_init(&resp);
@@ -342,6 +351,10 @@ rd_status rd_s3_prepare_get(rd_aws_client *c, const char *bucket, const char *ke
 {
     rd_buf path = RD_BUF_INIT, u = RD_BUF_INIT;
     rd_s3_key_path(&path, key);
+    if (rd_buf_failed(&path)) {
+        rd_buf_free(&path);
+        return rd_error_set(err, RD_E_INTERNAL, "out of memory");
+    }
     rd_headers h = RD_HEADERS_INIT;
     if (offset > 0) {
         char range[48];

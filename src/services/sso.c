@@ -15,6 +15,8 @@ rd_status rd_sso_get_role_credentials(rd_aws_client *c, const char *access_token
     rd_sigv4_uri_encode(&query, account_id, strlen(account_id), 0);
     rd_buf_puts(&query, "&role_name=");
     rd_sigv4_uri_encode(&query, role_name, strlen(role_name), 0);
+    if (rd_buf_failed(&query))
+        return rd_error_set(err, RD_E_INTERNAL, "out of memory");
     rd_headers h = RD_HEADERS_INIT;
     rd_headers_add(&h, "x-amz-sso_bearer_token", access_token);
     rd_aws_request req = { 0 };
