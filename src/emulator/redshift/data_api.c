@@ -8,6 +8,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "emulator/emu_error.h"
 #include "emulator/emulator.h"
 #include "emulator/redshift/engine_internal.h"
 #include "emulator/replies.h"
@@ -32,8 +33,9 @@ static void reply_error(rd_emu_response *resp, const rd_emu_request *req, const 
 
 static void reply_rd_error(rd_emu_response *resp, const rd_emu_request *req, const rd_error *err, const char *rid)
 {
-    const char *type = err->aws_code[0] ? err->aws_code : "InternalServerException";
-    reply_error(resp, req, type, err->message, strcmp(type, "ResourceNotFoundException") == 0 ? rid : NULL);
+    rd_emu_error e;
+    rd_emu_error_from_rd(&e, err, 400, "InternalServerException");
+    reply_error(resp, req, e.code, e.message, strcmp(e.code, "ResourceNotFoundException") == 0 ? rid : NULL);
 }
 
 static const char *jstr(json_t *body, const char *key)

@@ -17,6 +17,7 @@
 #include <unistd.h>
 
 #include "emulator/s3/aws_chunked.h"
+#include "emulator/emu_error.h"
 #include "emulator/emulator.h"
 #include "emulator/form.h"
 #include "emulator/replies.h"
@@ -62,30 +63,16 @@ static void fail(s3_call *c, int status, const char *code, const char *message)
         rd_buf_reset(&c->resp->body);
 }
 
+static void fail_emu(s3_call *c, const rd_emu_error *e)
+{
+    fail(c, e->http_status, e->code, e->message);
+}
+
 static void fail_store(s3_call *c, const rd_error *err)
 {
-    /* S3's own wording, so clients matching on messages see what they would see from AWS */
-    static const struct {
-        const char *code;
-        int status;
-        const char *message;
-    } map[] = {
-        { "NoSuchBucket", 404, "The specified bucket does not exist" },
-        { "NoSuchKey", 404, "The specified key does not exist." },
-        { "BucketAlreadyOwnedByYou", 409,
-          "Your previous request to create the named bucket succeeded and you already own it." },
-        { "BucketNotEmpty", 409, "The bucket you tried to delete is not empty" },
-        { "InvalidBucketName", 400, "The specified bucket is not valid." },
-        { "KeyTooLongError", 400, "Your key is too long" },
-        { "BadDigest", 400, "The Content-MD5 you specified did not match what we received." },
-        { "InvalidArgument", 400, NULL },
-    };
-    for (size_t i = 0; i < sizeof map / sizeof map[0]; i++)
-        if (strcmp(err->aws_code, map[i].code) == 0) {
-            fail(c, map[i].status, map[i].code, map[i].message ? map[i].message : err->message);
-            return;
-        }
-    fail(c, 500, "InternalError", "We encountered an internal error. Please try again.");
+    rd_emu_error e;
+    rd_emu_error_from_store(&e, err);
+    fail_emu(c, &e);
 }
 
 static int allowed(s3_call *c, const char *action, int with_key)
@@ -781,14 +768,16 @@ static void delete_objects(s3_call *c)
         char *k = child_text(n, "Key");
         rd_buf_reset(&arn);
         rd_buf_printf(&arn, "arn:aws:s3:::%s/%s", c->bucket, k);
+        rd_emu_error e;
         const char *code = NULL, *msg = NULL;
         rd_error_clear(&err);
         if (!rd_emu_allowed(c->emu, c->req, "s3:DeleteObject", rd_buf_cstr(&arn))) {
             code = "AccessDenied";
             msg = "Access Denied";
         } else if (rd_s3_store_delete(c->store, c->bucket, k, &err) != RD_OK) {
-            code = err.aws_code[0] ? err.aws_code : "InternalError";
-            msg = err.message;
+            rd_emu_error_from_rd(&e, &err, 0, "InternalError");
+            code = e.code;
+            msg = e.message;
         }
         if (code) {
             xw_open(&x, "Error");
@@ -1243,7 +1232,9 @@ static void upload_close(rd_emu_s3_upload *u, rd_emu_response *resp)
         }
     }
     if (dst != RD_OK) {
-        fail(c, derr.http_status ? derr.http_status : 400, derr.aws_code, derr.message);
+        rd_emu_error e;
+        rd_emu_error_from_rd(&e, &derr, 400, "");
+        fail_emu(c, &e);
         goto abort;
     }
     computed = ck_final(&u->ck);
