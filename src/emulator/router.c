@@ -24,6 +24,7 @@ typedef struct emu_call {
     int is_unsigned;           /* an operation AWS serves without a signature */
     rd_emu_request req;
     rd_emu_auth_info info;
+    rd_emu_auth_info scope;    /* the credential scope as sent (query_service may point into it) */
 } emu_call;
 
 rd_emu_api rd_emu_sniff_headers(const char *method, const char *path, const rd_headers *h,
@@ -159,15 +160,13 @@ void rd_emu_request_set_caller(rd_emu *emu, rd_emu_request *req, const rd_emu_au
 /* Which API, from the headers and, for a form POST, whether the body names an Action. */
 static void sniff(emu_call *c, const char *method, const rd_headers *h, const char *body, size_t body_len)
 {
-    rd_emu_auth_info scope;
-    memset(&scope, 0, sizeof scope);
-    int have_scope = rd_emu_auth_scope(c->raw_uri, h, &scope);
-    c->api = rd_emu_sniff_headers(method, c->path, h, &scope, have_scope);
+    int have_scope = rd_emu_auth_scope(c->raw_uri, h, &c->scope);
+    c->api = rd_emu_sniff_headers(method, c->path, h, &c->scope, have_scope);
     c->target = rd_headers_get(h, "X-Amz-Target");
     if (c->api == RD_EMU_API_QUERY) {
         rd_form_parse(body, body_len, 1, &c->form);
         if (rd_form_has(&c->form, "Action")) {
-            c->query_service = have_scope ? scope.service : "sts";
+            c->query_service = have_scope ? c->scope.service : "sts";
             const char *version = rd_form_get(&c->form, "Version");
             if (!have_scope && version && strcmp(version, "2012-12-01") == 0)
                 c->query_service = "redshift";
