@@ -17,7 +17,7 @@
 
 #include <openssl/rand.h>
 
-#include "aws/session_internal.h"
+#include "auth/session_internal.h"
 #include "core/timeutil.h"
 #include "ingest/plan.h"
 #include "ingest/sink.h"

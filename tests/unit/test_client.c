@@ -11,7 +11,7 @@
 #include <string.h>
 
 #include "aws/client.h"
-#include "aws/creds_chain.h"
+#include "auth/creds_chain.h"
 #include "services/sts.h"
 
 #define MAX_SCRIPT 16

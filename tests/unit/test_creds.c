@@ -12,7 +12,7 @@
 #include <string.h>
 #include <unistd.h>
 
-#include "aws/creds_chain.h"
+#include "auth/creds_chain.h"
 #include "aws/parse.h"
 
 static time_t clock_now;

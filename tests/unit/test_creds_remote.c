@@ -13,7 +13,7 @@
 #include <unistd.h>
 
 #include "aws/config.h"
-#include "aws/creds_chain.h"
+#include "auth/creds_chain.h"
 #include "aws/http.h"
 
 /* --- a scripted, recording transport ----------------------------------------------------------------- */

@@ -3,8 +3,8 @@
  * Ownership: every *_new returns a provider the caller frees with rd_creds_provider_free; a constructor
  * that takes another provider takes ownership of it. Providers borrow the rd_creds_ctx, which must outlive
  * them. get() of a cached provider is thread-safe; the others are called under its lock. */
-#ifndef RD_AWS_CREDS_CHAIN_H
-#define RD_AWS_CREDS_CHAIN_H
+#ifndef RD_AUTH_CREDS_CHAIN_H
+#define RD_AUTH_CREDS_CHAIN_H
 
 #include <time.h>
 

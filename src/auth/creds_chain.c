@@ -2,7 +2,7 @@
  * assume role), the cache, and the default chain in the AWS CLI's order (see creds_chain.h). Behaviour
  * follows botocore's credentials.py: the explicit-profile rule, source_profile chains with cycle
  * detection, credential_source, partial-credential errors, the refresh windows. */
-#include "aws/creds_chain.h"
+#include "auth/creds_chain.h"
 
 #include <errno.h>
 #include <fcntl.h>

@@ -8,9 +8,9 @@
 
 #include "aws/client.h"
 #include "aws/config.h"
-#include "aws/creds_chain.h"
+#include "auth/creds_chain.h"
 #include "aws/http.h"
-#include "aws/session_internal.h"
+#include "auth/session_internal.h"
 #include "core/log.h"
 #include "services/sts.h"
 

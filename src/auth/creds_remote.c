@@ -18,7 +18,7 @@
 #include <unistd.h>
 
 #include "aws/client.h"
-#include "aws/creds_chain.h"
+#include "auth/creds_chain.h"
 #include "aws/parse.h"
 #include "core/timeutil.h"
 #include "services/sso.h"

@@ -1,8 +1,8 @@
 /* session_internal.h — what library modules (ingest, the project runner) take from an rd_session beyond
  * the public accessors: a ready rd_aws_client for a region, and the session's logger. The client borrows
  * everything from the session and must not outlive it. */
-#ifndef RD_AWS_SESSION_INTERNAL_H
-#define RD_AWS_SESSION_INTERNAL_H
+#ifndef RD_AUTH_SESSION_INTERNAL_H
+#define RD_AUTH_SESSION_INTERNAL_H
 
 #include "aws/client.h"
 #include "redduck/session.h"
