@@ -88,4 +88,29 @@ rd_status rd_project_effective_connector(const rd_project *p, const rd_source *s
 rd_status rd_project_env_keys(const char *dir, char ***keys, size_t *count, rd_error *err);
 void rd_project_keys_free(char **keys, size_t count);
 
+/* What `redduck init` lays out in dir (created with its parents, like mkdir -p): redduck.yaml,
+ * connectors/redshift.yaml, sources/example.yaml (each option written as a comment; the given values filled
+ * in), data/, a .env created 0600 with O_EXCL (never overwritten: it may hold secrets) and a .gitignore that
+ * ignores .env and data/ (created, or appended to when it does not already). The three YAML files are
+ * refused before anything is written if one exists (RD_E_CONFIG "PATH already exists (use --force to
+ * overwrite it)") unless force. RD_E_USAGE for workgroup and cluster_id both set or a staging that is not
+ * s3://; RD_E_IO naming the path that could not be created or written. The strings are copied. */
+typedef struct rd_project_init_options {
+    const char *dir;              /* required */
+    const char *workgroup, *cluster_id, *database, *staging, *region; /* NULL: a commented placeholder */
+    int force;                    /* overwrite the three YAML files */
+} rd_project_init_options;
+
+#define RD_PROJECT_INIT_NFILES 3
+typedef struct rd_project_init_result {
+    char *files[RD_PROJECT_INIT_NFILES]; /* redduck.yaml, connectors/redshift.yaml, sources/example.yaml */
+    char *data_dir, *env_path, *gitignore_path;
+    int env_created;              /* 0: .env existed and was kept */
+    int gitignore_changed;        /* 0 kept (already ignores both), 1 created, 2 appended to */
+} rd_project_init_result;
+
+/* On success fills *out (may be NULL), its paths owned by it: free with rd_project_init_result_free. */
+rd_status rd_project_init(const rd_project_init_options *o, rd_project_init_result *out, rd_error *err);
+void rd_project_init_result_free(rd_project_init_result *r);
+
 #endif
