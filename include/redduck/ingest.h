@@ -91,6 +91,19 @@ typedef struct rd_ingest_options {
 #define RD_INGEST_DEFAULT_CONCURRENCY 16
 #define RD_INGEST_DEFAULT_LOCK_TIMEOUT 30
 
+/* The ranges of the numeric options, for `redduck ingest`'s flags and a source's keys alike. */
+#define RD_INGEST_MAX_FILE_SIZE_MB_MIN 5    /* Redshift's MAXFILESIZE range */
+#define RD_INGEST_MAX_FILE_SIZE_MB_MAX 6200
+#define RD_INGEST_CONCURRENCY_MAX 256
+#define RD_INGEST_LOCK_TIMEOUT_MAX 86400
+
+/* The option values given by name, parsed in this one place for `redduck ingest` and a source's keys:
+ * "auto" | "unload" | "data-api", and "auto" | "fast" (*fast 1). RD_E_USAGE otherwise, the message being the
+ * rule ("must be auto, unload or data-api"), which the caller prefixes with the flag or key and follows with
+ * the value as it shows it. Out-parameters are written only on success. */
+rd_status rd_ingest_parse_via(const char *s, rd_ingest_via *out, rd_error *err);
+rd_status rd_ingest_parse_compression(const char *s, int *fast, rd_error *err);
+
 typedef struct rd_ingest_result {
     char table[256];            /* the DuckDB table written ("" with format_parquet) */
     char statement_id[64];      /* the UNLOAD (or query) statement */

@@ -28,6 +28,7 @@
 
 #define RD_PROJECT_FILE_MAX_BYTES (1u << 20) /* per YAML file; .env: RD_DOTENV_MAX_BYTES */
 #define RD_PROJECT_MAX_DEPTH 32             /* mappings/lists inside one another */
+#define RD_PROJECT_PARALLEL_MAX 32          /* `parallel:` and `redduck run --parallel`: 1..this */
 
 typedef struct rd_connector {
     char *name;                   /* from the file name */

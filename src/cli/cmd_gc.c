@@ -8,6 +8,7 @@
 #include <time.h>
 
 #include "cli.h"
+#include "core/parse.h"
 #include "redduck/gc.h"
 #include "redduck/session.h"
 
@@ -26,30 +27,6 @@ static const char gc_help[] =
     "%s"
     "\n"
     "Exit codes: 0 ok, 1 failure, 2 usage, 3 no credentials found, 4 refused by AWS.\n";
-
-/* "90", "90s", "30m", "24h", "7d" → seconds; -1 if not such a duration. */
-static long parse_age(const char *s)
-{
-    char *end = NULL;
-    errno = 0;
-    long v = strtol(s, &end, 10);
-    if (errno || end == s || v < 0)
-        return -1;
-    long unit = 1;
-    if (*end == 'm')
-        unit = 60;
-    else if (*end == 'h')
-        unit = 3600;
-    else if (*end == 'd')
-        unit = 86400;
-    else if (*end != 's' && *end != '\0')
-        return -1;
-    if (*end && end[1])
-        return -1;
-    if (v > 100L * 365 * 86400 / unit)
-        return -1;
-    return v * unit;
-}
 
 typedef struct gc_print {
     int dry_run;
@@ -103,7 +80,7 @@ int rd_cmd_gc(int argc, char **argv)
             return rd_cli_usage_error("gc", "%.*s needs a value", (int)nlen, a);
         if (is_staging) {
             o.staging = val;
-        } else if ((o.older_than_s = parse_age(val)) < 0) {
+        } else if (rd_parse_duration(val, &o.older_than_s) != 0) {
             return rd_cli_usage_error("gc", "--older-than is an age such as 90s, 30m, 24h or 7d, not '%s'", val);
         }
     }

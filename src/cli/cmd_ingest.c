@@ -1,6 +1,6 @@
 /* cmd_ingest.c — `redduck ingest`: flags → rd_ingest_options, Ctrl-C → a cancel flag rd_ingest honours,
  * progress lines on a terminal, a summary (or --json) at the end. The work itself is rd_ingest's. */
-#include <errno.h>
+#include <limits.h>
 #include <jansson.h>
 #include <signal.h>
 #include <stdio.h>
@@ -9,6 +9,7 @@
 #include <unistd.h>
 
 #include "cli.h"
+#include "core/parse.h"
 #include "redduck/ingest.h"
 #include "redduck/session.h"
 
@@ -67,28 +68,6 @@ static void on_signal(int sig)
 {
     (void)sig;
     g_cancel = 1;
-}
-
-static int parse_size(const char *s, uint64_t unit, uint64_t *out)
-{
-    char *end = NULL;
-    errno = 0;
-    unsigned long long v = strtoull(s, &end, 10);
-    if (errno || end == s)
-        return -1;
-    uint64_t mult = unit;
-    if (*end == 'K' || *end == 'k')
-        mult = 1ull << 10;
-    else if (*end == 'M' || *end == 'm')
-        mult = 1ull << 20;
-    else if (*end == 'G' || *end == 'g')
-        mult = 1ull << 30;
-    else if (*end != '\0')
-        return -1;
-    if (*end && end[1] && strcmp(end + 1, "B") != 0 && strcmp(end + 1, "b") != 0)
-        return -1;
-    *out = (uint64_t)v * mult;
-    return 0;
 }
 
 typedef struct progress_state {
@@ -209,47 +188,42 @@ int rd_cmd_ingest(int argc, char **argv)
         o.format_parquet = 1;
     else if (strcmp(format, "duckdb") != 0)
         return rd_cli_usage_error("ingest", "--format is duckdb or parquet, not '%s'", format);
-    if (strcmp(compression, "fast") == 0)
-        o.fast_compression = 1;
-    else if (strcmp(compression, "auto") != 0)
-        return rd_cli_usage_error("ingest", "--compression is auto or fast, not '%s'", compression);
-    if (strcmp(via, "auto") == 0)
-        o.via = RD_VIA_AUTO;
-    else if (strcmp(via, "unload") == 0)
-        o.via = RD_VIA_UNLOAD;
-    else if (strcmp(via, "data-api") == 0)
-        o.via = RD_VIA_DATA_API;
-    else
-        return rd_cli_usage_error("ingest", "--via is auto, unload or data-api, not '%s'", via);
+    rd_error rule;
+    rd_error_clear(&rule);
+    if (rd_ingest_parse_compression(compression, &o.fast_compression, &rule) != RD_OK)
+        return rd_cli_usage_error("ingest", "--compression %s, not '%s'", rule.message, compression);
+    if (rd_ingest_parse_via(via, &o.via, &rule) != RD_OK)
+        return rd_cli_usage_error("ingest", "--via %s, not '%s'", rule.message, via);
     uint64_t v = 0;
     if (max_file) {
-        if (parse_size(max_file, 1ull << 20, &v) != 0 || v < (5ull << 20) || v > (6200ull << 20))
+        if (rd_parse_size(max_file, 1ull << 20, &v) != 0 || v < ((uint64_t)RD_INGEST_MAX_FILE_SIZE_MB_MIN << 20) ||
+            v > ((uint64_t)RD_INGEST_MAX_FILE_SIZE_MB_MAX << 20))
             return rd_cli_usage_error("ingest", "--max-file-size must be 5MB..6.2GB (Redshift's range), not '%s'",
                                       max_file);
         o.max_file_size_mb = v >> 20;
     }
     if (conc) {
-        if (parse_size(conc, 1, &v) != 0 || v < 1 || v > 256)
+        if (rd_parse_uint(conc, 1, RD_INGEST_CONCURRENCY_MAX, &v) != 0)
             return rd_cli_usage_error("ingest", "--concurrency must be 1..256, not '%s'", conc);
         o.concurrency = (int)v;
     }
     if (max_local) {
-        if (parse_size(max_local, 1, &v) != 0 || v < (1ull << 20))
+        if (rd_parse_size(max_local, 1, &v) != 0 || v < (1ull << 20))
             return rd_cli_usage_error("ingest", "--max-local-bytes must be at least 1M, not '%s'", max_local);
         o.max_local_bytes = v;
     }
     if (timeout) {
-        if (parse_size(timeout, 1, &v) != 0 || v < 1)
+        if (rd_parse_uint(timeout, 1, LONG_MAX, &v) != 0)
             return rd_cli_usage_error("ingest", "--timeout is a number of seconds, not '%s'", timeout);
         o.timeout_s = (long)v;
     }
     if (lock_timeout) {
-        if (parse_size(lock_timeout, 1, &v) != 0 || v > 86400)
+        if (rd_parse_uint(lock_timeout, 0, RD_INGEST_LOCK_TIMEOUT_MAX, &v) != 0)
             return rd_cli_usage_error("ingest", "--lock-timeout is a number of seconds, not '%s'", lock_timeout);
         o.lock_timeout_s = v == 0 ? -1 : (long)v;
     }
     if (threads) {
-        if (parse_size(threads, 1, &v) != 0 || v < 1 || v > 256)
+        if (rd_parse_uint(threads, 1, 256, &v) != 0)
             return rd_cli_usage_error("ingest", "--threads must be 1..256, not '%s'", threads);
         o.duckdb_threads = (int)v;
     }

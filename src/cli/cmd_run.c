@@ -9,6 +9,8 @@
 #include <unistd.h>
 
 #include "cli.h"
+#include "core/parse.h"
+#include "redduck/ingest.h"
 #include "redduck/project.h"
 #include "redduck/runner.h"
 
@@ -93,12 +95,12 @@ int rd_cmd_run(int argc, char **argv)
         } else if (strcmp(a, "-vv") == 0) {
             verbose = 2;
         } else if (strcmp(a, "--lock-timeout") == 0) {
-            char *end = NULL;
-            lock_timeout = i + 1 < argc ? strtol(argv[i + 1], &end, 10) : -1;
-            if (i + 1 >= argc || end == argv[i + 1] || *end || lock_timeout < 0 || lock_timeout > 86400) {
+            uint64_t secs = 0;
+            if (i + 1 >= argc || rd_parse_uint(argv[i + 1], 0, RD_INGEST_LOCK_TIMEOUT_MAX, &secs) != 0) {
                 free(only);
                 return rd_cli_usage_error("run", "--lock-timeout is a number of seconds");
             }
+            lock_timeout = (long)secs;
             lock_timeout_given = 1;
             i++;
         } else if (strcmp(a, "--parallel") == 0 || strcmp(a, "--endpoint-url") == 0) {
@@ -107,11 +109,12 @@ int rd_cmd_run(int argc, char **argv)
                 return rd_cli_usage_error("run", "%s needs a value", a);
             }
             if (a[2] == 'p') {
-                parallel = atoi(argv[++i]);
-                if (parallel < 1 || parallel > 32) {
+                uint64_t n = 0;
+                if (rd_parse_uint(argv[++i], 1, RD_PROJECT_PARALLEL_MAX, &n) != 0) {
                     free(only);
-                    return rd_cli_usage_error("run", "--parallel must be 1..32");
+                    return rd_cli_usage_error("run", "--parallel must be 1..%d", RD_PROJECT_PARALLEL_MAX);
                 }
+                parallel = (int)n;
             } else {
                 endpoint = argv[++i];
             }

@@ -777,7 +777,7 @@ static rd_status load_project_file(rd_project *p, const char *file, const char *
         else if (strcmp(key, "parallel") == 0) {
             long long x = 0;
             int set = 0;
-            st = get_int(&c, k, key, v, 1, 32, &x, &set);
+            st = get_int(&c, k, key, v, 1, RD_PROJECT_PARALLEL_MAX, &x, &set);
             if (set)
                 p->parallel = (int)x;
         }
@@ -1039,14 +1039,25 @@ static rd_status load_incremental(const ctx *c, rd_source *s, struct fy_node *k,
     return st;
 }
 
-/* A string key whose value must be one of allowed. */
-static rd_status set_choice(const ctx *c, struct fy_node *k, const char *key, struct fy_node *v, char **slot,
-                            const char *const *allowed, const char *allowed_text)
+/* A string key whose value one of ingest's parsers accepts (rd_ingest_parse_via, ..._compression): the rule's
+ * message is the parser's. */
+static rd_status set_ingest_choice(const ctx *c, struct fy_node *k, const char *key, struct fy_node *v,
+                                   char **slot)
 {
     rd_status st = set_string(c, k, key, v, slot);
-    if (st != RD_OK || !*slot || key_known(*slot, allowed))
+    if (st != RD_OK || !*slot)
         return st;
-    return cfg_error(c, node_line(k), "`%s` must be %s, not `%.40s`", key, allowed_text, shown(v, *slot));
+    rd_error rule;
+    rd_error_clear(&rule);
+    rd_ingest_via via;
+    int fast;
+    if (strcmp(key, "via") == 0)
+        st = rd_ingest_parse_via(*slot, &via, &rule);
+    else
+        st = rd_ingest_parse_compression(*slot, &fast, &rule);
+    if (st == RD_OK)
+        return RD_OK;
+    return cfg_error(c, node_line(k), "`%s` %s, not `%.40s`", key, rule.message, shown(v, *slot));
 }
 
 typedef struct source_lines {
@@ -1064,8 +1075,6 @@ static rd_status load_source(rd_project *p, const char *file, const char *name, 
     rd_status st = yaml_file_load(&c, &y);
     if (st == RD_OK)
         st = check_keys(&c, y.root, NULL, "a source", source_keys);
-    static const char *const vias[] = { "auto", "unload", "data-api", NULL };
-    static const char *const compressions[] = { "auto", "fast", NULL };
     source_lines ln = { 0 };
     pair_iter pi = { NULL, st == RD_OK ? y.root : NULL };
     const char *key;
@@ -1099,17 +1108,18 @@ static rd_status load_source(rd_project *p, const char *file, const char *name, 
         else if (strcmp(key, "kms_key") == 0)
             st = set_string(&c, k, key, v, &s->kms_key);
         else if (strcmp(key, "via") == 0)
-            st = set_choice(&c, k, key, v, &s->via, vias, "auto, unload or data-api");
+            st = set_ingest_choice(&c, k, key, v, &s->via);
         else if (strcmp(key, "compression") == 0)
-            st = set_choice(&c, k, key, v, &s->compression, compressions, "auto or fast");
+            st = set_ingest_choice(&c, k, key, v, &s->compression);
         else if (strcmp(key, "keep_staging") == 0)
             st = get_bool(&c, k, key, v, &s->keep_staging);
         else if (strcmp(key, "max_file_size_mb") == 0) {
-            st = get_int(&c, k, key, v, 5, 6200, &x, &set);
+            st = get_int(&c, k, key, v, RD_INGEST_MAX_FILE_SIZE_MB_MIN, RD_INGEST_MAX_FILE_SIZE_MB_MAX, &x,
+                         &set);
             if (set)
                 s->max_file_size_mb = (uint64_t)x;
         } else if (strcmp(key, "concurrency") == 0) {
-            st = get_int(&c, k, key, v, 1, 256, &x, &set);
+            st = get_int(&c, k, key, v, 1, RD_INGEST_CONCURRENCY_MAX, &x, &set);
             if (set)
                 s->concurrency = (int)x;
         } else if (strcmp(key, "timeout") == 0) {
