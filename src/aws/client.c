@@ -3,6 +3,7 @@
  * The JSON 1.1 and query encoders sit on top of rd_aws_send; S3 calls rd_aws_send directly. */
 #include "aws/client.h"
 
+#include <errno.h>
 #include <libxml/parser.h>
 #include <stdlib.h>
 #include <string.h>
@@ -59,18 +60,6 @@ static time_t client_now(const rd_aws_client *c)
     return c->now ? c->now() : time(NULL);
 }
 
-static unsigned random_below(const rd_aws_client *c, unsigned bound)
-{
-    if (bound == 0)
-        return 0;
-    if (c->jitter)
-        return c->jitter(c->jitter_ctx, bound);
-    unsigned r = 0;
-    if (RAND_bytes((unsigned char *)&r, sizeof r) != 1)
-        r = (unsigned)rand();
-    return r % bound;
-}
-
 static void sleep_ms(const rd_aws_client *c, long ms)
 {
     if (ms <= 0)
@@ -84,13 +73,51 @@ static void sleep_ms(const rd_aws_client *c, long ms)
         ;
 }
 
+long rd_aws_backoff_ms(long base_ms, long cap_ms, int attempt, unsigned (*jitter)(void *ctx, unsigned bound),
+                       void *jitter_ctx)
+{
+    long window = base_ms > 0 ? base_ms : 1;
+    for (int i = 1; i < attempt && window < cap_ms; i++)
+        window *= 2;
+    if (window > cap_ms)
+        window = cap_ms;
+    if (window <= 0)
+        return 0;
+    unsigned bound = (unsigned)window + 1;
+    if (jitter)
+        return (long)jitter(jitter_ctx, bound);
+    unsigned r = 0;
+    if (RAND_bytes((unsigned char *)&r, sizeof r) != 1)
+        r = (unsigned)rand();
+    return (long)(r % bound);
+}
+
 /* Full jitter: random(0, 1) * 2^(attempt-1) seconds, at most 20 s (botocore's ExponentialBackoff). */
 static long backoff_ms(const rd_aws_client *c, int attempt)
 {
-    long cap = 1000L << (attempt - 1 > 14 ? 14 : attempt - 1);
-    if (cap > RD_RETRY_MAX_BACKOFF_MS)
-        cap = RD_RETRY_MAX_BACKOFF_MS;
-    return (long)random_below(c, (unsigned)cap + 1);
+    return rd_aws_backoff_ms(1000, RD_RETRY_MAX_BACKOFF_MS, attempt, c->jitter, c->jitter_ctx);
+}
+
+rd_retry_class rd_aws_retry_class(rd_status transport_st, int local_errno, int http_status, const char *aws_code)
+{
+    switch (transport_st) {
+    case RD_OK:
+        break;
+    case RD_E_NETWORK:
+        return RD_RETRY_TRANSIENT;
+    case RD_E_IO:
+        return local_errno == 0 || local_errno == ENOSPC || local_errno == EDQUOT || local_errno == EROFS
+                   ? RD_RETRY_NEVER
+                   : RD_RETRY_TRANSIENT;
+    default:
+        return RD_RETRY_NEVER; /* RD_E_CONFIG: a certificate problem fails the same way again */
+    }
+    if ((aws_code && IN(aws_code, throttling_codes)) || http_status == 429)
+        return RD_RETRY_THROTTLE;
+    if ((aws_code && IN(aws_code, transient_codes)) || http_status == 500 || http_status == 502 ||
+        http_status == 503 || http_status == 504)
+        return RD_RETRY_TRANSIENT;
+    return RD_RETRY_NEVER;
 }
 
 /* --- error parsing ---------------------------------------------------------------------------------- */
@@ -381,15 +408,14 @@ rd_status rd_aws_send(rd_aws_client *c, const rd_aws_request *req, rd_http_respo
         char code[96] = "", message[512] = "";
         if (st != RD_OK) {
             /* resets and timeouts are retried; a certificate problem (RD_E_CONFIG from the transport, see
-             * rd_http_tls_failure) fails at once: it would fail the same way again */
-            retryable = st == RD_E_NETWORK;
+             * rd_http_tls_failure) or a refusing sink fails at once: it would fail the same way again */
+            retryable = rd_aws_retry_class(st, 0, 0, NULL) != RD_RETRY_NEVER;
         } else if (resp->status >= 200 && resp->status < 300) {
             st = RD_OK;
             break;
         } else {
             rd_aws_parse_error(req->svc, resp, code, sizeof code, message, sizeof message);
-            retryable = IN(code, throttling_codes) || IN(code, transient_codes) || resp->status == 500 ||
-                        resp->status == 502 || resp->status == 503 || resp->status == 504;
+            retryable = rd_aws_retry_class(RD_OK, 0, resp->status, code) != RD_RETRY_NEVER;
             st = classify(code, resp->status);
             rd_error_set(&last, st, "%s %s: %s%s%s (HTTP %d)%s", req->svc->id, req->method, code,
                          message[0] ? ": " : "", message, resp->status, *hint_for(code) ? hint_for(code)

@@ -86,6 +86,27 @@ int rd_aws_client_max_attempts(const rd_aws_client *c);
 void rd_aws_parse_error(const rd_aws_service *svc, const rd_http_response *resp, char *code, size_t code_len,
                         char *message, size_t msg_len);
 
+/* How a failed exchange may be retried. Both retryable classes wait the same full-jitter backoff. */
+typedef enum rd_retry_class {
+    RD_RETRY_NEVER = 0,  /* fails the same way again: 4xx, a TLS certificate problem, a full local disk */
+    RD_RETRY_THROTTLE,   /* the service asks to slow down */
+    RD_RETRY_TRANSIENT,  /* a reset, a timeout, a short body, a 5xx */
+} rd_retry_class;
+
+/* The one retry classifier, botocore's standard mode, for rd_aws_send and the parallel downloader.
+ * transport_st is what the exchange returned: RD_OK (a response came: http_status and aws_code decide),
+ * RD_E_NETWORK (reset, timeout, a body cut short: transient), RD_E_CONFIG (a certificate problem: never),
+ * RD_E_IO (a local write failed with local_errno: never for ENOSPC, EDQUOT, EROFS or 0, a sink that refused
+ * without saying why; transient otherwise); anything else never. A response: throttle for the throttling
+ * codes (SlowDown, Throttling, ThrottlingException, ...) and 429; transient for RequestTimeout(Exception)
+ * and 500, 502, 503, 504; never otherwise. aws_code may be NULL. */
+rd_retry_class rd_aws_retry_class(rd_status transport_st, int local_errno, int http_status, const char *aws_code);
+
+/* Full jitter: a random delay in [0, min(cap_ms, base_ms * 2^(attempt-1))] for the retry after attempt
+ * (1-based). jitter(ctx, bound) returns a number below bound; NULL: random bytes. */
+long rd_aws_backoff_ms(long base_ms, long cap_ms, int attempt, unsigned (*jitter)(void *ctx, unsigned bound),
+                       void *jitter_ctx);
+
 /* XML helpers for service clients: text of the first descendant element named `name` (namespace ignored),
  * malloc'd, or NULL. */
 char *rd_xml_find_text(xmlNodePtr root, const char *name);

@@ -2,8 +2,9 @@
  * emulator can swap the real libcurl transport for a fake.
  * Owns: connection reuse, connect/idle timeouts, proxies (libcurl honours http_proxy/https_proxy/no_proxy),
  * TLS (verification always on; a custom CA bundle from AWS_CA_BUNDLE / the profile's ca_bundle), the
- * User-Agent. Every libcurl handle of redduck (this transport and the parallel downloader) gets its TLS
- * settings from rd_http_apply_tls and reads its certificate errors with rd_http_tls_failure.
+ * User-Agent. Every libcurl easy handle of redduck (single requests and the parallel downloader's, which
+ * come through rd_http_multi) is set up in one place in http.c: User-Agent, timeouts, TLS through
+ * rd_http_apply_tls, protocols, no signals; certificate errors are read with rd_http_tls_failure.
  * Does not own: signing, retries (see aws/client.h), AWS error parsing. HTTP error statuses are not errors
  * here: a 500 is a successful exchange with status 500. */
 #ifndef RD_AWS_HTTP_H
@@ -27,7 +28,8 @@ typedef struct rd_http_request {
     size_t body_len;
     long timeout_ms;           /* 0: the transport's default */
     /* Optional streaming sink: when set, body bytes go here instead of response->body. Return the number of
-     * bytes taken; anything else aborts the transfer (RD_E_IO or RD_E_CANCELLED per *abort_status). */
+     * bytes taken; anything else aborts the transfer (RD_E_IO). response->status is set before the first
+     * call, so a sink can tell a 2xx body from an error body. */
     size_t (*on_body)(void *ctx, const void *data, size_t len);
     void *on_body_ctx;
 } rd_http_request;
@@ -69,6 +71,25 @@ rd_status rd_http_curl_new(const rd_http_options *opts, rd_http_transport **out,
 
 rd_status rd_http_send(rd_http_transport *t, const rd_http_request *req, rd_http_response *resp, rd_error *err);
 void rd_http_transport_free(rd_http_transport *t);
+
+/* Many requests at once, driven from one thread (the parallel downloader). On the libcurl transport they
+ * run in parallel on curl multi, each handle set up as rd_http_send's; any other transport (the test
+ * fake) serves them one at a time through its send, so downloads are tested without a server.
+ * Not thread-safe: one thread adds, drives and frees. The transport is borrowed and must outlive it. */
+typedef struct rd_http_multi rd_http_multi;
+
+rd_status rd_http_multi_new(rd_http_transport *t, rd_http_multi **out, rd_error *err);
+/* Starts req (URL and headers copied; body borrowed until the request is reported done). resp is borrowed,
+ * filled as by rd_http_send; user is handed back by rd_http_multi_next. */
+rd_status rd_http_multi_add(rd_http_multi *m, const rd_http_request *req, rd_http_response *resp, void *user,
+                            rd_error *err);
+/* Moves the transfers on without blocking. 1 when a request is finished: *user set, *st the result as
+ * rd_http_send returns it (err filled when not RD_OK); 0 when none finished. */
+int rd_http_multi_next(rd_http_multi *m, void **user, rd_status *st, rd_error *err);
+/* Waits up to ms for network activity (or simply ms when nothing runs). */
+void rd_http_multi_wait(rd_http_multi *m, long ms);
+/* Abandons what is still running. NULL is a no-op. */
+void rd_http_multi_free(rd_http_multi *m);
 
 /* TLS settings for any libcurl easy handle: peer and host verification on (always), ca_bundle (a PEM file,
  * may be NULL: the system store) as the trusted CAs. RD_E_INTERNAL if libcurl refuses an option. */
