@@ -504,7 +504,7 @@ static rd_status download_all(job *j, const char *dir, rd_error *err)
     to.progress_ctx = &pc;
     to.cancel = j->o->cancel;
     to.log = j->log;
-    to.ca_bundle = rd_session_ca_bundle(j->s);
+    to.http = j->s3c.http; /* the session's transport: its TLS settings, user agent and proxies */
     to.disk_full_hint = j->sink->download_hint;
     rd_transfer_stats ts = { 0 };
     rd_status st = rd_transfer_run(items, j->nfiles, &to, &ts, err);

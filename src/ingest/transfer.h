@@ -1,6 +1,7 @@
-/* transfer.h — parallel downloads with libcurl's multi interface: many files at once, each resumed with a
- * Range request after a reset or a short body, retried on throttling and 5xx with backoff, its length
- * checked. Owns the transfer loop; does not own signing (a callback makes each request's URL and headers,
+/* transfer.h — parallel downloads through the HTTP transport's rd_http_multi (curl multi on the real
+ * transport): many files at once, each resumed with a Range request after a reset or a short body, retried
+ * per rd_aws_retry_class (throttling, 5xx, resets) with rd_aws_backoff_ms, its length checked. Owns the
+ * transfer loop; does not own the HTTP handles (aws/http.c), signing (a callback makes each request's URL and headers,
  * so every attempt is signed afresh and may carry its Range) nor what happens to a finished file (a
  * callback on the calling thread). Single-threaded: everything runs on the caller's thread. */
 #ifndef RD_INGEST_TRANSFER_H
@@ -10,6 +11,7 @@
 #include <stddef.h>
 #include <stdint.h>
 
+#include "aws/http.h"
 #include "core/log.h"
 #include "redduck/error.h"
 #include "redduck/headers.h"
@@ -34,6 +36,7 @@ typedef rd_status (*rd_transfer_done_fn)(void *ctx, const rd_transfer_item *item
 typedef void (*rd_transfer_progress_fn)(void *ctx, uint64_t bytes, size_t files_done, size_t files_total);
 
 typedef struct rd_transfer_options {
+    rd_http_transport *http;     /* borrowed; NULL: a libcurl transport for this run, trusting ca_bundle */
     int concurrency;             /* parallel transfers; 0: 16 */
     int max_attempts;            /* per item; 0: 10 */
     long timeout_ms;             /* per attempt; 0: 300000; idle limit 30 s */
@@ -49,9 +52,10 @@ typedef struct rd_transfer_options {
     void *progress_ctx;
     const volatile sig_atomic_t *cancel; /* non-zero: stop, RD_E_CANCELLED */
     const rd_log *log;
-    long backoff_base_ms;        /* retry delay base (doubles per attempt, capped at 5 s, full jitter); 0: 100 */
+    long backoff_base_ms;        /* retry delay base (doubles per attempt up to 64 times the base, at most 5 s,
+                                  * full jitter); 0: 100 */
     const char *disk_full_hint;  /* what to do when the local disk is full (ends the message); NULL: "free space" */
-    const char *ca_bundle;       /* CA bundle file for TLS (rd_http_apply_tls); NULL: the system's CAs */
+    const char *ca_bundle;       /* only when http is NULL: CA bundle file for TLS; NULL: the system's CAs */
 } rd_transfer_options;
 
 typedef struct rd_transfer_stats {
