@@ -1,6 +1,7 @@
 /* test_client.c — the AWS request path over a scripted transport: standard-mode retries (which codes,
  * how many attempts, full-jitter backoff bounds, non-replayable bodies), error classification, S3
  * addressing, signing per attempt, and secrets redacted from -v / -vv logs. */
+#include <errno.h>
 #include <setjmp.h>
 #include <stdarg.h>
 #include <stddef.h>
@@ -288,10 +289,48 @@ static void test_assume_role_parses_credentials(void **state)
     rd_creds_provider_free(creds);
 }
 
+/* The one classifier the request path and the downloader share. */
+static void test_retry_class(void **state)
+{
+    (void)state;
+    assert_int_equal(rd_aws_retry_class(RD_OK, 0, 503, "SlowDown"), RD_RETRY_THROTTLE);
+    assert_int_equal(rd_aws_retry_class(RD_OK, 0, 400, "ThrottlingException"), RD_RETRY_THROTTLE);
+    assert_int_equal(rd_aws_retry_class(RD_OK, 0, 429, NULL), RD_RETRY_THROTTLE);
+    assert_int_equal(rd_aws_retry_class(RD_OK, 0, 500, "InternalError"), RD_RETRY_TRANSIENT);
+    assert_int_equal(rd_aws_retry_class(RD_OK, 0, 504, NULL), RD_RETRY_TRANSIENT);
+    assert_int_equal(rd_aws_retry_class(RD_OK, 0, 400, "RequestTimeout"), RD_RETRY_TRANSIENT);
+    assert_int_equal(rd_aws_retry_class(RD_E_NETWORK, 0, 0, NULL), RD_RETRY_TRANSIENT);
+    assert_int_equal(rd_aws_retry_class(RD_E_IO, EIO, 0, NULL), RD_RETRY_TRANSIENT);
+    assert_int_equal(rd_aws_retry_class(RD_OK, 0, 403, "AccessDenied"), RD_RETRY_NEVER);
+    assert_int_equal(rd_aws_retry_class(RD_OK, 0, 404, "NoSuchKey"), RD_RETRY_NEVER);
+    assert_int_equal(rd_aws_retry_class(RD_OK, 0, 501, "NotImplemented"), RD_RETRY_NEVER);
+    assert_int_equal(rd_aws_retry_class(RD_E_CONFIG, 0, 0, NULL), RD_RETRY_NEVER); /* TLS certificate */
+    assert_int_equal(rd_aws_retry_class(RD_E_IO, ENOSPC, 0, NULL), RD_RETRY_NEVER);
+    assert_int_equal(rd_aws_retry_class(RD_E_IO, EDQUOT, 0, NULL), RD_RETRY_NEVER);
+    assert_int_equal(rd_aws_retry_class(RD_E_IO, EROFS, 0, NULL), RD_RETRY_NEVER);
+    assert_int_equal(rd_aws_retry_class(RD_E_IO, 0, 0, NULL), RD_RETRY_NEVER); /* a sink that refused */
+}
+
+/* Full jitter within min(cap, base * 2^(attempt-1)). */
+static void test_backoff_window(void **state)
+{
+    (void)state;
+    assert_int_equal(rd_aws_backoff_ms(1000, 20000, 1, max_jitter, NULL), 1000);
+    assert_int_equal(rd_aws_backoff_ms(1000, 20000, 3, max_jitter, NULL), 4000);
+    assert_int_equal(rd_aws_backoff_ms(1000, 20000, 40, max_jitter, NULL), 20000);
+    assert_int_equal(rd_aws_backoff_ms(100, 5000, 7, max_jitter, NULL), 5000);
+    for (int i = 0; i < 50; i++) {
+        long ms = rd_aws_backoff_ms(100, 5000, 3, NULL, NULL);
+        assert_true(ms >= 0 && ms <= 400);
+    }
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_retries_transient_then_succeeds),
+        cmocka_unit_test(test_retry_class),
+        cmocka_unit_test(test_backoff_window),
         cmocka_unit_test(test_throttling_exhausts_attempts),
         cmocka_unit_test(test_errors_not_retried_and_classified),
         cmocka_unit_test(test_non_replayable_body_not_retried),

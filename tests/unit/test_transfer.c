@@ -1,6 +1,8 @@
 /* test_transfer.c — parallel resumable downloads against the real emulator (in-process, loopback) with
  * seeded faults: connection resets mid-body, truncated bodies and SlowDown answers must all end with
- * byte-identical files; a missing object fails with an error naming it. */
+ * byte-identical files; a missing object fails with an error naming it. And the same downloader on a
+ * scripted fake transport (no server): a reset mid-body resumed with a Range request, SlowDown retried,
+ * a 403 not retried and named. */
 #include <setjmp.h>
 #include <stdarg.h>
 #include <stddef.h>
@@ -17,6 +19,7 @@
 #include "emulator/emulator_internal.h"
 #include "emulator/s3/s3_store.h"
 #include "ingest/transfer.h"
+#include "redduck/buf.h"
 #include "redduck/emulator.h"
 #include "redduck/sigv4.h"
 
@@ -217,6 +220,208 @@ static void test_full_disk_fails_at_once(void **state)
     teardown(f);
 }
 
+/* --- the downloader on a scripted fake transport ------------------------------------------------------ */
+
+enum fake_action { FAKE_FULL, FAKE_RESET_AT_1000, FAKE_SLOWDOWN, FAKE_FORBIDDEN };
+#define FAKE_CALLS 8
+#define FAKE_SIZE 4000
+
+typedef struct fake_s3 {
+    rd_http_transport base;
+    unsigned char object[FAKE_SIZE];
+    enum fake_action script[FAKE_CALLS];
+    int n, calls;
+    char range[FAKE_CALLS][64]; /* the Range header of each call, "" without */
+    char url[FAKE_CALLS][256];
+} fake_s3;
+
+/* Hands data to the request's sink as libcurl does. */
+static rd_status fake_deliver(const rd_http_request *req, rd_http_response *resp, const void *data, size_t len,
+                              rd_error *err)
+{
+    if (!req->on_body)
+        return rd_buf_append(&resp->body, data, len);
+    if (req->on_body(req->on_body_ctx, data, len) != len)
+        return rd_error_set(err, RD_E_IO, "receiving from fake: the local sink refused the data");
+    return RD_OK;
+}
+
+static rd_status fake_send(rd_http_transport *t, const rd_http_request *req, rd_http_response *resp, rd_error *err)
+{
+    fake_s3 *f = (fake_s3 *)t;
+    int i = f->calls++;
+    assert_true(i < f->n);
+    assert_string_equal(req->method, "GET");
+    const char *range = rd_headers_get(req->headers, "Range");
+    snprintf(f->range[i], sizeof f->range[i], "%s", range ? range : "");
+    snprintf(f->url[i], sizeof f->url[i], "%s", req->url);
+    size_t from = 0;
+    if (range)
+        assert_int_equal(sscanf(range, "bytes=%zu-", &from), 1);
+    assert_true(from <= FAKE_SIZE);
+    switch (f->script[i]) {
+    case FAKE_SLOWDOWN: {
+        static const char body[] = "<?xml version=\"1.0\" encoding=\"UTF-8\"?><Error><Code>SlowDown</Code>"
+                                   "<Message>Please reduce your request rate.</Message></Error>";
+        resp->status = 503;
+        return fake_deliver(req, resp, body, sizeof body - 1, err);
+    }
+    case FAKE_FORBIDDEN: {
+        static const char body[] = "<?xml version=\"1.0\" encoding=\"UTF-8\"?><Error><Code>AccessDenied</Code>"
+                                   "<Message>Access Denied</Message></Error>";
+        resp->status = 403;
+        return fake_deliver(req, resp, body, sizeof body - 1, err);
+    }
+    case FAKE_RESET_AT_1000:
+        resp->status = range ? 206 : 200;
+        assert_true(from < 1000);
+        if (fake_deliver(req, resp, f->object + from, 1000 - from, err) != RD_OK)
+            return RD_E_IO;
+        return rd_error_set(err, RD_E_NETWORK, "GET fake: Connection reset by peer");
+    case FAKE_FULL:
+    default:
+        resp->status = range ? 206 : 200;
+        return fake_deliver(req, resp, f->object + from, FAKE_SIZE - from, err);
+    }
+}
+
+static void fake_destroy(rd_http_transport *t)
+{
+    (void)t;
+}
+
+static const rd_http_transport_vtable fake_vt = { fake_send, fake_destroy };
+
+static rd_status fake_sign(void *ctx, const rd_transfer_item *item, uint64_t offset, char **url, rd_headers *h,
+                           rd_error *err)
+{
+    (void)ctx;
+    (void)err;
+    rd_buf u = RD_BUF_INIT;
+    rd_buf_printf(&u, "https://bucket.s3.us-east-1.amazonaws.com/%s", item->name);
+    *url = rd_buf_detach(&u);
+    if (offset > 0) {
+        char range[64];
+        snprintf(range, sizeof range, "bytes=%llu-", (unsigned long long)offset);
+        rd_headers_add(h, "Range", range);
+    }
+    return RD_OK;
+}
+
+typedef struct fake_fixture {
+    fake_s3 http;
+    char dir[64];
+    char path[128];
+    rd_transfer_item item;
+    rd_transfer_options o;
+} fake_fixture;
+
+static fake_fixture *fake_setup(const enum fake_action *script, int n)
+{
+    fake_fixture *f = calloc(1, sizeof *f);
+    f->http.base.vt = &fake_vt;
+    for (int i = 0; i < FAKE_SIZE; i++)
+        f->http.object[i] = (unsigned char)(i * 7 + 3);
+    memcpy(f->http.script, script, (size_t)n * sizeof *script);
+    f->http.n = n;
+    snprintf(f->dir, sizeof f->dir, "/tmp/rd-transfer-fake-XXXXXX");
+    assert_non_null(mkdtemp(f->dir));
+    snprintf(f->path, sizeof f->path, "%s/obj", f->dir);
+    f->item.name = "stage/0000_part_00.parquet";
+    f->item.expected_size = FAKE_SIZE;
+    f->item.local_path = f->path;
+    f->o.http = &f->http.base;
+    f->o.backoff_base_ms = 1;
+    f->o.sign = fake_sign;
+    return f;
+}
+
+static void fake_teardown(fake_fixture *f)
+{
+    unlink(f->path);
+    rmdir(f->dir);
+    free(f);
+}
+
+static void fake_check_file(const fake_fixture *f)
+{
+    unsigned char buf[FAKE_SIZE + 1];
+    FILE *fp = fopen(f->path, "rb");
+    assert_non_null(fp);
+    assert_int_equal(fread(buf, 1, sizeof buf, fp), FAKE_SIZE);
+    fclose(fp);
+    assert_memory_equal(buf, f->http.object, FAKE_SIZE);
+}
+
+static void test_fake_reset_resumes_with_range(void **state)
+{
+    (void)state;
+    const enum fake_action script[] = { FAKE_RESET_AT_1000, FAKE_FULL };
+    fake_fixture *f = fake_setup(script, 2);
+    rd_transfer_stats stats;
+    rd_error err;
+    rd_error_clear(&err);
+    if (rd_transfer_run(&f->item, 1, &f->o, &stats, &err) != RD_OK)
+        fail_msg("transfer: %s", err.message);
+    assert_int_equal(f->http.calls, 2);
+    assert_string_equal(f->http.range[0], "");
+    assert_string_equal(f->http.range[1], "bytes=1000-"); /* continued, not started over */
+    assert_string_equal(f->http.url[1], "https://bucket.s3.us-east-1.amazonaws.com/stage/0000_part_00.parquet");
+    assert_int_equal(stats.files, 1);
+    assert_int_equal(stats.retries, 1);
+    assert_int_equal(stats.resumes, 1);
+    assert_int_equal(stats.bytes, FAKE_SIZE);
+    fake_check_file(f);
+    fake_teardown(f);
+}
+
+static void test_fake_slowdown_is_retried(void **state)
+{
+    (void)state;
+    const enum fake_action script[] = { FAKE_SLOWDOWN, FAKE_SLOWDOWN, FAKE_FULL };
+    fake_fixture *f = fake_setup(script, 3);
+    rd_transfer_stats stats;
+    rd_error err;
+    rd_error_clear(&err);
+    if (rd_transfer_run(&f->item, 1, &f->o, &stats, &err) != RD_OK)
+        fail_msg("transfer: %s", err.message);
+    assert_int_equal(f->http.calls, 3);
+    assert_string_equal(f->http.range[2], ""); /* the error bodies did not reach the file */
+    assert_int_equal(stats.retries, 2); /* attempts 2 and 3 */
+    assert_int_equal(stats.resumes, 0);
+    fake_check_file(f);
+    fake_teardown(f);
+}
+
+static void test_fake_slowdown_gives_up_after_max_attempts(void **state)
+{
+    (void)state;
+    const enum fake_action script[] = { FAKE_SLOWDOWN, FAKE_SLOWDOWN, FAKE_SLOWDOWN };
+    fake_fixture *f = fake_setup(script, 3);
+    f->o.max_attempts = 3;
+    rd_error err;
+    rd_error_clear(&err);
+    assert_int_equal(rd_transfer_run(&f->item, 1, &f->o, NULL, &err), RD_E_REMOTE);
+    assert_int_equal(f->http.calls, 3);
+    assert_string_equal(err.message,
+                        "downloading stage/0000_part_00.parquet failed after 3 attempts: HTTP 503 SlowDown");
+    fake_teardown(f);
+}
+
+static void test_fake_forbidden_is_not_retried(void **state)
+{
+    (void)state;
+    const enum fake_action script[] = { FAKE_FORBIDDEN, FAKE_FULL };
+    fake_fixture *f = fake_setup(script, 2);
+    rd_error err;
+    rd_error_clear(&err);
+    assert_int_equal(rd_transfer_run(&f->item, 1, &f->o, NULL, &err), RD_E_DENIED);
+    assert_int_equal(f->http.calls, 1);
+    assert_string_equal(err.message, "downloading stage/0000_part_00.parquet failed after 1 attempt: HTTP 403 "
+                                     "AccessDenied — the identity needs s3:GetObject on this object");
+    fake_teardown(f);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -224,6 +429,10 @@ int main(void)
         cmocka_unit_test(test_faults_resume_to_identical_files),
         cmocka_unit_test(test_missing_object_fails_naming_it),
         cmocka_unit_test(test_full_disk_fails_at_once),
+        cmocka_unit_test(test_fake_reset_resumes_with_range),
+        cmocka_unit_test(test_fake_slowdown_is_retried),
+        cmocka_unit_test(test_fake_slowdown_gives_up_after_max_attempts),
+        cmocka_unit_test(test_fake_forbidden_is_not_retried),
     };
     return cmocka_run_group_tests_name("transfer", tests, NULL, NULL);
 }
