@@ -18,6 +18,7 @@
 #include <unistd.h>
 
 #include "aws/client.h"
+#include "aws/creds_json.h"
 #include "aws/parse.h"
 #include "core/timeutil.h"
 
@@ -106,38 +107,24 @@ static rd_status container_auth_token(char **token, rd_error *err)
 
 static rd_status container_parse(const json_t *o, rd_credentials *out, const char *source, rd_error *err)
 {
-    const char *key = json_string_value(json_object_get(o, "AccessKeyId"));
-    const char *secret = json_string_value(json_object_get(o, "SecretAccessKey"));
-    const char *token = json_string_value(json_object_get(o, "Token"));
-    const char *exp = json_string_value(json_object_get(o, "Expiration"));
-    const char *account = json_string_value(json_object_get(o, "AccountId"));
-    rd_status st = RD_OK;
-    time_t expiration = 0;
-    if (!key || !secret || !token || !exp)
+    static const rd_creds_json_names names = { .access_key_id = "AccessKeyId",
+                                               .secret_access_key = "SecretAccessKey",
+                                               .session_token = "Token",
+                                               .expiration = "Expiration",
+                                               .account_id = "AccountId",
+                                               .provider = "container-role",
+                                               .token_required = 1,
+                                               .expiration_required = 1 };
+    rd_creds_json_fault fault;
+    rd_status st = rd_creds_from_json(o, &names, source, out, &fault, err);
+    if (fault.kind == RD_CREDS_JSON_MISSING)
         st = rd_error_set(err, RD_E_REMOTE,
                           "the container credentials endpoint (%s) replied without %s: check the task role / pod "
                           "identity association",
-                          source, !key ? "AccessKeyId" : !secret ? "SecretAccessKey" : !token ? "Token" : "Expiration");
-    else if (rd_time_parse_iso8601(exp, &expiration) != 0)
+                          source, fault.field);
+    else if (fault.kind == RD_CREDS_JSON_BAD_EXPIRATION)
         st = rd_error_set(err, RD_E_REMOTE, "the container credentials endpoint (%s) replied with an unreadable "
-                          "Expiration '%s'", source, exp);
-    if (st == RD_OK) {
-        rd_credentials cr;
-        rd_credentials_init(&cr);
-        cr.expiration = expiration;
-        if (rd_credentials_set(&cr.access_key_id, key) != RD_OK ||
-            rd_credentials_set(&cr.secret_access_key, secret) != RD_OK ||
-            rd_credentials_set(&cr.session_token, token) != RD_OK ||
-            rd_credentials_set(&cr.provider, "container-role") != RD_OK ||
-            rd_credentials_set(&cr.source, source) != RD_OK ||
-            (account && rd_credentials_set(&cr.account_id, account) != RD_OK)) {
-            rd_credentials_free(&cr);
-            st = rd_creds_oom(err);
-        } else {
-            rd_credentials_free(out);
-            *out = cr;
-        }
-    }
+                          "Expiration '%s'", source, fault.text);
     return st;
 }
 

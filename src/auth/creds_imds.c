@@ -18,6 +18,7 @@
 #include <unistd.h>
 
 #include "aws/client.h"
+#include "aws/creds_json.h"
 #include "aws/parse.h"
 #include "core/timeutil.h"
 
@@ -243,48 +244,41 @@ static rd_status imds_get_credentials(rd_creds_provider *base, rd_credentials *o
     json_t *o = NULL;
     rd_json_parse_object(body.data, body.len, RD_E_REMOTE, "EC2 metadata's reply", &o, NULL); /* checked above */
     rd_buf_free_secure(&body);
-    const char *key = json_string_value(json_object_get(o, "AccessKeyId"));
-    const char *secret = json_string_value(json_object_get(o, "SecretAccessKey"));
-    const char *stoken = json_string_value(json_object_get(o, "Token"));
-    const char *exp = json_string_value(json_object_get(o, "Expiration"));
-    if (!key || !secret || !stoken || !exp) {
+    static const rd_creds_json_names names = { .access_key_id = "AccessKeyId",
+                                               .secret_access_key = "SecretAccessKey",
+                                               .session_token = "Token",
+                                               .expiration = "Expiration",
+                                               .provider = "iam-role",
+                                               .token_required = 1,
+                                               .expiration_required = 1,
+                                               .lenient_expiration = 1 };
+    rd_buf src = RD_BUF_INIT;
+    rd_buf_printf(&src, "EC2 instance metadata %s (role %s)", s.base, rd_buf_cstr(&role));
+    char *source = rd_buf_detach(&src);
+    rd_creds_json_fault fault = { RD_CREDS_JSON_OK, NULL, NULL };
+    st = source ? rd_creds_from_json(o, &names, source, out, &fault, err) : rd_creds_oom(err);
+    if (fault.kind == RD_CREDS_JSON_MISSING) {
         /* IMDS answers 200 with {"Code": ..., "Message": ...} when the role cannot be used. */
         const char *code = json_string_value(json_object_get(o, "Code"));
         rd_log_write(ctx->log, RD_LOG_DEBUG, "EC2 metadata credentials for role %s are incomplete (Code %s)",
                      rd_buf_cstr(&role), code ? code : "-");
+        free(source);
         json_decref(o);
         rd_buf_free(&url);
         rd_buf_free(&role);
         return rd_error_set(err, RD_E_NOT_FOUND, "EC2 instance metadata returned no usable credentials");
     }
-    time_t expiration = 0;
-    time_t now = rd_creds_ctx_now(ctx);
-    if (rd_time_parse_iso8601(exp, &expiration) == 0) {
-        /* botocore extends credentials that are about to expire (IMDS outage resilience). */
-        long offset = IMDS_REFRESH_WINDOW_S + 120 + (long)((unsigned long)now % 481);
-        if (now >= expiration - offset)
-            expiration = now + offset;
-    } else {
-        expiration = 0;
-        rd_log_write(ctx->log, RD_LOG_DEBUG, "unable to parse the IMDS Expiration");
-    }
-    rd_credentials cr;
-    rd_credentials_init(&cr);
-    cr.expiration = expiration;
-    rd_buf src = RD_BUF_INIT;
-    rd_buf_printf(&src, "EC2 instance metadata %s (role %s)", s.base, rd_buf_cstr(&role));
-    char *source = rd_buf_detach(&src);
-    if (!source || rd_credentials_set(&cr.access_key_id, key) != RD_OK ||
-        rd_credentials_set(&cr.secret_access_key, secret) != RD_OK ||
-        rd_credentials_set(&cr.session_token, stoken) != RD_OK || rd_credentials_set(&cr.provider, "iam-role") != RD_OK ||
-        rd_credentials_set(&cr.source, source) != RD_OK) {
-        st = rd_creds_oom(err);
-        rd_credentials_free(&cr);
-    } else {
+    if (st == RD_OK) {
+        if (fault.kind == RD_CREDS_JSON_BAD_EXPIRATION) {
+            rd_log_write(ctx->log, RD_LOG_DEBUG, "unable to parse the IMDS Expiration");
+        } else {
+            /* botocore extends credentials that are about to expire (IMDS outage resilience). */
+            time_t now = rd_creds_ctx_now(ctx);
+            long offset = IMDS_REFRESH_WINDOW_S + 120 + (long)((unsigned long)now % 481);
+            if (now >= out->expiration - offset)
+                out->expiration = now + offset;
+        }
         rd_log_write(ctx->log, RD_LOG_INFO, "Found credentials from IAM Role: %s", rd_buf_cstr(&role));
-        rd_credentials_free(out);
-        *out = cr;
-        st = RD_OK;
     }
     free(source);
     json_decref(o);

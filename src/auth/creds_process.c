@@ -19,6 +19,7 @@
 #include <unistd.h>
 
 #include "aws/client.h"
+#include "aws/creds_json.h"
 #include "aws/parse.h"
 #include "core/timeutil.h"
 #include "redduck/buf.h"
@@ -108,24 +109,20 @@ rd_status rd_creds_parse_process_output(const char *json, size_t len, rd_credent
         st = rd_error_set(err, RD_E_AUTH, "unsupported Version in the output (supported: 1)");
         goto out;
     }
-    const char *key = json_string_value(json_object_get(o, "AccessKeyId"));
-    const char *secret = json_string_value(json_object_get(o, "SecretAccessKey"));
-    const char *token = json_string_value(json_object_get(o, "SessionToken"));
-    const char *exp = json_string_value(json_object_get(o, "Expiration"));
-    if (!rd_creds_nonempty(key) || !rd_creds_nonempty(secret)) {
-        st = rd_error_set(err, RD_E_AUTH, "the output lacks %s", !rd_creds_nonempty(key) ? "AccessKeyId" : "SecretAccessKey");
-        goto out;
-    }
-    time_t expiration = 0;
-    if (exp && rd_time_parse_iso8601(exp, &expiration) != 0) {
+    static const rd_creds_json_names names = { .access_key_id = "AccessKeyId",
+                                               .secret_access_key = "SecretAccessKey",
+                                               .session_token = "SessionToken",
+                                               .expiration = "Expiration",
+                                               .provider = "custom-process",
+                                               .empty_is_missing = 1 };
+    rd_creds_json_fault fault;
+    st = rd_creds_from_json(o, &names, NULL, out, &fault, err);
+    if (fault.kind == RD_CREDS_JSON_MISSING)
+        st = rd_error_set(err, RD_E_AUTH, "the output lacks %s", fault.field);
+    else if (fault.kind == RD_CREDS_JSON_BAD_EXPIRATION)
         st = rd_error_set(err, RD_E_AUTH, "the output's Expiration is not an ISO 8601 time");
-        goto out;
-    }
-    if (json_object_get(o, "Expiration") && !exp) {
+    else if (fault.kind == RD_CREDS_JSON_EXPIRATION_NOT_STRING)
         st = rd_error_set(err, RD_E_AUTH, "the output's Expiration must be a string");
-        goto out;
-    }
-    st = rd_creds_fill(out, key, secret, token, expiration, "custom-process", NULL, err);
 out:
     json_decref(o);
     return st;

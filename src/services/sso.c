@@ -4,6 +4,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "aws/creds_json.h"
 #include "aws/parse.h"
 #include "redduck/sigv4.h"
 
@@ -43,24 +44,25 @@ rd_status rd_sso_get_role_credentials(rd_aws_client *c, const char *access_token
     if ((st = rd_json_parse_object(resp.body.data, resp.body.len, RD_E_REMOTE, "the SSO GetRoleCredentials reply", &o,
                                    err)) != RD_OK)
         goto out;
-    json_t *rc = json_object_get(o, "roleCredentials");
-    const char *key = json_string_value(json_object_get(rc, "accessKeyId"));
-    const char *secret = json_string_value(json_object_get(rc, "secretAccessKey"));
-    const char *token = json_string_value(json_object_get(rc, "sessionToken"));
-    json_t *exp = json_object_get(rc, "expiration");
-    if (!key || !secret) {
+    static const rd_creds_json_names names = { .access_key_id = "accessKeyId",
+                                               .secret_access_key = "secretAccessKey",
+                                               .session_token = "sessionToken",
+                                               .expiration = "expiration",
+                                               .provider = "sso",
+                                               .expiration_ms = 1 };
+    rd_creds_json_fault fault;
+    rd_credentials cr;
+    rd_credentials_init(&cr);
+    st = rd_creds_from_json(json_object_get(o, "roleCredentials"), &names, NULL, &cr, &fault, err);
+    if (fault.kind != RD_CREDS_JSON_OK)
         st = rd_error_set(err, RD_E_REMOTE, "SSO GetRoleCredentials: the reply has no roleCredentials");
-    } else {
-        rd_credentials cr;
-        rd_credentials_init(&cr);
-        rd_credentials_set(&cr.access_key_id, key);
-        rd_credentials_set(&cr.secret_access_key, secret);
-        rd_credentials_set(&cr.session_token, token);
-        rd_credentials_set(&cr.provider, "sso");
-        rd_credentials_set(&cr.account_id, account_id);
-        cr.expiration = (time_t)(json_number_value(exp) / 1000.0);
+    else if (st == RD_OK && rd_credentials_set(&cr.account_id, account_id) != RD_OK)
+        st = rd_error_set(err, RD_E_INTERNAL, "out of memory");
+    if (st == RD_OK) {
         rd_credentials_free(out);
         *out = cr;
+    } else {
+        rd_credentials_free(&cr);
     }
     json_decref(o);
 out:
