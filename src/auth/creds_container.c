@@ -170,6 +170,9 @@ static rd_status container_get(rd_creds_provider *base, rd_credentials *out, rd_
     char host[256], path[512], target[800];
     rd_creds_url_for_log(rd_buf_cstr(&url), host, sizeof host, path, sizeof path);
     snprintf(target, sizeof target, "%s%s", host, path);
+    /* botocore's ContainerMetadataFetcher: every failure (a non-200 reply too) is tried again, up to
+     * CONTAINER_ATTEMPTS, CONTAINER_SLEEP_MS apart; only a TLS certificate verdict stops at once. That is not
+     * the standard retry mode, so this loop does not use rd_aws_retry_class / rd_aws_backoff_ms. */
     for (int attempt = 1;; attempt++) {
         rd_error_clear(&last);
         st = rd_creds_remote_send(p->ctx, "GET", rd_buf_cstr(&url), &h, CONTAINER_TIMEOUT_MS, &resp, &last);

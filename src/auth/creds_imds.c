@@ -134,6 +134,8 @@ static rd_status imds_fetch_token(const rd_creds_ctx *ctx, const imds_settings *
     rd_http_response resp;
     rd_http_response_init(&resp);
     rd_status st = RD_OK;
+    /* botocore's IMDSFetcher: metadata_service_num_attempts tries with no wait between them and its own
+     * status rules (below); not the standard retry mode, so not rd_aws_retry_class / rd_aws_backoff_ms. */
     for (int i = 0; i < s->attempts; i++) {
         rd_error e;
         rd_error_clear(&e);

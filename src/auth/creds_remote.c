@@ -64,13 +64,6 @@ void rd_creds_url_for_log(const char *url, char *host, size_t hlen, char *path, 
     snprintf(path, plen, "%.*s", (int)m, m ? p : "/");
 }
 
-static long elapsed_ms(const struct timespec *t0)
-{
-    struct timespec t1;
-    clock_gettime(CLOCK_MONOTONIC, &t1);
-    return (t1.tv_sec - t0->tv_sec) * 1000 + (t1.tv_nsec - t0->tv_nsec) / 1000000;
-}
-
 /* One plain HTTP exchange (not AWS-signed) with a log line like client.c's; headers are never logged
  * with their values when secret. */
 rd_status rd_creds_remote_send(const rd_creds_ctx *ctx, const char *method, const char *url, const rd_headers *headers,
@@ -82,8 +75,7 @@ rd_status rd_creds_remote_send(const rd_creds_ctx *ctx, const char *method, cons
     req.url = url;
     req.headers = headers;
     req.timeout_ms = timeout_ms;
-    struct timespec t0;
-    clock_gettime(CLOCK_MONOTONIC, &t0);
+    long long t0 = rd_monotonic_ms();
     rd_http_response_reset(resp);
     rd_status st = rd_http_send(ctx->http, &req, resp, err);
     if (rd_log_enabled(ctx->log, RD_LOG_INFO)) {
@@ -91,10 +83,10 @@ rd_status rd_creds_remote_send(const rd_creds_ctx *ctx, const char *method, cons
         rd_creds_url_for_log(url, host, sizeof host, path, sizeof path);
         if (st == RD_OK)
             rd_log_write(ctx->log, RD_LOG_INFO, "%s %s %s -> %d (%ld ms)", method, host, path, resp->status,
-                         elapsed_ms(&t0));
+                         (long)(rd_monotonic_ms() - t0));
         else
             rd_log_write(ctx->log, RD_LOG_INFO, "%s %s %s -> %s (%ld ms)", method, host, path,
-                         err ? err->message : rd_status_str(st), elapsed_ms(&t0));
+                         err ? err->message : rd_status_str(st), (long)(rd_monotonic_ms() - t0));
         if (rd_log_enabled(ctx->log, RD_LOG_DEBUG) && headers)
             for (size_t i = 0; i < headers->count; i++)
                 rd_log_write(ctx->log, RD_LOG_DEBUG, "  > %s: %s", headers->items[i].name,
