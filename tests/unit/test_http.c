@@ -1,6 +1,6 @@
 /* test_http.c — the libcurl transport against a loopback libmicrohttpd server: headers and bodies both
  * ways, the User-Agent, connection reuse, streaming sinks, a reset connection and a timeout reported as
- * network errors, and loopback detection. */
+ * network errors, several requests at once through rd_http_multi, and loopback detection. */
 #include <setjmp.h>
 #include <stdarg.h>
 #include <stddef.h>
@@ -191,6 +191,87 @@ static void test_reset_and_timeout_are_network_errors(void **state)
     MHD_stop_daemon(d);
 }
 
+typedef struct status_sink {
+    rd_buf body;
+    const rd_http_response *resp;
+    int status_at_first_byte;
+} status_sink;
+
+static size_t sink_with_status(void *ctx, const void *data, size_t len)
+{
+    status_sink *ss = ctx;
+    if (!ss->body.len)
+        ss->status_at_first_byte = ss->resp->status;
+    rd_buf_append(&ss->body, data, len);
+    return len;
+}
+
+/* rd_http_multi on the libcurl transport: several requests at once, each answered as rd_http_send would
+ * (the status known before the first body byte reaches a sink, an error status an answer, a reset a
+ * network error naming the host). */
+static void test_multi_runs_requests_at_once(void **state)
+{
+    (void)state;
+    server_state st;
+    memset(&st, 0, sizeof st);
+    int port;
+    struct MHD_Daemon *d = start(&st, &port);
+    rd_http_transport *t;
+    rd_error err;
+    rd_http_options o = { 0 };
+    assert_int_equal(rd_http_curl_new(&o, &t, &err), RD_OK);
+    rd_http_multi *m = NULL;
+    assert_int_equal(rd_http_multi_new(t, &m, &err), RD_OK);
+    static const char *const paths[3] = { "/echo", "/missing", "/reset" };
+    rd_http_response resp[3];
+    status_sink ss[3];
+    int done[3] = { 0 };
+    rd_status got[3];
+    char errors[3][RD_ERROR_MSG_MAX];
+    for (int i = 0; i < 3; i++) {
+        char url[128];
+        snprintf(url, sizeof url, "http://127.0.0.1:%d%s", port, paths[i]);
+        rd_http_response_init(&resp[i]);
+        rd_buf_init(&ss[i].body);
+        ss[i].resp = &resp[i];
+        ss[i].status_at_first_byte = -1;
+        rd_http_request req = { "GET", url, NULL, NULL, 0, 5000, sink_with_status, &ss[i] };
+        assert_int_equal(rd_http_multi_add(m, &req, &resp[i], &ss[i], &err), RD_OK);
+    }
+    for (int finished = 0, rounds = 0; finished < 3; rounds++) {
+        assert_true(rounds < 1000);
+        void *user = NULL;
+        rd_status xs = RD_OK;
+        rd_error_clear(&err);
+        while (rd_http_multi_next(m, &user, &xs, &err)) {
+            int i = (int)((status_sink *)user - ss);
+            assert_true(i >= 0 && i < 3 && !done[i]);
+            done[i] = 1;
+            got[i] = xs;
+            snprintf(errors[i], sizeof errors[i], "%s", err.message);
+            finished++;
+            rd_error_clear(&err);
+        }
+        rd_http_multi_wait(m, 50);
+    }
+    assert_int_equal(got[0], RD_OK);
+    assert_int_equal(resp[0].status, 200);
+    assert_int_equal(ss[0].status_at_first_byte, 200);
+    assert_string_equal(rd_buf_cstr(&ss[0].body), "hello");
+    assert_string_equal(rd_headers_get(&resp[0].headers, "x-reply"), "spaced value");
+    assert_int_equal(got[1], RD_OK);
+    assert_int_equal(resp[1].status, 404);
+    assert_int_equal(got[2], RD_E_NETWORK);
+    assert_non_null(strstr(errors[2], "127.0.0.1"));
+    rd_http_multi_free(m);
+    for (int i = 0; i < 3; i++) {
+        rd_buf_free(&ss[i].body);
+        rd_http_response_free(&resp[i]);
+    }
+    rd_http_transport_free(t);
+    MHD_stop_daemon(d);
+}
+
 static void test_loopback(void **state)
 {
     (void)state;
@@ -209,6 +290,7 @@ int main(void)
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_round_trip_and_reuse),
         cmocka_unit_test(test_reset_and_timeout_are_network_errors),
+        cmocka_unit_test(test_multi_runs_requests_at_once),
         cmocka_unit_test(test_loopback),
     };
     return cmocka_run_group_tests_name("http", tests, NULL, NULL);
