@@ -4,6 +4,7 @@
  * key then value; header values are trimmed with inner whitespace runs folded; repeated headers joined
  * with ','. */
 #include "redduck/sigv4.h"
+#include "core/parse.h"
 
 #include <ctype.h>
 #include <stdio.h>
@@ -174,25 +175,14 @@ static rd_status host_from_url(const url_parts *u, rd_buf *out)
     return rd_buf_append(out, u->host, n);
 }
 
-static int hexval(char c)
-{
-    if (c >= '0' && c <= '9')
-        return c - '0';
-    if (c >= 'a' && c <= 'f')
-        return c - 'a' + 10;
-    if (c >= 'A' && c <= 'F')
-        return c - 'A' + 10;
-    return -1;
-}
-
 /* Percent-decodes then SigV4-encodes s[0..len). */
 static rd_status reencode(rd_buf *out, const char *s, size_t len)
 {
     rd_buf raw = RD_BUF_INIT;
     rd_status st = RD_OK;
     for (size_t i = 0; i < len && st == RD_OK; i++) {
-        if (s[i] == '%' && i + 2 < len && hexval(s[i + 1]) >= 0 && hexval(s[i + 2]) >= 0) {
-            st = rd_buf_putc(&raw, (char)(hexval(s[i + 1]) * 16 + hexval(s[i + 2])));
+        if (s[i] == '%' && i + 2 < len && rd_parse_hex_digit(s[i + 1]) >= 0 && rd_parse_hex_digit(s[i + 2]) >= 0) {
+            st = rd_buf_putc(&raw, (char)(rd_parse_hex_digit(s[i + 1]) * 16 + rd_parse_hex_digit(s[i + 2])));
             i += 2;
         } else {
             st = rd_buf_putc(&raw, s[i]);

@@ -68,3 +68,14 @@ int rd_parse_duration(const char *s, long *out)
     *out = v * unit;
     return 0;
 }
+
+int rd_parse_hex_digit(char c)
+{
+    if (c >= '0' && c <= '9')
+        return c - '0';
+    if (c >= 'a' && c <= 'f')
+        return c - 'a' + 10;
+    if (c >= 'A' && c <= 'F')
+        return c - 'A' + 10;
+    return -1;
+}

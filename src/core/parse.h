@@ -15,4 +15,7 @@ int rd_parse_size(const char *s, uint64_t unit, uint64_t *out);
 /* "90", "90s", "30m", "24h", "7d" → seconds in *out, at most 100 years; -1 (out untouched) otherwise. */
 int rd_parse_duration(const char *s, long *out);
 
+/* The value of one hexadecimal digit (0-9, a-f, A-F), or -1. */
+int rd_parse_hex_digit(char c);
+
 #endif

@@ -1,19 +1,9 @@
 /* form.c — form and query parsing (see form.h). */
 #include "emulator/form.h"
+#include "core/parse.h"
 
 #include <stdlib.h>
 #include <string.h>
-
-static int hexval(char c)
-{
-    if (c >= '0' && c <= '9')
-        return c - '0';
-    if (c >= 'a' && c <= 'f')
-        return c - 'a' + 10;
-    if (c >= 'A' && c <= 'F')
-        return c - 'A' + 10;
-    return -1;
-}
 
 char *rd_percent_decode(const char *s, size_t len, int plus_is_space)
 {
@@ -22,8 +12,8 @@ char *rd_percent_decode(const char *s, size_t len, int plus_is_space)
         return NULL;
     size_t j = 0;
     for (size_t i = 0; i < len; i++) {
-        if (s[i] == '%' && i + 2 < len && hexval(s[i + 1]) >= 0 && hexval(s[i + 2]) >= 0) {
-            out[j++] = (char)(hexval(s[i + 1]) * 16 + hexval(s[i + 2]));
+        if (s[i] == '%' && i + 2 < len && rd_parse_hex_digit(s[i + 1]) >= 0 && rd_parse_hex_digit(s[i + 2]) >= 0) {
+            out[j++] = (char)(rd_parse_hex_digit(s[i + 1]) * 16 + rd_parse_hex_digit(s[i + 2]));
             i += 2;
         } else if (s[i] == '+' && plus_is_space) {
             out[j++] = ' ';

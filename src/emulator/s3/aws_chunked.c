@@ -10,6 +10,7 @@
 #include <openssl/evp.h>
 
 #include "redduck/buf.h"
+#include "core/parse.h"
 
 typedef enum chunk_state {
     ST_HEADER,    /* a chunk header line */
@@ -110,17 +111,6 @@ const char *rd_emu_chunked_trailer_value(const rd_emu_chunked *d)
     return d ? d->trailer_value : NULL;
 }
 
-static int hexval(char c)
-{
-    if (c >= '0' && c <= '9')
-        return c - '0';
-    if (c >= 'a' && c <= 'f')
-        return c - 'a' + 10;
-    if (c >= 'A' && c <= 'F')
-        return c - 'A' + 10;
-    return -1;
-}
-
 /* The current chunk's data is complete (or it is the empty last chunk): its signature must be the next link. */
 static rd_status verify_chunk(rd_emu_chunked *d)
 {
@@ -148,8 +138,8 @@ static rd_status header_done(rd_emu_chunked *d, const char *l, size_t n)
 {
     uint64_t size = 0;
     size_t i = 0;
-    for (; i < n && hexval(l[i]) >= 0; i++) {
-        size = size * 16 + (uint64_t)hexval(l[i]);
+    for (; i < n && rd_parse_hex_digit(l[i]) >= 0; i++) {
+        size = size * 16 + (uint64_t)rd_parse_hex_digit(l[i]);
         if (size > RD_EMU_CHUNK_SIZE_MAX)
             return fail_framing(d);
     }
@@ -161,7 +151,7 @@ static rd_status header_done(rd_emu_chunked *d, const char *l, size_t n)
         if (n - i != el + 64 || memcmp(l + i, ext, el) != 0)
             return fail_framing(d);
         for (size_t k = i + el; k < n; k++)
-            if (hexval(l[k]) < 0)
+            if (rd_parse_hex_digit(l[k]) < 0)
                 return fail_framing(d);
         memcpy(d->chunk_sig, l + i + el, 64);
         d->chunk_sig[64] = '\0';
