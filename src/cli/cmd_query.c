@@ -15,6 +15,7 @@
 
 #include "cli.h"
 #include "redduck/buf.h"
+#include "core/parse.h"
 
 static const char query_help[] =
     "usage: redduck query FILE.duckdb 'SQL' [--csv | --json] [--max-rows N]\n"
@@ -637,20 +638,6 @@ static void table_free(table_rows *t, idx_t ncols)
 
 /* ---- command ------------------------------------------------------------------------------------------ */
 
-static int parse_count(const char *s, uint64_t *out)
-{
-    if (!s || !*s)
-        return -1;
-    uint64_t v = 0;
-    for (const char *p = s; *p; p++) {
-        if (*p < '0' || *p > '9' || v > (UINT64_MAX - 9) / 10)
-            return -1;
-        v = v * 10 + (uint64_t)(*p - '0');
-    }
-    *out = v;
-    return 0;
-}
-
 /* Prints the result; returns 0 or 1 (out of memory / write error, message printed). */
 static int print_result(duckdb_result *res, enum query_format format, uint64_t max_rows)
 {
@@ -747,7 +734,7 @@ int rd_cmd_query(int argc, char **argv)
             const char *v = a[10] == '=' ? a + 11 : (i + 1 < argc ? argv[++i] : NULL);
             if (!v)
                 return rd_cli_usage_error("query", "--max-rows needs a value");
-            if (parse_count(v, &max_rows) != 0)
+            if (rd_parse_uint(v, 0, UINT64_MAX, &max_rows) != 0)
                 return rd_cli_usage_error("query", "--max-rows: '%s' is not a row count", v);
             have_max = 1;
         } else {
