@@ -133,16 +133,19 @@ static void run_one(runner *rn, const rd_source *s, rd_run_item *it)
         io.concurrency = s->concurrency;
         io.keep_staging = s->keep_staging;
         io.timeout_s = s->timeout_s;
-        io.via = !s->via || strcmp(s->via, "auto") == 0 ? RD_VIA_AUTO
-                 : strcmp(s->via, "unload") == 0         ? RD_VIA_UNLOAD
-                                                         : RD_VIA_DATA_API;
-        io.fast_compression = s->compression && strcmp(s->compression, "fast") == 0;
+        /* the loader checked both words with the same parsers; absent: auto */
+        if (s->via && rd_ingest_parse_via(s->via, &io.via, err) != RD_OK)
+            st = rd_error_prefix(err, "`via` ");
+        if (st == RD_OK && s->compression && rd_ingest_parse_compression(s->compression, &io.fast_compression,
+                                                                          err) != RD_OK)
+            st = rd_error_prefix(err, "`compression` ");
         io.filter = filter.len ? rd_buf_cstr(&filter) : NULL;
         io.append = it->incremental;
         io.unique_key = s->unique_key;
         io.target = rn->target;
         io.cancel = rn->o->cancel;
-        st = rd_ingest(sess, &io, &res, err);
+        if (st == RD_OK)
+            st = rd_ingest(sess, &io, &res, err);
     }
     rd_session_free(sess);
     rd_buf_free(&into);
