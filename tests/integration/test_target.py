@@ -3,7 +3,7 @@
 `redduck run`; `kill -9` leftovers (staging prefixes, download directories) are swept by the next run of the
 same target; `redduck gc` deletes old redduck-* prefixes (and --dry-run only lists them); the files
 ingest and run create are 0600. (Failed loads not growing the file, existing files keeping their mode and
-the ledger itself: tests/unit/test_target.c.)"""
+the ledger itself: tests/unit/ingest/test_target.c.)"""
 import glob
 import json
 import os

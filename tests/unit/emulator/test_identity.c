@@ -1,4 +1,4 @@
-/* test_emu_identity.c — the emulator's identities/policy, fault draws and form parsing. */
+/* test_identity.c — the emulator's identities/policy, fault draws and form parsing. */
 #include <setjmp.h>
 #include <stdarg.h>
 #include <stddef.h>

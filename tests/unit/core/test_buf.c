@@ -1,4 +1,4 @@
-/* test_core_buf.c — the growable buffer: growth, binary content, printf, detach, and sticky out of memory
+/* test_buf.c — the growable buffer: growth, binary content, printf, detach, and sticky out of memory
  * (a failed append wipes the buffer, later appends are no-ops, cstr is "", reset clears the failure). */
 #include <setjmp.h>
 #include <stdarg.h>

@@ -1,4 +1,4 @@
-/* test_http.c — the libcurl transport against a loopback libmicrohttpd server: headers and bodies both
+/* test_curl_transport.c — the libcurl transport against a loopback libmicrohttpd server: headers and bodies both
  * ways, the User-Agent, connection reuse, streaming sinks, a reset connection and a timeout reported as
  * network errors, several requests at once through rd_http_multi, and loopback detection. */
 #include <setjmp.h>

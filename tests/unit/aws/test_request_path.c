@@ -1,4 +1,4 @@
-/* test_client.c — the AWS request path over a scripted transport: standard-mode retries (which codes,
+/* test_request_path.c — the AWS request path over a scripted transport: standard-mode retries (which codes,
  * how many attempts, full-jitter backoff bounds, non-replayable bodies), error classification, S3
  * addressing, signing per attempt, and secrets redacted from -v / -vv logs. */
 #include <errno.h>

@@ -1,4 +1,4 @@
-/* test_project.c — loading a project folder (project.h): a project using every key, the defaults, `{{ .env.KEY }}`
+/* test_load.c — loading a project folder (project.h): a project using every key, the defaults, `{{ .env.KEY }}`
  * templates, .env `connector.NAME.KEY` overrides, a source's connector keys through
  * rd_project_effective_connector, and bad inputs, each reported as "FILE:LINE: ..." with the first error in
  * file order and never a secret. Folders are made under /tmp and removed afterwards. */

@@ -1,4 +1,4 @@
-/* test_creds.c — the credential cache (refresh window, keeping still-valid credentials when a refresh
+/* test_cache_and_local_providers.c — the credential cache (refresh window, keeping still-valid credentials when a refresh
  * fails, one refresh at a time across threads), the static and environment providers, and
  * credential_process output parsing. */
 #include <setjmp.h>

@@ -1,4 +1,4 @@
-/* test_emu_auth.c — the emulator's SigV4 verification: good signatures pass; a wrong secret, an unknown
+/* test_sigv4_verify.c — the emulator's SigV4 verification: good signatures pass; a wrong secret, an unknown
  * key, a skewed clock, a missing or forged session token and an expired presigned URL are each refused
  * with their own result. */
 #include <setjmp.h>

@@ -1,4 +1,4 @@
-/* test_core_parse.c — the option value syntax (core/parse.h) and ingest's named values (rd_ingest_parse_*),
+/* test_parse.c — the option value syntax (core/parse.h) and ingest's named values (rd_ingest_parse_*),
  * shared by the CLI's flags and the project loader. */
 #include <stdarg.h>
 #include <stddef.h>

@@ -1,4 +1,4 @@
-/* test_creds_remote.c — the providers that ask a service (web identity, SSO, container endpoint, IMDS),
+/* test_remote_providers.c — the providers that ask a service (web identity, SSO, container endpoint, IMDS),
  * driven through a recording in-process rd_http_transport: no socket is ever opened, so "no traffic"
  * is checked by counting the requests the transport saw. */
 #include <setjmp.h>

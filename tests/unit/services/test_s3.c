@@ -1,4 +1,4 @@
-/* test_services_s3.c — the S3 client (services/s3.c) over a scripted transport: ListObjectsV2 paging with
+/* test_s3.c — the S3 client (services/s3.c) over a scripted transport: ListObjectsV2 paging with
  * continuation tokens, DeleteObjects batches of 1000 and a per-key error named, HeadBucket's region, and
  * rd_s3_parse_url's rules. */
 #include <setjmp.h>

@@ -1,7 +1,7 @@
-/* test_services_redshift_data.c — the Redshift Data API client (services/redshift_data.c) over a scripted
+/* test_redshift_data.c — the Redshift Data API client (services/redshift_data.c) over a scripted
  * transport: ExecuteStatement's request and Id, DescribeStatement's fields, the wait loop (finished, failed,
  * a cancel flag that sends CancelStatement and waits for the end) and GetStatementResult paging.
- * (test_data_api.c tests the emulator's Data API handler, not this client.) */
+ * (emulator/test_data_api.c tests the emulator's Data API handler, not this client.) */
 #include <setjmp.h>
 #include <stdarg.h>
 #include <stddef.h>

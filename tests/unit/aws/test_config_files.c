@@ -1,4 +1,4 @@
-/* test_config.c — the INI dialect of the AWS files (configparser rules), profile mapping, nested values,
+/* test_config_files.c — the INI dialect of the AWS files (configparser rules), profile mapping, nested values,
  * errors naming file and line, and endpoint resolution precedence. */
 #include <setjmp.h>
 #include <stdarg.h>

@@ -1,4 +1,4 @@
-/* test_httpd.c — the loopback HTTP server (src/httpd): started on port 0 with a trivial handler, a request
+/* test_server.c — the loopback HTTP server (src/httpd): started on port 0 with a trivial handler, a request
  * through libcurl, a body over the limit refused from its Content-Length before any of it is sent, a body
  * without a length that runs over, and a clean stop. */
 #include <setjmp.h>
