@@ -12,6 +12,7 @@ say() { printf 'bootstrap: %s\n' "$*" >&2; }
 packages=(
   build-essential cmake pkg-config clang
   libcurl4-openssl-dev libssl-dev libjansson-dev libxml2-dev libfyaml-dev libmicrohttpd-dev libcmocka-dev
+  libsqlite3-dev libarchive-dev
   ca-certificates
 )
 missing=()
