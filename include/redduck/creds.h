@@ -52,6 +52,15 @@ struct rd_creds_provider {
 rd_status rd_creds_provider_get(rd_creds_provider *p, rd_credentials *out, rd_error *err);
 void rd_creds_provider_free(rd_creds_provider *p);
 
+/* Who a set of credentials is (STS GetCallerIdentity). All fields owned; rd_identity_free frees them and
+ * NULLs them (NULL is a no-op). */
+typedef struct rd_identity {
+    char *account; /* owned */
+    char *arn;     /* owned */
+    char *user_id; /* owned */
+} rd_identity;
+void rd_identity_free(rd_identity *id);
+
 #ifdef __cplusplus
 }
 #endif

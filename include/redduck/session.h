@@ -47,13 +47,6 @@ rd_status rd_session_region(rd_session *s, const char **region, const char **sou
  * and owned by the caller (rd_credentials_free). */
 rd_status rd_session_credentials(rd_session *s, rd_credentials *out, rd_error *err);
 
-typedef struct rd_identity {
-    char *account; /* owned */
-    char *arn;     /* owned */
-    char *user_id; /* owned */
-} rd_identity;
-void rd_identity_free(rd_identity *id);
-
 /* An AWS client for `region` with the session's transport, credentials, config, profile, endpoint override
  * and logger, for the library's service calls (doctor): struct rd_aws_client is the aws layer's
  * (aws/client.h). The client borrows everything from the session and must not outlive it. */

@@ -159,16 +159,6 @@ rd_status rd_session_credentials(rd_session *s, rd_credentials *out, rd_error *e
     return rd_creds_provider_get(s->chain, out, err);
 }
 
-void rd_identity_free(rd_identity *id)
-{
-    if (!id)
-        return;
-    free(id->account);
-    free(id->arn);
-    free(id->user_id);
-    id->account = id->arn = id->user_id = NULL;
-}
-
 void rd_session_client(rd_session *s, const char *region, rd_aws_client *out)
 {
     memset(out, 0, sizeof *out);
@@ -201,12 +191,5 @@ rd_status rd_session_whoami(rd_session *s, rd_identity *out, rd_error *err)
     rd_aws_client c;
     /* STS answers GetCallerIdentity in every region; without a configured one, ask us-east-1. */
     rd_session_client(s, s->region ? s->region : "us-east-1", &c);
-    rd_sts_identity id = { 0 };
-    rd_status st = rd_sts_get_caller_identity(&c, &id, err);
-    if (st != RD_OK)
-        return st;
-    out->account = id.account;
-    out->arn = id.arn;
-    out->user_id = id.user_id;
-    return RD_OK;
+    return rd_sts_get_caller_identity(&c, out, err);
 }

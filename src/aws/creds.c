@@ -76,3 +76,13 @@ void rd_creds_provider_free(rd_creds_provider *p)
     if (p)
         p->vt->destroy(p);
 }
+
+void rd_identity_free(rd_identity *id)
+{
+    if (!id)
+        return;
+    free(id->account);
+    free(id->arn);
+    free(id->user_id);
+    id->account = id->arn = id->user_id = NULL;
+}

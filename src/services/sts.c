@@ -8,28 +8,18 @@
 
 #include "core/timeutil.h"
 
-void rd_sts_identity_free(rd_sts_identity *id)
-{
-    if (!id)
-        return;
-    free(id->account);
-    free(id->arn);
-    free(id->user_id);
-    id->account = id->arn = id->user_id = NULL;
-}
-
-rd_status rd_sts_get_caller_identity(rd_aws_client *c, rd_sts_identity *out, rd_error *err)
+rd_status rd_sts_get_caller_identity(rd_aws_client *c, rd_identity *out, rd_error *err)
 {
     xmlDocPtr doc = NULL;
     rd_status st = rd_aws_query_call(c, &rd_svc_sts, "GetCallerIdentity", NULL, 0, &doc, err);
     if (st != RD_OK)
         return st;
     xmlNodePtr root = xmlDocGetRootElement(doc);
-    rd_sts_identity id = { rd_xml_find_text(root, "Account"), rd_xml_find_text(root, "Arn"),
+    rd_identity id = { rd_xml_find_text(root, "Account"), rd_xml_find_text(root, "Arn"),
                            rd_xml_find_text(root, "UserId") };
     xmlFreeDoc(doc);
     if (!id.account || !id.arn) {
-        rd_sts_identity_free(&id);
+        rd_identity_free(&id);
         return rd_error_set(err, RD_E_REMOTE, "GetCallerIdentity: the reply has no Account/Arn");
     }
     *out = id;

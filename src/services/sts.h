@@ -6,15 +6,8 @@
 #include "aws/client.h"
 #include "redduck/creds.h"
 
-typedef struct rd_sts_identity {
-    char *account; /* owned */
-    char *arn;     /* owned */
-    char *user_id; /* owned */
-} rd_sts_identity;
-
-void rd_sts_identity_free(rd_sts_identity *id);
-
-rd_status rd_sts_get_caller_identity(rd_aws_client *c, rd_sts_identity *out, rd_error *err);
+/* *out (redduck/creds.h) is written only on success; the caller frees it with rd_identity_free. */
+rd_status rd_sts_get_caller_identity(rd_aws_client *c, rd_identity *out, rd_error *err);
 
 typedef struct rd_sts_assume_role_input {
     const char *role_arn;

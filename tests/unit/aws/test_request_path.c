@@ -107,7 +107,7 @@ static void test_retries_transient_then_succeeds(void **state)
     sleeps sl = { .n = 0 };
     rd_aws_client c;
     client_init(&c, &s, creds, &sl);
-    rd_sts_identity id = { 0 };
+    rd_identity id = { 0 };
     assert_int_equal(rd_sts_get_caller_identity(&c, &id, &err), RD_OK);
     assert_string_equal(id.account, "123456789012");
     assert_int_equal(s.calls, 3);
@@ -117,7 +117,7 @@ static void test_retries_transient_then_succeeds(void **state)
     assert_int_equal(sl.ms[1], 2000);
     assert_string_equal(s.urls[0], "https://sts.us-east-1.amazonaws.com/");
     assert_non_null(strstr(s.auth[0], "Credential=AKID/20251124/us-east-1/sts/aws4_request"));
-    rd_sts_identity_free(&id);
+    rd_identity_free(&id);
     rd_creds_provider_free(creds);
 }
 
@@ -184,7 +184,7 @@ static void test_errors_not_retried_and_classified(void **state)
     sleeps sl = { .n = 0 };
     rd_aws_client c;
     client_init(&c, &s, creds, &sl);
-    rd_sts_identity id = { 0 };
+    rd_identity id = { 0 };
     assert_int_equal(rd_sts_get_caller_identity(&c, &id, &err), RD_E_DENIED);
     assert_string_equal(err.aws_code, "ExpiredToken");
     assert_non_null(strstr(err.message, "aws sso login")); /* says what to do */
@@ -246,7 +246,7 @@ static void test_verbose_log_redacts_secrets(void **state)
     rd_aws_client c;
     client_init(&c, &s, creds, &sl);
     c.log = &log;
-    rd_sts_identity id = { 0 };
+    rd_identity id = { 0 };
     assert_int_equal(rd_sts_get_caller_identity(&c, &id, &err), RD_OK);
     fclose(mem);
     assert_non_null(strstr(text, "POST sts.us-east-1.amazonaws.com / -> 200 (attempt 1/3"));
@@ -256,7 +256,7 @@ static void test_verbose_log_redacts_secrets(void **state)
     assert_null(strstr(text, "SESSIONTOKEN123"));
     assert_null(strstr(text, "Signature="));
     free(text);
-    rd_sts_identity_free(&id);
+    rd_identity_free(&id);
     rd_creds_provider_free(creds);
 }
 
