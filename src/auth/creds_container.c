@@ -29,10 +29,6 @@
 #define CONTAINER_ATTEMPTS 3
 #define CONTAINER_SLEEP_MS 1000
 
-typedef struct container_provider {
-    rd_creds_provider base;
-    const rd_creds_ctx *ctx;
-} container_provider;
 
 /* ipaddress.ip_address(host).is_loopback */
 static int host_is_loopback_ip(const char *host)
@@ -130,7 +126,7 @@ static rd_status container_parse(const json_t *o, rd_credentials *out, const cha
 
 static rd_status container_get(rd_creds_provider *base, rd_credentials *out, rd_error *err)
 {
-    container_provider *p = (container_provider *)base;
+    rd_creds_ctx_provider *p = (rd_creds_ctx_provider *)base;
     const char *rel = getenv("AWS_CONTAINER_CREDENTIALS_RELATIVE_URI");
     const char *full = getenv("AWS_CONTAINER_CREDENTIALS_FULL_URI");
     if (!rel && !full)
@@ -219,20 +215,11 @@ static rd_status container_get(rd_creds_provider *base, rd_credentials *out, rd_
     return st;
 }
 
-static void container_destroy(rd_creds_provider *base)
-{
-    free(base);
-}
-
-static const rd_creds_provider_vtable container_vtable = { "container-role", container_get, container_destroy };
+static const rd_creds_provider_vtable container_vtable = {
+    "container-role", container_get, rd_creds_ctx_provider_destroy
+};
 
 rd_status rd_creds_container_new(const rd_creds_ctx *ctx, rd_creds_provider **out, rd_error *err)
 {
-    container_provider *p = calloc(1, sizeof *p);
-    if (!p)
-        return rd_creds_oom(err);
-    p->base.vt = &container_vtable;
-    p->ctx = ctx;
-    *out = &p->base;
-    return RD_OK;
+    return rd_creds_ctx_provider_new(ctx, &container_vtable, out, err);
 }

@@ -31,10 +31,6 @@
 #define IMDS_TOKEN_TTL "21600"
 #define IMDS_REFRESH_WINDOW_S (15 * 60) /* botocore's ec2_credential_refresh_window */
 
-typedef struct imds_provider {
-    rd_creds_provider base;
-    const rd_creds_ctx *ctx;
-} imds_provider;
 
 typedef struct imds_settings {
     const char *base;   /* borrowed */
@@ -205,7 +201,7 @@ static rd_status imds_get(const rd_creds_ctx *ctx, const imds_settings *s, const
 
 static rd_status imds_get_credentials(rd_creds_provider *base, rd_credentials *out, rd_error *err)
 {
-    imds_provider *p = (imds_provider *)base;
+    rd_creds_ctx_provider *p = (rd_creds_ctx_provider *)base;
     const rd_creds_ctx *ctx = p->ctx;
     const char *disabled = getenv("AWS_EC2_METADATA_DISABLED");
     if (disabled && strcasecmp(disabled, "true") == 0)
@@ -289,20 +285,11 @@ static rd_status imds_get_credentials(rd_creds_provider *base, rd_credentials *o
     return st;
 }
 
-static void imds_destroy(rd_creds_provider *base)
-{
-    free(base);
-}
-
-static const rd_creds_provider_vtable imds_vtable = { "iam-role", imds_get_credentials, imds_destroy };
+static const rd_creds_provider_vtable imds_vtable = {
+    "iam-role", imds_get_credentials, rd_creds_ctx_provider_destroy
+};
 
 rd_status rd_creds_imds_new(const rd_creds_ctx *ctx, rd_creds_provider **out, rd_error *err)
 {
-    imds_provider *p = calloc(1, sizeof *p);
-    if (!p)
-        return rd_creds_oom(err);
-    p->base.vt = &imds_vtable;
-    p->ctx = ctx;
-    *out = &p->base;
-    return RD_OK;
+    return rd_creds_ctx_provider_new(ctx, &imds_vtable, out, err);
 }

@@ -38,7 +38,31 @@ rd_status rd_creds_file_keys_new(const rd_creds_ctx *ctx, const char *profile, i
 rd_status rd_creds_profile_process_new(const rd_creds_ctx *ctx, const char *profile, rd_creds_provider **out,
                                        rd_error *err);
 
+/* A provider made of providers (creds_chain.c), asked in order: the first answer other than NOT_FOUND
+ * wins; exhausted → NOT_FOUND naming the profile. NULL when out of memory. */
+rd_creds_provider *rd_creds_chain_alloc(const char *profile);
+/* Appends p (the chain owns it from now on; on failure p is freed and RD_E_INTERNAL returned). */
+rd_status rd_creds_chain_add(rd_creds_provider *chain, rd_creds_provider *p);
+
+/* creds_profile.c: the profile's role (role_arn; NOT_FOUND at get() when it has none, built on first
+ * use), and the providers a source profile is resolved with (web identity, SSO, credentials file,
+ * credential_process, config file). */
+rd_status rd_creds_profile_role_new(const rd_creds_ctx *ctx, const char *profile, rd_creds_provider **out,
+                                    rd_error *err);
+rd_status rd_creds_profile_sources_new(const rd_creds_ctx *ctx, const char *profile, rd_creds_provider **out,
+                                       rd_error *err);
+
 /* --- creds_remote.c ---------------------------------------------------------------------------------- */
+
+/* A provider whose only state is the context it reads its settings from (container, IMDS). vt->destroy
+ * is rd_creds_ctx_provider_destroy. */
+typedef struct rd_creds_ctx_provider {
+    rd_creds_provider base;
+    const rd_creds_ctx *ctx; /* borrowed */
+} rd_creds_ctx_provider;
+rd_status rd_creds_ctx_provider_new(const rd_creds_ctx *ctx, const rd_creds_provider_vtable *vt,
+                                    rd_creds_provider **out, rd_error *err);
+void rd_creds_ctx_provider_destroy(rd_creds_provider *base);
 
 /* Reads a whole small file (at most 1 MiB) into b. Returns 0 or an errno value. */
 int rd_creds_read_small_file(const char *path, rd_buf *b);

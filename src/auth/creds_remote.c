@@ -163,3 +163,20 @@ void rd_creds_free_secret(char *s)
         free(s);
     }
 }
+
+rd_status rd_creds_ctx_provider_new(const rd_creds_ctx *ctx, const rd_creds_provider_vtable *vt,
+                                    rd_creds_provider **out, rd_error *err)
+{
+    rd_creds_ctx_provider *p = calloc(1, sizeof *p);
+    if (!p)
+        return rd_creds_oom(err);
+    p->base.vt = vt;
+    p->ctx = ctx;
+    *out = &p->base;
+    return RD_OK;
+}
+
+void rd_creds_ctx_provider_destroy(rd_creds_provider *base)
+{
+    free(base);
+}
