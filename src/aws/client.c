@@ -440,6 +440,29 @@ rd_status rd_aws_send(rd_aws_client *c, const rd_aws_request *req, rd_http_respo
     return st;
 }
 
+/* POST / with a replayable body: the JSON and query protocols' one exchange. resp is initialised here and
+ * freed by the caller; `what` names the reply for parse errors; a failure is prefixed with the operation. */
+static rd_status post_root(rd_aws_client *c, const rd_aws_service *svc, const char *operation, rd_headers *h,
+                           const char *body, size_t body_len, int no_auth, rd_http_response *resp, char *what,
+                           size_t what_len, rd_error *err)
+{
+    rd_aws_request req = { 0 };
+    req.svc = svc;
+    req.method = "POST";
+    req.path = "/";
+    req.headers = h;
+    req.body = body;
+    req.body_len = body_len;
+    req.body_replayable = 1;
+    req.no_auth = no_auth;
+    rd_http_response_init(resp);
+    snprintf(what, what_len, "the %s %s reply", svc->id, operation);
+    rd_status st = rd_aws_send(c, &req, resp, err);
+    if (st != RD_OK && err)
+        rd_error_prefix(err, "%s: ", operation);
+    return st;
+}
+
 rd_status rd_aws_json_call(rd_aws_client *c, const rd_aws_service *svc, const char *operation, json_t *input,
                            json_t **output, rd_error *err)
 {
@@ -451,27 +474,15 @@ rd_status rd_aws_json_call(rd_aws_client *c, const rd_aws_service *svc, const ch
     snprintf(target, sizeof target, "%s.%s", svc->target_prefix, operation);
     rd_headers_add(&h, "Content-Type", "application/x-amz-json-1.1");
     rd_headers_add(&h, "X-Amz-Target", target);
-    rd_aws_request req = { 0 };
-    req.svc = svc;
-    req.method = "POST";
-    req.path = "/";
-    req.headers = &h;
-    req.body = body;
-    req.body_len = strlen(body);
-    req.body_replayable = 1;
     rd_http_response resp;
-    rd_http_response_init(&resp);
-    rd_status st = rd_aws_send(c, &req, &resp, err);
+    char what[160];
+    rd_status st = post_root(c, svc, operation, &h, body, strlen(body), 0, &resp, what, sizeof what, err);
     if (st == RD_OK) {
-        char what[160];
-        snprintf(what, sizeof what, "the %s %s reply", svc->id, operation);
         json_t *o = NULL;
         if (!resp.body.len)
             *output = json_object();
         else if ((st = rd_json_parse_object(resp.body.data, resp.body.len, RD_E_REMOTE, what, &o, err)) == RD_OK)
             *output = o;
-    } else if (err) {
-        rd_error_prefix(err, "%s: ", operation);
     }
     rd_http_response_free(&resp);
     rd_headers_free(&h);
@@ -497,26 +508,13 @@ rd_status rd_aws_query_call(rd_aws_client *c, const rd_aws_service *svc, const c
         return rd_error_set(err, RD_E_INTERNAL, "out of memory");
     rd_headers h = RD_HEADERS_INIT;
     rd_headers_add(&h, "Content-Type", "application/x-www-form-urlencoded; charset=utf-8");
-    rd_aws_request req = { 0 };
-    req.svc = svc;
-    req.method = "POST";
-    req.path = "/";
-    req.headers = &h;
-    req.body = body.data;
-    req.body_len = body.len;
-    req.body_replayable = 1;
-    req.no_auth = no_auth;
     rd_http_response resp;
-    rd_http_response_init(&resp);
-    rd_status st = rd_aws_send(c, &req, &resp, err);
+    char what[160];
+    rd_status st = post_root(c, svc, action, &h, body.data, body.len, no_auth, &resp, what, sizeof what, err);
     if (st == RD_OK) {
-        char what[160];
-        snprintf(what, sizeof what, "the %s %s reply", svc->id, action);
         xmlDocPtr doc = NULL;
         if ((st = rd_xml_parse(resp.body.data, resp.body.len, RD_E_REMOTE, what, &doc, err)) == RD_OK)
             *output = doc;
-    } else if (err) {
-        rd_error_prefix(err, "%s: ", action);
     }
     rd_http_response_free(&resp);
     rd_headers_free(&h);
