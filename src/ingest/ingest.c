@@ -167,18 +167,30 @@ static rd_status get_page(job *j, const char *id, const char *token, json_t **pa
 }
 
 /* Schema probe: the query with `where 1=0`, its ColumnMetadata planned. */
+/* The user's query (or table) as a SELECT with the source's filter; probe: with no rows (`1=0`), for the
+ * column metadata only. */
+static rd_status select_sql(const job *j, int probe, rd_buf *sql, rd_error *err)
+{
+    rd_buf suffix = RD_BUF_INIT;
+    int filtered = j->o->filter && *j->o->filter;
+    if (filtered && probe)
+        rd_buf_printf(&suffix, " where (%s) and 1=0", j->o->filter);
+    else if (filtered)
+        rd_buf_printf(&suffix, " where %s", j->o->filter);
+    else if (probe)
+        rd_buf_puts(&suffix, " where 1=0");
+    rd_status st = rd_buf_failed(&suffix) ? rd_error_set(err, RD_E_INTERNAL, "out of memory")
+                   : rd_unload_sql_select(j->o->sql, j->o->table, NULL, suffix.len ? rd_buf_cstr(&suffix) : NULL,
+                                          sql, err);
+    rd_buf_free(&suffix);
+    return st;
+}
+
 static rd_status probe(job *j, rd_error *err)
 {
     phase_start(j);
     rd_buf sql = RD_BUF_INIT;
-    rd_buf suffix = RD_BUF_INIT;
-    if (j->o->filter && *j->o->filter)
-        rd_buf_printf(&suffix, " where (%s) and 1=0", j->o->filter);
-    rd_status st = rd_unload_sql_select(j->o->sql, j->o->table, NULL, suffix.len ? rd_buf_cstr(&suffix) : " where 1=0",
-                                        &sql, err);
-    if (st == RD_OK && rd_buf_failed(&suffix))
-        st = rd_error_set(err, RD_E_INTERNAL, "out of memory");
-    rd_buf_free(&suffix);
+    rd_status st = select_sql(j, 1, &sql, err);
     rd_rsd_description d = { 0 };
     char id[64] = "";
     if (st == RD_OK)
@@ -724,14 +736,7 @@ static rd_status via_data_api(job *j, rd_error *err)
     j->r->via_data_api = 1;
     phase_start(j);
     rd_buf sql = RD_BUF_INIT;
-    rd_buf suffix = RD_BUF_INIT;
-    if (j->o->filter && *j->o->filter)
-        rd_buf_printf(&suffix, " where %s", j->o->filter);
-    rd_status st = rd_unload_sql_select(j->o->sql, j->o->table, NULL, suffix.len ? rd_buf_cstr(&suffix) : NULL, &sql,
-                                        err);
-    if (st == RD_OK && rd_buf_failed(&suffix))
-        st = rd_error_set(err, RD_E_INTERNAL, "out of memory");
-    rd_buf_free(&suffix);
+    rd_status st = select_sql(j, 0, &sql, err);
     rd_rsd_description d = { 0 };
     char id[64] = "";
     if (st == RD_OK)
