@@ -1,8 +1,9 @@
 /* emu_error.h — an AWS error the emulator answers with: HTTP status, the service's error code and message.
- * rd_status/rd_error stay for the emulator's own failures (I/O, out of memory); where a part reports a
- * server meaning through rd_error.aws_code (the store's NoSuchBucket, the engine's ValidationException, the
- * aws-chunked decoder's IncompleteBody), the reply path turns it into an rd_emu_error first. Plain value,
- * no allocation. */
+ * Every part that produces a meaning a client sees (the S3 store and its aws-chunked decoder, the engine,
+ * UNLOAD, the identities) fills one where the meaning is known, in the service's own words; internal failures
+ * (I/O, out of memory) are the service's 500 (S3 InternalError, Data API InternalServerException) with what
+ * failed as the message. rd_status/rd_error stay where the emulator meets the layers below it and its own
+ * caller (rd_emulator_start). Plain value, no allocation. */
 #ifndef RD_EMULATOR_EMU_ERROR_H
 #define RD_EMULATOR_EMU_ERROR_H
 
@@ -14,16 +15,8 @@ typedef struct rd_emu_error {
     char message[RD_ERROR_MSG_MAX];
 } rd_emu_error;
 
-void rd_emu_error_set(rd_emu_error *e, int http_status, const char *code, const char *fmt, ...)
+/* Fills e (NULL: nothing) and returns -1, so a failing function can `return rd_emu_error_set(err, ...)`. */
+int rd_emu_error_set(rd_emu_error *e, int http_status, const char *code, const char *fmt, ...)
     __attribute__((format(printf, 4, 5)));
-
-/* From a part's rd_error: its aws_code and http_status when set, else default_code / default_status; its
- * message. */
-void rd_emu_error_from_rd(rd_emu_error *e, const rd_error *err, int default_status, const char *default_code);
-
-/* The S3 reply a store failure stands for, in S3's own words (clients matching on messages see what AWS
- * says): NoSuchBucket 404, NoSuchKey 404, BucketAlreadyOwnedByYou 409, BucketNotEmpty 409, InvalidBucketName,
- * KeyTooLongError, BadDigest, InvalidArgument 400; anything else (I/O, memory) 500 InternalError. */
-void rd_emu_error_from_store(rd_emu_error *e, const rd_error *err);
 
 #endif

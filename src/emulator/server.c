@@ -195,11 +195,17 @@ rd_status rd_emulator_start(const rd_emulator_options *opts, rd_emulator **out, 
     size_t nb;
     const char *const *buckets = rd_emu_ids_buckets(emu->ids, &nb);
     for (size_t i = 0; i < nb; i++) {
-        rd_error berr;
-        rd_error_clear(&berr);
-        if (rd_s3_store_head_bucket(emu->store, buckets[i], NULL, &berr) != RD_OK &&
-            (st = rd_s3_store_create_bucket(emu->store, buckets[i], rd_emu_ids_region(emu->ids), err)) != RD_OK)
+        rd_emu_error e;
+        if (rd_s3_store_head_bucket(emu->store, buckets[i], NULL, NULL) != 0 &&
+            rd_s3_store_create_bucket(emu->store, buckets[i], rd_emu_ids_region(emu->ids), &e) != 0) {
+            /* the emulator's own start fails: said to its caller as an rd_error */
+            if (strcmp(e.code, "InvalidBucketName") == 0)
+                st = rd_error_set(err, RD_E_USAGE, "'%s' is not a valid bucket name: use 3-63 lowercase letters, "
+                                  "digits, '-' and '.'", buckets[i]);
+            else
+                st = rd_error_set(err, RD_E_IO, "%s", e.message);
             goto fail;
+        }
     }
     if ((st = rd_emu_engine_setup(emu, opts, err)) != RD_OK)
         goto fail;

@@ -101,6 +101,14 @@ static int parse_duration(const rd_form *form, int *out, rd_emu_response *resp, 
     return 1;
 }
 
+/* A query API's MissingParameter reply for the first required parameter the request lacks. */
+static void missing_parameter(rd_emu_response *resp, const char *ns, const char *name, const rd_emu_request *req)
+{
+    char msg[160];
+    snprintf(msg, sizeof msg, "The request must contain the parameter %s", name);
+    rd_emu_reply_query_error(resp, 400, ns, "MissingParameter", msg, req->request_id);
+}
+
 static void sts_assume(rd_emu *emu, const rd_form *form, const rd_emu_request *req, rd_emu_response *resp,
                        int web_identity)
 {
@@ -108,10 +116,7 @@ static void sts_assume(rd_emu *emu, const rd_form *form, const rd_emu_request *r
     const char *role = rd_form_get(form, "RoleArn");
     const char *session = rd_form_get(form, "RoleSessionName");
     if (!role || !session || !*session) {
-        rd_emu_reply_query_error(resp, 400, STS_NS, "MissingParameter",
-                                 !role ? "The request must contain the parameter RoleArn"
-                                       : "The request must contain the parameter RoleSessionName",
-                                 req->request_id);
+        missing_parameter(resp, STS_NS, !role ? "RoleArn" : "RoleSessionName", req);
         return;
     }
     int duration;
@@ -134,11 +139,10 @@ static void sts_assume(rd_emu *emu, const rd_form *form, const rd_emu_request *r
     }
     char *key = NULL, *secret = NULL, *token = NULL, *arn = NULL, *id = NULL;
     time_t exp = 0;
-    rd_error err;
-    rd_error_clear(&err);
+    rd_emu_error err;
     if (rd_emu_ids_issue_session(emu->ids, role_arn, session, duration, time(NULL), &key, &secret, &token, &arn,
-                                 &id, &exp, &err) != RD_OK) {
-        rd_emu_reply_query_error(resp, 500, STS_NS, "InternalFailure", err.message, req->request_id);
+                                 &id, &exp, &err) != 0) {
+        rd_emu_reply_query_error(resp, err.http_status, STS_NS, err.code, err.message, req->request_id);
         return;
     }
     xmlBufferPtr buf = xmlBufferCreate();
@@ -228,10 +232,7 @@ static void redshift_handle(rd_emu *emu, const char *action, const rd_form *form
     const char *db = rd_form_get(form, "DbName");
     const char *dbuser = rd_form_get(form, "DbUser");
     if (!cluster || (!with_iam && !dbuser)) {
-        rd_emu_reply_query_error(resp, 400, REDSHIFT_NS, "MissingParameter",
-                                 !cluster ? "The request must contain the parameter ClusterIdentifier"
-                                          : "The request must contain the parameter DbUser",
-                                 req->request_id);
+        missing_parameter(resp, REDSHIFT_NS, !cluster ? "ClusterIdentifier" : "DbUser", req);
         return;
     }
     size_t n;
@@ -373,11 +374,11 @@ void rd_emu_sso_handle(rd_emu *emu, const rd_form *query, const rd_emu_request *
     }
     char *key = NULL, *secret = NULL, *tok = NULL, *arn = NULL, *id = NULL;
     time_t exp = 0;
-    rd_error err;
-    rd_error_clear(&err);
+    rd_emu_error err;
     if (rd_emu_ids_issue_session(emu->ids, role_arn, "sso", 3600, time(NULL), &key, &secret, &tok, &arn, &id, &exp,
-                                 &err) != RD_OK) {
-        rd_emu_reply_json_error(resp, 500, "InternalServerException", err.message, req->request_id);
+                                 &err) != 0) {
+        /* the portal's name for the same internal failure */
+        rd_emu_reply_json_error(resp, err.http_status, "InternalServerException", err.message, req->request_id);
         return;
     }
     json_t *rc = json_object();

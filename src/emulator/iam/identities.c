@@ -426,14 +426,14 @@ static char *random_string(const char *prefix, const char *alphabet, size_t n)
     return s;
 }
 
-rd_status rd_emu_ids_issue_session(rd_emu_ids *ids, const char *role_arn, const char *session_name,
-                                   int duration_seconds, time_t now, char **access_key_id, char **secret,
-                                   char **token, char **assumed_arn, char **assumed_id, time_t *expiration,
-                                   rd_error *err)
+int rd_emu_ids_issue_session(rd_emu_ids *ids, const char *role_arn, const char *session_name, int duration_seconds,
+                             time_t now, char **access_key_id, char **secret, char **token, char **assumed_arn,
+                             char **assumed_id, time_t *expiration, rd_emu_error *err)
 {
     emu_entity *r = find_role(ids, role_arn);
     if (!r)
-        return rd_error_set(err, RD_E_DENIED, "role %s does not exist in the emulator config", role_arn);
+        return rd_emu_error_set(err, 500, "InternalFailure", "role %s does not exist in the emulator config",
+                                role_arn);
     static const char upper[] = "ABCDEFGHIJKLMNOPQRSTUVWXYZ234567";
     static const char b64[] = "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
     emu_session s = { 0 };
@@ -468,7 +468,7 @@ rd_status rd_emu_ids_issue_session(rd_emu_ids *ids, const char *role_arn, const 
     }
     ids->sessions[ids->nsessions++] = s;
     pthread_mutex_unlock(&ids->lock);
-    return RD_OK;
+    return 0;
 oom:
     free(s.key);
     free(s.secret);
@@ -476,7 +476,7 @@ oom:
     free(s.arn);
     free(s.user_id);
     free(s.role_arn);
-    return rd_error_set(err, RD_E_INTERNAL, "out of memory");
+    return rd_emu_error_set(err, 500, "InternalFailure", "out of memory");
 }
 
 static int rule_matches(const emu_rule *r, const char *action, const char *resource)

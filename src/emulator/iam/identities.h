@@ -17,6 +17,7 @@
 #include <stddef.h>
 #include <time.h>
 
+#include "emulator/emu_error.h"
 #include "redduck/error.h"
 
 typedef struct rd_emu_ids rd_emu_ids;
@@ -49,11 +50,11 @@ int rd_emu_ids_web_token_ok(rd_emu_ids *ids, const char *role_arn, const char *t
 const char *rd_emu_ids_sso_role(rd_emu_ids *ids, const char *access_token, const char *account_id,
                                 const char *role_name);
 
-/* Issues temporary credentials for role_arn (AssumeRole etc.): malloc'd strings into the out params. */
-rd_status rd_emu_ids_issue_session(rd_emu_ids *ids, const char *role_arn, const char *session_name,
-                                   int duration_seconds, time_t now, char **access_key_id, char **secret,
-                                   char **token, char **assumed_arn, char **assumed_id, time_t *expiration,
-                                   rd_error *err);
+/* Issues temporary credentials for role_arn (AssumeRole etc.): malloc'd strings into the out params. 0, or -1
+ * with err: 500 InternalFailure (STS's word; an unknown role, out of memory). */
+int rd_emu_ids_issue_session(rd_emu_ids *ids, const char *role_arn, const char *session_name, int duration_seconds,
+                             time_t now, char **access_key_id, char **secret, char **token, char **assumed_arn,
+                             char **assumed_id, time_t *expiration, rd_emu_error *err);
 
 /* Policy: 1 if the principal (user ARN or assumed-role ARN, or role ARN) may do action on resource. */
 int rd_emu_ids_allowed(rd_emu_ids *ids, const char *principal_arn, const char *action, const char *resource);

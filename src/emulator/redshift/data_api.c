@@ -31,11 +31,13 @@ static void reply_error(rd_emu_response *resp, const rd_emu_request *req, const 
     resp->status = 400;
 }
 
-static void reply_rd_error(rd_emu_response *resp, const rd_emu_request *req, const rd_error *err, const char *rid)
+/* The engine's error as the reply (ResourceNotFoundException names the resource). */
+static void reply_engine_error(rd_emu_response *resp, const rd_emu_request *req, const rd_emu_error *e,
+                               const char *rid)
 {
-    rd_emu_error e;
-    rd_emu_error_from_rd(&e, err, 400, "InternalServerException");
-    reply_error(resp, req, e.code, e.message, strcmp(e.code, "ResourceNotFoundException") == 0 ? rid : NULL);
+    reply_error(resp, req, e->code, e->message, strcmp(e->code, "ResourceNotFoundException") == 0 ? rid : NULL);
+    if (e->http_status)
+        resp->status = e->http_status;
 }
 
 static const char *jstr(json_t *body, const char *key)
@@ -304,10 +306,9 @@ static void execute(rd_emu *emu, rd_emu_engine *eng, int batch, json_t *body, co
     }
     char id[48];
     double created = 0;
-    rd_error err;
-    rd_error_clear(&err);
-    if (rd_emu_engine_submit(eng, &s, id, &created, &err) != RD_OK) {
-        reply_rd_error(resp, req, &err, t.name);
+    rd_emu_error err;
+    if (rd_emu_engine_submit(eng, &s, id, &created, &err) != 0) {
+        reply_engine_error(resp, req, &err, t.name);
     } else {
         json_t *o = json_pack("{s:s, s:f, s:s}", "Id", id, "CreatedAt", created, "Database", t.database);
         json_object_set_new(o, t.is_cluster ? "ClusterIdentifier" : "WorkgroupName", json_string(t.name));
@@ -449,10 +450,9 @@ static void cancel(rd_emu *emu, rd_emu_engine *eng, json_t *body, const rd_emu_r
     const char *id = read_id(body, req, resp);
     if (!id || !authorise(emu, req, resp, "CancelStatement", 0, NULL))
         return;
-    rd_error err;
-    rd_error_clear(&err);
-    if (rd_emu_engine_cancel(eng, id, owner_of(req), &err) != RD_OK)
-        reply_rd_error(resp, req, &err, id);
+    rd_emu_error err;
+    if (rd_emu_engine_cancel(eng, id, owner_of(req), &err) != 0)
+        reply_engine_error(resp, req, &err, id);
     else
         rd_emu_reply_json(resp, json_pack("{s:b}", "Status", 1), req ? req->request_id : NULL);
 }

@@ -772,7 +772,7 @@ static void free_names(char **names, size_t n)
 }
 
 /* Rewrites one SQL text and checks its parameters against the given ones. */
-static rd_status prepare_sql(rd_emu_stmt *s, const rd_emu_submit *in, rd_error *err)
+static int prepare_sql(rd_emu_stmt *s, const rd_emu_submit *in, rd_emu_error *err)
 {
     char first[32];
     rd_sql_first_word(s->sql, first, sizeof first);
@@ -781,7 +781,7 @@ static rd_status prepare_sql(rd_emu_stmt *s, const rd_emu_submit *in, rd_error *
     size_t used_n = 0;
     rd_error rerr;
     rd_error_clear(&rerr);
-    if (rd_sql_rewrite(s->sql, &out, &used, &used_n, &rerr) != RD_OK) {
+    if (rd_sql_rewrite(s->sql, &out, &used, &used_n, &rerr) != 0) {
         /* a syntax problem surfaces when the statement runs, as in Redshift */
         rd_buf_reset(&out);
         rd_buf_puts(&out, s->sql);
@@ -791,7 +791,7 @@ static rd_status prepare_sql(rd_emu_stmt *s, const rd_emu_submit *in, rd_error *
         used = NULL;
         used_n = 0;
     }
-    rd_status st = RD_OK;
+    int st = 0;
     /* every given parameter must be used, every used one given */
     rd_buf unused = RD_BUF_INIT;
     for (size_t i = 0; i < in->param_count; i++) {
@@ -802,21 +802,19 @@ static rd_status prepare_sql(rd_emu_stmt *s, const rd_emu_submit *in, rd_error *
             rd_buf_printf(&unused, "%s%s", unused.len ? ", " : "", in->params[i].name);
     }
     if (unused.len && !in->is_batch) {
-        st = rd_error_set(err, RD_E_USAGE, "Parameters list contains unused parameters. Unused parameters: [%s]",
-                          rd_buf_cstr(&unused));
-        rd_error_set_aws_code(err, "ValidationException");
+        st = rd_emu_error_set(err, 400, "ValidationException",
+                              "Parameters list contains unused parameters. Unused parameters: [%s]", rd_buf_cstr(&unused));
     }
-    for (size_t k = 0; k < used_n && st == RD_OK; k++) {
+    for (size_t k = 0; k < used_n && st == 0; k++) {
         int found = 0;
         for (size_t i = 0; i < in->param_count && !found; i++)
             found = strcmp(used[k], in->params[i].name) == 0;
-        if (!found) {
-            st = rd_error_set(err, RD_E_USAGE, "Parameter %s is not provided in the parameter list", used[k]);
-            rd_error_set_aws_code(err, "ValidationException");
-        }
+        if (!found)
+            st = rd_emu_error_set(err, 400, "ValidationException", "Parameter %s is not provided in the parameter list",
+                                  used[k]);
     }
     rd_buf_free(&unused);
-    if (st == RD_OK && used_n) {
+    if (st == 0 && used_n) {
         s->param_names = calloc(used_n, sizeof *s->param_names);
         s->param_values = calloc(used_n, sizeof *s->param_values);
         for (size_t k = 0; k < used_n && s->param_names && s->param_values; k++)
@@ -855,15 +853,20 @@ static rd_emu_stmt *new_stmt(const rd_emu_submit *in, const char *sql)
     return s;
 }
 
-static rd_status validation(rd_error *err, const char *code, const char *msg)
+/* The Data API's 400 replies (ValidationException, ResourceNotFoundException, ...). */
+static int validation(rd_emu_error *err, const char *code, const char *msg)
 {
-    rd_error_set(err, strcmp(code, "ResourceNotFoundException") == 0 ? RD_E_NOT_FOUND : RD_E_USAGE, "%s", msg);
-    rd_error_set_aws_code(err, code);
-    return err ? err->code : RD_E_USAGE;
+    return rd_emu_error_set(err, 400, code, "%s", msg);
 }
 
-rd_status rd_emu_engine_submit(rd_emu_engine *eng, const rd_emu_submit *in, char id_out[48], double *created_at,
-                               rd_error *err)
+/* An internal failure, still a reply the client reads. */
+static int internal(rd_emu_error *err, const char *msg)
+{
+    return rd_emu_error_set(err, 500, "InternalServerException", "%s", msg);
+}
+
+int rd_emu_engine_submit(rd_emu_engine *eng, const rd_emu_submit *in, char id_out[48], double *created_at,
+                               rd_emu_error *err)
 {
     if (!in->target || !*in->target)
         return validation(err, "ValidationException", "Either WorkgroupName or ClusterIdentifier must be specified.");
@@ -894,7 +897,7 @@ rd_status rd_emu_engine_submit(rd_emu_engine *eng, const rd_emu_submit *in, char
                 snprintf(id_out, 48, "%s", s->id);
                 *created_at = s->created_at;
                 pthread_mutex_unlock(&eng->mu);
-                return RD_OK;
+                return 0;
             }
         }
         pthread_mutex_unlock(&eng->mu);
@@ -902,21 +905,21 @@ rd_status rd_emu_engine_submit(rd_emu_engine *eng, const rd_emu_submit *in, char
 
     rd_emu_stmt *top = new_stmt(in, in->is_batch ? NULL : in->sqls[0]);
     if (!top)
-        return rd_error_set(err, RD_E_INTERNAL, "out of memory");
+        return internal(err, "out of memory");
     make_uuid(top->id);
     top->is_batch = in->is_batch;
     top->fault_fail = in->fault_fail;
-    rd_status st = RD_OK;
+    int st = 0;
     if (in->is_batch) {
         top->subs = calloc(in->sql_count, sizeof *top->subs);
         if (!top->subs) {
             stmt_free(top);
-            return rd_error_set(err, RD_E_INTERNAL, "out of memory");
+            return internal(err, "out of memory");
         }
-        for (size_t i = 0; i < in->sql_count && st == RD_OK; i++) {
+        for (size_t i = 0; i < in->sql_count && st == 0; i++) {
             rd_emu_stmt *s = new_stmt(in, in->sqls[i]);
             if (!s) {
-                st = rd_error_set(err, RD_E_INTERNAL, "out of memory");
+                st = internal(err, "out of memory");
                 break;
             }
             snprintf(s->id, sizeof s->id, "%.36s:%u", top->id, (unsigned)(i + 1) % 100u);
@@ -924,8 +927,8 @@ rd_status rd_emu_engine_submit(rd_emu_engine *eng, const rd_emu_submit *in, char
             top->subs[top->sub_count++] = s;
             st = prepare_sql(s, in, err);
         }
-        if (st == RD_OK && in->param_count) { /* in a batch, a parameter must be used somewhere */
-            for (size_t i = 0; i < in->param_count && st == RD_OK; i++) {
+        if (st == 0 && in->param_count) { /* in a batch, a parameter must be used somewhere */
+            for (size_t i = 0; i < in->param_count && st == 0; i++) {
                 int found = 0;
                 for (size_t k = 0; k < top->sub_count && !found; k++)
                     for (size_t j = 0; j < top->subs[k]->param_count && !found; j++)
@@ -942,7 +945,7 @@ rd_status rd_emu_engine_submit(rd_emu_engine *eng, const rd_emu_submit *in, char
         
         st = prepare_sql(top, in, err);
     }
-    if (st != RD_OK) {
+    if (st != 0) {
         stmt_free(top);
         return st;
     }
@@ -967,7 +970,7 @@ rd_status rd_emu_engine_submit(rd_emu_engine *eng, const rd_emu_submit *in, char
         if (!nv) {
             pthread_mutex_unlock(&eng->mu);
             stmt_free(top);
-            return rd_error_set(err, RD_E_INTERNAL, "out of memory");
+            return internal(err, "out of memory");
         }
         eng->stmts = nv;
         eng->stmt_cap = cap;
@@ -988,10 +991,10 @@ rd_status rd_emu_engine_submit(rd_emu_engine *eng, const rd_emu_submit *in, char
     *created_at = top->created_at;
     pthread_cond_signal(&eng->work_cv);
     pthread_mutex_unlock(&eng->mu);
-    return RD_OK;
+    return 0;
 }
 
-rd_status rd_emu_engine_cancel(rd_emu_engine *eng, const char *id, const char *owner, rd_error *err)
+int rd_emu_engine_cancel(rd_emu_engine *eng, const char *id, const char *owner, rd_emu_error *err)
 {
     pthread_mutex_lock(&eng->mu);
     rd_emu_stmt *s = rd_emu_engine_find(eng, id, owner);
@@ -1020,7 +1023,7 @@ rd_status rd_emu_engine_cancel(rd_emu_engine *eng, const char *id, const char *o
         duckdb_interrupt(s->running);
     }
     pthread_mutex_unlock(&eng->mu);
-    return RD_OK;
+    return 0;
 }
 
 int rd_emu_engine_wait(rd_emu_engine *eng, const char *id, int timeout_ms)
@@ -1063,14 +1066,14 @@ void rd_emu_engine_close(rd_emu_engine *eng)
 {
     (void)eng;
 }
-rd_status rd_emu_engine_submit(rd_emu_engine *eng, const rd_emu_submit *s, char id_out[48], double *created_at,
-                               rd_error *err)
+int rd_emu_engine_submit(rd_emu_engine *eng, const rd_emu_submit *s, char id_out[48], double *created_at,
+                         rd_emu_error *err)
 {
-    return rd_error_set(err, RD_E_CONFIG, "the emulator was built without DuckDB");
+    return rd_emu_error_set(err, 500, "InternalServerException", "the emulator was built without DuckDB");
 }
-rd_status rd_emu_engine_cancel(rd_emu_engine *eng, const char *id, const char *owner, rd_error *err)
+int rd_emu_engine_cancel(rd_emu_engine *eng, const char *id, const char *owner, rd_emu_error *err)
 {
-    return rd_error_set(err, RD_E_CONFIG, "the emulator was built without DuckDB");
+    return rd_emu_error_set(err, 500, "InternalServerException", "the emulator was built without DuckDB");
 }
 int rd_emu_engine_wait(rd_emu_engine *eng, const char *id, int timeout_ms)
 {

@@ -10,6 +10,7 @@
 #include <stdint.h>
 
 #include "core/log.h"
+#include "emulator/emu_error.h"
 #include "redduck/error.h"
 
 struct rd_s3_store;
@@ -68,14 +69,15 @@ typedef struct rd_emu_submit {
     int fault_fail;             /* 1: the statement ends FAILED (fault injection) */
 } rd_emu_submit;
 
-/* Queues a statement. Writes the id (UUID) and creation time on success. Errors carry aws_code:
- * ValidationException (bad parameters, unknown workgroup), ResourceNotFoundException,
- * ActiveStatementsExceededException. A ClientToken seen before (same owner) returns the first id. */
-rd_status rd_emu_engine_submit(rd_emu_engine *eng, const rd_emu_submit *s, char id_out[48], double *created_at,
-                               rd_error *err);
-/* Cancels a statement that is not finished: RD_OK. aws_code ResourceNotFoundException (unknown / not
+/* Queues a statement. Writes the id (UUID) and creation time on success: 0. Else -1 with err, the Data API's
+ * reply: 400 ValidationException (bad parameters, unknown cluster), ResourceNotFoundException (unknown
+ * workgroup), ActiveStatementsExceededException; 500 InternalServerException (out of memory). A ClientToken
+ * seen before (same owner) returns the first id. */
+int rd_emu_engine_submit(rd_emu_engine *eng, const rd_emu_submit *s, char id_out[48], double *created_at,
+                         rd_emu_error *err);
+/* Cancels a statement that is not finished: 0. Else -1 with err: 400 ResourceNotFoundException (unknown / not
  * the owner's) or ValidationException (already finished). */
-rd_status rd_emu_engine_cancel(rd_emu_engine *eng, const char *id, const char *owner, rd_error *err);
+int rd_emu_engine_cancel(rd_emu_engine *eng, const char *id, const char *owner, rd_emu_error *err);
 /* Waits until the statement is finished (FINISHED/FAILED/ABORTED) or timeout_ms passes; 1 if finished. */
 int rd_emu_engine_wait(rd_emu_engine *eng, const char *id, int timeout_ms);
 

@@ -220,14 +220,13 @@ static rd_status write_range(unload_ctx *u, const char *filter, const char *key_
         rd_buf_printf(&key, "%s%03d%s", key_prefix, (*part)++, suffix);
     rd_s3_object_info info;
     memset(&info, 0, sizeof info);
-    rd_error serr;
-    rd_error_clear(&serr);
+    rd_emu_error serr;
     if (rd_s3_store_put_file(u->env->store, u->spec->bucket, rd_buf_cstr(&key), rd_buf_cstr(&path),
                              u->spec->format == RD_UNLOAD_PARQUET ? "application/octet-stream" : "text/plain", &info,
-                             &serr) != RD_OK) {
+                             &serr) != 0) {
         unlink(rd_buf_cstr(&path));
         st = rd_error_set(u->err, RD_E_REMOTE, "ERROR: S3ServiceException:%s,Status 500,Error %s", serr.message,
-                          serr.aws_code[0] ? serr.aws_code : "InternalError");
+                          serr.code);
     } else {
         unload_file *nv = realloc(u->files, (u->nfiles + 1) * sizeof *nv);
         if (!nv) {
@@ -388,13 +387,12 @@ static rd_status write_manifest(unload_ctx *u)
         return rd_error_set(u->err, RD_E_INTERNAL, "out of memory");
     rd_buf key = RD_BUF_INIT;
     rd_buf_printf(&key, "%smanifest", u->spec->prefix);
-    rd_error serr;
-    rd_error_clear(&serr);
+    rd_emu_error serr;
     rd_status st = RD_OK;
-    if (rd_s3_store_put(u->env->store, u->spec->bucket, rd_buf_cstr(&key), text, strlen(text), "application/json",
-                        NULL, &serr) != RD_OK)
+    if (rd_s3_store_put_data(u->env->store, u->spec->bucket, rd_buf_cstr(&key), text, strlen(text),
+                             "application/json", NULL, &serr) != 0)
         st = rd_error_set(u->err, RD_E_REMOTE, "ERROR: S3ServiceException:%s,Status 500,Error %s", serr.message,
-                          serr.aws_code[0] ? serr.aws_code : "InternalError");
+                          serr.code);
     rd_buf_free(&key);
     free(text);
     return st;
@@ -403,16 +401,15 @@ static rd_status write_manifest(unload_ctx *u)
 static rd_status check_destination(unload_ctx *u, const char *role)
 {
     rd_unload_spec *s = u->spec;
-    rd_error serr;
-    rd_error_clear(&serr);
-    if (rd_s3_store_head_bucket(u->env->store, s->bucket, NULL, &serr) != RD_OK)
+    rd_emu_error serr;
+    if (rd_s3_store_head_bucket(u->env->store, s->bucket, NULL, &serr) != 0)
         return rd_error_set(u->err, RD_E_REMOTE,
                             "ERROR: S3ServiceException:The specified bucket does not exist,Status 404,Error "
                             "NoSuchBucket,Bucket %s",
                             s->bucket);
     rd_s3_listing l;
     memset(&l, 0, sizeof l);
-    if (rd_s3_store_list(u->env->store, s->bucket, s->prefix, NULL, NULL, s->clean_path ? 1000 : 1, &l, &serr) != RD_OK)
+    if (rd_s3_store_list(u->env->store, s->bucket, s->prefix, NULL, NULL, s->clean_path ? 1000 : 1, &l, &serr) != 0)
         return rd_error_set(u->err, RD_E_REMOTE, "ERROR: S3ServiceException:%s,Status 500", serr.message);
     rd_status st = RD_OK;
     if (l.object_count > 0 && s->clean_path) {
@@ -428,12 +425,12 @@ static rd_status check_destination(unload_ctx *u, const char *role)
         }
         for (;;) {
             for (size_t i = 0; i < l.object_count && st == RD_OK; i++)
-                if (rd_s3_store_delete(u->env->store, s->bucket, l.objects[i].key, &serr) != RD_OK)
+                if (rd_s3_store_delete(u->env->store, s->bucket, l.objects[i].key, &serr) != 0)
                     st = rd_error_set(u->err, RD_E_REMOTE, "ERROR: S3ServiceException:%s,Status 500", serr.message);
             int more = l.truncated && st == RD_OK;
             rd_s3_listing_free(&l);
             memset(&l, 0, sizeof l);
-            if (!more || rd_s3_store_list(u->env->store, s->bucket, s->prefix, NULL, NULL, 1000, &l, &serr) != RD_OK)
+            if (!more || rd_s3_store_list(u->env->store, s->bucket, s->prefix, NULL, NULL, 1000, &l, &serr) != 0)
                 break;
             if (l.object_count == 0)
                 break;

@@ -38,50 +38,51 @@ struct rd_emu_chunked {
     char *trailer_value;
     rd_emu_chunked_sink sink;
     void *sink_ctx;
-    rd_error err;            /* why it failed (ST_FAILED) */
+    rd_emu_error err;        /* why it failed (ST_FAILED) */
 };
 
 static const char framing_message[] =
     "The request body is not valid aws-chunked encoding or is shorter than x-amz-decoded-content-length";
 
-static rd_status fail(rd_emu_chunked *d, rd_status code, int http_status, const char *aws_code, const char *message)
+static int fail(rd_emu_chunked *d, int http_status, const char *code, const char *message)
 {
     d->st = ST_FAILED;
-    rd_error_set(&d->err, code, "%s", message);
-    rd_error_set_aws_code(&d->err, aws_code);
-    d->err.http_status = http_status;
-    return code;
+    return rd_emu_error_set(&d->err, http_status, code, "%s", message);
 }
 
-static rd_status fail_framing(rd_emu_chunked *d)
+static int fail_framing(rd_emu_chunked *d)
 {
-    return fail(d, RD_E_USAGE, 400, "IncompleteBody", framing_message);
+    return fail(d, 400, "IncompleteBody", framing_message);
 }
 
-static rd_status fail_signature(rd_emu_chunked *d)
+static int fail_internal(rd_emu_chunked *d)
+{
+    return fail(d, 500, "InternalError", "We encountered an internal error. Please try again.");
+}
+
+static int fail_signature(rd_emu_chunked *d)
 {
     /* S3's words (as the request's own SignatureDoesNotMatch) */
-    return fail(d, RD_E_DENIED, 403, "SignatureDoesNotMatch",
+    return fail(d, 403, "SignatureDoesNotMatch",
                 "The request signature we calculated does not match the signature you provided. Check your AWS "
                 "Secret Access Key and signing method.");
 }
 
-rd_status rd_emu_chunked_new(const rd_sigv4_params *signer, const char *seed_signature, int64_t decoded_length,
-                             rd_emu_chunked_sink sink, void *sink_ctx, rd_emu_chunked **out, rd_error *err)
+int rd_emu_chunked_new(const rd_sigv4_params *signer, const char *seed_signature, int64_t decoded_length,
+                       rd_emu_chunked_sink sink, void *sink_ctx, rd_emu_chunked **out, rd_emu_error *err)
 {
     rd_emu_chunked *d = calloc(1, sizeof *d);
     if (!d)
-        return rd_error_set(err, RD_E_INTERNAL, "out of memory");
+        return rd_emu_error_set(err, 500, "InternalError", "out of memory");
     d->st = ST_HEADER;
     rd_buf_init(&d->line);
-    rd_error_clear(&d->err);
     d->decoded_length = decoded_length;
     d->sink = sink;
     d->sink_ctx = sink_ctx;
     if (signer) {
         if (!seed_signature || strlen(seed_signature) != 64) {
             free(d);
-            return rd_error_set(err, RD_E_USAGE, "a signed aws-chunked body needs the request's signature");
+            return rd_emu_error_set(err, 400, "InvalidRequest", "a signed aws-chunked body needs the request's signature");
         }
         d->is_signed = 1;
         d->signer = *signer;
@@ -89,11 +90,11 @@ rd_status rd_emu_chunked_new(const rd_sigv4_params *signer, const char *seed_sig
         if (!(d->sha = EVP_MD_CTX_new()) || !EVP_DigestInit_ex(d->sha, EVP_sha256(), NULL)) {
             EVP_MD_CTX_free(d->sha);
             free(d);
-            return rd_error_set(err, RD_E_INTERNAL, "out of memory");
+            return rd_emu_error_set(err, 500, "InternalError", "out of memory");
         }
     }
     *out = d;
-    return RD_OK;
+    return 0;
 }
 
 void rd_emu_chunked_free(rd_emu_chunked *d)
@@ -112,29 +113,29 @@ const char *rd_emu_chunked_trailer_value(const rd_emu_chunked *d)
 }
 
 /* The current chunk's data is complete (or it is the empty last chunk): its signature must be the next link. */
-static rd_status verify_chunk(rd_emu_chunked *d)
+static int verify_chunk(rd_emu_chunked *d)
 {
     unsigned char md[32];
     unsigned int n = 0;
     static const char hex[] = "0123456789abcdef";
     char hash[65], want[65];
     if (!EVP_DigestFinal_ex(d->sha, md, &n) || !EVP_DigestInit_ex(d->sha, EVP_sha256(), NULL))
-        return fail(d, RD_E_INTERNAL, 500, "InternalError", "We encountered an internal error. Please try again.");
+        return fail_internal(d);
     for (int i = 0; i < 32; i++) {
         hash[2 * i] = hex[md[i] >> 4];
         hash[2 * i + 1] = hex[md[i] & 15];
     }
     hash[64] = '\0';
-    rd_error e;
+    rd_error e; /* the signer's (src/aws) */
     if (rd_sigv4_chunk_signature(&d->signer, d->prev_sig, hash, want, &e) != RD_OK ||
         CRYPTO_memcmp(want, d->chunk_sig, 64) != 0)
         return fail_signature(d);
     memcpy(d->prev_sig, d->chunk_sig, 65);
-    return RD_OK;
+    return 0;
 }
 
 /* A chunk header "<hex>[;ext]" (signed: exactly "<hex>;chunk-signature=<64 hex>"), CRLF removed. */
-static rd_status header_done(rd_emu_chunked *d, const char *l, size_t n)
+static int header_done(rd_emu_chunked *d, const char *l, size_t n)
 {
     uint64_t size = 0;
     size_t i = 0;
@@ -156,7 +157,7 @@ static rd_status header_done(rd_emu_chunked *d, const char *l, size_t n)
         memcpy(d->chunk_sig, l + i + el, 64);
         d->chunk_sig[64] = '\0';
         if (size && d->have_chunk && d->last_size < RD_EMU_CHUNK_SIGNED_MIN)
-            return fail(d, RD_E_USAGE, 403, "InvalidChunkSizeError",
+            return fail(d, 403, "InvalidChunkSizeError",
                         "Only the last chunk is allowed to have a size less than 8192 bytes");
     }
     if (d->decoded_length >= 0 && d->declared + size > (uint64_t)d->decoded_length)
@@ -168,21 +169,21 @@ static rd_status header_done(rd_emu_chunked *d, const char *l, size_t n)
             return verify_chunk(d);
         }
         d->st = ST_TRAILER;
-        return RD_OK;
+        return 0;
     }
     d->have_chunk = 1;
     d->last_size = size;
     d->chunk_left = size;
     d->st = ST_DATA;
-    return RD_OK;
+    return 0;
 }
 
 /* A complete line (ending LF) in d->line. */
-static rd_status line_done(rd_emu_chunked *d)
+static int line_done(rd_emu_chunked *d)
 {
     char *l = d->line.data;
     size_t n = d->line.len;
-    rd_status st = RD_OK;
+    int st = 0;
     if (n < 2 || l[n - 2] != '\r')
         return fail_framing(d);
     n -= 2;
@@ -197,7 +198,7 @@ static rd_status line_done(rd_emu_chunked *d)
             while (v < l + n && *v == ' ')
                 v++;
             if (!(d->trailer_value = strndup(v, (size_t)(l + n - v))))
-                return fail(d, RD_E_INTERNAL, 500, "InternalError", "We encountered an internal error. Please try again.");
+                return fail_internal(d);
         }
     }
     rd_buf_reset(&d->line);
@@ -205,27 +206,27 @@ static rd_status line_done(rd_emu_chunked *d)
 }
 
 /* Two bytes that must be CRLF (after data, or after the signed last chunk). */
-static rd_status crlf_byte(rd_emu_chunked *d, char c)
+static int crlf_byte(rd_emu_chunked *d, char c)
 {
     rd_buf_putc(&d->line, c);
     if (d->line.len < 2)
-        return RD_OK;
+        return 0;
     int ok = memcmp(d->line.data, "\r\n", 2) == 0;
     rd_buf_reset(&d->line);
     if (!ok)
         return fail_framing(d);
     d->st = d->st == ST_DATA_END ? ST_HEADER : ST_DONE;
-    return RD_OK;
+    return 0;
 }
 
-static rd_status failed(const rd_emu_chunked *d, rd_error *err)
+static int failed(const rd_emu_chunked *d, rd_emu_error *err)
 {
     if (err)
         *err = d->err;
-    return d->err.code;
+    return -1;
 }
 
-rd_status rd_emu_chunked_feed(rd_emu_chunked *d, const void *data, size_t len, rd_error *err)
+int rd_emu_chunked_feed(rd_emu_chunked *d, const void *data, size_t len, rd_emu_error *err)
 {
     const char *p = data;
     while (len && d->st != ST_FAILED) {
@@ -235,7 +236,7 @@ rd_status rd_emu_chunked_feed(rd_emu_chunked *d, const void *data, size_t len, r
             size_t take = len < d->chunk_left ? len : (size_t)d->chunk_left;
             if (d->is_signed)
                 EVP_DigestUpdate(d->sha, p, take);
-            if (d->sink(d->sink_ctx, p, take, &d->err) != RD_OK) {
+            if (d->sink(d->sink_ctx, p, take, &d->err) != 0) {
                 d->st = ST_FAILED;
                 break;
             }
@@ -257,7 +258,7 @@ rd_status rd_emu_chunked_feed(rd_emu_chunked *d, const void *data, size_t len, r
                 break;
             }
             if (rd_buf_append(&d->line, p, take) != RD_OK) {
-                fail(d, RD_E_INTERNAL, 500, "InternalError", "We encountered an internal error. Please try again.");
+                fail_internal(d);
                 break;
             }
             p += take;
@@ -266,10 +267,10 @@ rd_status rd_emu_chunked_feed(rd_emu_chunked *d, const void *data, size_t len, r
                 line_done(d);
         }
     }
-    return d->st == ST_FAILED ? failed(d, err) : RD_OK;
+    return d->st == ST_FAILED ? failed(d, err) : 0;
 }
 
-rd_status rd_emu_chunked_finish(rd_emu_chunked *d, rd_error *err)
+int rd_emu_chunked_finish(rd_emu_chunked *d, rd_emu_error *err)
 {
     if (d->st == ST_TRAILER && d->line.len) { /* unsigned: a last trailer line without its CRLF */
         if (d->line.len + 2 > RD_EMU_CHUNK_LINE_MAX)
@@ -277,7 +278,7 @@ rd_status rd_emu_chunked_finish(rd_emu_chunked *d, rd_error *err)
         else if (rd_buf_puts(&d->line, "\r\n") == RD_OK)
             line_done(d);
         else
-            fail(d, RD_E_INTERNAL, 500, "InternalError", "We encountered an internal error. Please try again.");
+            fail_internal(d);
     }
     if (d->st == ST_FAILED)
         return failed(d, err);
@@ -286,5 +287,5 @@ rd_status rd_emu_chunked_finish(rd_emu_chunked *d, rd_error *err)
         fail_framing(d);
         return failed(d, err);
     }
-    return RD_OK;
+    return 0;
 }

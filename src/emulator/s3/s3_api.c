@@ -19,6 +19,7 @@
 #include "emulator/s3/aws_chunked.h"
 #include "emulator/emu_error.h"
 #include "emulator/emulator.h"
+#include "emulator/emulator_internal.h"
 #include "emulator/form.h"
 #include "emulator/replies.h"
 #include "emulator/s3/s3_store.h"
@@ -63,16 +64,20 @@ static void fail(s3_call *c, int status, const char *code, const char *message)
         rd_buf_reset(&c->resp->body);
 }
 
+static const char internal_message[] = "We encountered an internal error. Please try again.";
+
+/* A part's error as the reply; a 500's message says what failed inside, so it goes to the log and the client
+ * reads S3's own words. */
 static void fail_emu(s3_call *c, const rd_emu_error *e)
 {
+    if (e->http_status >= 500) {
+        if (c->emu)
+            rd_log_write(&c->emu->log, RD_LOG_WARN, "s3: %s %s: %s", e->code, c->resource ? c->resource : "/",
+                         e->message);
+        fail(c, e->http_status, e->code, internal_message);
+        return;
+    }
     fail(c, e->http_status, e->code, e->message);
-}
-
-static void fail_store(s3_call *c, const rd_error *err)
-{
-    rd_emu_error e;
-    rd_emu_error_from_store(&e, err);
-    fail_emu(c, &e);
 }
 
 static int allowed(s3_call *c, const char *action, int with_key)
@@ -418,10 +423,9 @@ static void list_buckets(s3_call *c)
     char **names = NULL;
     time_t *created = NULL;
     size_t n = 0;
-    rd_error err;
-    rd_error_clear(&err);
-    if (rd_s3_store_list_buckets(c->store, &names, &created, &n, &err) != RD_OK) {
-        fail_store(c, &err);
+    rd_emu_error err;
+    if (rd_s3_store_list_buckets(c->store, &names, &created, &n, &err) != 0) {
+        fail_emu(c, &err);
         return;
     }
     xw x;
@@ -491,10 +495,9 @@ static void create_bucket(s3_call *c)
         xmlFreeDoc(doc);
     }
     const char *use = region && *region ? region : c->req->region && *c->req->region ? c->req->region : "us-east-1";
-    rd_error err;
-    rd_error_clear(&err);
-    if (rd_s3_store_create_bucket(c->store, c->bucket, use, &err) != RD_OK) {
-        fail_store(c, &err);
+    rd_emu_error err;
+    if (rd_s3_store_create_bucket(c->store, c->bucket, use, &err) != 0) {
+        fail_emu(c, &err);
     } else {
         c->resp->status = 200;
         rd_buf r = RD_BUF_INIT;
@@ -505,17 +508,25 @@ static void create_bucket(s3_call *c)
     free(region);
 }
 
+/* The bucket's region (malloc'd) after the action is checked; NULL with the reply filled when refused or absent. */
+static char *bucket_region(s3_call *c, const char *action)
+{
+    if (!allowed(c, action, 0))
+        return NULL;
+    char *region = NULL;
+    rd_emu_error err;
+    if (rd_s3_store_head_bucket(c->store, c->bucket, &region, &err) != 0) {
+        fail_emu(c, &err);
+        return NULL;
+    }
+    return region;
+}
+
 static void head_bucket(s3_call *c)
 {
-    if (!allowed(c, "s3:ListBucket", 0))
+    char *region = bucket_region(c, "s3:ListBucket");
+    if (!region)
         return;
-    char *region = NULL;
-    rd_error err;
-    rd_error_clear(&err);
-    if (rd_s3_store_head_bucket(c->store, c->bucket, &region, &err) != RD_OK) {
-        fail_store(c, &err);
-        return;
-    }
     c->resp->status = 200;
     rd_headers_set(&c->resp->headers, "x-amz-bucket-region", region);
     rd_headers_set(&c->resp->headers, "x-amz-access-point-alias", "false");
@@ -526,25 +537,18 @@ static void delete_bucket(s3_call *c)
 {
     if (!allowed(c, "s3:DeleteBucket", 0))
         return;
-    rd_error err;
-    rd_error_clear(&err);
-    if (rd_s3_store_delete_bucket(c->store, c->bucket, &err) != RD_OK)
-        fail_store(c, &err);
+    rd_emu_error err;
+    if (rd_s3_store_delete_bucket(c->store, c->bucket, &err) != 0)
+        fail_emu(c, &err);
     else
         c->resp->status = 204;
 }
 
 static void get_bucket_location(s3_call *c)
 {
-    if (!allowed(c, "s3:GetBucketLocation", 0))
+    char *region = bucket_region(c, "s3:GetBucketLocation");
+    if (!region)
         return;
-    char *region = NULL;
-    rd_error err;
-    rd_error_clear(&err);
-    if (rd_s3_store_head_bucket(c->store, c->bucket, &region, &err) != RD_OK) {
-        fail_store(c, &err);
-        return;
-    }
     xw x;
     xw_start(&x, "LocationConstraint");
     if (strcmp(region, "us-east-1") != 0)
@@ -558,10 +562,9 @@ static void get_bucket_versioning(s3_call *c)
 {
     if (!allowed(c, "s3:GetBucketVersioning", 0))
         return;
-    rd_error err;
-    rd_error_clear(&err);
-    if (rd_s3_store_head_bucket(c->store, c->bucket, NULL, &err) != RD_OK) {
-        fail_store(c, &err);
+    rd_emu_error err;
+    if (rd_s3_store_head_bucket(c->store, c->bucket, NULL, &err) != 0) {
+        fail_emu(c, &err);
         return;
     }
     xw x;
@@ -644,12 +647,10 @@ static void list_objects(s3_call *c, int v2)
         }
     }
     rd_s3_listing l;
-    rd_error err;
-    rd_error_clear(&err);
-    if (rd_s3_store_list(c->store, c->bucket, prefix, delimiter, after ? after : start_after, max_keys, &l, &err) !=
-        RD_OK) {
+    rd_emu_error err;
+    if (rd_s3_store_list(c->store, c->bucket, prefix, delimiter, after ? after : start_after, max_keys, &l, &err) != 0) {
         free(after);
-        fail_store(c, &err);
+        fail_emu(c, &err);
         return;
     }
     free(after);
@@ -752,11 +753,10 @@ static void delete_objects(s3_call *c)
              "The XML you provided was not well-formed or did not validate against our published schema.");
         return;
     }
-    rd_error err;
-    rd_error_clear(&err);
-    if (rd_s3_store_head_bucket(c->store, c->bucket, NULL, &err) != RD_OK) {
+    rd_emu_error err;
+    if (rd_s3_store_head_bucket(c->store, c->bucket, NULL, &err) != 0) {
         xmlFreeDoc(doc);
-        fail_store(c, &err);
+        fail_emu(c, &err);
         return;
     }
     xw x;
@@ -768,16 +768,13 @@ static void delete_objects(s3_call *c)
         char *k = child_text(n, "Key");
         rd_buf_reset(&arn);
         rd_buf_printf(&arn, "arn:aws:s3:::%s/%s", c->bucket, k);
-        rd_emu_error e;
         const char *code = NULL, *msg = NULL;
-        rd_error_clear(&err);
         if (!rd_emu_allowed(c->emu, c->req, "s3:DeleteObject", rd_buf_cstr(&arn))) {
             code = "AccessDenied";
             msg = "Access Denied";
-        } else if (rd_s3_store_delete(c->store, c->bucket, k, &err) != RD_OK) {
-            rd_emu_error_from_rd(&e, &err, 0, "InternalError");
-            code = e.code;
-            msg = e.message;
+        } else if (rd_s3_store_delete(c->store, c->bucket, k, &err) != 0) {
+            code = err.code;
+            msg = err.http_status >= 500 ? internal_message : err.message;
         }
         if (code) {
             xw_open(&x, "Error");
@@ -871,10 +868,10 @@ static int parse_range(const char *h, uint64_t size, uint64_t *first, uint64_t *
     return 1;
 }
 
-static void not_found_object(s3_call *c, const rd_error *err)
+static void not_found_object(s3_call *c, const rd_emu_error *err)
 {
     /* without s3:ListBucket, S3 does not reveal that a key is missing */
-    if (strcmp(err->aws_code, "NoSuchKey") == 0) {
+    if (strcmp(err->code, "NoSuchKey") == 0) {
         rd_buf arn = RD_BUF_INIT;
         rd_buf_printf(&arn, "arn:aws:s3:::%s", c->bucket);
         int may_list = rd_emu_allowed(c->emu, c->req, "s3:ListBucket", rd_buf_cstr(&arn));
@@ -883,14 +880,8 @@ static void not_found_object(s3_call *c, const rd_error *err)
             fail(c, 403, "AccessDenied", "Access Denied");
             return;
         }
-        fail(c, 404, "NoSuchKey", "The specified key does not exist.");
-        return;
     }
-    if (strcmp(err->aws_code, "NoSuchBucket") == 0) {
-        fail(c, 404, "NoSuchBucket", "The specified bucket does not exist");
-        return;
-    }
-    fail_store(c, err);
+    fail_emu(c, err);
 }
 
 static void get_object(s3_call *c)
@@ -899,12 +890,11 @@ static void get_object(s3_call *c)
         return;
     rd_s3_object_info info;
     memset(&info, 0, sizeof info);
-    rd_error err;
-    rd_error_clear(&err);
+    rd_emu_error err;
     int fd = -1;
-    rd_status st = c->head ? rd_s3_store_head(c->store, c->bucket, c->key, &info, &err)
-                           : rd_s3_store_open_object(c->store, c->bucket, c->key, &fd, &info, &err);
-    if (st != RD_OK) {
+    int st = c->head ? rd_s3_store_head(c->store, c->bucket, c->key, &info, &err)
+                     : rd_s3_store_open_object(c->store, c->bucket, c->key, &fd, &info, &err);
+    if (st != 0) {
         not_found_object(c, &err);
         return;
     }
@@ -976,7 +966,7 @@ struct rd_emu_s3_upload {
     unsigned char md5[16];
     int have_md5;
     rd_emu_chunked *dec;  /* aws-chunked: decoded (and signed chunks verified) as it arrives; else NULL */
-    rd_error err;
+    rd_emu_error err;
     int failed;           /* the store refused a write: err says why */
 };
 
@@ -1033,7 +1023,7 @@ static void upload_store(rd_emu_s3_upload *u, const char *p, size_t n)
 {
     if (u->failed || !n)
         return;
-    if (rd_s3_put_write(u->w, p, n, &u->err) != RD_OK) {
+    if (rd_s3_put_write(u->w, p, n, &u->err) != 0) {
         u->failed = 1;
         return;
     }
@@ -1041,14 +1031,14 @@ static void upload_store(rd_emu_s3_upload *u, const char *p, size_t n)
 }
 
 /* The decoder's sink: decoded data to the temp file. */
-static rd_status upload_sink(void *ctx, const void *p, size_t n, rd_error *err)
+static int upload_sink(void *ctx, const void *p, size_t n, rd_emu_error *err)
 {
     rd_emu_s3_upload *u = ctx;
     upload_store(u, p, n);
     if (!u->failed)
-        return RD_OK;
+        return 0;
     *err = u->err;
-    return u->err.code;
+    return -1;
 }
 
 void rd_emu_s3_upload_write(rd_emu_s3_upload *u, const void *data, size_t len)
@@ -1134,10 +1124,10 @@ static int chunked_open(s3_call *c, rd_emu_s3_upload *u, const char *sha)
         signer.access_key_id = c->req->access_key_id ? c->req->access_key_id : "-";
         signer.secret_access_key = c->req->secret_access_key;
     }
-    rd_error err;
+    rd_emu_error err;
     if (rd_emu_chunked_new(is_signed ? &signer : NULL, c->req->signature, dlen, upload_sink, u, &u->dec, &err) !=
-        RD_OK) {
-        fail(c, 500, "InternalError", "We encountered an internal error. Please try again.");
+        0) {
+        fail(c, 500, "InternalError", internal_message);
         return 0;
     }
     return 1;
@@ -1155,10 +1145,9 @@ static rd_emu_s3_upload *upload_open(s3_call *c)
     }
     rd_emu_s3_upload *u = calloc(1, sizeof *u);
     if (!u) {
-        fail(c, 500, "InternalError", "We encountered an internal error. Please try again.");
+        fail(c, 500, "InternalError", internal_message);
         return NULL;
     }
-    rd_error_clear(&u->err);
     u->have_md5 = content_md5(h, u->md5);
     if (u->have_md5 < 0) {
         fail(c, 400, "InvalidDigest", "The Content-MD5 you specified was invalid.");
@@ -1188,11 +1177,9 @@ static rd_emu_s3_upload *upload_open(s3_call *c)
         ck_name = rd_headers_get(h, "x-amz-trailer");
     ck_init(&u->ck, ck_name);
     const char *ctype = rd_headers_get(h, "Content-Type");
-    rd_error err;
-    rd_error_clear(&err);
-    if (rd_s3_store_put_begin(c->store, c->bucket, c->key, ctype ? ctype : "binary/octet-stream", &u->w, &err) !=
-        RD_OK) {
-        fail_store(c, &err);
+    rd_emu_error err;
+    if (rd_s3_store_put_begin(c->store, c->bucket, c->key, ctype ? ctype : "binary/octet-stream", &u->w, &err) != 0) {
+        fail_emu(c, &err);
         EVP_MD_CTX_free(u->sha);
         free(ck_final(&u->ck));
         rd_emu_chunked_free(u->dec);
@@ -1212,11 +1199,10 @@ static void upload_close(rd_emu_s3_upload *u, rd_emu_response *resp)
     c->resp = resp;
     const rd_headers *h = c->req->headers;
     char *computed = NULL;
-    rd_error derr;
-    rd_error_clear(&derr);
-    rd_status dst = u->dec ? rd_emu_chunked_finish(u->dec, &derr) : RD_OK;
+    rd_emu_error derr;
+    int dst = u->dec ? rd_emu_chunked_finish(u->dec, &derr) : 0;
     if (u->failed) {
-        fail_store(c, &u->err);
+        fail_emu(c, &u->err);
         goto abort;
     }
     if (u->sha) {
@@ -1231,10 +1217,8 @@ static void upload_close(rd_emu_s3_upload *u, rd_emu_response *resp)
             goto abort;
         }
     }
-    if (dst != RD_OK) {
-        rd_emu_error e;
-        rd_emu_error_from_rd(&e, &derr, 400, "");
-        fail_emu(c, &e);
+    if (dst != 0) {
+        fail_emu(c, &derr);
         goto abort;
     }
     computed = ck_final(&u->ck);
@@ -1246,15 +1230,11 @@ static void upload_close(rd_emu_s3_upload *u, rd_emu_response *resp)
     }
     rd_s3_object_info info;
     memset(&info, 0, sizeof info);
-    rd_error err;
-    rd_error_clear(&err);
+    rd_emu_error err;
     rd_s3_put *w = u->w;
     u->w = NULL; /* commit frees the writer whatever the outcome */
-    if (rd_s3_put_commit(w, u->have_md5 ? u->md5 : NULL, &info, &err) != RD_OK) {
-        if (strcmp(err.aws_code, "BadDigest") == 0)
-            fail(c, 400, "BadDigest", "The Content-MD5 you specified did not match what we received.");
-        else
-            fail_store(c, &err);
+    if (rd_s3_put_commit(w, u->have_md5 ? u->md5 : NULL, &info, &err) != 0) {
+        fail_emu(c, &err);
     } else {
         resp->status = 200;
         rd_headers_set(&resp->headers, "ETag", info.etag);
@@ -1287,10 +1267,9 @@ static void delete_object(s3_call *c)
 {
     if (!allowed(c, "s3:DeleteObject", 1))
         return;
-    rd_error err;
-    rd_error_clear(&err);
-    if (rd_s3_store_delete(c->store, c->bucket, c->key, &err) != RD_OK)
-        fail_store(c, &err);
+    rd_emu_error err;
+    if (rd_s3_store_delete(c->store, c->bucket, c->key, &err) != 0)
+        fail_emu(c, &err);
     else
         c->resp->status = 204;
 }
@@ -1331,7 +1310,7 @@ void rd_emu_s3_handle(rd_emu *emu, struct rd_s3_store *store, const rd_emu_reque
     if (!address(&c))
         goto out;
     if (rd_form_parse(req->query ? req->query : "", req->query ? strlen(req->query) : 0, 0, &c.q) != RD_OK) {
-        fail(&c, 500, "InternalError", "We encountered an internal error. Please try again.");
+        fail(&c, 500, "InternalError", internal_message);
         goto out;
     }
     resp->status = 200;
@@ -1398,7 +1377,7 @@ rd_emu_s3_route rd_emu_s3_upload_begin(rd_emu *emu, struct rd_s3_store *store, c
         goto out;
     }
     if (rd_form_parse(req->query ? req->query : "", req->query ? strlen(req->query) : 0, 0, &c.q) != RD_OK) {
-        fail(&c, 500, "InternalError", "We encountered an internal error. Please try again.");
+        fail(&c, 500, "InternalError", internal_message);
         goto out;
     }
     if (has_unsupported_subresource(&c.q)) {

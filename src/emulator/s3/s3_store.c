@@ -21,10 +21,14 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include "emulator/emu_error.h"
 #include "redduck/buf.h"
 
 #define KEY_MAX_BYTES 1024
 #define DEFAULT_REGION "us-east-1"
+
+/* An I/O or memory failure: S3's 500, with what failed as the message (the S3 reply says AWS's own words). */
+#define internal(err, ...) rd_emu_error_set((err), 500, "InternalError", __VA_ARGS__)
 
 typedef struct s3_entry {
     char *key;
@@ -88,15 +92,15 @@ static char *hex_decode(const char *s)
     return out;
 }
 
-static rd_status random_name(const char *prefix, char out[40])
+static int random_name(const char *prefix, char out[40])
 {
     unsigned char r[16];
     if (RAND_bytes(r, sizeof r) != 1)
-        return RD_E_INTERNAL;
+        return -1;
     size_t pl = strlen(prefix);
     memcpy(out, prefix, pl);
     hex_encode(r, sizeof r, out + pl);
-    return RD_OK;
+    return 0;
 }
 
 static void key_file_name(const char *key, char out[70])
@@ -131,11 +135,11 @@ static char *objects_dir(const rd_s3_store *st, const char *bucket)
 }
 
 /* Writes data to path (created exclusively, 0600) and fsyncs it. */
-static rd_status write_file_synced(const char *path, const void *data, size_t len, rd_error *err)
+static int write_file_synced(const char *path, const void *data, size_t len, rd_emu_error *err)
 {
     int fd = open(path, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0600);
     if (fd < 0)
-        return rd_error_set(err, RD_E_IO, "cannot create %s: %s", path, strerror(errno));
+        return internal(err, "cannot create %s: %s", path, strerror(errno));
     const char *p = data;
     while (len) {
         ssize_t w = write(fd, p, len);
@@ -145,16 +149,16 @@ static rd_status write_file_synced(const char *path, const void *data, size_t le
             int e = errno;
             close(fd);
             unlink(path);
-            return rd_error_set(err, RD_E_IO, "cannot write %s: %s (is the disk full?)", path, strerror(e));
+            return internal(err, "cannot write %s: %s (is the disk full?)", path, strerror(e));
         }
         p += w;
         len -= (size_t)w;
     }
     if (fsync(fd) != 0 || close(fd) != 0) {
         unlink(path);
-        return rd_error_set(err, RD_E_IO, "cannot flush %s: %s", path, strerror(errno));
+        return internal(err, "cannot flush %s: %s", path, strerror(errno));
     }
-    return RD_OK;
+    return 0;
 }
 
 static char *read_small_file(const char *path)
@@ -192,18 +196,36 @@ static void bucket_free(s3_bucket *b)
     free(b);
 }
 
-/* Index of the first entry with key >= key. */
-static size_t lower_bound(const s3_bucket *b, const char *key)
+/* Index of the first of n sorted names (name_at(set, i)) that is >= name: the one binary search of the
+ * bucket list and of a bucket's keys. */
+static size_t lower_bound_name(const void *set, size_t n, const char *(*name_at)(const void *set, size_t i),
+                               const char *name)
 {
-    size_t lo = 0, hi = b->n;
+    size_t lo = 0, hi = n;
     while (lo < hi) {
         size_t mid = lo + (hi - lo) / 2;
-        if (strcmp(b->v[mid]->key, key) < 0)
+        if (strcmp(name_at(set, mid), name) < 0)
             lo = mid + 1;
         else
             hi = mid;
     }
     return lo;
+}
+
+static const char *entry_key_at(const void *bucket, size_t i)
+{
+    return ((const s3_bucket *)bucket)->v[i]->key;
+}
+
+static const char *bucket_name_at(const void *store, size_t i)
+{
+    return ((const rd_s3_store *)store)->b[i]->name;
+}
+
+/* Index of the first entry with key >= key. */
+static size_t lower_bound(const s3_bucket *b, const char *key)
+{
+    return lower_bound_name(b, b->n, entry_key_at, key);
 }
 
 static s3_entry *find_entry(const s3_bucket *b, const char *key)
@@ -228,52 +250,31 @@ static size_t prefix_end(const s3_bucket *b, size_t from, const char *prefix, si
 
 static s3_bucket *find_bucket(const rd_s3_store *st, const char *name, size_t *pos)
 {
-    size_t lo = 0, hi = st->nb;
-    while (lo < hi) {
-        size_t mid = lo + (hi - lo) / 2;
-        if (strcmp(st->b[mid]->name, name) < 0)
-            lo = mid + 1;
-        else
-            hi = mid;
-    }
+    size_t lo = lower_bound_name(st, st->nb, bucket_name_at, name);
     if (pos)
         *pos = lo;
     return lo < st->nb && strcmp(st->b[lo]->name, name) == 0 ? st->b[lo] : NULL;
 }
 
-static rd_status no_such_bucket(rd_error *err, const char *bucket)
+/* S3's replies, in S3's words (clients matching on messages see what AWS says) */
+static int no_such_bucket(rd_emu_error *err)
 {
-    rd_error_set(err, RD_E_NOT_FOUND, "bucket '%s' does not exist: create it first (aws s3 mb s3://%s)", bucket,
-                 bucket);
-    rd_error_set_aws_code(err, "NoSuchBucket");
-    if (err)
-        err->http_status = 404;
-    return RD_E_NOT_FOUND;
+    return rd_emu_error_set(err, 404, "NoSuchBucket", "The specified bucket does not exist");
 }
 
-static rd_status no_such_key(rd_error *err, const char *bucket, const char *key)
+static int no_such_key(rd_emu_error *err)
 {
-    rd_error_set(err, RD_E_NOT_FOUND, "object s3://%s/%s does not exist", bucket, key);
-    rd_error_set_aws_code(err, "NoSuchKey");
-    if (err)
-        err->http_status = 404;
-    return RD_E_NOT_FOUND;
+    return rd_emu_error_set(err, 404, "NoSuchKey", "The specified key does not exist.");
 }
 
-static rd_status check_key(const char *key, rd_error *err)
+static int check_key(const char *key, rd_emu_error *err)
 {
     size_t n = key ? strlen(key) : 0;
-    if (n == 0) {
-        rd_error_set(err, RD_E_USAGE, "an object key must not be empty");
-        rd_error_set_aws_code(err, "InvalidArgument");
-        return RD_E_USAGE;
-    }
-    if (n > KEY_MAX_BYTES) {
-        rd_error_set(err, RD_E_USAGE, "object key of %zu bytes is longer than S3's limit of 1024 bytes", n);
-        rd_error_set_aws_code(err, "KeyTooLongError");
-        return RD_E_USAGE;
-    }
-    return RD_OK;
+    if (n == 0)
+        return rd_emu_error_set(err, 400, "InvalidArgument", "an object key must not be empty");
+    if (n > KEY_MAX_BYTES)
+        return rd_emu_error_set(err, 400, "KeyTooLongError", "Your key is too long");
+    return 0;
 }
 
 static int valid_bucket_name(const char *s)
@@ -528,29 +529,24 @@ void rd_s3_store_close(rd_s3_store *st)
 
 /* ---- buckets ---------------------------------------------------------------------------------------- */
 
-rd_status rd_s3_store_create_bucket(rd_s3_store *st, const char *bucket, const char *region, rd_error *err)
+int rd_s3_store_create_bucket(rd_s3_store *st, const char *bucket, const char *region, rd_emu_error *err)
 {
-    if (!bucket || !valid_bucket_name(bucket)) {
-        rd_error_set(err, RD_E_USAGE, "'%s' is not a valid bucket name: use 3-63 lowercase letters, digits, '-' "
-                                      "and '.'", bucket ? bucket : "");
-        rd_error_set_aws_code(err, "InvalidBucketName");
-        return RD_E_USAGE;
-    }
+    if (!bucket || !valid_bucket_name(bucket))
+        return rd_emu_error_set(err, 400, "InvalidBucketName", "The specified bucket is not valid.");
     if (!region || !*region)
         region = DEFAULT_REGION;
-    rd_status rc = RD_OK;
+    int rc = 0;
     char tmpname[40];
     char *tmpdir = NULL, *sub = NULL, *meta = NULL, *final = NULL;
     pthread_rwlock_wrlock(&st->lock);
     size_t pos;
     if (find_bucket(st, bucket, &pos)) {
-        rd_error_set(err, RD_E_CONFIG, "bucket '%s' already exists and is yours", bucket);
-        rd_error_set_aws_code(err, "BucketAlreadyOwnedByYou");
-        rc = RD_E_CONFIG;
+        rc = rd_emu_error_set(err, 409, "BucketAlreadyOwnedByYou",
+                              "Your previous request to create the named bucket succeeded and you already own it.");
         goto out;
     }
-    if (random_name(".tmp-", tmpname) != RD_OK) {
-        rc = rd_error_set(err, RD_E_INTERNAL, "no randomness available");
+    if (random_name(".tmp-", tmpname) != 0) {
+        rc = internal(err, "no randomness available");
         goto out;
     }
     tmpdir = path_join(st->dir, tmpname, NULL);
@@ -558,28 +554,28 @@ rd_status rd_s3_store_create_bucket(rd_s3_store *st, const char *bucket, const c
     meta = path_join(st->dir, tmpname, "bucket.json");
     final = path_join(st->dir, bucket, NULL);
     if (mkdir(tmpdir, 0700) != 0 || mkdir(sub, 0700) != 0) {
-        rc = rd_error_set(err, RD_E_IO, "cannot create %s: %s", tmpdir, strerror(errno));
+        rc = internal(err, "cannot create %s: %s", tmpdir, strerror(errno));
         goto fail;
     }
     time_t now = time(NULL);
     json_t *j = json_pack("{s:s, s:I}", "region", region, "created", (json_int_t)now);
     char *text = j ? json_dumps(j, JSON_COMPACT) : NULL;
     json_decref(j);
-    rc = text ? write_file_synced(meta, text, strlen(text), err) : rd_error_set(err, RD_E_INTERNAL, "out of memory");
+    rc = text ? write_file_synced(meta, text, strlen(text), err) : internal(err, "out of memory");
     free(text);
-    if (rc != RD_OK)
+    if (rc != 0)
         goto fail;
     fsync_path(sub);
     fsync_path(tmpdir);
     if (rename(tmpdir, final) != 0) {
-        rc = rd_error_set(err, RD_E_IO, "cannot create bucket directory %s: %s", final, strerror(errno));
+        rc = internal(err, "cannot create bucket directory %s: %s", final, strerror(errno));
         goto fail;
     }
     fsync_path(st->dir);
     s3_bucket *b = calloc(1, sizeof *b);
     if (!b || push_ptr((void ***)&st->b, &st->nb, &st->cap, b) != 0) {
         free(b);
-        rc = rd_error_set(err, RD_E_INTERNAL, "out of memory");
+        rc = internal(err, "out of memory");
         goto out;
     }
     memmove(st->b + pos + 1, st->b + pos, (st->nb - 1 - pos) * sizeof *st->b);
@@ -599,22 +595,24 @@ out:
     return rc;
 }
 
-rd_status rd_s3_store_head_bucket(rd_s3_store *st, const char *bucket, char **region_out, rd_error *err)
+int rd_s3_store_head_bucket(rd_s3_store *st, const char *bucket, char **region_out, rd_emu_error *err)
 {
     pthread_rwlock_rdlock(&st->lock);
     s3_bucket *b = find_bucket(st, bucket, NULL);
     char *region = b ? strdup(b->region) : NULL;
     pthread_rwlock_unlock(&st->lock);
     if (!b)
-        return no_such_bucket(err, bucket);
+        return no_such_bucket(err);
+    if (!region)
+        return internal(err, "out of memory");
     if (region_out)
         *region_out = region;
     else
         free(region);
-    return RD_OK;
+    return 0;
 }
 
-rd_status rd_s3_store_list_buckets(rd_s3_store *st, char ***names, time_t **created, size_t *count, rd_error *err)
+int rd_s3_store_list_buckets(rd_s3_store *st, char ***names, time_t **created, size_t *count, rd_emu_error *err)
 {
     pthread_rwlock_rdlock(&st->lock);
     size_t n = st->nb;
@@ -628,7 +626,7 @@ rd_status rd_s3_store_list_buckets(rd_s3_store *st, char ***names, time_t **crea
     if (!nm || !cr) {
         free(nm);
         free(cr);
-        return rd_error_set(err, RD_E_INTERNAL, "out of memory");
+        return internal(err, "out of memory");
     }
     *names = nm;
     *count = n;
@@ -636,34 +634,32 @@ rd_status rd_s3_store_list_buckets(rd_s3_store *st, char ***names, time_t **crea
         *created = cr;
     else
         free(cr);
-    return RD_OK;
+    return 0;
 }
 
-rd_status rd_s3_store_delete_bucket(rd_s3_store *st, const char *bucket, rd_error *err)
+int rd_s3_store_delete_bucket(rd_s3_store *st, const char *bucket, rd_emu_error *err)
 {
     char trash[40];
-    if (random_name(".trash-", trash) != RD_OK)
-        return rd_error_set(err, RD_E_INTERNAL, "no randomness available");
+    if (random_name(".trash-", trash) != 0)
+        return internal(err, "no randomness available");
     char *from = path_join(st->dir, bucket, NULL), *to = path_join(st->dir, trash, NULL);
-    rd_status rc = RD_OK;
+    int rc = 0;
     pthread_rwlock_wrlock(&st->lock);
     size_t pos;
     s3_bucket *b = find_bucket(st, bucket, &pos);
     if (!b) {
-        rc = no_such_bucket(err, bucket);
+        rc = no_such_bucket(err);
     } else if (b->n) {
-        rd_error_set(err, RD_E_CONFIG, "bucket '%s' is not empty: delete its %zu objects first", bucket, b->n);
-        rd_error_set_aws_code(err, "BucketNotEmpty");
-        rc = RD_E_CONFIG;
+        rc = rd_emu_error_set(err, 409, "BucketNotEmpty", "The bucket you tried to delete is not empty");
     } else if (rename(from, to) != 0) {
-        rc = rd_error_set(err, RD_E_IO, "cannot remove bucket directory %s: %s", from, strerror(errno));
+        rc = internal(err, "cannot remove bucket directory %s: %s", from, strerror(errno));
     } else {
         memmove(st->b + pos, st->b + pos + 1, (st->nb - pos - 1) * sizeof *st->b);
         st->nb--;
         bucket_free(b);
     }
     pthread_rwlock_unlock(&st->lock);
-    if (rc == RD_OK) {
+    if (rc == 0) {
         fsync_path(st->dir);
         remove_tree(to);
     }
@@ -703,17 +699,17 @@ void rd_s3_put_abort(rd_s3_put *w)
     free(w);
 }
 
-rd_status rd_s3_store_put_begin(rd_s3_store *st, const char *bucket, const char *key, const char *content_type,
-                                rd_s3_put **out, rd_error *err)
+int rd_s3_store_put_begin(rd_s3_store *st, const char *bucket, const char *key, const char *content_type,
+                          rd_s3_put **out, rd_emu_error *err)
 {
-    rd_status rc = check_key(key, err);
-    if (rc != RD_OK)
+    int rc = check_key(key, err);
+    if (rc != 0)
         return rc;
-    if ((rc = rd_s3_store_head_bucket(st, bucket, NULL, err)) != RD_OK)
+    if ((rc = rd_s3_store_head_bucket(st, bucket, NULL, err)) != 0)
         return rc;
     rd_s3_put *w = calloc(1, sizeof *w);
     if (!w)
-        return rd_error_set(err, RD_E_INTERNAL, "out of memory");
+        return internal(err, "out of memory");
     w->st = st;
     w->fd = -1;
     w->bucket = strdup(bucket);
@@ -722,25 +718,25 @@ rd_status rd_s3_store_put_begin(rd_s3_store *st, const char *bucket, const char 
     w->objdir = objects_dir(st, bucket);
     w->md5 = EVP_MD_CTX_new();
     char tmpname[40];
-    if (!w->bucket || !w->key || !w->objdir || !w->md5 || random_name("tmp-", tmpname) != RD_OK ||
+    if (!w->bucket || !w->key || !w->objdir || !w->md5 || random_name("tmp-", tmpname) != 0 ||
         EVP_DigestInit_ex(w->md5, EVP_md5(), NULL) != 1) {
         rd_s3_put_abort(w);
-        return rd_error_set(err, RD_E_INTERNAL, "out of memory");
+        return internal(err, "out of memory");
     }
     w->tmp_path = path_join(w->objdir, tmpname, NULL);
     w->fd = open(w->tmp_path, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0600);
     if (w->fd < 0) {
-        rc = rd_error_set(err, RD_E_IO, "cannot create %s: %s", w->tmp_path, strerror(errno));
+        rc = internal(err, "cannot create %s: %s", w->tmp_path, strerror(errno));
         free(w->tmp_path);
         w->tmp_path = NULL;
         rd_s3_put_abort(w);
         return rc;
     }
     *out = w;
-    return RD_OK;
+    return 0;
 }
 
-rd_status rd_s3_put_write(rd_s3_put *w, const void *data, size_t len, rd_error *err)
+int rd_s3_put_write(rd_s3_put *w, const void *data, size_t len, rd_emu_error *err)
 {
     EVP_DigestUpdate(w->md5, data, len);
     w->size += len;
@@ -750,31 +746,31 @@ rd_status rd_s3_put_write(rd_s3_put *w, const void *data, size_t len, rd_error *
         if (n < 0 && errno == EINTR)
             continue;
         if (n <= 0)
-            return rd_error_set(err, RD_E_IO, "cannot write %s: %s (is the disk full?)", w->tmp_path,
+            return internal(err, "cannot write %s: %s (is the disk full?)", w->tmp_path,
                                 strerror(errno));
         p += n;
         len -= (size_t)n;
     }
-    return RD_OK;
+    return 0;
 }
 
 /* Publishes the synced file tmp_path (inside the bucket's objects dir) as bucket/key. */
-static rd_status commit_file(rd_s3_store *st, const char *bucket, const char *key, const char *content_type,
-                             const char *objdir, const char *tmp_path, uint64_t size, const char etag[35],
-                             rd_s3_object_info *info_out, rd_error *err)
+static int commit_file(rd_s3_store *st, const char *bucket, const char *key, const char *content_type,
+                       const char *objdir, const char *tmp_path, uint64_t size, const char etag[35],
+                       rd_s3_object_info *info_out, rd_emu_error *err)
 {
-    rd_status rc = RD_OK;
+    int rc = 0;
     char data_name[40], meta_tmp_name[40], meta_name[70];
     char *data_path = NULL, *meta_tmp = NULL, *meta_path = NULL, *text = NULL, *old_data = NULL;
-    if (random_name("d-", data_name) != RD_OK || random_name("tmp-", meta_tmp_name) != RD_OK)
-        return rd_error_set(err, RD_E_INTERNAL, "no randomness available");
+    if (random_name("d-", data_name) != 0 || random_name("tmp-", meta_tmp_name) != 0)
+        return internal(err, "no randomness available");
     key_file_name(key, meta_name);
     data_path = path_join(objdir, data_name, NULL);
     meta_tmp = path_join(objdir, meta_tmp_name, NULL);
     meta_path = path_join(objdir, meta_name, NULL);
     s3_entry *e = calloc(1, sizeof *e);
     if (!e || !data_path || !meta_tmp || !meta_path) {
-        rc = rd_error_set(err, RD_E_INTERNAL, "out of memory");
+        rc = internal(err, "out of memory");
         goto fail;
     }
     e->key = strdup(key);
@@ -784,7 +780,7 @@ static rd_status commit_file(rd_s3_store *st, const char *bucket, const char *ke
     e->content_type = content_type ? strdup(content_type) : NULL;
     strcpy(e->data, data_name);
     if (rename(tmp_path, data_path) != 0) {
-        rc = rd_error_set(err, RD_E_IO, "cannot store s3://%s/%s (%s): %s", bucket, key, data_path, strerror(errno));
+        rc = internal(err, "cannot store s3://%s/%s (%s): %s", bucket, key, data_path, strerror(errno));
         goto fail;
     }
     /* sidecar */
@@ -797,10 +793,10 @@ static rd_status commit_file(rd_s3_store *st, const char *bucket, const char *ke
     text = j ? json_dumps(j, JSON_COMPACT) : NULL;
     json_decref(j);
     if (!text) {
-        rc = rd_error_set(err, RD_E_INTERNAL, "out of memory (or content type is not UTF-8)");
+        rc = internal(err, "out of memory (or content type is not UTF-8)");
         goto fail_data;
     }
-    if ((rc = write_file_synced(meta_tmp, text, strlen(text), err)) != RD_OK)
+    if ((rc = write_file_synced(meta_tmp, text, strlen(text), err)) != 0)
         goto fail_data;
     fsync_path(objdir); /* the data file's name is durable before the sidecar points at it */
 
@@ -809,13 +805,13 @@ static rd_status commit_file(rd_s3_store *st, const char *bucket, const char *ke
     s3_bucket *b = find_bucket(st, bucket, NULL);
     if (!b) {
         pthread_rwlock_unlock(&st->lock);
-        rc = no_such_bucket(err, bucket);
+        rc = no_such_bucket(err);
         unlink(meta_tmp);
         goto fail_data;
     }
     if (rename(meta_tmp, meta_path) != 0) {
         pthread_rwlock_unlock(&st->lock);
-        rc = rd_error_set(err, RD_E_IO, "cannot store s3://%s/%s (%s): %s", bucket, key, meta_path, strerror(errno));
+        rc = internal(err, "cannot store s3://%s/%s (%s): %s", bucket, key, meta_path, strerror(errno));
         unlink(meta_tmp);
         goto fail_data;
     }
@@ -830,7 +826,7 @@ static rd_status commit_file(rd_s3_store *st, const char *bucket, const char *ke
     } else {
         pthread_rwlock_unlock(&st->lock);
         entry_free(e);
-        rc = rd_error_set(err, RD_E_INTERNAL, "out of memory");
+        rc = internal(err, "out of memory");
         goto out; /* on disk but not indexed: visible after a restart */
     }
     if (info_out)
@@ -864,22 +860,19 @@ static void md5_etag(const unsigned char md[16], char etag[35])
     etag[34] = '\0';
 }
 
-rd_status rd_s3_put_commit(rd_s3_put *w, const unsigned char *expected_md5, rd_s3_object_info *info_out, rd_error *err)
+int rd_s3_put_commit(rd_s3_put *w, const unsigned char *expected_md5, rd_s3_object_info *info_out, rd_emu_error *err)
 {
     unsigned char md[16];
     unsigned int mdlen = 0;
     EVP_DigestFinal_ex(w->md5, md, &mdlen);
-    rd_status rc;
+    int rc;
     if (expected_md5 && memcmp(md, expected_md5, 16) != 0) {
-        rd_error_set(err, RD_E_USAGE, "the Content-MD5 you specified did not match what was received for s3://%s/%s",
-                     w->bucket, w->key);
-        rd_error_set_aws_code(err, "BadDigest");
         rd_s3_put_abort(w);
-        return RD_E_USAGE;
+        return rd_emu_error_set(err, 400, "BadDigest", "The Content-MD5 you specified did not match what we received.");
     }
     if (fsync(w->fd) != 0 || close(w->fd) != 0) {
         w->fd = -1;
-        rc = rd_error_set(err, RD_E_IO, "cannot flush %s: %s", w->tmp_path, strerror(errno));
+        rc = internal(err, "cannot flush %s: %s", w->tmp_path, strerror(errno));
         rd_s3_put_abort(w);
         return rc;
     }
@@ -891,31 +884,40 @@ rd_status rd_s3_put_commit(rd_s3_put *w, const unsigned char *expected_md5, rd_s
     return rc;
 }
 
-rd_status rd_s3_store_put(rd_s3_store *st, const char *bucket, const char *key, const void *data, size_t len,
-                          const char *content_type, rd_s3_object_info *info_out, rd_error *err)
+int rd_s3_store_put_data(rd_s3_store *st, const char *bucket, const char *key, const void *data, size_t len,
+                         const char *content_type, rd_s3_object_info *info_out, rd_emu_error *err)
 {
     rd_s3_put *w = NULL;
-    rd_status rc = rd_s3_store_put_begin(st, bucket, key, content_type, &w, err);
-    if (rc != RD_OK)
+    int rc = rd_s3_store_put_begin(st, bucket, key, content_type, &w, err);
+    if (rc != 0)
         return rc;
-    if (len && (rc = rd_s3_put_write(w, data, len, err)) != RD_OK) {
+    if (len && (rc = rd_s3_put_write(w, data, len, err)) != 0) {
         rd_s3_put_abort(w);
         return rc;
     }
     return rd_s3_put_commit(w, NULL, info_out, err);
 }
 
-rd_status rd_s3_store_put_file(rd_s3_store *st, const char *bucket, const char *key, const char *path,
-                               const char *content_type, rd_s3_object_info *info_out, rd_error *err)
+rd_status rd_s3_store_put(rd_s3_store *st, const char *bucket, const char *key, const void *data, size_t len,
+                          const char *content_type, rd_s3_object_info *info_out, rd_error *err)
 {
-    rd_status rc = check_key(key, err);
-    if (rc != RD_OK)
+    rd_emu_error e;
+    if (rd_s3_store_put_data(st, bucket, key, data, len, content_type, info_out, &e) == 0)
+        return RD_OK;
+    return rd_error_set(err, RD_E_REMOTE, "s3://%s/%s: %s %d: %s", bucket, key, e.code, e.http_status, e.message);
+}
+
+int rd_s3_store_put_file(rd_s3_store *st, const char *bucket, const char *key, const char *path,
+                         const char *content_type, rd_s3_object_info *info_out, rd_emu_error *err)
+{
+    int rc = check_key(key, err);
+    if (rc != 0)
         return rc;
-    if ((rc = rd_s3_store_head_bucket(st, bucket, NULL, err)) != RD_OK)
+    if ((rc = rd_s3_store_head_bucket(st, bucket, NULL, err)) != 0)
         return rc;
     int fd = open(path, O_RDONLY | O_CLOEXEC);
     if (fd < 0)
-        return rd_error_set(err, RD_E_IO, "cannot open %s: %s", path, strerror(errno));
+        return internal(err, "cannot open %s: %s", path, strerror(errno));
     EVP_MD_CTX *md5 = EVP_MD_CTX_new();
     EVP_DigestInit_ex(md5, EVP_md5(), NULL);
     uint64_t size = 0;
@@ -937,44 +939,44 @@ rd_status rd_s3_store_put_file(rd_s3_store *st, const char *bucket, const char *
     EVP_DigestFinal_ex(md5, md, &mdlen);
     EVP_MD_CTX_free(md5);
     if (!sync_ok)
-        return rd_error_set(err, RD_E_IO, "cannot read %s: %s", path, strerror(errno));
+        return internal(err, "cannot read %s: %s", path, strerror(errno));
 
     char tmpname[40];
-    if (random_name("tmp-", tmpname) != RD_OK)
-        return rd_error_set(err, RD_E_INTERNAL, "no randomness available");
+    if (random_name("tmp-", tmpname) != 0)
+        return internal(err, "no randomness available");
     char *objdir = objects_dir(st, bucket);
     char *tmp_path = path_join(objdir, tmpname, NULL);
     if (rename(path, tmp_path) == 0) {
         char etag[35];
         md5_etag(md, etag);
         rc = commit_file(st, bucket, key, content_type, objdir, tmp_path, size, etag, info_out, err);
-        if (rc != RD_OK)
+        if (rc != 0)
             unlink(tmp_path);
     } else if (errno == EXDEV) {
         /* another filesystem: copy through a writer, then drop the source */
         rd_s3_put *w = NULL;
-        if ((rc = rd_s3_store_put_begin(st, bucket, key, content_type, &w, err)) == RD_OK) {
+        if ((rc = rd_s3_store_put_begin(st, bucket, key, content_type, &w, err)) == 0) {
             fd = open(path, O_RDONLY | O_CLOEXEC);
             char *buf = malloc(1 << 20);
-            rc = fd >= 0 && buf ? RD_OK : rd_error_set(err, RD_E_IO, "cannot open %s: %s", path, strerror(errno));
-            while (rc == RD_OK && (n = read(fd, buf, 1 << 20)) != 0) {
+            rc = fd >= 0 && buf ? 0 : internal(err, "cannot open %s: %s", path, strerror(errno));
+            while (rc == 0 && (n = read(fd, buf, 1 << 20)) != 0) {
                 if (n < 0 && errno == EINTR)
                     continue;
-                rc = n < 0 ? rd_error_set(err, RD_E_IO, "cannot read %s: %s", path, strerror(errno))
+                rc = n < 0 ? internal(err, "cannot read %s: %s", path, strerror(errno))
                            : rd_s3_put_write(w, buf, (size_t)n, err);
             }
             free(buf);
             if (fd >= 0)
                 close(fd);
-            if (rc == RD_OK)
+            if (rc == 0)
                 rc = rd_s3_put_commit(w, md, info_out, err);
             else
                 rd_s3_put_abort(w);
-            if (rc == RD_OK)
+            if (rc == 0)
                 unlink(path);
         }
     } else {
-        rc = rd_error_set(err, RD_E_IO, "cannot move %s into the store: %s", path, strerror(errno));
+        rc = internal(err, "cannot move %s into the store: %s", path, strerror(errno));
     }
     free(objdir);
     free(tmp_path);
@@ -983,8 +985,8 @@ rd_status rd_s3_store_put_file(rd_s3_store *st, const char *bucket, const char *
 
 /* ---- reads ------------------------------------------------------------------------------------------ */
 
-rd_status rd_s3_store_head(rd_s3_store *st, const char *bucket, const char *key, rd_s3_object_info *info,
-                           rd_error *err)
+int rd_s3_store_head(rd_s3_store *st, const char *bucket, const char *key, rd_s3_object_info *info,
+                     rd_emu_error *err)
 {
     pthread_rwlock_rdlock(&st->lock);
     s3_bucket *b = find_bucket(st, bucket, NULL);
@@ -993,14 +995,14 @@ rd_status rd_s3_store_head(rd_s3_store *st, const char *bucket, const char *key,
         entry_copy_info(e, info);
     pthread_rwlock_unlock(&st->lock);
     if (!b)
-        return no_such_bucket(err, bucket);
+        return no_such_bucket(err);
     if (!e)
-        return no_such_key(err, bucket, key ? key : "");
-    return RD_OK;
+        return no_such_key(err);
+    return 0;
 }
 
-rd_status rd_s3_store_open_object(rd_s3_store *st, const char *bucket, const char *key, int *fd,
-                                  rd_s3_object_info *info, rd_error *err)
+int rd_s3_store_open_object(rd_s3_store *st, const char *bucket, const char *key, int *fd,
+                            rd_s3_object_info *info, rd_emu_error *err)
 {
     char *objdir = objects_dir(st, bucket);
     int f = -1, e_errno = 0;
@@ -1019,19 +1021,19 @@ rd_status rd_s3_store_open_object(rd_s3_store *st, const char *bucket, const cha
     pthread_rwlock_unlock(&st->lock);
     free(objdir);
     if (!b)
-        return no_such_bucket(err, bucket);
+        return no_such_bucket(err);
     if (!e)
-        return no_such_key(err, bucket, key ? key : "");
+        return no_such_key(err);
     if (f < 0)
-        return rd_error_set(err, RD_E_IO, "cannot open the data of s3://%s/%s: %s", bucket, key, strerror(e_errno));
+        return internal(err, "cannot open the data of s3://%s/%s: %s", bucket, key, strerror(e_errno));
     *fd = f;
-    return RD_OK;
+    return 0;
 }
 
-rd_status rd_s3_store_delete(rd_s3_store *st, const char *bucket, const char *key, rd_error *err)
+int rd_s3_store_delete(rd_s3_store *st, const char *bucket, const char *key, rd_emu_error *err)
 {
-    rd_status rc = check_key(key, err);
-    if (rc != RD_OK)
+    int rc = check_key(key, err);
+    if (rc != 0)
         return rc;
     char meta_name[70];
     key_file_name(key, meta_name);
@@ -1041,12 +1043,12 @@ rd_status rd_s3_store_delete(rd_s3_store *st, const char *bucket, const char *ke
     pthread_rwlock_wrlock(&st->lock);
     s3_bucket *b = find_bucket(st, bucket, NULL);
     if (!b) {
-        rc = no_such_bucket(err, bucket);
+        rc = no_such_bucket(err);
     } else {
         size_t pos = lower_bound(b, key);
         if (pos < b->n && strcmp(b->v[pos]->key, key) == 0) {
             if (unlink(meta_path) != 0 && errno != ENOENT) {
-                rc = rd_error_set(err, RD_E_IO, "cannot delete s3://%s/%s (%s): %s", bucket, key, meta_path,
+                rc = internal(err, "cannot delete s3://%s/%s (%s): %s", bucket, key, meta_path,
                                   strerror(errno));
             } else {
                 data_path = path_join(objdir, b->v[pos]->data, NULL);
@@ -1083,8 +1085,8 @@ void rd_s3_listing_free(rd_s3_listing *l)
     memset(l, 0, sizeof *l);
 }
 
-rd_status rd_s3_store_list(rd_s3_store *st, const char *bucket, const char *prefix, const char *delimiter,
-                           const char *start_after, size_t max_keys, rd_s3_listing *out, rd_error *err)
+int rd_s3_store_list(rd_s3_store *st, const char *bucket, const char *prefix, const char *delimiter,
+                     const char *start_after, size_t max_keys, rd_s3_listing *out, rd_emu_error *err)
 {
     if (!prefix)
         prefix = "";
@@ -1096,13 +1098,13 @@ rd_status rd_s3_store_list(rd_s3_store *st, const char *bucket, const char *pref
     rd_s3_listing l;
     memset(&l, 0, sizeof l);
     size_t cap_o = 0, cap_p = 0;
-    rd_status rc = RD_OK;
+    int rc = 0;
 
     pthread_rwlock_rdlock(&st->lock);
     s3_bucket *b = find_bucket(st, bucket, NULL);
     if (!b) {
         pthread_rwlock_unlock(&st->lock);
-        return no_such_bucket(err, bucket);
+        return no_such_bucket(err);
     }
     size_t i = lower_bound(b, prefix);
     if (start_after && strcmp(start_after, prefix) >= 0) {
@@ -1131,7 +1133,7 @@ rd_status rd_s3_store_list(rd_s3_store *st, const char *bucket, const char *pref
             char *cp = strndup(e->key, cplen);
             if (!cp || push_ptr((void ***)&l.common_prefixes, &l.prefix_count, &cap_p, cp) != 0) {
                 free(cp);
-                rc = rd_error_set(err, RD_E_INTERNAL, "out of memory");
+                rc = internal(err, "out of memory");
                 break;
             }
             last = cp;
@@ -1147,7 +1149,7 @@ rd_status rd_s3_store_list(rd_s3_store *st, const char *bucket, const char *pref
             size_t nc = cap_o ? cap_o * 2 : 64;
             rd_s3_object_info *no = realloc(l.objects, nc * sizeof *no);
             if (!no) {
-                rc = rd_error_set(err, RD_E_INTERNAL, "out of memory");
+                rc = internal(err, "out of memory");
                 break;
             }
             l.objects = no;
@@ -1158,15 +1160,15 @@ rd_status rd_s3_store_list(rd_s3_store *st, const char *bucket, const char *pref
         taken++;
         i++;
     }
-    if (rc == RD_OK && l.truncated && last)
+    if (rc == 0 && l.truncated && last)
         l.next_after = strdup(last);
     pthread_rwlock_unlock(&st->lock);
     if (max_keys == 0)
         l.truncated = 0;
-    if (rc != RD_OK) {
+    if (rc != 0) {
         rd_s3_listing_free(&l);
         return rc;
     }
     *out = l;
-    return RD_OK;
+    return 0;
 }

@@ -309,9 +309,8 @@ static void test_fault_fail(void **state)
     s.fault_fail = 1;
     char id[48];
     double created;
-    rd_error err;
-    rd_error_clear(&err);
-    assert_int_equal(rd_emu_engine_submit(e->eng, &s, id, &created, &err), RD_OK);
+    rd_emu_error err;
+    assert_int_equal(rd_emu_engine_submit(e->eng, &s, id, &created, &err), 0);
     assert_true(rd_emu_engine_wait(e->eng, id, 30000));
     pthread_mutex_lock(&e->eng->mu);
     rd_emu_stmt *st = rd_emu_engine_find(e->eng, id, NULL);

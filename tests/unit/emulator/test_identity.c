@@ -80,9 +80,10 @@ static void test_policy_and_sessions(void **state)
 
     char *key, *secret, *token, *arn, *id;
     time_t exp;
+    rd_emu_error ierr;
     assert_int_equal(rd_emu_ids_issue_session(ids, "reader", "s1", 900, 1000, &key, &secret, &token, &arn, &id, &exp,
-                                              &err),
-                     RD_OK);
+                                              &ierr),
+                     0);
     assert_int_equal(exp, 1900);
     assert_int_equal(strncmp(key, "ASIA", 4), 0);
     assert_string_equal(arn, "arn:aws:sts::123456789012:assumed-role/reader/s1");
@@ -93,8 +94,11 @@ static void test_policy_and_sessions(void **state)
     assert_true(rd_emu_ids_allowed(ids, arn, "s3:GetObject", "arn:aws:s3:::b/k"));
     assert_false(rd_emu_ids_allowed(ids, arn, "s3:PutObject", "arn:aws:s3:::b/k"));
     assert_int_equal(rd_emu_ids_issue_session(ids, "ghost", "s", 900, 1000, &key, &secret, &token, &arn, &id, &exp,
-                                              &err),
-                     RD_E_DENIED);
+                                              &ierr),
+                     -1);
+    assert_int_equal(ierr.http_status, 500);
+    assert_string_equal(ierr.code, "InternalFailure");
+    assert_string_equal(ierr.message, "role ghost does not exist in the emulator config");
     free(key);
     free(secret);
     free(token);

@@ -18,6 +18,14 @@
 
 #include "emulator/s3/s3_store.h"
 
+/* A store failure: -1 with S3's HTTP status and code in err. */
+#define assert_s3_error(call, status, code_)                                                                       \
+    do {                                                                                                           \
+        assert_int_equal((call), -1);                                                                              \
+        assert_int_equal(err.http_status, (status));                                                               \
+        assert_string_equal(err.code, (code_));                                                                    \
+    } while (0)
+
 typedef struct fixture {
     char dir[64];
     char store_dir[96];
@@ -79,8 +87,8 @@ static char *read_object(rd_s3_store *st, const char *bucket, const char *key, s
 {
     int fd = -1;
     rd_s3_object_info info;
-    rd_error err;
-    assert_int_equal(rd_s3_store_open_object(st, bucket, key, &fd, &info, &err), RD_OK);
+    rd_emu_error err;
+    assert_int_equal(rd_s3_store_open_object(st, bucket, key, &fd, &info, &err), 0);
     char *buf = malloc(info.size + 1);
     size_t got = 0;
     ssize_t n;
@@ -110,32 +118,28 @@ static size_t count_files(const char *dir, const char *prefix)
 static void test_buckets(void **state)
 {
     fixture *f = *state;
-    rd_error err;
-    rd_error_clear(&err);
-    assert_int_equal(rd_s3_store_head_bucket(f->st, "alpha", NULL, &err), RD_E_NOT_FOUND);
-    assert_string_equal(err.aws_code, "NoSuchBucket");
-    assert_int_equal(rd_s3_store_create_bucket(f->st, "zeta-1", "eu-west-1", &err), RD_OK);
-    assert_int_equal(rd_s3_store_create_bucket(f->st, "alpha", NULL, &err), RD_OK);
-    assert_int_equal(rd_s3_store_create_bucket(f->st, "alpha", NULL, &err), RD_E_CONFIG);
-    assert_string_equal(err.aws_code, "BucketAlreadyOwnedByYou");
+    rd_emu_error err;
+    assert_s3_error(rd_s3_store_head_bucket(f->st, "alpha", NULL, &err), 404, "NoSuchBucket");
+    assert_string_equal(err.message, "The specified bucket does not exist");
+    assert_int_equal(rd_s3_store_create_bucket(f->st, "zeta-1", "eu-west-1", &err), 0);
+    assert_int_equal(rd_s3_store_create_bucket(f->st, "alpha", NULL, &err), 0);
+    assert_s3_error(rd_s3_store_create_bucket(f->st, "alpha", NULL, &err), 409, "BucketAlreadyOwnedByYou");
     const char *bad[] = { "ab", "Upper", "under_score", "-dash", "dash-", "a..b", "192.168.1.1", ".hidden", "a/b" };
     for (size_t i = 0; i < sizeof bad / sizeof bad[0]; i++) {
-        rd_error_clear(&err);
-        assert_int_equal(rd_s3_store_create_bucket(f->st, bad[i], NULL, &err), RD_E_USAGE);
-        assert_string_equal(err.aws_code, "InvalidBucketName");
+        assert_s3_error(rd_s3_store_create_bucket(f->st, bad[i], NULL, &err), 400, "InvalidBucketName");
     }
     char *region = NULL;
-    assert_int_equal(rd_s3_store_head_bucket(f->st, "zeta-1", &region, &err), RD_OK);
+    assert_int_equal(rd_s3_store_head_bucket(f->st, "zeta-1", &region, &err), 0);
     assert_string_equal(region, "eu-west-1");
     free(region);
-    assert_int_equal(rd_s3_store_head_bucket(f->st, "alpha", &region, &err), RD_OK);
+    assert_int_equal(rd_s3_store_head_bucket(f->st, "alpha", &region, &err), 0);
     assert_string_equal(region, "us-east-1");
     free(region);
 
     char **names;
     time_t *created;
     size_t n;
-    assert_int_equal(rd_s3_store_list_buckets(f->st, &names, &created, &n, &err), RD_OK);
+    assert_int_equal(rd_s3_store_list_buckets(f->st, &names, &created, &n, &err), 0);
     assert_int_equal(n, 2);
     assert_string_equal(names[0], "alpha");
     assert_string_equal(names[1], "zeta-1");
@@ -146,15 +150,14 @@ static void test_buckets(void **state)
     free(created);
 
     /* delete: not empty, then empty; survives a restart */
-    assert_int_equal(rd_s3_store_put(f->st, "alpha", "k", "v", 1, NULL, NULL, &err), RD_OK);
-    assert_int_equal(rd_s3_store_delete_bucket(f->st, "alpha", &err), RD_E_CONFIG);
-    assert_string_equal(err.aws_code, "BucketNotEmpty");
-    assert_int_equal(rd_s3_store_delete(f->st, "alpha", "k", &err), RD_OK);
-    assert_int_equal(rd_s3_store_delete_bucket(f->st, "alpha", &err), RD_OK);
-    assert_int_equal(rd_s3_store_delete_bucket(f->st, "alpha", &err), RD_E_NOT_FOUND);
+    assert_int_equal(rd_s3_store_put_data(f->st, "alpha", "k", "v", 1, NULL, NULL, &err), 0);
+    assert_s3_error(rd_s3_store_delete_bucket(f->st, "alpha", &err), 409, "BucketNotEmpty");
+    assert_int_equal(rd_s3_store_delete(f->st, "alpha", "k", &err), 0);
+    assert_int_equal(rd_s3_store_delete_bucket(f->st, "alpha", &err), 0);
+    assert_s3_error(rd_s3_store_delete_bucket(f->st, "alpha", &err), 404, "NoSuchBucket");
     reopen(f);
-    assert_int_equal(rd_s3_store_head_bucket(f->st, "alpha", NULL, &err), RD_E_NOT_FOUND);
-    assert_int_equal(rd_s3_store_head_bucket(f->st, "zeta-1", &region, &err), RD_OK);
+    assert_s3_error(rd_s3_store_head_bucket(f->st, "alpha", NULL, &err), 404, "NoSuchBucket");
+    assert_int_equal(rd_s3_store_head_bucket(f->st, "zeta-1", &region, &err), 0);
     assert_string_equal(region, "eu-west-1");
     free(region);
 }
@@ -162,8 +165,8 @@ static void test_buckets(void **state)
 static void test_put_get_odd_keys_and_persistence(void **state)
 {
     fixture *f = *state;
-    rd_error err;
-    assert_int_equal(rd_s3_store_create_bucket(f->st, "data", NULL, &err), RD_OK);
+    rd_emu_error err;
+    assert_int_equal(rd_s3_store_create_bucket(f->st, "data", NULL, &err), 0);
     char long_key[1025];
     memset(long_key, 'k', 1024);
     long_key[1024] = 0;
@@ -174,9 +177,9 @@ static void test_put_get_odd_keys_and_persistence(void **state)
         char body[64];
         int len = snprintf(body, sizeof body, "body-%zu-%s", i, i % 2 ? "odd" : "even");
         rd_s3_object_info info;
-        assert_int_equal(rd_s3_store_put(f->st, "data", keys[i], body, (size_t)len, i % 2 ? "text/plain" : NULL,
+        assert_int_equal(rd_s3_store_put_data(f->st, "data", keys[i], body, (size_t)len, i % 2 ? "text/plain" : NULL,
                                          &info, &err),
-                         RD_OK);
+                         0);
         char etag[35];
         md5_etag(body, (size_t)len, etag);
         assert_string_equal(info.etag, etag);
@@ -192,13 +195,9 @@ static void test_put_get_odd_keys_and_persistence(void **state)
     char too_long[1026];
     memset(too_long, 'x', 1025);
     too_long[1025] = 0;
-    rd_error_clear(&err);
-    assert_int_equal(rd_s3_store_put(f->st, "data", too_long, "x", 1, NULL, NULL, &err), RD_E_USAGE);
-    assert_string_equal(err.aws_code, "KeyTooLongError");
-    assert_int_equal(rd_s3_store_put(f->st, "data", "", "x", 1, NULL, NULL, &err), RD_E_USAGE);
-    rd_error_clear(&err);
-    assert_int_equal(rd_s3_store_put(f->st, "nobucket", "k", "x", 1, NULL, NULL, &err), RD_E_NOT_FOUND);
-    assert_string_equal(err.aws_code, "NoSuchBucket");
+    assert_s3_error(rd_s3_store_put_data(f->st, "data", too_long, "x", 1, NULL, NULL, &err), 400, "KeyTooLongError");
+    assert_s3_error(rd_s3_store_put_data(f->st, "data", "", "x", 1, NULL, NULL, &err), 400, "InvalidArgument");
+    assert_s3_error(rd_s3_store_put_data(f->st, "nobucket", "k", "x", 1, NULL, NULL, &err), 404, "NoSuchBucket");
 
     for (int round = 0; round < 2; round++) {
         for (size_t i = 0; i < nk; i++) {
@@ -210,7 +209,7 @@ static void test_put_get_odd_keys_and_persistence(void **state)
             assert_memory_equal(got, body, got_len);
             free(got);
             rd_s3_object_info info;
-            assert_int_equal(rd_s3_store_head(f->st, "data", keys[i], &info, &err), RD_OK);
+            assert_int_equal(rd_s3_store_head(f->st, "data", keys[i], &info, &err), 0);
             if (i % 2)
                 assert_string_equal(info.content_type, "text/plain");
             else
@@ -221,30 +220,26 @@ static void test_put_get_odd_keys_and_persistence(void **state)
         reopen(f); /* second round reads what the restart loaded */
     }
     rd_s3_object_info info;
-    rd_error_clear(&err);
-    assert_int_equal(rd_s3_store_head(f->st, "data", "missing", &info, &err), RD_E_NOT_FOUND);
-    assert_string_equal(err.aws_code, "NoSuchKey");
+    assert_s3_error(rd_s3_store_head(f->st, "data", "missing", &info, &err), 404, "NoSuchKey");
     int fd = -1;
-    rd_error_clear(&err);
-    assert_int_equal(rd_s3_store_open_object(f->st, "nobucket", "k", &fd, &info, &err), RD_E_NOT_FOUND);
-    assert_string_equal(err.aws_code, "NoSuchBucket");
+    assert_s3_error(rd_s3_store_open_object(f->st, "nobucket", "k", &fd, &info, &err), 404, "NoSuchBucket");
     assert_int_equal(fd, -1);
 }
 
 static void test_overwrite_delete_and_crash_leftovers(void **state)
 {
     fixture *f = *state;
-    rd_error err;
-    assert_int_equal(rd_s3_store_create_bucket(f->st, "own", NULL, &err), RD_OK);
+    rd_emu_error err;
+    assert_int_equal(rd_s3_store_create_bucket(f->st, "own", NULL, &err), 0);
     char objdir[160];
     snprintf(objdir, sizeof objdir, "%s/own/objects", f->store_dir);
-    assert_int_equal(rd_s3_store_put(f->st, "own", "k", "first", 5, NULL, NULL, &err), RD_OK);
+    assert_int_equal(rd_s3_store_put_data(f->st, "own", "k", "first", 5, NULL, NULL, &err), 0);
     /* a reader holding the old version keeps reading it after an overwrite */
     int fd = -1;
     rd_s3_object_info info;
-    assert_int_equal(rd_s3_store_open_object(f->st, "own", "k", &fd, &info, &err), RD_OK);
+    assert_int_equal(rd_s3_store_open_object(f->st, "own", "k", &fd, &info, &err), 0);
     rd_s3_object_info_free(&info);
-    assert_int_equal(rd_s3_store_put(f->st, "own", "k", "second!", 7, NULL, NULL, &err), RD_OK);
+    assert_int_equal(rd_s3_store_put_data(f->st, "own", "k", "second!", 7, NULL, NULL, &err), 0);
     char buf[16] = { 0 };
     assert_int_equal(pread(fd, buf, sizeof buf, 0), 5);
     assert_string_equal(buf, "first");
@@ -279,42 +274,40 @@ static void test_overwrite_delete_and_crash_leftovers(void **state)
     assert_memory_equal(got, "second!", 7);
     free(got);
 
-    assert_int_equal(rd_s3_store_delete(f->st, "own", "k", &err), RD_OK);
-    assert_int_equal(rd_s3_store_delete(f->st, "own", "k", &err), RD_OK); /* missing key: fine, as S3 */
-    assert_int_equal(rd_s3_store_head(f->st, "own", "k", &info, &err), RD_E_NOT_FOUND);
+    assert_int_equal(rd_s3_store_delete(f->st, "own", "k", &err), 0);
+    assert_int_equal(rd_s3_store_delete(f->st, "own", "k", &err), 0); /* missing key: fine, as S3 */
+    assert_s3_error(rd_s3_store_head(f->st, "own", "k", &info, &err), 404, "NoSuchKey");
     assert_int_equal(count_files(objdir, "d-"), 0);
     reopen(f);
-    assert_int_equal(rd_s3_store_head(f->st, "own", "k", &info, &err), RD_E_NOT_FOUND);
-    assert_int_equal(rd_s3_store_delete(f->st, "nobucket", "k", &err), RD_E_NOT_FOUND);
+    assert_s3_error(rd_s3_store_head(f->st, "own", "k", &info, &err), 404, "NoSuchKey");
+    assert_s3_error(rd_s3_store_delete(f->st, "nobucket", "k", &err), 404, "NoSuchBucket");
 }
 
 static void test_writer_and_put_file(void **state)
 {
     fixture *f = *state;
-    rd_error err;
-    assert_int_equal(rd_s3_store_create_bucket(f->st, "wri", NULL, &err), RD_OK);
+    rd_emu_error err;
+    assert_int_equal(rd_s3_store_create_bucket(f->st, "wri", NULL, &err), 0);
     rd_s3_put *w = NULL;
-    assert_int_equal(rd_s3_store_put_begin(f->st, "wri", "streamed", "application/x-test", &w, &err), RD_OK);
-    assert_int_equal(rd_s3_put_write(w, "hello ", 6, &err), RD_OK);
-    assert_int_equal(rd_s3_put_write(w, "world", 5, &err), RD_OK);
+    assert_int_equal(rd_s3_store_put_begin(f->st, "wri", "streamed", "application/x-test", &w, &err), 0);
+    assert_int_equal(rd_s3_put_write(w, "hello ", 6, &err), 0);
+    assert_int_equal(rd_s3_put_write(w, "world", 5, &err), 0);
     unsigned char md[16];
     unsigned int n;
     EVP_Digest("hello world", 11, md, &n, EVP_md5(), NULL);
     rd_s3_object_info info;
-    assert_int_equal(rd_s3_put_commit(w, md, &info, &err), RD_OK);
+    assert_int_equal(rd_s3_put_commit(w, md, &info, &err), 0);
     assert_string_equal(info.etag, "\"5eb63bbbe01eeed093cb22bb8f5acdc3\"");
     assert_string_equal(info.content_type, "application/x-test");
     rd_s3_object_info_free(&info);
 
     /* a wrong digest stores nothing */
-    assert_int_equal(rd_s3_store_put_begin(f->st, "wri", "bad", NULL, &w, &err), RD_OK);
-    assert_int_equal(rd_s3_put_write(w, "hello", 5, &err), RD_OK);
-    rd_error_clear(&err);
-    assert_int_equal(rd_s3_put_commit(w, md, NULL, &err), RD_E_USAGE);
-    assert_string_equal(err.aws_code, "BadDigest");
-    assert_int_equal(rd_s3_store_head(f->st, "wri", "bad", &info, &err), RD_E_NOT_FOUND);
+    assert_int_equal(rd_s3_store_put_begin(f->st, "wri", "bad", NULL, &w, &err), 0);
+    assert_int_equal(rd_s3_put_write(w, "hello", 5, &err), 0);
+    assert_s3_error(rd_s3_put_commit(w, md, NULL, &err), 400, "BadDigest");
+    assert_s3_error(rd_s3_store_head(f->st, "wri", "bad", &info, &err), 404, "NoSuchKey");
     /* abort leaves nothing */
-    assert_int_equal(rd_s3_store_put_begin(f->st, "wri", "aborted", NULL, &w, &err), RD_OK);
+    assert_int_equal(rd_s3_store_put_begin(f->st, "wri", "aborted", NULL, &w, &err), 0);
     rd_s3_put_abort(w);
     char objdir[160];
     snprintf(objdir, sizeof objdir, "%s/wri/objects", f->store_dir);
@@ -329,7 +322,7 @@ static void test_writer_and_put_file(void **state)
     fclose(fp);
     struct stat sb;
     assert_int_equal(stat(src, &sb), 0);
-    assert_int_equal(rd_s3_store_put_file(f->st, "wri", "unload/part-0000.parquet", src, NULL, &info, &err), RD_OK);
+    assert_int_equal(rd_s3_store_put_file(f->st, "wri", "unload/part-0000.parquet", src, NULL, &info, &err), 0);
     assert_int_equal(info.size, (uint64_t)sb.st_size);
     rd_s3_object_info_free(&info);
     assert_int_equal(access(src, F_OK), -1);
@@ -339,7 +332,7 @@ static void test_writer_and_put_file(void **state)
     assert_memory_equal(got, "0,1,2,3,", 8);
     char etag[35];
     md5_etag(got, len, etag);
-    assert_int_equal(rd_s3_store_head(f->st, "wri", "unload/part-0000.parquet", &info, &err), RD_OK);
+    assert_int_equal(rd_s3_store_head(f->st, "wri", "unload/part-0000.parquet", &info, &err), 0);
     assert_string_equal(info.etag, etag);
     rd_s3_object_info_free(&info);
     free(got);
@@ -398,11 +391,11 @@ static void check_paged_listing(rd_s3_store *st, char **keys, size_t nk, const c
     item *got = calloc(nk + 1, sizeof *got);
     size_t ng = 0;
     char *after = start_after ? strdup(start_after) : NULL;
-    rd_error err;
+    rd_emu_error err;
     for (int pages = 0;; pages++) {
         assert_true(pages <= (int)(nk / page) + 2);
         rd_s3_listing l;
-        assert_int_equal(rd_s3_store_list(st, "list", prefix, delim, after, page, &l, &err), RD_OK);
+        assert_int_equal(rd_s3_store_list(st, "list", prefix, delim, after, page, &l, &err), 0);
         size_t this_page = l.object_count + l.prefix_count;
         assert_true(this_page <= page);
         size_t first = ng;
@@ -441,8 +434,8 @@ static void check_paged_listing(rd_s3_store *st, char **keys, size_t nk, const c
 static void test_listing_matches_model(void **state)
 {
     fixture *f = *state;
-    rd_error err;
-    assert_int_equal(rd_s3_store_create_bucket(f->st, "list", NULL, &err), RD_OK);
+    rd_emu_error err;
+    assert_int_equal(rd_s3_store_create_bucket(f->st, "list", NULL, &err), 0);
     /* 2500 keys over a small alphabet with '/', '-', a multi-byte character and '~' (above '/' and letters) */
     static const char *const parts[] = { "a", "b", "/", "-", "\xc3\xa9", "~", "ab/", "0" };
     size_t nk = 2500;
@@ -464,22 +457,22 @@ static void test_listing_matches_model(void **state)
         }
         char body[16];
         int bl = snprintf(body, sizeof body, "%zu", i);
-        assert_int_equal(rd_s3_store_put(f->st, "list", keys[i], body, (size_t)bl, NULL, NULL, &err), RD_OK);
+        assert_int_equal(rd_s3_store_put_data(f->st, "list", keys[i], body, (size_t)bl, NULL, NULL, &err), 0);
     }
     qsort(keys, nk, sizeof *keys, cmp_str);
 
     /* whole listing, unpaged: exactly the sorted keys */
     rd_s3_listing l;
-    assert_int_equal(rd_s3_store_list(f->st, "list", NULL, NULL, NULL, nk + 10, &l, &err), RD_OK);
+    assert_int_equal(rd_s3_store_list(f->st, "list", NULL, NULL, NULL, nk + 10, &l, &err), 0);
     assert_int_equal(l.object_count, nk);
     assert_false(l.truncated);
     for (size_t i = 0; i < nk; i++)
         assert_string_equal(l.objects[i].key, keys[i]);
     rd_s3_listing_free(&l);
-    assert_int_equal(rd_s3_store_list(f->st, "list", NULL, NULL, NULL, 0, &l, &err), RD_OK);
+    assert_int_equal(rd_s3_store_list(f->st, "list", NULL, NULL, NULL, 0, &l, &err), 0);
     assert_int_equal(l.object_count + l.prefix_count, 0);
     rd_s3_listing_free(&l);
-    assert_int_equal(rd_s3_store_list(f->st, "nobucket", NULL, NULL, NULL, 10, &l, &err), RD_E_NOT_FOUND);
+    assert_s3_error(rd_s3_store_list(f->st, "nobucket", NULL, NULL, NULL, 10, &l, &err), 404, "NoSuchBucket");
 
     const char *prefixes[] = { "", "a", "a/", "ab/", "\xc3\xa9", "b-", "zzz" };
     const char *delims[] = { NULL, "/", "-", "ab" };
@@ -513,19 +506,19 @@ typedef struct worker {
 static void *worker_main(void *arg)
 {
     worker *w = arg;
-    rd_error err;
+    rd_emu_error err;
     for (int i = 0; i < 60; i++) {
         char key[64], body[64];
         snprintf(key, sizeof key, "t%02d/k%04d", w->id, i);
         int bl = snprintf(body, sizeof body, "worker %d item %d", w->id, i);
-        if (rd_s3_store_put(w->st, "conc", key, body, (size_t)bl, NULL, NULL, &err) != RD_OK)
+        if (rd_s3_store_put_data(w->st, "conc", key, body, (size_t)bl, NULL, NULL, &err) != 0)
             w->failures++;
         /* everyone also rewrites one shared key */
-        if (rd_s3_store_put(w->st, "conc", "shared", body, (size_t)bl, NULL, NULL, &err) != RD_OK)
+        if (rd_s3_store_put_data(w->st, "conc", "shared", body, (size_t)bl, NULL, NULL, &err) != 0)
             w->failures++;
         if (i % 10 == 0) {
             rd_s3_listing l;
-            if (rd_s3_store_list(w->st, "conc", NULL, "/", NULL, 1000, &l, &err) != RD_OK) {
+            if (rd_s3_store_list(w->st, "conc", NULL, "/", NULL, 1000, &l, &err) != 0) {
                 w->failures++;
                 continue;
             }
@@ -535,7 +528,7 @@ static void *worker_main(void *arg)
             rd_s3_listing_free(&l);
             int fd;
             rd_s3_object_info info;
-            if (rd_s3_store_open_object(w->st, "conc", "shared", &fd, &info, &err) == RD_OK) {
+            if (rd_s3_store_open_object(w->st, "conc", "shared", &fd, &info, &err) == 0) {
                 char buf[64] = { 0 };
                 ssize_t n = pread(fd, buf, sizeof buf - 1, 0);
                 if (n != (ssize_t)info.size || strncmp(buf, "worker ", 7) != 0)
@@ -553,8 +546,8 @@ static void *worker_main(void *arg)
 static void test_concurrent_puts_and_lists(void **state)
 {
     fixture *f = *state;
-    rd_error err;
-    assert_int_equal(rd_s3_store_create_bucket(f->st, "conc", NULL, &err), RD_OK);
+    rd_emu_error err;
+    assert_int_equal(rd_s3_store_create_bucket(f->st, "conc", NULL, &err), 0);
     enum { NT = 8 };
     pthread_t th[NT];
     worker w[NT];
@@ -567,14 +560,14 @@ static void test_concurrent_puts_and_lists(void **state)
         assert_int_equal(w[i].failures, 0);
     }
     rd_s3_listing l;
-    assert_int_equal(rd_s3_store_list(f->st, "conc", NULL, NULL, NULL, 5000, &l, &err), RD_OK);
+    assert_int_equal(rd_s3_store_list(f->st, "conc", NULL, NULL, NULL, 5000, &l, &err), 0);
     assert_int_equal(l.object_count, NT * 60 + 1);
     rd_s3_listing_free(&l);
     char objdir[160];
     snprintf(objdir, sizeof objdir, "%s/conc/objects", f->store_dir);
     assert_int_equal(count_files(objdir, "d-"), NT * 60 + 1); /* no data file leaked by racing rewrites */
     reopen(f);
-    assert_int_equal(rd_s3_store_list(f->st, "conc", "t03/", NULL, NULL, 5000, &l, &err), RD_OK);
+    assert_int_equal(rd_s3_store_list(f->st, "conc", "t03/", NULL, NULL, 5000, &l, &err), 0);
     assert_int_equal(l.object_count, 60);
     rd_s3_listing_free(&l);
 }

@@ -40,9 +40,8 @@ static char *unload(test_env *e, const char *sql, char **error)
 static size_t list_keys(test_env *e, const char *prefix, char keys[][128], size_t max)
 {
     rd_s3_listing l;
-    rd_error err;
-    rd_error_clear(&err);
-    assert_int_equal(rd_s3_store_list(e->store, "unload-bucket", prefix, NULL, NULL, 1000, &l, &err), RD_OK);
+    rd_emu_error err;
+    assert_int_equal(rd_s3_store_list(e->store, "unload-bucket", prefix, NULL, NULL, 1000, &l, &err), 0);
     size_t n = l.object_count < max ? l.object_count : max;
     for (size_t i = 0; i < n; i++)
         snprintf(keys[i], 128, "%s", l.objects[i].key);
@@ -55,9 +54,8 @@ static void fetch(test_env *e, const char *key, char out[300])
 {
     int fd;
     rd_s3_object_info info;
-    rd_error err;
-    rd_error_clear(&err);
-    assert_int_equal(rd_s3_store_open_object(e->store, "unload-bucket", key, &fd, &info, &err), RD_OK);
+    rd_emu_error err;
+    assert_int_equal(rd_s3_store_open_object(e->store, "unload-bucket", key, &fd, &info, &err), 0);
     snprintf(out, 300, "%s/fetched-%zu", e->dir, strlen(key) + (size_t)rand());
     int o = open(out, O_WRONLY | O_CREAT | O_TRUNC, 0600);
     char buf[65536];
@@ -154,9 +152,9 @@ static void test_parquet_files_and_manifest(void **state)
     assert_string_equal(st, "FINISHED");
     free(st);
     free(err);
-    rd_error rerr;
-    rd_error_clear(&rerr);
-    assert_int_equal(rd_s3_store_put(e->store, "unload-bucket", "out/sales_stale.csv", "x", 1, NULL, NULL, &rerr), RD_OK);
+    rd_emu_error rerr;
+    assert_int_equal(rd_s3_store_put_data(e->store, "unload-bucket", "out/sales_stale.csv", "x", 1, NULL, NULL, &rerr),
+                     0);
     st = unload(e, "UNLOAD ('SELECT * FROM src') TO 's3://unload-bucket/out/sales_' IAM_ROLE default PARQUET CLEANPATH", &err);
     assert_string_equal(st, "FINISHED");
     free(st);
@@ -222,9 +220,8 @@ static void test_split_and_csv(void **state)
         snprintf(want, sizeof want, "big/part_%03zu.parquet", i);
         assert_string_equal(keys[i], want);
         rd_s3_object_info info;
-        rd_error rerr;
-        rd_error_clear(&rerr);
-        assert_int_equal(rd_s3_store_head(e->store, "unload-bucket", keys[i], &info, &rerr), RD_OK);
+        rd_emu_error rerr;
+        assert_int_equal(rd_s3_store_head(e->store, "unload-bucket", keys[i], &info, &rerr), 0);
         assert_true(info.size <= 5u * 1024 * 1024);
         rd_s3_object_info_free(&info);
         fetch(e, keys[i], paths[i]);
