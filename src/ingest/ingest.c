@@ -167,11 +167,12 @@ static rd_status get_page(job *j, const char *id, const char *token, json_t **pa
 }
 
 /* Schema probe: the query with `where 1=0`, its ColumnMetadata planned. */
-/* The user's query (or table) as a SELECT with the source's filter; probe: with no rows (`1=0`), for the
- * column metadata only. */
-static rd_status select_sql(const job *j, int probe, rd_buf *sql, rd_error *err)
+/* Runs the user's query (or table) as a SELECT with the source's filter and waits for it; probe: with no
+ * rows (`1=0`), for the column metadata only. Writes the statement id and, when rows_out is not NULL, its
+ * row count. */
+static rd_status run_select(job *j, int probe, char id[64], int64_t *rows_out, rd_error *err)
 {
-    rd_buf suffix = RD_BUF_INIT;
+    rd_buf suffix = RD_BUF_INIT, sql = RD_BUF_INIT;
     int filtered = j->o->filter && *j->o->filter;
     if (filtered && probe)
         rd_buf_printf(&suffix, " where (%s) and 1=0", j->o->filter);
@@ -181,22 +182,24 @@ static rd_status select_sql(const job *j, int probe, rd_buf *sql, rd_error *err)
         rd_buf_puts(&suffix, " where 1=0");
     rd_status st = rd_buf_failed(&suffix) ? rd_error_set(err, RD_E_INTERNAL, "out of memory")
                    : rd_unload_sql_select(j->o->sql, j->o->table, NULL, suffix.len ? rd_buf_cstr(&suffix) : NULL,
-                                          sql, err);
+                                          &sql, err);
     rd_buf_free(&suffix);
+    rd_rsd_description d = { 0 };
+    if (st == RD_OK)
+        st = run_statement(j, rd_buf_cstr(&sql), probe ? RD_PHASE_PROBE : RD_PHASE_FETCH,
+                           probe ? "schema probe" : "query", id, &d, err);
+    rd_buf_free(&sql);
+    if (rows_out)
+        *rows_out = d.result_rows;
+    rd_rsd_description_free(&d);
     return st;
 }
 
 static rd_status probe(job *j, rd_error *err)
 {
     phase_start(j);
-    rd_buf sql = RD_BUF_INIT;
-    rd_status st = select_sql(j, 1, &sql, err);
-    rd_rsd_description d = { 0 };
     char id[64] = "";
-    if (st == RD_OK)
-        st = run_statement(j, rd_buf_cstr(&sql), RD_PHASE_PROBE, "schema probe", id, &d, err);
-    rd_buf_free(&sql);
-    rd_rsd_description_free(&d);
+    rd_status st = run_select(j, 1, id, NULL, err);
     json_t *page = NULL;
     if (st == RD_OK)
         st = get_page(j, id, NULL, &page, "schema probe", err);
@@ -735,15 +738,9 @@ static rd_status via_data_api(job *j, rd_error *err)
 {
     j->r->via_data_api = 1;
     phase_start(j);
-    rd_buf sql = RD_BUF_INIT;
-    rd_status st = select_sql(j, 0, &sql, err);
-    rd_rsd_description d = { 0 };
     char id[64] = "";
-    if (st == RD_OK)
-        st = run_statement(j, rd_buf_cstr(&sql), RD_PHASE_FETCH, "query", id, &d, err);
-    rd_buf_free(&sql);
-    int64_t total = d.result_rows;
-    rd_rsd_description_free(&d);
+    int64_t total = 0;
+    rd_status st = run_select(j, 0, id, &total, err);
     if (st != RD_OK)
         return st;
     uint64_t max = j->o->data_api_max_rows ? j->o->data_api_max_rows : 1000000;
