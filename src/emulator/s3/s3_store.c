@@ -161,18 +161,23 @@ static int write_file_synced(const char *path, const void *data, size_t len, rd_
     return 0;
 }
 
-static char *read_small_file(const char *path)
+/* The JSON document in the small file a/b[/c] (a sidecar, bucket.json); NULL when missing or not JSON. */
+static json_t *read_json_file(const char *a, const char *b, const char *c)
 {
-    FILE *f = fopen(path, "rb");
+    char *path = path_join(a, b, c);
+    FILE *f = path ? fopen(path, "rb") : NULL;
+    free(path);
     if (!f)
         return NULL;
-    rd_buf b = RD_BUF_INIT;
+    rd_buf text = RD_BUF_INIT;
     char tmp[4096];
     size_t n;
     while ((n = fread(tmp, 1, sizeof tmp, f)) > 0)
-        rd_buf_append(&b, tmp, n);
+        rd_buf_append(&text, tmp, n);
     fclose(f);
-    return rd_buf_detach(&b);
+    json_t *j = text.data ? json_loads(rd_buf_cstr(&text), 0, NULL) : NULL;
+    rd_buf_free(&text);
+    return j;
 }
 
 static void entry_free(s3_entry *e)
@@ -322,13 +327,7 @@ void rd_s3_object_info_free(rd_s3_object_info *info)
 
 static s3_entry *load_sidecar(int dfd, const char *objdir, const char *name)
 {
-    char *path = path_join(objdir, name, NULL);
-    char *text = read_small_file(path);
-    free(path);
-    if (!text)
-        return NULL;
-    json_t *j = json_loads(text, 0, NULL);
-    free(text);
+    json_t *j = read_json_file(objdir, name, NULL);
     if (!j)
         return NULL;
     s3_entry *e = calloc(1, sizeof *e);
@@ -387,13 +386,7 @@ static int push_ptr(void ***arr, size_t *n, size_t *cap, void *p)
 /* Loads <dir>/<name>: bucket.json, every sidecar; sweeps temp files, orphan data and broken sidecars. */
 static s3_bucket *load_bucket(const char *dir, const char *name)
 {
-    char *meta_path = path_join(dir, name, "bucket.json");
-    char *text = read_small_file(meta_path);
-    free(meta_path);
-    if (!text)
-        return NULL;
-    json_t *j = json_loads(text, 0, NULL);
-    free(text);
+    json_t *j = read_json_file(dir, name, "bucket.json");
     const char *region = json_string_value(json_object_get(j, "region"));
     if (!j || !region) {
         json_decref(j);
