@@ -1,0 +1,871 @@
+/* store.c — the rules every store backend shares (store.h): names checked, values sealed with the keyring
+ * (associated data project/environment/name), an audit row in the transaction of each change (key names
+ * only), the keyring check value. The rows themselves are the backend's (store_sqlite.c). */
+#include "server/store.h"
+
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
+#include <jansson.h>
+#include <openssl/crypto.h>
+
+struct rd_store {
+    const rd_store_backend *ops;
+    void *be;
+    rd_keyring *kr;
+};
+
+#define KEYRING_CHECK_KEY "keyring_check"
+#define KEYRING_CHECK_AAD "redduck-keyring-check-1"
+#define KEYRING_CHECK_TEXT "redduck keyring check"
+
+static int64_t now_s(void)
+{
+    return (int64_t)time(NULL);
+}
+
+/* ---- names ------------------------------------------------------------------------------------------- */
+
+static int is_alnum(char c)
+{
+    return (c >= 'A' && c <= 'Z') || (c >= 'a' && c <= 'z') || (c >= '0' && c <= '9');
+}
+
+int rd_store_name_valid(const char *s)
+{
+    if (!s || !is_alnum(s[0]))
+        return 0;
+    size_t n = 0;
+    for (; s[n]; n++)
+        if (n >= RD_STORE_NAME_MAX || !(is_alnum(s[n]) || s[n] == '.' || s[n] == '_' || s[n] == '-'))
+            return 0;
+    return 1;
+}
+
+int rd_store_variable_name_valid(const char *s)
+{
+    if (!s || !(s[0] == '_' || (is_alnum(s[0]) && !(s[0] >= '0' && s[0] <= '9'))))
+        return 0;
+    size_t n = 0;
+    for (; s[n]; n++)
+        if (n >= RD_STORE_VARIABLE_NAME_MAX || !(is_alnum(s[n]) || s[n] == '_'))
+            return 0;
+    return 1;
+}
+
+/* The message does not repeat a refused name: it may be a value passed in the wrong place. */
+static rd_status check_name(const char *what, const char *s, rd_error *err)
+{
+    if (rd_store_name_valid(s))
+        return RD_OK;
+    return rd_error_set(err, RD_E_USAGE,
+                        "invalid %s name: use letters, digits, '.', '_' and '-' (starting with a letter or digit), "
+                        "at most %d characters",
+                        what, RD_STORE_NAME_MAX);
+}
+
+static rd_status check_variable(const char *name, rd_env env, rd_error *err)
+{
+    if (env != RD_ENV_DEV && env != RD_ENV_PROD && env != RD_ENV_SHARED)
+        return rd_error_set(err, RD_E_USAGE, "invalid environment: use dev, prod or shared");
+    if (!rd_store_variable_name_valid(name))
+        return rd_error_set(err, RD_E_USAGE,
+                            "invalid variable name: use letters, digits and '_' (not starting with a digit), at "
+                            "most %d characters",
+                            RD_STORE_VARIABLE_NAME_MAX);
+    return RD_OK;
+}
+
+static rd_status check_actor(const char *actor, rd_error *err)
+{
+    if (!actor || !*actor || strlen(actor) > 256)
+        return rd_error_set(err, RD_E_USAGE, "no actor given for the audit log");
+    return RD_OK;
+}
+
+/* ---- transactions and audit -------------------------------------------------------------------------- */
+
+static rd_status begin(rd_store *st, int write, rd_store_tx **tx, rd_error *err)
+{
+    return st->ops->begin(st->be, write, tx, err);
+}
+
+/* Commits when st_ is RD_OK, else rolls back; returns the final status. */
+static rd_status finish(rd_store *st, rd_store_tx *tx, rd_status status, rd_error *err)
+{
+    if (status == RD_OK)
+        return st->ops->commit(tx, err);
+    st->ops->rollback(tx);
+    return status;
+}
+
+/* Appends an audit row; detail (may be NULL) is consumed. */
+static rd_status audit(rd_store *st, rd_store_tx *tx, const char *actor, const char *action, const char *project,
+                       json_t *detail, rd_error *err)
+{
+    if (!detail)
+        detail = json_object();
+    char *text = detail ? json_dumps(detail, JSON_COMPACT | JSON_SORT_KEYS) : NULL;
+    json_decref(detail);
+    if (!text)
+        return rd_error_set(err, RD_E_INTERNAL, "out of memory writing the audit log");
+    rd_status s = st->ops->audit_insert(tx, now_s(), actor, action, project, text, err);
+    free(text);
+    return s;
+}
+
+/* ---- opening ----------------------------------------------------------------------------------------- */
+
+static rd_status need_keyring(const rd_store *st, rd_error *err)
+{
+    if (st->kr)
+        return RD_OK;
+    return rd_error_set(err, RD_E_CONFIG, "the store was opened without a keyring: pass --keyring");
+}
+
+static rd_status check_keyring(rd_store *st, rd_error *err)
+{
+    rd_store_tx *tx = NULL;
+    rd_status s = begin(st, 1, &tx, err);
+    if (s != RD_OK)
+        return s;
+    unsigned char *blob = NULL;
+    size_t len = 0;
+    s = st->ops->meta_get(tx, KEYRING_CHECK_KEY, &blob, &len, err);
+    if (s == RD_E_NOT_FOUND) { /* the first start with a keyring: seal the check value */
+        s = rd_keyring_encrypt(st->kr, KEYRING_CHECK_TEXT, strlen(KEYRING_CHECK_TEXT), KEYRING_CHECK_AAD,
+                               strlen(KEYRING_CHECK_AAD), &blob, &len, NULL, err);
+        if (s == RD_OK)
+            s = st->ops->meta_set(tx, KEYRING_CHECK_KEY, blob, len, err);
+    } else if (s == RD_OK) {
+        char *pt = NULL;
+        size_t ptlen = 0;
+        s = rd_keyring_decrypt(st->kr, blob, len, KEYRING_CHECK_AAD, strlen(KEYRING_CHECK_AAD), &pt, &ptlen, err);
+        if (s == RD_OK && (ptlen != strlen(KEYRING_CHECK_TEXT) || memcmp(pt, KEYRING_CHECK_TEXT, ptlen) != 0))
+            s = rd_error_set(err, RD_E_CONFIG, "the check value of the data dir is not redduck's");
+        rd_keyring_wipe_free(pt, ptlen);
+        if (s == RD_E_CONFIG)
+            rd_error_prefix(err, "keyring %s does not open the values of this data dir; pass the keyring it was "
+                                 "created with: ",
+                            rd_keyring_path(st->kr));
+    }
+    free(blob);
+    return finish(st, tx, s, err);
+}
+
+rd_status rd_store_new(const rd_store_backend *ops, void *be, rd_keyring *keyring, rd_store **out, rd_error *err)
+{
+    rd_store *st = calloc(1, sizeof *st);
+    if (!st) {
+        ops->close(be);
+        return rd_error_set(err, RD_E_INTERNAL, "out of memory opening the store");
+    }
+    st->ops = ops;
+    st->be = be;
+    st->kr = keyring;
+    if (keyring) {
+        rd_status s = check_keyring(st, err);
+        if (s != RD_OK) {
+            rd_store_close(st);
+            return s;
+        }
+    }
+    *out = st;
+    return RD_OK;
+}
+
+void rd_store_close(rd_store *st)
+{
+    if (!st)
+        return;
+    st->ops->close(st->be);
+    free(st);
+}
+
+/* ---- users and tokens -------------------------------------------------------------------------------- */
+
+void rd_store_user_clear(rd_store_user *u)
+{
+    if (!u)
+        return;
+    free(u->name);
+    memset(u, 0, sizeof *u);
+}
+
+void rd_store_users_free(rd_store_user *users, size_t n)
+{
+    for (size_t i = 0; users && i < n; i++)
+        rd_store_user_clear(&users[i]);
+    free(users);
+}
+
+static rd_status user_add_tx(rd_store *st, rd_store_tx *tx, const char *actor, const char *name, int admin,
+                             rd_error *err)
+{
+    rd_store_user u = { 0 };
+    rd_status s = st->ops->user_get(tx, name, &u, err);
+    rd_store_user_clear(&u);
+    if (s == RD_OK)
+        return rd_error_set(err, RD_E_USAGE, "user %s exists", name);
+    if (s != RD_E_NOT_FOUND)
+        return s;
+    s = st->ops->user_insert(tx, name, admin ? 1 : 0, now_s(), err);
+    if (s == RD_OK)
+        s = audit(st, tx, actor, "user.add", NULL, json_pack("{s:s, s:b}", "user", name, "admin", admin ? 1 : 0),
+                  err);
+    return s;
+}
+
+static rd_status token_create_tx(rd_store *st, rd_store_tx *tx, const char *actor, const char *user,
+                                 const char *token_name, char token[RD_TOKEN_LEN + 1], rd_error *err)
+{
+    int live = 0;
+    rd_status s = st->ops->token_live(tx, user, token_name, &live, err);
+    if (s == RD_OK && live)
+        return rd_error_set(err, RD_E_USAGE, "user %s already has a token named %s: revoke it or pick another name",
+                            user, token_name);
+    char t[RD_TOKEN_LEN + 1], hash[RD_TOKEN_HASH_LEN + 1];
+    if (s == RD_OK)
+        s = rd_token_new(t, err);
+    if (s == RD_OK) {
+        rd_token_hash(t, hash);
+        s = st->ops->token_insert(tx, user, token_name, hash, now_s(), err);
+        rd_token_wipe(hash, sizeof hash);
+    }
+    if (s == RD_OK)
+        s = audit(st, tx, actor, "token.create", NULL, json_pack("{s:s, s:s}", "user", user, "token", token_name),
+                  err);
+    if (s == RD_OK)
+        memcpy(token, t, sizeof t);
+    rd_token_wipe(t, sizeof t);
+    return s;
+}
+
+rd_status rd_store_bootstrap(rd_store *st, char token[RD_TOKEN_LEN + 1], int *created, rd_error *err)
+{
+    rd_store_tx *tx = NULL;
+    rd_status s = begin(st, 1, &tx, err);
+    if (s != RD_OK)
+        return s;
+    int64_t n = 0;
+    int made = 0;
+    s = st->ops->user_count(tx, 0, &n, err);
+    if (s == RD_OK && n == 0) {
+        s = user_add_tx(st, tx, "server", "admin", 1, err);
+        if (s == RD_OK)
+            s = token_create_tx(st, tx, "server", "admin", "bootstrap", token, err);
+        made = 1;
+    }
+    s = finish(st, tx, s, err);
+    if (s != RD_OK) {
+        if (made)
+            rd_token_wipe(token, RD_TOKEN_LEN + 1);
+        return s;
+    }
+    *created = made;
+    return RD_OK;
+}
+
+rd_status rd_store_user_add(rd_store *st, const char *actor, const char *name, int admin, rd_error *err)
+{
+    rd_status s = check_actor(actor, err);
+    if (s == RD_OK)
+        s = check_name("user", name, err);
+    rd_store_tx *tx = NULL;
+    if (s == RD_OK)
+        s = begin(st, 1, &tx, err);
+    if (s != RD_OK)
+        return s;
+    return finish(st, tx, user_add_tx(st, tx, actor, name, admin, err), err);
+}
+
+rd_status rd_store_user_rm(rd_store *st, const char *actor, const char *name, rd_error *err)
+{
+    rd_status s = check_actor(actor, err);
+    if (s == RD_OK)
+        s = check_name("user", name, err);
+    rd_store_tx *tx = NULL;
+    if (s == RD_OK)
+        s = begin(st, 1, &tx, err);
+    if (s != RD_OK)
+        return s;
+    rd_store_user u = { 0 };
+    int64_t admins = 0;
+    s = st->ops->user_get(tx, name, &u, err);
+    if (s == RD_OK && u.admin)
+        s = st->ops->user_count(tx, 1, &admins, err);
+    if (s == RD_OK && u.admin && admins <= 1)
+        s = rd_error_set(err, RD_E_USAGE, "user %s is the last server admin: add another admin first", name);
+    rd_store_user_clear(&u);
+    if (s == RD_OK)
+        s = st->ops->user_delete(tx, name, err);
+    if (s == RD_OK)
+        s = audit(st, tx, actor, "user.rm", NULL, json_pack("{s:s}", "user", name), err);
+    return finish(st, tx, s, err);
+}
+
+rd_status rd_store_user_get(rd_store *st, const char *name, rd_store_user *out, rd_error *err)
+{
+    rd_status s = check_name("user", name, err);
+    rd_store_tx *tx = NULL;
+    if (s == RD_OK)
+        s = begin(st, 0, &tx, err);
+    if (s != RD_OK)
+        return s;
+    return finish(st, tx, st->ops->user_get(tx, name, out, err), err);
+}
+
+rd_status rd_store_user_list(rd_store *st, rd_store_user **out, size_t *n, rd_error *err)
+{
+    rd_store_tx *tx = NULL;
+    rd_status s = begin(st, 0, &tx, err);
+    if (s != RD_OK)
+        return s;
+    return finish(st, tx, st->ops->user_list(tx, out, n, err), err);
+}
+
+rd_status rd_store_token_create(rd_store *st, const char *actor, const char *user, const char *token_name,
+                                char token[RD_TOKEN_LEN + 1], rd_error *err)
+{
+    rd_status s = check_actor(actor, err);
+    if (s == RD_OK)
+        s = check_name("user", user, err);
+    if (s == RD_OK)
+        s = check_name("token", token_name, err);
+    rd_store_tx *tx = NULL;
+    if (s == RD_OK)
+        s = begin(st, 1, &tx, err);
+    if (s != RD_OK)
+        return s;
+    char t[RD_TOKEN_LEN + 1];
+    s = finish(st, tx, token_create_tx(st, tx, actor, user, token_name, t, err), err);
+    if (s == RD_OK)
+        memcpy(token, t, sizeof t);
+    rd_token_wipe(t, sizeof t);
+    return s;
+}
+
+rd_status rd_store_token_revoke(rd_store *st, const char *actor, const char *user, const char *token_name,
+                                rd_error *err)
+{
+    rd_status s = check_actor(actor, err);
+    if (s == RD_OK)
+        s = check_name("user", user, err);
+    if (s == RD_OK)
+        s = check_name("token", token_name, err);
+    rd_store_tx *tx = NULL;
+    if (s == RD_OK)
+        s = begin(st, 1, &tx, err);
+    if (s != RD_OK)
+        return s;
+    s = st->ops->token_revoke(tx, user, token_name, now_s(), err);
+    if (s == RD_OK)
+        s = audit(st, tx, actor, "token.revoke", NULL, json_pack("{s:s, s:s}", "user", user, "token", token_name),
+                  err);
+    return finish(st, tx, s, err);
+}
+
+rd_status rd_store_token_authenticate(rd_store *st, const char *token, rd_store_user *out, rd_error *err)
+{
+    char hash[RD_TOKEN_HASH_LEN + 1];
+    rd_token_hash(token ? token : "", hash); /* malformed ones take the same path */
+    rd_store_tx *tx = NULL;
+    rd_status s = begin(st, 0, &tx, err);
+    if (s == RD_OK)
+        s = finish(st, tx, st->ops->token_user(tx, hash, out, err), err);
+    rd_token_wipe(hash, sizeof hash);
+    if (s == RD_E_NOT_FOUND)
+        return rd_error_set(err, RD_E_NOT_FOUND, "the token is not valid (unknown or revoked): ask an admin for a "
+                                                 "new one (redduck server token create)");
+    return s;
+}
+
+/* ---- projects and roles ------------------------------------------------------------------------------ */
+
+void rd_store_projects_free(rd_store_project *projects, size_t n)
+{
+    for (size_t i = 0; projects && i < n; i++)
+        free(projects[i].name);
+    free(projects);
+}
+
+rd_status rd_store_project_create(rd_store *st, const char *actor, const char *name, rd_error *err)
+{
+    rd_status s = check_actor(actor, err);
+    if (s == RD_OK)
+        s = check_name("project", name, err);
+    rd_store_tx *tx = NULL;
+    if (s == RD_OK)
+        s = begin(st, 1, &tx, err);
+    if (s != RD_OK)
+        return s;
+    rd_store_project p = { 0 };
+    s = st->ops->project_get(tx, name, &p, err);
+    free(p.name);
+    if (s == RD_OK)
+        s = rd_error_set(err, RD_E_USAGE, "project %s exists", name);
+    else if (s == RD_E_NOT_FOUND)
+        s = st->ops->project_insert(tx, name, now_s(), err);
+    if (s == RD_OK)
+        s = audit(st, tx, actor, "project.create", name, NULL, err);
+    return finish(st, tx, s, err);
+}
+
+rd_status rd_store_project_get(rd_store *st, const char *name, rd_store_project *out, rd_error *err)
+{
+    rd_status s = check_name("project", name, err);
+    rd_store_tx *tx = NULL;
+    if (s == RD_OK)
+        s = begin(st, 0, &tx, err);
+    if (s != RD_OK)
+        return s;
+    return finish(st, tx, st->ops->project_get(tx, name, out, err), err);
+}
+
+rd_status rd_store_project_list(rd_store *st, rd_store_project **out, size_t *n, rd_error *err)
+{
+    rd_store_tx *tx = NULL;
+    rd_status s = begin(st, 0, &tx, err);
+    if (s != RD_OK)
+        return s;
+    return finish(st, tx, st->ops->project_list(tx, out, n, err), err);
+}
+
+rd_status rd_store_role_grant(rd_store *st, const char *actor, const char *user, const char *project, rd_role role,
+                              int prod_access, rd_error *err)
+{
+    rd_status s = check_actor(actor, err);
+    if (s == RD_OK)
+        s = check_name("user", user, err);
+    if (s == RD_OK)
+        s = check_name("project", project, err);
+    if (s == RD_OK && role != RD_ROLE_ADMIN && role != RD_ROLE_EDITOR && role != RD_ROLE_VIEWER)
+        s = rd_error_set(err, RD_E_USAGE, "invalid role: use admin, editor or viewer");
+    rd_store_tx *tx = NULL;
+    if (s == RD_OK)
+        s = begin(st, 1, &tx, err);
+    if (s != RD_OK)
+        return s;
+    s = st->ops->role_set(tx, user, project, role, prod_access ? 1 : 0, err);
+    if (s == RD_OK)
+        s = audit(st, tx, actor, "role.grant", project,
+                  json_pack("{s:s, s:s, s:b}", "user", user, "role", rd_role_name(role), "prod_access",
+                            prod_access ? 1 : 0),
+                  err);
+    return finish(st, tx, s, err);
+}
+
+rd_status rd_store_role_revoke(rd_store *st, const char *actor, const char *user, const char *project,
+                               rd_error *err)
+{
+    rd_status s = check_actor(actor, err);
+    if (s == RD_OK)
+        s = check_name("user", user, err);
+    if (s == RD_OK)
+        s = check_name("project", project, err);
+    rd_store_tx *tx = NULL;
+    if (s == RD_OK)
+        s = begin(st, 1, &tx, err);
+    if (s != RD_OK)
+        return s;
+    s = st->ops->role_delete(tx, user, project, err);
+    if (s == RD_OK)
+        s = audit(st, tx, actor, "role.revoke", project, json_pack("{s:s}", "user", user), err);
+    return finish(st, tx, s, err);
+}
+
+rd_status rd_store_role_get(rd_store *st, const char *user, const char *project, rd_role *role, int *prod_access,
+                            rd_error *err)
+{
+    rd_status s = check_name("user", user, err);
+    if (s == RD_OK)
+        s = check_name("project", project, err);
+    rd_store_tx *tx = NULL;
+    if (s == RD_OK)
+        s = begin(st, 0, &tx, err);
+    if (s != RD_OK)
+        return s;
+    return finish(st, tx, st->ops->role_get(tx, user, project, role, prod_access, err), err);
+}
+
+rd_status rd_store_role_effective(rd_store *st, const char *user, const char *project, rd_role *role,
+                                  int *prod_access, rd_error *err)
+{
+    rd_status s = check_name("user", user, err);
+    if (s == RD_OK)
+        s = check_name("project", project, err);
+    rd_store_tx *tx = NULL;
+    if (s == RD_OK)
+        s = begin(st, 0, &tx, err);
+    if (s != RD_OK)
+        return s;
+    rd_store_user u = { 0 };
+    rd_store_project p = { 0 };
+    rd_role r = RD_ROLE_NONE;
+    int prod = 0;
+    s = st->ops->user_get(tx, user, &u, err);
+    if (s == RD_OK)
+        s = st->ops->project_get(tx, project, &p, err);
+    if (s == RD_OK && u.admin) {
+        r = RD_ROLE_ADMIN;
+        prod = 1;
+    } else if (s == RD_OK) {
+        s = st->ops->role_get(tx, user, project, &r, &prod, err);
+        if (s == RD_E_NOT_FOUND) {
+            r = RD_ROLE_NONE;
+            prod = 0;
+            s = RD_OK;
+        }
+    }
+    rd_store_user_clear(&u);
+    free(p.name);
+    s = finish(st, tx, s, err);
+    if (s == RD_OK) {
+        *role = r;
+        *prod_access = prod;
+    }
+    return s;
+}
+
+/* ---- deployments ------------------------------------------------------------------------------------- */
+
+void rd_store_deployment_clear(rd_store_deployment *d)
+{
+    if (!d)
+        return;
+    free(d->created_by);
+    free(d->archive_path);
+    free(d->archive_sha256);
+    memset(d, 0, sizeof *d);
+}
+
+void rd_store_deployments_free(rd_store_deployment *d, size_t n)
+{
+    for (size_t i = 0; d && i < n; i++)
+        rd_store_deployment_clear(&d[i]);
+    free(d);
+}
+
+static int sha256_hex_valid(const char *s)
+{
+    if (!s || strlen(s) != 64)
+        return 0;
+    for (const char *p = s; *p; p++)
+        if (!((*p >= '0' && *p <= '9') || (*p >= 'a' && *p <= 'f')))
+            return 0;
+    return 1;
+}
+
+rd_status rd_store_deploy(rd_store *st, const char *actor, const char *project, const char *archive_path,
+                          const char *archive_sha256, int64_t *version, rd_error *err)
+{
+    rd_status s = check_actor(actor, err);
+    if (s == RD_OK)
+        s = check_name("project", project, err);
+    if (s == RD_OK && (!archive_path || !*archive_path))
+        s = rd_error_set(err, RD_E_USAGE, "no archive path given for the deployment of %s", project);
+    if (s == RD_OK && !sha256_hex_valid(archive_sha256))
+        s = rd_error_set(err, RD_E_USAGE, "the archive's SHA-256 must be 64 lowercase hex digits");
+    rd_store_tx *tx = NULL;
+    if (s == RD_OK)
+        s = begin(st, 1, &tx, err);
+    if (s != RD_OK)
+        return s;
+    int64_t v = 0;
+    s = st->ops->deploy_insert(tx, project, actor, now_s(), archive_path, archive_sha256, &v, err);
+    if (s == RD_OK)
+        s = st->ops->deploy_activate(tx, project, v, err);
+    if (s == RD_OK)
+        s = audit(st, tx, actor, "deploy", project,
+                  json_pack("{s:I, s:s}", "version", (json_int_t)v, "sha256", archive_sha256), err);
+    s = finish(st, tx, s, err);
+    if (s == RD_OK && version)
+        *version = v;
+    return s;
+}
+
+rd_status rd_store_deploy_activate(rd_store *st, const char *actor, const char *project, int64_t version,
+                                   rd_error *err)
+{
+    rd_status s = check_actor(actor, err);
+    if (s == RD_OK)
+        s = check_name("project", project, err);
+    rd_store_tx *tx = NULL;
+    if (s == RD_OK)
+        s = begin(st, 1, &tx, err);
+    if (s != RD_OK)
+        return s;
+    s = st->ops->deploy_activate(tx, project, version, err);
+    if (s == RD_OK)
+        s = audit(st, tx, actor, "deploy.activate", project, json_pack("{s:I}", "version", (json_int_t)version),
+                  err);
+    return finish(st, tx, s, err);
+}
+
+rd_status rd_store_deploy_list(rd_store *st, const char *project, rd_store_deployment **out, size_t *n,
+                               rd_error *err)
+{
+    rd_status s = check_name("project", project, err);
+    rd_store_tx *tx = NULL;
+    if (s == RD_OK)
+        s = begin(st, 0, &tx, err);
+    if (s != RD_OK)
+        return s;
+    return finish(st, tx, st->ops->deploy_list(tx, project, out, n, err), err);
+}
+
+rd_status rd_store_deploy_active(rd_store *st, const char *project, rd_store_deployment *out, rd_error *err)
+{
+    rd_status s = check_name("project", project, err);
+    rd_store_tx *tx = NULL;
+    if (s == RD_OK)
+        s = begin(st, 0, &tx, err);
+    if (s != RD_OK)
+        return s;
+    return finish(st, tx, st->ops->deploy_active(tx, project, out, err), err);
+}
+
+/* ---- variables --------------------------------------------------------------------------------------- */
+
+void rd_store_variables_free(rd_store_variable *v, size_t n)
+{
+    for (size_t i = 0; v && i < n; i++) {
+        free(v[i].name);
+        free(v[i].updated_by);
+    }
+    free(v);
+}
+
+void rd_store_sealed_free(rd_store_sealed *s, size_t n)
+{
+    for (size_t i = 0; s && i < n; i++) {
+        free(s[i].project);
+        free(s[i].name);
+        free(s[i].blob);
+    }
+    free(s);
+}
+
+void rd_store_secret_free(char *value, size_t len)
+{
+    rd_keyring_wipe_free(value, len + 1);
+}
+
+rd_status rd_store_variable_set(rd_store *st, const char *actor, const char *project, rd_env environment,
+                                const char *name, const void *value, size_t len, rd_error *err)
+{
+    rd_status s = check_actor(actor, err);
+    if (s == RD_OK)
+        s = check_name("project", project, err);
+    if (s == RD_OK)
+        s = check_variable(name, environment, err);
+    if (s == RD_OK && len > RD_STORE_VALUE_MAX)
+        s = rd_error_set(err, RD_E_USAGE, "the value of %s is %zu bytes; at most %d are kept", name, len,
+                         RD_STORE_VALUE_MAX);
+    if (s == RD_OK && !value && len > 0)
+        s = rd_error_set(err, RD_E_USAGE, "no value given for %s", name);
+    if (s == RD_OK)
+        s = need_keyring(st, err);
+    if (s != RD_OK)
+        return s;
+    const char *env = rd_env_name(environment);
+    rd_buf aad = RD_BUF_INIT;
+    unsigned char *blob = NULL;
+    size_t blob_len = 0;
+    uint32_t key_id = 0;
+    s = rd_keyring_variable_aad(&aad, project, env, name) == RD_OK
+            ? rd_keyring_encrypt(st->kr, value, len, aad.data, aad.len, &blob, &blob_len, &key_id, err)
+            : rd_error_set(err, RD_E_INTERNAL, "out of memory");
+    rd_buf_free(&aad);
+    rd_store_tx *tx = NULL;
+    if (s == RD_OK)
+        s = begin(st, 1, &tx, err);
+    if (s != RD_OK) {
+        free(blob);
+        return s;
+    }
+    s = st->ops->variable_put(tx, project, environment, name, key_id, blob, blob_len, actor, now_s(), err);
+    free(blob);
+    if (s == RD_OK)
+        s = audit(st, tx, actor, "variable.set", project, json_pack("{s:s, s:s}", "environment", env, "name", name),
+                  err);
+    return finish(st, tx, s, err);
+}
+
+/* Opens a blob read from (project, env, name); errors name the variable. */
+static rd_status unseal(rd_store *st, const char *project, rd_env environment, const char *name,
+                        const unsigned char *blob, size_t blob_len, char **value, size_t *len, rd_error *err)
+{
+    rd_buf aad = RD_BUF_INIT;
+    rd_status s = rd_keyring_variable_aad(&aad, project, rd_env_name(environment), name) == RD_OK
+                      ? rd_keyring_decrypt(st->kr, blob, blob_len, aad.data, aad.len, value, len, err)
+                      : rd_error_set(err, RD_E_INTERNAL, "out of memory");
+    rd_buf_free(&aad);
+    if (s != RD_OK)
+        rd_error_prefix(err, "variable %s of %s (%s): ", name, project, rd_env_name(environment));
+    return s;
+}
+
+rd_status rd_store_variable_get(rd_store *st, const char *project, rd_env environment, const char *name,
+                                char **value, size_t *len, rd_error *err)
+{
+    rd_status s = check_name("project", project, err);
+    if (s == RD_OK)
+        s = check_variable(name, environment, err);
+    if (s == RD_OK)
+        s = need_keyring(st, err);
+    rd_store_tx *tx = NULL;
+    if (s == RD_OK)
+        s = begin(st, 0, &tx, err);
+    if (s != RD_OK)
+        return s;
+    unsigned char *blob = NULL;
+    size_t blob_len = 0;
+    s = finish(st, tx, st->ops->variable_get(tx, project, environment, name, &blob, &blob_len, err), err);
+    if (s == RD_OK)
+        s = unseal(st, project, environment, name, blob, blob_len, value, len, err);
+    free(blob);
+    return s;
+}
+
+rd_status rd_store_variable_delete(rd_store *st, const char *actor, const char *project, rd_env environment,
+                                   const char *name, rd_error *err)
+{
+    rd_status s = check_actor(actor, err);
+    if (s == RD_OK)
+        s = check_name("project", project, err);
+    if (s == RD_OK)
+        s = check_variable(name, environment, err);
+    rd_store_tx *tx = NULL;
+    if (s == RD_OK)
+        s = begin(st, 1, &tx, err);
+    if (s != RD_OK)
+        return s;
+    s = st->ops->variable_delete(tx, project, environment, name, err);
+    if (s == RD_OK)
+        s = audit(st, tx, actor, "variable.delete", project,
+                  json_pack("{s:s, s:s}", "environment", rd_env_name(environment), "name", name), err);
+    return finish(st, tx, s, err);
+}
+
+rd_status rd_store_variable_list(rd_store *st, const char *project, rd_env environment, rd_store_variable **out,
+                                 size_t *n, rd_error *err)
+{
+    rd_status s = check_name("project", project, err);
+    if (s == RD_OK && environment != RD_ENV_NONE && environment != RD_ENV_DEV && environment != RD_ENV_PROD &&
+        environment != RD_ENV_SHARED)
+        s = rd_error_set(err, RD_E_USAGE, "invalid environment: use dev, prod or shared");
+    rd_store_tx *tx = NULL;
+    if (s == RD_OK)
+        s = begin(st, 0, &tx, err);
+    if (s != RD_OK)
+        return s;
+    return finish(st, tx, st->ops->variable_list(tx, project, environment, out, n, err), err);
+}
+
+rd_status rd_store_rotate(rd_store *st, const char *actor, size_t *count, rd_error *err)
+{
+    rd_status s = check_actor(actor, err);
+    if (s == RD_OK)
+        s = need_keyring(st, err);
+    rd_store_tx *tx = NULL;
+    if (s == RD_OK)
+        s = begin(st, 1, &tx, err);
+    if (s != RD_OK)
+        return s;
+    uint32_t active = rd_keyring_active_id(st->kr);
+    rd_store_sealed *rows = NULL;
+    size_t n = 0, done = 0;
+    s = st->ops->variable_sealed_other(tx, active, &rows, &n, err);
+    for (size_t i = 0; s == RD_OK && i < n; i++) {
+        char *pt = NULL;
+        size_t ptlen = 0;
+        s = unseal(st, rows[i].project, rows[i].environment, rows[i].name, rows[i].blob, rows[i].blob_len, &pt,
+                   &ptlen, err);
+        rd_buf aad = RD_BUF_INIT;
+        unsigned char *blob = NULL;
+        size_t blob_len = 0;
+        uint32_t key_id = 0;
+        if (s == RD_OK)
+            s = rd_keyring_variable_aad(&aad, rows[i].project, rd_env_name(rows[i].environment), rows[i].name) ==
+                        RD_OK
+                    ? rd_keyring_encrypt(st->kr, pt, ptlen, aad.data, aad.len, &blob, &blob_len, &key_id, err)
+                    : rd_error_set(err, RD_E_INTERNAL, "out of memory");
+        if (pt)
+            rd_store_secret_free(pt, ptlen);
+        rd_buf_free(&aad);
+        if (s == RD_OK)
+            s = st->ops->variable_reseal(tx, &rows[i], key_id, blob, blob_len, err);
+        free(blob);
+        if (s == RD_OK)
+            done++;
+    }
+    rd_store_sealed_free(rows, n);
+    /* the check value follows the active key too, so an older keyring file is told apart at start */
+    if (s == RD_OK) {
+        unsigned char *blob = NULL;
+        size_t blob_len = 0;
+        s = rd_keyring_encrypt(st->kr, KEYRING_CHECK_TEXT, strlen(KEYRING_CHECK_TEXT), KEYRING_CHECK_AAD,
+                               strlen(KEYRING_CHECK_AAD), &blob, &blob_len, NULL, err);
+        if (s == RD_OK)
+            s = st->ops->meta_set(tx, KEYRING_CHECK_KEY, blob, blob_len, err);
+        free(blob);
+    }
+    if (s == RD_OK)
+        s = audit(st, tx, actor, "keyring.rotate", NULL,
+                  json_pack("{s:I, s:I}", "key_id", (json_int_t)active, "variables", (json_int_t)done), err);
+    s = finish(st, tx, s, err);
+    if (s == RD_OK && count)
+        *count = done;
+    return s;
+}
+
+/* ---- audit ------------------------------------------------------------------------------------------- */
+
+void rd_store_audit_free(rd_store_audit_entry *e, size_t n)
+{
+    for (size_t i = 0; e && i < n; i++) {
+        free(e[i].actor);
+        free(e[i].action);
+        free(e[i].project);
+        free(e[i].detail_json);
+    }
+    free(e);
+}
+
+rd_status rd_store_audit_append(rd_store *st, const char *actor, const char *action, const char *project,
+                                const char *detail_json, rd_error *err)
+{
+    rd_status s = check_actor(actor, err);
+    if (s == RD_OK && (!action || !*action || strlen(action) > 64))
+        s = rd_error_set(err, RD_E_USAGE, "no audit action given");
+    if (s == RD_OK && project)
+        s = check_name("project", project, err);
+    json_t *detail = NULL;
+    if (s == RD_OK && detail_json) {
+        detail = json_loads(detail_json, JSON_REJECT_DUPLICATES, NULL);
+        if (!json_is_object(detail))
+            s = rd_error_set(err, RD_E_USAGE, "the audit detail must be a JSON object");
+    }
+    rd_store_tx *tx = NULL;
+    if (s == RD_OK)
+        s = begin(st, 1, &tx, err);
+    if (s != RD_OK) {
+        json_decref(detail);
+        return s;
+    }
+    return finish(st, tx, audit(st, tx, actor, action, project, detail, err), err);
+}
+
+rd_status rd_store_audit_list(rd_store *st, const char *project, size_t limit, rd_store_audit_entry **out,
+                              size_t *n, rd_error *err)
+{
+    rd_status s = project ? check_name("project", project, err) : RD_OK;
+    rd_store_tx *tx = NULL;
+    if (s == RD_OK)
+        s = begin(st, 0, &tx, err);
+    if (s != RD_OK)
+        return s;
+    return finish(st, tx, st->ops->audit_list(tx, project, limit ? limit : 100, out, n, err), err);
+}

@@ -1,0 +1,297 @@
+/* store.h — the server's state: users, API tokens, projects, members' roles, deployments, encrypted
+ * variables and the audit log. Owns the rules every backend shares (names checked, values sealed with the
+ * keyring bound to project/environment/name, one audit row in the same transaction as each change, key
+ * names in the audit and never values); a backend (a vtable, below) only keeps rows. SQLite is the one
+ * backend now (store_sqlite.c); a PostgreSQL one, for several server replicas, implements the same vtable.
+ *
+ * Errors: every function returns rd_status and fills err; messages name the operation and the user,
+ * project, environment or variable name, never a value or token. Lookups of what does not exist give
+ * RD_E_NOT_FOUND, names or values that are refused RD_E_USAGE, a keyring that cannot open the stored values
+ * RD_E_CONFIG.
+ *
+ * Ownership: strings passed in are copied; out-parameters are written only on success, and lists are
+ * freed with the rd_store_*_free function of their type. A value read back (rd_store_variable_get) is a
+ * secret: release it with rd_store_secret_free.
+ *
+ * Threads: one rd_store may be used by many threads at once. The SQLite backend keeps a small pool of
+ * connections (each opened SQLITE_OPEN_FULLMUTEX and used by one thread at a time): readers run side by
+ * side under WAL; writers of this process queue on a lock and then BEGIN IMMEDIATE, so writes (and version
+ * numbers) are serialised, and busy_timeout waits out other processes (the offline commands on the same
+ * data dir). rd_store_close must not race other calls. */
+#ifndef RD_SERVER_STORE_H
+#define RD_SERVER_STORE_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#include "redduck/error.h"
+#include "server/keyring.h"
+#include "server/roles.h"
+#include "server/token.h"
+
+#define RD_STORE_NAME_MAX 64           /* users, projects, token names */
+#define RD_STORE_VARIABLE_NAME_MAX 128
+#define RD_STORE_VALUE_MAX (64 * 1024) /* bytes of one variable's value */
+#define RD_STORE_FILE "store.db"
+
+typedef struct rd_store rd_store;
+
+typedef struct rd_store_user {
+    char *name;
+    int admin; /* a server admin: admin of every project, manages users */
+    int64_t created_at; /* Unix seconds */
+} rd_store_user;
+
+typedef struct rd_store_project {
+    char *name;
+    int64_t created_at;
+} rd_store_project;
+
+typedef struct rd_store_deployment {
+    int64_t version; /* 1, 2, ... per project; never reused */
+    char *created_by;
+    int64_t created_at;
+    int active;
+    char *archive_path;
+    char *archive_sha256;
+} rd_store_deployment;
+
+typedef struct rd_store_variable {
+    char *name;
+    rd_env environment;
+    uint32_t key_id; /* the keyring key its value is sealed with */
+    char *updated_by;
+    int64_t updated_at;
+} rd_store_variable;
+
+typedef struct rd_store_audit_entry {
+    int64_t id; /* grows with every entry */
+    int64_t at; /* Unix seconds */
+    char *actor;
+    char *action;      /* "user.add", "variable.set", "deploy", ... */
+    char *project;     /* NULL for server-wide actions */
+    char *detail_json; /* an object; names (users, variables, tokens), never values */
+} rd_store_audit_entry;
+
+typedef struct rd_store_options {
+    int busy_timeout_ms; /* waiting for another process's write lock; 0: 10000 */
+    int max_connections; /* the SQLite pool; 0: 8 */
+} rd_store_options;
+
+/* ---- opening ----------------------------------------------------------------------------------------- */
+
+/* Opens (creating) DATA_DIR/store.db: the directory made 0700 when missing, the file created 0600 and
+ * refused (RD_E_CONFIG, "chmod 600") when group or others may access it; WAL, foreign keys, secure_delete
+ * and busy_timeout on every connection; the numbered migrations not yet applied run in one transaction
+ * (RD_E_CONFIG when the file is newer than this redduck). keyring (borrowed; must outlive the store) may be
+ * NULL for commands that touch no variable (variable calls then fail with RD_E_CONFIG); when given, it must
+ * open the check value sealed at the data dir's first start (RD_E_CONFIG naming the keyring otherwise).
+ * opts may be NULL. */
+rd_status rd_store_open_sqlite(const char *data_dir, rd_keyring *keyring, const rd_store_options *opts,
+                               rd_store **out, rd_error *err);
+
+/* Closes the backend. NULL is a no-op. */
+void rd_store_close(rd_store *st);
+
+/* ---- names ------------------------------------------------------------------------------------------- */
+
+/* 1 when s is a user, project or token name: [A-Za-z0-9][A-Za-z0-9._-]*, at most RD_STORE_NAME_MAX. */
+int rd_store_name_valid(const char *s);
+/* 1 when s is a variable name: [A-Za-z_][A-Za-z0-9_]*, at most RD_STORE_VARIABLE_NAME_MAX. */
+int rd_store_variable_name_valid(const char *s);
+
+/* ---- users and tokens -------------------------------------------------------------------------------- */
+
+/* The first start: when there is no user yet, creates the server admin "admin" with a token named
+ * "bootstrap", writes it into token (to be printed once; the caller wipes it) and sets *created to 1;
+ * otherwise *created is 0 and token is untouched. Two servers starting at once create one admin. */
+rd_status rd_store_bootstrap(rd_store *st, char token[RD_TOKEN_LEN + 1], int *created, rd_error *err);
+
+/* RD_E_USAGE for an invalid name or one that exists. */
+rd_status rd_store_user_add(rd_store *st, const char *actor, const char *name, int admin, rd_error *err);
+/* Removes the user, their tokens and memberships. RD_E_NOT_FOUND; RD_E_USAGE for the last server admin. */
+rd_status rd_store_user_rm(rd_store *st, const char *actor, const char *name, rd_error *err);
+rd_status rd_store_user_get(rd_store *st, const char *name, rd_store_user *out, rd_error *err);
+/* Sorted by name. */
+rd_status rd_store_user_list(rd_store *st, rd_store_user **out, size_t *n, rd_error *err);
+void rd_store_user_clear(rd_store_user *u);
+void rd_store_users_free(rd_store_user *users, size_t n);
+
+/* A new token for user, named token_name (unique among the user's live tokens): written into token once
+ * (the store keeps its SHA-256 only; the caller wipes it). */
+rd_status rd_store_token_create(rd_store *st, const char *actor, const char *user, const char *token_name,
+                                char token[RD_TOKEN_LEN + 1], rd_error *err);
+/* Revokes the user's live token of that name. RD_E_NOT_FOUND when there is none. */
+rd_status rd_store_token_revoke(rd_store *st, const char *actor, const char *user, const char *token_name,
+                                rd_error *err);
+/* The user a presented token belongs to. RD_E_NOT_FOUND for a token unknown, revoked, malformed or of a
+ * removed user (one message for all, naming no token). */
+rd_status rd_store_token_authenticate(rd_store *st, const char *token, rd_store_user *out, rd_error *err);
+
+/* ---- projects and roles ------------------------------------------------------------------------------ */
+
+rd_status rd_store_project_create(rd_store *st, const char *actor, const char *name, rd_error *err);
+rd_status rd_store_project_get(rd_store *st, const char *name, rd_store_project *out, rd_error *err);
+rd_status rd_store_project_list(rd_store *st, rd_store_project **out, size_t *n, rd_error *err);
+void rd_store_projects_free(rd_store_project *projects, size_t n);
+
+/* Makes user a member of project with role (not RD_ROLE_NONE) and prod_access (0 or 1), replacing a role
+ * held before. */
+rd_status rd_store_role_grant(rd_store *st, const char *actor, const char *user, const char *project, rd_role role,
+                              int prod_access, rd_error *err);
+rd_status rd_store_role_revoke(rd_store *st, const char *actor, const char *user, const char *project,
+                               rd_error *err);
+/* The membership as stored. RD_E_NOT_FOUND when user is not a member. */
+rd_status rd_store_role_get(rd_store *st, const char *user, const char *project, rd_role *role, int *prod_access,
+                            rd_error *err);
+/* What to ask rd_role_can with: a server admin is admin with prod access; a non-member is RD_ROLE_NONE
+ * (RD_OK). RD_E_NOT_FOUND when the user or the project does not exist. */
+rd_status rd_store_role_effective(rd_store *st, const char *user, const char *project, rd_role *role,
+                                  int *prod_access, rd_error *err);
+
+/* ---- deployments ------------------------------------------------------------------------------------- */
+
+/* Records a deployed archive (already in place at archive_path) as the project's next version and makes it
+ * the active one, in one write transaction: versions only grow (never reused, also after a failed call)
+ * and concurrent deploys of a project are serialised. *version (may be NULL) is written on success. */
+rd_status rd_store_deploy(rd_store *st, const char *actor, const char *project, const char *archive_path,
+                          const char *archive_sha256, int64_t *version, rd_error *err);
+/* Makes an earlier (or any recorded) version the active one (rollback). RD_E_NOT_FOUND for no such version. */
+rd_status rd_store_deploy_activate(rd_store *st, const char *actor, const char *project, int64_t version,
+                                   rd_error *err);
+/* Newest first. */
+rd_status rd_store_deploy_list(rd_store *st, const char *project, rd_store_deployment **out, size_t *n,
+                               rd_error *err);
+/* RD_E_NOT_FOUND when the project has no active version. */
+rd_status rd_store_deploy_active(rd_store *st, const char *project, rd_store_deployment *out, rd_error *err);
+void rd_store_deployment_clear(rd_store_deployment *d);
+void rd_store_deployments_free(rd_store_deployment *d, size_t n);
+
+/* ---- variables --------------------------------------------------------------------------------------- */
+
+/* Seals value (len bytes, at most RD_STORE_VALUE_MAX) with the keyring's active key and stores it under
+ * (project, environment, name), replacing an older value. RD_E_USAGE for an invalid name, environment or
+ * size; RD_E_NOT_FOUND for no such project. The audit row names the variable, not the value. */
+rd_status rd_store_variable_set(rd_store *st, const char *actor, const char *project, rd_env environment,
+                                const char *name, const void *value, size_t len, rd_error *err);
+/* The value, NUL-terminated after its *len bytes; release with rd_store_secret_free. RD_E_NOT_FOUND;
+ * RD_E_CONFIG when the keyring cannot open it (the message names the variable). */
+rd_status rd_store_variable_get(rd_store *st, const char *project, rd_env environment, const char *name,
+                                char **value, size_t *len, rd_error *err);
+/* RD_E_NOT_FOUND when there is no such variable. */
+rd_status rd_store_variable_delete(rd_store *st, const char *actor, const char *project, rd_env environment,
+                                   const char *name, rd_error *err);
+/* The names (no values) of one environment, or of all with RD_ENV_NONE; sorted by environment and name. */
+rd_status rd_store_variable_list(rd_store *st, const char *project, rd_env environment, rd_store_variable **out,
+                                 size_t *n, rd_error *err);
+void rd_store_variables_free(rd_store_variable *v, size_t n);
+/* OPENSSL_cleanse and free. NULL is a no-op. */
+void rd_store_secret_free(char *value, size_t len);
+
+/* Re-seals, in one transaction, every value not sealed with the keyring's active key (after
+ * rd_keyring_add_key: all of them) with that key; the values and their updated_by/_at stay. *count (may be
+ * NULL) is how many were re-sealed. RD_E_CONFIG when one cannot be opened (nothing is changed then). */
+rd_status rd_store_rotate(rd_store *st, const char *actor, size_t *count, rd_error *err);
+
+/* ---- audit ------------------------------------------------------------------------------------------- */
+
+/* Appends an entry for something that is not a change the store makes itself (a refresh triggered, a
+ * login refused). detail_json: a JSON object or NULL ("{}"); it must not hold values or tokens. */
+rd_status rd_store_audit_append(rd_store *st, const char *actor, const char *action, const char *project,
+                                const char *detail_json, rd_error *err);
+/* Newest first, at most limit (0: 100) entries, of one project or of all with project NULL. */
+rd_status rd_store_audit_list(rd_store *st, const char *project, size_t limit, rd_store_audit_entry **out,
+                              size_t *n, rd_error *err);
+void rd_store_audit_free(rd_store_audit_entry *e, size_t n);
+
+/* ---- backends ---------------------------------------------------------------------------------------- */
+
+/* One transaction on one connection of a backend. */
+typedef struct rd_store_tx rd_store_tx;
+
+/* One variable's stored form, as rotate reads it. */
+typedef struct rd_store_sealed {
+    char *project;
+    rd_env environment;
+    char *name;
+    uint32_t key_id;
+    unsigned char *blob;
+    size_t blob_len;
+} rd_store_sealed;
+void rd_store_sealed_free(rd_store_sealed *s, size_t n);
+
+/* What a backend implements. Every data call runs inside a transaction from begin (write: the only writer
+ * until commit or rollback); the shared rules live in store.c, so a call does exactly what it says. Users
+ * and projects are named; RD_E_NOT_FOUND when a named row does not exist. The backend owns `be`. */
+typedef struct rd_store_backend {
+    const char *name;
+    rd_status (*begin)(void *be, int write, rd_store_tx **tx, rd_error *err);
+    rd_status (*commit)(rd_store_tx *tx, rd_error *err); /* ends the transaction also when it fails */
+    void (*rollback)(rd_store_tx *tx);
+    void (*close)(void *be);
+
+    rd_status (*meta_get)(rd_store_tx *tx, const char *key, unsigned char **value, size_t *len, rd_error *err);
+    rd_status (*meta_set)(rd_store_tx *tx, const char *key, const void *value, size_t len, rd_error *err);
+
+    rd_status (*user_insert)(rd_store_tx *tx, const char *name, int admin, int64_t now, rd_error *err);
+    rd_status (*user_delete)(rd_store_tx *tx, const char *name, rd_error *err);
+    rd_status (*user_get)(rd_store_tx *tx, const char *name, rd_store_user *out, rd_error *err);
+    rd_status (*user_list)(rd_store_tx *tx, rd_store_user **out, size_t *n, rd_error *err);
+    rd_status (*user_count)(rd_store_tx *tx, int admins_only, int64_t *n, rd_error *err);
+
+    rd_status (*token_insert)(rd_store_tx *tx, const char *user, const char *name, const char *hash, int64_t now,
+                              rd_error *err);
+    rd_status (*token_revoke)(rd_store_tx *tx, const char *user, const char *name, int64_t now, rd_error *err);
+    /* The user of a live token with that hash. */
+    rd_status (*token_user)(rd_store_tx *tx, const char *hash, rd_store_user *out, rd_error *err);
+    /* 1 in *live when the user holds a live token of that name. */
+    rd_status (*token_live)(rd_store_tx *tx, const char *user, const char *name, int *live, rd_error *err);
+
+    rd_status (*project_insert)(rd_store_tx *tx, const char *name, int64_t now, rd_error *err);
+    rd_status (*project_get)(rd_store_tx *tx, const char *name, rd_store_project *out, rd_error *err);
+    rd_status (*project_list)(rd_store_tx *tx, rd_store_project **out, size_t *n, rd_error *err);
+
+    rd_status (*role_set)(rd_store_tx *tx, const char *user, const char *project, rd_role role, int prod_access,
+                          rd_error *err);
+    rd_status (*role_get)(rd_store_tx *tx, const char *user, const char *project, rd_role *role,
+                          int *prod_access, rd_error *err);
+    rd_status (*role_delete)(rd_store_tx *tx, const char *user, const char *project, rd_error *err);
+
+    /* Takes the project's next version number (a counter that only grows) and records it, inactive. */
+    rd_status (*deploy_insert)(rd_store_tx *tx, const char *project, const char *created_by, int64_t now,
+                               const char *archive_path, const char *archive_sha256, int64_t *version,
+                               rd_error *err);
+    /* Makes version the only active one. */
+    rd_status (*deploy_activate)(rd_store_tx *tx, const char *project, int64_t version, rd_error *err);
+    rd_status (*deploy_list)(rd_store_tx *tx, const char *project, rd_store_deployment **out, size_t *n,
+                             rd_error *err);
+    rd_status (*deploy_active)(rd_store_tx *tx, const char *project, rd_store_deployment *out, rd_error *err);
+
+    /* Inserts or replaces. */
+    rd_status (*variable_put)(rd_store_tx *tx, const char *project, rd_env env, const char *name, uint32_t key_id,
+                              const unsigned char *blob, size_t blob_len, const char *updated_by, int64_t now,
+                              rd_error *err);
+    rd_status (*variable_get)(rd_store_tx *tx, const char *project, rd_env env, const char *name,
+                              unsigned char **blob, size_t *blob_len, rd_error *err);
+    rd_status (*variable_delete)(rd_store_tx *tx, const char *project, rd_env env, const char *name,
+                                 rd_error *err);
+    rd_status (*variable_list)(rd_store_tx *tx, const char *project, rd_env env, rd_store_variable **out,
+                               size_t *n, rd_error *err);
+    /* Every variable of every project not sealed with key_id. */
+    rd_status (*variable_sealed_other)(rd_store_tx *tx, uint32_t key_id, rd_store_sealed **out, size_t *n,
+                                       rd_error *err);
+    /* Replaces the blob, keeping updated_by/_at. */
+    rd_status (*variable_reseal)(rd_store_tx *tx, const rd_store_sealed *s, uint32_t key_id,
+                                 const unsigned char *blob, size_t blob_len, rd_error *err);
+
+    rd_status (*audit_insert)(rd_store_tx *tx, int64_t at, const char *actor, const char *action,
+                              const char *project, const char *detail_json, rd_error *err);
+    rd_status (*audit_list)(rd_store_tx *tx, const char *project, size_t limit, rd_store_audit_entry **out,
+                            size_t *n, rd_error *err);
+} rd_store_backend;
+
+/* Wraps an opened backend into a store (on failure the backend is closed): checks the keyring against the
+ * data dir's check value (sealing one on the first start). For backends' open functions. */
+rd_status rd_store_new(const rd_store_backend *ops, void *be, rd_keyring *keyring, rd_store **out, rd_error *err);
+
+#endif

@@ -1,0 +1,1353 @@
+/* store_sqlite.c — the SQLite backend of the store (store.h): DATA_DIR/store.db (0600, WAL, foreign keys,
+ * secure_delete), the numbered migrations, a pool of connections, and one prepared statement with bound
+ * parameters per row operation. Owns no rule of the store: names, sealing and audit are store.c's. */
+#include "server/store.h"
+
+#include <errno.h>
+#include <fcntl.h>
+#include <pthread.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <time.h>
+#include <unistd.h>
+
+#include <sqlite3.h>
+
+#include "core/fsutil.h"
+
+/* The migrations, applied in order; migration i + 1 is migrations[i]. Never edit one that shipped: add one. */
+static const char *const migrations[] = {
+    /* 1: every table */
+    "CREATE TABLE meta (key TEXT PRIMARY KEY, value BLOB NOT NULL);"
+    "CREATE TABLE users ("
+    "  id INTEGER PRIMARY KEY,"
+    "  name TEXT NOT NULL UNIQUE,"
+    "  admin INTEGER NOT NULL DEFAULT 0 CHECK (admin IN (0, 1)),"
+    "  created_at INTEGER NOT NULL);"
+    "CREATE TABLE tokens ("
+    "  id INTEGER PRIMARY KEY,"
+    "  hash TEXT NOT NULL UNIQUE,"
+    "  user_id INTEGER NOT NULL REFERENCES users(id) ON DELETE CASCADE,"
+    "  name TEXT NOT NULL,"
+    "  created_at INTEGER NOT NULL,"
+    "  revoked_at INTEGER);"
+    "CREATE INDEX tokens_user ON tokens(user_id);"
+    "CREATE UNIQUE INDEX tokens_live_name ON tokens(user_id, name) WHERE revoked_at IS NULL;"
+    "CREATE TABLE projects ("
+    "  id INTEGER PRIMARY KEY,"
+    "  name TEXT NOT NULL UNIQUE,"
+    "  created_at INTEGER NOT NULL,"
+    "  next_version INTEGER NOT NULL DEFAULT 1);"
+    "CREATE TABLE memberships ("
+    "  user_id INTEGER NOT NULL REFERENCES users(id) ON DELETE CASCADE,"
+    "  project_id INTEGER NOT NULL REFERENCES projects(id) ON DELETE CASCADE,"
+    "  role TEXT NOT NULL CHECK (role IN ('admin', 'editor', 'viewer')),"
+    "  prod_access INTEGER NOT NULL DEFAULT 0 CHECK (prod_access IN (0, 1)),"
+    "  PRIMARY KEY (user_id, project_id));"
+    "CREATE INDEX memberships_project ON memberships(project_id);"
+    "CREATE TABLE deployments ("
+    "  project_id INTEGER NOT NULL REFERENCES projects(id) ON DELETE CASCADE,"
+    "  version INTEGER NOT NULL,"
+    "  created_by TEXT NOT NULL,"
+    "  created_at INTEGER NOT NULL,"
+    "  active INTEGER NOT NULL DEFAULT 0 CHECK (active IN (0, 1)),"
+    "  archive_path TEXT NOT NULL,"
+    "  archive_sha256 TEXT NOT NULL,"
+    "  PRIMARY KEY (project_id, version));"
+    "CREATE UNIQUE INDEX deployments_one_active ON deployments(project_id) WHERE active = 1;"
+    "CREATE TABLE variables ("
+    "  project_id INTEGER NOT NULL REFERENCES projects(id) ON DELETE CASCADE,"
+    "  environment TEXT NOT NULL CHECK (environment IN ('dev', 'prod', 'shared')),"
+    "  name TEXT NOT NULL,"
+    "  key_id INTEGER NOT NULL,"
+    "  blob BLOB NOT NULL,"
+    "  updated_by TEXT NOT NULL,"
+    "  updated_at INTEGER NOT NULL,"
+    "  PRIMARY KEY (project_id, environment, name));"
+    "CREATE TABLE audit ("
+    "  id INTEGER PRIMARY KEY AUTOINCREMENT,"
+    "  at INTEGER NOT NULL,"
+    "  actor TEXT NOT NULL,"
+    "  action TEXT NOT NULL,"
+    "  project TEXT,"
+    "  detail_json TEXT NOT NULL);"
+    "CREATE INDEX audit_project ON audit(project, id);",
+};
+#define MIGRATIONS ((int)(sizeof migrations / sizeof migrations[0]))
+
+typedef struct sq_be {
+    char *path;
+    int busy_ms;
+    size_t max;
+    pthread_mutex_t mu; /* guards the pool */
+    pthread_cond_t cv;
+    sqlite3 **idle;
+    size_t nidle;
+    size_t nopen;
+    pthread_mutex_t write_mu; /* one writer of this process at a time; held from begin to commit/rollback */
+} sq_be;
+
+struct rd_store_tx {
+    sq_be *be;
+    sqlite3 *db;
+    int write;
+};
+
+/* ---- errors ------------------------------------------------------------------------------------------ */
+
+static rd_status sq_fail(sq_be *be, sqlite3 *db, int rc, const char *op, rd_error *err)
+{
+    int prim = rc & 0xff;
+    const char *what = db ? sqlite3_errmsg(db) : sqlite3_errstr(rc);
+    switch (prim) {
+    case SQLITE_BUSY:
+    case SQLITE_LOCKED:
+        return rd_error_set(err, RD_E_IO,
+                            "store %s: cannot %s: another process held the database for more than %d ms: try again",
+                            be->path, op, be->busy_ms);
+    case SQLITE_FULL:
+        return rd_error_set(err, RD_E_IO, "store %s: cannot %s: the disk is full", be->path, op);
+    case SQLITE_CORRUPT:
+    case SQLITE_NOTADB:
+        return rd_error_set(err, RD_E_CONFIG,
+                            "store %s: cannot %s: the file is damaged or not a redduck store: restore it from a "
+                            "backup",
+                            be->path, op);
+    case SQLITE_READONLY:
+    case SQLITE_PERM:
+    case SQLITE_CANTOPEN:
+        return rd_error_set(err, RD_E_IO, "store %s: cannot %s (%s): check the data dir's owner and permissions",
+                            be->path, op, what);
+    case SQLITE_NOMEM:
+        return rd_error_set(err, RD_E_INTERNAL, "store %s: cannot %s: out of memory", be->path, op);
+    default:
+        return rd_error_set(err, RD_E_IO, "store %s: cannot %s (sqlite: %s)", be->path, op, what);
+    }
+}
+
+/* ---- connections ------------------------------------------------------------------------------------- */
+
+static rd_status conn_open(sq_be *be, sqlite3 **out, rd_error *err)
+{
+    sqlite3 *db = NULL;
+    int rc = sqlite3_open_v2(be->path, &db, SQLITE_OPEN_READWRITE | SQLITE_OPEN_FULLMUTEX | SQLITE_OPEN_NOFOLLOW,
+                             NULL);
+    if (rc != SQLITE_OK) {
+        rd_status s = sq_fail(be, db, rc, "open the database", err);
+        sqlite3_close(db);
+        return s;
+    }
+    sqlite3_extended_result_codes(db, 1);
+    sqlite3_busy_timeout(db, be->busy_ms);
+    sqlite3_db_config(db, SQLITE_DBCONFIG_DEFENSIVE, 1, (int *)NULL);
+    sqlite3_db_config(db, SQLITE_DBCONFIG_TRUSTED_SCHEMA, 0, (int *)NULL);
+    rc = sqlite3_exec(db,
+                      "PRAGMA foreign_keys = ON; PRAGMA secure_delete = ON; PRAGMA synchronous = FULL;"
+                      "PRAGMA trusted_schema = OFF;",
+                      NULL, NULL, NULL);
+    if (rc != SQLITE_OK) {
+        rd_status s = sq_fail(be, db, rc, "set up a connection", err);
+        sqlite3_close(db);
+        return s;
+    }
+    *out = db;
+    return RD_OK;
+}
+
+static rd_status conn_acquire(sq_be *be, sqlite3 **out, rd_error *err)
+{
+    pthread_mutex_lock(&be->mu);
+    for (;;) {
+        if (be->nidle > 0) {
+            *out = be->idle[--be->nidle];
+            pthread_mutex_unlock(&be->mu);
+            return RD_OK;
+        }
+        if (be->nopen < be->max)
+            break;
+        pthread_cond_wait(&be->cv, &be->mu);
+    }
+    be->nopen++;
+    pthread_mutex_unlock(&be->mu);
+    rd_status s = conn_open(be, out, err);
+    if (s != RD_OK) {
+        pthread_mutex_lock(&be->mu);
+        be->nopen--;
+        pthread_cond_signal(&be->cv);
+        pthread_mutex_unlock(&be->mu);
+    }
+    return s;
+}
+
+static void conn_release(sq_be *be, sqlite3 *db)
+{
+    pthread_mutex_lock(&be->mu);
+    be->idle[be->nidle++] = db;
+    pthread_cond_signal(&be->cv);
+    pthread_mutex_unlock(&be->mu);
+}
+
+static void sq_close(void *p)
+{
+    sq_be *be = p;
+    if (!be)
+        return;
+    for (size_t i = 0; i < be->nidle; i++)
+        sqlite3_close(be->idle[i]);
+    free(be->idle);
+    pthread_mutex_destroy(&be->mu);
+    pthread_cond_destroy(&be->cv);
+    pthread_mutex_destroy(&be->write_mu);
+    free(be->path);
+    free(be);
+}
+
+/* ---- transactions ------------------------------------------------------------------------------------ */
+
+static rd_status sq_begin(void *p, int write, rd_store_tx **out, rd_error *err)
+{
+    sq_be *be = p;
+    rd_store_tx *tx = calloc(1, sizeof *tx);
+    if (!tx)
+        return rd_error_set(err, RD_E_INTERNAL, "out of memory");
+    /* the write lock first, so queued writers do not hold connections that readers could use */
+    if (write)
+        pthread_mutex_lock(&be->write_mu);
+    rd_status s = conn_acquire(be, &tx->db, err);
+    if (s != RD_OK) {
+        if (write)
+            pthread_mutex_unlock(&be->write_mu);
+        free(tx);
+        return s;
+    }
+    tx->be = be;
+    tx->write = write;
+    int rc = sqlite3_exec(tx->db, write ? "BEGIN IMMEDIATE" : "BEGIN", NULL, NULL, NULL);
+    if (rc != SQLITE_OK) {
+        s = sq_fail(be, tx->db, rc, write ? "start a write transaction" : "start a read transaction", err);
+        if (write)
+            pthread_mutex_unlock(&be->write_mu);
+        conn_release(be, tx->db);
+        free(tx);
+        return s;
+    }
+    *out = tx;
+    return RD_OK;
+}
+
+static void tx_end(rd_store_tx *tx)
+{
+    if (tx->write)
+        pthread_mutex_unlock(&tx->be->write_mu);
+    conn_release(tx->be, tx->db);
+    free(tx);
+}
+
+static void sq_rollback(rd_store_tx *tx)
+{
+    if (!sqlite3_get_autocommit(tx->db))
+        sqlite3_exec(tx->db, "ROLLBACK", NULL, NULL, NULL);
+    tx_end(tx);
+}
+
+static rd_status sq_commit(rd_store_tx *tx, rd_error *err)
+{
+    int rc = sqlite3_exec(tx->db, "COMMIT", NULL, NULL, NULL);
+    if (rc != SQLITE_OK) {
+        rd_status s = sq_fail(tx->be, tx->db, rc, "commit", err);
+        sq_rollback(tx);
+        return s;
+    }
+    tx_end(tx);
+    return RD_OK;
+}
+
+/* ---- statements -------------------------------------------------------------------------------------- */
+
+static rd_status prep(rd_store_tx *tx, const char *sql, sqlite3_stmt **stmt, const char *op, rd_error *err)
+{
+    int rc = sqlite3_prepare_v2(tx->db, sql, -1, stmt, NULL);
+    if (rc != SQLITE_OK) {
+        *stmt = NULL;
+        return sq_fail(tx->be, tx->db, rc, op, err);
+    }
+    return RD_OK;
+}
+
+static void bind_text(sqlite3_stmt *stmt, int i, const char *s)
+{
+    if (s)
+        sqlite3_bind_text(stmt, i, s, -1, SQLITE_TRANSIENT);
+    else
+        sqlite3_bind_null(stmt, i);
+}
+
+/* Runs a statement that returns no row; *changes (may be NULL) the rows changed. Finalizes it. */
+static rd_status run(rd_store_tx *tx, sqlite3_stmt *stmt, const char *op, int *changes, rd_error *err)
+{
+    int rc = sqlite3_step(stmt);
+    rd_status s = RD_OK;
+    if (rc != SQLITE_DONE && rc != SQLITE_ROW)
+        s = sq_fail(tx->be, tx->db, rc, op, err);
+    else if (changes)
+        *changes = sqlite3_changes(tx->db);
+    sqlite3_finalize(stmt);
+    return s;
+}
+
+/* One step of a query: RD_OK with *row 1 or 0, or the error. */
+static rd_status step(rd_store_tx *tx, sqlite3_stmt *stmt, const char *op, int *row, rd_error *err)
+{
+    int rc = sqlite3_step(stmt);
+    if (rc == SQLITE_ROW) {
+        *row = 1;
+        return RD_OK;
+    }
+    *row = 0;
+    if (rc == SQLITE_DONE)
+        return RD_OK;
+    return sq_fail(tx->be, tx->db, rc, op, err);
+}
+
+/* A text column, strdup'd; NULL for SQL NULL. Sets *oom when strdup fails. */
+static char *col_dup(sqlite3_stmt *stmt, int i, int *oom)
+{
+    if (sqlite3_column_type(stmt, i) == SQLITE_NULL)
+        return NULL;
+    const unsigned char *t = sqlite3_column_text(stmt, i);
+    char *s = strdup(t ? (const char *)t : "");
+    if (!s)
+        *oom = 1;
+    return s;
+}
+
+/* Makes room for one more element of size elem in *arr (of *cap); 0 on out of memory. */
+static int grow(void **arr, size_t *cap, size_t n, size_t elem)
+{
+    if (n < *cap)
+        return 1;
+    size_t ncap = *cap ? *cap * 2 : 8;
+    void *p = realloc(*arr, ncap * elem);
+    if (!p)
+        return 0;
+    memset((char *)p + *cap * elem, 0, (ncap - *cap) * elem);
+    *arr = p;
+    *cap = ncap;
+    return 1;
+}
+
+static rd_status oom(rd_error *err)
+{
+    return rd_error_set(err, RD_E_INTERNAL, "out of memory reading the store");
+}
+
+static rd_status id_of(rd_store_tx *tx, const char *sql, const char *what, const char *name, int64_t *id,
+                       rd_error *err)
+{
+    sqlite3_stmt *stmt;
+    rd_status s = prep(tx, sql, &stmt, "look up a name", err);
+    if (s != RD_OK)
+        return s;
+    bind_text(stmt, 1, name);
+    int row = 0;
+    s = step(tx, stmt, "look up a name", &row, err);
+    if (s == RD_OK && row)
+        *id = sqlite3_column_int64(stmt, 0);
+    sqlite3_finalize(stmt);
+    if (s == RD_OK && !row)
+        return rd_error_set(err, RD_E_NOT_FOUND, "%s %s does not exist", what, name);
+    return s;
+}
+
+static rd_status project_id(rd_store_tx *tx, const char *name, int64_t *id, rd_error *err)
+{
+    return id_of(tx, "SELECT id FROM projects WHERE name = ?1", "project", name, id, err);
+}
+
+static rd_status user_id(rd_store_tx *tx, const char *name, int64_t *id, rd_error *err)
+{
+    return id_of(tx, "SELECT id FROM users WHERE name = ?1", "user", name, id, err);
+}
+
+/* ---- meta -------------------------------------------------------------------------------------------- */
+
+static rd_status sq_meta_get(rd_store_tx *tx, const char *key, unsigned char **value, size_t *len, rd_error *err)
+{
+    sqlite3_stmt *stmt;
+    rd_status s = prep(tx, "SELECT value FROM meta WHERE key = ?1", &stmt, "read the store's settings", err);
+    if (s != RD_OK)
+        return s;
+    bind_text(stmt, 1, key);
+    int row = 0;
+    s = step(tx, stmt, "read the store's settings", &row, err);
+    if (s == RD_OK && !row)
+        s = RD_E_NOT_FOUND;
+    if (s == RD_OK) {
+        size_t n = (size_t)sqlite3_column_bytes(stmt, 0);
+        const void *b = sqlite3_column_blob(stmt, 0);
+        unsigned char *copy = malloc(n ? n : 1);
+        if (!copy)
+            s = oom(err);
+        else {
+            if (n)
+                memcpy(copy, b, n);
+            *value = copy;
+            *len = n;
+        }
+    }
+    sqlite3_finalize(stmt);
+    return s;
+}
+
+static rd_status sq_meta_set(rd_store_tx *tx, const char *key, const void *value, size_t len, rd_error *err)
+{
+    sqlite3_stmt *stmt;
+    rd_status s = prep(tx,
+                       "INSERT INTO meta (key, value) VALUES (?1, ?2)"
+                       " ON CONFLICT (key) DO UPDATE SET value = excluded.value",
+                       &stmt, "write the store's settings", err);
+    if (s != RD_OK)
+        return s;
+    bind_text(stmt, 1, key);
+    sqlite3_bind_blob(stmt, 2, value, (int)len, SQLITE_TRANSIENT);
+    return run(tx, stmt, "write the store's settings", NULL, err);
+}
+
+/* ---- users and tokens -------------------------------------------------------------------------------- */
+
+static rd_status sq_user_insert(rd_store_tx *tx, const char *name, int admin, int64_t now, rd_error *err)
+{
+    sqlite3_stmt *stmt;
+    rd_status s = prep(tx, "INSERT INTO users (name, admin, created_at) VALUES (?1, ?2, ?3)", &stmt, "add a user",
+                       err);
+    if (s != RD_OK)
+        return s;
+    bind_text(stmt, 1, name);
+    sqlite3_bind_int(stmt, 2, admin);
+    sqlite3_bind_int64(stmt, 3, now);
+    return run(tx, stmt, "add a user", NULL, err);
+}
+
+static rd_status sq_user_delete(rd_store_tx *tx, const char *name, rd_error *err)
+{
+    sqlite3_stmt *stmt;
+    rd_status s = prep(tx, "DELETE FROM users WHERE name = ?1", &stmt, "remove a user", err);
+    if (s != RD_OK)
+        return s;
+    bind_text(stmt, 1, name);
+    int changes = 0;
+    s = run(tx, stmt, "remove a user", &changes, err);
+    if (s == RD_OK && changes == 0)
+        return rd_error_set(err, RD_E_NOT_FOUND, "user %s does not exist", name);
+    return s;
+}
+
+static rd_status read_user(sqlite3_stmt *stmt, rd_store_user *u, rd_error *err)
+{
+    int o = 0;
+    u->name = col_dup(stmt, 0, &o);
+    u->admin = sqlite3_column_int(stmt, 1);
+    u->created_at = sqlite3_column_int64(stmt, 2);
+    if (o || !u->name) {
+        rd_store_user_clear(u);
+        return oom(err);
+    }
+    return RD_OK;
+}
+
+static rd_status sq_user_get(rd_store_tx *tx, const char *name, rd_store_user *out, rd_error *err)
+{
+    sqlite3_stmt *stmt;
+    rd_status s = prep(tx, "SELECT name, admin, created_at FROM users WHERE name = ?1", &stmt, "read a user", err);
+    if (s != RD_OK)
+        return s;
+    bind_text(stmt, 1, name);
+    int row = 0;
+    s = step(tx, stmt, "read a user", &row, err);
+    rd_store_user u = { 0 };
+    if (s == RD_OK && !row)
+        s = rd_error_set(err, RD_E_NOT_FOUND, "user %s does not exist", name);
+    if (s == RD_OK)
+        s = read_user(stmt, &u, err);
+    sqlite3_finalize(stmt);
+    if (s == RD_OK)
+        *out = u;
+    return s;
+}
+
+static rd_status sq_user_list(rd_store_tx *tx, rd_store_user **out, size_t *n_out, rd_error *err)
+{
+    sqlite3_stmt *stmt;
+    rd_status s = prep(tx, "SELECT name, admin, created_at FROM users ORDER BY name", &stmt, "list users", err);
+    if (s != RD_OK)
+        return s;
+    rd_store_user *arr = NULL;
+    size_t n = 0, cap = 0;
+    for (;;) {
+        int row = 0;
+        s = step(tx, stmt, "list users", &row, err);
+        if (s != RD_OK || !row)
+            break;
+        if (!grow((void **)&arr, &cap, n, sizeof *arr)) {
+            s = oom(err);
+            break;
+        }
+        if ((s = read_user(stmt, &arr[n], err)) != RD_OK)
+            break;
+        n++;
+    }
+    sqlite3_finalize(stmt);
+    if (s != RD_OK) {
+        rd_store_users_free(arr, n);
+        return s;
+    }
+    *out = arr;
+    *n_out = n;
+    return RD_OK;
+}
+
+static rd_status sq_user_count(rd_store_tx *tx, int admins_only, int64_t *n, rd_error *err)
+{
+    sqlite3_stmt *stmt;
+    rd_status s = prep(tx, "SELECT count(*) FROM users WHERE admin = 1 OR ?1 = 0", &stmt, "count users", err);
+    if (s != RD_OK)
+        return s;
+    sqlite3_bind_int(stmt, 1, admins_only ? 1 : 0);
+    int row = 0;
+    s = step(tx, stmt, "count users", &row, err);
+    if (s == RD_OK)
+        *n = row ? sqlite3_column_int64(stmt, 0) : 0;
+    sqlite3_finalize(stmt);
+    return s;
+}
+
+static rd_status sq_token_insert(rd_store_tx *tx, const char *user, const char *name, const char *hash,
+                                 int64_t now, rd_error *err)
+{
+    int64_t uid = 0;
+    rd_status s = user_id(tx, user, &uid, err);
+    sqlite3_stmt *stmt;
+    if (s == RD_OK)
+        s = prep(tx, "INSERT INTO tokens (hash, user_id, name, created_at) VALUES (?1, ?2, ?3, ?4)", &stmt,
+                 "create a token", err);
+    if (s != RD_OK)
+        return s;
+    bind_text(stmt, 1, hash);
+    sqlite3_bind_int64(stmt, 2, uid);
+    bind_text(stmt, 3, name);
+    sqlite3_bind_int64(stmt, 4, now);
+    return run(tx, stmt, "create a token", NULL, err);
+}
+
+static rd_status sq_token_revoke(rd_store_tx *tx, const char *user, const char *name, int64_t now, rd_error *err)
+{
+    int64_t uid = 0;
+    rd_status s = user_id(tx, user, &uid, err);
+    sqlite3_stmt *stmt;
+    if (s == RD_OK)
+        s = prep(tx, "UPDATE tokens SET revoked_at = ?3 WHERE user_id = ?1 AND name = ?2 AND revoked_at IS NULL",
+                 &stmt, "revoke a token", err);
+    if (s != RD_OK)
+        return s;
+    sqlite3_bind_int64(stmt, 1, uid);
+    bind_text(stmt, 2, name);
+    sqlite3_bind_int64(stmt, 3, now);
+    int changes = 0;
+    s = run(tx, stmt, "revoke a token", &changes, err);
+    if (s == RD_OK && changes == 0)
+        return rd_error_set(err, RD_E_NOT_FOUND, "user %s has no live token named %s", user, name);
+    return s;
+}
+
+static rd_status sq_token_user(rd_store_tx *tx, const char *hash, rd_store_user *out, rd_error *err)
+{
+    sqlite3_stmt *stmt;
+    rd_status s = prep(tx,
+                       "SELECT u.name, u.admin, u.created_at FROM tokens t JOIN users u ON u.id = t.user_id"
+                       " WHERE t.hash = ?1 AND t.revoked_at IS NULL",
+                       &stmt, "check a token", err);
+    if (s != RD_OK)
+        return s;
+    bind_text(stmt, 1, hash);
+    int row = 0;
+    s = step(tx, stmt, "check a token", &row, err);
+    rd_store_user u = { 0 };
+    if (s == RD_OK && !row)
+        s = RD_E_NOT_FOUND;
+    if (s == RD_OK)
+        s = read_user(stmt, &u, err);
+    sqlite3_finalize(stmt);
+    if (s == RD_OK)
+        *out = u;
+    return s;
+}
+
+static rd_status sq_token_live(rd_store_tx *tx, const char *user, const char *name, int *live, rd_error *err)
+{
+    int64_t uid = 0;
+    rd_status s = user_id(tx, user, &uid, err);
+    sqlite3_stmt *stmt;
+    if (s == RD_OK)
+        s = prep(tx, "SELECT 1 FROM tokens WHERE user_id = ?1 AND name = ?2 AND revoked_at IS NULL", &stmt,
+                 "read tokens", err);
+    if (s != RD_OK)
+        return s;
+    sqlite3_bind_int64(stmt, 1, uid);
+    bind_text(stmt, 2, name);
+    int row = 0;
+    s = step(tx, stmt, "read tokens", &row, err);
+    sqlite3_finalize(stmt);
+    if (s == RD_OK)
+        *live = row;
+    return s;
+}
+
+/* ---- projects and roles ------------------------------------------------------------------------------ */
+
+static rd_status sq_project_insert(rd_store_tx *tx, const char *name, int64_t now, rd_error *err)
+{
+    sqlite3_stmt *stmt;
+    rd_status s = prep(tx, "INSERT INTO projects (name, created_at) VALUES (?1, ?2)", &stmt, "create a project",
+                       err);
+    if (s != RD_OK)
+        return s;
+    bind_text(stmt, 1, name);
+    sqlite3_bind_int64(stmt, 2, now);
+    return run(tx, stmt, "create a project", NULL, err);
+}
+
+static rd_status read_project(sqlite3_stmt *stmt, rd_store_project *p, rd_error *err)
+{
+    int o = 0;
+    p->name = col_dup(stmt, 0, &o);
+    p->created_at = sqlite3_column_int64(stmt, 1);
+    if (o || !p->name) {
+        free(p->name);
+        p->name = NULL;
+        return oom(err);
+    }
+    return RD_OK;
+}
+
+static rd_status sq_project_get(rd_store_tx *tx, const char *name, rd_store_project *out, rd_error *err)
+{
+    sqlite3_stmt *stmt;
+    rd_status s = prep(tx, "SELECT name, created_at FROM projects WHERE name = ?1", &stmt, "read a project", err);
+    if (s != RD_OK)
+        return s;
+    bind_text(stmt, 1, name);
+    int row = 0;
+    s = step(tx, stmt, "read a project", &row, err);
+    rd_store_project p = { 0 };
+    if (s == RD_OK && !row)
+        s = rd_error_set(err, RD_E_NOT_FOUND, "project %s does not exist", name);
+    if (s == RD_OK)
+        s = read_project(stmt, &p, err);
+    sqlite3_finalize(stmt);
+    if (s == RD_OK)
+        *out = p;
+    return s;
+}
+
+static rd_status sq_project_list(rd_store_tx *tx, rd_store_project **out, size_t *n_out, rd_error *err)
+{
+    sqlite3_stmt *stmt;
+    rd_status s = prep(tx, "SELECT name, created_at FROM projects ORDER BY name", &stmt, "list projects", err);
+    if (s != RD_OK)
+        return s;
+    rd_store_project *arr = NULL;
+    size_t n = 0, cap = 0;
+    for (;;) {
+        int row = 0;
+        s = step(tx, stmt, "list projects", &row, err);
+        if (s != RD_OK || !row)
+            break;
+        if (!grow((void **)&arr, &cap, n, sizeof *arr)) {
+            s = oom(err);
+            break;
+        }
+        if ((s = read_project(stmt, &arr[n], err)) != RD_OK)
+            break;
+        n++;
+    }
+    sqlite3_finalize(stmt);
+    if (s != RD_OK) {
+        rd_store_projects_free(arr, n);
+        return s;
+    }
+    *out = arr;
+    *n_out = n;
+    return RD_OK;
+}
+
+static rd_status sq_role_set(rd_store_tx *tx, const char *user, const char *project, rd_role role, int prod_access,
+                             rd_error *err)
+{
+    int64_t uid = 0, pid = 0;
+    rd_status s = user_id(tx, user, &uid, err);
+    if (s == RD_OK)
+        s = project_id(tx, project, &pid, err);
+    sqlite3_stmt *stmt;
+    if (s == RD_OK)
+        s = prep(tx,
+                 "INSERT INTO memberships (user_id, project_id, role, prod_access) VALUES (?1, ?2, ?3, ?4)"
+                 " ON CONFLICT (user_id, project_id) DO UPDATE SET role = excluded.role,"
+                 " prod_access = excluded.prod_access",
+                 &stmt, "grant a role", err);
+    if (s != RD_OK)
+        return s;
+    sqlite3_bind_int64(stmt, 1, uid);
+    sqlite3_bind_int64(stmt, 2, pid);
+    bind_text(stmt, 3, rd_role_name(role));
+    sqlite3_bind_int(stmt, 4, prod_access);
+    return run(tx, stmt, "grant a role", NULL, err);
+}
+
+static rd_status sq_role_get(rd_store_tx *tx, const char *user, const char *project, rd_role *role,
+                             int *prod_access, rd_error *err)
+{
+    int64_t uid = 0, pid = 0;
+    rd_status s = user_id(tx, user, &uid, err);
+    if (s == RD_OK)
+        s = project_id(tx, project, &pid, err);
+    sqlite3_stmt *stmt;
+    if (s == RD_OK)
+        s = prep(tx, "SELECT role, prod_access FROM memberships WHERE user_id = ?1 AND project_id = ?2", &stmt,
+                 "read a role", err);
+    if (s != RD_OK)
+        return s;
+    sqlite3_bind_int64(stmt, 1, uid);
+    sqlite3_bind_int64(stmt, 2, pid);
+    int row = 0;
+    s = step(tx, stmt, "read a role", &row, err);
+    if (s == RD_OK && !row)
+        s = rd_error_set(err, RD_E_NOT_FOUND, "user %s is not a member of project %s", user, project);
+    if (s == RD_OK) {
+        *role = rd_role_parse((const char *)sqlite3_column_text(stmt, 0));
+        *prod_access = sqlite3_column_int(stmt, 1) ? 1 : 0;
+    }
+    sqlite3_finalize(stmt);
+    return s;
+}
+
+static rd_status sq_role_delete(rd_store_tx *tx, const char *user, const char *project, rd_error *err)
+{
+    int64_t uid = 0, pid = 0;
+    rd_status s = user_id(tx, user, &uid, err);
+    if (s == RD_OK)
+        s = project_id(tx, project, &pid, err);
+    sqlite3_stmt *stmt;
+    if (s == RD_OK)
+        s = prep(tx, "DELETE FROM memberships WHERE user_id = ?1 AND project_id = ?2", &stmt, "revoke a role", err);
+    if (s != RD_OK)
+        return s;
+    sqlite3_bind_int64(stmt, 1, uid);
+    sqlite3_bind_int64(stmt, 2, pid);
+    int changes = 0;
+    s = run(tx, stmt, "revoke a role", &changes, err);
+    if (s == RD_OK && changes == 0)
+        return rd_error_set(err, RD_E_NOT_FOUND, "user %s is not a member of project %s", user, project);
+    return s;
+}
+
+/* ---- deployments ------------------------------------------------------------------------------------- */
+
+static rd_status sq_deploy_insert(rd_store_tx *tx, const char *project, const char *created_by, int64_t now,
+                                  const char *archive_path, const char *archive_sha256, int64_t *version,
+                                  rd_error *err)
+{
+    sqlite3_stmt *stmt;
+    /* the counter, and never below what is recorded (a restored or hand-edited file) */
+    rd_status s = prep(tx,
+                       "SELECT p.id, max(p.next_version,"
+                       " coalesce((SELECT max(d.version) + 1 FROM deployments d WHERE d.project_id = p.id), 1))"
+                       " FROM projects p WHERE p.name = ?1",
+                       &stmt, "allocate a version", err);
+    if (s != RD_OK)
+        return s;
+    bind_text(stmt, 1, project);
+    int row = 0;
+    int64_t pid = 0, v = 0;
+    s = step(tx, stmt, "allocate a version", &row, err);
+    if (s == RD_OK && !row)
+        s = rd_error_set(err, RD_E_NOT_FOUND, "project %s does not exist", project);
+    if (s == RD_OK) {
+        pid = sqlite3_column_int64(stmt, 0);
+        v = sqlite3_column_int64(stmt, 1);
+    }
+    sqlite3_finalize(stmt);
+    if (s == RD_OK)
+        s = prep(tx, "UPDATE projects SET next_version = ?2 WHERE id = ?1", &stmt, "allocate a version", err);
+    if (s != RD_OK)
+        return s;
+    sqlite3_bind_int64(stmt, 1, pid);
+    sqlite3_bind_int64(stmt, 2, v + 1);
+    s = run(tx, stmt, "allocate a version", NULL, err);
+    if (s == RD_OK)
+        s = prep(tx,
+                 "INSERT INTO deployments (project_id, version, created_by, created_at, active, archive_path,"
+                 " archive_sha256) VALUES (?1, ?2, ?3, ?4, 0, ?5, ?6)",
+                 &stmt, "record a deployment", err);
+    if (s != RD_OK)
+        return s;
+    sqlite3_bind_int64(stmt, 1, pid);
+    sqlite3_bind_int64(stmt, 2, v);
+    bind_text(stmt, 3, created_by);
+    sqlite3_bind_int64(stmt, 4, now);
+    bind_text(stmt, 5, archive_path);
+    bind_text(stmt, 6, archive_sha256);
+    s = run(tx, stmt, "record a deployment", NULL, err);
+    if (s == RD_OK)
+        *version = v;
+    return s;
+}
+
+static rd_status sq_deploy_activate(rd_store_tx *tx, const char *project, int64_t version, rd_error *err)
+{
+    int64_t pid = 0;
+    rd_status s = project_id(tx, project, &pid, err);
+    sqlite3_stmt *stmt;
+    if (s == RD_OK)
+        s = prep(tx, "SELECT 1 FROM deployments WHERE project_id = ?1 AND version = ?2", &stmt,
+                 "activate a version", err);
+    if (s != RD_OK)
+        return s;
+    sqlite3_bind_int64(stmt, 1, pid);
+    sqlite3_bind_int64(stmt, 2, version);
+    int row = 0;
+    s = step(tx, stmt, "activate a version", &row, err);
+    sqlite3_finalize(stmt);
+    if (s == RD_OK && !row)
+        return rd_error_set(err, RD_E_NOT_FOUND, "project %s has no version %lld: see the list of deployments",
+                            project, (long long)version);
+    if (s == RD_OK)
+        s = prep(tx, "UPDATE deployments SET active = 0 WHERE project_id = ?1 AND active = 1", &stmt,
+                 "activate a version", err);
+    if (s != RD_OK)
+        return s;
+    sqlite3_bind_int64(stmt, 1, pid);
+    s = run(tx, stmt, "activate a version", NULL, err);
+    if (s == RD_OK)
+        s = prep(tx, "UPDATE deployments SET active = 1 WHERE project_id = ?1 AND version = ?2", &stmt,
+                 "activate a version", err);
+    if (s != RD_OK)
+        return s;
+    sqlite3_bind_int64(stmt, 1, pid);
+    sqlite3_bind_int64(stmt, 2, version);
+    return run(tx, stmt, "activate a version", NULL, err);
+}
+
+#define DEPLOY_COLUMNS "d.version, d.created_by, d.created_at, d.active, d.archive_path, d.archive_sha256"
+
+static rd_status read_deployment(sqlite3_stmt *stmt, rd_store_deployment *d, rd_error *err)
+{
+    int o = 0;
+    d->version = sqlite3_column_int64(stmt, 0);
+    d->created_by = col_dup(stmt, 1, &o);
+    d->created_at = sqlite3_column_int64(stmt, 2);
+    d->active = sqlite3_column_int(stmt, 3);
+    d->archive_path = col_dup(stmt, 4, &o);
+    d->archive_sha256 = col_dup(stmt, 5, &o);
+    if (o) {
+        rd_store_deployment_clear(d);
+        return oom(err);
+    }
+    return RD_OK;
+}
+
+static rd_status sq_deploy_list(rd_store_tx *tx, const char *project, rd_store_deployment **out, size_t *n_out,
+                                rd_error *err)
+{
+    int64_t pid = 0;
+    rd_status s = project_id(tx, project, &pid, err);
+    sqlite3_stmt *stmt;
+    if (s == RD_OK)
+        s = prep(tx, "SELECT " DEPLOY_COLUMNS " FROM deployments d WHERE d.project_id = ?1 ORDER BY d.version DESC",
+                 &stmt, "list deployments", err);
+    if (s != RD_OK)
+        return s;
+    sqlite3_bind_int64(stmt, 1, pid);
+    rd_store_deployment *arr = NULL;
+    size_t n = 0, cap = 0;
+    for (;;) {
+        int row = 0;
+        s = step(tx, stmt, "list deployments", &row, err);
+        if (s != RD_OK || !row)
+            break;
+        if (!grow((void **)&arr, &cap, n, sizeof *arr)) {
+            s = oom(err);
+            break;
+        }
+        if ((s = read_deployment(stmt, &arr[n], err)) != RD_OK)
+            break;
+        n++;
+    }
+    sqlite3_finalize(stmt);
+    if (s != RD_OK) {
+        rd_store_deployments_free(arr, n);
+        return s;
+    }
+    *out = arr;
+    *n_out = n;
+    return RD_OK;
+}
+
+static rd_status sq_deploy_active(rd_store_tx *tx, const char *project, rd_store_deployment *out, rd_error *err)
+{
+    int64_t pid = 0;
+    rd_status s = project_id(tx, project, &pid, err);
+    sqlite3_stmt *stmt;
+    if (s == RD_OK)
+        s = prep(tx, "SELECT " DEPLOY_COLUMNS " FROM deployments d WHERE d.project_id = ?1 AND d.active = 1", &stmt,
+                 "read the active deployment", err);
+    if (s != RD_OK)
+        return s;
+    sqlite3_bind_int64(stmt, 1, pid);
+    int row = 0;
+    rd_store_deployment d = { 0 };
+    s = step(tx, stmt, "read the active deployment", &row, err);
+    if (s == RD_OK && !row)
+        s = rd_error_set(err, RD_E_NOT_FOUND, "project %s has no active deployment: deploy it first", project);
+    if (s == RD_OK)
+        s = read_deployment(stmt, &d, err);
+    sqlite3_finalize(stmt);
+    if (s == RD_OK)
+        *out = d;
+    return s;
+}
+
+/* ---- variables --------------------------------------------------------------------------------------- */
+
+static rd_status sq_variable_put(rd_store_tx *tx, const char *project, rd_env env, const char *name,
+                                 uint32_t key_id, const unsigned char *blob, size_t blob_len,
+                                 const char *updated_by, int64_t now, rd_error *err)
+{
+    int64_t pid = 0;
+    rd_status s = project_id(tx, project, &pid, err);
+    sqlite3_stmt *stmt;
+    if (s == RD_OK)
+        s = prep(tx,
+                 "INSERT INTO variables (project_id, environment, name, key_id, blob, updated_by, updated_at)"
+                 " VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)"
+                 " ON CONFLICT (project_id, environment, name) DO UPDATE SET key_id = excluded.key_id,"
+                 " blob = excluded.blob, updated_by = excluded.updated_by, updated_at = excluded.updated_at",
+                 &stmt, "set a variable", err);
+    if (s != RD_OK)
+        return s;
+    sqlite3_bind_int64(stmt, 1, pid);
+    bind_text(stmt, 2, rd_env_name(env));
+    bind_text(stmt, 3, name);
+    sqlite3_bind_int64(stmt, 4, key_id);
+    sqlite3_bind_blob(stmt, 5, blob, (int)blob_len, SQLITE_TRANSIENT);
+    bind_text(stmt, 6, updated_by);
+    sqlite3_bind_int64(stmt, 7, now);
+    return run(tx, stmt, "set a variable", NULL, err);
+}
+
+static rd_status sq_variable_get(rd_store_tx *tx, const char *project, rd_env env, const char *name,
+                                 unsigned char **blob, size_t *blob_len, rd_error *err)
+{
+    int64_t pid = 0;
+    rd_status s = project_id(tx, project, &pid, err);
+    sqlite3_stmt *stmt;
+    if (s == RD_OK)
+        s = prep(tx, "SELECT blob FROM variables WHERE project_id = ?1 AND environment = ?2 AND name = ?3", &stmt,
+                 "read a variable", err);
+    if (s != RD_OK)
+        return s;
+    sqlite3_bind_int64(stmt, 1, pid);
+    bind_text(stmt, 2, rd_env_name(env));
+    bind_text(stmt, 3, name);
+    int row = 0;
+    s = step(tx, stmt, "read a variable", &row, err);
+    if (s == RD_OK && !row)
+        s = rd_error_set(err, RD_E_NOT_FOUND, "project %s has no %s variable %s", project, rd_env_name(env), name);
+    if (s == RD_OK) {
+        size_t n = (size_t)sqlite3_column_bytes(stmt, 0);
+        const void *b = sqlite3_column_blob(stmt, 0);
+        unsigned char *copy = malloc(n ? n : 1);
+        if (!copy)
+            s = oom(err);
+        else {
+            if (n)
+                memcpy(copy, b, n);
+            *blob = copy;
+            *blob_len = n;
+        }
+    }
+    sqlite3_finalize(stmt);
+    return s;
+}
+
+static rd_status sq_variable_delete(rd_store_tx *tx, const char *project, rd_env env, const char *name,
+                                    rd_error *err)
+{
+    int64_t pid = 0;
+    rd_status s = project_id(tx, project, &pid, err);
+    sqlite3_stmt *stmt;
+    if (s == RD_OK)
+        s = prep(tx, "DELETE FROM variables WHERE project_id = ?1 AND environment = ?2 AND name = ?3", &stmt,
+                 "delete a variable", err);
+    if (s != RD_OK)
+        return s;
+    sqlite3_bind_int64(stmt, 1, pid);
+    bind_text(stmt, 2, rd_env_name(env));
+    bind_text(stmt, 3, name);
+    int changes = 0;
+    s = run(tx, stmt, "delete a variable", &changes, err);
+    if (s == RD_OK && changes == 0)
+        return rd_error_set(err, RD_E_NOT_FOUND, "project %s has no %s variable %s", project, rd_env_name(env),
+                            name);
+    return s;
+}
+
+static rd_status sq_variable_list(rd_store_tx *tx, const char *project, rd_env env, rd_store_variable **out,
+                                  size_t *n_out, rd_error *err)
+{
+    int64_t pid = 0;
+    rd_status s = project_id(tx, project, &pid, err);
+    sqlite3_stmt *stmt;
+    if (s == RD_OK)
+        s = prep(tx,
+                 "SELECT name, environment, key_id, updated_by, updated_at FROM variables"
+                 " WHERE project_id = ?1 AND (?2 IS NULL OR environment = ?2) ORDER BY environment, name",
+                 &stmt, "list variables", err);
+    if (s != RD_OK)
+        return s;
+    sqlite3_bind_int64(stmt, 1, pid);
+    bind_text(stmt, 2, env == RD_ENV_NONE ? NULL : rd_env_name(env));
+    rd_store_variable *arr = NULL;
+    size_t n = 0, cap = 0;
+    for (;;) {
+        int row = 0;
+        s = step(tx, stmt, "list variables", &row, err);
+        if (s != RD_OK || !row)
+            break;
+        if (!grow((void **)&arr, &cap, n, sizeof *arr)) {
+            s = oom(err);
+            break;
+        }
+        int o = 0;
+        rd_store_variable *v = &arr[n++];
+        v->name = col_dup(stmt, 0, &o);
+        v->environment = rd_env_parse((const char *)sqlite3_column_text(stmt, 1));
+        v->key_id = (uint32_t)sqlite3_column_int64(stmt, 2);
+        v->updated_by = col_dup(stmt, 3, &o);
+        v->updated_at = sqlite3_column_int64(stmt, 4);
+        if (o) {
+            s = oom(err);
+            break;
+        }
+    }
+    sqlite3_finalize(stmt);
+    if (s != RD_OK) {
+        rd_store_variables_free(arr, n);
+        return s;
+    }
+    *out = arr;
+    *n_out = n;
+    return RD_OK;
+}
+
+static rd_status sq_variable_sealed_other(rd_store_tx *tx, uint32_t key_id, rd_store_sealed **out, size_t *n_out,
+                                          rd_error *err)
+{
+    sqlite3_stmt *stmt;
+    rd_status s = prep(tx,
+                       "SELECT p.name, v.environment, v.name, v.key_id, v.blob FROM variables v"
+                       " JOIN projects p ON p.id = v.project_id WHERE v.key_id <> ?1"
+                       " ORDER BY p.name, v.environment, v.name",
+                       &stmt, "read variables to re-encrypt", err);
+    if (s != RD_OK)
+        return s;
+    sqlite3_bind_int64(stmt, 1, key_id);
+    rd_store_sealed *arr = NULL;
+    size_t n = 0, cap = 0;
+    for (;;) {
+        int row = 0;
+        s = step(tx, stmt, "read variables to re-encrypt", &row, err);
+        if (s != RD_OK || !row)
+            break;
+        if (!grow((void **)&arr, &cap, n, sizeof *arr)) {
+            s = oom(err);
+            break;
+        }
+        int o = 0;
+        rd_store_sealed *v = &arr[n++];
+        v->project = col_dup(stmt, 0, &o);
+        v->environment = rd_env_parse((const char *)sqlite3_column_text(stmt, 1));
+        v->name = col_dup(stmt, 2, &o);
+        v->key_id = (uint32_t)sqlite3_column_int64(stmt, 3);
+        v->blob_len = (size_t)sqlite3_column_bytes(stmt, 4);
+        v->blob = malloc(v->blob_len ? v->blob_len : 1);
+        if (v->blob && v->blob_len)
+            memcpy(v->blob, sqlite3_column_blob(stmt, 4), v->blob_len);
+        if (o || !v->blob) {
+            s = oom(err);
+            break;
+        }
+    }
+    sqlite3_finalize(stmt);
+    if (s != RD_OK) {
+        rd_store_sealed_free(arr, n);
+        return s;
+    }
+    *out = arr;
+    *n_out = n;
+    return RD_OK;
+}
+
+static rd_status sq_variable_reseal(rd_store_tx *tx, const rd_store_sealed *v, uint32_t key_id,
+                                    const unsigned char *blob, size_t blob_len, rd_error *err)
+{
+    int64_t pid = 0;
+    rd_status s = project_id(tx, v->project, &pid, err);
+    sqlite3_stmt *stmt;
+    if (s == RD_OK)
+        s = prep(tx,
+                 "UPDATE variables SET key_id = ?4, blob = ?5"
+                 " WHERE project_id = ?1 AND environment = ?2 AND name = ?3",
+                 &stmt, "re-encrypt a variable", err);
+    if (s != RD_OK)
+        return s;
+    sqlite3_bind_int64(stmt, 1, pid);
+    bind_text(stmt, 2, rd_env_name(v->environment));
+    bind_text(stmt, 3, v->name);
+    sqlite3_bind_int64(stmt, 4, key_id);
+    sqlite3_bind_blob(stmt, 5, blob, (int)blob_len, SQLITE_TRANSIENT);
+    return run(tx, stmt, "re-encrypt a variable", NULL, err);
+}
+
+/* ---- audit ------------------------------------------------------------------------------------------- */
+
+static rd_status sq_audit_insert(rd_store_tx *tx, int64_t at, const char *actor, const char *action,
+                                 const char *project, const char *detail_json, rd_error *err)
+{
+    sqlite3_stmt *stmt;
+    rd_status s = prep(tx, "INSERT INTO audit (at, actor, action, project, detail_json) VALUES (?1, ?2, ?3, ?4, ?5)",
+                       &stmt, "write the audit log", err);
+    if (s != RD_OK)
+        return s;
+    sqlite3_bind_int64(stmt, 1, at);
+    bind_text(stmt, 2, actor);
+    bind_text(stmt, 3, action);
+    bind_text(stmt, 4, project);
+    bind_text(stmt, 5, detail_json);
+    return run(tx, stmt, "write the audit log", NULL, err);
+}
+
+static rd_status sq_audit_list(rd_store_tx *tx, const char *project, size_t limit, rd_store_audit_entry **out,
+                               size_t *n_out, rd_error *err)
+{
+    sqlite3_stmt *stmt;
+    rd_status s = prep(tx,
+                       "SELECT id, at, actor, action, project, detail_json FROM audit"
+                       " WHERE ?1 IS NULL OR project = ?1 ORDER BY id DESC LIMIT ?2",
+                       &stmt, "read the audit log", err);
+    if (s != RD_OK)
+        return s;
+    bind_text(stmt, 1, project);
+    sqlite3_bind_int64(stmt, 2, (sqlite3_int64)limit);
+    rd_store_audit_entry *arr = NULL;
+    size_t n = 0, cap = 0;
+    for (;;) {
+        int row = 0;
+        s = step(tx, stmt, "read the audit log", &row, err);
+        if (s != RD_OK || !row)
+            break;
+        if (!grow((void **)&arr, &cap, n, sizeof *arr)) {
+            s = oom(err);
+            break;
+        }
+        int o = 0;
+        rd_store_audit_entry *e = &arr[n++];
+        e->id = sqlite3_column_int64(stmt, 0);
+        e->at = sqlite3_column_int64(stmt, 1);
+        e->actor = col_dup(stmt, 2, &o);
+        e->action = col_dup(stmt, 3, &o);
+        e->project = col_dup(stmt, 4, &o);
+        e->detail_json = col_dup(stmt, 5, &o);
+        if (o) {
+            s = oom(err);
+            break;
+        }
+    }
+    sqlite3_finalize(stmt);
+    if (s != RD_OK) {
+        rd_store_audit_free(arr, n);
+        return s;
+    }
+    *out = arr;
+    *n_out = n;
+    return RD_OK;
+}
+
+/* ---- opening ----------------------------------------------------------------------------------------- */
+
+static const rd_store_backend sqlite_backend = {
+    .name = "sqlite",
+    .begin = sq_begin,
+    .commit = sq_commit,
+    .rollback = sq_rollback,
+    .close = sq_close,
+    .meta_get = sq_meta_get,
+    .meta_set = sq_meta_set,
+    .user_insert = sq_user_insert,
+    .user_delete = sq_user_delete,
+    .user_get = sq_user_get,
+    .user_list = sq_user_list,
+    .user_count = sq_user_count,
+    .token_insert = sq_token_insert,
+    .token_revoke = sq_token_revoke,
+    .token_user = sq_token_user,
+    .token_live = sq_token_live,
+    .project_insert = sq_project_insert,
+    .project_get = sq_project_get,
+    .project_list = sq_project_list,
+    .role_set = sq_role_set,
+    .role_get = sq_role_get,
+    .role_delete = sq_role_delete,
+    .deploy_insert = sq_deploy_insert,
+    .deploy_activate = sq_deploy_activate,
+    .deploy_list = sq_deploy_list,
+    .deploy_active = sq_deploy_active,
+    .variable_put = sq_variable_put,
+    .variable_get = sq_variable_get,
+    .variable_delete = sq_variable_delete,
+    .variable_list = sq_variable_list,
+    .variable_sealed_other = sq_variable_sealed_other,
+    .variable_reseal = sq_variable_reseal,
+    .audit_insert = sq_audit_insert,
+    .audit_list = sq_audit_list,
+};
+
+/* Creates the file 0600 when missing (so the -wal and -shm SQLite makes beside it are 0600 too) and refuses
+ * one that group or others may access. */
+static rd_status prepare_file(const char *path, rd_error *err)
+{
+    int fd = open(path, O_RDWR | O_CREAT | O_CLOEXEC | O_NOFOLLOW, 0600);
+    if (fd < 0)
+        return rd_error_set(err, RD_E_IO, "cannot open store %s: %s", path, strerror(errno));
+    struct stat sb;
+    rd_status s = RD_OK;
+    if (fstat(fd, &sb) != 0)
+        s = rd_error_set(err, RD_E_IO, "cannot stat store %s: %s", path, strerror(errno));
+    else if (!S_ISREG(sb.st_mode))
+        s = rd_error_set(err, RD_E_CONFIG, "store %s is not a regular file", path);
+    else if (sb.st_mode & 077)
+        s = rd_error_set(err, RD_E_CONFIG, "store %s may be accessed by others (mode %04o): run `chmod 600 %s`",
+                         path, (unsigned)(sb.st_mode & 07777), path);
+    close(fd);
+    return s;
+}
+
+/* WAL (persistent in the file), then the migrations not yet applied, in one write transaction. */
+static rd_status migrate(sq_be *be, sqlite3 *db, rd_error *err)
+{
+    sqlite3_stmt *stmt = NULL;
+    int rc = sqlite3_prepare_v2(db, "PRAGMA journal_mode = WAL", -1, &stmt, NULL);
+    if (rc == SQLITE_OK && (rc = sqlite3_step(stmt)) == SQLITE_ROW) {
+        const char *mode = (const char *)sqlite3_column_text(stmt, 0);
+        if (!mode || strcmp(mode, "wal") != 0) {
+            sqlite3_finalize(stmt);
+            return rd_error_set(err, RD_E_IO, "store %s: cannot use WAL mode (the file system may not support it)",
+                                be->path);
+        }
+        rc = SQLITE_OK;
+    }
+    sqlite3_finalize(stmt);
+    if (rc != SQLITE_OK)
+        return sq_fail(be, db, rc, "switch to WAL mode", err);
+
+    pthread_mutex_lock(&be->write_mu);
+    rd_status s = RD_OK;
+    rc = sqlite3_exec(db,
+                      "BEGIN IMMEDIATE;"
+                      "CREATE TABLE IF NOT EXISTS schema_version (version INTEGER PRIMARY KEY,"
+                      " applied_at INTEGER NOT NULL);",
+                      NULL, NULL, NULL);
+    if (rc != SQLITE_OK)
+        s = sq_fail(be, db, rc, "read the schema version", err);
+    int current = 0;
+    if (s == RD_OK) {
+        rc = sqlite3_prepare_v2(db, "SELECT coalesce(max(version), 0) FROM schema_version", -1, &stmt, NULL);
+        if (rc == SQLITE_OK && (rc = sqlite3_step(stmt)) == SQLITE_ROW) {
+            current = sqlite3_column_int(stmt, 0);
+            rc = SQLITE_OK;
+        }
+        sqlite3_finalize(stmt);
+        if (rc != SQLITE_OK)
+            s = sq_fail(be, db, rc, "read the schema version", err);
+    }
+    if (s == RD_OK && current > MIGRATIONS)
+        s = rd_error_set(err, RD_E_CONFIG,
+                         "store %s has schema version %d, newer than this redduck knows (%d): run a newer redduck",
+                         be->path, current, MIGRATIONS);
+    for (int v = current + 1; s == RD_OK && v <= MIGRATIONS; v++) {
+        rc = sqlite3_exec(db, migrations[v - 1], NULL, NULL, NULL);
+        if (rc == SQLITE_OK)
+            rc = sqlite3_prepare_v2(db, "INSERT INTO schema_version (version, applied_at) VALUES (?1, ?2)", -1,
+                                    &stmt, NULL);
+        if (rc == SQLITE_OK) {
+            sqlite3_bind_int(stmt, 1, v);
+            sqlite3_bind_int64(stmt, 2, (sqlite3_int64)time(NULL));
+            rc = sqlite3_step(stmt);
+            if (rc == SQLITE_DONE)
+                rc = SQLITE_OK;
+            sqlite3_finalize(stmt);
+        }
+        if (rc != SQLITE_OK) {
+            char op[64];
+            snprintf(op, sizeof op, "apply migration %d", v);
+            s = sq_fail(be, db, rc, op, err);
+        }
+    }
+    if (s == RD_OK && (rc = sqlite3_exec(db, "COMMIT", NULL, NULL, NULL)) != SQLITE_OK)
+        s = sq_fail(be, db, rc, "commit the migrations", err);
+    if (s != RD_OK && !sqlite3_get_autocommit(db))
+        sqlite3_exec(db, "ROLLBACK", NULL, NULL, NULL);
+    pthread_mutex_unlock(&be->write_mu);
+    return s;
+}
+
+rd_status rd_store_open_sqlite(const char *data_dir, rd_keyring *keyring, const rd_store_options *opts,
+                               rd_store **out, rd_error *err)
+{
+    if (!data_dir || !*data_dir)
+        return rd_error_set(err, RD_E_USAGE, "no data dir given: pass --data-dir");
+    rd_status s = rd_mkdirs(data_dir, 0700, err);
+    if (s != RD_OK)
+        return s;
+    sq_be *be = calloc(1, sizeof *be);
+    size_t plen = strlen(data_dir) + sizeof "/" RD_STORE_FILE;
+    if (!be || !(be->path = malloc(plen))) {
+        free(be);
+        return rd_error_set(err, RD_E_INTERNAL, "out of memory opening the store");
+    }
+    snprintf(be->path, plen, "%s/%s", data_dir, RD_STORE_FILE);
+    be->busy_ms = opts && opts->busy_timeout_ms > 0 ? opts->busy_timeout_ms : 10000;
+    be->max = opts && opts->max_connections > 0 ? (size_t)opts->max_connections : 8;
+    pthread_mutex_init(&be->mu, NULL);
+    pthread_cond_init(&be->cv, NULL);
+    pthread_mutex_init(&be->write_mu, NULL);
+    be->idle = calloc(be->max, sizeof *be->idle);
+    if (!be->idle) {
+        sq_close(be);
+        return rd_error_set(err, RD_E_INTERNAL, "out of memory opening the store");
+    }
+    s = prepare_file(be->path, err);
+    sqlite3 *db = NULL;
+    if (s == RD_OK)
+        s = conn_acquire(be, &db, err);
+    if (s == RD_OK) {
+        s = migrate(be, db, err);
+        conn_release(be, db);
+    }
+    if (s != RD_OK) {
+        sq_close(be);
+        return s;
+    }
+    return rd_store_new(&sqlite_backend, be, keyring, out, err);
+}
