@@ -30,7 +30,7 @@ static int setup(void **state)
     if (!f)
         return -1;
     const char *tmp = getenv("TMPDIR");
-    snprintf(f->dir, sizeof f->dir, "%s/rd-keyring-XXXXXX", tmp && *tmp ? tmp : "/tmp");
+    snprintf(f->dir, sizeof f->dir, "%s/rd-keyring-XXXXXX", tmp && *tmp ? tmp : P_tmpdir);
     if (!mkdtemp(f->dir))
         return -1;
     snprintf(f->path, sizeof f->path, "%s/keyring", f->dir);

@@ -57,7 +57,7 @@ static int setup(void **state)
     if (!f)
         return -1;
     const char *tmp = getenv("TMPDIR");
-    snprintf(f->dir, sizeof f->dir, "%s/rd-store-XXXXXX", tmp && *tmp ? tmp : "/tmp");
+    snprintf(f->dir, sizeof f->dir, "%s/rd-store-XXXXXX", tmp && *tmp ? tmp : P_tmpdir);
     if (!mkdtemp(f->dir))
         return -1;
     snprintf(f->data, sizeof f->data, "%s/data", f->dir);
