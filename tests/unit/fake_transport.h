@@ -1,6 +1,6 @@
 /* fake_transport.h — a scripted HTTP transport for the service clients' unit tests: each call takes the
  * next scripted reply (status, one optional header, body) and records the method, URL, X-Amz-Target and
- * body it was sent. No network. */
+ * body it was sent; and fake_env, the client on it that each FAKE_TEST gets as its state. No network. */
 #ifndef RD_TEST_FAKE_TRANSPORT_H
 #define RD_TEST_FAKE_TRANSPORT_H
 
@@ -29,7 +29,8 @@ typedef struct fake_http {
     char *body[FAKE_MAX]; /* owned */
 } fake_http;
 
-static inline rd_status fake_send(rd_http_transport *t, const rd_http_request *req, rd_http_response *resp, rd_error *err)
+static inline rd_status fake_send(rd_http_transport *t, const rd_http_request *req, rd_http_response *resp,
+                                  rd_error *err)
 {
     fake_http *f = (fake_http *)t;
     if (f->calls >= f->n)
@@ -92,10 +93,10 @@ static inline void fake_client_init(rd_aws_client *c, fake_http *f, rd_creds_pro
     c->region = "us-east-1";
     c->now = fake_now;
     c->sleep_ms = fake_no_sleep;
-    unsetenv("AWS_MAX_ATTEMPTS");
-    unsetenv("AWS_ENDPOINT_URL");
-    unsetenv("AWS_ENDPOINT_URL_S3");
-    unsetenv("AWS_ENDPOINT_URL_REDSHIFT_DATA");
+    const char *unset[] = { "AWS_MAX_ATTEMPTS", "AWS_ENDPOINT_URL", "AWS_ENDPOINT_URL_S3",
+                            "AWS_ENDPOINT_URL_REDSHIFT_DATA" };
+    for (size_t i = 0; i < sizeof unset / sizeof unset[0]; i++)
+        unsetenv(unset[i]);
 }
 
 static inline void fake_client_done(fake_http *f, rd_creds_provider *creds)
@@ -104,6 +105,36 @@ static inline void fake_client_done(fake_http *f, rd_creds_provider *creds)
         free(f->body[i]);
     rd_creds_provider_free(creds);
 }
+
+/* One test's client on a fresh fake transport, with an error to pass it: FAKE_TEST(fn) runs fn with it as
+ * *state (cmocka setup and teardown). */
+typedef struct fake_env {
+    rd_aws_client c;
+    fake_http f;
+    rd_creds_provider *creds;
+    rd_error err;
+} fake_env;
+
+static inline int fake_setup(void **state)
+{
+    fake_env *e = calloc(1, sizeof *e);
+    if (!e)
+        return -1;
+    fake_client_init(&e->c, &e->f, &e->creds);
+    rd_error_clear(&e->err);
+    *state = e;
+    return 0;
+}
+
+static inline int fake_teardown(void **state)
+{
+    fake_env *e = *state;
+    fake_client_done(&e->f, e->creds);
+    free(e);
+    return 0;
+}
+
+#define FAKE_TEST(fn) cmocka_unit_test_setup_teardown(fn, fake_setup, fake_teardown)
 
 static inline void fake_script(fake_http *f, int status, const char *header, const char *value, const char *body)
 {

@@ -22,21 +22,15 @@ static json_t *sent_json(const fake_http *f, int i)
 
 static void test_execute(void **state)
 {
-    (void)state;
-    rd_aws_client c;
-    fake_http f;
-    rd_creds_provider *creds;
-    fake_client_init(&c, &f, &creds);
-    fake_script(&f, 200, NULL, NULL, "{\"Id\":\"stmt-1\",\"Database\":\"dev\"}");
+    fake_env *e = *state;
+    fake_script(&e->f, 200, NULL, NULL, "{\"Id\":\"stmt-1\",\"Database\":\"dev\"}");
     rd_rsd_target t = { .workgroup = "wg", .database = "dev" };
     char id[64] = "";
-    rd_error err;
-    rd_error_clear(&err);
-    assert_int_equal(rd_rsd_execute(&c, &t, "select 1", "tok-1", id, &err), RD_OK);
+    assert_int_equal(rd_rsd_execute(&e->c, &t, "select 1", "tok-1", id, &e->err), RD_OK);
     assert_string_equal(id, "stmt-1");
-    assert_string_equal(f.target[0], "RedshiftData.ExecuteStatement");
-    assert_non_null(strstr(f.url[0], "redshift-data.us-east-1."));
-    json_t *in = sent_json(&f, 0);
+    assert_string_equal(e->f.target[0], "RedshiftData.ExecuteStatement");
+    assert_non_null(strstr(e->f.url[0], "redshift-data.us-east-1."));
+    json_t *in = sent_json(&e->f, 0);
     assert_string_equal(json_string_value(json_object_get(in, "Sql")), "select 1");
     assert_string_equal(json_string_value(json_object_get(in, "WorkgroupName")), "wg");
     assert_string_equal(json_string_value(json_object_get(in, "Database")), "dev");
@@ -44,66 +38,51 @@ static void test_execute(void **state)
     assert_null(json_object_get(in, "ClusterIdentifier"));
     json_decref(in);
     /* a reply without an Id is an error, not an empty id */
-    fake_script(&f, 200, NULL, NULL, "{}");
-    assert_int_equal(rd_rsd_execute(&c, &t, "select 1", NULL, id, &err), RD_E_REMOTE);
-    assert_non_null(strstr(err.message, "no statement Id"));
-    fake_client_done(&f, creds);
+    fake_script(&e->f, 200, NULL, NULL, "{}");
+    assert_int_equal(rd_rsd_execute(&e->c, &t, "select 1", NULL, id, &e->err), RD_E_REMOTE);
+    assert_non_null(strstr(e->err.message, "no statement Id"));
 }
 
 static void test_describe(void **state)
 {
-    (void)state;
-    rd_aws_client c;
-    fake_http f;
-    rd_creds_provider *creds;
-    fake_client_init(&c, &f, &creds);
-    fake_script(&f, 200, NULL, NULL,
+    fake_env *e = *state;
+    fake_script(&e->f, 200, NULL, NULL,
                 "{\"Id\":\"s\",\"Status\":\"FINISHED\",\"HasResultSet\":true,\"ResultRows\":42,\"Duration\":1500}");
     rd_rsd_description d = { 0 };
-    rd_error err;
-    rd_error_clear(&err);
-    assert_int_equal(rd_rsd_describe(&c, "s", &d, &err), RD_OK);
-    assert_string_equal(f.target[0], "RedshiftData.DescribeStatement");
+    assert_int_equal(rd_rsd_describe(&e->c, "s", &d, &e->err), RD_OK);
+    assert_string_equal(e->f.target[0], "RedshiftData.DescribeStatement");
     assert_string_equal(d.status, "FINISHED");
     assert_int_equal(d.has_result_set, 1);
     assert_int_equal(d.result_rows, 42);
     assert_null(d.error);
     rd_rsd_description_free(&d);
-    fake_script(&f, 200, NULL, NULL, "{\"Id\":\"s\"}");
-    assert_int_equal(rd_rsd_describe(&c, "s", &d, &err), RD_E_REMOTE);
-    assert_non_null(strstr(err.message, "no Status"));
-    fake_client_done(&f, creds);
+    fake_script(&e->f, 200, NULL, NULL, "{\"Id\":\"s\"}");
+    assert_int_equal(rd_rsd_describe(&e->c, "s", &d, &e->err), RD_E_REMOTE);
+    assert_non_null(strstr(e->err.message, "no Status"));
 }
 
 static void test_wait_finished_and_failed(void **state)
 {
-    (void)state;
-    rd_aws_client c;
-    fake_http f;
-    rd_creds_provider *creds;
-    fake_client_init(&c, &f, &creds);
-    fake_script(&f, 200, NULL, NULL, "{\"Status\":\"SUBMITTED\"}");
-    fake_script(&f, 200, NULL, NULL, "{\"Status\":\"STARTED\"}");
-    fake_script(&f, 200, NULL, NULL, "{\"Status\":\"FINISHED\",\"ResultRows\":3}");
+    fake_env *e = *state;
+    fake_script(&e->f, 200, NULL, NULL, "{\"Status\":\"SUBMITTED\"}");
+    fake_script(&e->f, 200, NULL, NULL, "{\"Status\":\"STARTED\"}");
+    fake_script(&e->f, 200, NULL, NULL, "{\"Status\":\"FINISHED\",\"ResultRows\":3}");
     rd_rsd_wait_options o = { .first_poll_ms = 1, .max_poll_ms = 2 };
     rd_rsd_cancel_outcome oc = RD_RSD_CANCELLED;
     o.outcome = &oc;
     rd_rsd_description d = { 0 };
-    rd_error err;
-    rd_error_clear(&err);
-    assert_int_equal(rd_rsd_wait(&c, "s", &o, &d, &err), RD_OK);
-    assert_int_equal(f.calls, 3);
+    assert_int_equal(rd_rsd_wait(&e->c, "s", &o, &d, &e->err), RD_OK);
+    assert_int_equal(e->f.calls, 3);
     assert_int_equal(d.result_rows, 3);
     assert_int_equal(oc, RD_RSD_NOT_CANCELLED);
     rd_rsd_description_free(&d);
 
-    fake_script(&f, 200, NULL, NULL, "{\"Status\":\"FAILED\",\"Error\":\"relation \\\"nope\\\" does not exist\"}");
-    assert_int_equal(rd_rsd_wait(&c, "s", &o, &d, &err), RD_E_REMOTE);
-    assert_string_equal(err.message, "Redshift: relation \"nope\" does not exist");
-    assert_int_equal(f.calls, 4); /* a failed statement is not cancelled */
+    fake_script(&e->f, 200, NULL, NULL, "{\"Status\":\"FAILED\",\"Error\":\"relation \\\"nope\\\" does not exist\"}");
+    assert_int_equal(rd_rsd_wait(&e->c, "s", &o, &d, &e->err), RD_E_REMOTE);
+    assert_string_equal(e->err.message, "Redshift: relation \"nope\" does not exist");
+    assert_int_equal(e->f.calls, 4); /* a failed statement is not cancelled */
     assert_int_equal(oc, RD_RSD_NOT_CANCELLED);
     rd_rsd_description_free(&d);
-    fake_client_done(&f, creds);
 }
 
 static volatile sig_atomic_t g_cancel;
@@ -118,71 +97,58 @@ static void raise_cancel(void *ctx, const char *status, long elapsed_ms)
 
 static void test_wait_cancel_flag_sends_cancel_statement(void **state)
 {
-    (void)state;
-    rd_aws_client c;
-    fake_http f;
-    rd_creds_provider *creds;
-    fake_client_init(&c, &f, &creds);
-    fake_script(&f, 200, NULL, NULL, "{\"Status\":\"STARTED\"}");
-    fake_script(&f, 200, NULL, NULL, "{\"Status\":true}");
-    fake_script(&f, 200, NULL, NULL, "{\"Status\":\"ABORTED\"}");
+    fake_env *e = *state;
+    fake_script(&e->f, 200, NULL, NULL, "{\"Status\":\"STARTED\"}");
+    fake_script(&e->f, 200, NULL, NULL, "{\"Status\":true}");
+    fake_script(&e->f, 200, NULL, NULL, "{\"Status\":\"ABORTED\"}");
     g_cancel = 0;
     rd_rsd_cancel_outcome oc = RD_RSD_NOT_CANCELLED;
     rd_rsd_wait_options o = { .first_poll_ms = 1000, .cancel = &g_cancel, .tick = raise_cancel, .outcome = &oc };
     rd_rsd_description d = { 0 };
-    rd_error err;
-    rd_error_clear(&err);
-    assert_int_equal(rd_rsd_wait(&c, "stmt-9", &o, &d, &err), RD_E_CANCELLED);
-    assert_int_equal(f.calls, 3);
-    assert_string_equal(f.target[0], "RedshiftData.DescribeStatement");
-    assert_string_equal(f.target[1], "RedshiftData.CancelStatement");
-    json_t *in = sent_json(&f, 1);
+    assert_int_equal(rd_rsd_wait(&e->c, "stmt-9", &o, &d, &e->err), RD_E_CANCELLED);
+    assert_int_equal(e->f.calls, 3);
+    assert_string_equal(e->f.target[0], "RedshiftData.DescribeStatement");
+    assert_string_equal(e->f.target[1], "RedshiftData.CancelStatement");
+    json_t *in = sent_json(&e->f, 1);
     assert_string_equal(json_string_value(json_object_get(in, "Id")), "stmt-9");
     json_decref(in);
-    assert_string_equal(f.target[2], "RedshiftData.DescribeStatement"); /* waits for the end */
+    assert_string_equal(e->f.target[2], "RedshiftData.DescribeStatement"); /* waits for the end */
     assert_int_equal(oc, RD_RSD_CANCELLED);
-    assert_non_null(strstr(err.message, "interrupted while statement stmt-9 ran"));
-    assert_non_null(strstr(err.message, "the statement was cancelled"));
+    assert_non_null(strstr(e->err.message, "interrupted while statement stmt-9 ran"));
+    assert_non_null(strstr(e->err.message, "the statement was cancelled"));
     rd_rsd_description_free(&d);
 
     /* CancelStatement refused because the statement already ended */
-    fake_script(&f, 400, NULL, NULL,
+    fake_script(&e->f, 400, NULL, NULL,
                 "{\"__type\":\"ValidationException\",\"message\":\"Could not cancel a query that is already in "
                 "FINISHED state.\"}");
     g_cancel = 1;
-    assert_int_equal(rd_rsd_wait(&c, "stmt-9", &o, &d, &err), RD_E_CANCELLED);
-    assert_int_equal(f.calls, 4);
-    assert_string_equal(f.target[3], "RedshiftData.CancelStatement");
+    assert_int_equal(rd_rsd_wait(&e->c, "stmt-9", &o, &d, &e->err), RD_E_CANCELLED);
+    assert_int_equal(e->f.calls, 4);
+    assert_string_equal(e->f.target[3], "RedshiftData.CancelStatement");
     assert_int_equal(oc, RD_RSD_CANCEL_ENDED);
-    assert_non_null(strstr(err.message, "had already ended"));
+    assert_non_null(strstr(e->err.message, "had already ended"));
     rd_rsd_description_free(&d);
-    fake_client_done(&f, creds);
 }
 
 static void test_get_result_paging(void **state)
 {
-    (void)state;
-    rd_aws_client c;
-    fake_http f;
-    rd_creds_provider *creds;
-    fake_client_init(&c, &f, &creds);
-    fake_script(&f, 200, NULL, NULL,
+    fake_env *e = *state;
+    fake_script(&e->f, 200, NULL, NULL,
                 "{\"Records\":[[{\"longValue\":1}],[{\"longValue\":2}]],\"TotalNumRows\":3,\"NextToken\":\"page-2\"}");
-    fake_script(&f, 200, NULL, NULL, "{\"Records\":[[{\"longValue\":3}]],\"TotalNumRows\":3}");
-    rd_error err;
-    rd_error_clear(&err);
+    fake_script(&e->f, 200, NULL, NULL, "{\"Records\":[[{\"longValue\":3}]],\"TotalNumRows\":3}");
     const char *token = NULL;
     json_t *pages[2] = { NULL, NULL };
     size_t rows = 0;
     for (int i = 0; i < 2; i++) {
-        assert_int_equal(rd_rsd_get_result(&c, "s", token, &pages[i], &err), RD_OK);
+        assert_int_equal(rd_rsd_get_result(&e->c, "s", token, &pages[i], &e->err), RD_OK);
         rows += json_array_size(json_object_get(pages[i], "Records"));
         token = json_string_value(json_object_get(pages[i], "NextToken"));
     }
     assert_null(token);
     assert_int_equal(rows, 3);
-    assert_string_equal(f.target[0], "RedshiftData.GetStatementResult");
-    json_t *in0 = sent_json(&f, 0), *in1 = sent_json(&f, 1);
+    assert_string_equal(e->f.target[0], "RedshiftData.GetStatementResult");
+    json_t *in0 = sent_json(&e->f, 0), *in1 = sent_json(&e->f, 1);
     assert_string_equal(json_string_value(json_object_get(in0, "Id")), "s");
     assert_null(json_object_get(in0, "NextToken"));
     assert_string_equal(json_string_value(json_object_get(in1, "NextToken")), "page-2");
@@ -190,17 +156,16 @@ static void test_get_result_paging(void **state)
     json_decref(in1);
     json_decref(pages[0]);
     json_decref(pages[1]);
-    fake_client_done(&f, creds);
 }
 
 int main(void)
 {
     const struct CMUnitTest tests[] = {
-        cmocka_unit_test(test_execute),
-        cmocka_unit_test(test_describe),
-        cmocka_unit_test(test_wait_finished_and_failed),
-        cmocka_unit_test(test_wait_cancel_flag_sends_cancel_statement),
-        cmocka_unit_test(test_get_result_paging),
+        FAKE_TEST(test_execute),
+        FAKE_TEST(test_describe),
+        FAKE_TEST(test_wait_finished_and_failed),
+        FAKE_TEST(test_wait_cancel_flag_sends_cancel_statement),
+        FAKE_TEST(test_get_result_paging),
     };
     return cmocka_run_group_tests_name("services_redshift_data", tests, NULL, NULL);
 }

@@ -20,47 +20,37 @@ static size_t count_of(const char *hay, const char *needle)
 
 static void test_list_follows_continuation_tokens(void **state)
 {
-    (void)state;
-    rd_aws_client c;
-    fake_http f;
-    rd_creds_provider *creds;
-    fake_client_init(&c, &f, &creds);
-    fake_script(&f, 200, NULL, NULL,
-                "<ListBucketResult><IsTruncated>true</IsTruncated><NextContinuationToken>tok/1+=</NextContinuationToken>"
+    fake_env *e = *state;
+    fake_script(&e->f, 200, NULL, NULL,
+                "<ListBucketResult><IsTruncated>true</IsTruncated>"
+                "<NextContinuationToken>tok/1+=</NextContinuationToken>"
                 "<Contents><Key>run/a.parquet</Key><Size>10</Size>"
                 "<LastModified>2025-11-24T16:00:00.000Z</LastModified></Contents>"
                 "<Contents><Key>run/b.parquet</Key><Size>20</Size></Contents></ListBucketResult>");
-    fake_script(&f, 200, NULL, NULL,
+    fake_script(&e->f, 200, NULL, NULL,
                 "<ListBucketResult><IsTruncated>false</IsTruncated>"
                 "<Contents><Key>run/c.parquet</Key><Size>30</Size></Contents></ListBucketResult>");
     rd_s3_object_list l = { 0 };
-    rd_error err;
-    rd_error_clear(&err);
-    assert_int_equal(rd_s3_list(&c, "stage-bucket", "run/", &l, &err), RD_OK);
-    assert_int_equal(f.calls, 2);
+    assert_int_equal(rd_s3_list(&e->c, "stage-bucket", "run/", &l, &e->err), RD_OK);
+    assert_int_equal(e->f.calls, 2);
     assert_int_equal(l.count, 3);
     assert_string_equal(l.items[0].key, "run/a.parquet");
     assert_int_equal(l.items[0].size, 10);
     assert_true(l.items[0].last_modified > 0);
     assert_string_equal(l.items[2].key, "run/c.parquet");
     assert_int_equal(l.items[2].size, 30);
-    assert_string_equal(f.method[0], "GET");
-    assert_non_null(strstr(f.url[0], "list-type=2"));
-    assert_non_null(strstr(f.url[0], "prefix=run%2F"));
-    assert_null(strstr(f.url[0], "continuation-token"));
+    assert_string_equal(e->f.method[0], "GET");
+    assert_non_null(strstr(e->f.url[0], "list-type=2"));
+    assert_non_null(strstr(e->f.url[0], "prefix=run%2F"));
+    assert_null(strstr(e->f.url[0], "continuation-token"));
     /* the second page asks for the token, encoded */
-    assert_non_null(strstr(f.url[1], "continuation-token=tok%2F1%2B%3D"));
+    assert_non_null(strstr(e->f.url[1], "continuation-token=tok%2F1%2B%3D"));
     rd_s3_object_list_free(&l);
-    fake_client_done(&f, creds);
 }
 
 static void test_delete_batches_of_1000(void **state)
 {
-    (void)state;
-    rd_aws_client c;
-    fake_http f;
-    rd_creds_provider *creds;
-    fake_client_init(&c, &f, &creds);
+    fake_env *e = *state;
     enum { NKEYS = 2500 };
     char **keys = calloc(NKEYS, sizeof *keys);
     for (size_t i = 0; i < NKEYS; i++) {
@@ -68,78 +58,62 @@ static void test_delete_batches_of_1000(void **state)
         snprintf(keys[i], 32, "run/part-%04zu", i);
     }
     for (int i = 0; i < 3; i++)
-        fake_script(&f, 200, NULL, NULL, "<DeleteResult></DeleteResult>");
+        fake_script(&e->f, 200, NULL, NULL, "<DeleteResult></DeleteResult>");
     size_t deleted = 0;
-    rd_error err;
-    rd_error_clear(&err);
-    assert_int_equal(rd_s3_delete_keys(&c, "stage-bucket", (const char *const *)keys, NKEYS, &deleted, &err), RD_OK);
+    assert_int_equal(rd_s3_delete_keys(&e->c, "stage-bucket", (const char *const *)keys, NKEYS, &deleted, &e->err),
+                     RD_OK);
     assert_int_equal(deleted, NKEYS);
-    assert_int_equal(f.calls, 3);
-    assert_int_equal(count_of(f.body[0], "<Key>"), RD_S3_DELETE_BATCH);
-    assert_int_equal(count_of(f.body[1], "<Key>"), RD_S3_DELETE_BATCH);
-    assert_int_equal(count_of(f.body[2], "<Key>"), 500);
-    assert_non_null(strstr(f.body[0], "<Key>run/part-0000</Key>"));
-    assert_non_null(strstr(f.body[2], "<Key>run/part-2499</Key>"));
-    assert_non_null(strstr(f.body[0], "<Quiet>true</Quiet>"));
-    assert_string_equal(f.method[0], "POST");
-    assert_non_null(strstr(f.url[0], "delete"));
+    assert_int_equal(e->f.calls, 3);
+    assert_int_equal(count_of(e->f.body[0], "<Key>"), RD_S3_DELETE_BATCH);
+    assert_int_equal(count_of(e->f.body[1], "<Key>"), RD_S3_DELETE_BATCH);
+    assert_int_equal(count_of(e->f.body[2], "<Key>"), 500);
+    assert_non_null(strstr(e->f.body[0], "<Key>run/part-0000</Key>"));
+    assert_non_null(strstr(e->f.body[2], "<Key>run/part-2499</Key>"));
+    assert_non_null(strstr(e->f.body[0], "<Quiet>true</Quiet>"));
+    assert_string_equal(e->f.method[0], "POST");
+    assert_non_null(strstr(e->f.url[0], "delete"));
     for (size_t i = 0; i < NKEYS; i++)
         free(keys[i]);
     free(keys);
-    fake_client_done(&f, creds);
 }
 
 static void test_delete_names_the_failed_key(void **state)
 {
-    (void)state;
-    rd_aws_client c;
-    fake_http f;
-    rd_creds_provider *creds;
-    fake_client_init(&c, &f, &creds);
-    fake_script(&f, 200, NULL, NULL,
+    fake_env *e = *state;
+    fake_script(&e->f, 200, NULL, NULL,
                 "<DeleteResult><Deleted><Key>run/a</Key></Deleted><Error><Key>run/b</Key><Code>AccessDenied</Code>"
                 "<Message>Access Denied</Message></Error></DeleteResult>");
     const char *keys[] = { "run/a", "run/b", "run/c" };
     size_t deleted = 0;
-    rd_error err;
-    rd_error_clear(&err);
-    assert_int_equal(rd_s3_delete_keys(&c, "stage-bucket", keys, 3, &deleted, &err), RD_E_DENIED);
+    assert_int_equal(rd_s3_delete_keys(&e->c, "stage-bucket", keys, 3, &deleted, &e->err), RD_E_DENIED);
     assert_int_equal(deleted, 2);
-    assert_non_null(strstr(err.message, "s3://stage-bucket/run/b"));
-    assert_non_null(strstr(err.message, "AccessDenied"));
-    assert_non_null(strstr(err.message, "s3:DeleteObject"));
-    fake_client_done(&f, creds);
+    assert_non_null(strstr(e->err.message, "s3://stage-bucket/run/b"));
+    assert_non_null(strstr(e->err.message, "AccessDenied"));
+    assert_non_null(strstr(e->err.message, "s3:DeleteObject"));
 }
 
 static void test_head_bucket_region(void **state)
 {
-    (void)state;
-    rd_aws_client c;
-    fake_http f;
-    rd_creds_provider *creds;
-    fake_client_init(&c, &f, &creds);
+    fake_env *e = *state;
     char region[64] = "";
-    rd_error err;
-    rd_error_clear(&err);
     /* the header on success; on a 301 redirect too; without it the client's region */
-    fake_script(&f, 200, "x-amz-bucket-region", "eu-west-1", NULL);
-    assert_int_equal(rd_s3_head_bucket(&c, "b1", region, sizeof region, &err), RD_OK);
+    fake_script(&e->f, 200, "x-amz-bucket-region", "eu-west-1", NULL);
+    assert_int_equal(rd_s3_head_bucket(&e->c, "b1", region, sizeof region, &e->err), RD_OK);
     assert_string_equal(region, "eu-west-1");
-    assert_string_equal(f.method[0], "HEAD");
-    fake_script(&f, 301, "x-amz-bucket-region", "ap-south-1", NULL);
-    assert_int_equal(rd_s3_head_bucket(&c, "b2", region, sizeof region, &err), RD_OK);
+    assert_string_equal(e->f.method[0], "HEAD");
+    fake_script(&e->f, 301, "x-amz-bucket-region", "ap-south-1", NULL);
+    assert_int_equal(rd_s3_head_bucket(&e->c, "b2", region, sizeof region, &e->err), RD_OK);
     assert_string_equal(region, "ap-south-1");
-    fake_script(&f, 200, NULL, NULL, NULL);
-    assert_int_equal(rd_s3_head_bucket(&c, "b3", region, sizeof region, &err), RD_OK);
+    fake_script(&e->f, 200, NULL, NULL, NULL);
+    assert_int_equal(rd_s3_head_bucket(&e->c, "b3", region, sizeof region, &e->err), RD_OK);
     assert_string_equal(region, "us-east-1");
     /* a region that is no region is refused, never used as a hostname */
-    fake_script(&f, 200, "x-amz-bucket-region", "evil.example.com/", NULL);
-    assert_int_equal(rd_s3_head_bucket(&c, "b4", region, sizeof region, &err), RD_E_REMOTE);
+    fake_script(&e->f, 200, "x-amz-bucket-region", "evil.example.com/", NULL);
+    assert_int_equal(rd_s3_head_bucket(&e->c, "b4", region, sizeof region, &e->err), RD_E_REMOTE);
     assert_string_equal(region, "");
-    fake_script(&f, 404, NULL, NULL, NULL);
-    assert_int_equal(rd_s3_head_bucket(&c, "b5", region, sizeof region, &err), RD_E_NOT_FOUND);
-    assert_non_null(strstr(err.message, "'b5' does not exist"));
-    fake_client_done(&f, creds);
+    fake_script(&e->f, 404, NULL, NULL, NULL);
+    assert_int_equal(rd_s3_head_bucket(&e->c, "b5", region, sizeof region, &e->err), RD_E_NOT_FOUND);
+    assert_non_null(strstr(e->err.message, "'b5' does not exist"));
 }
 
 static void test_parse_url_rules(void **state)
@@ -171,10 +145,10 @@ static void test_parse_url_rules(void **state)
 int main(void)
 {
     const struct CMUnitTest tests[] = {
-        cmocka_unit_test(test_list_follows_continuation_tokens),
-        cmocka_unit_test(test_delete_batches_of_1000),
-        cmocka_unit_test(test_delete_names_the_failed_key),
-        cmocka_unit_test(test_head_bucket_region),
+        FAKE_TEST(test_list_follows_continuation_tokens),
+        FAKE_TEST(test_delete_batches_of_1000),
+        FAKE_TEST(test_delete_names_the_failed_key),
+        FAKE_TEST(test_head_bucket_region),
         cmocka_unit_test(test_parse_url_rules),
     };
     return cmocka_run_group_tests_name("services_s3", tests, NULL, NULL);
