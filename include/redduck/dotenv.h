@@ -37,6 +37,10 @@ void rd_dotenv_free(rd_dotenv *e);
 /* Sets key=value in the file at path (replacing the key's line, else appending), quoting the value when
  * needed so that rd_dotenv_parse reads it back exactly; creates the file with mode 0600 and leaves an
  * existing file's other lines untouched. */
+/* 1 when key is a .env key redduck reads and writes: letters, digits, '_', '.' and '-', starting with a letter
+ * or '_' (`connector.NAME.aws_secret_access_key` is one); 0 otherwise (NULL included). */
+int rd_dotenv_key_valid(const char *key);
+
 rd_status rd_dotenv_set_in_file(const char *path, const char *key, const char *value, rd_error *err);
 
 #endif

@@ -75,9 +75,9 @@ static int count_newlines(const char *s, size_t n)
 }
 
 /* Only names that look like keys appear in messages: a secret pasted on a line of its own must not be echoed. */
-static int key_is_valid(const char *key)
+int rd_dotenv_key_valid(const char *key)
 {
-    if (!((key[0] >= 'A' && key[0] <= 'Z') || (key[0] >= 'a' && key[0] <= 'z') || key[0] == '_'))
+    if (!key || !((key[0] >= 'A' && key[0] <= 'Z') || (key[0] >= 'a' && key[0] <= 'z') || key[0] == '_'))
         return 0;
     for (const char *p = key + 1; *p; p++)
         if (!((*p >= 'A' && *p <= 'Z') || (*p >= 'a' && *p <= 'z') || (*p >= '0' && *p <= '9') || *p == '_' ||
@@ -88,7 +88,7 @@ static int key_is_valid(const char *key)
 
 static const char *key_for_message(const char *key)
 {
-    return key && strlen(key) <= 64 && key_is_valid(key) ? key : NULL;
+    return key && strlen(key) <= 64 && rd_dotenv_key_valid(key) ? key : NULL;
 }
 
 static rd_status scan_error(const scanner *sc, int line, rd_error *err, const char *what, const char *key)
@@ -707,7 +707,7 @@ rd_status rd_dotenv_set_in_file(const char *path, const char *key, const char *v
 {
     if (!path || !key || !value)
         return rd_error_set(err, RD_E_USAGE, "rd_dotenv_set_in_file: path, key and value are required");
-    if (!key_is_valid(key))
+    if (!rd_dotenv_key_valid(key))
         return rd_error_set(err, RD_E_USAGE,
                             "not a valid .env key (use letters, digits, `_`, `.` and `-`, starting with a letter "
                             "or `_`)");

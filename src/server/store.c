@@ -3,6 +3,8 @@
  * only), the keyring check value. The rows themselves are the backend's (store_sqlite.c). */
 #include "server/store.h"
 
+#include "redduck/dotenv.h"
+
 #include <stdlib.h>
 #include <string.h>
 #include <time.h>
@@ -45,13 +47,7 @@ int rd_store_name_valid(const char *s)
 
 int rd_store_variable_name_valid(const char *s)
 {
-    if (!s || !(s[0] == '_' || (is_alnum(s[0]) && !(s[0] >= '0' && s[0] <= '9'))))
-        return 0;
-    size_t n = 0;
-    for (; s[n]; n++)
-        if (n >= RD_STORE_VARIABLE_NAME_MAX || !(is_alnum(s[n]) || s[n] == '_'))
-            return 0;
-    return 1;
+    return rd_dotenv_key_valid(s) && strlen(s) <= RD_STORE_VARIABLE_NAME_MAX;
 }
 
 /* The message does not repeat a refused name: it may be a value passed in the wrong place. */
@@ -71,8 +67,8 @@ static rd_status check_variable(const char *name, rd_env env, rd_error *err)
         return rd_error_set(err, RD_E_USAGE, "invalid environment: use dev, prod or shared");
     if (!rd_store_variable_name_valid(name))
         return rd_error_set(err, RD_E_USAGE,
-                            "invalid variable name: use letters, digits and '_' (not starting with a digit), at "
-                            "most %d characters",
+                            "invalid variable name: use letters, digits, '_', '.' and '-' (starting with a letter "
+                            "or '_'), at most %d characters",
                             RD_STORE_VARIABLE_NAME_MAX);
     return RD_OK;
 }

@@ -30,7 +30,7 @@
 #include "server/token.h"
 
 #define RD_STORE_NAME_MAX 64           /* users, projects, token names */
-#define RD_STORE_VARIABLE_NAME_MAX 128
+#define RD_STORE_VARIABLE_NAME_MAX 256
 #define RD_STORE_VALUE_MAX (64 * 1024) /* bytes of one variable's value */
 #define RD_STORE_FILE "store.db"
 
@@ -97,7 +97,8 @@ void rd_store_close(rd_store *st);
 
 /* 1 when s is a user, project or token name: [A-Za-z0-9][A-Za-z0-9._-]*, at most RD_STORE_NAME_MAX. */
 int rd_store_name_valid(const char *s);
-/* 1 when s is a variable name: [A-Za-z_][A-Za-z0-9_]*, at most RD_STORE_VARIABLE_NAME_MAX. */
+/* 1 when s is a variable name: a .env key (rd_dotenv_key_valid: letters, digits, '_', '.', '-', starting with
+ * a letter or '_'), at most RD_STORE_VARIABLE_NAME_MAX characters. */
 int rd_store_variable_name_valid(const char *s);
 
 /* ---- users and tokens -------------------------------------------------------------------------------- */
