@@ -34,6 +34,8 @@ typedef struct runner {
 
 void rd_run_report_free(rd_run_report *r)
 {
+    if (!r)
+        return;
     for (size_t i = 0; r->items && i < r->count; i++)
         free(r->items[i].watermark);
     free(r->items);
@@ -213,9 +215,10 @@ rd_status rd_project_run(const rd_project *p, const rd_run_options *o, rd_run_re
         return rd_error_set(err, RD_E_INTERNAL, "out of memory");
     }
     rd_status st = RD_OK;
+    size_t nsel = 0; /* a source named twice runs once (two runs at once would race for its table) */
     for (size_t i = 0; i < n && st == RD_OK; i++) {
-        rn.selected[i] = o->only && o->nonly ? rd_project_source(p, o->only[i]) : &p->sources[i];
-        if (!rn.selected[i]) {
+        const rd_source *s = o->only && o->nonly ? rd_project_source(p, o->only[i]) : &p->sources[i];
+        if (!s) {
             rd_buf known = RD_BUF_INIT;
             for (size_t k = 0; k < p->nsources; k++)
                 rd_buf_printf(&known, "%s%s", k ? ", " : "", p->sources[k].name);
@@ -224,9 +227,17 @@ rd_status rd_project_run(const rd_project *p, const rd_run_options *o, rd_run_re
             rd_buf_free(&known);
             break;
         }
-        rn.items[i].source = rn.selected[i]->name;
-        rn.items[i].table = rn.selected[i]->table_name ? rn.selected[i]->table_name : rn.selected[i]->name;
+        size_t j = 0;
+        while (j < nsel && rn.selected[j] != s)
+            j++;
+        if (j < nsel)
+            continue;
+        rn.selected[nsel] = s;
+        rn.items[nsel].source = s->name;
+        rn.items[nsel].table = s->table_name ? s->table_name : s->name;
+        nsel++;
     }
+    n = nsel;
     char dir[4096];
     snprintf(dir, sizeof dir, "%s", p->duckdb_path);
     if (st == RD_OK && strchr(dir, '/'))

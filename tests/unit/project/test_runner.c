@@ -1,9 +1,9 @@
 /* test_runner.c — the project runner (runner.h) against a real emulator started in-process on loopback:
  * every source ingested with report items matching the emulator's table and the DuckDB file, `only` and an
- * unknown name refused before anything runs, a failing source beside passing ones keeping its previous
- * table, the _redduck_runs history, an incremental source's second run moving only newer rows, `parallel`
- * giving the same result, on_done once per source, a cancel flag set before the run, and
- * rd_project_session's key rules. Projects are written under a temp folder removed afterwards. */
+ * unknown name refused before anything runs, a source named twice run once, a failing source beside passing
+ * ones keeping its previous table, the _redduck_runs history, an incremental source's second run moving only
+ * newer rows, `parallel` giving the same result, on_done once per source, a cancel flag set before the run,
+ * and rd_project_session's key rules. Projects are written under a temp folder removed afterwards. */
 #include <setjmp.h>
 #include <stdarg.h>
 #include <stddef.h>
@@ -391,6 +391,7 @@ static void test_every_source_is_ingested_and_recorded(void **state)
     rd_run_report_free(&rep);
     assert_null(rep.items);
     assert_int_equal(rep.count, 0);
+    rd_run_report_free(NULL);
     project_free(&pj);
 }
 
@@ -432,6 +433,32 @@ static void test_only_selects_and_an_unknown_name_fails_before_anything_runs(voi
     assert_true(db_has_table(&pj, "stores"));
     assert_false(db_has_table(&pj, "sales"));
     expect_db_text(&pj, "select string_agg(source, ',') from _redduck_runs", "stores");
+    rd_run_report_free(&rep);
+    project_free(&pj);
+}
+
+static void test_a_source_named_twice_runs_once(void **state)
+{
+    (void)state;
+    proj pj;
+    project_new(&pj, "twice", "sales", "sql: select sale_id from sales\n", "stores",
+                "sql: select store_id from sales\nvia: data-api\n", NULL);
+    /* two runs of one source at once would race for its table (a DuckDB write-write conflict) */
+    const char *names[] = { "stores", "sales", "stores", "sales" };
+    rd_run_options o = run_options();
+    o.only = names;
+    o.nonly = 4;
+    o.parallel = 4;
+    rd_run_report rep;
+    run_ok(&pj, &o, &rep);
+    assert_int_equal(rep.count, 2);
+    assert_int_equal(rep.failed, 0);
+    assert_string_equal(rep.items[0].source, "stores"); /* in the order first named */
+    assert_string_equal(rep.items[1].source, "sales");
+    expect_ok(&rep.items[0]);
+    expect_ok(&rep.items[1]);
+    expect_db_text(&pj, "select string_agg(source, ',' order by source) from _redduck_runs", "sales,stores");
+    assert_int_equal(db_int(&pj, "select count(*) from sales"), SALES_ROWS);
     rd_run_report_free(&rep);
     project_free(&pj);
 }
@@ -706,6 +733,7 @@ int main(void)
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_every_source_is_ingested_and_recorded),
         cmocka_unit_test(test_only_selects_and_an_unknown_name_fails_before_anything_runs),
+        cmocka_unit_test(test_a_source_named_twice_runs_once),
         cmocka_unit_test(test_a_failing_source_keeps_its_table_and_does_not_stop_the_others),
         cmocka_unit_test(test_incremental_second_run_appends_only_newer_rows),
         cmocka_unit_test(test_parallel_gives_the_same_result_and_on_done_once_per_source),
