@@ -18,7 +18,7 @@
 struct rd_run_item;
 
 typedef struct rd_run_options {
-    const char *const *only;      /* source names to run, or NULL for all */
+    const char *const *only;      /* source names to run (a name given twice runs once), or NULL for all */
     size_t nonly;
     int parallel;                 /* 0: the project's `parallel` */
     const char *endpoint_url;     /* --endpoint-url for every connector, or NULL */
