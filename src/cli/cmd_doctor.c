@@ -26,31 +26,22 @@ static const char doctor_help[] =
 
 int rd_cmd_doctor(int argc, char **argv)
 {
-    const char *dir = ".", *only = NULL, *endpoint = NULL;
-    int json = 0, verbose = 0, have_dir = 0;
-    for (int i = 1; i < argc; i++) {
-        const char *a = argv[i];
-        if (strcmp(a, "--help") == 0 || strcmp(a, "-h") == 0) {
-            fputs(doctor_help, stdout);
-            return 0;
-        } else if (strcmp(a, "--json") == 0) {
-            json = 1;
-        } else if (strcmp(a, "-v") == 0) {
-            verbose = 1;
-        } else if (strcmp(a, "--connector") == 0 || strcmp(a, "--endpoint-url") == 0) {
-            if (i + 1 >= argc)
-                return rd_cli_usage_error("doctor", "%s needs a value", a);
-            if (a[2] == 'c')
-                only = argv[++i];
-            else
-                endpoint = argv[++i];
-        } else if (a[0] != '-' && !have_dir) {
-            dir = a;
-            have_dir = 1;
-        } else {
-            return rd_cli_usage_error("doctor", "unknown argument '%s'", a);
-        }
-    }
+    const char *dir = NULL, *only = NULL, *endpoint = NULL;
+    int json = 0, verbose = 0;
+    const rd_cli_opt opts[] = {
+        RD_CLI_OPT_DIR(&dir),
+        RD_CLI_OPT_FLAG("--json", &json),
+        RD_CLI_OPT_FLAG("-v", &verbose),
+        RD_CLI_OPT_STRING("--connector", &only),
+        RD_CLI_OPT_STRING("--endpoint-url", &endpoint),
+        RD_CLI_OPT_END,
+    };
+    const rd_cli_spec spec = { "doctor", doctor_help, opts, 0, NULL };
+    int rc = rd_cli_parse(&spec, argc, argv);
+    if (rc != RD_CLI_CONTINUE)
+        return rc;
+    if (!dir)
+        dir = ".";
     rd_error err;
     rd_error_clear(&err);
     rd_project p;

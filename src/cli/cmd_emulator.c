@@ -43,88 +43,68 @@ static int parse_int(const char *s, long lo, long hi, long *out)
     return 1;
 }
 
+/* A number option: its range and how its message says it. */
+typedef struct number_opt {
+    const char *name, *takes; /* "--port", "a number from 0 to 65535" */
+    long lo, hi;
+    long value;
+} number_opt;
+
+static int parse_number(const char *value, void *dest)
+{
+    number_opt *n = dest;
+    if (!parse_int(value, n->lo, n->hi, &n->value))
+        return rd_cli_usage_error("emulator", "%s takes %s, not '%s'", n->name, n->takes, value);
+    return 0;
+}
+
+typedef struct sample_list {
+    const char **items; /* room for argc */
+    size_t count;
+} sample_list;
+
+static int add_sample(const char *value, void *dest)
+{
+    sample_list *l = dest;
+    l->items[l->count++] = value;
+    return 0;
+}
+
 int rd_cmd_emulator(int argc, char **argv)
 {
     rd_emulator_options o;
     memset(&o, 0, sizeof o);
-    o.port = 4566;
     o.data_dir = ".redduck/emulator";
-    o.seed = 1;
-    long lifetime = 0, v;
-    const char **samples = calloc((size_t)argc + 1, sizeof *samples);
-    size_t nsamples = 0;
-    int rc = 2;
-    for (int i = 1; i < argc; i++) {
-        const char *a = argv[i];
-        const char *val = i + 1 < argc ? argv[i + 1] : NULL;
-#define NEED_VALUE()                                                                  \
-    do {                                                                              \
-        if (!val) {                                                                   \
-            rd_cli_usage_error("emulator", "%s needs a value", a);                    \
-            goto out;                                                                 \
-        }                                                                             \
-        i++;                                                                          \
-    } while (0)
-        if (strcmp(a, "--help") == 0 || strcmp(a, "-h") == 0) {
-            fputs(emulator_help, stdout);
-            rc = 0;
-            goto out;
-        } else if (strcmp(a, "-v") == 0 || strcmp(a, "--verbose") == 0) {
-            o.verbose = 1;
-        } else if (strcmp(a, "--port") == 0) {
-            NEED_VALUE();
-            if (!parse_int(val, 0, 65535, &v)) {
-                rd_cli_usage_error("emulator", "--port takes a number from 0 to 65535, not '%s'", val);
-                goto out;
-            }
-            o.port = (int)v;
-        } else if (strcmp(a, "--data-dir") == 0) {
-            NEED_VALUE();
-            o.data_dir = val;
-        } else if (strcmp(a, "--config") == 0) {
-            NEED_VALUE();
-            o.config_path = val;
-        } else if (strcmp(a, "--slices") == 0) {
-            NEED_VALUE();
-            if (!parse_int(val, 1, 128, &v)) {
-                rd_cli_usage_error("emulator", "--slices takes a number from 1 to 128, not '%s'", val);
-                goto out;
-            }
-            o.slices = (int)v;
-        } else if (strcmp(a, "--threads") == 0) {
-            NEED_VALUE();
-            if (!parse_int(val, 1, 256, &v)) {
-                rd_cli_usage_error("emulator", "--threads takes a number from 1 to 256, not '%s'", val);
-                goto out;
-            }
-            o.threads = (int)v;
-        } else if (strcmp(a, "--faults") == 0) {
-            NEED_VALUE();
-            o.faults = val;
-        } else if (strcmp(a, "--seed") == 0) {
-            NEED_VALUE();
-            if (!parse_int(val, 0, 0x7fffffffL, &v)) {
-                rd_cli_usage_error("emulator", "--seed takes a non-negative number, not '%s'", val);
-                goto out;
-            }
-            o.seed = (unsigned long long)v;
-        } else if (strcmp(a, "--sample") == 0) {
-            NEED_VALUE();
-            samples[nsamples++] = val;
-        } else if (strcmp(a, "--lifetime") == 0) {
-            NEED_VALUE();
-            if (!parse_int(val, 1, 7L * 24 * 3600, &lifetime)) {
-                rd_cli_usage_error("emulator", "--lifetime takes a number of seconds, not '%s'", val);
-                goto out;
-            }
-        } else {
-            rd_cli_usage_error("emulator", "unknown option '%s'", a);
-            goto out;
-        }
-#undef NEED_VALUE
-    }
-    o.samples = samples;
-    o.sample_count = nsamples;
+    number_opt port = { "--port", "a number from 0 to 65535", 0, 65535, 4566 };
+    number_opt slices = { "--slices", "a number from 1 to 128", 1, 128, 0 };
+    number_opt threads = { "--threads", "a number from 1 to 256", 1, 256, 0 };
+    number_opt seed = { "--seed", "a non-negative number", 0, 0x7fffffffL, 1 };
+    number_opt lifetime = { "--lifetime", "a number of seconds", 1, 7L * 24 * 3600, 0 };
+    sample_list samples = { calloc((size_t)argc + 1, sizeof *samples.items), 0 };
+    const rd_cli_opt opts[] = {
+        RD_CLI_OPT_PARSE("--port", &port, parse_number),
+        RD_CLI_OPT_STRING("--data-dir", &o.data_dir),
+        RD_CLI_OPT_STRING("--config", &o.config_path),
+        RD_CLI_OPT_PARSE("--slices", &slices, parse_number),
+        RD_CLI_OPT_PARSE("--threads", &threads, parse_number),
+        RD_CLI_OPT_STRING("--faults", &o.faults),
+        RD_CLI_OPT_PARSE("--seed", &seed, parse_number),
+        RD_CLI_OPT_PARSE("--sample", &samples, add_sample),
+        RD_CLI_OPT_PARSE("--lifetime", &lifetime, parse_number),
+        RD_CLI_OPT_FLAG("-v", &o.verbose),
+        RD_CLI_OPT_FLAG("--verbose", &o.verbose),
+        RD_CLI_OPT_END,
+    };
+    const rd_cli_spec spec = { "emulator", emulator_help, opts, 0, NULL };
+    int rc = rd_cli_parse(&spec, argc, argv);
+    if (rc != RD_CLI_CONTINUE)
+        goto out;
+    o.port = (int)port.value;
+    o.slices = (int)slices.value;
+    o.threads = (int)threads.value;
+    o.seed = (unsigned long long)seed.value;
+    o.samples = samples.items;
+    o.sample_count = samples.count;
 
     /* Block the stop signals before any thread starts, then wait for them here. */
     sigset_t set;
@@ -145,11 +125,11 @@ int rd_cmd_emulator(int argc, char **argv)
                "AWS_REGION=us-east-1 (account 000000000000)\n");
     fflush(stdout);
 
-    rd_httpd_stop_signals_wait(&set, lifetime > 0 ? (int)lifetime : 0);
+    rd_httpd_stop_signals_wait(&set, lifetime.value > 0 ? (int)lifetime.value : 0);
     fprintf(stderr, "redduck emulator: stopping\n");
     rd_emulator_stop(emu);
     rc = 0;
 out:
-    free(samples);
+    free(samples.items);
     return rc;
 }

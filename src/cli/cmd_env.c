@@ -125,22 +125,26 @@ static void print_escaped(const char *s)
     }
 }
 
+/* Parses a subcommand's arguments (argv[0] is its name); messages and --help are env's. */
+static int env_parse(const rd_cli_opt *opts, unsigned flags, const char *unknown, int argc, char **argv)
+{
+    const rd_cli_spec spec = { "env", env_help, opts, flags, unknown };
+    return rd_cli_parse(&spec, argc, argv);
+}
+
 static int env_show(int argc, char **argv)
 {
     const char *dir = NULL;
     int json = 0, names_only = 0;
-    for (int i = 0; i < argc; i++) {
-        if (strcmp(argv[i], "--json") == 0)
-            json = 1;
-        else if (strcmp(argv[i], "--reveal-names-only") == 0)
-            names_only = 1;
-        else if (argv[i][0] == '-')
-            return rd_cli_usage_error("env", "unknown option '%s'", argv[i]);
-        else if (!dir)
-            dir = argv[i];
-        else
-            return rd_cli_usage_error("env", "show takes one DIR, got also '%s'", argv[i]);
-    }
+    const rd_cli_opt opts[] = {
+        RD_CLI_OPT_DIR(&dir),
+        RD_CLI_OPT_FLAG("--json", &json),
+        RD_CLI_OPT_FLAG("--reveal-names-only", &names_only),
+        RD_CLI_OPT_END,
+    };
+    int rc = env_parse(opts, 0, NULL, argc, argv);
+    if (rc != RD_CLI_CONTINUE)
+        return rc;
     char *path = env_path(dir ? dir : ".");
     if (!path)
         return 1;
@@ -205,24 +209,35 @@ static char *read_stdin_value(void)
     return rd_buf_detach(&b);
 }
 
+/* [DIR] KEY VALUE */
+typedef struct set_args {
+    const char *pos[3];
+    int npos;
+} set_args;
+
+static int add_set_arg(const char *value, void *dest)
+{
+    set_args *sa = dest;
+    if (sa->npos == 3)
+        return rd_cli_usage_error("env", "set takes [DIR] KEY VALUE: too many arguments (quote the value, or "
+                                         "pass '-' and give it on stdin)");
+    sa->pos[sa->npos++] = value;
+    return 0;
+}
+
 static int env_set(int argc, char **argv)
 {
-    const char *pos[3];
-    int npos = 0, options_done = 0;
-    for (int i = 0; i < argc; i++) {
-        if (!options_done && strcmp(argv[i], "--") == 0) {
-            options_done = 1;
-            continue;
-        }
-        /* never echo these arguments: one may be (part of) a secret */
-        if (!options_done && argv[i][0] == '-' && argv[i][1] != '\0')
-            return rd_cli_usage_error("env", "set has no options (if the value starts with '-', write `--` before "
-                                             "KEY, or pass '-' and give the value on stdin)");
-        if (npos == 3)
-            return rd_cli_usage_error("env", "set takes [DIR] KEY VALUE: too many arguments (quote the value, or "
-                                             "pass '-' and give it on stdin)");
-        pos[npos++] = argv[i];
-    }
+    set_args sa = { { NULL, NULL, NULL }, 0 };
+    const rd_cli_opt opts[] = { RD_CLI_OPT_ARGS(&sa, add_set_arg), RD_CLI_OPT_END };
+    /* never echo these arguments: one may be (part of) a secret */
+    int rc = env_parse(opts, RD_CLI_DASH_IS_ARG | RD_CLI_DASH_DASH,
+                       "set has no options (if the value starts with '-', write `--` before KEY, or pass '-' and "
+                       "give the value on stdin)",
+                       argc, argv);
+    if (rc != RD_CLI_CONTINUE)
+        return rc;
+    const char **pos = sa.pos;
+    int npos = sa.npos;
     if (npos < 2)
         return rd_cli_usage_error("env", "set needs KEY and VALUE (VALUE '-' reads it from stdin)");
     const char *dir = npos == 3 ? pos[0] : ".";
@@ -299,21 +314,14 @@ static char *project_keys(const char *dir, rd_error *err)
 static int env_configure(int argc, char **argv)
 {
     const char *dir = NULL, *keys = NULL;
-    for (int i = 0; i < argc; i++) {
-        if (strcmp(argv[i], "--keys") == 0) {
-            if (i + 1 >= argc)
-                return rd_cli_usage_error("env", "%s needs a value (K1,K2,...)", argv[i]);
-            keys = argv[++i];
-        } else if (strncmp(argv[i], "--keys=", 7) == 0) {
-            keys = argv[i] + 7;
-        } else if (argv[i][0] == '-') {
-            return rd_cli_usage_error("env", "unknown option '%s'", argv[i]);
-        } else if (!dir) {
-            dir = argv[i];
-        } else {
-            return rd_cli_usage_error("env", "configure takes one DIR, got also '%s'", argv[i]);
-        }
-    }
+    const rd_cli_opt opts[] = {
+        RD_CLI_OPT_DIR(&dir),
+        RD_CLI_OPT_STRING("--keys", &keys),
+        RD_CLI_OPT_END,
+    };
+    int rc = env_parse(opts, 0, NULL, argc, argv);
+    if (rc != RD_CLI_CONTINUE)
+        return rc;
     char *derived = NULL;
     if (!keys || !*keys) {
         rd_error kerr;
@@ -344,7 +352,7 @@ static int env_configure(int argc, char **argv)
         if (comma)
             *comma = '\0';
         if (!is_valid_key(k)) {
-            int rc = rd_cli_usage_error("env", "'%s' in --keys is not a valid key", k);
+            rc = rd_cli_usage_error("env", "'%s' in --keys is not a valid key", k);
             free(list);
             free(path);
             return rc;
@@ -400,12 +408,12 @@ static int env_configure(int argc, char **argv)
  * one JSON object, so the oracle test can compare it with python-dotenv. */
 static int env_dump_json(int argc, char **argv)
 {
-    if (argc != 1)
+    if (argc != 2)
         return rd_cli_usage_error("env", "dump-json takes one FILE");
     rd_error err;
     rd_error_clear(&err);
     rd_dotenv env;
-    rd_status st = rd_dotenv_load(argv[0], &env, &err);
+    rd_status st = rd_dotenv_load(argv[1], &env, &err);
     if (st != RD_OK)
         return fail(st, &err);
     json_t *o = json_object();
@@ -435,13 +443,14 @@ int rd_cmd_env(int argc, char **argv)
             fputs(env_help, stdout);
             return 0;
         }
+    /* each subcommand takes argv after "env" (argv[0] is its name) */
     if (strcmp(sub, "show") == 0)
-        return env_show(argc - 2, argv + 2);
+        return env_show(argc - 1, argv + 1);
     if (strcmp(sub, "set") == 0)
-        return env_set(argc - 2, argv + 2);
+        return env_set(argc - 1, argv + 1);
     if (strcmp(sub, "configure") == 0)
-        return env_configure(argc - 2, argv + 2);
+        return env_configure(argc - 1, argv + 1);
     if (strcmp(sub, "dump-json") == 0)
-        return env_dump_json(argc - 2, argv + 2);
+        return env_dump_json(argc - 1, argv + 1);
     return rd_cli_usage_error("env", "unknown subcommand '%s'", sub);
 }

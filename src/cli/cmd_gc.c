@@ -24,7 +24,7 @@ static const char gc_help[] =
     "  --staging URL         the staging location, as given to `redduck ingest --staging`\n"
     "  --older-than AGE      only prefixes last written at least AGE ago: 90s, 30m, 24h, 7d (default 24h)\n"
     "  --dry-run             list what would be deleted, delete nothing\n"
-    "%s"
+    RD_CLI_AWS_OPTIONS_HELP
     "\n"
     "Exit codes: 0 ok, 1 failure, 2 usage, 3 no credentials found, 4 refused by AWS.\n";
 
@@ -45,61 +45,42 @@ static void on_prefix(void *ctx, const rd_gc_prefix *p)
            p->objects == 1 ? "" : "s", (double)p->bytes / 1e6, when);
 }
 
+static int parse_age(const char *value, void *dest)
+{
+    if (rd_parse_duration(value, dest) != 0)
+        return rd_cli_usage_error("gc", "--older-than is an age such as 90s, 30m, 24h or 7d, not '%s'", value);
+    return 0;
+}
+
 int rd_cmd_gc(int argc, char **argv)
 {
     rd_session_options sopts = { 0 };
     rd_gc_options o = { 0 };
     o.older_than_s = 24 * 3600;
-    for (int i = 1; i < argc; i++) {
-        int r = rd_cli_aws_option(argc, argv, &i, &sopts);
-        if (r < 0)
-            return 2;
-        if (r > 0)
-            continue;
-        const char *a = argv[i];
-        if (strcmp(a, "--help") == 0 || strcmp(a, "-h") == 0) {
-            printf(gc_help, rd_cli_aws_options_help);
-            return 0;
-        }
-        if (strcmp(a, "--dry-run") == 0) {
-            o.dry_run = 1;
-            continue;
-        }
-        const char *val = NULL;
-        const char *eq = strchr(a, '=');
-        size_t nlen = eq ? (size_t)(eq - a) : strlen(a);
-        int is_staging = nlen == 9 && strncmp(a, "--staging", 9) == 0;
-        int is_age = nlen == 12 && strncmp(a, "--older-than", 12) == 0;
-        if (!is_staging && !is_age)
-            return rd_cli_usage_error("gc", "unknown option '%s'", a);
-        if (eq)
-            val = eq + 1;
-        else if (i + 1 < argc)
-            val = argv[++i];
-        else
-            return rd_cli_usage_error("gc", "%.*s needs a value", (int)nlen, a);
-        if (is_staging) {
-            o.staging = val;
-        } else if (rd_parse_duration(val, &o.older_than_s) != 0) {
-            return rd_cli_usage_error("gc", "--older-than is an age such as 90s, 30m, 24h or 7d, not '%s'", val);
-        }
-    }
+    const rd_cli_opt opts[] = {
+        RD_CLI_OPT_AWS(&sopts),
+        RD_CLI_OPT_STRING("--staging", &o.staging),
+        RD_CLI_OPT_PARSE("--older-than", &o.older_than_s, parse_age),
+        RD_CLI_OPT_FLAG("--dry-run", &o.dry_run),
+        RD_CLI_OPT_END,
+    };
+    const rd_cli_spec spec = { "gc", gc_help, opts, 0, NULL };
+    int rc = rd_cli_parse(&spec, argc, argv);
+    if (rc != RD_CLI_CONTINUE)
+        return rc;
     if (!o.staging)
         return rd_cli_usage_error("gc", "--staging s3://bucket/prefix is required");
 
+    rd_session *s = rd_cli_session_open(&sopts, &rc);
+    if (!s)
+        return rc;
     rd_error err;
     rd_error_clear(&err);
-    rd_session *s = NULL;
-    rd_status st = rd_session_new(&sopts, &s, &err);
-    if (st != RD_OK) {
-        rd_cli_print_error(&err);
-        return rd_cli_exit_code(st);
-    }
     gc_print gp = { o.dry_run };
     o.on_prefix = on_prefix;
     o.on_prefix_ctx = &gp;
     rd_gc_result r;
-    st = rd_gc_staging(s, &o, &r, &err);
+    rd_status st = rd_gc_staging(s, &o, &r, &err);
     if (st == RD_OK) {
         printf("%s %zu prefix%s, %zu object%s, %.1f MB under %s", o.dry_run ? "would delete" : "deleted",
                r.prefixes, r.prefixes == 1 ? "" : "es", r.objects, r.objects == 1 ? "" : "s",

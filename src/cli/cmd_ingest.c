@@ -55,7 +55,7 @@ static const char ingest_help[] =
     "                        compression (FSST, dictionary) — loads about a third faster, file ~2-3x larger\n"
     "Output:\n"
     "  --json                print a JSON summary on stdout\n"
-    "%s"
+    RD_CLI_AWS_OPTIONS_HELP
     "\n"
     "Ctrl-C (or SIGTERM) cancels the Redshift statement, deletes the staged files and exits 130. During\n"
     "the commit: before COMMIT is issued the transaction is rolled back (the old table is unchanged);\n"
@@ -127,11 +127,6 @@ static void on_progress(void *ctx, const rd_ingest_progress *p)
     fflush(stderr);
 }
 
-typedef struct flag {
-    const char *name;
-    const char **slot;
-} flag;
-
 int rd_cmd_ingest(int argc, char **argv)
 {
     rd_session_options sopts = { 0 };
@@ -139,51 +134,38 @@ int rd_cmd_ingest(int argc, char **argv)
     int json = 0;
     const char *format = "duckdb", *via = "auto", *max_file = NULL, *conc = NULL, *max_local = NULL,
                *timeout = NULL, *threads = NULL, *compression = "auto", *lock_timeout = NULL;
-    const flag flags[] = {
-        { "--sql", &o.sql },           { "--table", &o.table },          { "--into", &o.into },
-        { "--format", &format },       { "--workgroup", &o.workgroup },  { "--cluster-id", &o.cluster_id },
-        { "--db-user", &o.db_user },   { "--secret-arn", &o.secret_arn }, { "--database", &o.database },
-        { "--staging", &o.staging },   { "--iam-role", &o.iam_role },    { "--kms-key", &o.kms_key },
-        { "--max-file-size", &max_file }, { "--concurrency", &conc },    { "--max-local-bytes", &max_local },
-        { "--timeout", &timeout },     { "--via", &via },                { "--threads", &threads },
-        { "--memory-limit", &o.duckdb_memory }, { "--compression", &compression },
-        { "--lock-timeout", &lock_timeout },
+    const rd_cli_opt opts[] = {
+        RD_CLI_OPT_AWS(&sopts),
+        RD_CLI_OPT_STRING("--sql", &o.sql),
+        RD_CLI_OPT_STRING("--table", &o.table),
+        RD_CLI_OPT_STRING("--into", &o.into),
+        RD_CLI_OPT_STRING("--format", &format),
+        RD_CLI_OPT_STRING("--workgroup", &o.workgroup),
+        RD_CLI_OPT_STRING("--cluster-id", &o.cluster_id),
+        RD_CLI_OPT_STRING("--db-user", &o.db_user),
+        RD_CLI_OPT_STRING("--secret-arn", &o.secret_arn),
+        RD_CLI_OPT_STRING("--database", &o.database),
+        RD_CLI_OPT_STRING("--staging", &o.staging),
+        RD_CLI_OPT_STRING("--iam-role", &o.iam_role),
+        RD_CLI_OPT_STRING("--kms-key", &o.kms_key),
+        RD_CLI_OPT_STRING("--max-file-size", &max_file),
+        RD_CLI_OPT_STRING("--concurrency", &conc),
+        RD_CLI_OPT_STRING("--max-local-bytes", &max_local),
+        RD_CLI_OPT_STRING("--timeout", &timeout),
+        RD_CLI_OPT_STRING("--via", &via),
+        RD_CLI_OPT_STRING("--threads", &threads),
+        RD_CLI_OPT_STRING("--memory-limit", &o.duckdb_memory),
+        RD_CLI_OPT_STRING("--compression", &compression),
+        RD_CLI_OPT_STRING("--lock-timeout", &lock_timeout),
+        RD_CLI_OPT_FLAG("--json", &json),
+        RD_CLI_OPT_FLAG("--keep-staging", &o.keep_staging),
+        RD_CLI_OPT_END,
     };
-    for (int i = 1; i < argc; i++) {
-        int r = rd_cli_aws_option(argc, argv, &i, &sopts);
-        if (r < 0)
-            return 2;
-        if (r > 0)
-            continue;
-        const char *a = argv[i];
-        if (strcmp(a, "--help") == 0 || strcmp(a, "-h") == 0) {
-            printf(ingest_help, rd_cli_aws_options_help);
-            return 0;
-        }
-        if (strcmp(a, "--json") == 0) {
-            json = 1;
-            continue;
-        }
-        if (strcmp(a, "--keep-staging") == 0) {
-            o.keep_staging = 1;
-            continue;
-        }
-        size_t k = 0, nflags = sizeof flags / sizeof flags[0];
-        const char *eq = strchr(a, '=');
-        size_t nlen = eq ? (size_t)(eq - a) : strlen(a);
-        for (; k < nflags; k++)
-            if (strlen(flags[k].name) == nlen && strncmp(a, flags[k].name, nlen) == 0)
-                break;
-        if (k == nflags)
-            return rd_cli_usage_error("ingest", "unknown option '%s'", a);
-        if (eq) {
-            *flags[k].slot = eq + 1;
-        } else {
-            if (i + 1 >= argc)
-                return rd_cli_usage_error("ingest", "%s needs a value", flags[k].name);
-            *flags[k].slot = argv[++i];
-        }
-    }
+    const rd_cli_spec spec = { "ingest", ingest_help, opts, 0, NULL };
+    int rc = rd_cli_parse(&spec, argc, argv);
+    if (rc != RD_CLI_CONTINUE)
+        return rc;
+    /* the values are checked once all are read: the last of a repeated option counts */
     if (strcmp(format, "parquet") == 0)
         o.format_parquet = 1;
     else if (strcmp(format, "duckdb") != 0)
@@ -234,14 +216,11 @@ int rd_cmd_ingest(int argc, char **argv)
     if (!o.workgroup == !o.cluster_id)
         return rd_cli_usage_error("ingest", "give either --workgroup or --cluster-id");
 
+    rd_session *s = rd_cli_session_open(&sopts, &rc);
+    if (!s)
+        return rc;
     rd_error err;
     rd_error_clear(&err);
-    rd_session *s = NULL;
-    rd_status st = rd_session_new(&sopts, &s, &err);
-    if (st != RD_OK) {
-        rd_cli_print_error(&err);
-        return rd_cli_exit_code(st);
-    }
     struct sigaction sa, old_int, old_term;
     memset(&sa, 0, sizeof sa);
     sa.sa_handler = on_signal;
@@ -256,7 +235,7 @@ int rd_cmd_ingest(int argc, char **argv)
     o.progress_ctx = &ps;
 
     rd_ingest_result r;
-    st = rd_ingest(s, &o, &r, &err);
+    rd_status st = rd_ingest(s, &o, &r, &err);
     sigaction(SIGINT, &old_int, NULL);
     sigaction(SIGTERM, &old_term, NULL);
     if (ps.open_line)

@@ -60,43 +60,20 @@ static void print_created(const rd_project_init_options *o, const rd_project_ini
 int rd_cmd_init(int argc, char **argv)
 {
     rd_project_init_options o = { 0 };
-    struct {
-        const char *name;
-        const char **slot;
-    } flags[] = { { "--workgroup", &o.workgroup }, { "--cluster-id", &o.cluster_id }, { "--database", &o.database },
-                  { "--staging", &o.staging },     { "--region", &o.region } };
-    for (int i = 1; i < argc; i++) {
-        const char *a = argv[i];
-        if (strcmp(a, "--help") == 0 || strcmp(a, "-h") == 0) {
-            fputs(init_help, stdout);
-            return 0;
-        }
-        if (strcmp(a, "--force") == 0) {
-            o.force = 1;
-            continue;
-        }
-        if (a[0] != '-' || strcmp(a, "-") == 0) {
-            if (o.dir)
-                return rd_cli_usage_error("init", "one project folder only ('%s' and '%s')", o.dir, a);
-            o.dir = a;
-            continue;
-        }
-        size_t k = 0, nflags = sizeof flags / sizeof flags[0];
-        const char *eq = strchr(a, '=');
-        size_t name_len = eq ? (size_t)(eq - a) : strlen(a);
-        while (k < nflags && !(strlen(flags[k].name) == name_len && strncmp(a, flags[k].name, name_len) == 0))
-            k++;
-        if (k == nflags)
-            return rd_cli_usage_error("init", "unknown option '%s'", a);
-        if (eq)
-            *flags[k].slot = eq + 1;
-        else if (i + 1 < argc)
-            *flags[k].slot = argv[++i];
-        else
-            return rd_cli_usage_error("init", "%s needs a value", flags[k].name);
-        if (!(*flags[k].slot)[0])
-            return rd_cli_usage_error("init", "%s needs a value", flags[k].name);
-    }
+    const rd_cli_opt opts[] = {
+        RD_CLI_OPT_DIR(&o.dir),
+        RD_CLI_OPT_STRING("--workgroup", &o.workgroup),
+        RD_CLI_OPT_STRING("--cluster-id", &o.cluster_id),
+        RD_CLI_OPT_STRING("--database", &o.database),
+        RD_CLI_OPT_STRING("--staging", &o.staging),
+        RD_CLI_OPT_STRING("--region", &o.region),
+        RD_CLI_OPT_FLAG("--force", &o.force),
+        RD_CLI_OPT_END,
+    };
+    const rd_cli_spec spec = { "init", init_help, opts, RD_CLI_DASH_IS_ARG | RD_CLI_NONEMPTY, NULL };
+    int rc = rd_cli_parse(&spec, argc, argv);
+    if (rc != RD_CLI_CONTINUE)
+        return rc;
     if (!o.dir)
         o.dir = ".";
 

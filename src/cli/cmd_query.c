@@ -705,42 +705,74 @@ static int print_result(duckdb_result *res, enum query_format format, uint64_t m
     return failed ? 1 : 0;
 }
 
+/* The two positional arguments, FILE and SQL. */
+typedef struct query_args {
+    const char *path, *sql;
+} query_args;
+
+static int add_arg(const char *value, void *dest)
+{
+    query_args *qa = dest;
+    if (!qa->path)
+        qa->path = value;
+    else if (!qa->sql)
+        qa->sql = value;
+    else
+        return rd_cli_usage_error("query", "unexpected argument '%s'", value);
+    return 0;
+}
+
+static int want_format(enum query_format *format, enum query_format want)
+{
+    if (*format != FORMAT_AUTO && *format != want)
+        return rd_cli_usage_error("query", "--csv and --json cannot be combined");
+    *format = want;
+    return 0;
+}
+
+static int want_csv(const char *unused, void *dest)
+{
+    return want_format(dest, FORMAT_CSV);
+}
+
+static int want_json(const char *unused, void *dest)
+{
+    return want_format(dest, FORMAT_JSON);
+}
+
+typedef struct max_rows_opt {
+    uint64_t value;
+    int given;
+} max_rows_opt;
+
+static int parse_max_rows(const char *value, void *dest)
+{
+    max_rows_opt *m = dest;
+    if (rd_parse_uint(value, 0, UINT64_MAX, &m->value) != 0)
+        return rd_cli_usage_error("query", "--max-rows: '%s' is not a row count", value);
+    m->given = 1;
+    return 0;
+}
+
 int rd_cmd_query(int argc, char **argv)
 {
-    const char *path = NULL, *sql = NULL;
+    query_args qa = { NULL, NULL };
     enum query_format format = FORMAT_AUTO;
-    uint64_t max_rows = 0;
-    int have_max = 0, only_args = 0;
-    for (int i = 1; i < argc; i++) {
-        const char *a = argv[i];
-        if (only_args || a[0] != '-' || a[1] == '\0') {
-            if (!path)
-                path = a;
-            else if (!sql)
-                sql = a;
-            else
-                return rd_cli_usage_error("query", "unexpected argument '%s'", a);
-        } else if (strcmp(a, "--") == 0) {
-            only_args = 1;
-        } else if (strcmp(a, "--help") == 0 || strcmp(a, "-h") == 0) {
-            fputs(query_help, stdout);
-            return 0;
-        } else if (strcmp(a, "--csv") == 0 || strcmp(a, "--json") == 0) {
-            enum query_format want = a[2] == 'c' ? FORMAT_CSV : FORMAT_JSON;
-            if (format != FORMAT_AUTO && format != want)
-                return rd_cli_usage_error("query", "--csv and --json cannot be combined");
-            format = want;
-        } else if (strcmp(a, "--max-rows") == 0 || strncmp(a, "--max-rows=", 11) == 0) {
-            const char *v = a[10] == '=' ? a + 11 : (i + 1 < argc ? argv[++i] : NULL);
-            if (!v)
-                return rd_cli_usage_error("query", "--max-rows needs a value");
-            if (rd_parse_uint(v, 0, UINT64_MAX, &max_rows) != 0)
-                return rd_cli_usage_error("query", "--max-rows: '%s' is not a row count", v);
-            have_max = 1;
-        } else {
-            return rd_cli_usage_error("query", "unknown option '%s'", a);
-        }
-    }
+    max_rows_opt max = { 0, 0 };
+    const rd_cli_opt opts[] = {
+        RD_CLI_OPT_ARGS(&qa, add_arg),
+        RD_CLI_OPT_CALL("--csv", &format, want_csv),
+        RD_CLI_OPT_CALL("--json", &format, want_json),
+        RD_CLI_OPT_PARSE("--max-rows", &max, parse_max_rows),
+        RD_CLI_OPT_END,
+    };
+    const rd_cli_spec spec = { "query", query_help, opts, RD_CLI_DASH_IS_ARG | RD_CLI_DASH_DASH, NULL };
+    int rc = rd_cli_parse(&spec, argc, argv);
+    if (rc != RD_CLI_CONTINUE)
+        return rc;
+    const char *path = qa.path, *sql = qa.sql;
+    uint64_t max_rows = max.value;
+    int have_max = max.given;
     if (!path || !sql)
         return rd_cli_usage_error("query", "needs a DuckDB file and a SQL text");
     if (format == FORMAT_AUTO)
@@ -766,7 +798,8 @@ int rd_cmd_query(int argc, char **argv)
     duckdb_database db = NULL;
     duckdb_connection conn = NULL;
     duckdb_result res;
-    int have_res = 0, rc = 1;
+    int have_res = 0;
+    rc = 1;
     char *open_err = NULL;
     if (duckdb_create_config(&config) != DuckDBSuccess ||
         duckdb_set_config(config, "access_mode", "READ_ONLY") != DuckDBSuccess) {

@@ -70,63 +70,70 @@ static void on_done(void *ctx, const rd_run_item *it)
         fprintf(stderr, "FAILED  %s → %s: %s\n", it->source, it->table, it->error.message);
 }
 
+/* The positional arguments: the project folder first (when it is one), then source names. */
+typedef struct run_args {
+    const char *dir;
+    const char **only; /* room for argc names */
+    size_t nonly;
+} run_args;
+
+static int add_arg(const char *value, void *dest)
+{
+    run_args *ra = dest;
+    if (!ra->dir && ra->nonly == 0 && is_dir(value))
+        ra->dir = value;
+    else
+        ra->only[ra->nonly++] = value;
+    return 0;
+}
+
+static int parse_parallel(const char *value, void *dest)
+{
+    uint64_t n = 0;
+    if (rd_parse_uint(value, 1, RD_PROJECT_PARALLEL_MAX, &n) != 0)
+        return rd_cli_usage_error("run", "--parallel must be 1..%d", RD_PROJECT_PARALLEL_MAX);
+    *(int *)dest = (int)n;
+    return 0;
+}
+
+/* As ingest's --lock-timeout: 0 is "do not wait", which the runner spells -1. */
+static int parse_lock_timeout(const char *value, void *dest)
+{
+    uint64_t secs = 0;
+    if (rd_parse_uint(value, 0, RD_INGEST_LOCK_TIMEOUT_MAX, &secs) != 0)
+        return rd_cli_usage_error("run", "--lock-timeout is a number of seconds, not '%s'", value);
+    *(long *)dest = secs == 0 ? -1 : (long)secs;
+    return 0;
+}
+
 int rd_cmd_run(int argc, char **argv)
 {
-    const char *dir = NULL, *endpoint = NULL;
-    const char **only = calloc((size_t)argc, sizeof *only);
-    size_t nonly = 0;
+    const char *endpoint = NULL;
+    run_args ra = { NULL, calloc((size_t)argc, sizeof *ra.only), 0 };
     int check = 0, json = 0, parallel = 0, verbose = 0;
-    long lock_timeout = 0;
-    int lock_timeout_given = 0;
-    if (!only)
+    long lock_timeout = 0; /* 0: the runner's default */
+    if (!ra.only)
         return 1;
-    for (int i = 1; i < argc; i++) {
-        const char *a = argv[i];
-        if (strcmp(a, "--help") == 0 || strcmp(a, "-h") == 0) {
-            fputs(run_help, stdout);
-            free(only);
-            return 0;
-        } else if (strcmp(a, "--check") == 0) {
-            check = 1;
-        } else if (strcmp(a, "--json") == 0) {
-            json = 1;
-        } else if (strcmp(a, "-v") == 0 || strcmp(a, "--verbose") == 0) {
-            verbose++;
-        } else if (strcmp(a, "-vv") == 0) {
-            verbose = 2;
-        } else if (strcmp(a, "--lock-timeout") == 0) {
-            uint64_t secs = 0;
-            if (i + 1 >= argc || rd_parse_uint(argv[i + 1], 0, RD_INGEST_LOCK_TIMEOUT_MAX, &secs) != 0) {
-                free(only);
-                return rd_cli_usage_error("run", "--lock-timeout is a number of seconds");
-            }
-            lock_timeout = (long)secs;
-            lock_timeout_given = 1;
-            i++;
-        } else if (strcmp(a, "--parallel") == 0 || strcmp(a, "--endpoint-url") == 0) {
-            if (i + 1 >= argc) {
-                free(only);
-                return rd_cli_usage_error("run", "%s needs a value", a);
-            }
-            if (a[2] == 'p') {
-                uint64_t n = 0;
-                if (rd_parse_uint(argv[++i], 1, RD_PROJECT_PARALLEL_MAX, &n) != 0) {
-                    free(only);
-                    return rd_cli_usage_error("run", "--parallel must be 1..%d", RD_PROJECT_PARALLEL_MAX);
-                }
-                parallel = (int)n;
-            } else {
-                endpoint = argv[++i];
-            }
-        } else if (a[0] == '-') {
-            free(only);
-            return rd_cli_usage_error("run", "unknown option '%s'", a);
-        } else if (!dir && nonly == 0 && is_dir(a)) {
-            dir = a;
-        } else {
-            only[nonly++] = a;
-        }
+    const rd_cli_opt opts[] = {
+        RD_CLI_OPT_ARGS(&ra, add_arg),
+        RD_CLI_OPT_FLAG("--check", &check),
+        RD_CLI_OPT_FLAG("--json", &json),
+        RD_CLI_OPT_PARSE("--parallel", &parallel, parse_parallel),
+        RD_CLI_OPT_PARSE("--lock-timeout", &lock_timeout, parse_lock_timeout),
+        RD_CLI_OPT_STRING("--endpoint-url", &endpoint),
+        RD_CLI_OPT_VERBOSE("-v", &verbose),
+        RD_CLI_OPT_VERBOSE("--verbose", &verbose),
+        RD_CLI_OPT_DEBUG("-vv", &verbose),
+        RD_CLI_OPT_END,
+    };
+    const rd_cli_spec spec = { "run", run_help, opts, 0, NULL };
+    int rc = rd_cli_parse(&spec, argc, argv);
+    if (rc != RD_CLI_CONTINUE) {
+        free(ra.only);
+        return rc;
     }
+    const char *dir = ra.dir, **only = ra.only;
+    size_t nonly = ra.nonly;
     rd_error err;
     rd_error_clear(&err);
     rd_project p;
@@ -168,7 +175,7 @@ int rd_cmd_run(int argc, char **argv)
     ro.cancel = &g_cancel;
     ro.on_done = on_done;
     ro.on_done_ctx = &dc;
-    ro.lock_timeout_s = lock_timeout_given && lock_timeout == 0 ? -1 : lock_timeout;
+    ro.lock_timeout_s = lock_timeout;
     ro.on_lock_wait = on_lock_wait;
     rd_run_report rep;
     st = rd_project_run(&p, &ro, &rep, &err);

@@ -77,6 +77,30 @@ static void print_redacted(const char *text, const char *token)
     rd_buf_free_secure(&enc);
 }
 
+static int parse_presign(const char *value, void *dest)
+{
+    char *end = NULL;
+    long s = strtol(value, &end, 10);
+    if (!*value || *end || s < 1 || s > 604800)
+        return rd_cli_usage_error("sign", "--presign takes seconds from 1 to 604800, not '%s'", value);
+    *(int *)dest = (int)s;
+    return 0;
+}
+
+static int parse_header(const char *value, void *dest)
+{
+    const char *colon = strchr(value, ':');
+    if (!colon || colon == value)
+        return rd_cli_usage_error("sign", "--header takes 'Name: value', not '%s'", value);
+    char *name = strndup(value, (size_t)(colon - value));
+    const char *v = colon + 1;
+    while (*v == ' ')
+        v++;
+    rd_headers_add(dest, name, v);
+    free(name);
+    return 0;
+}
+
 int rd_cmd_sign(int argc, char **argv)
 {
     const char *method = NULL, *url = NULL, *service = NULL, *region = NULL, *body_file = NULL, *date = NULL;
@@ -84,64 +108,23 @@ int rd_cmd_sign(int argc, char **argv)
     rd_session_options sopts = { 0 };
     rd_headers headers = RD_HEADERS_INIT;
     rd_buf body = RD_BUF_INIT;
-    int rc = 2;
-    for (int i = 1; i < argc; i++) {
-        const char *a = argv[i];
-        int r = rd_cli_aws_option(argc, argv, &i, &sopts);
-        if (r < 0)
-            goto out;
-        if (r > 0)
-            continue;
-        if (strcmp(a, "--help") == 0 || strcmp(a, "-h") == 0) {
-            fputs(sign_help, stdout);
-            rc = 0;
-            goto out;
-        }
-        if (strcmp(a, "--unsigned-payload") == 0) {
-            unsigned_payload = 1;
-            continue;
-        }
-        if (i + 1 >= argc) {
-            rd_cli_usage_error("sign", "%s needs a value", a);
-            goto out;
-        }
-        const char *v = argv[++i];
-        if (strcmp(a, "--method") == 0)
-            method = v;
-        else if (strcmp(a, "--url") == 0)
-            url = v;
-        else if (strcmp(a, "--service") == 0)
-            service = v;
-        else if (strcmp(a, "--body-file") == 0)
-            body_file = v;
-        else if (strcmp(a, "--date") == 0)
-            date = v;
-        else if (strcmp(a, "--presign") == 0) {
-            char *end = NULL;
-            long s = strtol(v, &end, 10);
-            if (!*v || *end || s < 1 || s > 604800) {
-                rd_cli_usage_error("sign", "--presign takes seconds from 1 to 604800, not '%s'", v);
-                goto out;
-            }
-            presign = (int)s;
-        } else if (strcmp(a, "--header") == 0) {
-            const char *colon = strchr(v, ':');
-            if (!colon || colon == v) {
-                rd_cli_usage_error("sign", "--header takes 'Name: value', not '%s'", v);
-                goto out;
-            }
-            char *name = strndup(v, (size_t)(colon - v));
-            const char *value = colon + 1;
-            while (*value == ' ')
-                value++;
-            rd_headers_add(&headers, name, value);
-            free(name);
-        } else {
-            i--;
-            rd_cli_usage_error("sign", "unknown option '%s'", a);
-            goto out;
-        }
-    }
+    const rd_cli_opt opts[] = {
+        RD_CLI_OPT_AWS(&sopts),
+        RD_CLI_OPT_STRING("--method", &method),
+        RD_CLI_OPT_STRING("--url", &url),
+        RD_CLI_OPT_STRING("--service", &service),
+        RD_CLI_OPT_STRING("--body-file", &body_file),
+        RD_CLI_OPT_STRING("--date", &date),
+        RD_CLI_OPT_PARSE("--presign", &presign, parse_presign),
+        RD_CLI_OPT_PARSE("--header", &headers, parse_header),
+        RD_CLI_OPT_FLAG("--unsigned-payload", &unsigned_payload),
+        RD_CLI_OPT_END,
+    };
+    const rd_cli_spec spec = { "sign", sign_help, opts, 0, NULL };
+    int rc = rd_cli_parse(&spec, argc, argv);
+    if (rc != RD_CLI_CONTINUE)
+        goto out;
+    rc = 2;
     /* --region is one of the shared AWS options */
     region = sopts.region;
     if (!method || !url || !service || !region) {

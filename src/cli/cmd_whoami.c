@@ -25,7 +25,7 @@ static const char whoami_help[] =
     "  --json     print one JSON object (account, arn, user_id, region, region_source, profile, provider,\n"
     "             source, access_key_id, expiration)\n"
     "  --local    do not call AWS: only resolve and describe the credentials\n"
-    "%s"
+    RD_CLI_AWS_OPTIONS_HELP
     "\n"
     "Exit codes: 0 ok, 2 usage, 3 no credentials found, 4 refused by AWS, 1 other failure.\n";
 
@@ -51,31 +51,22 @@ int rd_cmd_whoami(int argc, char **argv)
 {
     rd_session_options sopts = { 0 };
     int json = 0, local = 0;
-    for (int i = 1; i < argc; i++) {
-        int r = rd_cli_aws_option(argc, argv, &i, &sopts);
-        if (r < 0)
-            return 2;
-        if (r > 0)
-            continue;
-        if (strcmp(argv[i], "--json") == 0)
-            json = 1;
-        else if (strcmp(argv[i], "--local") == 0)
-            local = 1;
-        else if (strcmp(argv[i], "--help") == 0 || strcmp(argv[i], "-h") == 0) {
-            printf(whoami_help, rd_cli_aws_options_help);
-            return 0;
-        } else
-            return rd_cli_usage_error("whoami", "unknown option '%s'", argv[i]);
-    }
+    const rd_cli_opt opts[] = {
+        RD_CLI_OPT_AWS(&sopts),
+        RD_CLI_OPT_FLAG("--json", &json),
+        RD_CLI_OPT_FLAG("--local", &local),
+        RD_CLI_OPT_END,
+    };
+    const rd_cli_spec spec = { "whoami", whoami_help, opts, 0, NULL };
+    int rc = rd_cli_parse(&spec, argc, argv);
+    if (rc != RD_CLI_CONTINUE)
+        return rc;
 
+    rd_session *s = rd_cli_session_open(&sopts, &rc);
+    if (!s)
+        return rc;
     rd_error err;
     rd_error_clear(&err);
-    rd_session *s = NULL;
-    rd_status st = rd_session_new(&sopts, &s, &err);
-    if (st != RD_OK) {
-        rd_cli_print_error(&err);
-        return rd_cli_exit_code(st);
-    }
     rd_credentials creds;
     rd_credentials_init(&creds);
     rd_identity id = { 0 };
@@ -84,7 +75,7 @@ int rd_cmd_whoami(int argc, char **argv)
     rd_error_clear(&region_err);
     int have_region = rd_session_region(s, &region, &region_source, &region_err) == RD_OK;
 
-    st = rd_session_credentials(s, &creds, &err);
+    rd_status st = rd_session_credentials(s, &creds, &err);
     if (st == RD_OK && !local)
         st = rd_session_whoami(s, &id, &err);
     if (st != RD_OK) {

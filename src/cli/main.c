@@ -1,6 +1,5 @@
 /* main.c — the redduck command line: global flags, subcommand dispatch, exit codes and the one place
  * errors are printed. Subcommands live in cmd_*.c. */
-#include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -8,15 +7,6 @@
 #include <sys/resource.h>
 
 #include "cli.h"
-
-const char rd_cli_aws_options_help[] =
-    "AWS options:\n"
-    "  --profile NAME       profile from ~/.aws/config and ~/.aws/credentials (default: AWS_PROFILE or\n"
-    "                       'default')\n"
-    "  --region REGION      AWS region (default: AWS_REGION, AWS_DEFAULT_REGION, the profile's region)\n"
-    "  --endpoint-url URL   send this command's requests to URL (an emulator, a VPC endpoint)\n"
-    "  -v, --verbose        log each request (method, host, path, status, attempt, ms); -vv adds headers\n"
-    "                       (secrets are always redacted)\n";
 
 int rd_cli_exit_code(rd_status st)
 {
@@ -36,57 +26,18 @@ void rd_cli_print_error(const rd_error *err)
     fprintf(stderr, "redduck: %s\n", msg);
 }
 
-int rd_cli_usage_error(const char *cmd, const char *fmt, ...)
+rd_session *rd_cli_session_open(const rd_session_options *opts, int *exit_code)
 {
-    va_list ap;
-    va_start(ap, fmt);
-    fprintf(stderr, "redduck %s: ", cmd);
-    vfprintf(stderr, fmt, ap);
-    fprintf(stderr, " (see `redduck %s --help`)\n", cmd);
-    va_end(ap);
-    return 2;
-}
-
-int rd_cli_aws_option(int argc, char **argv, int *i, rd_session_options *opts)
-{
-    const char *a = argv[*i];
-    const char **slot = NULL;
-    if (strcmp(a, "-v") == 0 || strcmp(a, "--verbose") == 0) {
-        opts->verbose = opts->verbose < 1 ? 1 : opts->verbose + 1;
-        return 1;
+    rd_error err;
+    rd_error_clear(&err);
+    rd_session *s = NULL;
+    rd_status st = rd_session_new(opts, &s, &err);
+    if (st != RD_OK) {
+        rd_cli_print_error(&err);
+        *exit_code = rd_cli_exit_code(st);
+        return NULL;
     }
-    if (strcmp(a, "-vv") == 0 || strcmp(a, "--debug") == 0) {
-        opts->verbose = 2;
-        return 1;
-    }
-    const char *name = a;
-    const char *inline_val = NULL;
-    char key[32];
-    const char *eq = strchr(a, '=');
-    if (eq && a[0] == '-' && (size_t)(eq - a) < sizeof key) {
-        memcpy(key, a, (size_t)(eq - a));
-        key[eq - a] = '\0';
-        name = key;
-        inline_val = eq + 1;
-    }
-    if (strcmp(name, "--profile") == 0)
-        slot = &opts->profile;
-    else if (strcmp(name, "--region") == 0)
-        slot = &opts->region;
-    else if (strcmp(name, "--endpoint-url") == 0)
-        slot = &opts->endpoint_url;
-    else
-        return 0;
-    if (inline_val) {
-        *slot = inline_val;
-        return 1;
-    }
-    if (*i + 1 >= argc) {
-        fprintf(stderr, "redduck: %s needs a value\n", name);
-        return -1;
-    }
-    *slot = argv[++*i];
-    return 1;
+    return s;
 }
 
 static const char usage[] =
