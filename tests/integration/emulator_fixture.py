@@ -1,5 +1,9 @@
 """Starts `redduck emulator` for integration tests: loopback only, a temporary data dir, a bounded
-lifetime (the emulator stops by itself even if a test dies), and a clean AWS environment pointed at it."""
+lifetime (the emulator stops by itself even if a test dies), and a clean AWS environment pointed at it.
+Also the helpers the test modules share: the clean environment, identities JSON, writing files under a
+home, finishing a started process, and running independent slow steps side by side."""
+import concurrent.futures
+import json
 import os
 import shutil
 import subprocess
@@ -7,25 +11,85 @@ import tempfile
 import time
 
 REDDUCK = os.environ.get("REDDUCK_BIN", "redduck")
+PROXY_VARS = ("http_proxy", "https_proxy", "all_proxy", "no_proxy")
 
 
-def clean_env(home):
-    """The process environment minus every AWS_* variable, with HOME isolated and IMDS disabled."""
-    env = {k: v for k, v in os.environ.items() if not k.startswith("AWS_")}
+def clean_env(home, **extra):
+    """The process environment minus every AWS_* and proxy variable, with HOME isolated, the config and
+    credentials files under it, IMDS disabled and loopback never proxied; then extra (None removes a name)."""
+    env = {k: v for k, v in os.environ.items() if not k.startswith("AWS_") and k.lower() not in PROXY_VARS}
     env["HOME"] = home
     env["AWS_EC2_METADATA_DISABLED"] = "true"
     env["AWS_CONFIG_FILE"] = os.path.join(home, ".aws", "config")
     env["AWS_SHARED_CREDENTIALS_FILE"] = os.path.join(home, ".aws", "credentials")
     env["NO_PROXY"] = "127.0.0.1,localhost,::1"
     env["no_proxy"] = env["NO_PROXY"]
+    for k, v in extra.items():
+        if v is None:
+            env.pop(k, None)
+        else:
+            env[k] = v
     return env
+
+
+def make_home(prefix):
+    """A fresh temporary directory holding home/.aws; returns (tmp, home)."""
+    tmp = tempfile.mkdtemp(prefix=prefix)
+    home = os.path.join(tmp, "home")
+    os.makedirs(os.path.join(home, ".aws"))
+    return tmp, home
+
+
+def write_file(path, data, mode=None):
+    """Writes text or bytes to path, creating its directories; chmod to mode when given. Returns path."""
+    os.makedirs(os.path.dirname(path), exist_ok=True)
+    with open(path, "wb") as f:
+        f.write(data.encode() if isinstance(data, str) else data)
+    if mode is not None:
+        os.chmod(path, mode)
+    return path
+
+
+def identities(users, roles=None, account="000000000000", denials=None, **resources):
+    """The emulator's --config JSON: users given as (name, key, secret, allow) tuples or dicts, plus one
+    user per entry of denials {name: action or [actions]} (key AKID<NAME>, secret <name>-secret, allowed
+    everything but those), the roles and the resources (workgroups=, clusters=, buckets=, sso=)."""
+    out = []
+    for u in users:
+        out.append(u if isinstance(u, dict) else
+                   {"name": u[0], "access_key_id": u[1], "secret_access_key": u[2], "allow": u[3]})
+    for name, deny in (denials or {}).items():
+        out.append({"name": name, "access_key_id": "AKID" + name.upper(), "secret_access_key": name + "-secret",
+                    "allow": ["*"], "deny": [deny] if isinstance(deny, str) else list(deny)})
+    cfg = {"account": account, "region": "us-east-1", "users": out}
+    if roles is not None:
+        cfg["roles"] = roles
+    cfg.update(resources)
+    return json.dumps(cfg)
+
+
+def finish(proc, timeout=120):
+    """communicate() with a started process; it is killed if that times out or raises. Returns (out, err)."""
+    try:
+        return proc.communicate(timeout=timeout)
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+            proc.wait()
+
+
+def in_parallel(fn, items, workers=4):
+    """fn(item) for each item, up to workers at a time (for independent subprocesses); the results in
+    order. The first exception raised is raised here once every call has ended."""
+    items = list(items)
+    with concurrent.futures.ThreadPoolExecutor(max_workers=max(1, min(workers, len(items)))) as pool:
+        futures = [pool.submit(fn, item) for item in items]
+        return [f.result() for f in futures]
 
 
 class Emulator:
     def __init__(self, args=(), config=None, lifetime=600, data_dir=None):
-        self.tmp = tempfile.mkdtemp(prefix="rd-emu-")
-        self.home = os.path.join(self.tmp, "home")
-        os.makedirs(os.path.join(self.home, ".aws"))
+        self.tmp, self.home = make_home("rd-emu-")
         self.data_dir = data_dir or os.path.join(self.tmp, "data")
         self.log_path = os.path.join(self.tmp, "emulator.log")
         cmd = [REDDUCK, "emulator", "--port", "0", "--data-dir", self.data_dir, "--lifetime", str(lifetime)]

@@ -10,7 +10,7 @@ import sys
 import tempfile
 import unittest
 
-REDDUCK = os.environ.get("REDDUCK_BIN", "redduck")
+from emulator_fixture import REDDUCK, clean_env, in_parallel
 
 BOTOCORE_PROBE = r"""
 import sys, botocore.session
@@ -122,21 +122,17 @@ class CredsOracleTest(unittest.TestCase):
         shutil.rmtree(self.tmp, ignore_errors=True)
 
     def env_for(self, home, extra):
-        env = {k: v for k, v in os.environ.items() if not k.startswith("AWS_")}
-        env.update(HOME=home, AWS_EC2_METADATA_DISABLED="true",
-                   AWS_CONFIG_FILE=os.path.join(home, ".aws", "config"),
-                   AWS_SHARED_CREDENTIALS_FILE=os.path.join(home, ".aws", "credentials"))
-        env.update(extra)
-        return env
+        return clean_env(home, **extra)
 
     def botocore(self, env, profile):
         p = subprocess.run([sys.executable, "-c", BOTOCORE_PROBE, profile or ""], env=env, capture_output=True,
                            text=True, timeout=60)
         return p.stdout.strip()
 
-    def redduck(self, env, profile):
-        args = [REDDUCK, "whoami", "--local", "--json"] + (["--profile", profile] if profile else [])
-        p = subprocess.run(args, env=env, capture_output=True, text=True, timeout=60)
+    def redduck(self, env, profile, p=None):
+        """redduck's answer (p: its `whoami --local --json` run, when already made)."""
+        if p is None:
+            p = self.whoami(env, profile)
         self.assertNotIn("SeCrEt0", p.stdout)
         if p.returncode != 0:
             self.assertTrue(p.stderr.startswith("redduck: "), p.stderr)
@@ -146,7 +142,13 @@ class CredsOracleTest(unittest.TestCase):
             return "ERROR", p.stderr.strip()
         return "KEY:" + json.loads(p.stdout)["access_key_id"], ""
 
-    def run_case(self, name, config, creds, env_extra, profile):
+    def whoami(self, env, profile):
+        args = [REDDUCK, "whoami", "--local", "--json"] + (["--profile", profile] if profile else [])
+        return subprocess.run(args, env=env, capture_output=True, text=True, timeout=60)
+
+    def resolve_case(self, case):
+        """The case's home written, then botocore's answer and redduck's run (no assertion: for in_parallel)."""
+        name, config, creds, env_extra, profile = case
         home = os.path.join(self.tmp, "home-" + str(abs(hash(name))))
         os.makedirs(os.path.join(home, ".aws"))
         for fname, text in (("config", config), ("credentials", creds)):
@@ -154,8 +156,10 @@ class CredsOracleTest(unittest.TestCase):
                 with open(os.path.join(home, ".aws", fname), "w") as f:
                     f.write(text.replace("{dir}", self.tmp))
         env = self.env_for(home, env_extra)
-        want = self.botocore(env, profile)
-        got, msg = self.redduck(env, profile)
+        return self.botocore(env, profile), self.whoami(env, profile)
+
+    def check_case(self, name, want, p):
+        got, msg = self.redduck(None, None, p)
         if want.startswith("ERROR") or want == "KEY:NONE":
             self.assertEqual(got, "ERROR", "%s: botocore says %s, redduck found %s" % (name, want, got))
         else:
@@ -165,9 +169,10 @@ class CredsOracleTest(unittest.TestCase):
     def test_setups_match_botocore(self):
         self.assertGreaterEqual(len(CASES), 30)
         resolved = 0
-        for case in CASES:
+        # each case has its own home: botocore and redduck resolve them side by side, checked in order
+        for case, (want, p) in zip(CASES, in_parallel(self.resolve_case, CASES)):
             with self.subTest(case[0]):
-                want = self.run_case(*case)
+                want = self.check_case(case[0], want, p)
                 if want.startswith("KEY:") and want != "KEY:NONE":
                     resolved += 1
         self.assertGreaterEqual(resolved, 20)  # most setups resolve a key, the rest are error cases

@@ -9,11 +9,11 @@ import os
 import shutil
 import subprocess
 import sys
-import tempfile
 import time
 import unittest
 
-REDDUCK = os.environ.get("REDDUCK_BIN", "redduck")
+from emulator_fixture import REDDUCK, clean_env, make_home, write_file
+
 HERE = os.path.dirname(os.path.abspath(__file__))
 FAKE = os.path.join(HERE, "..", "fakes", "fake_aws.py")
 
@@ -97,9 +97,7 @@ class FakeAWS:
 
 class CredsRemoteTest(unittest.TestCase):
     def setUp(self):
-        self.tmp = tempfile.mkdtemp(prefix="rd-creds-remote-")
-        self.home = os.path.join(self.tmp, "home")
-        os.makedirs(os.path.join(self.home, ".aws"))
+        self.tmp, self.home = make_home("rd-creds-remote-")
         self.fake = FakeAWS(self.tmp, FAKE_CONFIG)
 
     def tearDown(self):
@@ -108,32 +106,11 @@ class CredsRemoteTest(unittest.TestCase):
 
     # --- helpers -----------------------------------------------------------------------------------------
     def env(self, **extra):
-        env = {k: v for k, v in os.environ.items() if not k.startswith("AWS_")}
-        env.update({
-            "HOME": self.home,
-            "AWS_CONFIG_FILE": os.path.join(self.home, ".aws", "config"),
-            "AWS_SHARED_CREDENTIALS_FILE": os.path.join(self.home, ".aws", "credentials"),
-            "AWS_EC2_METADATA_DISABLED": "true",
-            "AWS_REGION": "us-east-1",
-            "AWS_ENDPOINT_URL_STS": self.fake.url,
-            "AWS_ENDPOINT_URL_SSO": self.fake.url,
-            "NO_PROXY": "127.0.0.1,localhost,::1",
-            "no_proxy": "127.0.0.1,localhost,::1",
-        })
-        for k, v in extra.items():
-            if v is None:
-                env.pop(k, None)
-            else:
-                env[k] = v
-        return env
+        return clean_env(self.home, **dict({"AWS_REGION": "us-east-1", "AWS_ENDPOINT_URL_STS": self.fake.url,
+                                            "AWS_ENDPOINT_URL_SSO": self.fake.url}, **extra))
 
     def write(self, rel, text, mode=0o600):
-        path = os.path.join(self.home, rel)
-        os.makedirs(os.path.dirname(path), exist_ok=True)
-        with open(path, "w") as f:
-            f.write(text)
-        os.chmod(path, mode)
-        return path
+        return write_file(os.path.join(self.home, rel), text, mode)
 
     def run_redduck(self, args, env):
         p = subprocess.run([REDDUCK] + list(args), env=env, capture_output=True, text=True, timeout=60)

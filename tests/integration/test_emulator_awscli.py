@@ -12,7 +12,7 @@ import boto3
 import botocore.config
 import botocore.exceptions
 
-from emulator_fixture import Emulator
+from emulator_fixture import Emulator, identities
 
 
 def aws(emu, *args, env=None, check=True):
@@ -30,21 +30,13 @@ def client(emu, service, key="test", secret="test", token=None, region="us-east-
         config=botocore.config.Config(retries={"max_attempts": 1}, s3={"addressing_style": "path"}))
 
 
-CONFIG = json.dumps({
-    "account": "111122223333",
-    "region": "us-east-1",
-    "users": [
-        {"name": "admin", "access_key_id": "AKIDADMIN", "secret_access_key": "admin-secret", "allow": ["*"]},
-        {"name": "reader", "access_key_id": "AKIDREADER", "secret_access_key": "reader-secret",
-         "allow": ["s3:GetObject", "s3:ListBucket", "sts:GetCallerIdentity"]},
-    ],
-    "roles": [{"name": "unload", "allow": ["s3:*"], "default": True, "web_identity_tokens": ["web-token-1"]}],
-    "sso": [{"access_token": "sso-token-1", "account_id": "111122223333", "role_name": "Admin",
-             "role": "unload"}],
-    "workgroups": ["demo"],
-    "clusters": ["redshift-cluster-1"],
-    "buckets": ["staging"],
-})
+CONFIG = identities(
+    [("admin", "AKIDADMIN", "admin-secret", ["*"]),
+     ("reader", "AKIDREADER", "reader-secret", ["s3:GetObject", "s3:ListBucket", "sts:GetCallerIdentity"])],
+    account="111122223333",
+    roles=[{"name": "unload", "allow": ["s3:*"], "default": True, "web_identity_tokens": ["web-token-1"]}],
+    sso=[{"access_token": "sso-token-1", "account_id": "111122223333", "role_name": "Admin", "role": "unload"}],
+    workgroups=["demo"], clusters=["redshift-cluster-1"], buckets=["staging"])
 
 
 class EmulatorAwsCliTest(unittest.TestCase):

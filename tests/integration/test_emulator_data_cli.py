@@ -13,21 +13,24 @@ import botocore.config
 import botocore.exceptions
 import botocore.session
 
-from emulator_fixture import Emulator
+from emulator_fixture import Emulator, identities, in_parallel
 
-CONFIG = json.dumps({
-    "account": "111122223333",
-    "region": "us-east-1",
-    "users": [
-        {"name": "admin", "access_key_id": "AKIDADMIN", "secret_access_key": "admin-secret", "allow": ["*"]},
-        {"name": "viewer", "access_key_id": "AKIDVIEW", "secret_access_key": "view-secret",
-         "allow": ["s3:*", "sts:*"]},
-    ],
-    "roles": [{"name": "unload", "allow": ["s3:*"], "default": True}],
-    "workgroups": ["demo"], "clusters": ["redshift-cluster-1"], "buckets": ["staging"],
-})
+CONFIG = identities([("admin", "AKIDADMIN", "admin-secret", ["*"]), ("viewer", "AKIDVIEW", "view-secret",
+                                                                     ["s3:*", "sts:*"])],
+                    account="111122223333", roles=[{"name": "unload", "allow": ["s3:*"], "default": True}],
+                    workgroups=["demo"], clusters=["redshift-cluster-1"], buckets=["staging"])
 
 MODEL = botocore.session.get_session().get_service_model("redshift-data")
+
+
+def aws(endpoint, env, *args, timeout=120):
+    """The real AWS CLI aimed at the emulator, JSON output."""
+    return subprocess.run(["aws", "--endpoint-url", endpoint, "--output", "json"] + list(args), env=env,
+                          capture_output=True, text=True, timeout=timeout)
+
+
+def admin_env(emu, **extra):
+    return emu.env(key="AKIDADMIN", secret="admin-secret", AWS_DEFAULT_REGION="us-east-1", **extra)
 
 
 def check_shape(test, value, shape, path="$"):
@@ -68,13 +71,10 @@ class EmulatorDataApiCliTest(unittest.TestCase):
         cls.emu.cleanup()
 
     def env(self, key="AKIDADMIN", secret="admin-secret"):
-        e = self.emu.env(key=key, secret=secret)
-        e["AWS_DEFAULT_REGION"] = "us-east-1"
-        return e
+        return self.emu.env(key=key, secret=secret, AWS_DEFAULT_REGION="us-east-1")
 
     def aws(self, *args, env=None, check=True):
-        p = subprocess.run(["aws", "--endpoint-url", self.emu.endpoint, "--output", "json"] + list(args),
-                           env=env or self.env(), capture_output=True, text=True, timeout=120)
+        p = aws(self.emu.endpoint, env or self.env(), *args)
         if check and p.returncode != 0:
             raise AssertionError("aws %s: %s" % (" ".join(args), p.stderr))
         return p
@@ -129,18 +129,23 @@ class EmulatorDataApiCliTest(unittest.TestCase):
         self.assertEqual(pag, rows)
 
     def test_failed_statement_and_errors(self):
-        d = self.run_sql("select * from no_such_table")
+        # four independent CLI runs, side by side
+        d, p1, p2, p3 = in_parallel(lambda f: f(), [
+            lambda: self.run_sql("select * from no_such_table"),
+            lambda: self.aws("redshift-data", "execute-statement", "--workgroup-name", "nope", "--database", "dev",
+                             "--sql", "select 1", check=False),
+            lambda: self.aws("redshift-data", "describe-statement", "--id", "00000000-0000-0000-0000-000000000000",
+                             check=False),
+            lambda: self.aws("redshift-data", "execute-statement", "--workgroup-name", "demo", "--database", "dev",
+                             "--sql", "select 1", env=self.env("AKIDVIEW", "view-secret"), check=False)])
         self.assertEqual(d["Status"], "FAILED")
         self.assertTrue(d["Error"])
-        p = self.aws("redshift-data", "execute-statement", "--workgroup-name", "nope", "--database", "dev",
-                     "--sql", "select 1", check=False)
+        p = p1
         self.assertNotEqual(p.returncode, 0)
         self.assertTrue("ValidationException" in p.stderr or "ResourceNotFoundException" in p.stderr, p.stderr)
-        p = self.aws("redshift-data", "describe-statement", "--id", "00000000-0000-0000-0000-000000000000",
-                     check=False)
+        p = p2
         self.assertIn("ResourceNotFoundException", p.stderr)
-        p = self.aws("redshift-data", "execute-statement", "--workgroup-name", "demo", "--database", "dev",
-                     "--sql", "select 1", env=self.env("AKIDVIEW", "view-secret"), check=False)
+        p = p3
         self.assertIn("AccessDeniedException", p.stderr)
 
     def test_cluster_target(self):
@@ -154,11 +159,14 @@ class EmulatorDataApiCliTest(unittest.TestCase):
                          "note <> ''x''') to 's3://staging/cli/run1/' iam_role default format as parquet "
                          "manifest verbose")
         self.assertEqual(d["Status"], "FINISHED", d.get("Error"))
-        ls = self.aws("s3", "ls", "s3://staging/cli/run1/").stdout
+        dst = os.path.join(self.emu.tmp, "unloaded")
+        # listing, download and the second UNLOAD (which must fail, below) read the prefix side by side
+        ls, _, d2 = in_parallel(lambda f: f(), [
+            lambda: self.aws("s3", "ls", "s3://staging/cli/run1/").stdout,
+            lambda: self.aws("s3", "cp", "--recursive", "s3://staging/cli/run1/", dst),
+            lambda: self.run_sql("unload ('select 1') to 's3://staging/cli/run1/' iam_role default format parquet")])
         self.assertIn("0000_part_00.parquet", ls)
         self.assertIn("manifest", ls)
-        dst = os.path.join(self.emu.tmp, "unloaded")
-        self.aws("s3", "cp", "--recursive", "s3://staging/cli/run1/", dst)
         with open(os.path.join(dst, "manifest")) as f:
             manifest = json.load(f)
         total = 0
@@ -173,28 +181,34 @@ class EmulatorDataApiCliTest(unittest.TestCase):
             total += e["meta"]["record_count"]
         self.assertEqual(total, 1000)
         # a second UNLOAD to the same prefix without ALLOWOVERWRITE fails as Redshift does
-        d = self.run_sql("unload ('select 1') to 's3://staging/cli/run1/' iam_role default format parquet")
+        d = d2
         self.assertEqual(d["Status"], "FAILED")
         self.assertIn("not empty", d["Error"])
 
     def test_restart_keeps_state_and_sigterm_stops(self):
         emu = Emulator(config=CONFIG)
         try:
-            env = emu.env(key="AKIDADMIN", secret="admin-secret")
-            env["AWS_DEFAULT_REGION"] = "us-east-1"
-            def aws(*a):
-                return subprocess.run(["aws", "--endpoint-url", emu.endpoint, "--output", "json"] + list(a),
-                                      env=env, capture_output=True, text=True, timeout=60)
-            sid = json.loads(aws("redshift-data", "execute-statement", "--workgroup-name", "demo", "--database",
-                                 "dev", "--sql", "create table kept as select 7 as v").stdout)["Id"]
-            for _ in range(200):
-                if json.loads(aws("redshift-data", "describe-statement", "--id", sid).stdout)["Status"] == "FINISHED":
-                    break
-                time.sleep(0.05)
+            env = admin_env(emu)
+
+            def statement(endpoint, sql, done):
+                """execute-statement, then describe-statement until its status is in done (the last reply)."""
+                sid = json.loads(aws(endpoint, env, "redshift-data", "execute-statement", "--workgroup-name",
+                                     "demo", "--database", "dev", "--sql", sql, timeout=60).stdout)["Id"]
+                for _ in range(200):
+                    d = json.loads(aws(endpoint, env, "redshift-data", "describe-statement", "--id", sid,
+                                       timeout=60).stdout)
+                    if d["Status"] in done:
+                        break
+                    time.sleep(0.05)
+                return d
             src = os.path.join(emu.tmp, "obj.txt")
             with open(src, "w") as f:
                 f.write("persist me")
-            self.assertEqual(aws("s3", "cp", src, "s3://staging/kept.txt").returncode, 0)
+            # the table and the object are made side by side
+            _, cp = in_parallel(lambda f: f(), [
+                lambda: statement(emu.endpoint, "create table kept as select 7 as v", ("FINISHED",)),
+                lambda: aws(emu.endpoint, env, "s3", "cp", src, "s3://staging/kept.txt", timeout=60)])
+            self.assertEqual(cp.returncode, 0)
             t0 = time.time()
             emu.proc.send_signal(signal.SIGTERM)
             self.assertEqual(emu.proc.wait(timeout=20), 0)
@@ -202,20 +216,10 @@ class EmulatorDataApiCliTest(unittest.TestCase):
             emu2 = Emulator(config=CONFIG, data_dir=emu.data_dir)
             try:
                 env["AWS_ENDPOINT_URL"] = emu2.endpoint
-                out = subprocess.run(["aws", "--endpoint-url", emu2.endpoint, "s3", "cp", "s3://staging/kept.txt",
-                                      "-"], env=env, capture_output=True, text=True, timeout=60)
+                out, d = in_parallel(lambda f: f(), [
+                    lambda: aws(emu2.endpoint, env, "s3", "cp", "s3://staging/kept.txt", "-", timeout=60),
+                    lambda: statement(emu2.endpoint, "select v from kept", ("FINISHED", "FAILED"))])
                 self.assertEqual(out.stdout, "persist me")
-                r = subprocess.run(["aws", "--endpoint-url", emu2.endpoint, "--output", "json", "redshift-data",
-                                    "execute-statement", "--workgroup-name", "demo", "--database", "dev", "--sql",
-                                    "select v from kept"], env=env, capture_output=True, text=True, timeout=60)
-                sid = json.loads(r.stdout)["Id"]
-                for _ in range(200):
-                    d = json.loads(subprocess.run(["aws", "--endpoint-url", emu2.endpoint, "--output", "json",
-                                                   "redshift-data", "describe-statement", "--id", sid], env=env,
-                                                  capture_output=True, text=True, timeout=60).stdout)
-                    if d["Status"] in ("FINISHED", "FAILED"):
-                        break
-                    time.sleep(0.05)
                 self.assertEqual(d["Status"], "FINISHED", d.get("Error"))
             finally:
                 emu2.stop()
@@ -225,16 +229,12 @@ class EmulatorDataApiCliTest(unittest.TestCase):
     def test_throttling_faults_are_retried_by_the_cli(self):
         emu = Emulator(args=["--faults", "data.describe.throttle=0.5", "--seed", "3"], config=CONFIG)
         try:
-            env = emu.env(key="AKIDADMIN", secret="admin-secret")
-            env.update(AWS_DEFAULT_REGION="us-east-1", AWS_MAX_ATTEMPTS="10", AWS_RETRY_MODE="standard")
-            sid = json.loads(subprocess.run(
-                ["aws", "--endpoint-url", emu.endpoint, "--output", "json", "redshift-data", "execute-statement",
-                 "--workgroup-name", "demo", "--database", "dev", "--sql", "select 1"],
-                env=env, capture_output=True, text=True, timeout=60).stdout)["Id"]
-            for _ in range(20):
-                p = subprocess.run(["aws", "--endpoint-url", emu.endpoint, "--output", "json", "redshift-data",
-                                    "describe-statement", "--id", sid], env=env, capture_output=True, text=True,
-                                   timeout=60)
+            env = admin_env(emu, AWS_MAX_ATTEMPTS="10", AWS_RETRY_MODE="standard")
+            sid = json.loads(aws(emu.endpoint, env, "redshift-data", "execute-statement", "--workgroup-name", "demo",
+                                 "--database", "dev", "--sql", "select 1", timeout=60).stdout)["Id"]
+            # twenty CLI runs, five at a time (most of each is the CLI's backoff)
+            for p in in_parallel(lambda _: aws(emu.endpoint, env, "redshift-data", "describe-statement", "--id", sid,
+                                               timeout=60), range(20), workers=5):
                 self.assertEqual(p.returncode, 0, p.stderr)
             c = boto3.session.Session().client(
                 "redshift-data", endpoint_url=emu.endpoint, region_name="us-east-1", aws_access_key_id="AKIDADMIN",
@@ -250,7 +250,6 @@ class EmulatorDataApiCliTest(unittest.TestCase):
             self.assertLess(throttled, 27)
         finally:
             emu.cleanup()
-
 
 if __name__ == "__main__":
     unittest.main()

@@ -9,12 +9,11 @@ import shutil
 import signal
 import subprocess
 import tempfile
-import time
 import unittest
 
 import boto3
 
-from emulator_fixture import REDDUCK, Emulator, wait_until
+from emulator_fixture import REDDUCK, Emulator, finish, identities, in_parallel, wait_until
 
 ADMIN = ("AKIDADMIN", "admin-secret")
 DENIALS = {
@@ -35,17 +34,9 @@ MULTI_DENIALS = {
 
 
 def config():
-    users = [{"name": "admin", "access_key_id": ADMIN[0], "secret_access_key": ADMIN[1], "allow": ["*"]}]
-    for name, action in DENIALS.items():
-        users.append({"name": name, "access_key_id": "AKID" + name.upper(), "secret_access_key": name + "-secret",
-                      "allow": ["*"], "deny": [action]})
-    for name, actions in MULTI_DENIALS.items():
-        users.append({"name": name, "access_key_id": "AKID" + name.upper(), "secret_access_key": name + "-secret",
-                      "allow": ["*"], "deny": actions})
-    return json.dumps({
-        "account": "000000000000", "region": "us-east-1", "users": users,
-        "roles": [{"name": "redshift-unload", "allow": ["s3:*"], "default": True}],
-        "workgroups": ["demo"], "clusters": ["redshift-cluster-1"], "buckets": ["redduck-staging"]})
+    return identities([("admin", ADMIN[0], ADMIN[1], ["*"])], denials=dict(DENIALS, **MULTI_DENIALS),
+                      roles=[{"name": "redshift-unload", "allow": ["s3:*"], "default": True}],
+                      workgroups=["demo"], clusters=["redshift-cluster-1"], buckets=["redduck-staging"])
 
 
 TYPED_DDL = ("create table typed (i2 smallint, i4 integer, i8 bigint, n numeric(38,10), n2 decimal(12,2), r real, "
@@ -283,11 +274,12 @@ class TestIngest(IngestBase):
 
     def test_timeout_cancels_and_a_denied_cancel_is_named(self):
         slow = "select a.sale_id from sales a, sales b, sales c where a.sale_id + b.sale_id + c.sale_id = -7"
-        db = self.db("slow.duckdb")
-        p = self.unload("--sql", slow, "--timeout", "2", into=db, check=False)
+        # the two runs side by side, each into its own file (a target's lock would serialise them)
+        p, q = in_parallel(lambda a: self.unload("--sql", slow, "--timeout", "2", into=self.db(a[0]), user=a[1],
+                                                 check=False), [("slow.duckdb", None), ("slow2.duckdb", "nocancel")])
         self.assertEqual(p.returncode, 1, p.stderr)
         self.assertIn("did not finish within 2 s and was cancelled", p.stderr)
-        p = self.unload("--sql", slow, "--timeout", "2", into=db, user="nocancel", check=False)
+        p = q
         self.assertEqual(p.returncode, 4, p.stderr)
         self.assertIn("redshift-data:CancelStatement", p.stderr)
         # the UNLOAD was not stopped: the message names the prefix it may still write to
@@ -329,16 +321,26 @@ class TestIngest(IngestBase):
     def test_sigint_during_the_unload_cancels_the_statement(self):
         slow = "select a.sale_id from sales a, sales b, sales c where a.sale_id + b.sale_id + c.sale_id = -9"
         proc = subprocess.Popen([REDDUCK, "ingest", "--workgroup", "demo", "--staging", "s3://redduck-staging/runs",
-                                 "--sql", slow, "--into", self.db("sigint.duckdb"), "--json"],
+                                 "--sql", slow, "--into", self.db("sigint.duckdb"), "--json", "-v"],
                                 stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=self.env())
+        lines = []
         try:
-            time.sleep(2.0)  # the probe is instant; the UNLOAD runs until cancelled
+            # the probe is instant; the UNLOAD runs until cancelled: -v logs "UNLOAD to", then its
+            # ExecuteStatement and DescribeStatement polls; the signal goes once two of those are done
+            after = None
+            for line in proc.stderr:
+                lines.append(line)
+                if "UNLOAD to s3://" in line:
+                    after = 0
+                elif after is not None and line.startswith("redduck: info: POST "):
+                    after += 1
+                    if after == 3:
+                        break
             proc.send_signal(signal.SIGINT)
-            out, err = proc.communicate(timeout=60)
         finally:
-            if proc.poll() is None:
-                proc.kill()
-                proc.wait()
+            out, err = finish(proc, timeout=60)
+        err = "".join(lines) + err
+        self.assertEqual(after, 3, err)
         self.assertEqual(proc.returncode, 130, err)
         summary = json.loads(out)
         self.assertEqual(summary["status"], "error")
@@ -390,11 +392,8 @@ class TestIngest(IngestBase):
                 if marker in line:
                     proc.send_signal(sig)
                     break
-            out, err = proc.communicate(timeout=60)
         finally:
-            if proc.poll() is None:
-                proc.kill()
-                proc.wait()
+            out, err = finish(proc, timeout=60)
         err = "".join(lines) + err
         self.assertTrue(any(marker in l for l in lines), err)
         return proc.returncode, err.strip().splitlines()[-1]
@@ -478,6 +477,7 @@ class TestIngest(IngestBase):
 
 class TestIngestAgainstSource(IngestBase):
     """The ingested tables equal the emulator's own tables, value for value and type for type."""
+    emu_args = ["--sample", "sales:rows=3000", "--slices", "4", "--seed", "3"]  # (the size is no matter here)
 
     def test_equal_to_the_emulators_duckdb(self):
         self.run_sql(TYPED_DDL)
@@ -511,22 +511,32 @@ class TestIngestAgainstSource(IngestBase):
                     self.assertEqual(t["mine"], theirs, (mine, t))
 
 
+FAULTY_ROWS = 3000  # the faults are per request: the size of the files is no matter
+
+
 class TestIngestFaults(IngestBase):
-    emu_args = ["--sample", "sales:rows=20000", "--slices", "6", "--seed", "11", "--faults",
+    emu_args = ["--sample", "sales:rows=%d" % FAULTY_ROWS, "--slices", "6", "--seed", "11", "--faults",
                 "s3.get.reset=0.15,s3.get.truncate=0.1,s3.get.slowdown=0.1,s3.list.slowdown=0.05,"
                 "data.describe.throttle=0.15,data.result.throttle=0.1,data.execute.throttle=0.05"]
 
     def test_twenty_faulty_runs_give_the_identical_table(self):
-        db = self.db("faults.duckdb")
+        # ten targets side by side (most of a faulty run is backoff), two runs each (the second replaces
+        # the table)
+        def lane(n):
+            db = self.db("faults%d.duckdb" % n)
+            got = []
+            for i in range(2):
+                p = self.ingest("--workgroup", "demo", "--staging", "s3://redduck-staging/f%d" % n, "--sql",
+                                "select * from sales", "--into", db + ":sales", "--json")
+                got.append((json.loads(p.stdout), self.query(db, CHECKSUM.format("sales"))))
+            return got
+        runs = [run for got in in_parallel(lane, range(10), workers=10) for run in got]
+        self.assertEqual(len(runs), 20)
         sums, retries = set(), 0
-        for i in range(20):
-            p = self.ingest("--workgroup", "demo", "--staging", "s3://redduck-staging/f", "--sql",
-                            "select * from sales", "--into", db + ":sales", "--json")
-            out = json.loads(p.stdout)
-            self.assertEqual(out["rows"], 20000)
+        for out, r in runs:
+            self.assertEqual(out["rows"], FAULTY_ROWS)
             retries += out["retries"]
-            r = self.query(db, CHECKSUM.format("sales"))
-            self.assertEqual(r[0]["n"], 20000)
+            self.assertEqual(r[0]["n"], FAULTY_ROWS)
             sums.add(r[0]["h"])
         self.assertEqual(len(sums), 1)
         self.assertGreater(retries, 0)  # the faults did fire
@@ -548,7 +558,8 @@ class TestIngestFaults(IngestBase):
 
 
 class TestIngestInterrupt(IngestBase):
-    emu_args = ["--sample", "sales:rows=20000", "--slices", "12", "--faults", "latency.ms=150"]
+    # 12 files fetched one at a time, each slow: the download lasts seconds whatever the rows
+    emu_args = ["--sample", "sales:rows=3000", "--slices", "12", "--faults", "latency.ms=150"]
 
     def test_sigint_mid_download_cancels_cleans_up_and_exits_130(self):
         db = self.db("int.duckdb")
@@ -559,13 +570,15 @@ class TestIngestInterrupt(IngestBase):
             found = wait_until(lambda: [k for k in self.staged_keys("i/") if k.endswith("manifest")], timeout=120,
                                interval=0.1)
             self.assertTrue(found, "the UNLOAD never wrote its manifest")
-            time.sleep(0.5)
+            # mid-download: a first file is in the download directory
+            downloading = wait_until(lambda: [d for d in glob.glob(os.path.join(self.work, ".redduck-tmp-*"))
+                                              if os.listdir(d)] or proc.poll() is not None, timeout=60,
+                                     interval=0.02)
+            self.assertIsNone(proc.poll(), "the ingest ended before its download")
+            self.assertTrue(downloading)
             proc.send_signal(signal.SIGINT)
-            out, err = proc.communicate(timeout=120)
         finally:
-            if proc.poll() is None:
-                proc.kill()
-                proc.wait()
+            out, err = finish(proc, timeout=120)
         self.assertEqual(proc.returncode, 130, err)
         self.assertIn("interrupted", err)
         self.assertStagingEmpty()

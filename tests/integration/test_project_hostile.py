@@ -10,7 +10,7 @@ import tempfile
 import time
 import unittest
 
-from emulator_fixture import REDDUCK, clean_env
+from emulator_fixture import REDDUCK, clean_env, write_file
 
 LIMIT = 1 << 30
 # ten lines, 9**9 (387 million) strings once expanded
@@ -24,10 +24,7 @@ def limit_memory():
     resource.setrlimit(resource.RLIMIT_AS, (LIMIT, LIMIT))
 
 
-def write(path, data):
-    os.makedirs(os.path.dirname(path), exist_ok=True)
-    with open(path, "wb") as f:
-        f.write(data.encode() if isinstance(data, str) else data)
+write = write_file
 
 
 class HostileProjectTest(unittest.TestCase):

@@ -13,7 +13,7 @@ import unittest
 
 import boto3
 
-from emulator_fixture import REDDUCK, Emulator, wait_until
+from emulator_fixture import REDDUCK, Emulator, identities, wait_until, write_file
 from test_query import create_database
 
 ADMIN = ("AKIDADMIN", "admin-secret")
@@ -30,21 +30,14 @@ DENIED = {
 
 
 def config():
-    users = [{"name": "admin", "access_key_id": ADMIN[0], "secret_access_key": ADMIN[1], "allow": ["*"]}]
-    for name, action in DENIED.items():
-        users.append({"name": name, "access_key_id": "AKID" + name.upper(), "secret_access_key": name + "-secret",
-                      "allow": ["*"], "deny": [action]})
-    return json.dumps({
-        "account": "000000000000", "region": "us-east-1", "users": users,
-        "roles": [{"name": "redshift-unload", "allow": ["s3:*"], "default": True},
-                  {"name": "readonly", "allow": ["s3:GetObject", "s3:ListBucket"]}],
-        "workgroups": ["demo"], "clusters": ["redshift-cluster-1"], "buckets": ["redduck-staging"]})
+    return identities([("admin", ADMIN[0], ADMIN[1], ["*"])], denials=DENIED,
+                      roles=[{"name": "redshift-unload", "allow": ["s3:*"], "default": True},
+                             {"name": "readonly", "allow": ["s3:GetObject", "s3:ListBucket"]}],
+                      workgroups=["demo"], clusters=["redshift-cluster-1"], buckets=["redduck-staging"])
 
 
 def write(path, text):
-    os.makedirs(os.path.dirname(path), exist_ok=True)
-    with open(path, "w") as f:
-        f.write(textwrap.dedent(text))
+    write_file(path, textwrap.dedent(text))
 
 
 class Base(unittest.TestCase):

@@ -14,11 +14,11 @@ import resource
 import shutil
 import socket
 import subprocess
-import tempfile
 import threading
 import time
 import unittest
 
+from emulator_fixture import clean_env, make_home, write_file
 from test_creds_remote import ACCOUNT, ALICE_KEY, ALICE_SECRET, FakeAWS
 
 REDDUCK = os.environ.get("REDDUCK_BIN", "redduck")
@@ -37,32 +37,9 @@ FAKE_CONFIG = {
 GOOD_CONFIG = {k: v for k, v in FAKE_CONFIG.items() if k != "garbage"}
 
 
-def base_env(home, **extra):
-    env = {k: v for k, v in os.environ.items()
-           if not k.startswith("AWS_") and k.lower() not in ("http_proxy", "https_proxy", "all_proxy", "no_proxy")}
-    env.update({
-        "HOME": home,
-        "AWS_CONFIG_FILE": os.path.join(home, ".aws", "config"),
-        "AWS_SHARED_CREDENTIALS_FILE": os.path.join(home, ".aws", "credentials"),
-        "AWS_EC2_METADATA_DISABLED": "true",
-        "NO_PROXY": "127.0.0.1,localhost,::1",
-        "no_proxy": "127.0.0.1,localhost,::1",
-    })
-    for k, v in extra.items():
-        if v is None:
-            env.pop(k, None)
-        else:
-            env[k] = v
-    return env
-
-
 class HomeMixin:
     def write(self, rel, text):
-        path = os.path.join(self.home, rel)
-        os.makedirs(os.path.dirname(path), exist_ok=True)
-        with open(path, "w") as f:
-            f.write(text)
-        return path
+        return write_file(os.path.join(self.home, rel), text)
 
     def run_redduck(self, args, env):
         p = subprocess.run([REDDUCK] + list(args), env=env, capture_output=True, text=True, timeout=60)
@@ -75,9 +52,7 @@ class HomeMixin:
 class ParseErrorsQuoteNothingTest(HomeMixin, unittest.TestCase):
     @classmethod
     def setUpClass(cls):
-        cls.tmp = tempfile.mkdtemp(prefix="rd-parse-")
-        cls.home = os.path.join(cls.tmp, "home")
-        os.makedirs(os.path.join(cls.home, ".aws"))
+        cls.tmp, cls.home = make_home("rd-parse-")
         cls.fake = FakeAWS(cls.tmp, FAKE_CONFIG, lifetime=60)
 
     @classmethod
@@ -89,13 +64,13 @@ class ParseErrorsQuoteNothingTest(HomeMixin, unittest.TestCase):
         out = self.write("process-output.json",
                          '{"Version": 1, "AccessKeyId": "AKID", "SecretAccessKey": wJalrXUtnFEMI/K7MDENG}\n')
         self.write(".aws/config", "[default]\ncredential_process = cat %s\n" % out)
-        p = self.run_redduck(["whoami"], base_env(self.home, AWS_REGION="us-east-1"))
+        p = self.run_redduck(["whoami"], clean_env(self.home, AWS_REGION="us-east-1"))
         self.assertNotEqual(p.returncode, 0)
         self.assertIn("credential_process", p.stderr)
         self.assertIn("line 1, column", p.stderr)
 
     def test_container_reply_malformed_json(self):
-        env = base_env(self.home, AWS_REGION="us-east-1",
+        env = clean_env(self.home, AWS_REGION="us-east-1",
                        AWS_CONTAINER_CREDENTIALS_FULL_URI=self.fake.url + "/container/creds")
         self.write(".aws/config", "")
         p = self.run_redduck(["whoami"], env)
@@ -104,7 +79,7 @@ class ParseErrorsQuoteNothingTest(HomeMixin, unittest.TestCase):
         self.assertIn("line 1, column", p.stderr)
 
     def test_sts_reply_malformed_xml(self):
-        env = base_env(self.home, AWS_REGION="us-east-1", AWS_ACCESS_KEY_ID=ALICE_KEY,
+        env = clean_env(self.home, AWS_REGION="us-east-1", AWS_ACCESS_KEY_ID=ALICE_KEY,
                        AWS_SECRET_ACCESS_KEY=ALICE_SECRET, AWS_ENDPOINT_URL_STS=self.fake.url)
         self.write(".aws/config", "")
         p = self.run_redduck(["whoami"], env)
@@ -120,9 +95,7 @@ class CoreDumpsTest(HomeMixin, unittest.TestCase):
 
     @classmethod
     def setUpClass(cls):
-        cls.tmp = tempfile.mkdtemp(prefix="rd-core-")
-        cls.home = os.path.join(cls.tmp, "home")
-        os.makedirs(os.path.join(cls.home, ".aws"))
+        cls.tmp, cls.home = make_home("rd-core-")
         with open(os.path.join(cls.home, ".aws", "config"), "w") as f:
             f.write("[default]\nregion = us-east-1\ncredential_process = sleep 3\n")
         for d, _, files in os.walk(cls.tmp):
@@ -151,7 +124,7 @@ class CoreDumpsTest(HomeMixin, unittest.TestCase):
                 os.setgroups([])
                 os.setuid(uid)
 
-        return subprocess.Popen([REDDUCK, "whoami"], env=base_env(self.home, **extra), preexec_fn=child,
+        return subprocess.Popen([REDDUCK, "whoami"], env=clean_env(self.home, **extra), preexec_fn=child,
                                 stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, cwd=self.tmp)
 
     def observe(self, proc):
@@ -226,9 +199,7 @@ class RegionNamesTest(HomeMixin, unittest.TestCase):
 
     @classmethod
     def setUpClass(cls):
-        cls.tmp = tempfile.mkdtemp(prefix="rd-region-")
-        cls.home = os.path.join(cls.tmp, "home")
-        os.makedirs(os.path.join(cls.home, ".aws"))
+        cls.tmp, cls.home = make_home("rd-region-")
         cls.proxy = ConnectionRecorder()
 
     @classmethod
@@ -239,7 +210,7 @@ class RegionNamesTest(HomeMixin, unittest.TestCase):
     def env(self, **extra):
         url = "http://127.0.0.1:%d" % self.proxy.port
         # every request, to any host, would go through the recorder
-        return base_env(self.home, AWS_ACCESS_KEY_ID=ALICE_KEY, AWS_SECRET_ACCESS_KEY=ALICE_SECRET,
+        return clean_env(self.home, AWS_ACCESS_KEY_ID=ALICE_KEY, AWS_SECRET_ACCESS_KEY=ALICE_SECRET,
                         AWS_SESSION_TOKEN="session-token-wJalrGARBAGESECRET4", AWS_MAX_ATTEMPTS="1",
                         HTTPS_PROXY=url, https_proxy=url, HTTP_PROXY=url, http_proxy=url, NO_PROXY=None,
                         no_proxy=None, **extra)
@@ -290,9 +261,7 @@ def make_ca(d, name):
 class CABundleTest(HomeMixin, unittest.TestCase):
     @classmethod
     def setUpClass(cls):
-        cls.tmp = tempfile.mkdtemp(prefix="rd-tls-")
-        cls.home = os.path.join(cls.tmp, "home")
-        os.makedirs(os.path.join(cls.home, ".aws"))
+        cls.tmp, cls.home = make_home("rd-tls-")
         d = cls.tmp
         cls.ca = make_ca(d, "ca")
         cls.other_ca = make_ca(d, "other-ca")
@@ -316,7 +285,7 @@ class CABundleTest(HomeMixin, unittest.TestCase):
         return sum(1 for r in self.fake.requests() if r["api"] == "tls:connection")
 
     def whoami(self, **extra):
-        env = base_env(self.home, AWS_REGION="us-east-1", AWS_ACCESS_KEY_ID=ALICE_KEY,
+        env = clean_env(self.home, AWS_REGION="us-east-1", AWS_ACCESS_KEY_ID=ALICE_KEY,
                        AWS_SECRET_ACCESS_KEY=ALICE_SECRET, **extra)
         before = self.connections()
         p = self.run_redduck(["whoami", "--json", "--endpoint-url", self.fake.url], env)
@@ -352,7 +321,7 @@ class CABundleTest(HomeMixin, unittest.TestCase):
     def test_container_endpoint_certificate_error_is_not_retried(self):
         # the container provider has its own attempts (3, as botocore); a certificate verdict ends them
         self.write(".aws/config", "")
-        env = base_env(self.home, AWS_REGION="us-east-1",
+        env = clean_env(self.home, AWS_REGION="us-east-1",
                        AWS_CONTAINER_CREDENTIALS_FULL_URI=self.fake.url + "/container/creds")
         before = self.connections()
         p = self.run_redduck(["whoami", "--local"], env)

@@ -17,7 +17,7 @@ import unittest
 
 import boto3
 
-from emulator_fixture import REDDUCK, Emulator, wait_until
+from emulator_fixture import REDDUCK, Emulator, finish, wait_until
 
 BUCKET = "redduck-staging"
 
@@ -70,13 +70,7 @@ class TargetBase(unittest.TestCase):
                                 text=True, env=self.emu.env())
 
     def finish(self, proc):
-        try:
-            out, err = proc.communicate(timeout=120)
-        finally:
-            if proc.poll() is None:
-                proc.kill()
-                proc.wait()
-        return out, err
+        return finish(proc)
 
     def keys(self, prefix):
         s3 = self.client("s3")
