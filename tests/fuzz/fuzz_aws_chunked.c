@@ -11,12 +11,12 @@ typedef struct sink_state {
     uint64_t got;
 } sink_state;
 
-static rd_status sink(void *ctx, const void *data, size_t len, rd_error *err)
+static int sink(void *ctx, const void *data, size_t len, rd_emu_error *err)
 {
     (void)data;
     (void)err;
     ((sink_state *)ctx)->got += len;
-    return RD_OK;
+    return 0;
 }
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size); /* called by libFuzzer */
@@ -33,9 +33,9 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
                           "wJalrXUtnFEMI/K7MDENG/bPxRfiCYEXAMPLEKEY", NULL, 1, 0, 0, 0 };
     sink_state st = { 0 };
     rd_emu_chunked *d = NULL;
-    rd_error err;
+    rd_emu_error err;
     if (rd_emu_chunked_new(is_signed ? &p : NULL, "4f232c4386841ef735655705268965c44a0e4690baa4adea153f7db9fa80a0a9",
-                           declared, sink, &st, &d, &err) != RD_OK)
+                           declared, sink, &st, &d, &err) != 0)
         abort();
     size_t off = 0;
     while (off < size) {
@@ -43,14 +43,14 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
         size_t n = 1 + (seed >> 16) % 97;
         if (n > size - off)
             n = size - off;
-        if (rd_emu_chunked_feed(d, data + off, n, &err) != RD_OK)
+        if (rd_emu_chunked_feed(d, data + off, n, &err) != 0)
             break;
         off += n;
     }
-    rd_status s = rd_emu_chunked_finish(d, &err);
+    int s = rd_emu_chunked_finish(d, &err);
     if (declared >= 0 && st.got > (uint64_t)declared)
         abort();
-    if (s == RD_OK && declared >= 0 && st.got != (uint64_t)declared)
+    if (s == 0 && declared >= 0 && st.got != (uint64_t)declared)
         abort();
     (void)rd_emu_chunked_trailer_value(d);
     rd_emu_chunked_free(d);
