@@ -891,15 +891,6 @@ int rd_s3_store_put_data(rd_s3_store *st, const char *bucket, const char *key, c
     return rd_s3_put_commit(w, NULL, info_out, err);
 }
 
-rd_status rd_s3_store_put(rd_s3_store *st, const char *bucket, const char *key, const void *data, size_t len,
-                          const char *content_type, rd_s3_object_info *info_out, rd_error *err)
-{
-    rd_emu_error e;
-    if (rd_s3_store_put_data(st, bucket, key, data, len, content_type, info_out, &e) == 0)
-        return RD_OK;
-    return rd_error_set(err, RD_E_REMOTE, "s3://%s/%s: %s %d: %s", bucket, key, e.code, e.http_status, e.message);
-}
-
 int rd_s3_store_put_file(rd_s3_store *st, const char *bucket, const char *key, const char *path,
                          const char *content_type, rd_s3_object_info *info_out, rd_emu_error *err)
 {

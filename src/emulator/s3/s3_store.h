@@ -28,7 +28,7 @@ typedef struct rd_s3_object_info {
 } rd_s3_object_info;
 void rd_s3_object_info_free(rd_s3_object_info *info);
 
-/* Every function below but rd_s3_store_put returns 0, or -1 with err filled in S3's words (err may be NULL):
+/* Every function below returns 0, or -1 with err filled in S3's words (err may be NULL):
  * 404 NoSuchBucket, 404 NoSuchKey, 409 BucketAlreadyOwnedByYou, 409 BucketNotEmpty, 400 InvalidBucketName,
  * 400 KeyTooLongError, 400 InvalidArgument (an empty key), 400 BadDigest, or 500 InternalError (I/O, out of
  * memory) whose message says what failed (not for an S3 reply: S3 answers with its own generic words). */
@@ -46,10 +46,6 @@ int rd_s3_store_delete_bucket(rd_s3_store *st, const char *bucket, rd_emu_error 
 /* Writes an object atomically from memory. */
 int rd_s3_store_put_data(rd_s3_store *st, const char *bucket, const char *key, const void *data, size_t len,
                          const char *content_type, rd_s3_object_info *info_out, rd_emu_error *err);
-/* The same for in-process callers outside the emulator that hold an rd_error (tests seeding objects):
- * RD_E_REMOTE with the S3 error's code, status and message in the message. */
-rd_status rd_s3_store_put(rd_s3_store *st, const char *bucket, const char *key, const void *data, size_t len,
-                          const char *content_type, rd_s3_object_info *info_out, rd_error *err);
 /* Moves a finished local file into the store atomically (rename when on the same filesystem, else copy);
  * used by UNLOAD. The source file is consumed. */
 int rd_s3_store_put_file(rd_s3_store *st, const char *bucket, const char *key, const char *path,

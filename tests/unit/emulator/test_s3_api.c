@@ -1183,7 +1183,6 @@ static void test_list_objects(void **state)
 {
     fixture *f = *state;
     put_simple(f, "/lst", NULL);
-    rd_error err;
     size_t nk = 2100;
     char **keys = calloc(nk, sizeof *keys);
     for (size_t i = 0; i < nk; i++) {
@@ -1198,7 +1197,7 @@ static void test_list_objects(void **state)
         else
             snprintf(k, sizeof k, "\xc3\xa9t\xc3\xa9 %zu/x", i);
         keys[i] = strdup(k);
-        assert_int_equal(rd_s3_store_put(f->st, "lst", k, "x", 1, NULL, NULL, &err), RD_OK);
+        assert_int_equal(rd_s3_store_put_data(f->st, "lst", k, "x", 1, NULL, NULL, NULL), 0);
     }
     qsort(keys, nk, sizeof *keys, cmp_str);
     check_v2_listing(f, keys, nk, "", NULL, 1000);
@@ -1289,9 +1288,8 @@ static void test_encoding_type_url(void **state)
     fixture *f = *state;
     put_simple(f, "/enc", NULL);
     const char *keys[] = { "a b+c/d", "\xc3\xa9t\xc3\xa9/x", "percent%25/y", "amp&lt;", "tab\there" };
-    rd_error err;
     for (size_t i = 0; i < sizeof keys / sizeof *keys; i++)
-        assert_int_equal(rd_s3_store_put(f->st, "enc", keys[i], "x", 1, NULL, NULL, &err), RD_OK);
+        assert_int_equal(rd_s3_store_put_data(f->st, "enc", keys[i], "x", 1, NULL, NULL, NULL), 0);
     call c;
     do_call(f, &c, "GET", "/enc", "list-type=2&encoding-type=url", NULL, NULL);
     assert_ok_root(&c, 200, "ListBucketResult");
@@ -1326,11 +1324,10 @@ static void test_delete_objects(void **state)
 {
     fixture *f = *state;
     put_simple(f, "/del", NULL);
-    rd_error err;
     for (int i = 0; i < 10; i++) {
         char k[16];
         snprintf(k, sizeof k, "k%d", i);
-        assert_int_equal(rd_s3_store_put(f->st, "del", k, "x", 1, NULL, NULL, &err), RD_OK);
+        assert_int_equal(rd_s3_store_put_data(f->st, "del", k, "x", 1, NULL, NULL, NULL), 0);
     }
     const char body[] = "<?xml version=\"1.0\" encoding=\"UTF-8\"?>"
                         "<Delete xmlns=\"" S3_NS "\"><Object><Key>k0</Key></Object><Object><Key>k1</Key></Object>"
