@@ -50,6 +50,23 @@ def write_file(path, data, mode=None):
     return path
 
 
+class HomeMixin:
+    """For a test case with self.home: files written under it (mode write_mode unless given), and redduck
+    run with none of the strings in secrets on its stdout or stderr."""
+    secrets = ()
+    write_mode = None
+
+    def write(self, rel, text, mode=None):
+        return write_file(os.path.join(self.home, rel), text, self.write_mode if mode is None else mode)
+
+    def run_redduck(self, args, env):
+        p = subprocess.run([REDDUCK] + list(args), env=env, capture_output=True, text=True, timeout=60)
+        for secret in self.secrets:
+            self.assertNotIn(secret, p.stdout, "a secret leaked on stdout")
+            self.assertNotIn(secret, p.stderr, "a secret leaked on stderr")
+        return p
+
+
 def identities(users, roles=None, account="000000000000", denials=None, **resources):
     """The emulator's --config JSON: users given as (name, key, secret, allow) tuples or dicts, plus one
     user per entry of denials {name: action or [actions]} (key AKID<NAME>, secret <name>-secret, allowed

@@ -12,7 +12,7 @@ import sys
 import time
 import unittest
 
-from emulator_fixture import REDDUCK, clean_env, make_home, write_file
+from emulator_fixture import HomeMixin, clean_env, make_home
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 FAKE = os.path.join(HERE, "..", "fakes", "fake_aws.py")
@@ -95,7 +95,10 @@ class FakeAWS:
             self.proc.stdin.close()
 
 
-class CredsRemoteTest(unittest.TestCase):
+class CredsRemoteTest(HomeMixin, unittest.TestCase):
+    secrets = SECRETS
+    write_mode = 0o600
+
     def setUp(self):
         self.tmp, self.home = make_home("rd-creds-remote-")
         self.fake = FakeAWS(self.tmp, FAKE_CONFIG)
@@ -109,15 +112,6 @@ class CredsRemoteTest(unittest.TestCase):
         return clean_env(self.home, **dict({"AWS_REGION": "us-east-1", "AWS_ENDPOINT_URL_STS": self.fake.url,
                                             "AWS_ENDPOINT_URL_SSO": self.fake.url}, **extra))
 
-    def write(self, rel, text, mode=0o600):
-        return write_file(os.path.join(self.home, rel), text, mode)
-
-    def run_redduck(self, args, env):
-        p = subprocess.run([REDDUCK] + list(args), env=env, capture_output=True, text=True, timeout=60)
-        for secret in SECRETS:
-            self.assertNotIn(secret, p.stdout, "a secret leaked on stdout")
-            self.assertNotIn(secret, p.stderr, "a secret leaked on stderr")
-        return p
 
     def whoami(self, env, *extra, local=False):
         args = ["whoami", "--json"] + (["--local"] if local else []) + list(extra)

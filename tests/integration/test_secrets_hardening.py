@@ -18,10 +18,11 @@ import threading
 import time
 import unittest
 
-from emulator_fixture import clean_env, make_home, write_file
+import emulator_fixture
+from emulator_fixture import clean_env, make_home
 from test_creds_remote import ACCOUNT, ALICE_KEY, ALICE_SECRET, FakeAWS
 
-REDDUCK = os.environ.get("REDDUCK_BIN", "redduck")
+REDDUCK = emulator_fixture.REDDUCK
 SECRET_PIECES = ["wJalr", "K7MDENG", "GARBAGESECRET", ALICE_SECRET]
 
 FAKE_CONFIG = {
@@ -37,16 +38,8 @@ FAKE_CONFIG = {
 GOOD_CONFIG = {k: v for k, v in FAKE_CONFIG.items() if k != "garbage"}
 
 
-class HomeMixin:
-    def write(self, rel, text):
-        return write_file(os.path.join(self.home, rel), text)
-
-    def run_redduck(self, args, env):
-        p = subprocess.run([REDDUCK] + list(args), env=env, capture_output=True, text=True, timeout=60)
-        for piece in SECRET_PIECES:
-            self.assertNotIn(piece, p.stdout, "a secret leaked on stdout")
-            self.assertNotIn(piece, p.stderr, "a secret leaked on stderr")
-        return p
+class HomeMixin(emulator_fixture.HomeMixin):
+    secrets = SECRET_PIECES
 
 
 class ParseErrorsQuoteNothingTest(HomeMixin, unittest.TestCase):
