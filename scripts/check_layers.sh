@@ -22,6 +22,8 @@ BEGIN {
     pub["ingest"] = "ingest"; pub["target"] = "ingest"; pub["gc"] = "ingest"
     pub["project"] = "project"; pub["runner"] = "project"; pub["doctor"] = "project"; pub["dotenv"] = "project"
     pub["emulator"] = "emulator"
+    pub["cloud"] = "server"
+    pub["server"] = "server"
     # what each layer may include (private headers and public ones alike)
     may["core"] = " core "
     may["aws"] = " core aws "
@@ -33,7 +35,7 @@ BEGIN {
     may["httpd"] = " core httpd "
     may["emulator"] = " core aws httpd emulator "
     # the CLI: every public header, and of src/ only core, httpd (the emulator signal wait) and its own
-    may["cli"] = " core aws auth ingest project emulator httpd cli "
+    may["cli"] = " core aws auth ingest project server emulator httpd cli "
     clipriv = " core httpd cli "
     bad = 0
 }

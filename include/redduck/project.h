@@ -70,6 +70,21 @@ typedef struct rd_project {
 
 /* Loads and validates dir (redduck.yaml must exist: RD_E_CONFIG "no redduck.yaml in DIR (run `redduck init`)"). */
 rd_status rd_project_load(const char *dir, rd_project *out, rd_error *err);
+
+/* How rd_project_load_opts loads (a zeroed struct, or NULL, is rd_project_load). */
+typedef struct rd_project_load_options {
+    const rd_dotenv *env;     /* not NULL: these keys and values (copied) instead of DIR/.env, which is not read */
+    const char *env_label;    /* with env: what messages call it instead of DIR/.env ("the variables of prod") */
+    int missing_templates_ok; /* a `{{ .env.KEY }}` naming a key the .env lacks is left as written (the value
+                               * is the template's text) instead of refused; connector.* keys excepted */
+    int no_host_access;       /* allow_host_access is 0 on every connector and source, whatever the files or
+                               * the .env say (the server's rule: a deployment never uses the host's AWS
+                               * credentials) */
+} rd_project_load_options;
+
+/* rd_project_load as o says; the same errors. */
+rd_status rd_project_load_opts(const char *dir, const rd_project_load_options *o, rd_project *out,
+                               rd_error *err);
 void rd_project_free(rd_project *p);
 
 const rd_connector *rd_project_connector(const rd_project *p, const char *name);

@@ -1,10 +1,12 @@
-/* httpd.c — libmicrohttpd on loopback: the two daemons (127.0.0.1, ::1), per-request state, bodies buffered
- * under a cap or streamed to the handler, responses from memory or a file range (optionally cut short for
- * fault injection), and the stop-signal wait. What a request means is the handler's business. */
+/* httpd.c — libmicrohttpd: the two loopback daemons (127.0.0.1, ::1) or one on a given address, plain or TLS,
+ * per-request state, bodies buffered under a cap or streamed to the handler, responses from memory or a file
+ * range (optionally cut short for fault injection), and the stop-signal wait. What a request means is the
+ * handler's business. */
 #include "httpd/httpd.h"
 
 #include <arpa/inet.h>
 #include <errno.h>
+#include <fcntl.h>
 #include <microhttpd.h>
 #include <pthread.h>
 #include <netinet/in.h>
@@ -14,6 +16,7 @@
 #include <strings.h>
 #include <sys/resource.h>
 #include <sys/socket.h>
+#include <sys/stat.h>
 #include <time.h>
 #include <unistd.h>
 
@@ -23,6 +26,7 @@
 #define DEFAULT_PER_IP_CONNECTIONS 256u /* leaves room for 64-way parallel downloads from one client */
 #define DEFAULT_IDLE_TIMEOUT_SECONDS 60u
 #define CONNECTION_MEMORY ((size_t)128 * 1024) /* headers and read buffer of one connection */
+#define TLS_FILE_MAX ((size_t)1 << 20)         /* a PEM certificate chain or key */
 
 struct rd_httpd {
     rd_httpd_handler h;
@@ -31,6 +35,9 @@ struct rd_httpd {
     struct MHD_Daemon *d4;
     struct MHD_Daemon *d6;
     int port;
+    char *tls_cert; /* PEM, NUL-terminated; libmicrohttpd reads them at start and keeps the pointers */
+    char *tls_key;
+    size_t tls_key_len;
 };
 
 struct rd_httpd_request {
@@ -42,6 +49,7 @@ struct rd_httpd_request {
     rd_httpd_next next;
     int too_large;
     void *data;
+    char client[INET6_ADDRSTRLEN];
 };
 
 void rd_httpd_response_init(rd_httpd_response *r)
@@ -87,6 +95,11 @@ const rd_buf *rd_httpd_body(const rd_httpd_request *req)
     return &req->body;
 }
 
+const char *rd_httpd_client_address(const rd_httpd_request *req)
+{
+    return req->client;
+}
+
 void rd_httpd_set_data(rd_httpd_request *req, void *data)
 {
     req->data = data;
@@ -97,13 +110,26 @@ void *rd_httpd_data(const rd_httpd_request *req)
     return req->data;
 }
 
+static void client_address(struct MHD_Connection *con, char *out, size_t n)
+{
+    out[0] = 0;
+    const union MHD_ConnectionInfo *ci = MHD_get_connection_info(con, MHD_CONNECTION_INFO_CLIENT_ADDRESS);
+    if (!ci || !ci->client_addr)
+        return;
+    const struct sockaddr *sa = ci->client_addr;
+    if (sa->sa_family == AF_INET)
+        inet_ntop(AF_INET, &((const struct sockaddr_in *)(const void *)sa)->sin_addr, out, (socklen_t)n);
+    else if (sa->sa_family == AF_INET6)
+        inet_ntop(AF_INET6, &((const struct sockaddr_in6 *)(const void *)sa)->sin6_addr, out, (socklen_t)n);
+}
+
 static void *uri_logger(void *cls, const char *uri, struct MHD_Connection *con)
 {
     (void)cls;
-    (void)con;
     rd_httpd_request *req = calloc(1, sizeof *req);
     if (!req)
         return NULL;
+    client_address(con, req->client, sizeof req->client);
     req->uri = strdup(uri ? uri : "/");
     rd_buf_init(&req->body);
     rd_headers_init(&req->headers);
@@ -320,35 +346,149 @@ static unsigned connection_limit(unsigned wanted)
     return limit;
 }
 
-static struct MHD_Daemon *start_daemon(rd_httpd *d, const rd_httpd_options *o, int family, int port, int threads)
+/* The address to listen on: loopback of the family when host is NULL, else host (numeric, or "localhost"). */
+static int listen_address(const char *host, int family, int port, struct sockaddr_storage *ss)
 {
-    struct sockaddr_in a4;
-    struct sockaddr_in6 a6;
-    struct sockaddr *sa;
-    unsigned flags = MHD_USE_INTERNAL_POLLING_THREAD | MHD_USE_EPOLL | MHD_USE_TURBO;
+    memset(ss, 0, sizeof *ss);
+    struct sockaddr_in *a4 = (struct sockaddr_in *)(void *)ss;
+    struct sockaddr_in6 *a6 = (struct sockaddr_in6 *)(void *)ss;
+    if (host && strcmp(host, "localhost") == 0)
+        host = family == AF_INET ? "127.0.0.1" : "::1";
     if (family == AF_INET) {
-        memset(&a4, 0, sizeof a4);
-        a4.sin_family = AF_INET;
-        a4.sin_port = htons((uint16_t)port);
-        a4.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
-        sa = (struct sockaddr *)&a4;
+        a4->sin_family = AF_INET;
+        a4->sin_port = htons((uint16_t)port);
+        if (!host)
+            a4->sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+        else if (inet_pton(AF_INET, host, &a4->sin_addr) != 1)
+            return -1;
     } else {
-        memset(&a6, 0, sizeof a6);
-        a6.sin6_family = AF_INET6;
-        a6.sin6_port = htons((uint16_t)port);
-        a6.sin6_addr = in6addr_loopback;
-        sa = (struct sockaddr *)&a6;
-        flags |= MHD_USE_IPv6;
+        a6->sin6_family = AF_INET6;
+        a6->sin6_port = htons((uint16_t)port);
+        if (!host)
+            a6->sin6_addr = in6addr_loopback;
+        else if (inet_pton(AF_INET6, host, &a6->sin6_addr) != 1)
+            return -1;
     }
+    return 0;
+}
+
+static struct MHD_Daemon *start_daemon(rd_httpd *d, const rd_httpd_options *o, const struct sockaddr_storage *ss,
+                                       int port, int threads)
+{
+    unsigned flags = MHD_USE_INTERNAL_POLLING_THREAD | MHD_USE_EPOLL | MHD_USE_TURBO;
+    if (ss->ss_family == AF_INET6)
+        flags |= MHD_USE_IPv6;
+    if (d->tls_cert)
+        flags |= MHD_USE_TLS;
     unsigned limit = connection_limit(o->max_connections ? o->max_connections : DEFAULT_MAX_CONNECTIONS);
     unsigned per_ip = o->per_ip_connections ? o->per_ip_connections : DEFAULT_PER_IP_CONNECTIONS;
     unsigned idle = o->idle_timeout_seconds ? o->idle_timeout_seconds : DEFAULT_IDLE_TIMEOUT_SECONDS;
-    return MHD_start_daemon(flags, (uint16_t)port, NULL, NULL, on_request, d, MHD_OPTION_SOCK_ADDR, sa,
+    /* the TLS options last: without TLS the list ends before them */
+    return MHD_start_daemon(flags, (uint16_t)port, NULL, NULL, on_request, d, MHD_OPTION_SOCK_ADDR, ss,
                             MHD_OPTION_THREAD_POOL_SIZE, (unsigned)threads, MHD_OPTION_URI_LOG_CALLBACK, uri_logger,
                             NULL, MHD_OPTION_NOTIFY_COMPLETED, request_completed, d, MHD_OPTION_UNESCAPE_CALLBACK,
                             no_unescape, NULL, MHD_OPTION_CONNECTION_TIMEOUT, idle, MHD_OPTION_CONNECTION_LIMIT,
                             limit, MHD_OPTION_PER_IP_CONNECTION_LIMIT, per_ip < limit ? per_ip : limit,
-                            MHD_OPTION_CONNECTION_MEMORY_LIMIT, CONNECTION_MEMORY, MHD_OPTION_END);
+                            MHD_OPTION_CONNECTION_MEMORY_LIMIT, CONNECTION_MEMORY,
+                            d->tls_cert ? MHD_OPTION_HTTPS_MEM_CERT : MHD_OPTION_END, d->tls_cert,
+                            MHD_OPTION_HTTPS_MEM_KEY, d->tls_key, MHD_OPTION_END);
+}
+
+/* Reads a PEM file whole (at most TLS_FILE_MAX bytes), NUL-terminated. Messages name the file, never its
+ * contents. */
+static rd_status read_pem(const char *what, const char *path, char **out, size_t *len, rd_error *err)
+{
+    int fd = open(path, O_RDONLY | O_CLOEXEC);
+    if (fd < 0)
+        return rd_error_set(err, RD_E_CONFIG, "cannot read the TLS %s %s: %s", what, path, strerror(errno));
+    struct stat sb;
+    if (fstat(fd, &sb) != 0 || !S_ISREG(sb.st_mode) || (size_t)sb.st_size > TLS_FILE_MAX) {
+        close(fd);
+        return rd_error_set(err, RD_E_CONFIG, "the TLS %s %s is not a PEM file of at most %zu bytes", what, path,
+                            TLS_FILE_MAX);
+    }
+    size_t n = (size_t)sb.st_size;
+    char *buf = malloc(n + 1);
+    size_t got = 0;
+    while (buf && got < n) {
+        ssize_t r = read(fd, buf + got, n - got);
+        if (r <= 0)
+            break;
+        got += (size_t)r;
+    }
+    close(fd);
+    if (!buf || got != n) {
+        if (buf) {
+            memset(buf, 0, n);
+            free(buf);
+        }
+        return rd_error_set(err, RD_E_CONFIG, "cannot read the TLS %s %s", what, path);
+    }
+    buf[n] = 0;
+    *out = buf;
+    *len = n;
+    return RD_OK;
+}
+
+static void wipe_free(char *p, size_t n)
+{
+    if (!p)
+        return;
+    volatile char *v = p;
+    for (size_t i = 0; i < n; i++)
+        v[i] = 0;
+    free(p);
+}
+
+int rd_httpd_host_is_loopback(const char *host)
+{
+    if (!host || strcmp(host, "localhost") == 0)
+        return 1;
+    struct in_addr a4;
+    struct in6_addr a6;
+    if (inet_pton(AF_INET, host, &a4) == 1)
+        return (ntohl(a4.s_addr) >> 24) == 127;
+    if (inet_pton(AF_INET6, host, &a6) == 1)
+        return IN6_IS_ADDR_LOOPBACK(&a6);
+    return 0;
+}
+
+rd_status rd_httpd_parse_listen(const char *listen, char *host, size_t n, int *port, rd_error *err)
+{
+    const char *colon = listen ? strrchr(listen, ':') : NULL;
+    if (!colon || colon == listen)
+        return rd_error_set(err, RD_E_USAGE, "--listen takes HOST:PORT (e.g. 127.0.0.1:8470 or [::1]:8470)");
+    const char *h = listen;
+    size_t hl = (size_t)(colon - listen);
+    if (h[0] == '[') {
+        if (hl < 3 || h[hl - 1] != ']')
+            return rd_error_set(err, RD_E_USAGE, "--listen: an IPv6 address is written in brackets ([::1]:8470)");
+        h++;
+        hl -= 2;
+    } else if (memchr(h, ':', hl)) {
+        return rd_error_set(err, RD_E_USAGE, "--listen: an IPv6 address is written in brackets ([::1]:8470)");
+    }
+    if (hl + 1 > n)
+        return rd_error_set(err, RD_E_USAGE, "--listen: the host is too long");
+    const char *p = colon + 1;
+    long v = 0;
+    if (!*p || strlen(p) > 5)
+        return rd_error_set(err, RD_E_USAGE, "--listen: the port must be a number from 0 to 65535");
+    for (; *p; p++) {
+        if (*p < '0' || *p > '9')
+            return rd_error_set(err, RD_E_USAGE, "--listen: the port must be a number from 0 to 65535");
+        v = v * 10 + (*p - '0');
+    }
+    if (v > 65535)
+        return rd_error_set(err, RD_E_USAGE, "--listen: the port must be a number from 0 to 65535");
+    memcpy(host, h, hl);
+    host[hl] = 0;
+    struct sockaddr_storage ss;
+    if (listen_address(host, strchr(host, ':') ? AF_INET6 : AF_INET, 0, &ss) != 0)
+        return rd_error_set(err, RD_E_USAGE, "--listen: '%s' is not a numeric IPv4 or IPv6 address (or localhost)",
+                            host);
+    *port = (int)v;
+    return RD_OK;
 }
 
 rd_status rd_httpd_start(const rd_httpd_options *opts, const rd_httpd_handler *handler, rd_httpd **out,
@@ -356,23 +496,51 @@ rd_status rd_httpd_start(const rd_httpd_options *opts, const rd_httpd_handler *h
 {
     if (!opts || !handler || !handler->on_headers || !handler->on_complete)
         return rd_error_set(err, RD_E_INTERNAL, "rd_httpd_start: options and a handler are required");
+    if (!opts->tls_cert_file != !opts->tls_key_file)
+        return rd_error_set(err, RD_E_USAGE, "TLS needs both a certificate and a key file");
+    if (opts->tls_cert_file && MHD_is_feature_supported(MHD_FEATURE_TLS) != MHD_YES)
+        return rd_error_set(err, RD_E_CONFIG, "this libmicrohttpd was built without TLS support: "
+                            "install one built with GnuTLS, or serve plain HTTP on loopback");
+    const char *host = opts->host;
+    int family = host && strchr(host, ':') ? AF_INET6 : AF_INET;
+    struct sockaddr_storage ss4, ss6;
+    if (listen_address(host, family, opts->port, &ss4) != 0)
+        return rd_error_set(err, RD_E_USAGE, "'%s' is not a numeric IPv4 or IPv6 address (or localhost)", host);
     rd_httpd *d = calloc(1, sizeof *d);
     if (!d)
         return rd_error_set(err, RD_E_INTERNAL, "out of memory");
     d->h = *handler;
     d->max_body = opts->max_body ? opts->max_body : DEFAULT_MAX_BODY;
     d->server_name = opts->server_name ? strdup(opts->server_name) : NULL;
+    if (opts->tls_cert_file) {
+        size_t cert_len = 0;
+        rd_status st = read_pem("certificate", opts->tls_cert_file, &d->tls_cert, &cert_len, err);
+        if (st == RD_OK)
+            st = read_pem("key", opts->tls_key_file, &d->tls_key, &d->tls_key_len, err);
+        if (st != RD_OK) {
+            rd_httpd_stop(d);
+            return st;
+        }
+    }
     int threads = opts->threads > 0 ? opts->threads : DEFAULT_THREADS;
-    d->d4 = start_daemon(d, opts, AF_INET, opts->port, threads);
+    d->d4 = start_daemon(d, opts, &ss4, opts->port, threads);
     if (!d->d4) {
-        rd_status st = rd_error_set(err, RD_E_IO, "cannot listen on 127.0.0.1:%d (%s): pick another --port",
-                                    opts->port, strerror(errno));
+        int e = errno;
+        char shown[INET6_ADDRSTRLEN + 2];
+        snprintf(shown, sizeof shown, family == AF_INET6 ? "[%s]" : "%s", host ? host : "127.0.0.1");
+        rd_status st = d->tls_cert
+                           ? rd_error_set(err, RD_E_CONFIG, "cannot listen on %s:%d with TLS (%s): check that "
+                                          "the certificate and key are PEM files that match, and the port",
+                                          shown, opts->port, strerror(e))
+                           : rd_error_set(err, RD_E_IO, "cannot listen on %s:%d (%s): pick another --port", shown,
+                                          opts->port, strerror(e));
         rd_httpd_stop(d);
         return st;
     }
     const union MHD_DaemonInfo *di = MHD_get_daemon_info(d->d4, MHD_DAEMON_INFO_BIND_PORT);
     d->port = di ? di->port : opts->port;
-    d->d6 = start_daemon(d, opts, AF_INET6, d->port, threads > 2 ? threads / 2 : 1); /* optional */
+    if (!host && listen_address(NULL, AF_INET6, d->port, &ss6) == 0) /* optional */
+        d->d6 = start_daemon(d, opts, &ss6, d->port, threads > 2 ? threads / 2 : 1);
     *out = d;
     return RD_OK;
 }
@@ -380,6 +548,11 @@ rd_status rd_httpd_start(const rd_httpd_options *opts, const rd_httpd_handler *h
 int rd_httpd_port(const rd_httpd *d)
 {
     return d->port;
+}
+
+int rd_httpd_tls(const rd_httpd *d)
+{
+    return d->tls_cert != NULL;
 }
 
 void rd_httpd_stop(rd_httpd *d)
@@ -391,6 +564,8 @@ void rd_httpd_stop(rd_httpd *d)
     if (d->d4)
         MHD_stop_daemon(d->d4);
     free(d->server_name);
+    free(d->tls_cert);
+    wipe_free(d->tls_key, d->tls_key_len);
     free(d);
 }
 

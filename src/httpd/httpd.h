@@ -1,5 +1,6 @@
-/* httpd.h — an HTTP/1.1 server on loopback over libmicrohttpd, for the emulator and `redduck server`:
- * listens on 127.0.0.1 and ::1 (one port, or 0 for any free one), a thread pool, connection limits and an
+/* httpd.h — an HTTP/1.1 server over libmicrohttpd, for the emulator and `redduck server`: listens on
+ * 127.0.0.1 and ::1 by default (one port, or 0 for any free one) or on one given address, in plain HTTP or
+ * TLS (libmicrohttpd's GnuTLS, from PEM files), a thread pool, connection limits and an
  * idle timeout, a cap on buffered request bodies checked before a byte of the body is read, and the
  * SIGINT/SIGTERM wait of a foreground server. It knows nothing of AWS: a handler (three or four callbacks)
  * decides what each request means.
@@ -71,14 +72,29 @@ typedef struct rd_httpd_options {
     unsigned per_ip_connections; /* 0: 256 */
     unsigned idle_timeout_seconds; /* 0: 60 */
     const char *server_name; /* the Server header, or NULL for none; borrowed until rd_httpd_stop */
+    const char *host;        /* NULL: 127.0.0.1 and ::1; else one numeric IPv4 or IPv6 address ("0.0.0.0",
+                              * "::", "10.0.0.5") or "localhost" (127.0.0.1), the only one listened on */
+    const char *tls_cert_file; /* both set: TLS (PEM certificate chain and private key, read at start; the */
+    const char *tls_key_file;  /* key is wiped from memory at stop); both NULL: plain HTTP */
 } rd_httpd_options;
 
-/* Starts listening on 127.0.0.1 (required) and ::1 (if the host has IPv6). handler is copied. On failure
- * RD_E_IO with the address in the message, *out untouched. */
+/* Starts listening on 127.0.0.1 (required) and ::1 (if the host has IPv6), or on opts->host only. handler is
+ * copied. On failure *out is untouched and: RD_E_IO with the address in the message (cannot listen);
+ * RD_E_USAGE for a host that is not a numeric address, or only one of the two TLS files; RD_E_CONFIG when
+ * libmicrohttpd was built without TLS or a TLS file cannot be read or is refused. */
 rd_status rd_httpd_start(const rd_httpd_options *opts, const rd_httpd_handler *handler, rd_httpd **out,
                          rd_error *err);
 /* The port listened on. */
 int rd_httpd_port(const rd_httpd *d);
+/* 1 when the server speaks TLS. */
+int rd_httpd_tls(const rd_httpd *d);
+/* 1 when host (as rd_httpd_options.host takes it; NULL too) is a loopback address: 127.0.0.0/8, ::1,
+ * "localhost". 0 for any other, malformed included. */
+int rd_httpd_host_is_loopback(const char *host);
+/* Splits "HOST:PORT" ("127.0.0.1:8470", "[::1]:8470", "0.0.0.0:0") into host (written into host, n bytes,
+ * brackets removed) and *port (0..65535). RD_E_USAGE naming the problem (never the whole text beyond what
+ * it is) when malformed. */
+rd_status rd_httpd_parse_listen(const char *listen, char *host, size_t n, int *port, rd_error *err);
 /* Stops accepting, ends the connections, waits for running callbacks, frees d. NULL is a no-op. */
 void rd_httpd_stop(rd_httpd *d);
 
@@ -87,6 +103,8 @@ const char *rd_httpd_method(const rd_httpd_request *req);
 const char *rd_httpd_uri(const rd_httpd_request *req); /* as sent: path and query, not percent-decoded */
 const rd_headers *rd_httpd_headers(const rd_httpd_request *req);
 const rd_buf *rd_httpd_body(const rd_httpd_request *req); /* the buffered body (RD_HTTPD_BUFFER) */
+/* The client's address, numeric ("127.0.0.1", "::1"; "" when unknown): a peer's IP without the port. */
+const char *rd_httpd_client_address(const rd_httpd_request *req);
 void rd_httpd_set_data(rd_httpd_request *req, void *data);
 void *rd_httpd_data(const rd_httpd_request *req);
 

@@ -1236,7 +1236,74 @@ static rd_status load_folder(rd_project *p, const char *sub, int sources, const 
     return st;
 }
 
+/* Copies src into an empty dst (entries' lines kept). */
+static rd_status dotenv_copy(const rd_dotenv *src, const char *label, rd_dotenv *dst, rd_error *err)
+{
+    memset(dst, 0, sizeof *dst);
+    if (!(dst->path = strdup(label)))
+        return oom(err);
+    if (src->count && !(dst->items = calloc(src->count, sizeof *dst->items))) {
+        rd_dotenv_free(dst);
+        return oom(err);
+    }
+    for (size_t i = 0; i < src->count; i++) {
+        rd_dotenv_entry *e = &dst->items[i];
+        e->key = strdup(src->items[i].key);
+        e->value = strdup(src->items[i].value ? src->items[i].value : "");
+        e->line = src->items[i].line;
+        if (!e->key || !e->value) {
+            free(e->key);
+            free(e->value);
+            rd_dotenv_free(dst);
+            return oom(err);
+        }
+        dst->count++;
+    }
+    return RD_OK;
+}
+
+/* Server rules: each `{{ .env.KEY }}` the project names that env does not hold (and that is not a connector
+ * key) gets the template itself as its value, so validation goes on; the caller lists those keys. */
+static rd_status add_template_placeholders(const char *dir, rd_dotenv *env, rd_error *err)
+{
+    char **keys = NULL;
+    size_t n = 0;
+    rd_status st = rd_project_env_keys(dir, &keys, &n, err);
+    if (st != RD_OK)
+        return st;
+    for (size_t i = 0; st == RD_OK && i < n; i++) {
+        if (strncmp(keys[i], "connector.", 10) == 0 || rd_dotenv_get(env, keys[i]))
+            continue;
+        rd_dotenv_entry *items = realloc(env->items, (env->count + 1) * sizeof *items);
+        if (!items) {
+            st = oom(err);
+            break;
+        }
+        env->items = items;
+        rd_buf v = RD_BUF_INIT;
+        rd_buf_printf(&v, "{{ .env.%s }}", keys[i]);
+        rd_dotenv_entry *e = &env->items[env->count];
+        e->key = strdup(keys[i]);
+        e->value = rd_buf_detach(&v);
+        e->line = 0;
+        if (!e->key || !e->value) {
+            free(e->key);
+            free(e->value);
+            st = oom(err);
+            break;
+        }
+        env->count++;
+    }
+    rd_project_keys_free(keys, n);
+    return st;
+}
+
 rd_status rd_project_load(const char *dir, rd_project *out, rd_error *err)
+{
+    return rd_project_load_opts(dir, NULL, out, err);
+}
+
+rd_status rd_project_load_opts(const char *dir, const rd_project_load_options *o, rd_project *out, rd_error *err)
 {
     rd_project p;
     memset(&p, 0, sizeof p);
@@ -1245,7 +1312,8 @@ rd_status rd_project_load(const char *dir, rd_project *out, rd_error *err)
         len--;
     if (!(p.dir = strndup(dir, len)))
         return oom(err);
-    char *env_path = path_join(p.dir, ".env");
+    const int given = o && o->env;
+    char *env_path = given ? strdup(o->env_label ? o->env_label : "the variables") : path_join(p.dir, ".env");
     char *file = path_join(p.dir, "redduck.yaml");
     struct stat sb;
     rd_status st = RD_OK;
@@ -1254,8 +1322,13 @@ rd_status rd_project_load(const char *dir, rd_project *out, rd_error *err)
     else if (stat(file, &sb) != 0)
         st = rd_error_set(err, RD_E_CONFIG, "no redduck.yaml in %s (create one with `redduck init %s`)", p.dir,
                           p.dir);
-    else if ((st = rd_dotenv_load(env_path, &p.env, err)) == RD_OK)
-        st = load_project_file(&p, file, env_path, err);
+    else if ((st = given ? dotenv_copy(o->env, env_path, &p.env, err) : rd_dotenv_load(env_path, &p.env, err)) ==
+             RD_OK) {
+        if (o && o->missing_templates_ok)
+            st = add_template_placeholders(p.dir, &p.env, err);
+        if (st == RD_OK)
+            st = load_project_file(&p, file, env_path, err);
+    }
     if (st == RD_OK)
         st = load_folder(&p, "connectors", 0, env_path, err);
     if (st == RD_OK)
@@ -1264,6 +1337,12 @@ rd_status rd_project_load(const char *dir, rd_project *out, rd_error *err)
         st = finish_connector(&p.connectors[i], env_path, err);
     if (st == RD_OK)
         st = load_folder(&p, "sources", 1, env_path, err);
+    if (st == RD_OK && o && o->no_host_access) {
+        for (size_t i = 0; i < p.nconnectors; i++)
+            p.connectors[i].allow_host_access = 0;
+        for (size_t i = 0; i < p.nsources; i++)
+            p.sources[i].overrides.allow_host_access = 0;
+    }
     free(env_path);
     free(file);
     if (st != RD_OK) {

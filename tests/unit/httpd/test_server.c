@@ -1,6 +1,7 @@
-/* test_server.c — the loopback HTTP server (src/httpd): started on port 0 with a trivial handler, a request
- * through libcurl, a body over the limit refused from its Content-Length before any of it is sent, a body
- * without a length that runs over, and a clean stop. */
+/* test_server.c — the HTTP server (src/httpd): started on port 0 with a trivial handler, a request through
+ * libcurl, a body over the limit refused from its Content-Length before any of it is sent, a body without a
+ * length that runs over, a clean stop; the client's address, one given listen address, HOST:PORT parsing,
+ * loopback recognised, and TLS with a self-signed certificate (verified against it as CA, refused without). */
 #include <setjmp.h>
 #include <stdarg.h>
 #include <stddef.h>
@@ -45,7 +46,10 @@ static void on_complete(void *ctx, rd_httpd_request *req, rd_httpd_response *res
     atomic_fetch_add(&c->completed, 1);
     resp->status = 200;
     rd_headers_set(&resp->headers, "Content-Type", "text/plain");
-    rd_buf_printf(&resp->body, "%s %s %zu", rd_httpd_method(req), rd_httpd_uri(req), rd_httpd_body(req)->len);
+    if (strcmp(rd_httpd_uri(req), "/addr") == 0)
+        rd_buf_printf(&resp->body, "%s", rd_httpd_client_address(req));
+    else
+        rd_buf_printf(&resp->body, "%s %s %zu", rd_httpd_method(req), rd_httpd_uri(req), rd_httpd_body(req)->len);
 }
 
 static void on_too_large(void *ctx, rd_httpd_request *req, int before_body, size_t limit, rd_httpd_response *resp)
@@ -118,6 +122,23 @@ static size_t feed_bytes(char *p, size_t size, size_t n, void *ud)
 
 /* One request through libcurl; returns the status, fills body. upload_len > 0: a chunked POST of that many
  * bytes (no Content-Length). */
+static long fetch_url(const char *url, const char *ca, rd_buf *body, CURLcode *code)
+{
+    CURL *c = curl_easy_init();
+    assert_non_null(c);
+    curl_easy_setopt(c, CURLOPT_URL, url);
+    curl_easy_setopt(c, CURLOPT_WRITEFUNCTION, collect);
+    curl_easy_setopt(c, CURLOPT_WRITEDATA, body);
+    curl_easy_setopt(c, CURLOPT_NOPROXY, "*");
+    if (ca)
+        curl_easy_setopt(c, CURLOPT_CAINFO, ca);
+    long status = 0;
+    *code = curl_easy_perform(c);
+    curl_easy_getinfo(c, CURLINFO_RESPONSE_CODE, &status);
+    curl_easy_cleanup(c);
+    return status;
+}
+
 static long curl_request(int port, const char *path, const char *post, size_t upload_len, rd_buf *body)
 {
     char url[128];
@@ -220,6 +241,122 @@ static void test_stop_is_clean(void **state)
     pthread_sigmask(SIG_UNBLOCK, &set, NULL);
 }
 
+static void test_client_address(void **state)
+{
+    fixture *f = *state;
+    rd_buf b = RD_BUF_INIT;
+    assert_int_equal(curl_request(rd_httpd_port(f->d), "/addr", NULL, 0, &b), 200);
+    assert_string_equal(rd_buf_cstr(&b), "127.0.0.1");
+    rd_buf_free(&b);
+}
+
+static void test_parse_listen_and_loopback(void **state)
+{
+    (void)state;
+    char host[64];
+    int port = -1;
+    rd_error err;
+    rd_error_clear(&err);
+    assert_int_equal(rd_httpd_parse_listen("127.0.0.1:8470", host, sizeof host, &port, &err), RD_OK);
+    assert_string_equal(host, "127.0.0.1");
+    assert_int_equal(port, 8470);
+    assert_int_equal(rd_httpd_parse_listen("[::1]:0", host, sizeof host, &port, &err), RD_OK);
+    assert_string_equal(host, "::1");
+    assert_int_equal(port, 0);
+    assert_int_equal(rd_httpd_parse_listen("0.0.0.0:65535", host, sizeof host, &port, &err), RD_OK);
+    assert_int_equal(rd_httpd_parse_listen("127.0.0.1:65536", host, sizeof host, &port, &err), RD_E_USAGE);
+    assert_int_equal(rd_httpd_parse_listen("127.0.0.1", host, sizeof host, &port, &err), RD_E_USAGE);
+    assert_int_equal(rd_httpd_parse_listen("::1:80", host, sizeof host, &port, &err), RD_E_USAGE);
+    assert_int_equal(rd_httpd_parse_listen("example.com:80", host, sizeof host, &port, &err), RD_E_USAGE);
+    assert_int_equal(rd_httpd_parse_listen("1.2.3.4:8x", host, sizeof host, &port, &err), RD_E_USAGE);
+    assert_true(rd_httpd_host_is_loopback(NULL));
+    assert_true(rd_httpd_host_is_loopback("127.0.0.1"));
+    assert_true(rd_httpd_host_is_loopback("127.8.9.10"));
+    assert_true(rd_httpd_host_is_loopback("::1"));
+    assert_true(rd_httpd_host_is_loopback("localhost"));
+    assert_false(rd_httpd_host_is_loopback("0.0.0.0"));
+    assert_false(rd_httpd_host_is_loopback("::"));
+    assert_false(rd_httpd_host_is_loopback("10.0.0.1"));
+    assert_false(rd_httpd_host_is_loopback("not an address"));
+}
+
+static void test_one_host(void **state)
+{
+    (void)state;
+    counts c;
+    memset(&c, 0, sizeof c);
+    rd_httpd_options o = { .port = 0, .threads = 1, .host = "127.0.0.1" };
+    rd_httpd_handler h = { .on_headers = on_headers, .on_complete = on_complete, .ctx = &c };
+    rd_httpd *d = NULL;
+    rd_error err;
+    rd_error_clear(&err);
+    assert_int_equal(rd_httpd_start(&o, &h, &d, &err), RD_OK);
+    assert_false(rd_httpd_tls(d));
+    rd_buf b = RD_BUF_INIT;
+    assert_int_equal(curl_request(rd_httpd_port(d), "/x", NULL, 0, &b), 200);
+    rd_buf_free(&b);
+    /* only that address: nothing on ::1 */
+    char url[64];
+    snprintf(url, sizeof url, "http://[::1]:%d/x", rd_httpd_port(d));
+    CURLcode code;
+    fetch_url(url, NULL, &b, &code);
+    assert_int_not_equal(code, CURLE_OK);
+    rd_buf_free(&b);
+    rd_httpd_stop(d);
+    o.host = "example.com";
+    assert_int_equal(rd_httpd_start(&o, &h, &d, &err), RD_E_USAGE);
+    o.host = NULL;
+    o.tls_cert_file = "/nonexistent/cert.pem";
+    assert_int_equal(rd_httpd_start(&o, &h, &d, &err), RD_E_USAGE); /* without the key */
+}
+
+static void test_tls(void **state)
+{
+    (void)state;
+    const char *tmp = getenv("TMPDIR");
+    char dir[256];
+    snprintf(dir, sizeof dir, "%s/rd-httpd-tls-XXXXXX", tmp && *tmp ? tmp : "/tmp");
+    assert_non_null(mkdtemp(dir));
+    char cert[300], key[300], cmd[1200];
+    snprintf(cert, sizeof cert, "%s/cert.pem", dir);
+    snprintf(key, sizeof key, "%s/key.pem", dir);
+    snprintf(cmd, sizeof cmd,
+             "openssl req -x509 -newkey rsa:2048 -nodes -days 1 -subj /CN=localhost "
+             "-addext subjectAltName=IP:127.0.0.1,DNS:localhost -keyout '%s' -out '%s' >/dev/null 2>&1",
+             key, cert);
+    assert_int_equal(system(cmd), 0);
+    counts c;
+    memset(&c, 0, sizeof c);
+    rd_httpd_options o = { .port = 0, .threads = 1, .host = "127.0.0.1", .tls_cert_file = cert, .tls_key_file = key };
+    rd_httpd_handler h = { .on_headers = on_headers, .on_complete = on_complete, .ctx = &c };
+    rd_httpd *d = NULL;
+    rd_error err;
+    rd_error_clear(&err);
+    assert_int_equal(rd_httpd_start(&o, &h, &d, &err), RD_OK);
+    assert_true(rd_httpd_tls(d));
+    char url[64];
+    snprintf(url, sizeof url, "https://127.0.0.1:%d/secure", rd_httpd_port(d));
+    rd_buf b = RD_BUF_INIT;
+    CURLcode code;
+    assert_int_equal(fetch_url(url, cert, &b, &code), 200);
+    assert_int_equal(code, CURLE_OK);
+    assert_string_equal(rd_buf_cstr(&b), "GET /secure 0");
+    rd_buf_free(&b);
+    fetch_url(url, NULL, &b, &code); /* the system's CAs do not know it: verification fails */
+    assert_int_not_equal(code, CURLE_OK);
+    rd_buf_free(&b);
+    rd_httpd_stop(d);
+    /* a key that is not a key: refused at start */
+    o.tls_key_file = cert;
+    assert_int_not_equal(rd_httpd_start(&o, &h, &d, &err), RD_OK);
+    o.tls_key_file = "/nonexistent/key.pem";
+    assert_int_equal(rd_httpd_start(&o, &h, &d, &err), RD_E_CONFIG);
+    assert_null(strstr(err.message, "PRIVATE"));
+    unlink(cert);
+    unlink(key);
+    rmdir(dir);
+}
+
 int main(void)
 {
     curl_global_init(CURL_GLOBAL_DEFAULT);
@@ -227,6 +364,10 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_get_and_post, setup, teardown),
         cmocka_unit_test_setup_teardown(test_declared_body_over_limit_refused_before_read, setup, teardown),
         cmocka_unit_test_setup_teardown(test_unannounced_body_over_limit_dropped, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_client_address, setup, teardown),
+        cmocka_unit_test(test_parse_listen_and_loopback),
+        cmocka_unit_test(test_one_host),
+        cmocka_unit_test(test_tls),
         cmocka_unit_test(test_stop_is_clean),
     };
     int rc = cmocka_run_group_tests_name("httpd", tests, NULL, NULL);
