@@ -18,6 +18,7 @@ int rd_cmd_run(int argc, char **argv);
 int rd_cmd_env(int argc, char **argv);
 int rd_cmd_doctor(int argc, char **argv);
 int rd_cmd_gc(int argc, char **argv);
+int rd_cmd_server(int argc, char **argv);
 
 /* Maps a status to the exit code above. */
 int rd_cli_exit_code(rd_status st);

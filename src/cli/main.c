@@ -57,6 +57,7 @@ static const char usage[] =
     "  query      print a query's result on a local DuckDB file\n"
     "  gc         delete staging prefixes that interrupted ingest runs left in S3\n"
     "  emulator   run the local Redshift Data API + S3 emulator (for tests, demos, offline work)\n"
+    "  server     run the team server projects are deployed to (encrypted credentials, roles, audit)\n"
     "\n"
     "Run `redduck <command> --help` for a command's options.\n"
     "Exit codes: 0 ok, 1 failure, 2 usage, 3 no credentials found, 4 refused by AWS.\n";
@@ -98,6 +99,7 @@ int main(int argc, char **argv)
         { "env", rd_cmd_env },
         { "doctor", rd_cmd_doctor },
         { "gc", rd_cmd_gc },
+        { "server", rd_cmd_server },
     };
     for (size_t i = 0; i < sizeof commands / sizeof commands[0]; i++)
         if (strcmp(argv[1], commands[i].name) == 0)
