@@ -103,17 +103,22 @@ static json_t *json_time(int64_t t)
     return json_string(b);
 }
 
-/* Copies s for a message: printable ASCII only, at most 64 characters. */
-static void shown(const char *s, size_t n, char out[80])
+/* Copies s for a message or a log line: printable ASCII only, at most max characters (out: max + 4 bytes). */
+static void shown_max(const char *s, size_t n, char *out, size_t max)
 {
     size_t j = 0;
-    for (size_t i = 0; i < n && j < 64; i++)
+    for (size_t i = 0; i < n && j < max; i++)
         out[j++] = (s[i] >= 0x20 && s[i] < 0x7f) ? s[i] : '?';
-    if (n > 64) {
+    if (n > max) {
         memcpy(out + j, "...", 3);
         j += 3;
     }
     out[j] = 0;
+}
+
+static void shown(const char *s, size_t n, char out[80])
+{
+    shown_max(s, n, out, 64);
 }
 
 int rd_api_project_name_valid(const char *s)
@@ -1345,8 +1350,8 @@ static void on_done(void *ctx, rd_httpd_request *req)
         struct timespec now;
         clock_gettime(CLOCK_MONOTONIC, &now);
         long ms = (long)((now.tv_sec - c->start.tv_sec) * 1000 + (now.tv_nsec - c->start.tv_nsec) / 1000000);
-        char path[80];
-        shown(c->path ? c->path : "", c->path ? strlen(c->path) : 0, path);
+        char path[RD_STORE_VARIABLE_NAME_MAX + 128];
+        shown_max(c->path ? c->path : "", c->path ? strlen(c->path) : 0, path, sizeof path - 4);
         fprintf(a->log, "redduck server: %s %s %d %ld ms user=%s\n", rd_httpd_method(req), path,
                 c->status ? c->status : 499, ms, c->authed ? c->user.name : "-");
         fflush(a->log);
