@@ -5,6 +5,7 @@
 #ifndef RD_CLI_H
 #define RD_CLI_H
 
+#include "redduck/cloud.h"
 #include "redduck/error.h"
 #include "redduck/session.h"
 
@@ -19,6 +20,10 @@ int rd_cmd_env(int argc, char **argv);
 int rd_cmd_doctor(int argc, char **argv);
 int rd_cmd_gc(int argc, char **argv);
 int rd_cmd_server(int argc, char **argv);
+int rd_cmd_login(int argc, char **argv);
+int rd_cmd_logout(int argc, char **argv);
+int rd_cmd_deploy(int argc, char **argv);
+int rd_cmd_deployments(int argc, char **argv);
 
 /* Maps a status to the exit code above. */
 int rd_cli_exit_code(rd_status st);
@@ -102,5 +107,44 @@ int rd_cli_parse(const rd_cli_spec *spec, int argc, char **argv);
     "  --endpoint-url URL   send this command's requests to URL (an emulator, a VPC endpoint)\n"                       \
     "  -v, --verbose        log each request (method, host, path, status, attempt, ms); -vv adds headers\n"            \
     "                       (secrets are always redacted)\n"
+
+/* ---- the client commands of `redduck server` (cmd_login.c, cmd_env.c) ---------------------------------
+ * Every one takes --server URL, --ca-cert FILE, --insecure-http and -v/-vv; never a token (prompt or stdin
+ * only, so it stays out of argv). */
+typedef struct rd_cli_cloud_flags {
+    const char *server, *ca_cert;
+    int insecure_http, verbose;
+} rd_cli_cloud_flags;
+
+#define RD_CLI_OPT_CLOUD(f)                                                                                            \
+    RD_CLI_OPT_STRING("--server", &(f)->server), RD_CLI_OPT_STRING("--ca-cert", &(f)->ca_cert),                       \
+        RD_CLI_OPT_FLAG("--insecure-http", &(f)->insecure_http), RD_CLI_OPT_VERBOSE("-v", &(f)->verbose),            \
+        RD_CLI_OPT_VERBOSE("--verbose", &(f)->verbose), RD_CLI_OPT_DEBUG("-vv", &(f)->verbose),                      \
+        RD_CLI_OPT_DEBUG("--debug", &(f)->verbose)
+
+#define RD_CLI_CLOUD_OPTIONS_HELP                                                                                      \
+    "Server options:\n"                                                                                               \
+    "  --server URL         the redduck server (default: REDDUCK_SERVER, else the one of `redduck login`)\n"           \
+    "  --ca-cert FILE       trust this CA (PEM) for the server's certificate (default: REDDUCK_CA_BUNDLE)\n"          \
+    "  --insecure-http      allow plain http:// to a host that is not this machine (the token crosses in clear)\n"   \
+    "  -v, --verbose        log each request; -vv adds headers (the token is always redacted)\n"                      \
+    "The token comes from REDDUCK_TOKEN, else from `redduck login` (~/.config/redduck/credentials.json).\n"
+
+/* rd_cloud_open for these flags. NULL after printing the error, *exit_code then its exit code. */
+rd_cloud *rd_cli_cloud_open(const rd_cli_cloud_flags *f, int *exit_code);
+
+/* Called with each non-empty answer of rd_cli_ask_keys. */
+typedef rd_status (*rd_cli_answer_fn)(void *ctx, const char *key, const char *value, rd_error *err);
+/* Asks for each key on stderr ("KEY (hidden) (empty: unchanged): "): from the terminal, keys that look secret
+ * without echo; one line per key from stdin when it is not a terminal. Stops at the end of input or when fn
+ * fails (its status returned). *answered counts the answers fn took. The answers are wiped after fn. */
+rd_status rd_cli_ask_keys(char *const *keys, size_t nkeys, rd_cli_answer_fn fn, void *ctx, int *answered,
+                          rd_error *err);
+/* Asks "QUESTION [y/N]" on the terminal. 0 when yes is set or the user said yes; else the exit code after a
+ * message: 1 declined, 2 when there is no terminal to ask on ("pass --yes"). */
+int rd_cli_confirm(const char *cmd, const char *question, int yes);
+/* A value as `env show` shows it (malloc'd): the first 2 characters and '…' for a long secret, else '****';
+ * other values in clear. */
+char *rd_cli_mask_value(const char *key, const char *value);
 
 #endif

@@ -19,6 +19,12 @@ static const char env_help[] =
     "usage: redduck env show [DIR] [--json] [--reveal-names-only]\n"
     "       redduck env set [DIR] [--] KEY VALUE|-\n"
     "       redduck env configure [DIR] [--keys K1,K2,...]\n"
+    "       redduck env show --cloud [DIR] [--environment ENV] [--reveal] [--json] [--reveal-names-only]\n"
+    "       redduck env set --cloud [DIR] KEY [-]\n"
+    "       redduck env rm --cloud [DIR] KEY\n"
+    "       redduck env configure --cloud [DIR] [--keys K1,K2,...]\n"
+    "       redduck env push [DIR] [--environment ENV] [--yes]\n"
+    "       redduck env pull [DIR] [--environment ENV]\n"
     "\n"
     "Reads and writes DIR/.env (DIR defaults to the current directory), the file where a Rill project keeps\n"
     "its secrets. The file is read the way python-dotenv reads it; it is written atomically, at mode 0600.\n"
@@ -36,8 +42,23 @@ static const char env_help[] =
     "              or one line per key from stdin when it is not a terminal); an empty answer keeps the key\n"
     "              as it is.\n"
     "\n"
+    "With --cloud, the same on the variables a redduck server keeps for the project (`redduck deploy`), in\n"
+    "environment ENV (--environment dev, prod or shared; default dev). The project is --project NAME, else\n"
+    "`name:` in DIR/redduck.yaml, else the folder's name. show --cloud masks as show does; --reveal prints the\n"
+    "values (the server checks your role either way). set --cloud reads the value from stdin ('-', or when\n"
+    "stdin is not a terminal) or asks for it without echo: never from the command line. rm --cloud removes one.\n"
+    "  push        compare DIR/.env with the server's ENV variables, show the added and changed keys (values\n"
+    "              masked), ask, then write them; keys only on the server are never deleted. --yes does not\n"
+    "              ask (needed without a terminal).\n"
+    "  pull        write the server's ENV variables into DIR/.env: its values win over the local keys of the\n"
+    "              same name (listed), local-only keys stay; written at once, mode 0600, and .env added to\n"
+    "              DIR/.gitignore.\n"
+    "  --project NAME  --environment ENV  and the server options:\n"
+    RD_CLI_CLOUD_OPTIONS_HELP
+    "\n"
     "Keys: letters, digits, '_', '.' and '-', starting with a letter or '_' (connector.NAME.KEY works).\n"
-    "Exit codes: 0 ok, 2 usage, 1 other failure (a malformed .env: the message names the line).\n";
+    "Exit codes: 0 ok, 2 usage, 3 token refused, 4 role not enough, 1 other failure (a malformed .env: the\n"
+    "message names the line; the server unreachable).\n";
 
 static int fail(rd_status st, const rd_error *err)
 {
@@ -83,8 +104,7 @@ static int key_looks_secret(const char *key)
     return secret;
 }
 
-/* Masked form of a value (malloc'd). */
-static char *mask_value(const char *key, const char *value)
+char *rd_cli_mask_value(const char *key, const char *value)
 {
     rd_buf b = RD_BUF_INIT;
     if (!key_looks_secret(key) || !*value) {
@@ -132,19 +152,161 @@ static int env_parse(const rd_cli_opt *opts, unsigned flags, const char *unknown
     return rd_cli_parse(&spec, argc, argv);
 }
 
+/* Prints env as `env show` does: KEY=value masked (in clear with reveal), or --json, or the names only. */
+static void show_entries(const rd_dotenv *env, int json, int names_only, int reveal)
+{
+    json_t *o = json ? (names_only ? json_array() : json_object()) : NULL;
+    for (size_t i = 0; i < env->count; i++) {
+        const rd_dotenv_entry *e = &env->items[i];
+        if (names_only) {
+            if (o)
+                json_array_append_new(o, json_string(e->key));
+            else
+                printf("%s\n", e->key);
+            continue;
+        }
+        char *shown = reveal ? strdup(e->value) : rd_cli_mask_value(e->key, e->value);
+        if (o) {
+            json_object_set_new(o, e->key, json_string(shown ? shown : ""));
+        } else {
+            printf("%s=", e->key);
+            print_escaped(shown ? shown : "");
+            putchar('\n');
+        }
+        if (shown)
+            explicit_bzero(shown, strlen(shown));
+        free(shown);
+    }
+    if (o) {
+        char *text = json_dumps(o, JSON_INDENT(2) | JSON_PRESERVE_ORDER);
+        if (text)
+            puts(text);
+        if (text)
+            explicit_bzero(text, strlen(text));
+        free(text);
+        json_decref(o);
+    }
+}
+
+/* The options of the `--cloud` forms: which server, project and environment. */
+typedef struct cloud_args {
+    int cloud;
+    const char *environment, *project;
+    rd_cli_cloud_flags f;
+} cloud_args;
+
+#define CLOUD_OPTS(ca)                                                                                                 \
+    RD_CLI_OPT_FLAG("--cloud", &(ca)->cloud), RD_CLI_OPT_STRING("--environment", &(ca)->environment),                 \
+        RD_CLI_OPT_STRING("--project", &(ca)->project), RD_CLI_OPT_CLOUD(&(ca)->f)
+
+/* 0, or the usage error for a server option given without --cloud. */
+static int cloud_only(const cloud_args *ca, int other)
+{
+    if (ca->cloud)
+        return 0;
+    if (ca->environment || ca->project || ca->f.server || ca->f.ca_cert || ca->f.insecure_http || ca->f.verbose ||
+        other)
+        return rd_cli_usage_error("env", "--environment, --project, --reveal and the server options need --cloud "
+                                         "(without it, env works on the local .env)");
+    return 0;
+}
+
+/* The client, the project's name and the environment (default dev) of a --cloud form. 0 or the exit code. */
+static int cloud_open(const char *dir, cloud_args *ca, rd_cloud **c, char **project)
+{
+    if (!ca->environment)
+        ca->environment = "dev";
+    if (!rd_cloud_environment_valid(ca->environment))
+        return rd_cli_usage_error("env", "--environment: '%s' is not dev, prod or shared", ca->environment);
+    rd_error err;
+    rd_error_clear(&err);
+    rd_status st = rd_cloud_project_name(dir, ca->project, project, &err);
+    if (st != RD_OK)
+        return fail(st, &err);
+    int rc = 1;
+    if (!(*c = rd_cli_cloud_open(&ca->f, &rc))) {
+        free(*project);
+        *project = NULL;
+        return rc;
+    }
+    return 0;
+}
+
+/* Appends key=value (copied) to e. */
+static rd_status dotenv_put(rd_dotenv *e, const char *key, const char *value)
+{
+    rd_dotenv_entry *items = realloc(e->items, (e->count + 1) * sizeof *items);
+    if (!items)
+        return RD_E_INTERNAL;
+    e->items = items;
+    rd_dotenv_entry *it = &items[e->count];
+    it->key = strdup(key);
+    it->value = strdup(value);
+    it->line = (int)e->count + 1;
+    if (!it->key || !it->value) {
+        free(it->key);
+        free(it->value);
+        return RD_E_INTERNAL;
+    }
+    e->count++;
+    return RD_OK;
+}
+
+static int env_show_cloud(const char *dir, cloud_args *ca, int json, int names_only, int reveal)
+{
+    rd_cloud *c = NULL;
+    char *project = NULL;
+    int rc = cloud_open(dir, ca, &c, &project);
+    if (rc != 0)
+        return rc;
+    rd_error err;
+    rd_error_clear(&err);
+    rd_dotenv vars = { NULL, 0, NULL };
+    rd_status st;
+    if (names_only) {
+        char **names = NULL;
+        size_t n = 0;
+        st = rd_cloud_get_variable_names(c, project, ca->environment, &names, &n, &err);
+        for (size_t i = 0; st == RD_OK && i < n; i++)
+            if (dotenv_put(&vars, names[i], "") != RD_OK)
+                st = rd_error_set(&err, RD_E_INTERNAL, "out of memory");
+        if (names)
+            rd_cloud_names_free(names, n);
+    } else {
+        st = rd_cloud_get_variables(c, project, ca->environment, &vars, &err);
+    }
+    if (st == RD_OK) {
+        show_entries(&vars, json, names_only, reveal);
+        if (!vars.count && !json)
+            fprintf(stderr, "redduck: no variables in %s of project %s on %s\n", ca->environment, project,
+                    rd_cloud_server(c));
+    }
+    rd_dotenv_free(&vars);
+    rd_cloud_free(c);
+    free(project);
+    return st == RD_OK ? 0 : fail(st, &err);
+}
+
 static int env_show(int argc, char **argv)
 {
     const char *dir = NULL;
-    int json = 0, names_only = 0;
+    int json = 0, names_only = 0, reveal = 0;
+    cloud_args ca = { 0 };
     const rd_cli_opt opts[] = {
         RD_CLI_OPT_DIR(&dir),
         RD_CLI_OPT_FLAG("--json", &json),
         RD_CLI_OPT_FLAG("--reveal-names-only", &names_only),
+        RD_CLI_OPT_FLAG("--reveal", &reveal),
+        CLOUD_OPTS(&ca),
         RD_CLI_OPT_END,
     };
     int rc = env_parse(opts, 0, NULL, argc, argv);
     if (rc != RD_CLI_CONTINUE)
         return rc;
+    if ((rc = cloud_only(&ca, reveal)) != 0)
+        return rc;
+    if (ca.cloud)
+        return env_show_cloud(dir ? dir : ".", &ca, json, names_only, reveal);
     char *path = env_path(dir ? dir : ".");
     if (!path)
         return 1;
@@ -155,34 +317,7 @@ static int env_show(int argc, char **argv)
     free(path);
     if (st != RD_OK)
         return fail(st, &err);
-
-    json_t *o = json ? (names_only ? json_array() : json_object()) : NULL;
-    for (size_t i = 0; i < env.count; i++) {
-        const rd_dotenv_entry *e = &env.items[i];
-        if (names_only) {
-            if (o)
-                json_array_append_new(o, json_string(e->key));
-            else
-                printf("%s\n", e->key);
-            continue;
-        }
-        char *shown = mask_value(e->key, e->value);
-        if (o) {
-            json_object_set_new(o, e->key, json_string(shown ? shown : ""));
-        } else {
-            printf("%s=", e->key);
-            print_escaped(shown ? shown : "");
-            putchar('\n');
-        }
-        free(shown);
-    }
-    if (o) {
-        char *text = json_dumps(o, JSON_INDENT(2) | JSON_PRESERVE_ORDER);
-        if (text)
-            puts(text);
-        free(text);
-        json_decref(o);
-    }
+    show_entries(&env, json, names_only, 0);
     rd_dotenv_free(&env);
     return 0;
 }
@@ -225,19 +360,93 @@ static int add_set_arg(const char *value, void *dest)
     return 0;
 }
 
+static int read_answer(FILE *in, int hide, char **line, size_t *cap);
+
+/* `env set --cloud [DIR] KEY [-]`: the value from stdin, or the terminal without echo; never from argv. */
+static int env_set_cloud(const char **pos, int npos, cloud_args *ca)
+{
+    const char *dir = ".", *key = NULL;
+    int dash = npos >= 2 && strcmp(pos[npos - 1], "-") == 0;
+    if (npos == 1 || (npos == 2 && dash)) {
+        key = pos[0];
+    } else if ((npos == 2 && !dash) || (npos == 3 && dash)) {
+        dir = pos[0];
+        key = pos[1];
+    } else {
+        return rd_cli_usage_error("env", "set --cloud takes [DIR] KEY [-]: the value comes from stdin or the prompt, "
+                                         "never from the command line");
+    }
+    if (!is_valid_key(key))
+        return rd_cli_usage_error("env", "'%s' is not a valid key (letters, digits, '_', '.', '-'; not starting "
+                                         "with a digit)", key);
+    char *value = NULL;
+    if (!dash && isatty(STDIN_FILENO)) {
+        FILE *tty = fopen("/dev/tty", "r");
+        size_t cap = 0;
+        fprintf(stderr, "%s (hidden): ", key);
+        fflush(stderr);
+        if (!tty || !read_answer(tty, 1, &value, &cap)) {
+            if (value)
+                explicit_bzero(value, cap);
+            free(value);
+            value = NULL;
+        }
+        if (tty)
+            fclose(tty);
+    } else {
+        value = read_stdin_value();
+    }
+    if (!value) {
+        fprintf(stderr, "redduck: cannot read the value of %s from stdin (end of input, a read error or a NUL "
+                        "byte)\n", key);
+        return 1;
+    }
+    rd_cloud *c = NULL;
+    char *project = NULL;
+    int rc = cloud_open(dir, ca, &c, &project);
+    if (rc != 0) {
+        explicit_bzero(value, strlen(value));
+        free(value);
+        return rc;
+    }
+    rd_error err;
+    rd_error_clear(&err);
+    rd_dotenv one = { NULL, 0, NULL };
+    rd_status st = dotenv_put(&one, key, value) == RD_OK ? rd_cloud_set_variables(c, project, ca->environment, &one,
+                                                                                   &err)
+                                                          : rd_error_set(&err, RD_E_INTERNAL, "out of memory");
+    if (st == RD_OK)
+        fprintf(stderr, "redduck: set %s in the %s variables of %s on %s\n", key, ca->environment, project,
+                rd_cloud_server(c));
+    rd_dotenv_free(&one);
+    explicit_bzero(value, strlen(value));
+    free(value);
+    rd_cloud_free(c);
+    free(project);
+    return st == RD_OK ? 0 : fail(st, &err);
+}
+
 static int env_set(int argc, char **argv)
 {
     set_args sa = { { NULL, NULL, NULL }, 0 };
-    const rd_cli_opt opts[] = { RD_CLI_OPT_ARGS(&sa, add_set_arg), RD_CLI_OPT_END };
+    cloud_args ca = { 0 };
+    const rd_cli_opt opts[] = { RD_CLI_OPT_ARGS(&sa, add_set_arg), CLOUD_OPTS(&ca), RD_CLI_OPT_END };
     /* never echo these arguments: one may be (part of) a secret */
     int rc = env_parse(opts, RD_CLI_DASH_IS_ARG | RD_CLI_DASH_DASH,
-                       "set has no options (if the value starts with '-', write `--` before KEY, or pass '-' and "
-                       "give the value on stdin)",
+                       "set has no options but --cloud and its own (if the value starts with '-', write `--` before "
+                       "KEY, or pass '-' and give the value on stdin)",
                        argc, argv);
     if (rc != RD_CLI_CONTINUE)
         return rc;
+    if ((rc = cloud_only(&ca, 0)) != 0)
+        return rc;
     const char **pos = sa.pos;
     int npos = sa.npos;
+    if (ca.cloud) {
+        if (npos < 1)
+            return rd_cli_usage_error("env", "set --cloud needs KEY (the value comes from stdin or the prompt)");
+        return env_set_cloud(pos, npos, &ca);
+    }
     if (npos < 2)
         return rd_cli_usage_error("env", "set needs KEY and VALUE (VALUE '-' reads it from stdin)");
     const char *dir = npos == 3 ? pos[0] : ".";
@@ -291,6 +500,95 @@ static int read_answer(FILE *in, int hide, char **line, size_t *cap)
     return 1;
 }
 
+rd_status rd_cli_ask_keys(char *const *keys, size_t nkeys, rd_cli_answer_fn fn, void *ctx, int *answered,
+                          rd_error *err)
+{
+    FILE *in = stdin, *tty = NULL;
+    if (isatty(STDIN_FILENO)) {
+        tty = fopen("/dev/tty", "r");
+        if (tty)
+            in = tty;
+    }
+    rd_status st = RD_OK;
+    int n = 0;
+    char *line = NULL;
+    size_t cap = 0;
+    for (size_t i = 0; i < nkeys && st == RD_OK; i++) {
+        const char *k = keys[i];
+        int secret = key_looks_secret(k);
+        fprintf(stderr, "%s%s (empty: unchanged): ", k, secret ? " (hidden)" : "");
+        fflush(stderr);
+        if (!read_answer(in, secret, &line, &cap)) {
+            fputc('\n', stderr);
+            break;
+        }
+        if (line[0] != '\0') {
+            st = fn(ctx, k, line, err);
+            n += st == RD_OK;
+        }
+        explicit_bzero(line, cap);
+    }
+    if (line)
+        explicit_bzero(line, cap);
+    free(line);
+    if (tty)
+        fclose(tty);
+    *answered = n;
+    return st;
+}
+
+int rd_cli_confirm(const char *cmd, const char *question, int yes)
+{
+    if (yes)
+        return 0;
+    FILE *tty = isatty(STDIN_FILENO) ? fopen("/dev/tty", "r") : NULL;
+    if (!tty) {
+        fprintf(stderr, "redduck %s: %s: there is no terminal to ask on; pass --yes to confirm\n", cmd, question);
+        return 2;
+    }
+    fprintf(stderr, "%s [y/N] ", question);
+    fflush(stderr);
+    char *line = NULL;
+    size_t cap = 0;
+    ssize_t n = getline(&line, &cap, tty);
+    fclose(tty);
+    int ok = n > 0 && (strcmp(line, "y\n") == 0 || strcmp(line, "yes\n") == 0 || strcmp(line, "Y\n") == 0);
+    free(line);
+    if (!ok) {
+        fprintf(stderr, "redduck %s: not confirmed: nothing written\n", cmd);
+        return 1;
+    }
+    return 0;
+}
+
+/* Splits "K1,K2" in place into an array of pointers into it (*keys malloc'd). 0 on out of memory. */
+static int split_keys(char *list, char ***keys, size_t *n)
+{
+    size_t count = 1;
+    for (const char *p = list; *p; p++)
+        count += *p == ',';
+    char **k = calloc(count, sizeof *k);
+    if (!k)
+        return 0;
+    size_t i = 0;
+    for (char *p = list; p;) {
+        char *comma = strchr(p, ',');
+        if (comma)
+            *comma = '\0';
+        k[i++] = p;
+        p = comma ? comma + 1 : NULL;
+    }
+    *keys = k;
+    *n = i;
+    return 1;
+}
+
+/* rd_cli_answer_fn of the local `env configure`: each answer written to the .env at ctx at once. */
+static rd_status set_in_file(void *ctx, const char *key, const char *value, rd_error *err)
+{
+    return rd_dotenv_set_in_file(ctx, key, value, err);
+}
+
 /* The keys the project asks for (rd_project_env_keys), as "K1,K2" (malloc'd); NULL with err set on failure. */
 static char *project_keys(const char *dir, rd_error *err)
 {
@@ -311,16 +609,56 @@ static char *project_keys(const char *dir, rd_error *err)
     return rd_buf_detach(&out);
 }
 
+/* rd_cli_answer_fn of the --cloud forms: each answer kept in the rd_dotenv at ctx, sent at the end. */
+static rd_status collect_answer(void *ctx, const char *key, const char *value, rd_error *err)
+{
+    return dotenv_put(ctx, key, value) == RD_OK ? RD_OK : rd_error_set(err, RD_E_INTERNAL, "out of memory");
+}
+
+/* Asks for the keys of list ("K1,K2", modified) and writes the answers to the server at once. */
+static int configure_cloud(const char *dir, cloud_args *ca, char *list)
+{
+    rd_cloud *c = NULL;
+    char *project = NULL;
+    int rc = cloud_open(dir, ca, &c, &project);
+    if (rc != 0)
+        return rc;
+    rd_error err;
+    rd_error_clear(&err);
+    char **karr = NULL;
+    size_t nk = 0;
+    rd_dotenv answers = { NULL, 0, NULL };
+    int n = 0;
+    fprintf(stderr, "for the %s variables of %s on %s:\n", ca->environment, project, rd_cloud_server(c));
+    rd_status st = split_keys(list, &karr, &nk) ? RD_OK : rd_error_set(&err, RD_E_INTERNAL, "out of memory");
+    if (st == RD_OK)
+        st = rd_cli_ask_keys(karr, nk, collect_answer, &answers, &n, &err);
+    free(karr);
+    if (st == RD_OK && answers.count)
+        st = rd_cloud_set_variables(c, project, ca->environment, &answers, &err);
+    if (st == RD_OK)
+        fprintf(stderr, "redduck: wrote %zu key%s to the %s variables of %s on %s\n", answers.count,
+                answers.count == 1 ? "" : "s", ca->environment, project, rd_cloud_server(c));
+    rd_dotenv_free(&answers);
+    rd_cloud_free(c);
+    free(project);
+    return st == RD_OK ? 0 : fail(st, &err);
+}
+
 static int env_configure(int argc, char **argv)
 {
     const char *dir = NULL, *keys = NULL;
+    cloud_args ca = { 0 };
     const rd_cli_opt opts[] = {
         RD_CLI_OPT_DIR(&dir),
         RD_CLI_OPT_STRING("--keys", &keys),
+        CLOUD_OPTS(&ca),
         RD_CLI_OPT_END,
     };
     int rc = env_parse(opts, 0, NULL, argc, argv);
     if (rc != RD_CLI_CONTINUE)
+        return rc;
+    if ((rc = cloud_only(&ca, 0)) != 0)
         return rc;
     char *derived = NULL;
     if (!keys || !*keys) {
@@ -362,44 +700,236 @@ static int env_configure(int argc, char **argv)
         k = comma ? comma + 1 : NULL;
     }
 
-    FILE *in = stdin, *tty = NULL;
-    if (isatty(STDIN_FILENO)) {
-        tty = fopen("/dev/tty", "r");
-        if (tty)
-            in = tty;
+    if (ca.cloud) {
+        rc = configure_cloud(dir ? dir : ".", &ca, list);
+        free(list);
+        free(path);
+        return rc;
     }
     rd_error err;
     rd_error_clear(&err);
-    rd_status st = RD_OK;
+    char **karr = NULL;
+    size_t nk = 0;
+    rd_status st = split_keys(list, &karr, &nk) ? RD_OK : rd_error_set(&err, RD_E_INTERNAL, "out of memory");
     int written = 0;
-    char *line = NULL;
-    size_t cap = 0;
-    for (char *k = list; k && st == RD_OK;) {
-        char *comma = strchr(k, ',');
-        if (comma)
-            *comma = '\0';
-        int secret = key_looks_secret(k);
-        fprintf(stderr, "%s%s (empty: unchanged): ", k, secret ? " (hidden)" : "");
-        fflush(stderr);
-        if (!read_answer(in, secret, &line, &cap)) {
-            fputc('\n', stderr);
-            break;
-        }
-        if (line[0] != '\0') {
-            st = rd_dotenv_set_in_file(path, k, line, &err);
-            written += st == RD_OK;
-        }
-        explicit_bzero(line, cap);
-        k = comma ? comma + 1 : NULL;
-    }
-    if (line)
-        explicit_bzero(line, cap);
-    free(line);
-    if (tty)
-        fclose(tty);
+    if (st == RD_OK)
+        st = rd_cli_ask_keys(karr, nk, set_in_file, path, &written, &err);
+    free(karr);
     if (st == RD_OK)
         fprintf(stderr, "redduck: wrote %d key%s to %s\n", written, written == 1 ? "" : "s", path);
     free(list);
+    free(path);
+    return st == RD_OK ? 0 : fail(st, &err);
+}
+
+/* `env rm --cloud [DIR] KEY`. */
+typedef struct rm_args {
+    const char *pos[2];
+    int npos;
+} rm_args;
+
+static int add_rm_arg(const char *value, void *dest)
+{
+    rm_args *ra = dest;
+    if (ra->npos == 2)
+        return rd_cli_usage_error("env", "rm takes [DIR] KEY: too many arguments");
+    ra->pos[ra->npos++] = value;
+    return 0;
+}
+
+static int env_rm(int argc, char **argv)
+{
+    rm_args ra = { { NULL, NULL }, 0 };
+    cloud_args ca = { 0 };
+    const rd_cli_opt opts[] = { RD_CLI_OPT_ARGS(&ra, add_rm_arg), CLOUD_OPTS(&ca), RD_CLI_OPT_END };
+    int rc = env_parse(opts, 0, NULL, argc, argv);
+    if (rc != RD_CLI_CONTINUE)
+        return rc;
+    if (!ca.cloud)
+        return rd_cli_usage_error("env", "rm removes a variable on the server: pass --cloud (to drop a key of the "
+                                         "local .env, edit the file)");
+    if (ra.npos < 1)
+        return rd_cli_usage_error("env", "rm --cloud needs KEY");
+    const char *dir = ra.npos == 2 ? ra.pos[0] : ".", *key = ra.pos[ra.npos - 1];
+    if (!is_valid_key(key))
+        return rd_cli_usage_error("env", "'%s' is not a valid key (letters, digits, '_', '.', '-'; not starting "
+                                         "with a digit)", key);
+    rd_cloud *c = NULL;
+    char *project = NULL;
+    if ((rc = cloud_open(dir, &ca, &c, &project)) != 0)
+        return rc;
+    rd_error err;
+    rd_error_clear(&err);
+    rd_status st = rd_cloud_delete_variable(c, project, ca.environment, key, &err);
+    if (st == RD_OK)
+        fprintf(stderr, "redduck: removed %s from the %s variables of %s on %s\n", key, ca.environment, project,
+                rd_cloud_server(c));
+    rd_cloud_free(c);
+    free(project);
+    return st == RD_OK ? 0 : fail(st, &err);
+}
+
+/* Prints "  SIGN KEY=masked" for one change (and "(was masked)" for a changed one). */
+static void print_change(const rd_cloud_change *ch, char sign)
+{
+    char *v = rd_cli_mask_value(ch->key, ch->value);
+    printf("  %c %s=", sign, ch->key);
+    print_escaped(v ? v : "");
+    free(v);
+    if (ch->kind == RD_CLOUD_CHANGED) {
+        char *o = rd_cli_mask_value(ch->key, ch->old_value);
+        fputs(" (was ", stdout);
+        print_escaped(o ? o : "");
+        putchar(')');
+        free(o);
+    }
+    putchar('\n');
+}
+
+/* Prints the keys of d of one kind on one line: "  LABEL: K1, K2". */
+static void print_names(const rd_cloud_diff *d, rd_cloud_change_kind kind, const char *label)
+{
+    int first = 1;
+    for (size_t i = 0; i < d->count; i++) {
+        if (d->items[i].kind != kind)
+            continue;
+        printf("%s%s", first ? "  " : ", ", first ? label : "");
+        if (first)
+            fputs(": ", stdout);
+        fputs(d->items[i].key, stdout);
+        first = 0;
+    }
+    if (!first)
+        putchar('\n');
+}
+
+/* `env push [DIR] [--environment dev|prod|shared] [--yes]`: the local .env's new and changed keys to the
+ * server, after showing them (masked) and asking; keys only in the cloud are never deleted. */
+static int env_push(int argc, char **argv)
+{
+    const char *dir = NULL;
+    int yes = 0;
+    cloud_args ca = { 0 };
+    const rd_cli_opt opts[] = { RD_CLI_OPT_DIR(&dir), RD_CLI_OPT_FLAG("--yes", &yes), CLOUD_OPTS(&ca),
+                                RD_CLI_OPT_END };
+    int rc = env_parse(opts, 0, NULL, argc, argv);
+    if (rc != RD_CLI_CONTINUE)
+        return rc;
+    char *path = env_path(dir ? dir : ".");
+    if (!path)
+        return 1;
+    rd_error err;
+    rd_error_clear(&err);
+    rd_dotenv local;
+    rd_status st = rd_dotenv_load(path, &local, &err);
+    if (st != RD_OK) {
+        free(path);
+        return fail(st, &err);
+    }
+    rd_cloud *c = NULL;
+    char *project = NULL;
+    if ((rc = cloud_open(dir ? dir : ".", &ca, &c, &project)) != 0) {
+        rd_dotenv_free(&local);
+        free(path);
+        return rc;
+    }
+    rd_dotenv cloud = { NULL, 0, NULL };
+    rd_cloud_diff d = { 0 };
+    st = rd_cloud_get_variables(c, project, ca.environment, &cloud, &err);
+    if (st == RD_OK)
+        st = rd_cloud_diff_env(&local, &cloud, &d, &err);
+    rd_dotenv set = { NULL, 0, NULL };
+    if (st == RD_OK) {
+        printf("%s -> the %s variables of %s on %s:\n", path, ca.environment, project, rd_cloud_server(c));
+        for (size_t i = 0; i < d.count; i++)
+            if (d.items[i].kind == RD_CLOUD_ADDED || d.items[i].kind == RD_CLOUD_CHANGED)
+                print_change(&d.items[i], d.items[i].kind == RD_CLOUD_ADDED ? '+' : '~');
+        printf("%zu added, %zu changed, %zu unchanged, %zu only in the cloud (kept)\n", d.added, d.changed,
+               d.unchanged, d.kept);
+        fflush(stdout);
+        for (size_t i = 0; st == RD_OK && i < d.count; i++)
+            if ((d.items[i].kind == RD_CLOUD_ADDED || d.items[i].kind == RD_CLOUD_CHANGED) &&
+                dotenv_put(&set, d.items[i].key, d.items[i].value) != RD_OK)
+                st = rd_error_set(&err, RD_E_INTERNAL, "out of memory");
+    }
+    if (st == RD_OK && set.count == 0) {
+        printf("nothing to push\n");
+    } else if (st == RD_OK) {
+        char q[256];
+        snprintf(q, sizeof q, "write %zu key%s to the %s variables of %s?", set.count, set.count == 1 ? "" : "s",
+                 ca.environment, project);
+        rc = rd_cli_confirm("env", q, yes);
+        if (rc == 0) {
+            st = rd_cloud_set_variables(c, project, ca.environment, &set, &err);
+            if (st == RD_OK)
+                printf("pushed %zu key%s\n", set.count, set.count == 1 ? "" : "s");
+        }
+    }
+    rd_dotenv_free(&set);
+    rd_cloud_diff_free(&d);
+    rd_dotenv_free(&cloud);
+    rd_dotenv_free(&local);
+    rd_cloud_free(c);
+    free(project);
+    free(path);
+    if (st != RD_OK)
+        return fail(st, &err);
+    return rc;
+}
+
+/* `env pull [DIR] [--environment dev]`: the server's values over the local .env's keys of the same names
+ * (listed), local-only keys kept; the file written at once, 0600, and .env added to .gitignore. */
+static int env_pull(int argc, char **argv)
+{
+    const char *dir = NULL;
+    cloud_args ca = { 0 };
+    const rd_cli_opt opts[] = { RD_CLI_OPT_DIR(&dir), CLOUD_OPTS(&ca), RD_CLI_OPT_END };
+    int rc = env_parse(opts, 0, NULL, argc, argv);
+    if (rc != RD_CLI_CONTINUE)
+        return rc;
+    const char *d0 = dir ? dir : ".";
+    char *path = env_path(d0);
+    if (!path)
+        return 1;
+    rd_error err;
+    rd_error_clear(&err);
+    rd_dotenv local;
+    rd_status st = rd_dotenv_load(path, &local, &err);
+    if (st != RD_OK) {
+        free(path);
+        return fail(st, &err);
+    }
+    rd_cloud *c = NULL;
+    char *project = NULL;
+    if ((rc = cloud_open(d0, &ca, &c, &project)) != 0) {
+        rd_dotenv_free(&local);
+        free(path);
+        return rc;
+    }
+    rd_dotenv cloud = { NULL, 0, NULL };
+    rd_cloud_diff d = { 0 };
+    st = rd_cloud_get_variables(c, project, ca.environment, &cloud, &err);
+    if (st == RD_OK)
+        st = rd_cloud_diff_env(&cloud, &local, &d, &err);
+    if (st == RD_OK)
+        st = rd_cloud_env_apply(path, &d, &err);
+    int gi = 0;
+    if (st == RD_OK)
+        st = rd_cloud_gitignore_env(d0, &gi, &err);
+    if (st == RD_OK) {
+        printf("the %s variables of %s on %s -> %s: %zu added, %zu overridden, %zu unchanged, %zu only local "
+               "(kept)\n", ca.environment, project, rd_cloud_server(c), path, d.added, d.changed, d.unchanged, d.kept);
+        print_names(&d, RD_CLOUD_ADDED, "added");
+        print_names(&d, RD_CLOUD_CHANGED, "overrode");
+        print_names(&d, RD_CLOUD_KEPT, "kept (only local)");
+        if (gi)
+            fprintf(stderr, "redduck: added .env to %s/.gitignore\n", d0);
+    }
+    rd_cloud_diff_free(&d);
+    rd_dotenv_free(&cloud);
+    rd_dotenv_free(&local);
+    rd_cloud_free(c);
+    free(project);
     free(path);
     return st == RD_OK ? 0 : fail(st, &err);
 }
@@ -432,7 +962,7 @@ static int env_dump_json(int argc, char **argv)
 int rd_cmd_env(int argc, char **argv)
 {
     if (argc < 2)
-        return rd_cli_usage_error("env", "needs a subcommand: show, set or configure");
+        return rd_cli_usage_error("env", "needs a subcommand: show, set, configure, rm, push or pull");
     const char *sub = argv[1];
     if (strcmp(sub, "--help") == 0 || strcmp(sub, "-h") == 0 || strcmp(sub, "help") == 0) {
         fputs(env_help, stdout);
@@ -450,6 +980,12 @@ int rd_cmd_env(int argc, char **argv)
         return env_set(argc - 1, argv + 1);
     if (strcmp(sub, "configure") == 0)
         return env_configure(argc - 1, argv + 1);
+    if (strcmp(sub, "rm") == 0)
+        return env_rm(argc - 1, argv + 1);
+    if (strcmp(sub, "push") == 0)
+        return env_push(argc - 1, argv + 1);
+    if (strcmp(sub, "pull") == 0)
+        return env_pull(argc - 1, argv + 1);
     if (strcmp(sub, "dump-json") == 0)
         return env_dump_json(argc - 1, argv + 1);
     return rd_cli_usage_error("env", "unknown subcommand '%s'", sub);

@@ -58,6 +58,10 @@ static const char usage[] =
     "  gc         delete staging prefixes that interrupted ingest runs left in S3\n"
     "  emulator   run the local Redshift Data API + S3 emulator (for tests, demos, offline work)\n"
     "  server     run the team server projects are deployed to (encrypted credentials, roles, audit)\n"
+    "  login      sign in to a redduck server with a token (stored 0600 in ~/.config/redduck)\n"
+    "  logout     forget the stored token\n"
+    "  deploy     upload a project to a redduck server as a new version, then ask for the keys it lacks\n"
+    "  deployments  list a project's versions on the server, or roll back to one (--rollback N)\n"
     "\n"
     "Run `redduck <command> --help` for a command's options.\n"
     "Exit codes: 0 ok, 1 failure, 2 usage, 3 no credentials found, 4 refused by AWS.\n";
@@ -100,6 +104,10 @@ int main(int argc, char **argv)
         { "doctor", rd_cmd_doctor },
         { "gc", rd_cmd_gc },
         { "server", rd_cmd_server },
+        { "login", rd_cmd_login },
+        { "logout", rd_cmd_logout },
+        { "deploy", rd_cmd_deploy },
+        { "deployments", rd_cmd_deployments },
     };
     for (size_t i = 0; i < sizeof commands / sizeof commands[0]; i++)
         if (strcmp(argv[1], commands[i].name) == 0)
