@@ -172,9 +172,10 @@ int rd_cmd_deploy(int argc, char **argv)
     rd_status st = rd_project_load_opts(dir, &lo, &p, &err);
     if (st != RD_OK)
         return fail(st, &err);
-    fprintf(stderr, "%s: ok locally — %zu connector%s, %zu source%s\n", p.name, p.nconnectors,
+    printf("%s: ok locally — %zu connector%s, %zu source%s\n", p.name, p.nconnectors,
             p.nconnectors == 1 ? "" : "s", p.nsources, p.nsources == 1 ? "" : "s");
     rd_project_free(&p);
+    fflush(stdout);
 
     char *project = NULL;
     if ((st = rd_cloud_project_name(dir, project_flag, &project, &err)) != RD_OK)
