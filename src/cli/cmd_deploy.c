@@ -11,7 +11,7 @@
 #include "redduck/project.h"
 
 static const char deploy_help[] =
-    "usage: redduck deploy [DIR] [--project NAME] [--environment prod|dev|shared] [--push-env] [--no-prompt]\n"
+    "usage: redduck deploy [DIR] [--project NAME] [--environment prod|dev] [--push-env] [--no-prompt]\n"
     "                      [--yes] [--server URL] [--ca-cert FILE] [--insecure-http] [-v]\n"
     "\n"
     "Checks the project in DIR (default: the current directory) as `redduck run --check` does (keys the local\n"
@@ -23,7 +23,7 @@ static const char deploy_help[] =
     "per key from stdin when it is not a terminal (an empty answer skips a key).\n"
     "\n"
     "  --project NAME       the project on the server (default: `name:` in redduck.yaml, else the folder's name)\n"
-    "  --environment ENV    the variables the deployment runs with: prod (default), dev or shared\n"
+    "  --environment ENV    the variables the deployment runs with: prod (default) or dev (each over `shared`)\n"
     "  --push-env           also write the local .env's new and changed keys to ENV (shown masked, confirmed)\n"
     "  --no-prompt          do not ask for the missing keys: only list them\n"
     "  --yes                do not ask for confirmation (needed with --push-env without a terminal)\n"
@@ -160,8 +160,8 @@ int rd_cmd_deploy(int argc, char **argv)
         dir = ".";
     if (!env)
         env = "prod";
-    if (!rd_cloud_environment_valid(env))
-        return rd_cli_usage_error("deploy", "--environment: '%s' is not prod, dev or shared", env);
+    if (strcmp(env, "prod") != 0 && strcmp(env, "dev") != 0) /* shared only holds variables */
+        return rd_cli_usage_error("deploy", "--environment: '%s' is not prod or dev", env);
 
     rd_error err;
     rd_error_clear(&err);

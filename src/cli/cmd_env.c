@@ -360,7 +360,7 @@ static int add_set_arg(const char *value, void *dest)
     return 0;
 }
 
-static int read_answer(FILE *in, int hide, char **line, size_t *cap);
+static int read_answer(FILE *in, const char *prompt, int hide, char **line, size_t *cap);
 
 /* `env set --cloud [DIR] KEY [-]`: the value from stdin, or the terminal without echo; never from argv. */
 static int env_set_cloud(const char **pos, int npos, cloud_args *ca)
@@ -383,9 +383,9 @@ static int env_set_cloud(const char **pos, int npos, cloud_args *ca)
     if (!dash && isatty(STDIN_FILENO)) {
         FILE *tty = fopen("/dev/tty", "r");
         size_t cap = 0;
-        fprintf(stderr, "%s (hidden): ", key);
-        fflush(stderr);
-        if (!tty || !read_answer(tty, 1, &value, &cap)) {
+        rd_buf prompt = RD_BUF_INIT;
+        rd_buf_printf(&prompt, "%s (hidden): ", key);
+        if (!tty || !read_answer(tty, rd_buf_cstr(&prompt), 1, &value, &cap)) {
             if (value)
                 explicit_bzero(value, cap);
             free(value);
@@ -393,6 +393,7 @@ static int env_set_cloud(const char **pos, int npos, cloud_args *ca)
         }
         if (tty)
             fclose(tty);
+        rd_buf_free(&prompt);
     } else {
         value = read_stdin_value();
     }
@@ -477,9 +478,10 @@ static int env_set(int argc, char **argv)
     return st == RD_OK ? 0 : fail(st, &err);
 }
 
-/* Reads one line from in (without its newline) into line; with echo off when hide and fd is a terminal.
+/* Prints prompt on stderr and reads one line from in (without its newline) into line; with echo off when
+ * hide and fd is a terminal (turned off before the prompt shows, so nothing typed after it is echoed).
  * Returns 1 for a line, 0 at end of input. */
-static int read_answer(FILE *in, int hide, char **line, size_t *cap)
+static int read_answer(FILE *in, const char *prompt, int hide, char **line, size_t *cap)
 {
     int fd = fileno(in);
     struct termios saved;
@@ -490,6 +492,8 @@ static int read_answer(FILE *in, int hide, char **line, size_t *cap)
         quiet.c_lflag |= ECHONL;
         restore = tcsetattr(fd, TCSAFLUSH, &quiet) == 0;
     }
+    fputs(prompt, stderr);
+    fflush(stderr);
     ssize_t n = getline(line, cap, in);
     if (restore)
         tcsetattr(fd, TCSAFLUSH, &saved);
@@ -516,9 +520,11 @@ rd_status rd_cli_ask_keys(char *const *keys, size_t nkeys, rd_cli_answer_fn fn, 
     for (size_t i = 0; i < nkeys && st == RD_OK; i++) {
         const char *k = keys[i];
         int secret = key_looks_secret(k);
-        fprintf(stderr, "%s%s (empty: unchanged): ", k, secret ? " (hidden)" : "");
-        fflush(stderr);
-        if (!read_answer(in, secret, &line, &cap)) {
+        rd_buf prompt = RD_BUF_INIT;
+        rd_buf_printf(&prompt, "%s%s (empty: unchanged): ", k, secret ? " (hidden)" : "");
+        int got = read_answer(in, rd_buf_cstr(&prompt), secret, &line, &cap);
+        rd_buf_free(&prompt);
+        if (!got) {
             fputc('\n', stderr);
             break;
         }

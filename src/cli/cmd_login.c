@@ -82,17 +82,17 @@ static char *read_token(int from_stdin, const char *server)
         FILE *in = stdin, *tty = NULL;
         if (isatty(STDIN_FILENO) && (tty = fopen("/dev/tty", "r+")) != NULL)
             in = tty;
-        fprintf(stderr, "token for %s (hidden): ", server);
-        fflush(stderr);
         int fd = fileno(in);
         struct termios saved;
         int restore = 0;
-        if (isatty(fd) && tcgetattr(fd, &saved) == 0) {
+        if (isatty(fd) && tcgetattr(fd, &saved) == 0) { /* echo off before the prompt shows */
             struct termios quiet = saved;
             quiet.c_lflag &= (tcflag_t)~ECHO;
             quiet.c_lflag |= ECHONL;
             restore = tcsetattr(fd, TCSAFLUSH, &quiet) == 0;
         }
+        fprintf(stderr, "token for %s (hidden): ", server);
+        fflush(stderr);
         char *line = NULL;
         size_t cap = 0;
         ssize_t n = getline(&line, &cap, in);

@@ -8,15 +8,19 @@ overriding and listing keys, env show --cloud masked and --reveal, env set --clo
 roles refused with exit 4, and no token or secret value in any output. The server's own API (urllib) is
 the witness of what was stored."""
 import ctypes
+import fcntl
 import json
 import os
 import re
+import select
 import shutil
 import signal
 import stat
 import subprocess
 import tempfile
+import termios
 import threading
+import time
 import unittest
 import urllib.error
 import urllib.request
@@ -146,6 +150,49 @@ class CloudCliTest(unittest.TestCase):
         self.assertEqual(p.returncode, code, p.stdout + p.stderr)
         self.assertEqual(p.stderr.count("\n"), 1, p.stderr)
         self.assertIn(text, p.stderr)
+
+    def on_terminal(self, args, answers, **env):
+        """Runs redduck on a new pseudo-terminal (its controlling terminal); for each (prompt, text) of answers,
+        waits for prompt in its output and types text. Returns (exit code, all it printed)."""
+        master, slave = os.openpty()
+        p = subprocess.Popen([REDDUCK] + list(args), stdin=slave, stdout=slave, stderr=slave, env=self.env(**env),
+                             start_new_session=True, preexec_fn=lambda: fcntl.ioctl(0, termios.TIOCSCTTY, 0))
+        os.close(slave)
+        out = b""
+
+        def read_some(deadline):
+            nonlocal out
+            r, _, _ = select.select([master], [], [], max(0.0, deadline - time.monotonic()))
+            if not r:
+                return False
+            try:
+                chunk = os.read(master, 4096)
+            except OSError:  # EIO: the child closed the terminal
+                return None
+            out += chunk
+            return bool(chunk)
+
+        try:
+            for prompt, text in answers:
+                deadline = time.monotonic() + 20
+                while prompt.encode() not in out:
+                    if not read_some(deadline):
+                        raise AssertionError("no prompt %r in %r" % (prompt, out))
+                out = out.replace(prompt.encode(), b"<asked>", 1)
+                os.write(master, text.encode())
+            deadline = time.monotonic() + 20
+            while read_some(deadline):
+                pass
+            rc = p.wait(20)
+        finally:
+            if p.poll() is None:
+                p.kill()
+                p.wait()
+            os.close(master)
+        text = out.decode("utf-8", "replace")
+        for secret in self.tokens + [SECRET_A, SECRET_B, AWS_SECRET]:
+            self.assertNotIn(secret, text, "a secret was echoed or printed on the terminal")
+        return rc, text
 
     def login(self):
         p = self.redduck("login", "--server", self.server.url, "--token-stdin", input=self.server.token)
@@ -438,6 +485,64 @@ class CloudCliTest(unittest.TestCase):
         self.assertEqual(self.redduck("env", "show", "--cloud", d, REDDUCK_TOKEN=editor).returncode, 0)
         p = self.redduck("env", "show", "--cloud", d, "--environment", "prod", REDDUCK_TOKEN=editor)
         self.assertOneLine(p, 4, "prod access")
+
+    # ---- a terminal: hidden input and confirmations --------------------------------------------------------
+
+    def test_on_a_terminal(self):
+        # login's prompt: the token typed is not echoed
+        rc, out = self.on_terminal(["login", "--server", self.server.url],
+                                   [("(hidden): ", self.server.token + "\n")])
+        self.assertEqual(rc, 0, out)
+        self.assertIn("logged in to %s as admin" % self.server.url, out)
+        # deploy asks for the missing keys: the secret without echo, the key id with it
+        d = self.checkout("a", "ttydemo")
+        rc, out = self.on_terminal(["deploy", d], [
+            ("connector.warehouse.aws_access_key_id (empty: unchanged): ", "AKIDTTY\n"),
+            ("connector.warehouse.aws_secret_access_key (hidden) (empty: unchanged): ", AWS_SECRET + "\n")])
+        self.assertEqual(rc, 0, out)
+        self.assertIn("AKIDTTY", out)
+        self.assertIn("nothing missing", out)
+        status, body = self.server.api("GET", "/v1/projects/ttydemo/variables/prod")
+        self.assertEqual(body["variables"]["connector.warehouse.aws_secret_access_key"], AWS_SECRET)
+        # env push asks before writing: "n" writes nothing, "y" writes
+        with open(os.path.join(d, ".env"), "w") as f:
+            f.write("API_TOKEN=%s\n" % SECRET_A)
+        rc, out = self.on_terminal(["env", "push", d], [("[y/N] ", "n\n")])
+        self.assertEqual(rc, 1, out)
+        self.assertIn("nothing written", out)
+        self.assertEqual(self.server.api("GET", "/v1/projects/ttydemo/variables/dev")[1]["variables"], {})
+        rc, out = self.on_terminal(["env", "push", d], [("[y/N] ", "y\n")])
+        self.assertEqual(rc, 0, out)
+        self.assertEqual(self.server.api("GET", "/v1/projects/ttydemo/variables/dev")[1]["variables"],
+                         {"API_TOKEN": SECRET_A})
+        # env set --cloud without '-' on a terminal: asked without echo
+        rc, out = self.on_terminal(["env", "set", "--cloud", d, "OTHER_SECRET"], [("(hidden): ", SECRET_B + "\n")])
+        self.assertEqual(rc, 0, out)
+        self.assertEqual(self.server.api("GET", "/v1/projects/ttydemo/variables/dev")[1]["variables"]["OTHER_SECRET"],
+                         SECRET_B)
+
+    def test_deploy_push_env(self):
+        self.login()
+        d = self.checkout("a", "pushdemo")
+        with open(os.path.join(d, ".env"), "w") as f:
+            f.write("connector.warehouse.aws_access_key_id=AKIDPUSH\n"
+                    "connector.warehouse.aws_secret_access_key=%s\nEXTRA=1\n" % AWS_SECRET)
+        # no terminal, no --yes: deployed, the push refused, and the keys still listed as missing
+        p = self.redduck("deploy", d, "--push-env", "--no-prompt")
+        self.assertEqual(p.returncode, 2, p.stderr)
+        self.assertIn("deployed pushdemo version 1", p.stdout)
+        self.assertIn("pass --yes", p.stderr)
+        p = self.redduck("deploy", d, "--push-env", "--environment", "dev", "--yes")
+        self.assertEqual(p.returncode, 0, p.stderr)
+        self.assertIn("deployed pushdemo version 2", p.stdout)
+        self.assertIn("  + connector.warehouse.aws_secret_access_key=aw…", p.stdout)
+        self.assertIn("nothing missing", p.stdout)
+        status, body = self.server.api("GET", "/v1/projects/pushdemo/variables/dev")
+        self.assertEqual(body["variables"], {"connector.warehouse.aws_access_key_id": "AKIDPUSH",
+                                             "connector.warehouse.aws_secret_access_key": AWS_SECRET, "EXTRA": "1"})
+        status, body = self.server.api("GET", "/v1/projects/pushdemo/deployments")
+        self.assertEqual([(x["version"], x["environment"]) for x in body["deployments"]], [(2, "dev"), (1, "prod")])
+        self.assertEqual(self.redduck("deploy", d, "--environment", "shared").returncode, 2)
 
 
 if __name__ == "__main__":
