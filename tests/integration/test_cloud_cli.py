@@ -45,11 +45,11 @@ def _die_with_parent():
 class Server:
     """`redduck server --listen 127.0.0.1:0`: its URL and first-start admin token read from its output."""
 
-    def __init__(self, data_dir):
+    def __init__(self, data_dir, *args):
         self.data_dir = data_dir
         env = clean_env(os.path.dirname(data_dir))
-        self.proc = subprocess.Popen([REDDUCK, "server", "--listen", "127.0.0.1:0", "--data-dir", data_dir],
-                                     stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=env,
+        cmd = [REDDUCK, "server", "--listen", "127.0.0.1:0", "--data-dir", data_dir] + list(args)
+        self.proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=env,
                                      preexec_fn=_die_with_parent)
         self.timer = threading.Timer(LIFETIME, self.proc.kill)
         self.timer.daemon = True
@@ -59,7 +59,7 @@ class Server:
         self.err_thread.start()
         self.url = self.token = None
         for line in self.proc.stdout:
-            m = re.search(r"listening on (http://127\.0\.0\.1:\d+)", line)
+            m = re.search(r"listening on (https?://127\.0\.0\.1:\d+)", line)
             if m:
                 self.url = m.group(1)
             m = re.search(r"(rdk_[0-9A-Za-z_]+)", line)
@@ -67,10 +67,10 @@ class Server:
                 self.token = m.group(1)
             if "redduck server: ready" in line:
                 break
+        self.out_thread = threading.Thread(target=lambda: [None for _ in self.proc.stdout], daemon=True)
         if not self.url or not self.token:
             self.stop()
             raise AssertionError("the server did not start: %s" % "".join(self.err))
-        self.out_thread = threading.Thread(target=lambda: [None for _ in self.proc.stdout], daemon=True)
         self.out_thread.start()
 
     def stop(self):
@@ -82,6 +82,11 @@ class Server:
             self.proc.kill()
             rc = self.proc.wait()
         self.timer.cancel()
+        for t in (self.err_thread, self.out_thread):
+            if t.ident:  # started
+                t.join(5)
+        self.proc.stdout.close()
+        self.proc.stderr.close()
         return rc
 
     def api(self, method, path, token=None, body=None):
@@ -543,6 +548,36 @@ class CloudCliTest(unittest.TestCase):
         status, body = self.server.api("GET", "/v1/projects/pushdemo/deployments")
         self.assertEqual([(x["version"], x["environment"]) for x in body["deployments"]], [(2, "dev"), (1, "prod")])
         self.assertEqual(self.redduck("deploy", d, "--environment", "shared").returncode, 2)
+
+    def test_tls_with_a_private_ca(self):
+        key, cert = os.path.join(self.dir, "key.pem"), os.path.join(self.dir, "cert.pem")
+        subprocess.run(["openssl", "req", "-x509", "-newkey", "rsa:2048", "-nodes", "-days", "1", "-subj",
+                        "/CN=localhost", "-addext", "subjectAltName=IP:127.0.0.1,DNS:localhost", "-keyout", key,
+                        "-out", cert], check=True, capture_output=True, timeout=60)
+        srv = Server(os.path.join(self.dir, "tls-data"), "--tls-cert", cert, "--tls-key", key)
+        self.tokens.append(srv.token)
+        try:
+            self.assertTrue(srv.url.startswith("https://127.0.0.1:"), srv.url)
+            # the system's CAs do not know it: one line saying how to trust it, nothing stored
+            p = self.redduck("login", "--server", srv.url, "--token-stdin", input=srv.token)
+            self.assertOneLine(p, 1, "--ca-cert")
+            self.assertFalse(os.path.exists(self.creds))
+            p = self.redduck("login", "--server", srv.url, "--token-stdin", "--ca-cert", cert, input=srv.token)
+            self.assertEqual(p.returncode, 0, p.stderr)
+            with open(self.creds) as f:
+                self.assertEqual(json.load(f)["ca_bundle"], os.path.realpath(cert))
+            # the stored CA is used by the other commands
+            p = self.redduck("deployments", "--project", "nosuch")
+            self.assertOneLine(p, 1, "no project nosuch on %s" % srv.url)
+            # REDDUCK_CA_BUNDLE, without the file
+            self.assertEqual(self.redduck("logout").returncode, 0)
+            p = self.redduck("deployments", "--project", "nosuch", REDDUCK_SERVER=srv.url, REDDUCK_TOKEN=srv.token)
+            self.assertOneLine(p, 1, "--ca-cert")
+            p = self.redduck("deployments", "--project", "nosuch", REDDUCK_SERVER=srv.url, REDDUCK_TOKEN=srv.token,
+                             REDDUCK_CA_BUNDLE=cert)
+            self.assertOneLine(p, 1, "no project nosuch")
+        finally:
+            self.assertEqual(srv.stop(), 0)
 
 
 if __name__ == "__main__":
