@@ -458,10 +458,17 @@ class CloudCliTest(unittest.TestCase):
         self.assertEqual(self.redduck("env", "show", "--cloud", d, "--environment", "shared").stdout, "")
         self.assertFalse(os.path.exists(os.path.join(d, ".env")))
 
+        # configure --cloud: one answer per key from stdin, an empty one skips; all written at once
+        p = self.redduck("env", "configure", "--cloud", d, "--keys", "A_KEY,B_SECRET,C_NAME", input="a1\n\nc1\n")
+        self.assertEqual(p.returncode, 0, p.stderr)
+        self.assertIn("wrote 2 keys to the dev variables of showdemo", p.stderr)
+        status, body = self.server.api("GET", "/v1/projects/showdemo/variables/dev")
+        self.assertEqual(body["variables"], {"DB_PASSWORD": SECRET_A, "SCHEMA": "public", "A_KEY": "a1",
+                                             "C_NAME": "c1"})
         p = self.redduck("env", "rm", "--cloud", d, "DB_PASSWORD")
         self.assertEqual(p.returncode, 0, p.stderr)
         status, body = self.server.api("GET", "/v1/projects/showdemo/variables/dev")
-        self.assertEqual(body["variables"], {"SCHEMA": "public"})
+        self.assertEqual(body["variables"], {"SCHEMA": "public", "A_KEY": "a1", "C_NAME": "c1"})
         p = self.redduck("env", "rm", "--cloud", d, "DB_PASSWORD")
         self.assertOneLine(p, 1, "no variable DB_PASSWORD")
         p = self.redduck("env", "show", "--cloud", "--project", "nosuch", d)
@@ -576,6 +583,22 @@ class CloudCliTest(unittest.TestCase):
             p = self.redduck("deployments", "--project", "nosuch", REDDUCK_SERVER=srv.url, REDDUCK_TOKEN=srv.token,
                              REDDUCK_CA_BUNDLE=cert)
             self.assertOneLine(p, 1, "no project nosuch")
+        finally:
+            self.assertEqual(srv.stop(), 0)
+
+    def test_too_many_failed_logins(self):
+        # a server of its own: the slow-down counts failures per address
+        srv = Server(os.path.join(self.dir, "slow-data"))
+        self.tokens.append(srv.token)
+        try:
+            for _ in range(10):
+                p = self.redduck("login", "--server", srv.url, "--token-stdin", input="rdk_" + "2" * 64)
+                self.assertOneLine(p, 3, "refused the token")
+            # now even the good token waits: one line with the wait, exit 1, nothing stored
+            p = self.redduck("login", "--server", srv.url, "--token-stdin", input=srv.token)
+            self.assertOneLine(p, 1, "too many failed authentications")
+            self.assertRegex(p.stderr, r"for \d+ s")
+            self.assertFalse(os.path.exists(self.creds))
         finally:
             self.assertEqual(srv.stop(), 0)
 
