@@ -48,6 +48,7 @@ struct rd_httpd_request {
     int started;
     rd_httpd_next next;
     int too_large;
+    size_t max_body; /* this request's cap: the server's, or what on_headers set */
     void *data;
     char client[INET6_ADDRSTRLEN];
 };
@@ -69,10 +70,21 @@ void rd_httpd_response_free(rd_httpd_response *r)
     if (!r)
         return;
     rd_headers_free(&r->headers);
-    rd_buf_free(&r->body);
+    rd_buf_free_secure(&r->body); /* answers may hold secrets (a variable's value) */
     if (r->fd >= 0)
         close(r->fd);
     r->fd = -1;
+}
+
+void rd_httpd_set_max_body(rd_httpd_request *req, size_t max)
+{
+    if (max)
+        req->max_body = max;
+}
+
+size_t rd_httpd_max_body(const rd_httpd_request *req)
+{
+    return req->max_body;
 }
 
 const char *rd_httpd_method(const rd_httpd_request *req)
@@ -148,7 +160,7 @@ static void request_completed(void *cls, struct MHD_Connection *con, void **con_
     if (req->started && d->h.on_done)
         d->h.on_done(d->h.ctx, req);
     free(req->uri);
-    rd_buf_free(&req->body);
+    rd_buf_free_secure(&req->body); /* request bodies may hold secrets (a variable's value) */
     rd_headers_free(&req->headers);
     free(req);
     *con_cls = NULL;
@@ -210,6 +222,21 @@ static ssize_t never_read(void *cls, uint64_t pos, char *buf, size_t max)
     return MHD_CONTENT_READER_END_OF_STREAM;
 }
 
+/* A response body MHD sends from our memory and hands back to wiped_mem_free. */
+typedef struct wiped_mem {
+    size_t n;
+    char data[];
+} wiped_mem;
+
+static void wiped_mem_free(void *p)
+{
+    wiped_mem *w = p;
+    if (w) {
+        explicit_bzero(w->data, w->n);
+        free(w);
+    }
+}
+
 static enum MHD_Result send_response(rd_httpd *d, struct MHD_Connection *con, const char *method,
                                      rd_httpd_response *r)
 {
@@ -244,8 +271,16 @@ static enum MHD_Result send_response(rd_httpd *d, struct MHD_Connection *con, co
         uint64_t len = strtoull(rd_headers_get(&r->headers, "Content-Length"), NULL, 10);
         mr = MHD_create_response_from_callback(len, 4096, never_read, NULL, NULL);
     } else {
-        mr = MHD_create_response_from_buffer(r->body.len, r->body.data ? r->body.data : (void *)"",
-                                             MHD_RESPMEM_MUST_COPY);
+        /* handed to MHD in a block it wipes when done (MHD's own copy would be freed as it is) */
+        wiped_mem *w = malloc(sizeof *w + r->body.len + 1);
+        if (!w)
+            return MHD_NO;
+        w->n = r->body.len;
+        if (r->body.len)
+            memcpy(w->data, r->body.data, r->body.len);
+        mr = MHD_create_response_from_buffer_with_free_callback_cls(w->n, w->data, wiped_mem_free, w);
+        if (!mr)
+            wiped_mem_free(w);
     }
     if (!mr)
         return MHD_NO;
@@ -264,12 +299,12 @@ static enum MHD_Result send_response(rd_httpd *d, struct MHD_Connection *con, co
 static void too_large(rd_httpd *d, rd_httpd_request *req, int before_body, rd_httpd_response *resp)
 {
     if (d->h.on_too_large) {
-        d->h.on_too_large(d->h.ctx, req, before_body, d->max_body, resp);
+        d->h.on_too_large(d->h.ctx, req, before_body, req->max_body, resp);
         return;
     }
     resp->status = 413;
     rd_headers_set(&resp->headers, "Content-Type", "text/plain");
-    rd_buf_printf(&resp->body, "request body larger than %zu bytes\n", d->max_body);
+    rd_buf_printf(&resp->body, "request body larger than %zu bytes\n", req->max_body);
 }
 
 /* 1 if Content-Length is present and above the cap. */
@@ -295,8 +330,9 @@ static enum MHD_Result on_request(void *cls, struct MHD_Connection *con, const c
         req->method = method;
         MHD_get_connection_values(con, MHD_HEADER_KIND, collect_header, &req->headers);
         rd_httpd_response_init(&resp);
+        req->max_body = d->max_body;
         req->next = d->h.on_headers(d->h.ctx, req, &resp);
-        if (req->next == RD_HTTPD_BUFFER && declared_too_large(req, d->max_body)) {
+        if (req->next == RD_HTTPD_BUFFER && declared_too_large(req, req->max_body)) {
             too_large(d, req, 1, &resp);
             req->next = RD_HTTPD_ANSWER;
         }
@@ -313,9 +349,9 @@ static enum MHD_Result on_request(void *cls, struct MHD_Connection *con, const c
         if (req->next == RD_HTTPD_STREAM) {
             if (d->h.on_body)
                 d->h.on_body(d->h.ctx, req, upload_data, *upload_data_size);
-        } else if (!req->too_large && req->body.len + *upload_data_size > d->max_body) {
+        } else if (!req->too_large && req->body.len + *upload_data_size > req->max_body) {
             req->too_large = 1; /* a body without Content-Length ran over: dropped as it comes */
-            rd_buf_free(&req->body);
+            rd_buf_free_secure(&req->body);
         } else if (!req->too_large) {
             rd_buf_append(&req->body, upload_data, *upload_data_size);
         }

@@ -106,6 +106,12 @@ const rd_buf *rd_httpd_body(const rd_httpd_request *req); /* the buffered body (
 /* The client's address, numeric ("127.0.0.1", "::1"; "" when unknown): a peer's IP without the port. */
 const char *rd_httpd_client_address(const rd_httpd_request *req);
 void rd_httpd_set_data(rd_httpd_request *req, void *data);
+/* This request's cap of a buffered body, instead of the server's max_body (0 keeps it): call it from
+ * on_headers, before the body is read. Content-Length above it is refused before the body; a body without
+ * a length stops being kept (and is dropped as it comes) once it passes it; on_too_large gets this limit.
+ * Request and answer bodies are wiped from memory when freed. */
+void rd_httpd_set_max_body(rd_httpd_request *req, size_t max);
+size_t rd_httpd_max_body(const rd_httpd_request *req);
 void *rd_httpd_data(const rd_httpd_request *req);
 
 /* Graceful stop of a foreground server: block SIGINT and SIGTERM in the calling thread (call it before any

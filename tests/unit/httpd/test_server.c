@@ -37,6 +37,8 @@ static rd_httpd_next on_headers(void *ctx, rd_httpd_request *req, rd_httpd_respo
         rd_buf_puts(&resp->body, "no");
         return RD_HTTPD_ANSWER;
     }
+    if (strncmp(rd_httpd_uri(req), "/small", 6) == 0) /* this request's own, lower cap */
+        rd_httpd_set_max_body(req, LIMIT / 4);
     return RD_HTTPD_BUFFER;
 }
 
@@ -229,6 +231,32 @@ static void test_unannounced_body_over_limit_dropped(void **state)
     rd_buf_free(&b);
 }
 
+/* A cap set in on_headers for one request: bodies with and without Content-Length stop there, other
+ * requests keep the server's. */
+static void test_per_request_limit(void **state)
+{
+    fixture *f = *state;
+    int port = rd_httpd_port(f->d);
+    rd_buf b = RD_BUF_INIT;
+    assert_int_equal(curl_request(port, "/small", NULL, LIMIT / 2, &b), 413); /* chunked */
+    assert_string_equal(rd_buf_cstr(&b), "over 256");
+    rd_buf_free(&b);
+    assert_int_equal(atomic_load(&f->c.too_large_late), 1);
+    char big[LIMIT / 2 + 1];
+    memset(big, 'y', sizeof big - 1);
+    big[sizeof big - 1] = 0;
+    assert_int_equal(curl_request(port, "/small", big, 0, &b), 413); /* Content-Length */
+    rd_buf_free(&b);
+    assert_int_equal(atomic_load(&f->c.too_large_early), 1);
+    assert_int_equal(curl_request(port, "/small", NULL, LIMIT / 8, &b), 200);
+    assert_string_equal(rd_buf_cstr(&b), "POST /small 128");
+    rd_buf_free(&b);
+    assert_int_equal(curl_request(port, "/other", NULL, LIMIT / 2, &b), 200);
+    assert_string_equal(rd_buf_cstr(&b), "POST /other 512");
+    rd_buf_free(&b);
+    assert_int_equal(atomic_load(&f->c.completed), 2);
+}
+
 static void test_stop_is_clean(void **state)
 {
     (void)state;
@@ -364,6 +392,7 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_get_and_post, setup, teardown),
         cmocka_unit_test_setup_teardown(test_declared_body_over_limit_refused_before_read, setup, teardown),
         cmocka_unit_test_setup_teardown(test_unannounced_body_over_limit_dropped, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_per_request_limit, setup, teardown),
         cmocka_unit_test_setup_teardown(test_client_address, setup, teardown),
         cmocka_unit_test(test_parse_listen_and_loopback),
         cmocka_unit_test(test_one_host),
