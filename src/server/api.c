@@ -587,6 +587,8 @@ static rd_httpd_next on_headers(void *ctx, rd_httpd_request *req, rd_httpd_respo
         return RD_HTTPD_ANSWER;
     }
     const char *method = rd_httpd_method(req);
+    /* JSON bodies stop at 1 MiB however they arrive (a chunked one too); only a deploy's archive is larger */
+    rd_httpd_set_max_body(req, RD_API_MAX_JSON_BODY);
     if (strcmp(c->path, "/v1/health") == 0 && strcmp(method, "GET") == 0) {
         c->r = R_HEALTH;
         return RD_HTTPD_BUFFER;
@@ -652,12 +654,9 @@ static rd_httpd_next on_headers(void *ctx, rd_httpd_request *req, rd_httpd_respo
         reply_error(c, resp, 403, "Forbidden", "only a server admin may create projects");
         return RD_HTTPD_ANSWER;
     }
-    const char *cl = rd_headers_get(rd_httpd_headers(req), "Content-Length");
-    size_t limit = c->r == R_DEPLOY ? RD_API_MAX_ARCHIVE_BODY : RD_API_MAX_JSON_BODY;
-    if (cl && strtoull(cl, NULL, 10) > limit) {
-        reply_error(c, resp, 413, "PayloadTooLarge", "the body is larger than %zu bytes", limit);
-        return RD_HTTPD_ANSWER;
-    }
+    /* Content-Length over the limit is refused by httpd before the body is read (on_too_large) */
+    if (c->r == R_DEPLOY)
+        rd_httpd_set_max_body(req, RD_API_MAX_ARCHIVE_BODY);
     return RD_HTTPD_BUFFER;
 }
 
@@ -723,28 +722,6 @@ static void do_project_create(call *c, const rd_buf *body, rd_httpd_response *re
     json_decref(o);
 }
 
-static char *path_of(const rd_api *a, const char *rel)
-{
-    rd_buf b = RD_BUF_INIT;
-    rd_buf_printf(&b, "%s/%s", a->data_dir, rel);
-    return rd_buf_detach(&b);
-}
-
-/* The environment a deployment was made for (its sidecar file), or NULL. */
-static char *deployment_environment(const rd_api *a, const char *archive_path)
-{
-    rd_buf rel = RD_BUF_INIT;
-    rd_buf_printf(&rel, "%s.json", archive_path);
-    char *p = path_of(a, rd_buf_cstr(&rel));
-    rd_buf_free(&rel);
-    json_t *o = p ? json_load_file(p, JSON_REJECT_DUPLICATES, NULL) : NULL;
-    free(p);
-    const char *e = json_string_value(json_object_get(o, "environment"));
-    char *r = e ? strdup(e) : NULL;
-    json_decref(o);
-    return r;
-}
-
 static void do_project_get(call *c, rd_httpd_response *resp)
 {
     rd_store_deployment d;
@@ -779,12 +756,12 @@ static void do_deploy_list(call *c, rd_httpd_response *resp)
     }
     json_t *list = json_array();
     for (size_t i = 0; i < n; i++) {
-        char *env = deployment_environment(c->api, ds[i].archive_path);
+        rd_env env = ds[i].environment;
         json_array_append_new(list, json_pack("{s:I, s:b, s:o, s:s, s:s, s:o}", "version", (json_int_t)ds[i].version,
                                               "active", ds[i].active, "created_at", json_time(ds[i].created_at),
                                               "created_by", ds[i].created_by, "sha256", ds[i].archive_sha256,
-                                              "environment", env ? json_string(env) : json_null()));
-        free(env);
+                                              "environment",
+                                              env != RD_ENV_NONE ? json_string(rd_env_name(env)) : json_null()));
     }
     rd_store_deployments_free(ds, n);
     reply(c, resp, 200, json_pack("{s:o}", "deployments", list));
@@ -808,97 +785,78 @@ static void do_activate(call *c, rd_httpd_response *resp)
 
 /* ---- variables ---------------------------------------------------------------------------------------- */
 
-/* The variables of env over shared, as a .env for the loader (values are secrets: rd_dotenv_free wipes). */
+/* The variables of env over shared, as a .env for the loader (values are secrets: rd_dotenv_free wipes), read
+ * in one transaction. */
 static rd_status merged_variables(call *c, rd_env env, rd_dotenv *out, rd_error *err)
 {
     memset(out, 0, sizeof *out);
-    rd_env order[2] = { RD_ENV_SHARED, env };
-    for (int k = 0; k < (env == RD_ENV_SHARED ? 1 : 2); k++) {
-        rd_store_variable *vs = NULL;
-        size_t n = 0;
-        rd_status st = rd_store_variable_list(c->api->st, c->project, order[k], &vs, &n, err);
-        if (st != RD_OK) {
-            rd_dotenv_free(out);
-            return st;
-        }
+    rd_store_value *vs = NULL;
+    size_t n = 0;
+    rd_status st = rd_store_variable_values(c->api->st, c->project, env, 1, &vs, &n, err);
+    if (st != RD_OK)
+        return st;
+    if (n && !(out->items = calloc(n, sizeof *out->items)))
+        st = rd_error_set(err, RD_E_INTERNAL, "out of memory");
+    /* shared first, then env's own, which win */
+    for (int pass = 0; pass < 2 && st == RD_OK; pass++) {
         for (size_t i = 0; i < n && st == RD_OK; i++) {
-            char *val = NULL;
-            size_t len = 0;
-            if ((st = rd_store_variable_get(c->api->st, c->project, order[k], vs[i].name, &val, &len, err)) != RD_OK)
-                break;
+            if ((vs[i].environment == RD_ENV_SHARED) != (pass == 0))
+                continue;
             size_t j = 0;
             while (j < out->count && strcmp(out->items[j].key, vs[i].name) != 0)
                 j++;
+            rd_dotenv_entry *e = &out->items[j];
             if (j == out->count) {
-                rd_dotenv_entry *items = realloc(out->items, (out->count + 1) * sizeof *items);
-                if (!items) {
-                    rd_store_secret_free(val, len);
+                if (!(e->key = strdup(vs[i].name))) {
                     st = rd_error_set(err, RD_E_INTERNAL, "out of memory");
                     break;
                 }
-                out->items = items;
-                memset(&out->items[j], 0, sizeof out->items[j]);
-                if (!(out->items[j].key = strdup(vs[i].name))) {
-                    rd_store_secret_free(val, len);
-                    st = rd_error_set(err, RD_E_INTERNAL, "out of memory");
-                    break;
-                }
-                out->items[j].value = strdup("");
                 out->count++;
             }
-            char *copy = strdup(val);
-            rd_store_secret_free(val, len);
-            if (!copy) {
-                st = rd_error_set(err, RD_E_INTERNAL, "out of memory");
-                break;
+            if (e->value) {
+                OPENSSL_cleanse(e->value, strlen(e->value));
+                free(e->value);
             }
-            if (out->items[j].value) {
-                OPENSSL_cleanse(out->items[j].value, strlen(out->items[j].value));
-                free(out->items[j].value);
-            }
-            out->items[j].value = copy;
-        }
-        rd_store_variables_free(vs, n);
-        if (st != RD_OK) {
-            rd_dotenv_free(out);
-            return st;
+            e->value = vs[i].value; /* handed over: rd_dotenv_free wipes it */
+            vs[i].value = NULL;
         }
     }
-    return RD_OK;
+    rd_store_values_free(vs, n);
+    if (st != RD_OK)
+        rd_dotenv_free(out);
+    return st;
 }
 
 static void do_vars_get(call *c, rd_httpd_response *resp)
 {
     char v[8];
     int names_only = query_get(c->query, "names", v, sizeof v) != NULL;
-    rd_store_variable *vs = NULL;
-    size_t n = 0;
     rd_error err;
     rd_error_clear(&err);
-    rd_status st = rd_store_variable_list(c->api->st, c->project, c->env, &vs, &n, &err);
-    if (st != RD_OK) {
-        reply_store(c, resp, st, &err);
-        return;
-    }
-    json_t *out = names_only ? json_array() : json_object();
-    for (size_t i = 0; i < n && st == RD_OK; i++) {
-        if (names_only) {
+    rd_status st = RD_OK;
+    json_t *out = NULL;
+    if (names_only) {
+        rd_store_variable *vs = NULL;
+        size_t n = 0;
+        st = rd_store_variable_list(c->api->st, c->project, c->env, &vs, &n, &err);
+        out = json_array();
+        for (size_t i = 0; st == RD_OK && i < n; i++)
             json_array_append_new(out, json_string(vs[i].name));
-            continue;
+        rd_store_variables_free(vs, n);
+    } else {
+        rd_store_value *vs = NULL;
+        size_t n = 0;
+        st = rd_store_variable_values(c->api->st, c->project, c->env, 0, &vs, &n, &err);
+        out = json_object();
+        for (size_t i = 0; st == RD_OK && i < n; i++) {
+            json_t *js = json_stringn(vs[i].value, vs[i].len); /* jansson's copy is wiped when freed */
+            if (!js)
+                st = rd_error_set(&err, RD_E_INTERNAL, "the value of %s is not UTF-8 text", vs[i].name);
+            else
+                json_object_set_new(out, vs[i].name, js);
         }
-        char *val = NULL;
-        size_t len = 0;
-        if ((st = rd_store_variable_get(c->api->st, c->project, c->env, vs[i].name, &val, &len, &err)) != RD_OK)
-            break;
-        json_t *js = json_stringn(val, len);
-        rd_store_secret_free(val, len);
-        if (!js) {
-            st = rd_error_set(&err, RD_E_INTERNAL, "the value of %s is not UTF-8 text", vs[i].name);
-            break;
-        }
-        json_object_set_new(out, vs[i].name, js);
+        rd_store_values_free(vs, n);
     }
-    rd_store_variables_free(vs, n);
     if (st != RD_OK) {
         json_decref(out);
         reply_store(c, resp, st, &err);
@@ -954,28 +912,40 @@ static void do_vars_patch(call *c, const rd_buf *body, rd_httpd_response *resp)
             return;
         }
     }
+    size_t nset = json_object_size(set), nunset = json_array_size(unset), k_set = 0;
+    rd_store_set_item *items = calloc(nset ? nset : 1, sizeof *items);
+    const char **names = calloc(nunset ? nunset : 1, sizeof *names);
+    int *removed = calloc(nunset ? nunset : 1, sizeof *removed);
+    if (!items || !names || !removed) {
+        free(items);
+        free(names);
+        free(removed);
+        json_decref(o);
+        reply_error(c, resp, 500, "Internal", "out of memory");
+        return;
+    }
+    json_object_foreach(set, k, v) {
+        items[k_set].name = k;
+        items[k_set].value = json_string_value(v);
+        items[k_set].len = json_string_length(v);
+        k_set++;
+    }
+    json_array_foreach(unset, i, v)
+        names[i] = json_string_value(v);
     rd_error err;
     rd_error_clear(&err);
+    /* one transaction: all of it or nothing */
+    rd_status st = rd_store_variable_patch(c->api->st, c->user.name, c->project, c->env, items, nset, names, nunset,
+                                           removed, &err);
     json_t *done_set = json_array(), *done_unset = json_array();
-    rd_status st = RD_OK;
-    json_object_foreach(set, k, v) {
-        st = rd_store_variable_set(c->api->st, c->user.name, c->project, c->env, k, json_string_value(v),
-                                   json_string_length(v), &err);
-        if (st != RD_OK)
-            break;
-        json_array_append_new(done_set, json_string(k));
-    }
-    json_array_foreach(unset, i, v) {
-        if (st != RD_OK)
-            break;
-        st = rd_store_variable_delete(c->api->st, c->user.name, c->project, c->env, json_string_value(v), &err);
-        if (st == RD_E_NOT_FOUND) { /* absent already: nothing to do */
-            st = RD_OK;
-            continue;
-        }
-        if (st == RD_OK)
-            json_array_append(done_unset, v);
-    }
+    for (size_t j = 0; st == RD_OK && j < nset; j++)
+        json_array_append_new(done_set, json_string(items[j].name));
+    for (size_t j = 0; st == RD_OK && j < nunset; j++)
+        if (removed[j])
+            json_array_append_new(done_unset, json_string(names[j]));
+    free(items);
+    free(names);
+    free(removed);
     json_decref(o);
     if (st != RD_OK) {
         json_decref(done_set);
@@ -1192,7 +1162,7 @@ static void do_deploy(call *c, const rd_buf *body, rd_httpd_response *resp)
     }
     char sha[65];
     sha256_hex(body->data, body->len, sha);
-    rd_buf projdir = RD_BUF_INIT, rel = RD_BUF_INIT, dest = RD_BUF_INIT, side = RD_BUF_INIT, lockp = RD_BUF_INIT;
+    rd_buf projdir = RD_BUF_INIT, rel = RD_BUF_INIT, dest = RD_BUF_INIT, lockp = RD_BUF_INIT;
     rd_buf_printf(&projdir, "%s/projects", a->data_dir);
     mkdir_0700(rd_buf_cstr(&projdir));
     rd_buf_printf(&projdir, "/%s", c->project);
@@ -1218,9 +1188,7 @@ static void do_deploy(call *c, const rd_buf *body, rd_httpd_response *resp)
     rd_store_deployments_free(ds, nd);
     rd_buf_printf(&rel, "projects/%s/v%" PRId64, c->project, next);
     rd_buf_printf(&dest, "%s/%s", a->data_dir, rd_buf_cstr(&rel));
-    rd_buf_printf(&side, "%s.json", rd_buf_cstr(&dest));
     rm_tree(rd_buf_cstr(&dest)); /* a folder an interrupted deploy left, never recorded */
-    unlink(rd_buf_cstr(&side));
     if ((st = rd_archive_unpack(body->data, body->len, rd_buf_cstr(&dest), NULL, &err)) != RD_OK) {
         if (st == RD_E_CONFIG)
             reply_error(c, resp, 400, "BadRequest", "the archive was refused: %s", err.message);
@@ -1259,24 +1227,12 @@ static void do_deploy(call *c, const rd_buf *body, rd_httpd_response *resp)
     rd_project_keys_free(keys, nkeys);
     rd_project_free(&proj);
     rd_dotenv_free(&vars);
-    json_t *meta = json_pack("{s:s, s:s}", "environment", rd_env_name(env), "sha256", sha);
-    if (st != RD_OK || !meta || json_dump_file(meta, rd_buf_cstr(&side), JSON_COMPACT) != 0) {
-        json_decref(meta);
-        json_decref(missing);
-        rm_tree(rd_buf_cstr(&dest));
-        unlink(rd_buf_cstr(&side));
-        if (st != RD_OK)
-            reply_store(c, resp, st, &err);
-        else
-            reply_error(c, resp, 500, "Internal", "cannot record the deployment of %s", c->project);
-        goto out;
-    }
-    json_decref(meta);
     int64_t version = 0;
-    if ((st = rd_store_deploy(a->st, c->user.name, c->project, rd_buf_cstr(&rel), sha, &version, &err)) != RD_OK) {
+    if (st == RD_OK)
+        st = rd_store_deploy_env(a->st, c->user.name, c->project, env, rd_buf_cstr(&rel), sha, &version, &err);
+    if (st != RD_OK) {
         json_decref(missing);
         rm_tree(rd_buf_cstr(&dest));
-        unlink(rd_buf_cstr(&side));
         reply_store(c, resp, st, &err);
         goto out;
     }
@@ -1297,7 +1253,6 @@ out:
     rd_buf_free(&projdir);
     rd_buf_free(&rel);
     rd_buf_free(&dest);
-    rd_buf_free(&side);
     rd_buf_free(&lockp);
 }
 

@@ -3,6 +3,7 @@
  * only), the keyring check value. The rows themselves are the backend's (store_sqlite.c). */
 #include "server/store.h"
 
+#include "aws/parse.h"
 #include "redduck/dotenv.h"
 
 #include <stdlib.h>
@@ -87,7 +88,21 @@ static rd_status begin(rd_store *st, int write, rd_store_tx **tx, rd_error *err)
     return st->ops->begin(st->be, write, tx, err);
 }
 
-/* Commits when st_ is RD_OK, else rolls back; returns the final status. */
+/* What a call checks before its transaction: the actor (writes), the user and project names (when given);
+ * then the transaction. Returns the first failure (no transaction then). */
+static rd_status start(rd_store *st, rd_status s, int write, const char *actor, const char *user,
+                       const char *project, rd_store_tx **tx, rd_error *err)
+{
+    if (s == RD_OK && write)
+        s = check_actor(actor, err);
+    if (s == RD_OK && user)
+        s = check_name("user", user, err);
+    if (s == RD_OK && project)
+        s = check_name("project", project, err);
+    return s == RD_OK ? begin(st, write, tx, err) : s;
+}
+
+/* Commits when status is RD_OK, else rolls back; returns the final status. */
 static rd_status finish(rd_store *st, rd_store_tx *tx, rd_status status, rd_error *err)
 {
     if (status == RD_OK)
@@ -109,6 +124,17 @@ static rd_status audit(rd_store *st, rd_store_tx *tx, const char *actor, const c
     rd_status s = st->ops->audit_insert(tx, now_s(), actor, action, project, text, err);
     free(text);
     return s;
+}
+
+/* The audit row of a change when s is RD_OK (detail consumed either way), then the end of tx. */
+static rd_status audit_finish(rd_store *st, rd_store_tx *tx, rd_status s, const char *actor, const char *action,
+                              const char *project, json_t *detail, rd_error *err)
+{
+    if (s == RD_OK)
+        s = audit(st, tx, actor, action, project, detail, err);
+    else
+        json_decref(detail);
+    return finish(st, tx, s, err);
 }
 
 /* ---- opening ----------------------------------------------------------------------------------------- */
@@ -150,8 +176,19 @@ static rd_status check_keyring(rd_store *st, rd_error *err)
     return finish(st, tx, s, err);
 }
 
+/* Values pass through jansson in the API (request and reply bodies) and the store (audit details): from the
+ * first store on, every block jansson frees is wiped first, with the allocator the AWS replies' secrets use
+ * (aws/parse.c: set process-wide by its first parse). */
+static void wipe_json_frees(void)
+{
+    json_t *o = NULL;
+    if (rd_json_parse_object("{}", 2, RD_E_INTERNAL, "an empty object", &o, NULL) == RD_OK)
+        json_decref(o);
+}
+
 rd_status rd_store_new(const rd_store_backend *ops, void *be, rd_keyring *keyring, rd_store **out, rd_error *err)
 {
+    wipe_json_frees();
     rd_store *st = calloc(1, sizeof *st);
     if (!st) {
         ops->close(be);
@@ -265,25 +302,15 @@ rd_status rd_store_bootstrap(rd_store *st, char token[RD_TOKEN_LEN + 1], int *cr
 
 rd_status rd_store_user_add(rd_store *st, const char *actor, const char *name, int admin, rd_error *err)
 {
-    rd_status s = check_actor(actor, err);
-    if (s == RD_OK)
-        s = check_name("user", name, err);
     rd_store_tx *tx = NULL;
-    if (s == RD_OK)
-        s = begin(st, 1, &tx, err);
-    if (s != RD_OK)
-        return s;
-    return finish(st, tx, user_add_tx(st, tx, actor, name, admin, err), err);
+    rd_status s = start(st, RD_OK, 1, actor, name, NULL, &tx, err);
+    return s == RD_OK ? finish(st, tx, user_add_tx(st, tx, actor, name, admin, err), err) : s;
 }
 
 rd_status rd_store_user_rm(rd_store *st, const char *actor, const char *name, rd_error *err)
 {
-    rd_status s = check_actor(actor, err);
-    if (s == RD_OK)
-        s = check_name("user", name, err);
     rd_store_tx *tx = NULL;
-    if (s == RD_OK)
-        s = begin(st, 1, &tx, err);
+    rd_status s = start(st, RD_OK, 1, actor, name, NULL, &tx, err);
     if (s != RD_OK)
         return s;
     rd_store_user u = { 0 };
@@ -296,42 +323,28 @@ rd_status rd_store_user_rm(rd_store *st, const char *actor, const char *name, rd
     rd_store_user_clear(&u);
     if (s == RD_OK)
         s = st->ops->user_delete(tx, name, err);
-    if (s == RD_OK)
-        s = audit(st, tx, actor, "user.rm", NULL, json_pack("{s:s}", "user", name), err);
-    return finish(st, tx, s, err);
+    return audit_finish(st, tx, s, actor, "user.rm", NULL, json_pack("{s:s}", "user", name), err);
 }
 
 rd_status rd_store_user_get(rd_store *st, const char *name, rd_store_user *out, rd_error *err)
 {
-    rd_status s = check_name("user", name, err);
     rd_store_tx *tx = NULL;
-    if (s == RD_OK)
-        s = begin(st, 0, &tx, err);
-    if (s != RD_OK)
-        return s;
-    return finish(st, tx, st->ops->user_get(tx, name, out, err), err);
+    rd_status s = start(st, RD_OK, 0, NULL, name, NULL, &tx, err);
+    return s == RD_OK ? finish(st, tx, st->ops->user_get(tx, name, out, err), err) : s;
 }
 
 rd_status rd_store_user_list(rd_store *st, rd_store_user **out, size_t *n, rd_error *err)
 {
     rd_store_tx *tx = NULL;
     rd_status s = begin(st, 0, &tx, err);
-    if (s != RD_OK)
-        return s;
-    return finish(st, tx, st->ops->user_list(tx, out, n, err), err);
+    return s == RD_OK ? finish(st, tx, st->ops->user_list(tx, out, n, err), err) : s;
 }
 
 rd_status rd_store_token_create(rd_store *st, const char *actor, const char *user, const char *token_name,
                                 char token[RD_TOKEN_LEN + 1], rd_error *err)
 {
-    rd_status s = check_actor(actor, err);
-    if (s == RD_OK)
-        s = check_name("user", user, err);
-    if (s == RD_OK)
-        s = check_name("token", token_name, err);
     rd_store_tx *tx = NULL;
-    if (s == RD_OK)
-        s = begin(st, 1, &tx, err);
+    rd_status s = start(st, check_name("token", token_name, err), 1, actor, user, NULL, &tx, err);
     if (s != RD_OK)
         return s;
     char t[RD_TOKEN_LEN + 1];
@@ -345,21 +358,13 @@ rd_status rd_store_token_create(rd_store *st, const char *actor, const char *use
 rd_status rd_store_token_revoke(rd_store *st, const char *actor, const char *user, const char *token_name,
                                 rd_error *err)
 {
-    rd_status s = check_actor(actor, err);
-    if (s == RD_OK)
-        s = check_name("user", user, err);
-    if (s == RD_OK)
-        s = check_name("token", token_name, err);
     rd_store_tx *tx = NULL;
-    if (s == RD_OK)
-        s = begin(st, 1, &tx, err);
+    rd_status s = start(st, check_name("token", token_name, err), 1, actor, user, NULL, &tx, err);
     if (s != RD_OK)
         return s;
     s = st->ops->token_revoke(tx, user, token_name, now_s(), err);
-    if (s == RD_OK)
-        s = audit(st, tx, actor, "token.revoke", NULL, json_pack("{s:s, s:s}", "user", user, "token", token_name),
-                  err);
-    return finish(st, tx, s, err);
+    return audit_finish(st, tx, s, actor, "token.revoke", NULL,
+                        json_pack("{s:s, s:s}", "user", user, "token", token_name), err);
 }
 
 rd_status rd_store_token_authenticate(rd_store *st, const char *token, rd_store_user *out, rd_error *err)
@@ -388,12 +393,8 @@ void rd_store_projects_free(rd_store_project *projects, size_t n)
 
 rd_status rd_store_project_create(rd_store *st, const char *actor, const char *name, rd_error *err)
 {
-    rd_status s = check_actor(actor, err);
-    if (s == RD_OK)
-        s = check_name("project", name, err);
     rd_store_tx *tx = NULL;
-    if (s == RD_OK)
-        s = begin(st, 1, &tx, err);
+    rd_status s = start(st, RD_OK, 1, actor, NULL, name, &tx, err);
     if (s != RD_OK)
         return s;
     rd_store_project p = { 0 };
@@ -403,97 +404,63 @@ rd_status rd_store_project_create(rd_store *st, const char *actor, const char *n
         s = rd_error_set(err, RD_E_USAGE, "project %s exists", name);
     else if (s == RD_E_NOT_FOUND)
         s = st->ops->project_insert(tx, name, now_s(), err);
-    if (s == RD_OK)
-        s = audit(st, tx, actor, "project.create", name, NULL, err);
-    return finish(st, tx, s, err);
+    return audit_finish(st, tx, s, actor, "project.create", name, NULL, err);
 }
 
 rd_status rd_store_project_get(rd_store *st, const char *name, rd_store_project *out, rd_error *err)
 {
-    rd_status s = check_name("project", name, err);
     rd_store_tx *tx = NULL;
-    if (s == RD_OK)
-        s = begin(st, 0, &tx, err);
-    if (s != RD_OK)
-        return s;
-    return finish(st, tx, st->ops->project_get(tx, name, out, err), err);
+    rd_status s = start(st, RD_OK, 0, NULL, NULL, name, &tx, err);
+    return s == RD_OK ? finish(st, tx, st->ops->project_get(tx, name, out, err), err) : s;
 }
 
 rd_status rd_store_project_list(rd_store *st, rd_store_project **out, size_t *n, rd_error *err)
 {
     rd_store_tx *tx = NULL;
     rd_status s = begin(st, 0, &tx, err);
-    if (s != RD_OK)
-        return s;
-    return finish(st, tx, st->ops->project_list(tx, out, n, err), err);
+    return s == RD_OK ? finish(st, tx, st->ops->project_list(tx, out, n, err), err) : s;
 }
 
 rd_status rd_store_role_grant(rd_store *st, const char *actor, const char *user, const char *project, rd_role role,
                               int prod_access, rd_error *err)
 {
-    rd_status s = check_actor(actor, err);
-    if (s == RD_OK)
-        s = check_name("user", user, err);
-    if (s == RD_OK)
-        s = check_name("project", project, err);
-    if (s == RD_OK && role != RD_ROLE_ADMIN && role != RD_ROLE_EDITOR && role != RD_ROLE_VIEWER)
+    rd_status s = RD_OK;
+    if (role != RD_ROLE_ADMIN && role != RD_ROLE_EDITOR && role != RD_ROLE_VIEWER)
         s = rd_error_set(err, RD_E_USAGE, "invalid role: use admin, editor or viewer");
     rd_store_tx *tx = NULL;
-    if (s == RD_OK)
-        s = begin(st, 1, &tx, err);
-    if (s != RD_OK)
+    if ((s = start(st, s, 1, actor, user, project, &tx, err)) != RD_OK)
         return s;
     s = st->ops->role_set(tx, user, project, role, prod_access ? 1 : 0, err);
-    if (s == RD_OK)
-        s = audit(st, tx, actor, "role.grant", project,
-                  json_pack("{s:s, s:s, s:b}", "user", user, "role", rd_role_name(role), "prod_access",
-                            prod_access ? 1 : 0),
-                  err);
-    return finish(st, tx, s, err);
+    return audit_finish(st, tx, s, actor, "role.grant", project,
+                        json_pack("{s:s, s:s, s:b}", "user", user, "role", rd_role_name(role), "prod_access",
+                                  prod_access ? 1 : 0),
+                        err);
 }
 
 rd_status rd_store_role_revoke(rd_store *st, const char *actor, const char *user, const char *project,
                                rd_error *err)
 {
-    rd_status s = check_actor(actor, err);
-    if (s == RD_OK)
-        s = check_name("user", user, err);
-    if (s == RD_OK)
-        s = check_name("project", project, err);
     rd_store_tx *tx = NULL;
-    if (s == RD_OK)
-        s = begin(st, 1, &tx, err);
+    rd_status s = start(st, RD_OK, 1, actor, user, project, &tx, err);
     if (s != RD_OK)
         return s;
     s = st->ops->role_delete(tx, user, project, err);
-    if (s == RD_OK)
-        s = audit(st, tx, actor, "role.revoke", project, json_pack("{s:s}", "user", user), err);
-    return finish(st, tx, s, err);
+    return audit_finish(st, tx, s, actor, "role.revoke", project, json_pack("{s:s}", "user", user), err);
 }
 
 rd_status rd_store_role_get(rd_store *st, const char *user, const char *project, rd_role *role, int *prod_access,
                             rd_error *err)
 {
-    rd_status s = check_name("user", user, err);
-    if (s == RD_OK)
-        s = check_name("project", project, err);
     rd_store_tx *tx = NULL;
-    if (s == RD_OK)
-        s = begin(st, 0, &tx, err);
-    if (s != RD_OK)
-        return s;
-    return finish(st, tx, st->ops->role_get(tx, user, project, role, prod_access, err), err);
+    rd_status s = start(st, RD_OK, 0, NULL, user, project, &tx, err);
+    return s == RD_OK ? finish(st, tx, st->ops->role_get(tx, user, project, role, prod_access, err), err) : s;
 }
 
 rd_status rd_store_role_effective(rd_store *st, const char *user, const char *project, rd_role *role,
                                   int *prod_access, rd_error *err)
 {
-    rd_status s = check_name("user", user, err);
-    if (s == RD_OK)
-        s = check_name("project", project, err);
     rd_store_tx *tx = NULL;
-    if (s == RD_OK)
-        s = begin(st, 0, &tx, err);
+    rd_status s = start(st, RD_OK, 0, NULL, user, project, &tx, err);
     if (s != RD_OK)
         return s;
     rd_store_user u = { 0 };
@@ -553,73 +520,64 @@ static int sha256_hex_valid(const char *s)
     return 1;
 }
 
-rd_status rd_store_deploy(rd_store *st, const char *actor, const char *project, const char *archive_path,
-                          const char *archive_sha256, int64_t *version, rd_error *err)
+rd_status rd_store_deploy_env(rd_store *st, const char *actor, const char *project, rd_env environment,
+                              const char *archive_path, const char *archive_sha256, int64_t *version,
+                              rd_error *err)
 {
-    rd_status s = check_actor(actor, err);
-    if (s == RD_OK)
-        s = check_name("project", project, err);
+    rd_status s = RD_OK;
+    if (environment != RD_ENV_NONE && environment != RD_ENV_DEV && environment != RD_ENV_PROD)
+        s = rd_error_set(err, RD_E_USAGE, "a deployment is made for dev or prod");
     if (s == RD_OK && (!archive_path || !*archive_path))
         s = rd_error_set(err, RD_E_USAGE, "no archive path given for the deployment of %s", project);
     if (s == RD_OK && !sha256_hex_valid(archive_sha256))
         s = rd_error_set(err, RD_E_USAGE, "the archive's SHA-256 must be 64 lowercase hex digits");
     rd_store_tx *tx = NULL;
-    if (s == RD_OK)
-        s = begin(st, 1, &tx, err);
-    if (s != RD_OK)
+    if ((s = start(st, s, 1, actor, NULL, project, &tx, err)) != RD_OK)
         return s;
     int64_t v = 0;
-    s = st->ops->deploy_insert(tx, project, actor, now_s(), archive_path, archive_sha256, &v, err);
+    s = st->ops->deploy_insert(tx, project, environment, actor, now_s(), archive_path, archive_sha256, &v, err);
     if (s == RD_OK)
         s = st->ops->deploy_activate(tx, project, v, err);
-    if (s == RD_OK)
-        s = audit(st, tx, actor, "deploy", project,
-                  json_pack("{s:I, s:s}", "version", (json_int_t)v, "sha256", archive_sha256), err);
-    s = finish(st, tx, s, err);
+    json_t *detail = json_pack("{s:I, s:s}", "version", (json_int_t)v, "sha256", archive_sha256);
+    if (detail && environment != RD_ENV_NONE)
+        json_object_set_new(detail, "environment", json_string(rd_env_name(environment)));
+    s = audit_finish(st, tx, s, actor, "deploy", project, detail, err);
     if (s == RD_OK && version)
         *version = v;
     return s;
 }
 
+rd_status rd_store_deploy(rd_store *st, const char *actor, const char *project, const char *archive_path,
+                          const char *archive_sha256, int64_t *version, rd_error *err)
+{
+    return rd_store_deploy_env(st, actor, project, RD_ENV_NONE, archive_path, archive_sha256, version, err);
+}
+
 rd_status rd_store_deploy_activate(rd_store *st, const char *actor, const char *project, int64_t version,
                                    rd_error *err)
 {
-    rd_status s = check_actor(actor, err);
-    if (s == RD_OK)
-        s = check_name("project", project, err);
     rd_store_tx *tx = NULL;
-    if (s == RD_OK)
-        s = begin(st, 1, &tx, err);
+    rd_status s = start(st, RD_OK, 1, actor, NULL, project, &tx, err);
     if (s != RD_OK)
         return s;
     s = st->ops->deploy_activate(tx, project, version, err);
-    if (s == RD_OK)
-        s = audit(st, tx, actor, "deploy.activate", project, json_pack("{s:I}", "version", (json_int_t)version),
-                  err);
-    return finish(st, tx, s, err);
+    return audit_finish(st, tx, s, actor, "deploy.activate", project,
+                        json_pack("{s:I}", "version", (json_int_t)version), err);
 }
 
 rd_status rd_store_deploy_list(rd_store *st, const char *project, rd_store_deployment **out, size_t *n,
                                rd_error *err)
 {
-    rd_status s = check_name("project", project, err);
     rd_store_tx *tx = NULL;
-    if (s == RD_OK)
-        s = begin(st, 0, &tx, err);
-    if (s != RD_OK)
-        return s;
-    return finish(st, tx, st->ops->deploy_list(tx, project, out, n, err), err);
+    rd_status s = start(st, RD_OK, 0, NULL, NULL, project, &tx, err);
+    return s == RD_OK ? finish(st, tx, st->ops->deploy_list(tx, project, out, n, err), err) : s;
 }
 
 rd_status rd_store_deploy_active(rd_store *st, const char *project, rd_store_deployment *out, rd_error *err)
 {
-    rd_status s = check_name("project", project, err);
     rd_store_tx *tx = NULL;
-    if (s == RD_OK)
-        s = begin(st, 0, &tx, err);
-    if (s != RD_OK)
-        return s;
-    return finish(st, tx, st->ops->deploy_active(tx, project, out, err), err);
+    rd_status s = start(st, RD_OK, 0, NULL, NULL, project, &tx, err);
+    return s == RD_OK ? finish(st, tx, st->ops->deploy_active(tx, project, out, err), err) : s;
 }
 
 /* ---- variables --------------------------------------------------------------------------------------- */
@@ -648,45 +606,26 @@ void rd_store_secret_free(char *value, size_t len)
     rd_keyring_wipe_free(value, len + 1);
 }
 
-rd_status rd_store_variable_set(rd_store *st, const char *actor, const char *project, rd_env environment,
-                                const char *name, const void *value, size_t len, rd_error *err)
+void rd_store_values_free(rd_store_value *v, size_t n)
 {
-    rd_status s = check_actor(actor, err);
-    if (s == RD_OK)
-        s = check_name("project", project, err);
-    if (s == RD_OK)
-        s = check_variable(name, environment, err);
-    if (s == RD_OK && len > RD_STORE_VALUE_MAX)
-        s = rd_error_set(err, RD_E_USAGE, "the value of %s is %zu bytes; at most %d are kept", name, len,
-                         RD_STORE_VALUE_MAX);
-    if (s == RD_OK && !value && len > 0)
-        s = rd_error_set(err, RD_E_USAGE, "no value given for %s", name);
-    if (s == RD_OK)
-        s = need_keyring(st, err);
-    if (s != RD_OK)
-        return s;
-    const char *env = rd_env_name(environment);
-    rd_buf aad = RD_BUF_INIT;
-    unsigned char *blob = NULL;
-    size_t blob_len = 0;
-    uint32_t key_id = 0;
-    s = rd_keyring_variable_aad(&aad, project, env, name) == RD_OK
-            ? rd_keyring_encrypt(st->kr, value, len, aad.data, aad.len, &blob, &blob_len, &key_id, err)
-            : rd_error_set(err, RD_E_INTERNAL, "out of memory");
-    rd_buf_free(&aad);
-    rd_store_tx *tx = NULL;
-    if (s == RD_OK)
-        s = begin(st, 1, &tx, err);
-    if (s != RD_OK) {
-        free(blob);
-        return s;
+    for (size_t i = 0; v && i < n; i++) {
+        free(v[i].name);
+        if (v[i].value)
+            rd_store_secret_free(v[i].value, v[i].len);
     }
-    s = st->ops->variable_put(tx, project, environment, name, key_id, blob, blob_len, actor, now_s(), err);
-    free(blob);
-    if (s == RD_OK)
-        s = audit(st, tx, actor, "variable.set", project, json_pack("{s:s, s:s}", "environment", env, "name", name),
-                  err);
-    return finish(st, tx, s, err);
+    free(v);
+}
+
+/* Seals a value for (project, env, name) with the active key. */
+static rd_status seal(rd_store *st, const char *project, rd_env env, const char *name, const void *value,
+                      size_t len, unsigned char **blob, size_t *blob_len, uint32_t *key_id, rd_error *err)
+{
+    rd_buf aad = RD_BUF_INIT;
+    rd_status s = rd_keyring_variable_aad(&aad, project, rd_env_name(env), name) == RD_OK
+                      ? rd_keyring_encrypt(st->kr, value, len, aad.data, aad.len, blob, blob_len, key_id, err)
+                      : rd_error_set(err, RD_E_INTERNAL, "out of memory");
+    rd_buf_free(&aad);
+    return s;
 }
 
 /* Opens a blob read from (project, env, name); errors name the variable. */
@@ -703,18 +642,53 @@ static rd_status unseal(rd_store *st, const char *project, rd_env environment, c
     return s;
 }
 
+/* The checks of one value to set: its name, environment and size. */
+static rd_status check_value(const char *name, rd_env env, const void *value, size_t len, rd_error *err)
+{
+    rd_status s = check_variable(name, env, err);
+    if (s == RD_OK && len > RD_STORE_VALUE_MAX)
+        s = rd_error_set(err, RD_E_USAGE, "the value of %s is %zu bytes; at most %d are kept", name, len,
+                         RD_STORE_VALUE_MAX);
+    if (s == RD_OK && !value && len > 0)
+        s = rd_error_set(err, RD_E_USAGE, "no value given for %s", name);
+    return s;
+}
+
+rd_status rd_store_variable_set(rd_store *st, const char *actor, const char *project, rd_env environment,
+                                const char *name, const void *value, size_t len, rd_error *err)
+{
+    rd_status s = check_actor(actor, err);
+    if (s == RD_OK)
+        s = check_name("project", project, err);
+    if (s == RD_OK)
+        s = check_value(name, environment, value, len, err);
+    if (s == RD_OK)
+        s = need_keyring(st, err);
+    unsigned char *blob = NULL;
+    size_t blob_len = 0;
+    uint32_t key_id = 0;
+    if (s == RD_OK)
+        s = seal(st, project, environment, name, value, len, &blob, &blob_len, &key_id, err);
+    rd_store_tx *tx = NULL;
+    if (s == RD_OK)
+        s = begin(st, 1, &tx, err);
+    if (s == RD_OK) {
+        s = st->ops->variable_put(tx, project, environment, name, key_id, blob, blob_len, actor, now_s(), err);
+        s = audit_finish(st, tx, s, actor, "variable.set", project,
+                         json_pack("{s:s, s:s}", "environment", rd_env_name(environment), "name", name), err);
+    }
+    free(blob);
+    return s;
+}
+
 rd_status rd_store_variable_get(rd_store *st, const char *project, rd_env environment, const char *name,
                                 char **value, size_t *len, rd_error *err)
 {
-    rd_status s = check_name("project", project, err);
-    if (s == RD_OK)
-        s = check_variable(name, environment, err);
+    rd_status s = check_variable(name, environment, err);
     if (s == RD_OK)
         s = need_keyring(st, err);
     rd_store_tx *tx = NULL;
-    if (s == RD_OK)
-        s = begin(st, 0, &tx, err);
-    if (s != RD_OK)
+    if ((s = start(st, s, 0, NULL, NULL, project, &tx, err)) != RD_OK)
         return s;
     unsigned char *blob = NULL;
     size_t blob_len = 0;
@@ -728,47 +702,154 @@ rd_status rd_store_variable_get(rd_store *st, const char *project, rd_env enviro
 rd_status rd_store_variable_delete(rd_store *st, const char *actor, const char *project, rd_env environment,
                                    const char *name, rd_error *err)
 {
-    rd_status s = check_actor(actor, err);
-    if (s == RD_OK)
-        s = check_name("project", project, err);
-    if (s == RD_OK)
-        s = check_variable(name, environment, err);
     rd_store_tx *tx = NULL;
-    if (s == RD_OK)
-        s = begin(st, 1, &tx, err);
+    rd_status s = start(st, check_variable(name, environment, err), 1, actor, NULL, project, &tx, err);
     if (s != RD_OK)
         return s;
     s = st->ops->variable_delete(tx, project, environment, name, err);
-    if (s == RD_OK)
-        s = audit(st, tx, actor, "variable.delete", project,
-                  json_pack("{s:s, s:s}", "environment", rd_env_name(environment), "name", name), err);
-    return finish(st, tx, s, err);
+    return audit_finish(st, tx, s, actor, "variable.delete", project,
+                        json_pack("{s:s, s:s}", "environment", rd_env_name(environment), "name", name), err);
+}
+
+static rd_status check_env_or_none(rd_env environment, rd_error *err)
+{
+    if (environment != RD_ENV_NONE && environment != RD_ENV_DEV && environment != RD_ENV_PROD &&
+        environment != RD_ENV_SHARED)
+        return rd_error_set(err, RD_E_USAGE, "invalid environment: use dev, prod or shared");
+    return RD_OK;
 }
 
 rd_status rd_store_variable_list(rd_store *st, const char *project, rd_env environment, rd_store_variable **out,
                                  size_t *n, rd_error *err)
 {
-    rd_status s = check_name("project", project, err);
-    if (s == RD_OK && environment != RD_ENV_NONE && environment != RD_ENV_DEV && environment != RD_ENV_PROD &&
-        environment != RD_ENV_SHARED)
-        s = rd_error_set(err, RD_E_USAGE, "invalid environment: use dev, prod or shared");
     rd_store_tx *tx = NULL;
+    rd_status s = start(st, check_env_or_none(environment, err), 0, NULL, NULL, project, &tx, err);
+    return s == RD_OK ? finish(st, tx, st->ops->variable_list(tx, project, environment, out, n, err), err) : s;
+}
+
+rd_status rd_store_variable_values(rd_store *st, const char *project, rd_env environment, int with_shared,
+                                   rd_store_value **out, size_t *n_out, rd_error *err)
+{
+    rd_status s = check_env_or_none(environment, err);
+    if (s == RD_OK && environment == RD_ENV_NONE)
+        s = rd_error_set(err, RD_E_USAGE, "invalid environment: use dev, prod or shared");
     if (s == RD_OK)
-        s = begin(st, 0, &tx, err);
-    if (s != RD_OK)
+        s = need_keyring(st, err);
+    rd_store_tx *tx = NULL;
+    if ((s = start(st, s, 0, NULL, NULL, project, &tx, err)) != RD_OK)
         return s;
-    return finish(st, tx, st->ops->variable_list(tx, project, environment, out, n, err), err);
+    rd_store_sealed *rows = NULL;
+    size_t n = 0;
+    s = finish(st, tx,
+               st->ops->variable_values(tx, project, environment, with_shared && environment != RD_ENV_SHARED, &rows,
+                                        &n, err),
+               err);
+    rd_store_value *vals = NULL;
+    if (s == RD_OK && n && !(vals = calloc(n, sizeof *vals)))
+        s = rd_error_set(err, RD_E_INTERNAL, "out of memory");
+    /* opened after the transaction: the rows are one snapshot, the keyring needs no lock of the store */
+    for (size_t i = 0; s == RD_OK && i < n; i++) {
+        vals[i].environment = rows[i].environment;
+        vals[i].name = rows[i].name;
+        rows[i].name = NULL;
+        s = unseal(st, project, vals[i].environment, vals[i].name, rows[i].blob, rows[i].blob_len, &vals[i].value,
+                   &vals[i].len, err);
+    }
+    rd_store_sealed_free(rows, n);
+    if (s != RD_OK) {
+        rd_store_values_free(vals, n);
+        return s;
+    }
+    *out = vals;
+    *n_out = n;
+    return RD_OK;
+}
+
+/* The sealed form of one value of a batch. */
+typedef struct sealed_item {
+    unsigned char *blob;
+    size_t len;
+    uint32_t key_id;
+} sealed_item;
+
+static void sealed_items_free(sealed_item *b, size_t n)
+{
+    for (size_t i = 0; b && i < n; i++)
+        free(b[i].blob);
+    free(b);
+}
+
+/* Checks a batch: names, sizes, a name both set and unset. */
+static rd_status check_patch(rd_env env, const rd_store_set_item *set, size_t nset, const char *const *unset,
+                             size_t nunset, rd_error *err)
+{
+    if ((nset && !set) || (nunset && !unset))
+        return rd_error_set(err, RD_E_USAGE, "no variables given");
+    rd_status s = RD_OK;
+    for (size_t i = 0; s == RD_OK && i < nset; i++)
+        s = check_value(set[i].name, env, set[i].value, set[i].len, err);
+    for (size_t i = 0; s == RD_OK && i < nunset; i++) {
+        s = check_variable(unset[i], env, err);
+        for (size_t j = 0; s == RD_OK && j < nset; j++)
+            if (strcmp(set[j].name, unset[i]) == 0)
+                s = rd_error_set(err, RD_E_USAGE, "%s is both set and unset", unset[i]);
+    }
+    return s;
+}
+
+rd_status rd_store_variable_patch(rd_store *st, const char *actor, const char *project, rd_env environment,
+                                  const rd_store_set_item *set, size_t nset, const char *const *unset,
+                                  size_t nunset, int *unset_done, rd_error *err)
+{
+    rd_status s = check_patch(environment, set, nset, unset, nunset, err);
+    if (s == RD_OK && nset)
+        s = need_keyring(st, err);
+    sealed_item *sealed = NULL;
+    int *done = NULL;
+    if (s == RD_OK && ((nset && !(sealed = calloc(nset, sizeof *sealed))) ||
+                       (nunset && !(done = calloc(nunset, sizeof *done)))))
+        s = rd_error_set(err, RD_E_INTERNAL, "out of memory");
+    for (size_t i = 0; s == RD_OK && i < nset; i++) /* sealed before the write lock is taken */
+        s = seal(st, project, environment, set[i].name, set[i].value, set[i].len, &sealed[i].blob, &sealed[i].len,
+                 &sealed[i].key_id, err);
+    rd_store_tx *tx = NULL;
+    if ((s = start(st, s, 1, actor, NULL, project, &tx, err)) != RD_OK) {
+        sealed_items_free(sealed, nset);
+        free(done);
+        return s;
+    }
+    json_t *names_set = json_array(), *names_unset = json_array();
+    int64_t now = now_s();
+    for (size_t i = 0; s == RD_OK && i < nset; i++) {
+        s = st->ops->variable_put(tx, project, environment, set[i].name, sealed[i].key_id, sealed[i].blob,
+                                  sealed[i].len, actor, now, err);
+        json_array_append_new(names_set, json_string(set[i].name));
+    }
+    for (size_t i = 0; s == RD_OK && i < nunset; i++) {
+        s = st->ops->variable_delete(tx, project, environment, unset[i], err);
+        if (s == RD_E_NOT_FOUND) { /* absent already: nothing to do */
+            s = RD_OK;
+        } else if (s == RD_OK) {
+            done[i] = 1;
+            json_array_append_new(names_unset, json_string(unset[i]));
+        }
+    }
+    sealed_items_free(sealed, nset);
+    s = audit_finish(st, tx, s, actor, "variable.patch", project,
+                     json_pack("{s:s, s:o, s:o}", "environment", rd_env_name(environment), "set", names_set, "unset",
+                               names_unset),
+                     err);
+    if (s == RD_OK && unset_done && nunset)
+        memcpy(unset_done, done, nunset * sizeof *done);
+    free(done);
+    return s;
 }
 
 rd_status rd_store_rotate(rd_store *st, const char *actor, size_t *count, rd_error *err)
 {
-    rd_status s = check_actor(actor, err);
-    if (s == RD_OK)
-        s = need_keyring(st, err);
+    rd_status s = need_keyring(st, err);
     rd_store_tx *tx = NULL;
-    if (s == RD_OK)
-        s = begin(st, 1, &tx, err);
-    if (s != RD_OK)
+    if ((s = start(st, s, 1, actor, NULL, NULL, &tx, err)) != RD_OK)
         return s;
     uint32_t active = rd_keyring_active_id(st->kr);
     rd_store_sealed *rows = NULL;
@@ -777,20 +858,16 @@ rd_status rd_store_rotate(rd_store *st, const char *actor, size_t *count, rd_err
     for (size_t i = 0; s == RD_OK && i < n; i++) {
         char *pt = NULL;
         size_t ptlen = 0;
-        s = unseal(st, rows[i].project, rows[i].environment, rows[i].name, rows[i].blob, rows[i].blob_len, &pt,
-                   &ptlen, err);
-        rd_buf aad = RD_BUF_INIT;
         unsigned char *blob = NULL;
         size_t blob_len = 0;
         uint32_t key_id = 0;
+        s = unseal(st, rows[i].project, rows[i].environment, rows[i].name, rows[i].blob, rows[i].blob_len, &pt,
+                   &ptlen, err);
         if (s == RD_OK)
-            s = rd_keyring_variable_aad(&aad, rows[i].project, rd_env_name(rows[i].environment), rows[i].name) ==
-                        RD_OK
-                    ? rd_keyring_encrypt(st->kr, pt, ptlen, aad.data, aad.len, &blob, &blob_len, &key_id, err)
-                    : rd_error_set(err, RD_E_INTERNAL, "out of memory");
+            s = seal(st, rows[i].project, rows[i].environment, rows[i].name, pt, ptlen, &blob, &blob_len, &key_id,
+                     err);
         if (pt)
             rd_store_secret_free(pt, ptlen);
-        rd_buf_free(&aad);
         if (s == RD_OK)
             s = st->ops->variable_reseal(tx, &rows[i], key_id, blob, blob_len, err);
         free(blob);
@@ -808,10 +885,8 @@ rd_status rd_store_rotate(rd_store *st, const char *actor, size_t *count, rd_err
             s = st->ops->meta_set(tx, KEYRING_CHECK_KEY, blob, blob_len, err);
         free(blob);
     }
-    if (s == RD_OK)
-        s = audit(st, tx, actor, "keyring.rotate", NULL,
-                  json_pack("{s:I, s:I}", "key_id", (json_int_t)active, "variables", (json_int_t)done), err);
-    s = finish(st, tx, s, err);
+    s = audit_finish(st, tx, s, actor, "keyring.rotate", NULL,
+                     json_pack("{s:I, s:I}", "key_id", (json_int_t)active, "variables", (json_int_t)done), err);
     if (s == RD_OK && count)
         *count = done;
     return s;
@@ -833,11 +908,9 @@ void rd_store_audit_free(rd_store_audit_entry *e, size_t n)
 rd_status rd_store_audit_append(rd_store *st, const char *actor, const char *action, const char *project,
                                 const char *detail_json, rd_error *err)
 {
-    rd_status s = check_actor(actor, err);
-    if (s == RD_OK && (!action || !*action || strlen(action) > 64))
+    rd_status s = RD_OK;
+    if (!action || !*action || strlen(action) > 64)
         s = rd_error_set(err, RD_E_USAGE, "no audit action given");
-    if (s == RD_OK && project)
-        s = check_name("project", project, err);
     json_t *detail = NULL;
     if (s == RD_OK && detail_json) {
         detail = json_loads(detail_json, JSON_REJECT_DUPLICATES, NULL);
@@ -845,9 +918,7 @@ rd_status rd_store_audit_append(rd_store *st, const char *actor, const char *act
             s = rd_error_set(err, RD_E_USAGE, "the audit detail must be a JSON object");
     }
     rd_store_tx *tx = NULL;
-    if (s == RD_OK)
-        s = begin(st, 1, &tx, err);
-    if (s != RD_OK) {
+    if ((s = start(st, s, 1, actor, NULL, project, &tx, err)) != RD_OK) {
         json_decref(detail);
         return s;
     }
@@ -857,11 +928,7 @@ rd_status rd_store_audit_append(rd_store *st, const char *actor, const char *act
 rd_status rd_store_audit_list(rd_store *st, const char *project, size_t limit, rd_store_audit_entry **out,
                               size_t *n, rd_error *err)
 {
-    rd_status s = project ? check_name("project", project, err) : RD_OK;
     rd_store_tx *tx = NULL;
-    if (s == RD_OK)
-        s = begin(st, 0, &tx, err);
-    if (s != RD_OK)
-        return s;
-    return finish(st, tx, st->ops->audit_list(tx, project, limit ? limit : 100, out, n, err), err);
+    rd_status s = start(st, RD_OK, 0, NULL, NULL, project, &tx, err);
+    return s == RD_OK ? finish(st, tx, st->ops->audit_list(tx, project, limit ? limit : 100, out, n, err), err) : s;
 }

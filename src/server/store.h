@@ -54,6 +54,7 @@ typedef struct rd_store_deployment {
     int active;
     char *archive_path;
     char *archive_sha256;
+    rd_env environment; /* dev or prod; RD_ENV_NONE when not recorded (deployed before schema 2) */
 } rd_store_deployment;
 
 typedef struct rd_store_variable {
@@ -63,6 +64,21 @@ typedef struct rd_store_variable {
     char *updated_by;
     int64_t updated_at;
 } rd_store_variable;
+
+/* One variable with its value (a secret), as rd_store_variable_values reads them. */
+typedef struct rd_store_value {
+    char *name;
+    rd_env environment;
+    char *value; /* NUL-terminated after its len bytes */
+    size_t len;
+} rd_store_value;
+
+/* One value to set in a batch (rd_store_variable_patch); borrowed. */
+typedef struct rd_store_set_item {
+    const char *name;
+    const void *value;
+    size_t len;
+} rd_store_set_item;
 
 typedef struct rd_store_audit_entry {
     int64_t id; /* grows with every entry */
@@ -152,9 +168,14 @@ rd_status rd_store_role_effective(rd_store *st, const char *user, const char *pr
 
 /* ---- deployments ------------------------------------------------------------------------------------- */
 
-/* Records a deployed archive (already in place at archive_path) as the project's next version and makes it
- * the active one, in one write transaction: versions only grow (never reused, also after a failed call)
- * and concurrent deploys of a project are serialised. *version (may be NULL) is written on success. */
+/* Records a deployed archive (already in place at archive_path) made for environment (dev or prod) as the
+ * project's next version and makes it the active one, in one write transaction: versions only grow (never
+ * reused, also after a failed call) and concurrent deploys of a project are serialised. *version (may be
+ * NULL) is written on success. RD_E_USAGE for another environment. */
+rd_status rd_store_deploy_env(rd_store *st, const char *actor, const char *project, rd_env environment,
+                              const char *archive_path, const char *archive_sha256, int64_t *version,
+                              rd_error *err);
+/* rd_store_deploy_env with no environment recorded (RD_ENV_NONE). */
 rd_status rd_store_deploy(rd_store *st, const char *actor, const char *project, const char *archive_path,
                           const char *archive_sha256, int64_t *version, rd_error *err);
 /* Makes an earlier (or any recorded) version the active one (rollback). RD_E_NOT_FOUND for no such version. */
@@ -186,6 +207,21 @@ rd_status rd_store_variable_delete(rd_store *st, const char *actor, const char *
 rd_status rd_store_variable_list(rd_store *st, const char *project, rd_env environment, rd_store_variable **out,
                                  size_t *n, rd_error *err);
 void rd_store_variables_free(rd_store_variable *v, size_t n);
+/* Every variable of environment with its value, read in one transaction and opened with the keyring; with
+ * with_shared (and environment not shared) those of shared too. Sorted by environment and name. RD_E_CONFIG
+ * when the keyring cannot open one (the message names it; nothing is returned then). Release with
+ * rd_store_values_free (it wipes the values). */
+rd_status rd_store_variable_values(rd_store *st, const char *project, rd_env environment, int with_shared,
+                                   rd_store_value **out, size_t *n, rd_error *err);
+void rd_store_values_free(rd_store_value *v, size_t n);
+/* Sets nset values and removes nunset names of one environment in one write transaction, with one audit
+ * row ("variable.patch", detail {"environment", "set": [names], "unset": [names removed]}): all of it or,
+ * on any failure, nothing. Every name and size is checked before anything is written (RD_E_USAGE); a name
+ * both set and unset is refused. A name to unset that does not exist is no error: unset_done[i] (may be
+ * NULL; nunset entries) is 1 for the names removed, 0 for those absent. */
+rd_status rd_store_variable_patch(rd_store *st, const char *actor, const char *project, rd_env environment,
+                                  const rd_store_set_item *set, size_t nset, const char *const *unset,
+                                  size_t nunset, int *unset_done, rd_error *err);
 /* OPENSSL_cleanse and free. NULL is a no-op. */
 void rd_store_secret_free(char *value, size_t len);
 
@@ -258,10 +294,11 @@ typedef struct rd_store_backend {
                           int *prod_access, rd_error *err);
     rd_status (*role_delete)(rd_store_tx *tx, const char *user, const char *project, rd_error *err);
 
-    /* Takes the project's next version number (a counter that only grows) and records it, inactive. */
-    rd_status (*deploy_insert)(rd_store_tx *tx, const char *project, const char *created_by, int64_t now,
-                               const char *archive_path, const char *archive_sha256, int64_t *version,
-                               rd_error *err);
+    /* Takes the project's next version number (a counter that only grows) and records it, inactive; env
+     * may be RD_ENV_NONE (not recorded). */
+    rd_status (*deploy_insert)(rd_store_tx *tx, const char *project, rd_env env, const char *created_by,
+                               int64_t now, const char *archive_path, const char *archive_sha256,
+                               int64_t *version, rd_error *err);
     /* Makes version the only active one. */
     rd_status (*deploy_activate)(rd_store_tx *tx, const char *project, int64_t version, rd_error *err);
     rd_status (*deploy_list)(rd_store_tx *tx, const char *project, rd_store_deployment **out, size_t *n,
@@ -278,6 +315,10 @@ typedef struct rd_store_backend {
                                  rd_error *err);
     rd_status (*variable_list)(rd_store_tx *tx, const char *project, rd_env env, rd_store_variable **out,
                                size_t *n, rd_error *err);
+    /* The sealed variables of one environment of project (and of shared with with_shared), sorted by
+     * environment and name. */
+    rd_status (*variable_values)(rd_store_tx *tx, const char *project, rd_env env, int with_shared,
+                                 rd_store_sealed **out, size_t *n, rd_error *err);
     /* Every variable of every project not sealed with key_id. */
     rd_status (*variable_sealed_other)(rd_store_tx *tx, uint32_t key_id, rd_store_sealed **out, size_t *n,
                                        rd_error *err);

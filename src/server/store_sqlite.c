@@ -74,6 +74,8 @@ static const char *const migrations[] = {
     "  project TEXT,"
     "  detail_json TEXT NOT NULL);"
     "CREATE INDEX audit_project ON audit(project, id);",
+    /* 2: the environment a deployment was made for (NULL for the deployments recorded before) */
+    "ALTER TABLE deployments ADD COLUMN environment TEXT CHECK (environment IN ('dev', 'prod'));",
 };
 #define MIGRATIONS ((int)(sizeof migrations / sizeof migrations[0]))
 
@@ -266,29 +268,63 @@ static rd_status sq_commit(rd_store_tx *tx, rd_error *err)
 
 /* ---- statements -------------------------------------------------------------------------------------- */
 
-static rd_status prep(rd_store_tx *tx, const char *sql, sqlite3_stmt **stmt, const char *op, rd_error *err)
+/* One bound parameter (?1, ?2, ... in order). */
+typedef struct sq_arg {
+    enum { A_INT, A_TEXT, A_BLOB } kind;
+    int64_t i;
+    const void *p; /* text (NUL-terminated; NULL binds NULL) or blob */
+    size_t n;      /* blob bytes */
+} sq_arg;
+
+#define A_I(x) { A_INT, (int64_t)(x), NULL, 0 }
+#define A_T(x) { A_TEXT, 0, (x), 0 }
+#define A_B(b, len) { A_BLOB, 0, (b), (len) }
+/* The parameters of one statement: ARGS(A_I(pid), A_T(name)) is the array and its length. */
+#define ARGS(...) (const sq_arg[]){ __VA_ARGS__ }, sizeof((const sq_arg[]){ __VA_ARGS__ }) / sizeof(sq_arg)
+
+/* Reads the current row of a query into row (an element of the caller's type); on failure the row may hold
+ * partial allocations, which the matching clear function frees. */
+typedef rd_status (*read_fn)(sqlite3_stmt *stmt, void *row, rd_error *err);
+typedef void (*clear_fn)(void *row);
+
+static rd_status prep(rd_store_tx *tx, const char *sql, const sq_arg *args, size_t nargs, sqlite3_stmt **stmt,
+                      const char *op, rd_error *err)
 {
     int rc = sqlite3_prepare_v2(tx->db, sql, -1, stmt, NULL);
     if (rc != SQLITE_OK) {
         *stmt = NULL;
         return sq_fail(tx->be, tx->db, rc, op, err);
     }
+    for (size_t k = 0; k < nargs; k++) {
+        int i = (int)k + 1;
+        const sq_arg *a = &args[k];
+        if (a->kind == A_INT)
+            rc = sqlite3_bind_int64(*stmt, i, a->i);
+        else if (a->kind == A_BLOB)
+            rc = sqlite3_bind_blob(*stmt, i, a->p, (int)a->n, SQLITE_TRANSIENT);
+        else if (a->p)
+            rc = sqlite3_bind_text(*stmt, i, a->p, -1, SQLITE_TRANSIENT);
+        else
+            rc = sqlite3_bind_null(*stmt, i);
+        if (rc != SQLITE_OK) {
+            rd_status s = sq_fail(tx->be, tx->db, rc, op, err);
+            sqlite3_finalize(*stmt);
+            *stmt = NULL;
+            return s;
+        }
+    }
     return RD_OK;
 }
 
-static void bind_text(sqlite3_stmt *stmt, int i, const char *s)
+/* Runs a statement that returns no row; *changes (may be NULL) the rows changed. */
+static rd_status exec_sql(rd_store_tx *tx, const char *sql, const sq_arg *args, size_t nargs, const char *op,
+                          int *changes, rd_error *err)
 {
-    if (s)
-        sqlite3_bind_text(stmt, i, s, -1, SQLITE_TRANSIENT);
-    else
-        sqlite3_bind_null(stmt, i);
-}
-
-/* Runs a statement that returns no row; *changes (may be NULL) the rows changed. Finalizes it. */
-static rd_status run(rd_store_tx *tx, sqlite3_stmt *stmt, const char *op, int *changes, rd_error *err)
-{
+    sqlite3_stmt *stmt;
+    rd_status s = prep(tx, sql, args, nargs, &stmt, op, err);
+    if (s != RD_OK)
+        return s;
     int rc = sqlite3_step(stmt);
-    rd_status s = RD_OK;
     if (rc != SQLITE_DONE && rc != SQLITE_ROW)
         s = sq_fail(tx->be, tx->db, rc, op, err);
     else if (changes)
@@ -311,19 +347,12 @@ static rd_status step(rd_store_tx *tx, sqlite3_stmt *stmt, const char *op, int *
     return sq_fail(tx->be, tx->db, rc, op, err);
 }
 
-/* A text column, strdup'd; NULL for SQL NULL. Sets *oom when strdup fails. */
-static char *col_dup(sqlite3_stmt *stmt, int i, int *oom)
+static rd_status oom(rd_error *err)
 {
-    if (sqlite3_column_type(stmt, i) == SQLITE_NULL)
-        return NULL;
-    const unsigned char *t = sqlite3_column_text(stmt, i);
-    char *s = strdup(t ? (const char *)t : "");
-    if (!s)
-        *oom = 1;
-    return s;
+    return rd_error_set(err, RD_E_INTERNAL, "out of memory reading the store");
 }
 
-/* Makes room for one more element of size elem in *arr (of *cap); 0 on out of memory. */
+/* Makes room for one more element of size elem in *arr (of *cap), zeroed; 0 on out of memory. */
 static int grow(void **arr, size_t *cap, size_t n, size_t elem)
 {
     if (n < *cap)
@@ -338,169 +367,37 @@ static int grow(void **arr, size_t *cap, size_t n, size_t elem)
     return 1;
 }
 
-static rd_status oom(rd_error *err)
-{
-    return rd_error_set(err, RD_E_INTERNAL, "out of memory reading the store");
-}
-
-static rd_status id_of(rd_store_tx *tx, const char *sql, const char *what, const char *name, int64_t *id,
-                       rd_error *err)
+/* Every row of a query, read with read_row into a new array of elements of elem bytes (*out, *n_out; NULL
+ * and 0 for none). On failure what was read is cleared with clear_row (may be NULL) and freed. */
+static rd_status query_rows(rd_store_tx *tx, const char *sql, const sq_arg *args, size_t nargs, const char *op,
+                            size_t elem, read_fn read_row, clear_fn clear_row, void **out, size_t *n_out,
+                            rd_error *err)
 {
     sqlite3_stmt *stmt;
-    rd_status s = prep(tx, sql, &stmt, "look up a name", err);
+    rd_status s = prep(tx, sql, args, nargs, &stmt, op, err);
     if (s != RD_OK)
         return s;
-    bind_text(stmt, 1, name);
-    int row = 0;
-    s = step(tx, stmt, "look up a name", &row, err);
-    if (s == RD_OK && row)
-        *id = sqlite3_column_int64(stmt, 0);
-    sqlite3_finalize(stmt);
-    if (s == RD_OK && !row)
-        return rd_error_set(err, RD_E_NOT_FOUND, "%s %s does not exist", what, name);
-    return s;
-}
-
-static rd_status project_id(rd_store_tx *tx, const char *name, int64_t *id, rd_error *err)
-{
-    return id_of(tx, "SELECT id FROM projects WHERE name = ?1", "project", name, id, err);
-}
-
-static rd_status user_id(rd_store_tx *tx, const char *name, int64_t *id, rd_error *err)
-{
-    return id_of(tx, "SELECT id FROM users WHERE name = ?1", "user", name, id, err);
-}
-
-/* ---- meta -------------------------------------------------------------------------------------------- */
-
-static rd_status sq_meta_get(rd_store_tx *tx, const char *key, unsigned char **value, size_t *len, rd_error *err)
-{
-    sqlite3_stmt *stmt;
-    rd_status s = prep(tx, "SELECT value FROM meta WHERE key = ?1", &stmt, "read the store's settings", err);
-    if (s != RD_OK)
-        return s;
-    bind_text(stmt, 1, key);
-    int row = 0;
-    s = step(tx, stmt, "read the store's settings", &row, err);
-    if (s == RD_OK && !row)
-        s = RD_E_NOT_FOUND;
-    if (s == RD_OK) {
-        size_t n = (size_t)sqlite3_column_bytes(stmt, 0);
-        const void *b = sqlite3_column_blob(stmt, 0);
-        unsigned char *copy = malloc(n ? n : 1);
-        if (!copy)
-            s = oom(err);
-        else {
-            if (n)
-                memcpy(copy, b, n);
-            *value = copy;
-            *len = n;
-        }
-    }
-    sqlite3_finalize(stmt);
-    return s;
-}
-
-static rd_status sq_meta_set(rd_store_tx *tx, const char *key, const void *value, size_t len, rd_error *err)
-{
-    sqlite3_stmt *stmt;
-    rd_status s = prep(tx,
-                       "INSERT INTO meta (key, value) VALUES (?1, ?2)"
-                       " ON CONFLICT (key) DO UPDATE SET value = excluded.value",
-                       &stmt, "write the store's settings", err);
-    if (s != RD_OK)
-        return s;
-    bind_text(stmt, 1, key);
-    sqlite3_bind_blob(stmt, 2, value, (int)len, SQLITE_TRANSIENT);
-    return run(tx, stmt, "write the store's settings", NULL, err);
-}
-
-/* ---- users and tokens -------------------------------------------------------------------------------- */
-
-static rd_status sq_user_insert(rd_store_tx *tx, const char *name, int admin, int64_t now, rd_error *err)
-{
-    sqlite3_stmt *stmt;
-    rd_status s = prep(tx, "INSERT INTO users (name, admin, created_at) VALUES (?1, ?2, ?3)", &stmt, "add a user",
-                       err);
-    if (s != RD_OK)
-        return s;
-    bind_text(stmt, 1, name);
-    sqlite3_bind_int(stmt, 2, admin);
-    sqlite3_bind_int64(stmt, 3, now);
-    return run(tx, stmt, "add a user", NULL, err);
-}
-
-static rd_status sq_user_delete(rd_store_tx *tx, const char *name, rd_error *err)
-{
-    sqlite3_stmt *stmt;
-    rd_status s = prep(tx, "DELETE FROM users WHERE name = ?1", &stmt, "remove a user", err);
-    if (s != RD_OK)
-        return s;
-    bind_text(stmt, 1, name);
-    int changes = 0;
-    s = run(tx, stmt, "remove a user", &changes, err);
-    if (s == RD_OK && changes == 0)
-        return rd_error_set(err, RD_E_NOT_FOUND, "user %s does not exist", name);
-    return s;
-}
-
-static rd_status read_user(sqlite3_stmt *stmt, rd_store_user *u, rd_error *err)
-{
-    int o = 0;
-    u->name = col_dup(stmt, 0, &o);
-    u->admin = sqlite3_column_int(stmt, 1);
-    u->created_at = sqlite3_column_int64(stmt, 2);
-    if (o || !u->name) {
-        rd_store_user_clear(u);
-        return oom(err);
-    }
-    return RD_OK;
-}
-
-static rd_status sq_user_get(rd_store_tx *tx, const char *name, rd_store_user *out, rd_error *err)
-{
-    sqlite3_stmt *stmt;
-    rd_status s = prep(tx, "SELECT name, admin, created_at FROM users WHERE name = ?1", &stmt, "read a user", err);
-    if (s != RD_OK)
-        return s;
-    bind_text(stmt, 1, name);
-    int row = 0;
-    s = step(tx, stmt, "read a user", &row, err);
-    rd_store_user u = { 0 };
-    if (s == RD_OK && !row)
-        s = rd_error_set(err, RD_E_NOT_FOUND, "user %s does not exist", name);
-    if (s == RD_OK)
-        s = read_user(stmt, &u, err);
-    sqlite3_finalize(stmt);
-    if (s == RD_OK)
-        *out = u;
-    return s;
-}
-
-static rd_status sq_user_list(rd_store_tx *tx, rd_store_user **out, size_t *n_out, rd_error *err)
-{
-    sqlite3_stmt *stmt;
-    rd_status s = prep(tx, "SELECT name, admin, created_at FROM users ORDER BY name", &stmt, "list users", err);
-    if (s != RD_OK)
-        return s;
-    rd_store_user *arr = NULL;
+    char *arr = NULL;
     size_t n = 0, cap = 0;
     for (;;) {
         int row = 0;
-        s = step(tx, stmt, "list users", &row, err);
+        s = step(tx, stmt, op, &row, err);
         if (s != RD_OK || !row)
             break;
-        if (!grow((void **)&arr, &cap, n, sizeof *arr)) {
+        if (!grow((void **)&arr, &cap, n, elem)) {
             s = oom(err);
             break;
         }
-        if ((s = read_user(stmt, &arr[n], err)) != RD_OK)
+        s = read_row(stmt, arr + n * elem, err);
+        n++; /* a row read in part is cleared below */
+        if (s != RD_OK)
             break;
-        n++;
     }
     sqlite3_finalize(stmt);
     if (s != RD_OK) {
-        rd_store_users_free(arr, n);
+        for (size_t i = 0; clear_row && i < n; i++)
+            clear_row(arr + i * elem);
+        free(arr);
         return s;
     }
     *out = arr;
@@ -508,19 +405,200 @@ static rd_status sq_user_list(rd_store_tx *tx, rd_store_user **out, size_t *n_ou
     return RD_OK;
 }
 
-static rd_status sq_user_count(rd_store_tx *tx, int admins_only, int64_t *n, rd_error *err)
+/* The first row of a query into out (elem bytes, written only on success). RD_E_NOT_FOUND, with err
+ * untouched, when there is none: the caller says what is missing. */
+static rd_status query_one(rd_store_tx *tx, const char *sql, const sq_arg *args, size_t nargs, const char *op,
+                           size_t elem, read_fn read_row, clear_fn clear_row, void *out, rd_error *err)
 {
     sqlite3_stmt *stmt;
-    rd_status s = prep(tx, "SELECT count(*) FROM users WHERE admin = 1 OR ?1 = 0", &stmt, "count users", err);
+    rd_status s = prep(tx, sql, args, nargs, &stmt, op, err);
     if (s != RD_OK)
         return s;
-    sqlite3_bind_int(stmt, 1, admins_only ? 1 : 0);
     int row = 0;
-    s = step(tx, stmt, "count users", &row, err);
-    if (s == RD_OK)
-        *n = row ? sqlite3_column_int64(stmt, 0) : 0;
+    s = step(tx, stmt, op, &row, err);
+    if (s == RD_OK && !row)
+        s = RD_E_NOT_FOUND;
+    void *tmp = NULL;
+    if (s == RD_OK && !(tmp = calloc(1, elem)))
+        s = oom(err);
+    if (s == RD_OK) {
+        s = read_row(stmt, tmp, err);
+        if (s == RD_OK)
+            memcpy(out, tmp, elem);
+        else if (clear_row)
+            clear_row(tmp);
+    }
+    free(tmp);
     sqlite3_finalize(stmt);
     return s;
+}
+
+/* A text column, strdup'd; NULL for SQL NULL. Sets *oom_flag when strdup fails. */
+static char *col_dup(sqlite3_stmt *stmt, int i, int *oom_flag)
+{
+    if (sqlite3_column_type(stmt, i) == SQLITE_NULL)
+        return NULL;
+    const unsigned char *t = sqlite3_column_text(stmt, i);
+    char *s = strdup(t ? (const char *)t : "");
+    if (!s)
+        *oom_flag = 1;
+    return s;
+}
+
+/* A blob column, copied (never NULL on success). */
+static unsigned char *col_blob(sqlite3_stmt *stmt, int i, size_t *len)
+{
+    size_t n = (size_t)sqlite3_column_bytes(stmt, i);
+    unsigned char *copy = malloc(n ? n : 1);
+    if (copy && n)
+        memcpy(copy, sqlite3_column_blob(stmt, i), n);
+    *len = n;
+    return copy;
+}
+
+static rd_env col_env(sqlite3_stmt *stmt, int i)
+{
+    return rd_env_parse((const char *)sqlite3_column_text(stmt, i));
+}
+
+typedef struct blob_row {
+    unsigned char *b;
+    size_t n;
+} blob_row;
+
+static rd_status read_blob(sqlite3_stmt *stmt, void *row, rd_error *err)
+{
+    blob_row *r = row;
+    r->b = col_blob(stmt, 0, &r->n);
+    return r->b ? RD_OK : oom(err);
+}
+
+static rd_status read_int(sqlite3_stmt *stmt, void *row, rd_error *err)
+{
+    (void)err;
+    *(int64_t *)row = sqlite3_column_int64(stmt, 0);
+    return RD_OK;
+}
+
+/* The first column of the first row as an integer; RD_E_NOT_FOUND (err untouched) for no row. */
+static rd_status query_int(rd_store_tx *tx, const char *sql, const sq_arg *args, size_t nargs, const char *op,
+                           int64_t *v, rd_error *err)
+{
+    return query_one(tx, sql, args, nargs, op, sizeof *v, read_int, NULL, v, err);
+}
+
+/* 1 in *found when the query returns a row. */
+static rd_status query_exists(rd_store_tx *tx, const char *sql, const sq_arg *args, size_t nargs, const char *op,
+                              int *found, rd_error *err)
+{
+    int64_t v = 0;
+    rd_status s = query_int(tx, sql, args, nargs, op, &v, err);
+    *found = s == RD_OK;
+    return s == RD_E_NOT_FOUND ? RD_OK : s;
+}
+
+static rd_status id_of(rd_store_tx *tx, const char *table, const char *what, const char *name, int64_t *id,
+                       rd_error *err)
+{
+    char sql[64];
+    snprintf(sql, sizeof sql, "SELECT id FROM %s WHERE name = ?1", table);
+    rd_status s = query_int(tx, sql, ARGS(A_T(name)), "look up a name", id, err);
+    if (s == RD_E_NOT_FOUND)
+        return rd_error_set(err, RD_E_NOT_FOUND, "%s %s does not exist", what, name);
+    return s;
+}
+
+static rd_status project_id(rd_store_tx *tx, const char *name, int64_t *id, rd_error *err)
+{
+    return id_of(tx, "projects", "project", name, id, err);
+}
+
+static rd_status user_id(rd_store_tx *tx, const char *name, int64_t *id, rd_error *err)
+{
+    return id_of(tx, "users", "user", name, id, err);
+}
+
+/* The ids of a user and a project, both of which must exist. */
+static rd_status member_ids(rd_store_tx *tx, const char *user, const char *project, int64_t *uid, int64_t *pid,
+                            rd_error *err)
+{
+    rd_status s = user_id(tx, user, uid, err);
+    return s == RD_OK ? project_id(tx, project, pid, err) : s;
+}
+
+/* ---- meta -------------------------------------------------------------------------------------------- */
+
+static rd_status sq_meta_get(rd_store_tx *tx, const char *key, unsigned char **value, size_t *len, rd_error *err)
+{
+    blob_row r;
+    rd_status s = query_one(tx, "SELECT value FROM meta WHERE key = ?1", ARGS(A_T(key)), "read the store's settings",
+                            sizeof r, read_blob, NULL, &r, err);
+    if (s == RD_OK) {
+        *value = r.b;
+        *len = r.n;
+    }
+    return s;
+}
+
+static rd_status sq_meta_set(rd_store_tx *tx, const char *key, const void *value, size_t len, rd_error *err)
+{
+    return exec_sql(tx,
+                    "INSERT INTO meta (key, value) VALUES (?1, ?2)"
+                    " ON CONFLICT (key) DO UPDATE SET value = excluded.value",
+                    ARGS(A_T(key), A_B(value, len)), "write the store's settings", NULL, err);
+}
+
+/* ---- users and tokens -------------------------------------------------------------------------------- */
+
+static rd_status sq_user_insert(rd_store_tx *tx, const char *name, int admin, int64_t now, rd_error *err)
+{
+    return exec_sql(tx, "INSERT INTO users (name, admin, created_at) VALUES (?1, ?2, ?3)",
+                    ARGS(A_T(name), A_I(admin), A_I(now)), "add a user", NULL, err);
+}
+
+static rd_status sq_user_delete(rd_store_tx *tx, const char *name, rd_error *err)
+{
+    int changes = 0;
+    rd_status s = exec_sql(tx, "DELETE FROM users WHERE name = ?1", ARGS(A_T(name)), "remove a user", &changes, err);
+    if (s == RD_OK && changes == 0)
+        return rd_error_set(err, RD_E_NOT_FOUND, "user %s does not exist", name);
+    return s;
+}
+
+static rd_status read_user(sqlite3_stmt *stmt, void *row, rd_error *err)
+{
+    rd_store_user *u = row;
+    int o = 0;
+    u->name = col_dup(stmt, 0, &o);
+    u->admin = sqlite3_column_int(stmt, 1);
+    u->created_at = sqlite3_column_int64(stmt, 2);
+    return o || !u->name ? oom(err) : RD_OK;
+}
+
+static void clear_user(void *row)
+{
+    rd_store_user_clear(row);
+}
+
+static rd_status sq_user_get(rd_store_tx *tx, const char *name, rd_store_user *out, rd_error *err)
+{
+    rd_status s = query_one(tx, "SELECT name, admin, created_at FROM users WHERE name = ?1", ARGS(A_T(name)),
+                            "read a user", sizeof *out, read_user, clear_user, out, err);
+    if (s == RD_E_NOT_FOUND)
+        return rd_error_set(err, RD_E_NOT_FOUND, "user %s does not exist", name);
+    return s;
+}
+
+static rd_status sq_user_list(rd_store_tx *tx, rd_store_user **out, size_t *n_out, rd_error *err)
+{
+    return query_rows(tx, "SELECT name, admin, created_at FROM users ORDER BY name", NULL, 0, "list users",
+                      sizeof **out, read_user, clear_user, (void **)out, n_out, err);
+}
+
+static rd_status sq_user_count(rd_store_tx *tx, int admins_only, int64_t *n, rd_error *err)
+{
+    return query_int(tx, "SELECT count(*) FROM users WHERE admin = 1 OR ?1 = 0", ARGS(A_I(admins_only ? 1 : 0)),
+                     "count users", n, err);
 }
 
 static rd_status sq_token_insert(rd_store_tx *tx, const char *user, const char *name, const char *hash,
@@ -528,34 +606,20 @@ static rd_status sq_token_insert(rd_store_tx *tx, const char *user, const char *
 {
     int64_t uid = 0;
     rd_status s = user_id(tx, user, &uid, err);
-    sqlite3_stmt *stmt;
     if (s == RD_OK)
-        s = prep(tx, "INSERT INTO tokens (hash, user_id, name, created_at) VALUES (?1, ?2, ?3, ?4)", &stmt,
-                 "create a token", err);
-    if (s != RD_OK)
-        return s;
-    bind_text(stmt, 1, hash);
-    sqlite3_bind_int64(stmt, 2, uid);
-    bind_text(stmt, 3, name);
-    sqlite3_bind_int64(stmt, 4, now);
-    return run(tx, stmt, "create a token", NULL, err);
+        s = exec_sql(tx, "INSERT INTO tokens (hash, user_id, name, created_at) VALUES (?1, ?2, ?3, ?4)",
+                     ARGS(A_T(hash), A_I(uid), A_T(name), A_I(now)), "create a token", NULL, err);
+    return s;
 }
 
 static rd_status sq_token_revoke(rd_store_tx *tx, const char *user, const char *name, int64_t now, rd_error *err)
 {
     int64_t uid = 0;
-    rd_status s = user_id(tx, user, &uid, err);
-    sqlite3_stmt *stmt;
-    if (s == RD_OK)
-        s = prep(tx, "UPDATE tokens SET revoked_at = ?3 WHERE user_id = ?1 AND name = ?2 AND revoked_at IS NULL",
-                 &stmt, "revoke a token", err);
-    if (s != RD_OK)
-        return s;
-    sqlite3_bind_int64(stmt, 1, uid);
-    bind_text(stmt, 2, name);
-    sqlite3_bind_int64(stmt, 3, now);
     int changes = 0;
-    s = run(tx, stmt, "revoke a token", &changes, err);
+    rd_status s = user_id(tx, user, &uid, err);
+    if (s == RD_OK)
+        s = exec_sql(tx, "UPDATE tokens SET revoked_at = ?3 WHERE user_id = ?1 AND name = ?2 AND revoked_at IS NULL",
+                     ARGS(A_I(uid), A_T(name), A_I(now)), "revoke a token", &changes, err);
     if (s == RD_OK && changes == 0)
         return rd_error_set(err, RD_E_NOT_FOUND, "user %s has no live token named %s", user, name);
     return s;
@@ -563,44 +627,19 @@ static rd_status sq_token_revoke(rd_store_tx *tx, const char *user, const char *
 
 static rd_status sq_token_user(rd_store_tx *tx, const char *hash, rd_store_user *out, rd_error *err)
 {
-    sqlite3_stmt *stmt;
-    rd_status s = prep(tx,
-                       "SELECT u.name, u.admin, u.created_at FROM tokens t JOIN users u ON u.id = t.user_id"
-                       " WHERE t.hash = ?1 AND t.revoked_at IS NULL",
-                       &stmt, "check a token", err);
-    if (s != RD_OK)
-        return s;
-    bind_text(stmt, 1, hash);
-    int row = 0;
-    s = step(tx, stmt, "check a token", &row, err);
-    rd_store_user u = { 0 };
-    if (s == RD_OK && !row)
-        s = RD_E_NOT_FOUND;
-    if (s == RD_OK)
-        s = read_user(stmt, &u, err);
-    sqlite3_finalize(stmt);
-    if (s == RD_OK)
-        *out = u;
-    return s;
+    return query_one(tx,
+                     "SELECT u.name, u.admin, u.created_at FROM tokens t JOIN users u ON u.id = t.user_id"
+                     " WHERE t.hash = ?1 AND t.revoked_at IS NULL",
+                     ARGS(A_T(hash)), "check a token", sizeof *out, read_user, clear_user, out, err);
 }
 
 static rd_status sq_token_live(rd_store_tx *tx, const char *user, const char *name, int *live, rd_error *err)
 {
     int64_t uid = 0;
     rd_status s = user_id(tx, user, &uid, err);
-    sqlite3_stmt *stmt;
     if (s == RD_OK)
-        s = prep(tx, "SELECT 1 FROM tokens WHERE user_id = ?1 AND name = ?2 AND revoked_at IS NULL", &stmt,
-                 "read tokens", err);
-    if (s != RD_OK)
-        return s;
-    sqlite3_bind_int64(stmt, 1, uid);
-    bind_text(stmt, 2, name);
-    int row = 0;
-    s = step(tx, stmt, "read tokens", &row, err);
-    sqlite3_finalize(stmt);
-    if (s == RD_OK)
-        *live = row;
+        s = query_exists(tx, "SELECT 1 FROM tokens WHERE user_id = ?1 AND name = ?2 AND revoked_at IS NULL",
+                         ARGS(A_I(uid), A_T(name)), "read tokens", live, err);
     return s;
 }
 
@@ -608,241 +647,174 @@ static rd_status sq_token_live(rd_store_tx *tx, const char *user, const char *na
 
 static rd_status sq_project_insert(rd_store_tx *tx, const char *name, int64_t now, rd_error *err)
 {
-    sqlite3_stmt *stmt;
-    rd_status s = prep(tx, "INSERT INTO projects (name, created_at) VALUES (?1, ?2)", &stmt, "create a project",
-                       err);
-    if (s != RD_OK)
-        return s;
-    bind_text(stmt, 1, name);
-    sqlite3_bind_int64(stmt, 2, now);
-    return run(tx, stmt, "create a project", NULL, err);
+    return exec_sql(tx, "INSERT INTO projects (name, created_at) VALUES (?1, ?2)", ARGS(A_T(name), A_I(now)),
+                    "create a project", NULL, err);
 }
 
-static rd_status read_project(sqlite3_stmt *stmt, rd_store_project *p, rd_error *err)
+static rd_status read_project(sqlite3_stmt *stmt, void *row, rd_error *err)
 {
+    rd_store_project *p = row;
     int o = 0;
     p->name = col_dup(stmt, 0, &o);
     p->created_at = sqlite3_column_int64(stmt, 1);
-    if (o || !p->name) {
-        free(p->name);
-        p->name = NULL;
-        return oom(err);
-    }
-    return RD_OK;
+    return o || !p->name ? oom(err) : RD_OK;
+}
+
+static void clear_project(void *row)
+{
+    rd_store_project *p = row;
+    free(p->name);
+    p->name = NULL;
 }
 
 static rd_status sq_project_get(rd_store_tx *tx, const char *name, rd_store_project *out, rd_error *err)
 {
-    sqlite3_stmt *stmt;
-    rd_status s = prep(tx, "SELECT name, created_at FROM projects WHERE name = ?1", &stmt, "read a project", err);
-    if (s != RD_OK)
-        return s;
-    bind_text(stmt, 1, name);
-    int row = 0;
-    s = step(tx, stmt, "read a project", &row, err);
-    rd_store_project p = { 0 };
-    if (s == RD_OK && !row)
-        s = rd_error_set(err, RD_E_NOT_FOUND, "project %s does not exist", name);
-    if (s == RD_OK)
-        s = read_project(stmt, &p, err);
-    sqlite3_finalize(stmt);
-    if (s == RD_OK)
-        *out = p;
+    rd_status s = query_one(tx, "SELECT name, created_at FROM projects WHERE name = ?1", ARGS(A_T(name)),
+                            "read a project", sizeof *out, read_project, clear_project, out, err);
+    if (s == RD_E_NOT_FOUND)
+        return rd_error_set(err, RD_E_NOT_FOUND, "project %s does not exist", name);
     return s;
 }
 
 static rd_status sq_project_list(rd_store_tx *tx, rd_store_project **out, size_t *n_out, rd_error *err)
 {
-    sqlite3_stmt *stmt;
-    rd_status s = prep(tx, "SELECT name, created_at FROM projects ORDER BY name", &stmt, "list projects", err);
-    if (s != RD_OK)
-        return s;
-    rd_store_project *arr = NULL;
-    size_t n = 0, cap = 0;
-    for (;;) {
-        int row = 0;
-        s = step(tx, stmt, "list projects", &row, err);
-        if (s != RD_OK || !row)
-            break;
-        if (!grow((void **)&arr, &cap, n, sizeof *arr)) {
-            s = oom(err);
-            break;
-        }
-        if ((s = read_project(stmt, &arr[n], err)) != RD_OK)
-            break;
-        n++;
-    }
-    sqlite3_finalize(stmt);
-    if (s != RD_OK) {
-        rd_store_projects_free(arr, n);
-        return s;
-    }
-    *out = arr;
-    *n_out = n;
-    return RD_OK;
+    return query_rows(tx, "SELECT name, created_at FROM projects ORDER BY name", NULL, 0, "list projects",
+                      sizeof **out, read_project, clear_project, (void **)out, n_out, err);
 }
 
 static rd_status sq_role_set(rd_store_tx *tx, const char *user, const char *project, rd_role role, int prod_access,
                              rd_error *err)
 {
     int64_t uid = 0, pid = 0;
-    rd_status s = user_id(tx, user, &uid, err);
+    rd_status s = member_ids(tx, user, project, &uid, &pid, err);
     if (s == RD_OK)
-        s = project_id(tx, project, &pid, err);
-    sqlite3_stmt *stmt;
-    if (s == RD_OK)
-        s = prep(tx,
-                 "INSERT INTO memberships (user_id, project_id, role, prod_access) VALUES (?1, ?2, ?3, ?4)"
-                 " ON CONFLICT (user_id, project_id) DO UPDATE SET role = excluded.role,"
-                 " prod_access = excluded.prod_access",
-                 &stmt, "grant a role", err);
-    if (s != RD_OK)
-        return s;
-    sqlite3_bind_int64(stmt, 1, uid);
-    sqlite3_bind_int64(stmt, 2, pid);
-    bind_text(stmt, 3, rd_role_name(role));
-    sqlite3_bind_int(stmt, 4, prod_access);
-    return run(tx, stmt, "grant a role", NULL, err);
+        s = exec_sql(tx,
+                     "INSERT INTO memberships (user_id, project_id, role, prod_access) VALUES (?1, ?2, ?3, ?4)"
+                     " ON CONFLICT (user_id, project_id) DO UPDATE SET role = excluded.role,"
+                     " prod_access = excluded.prod_access",
+                     ARGS(A_I(uid), A_I(pid), A_T(rd_role_name(role)), A_I(prod_access)), "grant a role", NULL, err);
+    return s;
+}
+
+typedef struct role_row {
+    rd_role role;
+    int prod;
+} role_row;
+
+static rd_status read_role(sqlite3_stmt *stmt, void *row, rd_error *err)
+{
+    (void)err;
+    role_row *r = row;
+    r->role = rd_role_parse((const char *)sqlite3_column_text(stmt, 0));
+    r->prod = sqlite3_column_int(stmt, 1) ? 1 : 0;
+    return RD_OK;
+}
+
+static rd_status not_member(const char *user, const char *project, rd_error *err)
+{
+    return rd_error_set(err, RD_E_NOT_FOUND, "user %s is not a member of project %s", user, project);
 }
 
 static rd_status sq_role_get(rd_store_tx *tx, const char *user, const char *project, rd_role *role,
                              int *prod_access, rd_error *err)
 {
     int64_t uid = 0, pid = 0;
-    rd_status s = user_id(tx, user, &uid, err);
+    role_row r;
+    rd_status s = member_ids(tx, user, project, &uid, &pid, err);
     if (s == RD_OK)
-        s = project_id(tx, project, &pid, err);
-    sqlite3_stmt *stmt;
-    if (s == RD_OK)
-        s = prep(tx, "SELECT role, prod_access FROM memberships WHERE user_id = ?1 AND project_id = ?2", &stmt,
-                 "read a role", err);
-    if (s != RD_OK)
-        return s;
-    sqlite3_bind_int64(stmt, 1, uid);
-    sqlite3_bind_int64(stmt, 2, pid);
-    int row = 0;
-    s = step(tx, stmt, "read a role", &row, err);
-    if (s == RD_OK && !row)
-        s = rd_error_set(err, RD_E_NOT_FOUND, "user %s is not a member of project %s", user, project);
+        s = query_one(tx, "SELECT role, prod_access FROM memberships WHERE user_id = ?1 AND project_id = ?2",
+                      ARGS(A_I(uid), A_I(pid)), "read a role", sizeof r, read_role, NULL, &r, err);
+    if (s == RD_E_NOT_FOUND && uid && pid)
+        return not_member(user, project, err);
     if (s == RD_OK) {
-        *role = rd_role_parse((const char *)sqlite3_column_text(stmt, 0));
-        *prod_access = sqlite3_column_int(stmt, 1) ? 1 : 0;
+        *role = r.role;
+        *prod_access = r.prod;
     }
-    sqlite3_finalize(stmt);
     return s;
 }
 
 static rd_status sq_role_delete(rd_store_tx *tx, const char *user, const char *project, rd_error *err)
 {
     int64_t uid = 0, pid = 0;
-    rd_status s = user_id(tx, user, &uid, err);
-    if (s == RD_OK)
-        s = project_id(tx, project, &pid, err);
-    sqlite3_stmt *stmt;
-    if (s == RD_OK)
-        s = prep(tx, "DELETE FROM memberships WHERE user_id = ?1 AND project_id = ?2", &stmt, "revoke a role", err);
-    if (s != RD_OK)
-        return s;
-    sqlite3_bind_int64(stmt, 1, uid);
-    sqlite3_bind_int64(stmt, 2, pid);
     int changes = 0;
-    s = run(tx, stmt, "revoke a role", &changes, err);
+    rd_status s = member_ids(tx, user, project, &uid, &pid, err);
+    if (s == RD_OK)
+        s = exec_sql(tx, "DELETE FROM memberships WHERE user_id = ?1 AND project_id = ?2", ARGS(A_I(uid), A_I(pid)),
+                     "revoke a role", &changes, err);
     if (s == RD_OK && changes == 0)
-        return rd_error_set(err, RD_E_NOT_FOUND, "user %s is not a member of project %s", user, project);
+        return not_member(user, project, err);
     return s;
 }
 
 /* ---- deployments ------------------------------------------------------------------------------------- */
 
-static rd_status sq_deploy_insert(rd_store_tx *tx, const char *project, const char *created_by, int64_t now,
-                                  const char *archive_path, const char *archive_sha256, int64_t *version,
-                                  rd_error *err)
+typedef struct version_row {
+    int64_t pid, version;
+} version_row;
+
+static rd_status read_version(sqlite3_stmt *stmt, void *row, rd_error *err)
 {
-    sqlite3_stmt *stmt;
+    (void)err;
+    version_row *r = row;
+    r->pid = sqlite3_column_int64(stmt, 0);
+    r->version = sqlite3_column_int64(stmt, 1);
+    return RD_OK;
+}
+
+static rd_status sq_deploy_insert(rd_store_tx *tx, const char *project, rd_env env, const char *created_by,
+                                  int64_t now, const char *archive_path, const char *archive_sha256,
+                                  int64_t *version, rd_error *err)
+{
+    version_row r;
     /* the counter, and never below what is recorded (a restored or hand-edited file) */
-    rd_status s = prep(tx,
-                       "SELECT p.id, max(p.next_version,"
-                       " coalesce((SELECT max(d.version) + 1 FROM deployments d WHERE d.project_id = p.id), 1))"
-                       " FROM projects p WHERE p.name = ?1",
-                       &stmt, "allocate a version", err);
-    if (s != RD_OK)
-        return s;
-    bind_text(stmt, 1, project);
-    int row = 0;
-    int64_t pid = 0, v = 0;
-    s = step(tx, stmt, "allocate a version", &row, err);
-    if (s == RD_OK && !row)
-        s = rd_error_set(err, RD_E_NOT_FOUND, "project %s does not exist", project);
-    if (s == RD_OK) {
-        pid = sqlite3_column_int64(stmt, 0);
-        v = sqlite3_column_int64(stmt, 1);
-    }
-    sqlite3_finalize(stmt);
+    rd_status s = query_one(tx,
+                            "SELECT p.id, max(p.next_version,"
+                            " coalesce((SELECT max(d.version) + 1 FROM deployments d WHERE d.project_id = p.id), 1))"
+                            " FROM projects p WHERE p.name = ?1",
+                            ARGS(A_T(project)), "allocate a version", sizeof r, read_version, NULL, &r, err);
+    if (s == RD_E_NOT_FOUND)
+        return rd_error_set(err, RD_E_NOT_FOUND, "project %s does not exist", project);
     if (s == RD_OK)
-        s = prep(tx, "UPDATE projects SET next_version = ?2 WHERE id = ?1", &stmt, "allocate a version", err);
-    if (s != RD_OK)
-        return s;
-    sqlite3_bind_int64(stmt, 1, pid);
-    sqlite3_bind_int64(stmt, 2, v + 1);
-    s = run(tx, stmt, "allocate a version", NULL, err);
+        s = exec_sql(tx, "UPDATE projects SET next_version = ?2 WHERE id = ?1", ARGS(A_I(r.pid), A_I(r.version + 1)),
+                     "allocate a version", NULL, err);
     if (s == RD_OK)
-        s = prep(tx,
-                 "INSERT INTO deployments (project_id, version, created_by, created_at, active, archive_path,"
-                 " archive_sha256) VALUES (?1, ?2, ?3, ?4, 0, ?5, ?6)",
-                 &stmt, "record a deployment", err);
-    if (s != RD_OK)
-        return s;
-    sqlite3_bind_int64(stmt, 1, pid);
-    sqlite3_bind_int64(stmt, 2, v);
-    bind_text(stmt, 3, created_by);
-    sqlite3_bind_int64(stmt, 4, now);
-    bind_text(stmt, 5, archive_path);
-    bind_text(stmt, 6, archive_sha256);
-    s = run(tx, stmt, "record a deployment", NULL, err);
+        s = exec_sql(tx,
+                     "INSERT INTO deployments (project_id, version, created_by, created_at, active, archive_path,"
+                     " archive_sha256, environment) VALUES (?1, ?2, ?3, ?4, 0, ?5, ?6, ?7)",
+                     ARGS(A_I(r.pid), A_I(r.version), A_T(created_by), A_I(now), A_T(archive_path),
+                          A_T(archive_sha256), A_T(env == RD_ENV_NONE ? NULL : rd_env_name(env))),
+                     "record a deployment", NULL, err);
     if (s == RD_OK)
-        *version = v;
+        *version = r.version;
     return s;
 }
 
 static rd_status sq_deploy_activate(rd_store_tx *tx, const char *project, int64_t version, rd_error *err)
 {
     int64_t pid = 0;
+    int found = 0;
     rd_status s = project_id(tx, project, &pid, err);
-    sqlite3_stmt *stmt;
     if (s == RD_OK)
-        s = prep(tx, "SELECT 1 FROM deployments WHERE project_id = ?1 AND version = ?2", &stmt,
-                 "activate a version", err);
-    if (s != RD_OK)
-        return s;
-    sqlite3_bind_int64(stmt, 1, pid);
-    sqlite3_bind_int64(stmt, 2, version);
-    int row = 0;
-    s = step(tx, stmt, "activate a version", &row, err);
-    sqlite3_finalize(stmt);
-    if (s == RD_OK && !row)
+        s = query_exists(tx, "SELECT 1 FROM deployments WHERE project_id = ?1 AND version = ?2",
+                         ARGS(A_I(pid), A_I(version)), "activate a version", &found, err);
+    if (s == RD_OK && !found)
         return rd_error_set(err, RD_E_NOT_FOUND, "project %s has no version %lld: see the list of deployments",
                             project, (long long)version);
     if (s == RD_OK)
-        s = prep(tx, "UPDATE deployments SET active = 0 WHERE project_id = ?1 AND active = 1", &stmt,
-                 "activate a version", err);
-    if (s != RD_OK)
-        return s;
-    sqlite3_bind_int64(stmt, 1, pid);
-    s = run(tx, stmt, "activate a version", NULL, err);
+        s = exec_sql(tx, "UPDATE deployments SET active = 0 WHERE project_id = ?1 AND active = 1", ARGS(A_I(pid)),
+                     "activate a version", NULL, err);
     if (s == RD_OK)
-        s = prep(tx, "UPDATE deployments SET active = 1 WHERE project_id = ?1 AND version = ?2", &stmt,
-                 "activate a version", err);
-    if (s != RD_OK)
-        return s;
-    sqlite3_bind_int64(stmt, 1, pid);
-    sqlite3_bind_int64(stmt, 2, version);
-    return run(tx, stmt, "activate a version", NULL, err);
+        s = exec_sql(tx, "UPDATE deployments SET active = 1 WHERE project_id = ?1 AND version = ?2",
+                     ARGS(A_I(pid), A_I(version)), "activate a version", NULL, err);
+    return s;
 }
 
-#define DEPLOY_COLUMNS "d.version, d.created_by, d.created_at, d.active, d.archive_path, d.archive_sha256"
+#define DEPLOY_COLUMNS \
+    "d.version, d.created_by, d.created_at, d.active, d.archive_path, d.archive_sha256, d.environment"
 
-static rd_status read_deployment(sqlite3_stmt *stmt, rd_store_deployment *d, rd_error *err)
+static rd_status read_deployment(sqlite3_stmt *stmt, void *row, rd_error *err)
 {
+    rd_store_deployment *d = row;
     int o = 0;
     d->version = sqlite3_column_int64(stmt, 0);
     d->created_by = col_dup(stmt, 1, &o);
@@ -850,11 +822,13 @@ static rd_status read_deployment(sqlite3_stmt *stmt, rd_store_deployment *d, rd_
     d->active = sqlite3_column_int(stmt, 3);
     d->archive_path = col_dup(stmt, 4, &o);
     d->archive_sha256 = col_dup(stmt, 5, &o);
-    if (o) {
-        rd_store_deployment_clear(d);
-        return oom(err);
-    }
-    return RD_OK;
+    d->environment = col_env(stmt, 6);
+    return o ? oom(err) : RD_OK;
+}
+
+static void clear_deployment(void *row)
+{
+    rd_store_deployment_clear(row);
 }
 
 static rd_status sq_deploy_list(rd_store_tx *tx, const char *project, rd_store_deployment **out, size_t *n_out,
@@ -862,63 +836,32 @@ static rd_status sq_deploy_list(rd_store_tx *tx, const char *project, rd_store_d
 {
     int64_t pid = 0;
     rd_status s = project_id(tx, project, &pid, err);
-    sqlite3_stmt *stmt;
     if (s == RD_OK)
-        s = prep(tx, "SELECT " DEPLOY_COLUMNS " FROM deployments d WHERE d.project_id = ?1 ORDER BY d.version DESC",
-                 &stmt, "list deployments", err);
-    if (s != RD_OK)
-        return s;
-    sqlite3_bind_int64(stmt, 1, pid);
-    rd_store_deployment *arr = NULL;
-    size_t n = 0, cap = 0;
-    for (;;) {
-        int row = 0;
-        s = step(tx, stmt, "list deployments", &row, err);
-        if (s != RD_OK || !row)
-            break;
-        if (!grow((void **)&arr, &cap, n, sizeof *arr)) {
-            s = oom(err);
-            break;
-        }
-        if ((s = read_deployment(stmt, &arr[n], err)) != RD_OK)
-            break;
-        n++;
-    }
-    sqlite3_finalize(stmt);
-    if (s != RD_OK) {
-        rd_store_deployments_free(arr, n);
-        return s;
-    }
-    *out = arr;
-    *n_out = n;
-    return RD_OK;
+        s = query_rows(tx, "SELECT " DEPLOY_COLUMNS " FROM deployments d WHERE d.project_id = ?1 ORDER BY d.version DESC",
+                       ARGS(A_I(pid)), "list deployments", sizeof **out, read_deployment, clear_deployment,
+                       (void **)out, n_out, err);
+    return s;
 }
 
 static rd_status sq_deploy_active(rd_store_tx *tx, const char *project, rd_store_deployment *out, rd_error *err)
 {
     int64_t pid = 0;
     rd_status s = project_id(tx, project, &pid, err);
-    sqlite3_stmt *stmt;
     if (s == RD_OK)
-        s = prep(tx, "SELECT " DEPLOY_COLUMNS " FROM deployments d WHERE d.project_id = ?1 AND d.active = 1", &stmt,
-                 "read the active deployment", err);
-    if (s != RD_OK)
-        return s;
-    sqlite3_bind_int64(stmt, 1, pid);
-    int row = 0;
-    rd_store_deployment d = { 0 };
-    s = step(tx, stmt, "read the active deployment", &row, err);
-    if (s == RD_OK && !row)
-        s = rd_error_set(err, RD_E_NOT_FOUND, "project %s has no active deployment: deploy it first", project);
-    if (s == RD_OK)
-        s = read_deployment(stmt, &d, err);
-    sqlite3_finalize(stmt);
-    if (s == RD_OK)
-        *out = d;
+        s = query_one(tx, "SELECT " DEPLOY_COLUMNS " FROM deployments d WHERE d.project_id = ?1 AND d.active = 1",
+                      ARGS(A_I(pid)), "read the active deployment", sizeof *out, read_deployment, clear_deployment,
+                      out, err);
+    if (s == RD_E_NOT_FOUND && pid)
+        return rd_error_set(err, RD_E_NOT_FOUND, "project %s has no active deployment: deploy it first", project);
     return s;
 }
 
 /* ---- variables --------------------------------------------------------------------------------------- */
+
+static rd_status no_variable(const char *project, rd_env env, const char *name, rd_error *err)
+{
+    return rd_error_set(err, RD_E_NOT_FOUND, "project %s has no %s variable %s", project, rd_env_name(env), name);
+}
 
 static rd_status sq_variable_put(rd_store_tx *tx, const char *project, rd_env env, const char *name,
                                  uint32_t key_id, const unsigned char *blob, size_t blob_len,
@@ -926,58 +869,34 @@ static rd_status sq_variable_put(rd_store_tx *tx, const char *project, rd_env en
 {
     int64_t pid = 0;
     rd_status s = project_id(tx, project, &pid, err);
-    sqlite3_stmt *stmt;
     if (s == RD_OK)
-        s = prep(tx,
-                 "INSERT INTO variables (project_id, environment, name, key_id, blob, updated_by, updated_at)"
-                 " VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)"
-                 " ON CONFLICT (project_id, environment, name) DO UPDATE SET key_id = excluded.key_id,"
-                 " blob = excluded.blob, updated_by = excluded.updated_by, updated_at = excluded.updated_at",
-                 &stmt, "set a variable", err);
-    if (s != RD_OK)
-        return s;
-    sqlite3_bind_int64(stmt, 1, pid);
-    bind_text(stmt, 2, rd_env_name(env));
-    bind_text(stmt, 3, name);
-    sqlite3_bind_int64(stmt, 4, key_id);
-    sqlite3_bind_blob(stmt, 5, blob, (int)blob_len, SQLITE_TRANSIENT);
-    bind_text(stmt, 6, updated_by);
-    sqlite3_bind_int64(stmt, 7, now);
-    return run(tx, stmt, "set a variable", NULL, err);
+        s = exec_sql(tx,
+                     "INSERT INTO variables (project_id, environment, name, key_id, blob, updated_by, updated_at)"
+                     " VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)"
+                     " ON CONFLICT (project_id, environment, name) DO UPDATE SET key_id = excluded.key_id,"
+                     " blob = excluded.blob, updated_by = excluded.updated_by, updated_at = excluded.updated_at",
+                     ARGS(A_I(pid), A_T(rd_env_name(env)), A_T(name), A_I(key_id), A_B(blob, blob_len),
+                          A_T(updated_by), A_I(now)),
+                     "set a variable", NULL, err);
+    return s;
 }
 
 static rd_status sq_variable_get(rd_store_tx *tx, const char *project, rd_env env, const char *name,
                                  unsigned char **blob, size_t *blob_len, rd_error *err)
 {
     int64_t pid = 0;
+    blob_row r;
     rd_status s = project_id(tx, project, &pid, err);
-    sqlite3_stmt *stmt;
     if (s == RD_OK)
-        s = prep(tx, "SELECT blob FROM variables WHERE project_id = ?1 AND environment = ?2 AND name = ?3", &stmt,
-                 "read a variable", err);
-    if (s != RD_OK)
-        return s;
-    sqlite3_bind_int64(stmt, 1, pid);
-    bind_text(stmt, 2, rd_env_name(env));
-    bind_text(stmt, 3, name);
-    int row = 0;
-    s = step(tx, stmt, "read a variable", &row, err);
-    if (s == RD_OK && !row)
-        s = rd_error_set(err, RD_E_NOT_FOUND, "project %s has no %s variable %s", project, rd_env_name(env), name);
+        s = query_one(tx, "SELECT blob FROM variables WHERE project_id = ?1 AND environment = ?2 AND name = ?3",
+                      ARGS(A_I(pid), A_T(rd_env_name(env)), A_T(name)), "read a variable", sizeof r, read_blob, NULL,
+                      &r, err);
+    if (s == RD_E_NOT_FOUND && pid)
+        return no_variable(project, env, name, err);
     if (s == RD_OK) {
-        size_t n = (size_t)sqlite3_column_bytes(stmt, 0);
-        const void *b = sqlite3_column_blob(stmt, 0);
-        unsigned char *copy = malloc(n ? n : 1);
-        if (!copy)
-            s = oom(err);
-        else {
-            if (n)
-                memcpy(copy, b, n);
-            *blob = copy;
-            *blob_len = n;
-        }
+        *blob = r.b;
+        *blob_len = r.n;
     }
-    sqlite3_finalize(stmt);
     return s;
 }
 
@@ -985,22 +904,33 @@ static rd_status sq_variable_delete(rd_store_tx *tx, const char *project, rd_env
                                     rd_error *err)
 {
     int64_t pid = 0;
-    rd_status s = project_id(tx, project, &pid, err);
-    sqlite3_stmt *stmt;
-    if (s == RD_OK)
-        s = prep(tx, "DELETE FROM variables WHERE project_id = ?1 AND environment = ?2 AND name = ?3", &stmt,
-                 "delete a variable", err);
-    if (s != RD_OK)
-        return s;
-    sqlite3_bind_int64(stmt, 1, pid);
-    bind_text(stmt, 2, rd_env_name(env));
-    bind_text(stmt, 3, name);
     int changes = 0;
-    s = run(tx, stmt, "delete a variable", &changes, err);
+    rd_status s = project_id(tx, project, &pid, err);
+    if (s == RD_OK)
+        s = exec_sql(tx, "DELETE FROM variables WHERE project_id = ?1 AND environment = ?2 AND name = ?3",
+                     ARGS(A_I(pid), A_T(rd_env_name(env)), A_T(name)), "delete a variable", &changes, err);
     if (s == RD_OK && changes == 0)
-        return rd_error_set(err, RD_E_NOT_FOUND, "project %s has no %s variable %s", project, rd_env_name(env),
-                            name);
+        return no_variable(project, env, name, err);
     return s;
+}
+
+static rd_status read_variable(sqlite3_stmt *stmt, void *row, rd_error *err)
+{
+    rd_store_variable *v = row;
+    int o = 0;
+    v->name = col_dup(stmt, 0, &o);
+    v->environment = col_env(stmt, 1);
+    v->key_id = (uint32_t)sqlite3_column_int64(stmt, 2);
+    v->updated_by = col_dup(stmt, 3, &o);
+    v->updated_at = sqlite3_column_int64(stmt, 4);
+    return o ? oom(err) : RD_OK;
+}
+
+static void clear_variable(void *row)
+{
+    rd_store_variable *v = row;
+    free(v->name);
+    free(v->updated_by);
 }
 
 static rd_status sq_variable_list(rd_store_tx *tx, const char *project, rd_env env, rd_store_variable **out,
@@ -1008,95 +938,59 @@ static rd_status sq_variable_list(rd_store_tx *tx, const char *project, rd_env e
 {
     int64_t pid = 0;
     rd_status s = project_id(tx, project, &pid, err);
-    sqlite3_stmt *stmt;
     if (s == RD_OK)
-        s = prep(tx,
-                 "SELECT name, environment, key_id, updated_by, updated_at FROM variables"
-                 " WHERE project_id = ?1 AND (?2 IS NULL OR environment = ?2) ORDER BY environment, name",
-                 &stmt, "list variables", err);
-    if (s != RD_OK)
-        return s;
-    sqlite3_bind_int64(stmt, 1, pid);
-    bind_text(stmt, 2, env == RD_ENV_NONE ? NULL : rd_env_name(env));
-    rd_store_variable *arr = NULL;
-    size_t n = 0, cap = 0;
-    for (;;) {
-        int row = 0;
-        s = step(tx, stmt, "list variables", &row, err);
-        if (s != RD_OK || !row)
-            break;
-        if (!grow((void **)&arr, &cap, n, sizeof *arr)) {
-            s = oom(err);
-            break;
-        }
-        int o = 0;
-        rd_store_variable *v = &arr[n++];
-        v->name = col_dup(stmt, 0, &o);
-        v->environment = rd_env_parse((const char *)sqlite3_column_text(stmt, 1));
-        v->key_id = (uint32_t)sqlite3_column_int64(stmt, 2);
-        v->updated_by = col_dup(stmt, 3, &o);
-        v->updated_at = sqlite3_column_int64(stmt, 4);
-        if (o) {
-            s = oom(err);
-            break;
-        }
-    }
-    sqlite3_finalize(stmt);
-    if (s != RD_OK) {
-        rd_store_variables_free(arr, n);
-        return s;
-    }
-    *out = arr;
-    *n_out = n;
-    return RD_OK;
+        s = query_rows(tx,
+                       "SELECT name, environment, key_id, updated_by, updated_at FROM variables"
+                       " WHERE project_id = ?1 AND (?2 IS NULL OR environment = ?2) ORDER BY environment, name",
+                       ARGS(A_I(pid), A_T(env == RD_ENV_NONE ? NULL : rd_env_name(env))), "list variables",
+                       sizeof **out, read_variable, clear_variable, (void **)out, n_out, err);
+    return s;
+}
+
+#define SEALED_COLUMNS "p.name, v.environment, v.name, v.key_id, v.blob"
+
+static rd_status read_sealed(sqlite3_stmt *stmt, void *row, rd_error *err)
+{
+    rd_store_sealed *v = row;
+    int o = 0;
+    v->project = col_dup(stmt, 0, &o);
+    v->environment = col_env(stmt, 1);
+    v->name = col_dup(stmt, 2, &o);
+    v->key_id = (uint32_t)sqlite3_column_int64(stmt, 3);
+    v->blob = col_blob(stmt, 4, &v->blob_len);
+    return o || !v->blob ? oom(err) : RD_OK;
+}
+
+static void clear_sealed(void *row)
+{
+    rd_store_sealed *v = row;
+    free(v->project);
+    free(v->name);
+    free(v->blob);
+}
+
+static rd_status sq_variable_values(rd_store_tx *tx, const char *project, rd_env env, int with_shared,
+                                    rd_store_sealed **out, size_t *n_out, rd_error *err)
+{
+    int64_t pid = 0;
+    rd_status s = project_id(tx, project, &pid, err);
+    if (s == RD_OK)
+        s = query_rows(tx,
+                       "SELECT " SEALED_COLUMNS " FROM variables v JOIN projects p ON p.id = v.project_id"
+                       " WHERE v.project_id = ?1 AND v.environment IN (?2, ?3) ORDER BY v.environment, v.name",
+                       ARGS(A_I(pid), A_T(rd_env_name(env)), A_T(with_shared ? "shared" : rd_env_name(env))),
+                       "read variables", sizeof **out, read_sealed, clear_sealed, (void **)out, n_out, err);
+    return s;
 }
 
 static rd_status sq_variable_sealed_other(rd_store_tx *tx, uint32_t key_id, rd_store_sealed **out, size_t *n_out,
                                           rd_error *err)
 {
-    sqlite3_stmt *stmt;
-    rd_status s = prep(tx,
-                       "SELECT p.name, v.environment, v.name, v.key_id, v.blob FROM variables v"
-                       " JOIN projects p ON p.id = v.project_id WHERE v.key_id <> ?1"
-                       " ORDER BY p.name, v.environment, v.name",
-                       &stmt, "read variables to re-encrypt", err);
-    if (s != RD_OK)
-        return s;
-    sqlite3_bind_int64(stmt, 1, key_id);
-    rd_store_sealed *arr = NULL;
-    size_t n = 0, cap = 0;
-    for (;;) {
-        int row = 0;
-        s = step(tx, stmt, "read variables to re-encrypt", &row, err);
-        if (s != RD_OK || !row)
-            break;
-        if (!grow((void **)&arr, &cap, n, sizeof *arr)) {
-            s = oom(err);
-            break;
-        }
-        int o = 0;
-        rd_store_sealed *v = &arr[n++];
-        v->project = col_dup(stmt, 0, &o);
-        v->environment = rd_env_parse((const char *)sqlite3_column_text(stmt, 1));
-        v->name = col_dup(stmt, 2, &o);
-        v->key_id = (uint32_t)sqlite3_column_int64(stmt, 3);
-        v->blob_len = (size_t)sqlite3_column_bytes(stmt, 4);
-        v->blob = malloc(v->blob_len ? v->blob_len : 1);
-        if (v->blob && v->blob_len)
-            memcpy(v->blob, sqlite3_column_blob(stmt, 4), v->blob_len);
-        if (o || !v->blob) {
-            s = oom(err);
-            break;
-        }
-    }
-    sqlite3_finalize(stmt);
-    if (s != RD_OK) {
-        rd_store_sealed_free(arr, n);
-        return s;
-    }
-    *out = arr;
-    *n_out = n;
-    return RD_OK;
+    return query_rows(tx,
+                      "SELECT " SEALED_COLUMNS " FROM variables v JOIN projects p ON p.id = v.project_id"
+                      " WHERE v.key_id <> ?1 ORDER BY p.name, v.environment, v.name",
+                      ARGS(A_I(key_id)), "read variables to re-encrypt", sizeof **out, read_sealed, clear_sealed,
+                      (void **)out, n_out, err);
 }
 
 static rd_status sq_variable_reseal(rd_store_tx *tx, const rd_store_sealed *v, uint32_t key_id,
@@ -1104,20 +998,14 @@ static rd_status sq_variable_reseal(rd_store_tx *tx, const rd_store_sealed *v, u
 {
     int64_t pid = 0;
     rd_status s = project_id(tx, v->project, &pid, err);
-    sqlite3_stmt *stmt;
     if (s == RD_OK)
-        s = prep(tx,
-                 "UPDATE variables SET key_id = ?4, blob = ?5"
-                 " WHERE project_id = ?1 AND environment = ?2 AND name = ?3",
-                 &stmt, "re-encrypt a variable", err);
-    if (s != RD_OK)
-        return s;
-    sqlite3_bind_int64(stmt, 1, pid);
-    bind_text(stmt, 2, rd_env_name(v->environment));
-    bind_text(stmt, 3, v->name);
-    sqlite3_bind_int64(stmt, 4, key_id);
-    sqlite3_bind_blob(stmt, 5, blob, (int)blob_len, SQLITE_TRANSIENT);
-    return run(tx, stmt, "re-encrypt a variable", NULL, err);
+        s = exec_sql(tx,
+                     "UPDATE variables SET key_id = ?4, blob = ?5"
+                     " WHERE project_id = ?1 AND environment = ?2 AND name = ?3",
+                     ARGS(A_I(pid), A_T(rd_env_name(v->environment)), A_T(v->name), A_I(key_id),
+                          A_B(blob, blob_len)),
+                     "re-encrypt a variable", NULL, err);
+    return s;
 }
 
 /* ---- audit ------------------------------------------------------------------------------------------- */
@@ -1125,63 +1013,41 @@ static rd_status sq_variable_reseal(rd_store_tx *tx, const rd_store_sealed *v, u
 static rd_status sq_audit_insert(rd_store_tx *tx, int64_t at, const char *actor, const char *action,
                                  const char *project, const char *detail_json, rd_error *err)
 {
-    sqlite3_stmt *stmt;
-    rd_status s = prep(tx, "INSERT INTO audit (at, actor, action, project, detail_json) VALUES (?1, ?2, ?3, ?4, ?5)",
-                       &stmt, "write the audit log", err);
-    if (s != RD_OK)
-        return s;
-    sqlite3_bind_int64(stmt, 1, at);
-    bind_text(stmt, 2, actor);
-    bind_text(stmt, 3, action);
-    bind_text(stmt, 4, project);
-    bind_text(stmt, 5, detail_json);
-    return run(tx, stmt, "write the audit log", NULL, err);
+    return exec_sql(tx, "INSERT INTO audit (at, actor, action, project, detail_json) VALUES (?1, ?2, ?3, ?4, ?5)",
+                    ARGS(A_I(at), A_T(actor), A_T(action), A_T(project), A_T(detail_json)), "write the audit log",
+                    NULL, err);
+}
+
+static rd_status read_audit(sqlite3_stmt *stmt, void *row, rd_error *err)
+{
+    rd_store_audit_entry *e = row;
+    int o = 0;
+    e->id = sqlite3_column_int64(stmt, 0);
+    e->at = sqlite3_column_int64(stmt, 1);
+    e->actor = col_dup(stmt, 2, &o);
+    e->action = col_dup(stmt, 3, &o);
+    e->project = col_dup(stmt, 4, &o);
+    e->detail_json = col_dup(stmt, 5, &o);
+    return o ? oom(err) : RD_OK;
+}
+
+static void clear_audit(void *row)
+{
+    rd_store_audit_entry *e = row;
+    free(e->actor);
+    free(e->action);
+    free(e->project);
+    free(e->detail_json);
 }
 
 static rd_status sq_audit_list(rd_store_tx *tx, const char *project, size_t limit, rd_store_audit_entry **out,
                                size_t *n_out, rd_error *err)
 {
-    sqlite3_stmt *stmt;
-    rd_status s = prep(tx,
-                       "SELECT id, at, actor, action, project, detail_json FROM audit"
-                       " WHERE ?1 IS NULL OR project = ?1 ORDER BY id DESC LIMIT ?2",
-                       &stmt, "read the audit log", err);
-    if (s != RD_OK)
-        return s;
-    bind_text(stmt, 1, project);
-    sqlite3_bind_int64(stmt, 2, (sqlite3_int64)limit);
-    rd_store_audit_entry *arr = NULL;
-    size_t n = 0, cap = 0;
-    for (;;) {
-        int row = 0;
-        s = step(tx, stmt, "read the audit log", &row, err);
-        if (s != RD_OK || !row)
-            break;
-        if (!grow((void **)&arr, &cap, n, sizeof *arr)) {
-            s = oom(err);
-            break;
-        }
-        int o = 0;
-        rd_store_audit_entry *e = &arr[n++];
-        e->id = sqlite3_column_int64(stmt, 0);
-        e->at = sqlite3_column_int64(stmt, 1);
-        e->actor = col_dup(stmt, 2, &o);
-        e->action = col_dup(stmt, 3, &o);
-        e->project = col_dup(stmt, 4, &o);
-        e->detail_json = col_dup(stmt, 5, &o);
-        if (o) {
-            s = oom(err);
-            break;
-        }
-    }
-    sqlite3_finalize(stmt);
-    if (s != RD_OK) {
-        rd_store_audit_free(arr, n);
-        return s;
-    }
-    *out = arr;
-    *n_out = n;
-    return RD_OK;
+    return query_rows(tx,
+                      "SELECT id, at, actor, action, project, detail_json FROM audit"
+                      " WHERE ?1 IS NULL OR project = ?1 ORDER BY id DESC LIMIT ?2",
+                      ARGS(A_T(project), A_I(limit)), "read the audit log", sizeof **out, read_audit, clear_audit,
+                      (void **)out, n_out, err);
 }
 
 /* ---- opening ----------------------------------------------------------------------------------------- */
@@ -1217,6 +1083,7 @@ static const rd_store_backend sqlite_backend = {
     .variable_get = sq_variable_get,
     .variable_delete = sq_variable_delete,
     .variable_list = sq_variable_list,
+    .variable_values = sq_variable_values,
     .variable_sealed_other = sq_variable_sealed_other,
     .variable_reseal = sq_variable_reseal,
     .audit_insert = sq_audit_insert,

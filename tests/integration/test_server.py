@@ -197,6 +197,41 @@ class ServerTest(unittest.TestCase):
             self.assertNotIn(token.encode(), data, "the admin token is in " + path)
         self.assertTrue(any(os.path.basename(p) == "store.db" for p, _ in all_bytes_under(self.data)))
 
+    def test_chunked_json_body_not_buffered(self):
+        """A JSON body without Content-Length stops being kept at 1 MiB: 48 MiB sent chunked get a 413 and the
+        server's peak RSS does not grow by the body's size."""
+        import http.client
+        import urllib.parse
+
+        s = self.start()
+        def peak_kib():
+            with open("/proc/%d/status" % s.proc.pid) as fh:
+                return int(re.search(r"VmHWM:\s+(\d+) kB", fh.read()).group(1))
+
+        self.assertEqual(api(s.url, "POST", "/v1/projects", s.token, {"name": "demo"})[0], 201)
+        before = peak_kib()
+        total = 48 << 20
+
+        def body():
+            yield b'{"value":"'
+            piece = b"x" * (1 << 20)
+            for _ in range(total >> 20):
+                yield piece
+            yield b'"}'
+
+        u = urllib.parse.urlparse(s.url)
+        c = http.client.HTTPConnection(u.hostname, u.port, timeout=30)
+        c.request("PUT", "/v1/projects/demo/variables/dev/BIG", body(),
+                  {"Authorization": "Bearer " + s.token, "Content-Type": "application/json"}, encode_chunked=True)
+        r = c.getresponse()
+        got = json.loads(r.read())
+        c.close()
+        self.assertEqual((r.status, got["error"]["code"]), (413, "PayloadTooLarge"))
+        grown = peak_kib() - before
+        self.assertLess(grown, 16 << 10, "peak RSS grew by %d KiB for a 48 MiB chunked body" % grown)
+        self.assertEqual(api(s.url, "GET", "/v1/projects/demo/variables/dev?names=1", s.token)[1]["names"], [])
+        self.assertEqual(s.stop(), 0)
+
     def test_keyring_readable_by_others_refused(self):
         s = self.start()
         self.assertEqual(s.stop(), 0)

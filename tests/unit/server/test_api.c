@@ -585,6 +585,11 @@ static void test_deploy_versions_missing_and_rollback(void **state)
     assert_string_equal(json_string_value(json_object_get(json_array_get(ds, 0), "created_by")), "pat");
     json_decref(j);
     rd_buf_free(&a.body);
+    /* the environment is the store's: no sidecar file beside the deployment's folder */
+    char side[500];
+    snprintf(side, sizeof side, "%s/projects/demo/v1.json", f->data);
+    struct stat ssb;
+    assert_int_not_equal(stat(side, &ssb), 0);
 
     assert_int_equal(status_of(f, "POST", "/v1/projects/demo/deployments/1/activate", f->editor, NULL), 200);
     assert_int_equal(jcall(f, "GET", "/v1/projects/demo", f->viewer, NULL, &a), 200);
@@ -902,6 +907,142 @@ static void test_parse_json_body(void **state)
     assert_true(rd_api_project_name_valid(longname));
 }
 
+/* ---- a chunked JSON body over the limit ---------------------------------------------------------------- */
+
+typedef struct spy {
+    rd_httpd_handler api;
+    pthread_mutex_t mu;
+    int too_large, before_body, completed;
+    size_t limit, largest_body;
+} spy;
+
+static rd_httpd_next spy_headers(void *ctx, rd_httpd_request *req, rd_httpd_response *resp)
+{
+    spy *s = ctx;
+    return s->api.on_headers(s->api.ctx, req, resp);
+}
+
+static void spy_complete(void *ctx, rd_httpd_request *req, rd_httpd_response *resp)
+{
+    spy *s = ctx;
+    pthread_mutex_lock(&s->mu);
+    s->completed++;
+    if (rd_httpd_body(req)->len > s->largest_body)
+        s->largest_body = rd_httpd_body(req)->len;
+    pthread_mutex_unlock(&s->mu);
+    s->api.on_complete(s->api.ctx, req, resp);
+}
+
+static void spy_too_large(void *ctx, rd_httpd_request *req, int before_body, size_t limit, rd_httpd_response *resp)
+{
+    spy *s = ctx;
+    pthread_mutex_lock(&s->mu);
+    s->too_large++;
+    s->before_body = before_body;
+    s->limit = limit;
+    if (rd_httpd_body(req)->len > s->largest_body)
+        s->largest_body = rd_httpd_body(req)->len;
+    pthread_mutex_unlock(&s->mu);
+    s->api.on_too_large(s->api.ctx, req, before_body, limit, resp);
+}
+
+static void spy_done(void *ctx, rd_httpd_request *req)
+{
+    spy *s = ctx;
+    s->api.on_done(s->api.ctx, req);
+}
+
+typedef struct chunked_body {
+    size_t total, sent;
+} chunked_body;
+
+/* {"value":"xxxx...x"} of total bytes, in pieces as curl asks */
+static size_t chunked_read(char *buf, size_t size, size_t nitems, void *ud)
+{
+    chunked_body *b = ud;
+    size_t room = size * nitems, n = 0;
+    static const char head[] = "{\"value\":\"";
+    while (n < room && b->sent < b->total) {
+        size_t i = b->sent;
+        char ch = i < sizeof head - 1 ? head[i] : i == b->total - 2 ? '"' : i == b->total - 1 ? '}' : 'x';
+        buf[n++] = ch;
+        b->sent++;
+    }
+    return n;
+}
+
+static long chunked_put(const fixture *f, int port, const char *path, size_t total, answer *a)
+{
+    memset(a, 0, sizeof *a);
+    rd_buf_init(&a->body);
+    char url[512], auth[128];
+    snprintf(url, sizeof url, "http://127.0.0.1:%d%s", port, path);
+    snprintf(auth, sizeof auth, "Authorization: Bearer %s", f->editor);
+    chunked_body b = { total, 0 };
+    CURL *c = curl_easy_init();
+    assert_non_null(c);
+    struct curl_slist *hs = curl_slist_append(NULL, auth);
+    hs = curl_slist_append(hs, "Content-Type: application/json");
+    hs = curl_slist_append(hs, "Transfer-Encoding: chunked");
+    hs = curl_slist_append(hs, "Expect:");
+    curl_easy_setopt(c, CURLOPT_URL, url);
+    curl_easy_setopt(c, CURLOPT_NOPROXY, "*");
+    curl_easy_setopt(c, CURLOPT_UPLOAD, 1L);
+    curl_easy_setopt(c, CURLOPT_READFUNCTION, chunked_read);
+    curl_easy_setopt(c, CURLOPT_READDATA, &b);
+    curl_easy_setopt(c, CURLOPT_HTTPHEADER, hs);
+    curl_easy_setopt(c, CURLOPT_WRITEFUNCTION, collect);
+    curl_easy_setopt(c, CURLOPT_WRITEDATA, &a->body);
+    CURLcode rc = curl_easy_perform(c);
+    curl_easy_getinfo(c, CURLINFO_RESPONSE_CODE, &a->status);
+    curl_slist_free_all(hs);
+    curl_easy_cleanup(c);
+    /* the server may answer and close before curl has sent it all */
+    assert_true(rc == CURLE_OK || rc == CURLE_SEND_ERROR || rc == CURLE_RECV_ERROR);
+    return a->status;
+}
+
+static void test_chunked_json_body_stops_at_1_mib(void **state)
+{
+    fixture *f = *state;
+    spy s;
+    memset(&s, 0, sizeof s);
+    pthread_mutex_init(&s.mu, NULL);
+    rd_api_handler(f->api, &s.api);
+    rd_httpd_handler h = { .on_headers = spy_headers, .on_complete = spy_complete, .on_too_large = spy_too_large,
+                           .on_done = spy_done, .ctx = &s };
+    rd_httpd_options ho;
+    memset(&ho, 0, sizeof ho);
+    rd_api_httpd_options(&ho);
+    ho.port = 0;
+    ho.threads = 2;
+    rd_httpd *d = NULL;
+    rd_error err;
+    rd_error_clear(&err);
+    assert_int_equal(rd_httpd_start(&ho, &h, &d, &err), RD_OK);
+    int port = rd_httpd_port(d);
+
+    answer a;
+    assert_int_equal(chunked_put(f, port, "/v1/projects/demo/variables/dev/BIG", (size_t)2 << 20, &a), 413);
+    char code[64];
+    assert_string_equal(error_code(&a, code), "PayloadTooLarge");
+    rd_buf_free(&a.body);
+    pthread_mutex_lock(&s.mu);
+    /* refused by httpd as the body came (not after buffering it): the 1 MiB limit, never more kept */
+    assert_int_equal(s.too_large, 1);
+    assert_int_equal(s.before_body, 0);
+    assert_int_equal(s.limit, RD_API_MAX_JSON_BODY);
+    assert_int_equal(s.completed, 0);
+    assert_true(s.largest_body <= RD_API_MAX_JSON_BODY);
+    pthread_mutex_unlock(&s.mu);
+    /* a chunked body under the limit goes through */
+    assert_int_equal(chunked_put(f, port, "/v1/projects/demo/variables/dev/SMALL", 1000, &a), 200);
+    rd_buf_free(&a.body);
+    assert_int_equal(s.completed, 1);
+    rd_httpd_stop(d);
+    pthread_mutex_destroy(&s.mu);
+}
+
 int main(void)
 {
     curl_global_init(CURL_GLOBAL_DEFAULT);
@@ -913,6 +1054,7 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_roles_matrix, setup, teardown),
         cmocka_unit_test_setup_teardown(test_bad_requests, setup, teardown),
         cmocka_unit_test_setup_teardown(test_413_before_reading, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_chunked_json_body_stops_at_1_mib, setup, teardown),
         cmocka_unit_test_setup_teardown(test_deploy_versions_missing_and_rollback, setup, teardown),
         cmocka_unit_test_setup_teardown(test_hostile_archives_refused, setup, teardown),
         cmocka_unit_test_setup_teardown(test_concurrent_deploys_serialised, setup, teardown),

@@ -16,6 +16,8 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include <jansson.h>
+
 #include "server/store.h"
 
 #define SECRET "wJalrXUtnFEMI/K7MDENG/bPxRfiCYplantedSECRET"
@@ -137,8 +139,8 @@ static void test_migrations_once_and_files_private(void **state)
     free(p.name);
 
     sqlite3 *db = raw_db(f);
-    assert_int_equal(raw_int(db, "SELECT count(*) FROM schema_version"), 1);
-    assert_int_equal(raw_int(db, "SELECT max(version) FROM schema_version"), 1);
+    assert_int_equal(raw_int(db, "SELECT count(*) FROM schema_version"), 2);
+    assert_int_equal(raw_int(db, "SELECT max(version) FROM schema_version"), 2);
     assert_int_equal(raw_int(db, "SELECT count(*) FROM sqlite_schema WHERE type = 'table' AND name IN ('users',"
                                  " 'tokens', 'projects', 'memberships', 'deployments', 'variables', 'audit')"),
                      7);
@@ -787,6 +789,296 @@ static void test_roles(void **state)
     rd_store_audit_free(log, n);
 }
 
+/* The schema of migration 1, as the first servers made it (a copy: the store's own may not change). */
+static const char *const SCHEMA_1 =
+    "CREATE TABLE meta (key TEXT PRIMARY KEY, value BLOB NOT NULL);"
+    "CREATE TABLE users ("
+    "  id INTEGER PRIMARY KEY,"
+    "  name TEXT NOT NULL UNIQUE,"
+    "  admin INTEGER NOT NULL DEFAULT 0 CHECK (admin IN (0, 1)),"
+    "  created_at INTEGER NOT NULL);"
+    "CREATE TABLE tokens ("
+    "  id INTEGER PRIMARY KEY,"
+    "  hash TEXT NOT NULL UNIQUE,"
+    "  user_id INTEGER NOT NULL REFERENCES users(id) ON DELETE CASCADE,"
+    "  name TEXT NOT NULL,"
+    "  created_at INTEGER NOT NULL,"
+    "  revoked_at INTEGER);"
+    "CREATE INDEX tokens_user ON tokens(user_id);"
+    "CREATE UNIQUE INDEX tokens_live_name ON tokens(user_id, name) WHERE revoked_at IS NULL;"
+    "CREATE TABLE projects ("
+    "  id INTEGER PRIMARY KEY,"
+    "  name TEXT NOT NULL UNIQUE,"
+    "  created_at INTEGER NOT NULL,"
+    "  next_version INTEGER NOT NULL DEFAULT 1);"
+    "CREATE TABLE memberships ("
+    "  user_id INTEGER NOT NULL REFERENCES users(id) ON DELETE CASCADE,"
+    "  project_id INTEGER NOT NULL REFERENCES projects(id) ON DELETE CASCADE,"
+    "  role TEXT NOT NULL CHECK (role IN ('admin', 'editor', 'viewer')),"
+    "  prod_access INTEGER NOT NULL DEFAULT 0 CHECK (prod_access IN (0, 1)),"
+    "  PRIMARY KEY (user_id, project_id));"
+    "CREATE INDEX memberships_project ON memberships(project_id);"
+    "CREATE TABLE deployments ("
+    "  project_id INTEGER NOT NULL REFERENCES projects(id) ON DELETE CASCADE,"
+    "  version INTEGER NOT NULL,"
+    "  created_by TEXT NOT NULL,"
+    "  created_at INTEGER NOT NULL,"
+    "  active INTEGER NOT NULL DEFAULT 0 CHECK (active IN (0, 1)),"
+    "  archive_path TEXT NOT NULL,"
+    "  archive_sha256 TEXT NOT NULL,"
+    "  PRIMARY KEY (project_id, version));"
+    "CREATE UNIQUE INDEX deployments_one_active ON deployments(project_id) WHERE active = 1;"
+    "CREATE TABLE variables ("
+    "  project_id INTEGER NOT NULL REFERENCES projects(id) ON DELETE CASCADE,"
+    "  environment TEXT NOT NULL CHECK (environment IN ('dev', 'prod', 'shared')),"
+    "  name TEXT NOT NULL,"
+    "  key_id INTEGER NOT NULL,"
+    "  blob BLOB NOT NULL,"
+    "  updated_by TEXT NOT NULL,"
+    "  updated_at INTEGER NOT NULL,"
+    "  PRIMARY KEY (project_id, environment, name));"
+    "CREATE TABLE audit ("
+    "  id INTEGER PRIMARY KEY AUTOINCREMENT,"
+    "  at INTEGER NOT NULL,"
+    "  actor TEXT NOT NULL,"
+    "  action TEXT NOT NULL,"
+    "  project TEXT,"
+    "  detail_json TEXT NOT NULL);"
+    "CREATE INDEX audit_project ON audit(project, id);";
+
+static void test_schema_1_upgraded_data_intact(void **state)
+{
+    fixture *f = *state;
+    rd_store_close(f->st);
+    f->st = NULL;
+    char data[400], path[500];
+    snprintf(data, sizeof data, "%s/old", f->dir);
+    assert_int_equal(mkdir(data, 0700), 0);
+    snprintf(path, sizeof path, "%s/store.db", data);
+    sqlite3 *db = NULL;
+    assert_int_equal(sqlite3_open_v2(path, &db, SQLITE_OPEN_READWRITE | SQLITE_OPEN_CREATE, NULL), SQLITE_OK);
+    assert_int_equal(chmod(path, 0600), 0);
+    assert_int_equal(sqlite3_exec(db, "PRAGMA journal_mode = WAL", NULL, NULL, NULL), SQLITE_OK);
+    assert_int_equal(sqlite3_exec(db, SCHEMA_1, NULL, NULL, NULL), SQLITE_OK);
+    assert_int_equal(sqlite3_exec(db,
+                                  "CREATE TABLE schema_version (version INTEGER PRIMARY KEY, applied_at INTEGER NOT NULL);"
+                                  "INSERT INTO schema_version VALUES (1, 1);"
+                                  "INSERT INTO users (name, admin, created_at) VALUES ('admin', 1, 10);"
+                                  "INSERT INTO projects (name, created_at, next_version) VALUES ('web', 11, 3);"
+                                  "INSERT INTO deployments VALUES (1, 1, 'admin', 12, 0, 'projects/web/v1', '" SHA "');"
+                                  "INSERT INTO deployments VALUES (1, 2, 'admin', 13, 1, 'projects/web/v2', '" SHA "');"
+                                  "INSERT INTO audit (at, actor, action, project, detail_json)"
+                                  " VALUES (12, 'admin', 'deploy', 'web', '{}');",
+                                  NULL, NULL, NULL),
+                     SQLITE_OK);
+    sqlite3_close(db);
+
+    rd_error err;
+    ok(rd_store_open_sqlite(data, f->kr, NULL, &f->st, &err), &err);
+    rd_store_user u = { 0 };
+    ok(rd_store_user_get(f->st, "admin", &u, &err), &err);
+    assert_true(u.admin);
+    assert_int_equal(u.created_at, 10);
+    rd_store_user_clear(&u);
+    rd_store_deployment *ds = NULL;
+    size_t n = 0;
+    ok(rd_store_deploy_list(f->st, "web", &ds, &n, &err), &err);
+    assert_int_equal(n, 2);
+    assert_int_equal(ds[0].version, 2);
+    assert_true(ds[0].active);
+    assert_string_equal(ds[0].archive_path, "projects/web/v2");
+    assert_int_equal(ds[0].environment, RD_ENV_NONE); /* not recorded before schema 2 */
+    assert_int_equal(ds[1].version, 1);
+    rd_store_deployments_free(ds, n);
+    rd_store_audit_entry *log = NULL;
+    ok(rd_store_audit_list(f->st, "web", 0, &log, &n, &err), &err);
+    assert_int_equal(n, 1);
+    assert_string_equal(log[0].action, "deploy");
+    rd_store_audit_free(log, n);
+
+    /* schema 2 in place: the next deployment keeps its environment, the counter goes on */
+    int64_t v = 0;
+    ok(rd_store_deploy_env(f->st, "ci", "web", RD_ENV_DEV, "projects/web/v3", SHA, &v, &err), &err);
+    assert_int_equal(v, 3);
+    rd_store_deployment d = { 0 };
+    ok(rd_store_deploy_active(f->st, "web", &d, &err), &err);
+    assert_int_equal(d.version, 3);
+    assert_int_equal(d.environment, RD_ENV_DEV);
+    rd_store_deployment_clear(&d);
+    assert_int_equal(rd_store_deploy_env(f->st, "ci", "web", RD_ENV_SHARED, "p", SHA, &v, &err), RD_E_USAGE);
+
+    assert_int_equal(sqlite3_open_v2(path, &db, SQLITE_OPEN_READONLY, NULL), SQLITE_OK);
+    sqlite3_busy_timeout(db, 5000);
+    assert_int_equal(raw_int(db, "SELECT max(version) FROM schema_version"), 2);
+    assert_int_equal(raw_int(db, "SELECT count(*) FROM deployments WHERE environment IS NULL"), 2);
+    sqlite3_close(db);
+    /* reopened at schema 2: nothing applied again */
+    rd_store_close(f->st);
+    f->st = NULL;
+    ok(rd_store_open_sqlite(data, f->kr, NULL, &f->st, &err), &err);
+}
+
+static void set_var(fixture *f, rd_env env, const char *name, const char *value)
+{
+    rd_error err;
+    ok(rd_store_variable_set(f->st, "ed", "web", env, name, value, strlen(value), &err), &err);
+}
+
+static void expect_var(fixture *f, rd_env env, const char *name, const char *value)
+{
+    rd_error err;
+    char *v = NULL;
+    size_t len = 0;
+    rd_status s = rd_store_variable_get(f->st, "web", env, name, &v, &len, &err);
+    if (!value) {
+        assert_int_equal(s, RD_E_NOT_FOUND);
+        return;
+    }
+    ok(s, &err);
+    assert_string_equal(v, value);
+    rd_store_secret_free(v, len);
+}
+
+static void test_values_of_an_environment(void **state)
+{
+    fixture *f = *state;
+    rd_error err;
+    ok(rd_store_project_create(f->st, "tester", "web", &err), &err);
+    set_var(f, RD_ENV_DEV, "B", "dev-b");
+    set_var(f, RD_ENV_DEV, "A", SECRET);
+    set_var(f, RD_ENV_SHARED, "A", "shared-a");
+    set_var(f, RD_ENV_SHARED, "C", "shared-c");
+    set_var(f, RD_ENV_PROD, "P", "prod-p");
+    rd_store_value *vs = NULL;
+    size_t n = 0;
+    ok(rd_store_variable_values(f->st, "web", RD_ENV_DEV, 0, &vs, &n, &err), &err);
+    assert_int_equal(n, 2);
+    assert_string_equal(vs[0].name, "A");
+    assert_string_equal(vs[0].value, SECRET);
+    assert_int_equal(vs[0].len, strlen(SECRET));
+    assert_string_equal(vs[1].name, "B");
+    assert_string_equal(vs[1].value, "dev-b");
+    rd_store_values_free(vs, n);
+    ok(rd_store_variable_values(f->st, "web", RD_ENV_DEV, 1, &vs, &n, &err), &err);
+    assert_int_equal(n, 4); /* dev's A and B, then shared's A and C */
+    const char *want[][3] = { { "dev", "A", SECRET }, { "dev", "B", "dev-b" }, { "shared", "A", "shared-a" },
+                              { "shared", "C", "shared-c" } };
+    for (size_t i = 0; i < n; i++) {
+        assert_string_equal(rd_env_name(vs[i].environment), want[i][0]);
+        assert_string_equal(vs[i].name, want[i][1]);
+        assert_string_equal(vs[i].value, want[i][2]);
+    }
+    rd_store_values_free(vs, n);
+    ok(rd_store_variable_values(f->st, "web", RD_ENV_SHARED, 1, &vs, &n, &err), &err);
+    assert_int_equal(n, 2);
+    rd_store_values_free(vs, n);
+    assert_int_equal(rd_store_variable_values(f->st, "nope", RD_ENV_DEV, 0, &vs, &n, &err), RD_E_NOT_FOUND);
+    assert_int_equal(rd_store_variable_values(f->st, "web", RD_ENV_NONE, 0, &vs, &n, &err), RD_E_USAGE);
+    /* one value the keyring cannot open: an error naming it, no values */
+    sqlite3 *db = raw_db(f);
+    assert_int_equal(sqlite3_exec(db, "UPDATE variables SET blob = x'00' WHERE name = 'B'", NULL, NULL, NULL),
+                     SQLITE_OK);
+    sqlite3_close(db);
+    vs = NULL;
+    assert_int_equal(rd_store_variable_values(f->st, "web", RD_ENV_DEV, 0, &vs, &n, &err), RD_E_CONFIG);
+    assert_null(vs);
+    assert_non_null(strstr(err.message, "variable B"));
+    assert_null(strstr(err.message, SECRET));
+}
+
+static int64_t audit_count(fixture *f)
+{
+    sqlite3 *db = raw_db(f);
+    int64_t n = raw_int(db, "SELECT count(*) FROM audit");
+    sqlite3_close(db);
+    return n;
+}
+
+static void test_patch_all_or_nothing(void **state)
+{
+    fixture *f = *state;
+    rd_error err;
+    ok(rd_store_project_create(f->st, "tester", "web", &err), &err);
+    set_var(f, RD_ENV_DEV, "A", "old-a");
+    set_var(f, RD_ENV_DEV, "B", "old-b");
+    set_var(f, RD_ENV_DEV, "U", "keep-u");
+    int64_t before = audit_count(f);
+
+    /* the third write fails (a trigger planted in the file): the two before it are undone */
+    sqlite3 *db = raw_db(f);
+    assert_int_equal(sqlite3_exec(db,
+                                  "CREATE TRIGGER fail_last BEFORE INSERT ON variables WHEN NEW.name = 'Z_LAST'"
+                                  " BEGIN SELECT RAISE(ABORT, 'forced failure'); END;",
+                                  NULL, NULL, NULL),
+                     SQLITE_OK);
+    sqlite3_close(db);
+    rd_store_set_item set[] = { { "A", "new-a", 5 }, { "B", SECRET, strlen(SECRET) }, { "Z_LAST", "z", 1 } };
+    const char *unset[] = { "U" };
+    int done[1] = { 7 };
+    rd_error_clear(&err);
+    rd_status s = rd_store_variable_patch(f->st, "ed", "web", RD_ENV_DEV, set, 3, unset, 1, done, &err);
+    assert_int_not_equal(s, RD_OK);
+    assert_null(strstr(err.message, SECRET));
+    assert_int_equal(done[0], 7); /* untouched on failure */
+    expect_var(f, RD_ENV_DEV, "A", "old-a");
+    expect_var(f, RD_ENV_DEV, "B", "old-b");
+    expect_var(f, RD_ENV_DEV, "U", "keep-u");
+    expect_var(f, RD_ENV_DEV, "Z_LAST", NULL);
+    assert_int_equal(audit_count(f), before);
+    db = raw_db(f);
+    assert_int_equal(sqlite3_exec(db, "DROP TRIGGER fail_last", NULL, NULL, NULL), SQLITE_OK);
+    sqlite3_close(db);
+
+    /* a value over the limit as the last item: refused before anything is written */
+    char *big = malloc(RD_STORE_VALUE_MAX + 1);
+    memset(big, 'x', RD_STORE_VALUE_MAX + 1);
+    rd_store_set_item set2[] = { { "A", "new-a", 5 }, { "BIG", big, RD_STORE_VALUE_MAX + 1 } };
+    assert_int_equal(rd_store_variable_patch(f->st, "ed", "web", RD_ENV_DEV, set2, 2, NULL, 0, NULL, &err),
+                     RD_E_USAGE);
+    free(big);
+    expect_var(f, RD_ENV_DEV, "A", "old-a");
+    /* a name both set and unset, an invalid name: refused, nothing written */
+    const char *unset_a[] = { "A" };
+    assert_int_equal(rd_store_variable_patch(f->st, "ed", "web", RD_ENV_DEV, set, 1, unset_a, 1, NULL, &err),
+                     RD_E_USAGE);
+    const char *unset_bad[] = { "U", "1bad" };
+    assert_int_equal(rd_store_variable_patch(f->st, "ed", "web", RD_ENV_DEV, set, 2, unset_bad, 2, NULL, &err),
+                     RD_E_USAGE);
+    expect_var(f, RD_ENV_DEV, "A", "old-a");
+    expect_var(f, RD_ENV_DEV, "U", "keep-u");
+    assert_int_equal(audit_count(f), before);
+
+    /* the whole batch: one audit row with the names, never the values; an absent name is no error */
+    const char *unset3[] = { "U", "NOPE" };
+    int done3[2] = { 0, 0 };
+    ok(rd_store_variable_patch(f->st, "ed", "web", RD_ENV_DEV, set, 2, unset3, 2, done3, &err), &err);
+    assert_int_equal(done3[0], 1);
+    assert_int_equal(done3[1], 0);
+    expect_var(f, RD_ENV_DEV, "A", "new-a");
+    expect_var(f, RD_ENV_DEV, "B", SECRET);
+    expect_var(f, RD_ENV_DEV, "U", NULL);
+    assert_int_equal(audit_count(f), before + 1);
+    rd_store_audit_entry *log = NULL;
+    size_t n = 0;
+    ok(rd_store_audit_list(f->st, "web", 1, &log, &n, &err), &err);
+    assert_int_equal(n, 1);
+    assert_string_equal(log[0].action, "variable.patch");
+    assert_string_equal(log[0].actor, "ed");
+    assert_string_equal(log[0].detail_json, "{\"environment\":\"dev\",\"set\":[\"A\",\"B\"],\"unset\":[\"U\"]}");
+    rd_store_audit_free(log, n);
+}
+
+/* The store turns on jansson's wiping free (the values of requests and answers pass through jansson). */
+static void test_json_frees_wiped(void **state)
+{
+    (void)state;
+    json_malloc_t m = NULL;
+    json_free_t fr = NULL;
+    json_get_alloc_funcs(&m, &fr);
+    assert_non_null(fr);
+    assert_true(fr != free);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -800,6 +1092,10 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_rotate_reencrypts, setup, teardown),
         cmocka_unit_test_setup_teardown(test_invalid_names_refused, setup, teardown),
         cmocka_unit_test_setup_teardown(test_roles, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_schema_1_upgraded_data_intact, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_values_of_an_environment, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_patch_all_or_nothing, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_json_frees_wiped, setup, teardown),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
