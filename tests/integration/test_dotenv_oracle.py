@@ -20,6 +20,8 @@ import unittest
 from dotenv import dotenv_values
 from dotenv.parser import parse_stream
 
+from emulator_fixture import in_parallel
+
 BIN = os.environ.get("REDDUCK_BIN", "redduck")
 SEED = 20261126
 
@@ -122,13 +124,19 @@ class DotenvOracle(unittest.TestCase):
         rng = random.Random(SEED)
         clean = failed = 0
         with tempfile.TemporaryDirectory() as tmp:
+            # the files are generated in order (one seeded rng), then redduck reads them side by side and
+            # each is checked in order against python-dotenv
+            cases = []
             for n in range(200):
                 path = os.path.join(tmp, f"case{n:03d}.env")
                 text = gen_file(rng)
                 with open(path, "w", encoding="utf-8", newline="") as f:
                     f.write(text)
+                cases.append((n, path, text))
+            results = in_parallel(lambda case: run("env", "dump-json", case[1]), cases)
+            self.assertEqual(len(results), 200)
+            for (n, path, text), got in zip(cases, results):
                 expected_line = python_first_problem(path)
-                got = run("env", "dump-json", path)
                 with self.subTest(case=n, text=text):
                     if expected_line is None:
                         self.assertEqual(got.returncode, 0, got.stderr)

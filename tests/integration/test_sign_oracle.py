@@ -5,6 +5,7 @@ be byte-identical."""
 import datetime
 import os
 import random
+import shutil
 import subprocess
 import tempfile
 import unittest
@@ -14,6 +15,8 @@ from urllib.parse import quote
 import botocore.auth
 import botocore.awsrequest
 import botocore.credentials
+
+from emulator_fixture import in_parallel
 
 REDDUCK = os.environ.get("REDDUCK_BIN", "redduck")
 SECRET = "wJalrXUtnFEMI/K7MDENG+bPxRfiCYEXAMPLEKEY"
@@ -85,10 +88,13 @@ class SignOracleTest(unittest.TestCase):
     def test_byte_identical_authorization(self):
         rng = random.Random(20261124)
         tmp = tempfile.mkdtemp(prefix="rd-sign-")
+        self.addCleanup(shutil.rmtree, tmp, True)
         env = {k: v for k, v in os.environ.items() if not k.startswith("AWS_")}
         env.update(HOME=tmp, AWS_EC2_METADATA_DISABLED="true", AWS_ACCESS_KEY_ID=KEY, AWS_SECRET_ACCESS_KEY=SECRET,
                    AWS_CONFIG_FILE=os.path.join(tmp, "none"), AWS_SHARED_CREDENTIALS_FILE=os.path.join(tmp, "none2"))
-        mismatches = []
+        # the requests are generated in order (one seeded rng) and botocore signs them here (its clock is
+        # patched module-wide, so not from threads); only the `redduck sign` runs go side by side
+        cases = []
         for i in range(N):
             r = make_request(rng, i)
             want, want_cr = botocore_authorization(r)
@@ -104,20 +110,26 @@ class SignOracleTest(unittest.TestCase):
             e = dict(env)
             if r["token"]:
                 e["AWS_SESSION_TOKEN"] = r["token"]
-            p = subprocess.run(args, env=e, capture_output=True, timeout=60)
+            cases.append((i, r, want, want_cr, args, e))
+
+        def sign(case):
+            return subprocess.run(case[4], env=case[5], capture_output=True, timeout=60)
+
+        mismatches = []
+        for (i, r, want, want_cr, _, _), p in zip(cases, in_parallel(sign, cases)):
+            name = "request %d: %s %s (%s)" % (i, r["method"], r["url"], r["service"])
             out = p.stdout.decode("utf-8", "replace")
-            self.assertEqual(p.returncode, 0, "redduck sign failed for %s: %s" % (r["url"], p.stderr.decode()))
-            self.assertNotIn(SECRET, out + p.stderr.decode("utf-8", "replace"))
+            self.assertEqual(p.returncode, 0, "redduck sign failed for %s: %s" % (name, p.stderr.decode()))
+            self.assertNotIn(SECRET, out + p.stderr.decode("utf-8", "replace"), name)
             if r["token"]:
-                self.assertNotIn(r["token"], out)
+                self.assertNotIn(r["token"], out, name)
             got = [l[len("Authorization: "):] for l in out.splitlines() if l.startswith("Authorization: ")]
             if got != [want]:
                 cr = out.split("# canonical request\n", 1)[-1].split("\n\n# string to sign", 1)[0]
-                mismatches.append("%s %s (%s)\n--- redduck\n%s\n--- botocore\n%s" % (
-                    r["method"], r["url"], r["service"], cr, want_cr))
+                mismatches.append("%s\n--- redduck\n%s\n--- botocore\n%s" % (name, cr, want_cr))
+        self.assertEqual(len(cases), N)
         self.assertEqual(mismatches, [], "%d of %d requests differ; first:\n%s" % (
             len(mismatches), N, mismatches[0] if mismatches else ""))
-
 
 if __name__ == "__main__":
     unittest.main()

@@ -17,7 +17,7 @@ import unittest
 
 import boto3
 
-from emulator_fixture import REDDUCK, Emulator, finish, wait_until
+from emulator_fixture import REDDUCK, Emulator, finish, in_parallel, wait_until
 
 BUCKET = "redduck-staging"
 
@@ -37,12 +37,39 @@ def locked_by(pid, path):
         return False
 
 
+EMULATORS = {}  # the emulator of each TargetBase class, by class name
+
+
+def start_emulator(cls):
+    """(class name, its Emulator or the exception starting it raised): for in_parallel."""
+    try:
+        return cls.__name__, Emulator(args=cls.emu_args)
+    except Exception as e:  # noqa: BLE001 - raised by setUpModule once every start has ended
+        return cls.__name__, e
+
+
+def setUpModule():
+    # each class's emulator generates its sample at start (seconds under ASan): start them side by side
+    started = dict(in_parallel(start_emulator, [TestLock, TestLeftovers]))
+    failures = [e for e in started.values() if isinstance(e, Exception)]
+    EMULATORS.update({k: v for k, v in started.items() if not isinstance(v, Exception)})
+    if failures:
+        tearDownModule()
+        raise failures[0]
+
+
+def tearDownModule():
+    for emu in EMULATORS.values():
+        emu.cleanup()
+    EMULATORS.clear()
+
+
 class TargetBase(unittest.TestCase):
     emu_args = []
 
     @classmethod
     def setUpClass(cls):
-        cls.emu = Emulator(args=cls.emu_args)
+        cls.emu = EMULATORS[cls.__name__]
         cls.work = tempfile.mkdtemp(prefix="rd-target-")
 
     @classmethod
@@ -129,14 +156,17 @@ class TestLock(TargetBase):
         db = os.path.join(self.work, "held.duckdb")
         proj = self.project(db)
         holder = self.hold(db, "held-a")
-        try:
+
+        def timed(args):
             t0 = time.monotonic()
-            p = subprocess.run(self.small(db + ":b", "--lock-timeout", "1", marker="lock_marker_b"),
-                               capture_output=True, text=True, env=self.emu.env(), timeout=60)
-            took = time.monotonic() - t0
-            # the project runner takes the same lock before any source starts
-            run = subprocess.run([REDDUCK, "run", proj, "--lock-timeout", "1"], capture_output=True, text=True,
-                                 env=self.emu.env(), timeout=60)
+            p = subprocess.run(args, capture_output=True, text=True, env=self.emu.env(), timeout=60)
+            return p, time.monotonic() - t0
+        try:
+            # an ingest and the project runner (which takes the same lock before any source starts) each
+            # wait out their --lock-timeout: side by side
+            (p, took), (run, _) = in_parallel(timed, [
+                self.small(db + ":b", "--lock-timeout", "1", marker="lock_marker_b"),
+                [REDDUCK, "run", proj, "--lock-timeout", "1"]])
             self.assertIsNone(holder.poll(), "the holder finished too soon for this test to mean anything")
         finally:
             holder.send_signal(signal.SIGINT)
@@ -154,15 +184,25 @@ class TestLock(TargetBase):
     def test_waits_for_the_holder_to_exit_then_succeeds(self):
         db = os.path.join(self.work, "wait.duckdb")
         holder = self.hold(db, "wait-a")
+        err_path = os.path.join(self.work, "waiter.err")
         try:
-            waiter = subprocess.Popen(self.small(db + ":b", "--lock-timeout", "60"), stdout=subprocess.PIPE,
-                                      stderr=subprocess.PIPE, text=True, env=self.emu.env())
-            time.sleep(1.0)
+            with open(err_path, "w") as err_file:
+                waiter = subprocess.Popen(self.small(db + ":b", "--lock-timeout", "60"), stdout=subprocess.PIPE,
+                                          stderr=err_file, text=True, env=self.emu.env())
+
+            def waiter_err():
+                with open(err_path) as f:
+                    return f.read()
+            # the waiter has found the file held once it says so
+            wait_until(lambda: "waiting up to 60s" in waiter_err() or waiter.poll() is not None, timeout=60,
+                       interval=0.02)
             self.assertIsNone(holder.poll(), "the holder finished too soon for this test to mean anything")
+            self.assertIsNone(waiter.poll(), "the waiter ended before the holder did: %s" % waiter_err())
         finally:
             holder.send_signal(signal.SIGINT)  # the holder exits well within the waiter's timeout
             self.finish(holder)
-        out, err = self.finish(waiter)
+        self.finish(waiter)
+        err = waiter_err()
         self.assertEqual(waiter.returncode, 0, err)
         self.assertEqual(err.count("is in use by PID %d" % holder.pid), 1, err)
         self.assertIn("waiting up to 60s", err)
