@@ -206,65 +206,101 @@ done:
 
 /* ---- offline ------------------------------------------------------------------------------------------ */
 
-rd_status rd_server_user_add(const char *data_dir, const char *name, int server_admin, const char *project,
-                             const char *role, int prod_access, rd_error *err)
+/* What an offline command acts on. */
+typedef struct offline_args {
+    const char *name;       /* the user */
+    const char *project;    /* user add --project, or NULL */
+    const char *token_name;
+    rd_role role;
+    int admin, prod;
+    FILE *out;
+    char token[RD_TOKEN_LEN + 1]; /* token create's; wiped by the caller */
+} offline_args;
+
+typedef rd_status (*offline_fn)(rd_store *st, const char *actor, offline_args *a, rd_error *err);
+
+/* Runs fn on the data dir's store (opened without a keyring: no offline command reads a value), as
+ * "offline:UNIXUSER" in the audit log. */
+static rd_status offline(const char *data_dir, offline_fn fn, offline_args *a, rd_error *err)
 {
-    rd_role r = RD_ROLE_NONE;
-    if (project && (r = rd_role_parse(role)) == RD_ROLE_NONE)
-        return rd_error_set(err, RD_E_USAGE, "--role must be viewer, editor or admin");
-    if (!project && (role || prod_access))
-        return rd_error_set(err, RD_E_USAGE, "--role and --prod go with --project");
     rd_store *st = NULL;
     rd_status s = open_offline(data_dir, &st, err);
     if (s != RD_OK)
         return s;
     char actor[96];
     offline_actor(actor);
-    rd_store_project p;
-    if (project && (s = rd_store_project_get(st, project, &p, err)) == RD_OK)
-        free(p.name);
-    if (s == RD_OK)
-        s = rd_store_user_add(st, actor, name, server_admin, err);
-    if (s == RD_OK && project)
-        s = rd_store_role_grant(st, actor, name, project, r, prod_access, err);
+    s = fn(st, actor, a, err);
     rd_store_close(st);
     return s;
+}
+
+static rd_status do_user_add(rd_store *st, const char *actor, offline_args *a, rd_error *err)
+{
+    rd_store_project p;
+    rd_status s = RD_OK;
+    if (a->project && (s = rd_store_project_get(st, a->project, &p, err)) == RD_OK)
+        free(p.name);
+    if (s == RD_OK)
+        s = rd_store_user_add(st, actor, a->name, a->admin, err);
+    if (s == RD_OK && a->project)
+        s = rd_store_role_grant(st, actor, a->name, a->project, a->role, a->prod, err);
+    return s;
+}
+
+static rd_status do_user_rm(rd_store *st, const char *actor, offline_args *a, rd_error *err)
+{
+    return rd_store_user_rm(st, actor, a->name, err);
+}
+
+static rd_status do_user_list(rd_store *st, const char *actor, offline_args *a, rd_error *err)
+{
+    (void)actor;
+    rd_store_user *us = NULL;
+    size_t n = 0;
+    rd_status s = rd_store_user_list(st, &us, &n, err);
+    for (size_t i = 0; s == RD_OK && i < n; i++) {
+        char when[32];
+        time_t t = (time_t)us[i].created_at;
+        struct tm tm;
+        gmtime_r(&t, &tm);
+        strftime(when, sizeof when, "%Y-%m-%dT%H:%M:%SZ", &tm);
+        fprintf(a->out, "%s\t%s\t%s\n", us[i].name, us[i].admin ? "server-admin" : "-", when);
+    }
+    rd_store_users_free(us, n);
+    return s;
+}
+
+static rd_status do_token_create(rd_store *st, const char *actor, offline_args *a, rd_error *err)
+{
+    return rd_store_token_create(st, actor, a->name, a->token_name, a->token, err);
+}
+
+static rd_status do_token_revoke(rd_store *st, const char *actor, offline_args *a, rd_error *err)
+{
+    return rd_store_token_revoke(st, actor, a->name, a->token_name, err);
+}
+
+rd_status rd_server_user_add(const char *data_dir, const char *name, int server_admin, const char *project,
+                             const char *role, int prod_access, rd_error *err)
+{
+    offline_args a = { .name = name, .project = project, .admin = server_admin, .prod = prod_access };
+    if (project && (a.role = rd_role_parse(role)) == RD_ROLE_NONE)
+        return rd_error_set(err, RD_E_USAGE, "--role must be viewer, editor or admin");
+    if (!project && (role || prod_access))
+        return rd_error_set(err, RD_E_USAGE, "--role and --prod go with --project");
+    return offline(data_dir, do_user_add, &a, err);
 }
 
 rd_status rd_server_user_rm(const char *data_dir, const char *name, rd_error *err)
 {
-    rd_store *st = NULL;
-    rd_status s = open_offline(data_dir, &st, err);
-    if (s != RD_OK)
-        return s;
-    char actor[96];
-    offline_actor(actor);
-    s = rd_store_user_rm(st, actor, name, err);
-    rd_store_close(st);
-    return s;
+    offline_args a = { .name = name };
+    return offline(data_dir, do_user_rm, &a, err);
 }
 
 rd_status rd_server_user_list(const char *data_dir, FILE *out, rd_error *err)
 {
-    rd_store *st = NULL;
-    rd_status s = open_offline(data_dir, &st, err);
-    if (s != RD_OK)
-        return s;
-    rd_store_user *us = NULL;
-    size_t n = 0;
-    if ((s = rd_store_user_list(st, &us, &n, err)) == RD_OK) {
-        for (size_t i = 0; i < n; i++) {
-            char when[32];
-            time_t t = (time_t)us[i].created_at;
-            struct tm tm;
-            gmtime_r(&t, &tm);
-            strftime(when, sizeof when, "%Y-%m-%dT%H:%M:%SZ", &tm);
-            fprintf(out, "%s\t%s\t%s\n", us[i].name, us[i].admin ? "server-admin" : "-", when);
-        }
-        rd_store_users_free(us, n);
-    }
-    rd_store_close(st);
-    return s;
+    offline_args a = { .out = out };
+    return offline(data_dir, do_user_list, &a, err);
 }
 
 rd_status rd_server_token_create(const char *data_dir, const char *user, const char *token_name,
@@ -279,35 +315,21 @@ rd_status rd_server_token_create(const char *data_dir, const char *user, const c
         strftime(def, sizeof def, "token-%Y%m%dT%H%M%SZ", &tm);
         token_name = def;
     }
-    rd_store *st = NULL;
-    rd_status s = open_offline(data_dir, &st, err);
-    if (s != RD_OK)
-        return s;
-    char actor[96];
-    offline_actor(actor);
-    char tok[RD_TOKEN_LEN + 1];
-    s = rd_store_token_create(st, actor, user, token_name, tok, err);
-    rd_store_close(st);
-    if (s != RD_OK)
-        return s;
-    snprintf(token, RD_SERVER_TOKEN_MAX, "%s", tok);
-    rd_token_wipe(tok, sizeof tok);
-    if (name_out && name_out_len)
-        snprintf(name_out, name_out_len, "%s", token_name);
-    return RD_OK;
+    offline_args a = { .name = user, .token_name = token_name };
+    rd_status s = offline(data_dir, do_token_create, &a, err);
+    if (s == RD_OK) {
+        snprintf(token, RD_SERVER_TOKEN_MAX, "%s", a.token);
+        if (name_out && name_out_len)
+            snprintf(name_out, name_out_len, "%s", token_name);
+    }
+    rd_token_wipe(a.token, sizeof a.token);
+    return s;
 }
 
 rd_status rd_server_token_revoke(const char *data_dir, const char *user, const char *token_name, rd_error *err)
 {
-    rd_store *st = NULL;
-    rd_status s = open_offline(data_dir, &st, err);
-    if (s != RD_OK)
-        return s;
-    char actor[96];
-    offline_actor(actor);
-    s = rd_store_token_revoke(st, actor, user, token_name, err);
-    rd_store_close(st);
-    return s;
+    offline_args a = { .name = user, .token_name = token_name };
+    return offline(data_dir, do_token_revoke, &a, err);
 }
 
 rd_status rd_server_rotate_key(const char *data_dir, const char *keyring, uint32_t *new_key_id, size_t *resealed,

@@ -102,6 +102,15 @@ static rd_status start(rd_store *st, rd_status s, int write, const char *actor, 
     return s == RD_OK ? begin(st, write, tx, err) : s;
 }
 
+/* A read of one backend call: the checks of start (pre, the user and project names; NULL: none), a read
+ * transaction, CALL (an st->ops member applied to its arguments, tx among them), its end. Returns. */
+#define READ_ONE(st, pre, user, project, CALL)                                                               \
+    do {                                                                                                     \
+        rd_store_tx *tx = NULL;                                                                              \
+        rd_status s_ = start(st, pre, 0, NULL, user, project, &tx, err);                                     \
+        return s_ == RD_OK ? finish(st, tx, st->ops->CALL, err) : s_;                                        \
+    } while (0)
+
 /* Commits when status is RD_OK, else rolls back; returns the final status. */
 static rd_status finish(rd_store *st, rd_store_tx *tx, rd_status status, rd_error *err)
 {
@@ -226,11 +235,17 @@ void rd_store_user_clear(rd_store_user *u)
     memset(u, 0, sizeof *u);
 }
 
+/* Clears each of the n elements of arr with clear, then frees arr (NULL: nothing). */
+#define FREE_EACH(arr, n, clear)                                                                             \
+    do {                                                                                                     \
+        for (size_t i_ = 0; (arr) && i_ < (n); i_++)                                                         \
+            clear(&(arr)[i_]);                                                                               \
+        free(arr);                                                                                           \
+    } while (0)
+
 void rd_store_users_free(rd_store_user *users, size_t n)
 {
-    for (size_t i = 0; users && i < n; i++)
-        rd_store_user_clear(&users[i]);
-    free(users);
+    FREE_EACH(users, n, rd_store_user_clear);
 }
 
 static rd_status user_add_tx(rd_store *st, rd_store_tx *tx, const char *actor, const char *name, int admin,
@@ -328,16 +343,12 @@ rd_status rd_store_user_rm(rd_store *st, const char *actor, const char *name, rd
 
 rd_status rd_store_user_get(rd_store *st, const char *name, rd_store_user *out, rd_error *err)
 {
-    rd_store_tx *tx = NULL;
-    rd_status s = start(st, RD_OK, 0, NULL, name, NULL, &tx, err);
-    return s == RD_OK ? finish(st, tx, st->ops->user_get(tx, name, out, err), err) : s;
+    READ_ONE(st, RD_OK, name, NULL, user_get(tx, name, out, err));
 }
 
 rd_status rd_store_user_list(rd_store *st, rd_store_user **out, size_t *n, rd_error *err)
 {
-    rd_store_tx *tx = NULL;
-    rd_status s = begin(st, 0, &tx, err);
-    return s == RD_OK ? finish(st, tx, st->ops->user_list(tx, out, n, err), err) : s;
+    READ_ONE(st, RD_OK, NULL, NULL, user_list(tx, out, n, err));
 }
 
 rd_status rd_store_token_create(rd_store *st, const char *actor, const char *user, const char *token_name,
@@ -409,16 +420,12 @@ rd_status rd_store_project_create(rd_store *st, const char *actor, const char *n
 
 rd_status rd_store_project_get(rd_store *st, const char *name, rd_store_project *out, rd_error *err)
 {
-    rd_store_tx *tx = NULL;
-    rd_status s = start(st, RD_OK, 0, NULL, NULL, name, &tx, err);
-    return s == RD_OK ? finish(st, tx, st->ops->project_get(tx, name, out, err), err) : s;
+    READ_ONE(st, RD_OK, NULL, name, project_get(tx, name, out, err));
 }
 
 rd_status rd_store_project_list(rd_store *st, rd_store_project **out, size_t *n, rd_error *err)
 {
-    rd_store_tx *tx = NULL;
-    rd_status s = begin(st, 0, &tx, err);
-    return s == RD_OK ? finish(st, tx, st->ops->project_list(tx, out, n, err), err) : s;
+    READ_ONE(st, RD_OK, NULL, NULL, project_list(tx, out, n, err));
 }
 
 rd_status rd_store_role_grant(rd_store *st, const char *actor, const char *user, const char *project, rd_role role,
@@ -451,9 +458,7 @@ rd_status rd_store_role_revoke(rd_store *st, const char *actor, const char *user
 rd_status rd_store_role_get(rd_store *st, const char *user, const char *project, rd_role *role, int *prod_access,
                             rd_error *err)
 {
-    rd_store_tx *tx = NULL;
-    rd_status s = start(st, RD_OK, 0, NULL, user, project, &tx, err);
-    return s == RD_OK ? finish(st, tx, st->ops->role_get(tx, user, project, role, prod_access, err), err) : s;
+    READ_ONE(st, RD_OK, user, project, role_get(tx, user, project, role, prod_access, err));
 }
 
 rd_status rd_store_role_effective(rd_store *st, const char *user, const char *project, rd_role *role,
@@ -505,9 +510,7 @@ void rd_store_deployment_clear(rd_store_deployment *d)
 
 void rd_store_deployments_free(rd_store_deployment *d, size_t n)
 {
-    for (size_t i = 0; d && i < n; i++)
-        rd_store_deployment_clear(&d[i]);
-    free(d);
+    FREE_EACH(d, n, rd_store_deployment_clear);
 }
 
 static int sha256_hex_valid(const char *s)
@@ -568,16 +571,12 @@ rd_status rd_store_deploy_activate(rd_store *st, const char *actor, const char *
 rd_status rd_store_deploy_list(rd_store *st, const char *project, rd_store_deployment **out, size_t *n,
                                rd_error *err)
 {
-    rd_store_tx *tx = NULL;
-    rd_status s = start(st, RD_OK, 0, NULL, NULL, project, &tx, err);
-    return s == RD_OK ? finish(st, tx, st->ops->deploy_list(tx, project, out, n, err), err) : s;
+    READ_ONE(st, RD_OK, NULL, project, deploy_list(tx, project, out, n, err));
 }
 
 rd_status rd_store_deploy_active(rd_store *st, const char *project, rd_store_deployment *out, rd_error *err)
 {
-    rd_store_tx *tx = NULL;
-    rd_status s = start(st, RD_OK, 0, NULL, NULL, project, &tx, err);
-    return s == RD_OK ? finish(st, tx, st->ops->deploy_active(tx, project, out, err), err) : s;
+    READ_ONE(st, RD_OK, NULL, project, deploy_active(tx, project, out, err));
 }
 
 /* ---- variables --------------------------------------------------------------------------------------- */
@@ -722,9 +721,8 @@ static rd_status check_env_or_none(rd_env environment, rd_error *err)
 rd_status rd_store_variable_list(rd_store *st, const char *project, rd_env environment, rd_store_variable **out,
                                  size_t *n, rd_error *err)
 {
-    rd_store_tx *tx = NULL;
-    rd_status s = start(st, check_env_or_none(environment, err), 0, NULL, NULL, project, &tx, err);
-    return s == RD_OK ? finish(st, tx, st->ops->variable_list(tx, project, environment, out, n, err), err) : s;
+    READ_ONE(st, check_env_or_none(environment, err), NULL, project,
+             variable_list(tx, project, environment, out, n, err));
 }
 
 rd_status rd_store_variable_values(rd_store *st, const char *project, rd_env environment, int with_shared,
@@ -928,7 +926,5 @@ rd_status rd_store_audit_append(rd_store *st, const char *actor, const char *act
 rd_status rd_store_audit_list(rd_store *st, const char *project, size_t limit, rd_store_audit_entry **out,
                               size_t *n, rd_error *err)
 {
-    rd_store_tx *tx = NULL;
-    rd_status s = start(st, RD_OK, 0, NULL, NULL, project, &tx, err);
-    return s == RD_OK ? finish(st, tx, st->ops->audit_list(tx, project, limit ? limit : 100, out, n, err), err) : s;
+    READ_ONE(st, RD_OK, NULL, project, audit_list(tx, project, limit ? limit : 100, out, n, err));
 }

@@ -497,12 +497,14 @@ static rd_status query_exists(rd_store_tx *tx, const char *sql, const sq_arg *ar
     return s == RD_E_NOT_FOUND ? RD_OK : s;
 }
 
-static rd_status id_of(rd_store_tx *tx, const char *table, const char *what, const char *name, int64_t *id,
-                       rd_error *err)
+/* The row of the user or project (what) named name, by sql with ?1 the name: RD_E_NOT_FOUND "WHAT NAME does
+ * not exist" when there is none. */
+static rd_status named_row(rd_store_tx *tx, const char *sql, const char *what, const char *name, size_t elem,
+                           read_fn read_row, clear_fn clear_row, void *out, rd_error *err)
 {
-    char sql[64];
-    snprintf(sql, sizeof sql, "SELECT id FROM %s WHERE name = ?1", table);
-    rd_status s = query_int(tx, sql, ARGS(A_T(name)), "look up a name", id, err);
+    char op[48];
+    snprintf(op, sizeof op, "read a %s", what);
+    rd_status s = query_one(tx, sql, ARGS(A_T(name)), op, elem, read_row, clear_row, out, err);
     if (s == RD_E_NOT_FOUND)
         return rd_error_set(err, RD_E_NOT_FOUND, "%s %s does not exist", what, name);
     return s;
@@ -510,12 +512,13 @@ static rd_status id_of(rd_store_tx *tx, const char *table, const char *what, con
 
 static rd_status project_id(rd_store_tx *tx, const char *name, int64_t *id, rd_error *err)
 {
-    return id_of(tx, "projects", "project", name, id, err);
+    return named_row(tx, "SELECT id FROM projects WHERE name = ?1", "project", name, sizeof *id, read_int, NULL, id,
+                     err);
 }
 
 static rd_status user_id(rd_store_tx *tx, const char *name, int64_t *id, rd_error *err)
 {
-    return id_of(tx, "users", "user", name, id, err);
+    return named_row(tx, "SELECT id FROM users WHERE name = ?1", "user", name, sizeof *id, read_int, NULL, id, err);
 }
 
 /* The ids of a user and a project, both of which must exist. */
@@ -582,23 +585,20 @@ static void clear_user(void *row)
 
 static rd_status sq_user_get(rd_store_tx *tx, const char *name, rd_store_user *out, rd_error *err)
 {
-    rd_status s = query_one(tx, "SELECT name, admin, created_at FROM users WHERE name = ?1", ARGS(A_T(name)),
-                            "read a user", sizeof *out, read_user, clear_user, out, err);
-    if (s == RD_E_NOT_FOUND)
-        return rd_error_set(err, RD_E_NOT_FOUND, "user %s does not exist", name);
-    return s;
-}
-
-static rd_status sq_user_list(rd_store_tx *tx, rd_store_user **out, size_t *n_out, rd_error *err)
-{
-    return query_rows(tx, "SELECT name, admin, created_at FROM users ORDER BY name", NULL, 0, "list users",
-                      sizeof **out, read_user, clear_user, (void **)out, n_out, err);
+    return named_row(tx, "SELECT name, admin, created_at FROM users WHERE name = ?1", "user", name, sizeof *out,
+                     read_user, clear_user, out, err);
 }
 
 static rd_status sq_user_count(rd_store_tx *tx, int admins_only, int64_t *n, rd_error *err)
 {
     return query_int(tx, "SELECT count(*) FROM users WHERE admin = 1 OR ?1 = 0", ARGS(A_I(admins_only ? 1 : 0)),
                      "count users", n, err);
+}
+
+static rd_status sq_user_list(rd_store_tx *tx, rd_store_user **out, size_t *n_out, rd_error *err)
+{
+    return query_rows(tx, "SELECT name, admin, created_at FROM users ORDER BY name", NULL, 0, "list users",
+                      sizeof **out, read_user, clear_user, (void **)out, n_out, err);
 }
 
 static rd_status sq_token_insert(rd_store_tx *tx, const char *user, const char *name, const char *hash,
@@ -669,11 +669,8 @@ static void clear_project(void *row)
 
 static rd_status sq_project_get(rd_store_tx *tx, const char *name, rd_store_project *out, rd_error *err)
 {
-    rd_status s = query_one(tx, "SELECT name, created_at FROM projects WHERE name = ?1", ARGS(A_T(name)),
-                            "read a project", sizeof *out, read_project, clear_project, out, err);
-    if (s == RD_E_NOT_FOUND)
-        return rd_error_set(err, RD_E_NOT_FOUND, "project %s does not exist", name);
-    return s;
+    return named_row(tx, "SELECT name, created_at FROM projects WHERE name = ?1", "project", name, sizeof *out,
+                     read_project, clear_project, out, err);
 }
 
 static rd_status sq_project_list(rd_store_tx *tx, rd_store_project **out, size_t *n_out, rd_error *err)
