@@ -771,7 +771,27 @@ static void do_activate(call *c, rd_httpd_response *resp)
 {
     rd_error err;
     rd_error_clear(&err);
-    rd_status st = rd_store_deploy_activate(c->api->st, c->user.name, c->project, c->version, &err);
+    /* rolling back to a prod version is a prod deploy: prod access, as for deploying it (a version with no
+     * recorded environment counts as prod) */
+    rd_store_deployment *ds = NULL;
+    size_t n = 0;
+    rd_status st = rd_store_deploy_list(c->api->st, c->project, &ds, &n, &err);
+    rd_env env = RD_ENV_NONE;
+    int known = 0;
+    for (size_t i = 0; st == RD_OK && i < n; i++)
+        if (ds[i].version == c->version) {
+            env = ds[i].environment;
+            known = 1;
+        }
+    rd_store_deployments_free(ds, n);
+    if (st == RD_OK && known && !rd_role_can(c->role, c->prod_access, RD_ACTION_DEPLOY,
+                                             env == RD_ENV_DEV ? RD_ENV_DEV : RD_ENV_PROD)) {
+        reply_error(c, resp, 403, "Forbidden",
+                    "version %" PRId64 " of %s runs in prod: activating it needs prod access", c->version, c->project);
+        return;
+    }
+    if (st == RD_OK)
+        st = rd_store_deploy_activate(c->api->st, c->user.name, c->project, c->version, &err);
     if (st == RD_E_NOT_FOUND) {
         reply_error(c, resp, 404, "NotFound", "project %s has no version %" PRId64, c->project, c->version);
         return;

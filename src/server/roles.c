@@ -11,7 +11,10 @@ int rd_role_can(rd_role role, int prod_access, rd_action action, rd_env environm
     case RD_ACTION_STATUS:
     case RD_ACTION_READ_DATA:
         return 1;
-    case RD_ACTION_DEPLOY:
+    case RD_ACTION_DEPLOY: /* a deployment that runs in prod (deployed or rolled back to) needs prod access */
+        if (environment == RD_ENV_PROD)
+            return role == RD_ROLE_ADMIN || (role == RD_ROLE_EDITOR && prod_access == 1);
+        return role >= RD_ROLE_EDITOR;
     case RD_ACTION_REFRESH:
         return role >= RD_ROLE_EDITOR;
     case RD_ACTION_VARIABLES_LIST:

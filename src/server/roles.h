@@ -29,7 +29,7 @@ typedef enum rd_env {
 typedef enum rd_action {
     RD_ACTION_STATUS,          /* project status, deployments list */
     RD_ACTION_READ_DATA,       /* query the project's data */
-    RD_ACTION_DEPLOY,          /* upload a version, roll back to one */
+    RD_ACTION_DEPLOY,          /* upload a version, roll back to one (RD_ENV_PROD: one that runs in prod) */
     RD_ACTION_REFRESH,         /* trigger a refresh */
     RD_ACTION_VARIABLES_LIST,  /* names of an environment's variables */
     RD_ACTION_VARIABLES_READ,  /* values */
