@@ -70,6 +70,10 @@ typedef struct rd_project {
 
 /* Loads and validates dir (redduck.yaml must exist: RD_E_CONFIG "no redduck.yaml in DIR (run `redduck init`)"). */
 rd_status rd_project_load(const char *dir, rd_project *out, rd_error *err);
+/* The project's name as rd_project_load finds it — `name:` of DIR/redduck.yaml (read with the loader's rules;
+ * templates see no .env), else the folder's name — without loading the rest. *out is malloc'd; *from_file
+ * says whether it came from redduck.yaml. RD_E_CONFIG (FILE:LINE) for a file the loader would refuse. */
+rd_status rd_project_read_name(const char *dir, char **out, int *from_file, rd_error *err);
 
 /* How rd_project_load_opts loads (a zeroed struct, or NULL, is rd_project_load). */
 typedef struct rd_project_load_options {

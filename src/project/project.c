@@ -757,6 +757,41 @@ static char *default_project_name(const char *dir)
     return name;
 }
 
+rd_status rd_project_read_name(const char *dir, char **out, int *from_file, rd_error *err)
+{
+    char *file = path_join(dir, "redduck.yaml");
+    if (!file)
+        return oom(err);
+    rd_dotenv none = { 0 };
+    ctx c = { file, &none, NULL, err };
+    char *name = NULL;
+    rd_status st = RD_OK;
+    struct stat sb;
+    if (stat(file, &sb) == 0) {
+        yaml_file y;
+        st = yaml_file_load(&c, &y);
+        pair_iter pi = { NULL, st == RD_OK ? y.root : NULL };
+        const char *key;
+        struct fy_node *k, *v;
+        while (st == RD_OK && next_pair(&pi, &key, &k, &v))
+            if (strcmp(key, "name") == 0)
+                st = set_string(&c, k, key, v, &name);
+        if (st == RD_OK && name && !name[0])
+            st = cfg_error(&c, 1, "`name` must not be empty");
+        yaml_file_free(&y);
+    }
+    free(file);
+    if (st != RD_OK) {
+        free(name);
+        return st;
+    }
+    *from_file = name != NULL;
+    if (!name && !(name = default_project_name(dir)))
+        return oom(err);
+    *out = name;
+    return RD_OK;
+}
+
 /* redduck.yaml, known to exist; p->env is loaded. */
 static rd_status load_project_file(rd_project *p, const char *file, const char *env_path, rd_error *err)
 {

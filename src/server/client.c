@@ -3,12 +3,12 @@
  * replies mapped to rd_status and one line saying what to do, and the .env diff and merge of `env push|pull`.
  * Does not own prompting or printing (the CLI does) nor the archive's layout (project/archive.c). */
 #include "redduck/cloud.h"
+#include "redduck/project.h"
 
 #include <ctype.h>
 #include <errno.h>
 #include <fcntl.h>
 #include <jansson.h>
-#include <libfyaml.h>
 #include <openssl/crypto.h>
 #include <stdlib.h>
 #include <string.h>
@@ -159,16 +159,6 @@ rd_status rd_cloud_credentials_load(const char *path, rd_cloud_credentials *out,
     return RD_OK;
 }
 
-static char *dir_of(const char *path)
-{
-    const char *slash = strrchr(path, '/');
-    if (!slash)
-        return strdup(".");
-    if (slash == path)
-        return strdup("/");
-    return strndup(path, (size_t)(slash - path));
-}
-
 /* Writes data to a new 0600 file beside path, synced, renamed over path. */
 static rd_status write_private_atomically(const char *path, const char *data, size_t len, rd_error *err)
 {
@@ -209,7 +199,7 @@ rd_status rd_cloud_credentials_save(const char *path, const rd_cloud_credentials
 {
     if (!c || !c->server || !c->token)
         return rd_error_set(err, RD_E_USAGE, "rd_cloud_credentials_save: server and token are required");
-    char *dir = dir_of(path);
+    char *dir = rd_path_dirname(path);
     if (!dir)
         return oom(err);
     rd_status st = rd_mkdirs(dir, 0700, err);
@@ -407,64 +397,6 @@ int rd_cloud_environment_valid(const char *env)
     return env && (strcmp(env, "dev") == 0 || strcmp(env, "prod") == 0 || strcmp(env, "shared") == 0);
 }
 
-/* `name:` of dir/redduck.yaml: *found 0 when the file or the key is absent. */
-static rd_status yaml_name(const char *dir, char **out, int *found, rd_error *err)
-{
-    rd_buf path = RD_BUF_INIT;
-    rd_buf_printf(&path, "%s/redduck.yaml", dir);
-    if (rd_buf_failed(&path))
-        return oom(err);
-    *found = 0;
-    FILE *f = fopen(path.data, "rb");
-    if (!f) {
-        rd_status st = errno == ENOENT ? RD_OK
-                                       : rd_error_set(err, RD_E_CONFIG, "cannot read %s: %s", path.data, strerror(errno));
-        rd_buf_free(&path);
-        return st;
-    }
-    rd_buf text = RD_BUF_INIT;
-    char chunk[4096];
-    size_t n;
-    while ((n = fread(chunk, 1, sizeof chunk, f)) > 0 && text.len <= (1u << 20))
-        rd_buf_append(&text, chunk, n);
-    int bad = ferror(f) || text.len > (1u << 20) || rd_buf_failed(&text) || memchr(rd_buf_cstr(&text), 0, text.len);
-    fclose(f);
-    rd_status st = RD_OK;
-    struct fy_document *doc = NULL;
-    if (!bad) {
-        struct fy_parse_cfg cfg = { 0 };
-        cfg.flags = FYPCF_QUIET;
-        doc = fy_document_build_from_string(&cfg, rd_buf_cstr(&text), text.len);
-        bad = !doc;
-    }
-    struct fy_node *root = doc ? fy_document_root(doc) : NULL;
-    if (!bad && root) {
-        if (!fy_node_is_mapping(root)) {
-            bad = 1;
-        } else {
-            struct fy_node *v = fy_node_mapping_lookup_by_string(root, "name", FY_NT);
-            if (v) {
-                size_t len = 0;
-                const char *s = fy_node_is_scalar(v) ? fy_node_get_scalar(v, &len) : NULL;
-                if (!s || !len || memchr(s, 0, len)) {
-                    bad = 1;
-                } else if (!(*out = strndup(s, len))) {
-                    st = oom(err);
-                } else {
-                    *found = 1;
-                }
-            }
-        }
-    }
-    if (bad && st == RD_OK)
-        st = rd_error_set(err, RD_E_CONFIG, "%s: cannot read the project's name (run `redduck run --check %s`)",
-                          path.data, dir);
-    fy_document_destroy(doc);
-    rd_buf_free(&text);
-    rd_buf_free(&path);
-    return st;
-}
-
 rd_status rd_cloud_project_name(const char *dir, const char *override, char **out, rd_error *err)
 {
     char *name = NULL;
@@ -473,26 +405,11 @@ rd_status rd_cloud_project_name(const char *dir, const char *override, char **ou
         if (!(name = strdup(override)))
             return oom(err);
     } else {
-        int found = 0;
-        rd_status st = yaml_name(dir, &name, &found, err);
+        int from_file = 0;
+        rd_status st = rd_project_read_name(dir, &name, &from_file, err);
         if (st != RD_OK)
             return st;
-        from = "`name:` in redduck.yaml";
-        if (!found) {
-            char *real = realpath(dir, NULL);
-            const char *p = real ? real : dir;
-            size_t len = strlen(p);
-            while (len > 1 && p[len - 1] == '/')
-                len--;
-            size_t start = len;
-            while (start > 0 && p[start - 1] != '/')
-                start--;
-            name = strndup(p + start, len - start);
-            free(real);
-            from = "the folder's name";
-            if (!name)
-                return oom(err);
-        }
+        from = from_file ? "`name:` in redduck.yaml" : "the folder's name";
     }
     if (!rd_cloud_project_name_valid(name)) {
         rd_buf shown = RD_BUF_INIT;
