@@ -41,6 +41,10 @@ void rd_dotenv_free(rd_dotenv *e);
  * or '_' (`connector.NAME.aws_secret_access_key` is one); 0 otherwise (NULL included). */
 int rd_dotenv_key_valid(const char *key);
 
+/* Appends key=value (both copied) to e, as line count+1; no check for an existing key. RD_E_INTERNAL when
+ * out of memory (e unchanged). */
+rd_status rd_dotenv_add(rd_dotenv *e, const char *key, const char *value);
+
 rd_status rd_dotenv_set_in_file(const char *path, const char *key, const char *value, rd_error *err);
 
 #endif

@@ -58,28 +58,9 @@ static void drop_keys(key_list *k, const rd_dotenv *set)
     k->n = j;
 }
 
-static rd_status put(rd_dotenv *e, const char *key, const char *value)
-{
-    rd_dotenv_entry *items = realloc(e->items, (e->count + 1) * sizeof *items);
-    if (!items)
-        return RD_E_INTERNAL;
-    e->items = items;
-    rd_dotenv_entry *it = &items[e->count];
-    it->key = strdup(key);
-    it->value = strdup(value);
-    it->line = (int)e->count + 1;
-    if (!it->key || !it->value) {
-        free(it->key);
-        free(it->value);
-        return RD_E_INTERNAL;
-    }
-    e->count++;
-    return RD_OK;
-}
-
 static rd_status collect(void *ctx, const char *key, const char *value, rd_error *err)
 {
-    return put(ctx, key, value) == RD_OK ? RD_OK : rd_error_set(err, RD_E_INTERNAL, "out of memory");
+    return rd_dotenv_add(ctx, key, value) == RD_OK ? RD_OK : rd_error_set(err, RD_E_INTERNAL, "out of memory");
 }
 
 /* --push-env: the local .env's added and changed keys into env, shown masked and confirmed. Adds what was
@@ -111,7 +92,7 @@ static int push_env(rd_cloud *c, const char *dir, const char *project, const cha
             char *v = rd_cli_mask_value(ch->key, ch->value);
             printf("  %c %s=%s\n", ch->kind == RD_CLOUD_ADDED ? '+' : '~', ch->key, v ? v : "");
             free(v);
-            if (put(&set, ch->key, ch->value) != RD_OK)
+            if (rd_dotenv_add(&set, ch->key, ch->value) != RD_OK)
                 *st = rd_error_set(err, RD_E_INTERNAL, "out of memory");
         }
         printf("  %zu added, %zu changed, %zu unchanged, %zu only in the cloud (kept)\n", d.added, d.changed,
@@ -125,7 +106,7 @@ static int push_env(rd_cloud *c, const char *dir, const char *project, const cha
             if (rc == 0)
                 *st = rd_cloud_set_variables(c, project, env, &set, err);
             for (size_t i = 0; rc == 0 && *st == RD_OK && i < set.count; i++)
-                if (put(pushed, set.items[i].key, set.items[i].value) != RD_OK)
+                if (rd_dotenv_add(pushed, set.items[i].key, set.items[i].value) != RD_OK)
                     *st = rd_error_set(err, RD_E_INTERNAL, "out of memory");
         }
         rd_dotenv_free(&set);

@@ -232,26 +232,6 @@ static int cloud_open(const char *dir, cloud_args *ca, rd_cloud **c, char **proj
     return 0;
 }
 
-/* Appends key=value (copied) to e. */
-static rd_status dotenv_put(rd_dotenv *e, const char *key, const char *value)
-{
-    rd_dotenv_entry *items = realloc(e->items, (e->count + 1) * sizeof *items);
-    if (!items)
-        return RD_E_INTERNAL;
-    e->items = items;
-    rd_dotenv_entry *it = &items[e->count];
-    it->key = strdup(key);
-    it->value = strdup(value);
-    it->line = (int)e->count + 1;
-    if (!it->key || !it->value) {
-        free(it->key);
-        free(it->value);
-        return RD_E_INTERNAL;
-    }
-    e->count++;
-    return RD_OK;
-}
-
 static int env_show_cloud(const char *dir, cloud_args *ca, int json, int names_only, int reveal)
 {
     rd_cloud *c = NULL;
@@ -268,7 +248,7 @@ static int env_show_cloud(const char *dir, cloud_args *ca, int json, int names_o
         size_t n = 0;
         st = rd_cloud_get_variable_names(c, project, ca->environment, &names, &n, &err);
         for (size_t i = 0; st == RD_OK && i < n; i++)
-            if (dotenv_put(&vars, names[i], "") != RD_OK)
+            if (rd_dotenv_add(&vars, names[i], "") != RD_OK)
                 st = rd_error_set(&err, RD_E_INTERNAL, "out of memory");
         if (names)
             rd_cloud_names_free(names, n);
@@ -413,7 +393,7 @@ static int env_set_cloud(const char **pos, int npos, cloud_args *ca)
     rd_error err;
     rd_error_clear(&err);
     rd_dotenv one = { NULL, 0, NULL };
-    rd_status st = dotenv_put(&one, key, value) == RD_OK ? rd_cloud_set_variables(c, project, ca->environment, &one,
+    rd_status st = rd_dotenv_add(&one, key, value) == RD_OK ? rd_cloud_set_variables(c, project, ca->environment, &one,
                                                                                    &err)
                                                           : rd_error_set(&err, RD_E_INTERNAL, "out of memory");
     if (st == RD_OK)
@@ -618,7 +598,7 @@ static char *project_keys(const char *dir, rd_error *err)
 /* rd_cli_answer_fn of the --cloud forms: each answer kept in the rd_dotenv at ctx, sent at the end. */
 static rd_status collect_answer(void *ctx, const char *key, const char *value, rd_error *err)
 {
-    return dotenv_put(ctx, key, value) == RD_OK ? RD_OK : rd_error_set(err, RD_E_INTERNAL, "out of memory");
+    return rd_dotenv_add(ctx, key, value) == RD_OK ? RD_OK : rd_error_set(err, RD_E_INTERNAL, "out of memory");
 }
 
 /* Asks for the keys of list ("K1,K2", modified) and writes the answers to the server at once. */
@@ -855,7 +835,7 @@ static int env_push(int argc, char **argv)
         fflush(stdout);
         for (size_t i = 0; st == RD_OK && i < d.count; i++)
             if ((d.items[i].kind == RD_CLOUD_ADDED || d.items[i].kind == RD_CLOUD_CHANGED) &&
-                dotenv_put(&set, d.items[i].key, d.items[i].value) != RD_OK)
+                rd_dotenv_add(&set, d.items[i].key, d.items[i].value) != RD_OK)
                 st = rd_error_set(&err, RD_E_INTERNAL, "out of memory");
     }
     if (st == RD_OK && set.count == 0) {

@@ -29,3 +29,13 @@ rd_status rd_mkdirs(const char *path, mode_t mode, rd_error *err)
     free(p);
     return st;
 }
+
+char *rd_path_dirname(const char *path)
+{
+    const char *slash = strrchr(path, '/');
+    if (!slash)
+        return strdup(".");
+    if (slash == path)
+        return strdup("/");
+    return strndup(path, (size_t)(slash - path));
+}

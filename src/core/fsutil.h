@@ -10,4 +10,8 @@
  * created, or that exists as something other than a directory. */
 rd_status rd_mkdirs(const char *path, mode_t mode, rd_error *err);
 
+/* The directory holding path, malloc'd: "." when path has no slash, "/" for a file in the root. NULL when
+ * out of memory. */
+char *rd_path_dirname(const char *path);
+
 #endif

@@ -790,3 +790,22 @@ rd_status rd_dotenv_set_in_file(const char *path, const char *key, const char *v
     free(real);
     return st;
 }
+
+rd_status rd_dotenv_add(rd_dotenv *e, const char *key, const char *value)
+{
+    rd_dotenv_entry *items = realloc(e->items, (e->count + 1) * sizeof *items);
+    if (!items)
+        return RD_E_INTERNAL;
+    e->items = items;
+    rd_dotenv_entry *it = &items[e->count];
+    it->key = strdup(key);
+    it->value = strdup(value);
+    it->line = (int)e->count + 1;
+    if (!it->key || !it->value) {
+        free(it->key);
+        free(it->value);
+        return RD_E_INTERNAL;
+    }
+    e->count++;
+    return RD_OK;
+}

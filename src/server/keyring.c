@@ -2,6 +2,8 @@
  * AES-256-GCM sealing of values with it (keyring.h). */
 #include "server/keyring.h"
 
+#include "core/fsutil.h"
+
 #include <errno.h>
 #include <fcntl.h>
 #include <limits.h>
@@ -227,17 +229,6 @@ static rd_status write_keys_fd(int fd, const rd_key *keys, size_t n)
     return st;
 }
 
-/* The directory holding path (malloc'd), "." when path has no slash. */
-static char *dir_of(const char *path)
-{
-    const char *slash = strrchr(path, '/');
-    if (!slash)
-        return strdup(".");
-    if (slash == path)
-        return strdup("/");
-    return strndup(path, (size_t)(slash - path));
-}
-
 static void fsync_dir(const char *dir)
 {
     int fd = open(dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
@@ -281,7 +272,7 @@ static rd_status create_keyfile(const char *path, rd_key **keys_out, size_t *n_o
         keys_wipe_free(keys, 1);
         return rd_error_set(err, RD_E_IO, "cannot write keyring %s: %s", path, strerror(e));
     }
-    char *dir = dir_of(path);
+    char *dir = rd_path_dirname(path);
     if (dir) {
         fsync_dir(dir);
         free(dir);
@@ -400,7 +391,7 @@ static int same_keys(const rd_key *a, size_t na, const rd_key *b, size_t nb)
 rd_status rd_keyring_add_key(rd_keyring *kr, uint32_t *new_id, rd_error *err)
 {
     rd_status st = RD_OK;
-    char *dir = dir_of(kr->path);
+    char *dir = rd_path_dirname(kr->path);
     size_t tlen = strlen(kr->path) + 8;
     char *tmp = malloc(tlen);
     if (!dir || !tmp) {
