@@ -20,6 +20,7 @@
 #include "aws/client.h"
 #include "aws/creds_json.h"
 #include "aws/parse.h"
+#include "core/net.h"
 #include "core/timeutil.h"
 
 /* --- container endpoint (ECS / EKS Pod Identity) ---------------------------------------------------------- */
@@ -30,17 +31,6 @@
 #define CONTAINER_SLEEP_MS 1000
 
 
-/* ipaddress.ip_address(host).is_loopback */
-static int host_is_loopback_ip(const char *host)
-{
-    struct in_addr a4;
-    struct in6_addr a6;
-    if (inet_pton(AF_INET, host, &a4) == 1)
-        return (ntohl(a4.s_addr) >> 24) == 127;
-    if (inet_pton(AF_INET6, host, &a6) == 1)
-        return IN6_IS_ADDR_LOOPBACK(&a6);
-    return 0;
-}
 
 static rd_status container_validate_url(const char *url, const char *var, rd_error *err)
 {
@@ -49,7 +39,7 @@ static rd_status container_validate_url(const char *url, const char *var, rd_err
     if (rd_creds_url_parts(url, scheme, sizeof scheme, host, sizeof host) != 0)
         return rd_error_set(err, RD_E_CONFIG, "%s is not a URL (scheme://host/path): set it to the endpoint's full URL",
                             var);
-    if (strcmp(scheme, "https") == 0 || host_is_loopback_ip(host))
+    if (strcmp(scheme, "https") == 0 || rd_ip_is_loopback(host) /* ipaddress.ip_address(host).is_loopback */)
         return RD_OK;
     for (size_t i = 0; i < sizeof allowed / sizeof *allowed; i++)
         if (strcmp(host, allowed[i]) == 0)

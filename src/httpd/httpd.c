@@ -3,6 +3,7 @@
  * range (optionally cut short for fault injection), and the stop-signal wait. What a request means is the
  * handler's business. */
 #include "httpd/httpd.h"
+#include "core/net.h"
 
 #include <arpa/inet.h>
 #include <errno.h>
@@ -478,15 +479,7 @@ static void wipe_free(char *p, size_t n)
 
 int rd_httpd_host_is_loopback(const char *host)
 {
-    if (!host || strcmp(host, "localhost") == 0)
-        return 1;
-    struct in_addr a4;
-    struct in6_addr a6;
-    if (inet_pton(AF_INET, host, &a4) == 1)
-        return (ntohl(a4.s_addr) >> 24) == 127;
-    if (inet_pton(AF_INET6, host, &a6) == 1)
-        return IN6_IS_ADDR_LOOPBACK(&a6);
-    return 0;
+    return !host || strcmp(host, "localhost") == 0 || rd_ip_is_loopback(host);
 }
 
 rd_status rd_httpd_parse_listen(const char *listen, char *host, size_t n, int *port, rd_error *err)
