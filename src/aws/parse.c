@@ -43,10 +43,15 @@ static const char *json_problem(const json_error_t *jerr)
     }
 }
 
+void rd_json_wipe_frees(void)
+{
+    pthread_once(&alloc_once, use_cleansing_free);
+}
+
 rd_status rd_json_parse_object(const char *data, size_t len, rd_status code, const char *what, json_t **out,
                                rd_error *err)
 {
-    pthread_once(&alloc_once, use_cleansing_free);
+    rd_json_wipe_frees();
     json_error_t jerr;
     json_t *o = json_loadb(data ? data : "", data ? len : 0, 0, &jerr);
     if (!o) {

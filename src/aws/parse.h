@@ -16,6 +16,10 @@
 /* Parses len bytes of JSON that must be an object. On success *out is a new reference (json_decref).
  * On failure code (RD_E_AUTH, RD_E_REMOTE, ...) is set in err with "WHAT is not valid JSON (line L, column
  * C: DESCRIPTION)" or "WHAT is JSON but not an object"; the input is never quoted. err may be NULL. */
+/* From the call on, every block jansson frees in this process is wiped first (jansson's strings hold secrets:
+ * AWS replies' keys, the server's variable values). Idempotent, thread-safe; the parse functions call it. */
+void rd_json_wipe_frees(void);
+
 rd_status rd_json_parse_object(const char *data, size_t len, rd_status code, const char *what, json_t **out,
                                rd_error *err);
 

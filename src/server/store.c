@@ -185,19 +185,10 @@ static rd_status check_keyring(rd_store *st, rd_error *err)
     return finish(st, tx, s, err);
 }
 
-/* Values pass through jansson in the API (request and reply bodies) and the store (audit details): from the
- * first store on, every block jansson frees is wiped first, with the allocator the AWS replies' secrets use
- * (aws/parse.c: set process-wide by its first parse). */
-static void wipe_json_frees(void)
-{
-    json_t *o = NULL;
-    if (rd_json_parse_object("{}", 2, RD_E_INTERNAL, "an empty object", &o, NULL) == RD_OK)
-        json_decref(o);
-}
-
 rd_status rd_store_new(const rd_store_backend *ops, void *be, rd_keyring *keyring, rd_store **out, rd_error *err)
 {
-    wipe_json_frees();
+    /* values pass through jansson in the API (request and reply bodies) and here (audit details) */
+    rd_json_wipe_frees();
     rd_store *st = calloc(1, sizeof *st);
     if (!st) {
         ops->close(be);
