@@ -3,9 +3,11 @@ lifetime (the emulator stops by itself even if a test dies), and a clean AWS env
 Also the helpers the test modules share: the clean environment, identities JSON, writing files under a
 home, finishing a started process, and running independent slow steps side by side."""
 import concurrent.futures
+import ctypes
 import json
 import os
 import shutil
+import signal
 import subprocess
 import tempfile
 import time
@@ -166,3 +168,11 @@ def wait_until(pred, timeout=30.0, interval=0.05):
             return v
         time.sleep(interval)
     return None
+
+
+def die_with_parent():
+    """preexec_fn for a server a test starts: PR_SET_PDEATHSIG, so it goes when the test process does."""
+    try:
+        ctypes.CDLL("libc.so.6", use_errno=True).prctl(1, signal.SIGKILL)
+    except OSError:
+        pass

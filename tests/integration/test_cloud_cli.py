@@ -7,7 +7,6 @@ with masked values, the confirmation, cloud-only keys kept) then env pull into a
 overriding and listing keys, env show --cloud masked and --reveal, env set --cloud KEY -, env rm --cloud,
 roles refused with exit 4, and no token or secret value in any output. The server's own API (urllib) is
 the witness of what was stored."""
-import ctypes
 import fcntl
 import json
 import os
@@ -25,7 +24,7 @@ import unittest
 import urllib.error
 import urllib.request
 
-from emulator_fixture import REDDUCK, clean_env
+from emulator_fixture import REDDUCK, clean_env, die_with_parent
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 DEMO = os.path.join(os.environ.get("RD_SOURCE_DIR", os.path.join(HERE, "..", "..")), "examples", "demo")
@@ -34,12 +33,6 @@ SECRET_A = "s3cr3t-A-4f1e9c2b7d"
 SECRET_B = "s3cr3t-B-8a2d6e0f13"
 AWS_SECRET = "aws-s3cr3t-Zq9Xw2Lk7"
 
-
-def _die_with_parent():
-    try:  # PR_SET_PDEATHSIG: the server goes when the test process does
-        ctypes.CDLL("libc.so.6", use_errno=True).prctl(1, signal.SIGKILL)
-    except OSError:
-        pass
 
 
 class Server:
@@ -50,7 +43,7 @@ class Server:
         env = clean_env(os.path.dirname(data_dir))
         cmd = [REDDUCK, "server", "--listen", "127.0.0.1:0", "--data-dir", data_dir] + list(args)
         self.proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=env,
-                                     preexec_fn=_die_with_parent)
+                                     preexec_fn=die_with_parent)
         self.timer = threading.Timer(LIFETIME, self.proc.kill)
         self.timer.daemon = True
         self.timer.start()

@@ -4,7 +4,6 @@ still read, a planted secret never in any byte under the data dir nor in the ser
 refused at 0644, a non-loopback --listen refused without TLS unless --insecure-http (with a warning), TLS
 with a self-signed certificate (works with it as CA, fails without), SIGTERM ending with exit 0, the offline
 user and token commands, and 50 concurrent clients setting and reading variables with nothing lost."""
-import ctypes
 import json
 import os
 import re
@@ -18,16 +17,12 @@ import unittest
 import urllib.error
 import urllib.request
 
+from emulator_fixture import die_with_parent
+
 REDDUCK = os.environ.get("REDDUCK_BIN", "redduck")
 SECRET = "planted-SECRET-9c1e4f7a2b-value"
 LIFETIME = 60  # seconds: a server a test forgot is killed by then
 
-
-def _die_with_parent():
-    try:  # PR_SET_PDEATHSIG: the server goes when the test process does
-        ctypes.CDLL("libc.so.6", use_errno=True).prctl(1, signal.SIGKILL)
-    except OSError:
-        pass
 
 
 class Server:
@@ -38,7 +33,7 @@ class Server:
         env["AWS_EC2_METADATA_DISABLED"] = "true"
         self.proc = subprocess.Popen([REDDUCK, "server", "--data-dir", data_dir] + list(args),
                                      stdout=subprocess.PIPE, stderr=subprocess.PIPE, env=env,
-                                     preexec_fn=_die_with_parent)
+                                     preexec_fn=die_with_parent)
         self.out, self.err = [], []
         self.ready = threading.Event()
         self.timer = threading.Timer(LIFETIME, self.proc.kill)

@@ -12,6 +12,8 @@
 
 #include <cmocka.h>
 
+#include "test_util.h"
+
 #include <archive.h>
 #include <archive_entry.h>
 #include <arpa/inet.h>
@@ -50,27 +52,6 @@ typedef struct fixture {
         padmin[RD_TOKEN_LEN + 1], outsider[RD_TOKEN_LEN + 1];
 } fixture;
 
-static void rm_tree(const char *dir)
-{
-    DIR *d = opendir(dir);
-    if (!d)
-        return;
-    struct dirent *e;
-    while ((e = readdir(d)) != NULL) {
-        if (strcmp(e->d_name, ".") == 0 || strcmp(e->d_name, "..") == 0)
-            continue;
-        char p[1200];
-        snprintf(p, sizeof p, "%s/%s", dir, e->d_name);
-        struct stat sb;
-        if (lstat(p, &sb) == 0 && S_ISDIR(sb.st_mode))
-            rm_tree(p);
-        else
-            unlink(p);
-    }
-    closedir(d);
-    rmdir(dir);
-}
-
 static void write_file(const char *dir, const char *rel, const char *text)
 {
     char p[1200];
@@ -93,7 +74,7 @@ static const char *CONNECTOR = "type: redshift\n"
 
 static void make_project(const char *dir, const char *connector)
 {
-    rm_tree(dir);
+    rd_test_rm_tree(dir);
     mkdir(dir, 0755);
     write_file(dir, "redduck.yaml", "name: t\n");
     write_file(dir, "connectors/rs.yaml", connector);
@@ -174,7 +155,7 @@ static int teardown(void **state)
     rd_api_free(f->api);
     rd_store_close(f->st);
     rd_keyring_free(f->kr);
-    rm_tree(f->dir);
+    rd_test_rm_tree(f->dir);
     free(f);
     return 0;
 }

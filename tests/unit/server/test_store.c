@@ -10,6 +10,8 @@
 #include <string.h>
 
 #include <cmocka.h>
+
+#include "test_util.h"
 #include <dirent.h>
 #include <pthread.h>
 #include <sqlite3.h>
@@ -31,27 +33,6 @@ typedef struct fixture {
     rd_keyring *kr;
     rd_store *st;
 } fixture;
-
-static void rm_tree(const char *dir)
-{
-    DIR *d = opendir(dir);
-    if (!d)
-        return;
-    struct dirent *e;
-    while ((e = readdir(d)) != NULL) {
-        if (strcmp(e->d_name, ".") == 0 || strcmp(e->d_name, "..") == 0)
-            continue;
-        char p[700];
-        snprintf(p, sizeof p, "%s/%s", dir, e->d_name);
-        struct stat sb;
-        if (lstat(p, &sb) == 0 && S_ISDIR(sb.st_mode))
-            rm_tree(p);
-        else
-            unlink(p);
-    }
-    closedir(d);
-    rmdir(dir);
-}
 
 static int setup(void **state)
 {
@@ -80,7 +61,7 @@ static int teardown(void **state)
     fixture *f = *state;
     rd_store_close(f->st);
     rd_keyring_free(f->kr);
-    rm_tree(f->dir);
+    rd_test_rm_tree(f->dir);
     free(f);
     return 0;
 }
