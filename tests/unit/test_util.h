@@ -3,6 +3,7 @@
 #define RD_TEST_UTIL_H
 
 #include <dirent.h>
+#include <stdlib.h>
 #include <stdio.h>
 #include <string.h>
 #include <sys/stat.h>
@@ -29,6 +30,15 @@ static inline void rd_test_rm_tree(const char *dir)
     }
     closedir(d);
     rmdir(dir);
+}
+
+/* Makes a fresh private directory $TMPDIR/PREFIX-XXXXXX (P_tmpdir without TMPDIR) into dir. 0, or -1. */
+static inline int rd_test_mkdtemp(char *dir, size_t size, const char *prefix)
+{
+    const char *tmp = getenv("TMPDIR");
+    if ((size_t)snprintf(dir, size, "%s/%s-XXXXXX", tmp && *tmp ? tmp : P_tmpdir, prefix) >= size)
+        return -1;
+    return mkdtemp(dir) ? 0 : -1;
 }
 
 #endif

@@ -119,9 +119,7 @@ static void start_api(fixture *f)
 static int setup(void **state)
 {
     fixture *f = calloc(1, sizeof *f);
-    const char *tmp = getenv("TMPDIR");
-    snprintf(f->dir, sizeof f->dir, "%s/rd-api-XXXXXX", tmp && *tmp ? tmp : P_tmpdir);
-    if (!mkdtemp(f->dir))
+    if (rd_test_mkdtemp(f->dir, sizeof f->dir, "rd-api") != 0)
         return -1;
     snprintf(f->data, sizeof f->data, "%s/data", f->dir);
     snprintf(f->proj, sizeof f->proj, "%s/proj", f->dir);

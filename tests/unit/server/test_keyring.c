@@ -10,6 +10,8 @@
 #include <string.h>
 
 #include <cmocka.h>
+
+#include "test_util.h"
 #include <dirent.h>
 #include <fcntl.h>
 #include <sys/stat.h>
@@ -29,9 +31,7 @@ static int setup(void **state)
     fixture *f = calloc(1, sizeof *f);
     if (!f)
         return -1;
-    const char *tmp = getenv("TMPDIR");
-    snprintf(f->dir, sizeof f->dir, "%s/rd-keyring-XXXXXX", tmp && *tmp ? tmp : P_tmpdir);
-    if (!mkdtemp(f->dir))
+    if (rd_test_mkdtemp(f->dir, sizeof f->dir, "rd-keyring") != 0)
         return -1;
     snprintf(f->path, sizeof f->path, "%s/keyring", f->dir);
     *state = f;

@@ -39,9 +39,7 @@ static int setup(void **state)
     fixture *f = calloc(1, sizeof *f);
     if (!f)
         return -1;
-    const char *tmp = getenv("TMPDIR");
-    snprintf(f->dir, sizeof f->dir, "%s/rd-store-XXXXXX", tmp && *tmp ? tmp : P_tmpdir);
-    if (!mkdtemp(f->dir))
+    if (rd_test_mkdtemp(f->dir, sizeof f->dir, "rd-store") != 0)
         return -1;
     snprintf(f->data, sizeof f->data, "%s/data", f->dir);
     snprintf(f->keyring, sizeof f->keyring, "%s/keyring", f->dir);
