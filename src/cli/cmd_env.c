@@ -789,6 +789,49 @@ static void print_names(const rd_cloud_diff *d, rd_cloud_change_kind kind, const
         putchar('\n');
 }
 
+/* What env push and pull both start from: DIR's .env, the server's variables of the environment, and the
+ * diff from one to the other (push: local → cloud; pull: cloud → local). Freed by sync_free. */
+typedef struct env_sync {
+    char *path;
+    rd_dotenv local, cloud;
+    rd_cloud *c;
+    char *project;
+    rd_cloud_diff d;
+} env_sync;
+
+static void sync_free(env_sync *y)
+{
+    rd_cloud_diff_free(&y->d);
+    rd_dotenv_free(&y->cloud);
+    rd_dotenv_free(&y->local);
+    rd_cloud_free(y->c);
+    free(y->project);
+    free(y->path);
+}
+
+/* 0 with *y filled (also when *st is not RD_OK: err says why, y still to be freed), or an exit code (y freed). */
+static int sync_open(const char *dir, cloud_args *ca, int push, env_sync *y, rd_status *st, rd_error *err)
+{
+    memset(y, 0, sizeof *y);
+    if (!(y->path = env_path(dir)))
+        return 1;
+    if ((*st = rd_dotenv_load(y->path, &y->local, err)) != RD_OK) {
+        free(y->path);
+        return fail(*st, err);
+    }
+    int rc = cloud_open(dir, ca, &y->c, &y->project);
+    if (rc != 0) {
+        rd_dotenv_free(&y->local);
+        free(y->path);
+        return rc;
+    }
+    *st = rd_cloud_get_variables(y->c, y->project, ca->environment, &y->cloud, err);
+    if (*st == RD_OK)
+        *st = push ? rd_cloud_diff_env(&y->local, &y->cloud, &y->d, err)
+                   : rd_cloud_diff_env(&y->cloud, &y->local, &y->d, err);
+    return 0;
+}
+
 /* `env push [DIR] [--environment dev|prod|shared] [--yes]`: the local .env's new and changed keys to the
  * server, after showing them (masked) and asking; keys only in the cloud are never deleted. */
 static int env_push(int argc, char **argv)
@@ -801,41 +844,27 @@ static int env_push(int argc, char **argv)
     int rc = env_parse(opts, 0, NULL, argc, argv);
     if (rc != RD_CLI_CONTINUE)
         return rc;
-    char *path = env_path(dir ? dir : ".");
-    if (!path)
-        return 1;
     rd_error err;
     rd_error_clear(&err);
-    rd_dotenv local;
-    rd_status st = rd_dotenv_load(path, &local, &err);
-    if (st != RD_OK) {
-        free(path);
-        return fail(st, &err);
-    }
-    rd_cloud *c = NULL;
-    char *project = NULL;
-    if ((rc = cloud_open(dir ? dir : ".", &ca, &c, &project)) != 0) {
-        rd_dotenv_free(&local);
-        free(path);
+    env_sync y;
+    rd_status st = RD_OK;
+    if ((rc = sync_open(dir ? dir : ".", &ca, 1, &y, &st, &err)) != 0)
         return rc;
-    }
-    rd_dotenv cloud = { NULL, 0, NULL };
-    rd_cloud_diff d = { 0 };
-    st = rd_cloud_get_variables(c, project, ca.environment, &cloud, &err);
-    if (st == RD_OK)
-        st = rd_cloud_diff_env(&local, &cloud, &d, &err);
+    const char *path = y.path, *project = y.project;
+    rd_cloud *c = y.c;
+    const rd_cloud_diff *d = &y.d;
     rd_dotenv set = { NULL, 0, NULL };
     if (st == RD_OK) {
         printf("%s -> the %s variables of %s on %s:\n", path, ca.environment, project, rd_cloud_server(c));
-        for (size_t i = 0; i < d.count; i++)
-            if (d.items[i].kind == RD_CLOUD_ADDED || d.items[i].kind == RD_CLOUD_CHANGED)
-                print_change(&d.items[i], d.items[i].kind == RD_CLOUD_ADDED ? '+' : '~');
-        printf("%zu added, %zu changed, %zu unchanged, %zu only in the cloud (kept)\n", d.added, d.changed,
-               d.unchanged, d.kept);
+        for (size_t i = 0; i < d->count; i++)
+            if (d->items[i].kind == RD_CLOUD_ADDED || d->items[i].kind == RD_CLOUD_CHANGED)
+                print_change(&d->items[i], d->items[i].kind == RD_CLOUD_ADDED ? '+' : '~');
+        printf("%zu added, %zu changed, %zu unchanged, %zu only in the cloud (kept)\n", d->added, d->changed,
+               d->unchanged, d->kept);
         fflush(stdout);
-        for (size_t i = 0; st == RD_OK && i < d.count; i++)
-            if ((d.items[i].kind == RD_CLOUD_ADDED || d.items[i].kind == RD_CLOUD_CHANGED) &&
-                rd_dotenv_add(&set, d.items[i].key, d.items[i].value) != RD_OK)
+        for (size_t i = 0; st == RD_OK && i < d->count; i++)
+            if ((d->items[i].kind == RD_CLOUD_ADDED || d->items[i].kind == RD_CLOUD_CHANGED) &&
+                rd_dotenv_add(&set, d->items[i].key, d->items[i].value) != RD_OK)
                 st = rd_error_set(&err, RD_E_INTERNAL, "out of memory");
     }
     if (st == RD_OK && set.count == 0) {
@@ -852,12 +881,7 @@ static int env_push(int argc, char **argv)
         }
     }
     rd_dotenv_free(&set);
-    rd_cloud_diff_free(&d);
-    rd_dotenv_free(&cloud);
-    rd_dotenv_free(&local);
-    rd_cloud_free(c);
-    free(project);
-    free(path);
+    sync_free(&y);
     if (st != RD_OK)
         return fail(st, &err);
     return rc;
@@ -874,49 +898,31 @@ static int env_pull(int argc, char **argv)
     if (rc != RD_CLI_CONTINUE)
         return rc;
     const char *d0 = dir ? dir : ".";
-    char *path = env_path(d0);
-    if (!path)
-        return 1;
     rd_error err;
     rd_error_clear(&err);
-    rd_dotenv local;
-    rd_status st = rd_dotenv_load(path, &local, &err);
-    if (st != RD_OK) {
-        free(path);
-        return fail(st, &err);
-    }
-    rd_cloud *c = NULL;
-    char *project = NULL;
-    if ((rc = cloud_open(d0, &ca, &c, &project)) != 0) {
-        rd_dotenv_free(&local);
-        free(path);
+    env_sync y;
+    rd_status st = RD_OK;
+    if ((rc = sync_open(d0, &ca, 0, &y, &st, &err)) != 0)
         return rc;
-    }
-    rd_dotenv cloud = { NULL, 0, NULL };
-    rd_cloud_diff d = { 0 };
-    st = rd_cloud_get_variables(c, project, ca.environment, &cloud, &err);
+    const char *path = y.path, *project = y.project;
+    rd_cloud *c = y.c;
+    const rd_cloud_diff *d = &y.d;
     if (st == RD_OK)
-        st = rd_cloud_diff_env(&cloud, &local, &d, &err);
-    if (st == RD_OK)
-        st = rd_cloud_env_apply(path, &d, &err);
+        st = rd_cloud_env_apply(path, d, &err);
     int gi = 0;
     if (st == RD_OK)
         st = rd_cloud_gitignore_env(d0, &gi, &err);
     if (st == RD_OK) {
         printf("the %s variables of %s on %s -> %s: %zu added, %zu overridden, %zu unchanged, %zu only local "
-               "(kept)\n", ca.environment, project, rd_cloud_server(c), path, d.added, d.changed, d.unchanged, d.kept);
-        print_names(&d, RD_CLOUD_ADDED, "added");
-        print_names(&d, RD_CLOUD_CHANGED, "overrode");
-        print_names(&d, RD_CLOUD_KEPT, "kept (only local)");
+               "(kept)\n",
+               ca.environment, project, rd_cloud_server(c), path, d->added, d->changed, d->unchanged, d->kept);
+        print_names(d, RD_CLOUD_ADDED, "added");
+        print_names(d, RD_CLOUD_CHANGED, "overrode");
+        print_names(d, RD_CLOUD_KEPT, "kept (only local)");
         if (gi)
             fprintf(stderr, "redduck: added .env to %s/.gitignore\n", d0);
     }
-    rd_cloud_diff_free(&d);
-    rd_dotenv_free(&cloud);
-    rd_dotenv_free(&local);
-    rd_cloud_free(c);
-    free(project);
-    free(path);
+    sync_free(&y);
     return st == RD_OK ? 0 : fail(st, &err);
 }
 
