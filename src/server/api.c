@@ -3,6 +3,7 @@
  * logged (on_done). Deployments: unpacked under DATA_DIR/projects/<p>/v<N>, validated with the project loader
  * under server rules, then recorded; the store keeps users, roles, versions, variables and the audit. */
 #include "server/api.h"
+#include "server/api_internal.h"
 
 #include <errno.h>
 #include <fcntl.h>
@@ -24,60 +25,10 @@
 
 #define MAX_ADDRESSES 4096 /* failure counters kept; the oldest is dropped beyond */
 #define AUDIT_LIMIT_MAX 1000
-#define MSG_MAX 512
+#define MSG_MAX RD_API_MSG_MAX
 
-typedef struct failures {
-    char addr[48];
-    int64_t window_start; /* seconds, monotonic */
-    unsigned count;
-} failures;
-
-struct rd_api {
-    rd_store *st;
-    char *data_dir;
-    unsigned max_failures;
-    unsigned window;
-    FILE *log;
-    pthread_mutex_t lock; /* the failure counters */
-    failures *fail;
-    size_t nfail;
-    pthread_mutex_t deploy_lock; /* deploys of this process, one at a time (flock serialises processes) */
-};
-
-typedef enum route {
-    R_NONE,
-    R_HEALTH,
-    R_WHOAMI,
-    R_PROJECT_CREATE,
-    R_PROJECT_GET,
-    R_DEPLOY,
-    R_DEPLOY_LIST,
-    R_ACTIVATE,
-    R_VARS_GET,
-    R_VARS_PATCH,
-    R_VAR_PUT,
-    R_VAR_DELETE,
-    R_AUDIT
-} route;
-
-/* One request's state, from its headers to on_done. */
-typedef struct call {
-    rd_api *api;
-    route r;
-    char *path; /* without the query */
-    char *query;
-    char project[RD_STORE_NAME_MAX + 1];
-    char var[RD_STORE_VARIABLE_NAME_MAX + 1];
-    rd_env env;
-    int64_t version;
-    rd_store_user user;
-    int authed;
-    rd_role role;
-    int prod_access;
-    int project_exists;
-    int status;
-    struct timespec start;
-} call;
+typedef rd_api_call call;
+typedef rd_api_route_id route;
 
 /* ---- small helpers ---------------------------------------------------------------------------------- */
 
@@ -88,7 +39,7 @@ static int64_t mono_s(void)
     return (int64_t)ts.tv_sec;
 }
 
-static void iso_time(int64_t t, char out[32])
+void rd_api_iso_time(int64_t t, char out[32])
 {
     time_t tt = (time_t)t;
     struct tm tm;
@@ -96,10 +47,10 @@ static void iso_time(int64_t t, char out[32])
     strftime(out, 32, "%Y-%m-%dT%H:%M:%SZ", &tm);
 }
 
-static json_t *json_time(int64_t t)
+json_t *rd_api_json_time(int64_t t)
 {
     char b[32];
-    iso_time(t, b);
+    rd_api_iso_time(t, b);
     return json_string(b);
 }
 
@@ -258,7 +209,7 @@ int rd_api_parse_json_body(const void *data, size_t len, const rd_api_field *sch
 /* ---- answers ---------------------------------------------------------------------------------------- */
 
 /* Sets the answer to obj (stolen) with status. Values may be in obj: the dump is wiped once copied. */
-static void reply(call *c, rd_httpd_response *resp, int status, json_t *obj)
+void rd_api_reply(call *c, rd_httpd_response *resp, int status, json_t *obj)
 {
     c->status = status;
     resp->status = status;
@@ -284,9 +235,7 @@ static void reply(call *c, rd_httpd_response *resp, int status, json_t *obj)
     free(s);
 }
 
-static void reply_error(call *c, rd_httpd_response *resp, int status, const char *code, const char *fmt, ...)
-    __attribute__((format(printf, 5, 6)));
-static void reply_error(call *c, rd_httpd_response *resp, int status, const char *code, const char *fmt, ...)
+void rd_api_reply_error(call *c, rd_httpd_response *resp, int status, const char *code, const char *fmt, ...)
 {
     char msg[MSG_MAX];
     va_list ap;
@@ -296,23 +245,23 @@ static void reply_error(call *c, rd_httpd_response *resp, int status, const char
     for (char *p = msg; *p; p++) /* one line */
         if (*p == '\n' || *p == '\r')
             *p = ' ';
-    reply(c, resp, status, json_pack("{s:{s:s, s:s}}", "error", "code", code, "message", msg));
+    rd_api_reply(c, resp, status, json_pack("{s:{s:s, s:s}}", "error", "code", code, "message", msg));
 }
 
 /* The answer for a store failure. */
-static void reply_store(call *c, rd_httpd_response *resp, rd_status st, const rd_error *err)
+void rd_api_reply_store(call *c, rd_httpd_response *resp, rd_status st, const rd_error *err)
 {
     switch (st) {
-    case RD_E_NOT_FOUND: reply_error(c, resp, 404, "NotFound", "%s", err->message); break;
-    case RD_E_USAGE: reply_error(c, resp, 400, "BadRequest", "%s", err->message); break;
-    default: reply_error(c, resp, 500, "Internal", "%s", err->message); break;
+    case RD_E_NOT_FOUND: rd_api_reply_error(c, resp, 404, "NotFound", "%s", err->message); break;
+    case RD_E_USAGE: rd_api_reply_error(c, resp, 400, "BadRequest", "%s", err->message); break;
+    default: rd_api_reply_error(c, resp, 500, "Internal", "%s", err->message); break;
     }
 }
 
 static void reply_unauthorized(call *c, rd_httpd_response *resp)
 {
     rd_headers_set(&resp->headers, "WWW-Authenticate", "Bearer");
-    reply_error(c, resp, 401, "Unauthorized", "authentication required");
+    rd_api_reply_error(c, resp, 401, "Unauthorized", "authentication required");
 }
 
 /* ---- the failure counters ----------------------------------------------------------------------------- */
@@ -323,7 +272,7 @@ static int64_t blocked_for(rd_api *a, const char *addr)
     int64_t now = mono_s(), wait = 0;
     pthread_mutex_lock(&a->lock);
     for (size_t i = 0; i < a->nfail; i++) {
-        failures *f = &a->fail[i];
+        rd_api_failures *f = &a->fail[i];
         if (strcmp(f->addr, addr) != 0)
             continue;
         int64_t end = f->window_start + a->window;
@@ -400,7 +349,7 @@ static int split_path(const char *path, char *buf, size_t bufn, char **seg, int 
 }
 
 /* The query parameter name's value (raw), or NULL. */
-static const char *query_get(const char *q, const char *name, char *out, size_t n)
+const char *rd_api_query_get(const char *q, const char *name, char *out, size_t n)
 {
     size_t nl = strlen(name);
     for (const char *p = q; p && *p;) {
@@ -445,6 +394,52 @@ static int query_check(const char *q, const char *const *allowed, char bad[80])
 }
 
 typedef enum route_result { ROUTE_OK, ROUTE_NOT_FOUND, ROUTE_METHOD, ROUTE_NAME } route_result;
+
+static const rd_api_ext_route *const ext_tables[] = { rd_api_runs_routes, rd_api_data_routes };
+
+/* 1 when tail ("runs/STAR/logs") matches seg[0..n), copying what a "*" matched into arg; 0 otherwise. */
+static int tail_match(const char *tail, char **seg, int n, char arg[RD_API_ARG_MAX])
+{
+    int k = 0;
+    const char *t = tail;
+    arg[0] = 0;
+    while (*t) {
+        const char *sl = strchr(t, '/');
+        size_t len = sl ? (size_t)(sl - t) : strlen(t);
+        if (k == n)
+            return 0;
+        if (len == 1 && t[0] == '*') {
+            if (strlen(seg[k]) >= RD_API_ARG_MAX)
+                return 0;
+            snprintf(arg, RD_API_ARG_MAX, "%s", seg[k]);
+        } else if (strlen(seg[k]) != len || strncmp(seg[k], t, len) != 0) {
+            return 0;
+        }
+        k++;
+        t = sl ? sl + 1 : t + len;
+    }
+    return k == n;
+}
+
+/* The modules' calls under /v1/projects/{p}/ (seg: the segments after the project). */
+static route_result route_ext(call *c, const char *method, char **seg, int n)
+{
+    int path_known = 0;
+    char arg[RD_API_ARG_MAX];
+    for (size_t t = 0; t < sizeof ext_tables / sizeof *ext_tables; t++)
+        for (const rd_api_ext_route *e = ext_tables[t]; e->method; e++) {
+            if (!tail_match(e->tail, seg, n, arg))
+                continue;
+            path_known = 1;
+            if (strcmp(e->method, method) != 0)
+                continue;
+            c->r = R_EXT;
+            c->ext = e;
+            memcpy(c->arg, arg, sizeof arg);
+            return ROUTE_OK;
+        }
+    return path_known ? ROUTE_METHOD : ROUTE_NOT_FOUND;
+}
 
 static route_result route_of(call *c, const char *method, char what[96])
 {
@@ -521,7 +516,7 @@ static route_result route_of(call *c, const char *method, char what[96])
     }
     if (n == 4 && strcmp(seg[3], "audit") == 0)
         return get ? (c->r = R_AUDIT, ROUTE_OK) : ROUTE_METHOD;
-    return ROUTE_NOT_FOUND;
+    return route_ext(c, method, seg + 3, n - 3);
 }
 
 /* What each route asks rd_role_can for. */
@@ -532,17 +527,21 @@ static rd_action route_action(const call *c, const char *query)
     case R_DEPLOY:
     case R_ACTIVATE: return RD_ACTION_DEPLOY;
     case R_VARS_GET:
-        return query_get(query, "names", v, sizeof v) ? RD_ACTION_VARIABLES_LIST : RD_ACTION_VARIABLES_READ;
+        return rd_api_query_get(query, "names", v, sizeof v) ? RD_ACTION_VARIABLES_LIST : RD_ACTION_VARIABLES_READ;
     case R_VARS_PATCH:
     case R_VAR_PUT:
     case R_VAR_DELETE: return RD_ACTION_VARIABLES_WRITE;
     case R_AUDIT: return RD_ACTION_AUDIT_READ;
+    case R_EXT: return c->ext->action;
     default: return RD_ACTION_STATUS;
     }
 }
 
-static const char *const *route_query(route r)
+static const char *const *route_query(const call *c)
 {
+    route r = c->r;
+    if (r == R_EXT)
+        return c->ext->query;
     static const char *const deploy[] = { "environment", NULL };
     static const char *const vars[] = { "names", NULL };
     static const char *const audit[] = { "limit", NULL };
@@ -583,12 +582,17 @@ static rd_httpd_next on_headers(void *ctx, rd_httpd_request *req, rd_httpd_respo
     c->path = q ? strndup(uri, (size_t)(q - uri)) : strdup(uri);
     c->query = strdup(q ? q + 1 : "");
     if (!c->path || !c->query) {
-        reply_error(c, resp, 500, "Internal", "out of memory");
+        rd_api_reply_error(c, resp, 500, "Internal", "out of memory");
         return RD_HTTPD_ANSWER;
     }
     const char *method = rd_httpd_method(req);
+    c->req = req;
     /* JSON bodies stop at 1 MiB however they arrive (a chunked one too); only a deploy's archive is larger */
     rd_httpd_set_max_body(req, RD_API_MAX_JSON_BODY);
+    if (strncmp(c->path, "/v1/", 4) != 0 && strcmp(c->path, "/v1") != 0) {
+        c->r = R_PAGE;
+        return rd_page_on_headers(c, req, resp);
+    }
     if (strcmp(c->path, "/v1/health") == 0 && strcmp(method, "GET") == 0) {
         c->r = R_HEALTH;
         return RD_HTTPD_BUFFER;
@@ -599,7 +603,7 @@ static rd_httpd_next on_headers(void *ctx, rd_httpd_request *req, rd_httpd_respo
         char ra[24];
         snprintf(ra, sizeof ra, "%" PRId64, wait);
         rd_headers_set(&resp->headers, "Retry-After", ra);
-        reply_error(c, resp, 429, "TooManyRequests",
+        rd_api_reply_error(c, resp, 429, "TooManyRequests",
                     "too many failed authentications from this address: retry in %" PRId64 " s", wait);
         return RD_HTTPD_ANSWER;
     }
@@ -615,18 +619,18 @@ static rd_httpd_next on_headers(void *ctx, rd_httpd_request *req, rd_httpd_respo
     char what[96];
     switch (route_of(c, method, what)) {
     case ROUTE_NOT_FOUND:
-        reply_error(c, resp, 404, "NotFound", "no such call: see the API's calls in docs/SERVER_API.md");
+        rd_api_reply_error(c, resp, 404, "NotFound", "no such call: see the API's calls in docs/SERVER_API.md");
         return RD_HTTPD_ANSWER;
     case ROUTE_METHOD:
         rd_headers_set(&resp->headers, "Allow", "GET, POST, PUT, PATCH, DELETE");
-        reply_error(c, resp, 405, "MethodNotAllowed", "%s is not a method of this call", method);
+        rd_api_reply_error(c, resp, 405, "MethodNotAllowed", "%s is not a method of this call", method);
         return RD_HTTPD_ANSWER;
-    case ROUTE_NAME: reply_error(c, resp, 400, "InvalidName", "invalid %s in the path", what); return RD_HTTPD_ANSWER;
+    case ROUTE_NAME: rd_api_reply_error(c, resp, 400, "InvalidName", "invalid %s in the path", what); return RD_HTTPD_ANSWER;
     case ROUTE_OK: break;
     }
     char bad[80];
-    if (query_check(c->query, route_query(c->r), bad) != 0) {
-        reply_error(c, resp, 400, "BadRequest", "unknown query parameter \"%s\"", bad);
+    if (query_check(c->query, route_query(c), bad) != 0) {
+        rd_api_reply_error(c, resp, 400, "BadRequest", "unknown query parameter \"%s\"", bad);
         return RD_HTTPD_ANSWER;
     }
     if (c->project[0]) {
@@ -637,26 +641,32 @@ static rd_httpd_next on_headers(void *ctx, rd_httpd_request *req, rd_httpd_respo
             c->role = c->user.admin ? RD_ROLE_ADMIN : RD_ROLE_NONE; /* a server admin may deploy a new one */
             c->prod_access = c->user.admin;
         } else {
-            reply_store(c, resp, st, &err);
+            rd_api_reply_store(c, resp, st, &err);
             return RD_HTTPD_ANSWER;
         }
         if (c->role == RD_ROLE_NONE || (!c->project_exists && c->r != R_DEPLOY)) {
-            reply_error(c, resp, 404, "NotFound", "no project %s (or you are not a member of it)", c->project);
+            rd_api_reply_error(c, resp, 404, "NotFound", "no project %s (or you are not a member of it)", c->project);
             return RD_HTTPD_ANSWER;
         }
         rd_env env = c->env != RD_ENV_NONE ? c->env : RD_ENV_NONE;
         if (!rd_role_can(c->role, c->prod_access, route_action(c, c->query), env)) {
-            reply_error(c, resp, 403, "Forbidden", "your role in %s (%s%s) does not allow this", c->project,
+            rd_api_reply_error(c, resp, 403, "Forbidden", "your role in %s (%s%s) does not allow this", c->project,
                         rd_role_name(c->role), c->prod_access ? ", prod access" : "");
             return RD_HTTPD_ANSWER;
         }
     } else if (c->r == R_PROJECT_CREATE && !c->user.admin) {
-        reply_error(c, resp, 403, "Forbidden", "only a server admin may create projects");
+        rd_api_reply_error(c, resp, 403, "Forbidden", "only a server admin may create projects");
         return RD_HTTPD_ANSWER;
     }
     /* Content-Length over the limit is refused by httpd before the body is read (on_too_large) */
     if (c->r == R_DEPLOY)
         rd_httpd_set_max_body(req, RD_API_MAX_ARCHIVE_BODY);
+    if (c->r == R_EXT) {
+        if (c->ext->max_body)
+            rd_httpd_set_max_body(req, c->ext->max_body);
+        if (c->ext->headers)
+            return c->ext->headers(c, req, resp);
+    }
     return RD_HTTPD_BUFFER;
 }
 
@@ -670,7 +680,7 @@ static void do_whoami(call *c, rd_httpd_response *resp)
     rd_error_clear(&err);
     rd_status st = rd_store_project_list(c->api->st, &ps, &n, &err);
     if (st != RD_OK) {
-        reply_store(c, resp, st, &err);
+        rd_api_reply_store(c, resp, st, &err);
         return;
     }
     json_t *list = json_array();
@@ -684,7 +694,7 @@ static void do_whoami(call *c, rd_httpd_response *resp)
                                               "prod_access", prod));
     }
     rd_store_projects_free(ps, n);
-    reply(c, resp, 200,
+    rd_api_reply(c, resp, 200,
           json_pack("{s:s, s:b, s:o}", "user", c->user.name, "server_admin", c->user.admin, "projects", list));
 }
 
@@ -694,13 +704,13 @@ static void do_project_create(call *c, const rd_buf *body, rd_httpd_response *re
     json_t *o = NULL;
     char msg[MSG_MAX];
     if (rd_api_parse_json_body(body->data, body->len, schema, &o, msg, sizeof msg) != 0) {
-        reply_error(c, resp, 400, "BadRequest", "%s", msg);
+        rd_api_reply_error(c, resp, 400, "BadRequest", "%s", msg);
         return;
     }
     const char *name = json_string_value(json_object_get(o, "name"));
     if (!rd_api_project_name_valid(name)) {
         json_decref(o);
-        reply_error(c, resp, 400, "InvalidName", "a project name is [a-z0-9][a-z0-9_-]{0,62}");
+        rd_api_reply_error(c, resp, 400, "InvalidName", "a project name is [a-z0-9][a-z0-9_-]{0,62}");
         return;
     }
     rd_error err;
@@ -708,17 +718,17 @@ static void do_project_create(call *c, const rd_buf *body, rd_httpd_response *re
     rd_store_project p;
     if (rd_store_project_get(c->api->st, name, &p, &err) == RD_OK) {
         free(p.name);
-        reply_error(c, resp, 409, "Conflict", "project %s exists", name);
+        rd_api_reply_error(c, resp, 409, "Conflict", "project %s exists", name);
         json_decref(o);
         return;
     }
     rd_status st = rd_store_project_create(c->api->st, c->user.name, name, &err);
     if (st == RD_OK)
-        reply(c, resp, 201, json_pack("{s:s}", "name", name));
+        rd_api_reply(c, resp, 201, json_pack("{s:s}", "name", name));
     else if (st == RD_E_USAGE) /* created meanwhile */
-        reply_error(c, resp, 409, "Conflict", "project %s exists", name);
+        rd_api_reply_error(c, resp, 409, "Conflict", "project %s exists", name);
     else
-        reply_store(c, resp, st, &err);
+        rd_api_reply_store(c, resp, st, &err);
     json_decref(o);
 }
 
@@ -729,17 +739,17 @@ static void do_project_get(call *c, rd_httpd_response *resp)
     rd_error_clear(&err);
     rd_status st = rd_store_deploy_active(c->api->st, c->project, &d, &err);
     if (st == RD_E_NOT_FOUND) {
-        reply(c, resp, 200,
+        rd_api_reply(c, resp, 200,
               json_pack("{s:s, s:n, s:n, s:n}", "name", c->project, "active_version", "deployed_at", "deployed_by"));
         return;
     }
     if (st != RD_OK) {
-        reply_store(c, resp, st, &err);
+        rd_api_reply_store(c, resp, st, &err);
         return;
     }
-    reply(c, resp, 200,
+    rd_api_reply(c, resp, 200,
           json_pack("{s:s, s:I, s:o, s:s}", "name", c->project, "active_version", (json_int_t)d.version,
-                    "deployed_at", json_time(d.created_at), "deployed_by", d.created_by));
+                    "deployed_at", rd_api_json_time(d.created_at), "deployed_by", d.created_by));
     rd_store_deployment_clear(&d);
 }
 
@@ -751,20 +761,20 @@ static void do_deploy_list(call *c, rd_httpd_response *resp)
     rd_error_clear(&err);
     rd_status st = rd_store_deploy_list(c->api->st, c->project, &ds, &n, &err);
     if (st != RD_OK) {
-        reply_store(c, resp, st, &err);
+        rd_api_reply_store(c, resp, st, &err);
         return;
     }
     json_t *list = json_array();
     for (size_t i = 0; i < n; i++) {
         rd_env env = ds[i].environment;
         json_array_append_new(list, json_pack("{s:I, s:b, s:o, s:s, s:s, s:o}", "version", (json_int_t)ds[i].version,
-                                              "active", ds[i].active, "created_at", json_time(ds[i].created_at),
+                                              "active", ds[i].active, "created_at", rd_api_json_time(ds[i].created_at),
                                               "created_by", ds[i].created_by, "sha256", ds[i].archive_sha256,
                                               "environment",
                                               env != RD_ENV_NONE ? json_string(rd_env_name(env)) : json_null()));
     }
     rd_store_deployments_free(ds, n);
-    reply(c, resp, 200, json_pack("{s:o}", "deployments", list));
+    rd_api_reply(c, resp, 200, json_pack("{s:o}", "deployments", list));
 }
 
 static void do_activate(call *c, rd_httpd_response *resp)
@@ -786,21 +796,21 @@ static void do_activate(call *c, rd_httpd_response *resp)
     rd_store_deployments_free(ds, n);
     if (st == RD_OK && known && !rd_role_can(c->role, c->prod_access, RD_ACTION_DEPLOY,
                                              env == RD_ENV_DEV ? RD_ENV_DEV : RD_ENV_PROD)) {
-        reply_error(c, resp, 403, "Forbidden",
+        rd_api_reply_error(c, resp, 403, "Forbidden",
                     "version %" PRId64 " of %s runs in prod: activating it needs prod access", c->version, c->project);
         return;
     }
     if (st == RD_OK)
         st = rd_store_deploy_activate(c->api->st, c->user.name, c->project, c->version, &err);
     if (st == RD_E_NOT_FOUND) {
-        reply_error(c, resp, 404, "NotFound", "project %s has no version %" PRId64, c->project, c->version);
+        rd_api_reply_error(c, resp, 404, "NotFound", "project %s has no version %" PRId64, c->project, c->version);
         return;
     }
     if (st != RD_OK) {
-        reply_store(c, resp, st, &err);
+        rd_api_reply_store(c, resp, st, &err);
         return;
     }
-    reply(c, resp, 200, json_pack("{s:I, s:b}", "version", (json_int_t)c->version, "active", 1));
+    rd_api_reply(c, resp, 200, json_pack("{s:I, s:b}", "version", (json_int_t)c->version, "active", 1));
 }
 
 /* ---- variables ---------------------------------------------------------------------------------------- */
@@ -850,7 +860,7 @@ static rd_status merged_variables(call *c, rd_env env, rd_dotenv *out, rd_error 
 static void do_vars_get(call *c, rd_httpd_response *resp)
 {
     char v[8];
-    int names_only = query_get(c->query, "names", v, sizeof v) != NULL;
+    int names_only = rd_api_query_get(c->query, "names", v, sizeof v) != NULL;
     rd_error err;
     rd_error_clear(&err);
     rd_status st = RD_OK;
@@ -879,10 +889,10 @@ static void do_vars_get(call *c, rd_httpd_response *resp)
     }
     if (st != RD_OK) {
         json_decref(out);
-        reply_store(c, resp, st, &err);
+        rd_api_reply_store(c, resp, st, &err);
         return;
     }
-    reply(c, resp, 200,
+    rd_api_reply(c, resp, 200,
           json_pack("{s:s, s:o}", "environment", rd_env_name(c->env), names_only ? "names" : "variables", out));
 }
 
@@ -894,7 +904,7 @@ static void do_vars_patch(call *c, const rd_buf *body, rd_httpd_response *resp)
     json_t *o = NULL;
     char msg[MSG_MAX];
     if (rd_api_parse_json_body(body->data, body->len, schema, &o, msg, sizeof msg) != 0) {
-        reply_error(c, resp, 400, "BadRequest", "%s", msg);
+        rd_api_reply_error(c, resp, 400, "BadRequest", "%s", msg);
         return;
     }
     json_t *set = json_object_get(o, "set"), *unset = json_object_get(o, "unset");
@@ -906,13 +916,13 @@ static void do_vars_patch(call *c, const rd_buf *body, rd_httpd_response *resp)
         char nm[80];
         shown(k, strlen(k), nm);
         if (!rd_store_variable_name_valid(k)) {
-            reply_error(c, resp, 400, "InvalidName", "\"%s\" is not a variable name (letters, digits, _ . -, "
+            rd_api_reply_error(c, resp, 400, "InvalidName", "\"%s\" is not a variable name (letters, digits, _ . -, "
                         "starting with a letter or _, at most %d)", nm, RD_STORE_VARIABLE_NAME_MAX);
             json_decref(o);
             return;
         }
         if (json_string_length(v) > RD_STORE_VALUE_MAX) {
-            reply_error(c, resp, 400, "BadRequest", "the value of %s is over %d bytes", nm, RD_STORE_VALUE_MAX);
+            rd_api_reply_error(c, resp, 400, "BadRequest", "the value of %s is over %d bytes", nm, RD_STORE_VALUE_MAX);
             json_decref(o);
             return;
         }
@@ -922,12 +932,12 @@ static void do_vars_patch(call *c, const rd_buf *body, rd_httpd_response *resp)
         char nm[80];
         shown(name, strlen(name), nm);
         if (!rd_store_variable_name_valid(name)) {
-            reply_error(c, resp, 400, "InvalidName", "\"%s\" is not a variable name", nm);
+            rd_api_reply_error(c, resp, 400, "InvalidName", "\"%s\" is not a variable name", nm);
             json_decref(o);
             return;
         }
         if (json_object_get(set, name)) {
-            reply_error(c, resp, 400, "BadRequest", "%s is both set and unset", nm);
+            rd_api_reply_error(c, resp, 400, "BadRequest", "%s is both set and unset", nm);
             json_decref(o);
             return;
         }
@@ -941,7 +951,7 @@ static void do_vars_patch(call *c, const rd_buf *body, rd_httpd_response *resp)
         free(names);
         free(removed);
         json_decref(o);
-        reply_error(c, resp, 500, "Internal", "out of memory");
+        rd_api_reply_error(c, resp, 500, "Internal", "out of memory");
         return;
     }
     json_object_foreach(set, k, v) {
@@ -970,10 +980,10 @@ static void do_vars_patch(call *c, const rd_buf *body, rd_httpd_response *resp)
     if (st != RD_OK) {
         json_decref(done_set);
         json_decref(done_unset);
-        reply_store(c, resp, st, &err);
+        rd_api_reply_store(c, resp, st, &err);
         return;
     }
-    reply(c, resp, 200,
+    rd_api_reply(c, resp, 200,
           json_pack("{s:s, s:o, s:o}", "environment", rd_env_name(c->env), "set", done_set, "unset", done_unset));
 }
 
@@ -983,7 +993,7 @@ static void do_var_put(call *c, const rd_buf *body, rd_httpd_response *resp)
     json_t *o = NULL;
     char msg[MSG_MAX];
     if (rd_api_parse_json_body(body->data, body->len, schema, &o, msg, sizeof msg) != 0) {
-        reply_error(c, resp, 400, "BadRequest", "%s", msg);
+        rd_api_reply_error(c, resp, 400, "BadRequest", "%s", msg);
         return;
     }
     json_t *v = json_object_get(o, "value");
@@ -991,19 +1001,19 @@ static void do_var_put(call *c, const rd_buf *body, rd_httpd_response *resp)
     rd_error_clear(&err);
     if (json_string_length(v) > RD_STORE_VALUE_MAX) {
         json_decref(o);
-        reply_error(c, resp, 400, "BadRequest", "the value of %s is over %d bytes", c->var, RD_STORE_VALUE_MAX);
+        rd_api_reply_error(c, resp, 400, "BadRequest", "the value of %s is over %d bytes", c->var, RD_STORE_VALUE_MAX);
         return;
     }
     rd_status st = rd_store_variable_set(c->api->st, c->user.name, c->project, c->env, c->var, json_string_value(v),
                                          json_string_length(v), &err);
     json_decref(o);
     if (st != RD_OK) {
-        reply_store(c, resp, st, &err);
+        rd_api_reply_store(c, resp, st, &err);
         return;
     }
-    reply(c, resp, 200,
+    rd_api_reply(c, resp, 200,
           json_pack("{s:s, s:s, s:o}", "name", c->var, "environment", rd_env_name(c->env), "updated_at",
-                    json_time((int64_t)time(NULL))));
+                    rd_api_json_time((int64_t)time(NULL))));
 }
 
 static void do_var_delete(call *c, rd_httpd_response *resp)
@@ -1012,25 +1022,25 @@ static void do_var_delete(call *c, rd_httpd_response *resp)
     rd_error_clear(&err);
     rd_status st = rd_store_variable_delete(c->api->st, c->user.name, c->project, c->env, c->var, &err);
     if (st == RD_E_NOT_FOUND) {
-        reply_error(c, resp, 404, "NotFound", "no variable %s in %s of %s", c->var, rd_env_name(c->env), c->project);
+        rd_api_reply_error(c, resp, 404, "NotFound", "no variable %s in %s of %s", c->var, rd_env_name(c->env), c->project);
         return;
     }
     if (st != RD_OK) {
-        reply_store(c, resp, st, &err);
+        rd_api_reply_store(c, resp, st, &err);
         return;
     }
-    reply(c, resp, 204, NULL);
+    rd_api_reply(c, resp, 204, NULL);
 }
 
 static void do_audit(call *c, rd_httpd_response *resp)
 {
     char v[16];
     size_t limit = 100;
-    if (query_get(c->query, "limit", v, sizeof v)) {
+    if (rd_api_query_get(c->query, "limit", v, sizeof v)) {
         char *end = NULL;
         unsigned long x = strtoul(v, &end, 10);
         if (!v[0] || *end || x < 1 || x > AUDIT_LIMIT_MAX || v[0] < '0' || v[0] > '9') {
-            reply_error(c, resp, 400, "BadRequest", "limit must be a number from 1 to %d", AUDIT_LIMIT_MAX);
+            rd_api_reply_error(c, resp, 400, "BadRequest", "limit must be a number from 1 to %d", AUDIT_LIMIT_MAX);
             return;
         }
         limit = x;
@@ -1041,18 +1051,18 @@ static void do_audit(call *c, rd_httpd_response *resp)
     rd_error_clear(&err);
     rd_status st = rd_store_audit_list(c->api->st, c->project, limit, &es, &n, &err);
     if (st != RD_OK) {
-        reply_store(c, resp, st, &err);
+        rd_api_reply_store(c, resp, st, &err);
         return;
     }
     json_t *list = json_array();
     for (size_t i = 0; i < n; i++) {
         json_t *detail = es[i].detail_json ? json_loads(es[i].detail_json, 0, NULL) : NULL;
-        json_array_append_new(list, json_pack("{s:o, s:s, s:s, s:s?, s:o}", "at", json_time(es[i].at), "actor",
+        json_array_append_new(list, json_pack("{s:o, s:s, s:s, s:s?, s:o}", "at", rd_api_json_time(es[i].at), "actor",
                                               es[i].actor, "action", es[i].action, "project", es[i].project,
                                               "detail", detail ? detail : json_object()));
     }
     rd_store_audit_free(es, n);
-    reply(c, resp, 200, json_pack("{s:o}", "events", list));
+    rd_api_reply(c, resp, 200, json_pack("{s:o}", "events", list));
 }
 
 /* ---- deployments -------------------------------------------------------------------------------------- */
@@ -1148,24 +1158,24 @@ static void do_deploy(call *c, const rd_buf *body, rd_httpd_response *resp)
     rd_api *a = c->api;
     char envq[16];
     rd_env env = RD_ENV_PROD;
-    if (query_get(c->query, "environment", envq, sizeof envq)) {
+    if (rd_api_query_get(c->query, "environment", envq, sizeof envq)) {
         env = rd_env_parse(envq);
         if (env == RD_ENV_NONE || env == RD_ENV_SHARED) {
-            reply_error(c, resp, 400, "InvalidName", "environment must be dev or prod");
+            rd_api_reply_error(c, resp, 400, "InvalidName", "environment must be dev or prod");
             return;
         }
     }
     if (!rd_role_can(c->role, c->prod_access, RD_ACTION_VARIABLES_LIST, env)) {
         /* validation reads the environment's variables (and `missing` names them): prod needs prod access */
-        reply_error(c, resp, 403, "Forbidden", "deploying %s to prod needs prod access", c->project);
+        rd_api_reply_error(c, resp, 403, "Forbidden", "deploying %s to prod needs prod access", c->project);
         return;
     }
     if (body->len > RD_API_MAX_ARCHIVE_BODY) {
-        reply_error(c, resp, 413, "PayloadTooLarge", "the archive is larger than %zu bytes", RD_API_MAX_ARCHIVE_BODY);
+        rd_api_reply_error(c, resp, 413, "PayloadTooLarge", "the archive is larger than %zu bytes", RD_API_MAX_ARCHIVE_BODY);
         return;
     }
     if (!body->len) {
-        reply_error(c, resp, 400, "BadRequest", "the body must be the project's archive (redduck deploy makes it)");
+        rd_api_reply_error(c, resp, 400, "BadRequest", "the body must be the project's archive (redduck deploy makes it)");
         return;
     }
     rd_error err;
@@ -1176,7 +1186,7 @@ static void do_deploy(call *c, const rd_buf *body, rd_httpd_response *resp)
         if (st == RD_E_USAGE) /* created meanwhile */
             st = RD_OK;
         if (st != RD_OK) {
-            reply_store(c, resp, st, &err);
+            rd_api_reply_store(c, resp, st, &err);
             return;
         }
     }
@@ -1192,13 +1202,13 @@ static void do_deploy(call *c, const rd_buf *body, rd_httpd_response *resp)
     pthread_mutex_lock(&a->deploy_lock);
     int lockfd = open(rd_buf_cstr(&lockp), O_RDWR | O_CREAT | O_CLOEXEC | O_NOFOLLOW, 0600);
     if (lockfd < 0 || flock(lockfd, LOCK_EX) != 0) {
-        reply_error(c, resp, 500, "Internal", "cannot lock the deployments of %s: %s", c->project, strerror(errno));
+        rd_api_reply_error(c, resp, 500, "Internal", "cannot lock the deployments of %s: %s", c->project, strerror(errno));
         goto out;
     }
     rd_store_deployment *ds = NULL;
     size_t nd = 0;
     if ((st = rd_store_deploy_list(a->st, c->project, &ds, &nd, &err)) != RD_OK) {
-        reply_store(c, resp, st, &err);
+        rd_api_reply_store(c, resp, st, &err);
         goto out;
     }
     int64_t next = 1;
@@ -1211,15 +1221,15 @@ static void do_deploy(call *c, const rd_buf *body, rd_httpd_response *resp)
     rm_tree(rd_buf_cstr(&dest)); /* a folder an interrupted deploy left, never recorded */
     if ((st = rd_archive_unpack(body->data, body->len, rd_buf_cstr(&dest), NULL, &err)) != RD_OK) {
         if (st == RD_E_CONFIG)
-            reply_error(c, resp, 400, "BadRequest", "the archive was refused: %s", err.message);
+            rd_api_reply_error(c, resp, 400, "BadRequest", "the archive was refused: %s", err.message);
         else
-            reply_store(c, resp, st, &err);
+            rd_api_reply_store(c, resp, st, &err);
         goto out;
     }
     rd_dotenv vars;
     if ((st = merged_variables(c, env, &vars, &err)) != RD_OK) {
         rm_tree(rd_buf_cstr(&dest));
-        reply_store(c, resp, st, &err);
+        rd_api_reply_store(c, resp, st, &err);
         goto out;
     }
     char label[64];
@@ -1231,12 +1241,12 @@ static void do_deploy(call *c, const rd_buf *body, rd_httpd_response *resp)
         rd_dotenv_free(&vars);
         rm_tree(rd_buf_cstr(&dest));
         if (st == RD_E_CONFIG)
-            reply(c, resp, 422,
+            rd_api_reply(c, resp, 422,
                   json_pack("{s:{s:s, s:s, s:o}}", "error", "code", "InvalidProject", "message",
                             "the project does not validate under the server's rules: fix the problems and deploy again",
                             "problems", problems_of(err.message, rd_buf_cstr(&dest))));
         else
-            reply_store(c, resp, st, &err);
+            rd_api_reply_store(c, resp, st, &err);
         goto out;
     }
     char **keys = NULL;
@@ -1253,17 +1263,17 @@ static void do_deploy(call *c, const rd_buf *body, rd_httpd_response *resp)
     if (st != RD_OK) {
         json_decref(missing);
         rm_tree(rd_buf_cstr(&dest));
-        reply_store(c, resp, st, &err);
+        rd_api_reply_store(c, resp, st, &err);
         goto out;
     }
     if (version != next) { /* the store's counter and the folders disagree: the folder is not the version's */
         json_decref(missing);
-        reply_error(c, resp, 500, "Internal",
+        rd_api_reply_error(c, resp, 500, "Internal",
                     "the store gave version %" PRId64 " for the folder of version %" PRId64 " of %s", version, next,
                     c->project);
         goto out;
     }
-    reply(c, resp, 201,
+    rd_api_reply(c, resp, 201,
           json_pack("{s:s, s:I, s:s, s:s, s:o}", "project", c->project, "version", (json_int_t)version, "sha256", sha,
                     "environment", rd_env_name(env), "missing", missing ? missing : json_array()));
 out:
@@ -1283,12 +1293,20 @@ static void on_complete(void *ctx, rd_httpd_request *req, rd_httpd_response *res
     (void)ctx;
     call *c = rd_httpd_data(req);
     const rd_buf *body = rd_httpd_body(req);
+    if (c->r == R_PAGE) {
+        rd_page_on_complete(c, body, resp);
+        return;
+    }
+    if (c->r == R_EXT) {
+        c->ext->complete(c, body, resp);
+        return;
+    }
     if (c->r != R_DEPLOY && c->r != R_HEALTH && body->len > RD_API_MAX_JSON_BODY) {
-        reply_error(c, resp, 413, "PayloadTooLarge", "the body is larger than %zu bytes", RD_API_MAX_JSON_BODY);
+        rd_api_reply_error(c, resp, 413, "PayloadTooLarge", "the body is larger than %zu bytes", RD_API_MAX_JSON_BODY);
         return;
     }
     switch (c->r) {
-    case R_HEALTH: reply(c, resp, 200, json_pack("{s:b, s:s}", "ok", 1, "version", RD_API_VERSION)); break;
+    case R_HEALTH: rd_api_reply(c, resp, 200, json_pack("{s:b, s:s}", "ok", 1, "version", RD_API_VERSION)); break;
     case R_WHOAMI: do_whoami(c, resp); break;
     case R_PROJECT_CREATE: do_project_create(c, body, resp); break;
     case R_PROJECT_GET: do_project_get(c, resp); break;
@@ -1300,7 +1318,7 @@ static void on_complete(void *ctx, rd_httpd_request *req, rd_httpd_response *res
     case R_VAR_PUT: do_var_put(c, body, resp); break;
     case R_VAR_DELETE: do_var_delete(c, resp); break;
     case R_AUDIT: do_audit(c, resp); break;
-    default: reply_error(c, resp, 404, "NotFound", "no such call"); break;
+    default: rd_api_reply_error(c, resp, 404, "NotFound", "no such call"); break;
     }
 }
 
@@ -1310,7 +1328,7 @@ static void on_too_large(void *ctx, rd_httpd_request *req, int before_body, size
     (void)before_body;
     call *c = rd_httpd_data(req);
     if (c)
-        reply_error(c, resp, 413, "PayloadTooLarge", "the body is larger than %zu bytes", limit);
+        rd_api_reply_error(c, resp, 413, "PayloadTooLarge", "the body is larger than %zu bytes", limit);
     else
         resp->status = 413;
 }
@@ -1331,6 +1349,10 @@ static void on_done(void *ctx, rd_httpd_request *req)
                 c->status ? c->status : 499, ms, c->authed ? c->user.name : "-");
         fflush(a->log);
     }
+    if (c->r == R_PAGE)
+        rd_page_on_done(c);
+    else if (c->r == R_EXT && c->ext->done)
+        c->ext->done(c);
     rd_store_user_clear(&c->user);
     free(c->path);
     free(c->query);
@@ -1355,8 +1377,24 @@ rd_status rd_api_new(rd_store *st, const rd_api_options *o, rd_api **out, rd_err
     a->max_failures = o->auth_failures ? o->auth_failures : RD_API_AUTH_FAILURES;
     a->window = o->auth_window_seconds ? o->auth_window_seconds : RD_API_AUTH_WINDOW_SECONDS;
     a->log = o->log;
+    a->sched = o->scheduler;
+    a->tls = o->tls;
+    a->query = o->query;
+    if (!a->query.max_rows)
+        a->query.max_rows = 10000;
+    if (!a->query.timeout_ms)
+        a->query.timeout_ms = 30000;
+    if (!a->query.max_memory)
+        a->query.max_memory = "256MB";
+    if (!a->query.max_concurrent)
+        a->query.max_concurrent = 8;
     pthread_mutex_init(&a->lock, NULL);
     pthread_mutex_init(&a->deploy_lock, NULL);
+    rd_status s = rd_page_new(a, &a->page, err);
+    if (s != RD_OK) {
+        rd_api_free(a);
+        return s;
+    }
     *out = a;
     return RD_OK;
 }
@@ -1365,6 +1403,7 @@ void rd_api_free(rd_api *api)
 {
     if (!api)
         return;
+    rd_page_free(api->page);
     pthread_mutex_destroy(&api->lock);
     pthread_mutex_destroy(&api->deploy_lock);
     free(api->fail);

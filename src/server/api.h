@@ -10,6 +10,7 @@
 #define RD_SERVER_API_H
 
 #include <jansson.h>
+#include <stdint.h>
 #include <stdio.h>
 
 #include "httpd/httpd.h"
@@ -24,12 +25,24 @@
 #define RD_API_AUTH_WINDOW_SECONDS 60              /* ... within this many seconds: 429 until it has passed */
 
 typedef struct rd_api rd_api;
+struct rd_scheduler;
+
+/* The query API's limits (server flags); 0 in a field: its default. */
+typedef struct rd_api_query_limits {
+    uint64_t max_rows;      /* rows returned (more: "truncated": true); default 10000 */
+    long timeout_ms;        /* a statement is interrupted after this long; default 30000 */
+    const char *max_memory; /* DuckDB memory_limit of a query; default "256MB" */
+    int max_concurrent;     /* queries at once (more: 429); default 8 */
+} rd_api_query_limits;
 
 typedef struct rd_api_options {
     const char *data_dir;         /* required: deployments go to DATA_DIR/projects/<p>/v<N>/ (copied) */
     unsigned auth_failures;       /* 0: RD_API_AUTH_FAILURES */
     unsigned auth_window_seconds; /* 0: RD_API_AUTH_WINDOW_SECONDS */
     FILE *log;                    /* one line per request; NULL: none (borrowed) */
+    struct rd_scheduler *scheduler; /* runs refreshes (borrowed; must outlive the API); NULL: refresh calls 503 */
+    rd_api_query_limits query;    /* the query API's limits */
+    int tls;                      /* the server speaks TLS (the status page's cookies are Secure) */
 } rd_api_options;
 
 /* st is borrowed and must outlive the API. RD_E_USAGE without a data dir; RD_E_INTERNAL on out of memory. */

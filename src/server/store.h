@@ -241,6 +241,93 @@ rd_status rd_store_audit_list(rd_store *st, const char *project, size_t limit, r
                               size_t *n, rd_error *err);
 void rd_store_audit_free(rd_store_audit_entry *e, size_t n);
 
+/* ---- runs, their log lines, schedule state and snapshots (schema 3) ------------------------------------ */
+
+typedef enum rd_run_state {
+    RD_RUN_QUEUED = 0,
+    RD_RUN_RUNNING,
+    RD_RUN_SUCCESS,
+    RD_RUN_FAILED,
+    RD_RUN_SKIPPED,  /* due (or asked for) while a run of the source was queued or running */
+    RD_RUN_CANCELLED /* the server stopped during it */
+} rd_run_state;
+/* "queued", "running", "success", "failed", "skipped", "cancelled"; parse: RD_RUN_QUEUED and -1 on unknown. */
+const char *rd_run_state_name(rd_run_state s);
+int rd_run_state_parse(const char *s, rd_run_state *out);
+
+typedef enum rd_run_trigger { RD_TRIGGER_SCHEDULE = 0, RD_TRIGGER_MANUAL, RD_TRIGGER_CATCHUP } rd_run_trigger;
+/* "schedule", "manual", "catch-up". */
+const char *rd_run_trigger_name(rd_run_trigger t);
+
+/* One run of one source (its last attempt's figures; attempts counts them). Times are Unix milliseconds
+ * (0: not yet). */
+typedef struct rd_store_run {
+    int64_t id;                 /* grows over the whole store */
+    char *project, *source, *table_name;
+    int64_t version;            /* the deployment it ran */
+    rd_run_trigger trigger;
+    char *triggered_by;         /* a user for manual runs, "scheduler" otherwise */
+    rd_run_state state;
+    int attempts;               /* 0 while queued */
+    int64_t queued_at, started_at, finished_at;
+    uint64_t rows, bytes;
+    uint64_t files;
+    double probe_s, unload_s, download_s, commit_s, cleanup_s, total_s; /* the phases of the last attempt */
+    char *error;                /* the failure's message (never a secret: errors carry none), or NULL */
+} rd_store_run;
+
+/* Records a new run (state queued, or skipped with its finished_at set) and writes its id. */
+rd_status rd_store_run_insert(rd_store *st, const rd_store_run *r, int64_t *id, rd_error *err);
+/* Replaces the run's state, attempts, times, figures and error (by r->id). */
+rd_status rd_store_run_update(rd_store *st, const rd_store_run *r, rd_error *err);
+rd_status rd_store_run_get(rd_store *st, int64_t id, rd_store_run *out, rd_error *err);
+/* Newest first: the runs of project (and of source when not NULL) with queued_at >= since_ms (0: all), at
+ * most limit (0: 100, at most 1000). */
+rd_status rd_store_run_list(rd_store *st, const char *project, const char *source, int64_t since_ms,
+                            size_t limit, rd_store_run **out, size_t *n, rd_error *err);
+/* The newest run of each source of project that is not skipped (one per source, sorted by source). */
+rd_status rd_store_run_latest(rd_store *st, const char *project, rd_store_run **out, size_t *n, rd_error *err);
+/* Runs still queued or running (after a crash): each becomes cancelled with that error. *count may be NULL. */
+rd_status rd_store_run_abandon(rd_store *st, const char *error, size_t *count, rd_error *err);
+void rd_store_run_clear(rd_store_run *r);
+void rd_store_runs_free(rd_store_run *r, size_t n);
+
+/* One line of a run's log: what the scheduler did and the ingest's phases, never a value. */
+typedef struct rd_store_log_line {
+    int64_t seq;     /* grows within the run: 1, 2, ... */
+    int64_t at_ms;
+    char *line;
+} rd_store_log_line;
+rd_status rd_store_run_log_append(rd_store *st, int64_t run_id, const char *line, rd_error *err);
+/* The lines of run_id with seq > after_seq, in order, at most limit (0: 1000). */
+rd_status rd_store_run_log_list(rd_store *st, int64_t run_id, int64_t after_seq, size_t limit,
+                                rd_store_log_line **out, size_t *n, rd_error *err);
+void rd_store_log_lines_free(rd_store_log_line *l, size_t n);
+
+/* The slot a source's schedule last ran (or was skipped) for: how the scheduler knows, after downtime,
+ * that a slot was missed. RD_E_NOT_FOUND when never recorded. */
+rd_status rd_store_schedule_get(rd_store *st, const char *project, const char *source, int64_t *last_slot_ms,
+                                rd_error *err);
+rd_status rd_store_schedule_set(rd_store *st, const char *project, const char *source, int64_t last_slot_ms,
+                                rd_error *err);
+
+/* A published snapshot of a project's DuckDB file: an immutable file under DATA_DIR/projects/P/snapshots/. */
+typedef struct rd_store_snapshot {
+    int64_t id;            /* grows per project */
+    char *project;
+    char *path;            /* absolute */
+    char *sha256;          /* hex of the file's bytes */
+    uint64_t size;
+    int64_t created_at_ms;
+    int64_t run_id;        /* the run that made it */
+    char *tables_json;     /* [{"name":"orders","rows":123},...] of the snapshot, sorted by name */
+} rd_store_snapshot;
+/* Records a new snapshot (s->id is ignored; *id written) as project's current one. */
+rd_status rd_store_snapshot_publish(rd_store *st, const rd_store_snapshot *s, int64_t *id, rd_error *err);
+/* The project's current snapshot. RD_E_NOT_FOUND when none has been published yet. */
+rd_status rd_store_snapshot_current(rd_store *st, const char *project, rd_store_snapshot *out, rd_error *err);
+void rd_store_snapshot_clear(rd_store_snapshot *s);
+
 /* ---- backends ---------------------------------------------------------------------------------------- */
 
 /* One transaction on one connection of a backend. */
