@@ -25,6 +25,7 @@
 
 #include "redduck/dotenv.h"
 #include "redduck/error.h"
+#include "redduck/schedule.h"
 
 #define RD_PROJECT_FILE_MAX_BYTES (1u << 20) /* per YAML file; .env: RD_DOTENV_MAX_BYTES */
 #define RD_PROJECT_MAX_DEPTH 32             /* mappings/lists inside one another */
@@ -38,6 +39,13 @@ typedef struct rd_connector {
         *endpoint_url;            /* NULL when not set */
     int allow_host_access;        /* default 1 */
 } rd_connector;
+
+/* `notify:` in redduck.yaml (the default) or a source file: a JSON event POSTed to webhook (https://, or
+ * http:// to a loopback address) when a run fails and when a source succeeds again after failing. */
+typedef struct rd_notify {
+    char *webhook;                /* NULL: no notifications */
+    int on_failure, on_recovery;  /* `on: [failure, recovery]`; both 1 when `on` is not given */
+} rd_notify;
 
 typedef struct rd_source {
     char *name;                   /* from the file name */
@@ -54,6 +62,8 @@ typedef struct rd_source {
     int keep_staging;
     rd_connector overrides;       /* connector keys set in the source file (name/file NULL); others NULL,
                                      allow_host_access -1 when not set */
+    rd_schedule refresh;          /* effective: the source's `refresh:` keys over the project's */
+    rd_notify notify;             /* effective: the source's `notify:` if it has one, else the project's */
 } rd_source;
 
 typedef struct rd_project {
@@ -61,6 +71,8 @@ typedef struct rd_project {
     char *name;
     char *duckdb_path;            /* absolute, or relative to the current directory (dir joined) */
     int parallel;                 /* sources ingested at once; default 2 */
+    rd_schedule refresh;          /* redduck.yaml's `refresh:` (kind NONE when absent) */
+    rd_notify notify;             /* redduck.yaml's `notify:` */
     rd_connector *connectors;
     size_t nconnectors;
     rd_source *sources;           /* sorted by name */
