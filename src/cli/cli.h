@@ -24,6 +24,10 @@ int rd_cmd_login(int argc, char **argv);
 int rd_cmd_logout(int argc, char **argv);
 int rd_cmd_deploy(int argc, char **argv);
 int rd_cmd_deployments(int argc, char **argv);
+int rd_cmd_refresh(int argc, char **argv); /* cmd_refresh.c: refresh --cloud */
+int rd_cmd_status(int argc, char **argv);  /* cmd_status.c: status --cloud */
+int rd_cmd_logs(int argc, char **argv);    /* cmd_logs.c: logs --cloud */
+int rd_cmd_pull(int argc, char **argv);    /* cmd_pull.c: pull a project's snapshot */
 
 /* Maps a status to the exit code above. */
 int rd_cli_exit_code(rd_status st);

@@ -62,6 +62,10 @@ static const char usage[] =
     "  logout     forget the stored token\n"
     "  deploy     upload a project to a redduck server as a new version, then ask for the keys it lacks\n"
     "  deployments  list a project's versions on the server, or roll back to one (--rollback N)\n"
+    "  refresh    ask the server to refresh a deployed project's sources now (--cloud; --wait)\n"
+    "  status     each source of a deployed project: last run, status, rows, duration, next run (--cloud)\n"
+    "  logs       a run's log lines on the server (--cloud SOURCE; --run ID, --follow)\n"
+    "  pull       download a deployed project's latest data into a local DuckDB file (no AWS needed)\n"
     "\n"
     "Run `redduck <command> --help` for a command's options.\n"
     "Exit codes: 0 ok, 1 failure, 2 usage, 3 no credentials found, 4 refused by AWS.\n";
@@ -108,6 +112,10 @@ int main(int argc, char **argv)
         { "logout", rd_cmd_logout },
         { "deploy", rd_cmd_deploy },
         { "deployments", rd_cmd_deployments },
+        { "refresh", rd_cmd_refresh },
+        { "status", rd_cmd_status },
+        { "logs", rd_cmd_logs },
+        { "pull", rd_cmd_pull },
     };
     for (size_t i = 0; i < sizeof commands / sizeof commands[0]; i++)
         if (strcmp(argv[1], commands[i].name) == 0)

@@ -22,6 +22,7 @@
 #include "project/archive.h"
 #include "redduck/buf.h"
 #include "redduck/headers.h"
+#include "server/client_internal.h"
 
 #define CREDENTIALS_MAX_BYTES (64u << 10)
 
@@ -430,12 +431,6 @@ rd_status rd_cloud_project_name(const char *dir, const char *override, char **ou
 
 /* ---- the client and its requests ----------------------------------------------------------------------- */
 
-struct rd_cloud {
-    rd_cloud_resolved settings;
-    rd_http_transport *http;
-    int own_http;
-    int verbose;
-};
 
 rd_status rd_cloud_open(const rd_cloud_options *o, rd_cloud **out, rd_error *err)
 {
@@ -485,17 +480,7 @@ const rd_cloud_resolved *rd_cloud_settings(const rd_cloud *c)
     return &c->settings;
 }
 
-/* What a call is, for the messages of its failures. */
-typedef struct call_info {
-    const char *method;
-    const char *path;    /* under the server, starting "/v1/" */
-    const char *project; /* NULL for calls outside a project */
-    const char *doing;   /* "deploy", "read the variables of dev", ... */
-    const char *role;    /* what 403 says is needed */
-    const char *ctype;   /* the body's Content-Type */
-    const void *body;
-    size_t body_len;
-} call_info;
+typedef rd_cloud_call_info call_info;
 
 /* The server's error message, one printable line (NULL when there is none). */
 static void server_message(const json_t *reply, char *out, size_t n)
@@ -540,7 +525,7 @@ static rd_status invalid_project(const call_info *ci, const json_t *reply, rd_er
 }
 
 /* The status and error of a reply that is not 2xx. */
-static rd_status reply_error(const rd_cloud *c, const call_info *ci, const rd_http_response *resp,
+rd_status rd_cloud_reply_error(const rd_cloud *c, const call_info *ci, const rd_http_response *resp,
                              const json_t *reply, rd_error *err)
 {
     const char *url = rd_cloud_server(c);
@@ -601,7 +586,7 @@ static void log_headers(const char *dir, const rd_headers *h)
 }
 
 /* Sends the call; on a 2xx reply *reply is its JSON (NULL for an empty body) and *status its status. */
-static rd_status call(rd_cloud *c, const call_info *ci, json_t **reply, int *status, rd_error *err)
+rd_status rd_cloud_call(rd_cloud *c, const call_info *ci, json_t **reply, int *status, rd_error *err)
 {
     rd_buf url = RD_BUF_INIT, auth = RD_BUF_INIT;
     rd_buf_printf(&url, "%s%s", rd_cloud_server(c), ci->path);
@@ -675,7 +660,7 @@ static rd_status call(rd_cloud *c, const call_info *ci, json_t **reply, int *sta
             j = NULL;
         }
     } else {
-        st = reply_error(c, ci, &resp, j, err);
+        st = rd_cloud_reply_error(c, ci, &resp, j, err);
     }
     json_decref(j);
     rd_http_response_free(&resp);
@@ -683,11 +668,11 @@ static rd_status call(rd_cloud *c, const call_info *ci, json_t **reply, int *sta
 }
 
 /* A 2xx reply that must be a JSON object. */
-static rd_status call_object(rd_cloud *c, const call_info *ci, json_t **reply, rd_error *err)
+rd_status rd_cloud_call_object(rd_cloud *c, const call_info *ci, json_t **reply, rd_error *err)
 {
     int status = 0;
     json_t *j = NULL;
-    rd_status st = call(c, ci, &j, &status, err);
+    rd_status st = rd_cloud_call(c, ci, &j, &status, err);
     if (st != RD_OK)
         return st;
     if (!json_is_object(j)) {
@@ -699,13 +684,13 @@ static rd_status call_object(rd_cloud *c, const call_info *ci, json_t **reply, r
     return RD_OK;
 }
 
-static rd_status bad_reply(const rd_cloud *c, const call_info *ci, rd_error *err)
+rd_status rd_cloud_bad_reply(const rd_cloud *c, const call_info *ci, rd_error *err)
 {
     return rd_error_set(err, RD_E_REMOTE, "the server at %s gave a reply to %s %s that this client does not read "
                         "(are both the same version?)", rd_cloud_server(c), ci->method, ci->path);
 }
 
-static rd_status check_names(const char *project, const char *environment, rd_error *err)
+rd_status rd_cloud_check_names(const char *project, const char *environment, rd_error *err)
 {
     if (project && !rd_cloud_project_name_valid(project))
         return rd_error_set(err, RD_E_USAGE, "'%.64s' is not a project name (lower-case letters, digits, '_' and '-')",
@@ -725,13 +710,13 @@ rd_status rd_cloud_get_whoami(rd_cloud *c, rd_cloud_whoami *out, rd_error *err)
 {
     call_info ci = { "GET", "/v1/whoami", NULL, "read who you are", "a token", NULL, NULL, 0 };
     json_t *j = NULL;
-    rd_status st = call_object(c, &ci, &j, err);
+    rd_status st = rd_cloud_call_object(c, &ci, &j, err);
     if (st != RD_OK)
         return st;
     const char *user = json_string_value(json_object_get(j, "user"));
     if (!user) {
         json_decref(j);
-        return bad_reply(c, &ci, err);
+        return rd_cloud_bad_reply(c, &ci, err);
     }
     rd_cloud_whoami w = { strdup(user), json_is_true(json_object_get(j, "server_admin")) };
     json_decref(j);
@@ -828,7 +813,7 @@ static rd_status read_deploy_reply(const json_t *j, const char *environment, rd_
 rd_status rd_cloud_deploy(rd_cloud *c, const char *dir, const char *project, const char *environment,
                           rd_cloud_deploy_result *out, rd_error *err)
 {
-    rd_status st = check_names(project, environment, err);
+    rd_status st = rd_cloud_check_names(project, environment, err);
     if (st != RD_OK)
         return st;
     rd_buf archive = RD_BUF_INIT;
@@ -846,12 +831,12 @@ rd_status rd_cloud_deploy(rd_cloud *c, const char *dir, const char *project, con
                                                       : "the editor or admin role",
                      "application/gzip", archive.data, archive.len };
     json_t *j = NULL;
-    st = rd_buf_failed(&path) || rd_buf_failed(&doing) ? oom(err) : call_object(c, &ci, &j, err);
+    st = rd_buf_failed(&path) || rd_buf_failed(&doing) ? oom(err) : rd_cloud_call_object(c, &ci, &j, err);
     rd_cloud_deploy_result r = { 0 };
     if (st == RD_OK) {
         rd_status rs = read_deploy_reply(j, environment, &r);
         if (rs == RD_E_REMOTE)
-            st = bad_reply(c, &ci, err);
+            st = rd_cloud_bad_reply(c, &ci, err);
         else if (rs != RD_OK)
             st = oom(err);
     }
@@ -894,7 +879,7 @@ static char *dup_or_empty(const json_t *v)
 rd_status rd_cloud_list_deployments(rd_cloud *c, const char *project, rd_cloud_deployment **out, size_t *n,
                                     rd_error *err)
 {
-    rd_status st = check_names(project, NULL, err);
+    rd_status st = rd_cloud_check_names(project, NULL, err);
     if (st != RD_OK)
         return st;
     rd_buf path = RD_BUF_INIT;
@@ -902,10 +887,10 @@ rd_status rd_cloud_list_deployments(rd_cloud *c, const char *project, rd_cloud_d
     call_info ci = { "GET", rd_buf_cstr(&path), project, "list the deployments", "a role in the project (viewer "
                      "at least)", NULL, NULL, 0 };
     json_t *j = NULL;
-    st = rd_buf_failed(&path) ? oom(err) : call_object(c, &ci, &j, err);
+    st = rd_buf_failed(&path) ? oom(err) : rd_cloud_call_object(c, &ci, &j, err);
     const json_t *a = json_object_get(j, "deployments");
     if (st == RD_OK && !json_is_array(a))
-        st = bad_reply(c, &ci, err);
+        st = rd_cloud_bad_reply(c, &ci, err);
     size_t k = json_array_size(a);
     rd_cloud_deployment *d = st == RD_OK ? calloc(k ? k : 1, sizeof *d) : NULL;
     if (st == RD_OK && !d)
@@ -914,7 +899,7 @@ rd_status rd_cloud_list_deployments(rd_cloud *c, const char *project, rd_cloud_d
         const json_t *e = json_array_get(a, i);
         const json_t *v = json_object_get(e, "version");
         if (!json_is_integer(v)) {
-            st = bad_reply(c, &ci, err);
+            st = rd_cloud_bad_reply(c, &ci, err);
             break;
         }
         d[i].version = (long)json_integer_value(v);
@@ -939,7 +924,7 @@ rd_status rd_cloud_list_deployments(rd_cloud *c, const char *project, rd_cloud_d
 
 rd_status rd_cloud_activate(rd_cloud *c, const char *project, long version, rd_error *err)
 {
-    rd_status st = check_names(project, NULL, err);
+    rd_status st = rd_cloud_check_names(project, NULL, err);
     if (st != RD_OK)
         return st;
     rd_buf path = RD_BUF_INIT;
@@ -947,7 +932,7 @@ rd_status rd_cloud_activate(rd_cloud *c, const char *project, long version, rd_e
     call_info ci = { "POST", rd_buf_cstr(&path), project, "roll back", "the editor or admin role",
                      "application/json", "{}", 2 };
     json_t *j = NULL;
-    st = rd_buf_failed(&path) ? oom(err) : call_object(c, &ci, &j, err);
+    st = rd_buf_failed(&path) ? oom(err) : rd_cloud_call_object(c, &ci, &j, err);
     json_decref(j);
     rd_buf_free(&path);
     return st;
@@ -1007,7 +992,7 @@ static void wipe_json_strings(json_t *o)
 rd_status rd_cloud_get_variables(rd_cloud *c, const char *project, const char *environment, rd_dotenv *out,
                                  rd_error *err)
 {
-    rd_status st = check_names(project, environment, err);
+    rd_status st = rd_cloud_check_names(project, environment, err);
     if (st != RD_OK)
         return st;
     rd_buf path = RD_BUF_INIT, doing = RD_BUF_INIT, label = RD_BUF_INIT;
@@ -1018,14 +1003,14 @@ rd_status rd_cloud_get_variables(rd_cloud *c, const char *project, const char *e
                      NULL, 0 };
     json_t *j = NULL;
     st = rd_buf_failed(&path) || rd_buf_failed(&doing) || rd_buf_failed(&label) ? oom(err)
-                                                                                 : call_object(c, &ci, &j, err);
+                                                                                 : rd_cloud_call_object(c, &ci, &j, err);
     json_t *vars = json_object_get(j, "variables");
     if (st == RD_OK && !json_is_object(vars))
-        st = bad_reply(c, &ci, err);
+        st = rd_cloud_bad_reply(c, &ci, err);
     if (st == RD_OK) {
         rd_status ds = dotenv_of(vars, rd_buf_cstr(&label), out);
         if (ds == RD_E_REMOTE)
-            st = bad_reply(c, &ci, err);
+            st = rd_cloud_bad_reply(c, &ci, err);
         else if (ds != RD_OK)
             st = oom(err);
     }
@@ -1046,7 +1031,7 @@ void rd_cloud_names_free(char **names, size_t n)
 rd_status rd_cloud_get_variable_names(rd_cloud *c, const char *project, const char *environment, char ***names,
                                       size_t *n, rd_error *err)
 {
-    rd_status st = check_names(project, environment, err);
+    rd_status st = rd_cloud_check_names(project, environment, err);
     if (st != RD_OK)
         return st;
     rd_buf path = RD_BUF_INIT, doing = RD_BUF_INIT;
@@ -1055,11 +1040,11 @@ rd_status rd_cloud_get_variable_names(rd_cloud *c, const char *project, const ch
     call_info ci = { "GET", rd_buf_cstr(&path), project, rd_buf_cstr(&doing), variables_role(environment), NULL,
                      NULL, 0 };
     json_t *j = NULL;
-    st = rd_buf_failed(&path) || rd_buf_failed(&doing) ? oom(err) : call_object(c, &ci, &j, err);
+    st = rd_buf_failed(&path) || rd_buf_failed(&doing) ? oom(err) : rd_cloud_call_object(c, &ci, &j, err);
     size_t k = 0;
     char **s = st == RD_OK ? strings_of(json_object_get(j, "names"), &k) : NULL;
     if (st == RD_OK && !s)
-        st = json_is_array(json_object_get(j, "names")) ? oom(err) : bad_reply(c, &ci, err);
+        st = json_is_array(json_object_get(j, "names")) ? oom(err) : rd_cloud_bad_reply(c, &ci, err);
     json_decref(j);
     rd_buf_free(&path);
     rd_buf_free(&doing);
@@ -1073,7 +1058,7 @@ rd_status rd_cloud_get_variable_names(rd_cloud *c, const char *project, const ch
 rd_status rd_cloud_set_variables(rd_cloud *c, const char *project, const char *environment, const rd_dotenv *set,
                                  rd_error *err)
 {
-    rd_status st = check_names(project, environment, err);
+    rd_status st = rd_cloud_check_names(project, environment, err);
     if (st != RD_OK)
         return st;
     for (size_t i = 0; i < set->count; i++)
@@ -1102,7 +1087,7 @@ rd_status rd_cloud_set_variables(rd_cloud *c, const char *project, const char *e
     call_info ci = { "PATCH", rd_buf_cstr(&path), project, rd_buf_cstr(&doing), variables_role(environment),
                      "application/json", text, strlen(text) };
     json_t *j = NULL;
-    st = rd_buf_failed(&path) || rd_buf_failed(&doing) ? oom(err) : call_object(c, &ci, &j, err);
+    st = rd_buf_failed(&path) || rd_buf_failed(&doing) ? oom(err) : rd_cloud_call_object(c, &ci, &j, err);
     json_decref(j);
     wipe_free(text);
     rd_buf_free(&path);
@@ -1113,7 +1098,7 @@ rd_status rd_cloud_set_variables(rd_cloud *c, const char *project, const char *e
 rd_status rd_cloud_delete_variable(rd_cloud *c, const char *project, const char *environment, const char *name,
                                    rd_error *err)
 {
-    rd_status st = check_names(project, environment, err);
+    rd_status st = rd_cloud_check_names(project, environment, err);
     if (st != RD_OK)
         return st;
     if (!rd_dotenv_key_valid(name))
@@ -1137,7 +1122,7 @@ rd_status rd_cloud_delete_variable(rd_cloud *c, const char *project, const char 
                      NULL, 0 };
     json_t *j = NULL;
     int status = 0;
-    st = rd_buf_failed(&path) || rd_buf_failed(&doing) ? oom(err) : call(c, &ci, &j, &status, err);
+    st = rd_buf_failed(&path) || rd_buf_failed(&doing) ? oom(err) : rd_cloud_call(c, &ci, &j, &status, err);
     json_decref(j);
     rd_buf_free(&path);
     rd_buf_free(&doing);
