@@ -267,7 +267,7 @@ static void reply_unauthorized(call *c, rd_httpd_response *resp)
 /* ---- the failure counters ----------------------------------------------------------------------------- */
 
 /* Seconds the address must wait (0: none). */
-static int64_t blocked_for(rd_api *a, const char *addr)
+int64_t rd_api_auth_blocked(rd_api *a, const char *addr)
 {
     int64_t now = mono_s(), wait = 0;
     pthread_mutex_lock(&a->lock);
@@ -287,7 +287,7 @@ static int64_t blocked_for(rd_api *a, const char *addr)
     return wait;
 }
 
-static void record_failure(rd_api *a, const char *addr)
+void rd_api_auth_failed(rd_api *a, const char *addr)
 {
     int64_t now = mono_s();
     pthread_mutex_lock(&a->lock);
@@ -598,7 +598,7 @@ static rd_httpd_next on_headers(void *ctx, rd_httpd_request *req, rd_httpd_respo
         return RD_HTTPD_BUFFER;
     }
     const char *addr = rd_httpd_client_address(req);
-    int64_t wait = blocked_for(a, addr);
+    int64_t wait = rd_api_auth_blocked(a, addr);
     if (wait > 0) {
         char ra[24];
         snprintf(ra, sizeof ra, "%" PRId64, wait);
@@ -611,7 +611,7 @@ static rd_httpd_next on_headers(void *ctx, rd_httpd_request *req, rd_httpd_respo
     rd_error err;
     rd_error_clear(&err);
     if (!tok || rd_store_token_authenticate(a->st, tok, &c->user, &err) != RD_OK) {
-        record_failure(a, addr);
+        rd_api_auth_failed(a, addr);
         reply_unauthorized(c, resp);
         return RD_HTTPD_ANSWER;
     }

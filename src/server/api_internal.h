@@ -128,6 +128,13 @@ const char *rd_api_query_get(const char *q, const char *name, char *out, size_t 
 void rd_api_iso_time(int64_t t, char out[32]);
 json_t *rd_api_json_time(int64_t t);
 
+/* ---- the failed-authentication counter (shared by the API and the page's login) ------------------------ */
+
+/* Seconds the address must still wait (0: none) after max_failures failures within the window. */
+int64_t rd_api_auth_blocked(rd_api *a, const char *addr);
+/* Counts one failed authentication from addr. */
+void rd_api_auth_failed(rd_api *a, const char *addr);
+
 /* ---- the status page (page.c) --------------------------------------------------------------------------- */
 
 /* The page's state (sessions); rd_api_new/free call these. */
