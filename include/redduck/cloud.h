@@ -11,6 +11,7 @@
 #define REDDUCK_CLOUD_H
 
 #include <stddef.h>
+#include <stdint.h>
 
 #include "redduck/dotenv.h"
 #include "redduck/error.h"
@@ -201,5 +202,94 @@ rd_status rd_cloud_env_apply(const char *path, const rd_cloud_diff *d, rd_error 
 /* Makes dir/.gitignore ignore `.env` (appending a line, or creating the file). *changed: 0 it already did,
  * 1 created, 2 appended to. */
 rd_status rd_cloud_gitignore_env(const char *dir, int *changed, rd_error *err);
+
+/* ---- refreshes (`refresh`, `status` and `logs --cloud`; client_runs.c) -------------------------------- */
+
+/* One run of one source, as the server shows it. Times are ISO 8601 UTC text ("2026-12-01T10:00:00Z") or
+ * NULL when not set; numbers not known yet are -1. */
+typedef struct rd_cloud_run {
+    int64_t id;
+    char *source, *table;   /* table NULL when the server did not say */
+    int64_t version;        /* the deployment it ran; -1 unknown */
+    char *trigger;          /* "schedule", "manual", "catch-up" */
+    char *triggered_by;     /* a user, or "scheduler"; NULL when not said */
+    char *state;            /* "queued", "running", "success", "failed", "skipped", "cancelled" */
+    int attempts;
+    char *queued_at, *started_at, *finished_at;
+    double duration_s;      /* -1: not ended */
+    int64_t rows, bytes, files;
+    double probe_s, unload_s, download_s, commit_s, cleanup_s; /* the phases; -1: not known */
+    char *error;            /* the failure's message, or NULL */
+} rd_cloud_run;
+/* Frees r's strings (not r). NULL is a no-op. */
+void rd_cloud_run_clear(rd_cloud_run *r);
+void rd_cloud_runs_free(rd_cloud_run *runs, size_t n);
+/* 1 for a state a run does not leave (success, failed, skipped, cancelled). */
+int rd_cloud_run_state_ended(const char *state);
+
+/* What a refresh queued: one entry per source, in the server's order. */
+typedef struct rd_cloud_queued_run {
+    int64_t id;
+    char *source;
+    int skipped; /* a run of the source was queued or running already: recorded as skipped */
+} rd_cloud_queued_run;
+typedef struct rd_cloud_refresh_result {
+    rd_cloud_queued_run *runs;
+    size_t nruns;
+} rd_cloud_refresh_result;
+/* Queues a manual run of each of sources (n of them; n 0: every source of the active deployment). An unknown
+ * source is RD_E_NOT_FOUND naming it (nothing queued); a project without an active deployment RD_E_NOT_FOUND
+ * saying to deploy first; a server without a scheduler RD_E_REMOTE. Needs the editor role. */
+rd_status rd_cloud_refresh(rd_cloud *c, const char *project, const char *const *sources, size_t n,
+                           rd_cloud_refresh_result *out, rd_error *err);
+void rd_cloud_refresh_result_free(rd_cloud_refresh_result *r);
+
+/* One source of the active deployment, as `status` shows it. */
+typedef struct rd_cloud_source_status {
+    char *name, *table;
+    char *schedule;      /* "every 1h", "cron 0 6 * * * Europe/Berlin", "disabled", "none"; NULL: not known */
+    char *next_run;      /* ISO time or NULL */
+    int running;         /* a run is queued or running */
+    rd_cloud_run *last_run; /* NULL: none yet */
+} rd_cloud_source_status;
+
+typedef struct rd_cloud_project_status {
+    char *project;
+    int64_t active_version; /* 0: no deployment */
+    int has_snapshot;
+    int64_t snapshot_id;
+    char *snapshot_created_at, *snapshot_sha256; /* NULL without a snapshot */
+    uint64_t snapshot_size;
+    rd_cloud_source_status *sources;
+    size_t nsources;
+    char *json; /* the server's answer as it came (`status --json`) */
+} rd_cloud_project_status;
+/* Needs a role in the project (viewer at least). */
+rd_status rd_cloud_status(rd_cloud *c, const char *project, rd_cloud_project_status *out, rd_error *err);
+void rd_cloud_project_status_free(rd_cloud_project_status *s);
+
+/* The runs of project, newest first: of source only when not NULL, at most limit (0: the server's 100). */
+rd_status rd_cloud_runs(rd_cloud *c, const char *project, const char *source, size_t limit, rd_cloud_run **out,
+                        size_t *n, rd_error *err);
+/* One run; RD_E_NOT_FOUND when project has no such run. */
+rd_status rd_cloud_run_get(rd_cloud *c, const char *project, int64_t run_id, rd_cloud_run *out, rd_error *err);
+
+typedef struct rd_cloud_log_line {
+    int64_t seq;
+    char *at;   /* ISO time */
+    char *line;
+} rd_cloud_log_line;
+typedef struct rd_cloud_run_log {
+    int64_t run_id;
+    char *state;             /* the run's state when the lines were read */
+    rd_cloud_log_line *lines;
+    size_t nlines;
+    int done;                /* the run has ended and every line has been given: no need to ask again */
+} rd_cloud_run_log;
+/* The lines of run_id after seq after; with wait_s (0..30) the server holds the call until a line comes or
+ * the run ends, at most that long (a long-poll: what `logs --follow` repeats). RD_E_NOT_FOUND for no such run. */
+rd_status rd_cloud_run_logs(rd_cloud *c, const char *project, int64_t run_id, int64_t after, int wait_s,
+                            rd_cloud_run_log *out, rd_error *err);
+void rd_cloud_run_log_free(rd_cloud_run_log *l);
 
 #endif
