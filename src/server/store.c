@@ -4,11 +4,13 @@
 #include "server/store.h"
 
 #include "aws/parse.h"
+#include "core/utf8.h"
 #include "redduck/dotenv.h"
 
 #include <stdlib.h>
 #include <string.h>
 #include <time.h>
+#include <stdint.h>
 
 #include <jansson.h>
 #include <openssl/crypto.h>
@@ -918,4 +920,409 @@ rd_status rd_store_audit_list(rd_store *st, const char *project, size_t limit, r
                               size_t *n, rd_error *err)
 {
     READ_ONE(st, RD_OK, NULL, project, audit_list(tx, project, limit ? limit : 100, out, n, err));
+}
+
+/* ---- runs, their log lines, schedule state and snapshots --------------------------------------------- */
+
+#define ELLIPSIS "\xE2\x80\xA6" /* U+2026 */
+#define REPLACEMENT "\xEF\xBF\xBD" /* U+FFFD */
+#define SNAPSHOT_PATH_MAX 4096
+#define RUN_ABANDONED "the server stopped during the run"
+
+static int64_t now_ms(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_REALTIME, &ts);
+    return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
+}
+
+static int is_control(uint32_t cp)
+{
+    return cp < 0x20 || (cp >= 0x7f && cp <= 0x9f);
+}
+
+/* 1 when s is 1..max bytes of valid UTF-8 with no control character and (without allow_slash) no '/'. */
+static int text_valid(const char *s, size_t max, int allow_slash)
+{
+    if (!s || !*s)
+        return 0;
+    size_t n = strlen(s);
+    if (n > max)
+        return 0;
+    for (size_t i = 0; i < n;) {
+        uint32_t cp = 0;
+        size_t len = rd_utf8_next((const unsigned char *)s + i, n - i, &cp);
+        if (len == 0 || is_control(cp) || (cp == '/' && !allow_slash))
+            return 0;
+        i += len;
+    }
+    return 1;
+}
+
+int rd_store_source_name_valid(const char *s)
+{
+    return text_valid(s, RD_STORE_SOURCE_NAME_MAX, 0);
+}
+
+/* in as valid UTF-8 of at most max bytes (max > 3): invalid bytes become U+FFFD, control characters spaces
+ * (keeping tabs, and newlines with keep_newlines), and a longer text is cut at a character boundary and ends
+ * with "…". *out is malloc'd. */
+static rd_status text_clean(const char *in, size_t max, int keep_newlines, char **out, rd_error *err)
+{
+    rd_buf b = RD_BUF_INIT;
+    size_t n = strlen(in), keep = max - (sizeof ELLIPSIS - 1); /* the bytes kept when it must be cut */
+    size_t cut = 0; /* b.len at the last character boundary within keep */
+    int over = 0;
+    for (size_t i = 0; i < n && !over;) {
+        uint32_t cp = 0;
+        size_t len = rd_utf8_next((const unsigned char *)in + i, n - i, &cp);
+        if (b.len <= keep)
+            cut = b.len;
+        if (len == 0) {
+            rd_buf_puts(&b, REPLACEMENT);
+            len = 1;
+        } else if (is_control(cp) && !(cp == '\t' || (cp == '\n' && keep_newlines))) {
+            rd_buf_putc(&b, ' ');
+        } else {
+            rd_buf_append(&b, in + i, len);
+        }
+        i += len;
+        over = b.len > max;
+    }
+    if (b.len <= keep)
+        cut = b.len;
+    if (over || b.len > max) {
+        b.len = cut;
+        rd_buf_puts(&b, ELLIPSIS);
+    }
+    char *text = rd_buf_failed(&b) ? NULL : rd_buf_detach(&b);
+    rd_buf_free(&b);
+    if (!text)
+        return rd_error_set(err, RD_E_INTERNAL, "out of memory");
+    *out = text;
+    return RD_OK;
+}
+
+static const char *const run_state_names[] = { "queued", "running", "success", "failed", "skipped", "cancelled" };
+static const char *const run_trigger_names[] = { "schedule", "manual", "catch-up" };
+#define NAMES_N(a) (sizeof(a) / sizeof((a)[0]))
+
+const char *rd_run_state_name(rd_run_state s)
+{
+    return (unsigned)s < NAMES_N(run_state_names) ? run_state_names[s] : "unknown";
+}
+
+int rd_run_state_parse(const char *s, rd_run_state *out)
+{
+    for (size_t i = 0; s && i < NAMES_N(run_state_names); i++)
+        if (strcmp(s, run_state_names[i]) == 0) {
+            *out = (rd_run_state)i;
+            return 0;
+        }
+    *out = RD_RUN_QUEUED;
+    return -1;
+}
+
+const char *rd_run_trigger_name(rd_run_trigger t)
+{
+    return (unsigned)t < NAMES_N(run_trigger_names) ? run_trigger_names[t] : "unknown";
+}
+
+static int run_ended(rd_run_state s)
+{
+    return s == RD_RUN_SUCCESS || s == RD_RUN_FAILED || s == RD_RUN_SKIPPED || s == RD_RUN_CANCELLED;
+}
+
+void rd_store_run_clear(rd_store_run *r)
+{
+    if (!r)
+        return;
+    free(r->project);
+    free(r->source);
+    free(r->table_name);
+    free(r->triggered_by);
+    free(r->error);
+    memset(r, 0, sizeof *r);
+}
+
+void rd_store_runs_free(rd_store_run *r, size_t n)
+{
+    FREE_EACH(r, n, rd_store_run_clear);
+}
+
+void rd_store_log_lines_free(rd_store_log_line *l, size_t n)
+{
+    for (size_t i = 0; l && i < n; i++)
+        free(l[i].line);
+    free(l);
+}
+
+void rd_store_snapshot_clear(rd_store_snapshot *s)
+{
+    if (!s)
+        return;
+    free(s->project);
+    free(s->path);
+    free(s->sha256);
+    free(s->tables_json);
+    memset(s, 0, sizeof *s);
+}
+
+void rd_store_snapshots_free(rd_store_snapshot *s, size_t n)
+{
+    FREE_EACH(s, n, rd_store_snapshot_clear);
+}
+
+static rd_status check_source(const char *source, rd_error *err)
+{
+    if (rd_store_source_name_valid(source))
+        return RD_OK;
+    return rd_error_set(err, RD_E_USAGE,
+                        "invalid source name: use 1 to %d bytes of UTF-8 with no '/' and no control character",
+                        RD_STORE_SOURCE_NAME_MAX);
+}
+
+static rd_status check_run_id(int64_t id, rd_error *err)
+{
+    if (id > 0)
+        return RD_OK;
+    return rd_error_set(err, RD_E_USAGE, "invalid run id %lld: run ids are positive", (long long)id);
+}
+
+/* The checks of a run call (pre; with with_project, project's name), then its transaction (no actor: these
+ * rows carry no audit). */
+static rd_status run_begin(rd_store *st, rd_status pre, int write, int with_project, const char *project,
+                           rd_store_tx **tx, rd_error *err)
+{
+    if (pre == RD_OK && with_project)
+        pre = check_name("project", project, err);
+    return pre == RD_OK ? begin(st, write, tx, err) : pre;
+}
+
+/* The figures of r as they are written: state checked, finished_at of an ended run filled in, the error
+ * cleaned into *error_out (NULL when r has none; the caller frees it). */
+static rd_status run_prepare(const rd_store_run *r, rd_store_run *w, char **error_out, rd_error *err)
+{
+    if ((unsigned)r->state >= NAMES_N(run_state_names))
+        return rd_error_set(err, RD_E_USAGE, "invalid run state %d", (int)r->state);
+    if (r->attempts < 0)
+        return rd_error_set(err, RD_E_USAGE, "invalid attempt count %d", r->attempts);
+    *w = *r;
+    if (run_ended(w->state) && w->finished_at == 0)
+        w->finished_at = now_ms();
+    w->error = NULL;
+    *error_out = NULL;
+    if (r->error) {
+        rd_status s = text_clean(r->error, RD_STORE_RUN_ERROR_MAX, 1, error_out, err);
+        if (s != RD_OK)
+            return s;
+        w->error = *error_out;
+    }
+    return RD_OK;
+}
+
+rd_status rd_store_run_insert(rd_store *st, const rd_store_run *r, int64_t *id, rd_error *err)
+{
+    if (!r)
+        return rd_error_set(err, RD_E_USAGE, "no run given");
+    rd_status s = check_source(r->source, err);
+    if (s == RD_OK && !text_valid(r->table_name, RD_STORE_SOURCE_NAME_MAX, 1))
+        s = rd_error_set(err, RD_E_USAGE,
+                         "invalid table name for the run of a source: use 1 to %d bytes of UTF-8 with no control "
+                         "character",
+                         RD_STORE_SOURCE_NAME_MAX);
+    if (s == RD_OK && (!r->triggered_by || !*r->triggered_by || strlen(r->triggered_by) > 256))
+        s = rd_error_set(err, RD_E_USAGE, "no trigger's author given for the run (a user or \"scheduler\")");
+    if (s == RD_OK && (unsigned)r->trigger >= NAMES_N(run_trigger_names))
+        s = rd_error_set(err, RD_E_USAGE, "invalid run trigger %d", (int)r->trigger);
+    rd_store_run w;
+    char *error = NULL;
+    int64_t newid = 0;
+    if (s == RD_OK)
+        s = run_prepare(r, &w, &error, err);
+    if (s == RD_OK && w.queued_at == 0)
+        w.queued_at = now_ms();
+    rd_store_tx *tx = NULL;
+    if ((s = run_begin(st, s, 1, 1, r->project, &tx, err)) == RD_OK)
+        s = finish(st, tx, st->ops->run_insert(tx, &w, &newid, err), err);
+    free(error);
+    if (s == RD_OK && id)
+        *id = newid;
+    return s;
+}
+
+rd_status rd_store_run_update(rd_store *st, const rd_store_run *r, rd_error *err)
+{
+    if (!r)
+        return rd_error_set(err, RD_E_USAGE, "no run given");
+    rd_status s = check_run_id(r->id, err);
+    rd_store_run w;
+    char *error = NULL;
+    if (s == RD_OK)
+        s = run_prepare(r, &w, &error, err);
+    rd_store_tx *tx = NULL;
+    if ((s = run_begin(st, s, 1, 0, NULL, &tx, err)) == RD_OK)
+        s = finish(st, tx, st->ops->run_update(tx, &w, err), err);
+    free(error);
+    return s;
+}
+
+rd_status rd_store_run_get(rd_store *st, int64_t id, rd_store_run *out, rd_error *err)
+{
+    rd_store_tx *tx = NULL;
+    rd_status s = run_begin(st, check_run_id(id, err), 0, 0, NULL, &tx, err);
+    return s == RD_OK ? finish(st, tx, st->ops->run_get(tx, id, out, err), err) : s;
+}
+
+/* A limit as the header says: 0 gives dflt, more than max gives max. */
+static size_t clamp_limit(size_t limit, size_t dflt, size_t max)
+{
+    return limit == 0 ? dflt : limit > max ? max : limit;
+}
+
+rd_status rd_store_run_list(rd_store *st, const char *project, const char *source, int64_t since_ms,
+                            size_t limit, rd_store_run **out, size_t *n, rd_error *err)
+{
+    rd_status s = source ? check_source(source, err) : RD_OK;
+    rd_store_tx *tx = NULL;
+    if ((s = run_begin(st, s, 0, 1, project, &tx, err)) != RD_OK)
+        return s;
+    return finish(st, tx,
+                  st->ops->run_list(tx, project, source, since_ms, clamp_limit(limit, 100, 1000), out, n, err), err);
+}
+
+rd_status rd_store_run_latest(rd_store *st, const char *project, rd_store_run **out, size_t *n, rd_error *err)
+{
+    rd_store_tx *tx = NULL;
+    rd_status s = run_begin(st, RD_OK, 0, 1, project, &tx, err);
+    return s == RD_OK ? finish(st, tx, st->ops->run_latest(tx, project, out, n, err), err) : s;
+}
+
+rd_status rd_store_run_abandon(rd_store *st, const char *error, size_t *count, rd_error *err)
+{
+    char *text = NULL;
+    rd_status s = text_clean(error ? error : RUN_ABANDONED, RD_STORE_RUN_ERROR_MAX, 1, &text, err);
+    rd_store_tx *tx = NULL;
+    size_t done = 0;
+    if ((s = run_begin(st, s, 1, 0, NULL, &tx, err)) == RD_OK)
+        s = finish(st, tx, st->ops->run_abandon(tx, text, now_ms(), &done, err), err);
+    free(text);
+    if (s == RD_OK && count)
+        *count = done;
+    return s;
+}
+
+rd_status rd_store_run_log_append(rd_store *st, int64_t run_id, const char *line, rd_error *err)
+{
+    rd_status s = check_run_id(run_id, err);
+    if (s == RD_OK && !line)
+        s = rd_error_set(err, RD_E_USAGE, "no log line given for run %lld", (long long)run_id);
+    char *text = NULL;
+    if (s == RD_OK)
+        s = text_clean(line, RD_STORE_LOG_LINE_MAX, 0, &text, err);
+    rd_store_tx *tx = NULL;
+    if ((s = run_begin(st, s, 1, 0, NULL, &tx, err)) == RD_OK)
+        s = finish(st, tx,
+                   st->ops->log_append(tx, run_id, now_ms(), text, RD_STORE_RUN_LOG_LINES_MAX, RD_STORE_LOG_TRUNCATED,
+                                       err),
+                   err);
+    free(text);
+    return s;
+}
+
+rd_status rd_store_run_log_list(rd_store *st, int64_t run_id, int64_t after_seq, size_t limit,
+                                rd_store_log_line **out, size_t *n, rd_error *err)
+{
+    rd_store_tx *tx = NULL;
+    rd_status s = run_begin(st, check_run_id(run_id, err), 0, 0, NULL, &tx, err);
+    if (s != RD_OK)
+        return s;
+    return finish(st, tx,
+                  st->ops->log_list(tx, run_id, after_seq < 0 ? 0 : after_seq,
+                                    clamp_limit(limit, 1000, RD_STORE_RUN_LOG_LINES_MAX), out, n, err),
+                  err);
+}
+
+rd_status rd_store_schedule_get(rd_store *st, const char *project, const char *source, int64_t *last_slot_ms,
+                                rd_error *err)
+{
+    rd_store_tx *tx = NULL;
+    rd_status s = run_begin(st, check_source(source, err), 0, 1, project, &tx, err);
+    return s == RD_OK ? finish(st, tx, st->ops->schedule_get(tx, project, source, last_slot_ms, err), err) : s;
+}
+
+rd_status rd_store_schedule_set(rd_store *st, const char *project, const char *source, int64_t last_slot_ms,
+                                rd_error *err)
+{
+    rd_store_tx *tx = NULL;
+    rd_status s = run_begin(st, check_source(source, err), 1, 1, project, &tx, err);
+    return s == RD_OK ? finish(st, tx, st->ops->schedule_put(tx, project, source, last_slot_ms, err), err) : s;
+}
+
+/* tables_json: a JSON array of at most RD_STORE_TABLES_JSON_MAX bytes. */
+static rd_status check_tables_json(const char *text, rd_error *err)
+{
+    if (!text || strlen(text) > RD_STORE_TABLES_JSON_MAX)
+        return rd_error_set(err, RD_E_USAGE, "a snapshot's tables must be a JSON array of at most %d bytes",
+                            RD_STORE_TABLES_JSON_MAX);
+    json_t *j = json_loads(text, JSON_REJECT_DUPLICATES, NULL);
+    int array = json_is_array(j);
+    json_decref(j);
+    if (!array)
+        return rd_error_set(err, RD_E_USAGE, "a snapshot's tables must be a JSON array ([{\"name\":...,\"rows\":...}])");
+    return RD_OK;
+}
+
+rd_status rd_store_snapshot_publish(rd_store *st, const rd_store_snapshot *s_in, int64_t *id, rd_error *err)
+{
+    if (!s_in)
+        return rd_error_set(err, RD_E_USAGE, "no snapshot given");
+    rd_status s = RD_OK;
+    if (!s_in->path || s_in->path[0] != '/' || strlen(s_in->path) > SNAPSHOT_PATH_MAX ||
+        !text_valid(s_in->path, SNAPSHOT_PATH_MAX, 1))
+        s = rd_error_set(err, RD_E_USAGE, "a snapshot's path must be absolute (at most %d bytes of UTF-8)",
+                         SNAPSHOT_PATH_MAX);
+    if (s == RD_OK && !sha256_hex_valid(s_in->sha256))
+        s = rd_error_set(err, RD_E_USAGE, "a snapshot's SHA-256 must be 64 lowercase hex digits");
+    if (s == RD_OK && s_in->run_id < 0)
+        s = rd_error_set(err, RD_E_USAGE, "invalid run id %lld for the snapshot", (long long)s_in->run_id);
+    if (s == RD_OK)
+        s = check_tables_json(s_in->tables_json, err);
+    rd_store_snapshot w = *s_in;
+    if (w.created_at_ms == 0)
+        w.created_at_ms = now_ms();
+    int64_t newid = 0;
+    rd_store_tx *tx = NULL;
+    if ((s = run_begin(st, s, 1, 1, s_in->project, &tx, err)) == RD_OK)
+        s = finish(st, tx, st->ops->snapshot_insert(tx, &w, &newid, err), err);
+    if (s == RD_OK && id)
+        *id = newid;
+    return s;
+}
+
+rd_status rd_store_snapshot_list(rd_store *st, const char *project, size_t limit, rd_store_snapshot **out,
+                                 size_t *n, rd_error *err)
+{
+    rd_store_tx *tx = NULL;
+    rd_status s = run_begin(st, RD_OK, 0, 1, project, &tx, err);
+    if (s != RD_OK)
+        return s;
+    return finish(st, tx, st->ops->snapshot_list(tx, project, clamp_limit(limit, 100, 1000), out, n, err), err);
+}
+
+rd_status rd_store_snapshot_current(rd_store *st, const char *project, rd_store_snapshot *out, rd_error *err)
+{
+    rd_store_snapshot *v = NULL;
+    size_t n = 0;
+    rd_status s = rd_store_snapshot_list(st, project, 1, &v, &n, err);
+    if (s == RD_OK && n == 0)
+        s = rd_error_set(err, RD_E_NOT_FOUND, "project %s has no snapshot yet: it is published after a successful "
+                                              "refresh",
+                         project);
+    if (s == RD_OK) {
+        *out = v[0];
+        memset(&v[0], 0, sizeof v[0]);
+    }
+    rd_store_snapshots_free(v, n);
+    return s;
 }

@@ -243,6 +243,24 @@ void rd_store_audit_free(rd_store_audit_entry *e, size_t n);
 
 /* ---- runs, their log lines, schedule state and snapshots (schema 3) ------------------------------------ */
 
+/* These rows are written often (the scheduler records each state change and log line): each call is one
+ * short write transaction with no audit row (runs are their own history; the scheduler audits manual
+ * triggers itself with rd_store_audit_append). Text from outside (errors, log lines) is stored as valid
+ * UTF-8: invalid bytes become U+FFFD, control characters spaces (an error keeps its newlines and tabs, a
+ * log line its tabs), and what is too long is cut at a character boundary and ends with "…". */
+
+#define RD_STORE_SOURCE_NAME_MAX 255     /* bytes of a source's (or a table's) name */
+#define RD_STORE_RUN_ERROR_MAX 4096      /* bytes of a run's error as stored, "…" included */
+#define RD_STORE_LOG_LINE_MAX 2048       /* bytes of one log line as stored, "…" included */
+#define RD_STORE_RUN_LOG_LINES_MAX 10000 /* log lines kept per run; then one "(log truncated)" line */
+#define RD_STORE_LOG_TRUNCATED "(log truncated)"
+#define RD_STORE_TABLES_JSON_MAX (1024 * 1024) /* bytes of a snapshot's tables_json */
+
+/* 1 when s is a source name as the project loader accepts a file name in sources/: non-empty, at most
+ * RD_STORE_SOURCE_NAME_MAX bytes of valid UTF-8, no control character (C0, DEL, C1) and no '/'. It may hold
+ * '<', '>', quotes, spaces and any letter: escape it wherever it is shown. */
+int rd_store_source_name_valid(const char *s);
+
 typedef enum rd_run_state {
     RD_RUN_QUEUED = 0,
     RD_RUN_RUNNING,
@@ -251,12 +269,13 @@ typedef enum rd_run_state {
     RD_RUN_SKIPPED,  /* due (or asked for) while a run of the source was queued or running */
     RD_RUN_CANCELLED /* the server stopped during it */
 } rd_run_state;
-/* "queued", "running", "success", "failed", "skipped", "cancelled"; parse: RD_RUN_QUEUED and -1 on unknown. */
+/* "queued", "running", "success", "failed", "skipped", "cancelled" ("unknown" for another value). parse:
+ * 0 with *out set, or -1 for an unknown name (NULL included) with *out set to RD_RUN_QUEUED. */
 const char *rd_run_state_name(rd_run_state s);
 int rd_run_state_parse(const char *s, rd_run_state *out);
 
 typedef enum rd_run_trigger { RD_TRIGGER_SCHEDULE = 0, RD_TRIGGER_MANUAL, RD_TRIGGER_CATCHUP } rd_run_trigger;
-/* "schedule", "manual", "catch-up". */
+/* "schedule", "manual", "catch-up" ("unknown" for another value). */
 const char *rd_run_trigger_name(rd_run_trigger t);
 
 /* One run of one source (its last attempt's figures; attempts counts them). Times are Unix milliseconds
@@ -276,19 +295,29 @@ typedef struct rd_store_run {
     char *error;                /* the failure's message (never a secret: errors carry none), or NULL */
 } rd_store_run;
 
-/* Records a new run (state queued, or skipped with its finished_at set) and writes its id. */
+/* Records a new run (state queued, or skipped with its finished_at set; any state is taken) and writes its
+ * id (r->id is ignored). project must exist (RD_E_NOT_FOUND); its name, the source's (and the table's, as
+ * rd_store_source_name_valid) and triggered_by (1 to 256 bytes) are checked (RD_E_USAGE), as are the state
+ * and the trigger. queued_at 0 is taken as now, and so is finished_at 0 of a run that has ended (success,
+ * failed, skipped, cancelled). The error is cleaned and cut as the section says. */
 rd_status rd_store_run_insert(rd_store *st, const rd_store_run *r, int64_t *id, rd_error *err);
-/* Replaces the run's state, attempts, times, figures and error (by r->id). */
+/* Replaces the run's state, attempts, started_at, finished_at, figures and error (by r->id; its project,
+ * source, table, version, trigger and queued_at stay). finished_at 0 of a run that has ended is taken as
+ * now. RD_E_NOT_FOUND for no such run. */
 rd_status rd_store_run_update(rd_store *st, const rd_store_run *r, rd_error *err);
+/* RD_E_NOT_FOUND for no such run. Release with rd_store_run_clear. */
 rd_status rd_store_run_get(rd_store *st, int64_t id, rd_store_run *out, rd_error *err);
-/* Newest first: the runs of project (and of source when not NULL) with queued_at >= since_ms (0: all), at
- * most limit (0: 100, at most 1000). */
+/* Newest (highest id) first: the runs of project (and of source when not NULL) with queued_at >= since_ms
+ * (0: all), at most limit (0: 100; more than 1000: 1000). RD_E_NOT_FOUND for no such project. */
 rd_status rd_store_run_list(rd_store *st, const char *project, const char *source, int64_t since_ms,
                             size_t limit, rd_store_run **out, size_t *n, rd_error *err);
-/* The newest run of each source of project that is not skipped (one per source, sorted by source). */
+/* The newest run of each source of project that is not skipped (one per source, sorted by source name
+ * bytewise). RD_E_NOT_FOUND for no such project. */
 rd_status rd_store_run_latest(rd_store *st, const char *project, rd_store_run **out, size_t *n, rd_error *err);
-/* Runs still queued or running (after a crash): each becomes cancelled with that error. *count may be NULL. */
+/* Runs still queued or running (after a crash): each becomes cancelled with that error (NULL: "the server
+ * stopped during the run") and finished_at now, in one transaction. *count (may be NULL) is how many. */
 rd_status rd_store_run_abandon(rd_store *st, const char *error, size_t *count, rd_error *err);
+/* Frees the strings and zeroes r. NULL is a no-op. */
 void rd_store_run_clear(rd_store_run *r);
 void rd_store_runs_free(rd_store_run *r, size_t n);
 
@@ -298,16 +327,22 @@ typedef struct rd_store_log_line {
     int64_t at_ms;
     char *line;
 } rd_store_log_line;
+/* Appends line (cleaned and cut to RD_STORE_LOG_LINE_MAX) as the run's next line, seq = max(seq) + 1 taken
+ * in the write transaction (concurrent appends get distinct, gapless seqs), at_ms now. After
+ * RD_STORE_RUN_LOG_LINES_MAX lines one more line RD_STORE_LOG_TRUNCATED is kept and later appends are
+ * no-ops returning RD_OK. RD_E_NOT_FOUND for no such run. */
 rd_status rd_store_run_log_append(rd_store *st, int64_t run_id, const char *line, rd_error *err);
-/* The lines of run_id with seq > after_seq, in order, at most limit (0: 1000). */
+/* The lines of run_id with seq > after_seq, in order, at most limit (0: 1000; more than 10000: 10000).
+ * RD_E_NOT_FOUND for no such run. */
 rd_status rd_store_run_log_list(rd_store *st, int64_t run_id, int64_t after_seq, size_t limit,
                                 rd_store_log_line **out, size_t *n, rd_error *err);
 void rd_store_log_lines_free(rd_store_log_line *l, size_t n);
 
 /* The slot a source's schedule last ran (or was skipped) for: how the scheduler knows, after downtime,
- * that a slot was missed. RD_E_NOT_FOUND when never recorded. */
+ * that a slot was missed. RD_E_NOT_FOUND when never recorded (or no such project). */
 rd_status rd_store_schedule_get(rd_store *st, const char *project, const char *source, int64_t *last_slot_ms,
                                 rd_error *err);
+/* Records (or replaces) it. RD_E_NOT_FOUND for no such project. */
 rd_status rd_store_schedule_set(rd_store *st, const char *project, const char *source, int64_t last_slot_ms,
                                 rd_error *err);
 
@@ -322,11 +357,20 @@ typedef struct rd_store_snapshot {
     int64_t run_id;        /* the run that made it */
     char *tables_json;     /* [{"name":"orders","rows":123},...] of the snapshot, sorted by name */
 } rd_store_snapshot;
-/* Records a new snapshot (s->id is ignored; *id written) as project's current one. */
+/* Records a new snapshot (s->id is ignored; *id, may be NULL, written) as project's current one: its id is
+ * one more than the project's highest. The path must be absolute (at most 4096 bytes), sha256 64 lowercase
+ * hex digits, tables_json a JSON array (at most RD_STORE_TABLES_JSON_MAX bytes; stored as given) and
+ * run_id >= 0 (RD_E_USAGE otherwise); created_at_ms 0 is taken as now. RD_E_NOT_FOUND for no such project. */
 rd_status rd_store_snapshot_publish(rd_store *st, const rd_store_snapshot *s, int64_t *id, rd_error *err);
-/* The project's current snapshot. RD_E_NOT_FOUND when none has been published yet. */
+/* The project's current snapshot (the highest id). RD_E_NOT_FOUND when none has been published yet. */
 rd_status rd_store_snapshot_current(rd_store *st, const char *project, rd_store_snapshot *out, rd_error *err);
+/* The project's snapshots, newest first, at most limit (0: 100; more than 1000: 1000): for pruning older
+ * files (never the first one, the current). RD_E_NOT_FOUND for no such project. */
+rd_status rd_store_snapshot_list(rd_store *st, const char *project, size_t limit, rd_store_snapshot **out,
+                                 size_t *n, rd_error *err);
+/* Frees the strings and zeroes s. NULL is a no-op. */
 void rd_store_snapshot_clear(rd_store_snapshot *s);
+void rd_store_snapshots_free(rd_store_snapshot *s, size_t n);
 
 /* ---- backends ---------------------------------------------------------------------------------------- */
 
@@ -417,6 +461,34 @@ typedef struct rd_store_backend {
                               const char *project, const char *detail_json, rd_error *err);
     rd_status (*audit_list)(rd_store_tx *tx, const char *project, size_t limit, rd_store_audit_entry **out,
                             size_t *n, rd_error *err);
+
+    /* Runs (schema 3); the strings are already checked and cleaned, the times filled in. */
+    rd_status (*run_insert)(rd_store_tx *tx, const rd_store_run *r, int64_t *id, rd_error *err);
+    /* By r->id: state, attempts, started_at, finished_at, figures, error. */
+    rd_status (*run_update)(rd_store_tx *tx, const rd_store_run *r, rd_error *err);
+    rd_status (*run_get)(rd_store_tx *tx, int64_t id, rd_store_run *out, rd_error *err);
+    /* source may be NULL (all); limit >= 1; newest first. */
+    rd_status (*run_list)(rd_store_tx *tx, const char *project, const char *source, int64_t since_ms,
+                          size_t limit, rd_store_run **out, size_t *n, rd_error *err);
+    rd_status (*run_latest)(rd_store_tx *tx, const char *project, rd_store_run **out, size_t *n, rd_error *err);
+    /* Every queued or running run: cancelled, error, finished_at = now_ms. */
+    rd_status (*run_abandon)(rd_store_tx *tx, const char *error, int64_t now_ms, size_t *count, rd_error *err);
+    /* Appends line as seq max(seq) + 1 of the run; when the run holds max_lines lines already, appends
+     * truncated_line instead, and nothing once it holds more. */
+    rd_status (*log_append)(rd_store_tx *tx, int64_t run_id, int64_t at_ms, const char *line, int64_t max_lines,
+                            const char *truncated_line, rd_error *err);
+    rd_status (*log_list)(rd_store_tx *tx, int64_t run_id, int64_t after_seq, size_t limit,
+                          rd_store_log_line **out, size_t *n, rd_error *err);
+    rd_status (*schedule_get)(rd_store_tx *tx, const char *project, const char *source, int64_t *last_slot_ms,
+                              rd_error *err);
+    /* Inserts or replaces. */
+    rd_status (*schedule_put)(rd_store_tx *tx, const char *project, const char *source, int64_t last_slot_ms,
+                              rd_error *err);
+    /* Takes the project's next snapshot id (one more than its highest) and records s under it. */
+    rd_status (*snapshot_insert)(rd_store_tx *tx, const rd_store_snapshot *s, int64_t *id, rd_error *err);
+    /* Newest first; limit >= 1. */
+    rd_status (*snapshot_list)(rd_store_tx *tx, const char *project, size_t limit, rd_store_snapshot **out,
+                               size_t *n, rd_error *err);
 } rd_store_backend;
 
 /* Wraps an opened backend into a store (on failure the backend is closed): checks the keyring against the

@@ -76,6 +76,55 @@ static const char *const migrations[] = {
     "CREATE INDEX audit_project ON audit(project, id);",
     /* 2: the environment a deployment was made for (NULL for the deployments recorded before) */
     "ALTER TABLE deployments ADD COLUMN environment TEXT CHECK (environment IN ('dev', 'prod'));",
+    /* 3: runs and their log lines, the schedules' last slots, the published snapshots */
+    "CREATE TABLE runs ("
+    "  id INTEGER PRIMARY KEY AUTOINCREMENT,"
+    "  project_id INTEGER NOT NULL REFERENCES projects(id) ON DELETE CASCADE,"
+    "  source TEXT NOT NULL,"
+    "  table_name TEXT NOT NULL,"
+    "  version INTEGER NOT NULL,"
+    "  \"trigger\" TEXT NOT NULL CHECK (\"trigger\" IN ('schedule', 'manual', 'catch-up')),"
+    "  triggered_by TEXT NOT NULL,"
+    "  state TEXT NOT NULL"
+    "    CHECK (state IN ('queued', 'running', 'success', 'failed', 'skipped', 'cancelled')),"
+    "  attempts INTEGER NOT NULL DEFAULT 0,"
+    "  queued_at INTEGER NOT NULL,"
+    "  started_at INTEGER NOT NULL DEFAULT 0,"
+    "  finished_at INTEGER NOT NULL DEFAULT 0,"
+    "  \"rows\" INTEGER NOT NULL DEFAULT 0,"
+    "  bytes INTEGER NOT NULL DEFAULT 0,"
+    "  files INTEGER NOT NULL DEFAULT 0,"
+    "  probe_s REAL NOT NULL DEFAULT 0,"
+    "  unload_s REAL NOT NULL DEFAULT 0,"
+    "  download_s REAL NOT NULL DEFAULT 0,"
+    "  commit_s REAL NOT NULL DEFAULT 0,"
+    "  cleanup_s REAL NOT NULL DEFAULT 0,"
+    "  total_s REAL NOT NULL DEFAULT 0,"
+    "  error TEXT);"
+    "CREATE INDEX runs_source ON runs(project_id, source, id);"
+    "CREATE INDEX runs_queued ON runs(project_id, queued_at);"
+    "CREATE INDEX runs_open ON runs(state) WHERE state IN ('queued', 'running');"
+    "CREATE TABLE run_logs ("
+    "  run_id INTEGER NOT NULL REFERENCES runs(id) ON DELETE CASCADE,"
+    "  seq INTEGER NOT NULL,"
+    "  at_ms INTEGER NOT NULL,"
+    "  line TEXT NOT NULL,"
+    "  PRIMARY KEY (run_id, seq)) WITHOUT ROWID;"
+    "CREATE TABLE schedule_state ("
+    "  project_id INTEGER NOT NULL REFERENCES projects(id) ON DELETE CASCADE,"
+    "  source TEXT NOT NULL,"
+    "  last_slot_ms INTEGER NOT NULL,"
+    "  PRIMARY KEY (project_id, source));"
+    "CREATE TABLE snapshots ("
+    "  project_id INTEGER NOT NULL REFERENCES projects(id) ON DELETE CASCADE,"
+    "  id INTEGER NOT NULL,"
+    "  path TEXT NOT NULL,"
+    "  sha256 TEXT NOT NULL,"
+    "  size INTEGER NOT NULL,"
+    "  created_at_ms INTEGER NOT NULL,"
+    "  run_id INTEGER NOT NULL,"
+    "  tables_json TEXT NOT NULL,"
+    "  PRIMARY KEY (project_id, id));",
 };
 #define MIGRATIONS ((int)(sizeof migrations / sizeof migrations[0]))
 
@@ -270,15 +319,17 @@ static rd_status sq_commit(rd_store_tx *tx, rd_error *err)
 
 /* One bound parameter (?1, ?2, ... in order). */
 typedef struct sq_arg {
-    enum { A_INT, A_TEXT, A_BLOB } kind;
+    enum { A_INT, A_TEXT, A_BLOB, A_REAL } kind;
     int64_t i;
     const void *p; /* text (NUL-terminated; NULL binds NULL) or blob */
     size_t n;      /* blob bytes */
+    double d;
 } sq_arg;
 
-#define A_I(x) { A_INT, (int64_t)(x), NULL, 0 }
-#define A_T(x) { A_TEXT, 0, (x), 0 }
-#define A_B(b, len) { A_BLOB, 0, (b), (len) }
+#define A_I(x) { A_INT, (int64_t)(x), NULL, 0, 0.0 }
+#define A_T(x) { A_TEXT, 0, (x), 0, 0.0 }
+#define A_B(b, len) { A_BLOB, 0, (b), (len), 0.0 }
+#define A_D(x) { A_REAL, 0, NULL, 0, (x) }
 /* The parameters of one statement: ARGS(A_I(pid), A_T(name)) is the array and its length. */
 #define ARGS(...) (const sq_arg[]){ __VA_ARGS__ }, sizeof((const sq_arg[]){ __VA_ARGS__ }) / sizeof(sq_arg)
 
@@ -300,6 +351,8 @@ static rd_status prep(rd_store_tx *tx, const char *sql, const sq_arg *args, size
         const sq_arg *a = &args[k];
         if (a->kind == A_INT)
             rc = sqlite3_bind_int64(*stmt, i, a->i);
+        else if (a->kind == A_REAL)
+            rc = sqlite3_bind_double(*stmt, i, a->d);
         else if (a->kind == A_BLOB)
             rc = sqlite3_bind_blob(*stmt, i, a->p, (int)a->n, SQLITE_TRANSIENT);
         else if (a->p)
@@ -1047,6 +1100,282 @@ static rd_status sq_audit_list(rd_store_tx *tx, const char *project, size_t limi
                       (void **)out, n_out, err);
 }
 
+/* ---- runs, log lines, schedule state, snapshots ------------------------------------------------------ */
+
+static rd_status no_run(int64_t id, rd_error *err)
+{
+    return rd_error_set(err, RD_E_NOT_FOUND, "run %lld does not exist: see the project's list of runs",
+                        (long long)id);
+}
+
+static rd_status sq_run_insert(rd_store_tx *tx, const rd_store_run *r, int64_t *id, rd_error *err)
+{
+    int64_t pid = 0;
+    rd_status s = project_id(tx, r->project, &pid, err);
+    if (s == RD_OK)
+        s = exec_sql(tx,
+                     "INSERT INTO runs (project_id, source, table_name, version, \"trigger\", triggered_by, state,"
+                     " attempts, queued_at, started_at, finished_at, \"rows\", bytes, files, probe_s, unload_s,"
+                     " download_s, commit_s, cleanup_s, total_s, error)"
+                     " VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15, ?16, ?17, ?18, ?19,"
+                     " ?20, ?21)",
+                     ARGS(A_I(pid), A_T(r->source), A_T(r->table_name), A_I(r->version),
+                          A_T(rd_run_trigger_name(r->trigger)), A_T(r->triggered_by), A_T(rd_run_state_name(r->state)),
+                          A_I(r->attempts), A_I(r->queued_at), A_I(r->started_at), A_I(r->finished_at),
+                          A_I(r->rows), A_I(r->bytes), A_I(r->files), A_D(r->probe_s), A_D(r->unload_s),
+                          A_D(r->download_s), A_D(r->commit_s), A_D(r->cleanup_s), A_D(r->total_s), A_T(r->error)),
+                     "record a run", NULL, err);
+    if (s == RD_OK)
+        *id = (int64_t)sqlite3_last_insert_rowid(tx->db);
+    return s;
+}
+
+static rd_status sq_run_update(rd_store_tx *tx, const rd_store_run *r, rd_error *err)
+{
+    int changes = 0;
+    rd_status s = exec_sql(tx,
+                           "UPDATE runs SET state = ?2, attempts = ?3, started_at = ?4, finished_at = ?5,"
+                           " \"rows\" = ?6, bytes = ?7, files = ?8, probe_s = ?9, unload_s = ?10, download_s = ?11,"
+                           " commit_s = ?12, cleanup_s = ?13, total_s = ?14, error = ?15 WHERE id = ?1",
+                           ARGS(A_I(r->id), A_T(rd_run_state_name(r->state)), A_I(r->attempts), A_I(r->started_at),
+                                A_I(r->finished_at), A_I(r->rows), A_I(r->bytes), A_I(r->files), A_D(r->probe_s),
+                                A_D(r->unload_s), A_D(r->download_s), A_D(r->commit_s), A_D(r->cleanup_s),
+                                A_D(r->total_s), A_T(r->error)),
+                           "update a run", &changes, err);
+    if (s == RD_OK && changes == 0)
+        return no_run(r->id, err);
+    return s;
+}
+
+#define RUN_COLUMNS                                                                                          \
+    "r.id, p.name, r.source, r.table_name, r.version, r.\"trigger\", r.triggered_by, r.state, r.attempts,"   \
+    " r.queued_at, r.started_at, r.finished_at, r.\"rows\", r.bytes, r.files, r.probe_s, r.unload_s,"        \
+    " r.download_s, r.commit_s, r.cleanup_s, r.total_s, r.error"
+#define RUN_FROM " FROM runs r JOIN projects p ON p.id = r.project_id"
+
+static rd_run_trigger col_trigger(sqlite3_stmt *stmt, int i)
+{
+    const char *t = (const char *)sqlite3_column_text(stmt, i);
+    for (int k = RD_TRIGGER_SCHEDULE; k <= RD_TRIGGER_CATCHUP; k++)
+        if (t && strcmp(t, rd_run_trigger_name((rd_run_trigger)k)) == 0)
+            return (rd_run_trigger)k;
+    return RD_TRIGGER_SCHEDULE;
+}
+
+static rd_status read_run(sqlite3_stmt *stmt, void *row, rd_error *err)
+{
+    rd_store_run *r = row;
+    int o = 0;
+    r->id = sqlite3_column_int64(stmt, 0);
+    r->project = col_dup(stmt, 1, &o);
+    r->source = col_dup(stmt, 2, &o);
+    r->table_name = col_dup(stmt, 3, &o);
+    r->version = sqlite3_column_int64(stmt, 4);
+    r->trigger = col_trigger(stmt, 5);
+    r->triggered_by = col_dup(stmt, 6, &o);
+    rd_run_state_parse((const char *)sqlite3_column_text(stmt, 7), &r->state);
+    r->attempts = sqlite3_column_int(stmt, 8);
+    r->queued_at = sqlite3_column_int64(stmt, 9);
+    r->started_at = sqlite3_column_int64(stmt, 10);
+    r->finished_at = sqlite3_column_int64(stmt, 11);
+    r->rows = (uint64_t)sqlite3_column_int64(stmt, 12);
+    r->bytes = (uint64_t)sqlite3_column_int64(stmt, 13);
+    r->files = (uint64_t)sqlite3_column_int64(stmt, 14);
+    r->probe_s = sqlite3_column_double(stmt, 15);
+    r->unload_s = sqlite3_column_double(stmt, 16);
+    r->download_s = sqlite3_column_double(stmt, 17);
+    r->commit_s = sqlite3_column_double(stmt, 18);
+    r->cleanup_s = sqlite3_column_double(stmt, 19);
+    r->total_s = sqlite3_column_double(stmt, 20);
+    r->error = col_dup(stmt, 21, &o);
+    return o || !r->project || !r->source || !r->table_name || !r->triggered_by ? oom(err) : RD_OK;
+}
+
+static void clear_run(void *row)
+{
+    rd_store_run_clear(row);
+}
+
+static rd_status sq_run_get(rd_store_tx *tx, int64_t id, rd_store_run *out, rd_error *err)
+{
+    rd_status s = query_one(tx, "SELECT " RUN_COLUMNS RUN_FROM " WHERE r.id = ?1", ARGS(A_I(id)), "read a run",
+                            sizeof *out, read_run, clear_run, out, err);
+    return s == RD_E_NOT_FOUND ? no_run(id, err) : s;
+}
+
+static rd_status sq_run_list(rd_store_tx *tx, const char *project, const char *source, int64_t since_ms,
+                             size_t limit, rd_store_run **out, size_t *n_out, rd_error *err)
+{
+    int64_t pid = 0;
+    rd_status s = project_id(tx, project, &pid, err);
+    if (s == RD_OK)
+        s = query_rows(tx,
+                       "SELECT " RUN_COLUMNS RUN_FROM " WHERE r.project_id = ?1 AND (?2 IS NULL OR r.source = ?2)"
+                       " AND r.queued_at >= ?3 ORDER BY r.id DESC LIMIT ?4",
+                       ARGS(A_I(pid), A_T(source), A_I(since_ms), A_I(limit)), "list runs", sizeof **out, read_run,
+                       clear_run, (void **)out, n_out, err);
+    return s;
+}
+
+static rd_status sq_run_latest(rd_store_tx *tx, const char *project, rd_store_run **out, size_t *n_out,
+                               rd_error *err)
+{
+    int64_t pid = 0;
+    rd_status s = project_id(tx, project, &pid, err);
+    if (s == RD_OK)
+        s = query_rows(tx,
+                       "SELECT " RUN_COLUMNS RUN_FROM " WHERE r.id IN (SELECT max(id) FROM runs"
+                       " WHERE project_id = ?1 AND state <> 'skipped' GROUP BY source) ORDER BY r.source",
+                       ARGS(A_I(pid)), "read the latest runs", sizeof **out, read_run, clear_run, (void **)out, n_out,
+                       err);
+    return s;
+}
+
+static rd_status sq_run_abandon(rd_store_tx *tx, const char *error, int64_t now_ms, size_t *count, rd_error *err)
+{
+    int changes = 0;
+    rd_status s = exec_sql(tx,
+                           "UPDATE runs SET state = 'cancelled', error = ?1, finished_at = ?2"
+                           " WHERE state IN ('queued', 'running')",
+                           ARGS(A_T(error), A_I(now_ms)), "cancel the runs left over", &changes, err);
+    if (s == RD_OK)
+        *count = (size_t)changes;
+    return s;
+}
+
+static rd_status run_exists(rd_store_tx *tx, int64_t id, rd_error *err)
+{
+    int found = 0;
+    rd_status s = query_exists(tx, "SELECT 1 FROM runs WHERE id = ?1", ARGS(A_I(id)), "read a run", &found, err);
+    return s == RD_OK && !found ? no_run(id, err) : s;
+}
+
+static rd_status sq_log_append(rd_store_tx *tx, int64_t run_id, int64_t at_ms, const char *line, int64_t max_lines,
+                               const char *truncated_line, rd_error *err)
+{
+    rd_status s = run_exists(tx, run_id, err);
+    if (s == RD_OK)
+        s = exec_sql(tx,
+                     "INSERT INTO run_logs (run_id, seq, at_ms, line)"
+                     " SELECT ?1, n + 1, ?2, CASE WHEN n >= ?4 THEN ?5 ELSE ?3 END"
+                     " FROM (SELECT coalesce(max(seq), 0) AS n FROM run_logs WHERE run_id = ?1) WHERE n <= ?4",
+                     ARGS(A_I(run_id), A_I(at_ms), A_T(line), A_I(max_lines), A_T(truncated_line)),
+                     "append to a run's log", NULL, err);
+    return s;
+}
+
+static rd_status read_log_line(sqlite3_stmt *stmt, void *row, rd_error *err)
+{
+    rd_store_log_line *l = row;
+    int o = 0;
+    l->seq = sqlite3_column_int64(stmt, 0);
+    l->at_ms = sqlite3_column_int64(stmt, 1);
+    l->line = col_dup(stmt, 2, &o);
+    return o || !l->line ? oom(err) : RD_OK;
+}
+
+static void clear_log_line(void *row)
+{
+    rd_store_log_line *l = row;
+    free(l->line);
+    l->line = NULL;
+}
+
+static rd_status sq_log_list(rd_store_tx *tx, int64_t run_id, int64_t after_seq, size_t limit,
+                             rd_store_log_line **out, size_t *n_out, rd_error *err)
+{
+    rd_status s = run_exists(tx, run_id, err);
+    if (s == RD_OK)
+        s = query_rows(tx,
+                       "SELECT seq, at_ms, line FROM run_logs WHERE run_id = ?1 AND seq > ?2 ORDER BY seq LIMIT ?3",
+                       ARGS(A_I(run_id), A_I(after_seq), A_I(limit)), "read a run's log", sizeof **out,
+                       read_log_line, clear_log_line, (void **)out, n_out, err);
+    return s;
+}
+
+static rd_status sq_schedule_get(rd_store_tx *tx, const char *project, const char *source, int64_t *last_slot_ms,
+                                 rd_error *err)
+{
+    int64_t pid = 0, v = 0;
+    rd_status s = project_id(tx, project, &pid, err);
+    if (s == RD_OK)
+        s = query_int(tx, "SELECT last_slot_ms FROM schedule_state WHERE project_id = ?1 AND source = ?2",
+                      ARGS(A_I(pid), A_T(source)), "read a schedule's state", &v, err);
+    if (s == RD_E_NOT_FOUND && pid)
+        return rd_error_set(err, RD_E_NOT_FOUND, "no schedule slot recorded for source %s of project %s", source,
+                            project);
+    if (s == RD_OK)
+        *last_slot_ms = v;
+    return s;
+}
+
+static rd_status sq_schedule_put(rd_store_tx *tx, const char *project, const char *source, int64_t last_slot_ms,
+                                 rd_error *err)
+{
+    int64_t pid = 0;
+    rd_status s = project_id(tx, project, &pid, err);
+    if (s == RD_OK)
+        s = exec_sql(tx,
+                     "INSERT INTO schedule_state (project_id, source, last_slot_ms) VALUES (?1, ?2, ?3)"
+                     " ON CONFLICT (project_id, source) DO UPDATE SET last_slot_ms = excluded.last_slot_ms",
+                     ARGS(A_I(pid), A_T(source), A_I(last_slot_ms)), "record a schedule's state", NULL, err);
+    return s;
+}
+
+static rd_status sq_snapshot_insert(rd_store_tx *tx, const rd_store_snapshot *sn, int64_t *id, rd_error *err)
+{
+    int64_t pid = 0, next = 0;
+    rd_status s = project_id(tx, sn->project, &pid, err);
+    if (s == RD_OK)
+        s = query_int(tx, "SELECT coalesce(max(id), 0) + 1 FROM snapshots WHERE project_id = ?1", ARGS(A_I(pid)),
+                      "allocate a snapshot id", &next, err);
+    if (s == RD_OK)
+        s = exec_sql(tx,
+                     "INSERT INTO snapshots (project_id, id, path, sha256, size, created_at_ms, run_id, tables_json)"
+                     " VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8)",
+                     ARGS(A_I(pid), A_I(next), A_T(sn->path), A_T(sn->sha256), A_I(sn->size), A_I(sn->created_at_ms),
+                          A_I(sn->run_id), A_T(sn->tables_json)),
+                     "record a snapshot", NULL, err);
+    if (s == RD_OK)
+        *id = next;
+    return s;
+}
+
+static rd_status read_snapshot(sqlite3_stmt *stmt, void *row, rd_error *err)
+{
+    rd_store_snapshot *sn = row;
+    int o = 0;
+    sn->id = sqlite3_column_int64(stmt, 0);
+    sn->project = col_dup(stmt, 1, &o);
+    sn->path = col_dup(stmt, 2, &o);
+    sn->sha256 = col_dup(stmt, 3, &o);
+    sn->size = (uint64_t)sqlite3_column_int64(stmt, 4);
+    sn->created_at_ms = sqlite3_column_int64(stmt, 5);
+    sn->run_id = sqlite3_column_int64(stmt, 6);
+    sn->tables_json = col_dup(stmt, 7, &o);
+    return o || !sn->project || !sn->path || !sn->sha256 || !sn->tables_json ? oom(err) : RD_OK;
+}
+
+static void clear_snapshot(void *row)
+{
+    rd_store_snapshot_clear(row);
+}
+
+static rd_status sq_snapshot_list(rd_store_tx *tx, const char *project, size_t limit, rd_store_snapshot **out,
+                                  size_t *n_out, rd_error *err)
+{
+    int64_t pid = 0;
+    rd_status s = project_id(tx, project, &pid, err);
+    if (s == RD_OK)
+        s = query_rows(tx,
+                       "SELECT s.id, p.name, s.path, s.sha256, s.size, s.created_at_ms, s.run_id, s.tables_json"
+                       " FROM snapshots s JOIN projects p ON p.id = s.project_id WHERE s.project_id = ?1"
+                       " ORDER BY s.id DESC LIMIT ?2",
+                       ARGS(A_I(pid), A_I(limit)), "list snapshots", sizeof **out, read_snapshot, clear_snapshot,
+                       (void **)out, n_out, err);
+    return s;
+}
+
 /* ---- opening ----------------------------------------------------------------------------------------- */
 
 static const rd_store_backend sqlite_backend = {
@@ -1085,6 +1414,18 @@ static const rd_store_backend sqlite_backend = {
     .variable_reseal = sq_variable_reseal,
     .audit_insert = sq_audit_insert,
     .audit_list = sq_audit_list,
+    .run_insert = sq_run_insert,
+    .run_update = sq_run_update,
+    .run_get = sq_run_get,
+    .run_list = sq_run_list,
+    .run_latest = sq_run_latest,
+    .run_abandon = sq_run_abandon,
+    .log_append = sq_log_append,
+    .log_list = sq_log_list,
+    .schedule_get = sq_schedule_get,
+    .schedule_put = sq_schedule_put,
+    .snapshot_insert = sq_snapshot_insert,
+    .snapshot_list = sq_snapshot_list,
 };
 
 /* Creates the file 0600 when missing (so the -wal and -shm SQLite makes beside it are 0600 too) and refuses
