@@ -17,6 +17,7 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include "core/net.h"
 #include "core/utf8.h"
 #include "redduck/buf.h"
 #include "services/s3.h"
@@ -53,7 +54,7 @@ static char *const *connector_slot_const(const rd_connector *c, size_t i)
     return (char *const *)(const void *)((const char *)c + connector_str_keys[i].off);
 }
 
-static const char *const project_keys[] = { "name", "duckdb", "parallel", NULL };
+static const char *const project_keys[] = { "name", "duckdb", "parallel", "refresh", "notify", NULL };
 static const char *const connector_keys[] = {
     "type", "driver", "workgroup", "cluster_identifier", "database", "db_user", "secret_arn", "region",
     "role_arn", "output_location", "aws_access_key_id", "aws_secret_access_key", "aws_session_token",
@@ -61,13 +62,16 @@ static const char *const connector_keys[] = {
 };
 static const char *const source_keys[] = {
     "type", "connector", "sql", "table", "table_name", "incremental", "iam_role", "kms_key",
-    "max_file_size_mb", "concurrency", "timeout", "via", "keep_staging", "compression",
+    "max_file_size_mb", "concurrency", "timeout", "via", "keep_staging", "compression", "refresh", "notify",
     /* and every connector key but type/driver */
     "workgroup", "cluster_identifier", "database", "db_user", "secret_arn", "region", "role_arn",
     "output_location", "aws_access_key_id", "aws_secret_access_key", "aws_session_token", "profile",
     "endpoint_url", "allow_host_access", NULL,
 };
 static const char *const incremental_keys[] = { "column", "unique_key", NULL };
+static const char *const refresh_keys[] = { "cron", "tz", "every", "disabled", "retry", NULL };
+static const char *const retry_keys[] = { "attempts", "backoff", NULL };
+static const char *const notify_keys[] = { "webhook", "on", NULL };
 /* Keys a .env `connector.NAME.KEY` line may set. */
 static const char *const connector_env_keys[] = {
     "workgroup", "cluster_identifier", "database", "db_user", "secret_arn", "region", "role_arn",
@@ -740,6 +744,329 @@ static rd_status list_yaml(const char *folder, yaml_entry **out, size_t *count, 
     return RD_OK;
 }
 
+/* ---- refresh: and notify: ------------------------------------------------------------------------------ */
+
+/* What one file's `refresh:` says (schedule.h); keys not given are marked so a source's override only its
+ * own. */
+typedef struct refresh_spec {
+    int given;                     /* a refresh: mapping that is not null */
+    char *cron, *tz;               /* NULL: not given */
+    int has_every;
+    int64_t every_s;
+    int disabled;                  /* -1: not given */
+    int attempts;                  /* 0: not given */
+    int64_t backoff_s;             /* -1: not given */
+    int line, cron_line, tz_line, every_line;
+} refresh_spec;
+
+#define RETRY_BACKOFF_MAX_S (24 * 3600)
+
+static void refresh_spec_init(refresh_spec *r)
+{
+    memset(r, 0, sizeof *r);
+    r->disabled = -1;
+    r->backoff_s = -1;
+}
+
+static void refresh_spec_free(refresh_spec *r)
+{
+    free(r->cron);
+    free(r->tz);
+    memset(r, 0, sizeof *r);
+}
+
+/* A period key (every, retry.backoff): "FILE:LINE: refresh.every: <the period rule>". zero_ok: "0" allowed. */
+static rd_status get_period(const ctx *c, struct fy_node *k, const char *key, struct fy_node *v, int zero_ok,
+                            int64_t *out, int *set)
+{
+    char *text = NULL;
+    *set = 0;
+    rd_status st = get_string(c, k, key, v, &text);
+    if (st != RD_OK || !text)
+        return st;
+    rd_error e;
+    rd_error_clear(&e);
+    int64_t secs = 0;
+    if (zero_ok && (strcmp(text, "0") == 0 || strcmp(text, "0s") == 0))
+        secs = 0;
+    else if (rd_schedule_parse_period(text, &secs, &e) != RD_OK)
+        st = cfg_error(c, node_line(k), "%s: %s", key,
+                       shown(v, text) == text ? e.message : "the value from .env is not a period (30s, 10m, 1h)");
+    free(text);
+    if (st == RD_OK) {
+        *out = secs;
+        *set = 1;
+    }
+    return st;
+}
+
+static rd_status load_retry(const ctx *c, struct fy_node *k, struct fy_node *v, refresh_spec *r)
+{
+    if (node_is_null(v))
+        return RD_OK;
+    if (!fy_node_is_mapping(v))
+        return cfg_error(c, node_line(k), "`refresh.retry` must be a mapping: `retry: {attempts: 3, backoff: 5m}`");
+    rd_status st = check_keys(c, v, k, "`refresh.retry`", retry_keys);
+    pair_iter pi = { NULL, st == RD_OK ? v : NULL };
+    const char *key;
+    struct fy_node *rk, *rv;
+    while (st == RD_OK && next_pair(&pi, &key, &rk, &rv)) {
+        long long x = 0;
+        int set = 0;
+        if (strcmp(key, "attempts") == 0) {
+            st = get_int(c, rk, "refresh.retry.attempts", rv, 1, RD_SCHEDULE_RETRY_MAX, &x, &set);
+            if (set)
+                r->attempts = (int)x;
+        } else if (strcmp(key, "backoff") == 0) {
+            int64_t secs = 0;
+            st = get_period(c, rk, "refresh.retry.backoff", rv, 1, &secs, &set);
+            if (st == RD_OK && set && secs > RETRY_BACKOFF_MAX_S)
+                st = cfg_error(c, node_line(rk), "refresh.retry.backoff: at most 1d between attempts");
+            if (set)
+                r->backoff_s = secs;
+        }
+    }
+    return st;
+}
+
+static rd_status load_refresh(const ctx *c, struct fy_node *k, struct fy_node *v, refresh_spec *r)
+{
+    if (node_is_null(v))
+        return RD_OK;
+    if (!fy_node_is_mapping(v))
+        return cfg_error(c, node_line(k), "`refresh` must be a mapping: `refresh: {cron: \"0 6 * * *\", tz: "
+                         "Europe/Berlin}` or `refresh: {every: 1h}`");
+    r->given = 1;
+    r->line = node_line(k);
+    rd_status st = check_keys(c, v, k, "`refresh`", refresh_keys);
+    pair_iter pi = { NULL, st == RD_OK ? v : NULL };
+    const char *key;
+    struct fy_node *rk, *rv;
+    while (st == RD_OK && next_pair(&pi, &key, &rk, &rv)) {
+        int line = node_line(rk), set = 0;
+        if (strcmp(key, "cron") == 0) {
+            r->cron_line = line;
+            if ((st = set_string(c, rk, "refresh.cron", rv, &r->cron)) == RD_OK && r->cron && !r->cron[0])
+                st = cfg_error(c, line, "refresh.cron: empty (5 fields: minute hour day-of-month month "
+                               "day-of-week, e.g. \"0 6 * * *\")");
+        } else if (strcmp(key, "tz") == 0) {
+            r->tz_line = line;
+            if ((st = set_string(c, rk, "refresh.tz", rv, &r->tz)) == RD_OK && r->tz && !r->tz[0])
+                st = cfg_error(c, line, "refresh.tz: empty (an IANA zone such as Europe/Berlin; default UTC)");
+        } else if (strcmp(key, "every") == 0) {
+            r->every_line = line;
+            st = get_period(c, rk, "refresh.every", rv, 0, &r->every_s, &set);
+            r->has_every = set;
+        } else if (strcmp(key, "disabled") == 0) {
+            int b = -1;
+            st = get_bool(c, rk, "refresh.disabled", rv, &b);
+            if (b >= 0)
+                r->disabled = b;
+        } else if (strcmp(key, "retry") == 0)
+            st = load_retry(c, rk, rv, r);
+    }
+    if (st == RD_OK && r->cron && r->has_every)
+        st = cfg_error(c, r->cron_line > r->every_line ? r->cron_line : r->every_line,
+                       "refresh: set only one of `cron` and `every`, not both");
+    if (st == RD_OK && r->tz && r->has_every)
+        st = cfg_error(c, r->tz_line, "refresh.tz applies to `cron` only (`every` slots count from the Unix epoch, "
+                       "in UTC): remove it or use cron");
+    return st;
+}
+
+/* cron in tz as a schedule; a cron error names the cron's line, a zone error the tz's. */
+static rd_status parse_cron_at(const ctx *c, const char *cron, int cron_line, const char *tz, int tz_line,
+                               rd_schedule *out)
+{
+    rd_error e;
+    rd_error_clear(&e);
+    rd_schedule probe;
+    rd_status st = rd_schedule_parse_cron(cron, NULL, &probe, &e);
+    if (st != RD_OK)
+        return st == RD_E_CONFIG ? cfg_error(c, cron_line, "refresh.cron: %s", e.message) : rd_error_set(c->err, st, "%s", e.message);
+    if (!tz) {
+        *out = probe;
+        return RD_OK;
+    }
+    rd_schedule_free(&probe);
+    st = rd_schedule_parse_cron(cron, tz, out, &e);
+    if (st != RD_OK)
+        return st == RD_E_CONFIG ? cfg_error(c, tz_line, "refresh.tz: %s", e.message) : rd_error_set(c->err, st, "%s", e.message);
+    return RD_OK;
+}
+
+/* The effective schedule: r's keys over base (NULL: the defaults, for redduck.yaml). */
+static rd_status build_schedule(const ctx *c, const rd_schedule *base, const refresh_spec *r, rd_schedule *out)
+{
+    rd_schedule s;
+    memset(&s, 0, sizeof s);
+    rd_status st = RD_OK;
+    if (r->cron)
+        st = parse_cron_at(c, r->cron, r->cron_line, r->tz, r->tz_line, &s);
+    else if (r->has_every) {
+        s.kind = RD_SCHEDULE_EVERY;
+        s.every_s = r->every_s;
+    } else if (r->tz) {
+        if (base && base->kind == RD_SCHEDULE_CRON)
+            st = parse_cron_at(c, base->cron, r->tz_line, r->tz, r->tz_line, &s);
+        else
+            st = cfg_error(c, r->tz_line, "refresh.tz needs a `cron:` (%s)",
+                           base ? "here or in redduck.yaml's refresh:" : "in this refresh:");
+    } else if (base)
+        st = rd_schedule_copy(base, &s, c->err);
+    if (st != RD_OK)
+        return st;
+    if (!base || r->cron || r->has_every || r->tz) { /* a new kind: the rest from base, or the defaults */
+        s.disabled = base ? base->disabled : 0;
+        s.retry_attempts = base ? base->retry_attempts : 1;
+        s.retry_backoff_s = base ? base->retry_backoff_s : 0;
+    }
+    if (r->given && r->disabled >= 0)
+        s.disabled = r->disabled;
+    if (r->attempts > 0)
+        s.retry_attempts = r->attempts;
+    if (r->backoff_s >= 0)
+        s.retry_backoff_s = r->backoff_s;
+    if (s.retry_attempts < 1)
+        s.retry_attempts = 1;
+    *out = s;
+    return RD_OK;
+}
+
+static void notify_free(rd_notify *n)
+{
+    free(n->webhook);
+    memset(n, 0, sizeof *n);
+}
+
+/* https://HOST..., or http:// to a loopback host (127.0.0.0/8, [::1], localhost). The URL is never shown. */
+static const char *webhook_problem(const char *url)
+{
+    size_t n = strlen(url);
+    if (n > 2048)
+        return "is longer than 2048 characters";
+    for (size_t i = 0; i < n; i++)
+        if ((unsigned char)url[i] <= 0x20 || url[i] == 0x7f)
+            return "holds a space or a control character";
+    int https = strncasecmp(url, "https://", 8) == 0, http = strncasecmp(url, "http://", 7) == 0;
+    if (!https && !http)
+        return "must start with https:// (or http:// to 127.0.0.1, [::1] or localhost)";
+    const char *auth = url + (https ? 8 : 7);
+    size_t alen = strcspn(auth, "/?#");
+    if (alen == 0)
+        return "has no host";
+    if (https)
+        return NULL;
+    if (memchr(auth, '@', alen))
+        return "must not hold a user name (http:// is only for a loopback host)";
+    char host[256];
+    const char *end = auth + alen, *h = auth, *he;
+    if (*h == '[') {
+        he = memchr(h, ']', alen);
+        if (!he)
+            return "has an unterminated [IPv6] host";
+        h++;
+        if (he + 1 < end && he[1] != ':')
+            return "has a malformed host";
+    } else {
+        he = memchr(h, ':', alen);
+        if (!he)
+            he = end;
+    }
+    size_t hlen = (size_t)(he - h);
+    if (hlen == 0 || hlen >= sizeof host)
+        return "has no host";
+    memcpy(host, h, hlen);
+    host[hlen] = '\0';
+    const char *port = he < end && *he == ']' ? he + 1 : he;
+    if (port < end) {
+        if (*port != ':' || port + 1 == end)
+            return "has a malformed port";
+        for (const char *q = port + 1; q < end; q++)
+            if (!isdigit((unsigned char)*q))
+                return "has a malformed port";
+    }
+    if (strcasecmp(host, "localhost") != 0 && !rd_ip_is_loopback(host))
+        return "uses http:// to a host that is not loopback (use https://; http:// only to 127.0.0.1, [::1] "
+               "or localhost)";
+    return NULL;
+}
+
+static rd_status load_notify_on(const ctx *c, struct fy_node *k, struct fy_node *v, rd_notify *n)
+{
+    n->on_failure = n->on_recovery = 0;
+    if (node_is_null(v))
+        return RD_OK;
+    if (fy_node_is_mapping(v))
+        return cfg_error(c, node_line(k), "`notify.on` must be a list: `on: [failure, recovery]`");
+    void *it = NULL;
+    struct fy_node *item = fy_node_is_sequence(v) ? fy_node_sequence_iterate(v, &it) : v;
+    rd_status st = RD_OK;
+    while (st == RD_OK && item) {
+        char *ev = NULL;
+        if (fy_node_is_sequence(item) || fy_node_is_mapping(item))
+            return cfg_error(c, node_line(item), "`notify.on` is a list of events (failure, recovery), not of %s",
+                             node_kind(item));
+        st = get_string(c, k, "notify.on", item, &ev);
+        if (st == RD_OK && ev) {
+            if (strcmp(ev, "failure") == 0)
+                n->on_failure = 1;
+            else if (strcmp(ev, "recovery") == 0)
+                n->on_recovery = 1;
+            else
+                st = cfg_error(c, node_line(item), "notify.on: `%.24s` is not an event (failure, recovery)",
+                               shown(item, ev));
+        }
+        free(ev);
+        item = fy_node_is_sequence(v) ? fy_node_sequence_iterate(v, &it) : NULL;
+    }
+    return st;
+}
+
+/* `notify:` into *n (which holds nothing); *given 1 when the key was set to a mapping. */
+static rd_status load_notify(const ctx *c, struct fy_node *k, struct fy_node *v, rd_notify *n, int *given)
+{
+    if (node_is_null(v))
+        return RD_OK;
+    if (!fy_node_is_mapping(v))
+        return cfg_error(c, node_line(k), "`notify` must be a mapping: `notify: {webhook: https://..., on: "
+                         "[failure, recovery]}`");
+    rd_status st = check_keys(c, v, k, "`notify`", notify_keys);
+    *given = 1;
+    n->on_failure = n->on_recovery = 1;
+    int has_webhook = 0;
+    pair_iter pi = { NULL, st == RD_OK ? v : NULL };
+    const char *key;
+    struct fy_node *nk, *nv;
+    while (st == RD_OK && next_pair(&pi, &key, &nk, &nv)) {
+        if (strcmp(key, "webhook") == 0) {
+            has_webhook = 1;
+            st = set_string(c, nk, "notify.webhook", nv, &n->webhook);
+            const char *why = st == RD_OK && n->webhook && n->webhook[0] ? webhook_problem(n->webhook) : NULL;
+            if (why)
+                st = cfg_error(c, node_line(nk), "notify.webhook %s", why);
+            if (st == RD_OK && n->webhook && !n->webhook[0]) { /* "": no notifications */
+                free(n->webhook);
+                n->webhook = NULL;
+            }
+        } else if (strcmp(key, "on") == 0)
+            st = load_notify_on(c, nk, nv, n);
+    }
+    if (st == RD_OK && !has_webhook)
+        st = cfg_error(c, node_line(k), "`notify` needs `webhook:` (an https:// URL; \"\" for no notifications)");
+    return st;
+}
+
+static rd_status notify_copy(const rd_notify *src, rd_notify *dst, rd_error *err)
+{
+    *dst = *src;
+    if (src->webhook && !(dst->webhook = strdup(src->webhook))) {
+        memset(dst, 0, sizeof *dst);
+        return oom(err);
+    }
+    return RD_OK;
+}
+
 /* ---- redduck.yaml ------------------------------------------------------------------------------------- */
 
 static char *default_project_name(const char *dir)
@@ -797,6 +1124,9 @@ static rd_status load_project_file(rd_project *p, const char *file, const char *
 {
     ctx c = { file, &p->env, env_path, err };
     char *duckdb = NULL;
+    refresh_spec refresh;
+    refresh_spec_init(&refresh);
+    int notify_given = 0;
     yaml_file y;
     rd_status st = yaml_file_load(&c, &y);
     if (st == RD_OK)
@@ -815,8 +1145,14 @@ static rd_status load_project_file(rd_project *p, const char *file, const char *
             st = get_int(&c, k, key, v, 1, RD_PROJECT_PARALLEL_MAX, &x, &set);
             if (set)
                 p->parallel = (int)x;
-        }
+        } else if (strcmp(key, "refresh") == 0)
+            st = load_refresh(&c, k, v, &refresh);
+        else if (strcmp(key, "notify") == 0)
+            st = load_notify(&c, k, v, &p->notify, &notify_given);
     }
+    if (st == RD_OK)
+        st = build_schedule(&c, NULL, &refresh, &p->refresh);
+    refresh_spec_free(&refresh);
     if (st == RD_OK && p->name && !p->name[0])
         st = cfg_error(&c, 1, "`name` must not be empty");
     if (st == RD_OK && duckdb && !duckdb[0])
@@ -1037,6 +1373,8 @@ static void source_free(rd_source *s)
     free(s->via);
     free(s->compression);
     connector_free(&s->overrides);
+    rd_schedule_free(&s->refresh);
+    notify_free(&s->notify);
     memset(s, 0, sizeof *s);
 }
 
@@ -1111,6 +1449,9 @@ static rd_status load_source(rd_project *p, const char *file, const char *name, 
     if (st == RD_OK)
         st = check_keys(&c, y.root, NULL, "a source", source_keys);
     source_lines ln = { 0 };
+    refresh_spec refresh;
+    refresh_spec_init(&refresh);
+    int notify_given = 0;
     pair_iter pi = { NULL, st == RD_OK ? y.root : NULL };
     const char *key;
     struct fy_node *k, *v;
@@ -1161,7 +1502,11 @@ static rd_status load_source(rd_project *p, const char *file, const char *name, 
             st = get_int(&c, k, key, v, 0, 7 * 24 * 3600, &x, &set);
             if (set)
                 s->timeout_s = (long)x;
-        } else {
+        } else if (strcmp(key, "refresh") == 0)
+            st = load_refresh(&c, k, v, &refresh);
+        else if (strcmp(key, "notify") == 0)
+            st = load_notify(&c, k, v, &s->notify, &notify_given);
+        else {
             if (strcmp(key, "workgroup") == 0)
                 ln.workgroup = line;
             else if (strcmp(key, "cluster_identifier") == 0)
@@ -1170,6 +1515,11 @@ static rd_status load_source(rd_project *p, const char *file, const char *name, 
         }
     }
     yaml_file_free(&y);
+    if (st == RD_OK)
+        st = build_schedule(&c, &p->refresh, &refresh, &s->refresh);
+    refresh_spec_free(&refresh);
+    if (st == RD_OK && !notify_given)
+        st = notify_copy(&p->notify, &s->notify, err);
     if (st != RD_OK)
         return st;
 
@@ -1401,6 +1751,8 @@ void rd_project_free(rd_project *p)
     free(p->dir);
     free(p->name);
     free(p->duckdb_path);
+    rd_schedule_free(&p->refresh);
+    notify_free(&p->notify);
     rd_dotenv_free(&p->env);
     memset(p, 0, sizeof *p);
 }
