@@ -1,6 +1,7 @@
 /* cmd_query.c — `redduck query FILE 'SQL'`: runs one SQL text on a local DuckDB file opened read-only and
- * prints the result as an aligned table (terminal), CSV or JSON. Owns value formatting for the CLI only;
- * it never creates or writes a database (ingest does that). */
+ * prints the result as an aligned table (terminal), CSV or JSON; with --cloud P, the same on a deployed
+ * project's data through the server's query API. Values become text and JSON in redduck/value.h (shared with
+ * the server); this file owns the layouts. It never creates or writes a database (ingest does that). */
 #define DUCKDB_API_NO_DEPRECATED 1 /* only the chunk API: the value-by-value one is scheduled for removal */
 #include <duckdb.h>
 #include <errno.h>
@@ -15,6 +16,7 @@
 
 #include "cli.h"
 #include "redduck/buf.h"
+#include "redduck/value.h"
 #include "core/parse.h"
 
 static const char query_help[] =
@@ -58,313 +60,6 @@ typedef struct table_rows {
     size_t rows, cap;
 } table_rows;
 
-/* ---- values as text --------------------------------------------------------------------------------- */
-
-static int row_is_valid(duckdb_vector vec, idx_t row)
-{
-    uint64_t *validity = duckdb_vector_get_validity(vec);
-    return validity == NULL || duckdb_validity_row_is_valid(validity, row);
-}
-
-static int type_is_numeric(duckdb_type id)
-{
-    switch (id) {
-    case DUCKDB_TYPE_TINYINT:
-    case DUCKDB_TYPE_SMALLINT:
-    case DUCKDB_TYPE_INTEGER:
-    case DUCKDB_TYPE_BIGINT:
-    case DUCKDB_TYPE_UTINYINT:
-    case DUCKDB_TYPE_USMALLINT:
-    case DUCKDB_TYPE_UINTEGER:
-    case DUCKDB_TYPE_UBIGINT:
-    case DUCKDB_TYPE_HUGEINT:
-    case DUCKDB_TYPE_UHUGEINT:
-    case DUCKDB_TYPE_FLOAT:
-    case DUCKDB_TYPE_DOUBLE:
-    case DUCKDB_TYPE_DECIMAL:
-        return 1;
-    default:
-        return 0;
-    }
-}
-
-/* Appends DuckDB's text for a value built through the value API (temporal types, huge integers, ...). */
-static void put_value(rd_buf *out, duckdb_value v)
-{
-    char *s = v ? duckdb_get_varchar(v) : NULL;
-    rd_buf_puts(out, s ? s : "?");
-    duckdb_free(s);
-    duckdb_destroy_value(&v);
-}
-
-/* Shortest text that reads back as the same number, in DuckDB's style: 1.0, 0.1, 100.0, 1e+20, inf, nan. */
-static void put_double(rd_buf *out, double d, int is_float)
-{
-    char tmp[64];
-    if (isnan(d)) {
-        rd_buf_puts(out, "nan");
-        return;
-    }
-    if (isinf(d)) {
-        rd_buf_puts(out, d < 0 ? "-inf" : "inf");
-        return;
-    }
-    int digits = 1;
-    for (; digits < 17; digits++) {
-        snprintf(tmp, sizeof tmp, "%.*e", digits - 1, d);
-        if (is_float ? strtof(tmp, NULL) == (float)d : strtod(tmp, NULL) == d)
-            break;
-    }
-    snprintf(tmp, sizeof tmp, "%.*e", digits - 1, d);
-    int exp10 = atoi(strchr(tmp, 'e') + 1);
-    if (exp10 >= -4 && exp10 < 16) {
-        int decimals = digits - 1 - exp10;
-        snprintf(tmp, sizeof tmp, "%.*f%s", decimals > 0 ? decimals : 0, d, decimals > 0 ? "" : ".0");
-    }
-    rd_buf_puts(out, tmp);
-}
-
-static void put_hugeint(rd_buf *out, duckdb_hugeint h)
-{
-    put_value(out, duckdb_create_hugeint(h));
-}
-
-static void put_decimal(rd_buf *out, duckdb_logical_type type, const void *data, idx_t row)
-{
-    duckdb_decimal dec = { .width = duckdb_decimal_width(type), .scale = duckdb_decimal_scale(type) };
-    int64_t small = 0;
-    switch (duckdb_decimal_internal_type(type)) {
-    case DUCKDB_TYPE_SMALLINT:
-        small = ((const int16_t *)data)[row];
-        break;
-    case DUCKDB_TYPE_INTEGER:
-        small = ((const int32_t *)data)[row];
-        break;
-    case DUCKDB_TYPE_BIGINT:
-        small = ((const int64_t *)data)[row];
-        break;
-    default:
-        dec.value = ((const duckdb_hugeint *)data)[row];
-        put_value(out, duckdb_create_decimal(dec));
-        return;
-    }
-    dec.value.lower = (uint64_t)small;
-    dec.value.upper = small < 0 ? -1 : 0;
-    put_value(out, duckdb_create_decimal(dec));
-}
-
-static void put_value_text(rd_buf *out, duckdb_vector vec, duckdb_logical_type type, idx_t row);
-
-/* A nested element: NULL when invalid, else its text (strings unquoted, as DuckDB casts them to VARCHAR). */
-static void put_element(rd_buf *out, duckdb_vector vec, duckdb_logical_type type, idx_t row)
-{
-    if (!row_is_valid(vec, row)) {
-        rd_buf_puts(out, "NULL");
-        return;
-    }
-    put_value_text(out, vec, type, row);
-}
-
-static void put_list(rd_buf *out, duckdb_vector child, duckdb_logical_type child_type, idx_t first, idx_t n)
-{
-    rd_buf_putc(out, '[');
-    for (idx_t i = 0; i < n; i++) {
-        if (i)
-            rd_buf_puts(out, ", ");
-        put_element(out, child, child_type, first + i);
-    }
-    rd_buf_putc(out, ']');
-}
-
-static void put_struct(rd_buf *out, duckdb_vector vec, duckdb_logical_type type, idx_t row)
-{
-    idx_t n = duckdb_struct_type_child_count(type);
-    rd_buf_putc(out, '{');
-    for (idx_t i = 0; i < n; i++) {
-        char *name = duckdb_struct_type_child_name(type, i);
-        duckdb_logical_type ct = duckdb_struct_type_child_type(type, i);
-        rd_buf_printf(out, "%s'%s': ", i ? ", " : "", name ? name : "");
-        put_element(out, duckdb_struct_vector_get_child(vec, i), ct, row);
-        duckdb_destroy_logical_type(&ct);
-        duckdb_free(name);
-    }
-    rd_buf_putc(out, '}');
-}
-
-static void put_map(rd_buf *out, duckdb_vector vec, idx_t row)
-{
-    const duckdb_list_entry *e = (const duckdb_list_entry *)duckdb_vector_get_data(vec) + row;
-    duckdb_vector entries = duckdb_list_vector_get_child(vec);
-    duckdb_logical_type et = duckdb_vector_get_column_type(entries);
-    duckdb_logical_type kt = duckdb_struct_type_child_type(et, 0), vt = duckdb_struct_type_child_type(et, 1);
-    duckdb_vector keys = duckdb_struct_vector_get_child(entries, 0), vals = duckdb_struct_vector_get_child(entries, 1);
-    rd_buf_putc(out, '{');
-    for (idx_t i = 0; i < e->length; i++) {
-        if (i)
-            rd_buf_puts(out, ", ");
-        put_element(out, keys, kt, e->offset + i);
-        rd_buf_putc(out, '=');
-        put_element(out, vals, vt, e->offset + i);
-    }
-    rd_buf_putc(out, '}');
-    duckdb_destroy_logical_type(&kt);
-    duckdb_destroy_logical_type(&vt);
-    duckdb_destroy_logical_type(&et);
-}
-
-/* Appends the text of a valid value. Vectors from the C API are flat, so row indexes data directly. */
-static void put_value_text(rd_buf *out, duckdb_vector vec, duckdb_logical_type type, idx_t row)
-{
-    const void *data = duckdb_vector_get_data(vec);
-    duckdb_type id = duckdb_get_type_id(type);
-    switch (id) {
-    case DUCKDB_TYPE_BOOLEAN:
-        rd_buf_puts(out, ((const bool *)data)[row] ? "true" : "false");
-        break;
-    case DUCKDB_TYPE_TINYINT:
-        rd_buf_printf(out, "%d", (int)((const int8_t *)data)[row]);
-        break;
-    case DUCKDB_TYPE_SMALLINT:
-        rd_buf_printf(out, "%d", (int)((const int16_t *)data)[row]);
-        break;
-    case DUCKDB_TYPE_INTEGER:
-        rd_buf_printf(out, "%d", (int)((const int32_t *)data)[row]);
-        break;
-    case DUCKDB_TYPE_BIGINT:
-        rd_buf_printf(out, "%lld", (long long)((const int64_t *)data)[row]);
-        break;
-    case DUCKDB_TYPE_UTINYINT:
-        rd_buf_printf(out, "%u", (unsigned)((const uint8_t *)data)[row]);
-        break;
-    case DUCKDB_TYPE_USMALLINT:
-        rd_buf_printf(out, "%u", (unsigned)((const uint16_t *)data)[row]);
-        break;
-    case DUCKDB_TYPE_UINTEGER:
-        rd_buf_printf(out, "%lu", (unsigned long)((const uint32_t *)data)[row]);
-        break;
-    case DUCKDB_TYPE_UBIGINT:
-        rd_buf_printf(out, "%llu", (unsigned long long)((const uint64_t *)data)[row]);
-        break;
-    case DUCKDB_TYPE_FLOAT:
-        put_double(out, ((const float *)data)[row], 1);
-        break;
-    case DUCKDB_TYPE_DOUBLE:
-        put_double(out, ((const double *)data)[row], 0);
-        break;
-    case DUCKDB_TYPE_HUGEINT:
-        put_hugeint(out, ((const duckdb_hugeint *)data)[row]);
-        break;
-    case DUCKDB_TYPE_UHUGEINT:
-        put_value(out, duckdb_create_uhugeint(((const duckdb_uhugeint *)data)[row]));
-        break;
-    case DUCKDB_TYPE_DECIMAL:
-        put_decimal(out, type, data, row);
-        break;
-    case DUCKDB_TYPE_VARCHAR: {
-        duckdb_string_t s = ((const duckdb_string_t *)data)[row];
-        rd_buf_append(out, duckdb_string_t_data(&s), duckdb_string_t_length(s));
-        break;
-    }
-    case DUCKDB_TYPE_BLOB: {
-        duckdb_string_t s = ((const duckdb_string_t *)data)[row];
-        put_value(out, duckdb_create_blob((const uint8_t *)duckdb_string_t_data(&s), duckdb_string_t_length(s)));
-        break;
-    }
-    case DUCKDB_TYPE_BIT: {
-        duckdb_string_t s = ((const duckdb_string_t *)data)[row];
-        duckdb_bit bit = { (uint8_t *)duckdb_string_t_data(&s), duckdb_string_t_length(s) };
-        put_value(out, duckdb_create_bit(bit));
-        break;
-    }
-    case DUCKDB_TYPE_DATE:
-        put_value(out, duckdb_create_date(((const duckdb_date *)data)[row]));
-        break;
-    case DUCKDB_TYPE_TIME:
-        put_value(out, duckdb_create_time(((const duckdb_time *)data)[row]));
-        break;
-    case DUCKDB_TYPE_TIME_NS:
-        put_value(out, duckdb_create_time_ns(((const duckdb_time_ns *)data)[row]));
-        break;
-    case DUCKDB_TYPE_TIME_TZ:
-        put_value(out, duckdb_create_time_tz_value(((const duckdb_time_tz *)data)[row]));
-        break;
-    case DUCKDB_TYPE_TIMESTAMP:
-        put_value(out, duckdb_create_timestamp(((const duckdb_timestamp *)data)[row]));
-        break;
-    case DUCKDB_TYPE_TIMESTAMP_TZ:
-        put_value(out, duckdb_create_timestamp_tz(((const duckdb_timestamp *)data)[row]));
-        break;
-    case DUCKDB_TYPE_TIMESTAMP_S:
-        put_value(out, duckdb_create_timestamp_s(((const duckdb_timestamp_s *)data)[row]));
-        break;
-    case DUCKDB_TYPE_TIMESTAMP_MS:
-        put_value(out, duckdb_create_timestamp_ms(((const duckdb_timestamp_ms *)data)[row]));
-        break;
-    case DUCKDB_TYPE_TIMESTAMP_NS:
-        put_value(out, duckdb_create_timestamp_ns(((const duckdb_timestamp_ns *)data)[row]));
-        break;
-    case DUCKDB_TYPE_INTERVAL:
-        put_value(out, duckdb_create_interval(((const duckdb_interval *)data)[row]));
-        break;
-    case DUCKDB_TYPE_UUID: {
-        /* stored as a hugeint with the top bit flipped (so that it sorts); the value API takes the raw 128 bits */
-        duckdb_hugeint h = ((const duckdb_hugeint *)data)[row];
-        duckdb_uhugeint u = { h.lower, (uint64_t)h.upper ^ (UINT64_C(1) << 63) };
-        put_value(out, duckdb_create_uuid(u));
-        break;
-    }
-    case DUCKDB_TYPE_ENUM: {
-        uint64_t index;
-        switch (duckdb_enum_internal_type(type)) {
-        case DUCKDB_TYPE_UTINYINT:
-            index = ((const uint8_t *)data)[row];
-            break;
-        case DUCKDB_TYPE_USMALLINT:
-            index = ((const uint16_t *)data)[row];
-            break;
-        default:
-            index = ((const uint32_t *)data)[row];
-            break;
-        }
-        char *s = duckdb_enum_dictionary_value(type, index);
-        rd_buf_puts(out, s ? s : "?");
-        duckdb_free(s);
-        break;
-    }
-    case DUCKDB_TYPE_LIST: {
-        const duckdb_list_entry *e = (const duckdb_list_entry *)data + row;
-        duckdb_logical_type ct = duckdb_list_type_child_type(type);
-        put_list(out, duckdb_list_vector_get_child(vec), ct, e->offset, e->length);
-        duckdb_destroy_logical_type(&ct);
-        break;
-    }
-    case DUCKDB_TYPE_ARRAY: {
-        idx_t n = duckdb_array_type_array_size(type);
-        duckdb_logical_type ct = duckdb_array_type_child_type(type);
-        put_list(out, duckdb_array_vector_get_child(vec), ct, row * n, n);
-        duckdb_destroy_logical_type(&ct);
-        break;
-    }
-    case DUCKDB_TYPE_STRUCT:
-        put_struct(out, vec, type, row);
-        break;
-    case DUCKDB_TYPE_MAP:
-        put_map(out, vec, row);
-        break;
-    case DUCKDB_TYPE_UNION: {
-        /* a struct: child 0 is the tag, child 1 + tag the member */
-        uint8_t tag = ((const uint8_t *)duckdb_vector_get_data(duckdb_struct_vector_get_child(vec, 0)))[row];
-        duckdb_logical_type mt = duckdb_union_type_member_type(type, tag);
-        put_element(out, duckdb_struct_vector_get_child(vec, (idx_t)tag + 1), mt, row);
-        duckdb_destroy_logical_type(&mt);
-        break;
-    }
-    default:
-        rd_buf_printf(out, "(unsupported type %d)", (int)id);
-        break;
-    }
-}
-
 /* ---- CSV ---------------------------------------------------------------------------------------------- */
 
 static void csv_field(FILE *f, const char *s, size_t n, int is_null)
@@ -401,12 +96,12 @@ static void csv_row(FILE *f, rd_buf *tmp, const query_column *cols, idx_t ncols,
         duckdb_vector vec = duckdb_data_chunk_get_vector(chunk, c);
         if (c)
             putc(',', f);
-        if (!row_is_valid(vec, row)) {
+        if (!rd_value_is_valid(vec, row)) {
             csv_field(f, "", 0, 1);
             continue;
         }
         rd_buf_reset(tmp);
-        put_value_text(tmp, vec, cols[c].type, row);
+        rd_value_text(tmp, vec, cols[c].type, row);
         csv_field(f, rd_buf_cstr(tmp), tmp->len, 0);
     }
     putc('\n', f);
@@ -414,68 +109,9 @@ static void csv_row(FILE *f, rd_buf *tmp, const query_column *cols, idx_t ncols,
 
 /* ---- JSON --------------------------------------------------------------------------------------------- */
 
-/* Appends a JSON string (jansson does the escaping). */
-static int json_put_string(rd_buf *out, const char *s, size_t n)
-{
-    json_t *str = json_stringn(s, n);
-    char *text = str ? json_dumps(str, JSON_ENCODE_ANY) : NULL;
-    json_decref(str);
-    if (!text)
-        return -1; /* not valid UTF-8, or out of memory */
-    rd_buf_puts(out, text);
-    free(text);
-    return 0;
-}
-
-/* Appends one value as JSON: numbers are written as text so that 0.1 stays 0.1 (jansson prints %.17g). */
-static int json_put_value(rd_buf *out, rd_buf *tmp, const query_column *col, duckdb_vector vec, idx_t row)
-{
-    if (!row_is_valid(vec, row)) {
-        rd_buf_puts(out, "null");
-        return 0;
-    }
-    const void *data = duckdb_vector_get_data(vec);
-    int as_number = 0;
-    switch (col->id) {
-    case DUCKDB_TYPE_BOOLEAN:
-    case DUCKDB_TYPE_TINYINT:
-    case DUCKDB_TYPE_SMALLINT:
-    case DUCKDB_TYPE_INTEGER:
-    case DUCKDB_TYPE_BIGINT:
-    case DUCKDB_TYPE_UTINYINT:
-    case DUCKDB_TYPE_USMALLINT:
-    case DUCKDB_TYPE_UINTEGER:
-        as_number = 1;
-        break;
-    case DUCKDB_TYPE_UBIGINT:
-        as_number = ((const uint64_t *)data)[row] <= (uint64_t)INT64_MAX;
-        break;
-    case DUCKDB_TYPE_HUGEINT: {
-        duckdb_hugeint h = ((const duckdb_hugeint *)data)[row];
-        as_number = (h.upper == 0 && h.lower <= (uint64_t)INT64_MAX) || (h.upper == -1 && h.lower > (uint64_t)INT64_MAX);
-        break;
-    }
-    case DUCKDB_TYPE_FLOAT:
-        as_number = isfinite(((const float *)data)[row]);
-        break;
-    case DUCKDB_TYPE_DOUBLE:
-        as_number = isfinite(((const double *)data)[row]);
-        break;
-    default:
-        break;
-    }
-    rd_buf_reset(tmp);
-    put_value_text(tmp, vec, col->type, row);
-    if (as_number) {
-        rd_buf_append(out, tmp->data, tmp->len);
-        return 0;
-    }
-    return json_put_string(out, rd_buf_cstr(tmp), tmp->len);
-}
-
 /* One object per line inside one array, written as rows arrive (no whole-result tree in memory).
  * Returns -1 when a string is not valid UTF-8 (JSON cannot carry it) or on out of memory. */
-static int json_row(FILE *f, rd_buf *line, rd_buf *tmp, const query_column *cols, idx_t ncols,
+static int json_row(FILE *f, rd_buf *line, const query_column *cols, idx_t ncols,
                     duckdb_data_chunk chunk, idx_t row, int first)
 {
     rd_buf_reset(line);
@@ -483,10 +119,11 @@ static int json_row(FILE *f, rd_buf *line, rd_buf *tmp, const query_column *cols
     for (idx_t c = 0; c < ncols; c++) {
         if (c)
             rd_buf_putc(line, ',');
-        if (json_put_string(line, cols[c].name, strlen(cols[c].name)) != 0)
+        if (rd_value_json_string(line, cols[c].name, strlen(cols[c].name), NULL) != RD_OK)
             return -1;
         rd_buf_putc(line, ':');
-        if (json_put_value(line, tmp, &cols[c], duckdb_data_chunk_get_vector(chunk, c), row) != 0)
+        if (rd_value_json(line, duckdb_data_chunk_get_vector(chunk, c), cols[c].type, row, RD_VALUE_JSON_LOCAL,
+                          NULL) != RD_OK)
             return -1;
     }
     if (rd_buf_putc(line, '}') != RD_OK)
@@ -543,10 +180,10 @@ static int table_add_row(table_rows *t, rd_buf *tmp, const query_column *cols, i
         duckdb_vector vec = duckdb_data_chunk_get_vector(chunk, c);
         cells[c].text = NULL;
         cells[c].width = 4; /* NULL */
-        if (!row_is_valid(vec, row))
+        if (!rd_value_is_valid(vec, row))
             continue;
         rd_buf_reset(tmp);
-        put_value_text(tmp, vec, cols[c].type, row);
+        rd_value_text(tmp, vec, cols[c].type, row);
         cells[c].text = table_text(tmp);
         if (!cells[c].text) {
             for (idx_t k = 0; k < c; k++)
@@ -652,7 +289,7 @@ static int print_result(duckdb_result *res, enum query_format format, uint64_t m
         cols[c].name = name ? name : "";
         cols[c].type = duckdb_column_logical_type(res, c);
         cols[c].id = duckdb_get_type_id(cols[c].type);
-        cols[c].numeric = type_is_numeric(cols[c].id);
+        cols[c].numeric = rd_value_type_is_numeric(cols[c].type);
     }
 
     FILE *f = stdout;
@@ -674,7 +311,7 @@ static int print_result(duckdb_result *res, enum query_format format, uint64_t m
             if (format == FORMAT_CSV)
                 csv_row(f, &tmp, cols, ncols, chunk, r);
             else if (format == FORMAT_JSON)
-                failed = json_row(f, &line, &tmp, cols, ncols, chunk, r, shown == 0) != 0;
+                failed = json_row(f, &line, cols, ncols, chunk, r, shown == 0) != 0;
             else
                 failed = table_add_row(&table, &tmp, cols, ncols, chunk, r) != 0;
             shown++;
