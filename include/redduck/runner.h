@@ -13,7 +13,9 @@
 
 #include "redduck/project.h"
 #include "redduck/error.h"
+#include "redduck/ingest.h"
 #include "redduck/session.h"
+#include "redduck/target.h"
 
 struct rd_run_item;
 
@@ -29,6 +31,15 @@ typedef struct rd_run_options {
     long lock_timeout_s;          /* wait this long for another process to close the DuckDB file; 0: 30; < 0: no wait */
     void (*on_lock_wait)(void *ctx, const char *message); /* once, when another process holds it; may be NULL */
     void *on_lock_wait_ctx;
+    rd_target *target;            /* the project's DuckDB file, open (borrowed: used instead of opening
+                                     p->duckdb_path, never closed by the run); NULL: opened and closed here */
+    int no_host_environment;      /* nothing of the host is read for AWS: no AWS_* variable, no ~/.aws file,
+                                     no profile; keys, region and endpoint come from the connector only (the
+                                     server's rule, see rd_session_options.no_host_environment) */
+    const char *env_label;        /* where the keys go, for messages ("the variables of prod"); NULL: DIR/.env */
+    /* Called on the source's worker thread with each progress report of its ingest; may be NULL. */
+    void (*on_progress)(void *ctx, const char *source, const rd_ingest_progress *p);
+    void *on_progress_ctx;
 } rd_run_options;
 
 typedef struct rd_run_item {
@@ -39,6 +50,7 @@ typedef struct rd_run_item {
     uint64_t rows, bytes;
     size_t files;
     double seconds;
+    double probe_s, unload_s, download_s, commit_s, cleanup_s; /* the ingest's phases (rd_ingest_result) */
     int incremental;
     char *watermark;              /* owned: the maximum the incremental run started from (NULL for none) */
 } rd_run_item;
@@ -59,5 +71,11 @@ rd_status rd_project_run(const rd_project *p, const rd_run_options *o, rd_run_re
  * (endpoint_url, when given, wins). RD_E_CONFIG naming the keys to set when host access is off. */
 rd_status rd_project_session(const rd_project *p, const rd_connector *c, const char *endpoint_url, int verbose,
                              rd_session **out, rd_error *err);
+
+/* rd_project_session as a run with o makes it (o's endpoint_url, verbose, env_label and
+ * no_host_environment; with no_host_environment a connector without explicit keys or without a region is
+ * RD_E_CONFIG naming the variables to set). */
+rd_status rd_project_session_opts(const rd_project *p, const rd_connector *c, const rd_run_options *o,
+                                  rd_session **out, rd_error *err);
 
 #endif

@@ -9,6 +9,8 @@
  *                        may read it); created on the first start, never printed
  *     projects/P/vN/     version N of project P, the uploaded archive unpacked (immutable)
  *     projects/P/vN.json the deployment's environment and the archive's SHA-256
+ *     projects/P/data.duckdb    0600, the project's tables, refreshed by the scheduler (open while it runs)
+ *     projects/P/snapshots/     0700, the newest 3 published copies of data.duckdb (0600, read-only)
  *     projects/P/.deploy.lock  serialises deploys of P across processes
  *
  * Nothing a user or client sends is written outside DATA_DIR/projects; no variable value, token or key is ever
@@ -36,12 +38,22 @@ typedef struct rd_server_options {
     int threads;               /* the httpd pool; <= 0: 8 */
     FILE *out;                 /* the URL, the ready line and the first start's admin token; NULL: stdout */
     FILE *log;                 /* one line per request and the warnings; NULL: stderr */
+    int max_concurrent_runs;   /* scheduled and manual refreshes at once, across projects; <= 0: 4 */
+    /* The query API's limits; 0 / NULL: its defaults (10000 rows, 30 s, "256MB", 8 at once). */
+    uint64_t query_max_rows;
+    long query_timeout_ms;
+    const char *query_max_memory;
+    int query_max_concurrent;
 } rd_server_options;
 
 /* Runs the server in the foreground until SIGINT or SIGTERM (blocked in the calling thread first: call it
  * before starting other threads). On the first start (an empty store) creates the keyring and the server
- * admin "admin" and prints its token once on out. Prints "redduck server: listening on http(s)://HOST:PORT"
- * then "redduck server: ready". Returns RD_OK after a clean stop; RD_E_USAGE for bad options (plain HTTP
+ * admin "admin" and prints its token once on out. Starts the scheduler (the deployed projects' refreshes,
+ * with their prod variables only: the AWS_* variables of the server's own environment are removed from it
+ * first, so that no run can use them) after the store and before the API. Prints "redduck server: listening
+ * on http(s)://HOST:PORT", "redduck server: scheduler: N projects, M scheduled sources", then
+ * "redduck server: ready". On a stop signal: the API stops, then the scheduler (running refreshes end
+ * cancelled, their previous tables intact), then the store closes. Returns RD_OK after a clean stop; RD_E_USAGE for bad options (plain HTTP
  * on an address that is not loopback without insecure_http, one TLS file only, a bad --listen); RD_E_CONFIG
  * for a keyring that others may read, that is missing while the store exists, or that does not open the
  * store; RD_E_IO when it cannot listen. */

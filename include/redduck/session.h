@@ -27,6 +27,11 @@ typedef struct rd_session_options {
     const char *session_token;
     int verbose;                   /* 0 quiet, 1 requests (-v), 2 debug (-vv) */
     FILE *log_stream;              /* NULL: stderr */
+    int no_host_environment;       /* read nothing of the host: no config or credentials file, no AWS_REGION /
+                                      AWS_DEFAULT_REGION, no AWS_PROFILE, no AWS_CA_BUNDLE, and credentials
+                                      from the explicit keys only (none: RD_E_AUTH on first use, never the
+                                      environment, a profile, a container or IMDS). For `redduck server`'s
+                                      runs, whose keys, region and endpoint are the deployment's variables. */
 } rd_session_options;
 
 /* Reads the config files (a malformed one is RD_E_CONFIG naming file and line) and builds the chain.

@@ -70,6 +70,24 @@ rd_status rd_target_runs_init(rd_target *t, rd_error *err);
 /* Appends r to _redduck_runs. RD_E_IO ("recording the run in _redduck_runs of FILE: ..."). */
 rd_status rd_target_record_run(rd_target *t, const rd_run_record *r, rd_error *err);
 
+/* One table of a snapshot and its row count. */
+typedef struct rd_target_table_count {
+    char *name;
+    uint64_t rows;
+} rd_target_table_count;
+
+/* Writes a consistent copy of the target's database into the new file dest_path (which must not exist),
+ * on its own connection: ATTACH dest, COPY FROM DATABASE (one transaction, so it holds committed data only:
+ * never half of a refresh that is still running), DETACH. The copy is created with the target's private
+ * mode (0600 for a file redduck created). With tables (may be NULL) the copy's tables but redduck's own
+ * (_redduck*) and their row counts, counted in the copy before it is detached, sorted by name, go into
+ * *tables (*ntables entries; free with rd_target_table_counts_free). The file is not fsync'd. RD_E_USAGE for
+ * an empty path or one with a control character; RD_E_IO with DuckDB's message (a partial copy is removed). */
+rd_status rd_target_snapshot(rd_target *t, const char *dest_path, rd_error *err);
+rd_status rd_target_snapshot_counted(rd_target *t, const char *dest_path, rd_target_table_count **tables,
+                                     size_t *ntables, rd_error *err);
+void rd_target_table_counts_free(rd_target_table_count *v, size_t n);
+
 #ifdef __cplusplus
 }
 #endif

@@ -79,19 +79,25 @@ rd_status rd_session_new(const rd_session_options *opts, rd_session **out, rd_er
     s->log.out = opts->log_stream ? opts->log_stream : stderr;
     s->log.level = opts->verbose >= 2 ? RD_LOG_DEBUG : opts->verbose == 1 ? RD_LOG_INFO : RD_LOG_WARN;
 
-    rd_status st = rd_aws_config_load(&s->cfg, err);
+    int host = !opts->no_host_environment;
+    /* without the host: empty config files (no ~/.aws, no AWS_CONFIG_FILE) and the literal default profile */
+    rd_status st = host ? rd_aws_config_load(&s->cfg, err) : rd_aws_config_load_paths(NULL, NULL, &s->cfg, err);
     if (st != RD_OK)
         goto fail;
-    s->profile = strdup(rd_aws_profile_name(opts->profile));
+    s->profile = strdup(host ? rd_aws_profile_name(opts->profile) : "default");
     s->endpoint_url = dup_or_null(opts->endpoint_url);
     if (!s->profile || (opts->endpoint_url && !s->endpoint_url)) {
         st = rd_error_set(err, RD_E_INTERNAL, "out of memory");
         goto fail;
     }
-    if ((st = session_find_region(s, opts->region, opts->region_source, err)) != RD_OK)
+    if (host)
+        st = session_find_region(s, opts->region, opts->region_source, err);
+    else if (opts->region && *opts->region) /* the flag (the connector's region) only, never AWS_REGION */
+        st = session_find_region(s, opts->region, opts->region_source, err);
+    if (st != RD_OK)
         goto fail;
 
-    if ((st = rd_aws_ca_bundle(s->cfg, s->profile, &s->ca_bundle, err)) != RD_OK)
+    if (host && (st = rd_aws_ca_bundle(s->cfg, s->profile, &s->ca_bundle, err)) != RD_OK)
         goto fail;
     rd_http_options hopts = { 0 };
     hopts.log = &s->log;
@@ -106,6 +112,20 @@ rd_status rd_session_new(const rd_session_options *opts, rd_session **out, rd_er
     s->ctx.profile = s->profile;
     s->ctx.now = NULL;
 
+    if (!host) {
+        /* the explicit keys only: never the environment, a profile, a container or IMDS */
+        if (!opts->access_key_id || !*opts->access_key_id)
+            st = rd_error_set(err, RD_E_CONFIG,
+                              "no explicit AWS keys, and the host's credentials are not used here: set the "
+                              "connector's aws_access_key_id and aws_secret_access_key");
+        else
+            st = rd_creds_static_new(opts->access_key_id, opts->secret_access_key, opts->session_token, "explicit",
+                                     "explicit keys", &s->chain, err);
+        if (st != RD_OK)
+            goto fail;
+        *out = s;
+        return RD_OK;
+    }
     rd_creds_chain_options copts = { 0 };
     copts.profile = opts->profile;
     copts.access_key_id = opts->access_key_id;

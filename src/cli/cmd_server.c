@@ -1,16 +1,20 @@
 /* cmd_server.c — `redduck server`: runs the server (rd_server_run), and its offline commands on a data dir
  * (users, tokens, rotate-key). The work is redduck/server.h's; this file parses flags and prints. A token is
  * printed once, on stdout, and never taken from argv. */
+#include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
 #include "cli.h"
+#include "core/parse.h"
 #include "redduck/server.h"
 
 static const char server_help[] =
     "usage: redduck server [--listen HOST:PORT] [--data-dir DIR] [--keyring FILE]\n"
-    "                      [--tls-cert FILE --tls-key FILE] [--insecure-http]\n"
+    "                      [--tls-cert FILE --tls-key FILE] [--insecure-http] [--max-concurrent-runs N]\n"
+    "                      [--query-max-rows N] [--query-timeout SECONDS] [--query-max-memory SIZE]\n"
+    "                      [--query-max-concurrent N]\n"
     "       redduck server user add NAME [--server-admin] [--project P --role viewer|editor|admin [--prod]]\n"
     "       redduck server user rm NAME\n"
     "       redduck server user list\n"
@@ -24,6 +28,13 @@ static const char server_help[] =
     "It prints its URL and a ready line, and stops cleanly on SIGINT or SIGTERM. The first start creates the\n"
     "keyring (0600) and the server admin \"admin\", whose token is printed that once.\n"
     "\n"
+    "Deployed projects refresh by themselves: each source on its `refresh:` schedule (cron or every), with the\n"
+    "variables of prod (over shared) only, never the server's own AWS_* variables or ~/.aws; one catch-up run\n"
+    "for a slot missed while the server was down; a due run while one of the source runs is recorded as\n"
+    "skipped; retries as `refresh: {retry: ...}` says. After each success a snapshot of the project's DuckDB\n"
+    "file is published; `notify:` webhooks hear of failures and recoveries. A stop cancels running refreshes\n"
+    "(their previous tables stay).\n"
+    "\n"
     "Options:\n"
     "  --listen HOST:PORT   the address (default " RD_SERVER_DEFAULT_LISTEN "; port 0: any free one). An address\n"
     "                       that is not loopback needs TLS, or --insecure-http\n"
@@ -32,6 +43,11 @@ static const char server_help[] =
     "  --tls-cert FILE      serve HTTPS with this PEM certificate (chain) ...\n"
     "  --tls-key FILE       ... and this PEM private key\n"
     "  --insecure-http      allow plain HTTP on an address that is not loopback (a warning is printed)\n"
+    "  --max-concurrent-runs N  refreshes at once, across projects (default 4)\n"
+    "  --query-max-rows N   rows a query returns at most (default 10000; more: truncated)\n"
+    "  --query-timeout SECONDS  a query is interrupted after this long (default 30)\n"
+    "  --query-max-memory SIZE  DuckDB memory limit of a query, e.g. 256MB (default 256MB)\n"
+    "  --query-max-concurrent N queries at once (default 8; more get 429)\n"
     "\n"
     "Offline commands (they work on the data dir, the server running or not; stop it for rotate-key):\n"
     "  user add NAME        add a user; --server-admin for one who manages users and every project;\n"
@@ -67,10 +83,59 @@ static int fail(rd_status st, const rd_error *err)
     return rd_cli_exit_code(st);
 }
 
+static int parse_count(const char *value, void *dest, const char *flag, uint64_t max)
+{
+    uint64_t v = 0;
+    if (rd_parse_uint(value, 1, max, &v) != 0)
+        return rd_cli_usage_error("server", "%s: '%s' is not a number from 1 to %llu", flag, value,
+                                  (unsigned long long)max);
+    *(uint64_t *)dest = v;
+    return 0;
+}
+
+static int parse_runs(const char *value, void *dest)
+{
+    return parse_count(value, dest, "--max-concurrent-runs", 256);
+}
+
+static int parse_rows(const char *value, void *dest)
+{
+    return parse_count(value, dest, "--query-max-rows", 100000000);
+}
+
+static int parse_queries(const char *value, void *dest)
+{
+    return parse_count(value, dest, "--query-max-concurrent", 1024);
+}
+
+static int parse_seconds(const char *value, void *dest)
+{
+    long v = 0;
+    if (rd_parse_duration(value, &v) != 0 || v < 1 || v > 86400)
+        return rd_cli_usage_error("server", "--query-timeout: '%s' is not a number of seconds from 1 to 86400",
+                                  value);
+    *(long *)dest = v;
+    return 0;
+}
+
+static int parse_memory(const char *value, void *dest)
+{
+    uint64_t v = 0;
+    if (rd_parse_size(value, 1, &v) != 0 || v < ((uint64_t)16 << 20))
+        return rd_cli_usage_error("server", "--query-max-memory: '%s' is not a size of at least 16MB (e.g. 256MB)",
+                                  value);
+    static char normalized[32]; /* as DuckDB's memory_limit takes it, whichever unit was written */
+    snprintf(normalized, sizeof normalized, "%lluMiB", (unsigned long long)(v >> 20));
+    *(const char **)dest = normalized;
+    return 0;
+}
+
 static int run_server(int argc, char **argv)
 {
     rd_server_options o;
     memset(&o, 0, sizeof o);
+    uint64_t runs = 0, rows = 0, queries = 0;
+    long timeout_s = 0;
     const rd_cli_opt opts[] = {
         RD_CLI_OPT_STRING("--listen", &o.listen),
         RD_CLI_OPT_STRING("--data-dir", &o.data_dir),
@@ -78,12 +143,21 @@ static int run_server(int argc, char **argv)
         RD_CLI_OPT_STRING("--tls-cert", &o.tls_cert_file),
         RD_CLI_OPT_STRING("--tls-key", &o.tls_key_file),
         RD_CLI_OPT_FLAG("--insecure-http", &o.insecure_http),
+        RD_CLI_OPT_PARSE("--max-concurrent-runs", &runs, parse_runs),
+        RD_CLI_OPT_PARSE("--query-max-rows", &rows, parse_rows),
+        RD_CLI_OPT_PARSE("--query-timeout", &timeout_s, parse_seconds),
+        RD_CLI_OPT_PARSE("--query-max-memory", &o.query_max_memory, parse_memory),
+        RD_CLI_OPT_PARSE("--query-max-concurrent", &queries, parse_queries),
         RD_CLI_OPT_END,
     };
     const rd_cli_spec spec = { "server", server_help, opts, RD_CLI_NONEMPTY, NULL };
     int rc = rd_cli_parse(&spec, argc, argv);
     if (rc != RD_CLI_CONTINUE)
         return rc;
+    o.max_concurrent_runs = (int)runs;
+    o.query_max_rows = rows;
+    o.query_timeout_ms = timeout_s * 1000;
+    o.query_max_concurrent = (int)queries;
     if (!o.data_dir)
         o.data_dir = DEFAULT_DATA_DIR;
     rd_error err;

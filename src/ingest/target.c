@@ -8,6 +8,7 @@
 #include <fcntl.h>
 #include <jansson.h>
 #include <pthread.h>
+#include <stdatomic.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -285,6 +286,193 @@ rd_status rd_target_record_run(rd_target *t, const rd_run_record *rec, rd_error 
     duckdb_destroy_prepare(&ps);
     duckdb_disconnect(&c);
     return st;
+}
+
+/* ---- snapshots ---------------------------------------------------------------------------------------- */
+
+static void quote_literal(rd_buf *out, const char *s)
+{
+    rd_buf_putc(out, '\'');
+    for (; *s; s++) {
+        if (*s == '\'')
+            rd_buf_putc(out, '\'');
+        rd_buf_putc(out, *s);
+    }
+    rd_buf_putc(out, '\'');
+}
+
+static rd_status snap_query(duckdb_connection c, const char *sql, duckdb_result *r, const char *what,
+                            const char *dest, rd_error *err)
+{
+    if (duckdb_query(c, sql, r) == DuckDBSuccess)
+        return RD_OK;
+    rd_status st = rd_error_set(err, RD_E_IO, "snapshot to %s: %s: %s", dest, what, duckdb_result_error(r));
+    duckdb_destroy_result(r);
+    return st;
+}
+
+static int by_table_name(const void *a, const void *b)
+{
+    return strcmp(((const rd_target_table_count *)a)->name, ((const rd_target_table_count *)b)->name);
+}
+
+void rd_target_table_counts_free(rd_target_table_count *v, size_t n)
+{
+    for (size_t i = 0; v && i < n; i++)
+        free(v[i].name);
+    free(v);
+}
+
+/* The tables of the attached copy `alias` but _redduck*, with their counts. */
+static rd_status snap_count(duckdb_connection c, const char *alias, const char *dest, rd_target_table_count **out,
+                            size_t *nout, rd_error *err)
+{
+    rd_buf sql = RD_BUF_INIT;
+    rd_buf_puts(&sql, "SELECT schema_name, table_name FROM duckdb_tables() WHERE database_name = ");
+    quote_literal(&sql, alias);
+    rd_buf_puts(&sql, " AND lower(table_name) NOT LIKE '\\_redduck%' ESCAPE '\\' ORDER BY table_name");
+    duckdb_result r;
+    rd_status st = rd_buf_failed(&sql) ? rd_error_set(err, RD_E_INTERNAL, "out of memory")
+                                       : snap_query(c, rd_buf_cstr(&sql), &r, "listing the tables", dest, err);
+    rd_buf_free(&sql);
+    if (st != RD_OK)
+        return st;
+    idx_t n = duckdb_row_count(&r);
+    rd_target_table_count *v = calloc(n ? n : 1, sizeof *v);
+    size_t k = 0;
+    if (!v)
+        st = rd_error_set(err, RD_E_INTERNAL, "out of memory");
+    for (idx_t i = 0; st == RD_OK && i < n; i++) {
+        char *schema = duckdb_value_varchar(&r, 0, i), *name = duckdb_value_varchar(&r, 1, i);
+        rd_buf q = RD_BUF_INIT;
+        rd_buf_puts(&q, "SELECT count(*) FROM ");
+        rd_plan_quote_ident(&q, alias);
+        rd_buf_putc(&q, '.');
+        rd_plan_quote_ident(&q, schema ? schema : "main");
+        rd_buf_putc(&q, '.');
+        rd_plan_quote_ident(&q, name ? name : "");
+        duckdb_result cr;
+        if (!name || rd_buf_failed(&q)) {
+            st = rd_error_set(err, RD_E_INTERNAL, "out of memory");
+        } else if ((st = snap_query(c, rd_buf_cstr(&q), &cr, "counting rows", dest, err)) == RD_OK) {
+            v[k].rows = (uint64_t)duckdb_value_int64(&cr, 0, 0);
+            if (!(v[k].name = strdup(name)))
+                st = rd_error_set(err, RD_E_INTERNAL, "out of memory");
+            else
+                k++;
+            duckdb_destroy_result(&cr);
+        }
+        rd_buf_free(&q);
+        duckdb_free(schema);
+        duckdb_free(name);
+    }
+    duckdb_destroy_result(&r);
+    if (st != RD_OK) {
+        rd_target_table_counts_free(v, k);
+        return st;
+    }
+    qsort(v, k, sizeof *v, by_table_name);
+    *out = v;
+    *nout = k;
+    return RD_OK;
+}
+
+rd_status rd_target_snapshot_counted(rd_target *t, const char *dest_path, rd_target_table_count **tables,
+                                     size_t *ntables, rd_error *err)
+{
+    if (!dest_path || !*dest_path)
+        return rd_error_set(err, RD_E_USAGE, "a snapshot needs a file name");
+    for (const char *p = dest_path; *p; p++)
+        if ((unsigned char)*p < 0x20 || *p == 0x7f)
+            return rd_error_set(err, RD_E_USAGE, "the snapshot's file name has a control character");
+    struct stat sb;
+    if (lstat(dest_path, &sb) == 0)
+        return rd_error_set(err, RD_E_IO, "snapshot to %s: the file exists", dest_path);
+    duckdb_connection c;
+    if (duckdb_connect(t->db, &c) != DuckDBSuccess)
+        return rd_error_set(err, RD_E_IO, "cannot connect to %s for a snapshot", t->path);
+    /* the copy's catalog name: unique in the process (several snapshots may run at once) */
+    static atomic_uint_fast64_t seq;
+    char alias[64];
+    snprintf(alias, sizeof alias, "rd_snapshot_%ld_%llu", (long)getpid(),
+             (unsigned long long)atomic_fetch_add(&seq, 1));
+    duckdb_result r;
+    rd_buf sql = RD_BUF_INIT;
+    rd_status st = snap_query(c, "SELECT current_database()", &r, "naming the database", dest_path, err);
+    if (st == RD_OK) {
+        char *db = duckdb_value_varchar(&r, 0, 0);
+        duckdb_destroy_result(&r);
+        rd_buf_puts(&sql, "ATTACH ");
+        quote_literal(&sql, dest_path);
+        rd_buf_puts(&sql, " AS ");
+        rd_plan_quote_ident(&sql, alias);
+        rd_buf_puts(&sql, "; COPY FROM DATABASE ");
+        rd_plan_quote_ident(&sql, db ? db : "");
+        rd_buf_puts(&sql, " TO ");
+        rd_plan_quote_ident(&sql, alias);
+        duckdb_free(db);
+        if (!db || rd_buf_failed(&sql))
+            st = rd_error_set(err, RD_E_INTERNAL, "out of memory");
+    }
+    int attached = 0;
+    if (st == RD_OK && (st = snap_query(c, rd_buf_cstr(&sql), &r, "copying the database", dest_path, err)) == RD_OK)
+        duckdb_destroy_result(&r);
+    {
+        /* attached unless ATTACH itself failed: asked rather than guessed */
+        rd_buf q = RD_BUF_INIT;
+        rd_buf_puts(&q, "SELECT count(*) FROM duckdb_databases() WHERE database_name = ");
+        quote_literal(&q, alias);
+        duckdb_result ar;
+        if (!rd_buf_failed(&q) && duckdb_query(c, rd_buf_cstr(&q), &ar) == DuckDBSuccess) {
+            attached = duckdb_value_int64(&ar, 0, 0) > 0;
+            duckdb_destroy_result(&ar);
+        } else {
+            duckdb_destroy_result(&ar);
+        }
+        rd_buf_free(&q);
+    }
+    rd_target_table_count *v = NULL;
+    size_t nv = 0;
+    if (st == RD_OK && tables)
+        st = snap_count(c, alias, dest_path, &v, &nv, err);
+    if (attached) {
+        rd_buf d = RD_BUF_INIT;
+        rd_buf_puts(&d, "DETACH ");
+        rd_plan_quote_ident(&d, alias);
+        rd_error derr;
+        rd_error_clear(&derr);
+        rd_status ds = rd_buf_failed(&d) ? RD_E_INTERNAL
+                                         : snap_query(c, rd_buf_cstr(&d), &r, "detaching the copy", dest_path, &derr);
+        if (ds == RD_OK)
+            duckdb_destroy_result(&r);
+        else if (st == RD_OK)
+            st = ds, *err = derr;
+        rd_buf_free(&d);
+    }
+    rd_buf_free(&sql);
+    duckdb_disconnect(&c);
+    if (st == RD_OK)
+        chmod(dest_path, 0600); /* born so through the umask while t is open (see above); made sure of */
+    if (st != RD_OK) {
+        rd_target_table_counts_free(v, nv);
+        unlink(dest_path);
+        rd_buf w = RD_BUF_INIT;
+        rd_buf_printf(&w, "%s.wal", dest_path);
+        if (!rd_buf_failed(&w))
+            unlink(rd_buf_cstr(&w));
+        rd_buf_free(&w);
+        return st;
+    }
+    if (tables) {
+        *tables = v;
+        *ntables = nv;
+    }
+    return RD_OK;
+}
+
+rd_status rd_target_snapshot(rd_target *t, const char *dest_path, rd_error *err)
+{
+    return rd_target_snapshot_counted(t, dest_path, NULL, NULL, err);
 }
 
 /* ---- the ledger -------------------------------------------------------------------------------------- */

@@ -65,36 +65,77 @@ static int nonempty(const char *s)
     return s && *s;
 }
 
-rd_status rd_project_session(const rd_project *p, const rd_connector *c, const char *endpoint_url, int verbose,
-                             rd_session **out, rd_error *err)
+rd_status rd_project_session_opts(const rd_project *p, const rd_connector *c, const rd_run_options *o,
+                                  rd_session **out, rd_error *err)
 {
     *out = NULL;
     int explicit_keys = nonempty(c->aws_access_key_id) && nonempty(c->aws_secret_access_key);
     const char *name = c->name ? c->name : "?";
+    rd_buf where = RD_BUF_INIT;
+    if (o->env_label)
+        rd_buf_puts(&where, o->env_label);
+    else
+        rd_buf_printf(&where, "%s/.env (`redduck env configure`)", p->dir);
+    rd_status st = RD_OK;
     if (!c->allow_host_access && !explicit_keys)
-        return rd_error_set(err, RD_E_CONFIG,
-                            "connector %s has allow_host_access: false and no explicit keys: set "
-                            "connector.%s.aws_access_key_id and connector.%s.aws_secret_access_key in %s/.env "
-                            "(`redduck env configure`), or allow host credentials",
-                            name, name, name, p->dir);
-    if (nonempty(c->aws_access_key_id) != nonempty(c->aws_secret_access_key))
-        return rd_error_set(err, RD_E_CONFIG,
-                            "connector %s sets only one of aws_access_key_id and aws_secret_access_key: set both",
-                            name);
+        st = rd_error_set(err, RD_E_CONFIG,
+                          "connector %s has allow_host_access: false and no explicit keys: set "
+                          "connector.%s.aws_access_key_id and connector.%s.aws_secret_access_key in %s%s",
+                          name, name, name, rd_buf_cstr(&where),
+                          o->no_host_environment ? "" : ", or allow host credentials");
+    else if (nonempty(c->aws_access_key_id) != nonempty(c->aws_secret_access_key))
+        st = rd_error_set(err, RD_E_CONFIG,
+                          "connector %s sets only one of aws_access_key_id and aws_secret_access_key: set both",
+                          name);
+    else if (o->no_host_environment && !explicit_keys)
+        st = rd_error_set(err, RD_E_CONFIG,
+                          "connector %s has no explicit keys and the host's credentials are not used: set "
+                          "connector.%s.aws_access_key_id and connector.%s.aws_secret_access_key in %s",
+                          name, name, name, rd_buf_cstr(&where));
+    else if (o->no_host_environment && !nonempty(c->region))
+        st = rd_error_set(err, RD_E_CONFIG,
+                          "connector %s has no region and the host's AWS_REGION is not used: set region: in its "
+                          "YAML or connector.%s.region in %s",
+                          name, name, rd_buf_cstr(&where));
+    rd_buf_free(&where);
+    if (st != RD_OK)
+        return st;
     rd_session_options so = { 0 };
     so.profile = explicit_keys ? NULL : c->profile;
     so.region = c->region;
     char region_source[512];
     snprintf(region_source, sizeof region_source, "connector %s (%s)", name, c->file ? c->file : p->dir);
     so.region_source = region_source;
-    so.endpoint_url = endpoint_url ? endpoint_url : c->endpoint_url;
+    so.endpoint_url = o->endpoint_url ? o->endpoint_url : c->endpoint_url;
     if (explicit_keys) {
         so.access_key_id = c->aws_access_key_id;
         so.secret_access_key = c->aws_secret_access_key;
         so.session_token = c->aws_session_token;
     }
-    so.verbose = verbose;
+    so.verbose = o->verbose;
+    so.no_host_environment = o->no_host_environment;
     return rd_session_new(&so, out, err);
+}
+
+rd_status rd_project_session(const rd_project *p, const rd_connector *c, const char *endpoint_url, int verbose,
+                             rd_session **out, rd_error *err)
+{
+    rd_run_options o = { 0 };
+    o.endpoint_url = endpoint_url;
+    o.verbose = verbose;
+    return rd_project_session_opts(p, c, &o, out, err);
+}
+
+/* The ingest's progress, handed to on_progress with the source's name. */
+typedef struct progress_ctx {
+    const rd_run_options *o;
+    const char *source;
+} progress_ctx;
+
+static void on_ingest_progress(void *ctx, const rd_ingest_progress *pr)
+{
+    progress_ctx *pc = ctx;
+    pc->o->on_progress(pc->o->on_progress_ctx, pc->source, pr);
 }
 
 static void run_one(runner *rn, const rd_source *s, rd_run_item *it)
@@ -107,7 +148,7 @@ static void run_one(runner *rn, const rd_source *s, rd_run_item *it)
     rd_status st = rd_project_effective_connector(p, s, &c, err);
     rd_session *sess = NULL;
     if (st == RD_OK)
-        st = rd_project_session(p, &c, rn->o->endpoint_url, rn->o->verbose, &sess, err);
+        st = rd_project_session_opts(p, &c, rn->o, &sess, err);
     rd_buf into = RD_BUF_INIT, filter = RD_BUF_INIT;
     if (st == RD_OK && s->incremental_column) {
         it->incremental = 1;
@@ -118,7 +159,7 @@ static void run_one(runner *rn, const rd_source *s, rd_run_item *it)
     rd_ingest_result res;
     memset(&res, 0, sizeof res);
     if (st == RD_OK) {
-        rd_buf_printf(&into, "%s:%s", p->duckdb_path, it->table);
+        rd_buf_printf(&into, "%s:%s", rd_target_path(rn->target), it->table);
         rd_ingest_options io = { 0 };
         io.sql = s->sql;
         io.table = s->table;
@@ -146,6 +187,11 @@ static void run_one(runner *rn, const rd_source *s, rd_run_item *it)
         io.unique_key = s->unique_key;
         io.target = rn->target;
         io.cancel = rn->o->cancel;
+        progress_ctx pc = { rn->o, s->name };
+        if (rn->o->on_progress) {
+            io.progress = on_ingest_progress;
+            io.progress_ctx = &pc;
+        }
         if (st == RD_OK)
             st = rd_ingest(sess, &io, &res, err);
     }
@@ -158,6 +204,11 @@ static void run_one(runner *rn, const rd_source *s, rd_run_item *it)
     it->rows = res.rows;
     it->bytes = res.bytes;
     it->files = res.files;
+    it->probe_s = res.probe_s;
+    it->unload_s = res.unload_s;
+    it->download_s = res.download_s;
+    it->commit_s = res.commit_s;
+    it->cleanup_s = res.cleanup_s;
     it->seconds = rd_monotonic_seconds() - t0;
     rd_error rec_err = { 0 };
     if (record(rn, s, it, started, &rec_err) != RD_OK) {
@@ -240,9 +291,11 @@ rd_status rd_project_run(const rd_project *p, const rd_run_options *o, rd_run_re
     n = nsel;
     char dir[4096];
     snprintf(dir, sizeof dir, "%s", p->duckdb_path);
-    if (st == RD_OK && strchr(dir, '/'))
+    if (st == RD_OK && !o->target && strchr(dir, '/'))
         st = rd_mkdirs(dirname(dir), 0755, err);
-    if (st == RD_OK) {
+    if (st == RD_OK && o->target) {
+        rn.target = o->target; /* the caller's, kept open */
+    } else if (st == RD_OK) {
         /* the file's lock, before any source starts (redduck/target.h) */
         rd_target_options to = { .path = p->duckdb_path,
                                  .lock_timeout_s = o->lock_timeout_s,
@@ -256,7 +309,8 @@ rd_status rd_project_run(const rd_project *p, const rd_run_options *o, rd_run_re
     if (st == RD_OK)
         st = rd_target_runs_init(rn.target, err);
     if (st != RD_OK) {
-        rd_target_close(rn.target);
+        if (!o->target)
+            rd_target_close(rn.target);
         free(rn.selected);
         free(rn.items);
         return st;
@@ -276,7 +330,8 @@ rd_status rd_project_run(const rd_project *p, const rd_run_options *o, rd_run_re
     for (int i = 0; i < started; i++)
         pthread_join(th[i], NULL);
     pthread_mutex_destroy(&rn.mu);
-    rd_target_close(rn.target);
+    if (!o->target)
+        rd_target_close(rn.target);
     free(rn.selected);
     report->items = rn.items;
     report->count = n;

@@ -44,6 +44,10 @@ rd_status rd_scheduler_start(const rd_scheduler_options *o, rd_scheduler **out, 
  * staging emptied, the previous table intact), waits for the threads and closes the targets. NULL: no-op. */
 void rd_scheduler_stop(rd_scheduler *s);
 
+/* How many projects have an active deployment and how many of their sources a schedule (for the start-up
+ * line). Either may be NULL. */
+void rd_scheduler_counts(rd_scheduler *s, size_t *projects, size_t *scheduled);
+
 /* Queues a manual run (trigger "manual", by actor) of each named source (all the sources when n is 0) of
  * project's active deployment. A source already queued or running gets a "skipped" run instead. The run ids
  * go into *ids (malloc'd, *nids entries; either may be NULL), in the order of the sources. RD_E_NOT_FOUND

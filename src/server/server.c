@@ -18,6 +18,7 @@
 #include "httpd/httpd.h"
 #include "server/api.h"
 #include "server/keyring.h"
+#include "server/scheduler.h"
 #include "server/store.h"
 
 #define KEYRING_FILE "keyring"
@@ -110,6 +111,34 @@ static rd_status open_keyring(const char *data_dir, const char *path, int may_cr
     return s;
 }
 
+extern char **environ;
+
+/* Removes every AWS_* variable from the process environment (before any thread starts): a server's runs take
+ * keys, region and endpoint from the deployment's variables, and the AWS layer would otherwise still read
+ * AWS_ENDPOINT_URL and the like when a connector names none. The count removed. */
+static size_t host_aws_environment_drop(void)
+{
+    size_t n = 0;
+    for (;;) {
+        char name[256];
+        int found = 0;
+        for (char **e = environ; e && *e; e++) {
+            const char *eq = strchr(*e, '=');
+            size_t len = eq ? (size_t)(eq - *e) : strlen(*e);
+            if (strncmp(*e, "AWS_", 4) == 0 && len < sizeof name) {
+                memcpy(name, *e, len);
+                name[len] = '\0';
+                found = 1;
+                break;
+            }
+        }
+        if (!found || unsetenv(name) != 0)
+            break;
+        n++;
+    }
+    return n;
+}
+
 rd_status rd_server_run(const rd_server_options *o, rd_error *err)
 {
     if (!o || !o->data_dir || !*o->data_dir)
@@ -135,6 +164,7 @@ rd_status rd_server_run(const rd_server_options *o, rd_error *err)
 
     rd_keyring *kr = NULL;
     rd_store *st = NULL;
+    rd_scheduler *sched = NULL;
     rd_api *api = NULL;
     rd_httpd *d = NULL;
     int lockfd = -1;
@@ -166,7 +196,19 @@ rd_status rd_server_run(const rd_server_options *o, rd_error *err)
         fflush(out);
         rd_token_wipe(token, sizeof token);
     }
-    rd_api_options ao = { .data_dir = o->data_dir, .log = log };
+    size_t scrubbed = host_aws_environment_drop();
+    if (scrubbed)
+        fprintf(log, "redduck server: ignoring %zu AWS_* variable%s of its own environment (deployments run with "
+                "their prod variables only)\n", scrubbed, scrubbed == 1 ? "" : "s");
+    rd_scheduler_options so = { .data_dir = o->data_dir, .store = st, .max_concurrent_runs = o->max_concurrent_runs,
+                                .log = log };
+    if ((s = rd_scheduler_start(&so, &sched, err)) != RD_OK)
+        goto done;
+    rd_api_options ao = { .data_dir = o->data_dir, .log = log, .scheduler = sched, .tls = tls };
+    ao.query.max_rows = o->query_max_rows;
+    ao.query.timeout_ms = o->query_timeout_ms;
+    ao.query.max_memory = o->query_max_memory;
+    ao.query.max_concurrent = o->query_max_concurrent;
     if ((s = rd_api_new(st, &ao, &api, err)) != RD_OK)
         goto done;
     rd_httpd_options ho;
@@ -187,6 +229,10 @@ rd_status rd_server_run(const rd_server_options *o, rd_error *err)
     int v6 = strchr(host, ':') != NULL;
     fprintf(out, "redduck server: listening on %s://%s%s%s:%d\n", tls ? "https" : "http", v6 ? "[" : "", host,
             v6 ? "]" : "", rd_httpd_port(d));
+    size_t nproj = 0, nsched = 0;
+    rd_scheduler_counts(sched, &nproj, &nsched);
+    fprintf(out, "redduck server: scheduler: %zu project%s, %zu scheduled source%s\n", nproj, nproj == 1 ? "" : "s",
+            nsched, nsched == 1 ? "" : "s");
     fprintf(out, "redduck server: ready\n");
     fflush(out);
     int sig = rd_httpd_stop_signals_wait(&set, 0);
@@ -196,6 +242,7 @@ rd_status rd_server_run(const rd_server_options *o, rd_error *err)
 done:
     rd_httpd_stop(d);
     rd_api_free(api);
+    rd_scheduler_stop(sched);
     rd_store_close(st);
     rd_keyring_free(kr);
     if (lockfd >= 0)
