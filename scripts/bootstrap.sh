@@ -14,6 +14,8 @@ packages=(
   libcurl4-openssl-dev libssl-dev libjansson-dev libxml2-dev libfyaml-dev libmicrohttpd-dev libcmocka-dev
   libsqlite3-dev libarchive-dev
   ca-certificates
+  # the status page's browser test (tests/integration/test_status_page.py) drives a real headless Chromium
+  chromium
 )
 missing=()
 for p in "${packages[@]}"; do
