@@ -1131,7 +1131,7 @@ rd_status rd_store_run_insert(rd_store *st, const rd_store_run *r, int64_t *id, 
                          "invalid table name for the run of a source: use 1 to %d bytes of UTF-8 with no control "
                          "character",
                          RD_STORE_SOURCE_NAME_MAX);
-    if (s == RD_OK && (!r->triggered_by || !*r->triggered_by || strlen(r->triggered_by) > 256))
+    if (s == RD_OK && !text_valid(r->triggered_by, 256, 1))
         s = rd_error_set(err, RD_E_USAGE, "no trigger's author given for the run (a user or \"scheduler\")");
     if (s == RD_OK && (unsigned)r->trigger >= NAMES_N(run_trigger_names))
         s = rd_error_set(err, RD_E_USAGE, "invalid run trigger %d", (int)r->trigger);
@@ -1209,6 +1209,25 @@ rd_status rd_store_run_abandon(rd_store *st, const char *error, size_t *count, r
     free(text);
     if (s == RD_OK && count)
         *count = done;
+    return s;
+}
+
+#define PRUNE_BATCH 100
+
+rd_status rd_store_run_prune(rd_store *st, int64_t before_ms, size_t *count, rd_error *err)
+{
+    size_t total = 0, done = PRUNE_BATCH;
+    rd_status s = RD_OK;
+    while (s == RD_OK && done == PRUNE_BATCH) {
+        rd_store_tx *tx = NULL;
+        done = 0;
+        if ((s = begin(st, 1, &tx, err)) == RD_OK)
+            s = finish(st, tx, st->ops->run_prune(tx, before_ms, PRUNE_BATCH, &done, err), err);
+        if (s == RD_OK)
+            total += done;
+    }
+    if (count)
+        *count = total; /* what went before a failure is gone too */
     return s;
 }
 
@@ -1308,6 +1327,13 @@ rd_status rd_store_snapshot_list(rd_store *st, const char *project, size_t limit
     if (s != RD_OK)
         return s;
     return finish(st, tx, st->ops->snapshot_list(tx, project, clamp_limit(limit, 100, 1000), out, n, err), err);
+}
+
+rd_status rd_store_snapshot_delete(rd_store *st, const char *project, int64_t id, rd_error *err)
+{
+    rd_store_tx *tx = NULL;
+    rd_status s = run_begin(st, RD_OK, 1, 1, project, &tx, err);
+    return s == RD_OK ? finish(st, tx, st->ops->snapshot_delete(tx, project, id, err), err) : s;
 }
 
 rd_status rd_store_snapshot_current(rd_store *st, const char *project, rd_store_snapshot *out, rd_error *err)

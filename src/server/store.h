@@ -317,6 +317,11 @@ rd_status rd_store_run_latest(rd_store *st, const char *project, rd_store_run **
 /* Runs still queued or running (after a crash): each becomes cancelled with that error (NULL: "the server
  * stopped during the run") and finished_at now, in one transaction. *count (may be NULL) is how many. */
 rd_status rd_store_run_abandon(rd_store *st, const char *error, size_t *count, rd_error *err);
+/* Retention: removes the runs (and their log lines) that ended before before_ms, except each source's
+ * newest ended run that is not skipped (so what rd_store_run_latest shows stays, and the last result of a
+ * source whose next run is under way). Queued and running runs stay. Removes them in batches, each its own
+ * short write transaction, so the writers of runs are not held up. *count (may be NULL) is how many. */
+rd_status rd_store_run_prune(rd_store *st, int64_t before_ms, size_t *count, rd_error *err);
 /* Frees the strings and zeroes r. NULL is a no-op. */
 void rd_store_run_clear(rd_store_run *r);
 void rd_store_runs_free(rd_store_run *r, size_t n);
@@ -368,6 +373,9 @@ rd_status rd_store_snapshot_current(rd_store *st, const char *project, rd_store_
  * files (never the first one, the current). RD_E_NOT_FOUND for no such project. */
 rd_status rd_store_snapshot_list(rd_store *st, const char *project, size_t limit, rd_store_snapshot **out,
                                  size_t *n, rd_error *err);
+/* Forgets an older snapshot of project (after its file was removed). RD_E_NOT_FOUND for no such snapshot;
+ * RD_E_USAGE for the current one (it is never removed: publish a newer one first). */
+rd_status rd_store_snapshot_delete(rd_store *st, const char *project, int64_t id, rd_error *err);
 /* Frees the strings and zeroes s. NULL is a no-op. */
 void rd_store_snapshot_clear(rd_store_snapshot *s);
 void rd_store_snapshots_free(rd_store_snapshot *s, size_t n);
@@ -486,6 +494,11 @@ typedef struct rd_store_backend {
                               rd_error *err);
     /* Takes the project's next snapshot id (one more than its highest) and records s under it. */
     rd_status (*snapshot_insert)(rd_store_tx *tx, const rd_store_snapshot *s, int64_t *id, rd_error *err);
+    /* Removes at most max_runs ended runs that finished before before_ms, oldest first, keeping each source's
+     * newest ended run that is not skipped; *count how many. */
+    rd_status (*run_prune)(rd_store_tx *tx, int64_t before_ms, size_t max_runs, size_t *count, rd_error *err);
+    /* Removes snapshot id of project unless it is the current one (RD_E_USAGE). */
+    rd_status (*snapshot_delete)(rd_store_tx *tx, const char *project, int64_t id, rd_error *err);
     /* Newest first; limit >= 1. */
     rd_status (*snapshot_list)(rd_store_tx *tx, const char *project, size_t limit, rd_store_snapshot **out,
                                size_t *n, rd_error *err);

@@ -101,6 +101,7 @@ static const char *const migrations[] = {
     "  cleanup_s REAL NOT NULL DEFAULT 0,"
     "  total_s REAL NOT NULL DEFAULT 0,"
     "  error TEXT);"
+    "CREATE INDEX runs_project ON runs(project_id, id);"
     "CREATE INDEX runs_source ON runs(project_id, source, id);"
     "CREATE INDEX runs_queued ON runs(project_id, queued_at);"
     "CREATE INDEX runs_open ON runs(state) WHERE state IN ('queued', 'running');"
@@ -1206,14 +1207,23 @@ static rd_status sq_run_get(rd_store_tx *tx, int64_t id, rd_store_run *out, rd_e
 static rd_status sq_run_list(rd_store_tx *tx, const char *project, const char *source, int64_t since_ms,
                              size_t limit, rd_store_run **out, size_t *n_out, rd_error *err)
 {
+    /* one statement per case, so each walks its index newest first (runs_project, runs_source) or, with a
+     * since, sorts only the runs queued since (runs_queued) */
+    static const char *const sql[2][2] = {
+        { "SELECT " RUN_COLUMNS RUN_FROM " WHERE r.project_id = ?1 AND ?2 IS NULL AND ?3 <= 0"
+          " ORDER BY r.id DESC LIMIT ?4",
+          "SELECT " RUN_COLUMNS RUN_FROM " WHERE r.project_id = ?1 AND ?2 IS NULL AND r.queued_at >= ?3"
+          " ORDER BY r.id DESC LIMIT ?4" },
+        { "SELECT " RUN_COLUMNS RUN_FROM " WHERE r.project_id = ?1 AND r.source = ?2 AND ?3 <= 0"
+          " ORDER BY r.id DESC LIMIT ?4",
+          "SELECT " RUN_COLUMNS RUN_FROM " WHERE r.project_id = ?1 AND r.source = ?2 AND r.queued_at >= ?3"
+          " ORDER BY r.id DESC LIMIT ?4" },
+    };
     int64_t pid = 0;
     rd_status s = project_id(tx, project, &pid, err);
     if (s == RD_OK)
-        s = query_rows(tx,
-                       "SELECT " RUN_COLUMNS RUN_FROM " WHERE r.project_id = ?1 AND (?2 IS NULL OR r.source = ?2)"
-                       " AND r.queued_at >= ?3 ORDER BY r.id DESC LIMIT ?4",
-                       ARGS(A_I(pid), A_T(source), A_I(since_ms), A_I(limit)), "list runs", sizeof **out, read_run,
-                       clear_run, (void **)out, n_out, err);
+        s = query_rows(tx, sql[source != NULL][since_ms > 0], ARGS(A_I(pid), A_T(source), A_I(since_ms), A_I(limit)),
+                       "list runs", sizeof **out, read_run, clear_run, (void **)out, n_out, err);
     return s;
 }
 
@@ -1222,10 +1232,15 @@ static rd_status sq_run_latest(rd_store_tx *tx, const char *project, rd_store_ru
 {
     int64_t pid = 0;
     rd_status s = project_id(tx, project, &pid, err);
+    /* the project's sources one index step each (src), then each one's newest run not skipped */
     if (s == RD_OK)
         s = query_rows(tx,
-                       "SELECT " RUN_COLUMNS RUN_FROM " WHERE r.id IN (SELECT max(id) FROM runs"
-                       " WHERE project_id = ?1 AND state <> 'skipped' GROUP BY source) ORDER BY r.source",
+                       "WITH RECURSIVE src(name) AS (SELECT min(source) FROM runs WHERE project_id = ?1"
+                       " UNION ALL SELECT (SELECT min(source) FROM runs WHERE project_id = ?1 AND source > src.name)"
+                       " FROM src WHERE src.name IS NOT NULL)"
+                       " SELECT " RUN_COLUMNS " FROM src JOIN runs r ON r.id = (SELECT r2.id FROM runs r2"
+                       " WHERE r2.project_id = ?1 AND r2.source = src.name AND r2.state <> 'skipped'"
+                       " ORDER BY r2.id DESC LIMIT 1) JOIN projects p ON p.id = r.project_id ORDER BY r.source",
                        ARGS(A_I(pid)), "read the latest runs", sizeof **out, read_run, clear_run, (void **)out, n_out,
                        err);
     return s;
@@ -1238,6 +1253,21 @@ static rd_status sq_run_abandon(rd_store_tx *tx, const char *error, int64_t now_
                            "UPDATE runs SET state = 'cancelled', error = ?1, finished_at = ?2"
                            " WHERE state IN ('queued', 'running')",
                            ARGS(A_T(error), A_I(now_ms)), "cancel the runs left over", &changes, err);
+    if (s == RD_OK)
+        *count = (size_t)changes;
+    return s;
+}
+
+static rd_status sq_run_prune(rd_store_tx *tx, int64_t before_ms, size_t max_runs, size_t *count, rd_error *err)
+{
+    int changes = 0;
+    rd_status s = exec_sql(tx,
+                           "DELETE FROM runs WHERE id IN (SELECT r.id FROM runs r"
+                           " WHERE r.state IN ('success', 'failed', 'skipped', 'cancelled') AND r.finished_at < ?1"
+                           " AND (r.state = 'skipped' OR EXISTS (SELECT 1 FROM runs n WHERE n.project_id = r.project_id"
+                           " AND n.source = r.source AND n.id > r.id AND n.state IN ('success', 'failed', 'cancelled')))"
+                           " ORDER BY r.id LIMIT ?2)",
+                           ARGS(A_I(before_ms), A_I(max_runs)), "remove old runs", &changes, err);
     if (s == RD_OK)
         *count = (size_t)changes;
     return s;
@@ -1341,6 +1371,26 @@ static rd_status sq_snapshot_insert(rd_store_tx *tx, const rd_store_snapshot *sn
     return s;
 }
 
+static rd_status sq_snapshot_delete(rd_store_tx *tx, const char *project, int64_t id, rd_error *err)
+{
+    int64_t pid = 0, current = 0;
+    int changes = 0;
+    rd_status s = project_id(tx, project, &pid, err);
+    if (s == RD_OK)
+        s = query_int(tx, "SELECT coalesce(max(id), 0) FROM snapshots WHERE project_id = ?1", ARGS(A_I(pid)),
+                      "read the current snapshot", &current, err);
+    if (s == RD_OK && current > 0 && id == current)
+        return rd_error_set(err, RD_E_USAGE,
+                            "snapshot %lld is the current one of project %s: publish a newer one before removing it",
+                            (long long)id, project);
+    if (s == RD_OK)
+        s = exec_sql(tx, "DELETE FROM snapshots WHERE project_id = ?1 AND id = ?2", ARGS(A_I(pid), A_I(id)),
+                     "remove a snapshot", &changes, err);
+    if (s == RD_OK && changes == 0)
+        return rd_error_set(err, RD_E_NOT_FOUND, "project %s has no snapshot %lld", project, (long long)id);
+    return s;
+}
+
 static rd_status read_snapshot(sqlite3_stmt *stmt, void *row, rd_error *err)
 {
     rd_store_snapshot *sn = row;
@@ -1426,6 +1476,8 @@ static const rd_store_backend sqlite_backend = {
     .schedule_put = sq_schedule_put,
     .snapshot_insert = sq_snapshot_insert,
     .snapshot_list = sq_snapshot_list,
+    .run_prune = sq_run_prune,
+    .snapshot_delete = sq_snapshot_delete,
 };
 
 /* Creates the file 0600 when missing (so the -wal and -shm SQLite makes beside it are 0600 too) and refuses

@@ -373,6 +373,16 @@ static void test_run_list(void **state)
     assert_int_equal(runs[2].id, ids[3]);
     rd_store_runs_free(runs, n);
 
+    ok(rd_store_run_list(f->st, "web", "orders", 3000, 0, &runs, &n, &err), &err);
+    assert_int_equal(n, 2);
+    assert_int_equal(runs[0].id, ids[4]);
+    assert_int_equal(runs[1].id, ids[3]);
+    rd_store_runs_free(runs, n);
+    ok(rd_store_run_list(f->st, "web", "orders", 1, 1, &runs, &n, &err), &err);
+    assert_int_equal(n, 1);
+    assert_int_equal(runs[0].id, ids[4]);
+    rd_store_runs_free(runs, n);
+
     ok(rd_store_run_list(f->st, "web", NULL, 0, 2, &runs, &n, &err), &err);
     assert_int_equal(n, 2);
     assert_int_equal(runs[0].id, ids[5]);
@@ -489,6 +499,59 @@ static void test_run_abandon(void **state)
     assert_int_equal(g.state, RD_RUN_CANCELLED);
     assert_non_null(strstr(g.error, "stopped"));
     rd_store_run_clear(&g);
+}
+
+/* A run that ended at finished_at. */
+static int64_t insert_ended(fixture *f, const char *project, const char *source, rd_run_state state,
+                            int64_t finished_at)
+{
+    rd_error err;
+    rd_store_run r = run_of(project, source, state, finished_at - 10);
+    r.finished_at = finished_at;
+    int64_t id = 0;
+    ok(rd_store_run_insert(f->st, &r, &id, &err), &err);
+    return id;
+}
+
+static void test_run_prune(void **state)
+{
+    fixture *f = *state;
+    rd_error err;
+    int64_t a_old = insert_ended(f, "web", "a", RD_RUN_SUCCESS, 100);
+    int64_t a_newest = insert_ended(f, "web", "a", RD_RUN_FAILED, 200);
+    int64_t a_skipped = insert_ended(f, "web", "a", RD_RUN_SKIPPED, 300);
+    int64_t b_only = insert_ended(f, "web", "b", RD_RUN_SUCCESS, 100);
+    int64_t c_old = insert_ended(f, "shop", "c", RD_RUN_CANCELLED, 100);
+    int64_t c_recent = insert_ended(f, "shop", "c", RD_RUN_SUCCESS, 5000);
+    int64_t running = insert(f, "web", "a", RD_RUN_RUNNING, 50);
+    int64_t queued = insert(f, "shop", "c", RD_RUN_QUEUED, 50);
+    ok(rd_store_run_log_append(f->st, a_old, "gone with its run", &err), &err);
+    ok(rd_store_run_log_append(f->st, a_newest, "kept", &err), &err);
+
+    size_t count = 0;
+    ok(rd_store_run_prune(f->st, 1000, &count, &err), &err);
+    assert_int_equal(count, 3);
+    const int64_t gone[] = { a_old, a_skipped, c_old };
+    const int64_t kept[] = { a_newest, b_only, c_recent, running, queued };
+    rd_store_run g = { 0 };
+    for (size_t i = 0; i < 3; i++)
+        assert_int_equal(rd_store_run_get(f->st, gone[i], &g, &err), RD_E_NOT_FOUND);
+    for (size_t i = 0; i < 5; i++) {
+        ok(rd_store_run_get(f->st, kept[i], &g, &err), &err);
+        rd_store_run_clear(&g);
+    }
+    sqlite3 *db = raw_db(f);
+    assert_int_equal(raw_int(db, "SELECT count(*) FROM run_logs"), 1);
+    sqlite3_close(db);
+    ok(rd_store_run_prune(f->st, 1000, &count, &err), &err);
+    assert_int_equal(count, 0);
+
+    /* more than one batch */
+    for (int i = 0; i < 250; i++)
+        insert_ended(f, "web", "bulk", RD_RUN_SKIPPED, 10 + i);
+    ok(rd_store_run_prune(f->st, 1000, &count, &err), &err);
+    assert_int_equal(count, 250);
+    ok(rd_store_run_prune(f->st, 1000, NULL, &err), &err);
 }
 
 /* ---- log lines --------------------------------------------------------------------------------------- */
@@ -726,6 +789,18 @@ static void test_snapshots(void **state)
     ok(rd_store_snapshot_list(f->st, "web", 1, &list, &n, &err), &err);
     assert_int_equal(n, 1);
     assert_int_equal(list[0].id, 3);
+    rd_store_snapshots_free(list, n);
+
+    /* an older one may go, the current one stays */
+    rd_error_clear(&err);
+    assert_int_equal(rd_store_snapshot_delete(f->st, "web", 3, &err), RD_E_USAGE);
+    assert_non_null(strstr(err.message, "current"));
+    ok(rd_store_snapshot_delete(f->st, "web", 1, &err), &err);
+    assert_int_equal(rd_store_snapshot_delete(f->st, "web", 1, &err), RD_E_NOT_FOUND);
+    assert_int_equal(rd_store_snapshot_delete(f->st, "nope", 1, &err), RD_E_NOT_FOUND);
+    ok(rd_store_snapshot_list(f->st, "web", 0, &list, &n, &err), &err);
+    assert_int_equal(n, 2);
+    assert_int_equal(list[1].id, 2);
     rd_store_snapshots_free(list, n);
 
     /* refused: nothing recorded */
@@ -1126,6 +1201,7 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_run_list, setup, teardown),
         cmocka_unit_test_setup_teardown(test_run_latest_ignores_skipped, setup, teardown),
         cmocka_unit_test_setup_teardown(test_run_abandon, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_run_prune, setup, teardown),
         cmocka_unit_test_setup_teardown(test_log_append_list, setup, teardown),
         cmocka_unit_test_setup_teardown(test_log_cap, setup, teardown),
         cmocka_unit_test_setup_teardown(test_schedule_state, setup, teardown),
