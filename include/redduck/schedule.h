@@ -54,6 +54,8 @@ rd_status rd_schedule_prev(const rd_schedule *s, int64_t at_ms, int64_t *prev_ms
 
 /* "cron 0 6 * * * Europe/Berlin", "every 1h", "disabled", "none" (at most n - 1 bytes). */
 void rd_schedule_describe(const rd_schedule *s, char *out, size_t n);
+/* A period as rd_schedule_parse_period reads it: "1h30m" for 5400, "0s" for 0 (at most n - 1 bytes). */
+void rd_schedule_format_period(int64_t seconds, char *out, size_t n);
 
 /* A deep copy (the compiled form shared or copied). */
 rd_status rd_schedule_copy(const rd_schedule *src, rd_schedule *dst, rd_error *err);

@@ -1,5 +1,6 @@
 /* cmd_run.c — `redduck run [DIR] [SOURCE...]`: loads the project, checks it (`--check` stops there, without
- * touching AWS), runs the sources through the project runner and prints a summary table. */
+ * touching AWS, after listing each source's schedule and its next runs), runs the sources through the
+ * project runner and prints a summary table. */
 #include <jansson.h>
 #include <signal.h>
 #include <stdio.h>
@@ -10,6 +11,8 @@
 
 #include "cli.h"
 #include "core/parse.h"
+#include "core/timeutil.h"
+#include "core/tz.h"
 #include "redduck/ingest.h"
 #include "redduck/project.h"
 #include "redduck/runner.h"
@@ -24,7 +27,10 @@ static const char run_help[] =
     "recorded in the table _redduck_runs of the DuckDB file.\n"
     "\n"
     "Options:\n"
-    "  --check            validate redduck.yaml, connectors/, sources/ and .env, then stop (no AWS calls)\n"
+    "  --check            validate redduck.yaml, connectors/, sources/ and .env, print each source's schedule\n"
+    "                     and its next three runs (UTC, and local time for a cron with tz), then stop (no AWS\n"
+    "                     calls); the environment variable REDDUCK_NOW=2026-03-28T00:00:00Z sets the time\n"
+    "                     they are counted from, for reproducible output (tests; --check only)\n"
     "  --parallel N       sources at once (default: `parallel` in redduck.yaml, else 2)\n"
     "  --lock-timeout S   wait S seconds for another process to close the DuckDB file (default 30; 0: none)\n"
     "  --json             print the results as JSON on stdout\n"
@@ -48,10 +54,89 @@ static void on_lock_wait(void *ctx, const char *message)
     fprintf(stderr, "redduck: %s\n", message);
 }
 
+#define CHECK_NEXT_RUNS 3
+
+/* "2026-12-02T06:00:00+01:00" for the instant t (Unix seconds) at UTC offset off. */
+static void format_local(int64_t t, int32_t off, char out[32])
+{
+    int64_t local = t + off, days = local / 86400 - (local % 86400 < 0), y;
+    int64_t sod = local - days * 86400;
+    int m, d;
+    rd_tz_civil_from_days(days, &y, &m, &d);
+    int32_t a = off < 0 ? -off : off;
+    snprintf(out, 32, "%04lld-%02d-%02dT%02d:%02d:%02d%c%02d:%02d", (long long)y, m, d, (int)(sod / 3600),
+             (int)(sod % 3600 / 60), (int)(sod % 60), off < 0 ? '-' : '+', (int)(a / 3600), (int)(a % 3600 / 60));
+}
+
+/* `--check`'s schedule lines for one source: what it is, then its next runs after now_ms. */
+static void print_schedule(const rd_source *src, int64_t now_ms)
+{
+    const rd_schedule *s = &src->refresh;
+    char desc[512];
+    rd_schedule_describe(s, desc, sizeof desc);
+    if (s->kind == RD_SCHEDULE_NONE || s->disabled) {
+        printf("  %s: %s%s\n", src->name, s->disabled ? "disabled, " : "", "manual only");
+        return;
+    }
+    char retry[96] = "", backoff[48];
+    rd_schedule_format_period(s->retry_backoff_s, backoff, sizeof backoff);
+    if (s->retry_attempts > 1)
+        snprintf(retry, sizeof retry, " (up to %d attempts, %s apart)", s->retry_attempts, backoff);
+    printf("  %s: %s%s\n", src->name, desc, retry);
+    rd_tz *tz = NULL;
+    rd_error err;
+    rd_error_clear(&err);
+    if (s->kind == RD_SCHEDULE_CRON && s->tz && rd_tz_load(s->tz, &tz, &err) != RD_OK)
+        tz = NULL; /* the loader read it already; without it only UTC is shown */
+    int64_t t = now_ms;
+    for (int i = 0; i < CHECK_NEXT_RUNS; i++) {
+        int64_t next = 0;
+        if (rd_schedule_next(s, t, &next, &err) != RD_OK) {
+            printf("    %s\n", i ? "no later run" : "never: no time matches within 5 years");
+            break;
+        }
+        char utc[21];
+        rd_time_format_iso8601((time_t)(next / 1000), utc);
+        if (tz) {
+            char local[32];
+            format_local(next / 1000, rd_tz_offset(tz, next / 1000), local);
+            printf("    next %s  %s %s\n", utc, local, s->tz);
+        } else
+            printf("    next %s\n", utc);
+        t = next;
+    }
+    rd_tz_free(tz);
+}
+
+/* The instant `--check` counts from: now, or REDDUCK_NOW (an ISO 8601 time) for reproducible output. */
+static int check_now(int64_t *now_ms)
+{
+    const char *fixed = getenv("REDDUCK_NOW");
+    if (fixed && fixed[0]) {
+        time_t t;
+        if (rd_time_parse_iso8601(fixed, &t) != 0)
+            return rd_cli_usage_error("run", "REDDUCK_NOW must be an ISO 8601 time such as 2026-03-28T00:00:00Z");
+        *now_ms = (int64_t)t * 1000;
+        return 0;
+    }
+    struct timespec ts;
+    clock_gettime(CLOCK_REALTIME, &ts);
+    *now_ms = (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
+    return 0;
+}
+
 static int is_dir(const char *p)
 {
     struct stat st;
     return stat(p, &st) == 0 && S_ISDIR(st.st_mode);
+}
+
+static int is_named(const char **names, size_t n, const char *name)
+{
+    for (size_t i = 0; i < n; i++)
+        if (strcmp(names[i], name) == 0)
+            return 1;
+    return 0;
 }
 
 typedef struct done_ctx {
@@ -151,11 +236,22 @@ int rd_cmd_run(int argc, char **argv)
             return 2;
         }
     if (check) {
-        printf("%s: ok — %zu connector%s, %zu source%s, DuckDB file %s\n", p.name, p.nconnectors,
-               p.nconnectors == 1 ? "" : "s", p.nsources, p.nsources == 1 ? "" : "s", p.duckdb_path);
+        int64_t now_ms = 0;
+        rc = check_now(&now_ms);
+        if (rc == 0) {
+            printf("%s: ok — %zu connector%s, %zu source%s, DuckDB file %s\n", p.name, p.nconnectors,
+                   p.nconnectors == 1 ? "" : "s", p.nsources, p.nsources == 1 ? "" : "s", p.duckdb_path);
+            char from[21];
+            rd_time_format_iso8601((time_t)(now_ms / 1000), from);
+            if (p.nsources)
+                printf("schedules (next runs after %s):\n", from);
+            for (size_t i = 0; i < p.nsources; i++)
+                if (!nonly || is_named(only, nonly, p.sources[i].name))
+                    print_schedule(&p.sources[i], now_ms);
+        }
         rd_project_free(&p);
         free(only);
-        return 0;
+        return rc;
     }
     struct sigaction sa, old_int, old_term;
     memset(&sa, 0, sizeof sa);

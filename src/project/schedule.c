@@ -521,8 +521,14 @@ rd_status rd_schedule_prev(const rd_schedule *s, int64_t at_ms, int64_t *prev_ms
 /* ---- the rest -------------------------------------------------------------------------------------------- */
 
 /* "1h30m" for 5400 (d, h, m, s; zero parts left out). */
-static void format_period(int64_t s, char *out, size_t n)
+void rd_schedule_format_period(int64_t s, char *out, size_t n)
 {
+    if (!out || n == 0)
+        return;
+    if (s <= 0) {
+        snprintf(out, n, "0s");
+        return;
+    }
     static const struct {
         int64_t secs;
         char unit;
@@ -550,7 +556,7 @@ void rd_schedule_describe(const rd_schedule *s, char *out, size_t n)
         snprintf(out, n, "disabled");
     else if (s->kind == RD_SCHEDULE_EVERY) {
         char p[64];
-        format_period(s->every_s, p, sizeof p);
+        rd_schedule_format_period(s->every_s, p, sizeof p);
         snprintf(out, n, "every %s", p);
     } else
         snprintf(out, n, "cron %s%s%s", s->cron ? s->cron : "", s->tz ? " " : "", s->tz ? s->tz : "");

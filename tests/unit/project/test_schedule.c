@@ -377,6 +377,10 @@ static void test_describe_copy(void **state)
     assert_string_equal(d, "cron 0 6 * * * Europe/Berlin");
     expect_next(&c, "2026-12-01T12:00:00Z", (const char *const[]){ "2026-12-02T05:00:00Z" }, 1);
     rd_schedule_free(&c);
+    rd_schedule_format_period(0, d, sizeof d);
+    assert_string_equal(d, "0s");
+    rd_schedule_format_period(86400 + 61, d, sizeof d);
+    assert_string_equal(d, "1d1m1s");
     cron_ok("*/5 * * * *", NULL, &s);
     rd_schedule_describe(&s, d, sizeof d);
     assert_string_equal(d, "cron */5 * * * *");
