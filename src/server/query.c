@@ -355,9 +355,8 @@ static rd_status duckdb_failure(duckdb_error_type t, const char *m, int timed_ou
     one_line(m, msg, sizeof msg);
     if (timed_out || t == DUCKDB_ERROR_INTERRUPT) {
         *why = RD_QUERY_TIMEOUT;
-        long s = (lim->timeout_ms + 999) / 1000;
-        return rd_error_set(err, RD_E_CANCELLED, "the query ran longer than %ld s and was stopped: narrow it (a WHERE, "
-                            "a LIMIT) or ask for less", s);
+        return rd_error_set(err, RD_E_CANCELLED, "the query ran longer than %g s and was stopped: narrow it (a WHERE, "
+                            "a LIMIT) or ask for less", (double)lim->timeout_ms / 1000.0);
     }
     if (t == DUCKDB_ERROR_OUT_OF_MEMORY || (m && strstr(m, "Out of Memory"))) {
         *why = RD_QUERY_OUT_OF_MEMORY;
