@@ -232,7 +232,7 @@ rd_status rd_cloud_refresh(rd_cloud *c, const char *project, const char *const *
         rd_buf_free(&path);
         return oom(err);
     }
-    call_info ci = { "POST", rd_buf_cstr(&path), project, "refresh", EDITOR_ROLE, "application/json", text,
+    call_info ci = { "POST", rd_buf_cstr(&path), project, "refresh the sources", EDITOR_ROLE, "application/json", text,
                      strlen(text) };
     json_t *j = NULL;
     st = rd_cloud_call_object(c, &ci, &j, err);

@@ -1,0 +1,233 @@
+"""test_refresh_cli.py — `redduck refresh|status|logs --cloud` against a real `redduck server` and the emulator
+(both processes on loopback, port 0, stopped by the test or by their lifetimes). A copy of examples/demo is
+deployed with explicit keys in prod (connector.warehouse.aws_access_key_id / aws_secret_access_key /
+endpoint_url as prod variables: the server forces allow_host_access off), then: `refresh --wait` queues and
+follows the three sources to success (one line each), `status` shows them with their rows (and `--json` the
+server's answer), `logs` prints a run's lines and `logs --follow` follows a run while it runs to its end, a
+viewer's refresh is refused naming the role (exit 4), an unknown source is named (exit 1), the commands
+without --cloud are usage errors, and no token or secret appears in any output."""
+import json
+import os
+import re
+import shutil
+import subprocess
+import tempfile
+import threading
+import unittest
+
+from emulator_fixture import REDDUCK, Emulator, clean_env, identities, wait_until
+from test_cloud_cli import DEMO, Server
+
+LIFETIME = 240  # seconds: the server is killed by then whatever happens to the test
+AWS_KEY = "AKIDREFRESHRUNNER"
+AWS_SECRET = "aws-refresh-s3cr3t-Hq7Zp2Lw"
+SOURCES = ("recent_sales", "revenue_by_currency", "sales")
+
+
+class RefreshCliTest(unittest.TestCase):
+    @classmethod
+    def setUpClass(cls):
+        cls.tmp = tempfile.mkdtemp(prefix="rd-refresh-")
+        cfg = identities([("runner", AWS_KEY, AWS_SECRET, ["*"])],
+                         roles=[{"name": "redshift-unload", "allow": ["s3:*"], "default": True}],
+                         workgroups=["demo"], buckets=["redduck-staging"])
+        # a little latency on every request, so a run lasts long enough to be followed while it runs
+        cls.emu = Emulator(args=["--sample", "sales:rows=200", "--faults", "latency.ms=80"], config=cfg,
+                           lifetime=LIFETIME)
+        try:
+            cls.server = Server(os.path.join(cls.tmp, "server-data"))
+        except Exception:
+            cls.emu.cleanup()
+            raise
+        cls.server.timer.cancel()  # this test's own, longer lifetime
+        cls.server.timer = threading.Timer(LIFETIME, cls.server.proc.kill)
+        cls.server.timer.daemon = True
+        cls.server.timer.start()
+        cls.tokens = [cls.server.token]
+        cls.home = os.path.join(cls.tmp, "home")
+        os.makedirs(cls.home)
+        cls.proj = os.path.join(cls.tmp, "demo")
+        shutil.copytree(DEMO, cls.proj)
+        # the project and its prod keys before the deployment, so its first load has them
+        s, j = cls.server.api("POST", "/v1/projects", body={"name": "demo"})
+        assert s == 201, (s, j)
+        s, j = cls.server.api("PATCH", "/v1/projects/demo/variables/prod", body={"set": {
+            "connector.warehouse.aws_access_key_id": AWS_KEY,
+            "connector.warehouse.aws_secret_access_key": AWS_SECRET,
+            "connector.warehouse.endpoint_url": cls.emu.endpoint}})
+        assert s == 200, (s, j)
+        p = subprocess.run([REDDUCK, "deploy", "--no-prompt"], cwd=cls.proj, capture_output=True, text=True,
+                           timeout=120, stdin=subprocess.DEVNULL, env=cls.env_for(cls.server.token))
+        assert p.returncode == 0, p.stdout + p.stderr
+        cls.viewer = cls.server.new_token("vera", "demo", "viewer")
+        cls.tokens.append(cls.viewer)
+
+    @classmethod
+    def tearDownClass(cls):
+        rc = cls.server.stop()
+        cls.emu.cleanup()
+        shutil.rmtree(cls.tmp, ignore_errors=True)
+        assert rc == 0, "the server did not stop cleanly: %r" % rc
+
+    @classmethod
+    def env_for(cls, token):
+        return clean_env(cls.home, REDDUCK_SERVER=cls.server.url, REDDUCK_TOKEN=token, REDDUCK_CA_BUNDLE=None)
+
+    def redduck(self, *args, token=None, timeout=120):
+        p = subprocess.run([REDDUCK] + list(args), cwd=self.proj, capture_output=True, text=True, timeout=timeout,
+                           stdin=subprocess.DEVNULL, env=self.env_for(token or self.server.token))
+        self.no_secret(p.stdout + p.stderr, args)
+        return p
+
+    def no_secret(self, text, what):
+        for secret in self.tokens + [AWS_SECRET]:
+            self.assertNotIn(secret, text, "a secret leaked in the output of %s" % (what,))
+
+    def status_json(self):
+        p = self.redduck("status", "--cloud", "--json")
+        self.assertEqual(p.returncode, 0, p.stderr)
+        return json.loads(p.stdout)
+
+    # ---- the tests run in order: each builds on the runs of the ones before ---------------------------------
+
+    def test_1_refresh_wait_then_status(self):
+        p = self.redduck("refresh", "--cloud", "--wait", "--timeout", "100")
+        self.assertEqual(p.returncode, 0, p.stdout + p.stderr)
+        for s in SOURCES:
+            self.assertRegex(p.stdout, r"(?m)^%s: run \d+ queued$" % s)
+            self.assertRegex(p.stdout, r"(?m)^%s: success, \d+ rows, [0-9.]+ s \(run \d+\)$" % s)
+        self.assertRegex(p.stdout, r"(?m)^sales: success, 200 rows, ")
+        self.assertEqual(p.stderr, "")
+
+        # one audit row for the manual refresh, naming the sources
+        s, audit = self.server.api("GET", "/v1/projects/demo/audit")
+        self.assertEqual(s, 200, audit)
+        refreshes = [e for e in audit["events"] if e["action"] == "refresh"]
+        self.assertEqual(len(refreshes), 1, audit)
+        self.assertEqual(refreshes[0]["actor"], "admin")
+        self.assertEqual(sorted(refreshes[0]["detail"]["sources"]), list(SOURCES))
+
+        j = self.status_json()
+        self.assertEqual(j["project"], "demo")
+        self.assertEqual(j["active_version"], 1)
+        self.assertEqual([x["name"] for x in j["sources"]], list(SOURCES))
+        for x in j["sources"]:
+            self.assertEqual(x["last_run"]["state"], "success", x)
+            self.assertEqual(x["last_run"]["trigger"], "manual")
+            self.assertEqual(x["last_run"]["triggered_by"], "admin")
+            self.assertFalse(x["running"])
+        sales = j["sources"][2]
+        self.assertEqual(sales["table"], "sales")
+        self.assertEqual(sales["last_run"]["rows"], 200)
+        self.assertEqual(sales["schedule"], "none")
+        self.assertIsNone(sales["next_run"])
+        # the snapshot is published after the runs' success
+        self.assertTrue(wait_until(lambda: self.status_json()["snapshot"] is not None, timeout=20),
+                        "no snapshot after the runs")
+
+        p = self.redduck("status", "--cloud")
+        self.assertEqual(p.returncode, 0, p.stderr)
+        lines = p.stdout.splitlines()
+        self.assertEqual(lines[0], "demo: version 1 on %s" % self.server.url)
+        self.assertRegex(lines[1], r"^SOURCE +LAST RUN +STATUS +ROWS +DURATION +NEXT RUN$")
+        rows = {l.split()[0]: l for l in lines[2:5]}
+        self.assertEqual(sorted(rows), sorted(SOURCES))
+        for s in SOURCES:
+            self.assertIn(" success ", rows[s])
+            self.assertRegex(rows[s], r" (ago|just now) ")
+        self.assertRegex(rows["sales"], r" 200 ")
+        self.assertRegex(rows["sales"], r"manual$")
+        # the columns line up: every row has its STATUS where the header has it
+        col = lines[1].index("STATUS")
+        for s in SOURCES:
+            self.assertEqual(rows[s][col:col + 7], "success")
+        self.assertRegex(lines[5], r"^snapshot \d+: ")
+
+    def test_2_logs_of_the_latest_run(self):
+        runs = {x["name"]: x["last_run"] for x in self.status_json()["sources"]}
+        p = self.redduck("logs", "--cloud", "sales")
+        self.assertEqual(p.returncode, 0, p.stderr)
+        lines = p.stdout.splitlines()
+        self.assertEqual(lines[0], "run %d of sales (manual by admin, queued %s): success" %
+                         (runs["sales"]["id"], runs["sales"]["queued_at"]))
+        self.assertGreater(len(lines), 2, p.stdout)
+        for l in lines[1:]:
+            self.assertRegex(l, r"^\d{4}-\d\d-\d\dT\d\d:\d\d:\d\dZ  \S")
+        # --run: the same run by its id; SOURCE may be left out
+        p2 = self.redduck("logs", "--cloud", "--run", str(runs["sales"]["id"]))
+        self.assertEqual(p2.returncode, 0, p2.stderr)
+        self.assertEqual(p2.stdout, p.stdout)
+        # a run of another source is refused
+        p = self.redduck("logs", "--cloud", "sales", "--run", str(runs["recent_sales"]["id"]))
+        self.assertEqual(p.returncode, 2, p.stderr)
+        self.assertIn("is a run of recent_sales, not of sales", p.stderr)
+        # no such run, no runs of a source
+        p = self.redduck("logs", "--cloud", "--run", "999999")
+        self.assertEqual(p.returncode, 1, p.stderr)
+        self.assertIn("project demo has no run 999999", p.stderr)
+        p = self.redduck("logs", "--cloud", "nosuch")
+        self.assertEqual(p.returncode, 1, p.stderr)
+        self.assertIn("source nosuch of demo has no runs", p.stderr)
+
+    def test_3_follow_a_running_run(self):
+        p = self.redduck("refresh", "--cloud", "sales")
+        self.assertEqual(p.returncode, 0, p.stderr)
+        m = re.search(r"^sales: run (\d+) queued$", p.stdout, re.M)
+        self.assertIsNotNone(m, p.stdout)
+        run = int(m.group(1))
+        f = self.redduck("logs", "--cloud", "sales", "--follow")
+        self.assertEqual(f.returncode, 0, f.stdout + f.stderr)
+        lines = f.stdout.splitlines()
+        # it started on the run while it had not ended, and followed it to its end
+        self.assertRegex(lines[0], r"^run %d of sales \(manual by admin, queued \S+\): (queued|running)$" % run)
+        self.assertEqual(lines[-1], "run %d of sales: success" % run)
+        self.assertGreater(len(lines), 3, f.stdout)
+        # every line once, in order: the same lines as reading the finished run
+        again = self.redduck("logs", "--cloud", "--run", str(run))
+        self.assertEqual(again.stdout.splitlines()[1:], lines[1:-1])
+
+    def test_4_viewer_reads_but_may_not_refresh(self):
+        p = self.redduck("status", "--cloud", token=self.viewer)
+        self.assertEqual(p.returncode, 0, p.stderr)
+        p = self.redduck("logs", "--cloud", "sales", token=self.viewer)
+        self.assertEqual(p.returncode, 0, p.stderr)
+        p = self.redduck("refresh", "--cloud", token=self.viewer)
+        self.assertEqual(p.returncode, 4, p.stdout + p.stderr)
+        self.assertEqual(p.stderr.count("\n"), 1, p.stderr)
+        self.assertIn("the editor or admin role", p.stderr)
+        self.assertEqual(p.stdout, "")
+
+    def test_5_unknown_source_named(self):
+        before = len(self.server.api("GET", "/v1/projects/demo/runs")[1]["runs"])
+        p = self.redduck("refresh", "--cloud", "sales", "nosuch")
+        self.assertEqual(p.returncode, 1, p.stdout + p.stderr)
+        self.assertEqual(p.stderr.count("\n"), 1, p.stderr)
+        self.assertIn("project demo has no source nosuch", p.stderr)
+        self.assertIn("recent_sales, revenue_by_currency, sales", p.stderr)
+        # nothing was queued, not even sales
+        self.assertEqual(len(self.server.api("GET", "/v1/projects/demo/runs")[1]["runs"]), before)
+        # an unknown project
+        p = self.redduck("refresh", "--cloud", "--project", "nosuch")
+        self.assertEqual(p.returncode, 1, p.stderr)
+        self.assertIn("no project nosuch", p.stderr)
+
+    def test_6_usage(self):
+        for args, text in ((["refresh"], "refresh needs --cloud"), (["status"], "status needs --cloud"),
+                           (["logs", "sales"], "logs needs --cloud"), (["logs", "--cloud"], "name the SOURCE"),
+                           (["refresh", "--cloud", "--timeout", "5"], "--timeout needs --wait"),
+                           (["refresh", "--cloud", "--wait", "--timeout", "x"], "--timeout is a number of seconds"),
+                           (["logs", "--cloud", "a", "b"], "one source only"),
+                           (["logs", "--cloud", "--run", "0"], "--run: '0' is not a run id")):
+            with self.subTest(args=args):
+                p = self.redduck(*args)
+                self.assertEqual(p.returncode, 2, p.stderr)
+                self.assertIn(text, p.stderr)
+                self.assertTrue(p.stderr.endswith("(see `redduck %s --help`)\n" % args[0]), p.stderr)
+        for cmd in ("refresh", "status", "logs"):
+            p = self.redduck(cmd, "--help")
+            self.assertEqual(p.returncode, 0)
+            self.assertTrue(p.stdout.startswith("usage: redduck %s --cloud" % cmd), p.stdout)
+
+
+if __name__ == "__main__":
+    unittest.main()
