@@ -4,7 +4,7 @@ deployed with explicit keys in prod (connector.warehouse.aws_access_key_id / aws
 endpoint_url as prod variables: the server forces allow_host_access off), then: `refresh --wait` queues and
 follows the three sources to success (one line each), `status` shows them with their rows (and `--json` the
 server's answer), `logs` prints a run's lines and `logs --follow` follows a run while it runs to its end, a
-viewer's refresh is refused naming the role (exit 4), an unknown source is named (exit 1), the commands
+failing source makes `refresh --wait` and `logs --follow` exit 1 with the warehouse's error, a viewer's refresh is refused naming the role (exit 4), an unknown source is named (exit 1), the commands
 without --cloud are usage errors, and no token or secret appears in any output."""
 import json
 import os
@@ -210,6 +210,37 @@ class RefreshCliTest(unittest.TestCase):
         p = self.redduck("refresh", "--cloud", "--project", "nosuch")
         self.assertEqual(p.returncode, 1, p.stderr)
         self.assertIn("no project nosuch", p.stderr)
+
+    def test_7_a_failing_run_fails_wait_and_follow(self):
+        # a second project with one source the warehouse refuses (no such table)
+        d = os.path.join(self.tmp, "broken")
+        shutil.copytree(DEMO, d)
+        for f in os.listdir(os.path.join(d, "sources")):
+            os.remove(os.path.join(d, "sources", f))
+        with open(os.path.join(d, "redduck.yaml"), "w") as f:
+            f.write("name: broken\nduckdb: data/broken.duckdb\n")
+        with open(os.path.join(d, "sources", "bad.yaml"), "w") as f:
+            f.write("connector: warehouse\nsql: select * from no_such_table\n")
+        self.assertEqual(self.server.api("POST", "/v1/projects", body={"name": "broken"})[0], 201)
+        s, j = self.server.api("PATCH", "/v1/projects/broken/variables/prod", body={"set": {
+            "connector.warehouse.aws_access_key_id": AWS_KEY,
+            "connector.warehouse.aws_secret_access_key": AWS_SECRET,
+            "connector.warehouse.endpoint_url": self.emu.endpoint}})
+        self.assertEqual(s, 200, j)
+        p = subprocess.run([REDDUCK, "deploy", "--no-prompt"], cwd=d, capture_output=True, text=True, timeout=120,
+                           stdin=subprocess.DEVNULL, env=self.env_for(self.server.token))
+        self.assertEqual(p.returncode, 0, p.stdout + p.stderr)
+        p = self.redduck("refresh", "--cloud", "--project", "broken", "--wait", "--timeout", "60")
+        self.assertEqual(p.returncode, 1, p.stdout + p.stderr)
+        self.assertRegex(p.stdout, r"(?m)^bad: failed, [0-9.]+ s \(run \d+\): .*no_such_table")
+        self.assertIn("1 of the runs failed", p.stderr)
+        f = self.redduck("logs", "--cloud", "--project", "broken", "bad", "--follow")
+        self.assertEqual(f.returncode, 1, f.stdout + f.stderr)
+        self.assertRegex(f.stdout.splitlines()[-1], r"^run \d+ of bad: failed$")
+        p = self.redduck("status", "--cloud", "--project", "broken")
+        self.assertEqual(p.returncode, 0, p.stderr)
+        self.assertRegex(p.stdout, r"(?m)^bad +\S+( ago)? +failed ")
+        self.assertIn("no snapshot yet", p.stdout)
 
     def test_6_usage(self):
         for args, text in ((["refresh"], "refresh needs --cloud"), (["status"], "status needs --cloud"),
