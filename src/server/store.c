@@ -1297,9 +1297,11 @@ rd_status rd_store_snapshot_publish(rd_store *st, const rd_store_snapshot *s_in,
     if (!s_in)
         return rd_error_set(err, RD_E_USAGE, "no snapshot given");
     rd_status s = RD_OK;
-    if (!s_in->path || s_in->path[0] != '/' || strlen(s_in->path) > SNAPSHOT_PATH_MAX ||
-        !text_valid(s_in->path, SNAPSHOT_PATH_MAX, 1))
-        s = rd_error_set(err, RD_E_USAGE, "a snapshot's path must be absolute (at most %d bytes of UTF-8)",
+    /* absolute as the server makes them; a relative one (a data dir given relative) is kept, not refused
+     * after the whole refresh */
+    if (!text_valid(s_in->path, SNAPSHOT_PATH_MAX, 1))
+        s = rd_error_set(err, RD_E_USAGE,
+                         "a snapshot's path must be 1 to %d bytes of UTF-8 with no control character",
                          SNAPSHOT_PATH_MAX);
     if (s == RD_OK && !sha256_hex_valid(s_in->sha256))
         s = rd_error_set(err, RD_E_USAGE, "a snapshot's SHA-256 must be 64 lowercase hex digits");

@@ -355,7 +355,7 @@ rd_status rd_store_schedule_set(rd_store *st, const char *project, const char *s
 typedef struct rd_store_snapshot {
     int64_t id;            /* grows per project */
     char *project;
-    char *path;            /* absolute */
+    char *path;            /* absolute (when the data dir was given so) */
     char *sha256;          /* hex of the file's bytes */
     uint64_t size;
     int64_t created_at_ms;
@@ -363,9 +363,10 @@ typedef struct rd_store_snapshot {
     char *tables_json;     /* [{"name":"orders","rows":123},...] of the snapshot, sorted by name */
 } rd_store_snapshot;
 /* Records a new snapshot (s->id is ignored; *id, may be NULL, written) as project's current one: its id is
- * one more than the project's highest. The path must be absolute (at most 4096 bytes), sha256 64 lowercase
- * hex digits, tables_json a JSON array (at most RD_STORE_TABLES_JSON_MAX bytes; stored as given) and
- * run_id >= 0 (RD_E_USAGE otherwise); created_at_ms 0 is taken as now. RD_E_NOT_FOUND for no such project. */
+ * one more than the project's highest. The path (absolute when the data dir is) must be 1 to 4096 bytes of
+ * UTF-8 with no control character, sha256 64 lowercase hex digits, tables_json a JSON array (at most
+ * RD_STORE_TABLES_JSON_MAX bytes; stored as given) and run_id >= 0 (RD_E_USAGE otherwise); created_at_ms 0
+ * is taken as now. RD_E_NOT_FOUND for no such project. */
 rd_status rd_store_snapshot_publish(rd_store *st, const rd_store_snapshot *s, int64_t *id, rd_error *err);
 /* The project's current snapshot (the highest id). RD_E_NOT_FOUND when none has been published yet. */
 rd_status rd_store_snapshot_current(rd_store *st, const char *project, rd_store_snapshot *out, rd_error *err);

@@ -1,8 +1,9 @@
 /* test_store_runs.c — the store's schema 3 on SQLite: runs (insert, update, get, list by order, since, limit
  * and source; the latest per source without the skipped; abandoned after a crash), their log lines (after_seq,
  * the cap), the schedules' last slots, snapshots (ids per project, the current one), the upgrade of a
- * schema-2 file with its data kept, names and values refused, the rows of a deleted project, and 8 + 8
- * threads appending log lines and inserting runs with no seq or id lost or doubled. */
+ * schema-2 file with its data kept, names and values refused, the rows of a deleted project, retention,
+ * and 8 + 8 threads (over two store handles, as two processes) appending log lines and inserting runs with
+ * no seq or id lost or doubled. */
 #include <setjmp.h>
 #include <stdarg.h>
 #include <stddef.h>
@@ -809,7 +810,11 @@ static void test_snapshots(void **state)
         s = snapshot_of("web", "/x/4.duckdb", SHA, run, bad_tables[i]);
         assert_int_equal(rd_store_snapshot_publish(f->st, &s, &id, &err), RD_E_USAGE);
     }
-    s = snapshot_of("web", "relative/4.duckdb", SHA, run, "[]");
+    s = snapshot_of("web", "", SHA, run, "[]");
+    assert_int_equal(rd_store_snapshot_publish(f->st, &s, &id, &err), RD_E_USAGE);
+    s = snapshot_of("web", "/x/4\n.duckdb", SHA, run, "[]");
+    assert_int_equal(rd_store_snapshot_publish(f->st, &s, &id, &err), RD_E_USAGE);
+    s = snapshot_of("web", NULL, SHA, run, "[]");
     assert_int_equal(rd_store_snapshot_publish(f->st, &s, &id, &err), RD_E_USAGE);
     s = snapshot_of("web", "/x/4.duckdb", "ABC", run, "[]");
     assert_int_equal(rd_store_snapshot_publish(f->st, &s, &id, &err), RD_E_USAGE);
@@ -1127,17 +1132,21 @@ static void test_concurrent_appends_and_inserts(void **state)
     fixture *f = *state;
     rd_error err;
     int64_t run = insert(f, "web", "busy", RD_RUN_RUNNING, 1);
+    /* a second store on the same file stands for another process: its writers do not share our lock */
+    rd_store *other = NULL;
+    ok(rd_store_open_sqlite(f->data, NULL, NULL, &other, &err), &err);
     worker *w = calloc(2 * THREADS, sizeof *w);
     assert_non_null(w);
     pthread_t th[2 * THREADS];
     for (int i = 0; i < 2 * THREADS; i++) {
-        w[i].st = f->st;
+        w[i].st = i % 2 ? other : f->st;
         w[i].index = i % THREADS;
         w[i].run_id = i < THREADS ? run : 0;
         assert_int_equal(pthread_create(&th[i], NULL, i < THREADS ? append_lines : insert_runs, &w[i]), 0);
     }
     for (int i = 0; i < 2 * THREADS; i++)
         pthread_join(th[i], NULL);
+    rd_store_close(other);
     for (int i = 0; i < 2 * THREADS; i++)
         if (w[i].status != RD_OK)
             fail_msg("thread %d: %s", i, w[i].message);
