@@ -128,7 +128,7 @@ class Chromium:
                     (session is None or e.get("sessionId") == session)]
 
     def close(self):
-        """Kills the whole process group (the browser and its helpers), whatever state it is in."""
+        """Kills the whole process group (the browser and its child processes), whatever state it is in."""
         try:
             os.killpg(self.proc.pid, signal.SIGKILL)
         except ProcessLookupError:
@@ -267,6 +267,8 @@ class StatusPageTest(unittest.TestCase):
         s = cls.server
         d = os.path.join(cls.tmp, "demo")
         shutil.copytree(DEMO, d, ignore=shutil.ignore_patterns("data", ".env"))
+        with open(os.path.join(d, "sources", "revenue_by_currency.yaml"), "a") as f:
+            f.write("refresh:\n  every: 6h\n")  # the scheduler's next slot is shown; nothing runs before it
         with open(os.path.join(d, "sources", XSS_NAME + ".yaml"), "w") as f:
             f.write("connector: warehouse\nsql: select count(*) as n from sales\nvia: data-api\ntable_name: xss\n")
         status, _ = s.api("POST", "/v1/projects", body={"name": "demo"})
@@ -313,6 +315,12 @@ class StatusPageTest(unittest.TestCase):
         sources = tab.eval("[...document.querySelectorAll('table.sources td.source')].map(e => e.textContent)")
         self.assertEqual(sorted(sources), sorted(["recent_sales", "revenue_by_currency", "sales", XSS_NAME]))
         self.assertEqual(self.runs(), [])
+        row = tab.eval("(() => { const r = [...document.querySelectorAll('table.sources tr')].find(r =>"
+                       " r.querySelector('td.source')?.textContent === 'revenue_by_currency');"
+                       " return [...r.cells].map(c => [c.textContent, !!c.querySelector('time')]); })()")
+        self.assertEqual(row[1][0], "every 6h")
+        self.assertTrue(row[2][1], row)  # the next run: a time
+        self.assertEqual(row[3][0], "never ran")
 
         # the button: a real click, the form posted with its CSRF token, back to the dashboard
         before = tab.origin_time()

@@ -26,6 +26,7 @@
 #include "server/api.h"
 #include "server/api_internal.h"
 #include "server/page_internal.h"
+#include "server/scheduler.h"
 #include "server/store.h"
 
 #define XSS_SOURCE "<img src=x onerror=alert(1)>"
@@ -38,6 +39,7 @@ typedef struct fixture {
     rd_store *st;
     rd_api *api;
     rd_httpd *d;
+    rd_scheduler *sched;
     int port;
     int64_t clock; /* the page's clock (Unix seconds) when set */
     char admin[RD_TOKEN_LEN + 1], editor[RD_TOKEN_LEN + 1], viewer[RD_TOKEN_LEN + 1], outsider[RD_TOKEN_LEN + 1];
@@ -65,7 +67,7 @@ static void user(fixture *f, const char *name, rd_role role, char tok[RD_TOKEN_L
     assert_int_equal(rd_store_token_create(f->st, "test", name, "t", tok, &err), RD_OK);
 }
 
-static int setup_with(void **state, int use_clock)
+static int setup_with(void **state, int use_clock, int use_scheduler)
 {
     fixture *f = calloc(1, sizeof *f);
     if (!f || rd_test_mkdtemp(f->dir, sizeof f->dir, "rd-page") != 0)
@@ -89,7 +91,11 @@ static int setup_with(void **state, int use_clock)
     user(f, "ed", RD_ROLE_EDITOR, f->editor);
     user(f, "vera", RD_ROLE_VIEWER, f->viewer);
     user(f, "otto", RD_ROLE_NONE, f->outsider);
-    rd_api_options ao = { .data_dir = f->data, .auth_failures = 3 };
+    if (use_scheduler) {
+        rd_scheduler_options so = { .data_dir = f->data, .store = f->st, .max_concurrent_runs = 1 };
+        assert_int_equal(rd_scheduler_start(&so, &f->sched, &err), RD_OK);
+    }
+    rd_api_options ao = { .data_dir = f->data, .auth_failures = 3, .scheduler = f->sched };
     assert_int_equal(rd_api_new(f->st, &ao, &f->api, &err), RD_OK);
     if (use_clock) {
         f->clock = 1800000000;
@@ -109,12 +115,17 @@ static int setup_with(void **state, int use_clock)
 
 static int setup(void **state)
 {
-    return setup_with(state, 0);
+    return setup_with(state, 0, 0);
 }
 
 static int setup_clock(void **state)
 {
-    return setup_with(state, 1);
+    return setup_with(state, 1, 0);
+}
+
+static int setup_scheduler(void **state)
+{
+    return setup_with(state, 0, 1);
 }
 
 static int teardown(void **state)
@@ -122,6 +133,7 @@ static int teardown(void **state)
     fixture *f = *state;
     rd_httpd_stop(f->d);
     rd_api_free(f->api);
+    rd_scheduler_stop(f->sched);
     rd_store_close(f->st);
     rd_keyring_free(f->kr);
     rd_test_rm_tree(f->dir);
@@ -583,6 +595,25 @@ static void test_refresh_checks_csrf_and_role(void **state)
     answer_free(&a);
 }
 
+/* With a scheduler: the right form reaches it, which has nothing to run for a project never deployed (409);
+ * the dashboard still lists the sources the runs know. */
+static void test_refresh_reaches_the_scheduler(void **state)
+{
+    fixture *f = *state;
+    add_run(f, "sales", RD_RUN_SUCCESS, now_ms() - 1000, 5, 0.5, NULL);
+    char ed[65], csrf[65], form[128];
+    login(f, f->editor, ed);
+    csrf_of(f, ed, csrf);
+    answer a;
+    assert_int_equal(request(f, "GET", "/", ed, NULL, NULL, &a), 200);
+    assert_non_null(strstr(body(&a), "<td class=\"source\">sales</td>"));
+    answer_free(&a);
+    snprintf(form, sizeof form, "csrf=%s", csrf);
+    assert_int_equal(request(f, "POST", "/projects/demo/refresh", ed, form, NULL, &a), 409);
+    assert_non_null(strstr(body(&a), "no active deployment"));
+    answer_free(&a);
+}
+
 static void test_expired_unknown_and_removed_sessions(void **state)
 {
     fixture *f = *state;
@@ -708,6 +739,7 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_dashboard_lists_runs_escaped, setup, teardown),
         cmocka_unit_test_setup_teardown(test_charts_have_one_point_per_ended_run, setup, teardown),
         cmocka_unit_test_setup_teardown(test_refresh_checks_csrf_and_role, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_refresh_reaches_the_scheduler, setup_scheduler, teardown),
         cmocka_unit_test_setup_teardown(test_expired_unknown_and_removed_sessions, setup_clock, teardown),
         cmocka_unit_test_setup_teardown(test_logout, setup, teardown),
         cmocka_unit_test_setup_teardown(test_not_found_and_methods, setup, teardown),
