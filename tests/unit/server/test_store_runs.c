@@ -623,6 +623,47 @@ static void test_log_append_list(void **state)
     assert_int_equal(rd_store_run_log_append(f->st, 0, "x", &err), RD_E_USAGE);
 }
 
+/* Random bytes in, always valid UTF-8 of one line within the bound out (what the page and the API print). */
+static void test_log_lines_always_clean(void **state)
+{
+    fixture *f = *state;
+    rd_error err;
+    int64_t id = insert(f, "web", "orders", RD_RUN_RUNNING, 1);
+    uint32_t x = 12345;
+    const char *pieces[] = { "\xC3\xA9", "\xE2\x80\xA6", "\xF0\x9F\xA6\x86", "\xC3", "\xE2\x80", "\xFF", "\n", "\t", "a" };
+    char buf[5000];
+    for (int k = 0; k < 120; k++) {
+        x = x * 1103515245u + 12345u;
+        size_t target = 1 + (x >> 8) % (k % 3 ? 300 : sizeof buf - 8), len = 0;
+        while (len < target) {
+            x = x * 1103515245u + 12345u;
+            const char *piece = pieces[(x >> 16) % (sizeof pieces / sizeof pieces[0])];
+            size_t pl = strlen(piece);
+            if (len + pl >= sizeof buf)
+                break;
+            memcpy(buf + len, piece, pl);
+            len += pl;
+        }
+        buf[len] = '\0';
+        ok(rd_store_run_log_append(f->st, id, buf, &err), &err);
+    }
+    rd_store_log_line *l = NULL;
+    size_t n = 0;
+    ok(rd_store_run_log_list(f->st, id, 0, 0, &l, &n, &err), &err);
+    assert_int_equal(n, 120);
+    size_t cut = 0;
+    for (size_t i = 0; i < n; i++) {
+        size_t len = strlen(l[i].line);
+        cut += len > RD_STORE_LOG_LINE_MAX - 8 && ends_with(l[i].line, "\xE2\x80\xA6");
+        assert_true(len > 0 && len <= RD_STORE_LOG_LINE_MAX);
+        assert_true(valid_utf8(l[i].line));
+        for (size_t j = 0; j < len; j++)
+            assert_true((unsigned char)l[i].line[j] >= 0x20 || l[i].line[j] == '\t');
+    }
+    assert_true(cut >= 10); /* the long ones were cut at a character boundary */
+    rd_store_log_lines_free(l, n);
+}
+
 static void test_log_cap(void **state)
 {
     fixture *f = *state;
@@ -1212,6 +1253,7 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_run_abandon, setup, teardown),
         cmocka_unit_test_setup_teardown(test_run_prune, setup, teardown),
         cmocka_unit_test_setup_teardown(test_log_append_list, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_log_lines_always_clean, setup, teardown),
         cmocka_unit_test_setup_teardown(test_log_cap, setup, teardown),
         cmocka_unit_test_setup_teardown(test_schedule_state, setup, teardown),
         cmocka_unit_test_setup_teardown(test_snapshots, setup, teardown),
