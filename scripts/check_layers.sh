@@ -19,10 +19,11 @@ BEGIN {
     pub["error"] = "core"; pub["buf"] = "core"; pub["headers"] = "core"
     pub["sigv4"] = "aws"; pub["creds"] = "aws"
     pub["session"] = "auth"
-    pub["ingest"] = "ingest"; pub["target"] = "ingest"; pub["gc"] = "ingest"
+    pub["ingest"] = "ingest"; pub["target"] = "ingest"; pub["gc"] = "ingest"; pub["value"] = "ingest"
     pub["project"] = "project"; pub["runner"] = "project"; pub["doctor"] = "project"; pub["dotenv"] = "project"
+    pub["schedule"] = "project"
     pub["emulator"] = "emulator"
-    pub["cloud"] = "server"
+    pub["cloud"] = "server"; pub["pull"] = "server"
     pub["server"] = "server"
     # what each layer may include (private headers and public ones alike)
     may["core"] = " core "

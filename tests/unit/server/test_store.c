@@ -118,8 +118,8 @@ static void test_migrations_once_and_files_private(void **state)
     free(p.name);
 
     sqlite3 *db = raw_db(f);
-    assert_int_equal(raw_int(db, "SELECT count(*) FROM schema_version"), 2);
-    assert_int_equal(raw_int(db, "SELECT max(version) FROM schema_version"), 2);
+    assert_int_equal(raw_int(db, "SELECT count(*) FROM schema_version"), 3);
+    assert_int_equal(raw_int(db, "SELECT max(version) FROM schema_version"), 3);
     assert_int_equal(raw_int(db, "SELECT count(*) FROM sqlite_schema WHERE type = 'table' AND name IN ('users',"
                                  " 'tokens', 'projects', 'memberships', 'deployments', 'variables', 'audit')"),
                      7);
@@ -888,7 +888,7 @@ static void test_schema_1_upgraded_data_intact(void **state)
 
     assert_int_equal(sqlite3_open_v2(path, &db, SQLITE_OPEN_READONLY, NULL), SQLITE_OK);
     sqlite3_busy_timeout(db, 5000);
-    assert_int_equal(raw_int(db, "SELECT max(version) FROM schema_version"), 2);
+    assert_int_equal(raw_int(db, "SELECT max(version) FROM schema_version"), 3);
     assert_int_equal(raw_int(db, "SELECT count(*) FROM deployments WHERE environment IS NULL"), 2);
     sqlite3_close(db);
     /* reopened at schema 2: nothing applied again */
