@@ -8,7 +8,8 @@
  * lifetime, Secure over TLS); the server keeps its SHA-256, the user's name, the login time and a per-session
  * CSRF token. A session lasts RD_PAGE_SESSION_SECONDS from its login (not sliding); the user is read again
  * from the store on every request (a removed user's sessions stop at once). At most RD_PAGE_MAX_SESSIONS: the
- * oldest is dropped for a new one. A server restart ends them all. Every POST but the login needs the
+ * oldest is dropped for a new one. A login replaces the session the browser sent, logout ends it, and a server
+ * restart ends them all. Every POST but the login needs the
  * session's CSRF token (a hidden field, compared in constant time); every POST is refused when its Origin
  * (or Sec-Fetch-Site) says another site sent it. Tokens, session ids and CSRF tokens are never logged. */
 #include "server/page_internal.h"
@@ -476,6 +477,9 @@ static void do_login(rd_api_call *c, const rd_buf *body, rd_httpd_response *resp
         send_login(c, resp, 500, "The server could not make a session (no random bytes): retry.");
         return;
     }
+    unsigned char old[32];
+    if (cookie_session_hash(c->req, old) == 0) /* a login replaces the browser's earlier session */
+        session_remove(a->page, old);
     rd_store_user_clear(&c->user);
     c->user = u; /* the request's log line names the user */
     c->authed = 1;

@@ -30,6 +30,7 @@ from test_cloud_cli import DEMO, Server
 CHROMIUM = os.environ.get("RD_CHROMIUM", "/usr/bin/chromium")
 XSS_NAME = "<b>x<script>"
 TIMEOUT = 15  # seconds for any one wait
+LIFETIME = 90  # seconds: Chromium is killed by then whatever happens to the test
 
 
 def artifact_dir():
@@ -71,6 +72,10 @@ class Chromium:
                                      preexec_fn=die_with_parent)
         os.close(cr)
         os.close(cw)
+        # a lifetime, as the servers have: killed by then even if the test hangs
+        self.timer = threading.Timer(LIFETIME, self._kill)
+        self.timer.daemon = True
+        self.timer.start()
         self.next_id = 0
         self.replies = {}
         self.events = []
@@ -127,12 +132,16 @@ class Chromium:
             return [e for e in self.events if e.get("method") == method and
                     (session is None or e.get("sessionId") == session)]
 
-    def close(self):
-        """Kills the whole process group (the browser and its child processes), whatever state it is in."""
+    def _kill(self):
         try:
             os.killpg(self.proc.pid, signal.SIGKILL)
         except ProcessLookupError:
             pass
+
+    def close(self):
+        """Kills the whole process group (the browser and its child processes), whatever state it is in."""
+        self.timer.cancel()
+        self._kill()
         try:
             self.proc.wait(10)
         except subprocess.TimeoutExpired:

@@ -391,6 +391,19 @@ static void test_login_good_and_bad_token(void **state)
     char id2[65];
     login(f, f->editor, id2);
     assert_string_not_equal(id, id2);
+    assert_int_equal(request(f, "GET", "/", id, NULL, NULL, &a), 200);
+    assert_false(is_login_page(&a));
+    answer_free(&a);
+    /* a login sent with a session's cookie replaces that session */
+    snprintf(form, sizeof form, "token=%s", f->viewer);
+    assert_int_equal(request(f, "POST", "/login", id2, form, NULL, &a), 303);
+    answer_free(&a);
+    assert_int_equal(request(f, "GET", "/", id2, NULL, NULL, &a), 200);
+    assert_true(is_login_page(&a));
+    answer_free(&a);
+    assert_int_equal(request(f, "GET", "/", id, NULL, NULL, &a), 200);
+    assert_false(is_login_page(&a));
+    answer_free(&a);
 }
 
 static void test_failed_logins_are_counted(void **state)
