@@ -19,6 +19,7 @@
 #define PERIOD_MAX_S (366LL * 86400)
 #define SEARCH_DAYS (5 * 366 + 2)         /* a cron with no slot in 5 years has none ("0 0 29 2 1" has) */
 #define ZONE_SLACK_S (27 * 3600)          /* more than any UTC offset */
+#define DST_SLACK_S (3 * 3600)            /* more than any DST shift: where a search starts before its instant */
 
 struct rd_schedule_compiled {
     atomic_int refs;
@@ -426,7 +427,10 @@ static int64_t local_to_utc(const rd_tz *tz, int64_t local)
 
 static rd_status cron_next(const struct rd_schedule_compiled *c, int64_t after_s, int64_t *out)
 {
-    int64_t local = after_s + rd_tz_offset(c->tz, after_s) - (c->tz ? ZONE_SLACK_S : 0);
+    /* The first local time that may map past after_s: the wall clock at after_s, or a lower one a day on
+     * (clocks set back), less a DST shift. */
+    int32_t o1 = rd_tz_offset(c->tz, after_s), o2 = rd_tz_offset(c->tz, after_s + ZONE_SLACK_S);
+    int64_t local = after_s + (o1 < o2 ? o1 : o2) - (c->tz ? DST_SLACK_S : 0);
     int64_t limit = local + (int64_t)SEARCH_DAYS * 86400;
     for (;;) {
         local = next_local(c, local, limit);
@@ -443,7 +447,8 @@ static rd_status cron_next(const struct rd_schedule_compiled *c, int64_t after_s
 
 static rd_status cron_prev(const struct rd_schedule_compiled *c, int64_t at_s, int64_t *out)
 {
-    int64_t local = at_s + rd_tz_offset(c->tz, at_s) + (c->tz ? ZONE_SLACK_S : 0);
+    int32_t o1 = rd_tz_offset(c->tz, at_s), o2 = rd_tz_offset(c->tz, at_s - ZONE_SLACK_S);
+    int64_t local = at_s + (o1 > o2 ? o1 : o2) + (c->tz ? DST_SLACK_S : 0);
     int64_t limit = local - (int64_t)SEARCH_DAYS * 86400;
     for (;;) {
         local = prev_local(c, local, limit);
