@@ -1,7 +1,7 @@
 /* redduck/value.h — what readers of a DuckDB file share: one value of a result (a row of a column of a data
  * chunk) as text (DuckDB's own text, as a cast to VARCHAR gives it) and as JSON, for `redduck query` and the
  * server's query API; and a copy of some tables of a file into a new file (`redduck pull --tables`). It
- * never writes the file it reads. The DuckDB types are declared here by their struct tags only (a
+ * never writes the file it reads; a file's tables and their row counts (what `pull` reports as changed). The DuckDB types are declared here by their struct tags only (a
  * duckdb_vector is a struct _duckdb_vector *), so this header does not need duckdb.h.
  *
  * Ownership: appended text goes into the caller's rd_buf; nothing is kept between calls.
@@ -56,6 +56,18 @@ rd_status rd_value_json_string(rd_buf *out, const char *s, size_t n, rd_error *e
  * removed. */
 rd_status rd_value_copy_tables(const char *src, const char *dest, const char *const *tables, size_t ntables,
                                rd_error *err);
+
+/* One table of a file and its row count. */
+typedef struct rd_value_table {
+    char *name;
+    uint64_t rows;
+} rd_value_table;
+
+/* The tables of the main schema of the DuckDB file at path (opened read-only), sorted by name, with their row
+ * counts; redduck's own (_redduck_*) are left out. *out is freed with rd_value_tables_free. RD_E_IO with
+ * DuckDB's message. */
+rd_status rd_value_file_tables(const char *path, rd_value_table **out, size_t *n, rd_error *err);
+void rd_value_tables_free(rd_value_table *t, size_t n);
 
 #ifdef __cplusplus
 }

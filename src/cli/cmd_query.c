@@ -16,11 +16,13 @@
 
 #include "cli.h"
 #include "redduck/buf.h"
+#include "redduck/pull.h"
 #include "redduck/value.h"
 #include "core/parse.h"
 
 static const char query_help[] =
     "usage: redduck query FILE.duckdb 'SQL' [--csv | --json] [--max-rows N]\n"
+    "       redduck query --cloud PROJECT 'SQL' [--csv | --json] [--max-rows N] [--server URL] [--ca-cert FILE]\n"
     "\n"
     "Runs SQL on a local DuckDB file (opened read-only; a missing file is an error, never created) and\n"
     "prints the result of its last statement.\n"
@@ -36,7 +38,12 @@ static const char query_help[] =
     "  --max-rows N  print at most N rows (default: 1000 for the table, unlimited for CSV and JSON);\n"
     "                when rows are left out, \"(showing first N of M rows)\" goes to stderr\n"
     "\n"
-    "Exit codes: 0 ok, 2 usage, 1 other failure (missing file, SQL error).\n";
+    "With --cloud PROJECT the SQL runs on the redduck server, on the project's latest data (one read-only\n"
+    "SELECT; the server refuses anything else, and files or the network): the same output, and\n"
+    "\"(truncated at N rows)\" on stderr when the server's row limit left rows out.\n"
+    RD_CLI_CLOUD_OPTIONS_HELP
+    "\n"
+    "Exit codes: 0 ok, 2 usage, 4 role not enough (--cloud), 1 other failure (missing file, SQL error, refused).\n";
 
 enum query_format { FORMAT_AUTO, FORMAT_TABLE, FORMAT_CSV, FORMAT_JSON };
 
@@ -391,13 +398,89 @@ static int parse_max_rows(const char *value, void *dest)
     return 0;
 }
 
+/* --cloud: the server's answer printed as the local query prints a result. */
+static int query_cloud(const rd_cli_cloud_flags *flags, const char *project, const char *sql,
+                       enum query_format format, uint64_t max_rows)
+{
+    int rc = 1;
+    rd_cloud *c = rd_cli_cloud_open(flags, &rc);
+    if (!c)
+        return rc;
+    rd_cloud_query_result r;
+    rd_error err;
+    rd_error_clear(&err);
+    rd_status st = rd_cloud_query(c, project, sql, format == FORMAT_CSV, &r, &err);
+    rd_cloud_free(c);
+    if (st != RD_OK) {
+        rd_cli_print_error(&err);
+        return rd_cli_exit_code(st);
+    }
+    FILE *f = stdout;
+    rc = 0;
+    if (format == FORMAT_CSV) {
+        fwrite(r.body, 1, r.body_len, f);
+    } else if (format == FORMAT_JSON) {
+        fputs(r.objects_json, f);
+    } else {
+        query_column *cols = calloc(r.ncols ? r.ncols : 1, sizeof *cols);
+        table_rows t = { 0 };
+        size_t shown = r.nrows < max_rows ? r.nrows : (size_t)max_rows;
+        t.cells = calloc((shown ? shown : 1) * (r.ncols ? r.ncols : 1), sizeof *t.cells);
+        if (!cols || !t.cells) {
+            rc = 1;
+        } else {
+            for (size_t i = 0; i < r.ncols; i++) {
+                cols[i].name = r.names[i];
+                cols[i].numeric = r.numeric[i];
+            }
+            for (size_t y = 0; y < shown && rc == 0; y++, t.rows++) {
+                for (size_t x = 0; x < r.ncols; x++) {
+                    table_cell *cell = &t.cells[y * r.ncols + x];
+                    const char *v = r.cells[y * r.ncols + x];
+                    cell->width = 4; /* NULL */
+                    if (!v)
+                        continue;
+                    rd_buf b = RD_BUF_INIT;
+                    rd_buf_puts(&b, v);
+                    cell->text = table_text(&b);
+                    rd_buf_free(&b);
+                    if (!cell->text)
+                        rc = 1;
+                    else
+                        cell->width = utf8_width(cell->text);
+                }
+            }
+            if (rc == 0)
+                rc = table_print(f, &t, cols, r.ncols, shown) != 0;
+            if (shown < r.nrows)
+                fprintf(stderr, "(showing first %zu of %zu rows)\n", shown, r.nrows);
+        }
+        if (rc)
+            fprintf(stderr, "redduck query: out of memory\n");
+        table_free(&t, r.ncols);
+        free(cols);
+    }
+    if (r.truncated)
+        fprintf(stderr, "(truncated at %llu rows)\n", (unsigned long long)r.row_count);
+    if (fflush(f) != 0 || ferror(f)) {
+        fprintf(stderr, "redduck query: writing the result: %s\n", strerror(errno));
+        rc = 1;
+    }
+    rd_cloud_query_result_free(&r);
+    return rc;
+}
+
 int rd_cmd_query(int argc, char **argv)
 {
     query_args qa = { NULL, NULL };
     enum query_format format = FORMAT_AUTO;
     max_rows_opt max = { 0, 0 };
+    const char *cloud = NULL;
+    rd_cli_cloud_flags cf = { 0 };
     const rd_cli_opt opts[] = {
         RD_CLI_OPT_ARGS(&qa, add_arg),
+        RD_CLI_OPT_STRING("--cloud", &cloud),
+        RD_CLI_OPT_CLOUD(&cf),
         RD_CLI_OPT_CALL("--csv", &format, want_csv),
         RD_CLI_OPT_CALL("--json", &format, want_json),
         RD_CLI_OPT_PARSE("--max-rows", &max, parse_max_rows),
@@ -410,6 +493,17 @@ int rd_cmd_query(int argc, char **argv)
     const char *path = qa.path, *sql = qa.sql;
     uint64_t max_rows = max.value;
     int have_max = max.given;
+    if (cloud) {
+        if (!path || sql)
+            return rd_cli_usage_error("query", "--cloud PROJECT takes one SQL text (no DuckDB file)");
+        if (format == FORMAT_AUTO)
+            format = isatty(STDOUT_FILENO) ? FORMAT_TABLE : FORMAT_CSV;
+        if (!have_max)
+            max_rows = format == FORMAT_TABLE ? TABLE_DEFAULT_MAX_ROWS : UINT64_MAX;
+        return query_cloud(&cf, cloud, path, format, max_rows);
+    }
+    if (cf.server || cf.ca_cert || cf.insecure_http)
+        return rd_cli_usage_error("query", "--server, --ca-cert and --insecure-http go with --cloud PROJECT");
     if (!path || !sql)
         return rd_cli_usage_error("query", "needs a DuckDB file and a SQL text");
     if (format == FORMAT_AUTO)

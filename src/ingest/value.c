@@ -716,3 +716,89 @@ out:
     }
     return st;
 }
+
+/* ---- a file's tables ------------------------------------------------------------------------------------ */
+
+void rd_value_tables_free(rd_value_table *t, size_t n)
+{
+    for (size_t i = 0; t && i < n; i++)
+        free(t[i].name);
+    free(t);
+}
+
+rd_status rd_value_file_tables(const char *path, rd_value_table **out, size_t *n, rd_error *err)
+{
+    duckdb_config cfg = NULL;
+    duckdb_database db = NULL;
+    duckdb_connection conn = NULL;
+    char *open_err = NULL;
+    rd_value_table *t = NULL;
+    size_t count = 0;
+    rd_status st = RD_OK;
+    duckdb_result res;
+    int have_res = 0;
+    if (duckdb_create_config(&cfg) != DuckDBSuccess || duckdb_set_config(cfg, "access_mode", "READ_ONLY") != DuckDBSuccess)
+        return rd_error_set(err, RD_E_INTERNAL, "out of memory");
+    if (duckdb_open_ext(path, &db, cfg, &open_err) != DuckDBSuccess || duckdb_connect(db, &conn) != DuckDBSuccess) {
+        st = rd_error_set(err, RD_E_IO, "opening %s: %s", path, open_err ? open_err : "DuckDB cannot open it");
+        goto out;
+    }
+    have_res = 1;
+    if (duckdb_query(conn, "SELECT table_name FROM duckdb_tables() WHERE schema_name = 'main' AND NOT starts_with("
+                           "table_name, '_redduck') ORDER BY table_name", &res) != DuckDBSuccess) {
+        st = rd_error_set(err, RD_E_IO, "listing the tables of %s: %s", path, duckdb_result_error(&res));
+        goto out;
+    }
+    duckdb_data_chunk chunk;
+    while (st == RD_OK && (chunk = duckdb_fetch_chunk(res)) != NULL) {
+        duckdb_string_t *d = duckdb_vector_get_data(duckdb_data_chunk_get_vector(chunk, 0));
+        idx_t rows = duckdb_data_chunk_get_size(chunk);
+        rd_value_table *g = realloc(t, (count + rows + 1) * sizeof *t);
+        if (!g) {
+            st = rd_error_set(err, RD_E_INTERNAL, "out of memory");
+        } else {
+            t = g;
+            for (idx_t r = 0; r < rows && st == RD_OK; r++) {
+                t[count].rows = 0;
+                if (!(t[count].name = strndup(duckdb_string_t_data(&d[r]), duckdb_string_t_length(d[r]))))
+                    st = rd_error_set(err, RD_E_INTERNAL, "out of memory");
+                else
+                    count++;
+            }
+        }
+        duckdb_destroy_data_chunk(&chunk);
+    }
+    for (size_t i = 0; st == RD_OK && i < count; i++) {
+        rd_buf sql = RD_BUF_INIT;
+        rd_buf_puts(&sql, "SELECT count(*) FROM main.");
+        put_ident(&sql, t[i].name);
+        duckdb_result cr;
+        if (rd_buf_failed(&sql)) {
+            st = rd_error_set(err, RD_E_INTERNAL, "out of memory");
+        } else if (duckdb_query(conn, sql.data, &cr) != DuckDBSuccess) {
+            st = rd_error_set(err, RD_E_IO, "counting the rows of %.128s in %s: %s", t[i].name, path,
+                              duckdb_result_error(&cr));
+        } else {
+            duckdb_data_chunk c1 = duckdb_fetch_chunk(cr);
+            if (c1 && duckdb_data_chunk_get_size(c1) == 1)
+                t[i].rows = (uint64_t)((const int64_t *)duckdb_vector_get_data(duckdb_data_chunk_get_vector(c1, 0)))[0];
+            duckdb_destroy_data_chunk(&c1);
+        }
+        duckdb_destroy_result(&cr);
+        rd_buf_free(&sql);
+    }
+out:
+    if (have_res)
+        duckdb_destroy_result(&res);
+    duckdb_disconnect(&conn);
+    duckdb_close(&db);
+    duckdb_free(open_err);
+    duckdb_destroy_config(&cfg);
+    if (st != RD_OK) {
+        rd_value_tables_free(t, count);
+        return st;
+    }
+    *out = t;
+    *n = count;
+    return RD_OK;
+}
