@@ -188,7 +188,7 @@ static const char STYLE[] =
     "th,td{text-align:left;padding:.35rem .5rem;border-bottom:1px solid var(--line);vertical-align:top}"
     "th{font-size:.8rem;color:var(--muted);font-weight:600}"
     "td.num{text-align:right;font-variant-numeric:tabular-nums}"
-    "td.source{font-weight:600;word-break:break-all}"
+    "td.source{font-weight:600;overflow-wrap:anywhere}td time{white-space:nowrap}"
     ".state{font-size:.8rem;font-weight:600;padding:.05rem .45rem;border-radius:4px;background:#eef1f4}"
     ".state.success{color:var(--ok);background:#e7f6ec}"
     ".state.failed{color:var(--bad);background:#fdecec}"
@@ -444,8 +444,9 @@ static void put_snapshot(rd_buf *b, rd_api *a, const char *project)
             rd_buf_puts(b, "<span class=\"table\">");
             rd_page_escape(b, json_string_value(json_object_get(t, "name")));
             rd_buf_puts(b, "</span> (");
-            put_count(b, (uint64_t)json_integer_value(json_object_get(t, "rows")));
-            rd_buf_puts(b, " rows)");
+            json_int_t rows = json_integer_value(json_object_get(t, "rows"));
+            put_count(b, (uint64_t)rows);
+            rd_buf_puts(b, rows == 1 ? " row)" : " rows)");
         }
     }
     json_decref(tables);
