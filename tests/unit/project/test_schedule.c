@@ -612,6 +612,41 @@ static void test_load_errors(void **state)
     load_bad("name: x\nrefresh: &a {every: 1h}\n", src, "redduck.yaml:2", "anchors");
 }
 
+/* `redduck env configure` finds the templates under refresh: and notify: too. */
+static void test_env_keys_see_schedules(void **state)
+{
+    (void)state;
+    char *dir = make_dir();
+    put(dir, "redduck.yaml", "name: x\nrefresh:\n  retry: {backoff: \"{{ .env.BACKOFF }}\"}\n"
+                             "notify: {webhook: \"{{ .env.HOOK }}\", on: [\"{{ .env.EVENT }}\"]}\n");
+    put(dir, "connectors/c.yaml", CONNECTOR);
+    put(dir, "sources/s.yaml", "table: public.s\nrefresh: {cron: \"{{ .env.CRON }}\"}\n");
+    char **keys = NULL;
+    size_t n = 0;
+    rd_error err;
+    rd_error_clear(&err);
+    assert_int_equal(rd_project_env_keys(dir, &keys, &n, &err), RD_OK);
+    const char *want[] = { "connector.c.aws_access_key_id", "connector.c.aws_secret_access_key", "CRON", "BACKOFF",
+                           "HOOK", "EVENT" };
+    assert_int_equal(n, sizeof want / sizeof want[0]);
+    for (size_t i = 0; i < n; i++)
+        assert_string_equal(keys[i], want[i]);
+    rd_project_keys_free(keys, n);
+    /* and the values from .env are read as the schedule */
+    put(dir, ".env", "BACKOFF=30s\nHOOK=https://h.example/x\nEVENT=recovery\nCRON=0 7 * * sat\n");
+    rd_project p;
+    if (rd_project_load(dir, &p, &err) != RD_OK)
+        fail_msg("load: %s", err.message);
+    const rd_source *s = rd_project_source(&p, "s");
+    assert_string_equal(s->refresh.cron, "0 7 * * sat");
+    assert_int_equal(s->refresh.retry_backoff_s, 30);
+    assert_false(s->notify.on_failure);
+    assert_true(s->notify.on_recovery);
+    expect_next(&s->refresh, "2026-05-01T00:00:00Z", (const char *const[]){ "2026-05-02T07:00:00Z" }, 1);
+    rd_project_free(&p);
+    remove_dir(dir);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -619,7 +654,7 @@ int main(void)
         cmocka_unit_test(test_cron_next_prev_utc), cmocka_unit_test(test_cron_never),
         cmocka_unit_test(test_cron_berlin_dst),   cmocka_unit_test(test_every),
         cmocka_unit_test(test_describe_copy),     cmocka_unit_test(test_load_refresh_overrides),
-        cmocka_unit_test(test_load_errors),
+        cmocka_unit_test(test_load_errors),       cmocka_unit_test(test_env_keys_see_schedules),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
