@@ -215,10 +215,14 @@ class SchedulerTest(unittest.TestCase):
                            prod_keys=False)
 
         # the schedule fires on time, with prod's keys (the host's and dev's would fail)
-        ok = wait_until(lambda: len([r for r in store.runs("shop", "orders") if r["state"] == "success"]) >= 3, 20)
-        runs = [r for r in store.runs("shop", "orders") if r["trigger"] == "schedule"]
-        self.assertTrue(ok, runs)
-        self.assertEqual({r["state"] for r in runs[:3]}, {"success"}, runs)
+        def ended_runs():
+            rs = [r for r in store.runs("shop", "orders") if r["trigger"] == "schedule"]
+            return len(rs) >= 3 and all(r["state"] in ("success", "skipped", "failed") for r in rs[:3]) and rs
+        runs = wait_until(ended_runs, 20)
+        self.assertTrue(runs, store.runs("shop", "orders"))
+        # on a loaded machine a run may outlast its 2 s: the slot's run is then recorded skipped
+        self.assertEqual(runs[0]["state"], "success", runs)
+        self.assertLessEqual({r["state"] for r in runs[:3]}, {"success", "skipped"}, runs)
         gaps = [b["queued_at"] - a["queued_at"] for a, b in zip(runs, runs[1:3])]
         for g in gaps:
             self.assertTrue(1500 <= g <= 2600, gaps)
@@ -319,8 +323,9 @@ class SchedulerTest(unittest.TestCase):
         store = Store(data)
         self.setup_project(s, s.token, "cu", emu, {
             "flaky": "refresh: {every: 2s, retry: {attempts: 3, backoff: 1s}}\nsql: select sale_id from sales\n"})
-        first = wait_until(lambda: [r for r in store.runs("cu", "flaky") if r["state"] not in ("queued", "running")],
-                           15)
+        # (a slot passing during the retry's wait is recorded skipped: the first run is the first not skipped)
+        first = wait_until(lambda: [r for r in store.runs("cu", "flaky")
+                                    if r["state"] not in ("queued", "running", "skipped")], 15)
         self.assertTrue(first)
         r = first[0]
         self.assertEqual((r["state"], r["attempts"], r["rows"]), ("success", 2, 200), r)
