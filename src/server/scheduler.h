@@ -51,7 +51,9 @@ void rd_scheduler_counts(rd_scheduler *s, size_t *projects, size_t *scheduled);
 /* Queues a manual run (trigger "manual", by actor) of each named source (all the sources when n is 0) of
  * project's active deployment. A source already queued or running gets a "skipped" run instead. The run ids
  * go into *ids (malloc'd, *nids entries; either may be NULL), in the order of the sources. RD_E_NOT_FOUND
- * for a project without an active deployment or a source it does not have (nothing queued then). */
+ * for a project without an active deployment or a source it does not have (nothing queued then);
+ * RD_E_CONFIG when the active version's files cannot be read (the server log says why); RD_E_CANCELLED once
+ * rd_scheduler_stop has begun. */
 rd_status rd_scheduler_trigger(rd_scheduler *s, const char *project, const char *actor,
                                const char *const *sources, size_t n, int64_t **ids, size_t *nids, rd_error *err);
 
