@@ -1327,6 +1327,12 @@ static void on_too_large(void *ctx, rd_httpd_request *req, int before_body, size
     (void)ctx;
     (void)before_body;
     call *c = rd_httpd_data(req);
+    if (c && c->r == R_PAGE) { /* a page's form: plain text, not the API's JSON */
+        resp->status = c->status = 413;
+        rd_headers_set(&resp->headers, "Content-Type", "text/plain; charset=utf-8");
+        rd_buf_puts(&resp->body, "The form is too large.\n");
+        return;
+    }
     if (c)
         rd_api_reply_error(c, resp, 413, "PayloadTooLarge", "the body is larger than %zu bytes", limit);
     else

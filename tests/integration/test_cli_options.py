@@ -8,7 +8,7 @@ import tempfile
 import unittest
 
 REDDUCK = os.environ.get("REDDUCK_BIN", "redduck")
-COMMANDS = ["gc", "whoami", "ingest", "sign", "run", "doctor", "init", "query", "emulator"]
+COMMANDS = ["gc", "whoami", "ingest", "sign", "run", "doctor", "init", "query", "emulator", "refresh", "status", "logs"]
 AWS_COMMANDS = ["gc", "whoami", "ingest", "sign"]
 
 
