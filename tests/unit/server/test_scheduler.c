@@ -129,9 +129,11 @@ static void fx_open(fx *f)
     atomic_store(&g_now, T0);
 }
 
+static int g_max_runs = 3;
+
 static void sched_start(fx *f)
 {
-    rd_scheduler_options o = { .data_dir = f->data, .store = f->st, .max_concurrent_runs = 3, .tick_ms = 10,
+    rd_scheduler_options o = { .data_dir = f->data, .store = f->st, .max_concurrent_runs = g_max_runs, .tick_ms = 10,
                                .now_ms = fake_now, .log = f->log };
     rd_error err;
     rd_error_clear(&err);
@@ -660,6 +662,56 @@ static void test_stop_cancels_running_ingest(void **state)
     fx_close(&f);
 }
 
+/* max_concurrent_runs 1: the runs of two projects, all queued at once, run one after the other. */
+static void test_at_most_max_concurrent_runs(void **state)
+{
+    (void)state;
+    fx f;
+    fx_open(&f);
+    deploy(&f, "q1", 1, 1, 0, "a", SALES, "b", "sql: select sale_id from sales\n", NULL);
+    deploy(&f, "q2", 1, 1, 0, "a", SALES, NULL);
+    g_max_runs = 1;
+    sched_start(&f);
+    g_max_runs = 3;
+    int64_t *i1 = NULL, *i2 = NULL;
+    size_t n1 = 0, n2 = 0;
+    rd_error err;
+    rd_error_clear(&err);
+    assert_int_equal(rd_scheduler_trigger(f.s, "q1", "alice", NULL, 0, &i1, &n1, &err), RD_OK);
+    assert_int_equal(rd_scheduler_trigger(f.s, "q2", "alice", NULL, 0, &i2, &n2, &err), RD_OK);
+    rd_store_run r[3];
+    int64_t ids[3] = { i1[0], i1[1], i2[0] };
+    for (int i = 0; i < 3; i++) {
+        wait_ended(&f, ids[i], &r[i]);
+        expect_state(&r[i], RD_RUN_SUCCESS);
+    }
+    /* the log lines' times are the store's real clock: the attempts' spans [started, ended] do not overlap */
+    int64_t from[3], to[3];
+    for (int i = 0; i < 3; i++) {
+        rd_store_log_line *l = NULL;
+        size_t n = 0;
+        assert_int_equal(rd_store_run_log_list(f.st, ids[i], 0, 0, &l, &n, &err), RD_OK);
+        from[i] = to[i] = -1;
+        for (size_t k = 0; k < n; k++) {
+            if (strstr(l[k].line, "attempt 1 of 1 started"))
+                from[i] = l[k].at_ms;
+            if (strncmp(l[k].line, "success: ", 9) == 0)
+                to[i] = l[k].at_ms;
+        }
+        rd_store_log_lines_free(l, n);
+        assert_true(from[i] >= 0 && to[i] >= from[i]);
+    }
+    for (int i = 0; i < 3; i++)
+        for (int k = 0; k < 3; k++)
+            if (i != k)
+                assert_true(to[i] <= from[k] || to[k] <= from[i]);
+    for (int i = 0; i < 3; i++)
+        rd_store_run_clear(&r[i]);
+    free(i1);
+    free(i2);
+    fx_close(&f);
+}
+
 /* rd_target_snapshot: a copy of the committed tables, refusing an existing file or a control character. */
 static void test_target_snapshot(void **state)
 {
@@ -720,6 +772,7 @@ int main(void)
         cmocka_unit_test(test_catch_up_once_after_gap),
         cmocka_unit_test(test_failures_named),
         cmocka_unit_test(test_stop_cancels_running_ingest),
+        cmocka_unit_test(test_at_most_max_concurrent_runs),
     };
     return cmocka_run_group_tests(tests, world_setup, world_teardown);
 }
