@@ -5,7 +5,7 @@ environment at all: a pull gives a DuckDB file whose tables and row counts are t
 (and whose bytes have the server's SHA-256); a second pull after the warehouse changed and another refresh
 says what changed; `--tables sales` keeps one table and an unknown table is named; a pull cut by a loopback
 proxy after some bytes leaves FILE.part and the next one resumes it with Range (the proxy sees it) to the right
-SHA-256; a pull while a slow refresh runs gets the previous snapshot whole; `query --cloud` refuses INSERT,
+SHA-256, and a part of another snapshot is started over (If-Range); a pull while a slow refresh runs gets the previous snapshot whole; `query --cloud` refuses INSERT,
 ATTACH, COPY and read_csv with the server's message (exit 1), prints CSV and JSON as the local query does; no
 secret is ever printed."""
 import hashlib
@@ -288,6 +288,20 @@ class PullQueryTest(unittest.TestCase):
             self.assertFalse(os.path.exists(target + ".part"))
         finally:
             proxy.stop()
+
+    def test_4b_a_part_of_another_snapshot_starts_over(self):
+        target = os.path.join(self.work, "stale.duckdb")
+        with open(target + ".part", "wb") as f:
+            f.write(b"bytes of an older snapshot" * 100)
+        with open(target + ".part.json", "w") as f:
+            json.dump({"snapshot_id": 1, "sha256": "0" * 64, "size": 999999}, f)
+        p = self.redduck("pull", "--project", "demo", "--into", "stale.duckdb")
+        self.assertEqual(p.returncode, 0, p.stdout + p.stderr)
+        self.assertNotIn("resumed", p.stdout)  # the server answered 200 to the If-Range of another snapshot
+        s, info = self.server.api("GET", "/v1/projects/demo/snapshot/info")
+        self.assertEqual(sha256_of(target), info["sha256"])
+        self.assertFalse(os.path.exists(target + ".part"))
+        self.assertFalse(os.path.exists(target + ".part.json"))
 
     def test_5_pull_during_a_refresh_gets_the_previous_snapshot(self):
         s, old = self.server.api("GET", "/v1/projects/demo/snapshot/info")
