@@ -57,6 +57,7 @@ typedef struct proj_state {
     int64_t *snap_runs;
     size_t nsnap, capsnap;
     int snap_busy;
+    uint64_t snap_asked, snap_done; /* requests queued and covered so far (a run waits for its own) */
 } proj_state;
 
 typedef struct job {
@@ -747,8 +748,9 @@ static void snapshot_publish(rd_scheduler *s, proj_state *p, const int64_t *runs
     free(dir);
 }
 
-/* After a success: a snapshot that includes it. Successes of p that end while one is being written are
- * covered by one more after it (coalesced). */
+/* After a success: a snapshot that includes it, published before this returns — so a run is recorded a
+ * success only once the data it loaded can be pulled. Successes of p that end while one is being written
+ * are covered by one more after it (coalesced): the thread writing it publishes for them, and they wait. */
 static void snapshot_after(rd_scheduler *s, proj_state *p, int64_t run_id)
 {
     pthread_mutex_lock(&s->mu);
@@ -764,7 +766,10 @@ static void snapshot_after(rd_scheduler *s, proj_state *p, int64_t run_id)
         p->capsnap = nc;
     }
     p->snap_runs[p->nsnap++] = run_id;
+    uint64_t mine = ++p->snap_asked;
     if (p->snap_busy) {
+        while (p->snap_done < mine)
+            pthread_cond_wait(&s->done_cv, &s->mu);
         pthread_mutex_unlock(&s->mu);
         return;
     }
@@ -772,12 +777,15 @@ static void snapshot_after(rd_scheduler *s, proj_state *p, int64_t run_id)
     while (p->nsnap) {
         int64_t *runs = p->snap_runs;
         size_t n = p->nsnap;
+        uint64_t upto = p->snap_asked;
         p->snap_runs = NULL;
         p->nsnap = p->capsnap = 0;
         pthread_mutex_unlock(&s->mu);
         snapshot_publish(s, p, runs, n);
         free(runs);
         pthread_mutex_lock(&s->mu);
+        p->snap_done = upto;
+        pthread_cond_broadcast(&s->done_cv);
     }
     p->snap_busy = 0;
     pthread_mutex_unlock(&s->mu);
@@ -1005,10 +1013,9 @@ static void run_job(rd_scheduler *s, job *j)
         runlog(s, j->run.id, "success: %" PRIu64 " rows, %" PRIu64 " bytes, %" PRIu64 " files in %.2f s (probe %.2f, "
                "unload %.2f, download %.2f, commit %.2f, cleanup %.2f)", j->run.rows, j->run.bytes, j->run.files,
                j->run.total_s, j->run.probe_s, j->run.unload_s, j->run.download_s, j->run.commit_s, j->run.cleanup_s);
-        int64_t id = j->run.id;
+        snapshot_after(s, p, j->run.id); /* before the run is recorded a success: `refresh --wait` then pulls it */
         run_end(s, j);
         job_free(j);
-        snapshot_after(s, p, id);
         return;
     }
     if (st == RD_E_CANCELLED || s->cancel) {

@@ -98,6 +98,12 @@ class RefreshCliTest(unittest.TestCase):
             self.assertRegex(p.stdout, r"(?m)^%s: success, \d+ rows, [0-9.]+ s \(run \d+\)$" % s)
         self.assertRegex(p.stdout, r"(?m)^sales: success, 200 rows, ")
         self.assertEqual(p.stderr, "")
+        # a run is a success only once a snapshot holding its table is published: right after --wait, the
+        # current snapshot has every source's table (the data a `redduck pull` would get now)
+        s, info = self.server.api("GET", "/v1/projects/demo/snapshot/info")
+        self.assertEqual(s, 200, info)
+        self.assertEqual(sorted(t["name"] for t in info["tables"] if not t["name"].startswith("_redduck")),
+                         sorted(SOURCES), info)
 
         # one audit row for the manual refresh, naming the sources
         s, audit = self.server.api("GET", "/v1/projects/demo/audit")
@@ -121,9 +127,7 @@ class RefreshCliTest(unittest.TestCase):
         self.assertEqual(sales["last_run"]["rows"], 200)
         self.assertEqual(sales["schedule"], "none")
         self.assertIsNone(sales["next_run"])
-        # the snapshot is published after the runs' success
-        self.assertTrue(wait_until(lambda: self.status_json()["snapshot"] is not None, timeout=20),
-                        "no snapshot after the runs")
+        self.assertIsNotNone(j["snapshot"], j)
 
         p = self.redduck("status", "--cloud")
         self.assertEqual(p.returncode, 0, p.stderr)
