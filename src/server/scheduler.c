@@ -53,11 +53,11 @@ typedef struct proj_state {
     size_t nsrc;
     rd_target *target;   /* DATA_DIR/projects/P/data.duckdb, opened at the first run; under target_mu */
     pthread_mutex_t target_mu;
-    /* successes waiting for a snapshot that includes them (under the scheduler's mu) */
-    int64_t *snap_runs;
+    /* successful runs waiting for a snapshot that includes them (under the scheduler's mu); each is
+     * recorded a success (run_end) by the thread that publishes it */
+    struct job **snap_jobs;
     size_t nsnap, capsnap;
     int snap_busy;
-    uint64_t snap_asked, snap_done; /* requests queued and covered so far (a run waits for its own) */
 } proj_state;
 
 typedef struct job {
@@ -748,44 +748,55 @@ static void snapshot_publish(rd_scheduler *s, proj_state *p, const int64_t *runs
     free(dir);
 }
 
-/* After a success: a snapshot that includes it, published before this returns — so a run is recorded a
- * success only once the data it loaded can be pulled. Successes of p that end while one is being written
- * are covered by one more after it (coalesced): the thread writing it publishes for them, and they wait. */
-static void snapshot_after(rd_scheduler *s, proj_state *p, int64_t run_id)
+static void run_end(rd_scheduler *s, job *j);
+
+/* After a successful ingest: a snapshot that includes it, then the run recorded a success — so a run is a
+ * success only once the data it loaded can be pulled (`refresh --wait` then `pull` gets it). Successes of p
+ * that end while one is being written are covered by one more after it (coalesced): the thread writing it
+ * publishes for them and ends their runs, and their workers go on with other work meanwhile. Takes j. */
+static void snapshot_after(rd_scheduler *s, proj_state *p, job *j)
 {
     pthread_mutex_lock(&s->mu);
     if (p->nsnap == p->capsnap) {
         size_t nc = p->capsnap ? p->capsnap * 2 : 8;
-        int64_t *g = realloc(p->snap_runs, nc * sizeof *g);
+        job **g = realloc(p->snap_jobs, nc * sizeof *g);
         if (!g) {
             pthread_mutex_unlock(&s->mu);
             slog(s, "project %s: out of memory queueing a snapshot", p->name);
+            run_end(s, j);
+            job_free(j);
             return;
         }
-        p->snap_runs = g;
+        p->snap_jobs = g;
         p->capsnap = nc;
     }
-    p->snap_runs[p->nsnap++] = run_id;
-    uint64_t mine = ++p->snap_asked;
+    p->snap_jobs[p->nsnap++] = j;
     if (p->snap_busy) {
-        while (p->snap_done < mine)
-            pthread_cond_wait(&s->done_cv, &s->mu);
         pthread_mutex_unlock(&s->mu);
         return;
     }
     p->snap_busy = 1;
     while (p->nsnap) {
-        int64_t *runs = p->snap_runs;
+        job **jobs = p->snap_jobs;
         size_t n = p->nsnap;
-        uint64_t upto = p->snap_asked;
-        p->snap_runs = NULL;
+        p->snap_jobs = NULL;
         p->nsnap = p->capsnap = 0;
         pthread_mutex_unlock(&s->mu);
-        snapshot_publish(s, p, runs, n);
+        int64_t *runs = malloc(n * sizeof *runs);
+        if (runs) {
+            for (size_t i = 0; i < n; i++)
+                runs[i] = jobs[i]->run.id;
+            snapshot_publish(s, p, runs, n);
+        } else {
+            slog(s, "project %s: out of memory writing a snapshot", p->name);
+        }
         free(runs);
+        for (size_t i = 0; i < n; i++) {
+            run_end(s, jobs[i]);
+            job_free(jobs[i]);
+        }
+        free(jobs);
         pthread_mutex_lock(&s->mu);
-        p->snap_done = upto;
-        pthread_cond_broadcast(&s->done_cv);
     }
     p->snap_busy = 0;
     pthread_mutex_unlock(&s->mu);
@@ -1013,9 +1024,7 @@ static void run_job(rd_scheduler *s, job *j)
         runlog(s, j->run.id, "success: %" PRIu64 " rows, %" PRIu64 " bytes, %" PRIu64 " files in %.2f s (probe %.2f, "
                "unload %.2f, download %.2f, commit %.2f, cleanup %.2f)", j->run.rows, j->run.bytes, j->run.files,
                j->run.total_s, j->run.probe_s, j->run.unload_s, j->run.download_s, j->run.commit_s, j->run.cleanup_s);
-        snapshot_after(s, p, j->run.id); /* before the run is recorded a success: `refresh --wait` then pulls it */
-        run_end(s, j);
-        job_free(j);
+        snapshot_after(s, p, j); /* records the success once a snapshot holds it */
         return;
     }
     if (st == RD_E_CANCELLED || s->cancel) {
@@ -1094,7 +1103,7 @@ static void scheduler_free(rd_scheduler *s)
         rd_target_close(p->target);
         pthread_mutex_destroy(&p->target_mu);
         sources_free(p->src, p->nsrc);
-        free(p->snap_runs);
+        free(p->snap_jobs);
         free(p->name);
         free(p);
     }
