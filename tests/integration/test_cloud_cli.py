@@ -289,7 +289,7 @@ class CloudCliTest(unittest.TestCase):
         # never uploaded: .env, data/, *.duckdb
         with open(os.path.join(d, ".env"), "w") as f:
             f.write("LOCAL_SECRET=%s\n" % SECRET_A)
-        os.makedirs(os.path.join(d, "data"))
+        os.makedirs(os.path.join(d, "data"), exist_ok=True)  # data/ exists after a local `make demo`
         for rel in ("data/demo.duckdb", "stray.duckdb"):
             with open(os.path.join(d, rel), "w") as f:
                 f.write("x")
