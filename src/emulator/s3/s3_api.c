@@ -22,6 +22,7 @@
 #include "emulator/emulator_internal.h"
 #include "emulator/form.h"
 #include "emulator/replies.h"
+#include "emulator/s3/s3_post.h"
 #include "emulator/s3/s3_store.h"
 #include "redduck/sigv4.h"
 
@@ -1316,7 +1317,9 @@ void rd_emu_s3_handle(rd_emu *emu, struct rd_s3_store *store, const rd_emu_reque
     resp->status = 200;
     int is_get = strcmp(m, "GET") == 0, is_put = strcmp(m, "PUT") == 0, is_del = strcmp(m, "DELETE") == 0,
         is_post = strcmp(m, "POST") == 0;
-    if (!(is_put && c.key) && !payload_hash_ok(&c)) {
+    if (is_post && c.bucket && *c.bucket && !c.key && rd_emu_s3_is_post_object(req)) {
+        rd_emu_s3_post_object(emu, store, c.bucket, req, resp); /* authorised by its own signed policy */
+    } else if (!(is_put && c.key) && !payload_hash_ok(&c)) {
         /* reply filled; PutObject checks its hash as the body streams through */
     } else if (has_unsupported_subresource(&c.q)) {
         fail(&c, 501, "NotImplemented", "A header or query parameter you provided implies functionality that is not "
