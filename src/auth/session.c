@@ -25,6 +25,7 @@ struct rd_session {
     char *region_source;
     char *endpoint_url;
     char *ca_bundle;     /* NULL: the system's CAs */
+    int no_host;         /* rd_session_options.no_host_environment */
 };
 
 static char *dup_or_null(const char *s)
@@ -80,6 +81,7 @@ rd_status rd_session_new(const rd_session_options *opts, rd_session **out, rd_er
     s->log.level = opts->verbose >= 2 ? RD_LOG_DEBUG : opts->verbose == 1 ? RD_LOG_INFO : RD_LOG_WARN;
 
     int host = !opts->no_host_environment;
+    s->no_host = !host;
     /* without the host: empty config files (no ~/.aws, no AWS_CONFIG_FILE) and the literal default profile */
     rd_status st = host ? rd_aws_config_load(&s->cfg, err) : rd_aws_config_load_paths(NULL, NULL, &s->cfg, err);
     if (st != RD_OK)
@@ -188,6 +190,7 @@ void rd_session_client(rd_session *s, const char *region, rd_aws_client *out)
     out->profile = s->profile;
     out->region = region;
     out->endpoint_url = s->endpoint_url;
+    out->no_environment = s->no_host;
     out->log = &s->log;
 }
 

@@ -43,7 +43,7 @@ int rd_aws_client_max_attempts(const rd_aws_client *c)
 {
     if (c->max_attempts > 0)
         return c->max_attempts;
-    const char *v = getenv("AWS_MAX_ATTEMPTS");
+    const char *v = c->no_environment ? NULL : getenv("AWS_MAX_ATTEMPTS");
     if ((!v || !*v) && c->cfg && c->profile)
         v = rd_aws_config_profile_get(c->cfg, c->profile, "max_attempts");
     if (v && *v) {
@@ -343,7 +343,7 @@ rd_status rd_aws_prepare(rd_aws_client *c, const rd_aws_request *req, rd_buf *ur
                          rd_error *err)
 {
     rd_endpoint ep;
-    rd_status st = rd_endpoint_resolve(req->svc, c->region, c->endpoint_url, c->cfg, c->profile, &ep, err);
+    rd_status st = rd_endpoint_resolve(req->svc, c->region, c->endpoint_url, c->cfg, c->profile, !c->no_environment, &ep, err);
     if (st != RD_OK)
         return st;
     if (build_url(req, &ep, url) != RD_OK)
@@ -354,7 +354,7 @@ rd_status rd_aws_prepare(rd_aws_client *c, const rd_aws_request *req, rd_buf *ur
 rd_status rd_aws_send(rd_aws_client *c, const rd_aws_request *req, rd_http_response *resp, rd_error *err)
 {
     rd_endpoint ep;
-    rd_status st = rd_endpoint_resolve(req->svc, c->region, c->endpoint_url, c->cfg, c->profile, &ep, err);
+    rd_status st = rd_endpoint_resolve(req->svc, c->region, c->endpoint_url, c->cfg, c->profile, !c->no_environment, &ep, err);
     if (st != RD_OK)
         return st;
     rd_buf url = RD_BUF_INIT;

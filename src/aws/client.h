@@ -27,6 +27,8 @@ typedef struct rd_aws_client {
     const char *region;            /* borrowed, required */
     const char *endpoint_url;      /* borrowed; the --endpoint-url flag or NULL */
     int max_attempts;              /* 0: AWS_MAX_ATTEMPTS, profile max_attempts, else 3 */
+    int no_environment;            /* 1: read no AWS_* variable (AWS_ENDPOINT_URL*, AWS_MAX_ATTEMPTS, ...): a
+                                      session without the host (rd_session_options.no_host_environment) */
     const rd_log *log;             /* borrowed; may be NULL */
     time_t (*now)(void);           /* NULL: time(); tests set a fixed clock */
     unsigned (*jitter)(void *ctx, unsigned bound); /* NULL: random; tests make backoff deterministic */

@@ -82,7 +82,8 @@ rd_status rd_aws_region_check(const char *region, const char *source, rd_error *
 }
 
 rd_status rd_endpoint_resolve(const rd_aws_service *svc, const char *region, const char *cli_endpoint_url,
-                              const rd_aws_config *cfg, const char *profile, rd_endpoint *out, rd_error *err)
+                              const rd_aws_config *cfg, const char *profile, int use_environment, rd_endpoint *out,
+                              rd_error *err)
 {
     memset(out, 0, sizeof *out);
     /* the region also reaches the signature's scope, so it is checked whichever endpoint is used */
@@ -94,16 +95,16 @@ rd_status rd_endpoint_resolve(const rd_aws_service *svc, const char *region, con
     if (cli_endpoint_url && *cli_endpoint_url)
         return set_custom(out, cli_endpoint_url, "--endpoint-url", err);
 
-    const char *ignore = getenv("AWS_IGNORE_CONFIGURED_ENDPOINT_URLS");
+    const char *ignore = use_environment ? getenv("AWS_IGNORE_CONFIGURED_ENDPOINT_URLS") : NULL;
     if (!ignore && cfg && profile)
         ignore = rd_aws_config_profile_get(cfg, profile, "ignore_configured_endpoint_urls");
     if (!truthy(ignore)) {
         char env[96];
         snprintf(env, sizeof env, "AWS_ENDPOINT_URL_%s", svc->env_suffix);
-        const char *v = getenv(env);
+        const char *v = use_environment ? getenv(env) : NULL;
         if (v && *v)
             return set_custom(out, v, env, err);
-        v = getenv("AWS_ENDPOINT_URL");
+        v = use_environment ? getenv("AWS_ENDPOINT_URL") : NULL;
         if (v && *v)
             return set_custom(out, v, "AWS_ENDPOINT_URL", err);
         if (cfg && profile) {

@@ -47,10 +47,11 @@ typedef struct rd_endpoint {
 rd_status rd_aws_region_check(const char *region, const char *source, rd_error *err);
 
 /* cli_endpoint_url: the --endpoint-url flag or NULL. cfg/profile may be NULL. region is required for the
- * AWS default. RD_E_CONFIG for a malformed configured URL (names where it came from); RD_E_USAGE for a
+ * AWS default. use_environment 0 reads no AWS_ENDPOINT_URL* / AWS_IGNORE_CONFIGURED_ENDPOINT_URLS variable. RD_E_CONFIG for a malformed configured URL (names where it came from); RD_E_USAGE for a
  * region that is not a valid name (rd_aws_region_check), whichever endpoint is chosen. */
 rd_status rd_endpoint_resolve(const rd_aws_service *svc, const char *region, const char *cli_endpoint_url,
-                              const struct rd_aws_config *cfg, const char *profile, rd_endpoint *out,
+                              const struct rd_aws_config *cfg, const char *profile, int use_environment,
+                              rd_endpoint *out,
                               rd_error *err);
 
 #endif

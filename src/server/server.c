@@ -111,33 +111,6 @@ static rd_status open_keyring(const char *data_dir, const char *path, int may_cr
     return s;
 }
 
-extern char **environ;
-
-/* Removes every AWS_* variable from the process environment (before any thread starts): a server's runs take
- * keys, region and endpoint from the deployment's variables, and the AWS layer would otherwise still read
- * AWS_ENDPOINT_URL and the like when a connector names none. The count removed. */
-static size_t host_aws_environment_drop(void)
-{
-    size_t n = 0;
-    for (;;) {
-        char name[256];
-        int found = 0;
-        for (char **e = environ; e && *e; e++) {
-            const char *eq = strchr(*e, '=');
-            size_t len = eq ? (size_t)(eq - *e) : strlen(*e);
-            if (strncmp(*e, "AWS_", 4) == 0 && len < sizeof name) {
-                memcpy(name, *e, len);
-                name[len] = '\0';
-                found = 1;
-                break;
-            }
-        }
-        if (!found || unsetenv(name) != 0)
-            break;
-        n++;
-    }
-    return n;
-}
 
 rd_status rd_server_run(const rd_server_options *o, rd_error *err)
 {
@@ -196,10 +169,6 @@ rd_status rd_server_run(const rd_server_options *o, rd_error *err)
         fflush(out);
         rd_token_wipe(token, sizeof token);
     }
-    size_t scrubbed = host_aws_environment_drop();
-    if (scrubbed)
-        fprintf(log, "redduck server: ignoring %zu AWS_* variable%s of its own environment (deployments run with "
-                "their prod variables only)\n", scrubbed, scrubbed == 1 ? "" : "s");
     rd_scheduler_options so = { .data_dir = o->data_dir, .store = st, .max_concurrent_runs = o->max_concurrent_runs,
                                 .log = log };
     if ((s = rd_scheduler_start(&so, &sched, err)) != RD_OK)

@@ -141,40 +141,46 @@ static void test_profiles(void **state)
     unsetenv("AWS_ENDPOINT_URL");
     unsetenv("AWS_ENDPOINT_URL_S3");
     unsetenv("AWS_IGNORE_CONFIGURED_ENDPOINT_URLS");
-    assert_int_equal(rd_endpoint_resolve(&rd_svc_s3, "us-west-2", NULL, cfg, "dev", &ep, &err), RD_OK);
+    assert_int_equal(rd_endpoint_resolve(&rd_svc_s3, "us-west-2", NULL, cfg, "dev", 1, &ep, &err), RD_OK);
     assert_string_equal(ep.url, "http://127.0.0.1:4566");
     assert_true(ep.custom);
-    assert_int_equal(rd_endpoint_resolve(&rd_svc_redshift_data, "us-west-2", NULL, cfg, "dev", &ep, &err), RD_OK);
+    assert_int_equal(rd_endpoint_resolve(&rd_svc_redshift_data, "us-west-2", NULL, cfg, "dev", 1, &ep, &err), RD_OK);
     assert_string_equal(ep.url, "http://127.0.0.1:4567"); /* trailing slash dropped */
-    assert_int_equal(rd_endpoint_resolve(&rd_svc_sts, "us-west-2", NULL, cfg, "dev", &ep, &err), RD_OK);
+    assert_int_equal(rd_endpoint_resolve(&rd_svc_sts, "us-west-2", NULL, cfg, "dev", 1, &ep, &err), RD_OK);
     assert_string_equal(ep.url, "http://global:1");
     setenv("AWS_ENDPOINT_URL", "http://env-global:2", 1);
-    assert_int_equal(rd_endpoint_resolve(&rd_svc_s3, "us-west-2", NULL, cfg, "dev", &ep, &err), RD_OK);
+    assert_int_equal(rd_endpoint_resolve(&rd_svc_s3, "us-west-2", NULL, cfg, "dev", 1, &ep, &err), RD_OK);
     assert_string_equal(ep.url, "http://env-global:2");
     setenv("AWS_ENDPOINT_URL_S3", "http://env-s3:3", 1);
-    assert_int_equal(rd_endpoint_resolve(&rd_svc_s3, "us-west-2", NULL, cfg, "dev", &ep, &err), RD_OK);
+    assert_int_equal(rd_endpoint_resolve(&rd_svc_s3, "us-west-2", NULL, cfg, "dev", 1, &ep, &err), RD_OK);
     assert_string_equal(ep.url, "http://env-s3:3");
     assert_string_equal(ep.source, "AWS_ENDPOINT_URL_S3");
-    assert_int_equal(rd_endpoint_resolve(&rd_svc_s3, "us-west-2", "http://flag:4", cfg, "dev", &ep, &err), RD_OK);
-    assert_string_equal(ep.url, "http://flag:4");
-    setenv("AWS_IGNORE_CONFIGURED_ENDPOINT_URLS", "true", 1);
-    assert_int_equal(rd_endpoint_resolve(&rd_svc_s3, "us-west-2", NULL, cfg, "dev", &ep, &err), RD_OK);
+    /* without the host's environment (a server's run): neither variable, only the configuration given */
+    assert_int_equal(rd_endpoint_resolve(&rd_svc_s3, "us-west-2", NULL, NULL, NULL, 0, &ep, &err), RD_OK);
     assert_string_equal(ep.url, "https://s3.us-west-2.amazonaws.com");
     assert_false(ep.custom);
-    assert_int_equal(rd_endpoint_resolve(&rd_svc_s3, "us-west-2", "http://flag:4", cfg, "dev", &ep, &err), RD_OK);
+    assert_int_equal(rd_endpoint_resolve(&rd_svc_sts, "us-west-2", NULL, cfg, "dev", 0, &ep, &err), RD_OK);
+    assert_string_equal(ep.url, "http://global:1");
+    assert_int_equal(rd_endpoint_resolve(&rd_svc_s3, "us-west-2", "http://flag:4", cfg, "dev", 1, &ep, &err), RD_OK);
+    assert_string_equal(ep.url, "http://flag:4");
+    setenv("AWS_IGNORE_CONFIGURED_ENDPOINT_URLS", "true", 1);
+    assert_int_equal(rd_endpoint_resolve(&rd_svc_s3, "us-west-2", NULL, cfg, "dev", 1, &ep, &err), RD_OK);
+    assert_string_equal(ep.url, "https://s3.us-west-2.amazonaws.com");
+    assert_false(ep.custom);
+    assert_int_equal(rd_endpoint_resolve(&rd_svc_s3, "us-west-2", "http://flag:4", cfg, "dev", 1, &ep, &err), RD_OK);
     assert_string_equal(ep.url, "http://flag:4"); /* the flag always applies */
     unsetenv("AWS_IGNORE_CONFIGURED_ENDPOINT_URLS");
     unsetenv("AWS_ENDPOINT_URL_S3");
     unsetenv("AWS_ENDPOINT_URL");
-    assert_int_equal(rd_endpoint_resolve(&rd_svc_redshift_data, "cn-north-1", NULL, cfg, "default", &ep, &err),
+    assert_int_equal(rd_endpoint_resolve(&rd_svc_redshift_data, "cn-north-1", NULL, cfg, "default", 1, &ep, &err),
                      RD_OK);
     assert_string_equal(ep.url, "https://redshift-data.cn-north-1.amazonaws.com.cn");
-    assert_int_equal(rd_endpoint_resolve(&rd_svc_sso, "eu-west-1", NULL, cfg, "default", &ep, &err), RD_OK);
+    assert_int_equal(rd_endpoint_resolve(&rd_svc_sso, "eu-west-1", NULL, cfg, "default", 1, &ep, &err), RD_OK);
     assert_string_equal(ep.url, "https://portal.sso.eu-west-1.amazonaws.com");
-    assert_int_equal(rd_endpoint_resolve(&rd_svc_sts, NULL, NULL, cfg, "default", &ep, &err), RD_E_CONFIG);
+    assert_int_equal(rd_endpoint_resolve(&rd_svc_sts, NULL, NULL, cfg, "default", 1, &ep, &err), RD_E_CONFIG);
     assert_non_null(strstr(err.message, "region"));
     setenv("AWS_ENDPOINT_URL_STS", "ftp://bad", 1);
-    assert_int_equal(rd_endpoint_resolve(&rd_svc_sts, "us-east-1", NULL, cfg, "default", &ep, &err), RD_E_CONFIG);
+    assert_int_equal(rd_endpoint_resolve(&rd_svc_sts, "us-east-1", NULL, cfg, "default", 1, &ep, &err), RD_E_CONFIG);
     assert_non_null(strstr(err.message, "AWS_ENDPOINT_URL_STS"));
     unsetenv("AWS_ENDPOINT_URL_STS");
     rd_aws_config_free(cfg);
@@ -205,11 +211,11 @@ static void test_region_names(void **state)
     /* the resolver refuses it too, whether the default or a configured endpoint would be used */
     rd_endpoint ep;
     rd_error_clear(&err);
-    assert_int_equal(rd_endpoint_resolve(&rd_svc_sts, "evil.example/#", NULL, NULL, NULL, &ep, &err), RD_E_USAGE);
+    assert_int_equal(rd_endpoint_resolve(&rd_svc_sts, "evil.example/#", NULL, NULL, NULL, 1, &ep, &err), RD_E_USAGE);
     assert_null(strstr(ep.url, "evil"));
-    assert_int_equal(rd_endpoint_resolve(&rd_svc_sts, "evil.example/#", "http://127.0.0.1:1", NULL, NULL, &ep, &err),
+    assert_int_equal(rd_endpoint_resolve(&rd_svc_sts, "evil.example/#", "http://127.0.0.1:1", NULL, NULL, 1, &ep, &err),
                      RD_E_USAGE);
-    assert_int_equal(rd_endpoint_resolve(&rd_svc_sts, "eu-west-1", NULL, NULL, NULL, &ep, &err), RD_OK);
+    assert_int_equal(rd_endpoint_resolve(&rd_svc_sts, "eu-west-1", NULL, NULL, NULL, 1, &ep, &err), RD_OK);
     assert_string_equal(ep.url, "https://sts.eu-west-1.amazonaws.com");
 }
 
