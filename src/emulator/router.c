@@ -1,5 +1,5 @@
 /* router.c — one buffered request through the emulator: sniff (which API), authenticate (SigV4, or the
- * unsigned operations), draw the request's faults, route to the API's handler, then the response's faults.
+ * operations without a header signature: the SSO portal, STS AssumeRoleWithWebIdentity, S3 PostObject), draw the request's faults, route to the API's handler, then the response's faults.
  * Does not touch the socket (server.c) nor implement the APIs (s3/, redshift/, iam/). */
 #include "emulator/router.h"
 
@@ -41,7 +41,16 @@ rd_emu_api rd_emu_sniff_headers(const char *method, const char *path, const rd_h
     if (strcmp(method, "POST") == 0 && ctype && strncasecmp(ctype, "application/x-www-form-urlencoded", 33) == 0 &&
         (!have_scope || strcmp(scope->service, "s3") != 0))
         return RD_EMU_API_QUERY;
+    if (!have_scope && rd_emu_is_form_upload(method, h))
+        return RD_EMU_API_QUERY; /* a form whose fields carry the signature: the body decides (route_request) */
     return RD_EMU_API_S3;
+}
+
+int rd_emu_is_form_upload(const char *method, const rd_headers *h)
+{
+    const char *ctype = rd_headers_get(h, "Content-Type");
+    return strcmp(method, "POST") == 0 && ctype && strncasecmp(ctype, "multipart/form-data", 19) == 0 &&
+           !rd_headers_get(h, "Authorization");
 }
 
 void rd_emu_reply_auth_error(rd_emu_api api, rd_emu_auth_result res, const char *resource, const char *request_id,
@@ -163,6 +172,12 @@ static void sniff(emu_call *c, const char *method, const rd_headers *h, const ch
     int have_scope = rd_emu_auth_scope(c->raw_uri, h, &c->scope);
     c->api = rd_emu_sniff_headers(method, c->path, h, &c->scope, have_scope);
     c->target = rd_headers_get(h, "X-Amz-Target");
+    if (c->api == RD_EMU_API_QUERY && !have_scope && rd_emu_is_form_upload(method, h)) {
+        /* S3 PostObject: the signature is in the form, which s3_post.c verifies */
+        c->api = RD_EMU_API_S3;
+        c->is_unsigned = 1;
+        return;
+    }
     if (c->api == RD_EMU_API_QUERY) {
         rd_form_parse(body, body_len, 1, &c->form);
         if (rd_form_has(&c->form, "Action")) {
@@ -175,7 +190,7 @@ static void sniff(emu_call *c, const char *method, const rd_headers *h, const ch
         }
     }
     const char *action = rd_form_get(&c->form, "Action");
-    /* Unsigned operations: SSO portal, STS AssumeRoleWithWebIdentity. */
+    /* Unsigned operations: SSO portal, STS AssumeRoleWithWebIdentity (and S3 PostObject, above). */
     c->is_unsigned = c->api == RD_EMU_API_SSO ||
                      (c->api == RD_EMU_API_QUERY && action && strcmp(action, "AssumeRoleWithWebIdentity") == 0);
 }

@@ -20,9 +20,14 @@ typedef enum rd_emu_api {
 } rd_emu_api;
 
 /* The API a request is for, from its headers alone. A form POST (not to S3) is RD_EMU_API_QUERY here: whether
- * it names an Action is known once its (bounded) body is read. */
+ * it names an Action is known once its (bounded) body is read. So is an unsigned multipart/form-data POST:
+ * S3's form upload (PostObject), whose signature is in its fields, so it gets in without one in its headers;
+ * rd_emu_route_request then hands it to S3 unauthenticated, and s3_post.c verifies the form's policy. */
 rd_emu_api rd_emu_sniff_headers(const char *method, const char *path, const rd_headers *h,
                                 const rd_emu_auth_info *scope, int have_scope);
+/* 1 if the request is a form upload without a header signature (POST, multipart/form-data, no
+ * Authorization): what rd_emu_sniff_headers lets in as above. */
+int rd_emu_is_form_upload(const char *method, const rd_headers *h);
 
 /* Answers a whole buffered request (raw_uri as sent: path and query, still percent-encoded). */
 void rd_emu_route_request(rd_emu *emu, const char *method, const char *raw_uri, const rd_headers *headers,
