@@ -757,6 +757,40 @@ static void reply_success(const rd_emu_s3_post_form *f, const rd_emu_request *re
     rd_buf_free(&url);
 }
 
+/* What the object keeps from the form: its x-amz-meta-* fields (names lowercased) and the REST headers a
+ * form may set. */
+static int set_meta(rd_s3_put *w, const rd_emu_s3_post_form *f, rd_emu_error *err)
+{
+    static const char *const kept[] = { "Cache-Control", "Content-Disposition", "Content-Encoding",
+                                        "Content-Language", "Expires" };
+    rd_s3_meta m;
+    memset(&m, 0, sizeof m);
+    rd_headers_init(&m.headers);
+    for (size_t i = 0; i < f->count; i++) {
+        const char *name = f->fields[i].name;
+        if (strncasecmp(name, "x-amz-meta-", 11) == 0 && name[11]) {
+            char *lower = strdup(name);
+            if (!lower) {
+                rd_s3_meta_free(&m);
+                return rd_emu_error_set(err, 500, "InternalError", "out of memory keeping a form's metadata");
+            }
+            for (char *q = lower; *q; q++)
+                *q = (char)tolower((unsigned char)*q);
+            if (!rd_headers_get(&m.headers, lower))
+                rd_headers_add(&m.headers, lower, f->fields[i].value);
+            free(lower);
+        }
+    }
+    for (size_t i = 0; i < sizeof kept / sizeof *kept; i++) {
+        const char *v = rd_emu_s3_post_form_get(f, kept[i]);
+        if (v)
+            rd_headers_add(&m.headers, kept[i], v);
+    }
+    int rc = rd_s3_put_set_meta(w, &m, err);
+    rd_s3_meta_free(&m);
+    return rc;
+}
+
 /* Verifies the form's credential and signature. 0 with *info filled (the caller), or 1 with resp answered. */
 static int verify_signature(rd_emu *emu, const rd_emu_s3_post_form *f, const char *bucket, const char *request_id,
                             rd_emu_auth_info *info, rd_emu_response *resp)
@@ -871,6 +905,10 @@ void rd_emu_s3_post_object(rd_emu *emu, struct rd_s3_store *store, const char *b
     memset(&oi, 0, sizeof oi);
     if (rd_s3_store_put_begin(store, bucket, key, rd_emu_s3_post_form_get(&f, "Content-Type"), &w, &e) != 0 ||
         rd_s3_put_write(w, f.file_data, f.file_len, &e) != 0) {
+        reply_emu_error(emu, resp, &e, bucket, req->request_id);
+        goto out;
+    }
+    if (set_meta(w, &f, &e) != 0) {
         reply_emu_error(emu, resp, &e, bucket, req->request_id);
         goto out;
     }
