@@ -61,14 +61,15 @@ struct rd_emu_engine;
 /* S3 REST: bucket from the path (path-style) or the Host (virtual-hosted "bucket.s3.<region>.<domain>" or
  * "bucket.localhost"). */
 void rd_emu_s3_handle(rd_emu *emu, struct rd_s3_store *store, const rd_emu_request *req, rd_emu_response *resp);
-/* PutObject with a streamed body (the server feeds it as it arrives, so bodies never sit in memory):
+/* PutObject and UploadPart with a streamed body (the server feeds it as it arrives, so bodies never sit in memory):
  * begin, after the request's headers are authenticated, says how to go on: RD_EMU_S3_STREAM — *out is an
  * upload: rd_emu_s3_upload_write each piece of the body (data goes to a temp file; x-amz-content-sha256,
  * Content-MD5 and flexible checksums are computed as it comes), then rd_emu_s3_upload_finish publishes it or
  * answers the error (XAmzContentSHA256Mismatch, BadDigest, IncompleteBody, …), storing nothing; it frees the
  * upload (abort frees it unfinished; NULL is a no-op). RD_EMU_S3_REPLIED — resp holds the answer (an error
- * found before the body). RD_EMU_S3_BUFFER — not a PutObject: buffer the (small) body and call
- * rd_emu_s3_handle. req must outlive the upload. */
+ * found before the body). RD_EMU_S3_BUFFER — not a PutObject or UploadPart (CopyObject and UploadPartCopy
+ * included: they carry no body): buffer the (small) body and call rd_emu_s3_handle. req must outlive the
+ * upload. */
 typedef struct rd_emu_s3_upload rd_emu_s3_upload;
 typedef enum rd_emu_s3_route { RD_EMU_S3_BUFFER, RD_EMU_S3_STREAM, RD_EMU_S3_REPLIED } rd_emu_s3_route;
 rd_emu_s3_route rd_emu_s3_upload_begin(rd_emu *emu, struct rd_s3_store *store, const rd_emu_request *req,
@@ -76,8 +77,9 @@ rd_emu_s3_route rd_emu_s3_upload_begin(rd_emu *emu, struct rd_s3_store *store, c
 void rd_emu_s3_upload_write(rd_emu_s3_upload *u, const void *data, size_t len);
 void rd_emu_s3_upload_finish(rd_emu_s3_upload *u, rd_emu_response *resp);
 void rd_emu_s3_upload_abort(rd_emu_s3_upload *u);
-/* The operation a request names, for fault injection: "ListBuckets", "ListObjects", "GetObject" (GET/HEAD),
- * "PutObject" or "Other". */
+/* The operation a request names, for fault injection: "ListBuckets", "ListObjects", "GetObject" (GET/HEAD of
+ * an object), "PutObject", "UploadPart", "CopyObject", "UploadPartCopy", "CreateMultipartUpload",
+ * "CompleteMultipartUpload", "AbortMultipartUpload", "ListParts", "ListMultipartUploads" or "Other". */
 const char *rd_emu_s3_operation(const rd_emu_request *req);
 /* Redshift Data API JSON 1.1: operation is the part after "RedshiftData." in X-Amz-Target. */
 void rd_emu_data_api_handle(rd_emu *emu, struct rd_emu_engine *eng, const char *operation,

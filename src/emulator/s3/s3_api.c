@@ -29,6 +29,8 @@
 #define S3_XMLNS "http://s3.amazonaws.com/doc/2006-03-01/"
 #define MAX_KEYS_LIMIT 1000
 #define DELETE_OBJECTS_LIMIT 1000
+#define USER_METADATA_LIMIT 2048 /* bytes of x-amz-meta-* names (without the prefix) and values */
+#define MAX_PARTS_LIST 1000
 
 typedef struct s3_call {
     rd_emu *emu;
@@ -253,10 +255,21 @@ typedef struct checksum {
 static const struct {
     const char *name;
     ck_algo algo;
-} ck_names[] = { { "x-amz-checksum-crc32", CK_CRC32 },
-                 { "x-amz-checksum-crc32c", CK_CRC32C },
-                 { "x-amz-checksum-sha1", CK_SHA1 },
-                 { "x-amz-checksum-sha256", CK_SHA256 } };
+    const char *algo_name; /* x-amz-checksum-algorithm's value */
+    const char *member;    /* the XML element of a part's or a copy's checksum */
+} ck_names[] = { { "x-amz-checksum-crc32", CK_CRC32, "CRC32", "ChecksumCRC32" },
+                 { "x-amz-checksum-crc32c", CK_CRC32C, "CRC32C", "ChecksumCRC32C" },
+                 { "x-amz-checksum-sha1", CK_SHA1, "SHA1", "ChecksumSHA1" },
+                 { "x-amz-checksum-sha256", CK_SHA256, "SHA256", "ChecksumSHA256" } };
+
+/* The ck_names row of an algorithm name ("CRC32", any case) or of a header name; -1 when unknown. */
+static int ck_find(const char *algo_or_header)
+{
+    for (size_t i = 0; algo_or_header && i < sizeof ck_names / sizeof ck_names[0]; i++)
+        if (strcasecmp(algo_or_header, ck_names[i].algo_name) == 0 || strcasecmp(algo_or_header, ck_names[i].name) == 0)
+            return (int)i;
+    return -1;
+}
 
 static void ck_init(checksum *ck, const char *header_name)
 {
@@ -885,6 +898,93 @@ static void not_found_object(s3_call *c, const rd_emu_error *err)
     fail_emu(c, err);
 }
 
+/* The stored metadata as headers of a GET or HEAD; the checksum (whole-object reads only) when the request
+ * has x-amz-checksum-mode: ENABLED; then GET's response-* overrides. */
+static void reply_meta(s3_call *c, const rd_s3_object_info *info, int whole)
+{
+    rd_headers *out = &c->resp->headers;
+    for (size_t i = 0; i < info->meta.headers.count; i++)
+        rd_headers_add(out, info->meta.headers.items[i].name, info->meta.headers.items[i].value);
+    const char *mode = rd_headers_get(c->req->headers, "x-amz-checksum-mode");
+    int k = ck_find(info->meta.checksum_algo);
+    if (whole && mode && strcasecmp(mode, "ENABLED") == 0 && k >= 0 && info->meta.checksum) {
+        rd_headers_set(out, ck_names[k].name, info->meta.checksum);
+        if (info->meta.checksum_type)
+            rd_headers_set(out, "x-amz-checksum-type", info->meta.checksum_type);
+    }
+    static const char *const overrides[][2] = { { "response-content-type", "Content-Type" },
+                                                { "response-content-language", "Content-Language" },
+                                                { "response-expires", "Expires" },
+                                                { "response-cache-control", "Cache-Control" },
+                                                { "response-content-disposition", "Content-Disposition" },
+                                                { "response-content-encoding", "Content-Encoding" } };
+    for (size_t i = 0; i < sizeof overrides / sizeof overrides[0]; i++) {
+        const char *v = rd_form_get(&c->q, overrides[i][0]);
+        if (v)
+            rd_headers_set(out, overrides[i][1], v);
+    }
+}
+
+/* The metadata a write asks the object to keep (x-amz-meta-*, Cache-Control, Content-Disposition,
+ * Content-Encoding but aws-chunked, Content-Language, Expires) into m; 0 with the reply filled when the user
+ * metadata is over S3's 2 KB. */
+static int request_meta(s3_call *c, rd_s3_meta *m)
+{
+    memset(m, 0, sizeof *m);
+    rd_headers_init(&m->headers);
+    const rd_headers *h = c->req->headers;
+    size_t user = 0;
+    for (size_t i = 0; i < h->count; i++) {
+        const char *n = h->items[i].name;
+        if (strncasecmp(n, "x-amz-meta-", 11) != 0)
+            continue;
+        char *lower = strdup(n);
+        for (char *p = lower; p && *p; p++)
+            *p = (char)tolower((unsigned char)*p);
+        if (lower)
+            rd_headers_add(&m->headers, lower, h->items[i].value);
+        free(lower);
+        user += strlen(n) - 11 + strlen(h->items[i].value);
+    }
+    static const char *const kept[] = { "Cache-Control", "Content-Disposition", "Content-Encoding", "Content-Language",
+                                        "Expires" };
+    for (size_t i = 0; i < sizeof kept / sizeof kept[0]; i++) {
+        const char *v = rd_headers_get(h, kept[i]);
+        if (!v)
+            continue;
+        if (strcasecmp(kept[i], "Content-Encoding") == 0) {
+            /* aws-chunked describes the transfer, not the object: S3 drops it */
+            rd_buf enc = RD_BUF_INIT;
+            const char *p = v;
+            while (*p) {
+                while (*p == ' ' || *p == ',')
+                    p++;
+                size_t n = strcspn(p, ",");
+                size_t t = n;
+                while (t && p[t - 1] == ' ')
+                    t--;
+                if (t && !(t == 11 && strncasecmp(p, "aws-chunked", 11) == 0)) {
+                    if (enc.len)
+                        rd_buf_putc(&enc, ',');
+                    rd_buf_append(&enc, p, t);
+                }
+                p += n;
+            }
+            if (enc.len)
+                rd_headers_add(&m->headers, kept[i], rd_buf_cstr(&enc));
+            rd_buf_free(&enc);
+            continue;
+        }
+        rd_headers_add(&m->headers, kept[i], v);
+    }
+    if (user > USER_METADATA_LIMIT) {
+        rd_s3_meta_free(m);
+        fail(c, 400, "MetadataTooLarge", "Your metadata headers exceed the maximum allowed metadata size.");
+        return 0;
+    }
+    return 1;
+}
+
 static void get_object(s3_call *c)
 {
     if (!allowed(c, "s3:GetObject", 1))
@@ -941,6 +1041,7 @@ static void get_object(s3_call *c)
     rd_headers_set(&c->resp->headers, "Last-Modified", lm);
     rd_headers_set(&c->resp->headers, "Accept-Ranges", "bytes");
     rd_headers_set(&c->resp->headers, "Content-Type", info.content_type ? info.content_type : "binary/octet-stream");
+    reply_meta(c, &info, !range);
     if (range) {
         char cr[80];
         snprintf(cr, sizeof cr, "bytes %" PRIu64 "-%" PRIu64 "/%" PRIu64, first, last, info.size);
@@ -969,6 +1070,8 @@ struct rd_emu_s3_upload {
     rd_emu_chunked *dec;  /* aws-chunked: decoded (and signed chunks verified) as it arrives; else NULL */
     rd_emu_error err;
     int failed;           /* the store refused a write: err says why */
+    rd_s3_meta meta;      /* what the object keeps (PutObject); the checksum is added at the end */
+    int part;             /* an UploadPart: the part's number */
 };
 
 /* x-amz-content-sha256: 1 and out filled for a hex digest, 0 for UNSIGNED-PAYLOAD / STREAMING-* / absent,
@@ -1062,6 +1165,7 @@ void rd_emu_s3_upload_abort(rd_emu_s3_upload *u)
     EVP_MD_CTX_free(u->sha);
     rd_s3_put_abort(u->w);
     rd_emu_chunked_free(u->dec);
+    rd_s3_meta_free(&u->meta);
     rd_form_free(&u->c.q);
     free(u->c.bucket);
     free(u->c.key);
@@ -1134,63 +1238,116 @@ static int chunked_open(s3_call *c, rd_emu_s3_upload *u, const char *sha)
     return 1;
 }
 
-/* Everything PutObject checks before its body; NULL with the reply filled when the request fails. */
+/* partNumber of an UploadPart: 1..10000, else 0 with the reply filled. */
+static int part_number(s3_call *c)
+{
+    const char *v = rd_form_get(&c->q, "partNumber");
+    char *end = NULL;
+    long n = v && *v ? strtol(v, &end, 10) : 0;
+    if (!v || !*v || *end || n < 1 || n > RD_S3_MAX_PARTS) {
+        fail(c, 400, "InvalidArgument", "Part number must be an integer between 1 and 10000, inclusive");
+        return 0;
+    }
+    return (int)n;
+}
+
+/* The checksum an UploadPart (or a part copy) computes: the upload's algorithm; a checksum of another one
+ * is refused. *ck_name (may be NULL) names the request's; 0 with the reply filled when refused. */
+static int part_checksum(s3_call *c, const rd_s3_upload_info *up, const char **ck_name)
+{
+    int want = ck_find(up->meta.checksum_algo);
+    int have = ck_find(*ck_name);
+    if (want >= 0 && have >= 0 && want != have) {
+        rd_buf m = RD_BUF_INIT;
+        rd_buf_printf(&m, "Checksum Type mismatch occurred, expected checksum Type: %s, actual checksum Type: %s",
+                      ck_names[want].algo_name, ck_names[have].algo_name);
+        for (char *p = m.data; p && *p; p++)
+            *p = (char)tolower((unsigned char)*p);
+        fail(c, 400, "InvalidRequest", rd_buf_cstr(&m));
+        rd_buf_free(&m);
+        return 0;
+    }
+    if (want >= 0)
+        *ck_name = ck_names[want].name;
+    return 1;
+}
+
+/* Everything PutObject and UploadPart check before the body; NULL with the reply filled when the request
+ * fails. */
 static rd_emu_s3_upload *upload_open(s3_call *c)
 {
     if (!allowed(c, "s3:PutObject", 1))
         return NULL;
     const rd_headers *h = c->req->headers;
-    if (rd_headers_get(h, "x-amz-copy-source")) {
-        fail(c, 501, "NotImplemented", "CopyObject is not implemented by the emulator");
+    int part = 0;
+    if (rd_form_has(&c->q, "uploadId") && !(part = part_number(c)))
         return NULL;
-    }
     rd_emu_s3_upload *u = calloc(1, sizeof *u);
     if (!u) {
         fail(c, 500, "InternalError", internal_message);
         return NULL;
     }
+    u->part = part;
+    if (!part && !request_meta(c, &u->meta)) {
+        free(u);
+        return NULL;
+    }
     u->have_md5 = content_md5(h, u->md5);
     if (u->have_md5 < 0) {
         fail(c, 400, "InvalidDigest", "The Content-MD5 you specified was invalid.");
-        free(u);
-        return NULL;
+        goto fail_u;
     }
     const char *sha = rd_headers_get(h, "x-amz-content-sha256");
     const char *cenc = rd_headers_get(h, "Content-Encoding");
     int chunked = (sha && strncmp(sha, "STREAMING-", 10) == 0) || (cenc && strstr(cenc, "aws-chunked"));
-    if (chunked && !chunked_open(c, u, sha)) {
-        free(u);
-        return NULL;
-    }
+    if (chunked && !chunked_open(c, u, sha))
+        goto fail_u;
     int d = payload_digest(h, u->expected_sha);
     if (d < 0) {
         fail_bad_sha(c);
-        rd_emu_chunked_free(u->dec);
-        free(u);
-        return NULL;
+        goto fail_u;
+    }
+    const char *ck_name = checksum_header(h);
+    if (!ck_name && u->dec)
+        ck_name = rd_headers_get(h, "x-amz-trailer");
+    rd_emu_error err;
+    if (part) {
+        rd_s3_upload_info up;
+        if (rd_s3_store_mpu_get(c->store, c->bucket, c->key, rd_form_get(&c->q, "uploadId"), &up, &err) != 0) {
+            fail_emu(c, &err);
+            goto fail_u;
+        }
+        int ok = part_checksum(c, &up, &ck_name);
+        rd_s3_upload_info_free(&up);
+        if (!ok)
+            goto fail_u;
+        if (rd_s3_store_part_begin(c->store, c->bucket, c->key, rd_form_get(&c->q, "uploadId"), part, &u->w, &err) !=
+            0) {
+            fail_emu(c, &err);
+            goto fail_u;
+        }
+    } else {
+        const char *ctype = rd_headers_get(h, "Content-Type");
+        if (rd_s3_store_put_begin(c->store, c->bucket, c->key, ctype ? ctype : "binary/octet-stream", &u->w, &err) !=
+            0) {
+            fail_emu(c, &err);
+            goto fail_u;
+        }
     }
     if (d > 0) {
         u->sha = EVP_MD_CTX_new();
         EVP_DigestInit_ex(u->sha, EVP_sha256(), NULL);
     }
-    const char *ck_name = checksum_header(h);
-    if (!ck_name && u->dec)
-        ck_name = rd_headers_get(h, "x-amz-trailer");
     ck_init(&u->ck, ck_name);
-    const char *ctype = rd_headers_get(h, "Content-Type");
-    rd_emu_error err;
-    if (rd_s3_store_put_begin(c->store, c->bucket, c->key, ctype ? ctype : "binary/octet-stream", &u->w, &err) != 0) {
-        fail_emu(c, &err);
-        EVP_MD_CTX_free(u->sha);
-        free(ck_final(&u->ck));
-        rd_emu_chunked_free(u->dec);
-        free(u);
-        return NULL;
-    }
     u->c = *c; /* takes bucket, key, resource and query */
     memset(&c->q, 0, sizeof c->q);
     c->bucket = c->key = c->resource = NULL;
     return u;
+fail_u:
+    rd_emu_chunked_free(u->dec);
+    rd_s3_meta_free(&u->meta);
+    free(u);
+    return NULL;
 }
 
 /* Verifies and publishes (or discards) the upload, fills resp and frees u. */
@@ -1234,7 +1391,16 @@ static void upload_close(rd_emu_s3_upload *u, rd_emu_response *resp)
     rd_emu_error err;
     rd_s3_put *w = u->w;
     u->w = NULL; /* commit frees the writer whatever the outcome */
-    if (rd_s3_put_commit(w, u->have_md5 ? u->md5 : NULL, &info, &err) != 0) {
+    if (computed && u->ck.name) {
+        int k = ck_find(u->ck.name);
+        u->meta.checksum_algo = strdup(ck_names[k].algo_name);
+        u->meta.checksum = strdup(computed);
+        u->meta.checksum_type = strdup("FULL_OBJECT");
+    }
+    if (rd_s3_put_set_meta(w, &u->meta, &err) != 0) {
+        rd_s3_put_abort(w);
+        fail_emu(c, &err);
+    } else if (rd_s3_put_commit(w, u->have_md5 ? u->md5 : NULL, &info, &err) != 0) {
         fail_emu(c, &err);
     } else {
         resp->status = 200;
@@ -1275,20 +1441,693 @@ static void delete_object(s3_call *c)
         c->resp->status = 204;
 }
 
+/* ---- multipart uploads ------------------------------------------------------------------------------ */
+
+static void owner_el(xw *x, s3_call *c, const char *name)
+{
+    xw_open(x, name);
+    xw_el(x, "ID", c->req->account_id ? c->req->account_id : "000000000000");
+    xw_el(x, "DisplayName", "redduck");
+    xw_close(x);
+}
+
+static void create_multipart_upload(s3_call *c)
+{
+    if (!allowed(c, "s3:PutObject", 1))
+        return;
+    const rd_headers *h = c->req->headers;
+    const char *algo = rd_headers_get(h, "x-amz-checksum-algorithm");
+    const char *type = rd_headers_get(h, "x-amz-checksum-type");
+    int k = ck_find(algo);
+    if (algo && k < 0) {
+        fail(c, strcasecmp(algo, "CRC64NVME") == 0 ? 501 : 400,
+             strcasecmp(algo, "CRC64NVME") == 0 ? "NotImplemented" : "InvalidRequest",
+             "The emulator's multipart uploads take x-amz-checksum-algorithm CRC32, CRC32C, SHA1 or SHA256");
+        return;
+    }
+    if (type && strcasecmp(type, "COMPOSITE") != 0) {
+        fail(c, 501, "NotImplemented",
+             "The emulator's multipart uploads keep COMPOSITE checksums (x-amz-checksum-type), not FULL_OBJECT ones");
+        return;
+    }
+    if (type && k < 0) {
+        fail(c, 400, "InvalidRequest", "The x-amz-checksum-type header can only be used with the x-amz-checksum-algorithm header.");
+        return;
+    }
+    rd_s3_meta meta;
+    if (!request_meta(c, &meta))
+        return;
+    if (k >= 0) {
+        meta.checksum_algo = strdup(ck_names[k].algo_name);
+        meta.checksum_type = strdup("COMPOSITE");
+    }
+    const char *ctype = rd_headers_get(h, "Content-Type");
+    char id[40];
+    rd_emu_error err;
+    int rc = rd_s3_store_mpu_create(c->store, c->bucket, c->key, ctype ? ctype : "binary/octet-stream", &meta, id, &err);
+    rd_s3_meta_free(&meta);
+    if (rc != 0) {
+        fail_emu(c, &err);
+        return;
+    }
+    xw x;
+    xw_start(&x, "InitiateMultipartUploadResult");
+    xw_el(&x, "Bucket", c->bucket);
+    xw_el(&x, "Key", c->key);
+    xw_el(&x, "UploadId", id);
+    xw_close(&x);
+    xw_finish(&x, c);
+    if (k >= 0) {
+        rd_headers_set(&c->resp->headers, "x-amz-checksum-algorithm", ck_names[k].algo_name);
+        rd_headers_set(&c->resp->headers, "x-amz-checksum-type", "COMPOSITE");
+    }
+}
+
+static int cmp_part_number(const void *key, const void *elem)
+{
+    return *(const int *)key - ((const rd_s3_part_info *)elem)->number;
+}
+
+/* The composite checksum "<base64 of the checksum of the parts' raw checksums>-N" of the named parts, checking
+ * the client's per-part values against the stored ones. NULL with the reply filled (InvalidPart) or, when the
+ * store will refuse the list anyway, NULL with *defer set. */
+static char *composite_checksum(s3_call *c, int k, const rd_s3_part_info *stored, size_t ns, const int *numbers,
+                                char *const *client, size_t n, int *defer)
+{
+    checksum ck;
+    ck_init(&ck, ck_names[k].name);
+    for (size_t i = 0; i < n; i++) {
+        const rd_s3_part_info *p = bsearch(&numbers[i], stored, ns, sizeof *stored, cmp_part_number);
+        if (!p || !p->checksum) {
+            *defer = 1; /* InvalidPart from the store, after its order check */
+            free(ck_final(&ck));
+            return NULL;
+        }
+        size_t rl = 0;
+        unsigned char *raw = b64_decode(p->checksum, &rl);
+        if (!raw || (client[i] && strcmp(client[i], p->checksum) != 0)) {
+            free(raw);
+            free(ck_final(&ck));
+            fail(c, 400, "InvalidPart",
+                 "One or more of the specified parts could not be found.  The part may not have been uploaded, or the "
+                 "specified entity tag may not have matched the part's entity tag.");
+            return NULL;
+        }
+        ck_update(&ck, raw, rl);
+        free(raw);
+    }
+    char *b = ck_final(&ck);
+    rd_buf out = RD_BUF_INIT;
+    rd_buf_printf(&out, "%s-%zu", b ? b : "", n);
+    free(b);
+    return rd_buf_detach(&out);
+}
+
+static void complete_multipart_upload(s3_call *c)
+{
+    if (!allowed(c, "s3:PutObject", 1))
+        return;
+    const char *id = rd_form_get(&c->q, "uploadId");
+    rd_s3_upload_info up;
+    rd_emu_error err;
+    if (rd_s3_store_mpu_get(c->store, c->bucket, c->key, id, &up, &err) != 0) {
+        fail_emu(c, &err);
+        return;
+    }
+    int k = ck_find(up.meta.checksum_algo);
+    rd_s3_upload_info_free(&up);
+    xmlDocPtr doc = parse_body(c, "CompleteMultipartUpload");
+    if (!doc)
+        return;
+    size_t n = 0;
+    for (xmlNodePtr p = xmlDocGetRootElement(doc)->children; p; p = p->next)
+        if (p->type == XML_ELEMENT_NODE && strcmp((const char *)p->name, "Part") == 0)
+            n++;
+    rd_s3_complete_part *parts = calloc(n ? n : 1, sizeof *parts);
+    int *numbers = calloc(n ? n : 1, sizeof *numbers);
+    char **etags = calloc(n ? n : 1, sizeof *etags), **sums = calloc(n ? n : 1, sizeof *sums);
+    char *composite = NULL;
+    rd_s3_part_info *stored = NULL;
+    size_t ns = 0, i = 0;
+    int malformed = n == 0 || n > RD_S3_MAX_PARTS || !parts || !numbers || !etags || !sums;
+    for (xmlNodePtr p = xmlDocGetRootElement(doc)->children; !malformed && p; p = p->next) {
+        if (p->type != XML_ELEMENT_NODE || strcmp((const char *)p->name, "Part") != 0)
+            continue;
+        char *num = child_text(p, "PartNumber"), *end = NULL;
+        long v = num && *num ? strtol(num, &end, 10) : 0;
+        malformed = !num || !*num || *end || v < 1 || v > RD_S3_MAX_PARTS;
+        free(num);
+        etags[i] = child_text(p, "ETag");
+        sums[i] = k >= 0 ? child_text(p, ck_names[k].member) : NULL;
+        numbers[i] = (int)v;
+        parts[i].number = (int)v;
+        parts[i].etag = etags[i];
+        malformed |= !etags[i];
+        i++;
+    }
+    xmlFreeDoc(doc);
+    if (malformed) {
+        fail(c, 400, "MalformedXML",
+             "The XML you provided was not well-formed or did not validate against our published schema.");
+        goto out;
+    }
+    for (i = 1; i < n; i++)
+        if (numbers[i] <= numbers[i - 1]) {
+            fail(c, 400, "InvalidPartOrder",
+                 "The list of parts was not in ascending order. The parts list must be specified in order by part "
+                 "number.");
+            goto out;
+        }
+    if (k >= 0) {
+        int defer = 0;
+        if (rd_s3_store_mpu_parts(c->store, c->bucket, c->key, id, &stored, &ns, &err) != 0) {
+            fail_emu(c, &err);
+            goto out;
+        }
+        composite = composite_checksum(c, k, stored, ns, numbers, sums, n, &defer);
+        if (!composite && !defer)
+            goto out;
+    }
+    rd_s3_object_info info;
+    memset(&info, 0, sizeof info);
+    if (rd_s3_store_mpu_complete(c->store, c->bucket, c->key, id, parts, n, composite, composite ? "COMPOSITE" : NULL,
+                                 &info, &err) != 0) {
+        fail_emu(c, &err);
+        goto out;
+    }
+    xw x;
+    xw_start(&x, "CompleteMultipartUploadResult");
+    rd_buf loc = RD_BUF_INIT;
+    const char *host = c->req->host ? c->req->host : "localhost";
+    rd_buf_printf(&loc, "http://%s/%s/%s", host, c->bucket, c->key);
+    xw_el(&x, "Location", rd_buf_cstr(&loc));
+    rd_buf_free(&loc);
+    xw_el(&x, "Bucket", c->bucket);
+    xw_el(&x, "Key", c->key);
+    xw_el(&x, "ETag", info.etag);
+    if (composite) {
+        xw_el(&x, ck_names[k].member, composite);
+        xw_el(&x, "ChecksumType", "COMPOSITE");
+    }
+    xw_close(&x);
+    xw_finish(&x, c);
+    rd_s3_object_info_free(&info);
+out:
+    for (i = 0; i < n; i++) {
+        if (etags)
+            free(etags[i]);
+        if (sums)
+            free(sums[i]);
+    }
+    free(etags);
+    free(sums);
+    free(parts);
+    free(numbers);
+    free(composite);
+    rd_s3_parts_free(stored, ns);
+}
+
+static void abort_multipart_upload(s3_call *c)
+{
+    if (!allowed(c, "s3:AbortMultipartUpload", 1))
+        return;
+    rd_emu_error err;
+    if (rd_s3_store_mpu_abort(c->store, c->bucket, c->key, rd_form_get(&c->q, "uploadId"), &err) != 0)
+        fail_emu(c, &err);
+    else
+        c->resp->status = 204;
+}
+
+/* A non-negative integer query parameter (default def, capped at cap); 0 with the reply filled when invalid. */
+static int query_count(s3_call *c, const char *name, long def, long cap, long *out)
+{
+    const char *v = rd_form_get(&c->q, name);
+    *out = def;
+    if (!v)
+        return 1;
+    char *end = NULL;
+    errno = 0;
+    long n = strtol(v, &end, 10);
+    if (!*v || *end || errno || n < 0) {
+        rd_buf m = RD_BUF_INIT;
+        rd_buf_printf(&m, "Provided %s not an integer or within integer range", name);
+        fail(c, 400, "InvalidArgument", rd_buf_cstr(&m));
+        rd_buf_free(&m);
+        return 0;
+    }
+    *out = n > cap ? cap : n;
+    return 1;
+}
+
+static void list_parts(s3_call *c)
+{
+    if (!allowed(c, "s3:ListMultipartUploadParts", 1))
+        return;
+    const char *id = rd_form_get(&c->q, "uploadId");
+    long max = 0, marker = 0;
+    if (!query_count(c, "max-parts", MAX_PARTS_LIST, MAX_PARTS_LIST, &max) ||
+        !query_count(c, "part-number-marker", 0, RD_S3_MAX_PARTS, &marker))
+        return;
+    rd_s3_upload_info up;
+    rd_s3_part_info *parts = NULL;
+    size_t n = 0;
+    rd_emu_error err;
+    if (rd_s3_store_mpu_get(c->store, c->bucket, c->key, id, &up, &err) != 0 ||
+        rd_s3_store_mpu_parts(c->store, c->bucket, c->key, id, &parts, &n, &err) != 0) {
+        fail_emu(c, &err);
+        return;
+    }
+    int k = ck_find(up.meta.checksum_algo);
+    char num[32];
+    xw x;
+    xw_start(&x, "ListPartsResult");
+    xw_el(&x, "Bucket", c->bucket);
+    xw_el(&x, "Key", c->key);
+    xw_el(&x, "UploadId", id);
+    snprintf(num, sizeof num, "%ld", marker);
+    xw_el(&x, "PartNumberMarker", num);
+    size_t shown = 0, i = 0;
+    int last = 0;
+    while (i < n && parts[i].number <= marker)
+        i++;
+    size_t first = i;
+    for (; i < n && shown < (size_t)max; i++, shown++)
+        last = parts[i].number;
+    int truncated = i < n;
+    snprintf(num, sizeof num, "%d", last);
+    xw_el(&x, "NextPartNumberMarker", num);
+    snprintf(num, sizeof num, "%ld", max);
+    xw_el(&x, "MaxParts", num);
+    xw_el(&x, "IsTruncated", truncated ? "true" : "false");
+    for (i = first; i < first + shown; i++) {
+        char date[32], size[32];
+        iso8601(parts[i].last_modified, date);
+        snprintf(num, sizeof num, "%d", parts[i].number);
+        snprintf(size, sizeof size, "%" PRIu64, parts[i].size);
+        xw_open(&x, "Part");
+        xw_el(&x, "PartNumber", num);
+        xw_el(&x, "LastModified", date);
+        xw_el(&x, "ETag", parts[i].etag);
+        xw_el(&x, "Size", size);
+        if (k >= 0 && parts[i].checksum)
+            xw_el(&x, ck_names[k].member, parts[i].checksum);
+        xw_close(&x);
+    }
+    owner_el(&x, c, "Initiator");
+    owner_el(&x, c, "Owner");
+    xw_el(&x, "StorageClass", "STANDARD");
+    if (k >= 0) {
+        xw_el(&x, "ChecksumAlgorithm", ck_names[k].algo_name);
+        xw_el(&x, "ChecksumType", "COMPOSITE");
+    }
+    xw_close(&x);
+    xw_finish(&x, c);
+    rd_s3_upload_info_free(&up);
+    rd_s3_parts_free(parts, n);
+}
+
+static void list_multipart_uploads(s3_call *c)
+{
+    if (!allowed(c, "s3:ListBucketMultipartUploads", 0))
+        return;
+    if (rd_form_get(&c->q, "delimiter")) {
+        fail(c, 501, "NotImplemented", "The emulator's ListMultipartUploads does not take a delimiter");
+        return;
+    }
+    const char *prefix = rd_form_get(&c->q, "prefix"), *km = rd_form_get(&c->q, "key-marker"),
+               *im = rd_form_get(&c->q, "upload-id-marker");
+    long max = 0;
+    if (!query_count(c, "max-uploads", MAX_PARTS_LIST, MAX_PARTS_LIST, &max))
+        return;
+    rd_s3_upload_info *v = NULL;
+    size_t n = 0;
+    int truncated = 0;
+    rd_emu_error err;
+    if (rd_s3_store_mpu_list(c->store, c->bucket, prefix, km, im, (size_t)max, &v, &n, &truncated, &err) != 0) {
+        fail_emu(c, &err);
+        return;
+    }
+    char num[32];
+    xw x;
+    xw_start(&x, "ListMultipartUploadsResult");
+    xw_el(&x, "Bucket", c->bucket);
+    xw_el(&x, "KeyMarker", km ? km : "");
+    xw_el(&x, "UploadIdMarker", im ? im : "");
+    if (truncated && n) {
+        xw_el(&x, "NextKeyMarker", v[n - 1].key);
+        xw_el(&x, "NextUploadIdMarker", v[n - 1].upload_id);
+    }
+    xw_el(&x, "Prefix", prefix ? prefix : "");
+    snprintf(num, sizeof num, "%ld", max);
+    xw_el(&x, "MaxUploads", num);
+    xw_el(&x, "IsTruncated", truncated ? "true" : "false");
+    for (size_t i = 0; i < n; i++) {
+        char date[32];
+        iso8601(v[i].initiated, date);
+        xw_open(&x, "Upload");
+        xw_el(&x, "Key", v[i].key);
+        xw_el(&x, "UploadId", v[i].upload_id);
+        owner_el(&x, c, "Initiator");
+        owner_el(&x, c, "Owner");
+        xw_el(&x, "StorageClass", "STANDARD");
+        xw_el(&x, "Initiated", date);
+        if (v[i].meta.checksum_algo) {
+            xw_el(&x, "ChecksumAlgorithm", v[i].meta.checksum_algo);
+            xw_el(&x, "ChecksumType", "COMPOSITE");
+        }
+        xw_close(&x);
+        rd_s3_upload_info_free(&v[i]);
+    }
+    free(v);
+    xw_close(&x);
+    xw_finish(&x, c);
+}
+
+/* ---- CopyObject and UploadPartCopy ------------------------------------------------------------------ */
+
+/* x-amz-copy-source ("[/]bucket/key[?versionId=null]", the key URL-encoded) into *bucket and *key
+ * (malloc'd); 0 with the reply filled when unusable. */
+static int copy_source(s3_call *c, char **bucket, char **key)
+{
+    const char *raw = rd_headers_get(c->req->headers, "x-amz-copy-source");
+    if (raw && raw[0] == '/')
+        raw++;
+    const char *q = raw ? strstr(raw, "?versionId=") : NULL;
+    size_t len = raw ? (q ? (size_t)(q - raw) : strlen(raw)) : 0;
+    char *src = raw && !has_nul_escape(raw) ? rd_percent_decode(raw, len, 0) : NULL;
+    char *slash = src ? strchr(src, '/') : NULL;
+    if (!slash || slash == src || !slash[1]) {
+        free(src);
+        fail(c, 400, "InvalidArgument", "Copy Source must mention the source bucket and key: sourcebucket/sourcekey");
+        return 0;
+    }
+    if (q && strcmp(q + 11, "null") != 0) {
+        const char *v = q + 11;
+        size_t vl = strlen(v), ok = vl > 0 && vl <= 1024;
+        for (size_t i = 0; ok && i < vl; i++)
+            ok = isalnum((unsigned char)v[i]) || v[i] == '.' || v[i] == '_' || v[i] == '-';
+        free(src);
+        if (ok)
+            fail(c, 404, "NoSuchVersion", "The specified version does not exist.");
+        else
+            fail(c, 400, "InvalidArgument", "Invalid version id specified");
+        return 0;
+    }
+    *slash = '\0';
+    *bucket = strdup(src);
+    *key = strdup(slash + 1);
+    free(src);
+    if (!*bucket || !*key) {
+        free(*bucket);
+        free(*key);
+        fail(c, 500, "InternalError", internal_message);
+        return 0;
+    }
+    return 1;
+}
+
+/* x-amz-copy-source-if-*: 0 with 412 PreconditionFailed filled when they do not hold for the source. */
+static int copy_preconditions(s3_call *c, const rd_s3_object_info *src)
+{
+    const rd_headers *h = c->req->headers;
+    const char *im = rd_headers_get(h, "x-amz-copy-source-if-match"),
+               *inm = rd_headers_get(h, "x-amz-copy-source-if-none-match"),
+               *ius = rd_headers_get(h, "x-amz-copy-source-if-unmodified-since"),
+               *ims = rd_headers_get(h, "x-amz-copy-source-if-modified-since");
+    time_t t;
+    int failed = im ? !etag_matches(im, src->etag) : ius && (t = parse_http_date(ius)) >= 0 && src->last_modified > t;
+    failed |= inm ? etag_matches(inm, src->etag) : ims && (t = parse_http_date(ims)) >= 0 && src->last_modified <= t;
+    if (failed)
+        fail(c, 412, "PreconditionFailed", "At least one of the pre-conditions you specified did not hold");
+    return !failed;
+}
+
+/* The copy's source opened (GetObject checked on it): fd and info filled; 0 with the reply filled. */
+static int open_copy_source(s3_call *c, char **sbucket, char **skey, int *fd, rd_s3_object_info *info)
+{
+    if (!copy_source(c, sbucket, skey))
+        return 0;
+    rd_buf arn = RD_BUF_INIT;
+    rd_buf_printf(&arn, "arn:aws:s3:::%s/%s", *sbucket, *skey);
+    int ok = rd_emu_allowed(c->emu, c->req, "s3:GetObject", rd_buf_cstr(&arn));
+    rd_buf_free(&arn);
+    rd_emu_error err;
+    memset(info, 0, sizeof *info);
+    if (!ok) {
+        fail(c, 403, "AccessDenied", "Access Denied");
+    } else if (rd_s3_store_open_object(c->store, *sbucket, *skey, fd, info, &err) != 0) {
+        fail_emu(c, &err);
+        ok = 0;
+    } else if (!(ok = copy_preconditions(c, info))) {
+        close(*fd);
+    }
+    if (!ok) {
+        rd_s3_object_info_free(info);
+        free(*sbucket);
+        free(*skey);
+        *sbucket = *skey = NULL;
+    }
+    return ok;
+}
+
+/* Copies [first, first+len) of fd into w, updating ck when its algorithm is set. */
+static int copy_bytes(int fd, uint64_t first, uint64_t len, rd_s3_put *w, checksum *ck, rd_emu_error *err)
+{
+    char *buf = malloc(1 << 20);
+    if (!buf)
+        return rd_emu_error_set(err, 500, "InternalError", "out of memory");
+    int rc = 0;
+    while (rc == 0 && len) {
+        ssize_t n = pread(fd, buf, len < (1u << 20) ? (size_t)len : (size_t)1 << 20, (off_t)first);
+        if (n < 0 && errno == EINTR)
+            continue;
+        if (n <= 0) {
+            rc = rd_emu_error_set(err, 500, "InternalError", "cannot read the copy's source: %s",
+                                  n < 0 ? strerror(errno) : "shorter than its size");
+            break;
+        }
+        ck_update(ck, buf, (size_t)n);
+        rc = rd_s3_put_write(w, buf, (size_t)n, err);
+        first += (uint64_t)n;
+        len -= (uint64_t)n;
+    }
+    free(buf);
+    return rc;
+}
+
+static void copy_result(s3_call *c, const char *root, const rd_s3_object_info *info, int k, const char *sum)
+{
+    char date[32];
+    iso8601(info->last_modified, date);
+    xw x;
+    xw_start(&x, root);
+    xw_el(&x, "LastModified", date);
+    xw_el(&x, "ETag", info->etag);
+    if (k >= 0 && sum)
+        xw_el(&x, ck_names[k].member, sum);
+    xw_close(&x);
+    xw_finish(&x, c);
+}
+
+static void copy_object(s3_call *c)
+{
+    if (!allowed(c, "s3:PutObject", 1))
+        return;
+    const rd_headers *h = c->req->headers;
+    const char *directive = rd_headers_get(h, "x-amz-metadata-directive");
+    int replace = directive && strcmp(directive, "REPLACE") == 0;
+    if (directive && !replace && strcmp(directive, "COPY") != 0) {
+        fail(c, 400, "InvalidArgument", "Unknown metadata directive.");
+        return;
+    }
+    const char *algo = rd_headers_get(h, "x-amz-checksum-algorithm");
+    if (algo && ck_find(algo) < 0) {
+        fail(c, 400, "InvalidRequest", "The emulator copies with x-amz-checksum-algorithm CRC32, CRC32C, SHA1 or SHA256");
+        return;
+    }
+    rd_s3_meta meta;
+    memset(&meta, 0, sizeof meta);
+    if (replace && !request_meta(c, &meta))
+        return;
+    char *sbucket = NULL, *skey = NULL;
+    int fd = -1;
+    rd_s3_object_info src;
+    if (!open_copy_source(c, &sbucket, &skey, &fd, &src)) {
+        rd_s3_meta_free(&meta);
+        return;
+    }
+    rd_s3_put *w = NULL;
+    rd_emu_error err;
+    char *sum = NULL;
+    int k = ck_find(algo ? algo : src.meta.checksum_algo);
+    checksum ck;
+    ck_init(&ck, k >= 0 ? ck_names[k].name : NULL);
+    if (strcmp(sbucket, c->bucket) == 0 && strcmp(skey, c->key) == 0 && !replace) {
+        fail(c, 400, "InvalidRequest",
+             "This copy request is illegal because it is trying to copy an object to itself without changing the "
+             "object's metadata, storage class, website redirect location or encryption attributes.");
+        goto out;
+    }
+    const char *ctype = replace ? rd_headers_get(h, "Content-Type") : src.content_type;
+    if (!replace) {
+        rd_s3_meta_free(&meta);
+        if (rd_s3_meta_copy(&meta, &src.meta) != 0) {
+            fail(c, 500, "InternalError", internal_message);
+            goto out;
+        }
+        free(meta.checksum_algo);
+        free(meta.checksum);
+        free(meta.checksum_type);
+        meta.checksum_algo = meta.checksum = meta.checksum_type = NULL;
+    }
+    rd_s3_object_info info;
+    memset(&info, 0, sizeof info);
+    if (rd_s3_store_put_begin(c->store, c->bucket, c->key, ctype ? ctype : "binary/octet-stream", &w, &err) != 0 ||
+        copy_bytes(fd, 0, src.size, w, &ck, &err) != 0) {
+        rd_s3_put_abort(w);
+        fail_emu(c, &err);
+        goto out;
+    }
+    sum = ck_final(&ck);
+    if (sum) {
+        meta.checksum_algo = strdup(ck_names[k].algo_name);
+        meta.checksum = strdup(sum);
+        meta.checksum_type = strdup("FULL_OBJECT");
+    }
+    if (rd_s3_put_set_meta(w, &meta, &err) != 0) {
+        rd_s3_put_abort(w);
+        fail_emu(c, &err);
+        goto out;
+    }
+    if (rd_s3_put_commit(w, NULL, &info, &err) != 0) {
+        fail_emu(c, &err);
+        goto out;
+    }
+    copy_result(c, "CopyObjectResult", &info, k, sum);
+    rd_s3_object_info_free(&info);
+out:
+    free(ck_final(&ck));
+    free(sum);
+    close(fd);
+    rd_s3_object_info_free(&src);
+    rd_s3_meta_free(&meta);
+    free(sbucket);
+    free(skey);
+}
+
+/* x-amz-copy-source-range "bytes=first-last" within size; 0 with the reply filled when invalid. */
+static int copy_range(s3_call *c, uint64_t size, uint64_t *first, uint64_t *len)
+{
+    const char *r = rd_headers_get(c->req->headers, "x-amz-copy-source-range");
+    *first = 0;
+    *len = size;
+    if (!r)
+        return 1;
+    unsigned long long a = 0, b = 0;
+    char tail = 0;
+    if (strncmp(r, "bytes=", 6) != 0 || !isdigit((unsigned char)r[6]) ||
+        sscanf(r + 6, "%llu-%llu%c", &a, &b, &tail) != 2 || strchr(r, ' ')) {
+        fail(c, 400, "InvalidArgument",
+             "The x-amz-copy-source-range value must be of the form bytes=first-last where first and last are the "
+             "zero-based offsets of the first and last bytes to copy");
+        return 0;
+    }
+    if (a > b || b >= size) {
+        rd_buf m = RD_BUF_INIT;
+        rd_buf_printf(&m, "Range specified is not valid for source object of size: %" PRIu64, size);
+        fail(c, 400, "InvalidArgument", rd_buf_cstr(&m));
+        rd_buf_free(&m);
+        return 0;
+    }
+    *first = a;
+    *len = b - a + 1;
+    return 1;
+}
+
+static void upload_part_copy(s3_call *c)
+{
+    if (!allowed(c, "s3:PutObject", 1))
+        return;
+    int part = part_number(c);
+    if (!part)
+        return;
+    const char *id = rd_form_get(&c->q, "uploadId");
+    rd_s3_upload_info up;
+    rd_emu_error err;
+    if (rd_s3_store_mpu_get(c->store, c->bucket, c->key, id, &up, &err) != 0) {
+        fail_emu(c, &err);
+        return;
+    }
+    int k = ck_find(up.meta.checksum_algo);
+    rd_s3_upload_info_free(&up);
+    char *sbucket = NULL, *skey = NULL, *sum = NULL;
+    int fd = -1;
+    rd_s3_object_info src;
+    if (!open_copy_source(c, &sbucket, &skey, &fd, &src))
+        return;
+    uint64_t first = 0, len = 0;
+    rd_s3_put *w = NULL;
+    checksum ck;
+    ck_init(&ck, k >= 0 ? ck_names[k].name : NULL);
+    rd_s3_object_info info;
+    memset(&info, 0, sizeof info);
+    if (!copy_range(c, src.size, &first, &len))
+        goto out;
+    if (rd_s3_store_part_begin(c->store, c->bucket, c->key, id, part, &w, &err) != 0 ||
+        copy_bytes(fd, first, len, w, &ck, &err) != 0) {
+        rd_s3_put_abort(w);
+        fail_emu(c, &err);
+        goto out;
+    }
+    sum = ck_final(&ck);
+    rd_s3_meta meta;
+    memset(&meta, 0, sizeof meta);
+    meta.checksum = sum;
+    int rc = rd_s3_put_set_meta(w, &meta, &err);
+    if (rc != 0)
+        rd_s3_put_abort(w);
+    else
+        rc = rd_s3_put_commit(w, NULL, &info, &err);
+    if (rc != 0) {
+        fail_emu(c, &err);
+        goto out;
+    }
+    copy_result(c, "CopyPartResult", &info, k, sum);
+    rd_s3_object_info_free(&info);
+out:
+    free(ck_final(&ck));
+    free(sum);
+    close(fd);
+    rd_s3_object_info_free(&src);
+    free(sbucket);
+    free(skey);
+}
+
 /* ---- routing ---------------------------------------------------------------------------------------- */
 
-static int has_unsupported_subresource(const rd_form *q)
+/* 1 when the request names a subresource the emulator does not serve (for the multipart ones: on another
+ * method or resource than their operations'). */
+static int has_unsupported_subresource(const rd_form *q, const char *method, int has_key)
 {
     static const char *const names[] = { "acl",        "policy",     "tagging",        "cors",
-                                         "lifecycle",  "website",    "uploads",        "uploadId",
-                                         "versions",   "encryption", "logging",        "notification",
-                                         "replication", "accelerate", "ownershipControls", "publicAccessBlock",
-                                         "object-lock", "retention",  "legal-hold",     "restore",
-                                         "select",     "torrent",    "attributes",     "partNumber",
-                                         "requestPayment", "analytics", "inventory",   "metrics" };
+                                         "lifecycle",  "website",    "versions",       "encryption",
+                                         "logging",    "notification", "replication",  "accelerate",
+                                         "ownershipControls", "publicAccessBlock", "object-lock", "retention",
+                                         "legal-hold", "restore",    "select",         "torrent",
+                                         "attributes", "requestPayment", "analytics",  "inventory",
+                                         "metrics" };
     for (size_t i = 0; i < sizeof names / sizeof names[0]; i++)
         if (rd_form_has(q, names[i]))
             return 1;
+    int uploads = rd_form_has(q, "uploads"), id = rd_form_has(q, "uploadId"), part = rd_form_has(q, "partNumber");
+    int put = strcmp(method, "PUT") == 0, post = strcmp(method, "POST") == 0, get = strcmp(method, "GET") == 0,
+        del = strcmp(method, "DELETE") == 0;
+    if (uploads && !(has_key ? post && !id : get))
+        return 1;
+    if (id && !(has_key && (put ? part : post || get || del)))
+        return 1;
+    if (part && !(put && id))
+        return 1; /* GetObject / HeadObject of one part */
     return 0;
 }
 
@@ -1321,7 +2160,7 @@ void rd_emu_s3_handle(rd_emu *emu, struct rd_s3_store *store, const rd_emu_reque
         rd_emu_s3_post_object(emu, store, c.bucket, req, resp); /* authorised by its own signed policy */
     } else if (!(is_put && c.key) && !payload_hash_ok(&c)) {
         /* reply filled; PutObject checks its hash as the body streams through */
-    } else if (has_unsupported_subresource(&c.q)) {
+    } else if (has_unsupported_subresource(&c.q, m, c.key != NULL)) {
         fail(&c, 501, "NotImplemented", "A header or query parameter you provided implies functionality that is not "
                                         "implemented by the emulator");
     } else if (!c.bucket || !*c.bucket) {
@@ -1340,6 +2179,8 @@ void rd_emu_s3_handle(rd_emu *emu, struct rd_s3_store *store, const rd_emu_reque
             get_bucket_location(&c);
         else if (is_get && rd_form_has(&c.q, "versioning"))
             get_bucket_versioning(&c);
+        else if (is_get && rd_form_has(&c.q, "uploads"))
+            list_multipart_uploads(&c);
         else if (is_get)
             list_objects(&c, rd_form_get(&c.q, "list-type") && strcmp(rd_form_get(&c.q, "list-type"), "2") == 0);
         else if (is_post && rd_form_has(&c.q, "delete"))
@@ -1347,12 +2188,23 @@ void rd_emu_s3_handle(rd_emu *emu, struct rd_s3_store *store, const rd_emu_reque
         else
             fail(&c, 405, "MethodNotAllowed", "The specified method is not allowed against this resource.");
     } else {
-        if (is_get || c.head)
+        int mpu = rd_form_has(&c.q, "uploadId"), copy = rd_headers_get(req->headers, "x-amz-copy-source") != NULL;
+        if (is_get && mpu)
+            list_parts(&c);
+        else if (is_get || c.head)
             get_object(&c);
+        else if (is_put && copy)
+            mpu ? upload_part_copy(&c) : copy_object(&c);
         else if (is_put)
-            put_object(&c);
+            put_object(&c); /* PutObject or UploadPart */
+        else if (is_del && mpu)
+            abort_multipart_upload(&c);
         else if (is_del)
             delete_object(&c);
+        else if (is_post && rd_form_has(&c.q, "uploads"))
+            create_multipart_upload(&c);
+        else if (is_post && mpu)
+            complete_multipart_upload(&c);
         else
             fail(&c, 405, "MethodNotAllowed", "The specified method is not allowed against this resource.");
     }
@@ -1383,7 +2235,11 @@ rd_emu_s3_route rd_emu_s3_upload_begin(rd_emu *emu, struct rd_s3_store *store, c
         fail(&c, 500, "InternalError", internal_message);
         goto out;
     }
-    if (has_unsupported_subresource(&c.q)) {
+    if (rd_headers_get(req->headers, "x-amz-copy-source")) {
+        route = RD_EMU_S3_BUFFER; /* CopyObject and UploadPartCopy carry no body */
+        goto out;
+    }
+    if (has_unsupported_subresource(&c.q, "PUT", 1)) {
         fail(&c, 501, "NotImplemented", "A header or query parameter you provided implies functionality that is not "
                                         "implemented by the emulator");
         goto out;
@@ -1414,14 +2270,25 @@ const char *rd_emu_s3_operation(const rd_emu_request *req)
     if (address(&c) && rd_form_parse(req->query ? req->query : "", req->query ? strlen(req->query) : 0, 0, &c.q) ==
                            RD_OK) {
         int bucket = c.bucket && *c.bucket, get = strcmp(m, "GET") == 0, head = strcmp(m, "HEAD") == 0;
+        int mpu = rd_form_has(&c.q, "uploadId"), copy = rd_headers_get(req->headers, "x-amz-copy-source") != NULL;
         if (!bucket && get)
             op = "ListBuckets";
+        else if (bucket && !c.key && get && rd_form_has(&c.q, "uploads"))
+            op = "ListMultipartUploads";
         else if (bucket && !c.key && get && !rd_form_has(&c.q, "location") && !rd_form_has(&c.q, "versioning"))
             op = "ListObjects";
+        else if (bucket && c.key && get && mpu)
+            op = "ListParts";
         else if (bucket && c.key && (get || head))
             op = "GetObject";
         else if (bucket && c.key && strcmp(m, "PUT") == 0)
-            op = "PutObject";
+            op = copy ? (mpu ? "UploadPartCopy" : "CopyObject") : mpu ? "UploadPart" : "PutObject";
+        else if (bucket && c.key && strcmp(m, "POST") == 0 && rd_form_has(&c.q, "uploads"))
+            op = "CreateMultipartUpload";
+        else if (bucket && c.key && strcmp(m, "POST") == 0 && mpu)
+            op = "CompleteMultipartUpload";
+        else if (bucket && c.key && strcmp(m, "DELETE") == 0 && mpu)
+            op = "AbortMultipartUpload";
     }
     rd_form_free(&c.q);
     free(c.bucket);
