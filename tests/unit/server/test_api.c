@@ -12,7 +12,7 @@
 
 #include <cmocka.h>
 
-#include "test_util.h"
+#include "api_test_util.h"
 
 #include <archive.h>
 #include <archive_entry.h>
@@ -39,15 +39,8 @@
 #define SECRET "planted-SECRET-value-4f1c2b9a7e"
 
 typedef struct fixture {
-    char dir[256];
-    char data[300];
+    rd_test_server s;
     char proj[300];
-    rd_keyring *kr;
-    rd_store *st;
-    rd_api *api;
-    rd_httpd *d;
-    int port;
-    char admin[RD_TOKEN_LEN + 1];
     char viewer[RD_TOKEN_LEN + 1], editor[RD_TOKEN_LEN + 1], prodeditor[RD_TOKEN_LEN + 1],
         padmin[RD_TOKEN_LEN + 1], outsider[RD_TOKEN_LEN + 1];
 } fixture;
@@ -89,135 +82,44 @@ static void pack(const char *dir, rd_buf *out)
     assert_int_equal(rd_archive_pack(dir, NULL, out, NULL, &err), RD_OK);
 }
 
-static void user(fixture *f, const char *name, rd_role role, int prod, char tok[RD_TOKEN_LEN + 1])
-{
-    rd_error err;
-    rd_error_clear(&err);
-    assert_int_equal(rd_store_user_add(f->st, "test", name, 0, &err), RD_OK);
-    if (role != RD_ROLE_NONE)
-        assert_int_equal(rd_store_role_grant(f->st, "test", name, "demo", role, prod, &err), RD_OK);
-    assert_int_equal(rd_store_token_create(f->st, "test", name, "t", tok, &err), RD_OK);
-}
-
-static void start_api(fixture *f)
-{
-    rd_error err;
-    rd_error_clear(&err);
-    rd_api_options ao = { .data_dir = f->data };
-    assert_int_equal(rd_api_new(f->st, &ao, &f->api, &err), RD_OK);
-    rd_httpd_options ho;
-    memset(&ho, 0, sizeof ho);
-    rd_api_httpd_options(&ho);
-    ho.port = 0;
-    ho.threads = 4;
-    rd_httpd_handler h;
-    rd_api_handler(f->api, &h);
-    assert_int_equal(rd_httpd_start(&ho, &h, &f->d, &err), RD_OK);
-    f->port = rd_httpd_port(f->d);
-}
-
 static int setup(void **state)
 {
     fixture *f = calloc(1, sizeof *f);
-    if (rd_test_mkdtemp(f->dir, sizeof f->dir, "rd-api") != 0)
+    static const char *const projects[] = { "demo", NULL };
+    if (!f || rd_test_server_open(&f->s, "rd-api", projects) != 0)
         return -1;
-    snprintf(f->data, sizeof f->data, "%s/data", f->dir);
-    snprintf(f->proj, sizeof f->proj, "%s/proj", f->dir);
-    mkdir(f->data, 0700);
-    char kp[400];
-    snprintf(kp, sizeof kp, "%s/keyring", f->data);
-    rd_error err;
-    rd_error_clear(&err);
-    int created = 0, admin = 0;
-    if (rd_keyring_open(kp, RD_KEYRING_CREATE, &f->kr, &created, &err) != RD_OK ||
-        rd_store_open_sqlite(f->data, f->kr, NULL, &f->st, &err) != RD_OK ||
-        rd_store_bootstrap(f->st, f->admin, &admin, &err) != RD_OK || !admin ||
-        rd_store_project_create(f->st, "test", "demo", &err) != RD_OK) {
-        fprintf(stderr, "%s\n", err.message);
-        return -1;
-    }
+    snprintf(f->proj, sizeof f->proj, "%s/proj", f->s.dir);
     *state = f;
-    user(f, "vera", RD_ROLE_VIEWER, 0, f->viewer);
-    user(f, "ed", RD_ROLE_EDITOR, 0, f->editor);
-    user(f, "pat", RD_ROLE_EDITOR, 1, f->prodeditor);
-    user(f, "ada", RD_ROLE_ADMIN, 0, f->padmin);
-    user(f, "otto", RD_ROLE_NONE, 0, f->outsider);
-    start_api(f);
-    return 0;
+    rd_test_server_user(&f->s, "vera", "demo", RD_ROLE_VIEWER, 0, f->viewer);
+    rd_test_server_user(&f->s, "ed", "demo", RD_ROLE_EDITOR, 0, f->editor);
+    rd_test_server_user(&f->s, "pat", "demo", RD_ROLE_EDITOR, 1, f->prodeditor);
+    rd_test_server_user(&f->s, "ada", "demo", RD_ROLE_ADMIN, 0, f->padmin);
+    rd_test_server_user(&f->s, "otto", "demo", RD_ROLE_NONE, 0, f->outsider);
+    return rd_test_server_start(&f->s, NULL, 4);
 }
 
 static int teardown(void **state)
 {
     fixture *f = *state;
-    rd_httpd_stop(f->d);
-    rd_api_free(f->api);
-    rd_store_close(f->st);
-    rd_keyring_free(f->kr);
-    rd_test_rm_tree(f->dir);
+    rd_test_server_close(&f->s);
     free(f);
     return 0;
 }
 
 /* ---- requests -------------------------------------------------------------------------------------------- */
 
-static size_t collect(char *p, size_t size, size_t n, void *ud)
-{
-    rd_buf_append(ud, p, size * n);
-    return size * n;
-}
+typedef rd_test_answer answer;
 
-typedef struct answer {
-    long status;
-    rd_buf body;
-    char retry_after[16];
-} answer;
-
-static size_t header_cb(char *p, size_t size, size_t n, void *ud)
-{
-    answer *a = ud;
-    size_t len = size * n;
-    if (len > 13 && strncasecmp(p, "Retry-After: ", 13) == 0)
-        snprintf(a->retry_after, sizeof a->retry_after, "%.*s", (int)(len - 13 > 15 ? 15 : len - 15), p + 13);
-    return len;
-}
-
-/* One call; body (may be NULL) sent as is. The answer's body is in a->body (free it). */
+/* One call; body (may be NULL) sent as is, as ctype (NULL: JSON). The answer's body is in a->body (free it). */
 static long call(const fixture *f, const char *method, const char *path, const char *token, const void *body,
                  size_t len, const char *ctype, answer *a)
 {
     memset(a, 0, sizeof *a);
-    rd_buf_init(&a->body);
-    char url[512];
-    snprintf(url, sizeof url, "http://127.0.0.1:%d%s", f->port, path);
-    CURL *c = curl_easy_init();
-    assert_non_null(c);
-    curl_easy_setopt(c, CURLOPT_URL, url);
-    curl_easy_setopt(c, CURLOPT_NOPROXY, "*");
-    curl_easy_setopt(c, CURLOPT_CUSTOMREQUEST, method);
-    curl_easy_setopt(c, CURLOPT_WRITEFUNCTION, collect);
-    curl_easy_setopt(c, CURLOPT_WRITEDATA, &a->body);
-    curl_easy_setopt(c, CURLOPT_HEADERFUNCTION, header_cb);
-    curl_easy_setopt(c, CURLOPT_HEADERDATA, a);
-    struct curl_slist *hs = NULL;
-    char auth[128];
-    if (token) {
-        snprintf(auth, sizeof auth, "Authorization: Bearer %s", token);
-        hs = curl_slist_append(hs, auth);
-    }
-    char ct[128];
-    snprintf(ct, sizeof ct, "Content-Type: %s", ctype ? ctype : "application/json");
-    hs = curl_slist_append(hs, ct);
-    hs = curl_slist_append(hs, "Expect:");
-    curl_easy_setopt(c, CURLOPT_HTTPHEADER, hs);
-    if (body) {
-        curl_easy_setopt(c, CURLOPT_POSTFIELDS, body);
-        curl_easy_setopt(c, CURLOPT_POSTFIELDSIZE, (long)len);
-    }
-    assert_int_equal(curl_easy_perform(c), CURLE_OK);
-    curl_easy_getinfo(c, CURLINFO_RESPONSE_CODE, &a->status);
-    curl_slist_free_all(hs);
-    curl_easy_cleanup(c);
-    return a->status;
+    rd_test_request r = { .method = method, .path = path, .token = token,
+                          .content_type = ctype ? ctype : "application/json", .body = body, .body_len = len };
+    long st = rd_test_http(&f->s, &r, a);
+    rd_buf_free(&a->headers);
+    return st;
 }
 
 static long jcall(const fixture *f, const char *method, const char *path, const char *token, const char *json,
@@ -295,38 +197,31 @@ static void test_429_after_repeated_failures(void **state)
     fixture *f = *state;
     for (int i = 0; i < RD_API_AUTH_FAILURES; i++)
         assert_int_equal(status_of(f, "GET", "/v1/whoami", "rdk_wrong", NULL), 401);
-    answer a;
-    assert_int_equal(jcall(f, "GET", "/v1/whoami", f->admin, NULL, &a), 429); /* even with a good token */
-    int retry = atoi(a.retry_after);
+    answer a = { 0 };
+    rd_test_request r = { .method = "GET", .path = "/v1/whoami", .token = f->s.admin };
+    assert_int_equal(rd_test_http(&f->s, &r, &a), 429); /* even with a good token */
+    char v[16];
+    int retry = atoi(rd_test_answer_header(&a, "Retry-After", v, sizeof v));
     assert_true(retry >= 1 && retry <= RD_API_AUTH_WINDOW_SECONDS);
     char code[64];
     assert_string_equal(error_code(&a, code), "TooManyRequests");
-    rd_buf_free(&a.body);
+    rd_test_answer_free(&a);
     assert_int_equal(status_of(f, "GET", "/v1/health", NULL, NULL), 200); /* health needs no token */
 }
 
 static void test_429_window_passes(void **state)
 {
     fixture *f = *state;
-    rd_httpd_stop(f->d);
-    rd_api_free(f->api);
-    rd_error err;
-    rd_error_clear(&err);
-    rd_api_options ao = { .data_dir = f->data, .auth_failures = 2, .auth_window_seconds = 1 };
-    assert_int_equal(rd_api_new(f->st, &ao, &f->api, &err), RD_OK);
-    rd_httpd_options ho;
-    memset(&ho, 0, sizeof ho);
-    rd_api_httpd_options(&ho);
-    rd_httpd_handler h;
-    rd_api_handler(f->api, &h);
-    assert_int_equal(rd_httpd_start(&ho, &h, &f->d, &err), RD_OK);
-    f->port = rd_httpd_port(f->d);
+    rd_httpd_stop(f->s.d);
+    rd_api_free(f->s.api);
+    rd_api_options ao = { .auth_failures = 2, .auth_window_seconds = 1 };
+    assert_int_equal(rd_test_server_start(&f->s, &ao, 4), 0);
     assert_int_equal(status_of(f, "GET", "/v1/whoami", "x", NULL), 401);
-    assert_int_equal(status_of(f, "GET", "/v1/whoami", f->admin, NULL), 200); /* one failure: not yet */
+    assert_int_equal(status_of(f, "GET", "/v1/whoami", f->s.admin, NULL), 200); /* one failure: not yet */
     assert_int_equal(status_of(f, "GET", "/v1/whoami", "x", NULL), 401);
-    assert_int_equal(status_of(f, "GET", "/v1/whoami", f->admin, NULL), 429);
+    assert_int_equal(status_of(f, "GET", "/v1/whoami", f->s.admin, NULL), 429);
     sleep(2);
-    assert_int_equal(status_of(f, "GET", "/v1/whoami", f->admin, NULL), 200);
+    assert_int_equal(status_of(f, "GET", "/v1/whoami", f->s.admin, NULL), 200);
 }
 
 /* Each role against each call, as docs/SERVER_API.md's table says. */
@@ -337,9 +232,9 @@ static void test_roles_matrix(void **state)
     rd_buf archive = RD_BUF_INIT;
     pack(f->proj, &archive);
     enum { VIEWER, EDITOR, PRODEDITOR, PADMIN, SADMIN, OUTSIDER, NROLES };
-    const char *tok[NROLES] = { f->viewer, f->editor, f->prodeditor, f->padmin, f->admin, f->outsider };
+    const char *tok[NROLES] = { f->viewer, f->editor, f->prodeditor, f->padmin, f->s.admin, f->outsider };
     answer a;
-    assert_int_equal(deploy(f, f->admin, "dev", &archive, &a), 201); /* version 1 to read and activate */
+    assert_int_equal(deploy(f, f->s.admin, "dev", &archive, &a), 201); /* version 1 to read and activate */
     rd_buf_free(&a.body);
     static const struct {
         const char *method, *path, *body;
@@ -378,8 +273,8 @@ static void test_roles_matrix(void **state)
         assert_int_equal(deploy(f, tok[r], "prod", &archive, &a), want_prod[r]);
         rd_buf_free(&a.body);
     }
-    assert_int_equal(status_of(f, "POST", "/v1/projects", f->admin, "{\"name\":\"made\"}"), 409);
-    assert_int_equal(status_of(f, "POST", "/v1/projects", f->admin, "{\"name\":\"Bad Name\"}"), 400);
+    assert_int_equal(status_of(f, "POST", "/v1/projects", f->s.admin, "{\"name\":\"made\"}"), 409);
+    assert_int_equal(status_of(f, "POST", "/v1/projects", f->s.admin, "{\"name\":\"Bad Name\"}"), 400);
     /* a 403 names the role, never more */
     assert_int_equal(jcall(f, "GET", "/v1/projects/demo/variables/prod", f->editor, NULL, &a), 403);
     char code[64];
@@ -430,8 +325,8 @@ static void test_bad_requests(void **state)
     assert_int_equal(status_of(f, "PUT", "/v1/projects/demo/variables/dev/9x", f->editor, "{\"value\":\"v\"}"), 400);
     assert_int_equal(status_of(f, "GET", "/v1/projects/demo/variables/dev?bogus=1", f->editor, NULL), 400);
     assert_int_equal(status_of(f, "GET", "/v1/projects/demo/audit?limit=0", f->padmin, NULL), 400);
-    assert_int_equal(status_of(f, "DELETE", "/v1/projects/demo", f->admin, NULL), 405);
-    assert_int_equal(status_of(f, "GET", "/v1/projects/demo/nothing", f->admin, NULL), 404);
+    assert_int_equal(status_of(f, "DELETE", "/v1/projects/demo", f->s.admin, NULL), 405);
+    assert_int_equal(status_of(f, "GET", "/v1/projects/demo/nothing", f->s.admin, NULL), 404);
     /* a value over the store's limit */
     size_t big = RD_STORE_VALUE_MAX + 16;
     char *body = malloc(big + 32);
@@ -450,7 +345,7 @@ static long raw_status(const fixture *f, const char *head)
     struct sockaddr_in sa;
     memset(&sa, 0, sizeof sa);
     sa.sin_family = AF_INET;
-    sa.sin_port = htons((uint16_t)f->port);
+    sa.sin_port = htons((uint16_t)f->s.port);
     sa.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
     assert_int_equal(connect(s, (struct sockaddr *)&sa, sizeof sa), 0);
     struct timeval tv = { 10, 0 };
@@ -529,7 +424,7 @@ static void test_deploy_versions_missing_and_rollback(void **state)
     rd_buf_free(&a.body);
     /* the unpacked version is in its folder */
     char p[800];
-    snprintf(p, sizeof p, "%s/projects/demo/v1/connectors/rs.yaml", f->data);
+    snprintf(p, sizeof p, "%s/projects/demo/v1/connectors/rs.yaml", f->s.data);
     struct stat sb;
     assert_int_equal(stat(p, &sb), 0);
 
@@ -566,7 +461,7 @@ static void test_deploy_versions_missing_and_rollback(void **state)
     rd_buf_free(&a.body);
     /* the environment is the store's: no sidecar file beside the deployment's folder */
     char side[500];
-    snprintf(side, sizeof side, "%s/projects/demo/v1.json", f->data);
+    snprintf(side, sizeof side, "%s/projects/demo/v1.json", f->s.data);
     struct stat ssb;
     assert_int_not_equal(stat(side, &ssb), 0);
 
@@ -581,7 +476,7 @@ static void test_deploy_versions_missing_and_rollback(void **state)
     /* an invalid project: 422 with FILE:LINE, nothing activated, no version used */
     make_project(f->proj, "type: redshift\nworkgroup: wg\nbogus_key: 1\n");
     pack(f->proj, &archive);
-    int before = count_entries(f->data);
+    int before = count_entries(f->s.data);
     assert_int_equal(deploy(f, f->editor, "dev", &archive, &a), 422);
     j = json_of(&a);
     json_t *err = json_object_get(j, "error");
@@ -589,10 +484,10 @@ static void test_deploy_versions_missing_and_rollback(void **state)
     const char *problem = json_string_value(json_array_get(json_object_get(err, "problems"), 0));
     assert_non_null(problem);
     assert_non_null(strstr(problem, "connectors/rs.yaml:3:"));
-    assert_null(strstr(problem, f->data)); /* paths relative to the project */
+    assert_null(strstr(problem, f->s.data)); /* paths relative to the project */
     json_decref(j);
     rd_buf_free(&a.body);
-    assert_int_equal(count_entries(f->data), before);
+    assert_int_equal(count_entries(f->s.data), before);
     /* server rules: a connector's allow_host_access is off, so a connector without keys still lacks them */
     make_project(f->proj, "type: redshift\nworkgroup: wg\nallow_host_access: true\n");
     pack(f->proj, &archive);
@@ -603,7 +498,7 @@ static void test_deploy_versions_missing_and_rollback(void **state)
     json_decref(j);
     rd_buf_free(&a.body);
     char v4[700];
-    snprintf(v4, sizeof v4, "%s/projects/demo/v4", f->data);
+    snprintf(v4, sizeof v4, "%s/projects/demo/v4", f->s.data);
     rd_project proj;
     rd_error lerr;
     rd_error_clear(&lerr);
@@ -615,7 +510,7 @@ static void test_deploy_versions_missing_and_rollback(void **state)
     assert_int_equal(proj.connectors[0].allow_host_access, 0); /* the server's rule */
     rd_project_free(&proj);
     /* a server admin's deploy creates a project that does not exist */
-    assert_int_equal(call(f, "POST", "/v1/projects/fresh/deployments", f->admin, archive.data, archive.len,
+    assert_int_equal(call(f, "POST", "/v1/projects/fresh/deployments", f->s.admin, archive.data, archive.len,
                           "application/gzip", &a),
                      201);
     rd_buf_free(&a.body);
@@ -665,7 +560,7 @@ static void test_hostile_archives_refused(void **state)
     answer a;
     assert_int_equal(deploy(f, f->editor, "dev", &archive, &a), 201);
     rd_buf_free(&a.body);
-    int before = count_entries(f->dir);
+    int before = count_entries(f->s.dir);
     static const struct {
         const char *name;
         int type;
@@ -682,16 +577,16 @@ static void test_hostile_archives_refused(void **state)
         assert_string_equal(error_code(&a, code), "BadRequest");
         assert_non_null(strstr(rd_buf_cstr(&a.body), "archive was refused"));
         rd_buf_free(&a.body);
-        assert_int_equal(count_entries(f->dir), before);
+        assert_int_equal(count_entries(f->s.dir), before);
     }
     /* not an archive at all */
     assert_int_equal(call(f, "POST", "/v1/projects/demo/deployments?environment=dev", f->editor, "garbage", 7,
                           "application/gzip", &a),
                      400);
     rd_buf_free(&a.body);
-    assert_int_equal(count_entries(f->dir), before);
+    assert_int_equal(count_entries(f->s.dir), before);
     char evil[700];
-    snprintf(evil, sizeof evil, "%s/projects/evil.yaml", f->data);
+    snprintf(evil, sizeof evil, "%s/projects/evil.yaml", f->s.data);
     struct stat sb;
     assert_int_not_equal(stat(evil, &sb), 0);
     /* the next good deploy is version 2: refusals used no version */
@@ -818,7 +713,7 @@ static void test_variables_round_trip_tamper_and_audit(void **state)
 
     /* one byte of A's ciphertext flipped in store.db: a clear error, never garbage, never the value */
     char db_path[400];
-    snprintf(db_path, sizeof db_path, "%s/" RD_STORE_FILE, f->data);
+    snprintf(db_path, sizeof db_path, "%s/" RD_STORE_FILE, f->s.data);
     sqlite3 *db = NULL;
     assert_int_equal(sqlite3_open(db_path, &db), SQLITE_OK);
     sqlite3_busy_timeout(db, 5000);
@@ -970,7 +865,7 @@ static long chunked_put(const fixture *f, int port, const char *path, size_t tot
     curl_easy_setopt(c, CURLOPT_READFUNCTION, chunked_read);
     curl_easy_setopt(c, CURLOPT_READDATA, &b);
     curl_easy_setopt(c, CURLOPT_HTTPHEADER, hs);
-    curl_easy_setopt(c, CURLOPT_WRITEFUNCTION, collect);
+    curl_easy_setopt(c, CURLOPT_WRITEFUNCTION, rd_test_collect);
     curl_easy_setopt(c, CURLOPT_WRITEDATA, &a->body);
     CURLcode rc = curl_easy_perform(c);
     curl_easy_getinfo(c, CURLINFO_RESPONSE_CODE, &a->status);
@@ -987,7 +882,7 @@ static void test_chunked_json_body_stops_at_1_mib(void **state)
     spy s;
     memset(&s, 0, sizeof s);
     pthread_mutex_init(&s.mu, NULL);
-    rd_api_handler(f->api, &s.api);
+    rd_api_handler(f->s.api, &s.api);
     rd_httpd_handler h = { .on_headers = spy_headers, .on_complete = spy_complete, .on_too_large = spy_too_large,
                            .on_done = spy_done, .ctx = &s };
     rd_httpd_options ho;

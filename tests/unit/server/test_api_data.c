@@ -11,7 +11,7 @@
 
 #include <cmocka.h>
 
-#include "test_util.h"
+#include "api_test_util.h"
 
 #define DUCKDB_API_NO_DEPRECATED 1
 #include <curl/curl.h>
@@ -30,14 +30,8 @@
 #include "server/store.h"
 
 typedef struct fixture {
-    char dir[256];
-    char data[300];
-    rd_keyring *kr;
-    rd_store *st;
-    rd_api *api;
-    rd_httpd *d;
-    int port;
-    char admin[RD_TOKEN_LEN + 1], viewer[RD_TOKEN_LEN + 1], outsider[RD_TOKEN_LEN + 1];
+    rd_test_server s;
+    char viewer[RD_TOKEN_LEN + 1], outsider[RD_TOKEN_LEN + 1];
     int files;
 } fixture;
 
@@ -78,7 +72,7 @@ static int64_t publish_file(fixture *f, const char *path, const char *tables, ch
     int64_t id = 0;
     rd_error err;
     rd_error_clear(&err);
-    if (rd_store_snapshot_publish(f->st, &s, &id, &err) != RD_OK)
+    if (rd_store_snapshot_publish(f->s.st, &s, &id, &err) != RD_OK)
         fail_msg("%s", err.message);
     return id;
 }
@@ -86,7 +80,7 @@ static int64_t publish_file(fixture *f, const char *path, const char *tables, ch
 /* A DuckDB file made by sql, published. */
 static int64_t publish_db(fixture *f, const char *sql, char path[400], char sha[65])
 {
-    snprintf(path, 400, "%s/snap-%d.duckdb", f->dir, ++f->files);
+    snprintf(path, 400, "%s/snap-%d.duckdb", f->s.dir, ++f->files);
     duckdb_database db;
     duckdb_connection conn;
     assert_int_equal(duckdb_open(path, &db), DuckDBSuccess);
@@ -100,161 +94,43 @@ static int64_t publish_db(fixture *f, const char *sql, char path[400], char sha[
     return publish_file(f, path, "[{\"name\":\"sales\",\"rows\":500}]", sha);
 }
 
-static void user(fixture *f, const char *name, rd_role role, char tok[RD_TOKEN_LEN + 1])
-{
-    rd_error err;
-    rd_error_clear(&err);
-    assert_int_equal(rd_store_user_add(f->st, "test", name, 0, &err), RD_OK);
-    if (role != RD_ROLE_NONE)
-        assert_int_equal(rd_store_role_grant(f->st, "test", name, "demo", role, 0, &err), RD_OK);
-    assert_int_equal(rd_store_token_create(f->st, "test", name, "t", tok, &err), RD_OK);
-}
-
 static int setup(void **state)
 {
     fixture *f = calloc(1, sizeof *f);
-    if (!f || rd_test_mkdtemp(f->dir, sizeof f->dir, "rd-api-data") != 0)
+    static const char *const projects[] = { "demo", NULL };
+    if (!f || rd_test_server_open(&f->s, "rd-api-data", projects) != 0)
         return -1;
-    snprintf(f->data, sizeof f->data, "%s/data", f->dir);
-    mkdir(f->data, 0700);
-    char kp[400];
-    snprintf(kp, sizeof kp, "%s/keyring", f->data);
-    rd_error err;
-    rd_error_clear(&err);
-    int created = 0, admin = 0;
-    if (rd_keyring_open(kp, RD_KEYRING_CREATE, &f->kr, &created, &err) != RD_OK ||
-        rd_store_open_sqlite(f->data, f->kr, NULL, &f->st, &err) != RD_OK ||
-        rd_store_bootstrap(f->st, f->admin, &admin, &err) != RD_OK ||
-        rd_store_project_create(f->st, "test", "demo", &err) != RD_OK) {
-        fprintf(stderr, "%s\n", err.message);
-        return -1;
-    }
-    user(f, "vera", RD_ROLE_VIEWER, f->viewer);
-    user(f, "otto", RD_ROLE_NONE, f->outsider);
-    rd_api_options ao = { .data_dir = f->data };
+    *state = f;
+    rd_test_server_user(&f->s, "vera", "demo", RD_ROLE_VIEWER, 0, f->viewer);
+    rd_test_server_user(&f->s, "otto", "demo", RD_ROLE_NONE, 0, f->outsider);
+    rd_api_options ao = { 0 };
     ao.query.max_concurrent = 1;
     ao.query.timeout_ms = 1500;
     ao.query.max_rows = 100;
-    if (rd_api_new(f->st, &ao, &f->api, &err) != RD_OK)
-        return -1;
-    rd_httpd_options ho;
-    memset(&ho, 0, sizeof ho);
-    rd_api_httpd_options(&ho);
-    ho.port = 0;
-    ho.threads = 4;
-    rd_httpd_handler h;
-    rd_api_handler(f->api, &h);
-    if (rd_httpd_start(&ho, &h, &f->d, &err) != RD_OK)
-        return -1;
-    f->port = rd_httpd_port(f->d);
-    *state = f;
-    return 0;
+    return rd_test_server_start(&f->s, &ao, 4);
 }
 
 static int teardown(void **state)
 {
     fixture *f = *state;
-    rd_httpd_stop(f->d);
-    rd_api_free(f->api);
-    rd_store_close(f->st);
-    rd_keyring_free(f->kr);
-    rd_test_rm_tree(f->dir);
+    rd_test_server_close(&f->s);
     free(f);
     return 0;
 }
 
 /* ---- requests -------------------------------------------------------------------------------------------- */
 
-typedef struct answer {
-    long status;
-    rd_buf body;
-    rd_buf headers; /* "name: value\r\n" lines as received */
-    /* called once after the first body bytes (the download-in-progress test) */
-    void (*on_first)(void *ctx);
-    void *ctx;
-    int first_done;
-} answer;
+typedef rd_test_answer answer;
+#define header rd_test_answer_header
+#define answer_free rd_test_answer_free
 
-static size_t body_cb(char *p, size_t size, size_t n, void *ud)
-{
-    answer *a = ud;
-    rd_buf_append(&a->body, p, size * n);
-    if (a->on_first && !a->first_done) {
-        a->first_done = 1;
-        a->on_first(a->ctx);
-    }
-    return size * n;
-}
-
-static size_t header_cb(char *p, size_t size, size_t n, void *ud)
-{
-    rd_buf_append(ud, p, size * n);
-    return size * n;
-}
-
-/* The value of a header of the answer ("" when absent), into out. */
-static const char *header(const answer *a, const char *name, char *out, size_t n)
-{
-    out[0] = 0;
-    size_t nl = strlen(name);
-    for (const char *p = rd_buf_cstr(&a->headers); *p;) {
-        const char *eol = strstr(p, "\r\n");
-        size_t len = eol ? (size_t)(eol - p) : strlen(p);
-        if (len > nl + 1 && strncasecmp(p, name, nl) == 0 && p[nl] == ':') {
-            const char *v = p + nl + 1;
-            while (*v == ' ')
-                v++;
-            snprintf(out, n, "%.*s", (int)(len - (size_t)(v - p)), v);
-            return out;
-        }
-        p = eol ? eol + 2 : p + len;
-    }
-    return out;
-}
-
-/* One call with optional extra header lines (NULL-terminated). */
+/* One call with optional extra header lines (NULL-terminated); a->on_first/ctx are kept. */
 static long call(const fixture *f, const char *method, const char *path, const char *token, const char *json,
                  const char *const *extra, answer *a)
 {
-    rd_buf_init(&a->body);
-    rd_buf_init(&a->headers);
-    a->first_done = 0;
-    char url[512];
-    snprintf(url, sizeof url, "http://127.0.0.1:%d%s", f->port, path);
-    CURL *c = curl_easy_init();
-    assert_non_null(c);
-    curl_easy_setopt(c, CURLOPT_URL, url);
-    curl_easy_setopt(c, CURLOPT_NOPROXY, "*");
-    curl_easy_setopt(c, CURLOPT_CUSTOMREQUEST, method);
-    curl_easy_setopt(c, CURLOPT_WRITEFUNCTION, body_cb);
-    curl_easy_setopt(c, CURLOPT_WRITEDATA, a);
-    curl_easy_setopt(c, CURLOPT_HEADERFUNCTION, header_cb);
-    curl_easy_setopt(c, CURLOPT_HEADERDATA, &a->headers);
-    curl_easy_setopt(c, CURLOPT_BUFFERSIZE, 16384L);
-    struct curl_slist *hs = NULL;
-    char auth[128];
-    snprintf(auth, sizeof auth, "Authorization: Bearer %s", token);
-    hs = curl_slist_append(hs, auth);
-    hs = curl_slist_append(hs, "Content-Type: application/json");
-    hs = curl_slist_append(hs, "Expect:");
-    for (size_t i = 0; extra && extra[i]; i++)
-        hs = curl_slist_append(hs, extra[i]);
-    curl_easy_setopt(c, CURLOPT_HTTPHEADER, hs);
-    if (json) {
-        curl_easy_setopt(c, CURLOPT_POSTFIELDS, json);
-        curl_easy_setopt(c, CURLOPT_POSTFIELDSIZE, (long)strlen(json));
-    }
-    assert_int_equal(curl_easy_perform(c), CURLE_OK);
-    curl_easy_getinfo(c, CURLINFO_RESPONSE_CODE, &a->status);
-    curl_slist_free_all(hs);
-    curl_easy_cleanup(c);
-    return a->status;
-}
-
-static void answer_free(answer *a)
-{
-    rd_buf_free(&a->body);
-    rd_buf_free(&a->headers);
+    rd_test_request r = { .method = method, .path = path, .token = token, .content_type = "application/json",
+                          .body = json, .extra = extra };
+    return rd_test_http(&f->s, &r, a);
 }
 
 static const char *error_code(const answer *a, char out[64])
@@ -382,7 +258,7 @@ typedef struct replace_ctx {
 static void replace_snapshot(void *ud)
 {
     replace_ctx *r = ud;
-    snprintf(r->new_path, sizeof r->new_path, "%s/newer.bin", r->f->dir);
+    snprintf(r->new_path, sizeof r->new_path, "%s/newer.bin", r->f->s.dir);
     FILE *fp = fopen(r->new_path, "wb");
     assert_non_null(fp);
     fputs("a newer snapshot", fp);
@@ -396,7 +272,7 @@ static void download_survives_replacement(void **state)
 {
     fixture *f = *state;
     char path[400], sha[65];
-    snprintf(path, sizeof path, "%s/big.bin", f->dir);
+    snprintf(path, sizeof path, "%s/big.bin", f->s.dir);
     FILE *fp = fopen(path, "wb");
     assert_non_null(fp);
     uint32_t x = 12345;

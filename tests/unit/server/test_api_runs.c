@@ -12,7 +12,7 @@
 
 #include <cmocka.h>
 
-#include "test_util.h"
+#include "api_test_util.h"
 
 #include <curl/curl.h>
 #include <jansson.h>
@@ -30,14 +30,7 @@
 #include "server/store.h"
 
 typedef struct fixture {
-    char dir[256];
-    char data[300];
-    rd_keyring *kr;
-    rd_store *st;
-    rd_api *api;
-    rd_httpd *d;
-    int port;
-    char admin[RD_TOKEN_LEN + 1];
+    rd_test_server s;
     char viewer[RD_TOKEN_LEN + 1], editor[RD_TOKEN_LEN + 1], outsider[RD_TOKEN_LEN + 1];
     int64_t sales_old, sales_new, orders, running, other; /* run ids */
     int64_t t0;                                          /* Unix ms the runs were queued from */
@@ -48,16 +41,6 @@ static int64_t now_ms(void)
     struct timespec ts;
     clock_gettime(CLOCK_REALTIME, &ts);
     return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
-}
-
-static void user(fixture *f, const char *name, rd_role role, char tok[RD_TOKEN_LEN + 1])
-{
-    rd_error err;
-    rd_error_clear(&err);
-    assert_int_equal(rd_store_user_add(f->st, "test", name, 0, &err), RD_OK);
-    if (role != RD_ROLE_NONE)
-        assert_int_equal(rd_store_role_grant(f->st, "test", name, "demo", role, 0, &err), RD_OK);
-    assert_int_equal(rd_store_token_create(f->st, "test", name, "t", tok, &err), RD_OK);
 }
 
 /* A run as the scheduler leaves it: inserted queued, then updated to its state with its figures. */
@@ -77,7 +60,7 @@ static int64_t add_run(fixture *f, const char *project, const char *source, rd_r
     r.state = RD_RUN_QUEUED;
     r.queued_at = queued_at;
     int64_t id = 0;
-    assert_int_equal(rd_store_run_insert(f->st, &r, &id, &err), RD_OK);
+    assert_int_equal(rd_store_run_insert(f->s.st, &r, &id, &err), RD_OK);
     if (state == RD_RUN_QUEUED)
         return id;
     r.id = id;
@@ -97,7 +80,7 @@ static int64_t add_run(fixture *f, const char *project, const char *source, rd_r
         r.total_s = 2.5;
         r.error = (char *)error;
     }
-    assert_int_equal(rd_store_run_update(f->st, &r, &err), RD_OK);
+    assert_int_equal(rd_store_run_update(f->s.st, &r, &err), RD_OK);
     return id;
 }
 
@@ -105,52 +88,23 @@ static void append_line(fixture *f, int64_t run, const char *line)
 {
     rd_error err;
     rd_error_clear(&err);
-    assert_int_equal(rd_store_run_log_append(f->st, run, line, &err), RD_OK);
-}
-
-static void start_api(fixture *f)
-{
-    rd_error err;
-    rd_error_clear(&err);
-    rd_api_options ao = { .data_dir = f->data };
-    assert_int_equal(rd_api_new(f->st, &ao, &f->api, &err), RD_OK);
-    rd_httpd_options ho;
-    memset(&ho, 0, sizeof ho);
-    rd_api_httpd_options(&ho);
-    ho.port = 0;
-    ho.threads = 4;
-    rd_httpd_handler h;
-    rd_api_handler(f->api, &h);
-    assert_int_equal(rd_httpd_start(&ho, &h, &f->d, &err), RD_OK);
-    f->port = rd_httpd_port(f->d);
+    assert_int_equal(rd_store_run_log_append(f->s.st, run, line, &err), RD_OK);
 }
 
 static int setup(void **state)
 {
     fixture *f = calloc(1, sizeof *f);
-    if (!f || rd_test_mkdtemp(f->dir, sizeof f->dir, "rd-api-runs") != 0)
+    static const char *const projects[] = { "demo", "other", NULL };
+    if (!f || rd_test_server_open(&f->s, "rd-api-runs", projects) != 0)
         return -1;
-    snprintf(f->data, sizeof f->data, "%s/data", f->dir);
-    mkdir(f->data, 0700);
-    char kp[400];
-    snprintf(kp, sizeof kp, "%s/keyring", f->data);
+    *state = f;
+    rd_test_server_user(&f->s, "vera", "demo", RD_ROLE_VIEWER, 0, f->viewer);
+    rd_test_server_user(&f->s, "ed", "demo", RD_ROLE_EDITOR, 0, f->editor);
+    rd_test_server_user(&f->s, "otto", "demo", RD_ROLE_NONE, 0, f->outsider);
     rd_error err;
     rd_error_clear(&err);
-    int created = 0, admin = 0;
-    if (rd_keyring_open(kp, RD_KEYRING_CREATE, &f->kr, &created, &err) != RD_OK ||
-        rd_store_open_sqlite(f->data, f->kr, NULL, &f->st, &err) != RD_OK ||
-        rd_store_bootstrap(f->st, f->admin, &admin, &err) != RD_OK || !admin ||
-        rd_store_project_create(f->st, "test", "demo", &err) != RD_OK ||
-        rd_store_project_create(f->st, "test", "other", &err) != RD_OK) {
-        fprintf(stderr, "%s\n", err.message);
-        return -1;
-    }
-    *state = f;
-    user(f, "vera", RD_ROLE_VIEWER, f->viewer);
-    user(f, "ed", RD_ROLE_EDITOR, f->editor);
-    user(f, "otto", RD_ROLE_NONE, f->outsider);
     static const char sha[] = "ab12ab12ab12ab12ab12ab12ab12ab12ab12ab12ab12ab12ab12ab12ab12ab12";
-    if (rd_store_deploy(f->st, "ed", "demo", "projects/demo/v1", sha, NULL, &err) != RD_OK) {
+    if (rd_store_deploy(f->s.st, "ed", "demo", "projects/demo/v1", sha, NULL, &err) != RD_OK) {
         fprintf(stderr, "%s\n", err.message);
         return -1;
     }
@@ -164,7 +118,7 @@ static int setup(void **state)
     rd_store_snapshot s;
     memset(&s, 0, sizeof s);
     char path[400];
-    snprintf(path, sizeof path, "%s/projects/demo/snapshots/1.duckdb", f->data);
+    snprintf(path, sizeof path, "%s/projects/demo/snapshots/1.duckdb", f->s.data);
     s.project = (char *)"demo";
     s.path = path;
     s.sha256 = (char *)"0123456789abcdef0123456789abcdef0123456789abcdef0123456789abcdef";
@@ -172,68 +126,32 @@ static int setup(void **state)
     s.created_at_ms = f->t0 + 125000;
     s.run_id = f->sales_new;
     s.tables_json = (char *)"[{\"name\":\"sales\",\"rows\":200}]";
-    assert_int_equal(rd_store_snapshot_publish(f->st, &s, NULL, &err), RD_OK);
-    start_api(f);
-    return 0;
+    assert_int_equal(rd_store_snapshot_publish(f->s.st, &s, NULL, &err), RD_OK);
+    return rd_test_server_start(&f->s, NULL, 4);
 }
 
 static int teardown(void **state)
 {
     fixture *f = *state;
-    rd_httpd_stop(f->d);
-    rd_api_free(f->api);
-    rd_store_close(f->st);
-    rd_keyring_free(f->kr);
-    rd_test_rm_tree(f->dir);
+    rd_test_server_close(&f->s);
     free(f);
     return 0;
 }
 
 /* ---- requests ------------------------------------------------------------------------------------------ */
 
-static size_t collect(char *p, size_t size, size_t n, void *ud)
-{
-    rd_buf_append(ud, p, size * n);
-    return size * n;
-}
-
-typedef struct answer {
-    long status;
-    rd_buf body;
-} answer;
+typedef rd_test_answer answer;
 
 /* One call (body may be NULL); the answer's body in a->body (freed by the caller). */
 static long call(const fixture *f, const char *method, const char *path, const char *token, const char *body,
                  answer *a)
 {
     memset(a, 0, sizeof *a);
-    rd_buf_init(&a->body);
-    char url[1024];
-    snprintf(url, sizeof url, "http://127.0.0.1:%d%s", f->port, path);
-    CURL *c = curl_easy_init();
-    assert_non_null(c);
-    curl_easy_setopt(c, CURLOPT_URL, url);
-    curl_easy_setopt(c, CURLOPT_NOPROXY, "*");
-    curl_easy_setopt(c, CURLOPT_CUSTOMREQUEST, method);
-    curl_easy_setopt(c, CURLOPT_WRITEFUNCTION, collect);
-    curl_easy_setopt(c, CURLOPT_WRITEDATA, &a->body);
-    curl_easy_setopt(c, CURLOPT_TIMEOUT, 60L);
-    struct curl_slist *hs = NULL;
-    char auth[128];
-    snprintf(auth, sizeof auth, "Authorization: Bearer %s", token);
-    hs = curl_slist_append(hs, auth);
-    hs = curl_slist_append(hs, "Content-Type: application/json");
-    hs = curl_slist_append(hs, "Expect:");
-    curl_easy_setopt(c, CURLOPT_HTTPHEADER, hs);
-    if (body) {
-        curl_easy_setopt(c, CURLOPT_POSTFIELDS, body);
-        curl_easy_setopt(c, CURLOPT_POSTFIELDSIZE, (long)strlen(body));
-    }
-    assert_int_equal(curl_easy_perform(c), CURLE_OK);
-    curl_easy_getinfo(c, CURLINFO_RESPONSE_CODE, &a->status);
-    curl_slist_free_all(hs);
-    curl_easy_cleanup(c);
-    return a->status;
+    rd_test_request r = { .method = method, .path = path, .token = token, .content_type = "application/json",
+                          .body = body };
+    long st = rd_test_http(&f->s, &r, a);
+    rd_buf_free(&a->headers);
+    return st;
 }
 
 /* The JSON of a call expected to answer want. */
@@ -375,7 +293,7 @@ static void test_status_shape(void **state)
     /* another project: its own sources only; a project without snapshot or deployment gives nulls */
     rd_error err;
     rd_error_clear(&err);
-    assert_int_equal(rd_store_role_grant(f->st, "test", "vera", "other", RD_ROLE_VIEWER, 0, &err), RD_OK);
+    assert_int_equal(rd_store_role_grant(f->s.st, "test", "vera", "other", RD_ROLE_VIEWER, 0, &err), RD_OK);
     j = get_json(f, "GET", "/v1/projects/other/status", f->viewer, NULL, 200);
     assert_true(json_is_null(json_object_get(j, "active_version")));
     assert_true(json_is_null(json_object_get(j, "snapshot")));
@@ -536,7 +454,7 @@ static void test_refresh_roles_body_and_503(void **state)
     /* this API has no scheduler: 503, for every form of the body */
     expect_error(f, "POST", "/v1/projects/demo/refresh", f->editor, NULL, 503, "Unavailable", "scheduler");
     expect_error(f, "POST", "/v1/projects/demo/refresh", f->editor, "{}", 503, "Unavailable", "scheduler");
-    expect_error(f, "POST", "/v1/projects/demo/refresh", f->admin, "{\"sources\":[\"sales\"]}", 503, "Unavailable",
+    expect_error(f, "POST", "/v1/projects/demo/refresh", f->s.admin, "{\"sources\":[\"sales\"]}", 503, "Unavailable",
                  NULL);
     /* the other calls answer without one */
     expect_error(f, "GET", "/v1/projects/demo/refresh", f->editor, NULL, 405, "MethodNotAllowed", NULL);
@@ -560,16 +478,16 @@ static void *do_later(void *arg)
     rd_error err;
     rd_error_clear(&err);
     if (l->line) {
-        if (rd_store_run_log_append(l->f->st, l->run, l->line, &err) != RD_OK)
+        if (rd_store_run_log_append(l->f->s.st, l->run, l->line, &err) != RD_OK)
             fprintf(stderr, "append: %s\n", err.message);
     } else {
         rd_store_run r;
         memset(&r, 0, sizeof r);
-        if (rd_store_run_get(l->f->st, l->run, &r, &err) == RD_OK) {
+        if (rd_store_run_get(l->f->s.st, l->run, &r, &err) == RD_OK) {
             r.state = RD_RUN_SUCCESS;
             r.finished_at = now_ms();
             r.rows = 5;
-            if (rd_store_run_update(l->f->st, &r, &err) != RD_OK)
+            if (rd_store_run_update(l->f->s.st, &r, &err) != RD_OK)
                 fprintf(stderr, "update: %s\n", err.message);
             rd_store_run_clear(&r);
         }

@@ -12,7 +12,7 @@
 
 #include <cmocka.h>
 
-#include "test_util.h"
+#include "api_test_util.h"
 
 #include <curl/curl.h>
 #include <stdio.h>
@@ -33,16 +33,10 @@
 #define XSS_ESCAPED "&lt;img src=x onerror=alert(1)&gt;"
 
 typedef struct fixture {
-    char dir[256];
-    char data[300];
-    rd_keyring *kr;
-    rd_store *st;
-    rd_api *api;
-    rd_httpd *d;
+    rd_test_server s;
     rd_scheduler *sched;
-    int port;
     int64_t clock; /* the page's clock (Unix seconds) when set */
-    char admin[RD_TOKEN_LEN + 1], editor[RD_TOKEN_LEN + 1], viewer[RD_TOKEN_LEN + 1], outsider[RD_TOKEN_LEN + 1];
+    char editor[RD_TOKEN_LEN + 1], viewer[RD_TOKEN_LEN + 1], outsider[RD_TOKEN_LEN + 1];
 } fixture;
 
 static int64_t test_clock(void *ctx)
@@ -57,59 +51,29 @@ static int64_t now_ms(void)
     return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
 }
 
-static void user(fixture *f, const char *name, rd_role role, char tok[RD_TOKEN_LEN + 1])
-{
-    rd_error err;
-    rd_error_clear(&err);
-    assert_int_equal(rd_store_user_add(f->st, "test", name, 0, &err), RD_OK);
-    if (role != RD_ROLE_NONE)
-        assert_int_equal(rd_store_role_grant(f->st, "test", name, "demo", role, 0, &err), RD_OK);
-    assert_int_equal(rd_store_token_create(f->st, "test", name, "t", tok, &err), RD_OK);
-}
-
 static int setup_with(void **state, int use_clock, int use_scheduler)
 {
     fixture *f = calloc(1, sizeof *f);
-    if (!f || rd_test_mkdtemp(f->dir, sizeof f->dir, "rd-page") != 0)
+    static const char *const projects[] = { "demo", "other", NULL };
+    if (!f || rd_test_server_open(&f->s, "rd-page", projects) != 0)
         return -1;
-    snprintf(f->data, sizeof f->data, "%s/data", f->dir);
-    mkdir(f->data, 0700);
-    char kp[400];
-    snprintf(kp, sizeof kp, "%s/keyring", f->data);
+    *state = f;
+    rd_test_server_user(&f->s, "ed", "demo", RD_ROLE_EDITOR, 0, f->editor);
+    rd_test_server_user(&f->s, "vera", "demo", RD_ROLE_VIEWER, 0, f->viewer);
+    rd_test_server_user(&f->s, "otto", "demo", RD_ROLE_NONE, 0, f->outsider);
     rd_error err;
     rd_error_clear(&err);
-    int created = 0, admin = 0;
-    if (rd_keyring_open(kp, RD_KEYRING_CREATE, &f->kr, &created, &err) != RD_OK ||
-        rd_store_open_sqlite(f->data, f->kr, NULL, &f->st, &err) != RD_OK ||
-        rd_store_bootstrap(f->st, f->admin, &admin, &err) != RD_OK || !admin ||
-        rd_store_project_create(f->st, "test", "demo", &err) != RD_OK ||
-        rd_store_project_create(f->st, "test", "other", &err) != RD_OK) {
-        fprintf(stderr, "%s\n", err.message);
-        return -1;
-    }
-    *state = f;
-    user(f, "ed", RD_ROLE_EDITOR, f->editor);
-    user(f, "vera", RD_ROLE_VIEWER, f->viewer);
-    user(f, "otto", RD_ROLE_NONE, f->outsider);
     if (use_scheduler) {
-        rd_scheduler_options so = { .data_dir = f->data, .store = f->st, .max_concurrent_runs = 1 };
+        rd_scheduler_options so = { .data_dir = f->s.data, .store = f->s.st, .max_concurrent_runs = 1 };
         assert_int_equal(rd_scheduler_start(&so, &f->sched, &err), RD_OK);
     }
-    rd_api_options ao = { .data_dir = f->data, .auth_failures = 3, .scheduler = f->sched };
-    assert_int_equal(rd_api_new(f->st, &ao, &f->api, &err), RD_OK);
+    rd_api_options ao = { .auth_failures = 3, .scheduler = f->sched };
+    if (rd_test_server_start(&f->s, &ao, 2) != 0)
+        return -1;
     if (use_clock) {
         f->clock = 1800000000;
-        rd_page_set_clock(f->api->page, test_clock, f);
+        rd_page_set_clock(f->s.api->page, test_clock, f);
     }
-    rd_httpd_options ho;
-    memset(&ho, 0, sizeof ho);
-    rd_api_httpd_options(&ho);
-    ho.port = 0;
-    ho.threads = 2;
-    rd_httpd_handler h;
-    rd_api_handler(f->api, &h);
-    assert_int_equal(rd_httpd_start(&ho, &h, &f->d, &err), RD_OK);
-    f->port = rd_httpd_port(f->d);
     return 0;
 }
 
@@ -131,35 +95,19 @@ static int setup_scheduler(void **state)
 static int teardown(void **state)
 {
     fixture *f = *state;
-    rd_httpd_stop(f->d);
-    rd_api_free(f->api);
+    rd_httpd_stop(f->s.d); /* no request reaches the scheduler once it stops */
+    f->s.d = NULL;
     rd_scheduler_stop(f->sched);
-    rd_store_close(f->st);
-    rd_keyring_free(f->kr);
-    rd_test_rm_tree(f->dir);
+    rd_test_server_close(&f->s);
     free(f);
     return 0;
 }
 
 /* ---- requests -------------------------------------------------------------------------------------------- */
 
-typedef struct answer {
-    long status;
-    rd_buf body;
-    rd_buf headers; /* every header line as received */
-} answer;
-
-static size_t collect(char *p, size_t size, size_t n, void *ud)
-{
-    rd_buf_append(ud, p, size * n);
-    return size * n;
-}
-
-static void answer_free(answer *a)
-{
-    rd_buf_free(&a->body);
-    rd_buf_free(&a->headers);
-}
+typedef rd_test_answer answer;
+#define header rd_test_answer_header
+#define answer_free rd_test_answer_free
 
 /* One request. cookie: the rd_session value or NULL; form: an urlencoded body or NULL; extra: one more header
  * line or NULL. */
@@ -167,59 +115,18 @@ static long request(const fixture *f, const char *method, const char *path, cons
                     const char *extra, answer *a)
 {
     memset(a, 0, sizeof *a);
-    char url[512];
-    snprintf(url, sizeof url, "http://127.0.0.1:%d%s", f->port, path);
-    CURL *c = curl_easy_init();
-    assert_non_null(c);
-    curl_easy_setopt(c, CURLOPT_URL, url);
-    curl_easy_setopt(c, CURLOPT_NOPROXY, "*");
-    curl_easy_setopt(c, CURLOPT_CUSTOMREQUEST, method);
-    curl_easy_setopt(c, CURLOPT_WRITEFUNCTION, collect);
-    curl_easy_setopt(c, CURLOPT_WRITEDATA, &a->body);
-    curl_easy_setopt(c, CURLOPT_HEADERFUNCTION, collect);
-    curl_easy_setopt(c, CURLOPT_HEADERDATA, &a->headers);
-    struct curl_slist *hs = NULL;
     char ck[256];
+    const char *lines[3] = { NULL, NULL, NULL };
+    size_t n = 0;
     if (cookie) {
         snprintf(ck, sizeof ck, "Cookie: theme=dark; rd_session=%s", cookie);
-        hs = curl_slist_append(hs, ck);
+        lines[n++] = ck;
     }
-    if (form)
-        hs = curl_slist_append(hs, "Content-Type: application/x-www-form-urlencoded");
     if (extra)
-        hs = curl_slist_append(hs, extra);
-    hs = curl_slist_append(hs, "Expect:");
-    curl_easy_setopt(c, CURLOPT_HTTPHEADER, hs);
-    if (form) {
-        curl_easy_setopt(c, CURLOPT_POSTFIELDS, form);
-        curl_easy_setopt(c, CURLOPT_POSTFIELDSIZE, (long)strlen(form));
-    }
-    assert_int_equal(curl_easy_perform(c), CURLE_OK);
-    curl_easy_getinfo(c, CURLINFO_RESPONSE_CODE, &a->status);
-    curl_slist_free_all(hs);
-    curl_easy_cleanup(c);
-    return a->status;
-}
-
-/* The value of header name (first one) into out, "" when absent. */
-static const char *header(const answer *a, const char *name, char *out, size_t n)
-{
-    out[0] = 0;
-    size_t nl = strlen(name);
-    for (const char *p = rd_buf_cstr(&a->headers); p && *p;) {
-        const char *e = strstr(p, "\r\n");
-        size_t len = e ? (size_t)(e - p) : strlen(p);
-        if (len > nl + 1 && strncasecmp(p, name, nl) == 0 && p[nl] == ':') {
-            const char *v = p + nl + 1;
-            while (*v == ' ')
-                v++;
-            size_t vl = len - (size_t)(v - p);
-            snprintf(out, n, "%.*s", (int)vl, v);
-            return out;
-        }
-        p = e ? e + 2 : NULL;
-    }
-    return out;
+        lines[n++] = extra;
+    rd_test_request r = { .method = method, .path = path, .body = form, .extra = lines,
+                          .content_type = form ? "application/x-www-form-urlencoded" : NULL };
+    return rd_test_http(&f->s, &r, a);
 }
 
 static const char *body(const answer *a)
@@ -294,7 +201,7 @@ static int64_t add_run(fixture *f, const char *source, rd_run_state state, int64
     r.state = RD_RUN_QUEUED;
     r.queued_at = finished_ms - (int64_t)(seconds * 1000) - 10;
     int64_t id = 0;
-    assert_int_equal(rd_store_run_insert(f->st, &r, &id, &err), RD_OK);
+    assert_int_equal(rd_store_run_insert(f->s.st, &r, &id, &err), RD_OK);
     r.id = id;
     r.state = state;
     r.attempts = 1;
@@ -306,7 +213,7 @@ static int64_t add_run(fixture *f, const char *source, rd_run_state state, int64
     r.rows = rows;
     r.total_s = seconds;
     r.error = (char *)error;
-    assert_int_equal(rd_store_run_update(f->st, &r, &err), RD_OK);
+    assert_int_equal(rd_store_run_update(f->s.st, &r, &err), RD_OK);
     return id;
 }
 
@@ -415,7 +322,7 @@ static void test_failed_logins_are_counted(void **state)
         answer_free(&a);
     }
     char form[256];
-    snprintf(form, sizeof form, "token=%s", f->admin);
+    snprintf(form, sizeof form, "token=%s", f->s.admin);
     assert_int_equal(request(f, "POST", "/login", NULL, form, NULL, &a), 429); /* even a good token */
     char v[64];
     assert_true(atoi(header(&a, "Retry-After", v, sizeof v)) > 0);
@@ -444,10 +351,10 @@ static void test_dashboard_lists_runs_escaped(void **state)
     s.run_id = 1;
     s.tables_json = "[{\"name\":\"<script>alert(2)</script>\",\"rows\":7},{\"name\":\"sales\",\"rows\":1234567}]";
     int64_t sid = 0;
-    assert_int_equal(rd_store_snapshot_publish(f->st, &s, &sid, &err), RD_OK);
+    assert_int_equal(rd_store_snapshot_publish(f->s.st, &s, &sid, &err), RD_OK);
 
     char id[65];
-    login(f, f->admin, id);
+    login(f, f->s.admin, id);
     answer a;
     assert_int_equal(request(f, "GET", "/", id, NULL, NULL, &a), 200);
     const char *h = body(&a);
@@ -575,7 +482,7 @@ static void test_refresh_checks_csrf_and_role(void **state)
     /* the right token: past every check, and no scheduler runs here: 503 (this origin named, or "null" as a
      * browser sends under Referrer-Policy: no-referrer, or no Origin at all) */
     char origin[64];
-    snprintf(origin, sizeof origin, "Origin: http://127.0.0.1:%d", f->port);
+    snprintf(origin, sizeof origin, "Origin: http://127.0.0.1:%d", f->s.port);
     assert_int_equal(request(f, "POST", "/projects/demo/refresh", ed, form, origin, &a), 503);
     answer_free(&a);
     assert_int_equal(request(f, "POST", "/projects/demo/refresh", ed, form, "Origin: null", &a), 503);
@@ -661,7 +568,7 @@ static void test_expired_unknown_and_removed_sessions(void **state)
     login(f, f->viewer, vera);
     rd_error err;
     rd_error_clear(&err);
-    assert_int_equal(rd_store_user_rm(f->st, "test", "vera", &err), RD_OK);
+    assert_int_equal(rd_store_user_rm(f->s.st, "test", "vera", &err), RD_OK);
     assert_int_equal(request(f, "GET", "/", vera, NULL, NULL, &a), 200);
     assert_true(is_login_page(&a));
     answer_free(&a);
@@ -696,7 +603,7 @@ static void test_not_found_and_methods(void **state)
 {
     fixture *f = *state;
     char id[65];
-    login(f, f->admin, id);
+    login(f, f->s.admin, id);
     answer a;
     char v[64];
     const char *missing[] = { "/nope", "/favicon.ico", "/projects/", "/projects/Demo", "/projects/demo/x",
