@@ -1,16 +1,21 @@
 """Starts `redduck emulator` for integration tests: loopback only, a temporary data dir, a bounded
 lifetime (the emulator stops by itself even if a test dies), and a clean AWS environment pointed at it.
 Also the helpers the test modules share: the clean environment, identities JSON, writing files under a
-home, finishing a started process, and running independent slow steps side by side."""
+home, finishing a started process, running independent slow steps side by side, and a `redduck server`
+process with its /v1 API."""
 import concurrent.futures
 import ctypes
 import json
 import os
+import re
 import shutil
 import signal
 import subprocess
 import tempfile
+import threading
 import time
+import urllib.error
+import urllib.request
 
 REDDUCK = os.environ.get("REDDUCK_BIN", "redduck")
 PROXY_VARS = ("http_proxy", "https_proxy", "all_proxy", "no_proxy")
@@ -176,3 +181,121 @@ def die_with_parent():
         ctypes.CDLL("libc.so.6", use_errno=True).prctl(1, signal.SIGKILL)
     except OSError:
         pass
+
+
+SERVER_LIFETIME = 90  # seconds: a server a test forgot is killed by then
+
+
+def api(url, method, path, token=None, body=None, context=None):
+    """One /v1 call: (status, parsed JSON or None). body is sent as JSON; context: an ssl context for https."""
+    data = json.dumps(body).encode() if body is not None else None
+    req = urllib.request.Request(url + path, data=data, method=method)
+    if token:
+        req.add_header("Authorization", "Bearer " + token)
+    if data is not None:
+        req.add_header("Content-Type", "application/json")
+    opener = urllib.request.build_opener(urllib.request.ProxyHandler({}),
+                                         urllib.request.HTTPSHandler(context=context))
+    try:
+        with opener.open(req, timeout=20) as r:
+            raw = r.read()
+            return r.status, json.loads(raw) if raw else None
+    except urllib.error.HTTPError as e:
+        raw = e.read()
+        return e.code, json.loads(raw) if raw else None
+
+
+class Server:
+    """One `redduck server --data-dir DATA ARGS...` process. Its output is collected by threads; once it says
+    it is ready, url and token (the first start's admin token, else None) are read from it. env: the
+    process environment (default: this one minus proxy variables, IMDS off)."""
+
+    def __init__(self, data_dir, *args, expect_ready=True, env=None):
+        self.data_dir = data_dir
+        if env is None:
+            env = {k: v for k, v in os.environ.items() if k.lower() not in PROXY_VARS}
+            env["AWS_EC2_METADATA_DISABLED"] = "true"
+        self.env = env
+        self.proc = subprocess.Popen([REDDUCK, "server", "--data-dir", data_dir] + list(args),
+                                     stdout=subprocess.PIPE, stderr=subprocess.PIPE, env=env,
+                                     preexec_fn=die_with_parent)
+        self.out, self.err = [], []
+        self.ready = threading.Event()
+        self.timer = threading.Timer(SERVER_LIFETIME, self.proc.kill)
+        self.timer.daemon = True
+        self.timer.start()
+        self.threads = [threading.Thread(target=self._read, args=(self.proc.stdout, self.out), daemon=True),
+                        threading.Thread(target=self._read, args=(self.proc.stderr, self.err), daemon=True)]
+        for t in self.threads:
+            t.start()
+        self.url = None
+        self.token = None
+        if expect_ready:
+            if not self.ready.wait(20):
+                self.stop()
+                raise AssertionError("the server did not get ready: %s" % self.stderr)
+            for line in list(self.out):
+                m = re.search(r"listening on (https?://\S+)", line)
+                if m:
+                    self.url = m.group(1)
+                m = re.search(r"(rdk_[0-9A-Za-z_]+)", line)
+                if m:
+                    self.token = m.group(1)
+
+    def _read(self, stream, sink):
+        for raw in stream:
+            line = raw.decode("utf-8", "replace")
+            sink.append(line)
+            if "redduck server: ready" in line:
+                self.ready.set()
+
+    @property
+    def stdout(self):
+        return "".join(self.out)
+
+    @property
+    def stderr(self):
+        return "".join(self.err)
+
+    def stop(self, sig=signal.SIGTERM):
+        if self.proc.poll() is None:
+            self.proc.send_signal(sig)
+        return self.wait()
+
+    def wait(self, timeout=20):
+        try:
+            rc = self.proc.wait(timeout)
+        except subprocess.TimeoutExpired:
+            self.proc.kill()
+            rc = self.proc.wait()
+        finally:
+            self.timer.cancel()
+        for t in self.threads:
+            t.join(5)
+        self.proc.stdout.close()
+        self.proc.stderr.close()
+        return rc
+
+    def api(self, method, path, token=None, body=None, context=None):
+        """(status, JSON or None), straight to this server (token: the admin's by default)."""
+        return api(self.url, method, path, token or self.token, body, context)
+
+    def offline(self, *args):
+        """`redduck server ARGS... --data-dir DATA` (user and token commands); its stdout."""
+        p = subprocess.run([REDDUCK, "server"] + list(args) + ["--data-dir", self.data_dir], capture_output=True,
+                           text=True, timeout=30, env=self.env)
+        if p.returncode != 0:
+            raise AssertionError("redduck server %s: %s" % (" ".join(args), p.stderr))
+        return p.stdout
+
+    def new_token(self, user, project, role, prod=False):
+        """A new user with role on project, and a token of theirs."""
+        self.offline("user", "add", user, "--project", project, "--role", role, *(["--prod"] if prod else []))
+        m = re.search(r"(rdk_[0-9A-Za-z_]+)", self.offline("token", "create", user))
+        return m.group(1)
+
+
+def team_server(data_dir, *args):
+    """A server as a team runs one for the tests of the client side: on a free loopback port, in a clean
+    environment whose HOME is the data dir's parent."""
+    return Server(data_dir, "--listen", "127.0.0.1:0", *args, env=clean_env(os.path.dirname(data_dir)))

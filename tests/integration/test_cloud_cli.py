@@ -13,110 +13,28 @@ import os
 import re
 import select
 import shutil
-import signal
 import stat
 import subprocess
 import tempfile
 import termios
-import threading
 import time
 import unittest
-import urllib.error
-import urllib.request
 
-from emulator_fixture import REDDUCK, clean_env, die_with_parent
+from emulator_fixture import REDDUCK, clean_env, team_server
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 DEMO = os.path.join(os.environ.get("RD_SOURCE_DIR", os.path.join(HERE, "..", "..")), "examples", "demo")
-LIFETIME = 90  # seconds: the server is killed by then whatever happens to the test
 SECRET_A = "s3cr3t-A-4f1e9c2b7d"
 SECRET_B = "s3cr3t-B-8a2d6e0f13"
 AWS_SECRET = "aws-s3cr3t-Zq9Xw2Lk7"
 
 
 
-class Server:
-    """`redduck server --listen 127.0.0.1:0`: its URL and first-start admin token read from its output."""
-
-    def __init__(self, data_dir, *args):
-        self.data_dir = data_dir
-        env = clean_env(os.path.dirname(data_dir))
-        cmd = [REDDUCK, "server", "--listen", "127.0.0.1:0", "--data-dir", data_dir] + list(args)
-        self.proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=env,
-                                     preexec_fn=die_with_parent)
-        self.timer = threading.Timer(LIFETIME, self.proc.kill)
-        self.timer.daemon = True
-        self.timer.start()
-        self.err = []
-        self.err_thread = threading.Thread(target=lambda: self.err.extend(self.proc.stderr), daemon=True)
-        self.err_thread.start()
-        self.url = self.token = None
-        for line in self.proc.stdout:
-            m = re.search(r"listening on (https?://127\.0\.0\.1:\d+)", line)
-            if m:
-                self.url = m.group(1)
-            m = re.search(r"(rdk_[0-9A-Za-z_]+)", line)
-            if m:
-                self.token = m.group(1)
-            if "redduck server: ready" in line:
-                break
-        self.out_thread = threading.Thread(target=lambda: [None for _ in self.proc.stdout], daemon=True)
-        if not self.url or not self.token:
-            self.stop()
-            raise AssertionError("the server did not start: %s" % "".join(self.err))
-        self.out_thread.start()
-
-    def stop(self):
-        if self.proc.poll() is None:
-            self.proc.terminate()
-        try:
-            rc = self.proc.wait(20)
-        except subprocess.TimeoutExpired:
-            self.proc.kill()
-            rc = self.proc.wait()
-        self.timer.cancel()
-        for t in (self.err_thread, self.out_thread):
-            if t.ident:  # started
-                t.join(5)
-        self.proc.stdout.close()
-        self.proc.stderr.close()
-        return rc
-
-    def api(self, method, path, token=None, body=None):
-        """(status, JSON or None), straight to the server."""
-        data = json.dumps(body).encode() if body is not None else None
-        req = urllib.request.Request(self.url + path, data=data, method=method)
-        req.add_header("Authorization", "Bearer " + (token or self.token))
-        if data is not None:
-            req.add_header("Content-Type", "application/json")
-        opener = urllib.request.build_opener(urllib.request.ProxyHandler({}))
-        try:
-            with opener.open(req, timeout=20) as r:
-                raw = r.read()
-                return r.status, json.loads(raw) if raw else None
-        except urllib.error.HTTPError as e:
-            raw = e.read()
-            return e.code, json.loads(raw) if raw else None
-
-    def offline(self, *args):
-        env = clean_env(os.path.dirname(self.data_dir))
-        p = subprocess.run([REDDUCK, "server"] + list(args) + ["--data-dir", self.data_dir], capture_output=True,
-                           text=True, timeout=30, env=env)
-        if p.returncode != 0:
-            raise AssertionError("redduck server %s: %s" % (" ".join(args), p.stderr))
-        return p.stdout
-
-    def new_token(self, user, project, role, prod=False):
-        self.offline("user", "add", user, "--project", project, "--role", role, *(["--prod"] if prod else []))
-        m = re.search(r"(rdk_[0-9A-Za-z_]+)", self.offline("token", "create", user))
-        return m.group(1)
-
-
 class CloudCliTest(unittest.TestCase):
     @classmethod
     def setUpClass(cls):
         cls.tmp = tempfile.mkdtemp(prefix="rd-cloud-")
-        cls.server = Server(os.path.join(cls.tmp, "server-data"))
+        cls.server = team_server(os.path.join(cls.tmp, "server-data"))
         cls.tokens = [cls.server.token]
 
     @classmethod
@@ -554,7 +472,7 @@ class CloudCliTest(unittest.TestCase):
         subprocess.run(["openssl", "req", "-x509", "-newkey", "rsa:2048", "-nodes", "-days", "1", "-subj",
                         "/CN=localhost", "-addext", "subjectAltName=IP:127.0.0.1,DNS:localhost", "-keyout", key,
                         "-out", cert], check=True, capture_output=True, timeout=60)
-        srv = Server(os.path.join(self.dir, "tls-data"), "--tls-cert", cert, "--tls-key", key)
+        srv = team_server(os.path.join(self.dir, "tls-data"), "--tls-cert", cert, "--tls-key", key)
         self.tokens.append(srv.token)
         try:
             self.assertTrue(srv.url.startswith("https://127.0.0.1:"), srv.url)
@@ -581,7 +499,7 @@ class CloudCliTest(unittest.TestCase):
 
     def test_too_many_failed_logins(self):
         # a server of its own: the slow-down counts failures per address
-        srv = Server(os.path.join(self.dir, "slow-data"))
+        srv = team_server(os.path.join(self.dir, "slow-data"))
         self.tokens.append(srv.token)
         try:
             for _ in range(10):

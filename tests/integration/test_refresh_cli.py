@@ -15,8 +15,8 @@ import tempfile
 import threading
 import unittest
 
-from emulator_fixture import REDDUCK, Emulator, clean_env, identities, wait_until
-from test_cloud_cli import DEMO, Server
+from emulator_fixture import REDDUCK, Emulator, clean_env, identities, team_server
+from test_cloud_cli import DEMO
 
 LIFETIME = 240  # seconds: the server is killed by then whatever happens to the test
 AWS_KEY = "AKIDREFRESHRUNNER"
@@ -35,7 +35,7 @@ class RefreshCliTest(unittest.TestCase):
         cls.emu = Emulator(args=["--sample", "sales:rows=200", "--faults", "latency.ms=80"], config=cfg,
                            lifetime=LIFETIME)
         try:
-            cls.server = Server(os.path.join(cls.tmp, "server-data"))
+            cls.server = team_server(os.path.join(cls.tmp, "server-data"))
         except Exception:
             cls.emu.cleanup()
             raise

@@ -25,8 +25,7 @@ import threading
 import time
 import unittest
 
-from emulator_fixture import Emulator, identities, in_parallel, wait_until
-from test_server import Server, api
+from emulator_fixture import Emulator, Server, api, identities, in_parallel, wait_until
 
 REDDUCK = os.environ.get("REDDUCK_BIN", "redduck")
 KEY, SECRET = "AKIDPRODSCHED", "prod-SECRET-sched-4d1f9a"

@@ -17,95 +17,11 @@ import unittest
 import urllib.error
 import urllib.request
 
-from emulator_fixture import die_with_parent
+from emulator_fixture import Server, api
 
 REDDUCK = os.environ.get("REDDUCK_BIN", "redduck")
 SECRET = "planted-SECRET-9c1e4f7a2b-value"
-LIFETIME = 60  # seconds: a server a test forgot is killed by then
 
-
-
-class Server:
-    """One `redduck server` process; output collected by threads."""
-
-    def __init__(self, data_dir, *args, expect_ready=True):
-        env = {k: v for k, v in os.environ.items() if not k.lower().endswith("_proxy")}
-        env["AWS_EC2_METADATA_DISABLED"] = "true"
-        self.proc = subprocess.Popen([REDDUCK, "server", "--data-dir", data_dir] + list(args),
-                                     stdout=subprocess.PIPE, stderr=subprocess.PIPE, env=env,
-                                     preexec_fn=die_with_parent)
-        self.out, self.err = [], []
-        self.ready = threading.Event()
-        self.timer = threading.Timer(LIFETIME, self.proc.kill)
-        self.timer.daemon = True
-        self.timer.start()
-        self.threads = [threading.Thread(target=self._read, args=(self.proc.stdout, self.out), daemon=True),
-                        threading.Thread(target=self._read, args=(self.proc.stderr, self.err), daemon=True)]
-        for t in self.threads:
-            t.start()
-        self.url = None
-        self.token = None
-        if expect_ready:
-            if not self.ready.wait(20):
-                self.stop()
-                raise AssertionError("the server did not get ready: %s" % self.stderr)
-            for line in self.out:
-                m = re.search(r"listening on (https?://\S+)", line)
-                if m:
-                    self.url = m.group(1)
-                m = re.search(r"(rdk_[0-9a-f]{64})", line)
-                if m:
-                    self.token = m.group(1)
-
-    def _read(self, stream, sink):
-        for raw in stream:
-            line = raw.decode("utf-8", "replace")
-            sink.append(line)
-            if "redduck server: ready" in line:
-                self.ready.set()
-
-    @property
-    def stdout(self):
-        return "".join(self.out)
-
-    @property
-    def stderr(self):
-        return "".join(self.err)
-
-    def stop(self, sig=signal.SIGTERM):
-        if self.proc.poll() is None:
-            self.proc.send_signal(sig)
-        return self.wait()
-
-    def wait(self):
-        try:
-            rc = self.proc.wait(20)
-        finally:
-            self.timer.cancel()
-        for t in self.threads:
-            t.join(5)
-        self.proc.stdout.close()
-        self.proc.stderr.close()
-        return rc
-
-
-def api(url, method, path, token=None, body=None, context=None):
-    """(status, parsed JSON or None)."""
-    data = json.dumps(body).encode() if body is not None else None
-    req = urllib.request.Request(url + path, data=data, method=method)
-    if token:
-        req.add_header("Authorization", "Bearer " + token)
-    if data is not None:
-        req.add_header("Content-Type", "application/json")
-    opener = urllib.request.build_opener(urllib.request.ProxyHandler({}),
-                                         urllib.request.HTTPSHandler(context=context))
-    try:
-        with opener.open(req, timeout=20) as r:
-            raw = r.read()
-            return r.status, json.loads(raw) if raw else None
-    except urllib.error.HTTPError as e:
-        raw = e.read()
-        return e.code, json.loads(raw) if raw else None
 
 
 def run(*args):

@@ -19,6 +19,7 @@ import tempfile
 import unittest
 import zlib
 
+import emulator_fixture
 import test_server as ts
 
 DEMO = os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "..", "examples", "demo")
@@ -182,7 +183,7 @@ class Client:
 class ServerMatrixTest(unittest.TestCase):
     @classmethod
     def setUpClass(cls):
-        ts.LIFETIME = 240  # one server for the class: it still stops by itself if the run dies
+        emulator_fixture.SERVER_LIFETIME = 240  # one server for the class: it still stops by itself if the run dies
         cls.tmp = tempfile.mkdtemp(prefix="rd-matrix-")
         cls.addClassCleanup(shutil.rmtree, cls.tmp, True)
         home = os.path.join(cls.tmp, "home")
@@ -222,7 +223,7 @@ class ServerMatrixTest(unittest.TestCase):
 
     @classmethod
     def start_server(cls, data, *args, **kw):
-        s = ts.Server(data, "--listen", "127.0.0.1:0", *args, **kw)
+        s = emulator_fixture.Server(data, "--listen", "127.0.0.1:0", *args, **kw)
         cls.addClassCleanup(lambda: s.proc.poll() is None and (s.proc.kill(), s.wait()))
         return s
 

@@ -24,8 +24,8 @@ import urllib.error
 import urllib.parse
 import urllib.request
 
-from emulator_fixture import REDDUCK, Emulator, clean_env, die_with_parent
-from test_cloud_cli import DEMO, Server
+from emulator_fixture import REDDUCK, Emulator, clean_env, die_with_parent, team_server
+from test_cloud_cli import DEMO
 
 CHROMIUM = os.environ.get("RD_CHROMIUM", "/usr/bin/chromium")
 XSS_NAME = "<b>x<script>"
@@ -253,7 +253,7 @@ class StatusPageTest(unittest.TestCase):
         cls.browser = cls.server = cls.emu = None
         try:
             cls.emu = Emulator(args=["--sample", "sales:rows=200"], lifetime=120)
-            cls.server = Server(os.path.join(cls.tmp, "server-data"))
+            cls.server = team_server(os.path.join(cls.tmp, "server-data"))
             cls.browser = Chromium(cls.tmp)
             cls.deploy()
         except BaseException:
