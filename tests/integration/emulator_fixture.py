@@ -276,6 +276,13 @@ class Server:
         self.proc.stderr.close()
         return rc
 
+    def set_lifetime(self, seconds):
+        """Kill the server after seconds from now instead (a test class that keeps one server longer)."""
+        self.timer.cancel()
+        self.timer = threading.Timer(seconds, self.proc.kill)
+        self.timer.daemon = True
+        self.timer.start()
+
     def api(self, method, path, token=None, body=None, context=None):
         """(status, JSON or None), straight to this server (token: the admin's by default)."""
         return api(self.url, method, path, token or self.token, body, context)
@@ -299,3 +306,20 @@ def team_server(data_dir, *args):
     """A server as a team runs one for the tests of the client side: on a free loopback port, in a clean
     environment whose HOME is the data dir's parent."""
     return Server(data_dir, "--listen", "127.0.0.1:0", *args, env=clean_env(os.path.dirname(data_dir)))
+
+
+def team_deploy(server, project_dir, home, endpoint, key, secret, connector="warehouse", name="demo"):
+    """As a team sets up a project: creates it on server, sets the prod keys and endpoint of its connector
+    first (so the first load has them), then `redduck deploy --no-prompt --yes` of project_dir as the server's
+    admin, from a clean environment under home."""
+    status, body = server.api("POST", "/v1/projects", body={"name": name})
+    assert status == 201, (status, body)
+    prefix = "connector.%s." % connector
+    status, body = server.api("PATCH", "/v1/projects/%s/variables/prod" % name, body={"set": {
+        prefix + "aws_access_key_id": key, prefix + "aws_secret_access_key": secret, prefix + "endpoint_url": endpoint}})
+    assert status == 200, (status, body)
+    os.makedirs(home, exist_ok=True)
+    env = clean_env(home, REDDUCK_SERVER=server.url, REDDUCK_TOKEN=server.token, REDDUCK_CA_BUNDLE=None)
+    p = subprocess.run([REDDUCK, "deploy", project_dir, "--no-prompt", "--yes"], capture_output=True, text=True,
+                       timeout=120, stdin=subprocess.DEVNULL, env=env)
+    assert p.returncode == 0, p.stdout + p.stderr

@@ -12,10 +12,9 @@ import re
 import shutil
 import subprocess
 import tempfile
-import threading
 import unittest
 
-from emulator_fixture import REDDUCK, Emulator, clean_env, identities, team_server
+from emulator_fixture import REDDUCK, Emulator, clean_env, identities, team_deploy, team_server
 from test_cloud_cli import DEMO
 
 LIFETIME = 240  # seconds: the server is killed by then whatever happens to the test
@@ -39,26 +38,13 @@ class RefreshCliTest(unittest.TestCase):
         except Exception:
             cls.emu.cleanup()
             raise
-        cls.server.timer.cancel()  # this test's own, longer lifetime
-        cls.server.timer = threading.Timer(LIFETIME, cls.server.proc.kill)
-        cls.server.timer.daemon = True
-        cls.server.timer.start()
+        cls.server.set_lifetime(LIFETIME)
         cls.tokens = [cls.server.token]
         cls.home = os.path.join(cls.tmp, "home")
         os.makedirs(cls.home)
         cls.proj = os.path.join(cls.tmp, "demo")
         shutil.copytree(DEMO, cls.proj)
-        # the project and its prod keys before the deployment, so its first load has them
-        s, j = cls.server.api("POST", "/v1/projects", body={"name": "demo"})
-        assert s == 201, (s, j)
-        s, j = cls.server.api("PATCH", "/v1/projects/demo/variables/prod", body={"set": {
-            "connector.warehouse.aws_access_key_id": AWS_KEY,
-            "connector.warehouse.aws_secret_access_key": AWS_SECRET,
-            "connector.warehouse.endpoint_url": cls.emu.endpoint}})
-        assert s == 200, (s, j)
-        p = subprocess.run([REDDUCK, "deploy", "--no-prompt"], cwd=cls.proj, capture_output=True, text=True,
-                           timeout=120, stdin=subprocess.DEVNULL, env=cls.env_for(cls.server.token))
-        assert p.returncode == 0, p.stdout + p.stderr
+        team_deploy(cls.server, cls.proj, cls.home, cls.emu.endpoint, AWS_KEY, AWS_SECRET)
         cls.viewer = cls.server.new_token("vera", "demo", "viewer")
         cls.tokens.append(cls.viewer)
 

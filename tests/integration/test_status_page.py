@@ -24,7 +24,7 @@ import urllib.error
 import urllib.parse
 import urllib.request
 
-from emulator_fixture import REDDUCK, Emulator, clean_env, die_with_parent, team_server
+from emulator_fixture import REDDUCK, Emulator, clean_env, die_with_parent, team_deploy, team_server
 from test_cloud_cli import DEMO
 
 CHROMIUM = os.environ.get("RD_CHROMIUM", "/usr/bin/chromium")
@@ -280,18 +280,7 @@ class StatusPageTest(unittest.TestCase):
             f.write("refresh:\n  every: 6h\n")  # the scheduler's next slot is shown; nothing runs before it
         with open(os.path.join(d, "sources", XSS_NAME + ".yaml"), "w") as f:
             f.write("connector: warehouse\nsql: select count(*) as n from sales\nvia: data-api\ntable_name: xss\n")
-        status, _ = s.api("POST", "/v1/projects", body={"name": "demo"})
-        assert status == 201, status
-        for key, value in (("aws_access_key_id", "test"), ("aws_secret_access_key", "test"),
-                           ("endpoint_url", cls.emu.endpoint)):
-            status, _ = s.api("PUT", "/v1/projects/demo/variables/prod/connector.warehouse." + key,
-                              body={"value": value})
-            assert status == 200, (key, status)
-        env = clean_env(os.path.join(cls.tmp, "home"), REDDUCK_SERVER=s.url, REDDUCK_TOKEN=s.token)
-        os.makedirs(env["HOME"], exist_ok=True)
-        p = subprocess.run([REDDUCK, "deploy", d, "--no-prompt", "--yes"], capture_output=True, text=True,
-                           timeout=60, env=env)
-        assert p.returncode == 0, p.stderr
+        team_deploy(s, d, os.path.join(cls.tmp, "home"), cls.emu.endpoint, "test", "test")
         cls.viewer = s.new_token("vera", "demo", "viewer")
 
     def runs(self):
