@@ -292,9 +292,414 @@ static rd_status add_param(char ***names, size_t *count, const char *s, size_t l
     return RD_OK;
 }
 
+/* ---------------------------------------------------------------- output names
+ * Redshift (PostgreSQL 8.0's FigureColname) names an unnamed select-list item: a column reference by the
+ * column, a function call by the function, a CAST by its operand's name or else the type's, CASE "case",
+ * anything else (operators, literals, subqueries) "?column?". The rewrite spells each such name out as an
+ * alias so that DuckDB's own labels ("count_star()", "(1 + 1)") never reach a client. */
+
+/* The significant tokens of [from, to). */
+typedef struct sig_list {
+    const rd_sql_tok *v;
+    size_t *ix; /* indexes into v */
+    size_t n;
+} sig_list;
+
+static const rd_sql_tok *sg(const sig_list *s, size_t k)
+{
+    return &s->v[s->ix[k]];
+}
+
+static int sg_word(const sig_list *s, size_t k, const char *w)
+{
+    return k < s->n && tok_is(sg(s, k), w);
+}
+
+static int sg_op(const sig_list *s, size_t k, const char *o)
+{
+    return k < s->n && tok_op(sg(s, k), o);
+}
+
+/* The position of the token closing the one at k: ')' for '(', ']' for '[', END for CASE; b when none. */
+static size_t sg_close(const sig_list *s, size_t k, size_t b)
+{
+    int depth = 0;
+    for (size_t i = k; i < b; i++) {
+        const rd_sql_tok *t = sg(s, i);
+        if (tok_op(t, "(") || tok_op(t, "[") || tok_is(t, "case"))
+            depth++;
+        else if ((tok_op(t, ")") || tok_op(t, "]") || tok_is(t, "end")) && --depth == 0)
+            return i;
+    }
+    return b;
+}
+
+static void put_lower(rd_buf *out, const char *s, size_t len)
+{
+    for (size_t i = 0; i < len; i++)
+        rd_buf_putc(out, (char)tolower((unsigned char)s[i]));
+}
+
+/* An identifier's name: unquoted text lowercased; a quoted one unquoted ("" → "), lowercased unless the
+ * session keeps the case of quoted identifiers. */
+static void ident_name(const rd_sql_tok *t, unsigned flags, rd_buf *out)
+{
+    if (t->kind != RD_TOK_QIDENT) {
+        put_lower(out, t->start, t->len);
+        return;
+    }
+    for (size_t i = 1; i + 1 < t->len; i++) {
+        char c = t->start[i];
+        if (c == '"')
+            i++; /* "" inside: one quote */
+        rd_buf_putc(out, (flags & RD_SQL_CASE_SENSITIVE) ? c : (char)tolower((unsigned char)c));
+    }
+}
+
+/* The name PostgreSQL gives a type written at [a, b) ("int" → int4, "character varying" → varchar). */
+static void type_name(const sig_list *s, size_t a, size_t b, rd_buf *out)
+{
+    static const struct {
+        const char *word, *name;
+    } map[] = {
+        { "int", "int4" },          { "integer", "int4" },   { "int4", "int4" },       { "smallint", "int2" },
+        { "int2", "int2" },         { "bigint", "int8" },    { "int8", "int8" },       { "real", "float4" },
+        { "float4", "float4" },     { "float", "float8" },   { "float8", "float8" },   { "double", "float8" },
+        { "decimal", "numeric" },   { "numeric", "numeric" }, { "dec", "numeric" },    { "boolean", "bool" },
+        { "bool", "bool" },         { "varchar", "varchar" }, { "nvarchar", "varchar" }, { "char", "bpchar" },
+        { "character", "bpchar" },  { "nchar", "bpchar" },   { "bpchar", "bpchar" },   { "timestamptz", "timestamptz" },
+        { "timetz", "timetz" },
+    };
+    if (a >= b) {
+        rd_buf_puts(out, "?column?");
+        return;
+    }
+    const rd_sql_tok *t = sg(s, a);
+    int varying = sg_word(s, a + 1, "varying");
+    int with_tz = 0;
+    for (size_t k = a + 1; k + 2 < b; k++)
+        if (sg_word(s, k, "with") && sg_word(s, k + 1, "time") && sg_word(s, k + 2, "zone"))
+            with_tz = 1;
+    if ((tok_is(t, "character") || tok_is(t, "char") || tok_is(t, "nchar")) && varying) {
+        rd_buf_puts(out, "varchar");
+        return;
+    }
+    if (tok_is(t, "timestamp") || tok_is(t, "time")) {
+        rd_buf_puts(out, tok_is(t, "time") ? (with_tz ? "timetz" : "time") : (with_tz ? "timestamptz" : "timestamp"));
+        return;
+    }
+    for (size_t i = 0; i < sizeof map / sizeof map[0]; i++)
+        if (tok_is(t, map[i].word)) {
+            rd_buf_puts(out, map[i].name);
+            return;
+        }
+    if (t->kind == RD_TOK_WORD || t->kind == RD_TOK_QIDENT) {
+        size_t k = a; /* a qualified type: its last part */
+        while (k + 2 < b && sg_op(s, k + 1, ".") &&
+               (sg(s, k + 2)->kind == RD_TOK_WORD || sg(s, k + 2)->kind == RD_TOK_QIDENT))
+            k += 2;
+        ident_name(sg(s, k), 0, out);
+        return;
+    }
+    rd_buf_puts(out, "?column?");
+}
+
+/* Words that can end an expression (so that a word after them is not a bare alias). */
+static int ends_value_word(const rd_sql_tok *t)
+{
+    static const char *const ops[] = { "and", "or", "not", "is", "in", "like", "ilike", "similar", "between",
+                                       "escape", "as", "distinct", "all", "select", "case", "when", "then",
+                                       "else", "over", "any", "some", "exists", "time", "double", "character",
+                                       "char", "nchar", "interval", "with", "at", "collate", "top", "on",
+                                       "from", "by", NULL };
+    if (t->kind != RD_TOK_WORD)
+        return t->kind == RD_TOK_QIDENT || t->kind == RD_TOK_STRING || t->kind == RD_TOK_NUMBER ||
+               t->kind == RD_TOK_PARAM || tok_op(t, ")") || tok_op(t, "]");
+    for (size_t i = 0; ops[i]; i++)
+        if (tok_is(t, ops[i]))
+            return 0;
+    return 1;
+}
+
+/* Words that are values or type words, never a bare alias at the end of an item. */
+static int never_alias(const rd_sql_tok *t)
+{
+    static const char *const words[] = { "null", "true", "false", "end", "zone", "precision", "varying",
+                                         "unknown", "sysdate", "current_date", "current_time",
+                                         "current_timestamp", "localtime", "localtimestamp", "current_user",
+                                         "session_user", "user", "nulls", "first", "last", NULL };
+    for (size_t i = 0; words[i]; i++)
+        if (tok_is(t, words[i]))
+            return 1;
+    return 0;
+}
+
+/* Keyword operators: an item holding one at its top level is an expression ("?column?"). */
+static int is_keyword_op(const rd_sql_tok *t)
+{
+    static const char *const ops[] = { "and", "or", "not", "is", "in", "like", "ilike", "similar", "between",
+                                       "isnull", "notnull", "at", "collate", "escape", NULL };
+    for (size_t i = 0; ops[i]; i++)
+        if (tok_is(t, ops[i]))
+            return 1;
+    return 0;
+}
+
+/* Writes the name of the expression at [a, b) into out; returns PostgreSQL's strength of the name
+ * (0: "?column?", 1: a type's name or "case", 2: a column's or a function's name). */
+static int figure_colname(const sig_list *s, size_t a, size_t b, unsigned flags, rd_buf *out)
+{
+    if (a >= b) {
+        rd_buf_puts(out, "?column?");
+        return 0;
+    }
+    /* ( expr ) — a parenthesised subquery is a sublink: "?column?" as in PostgreSQL 8.0 */
+    if (sg_op(s, a, "(") && sg_close(s, a, b) == b - 1) {
+        if (sg_word(s, a + 1, "select") || sg_word(s, a + 1, "with")) {
+            rd_buf_puts(out, "?column?");
+            return 0;
+        }
+        return figure_colname(s, a + 1, b - 1, flags, out);
+    }
+    /* top level: the last "::" and any operator */
+    size_t cast_at = b;
+    for (size_t k = a; k < b; k++) {
+        const rd_sql_tok *t = sg(s, k);
+        if (tok_op(t, "(") || tok_op(t, "[") || tok_is(t, "case")) {
+            k = sg_close(s, k, b);
+            continue;
+        }
+        if (tok_op(t, "::")) {
+            cast_at = k;
+            continue;
+        }
+        if ((t->kind == RD_TOK_OP && !tok_op(t, ".")) || (t->kind == RD_TOK_WORD && is_keyword_op(t))) {
+            rd_buf_puts(out, "?column?");
+            return 0;
+        }
+    }
+    if (cast_at < b) {
+        rd_buf inner = RD_BUF_INIT;
+        int strength = figure_colname(s, a, cast_at, flags, &inner);
+        if (strength >= 2) {
+            rd_buf_puts(out, rd_buf_cstr(&inner));
+        } else {
+            strength = 1;
+            type_name(s, cast_at + 1, b, out);
+        }
+        rd_buf_free(&inner);
+        return strength;
+    }
+    const rd_sql_tok *t = sg(s, a);
+    if (tok_is(t, "case") && sg_close(s, a, b) == b - 1) {
+        rd_buf_puts(out, "case");
+        return 1;
+    }
+    if (t->kind == RD_TOK_WORD && a + 1 < b && sg(s, a + 1)->kind == RD_TOK_STRING) { /* date '…', interval '…' */
+        type_name(s, a, a + 1, out);
+        return 1;
+    }
+    if (t->kind != RD_TOK_WORD && t->kind != RD_TOK_QIDENT) {
+        rd_buf_puts(out, "?column?");
+        return 0;
+    }
+    /* a dotted name, perhaps a call: name [. name]* [( args )] [subscripts] [OVER …|WITHIN GROUP …|FILTER …] */
+    size_t last = a;
+    while (last + 2 < b && sg_op(s, last + 1, ".") &&
+           (sg(s, last + 2)->kind == RD_TOK_WORD || sg(s, last + 2)->kind == RD_TOK_QIDENT))
+        last += 2;
+    const rd_sql_tok *nm = sg(s, last);
+    if (last + 1 < b && sg_op(s, last + 1, "(") && nm->kind == RD_TOK_WORD) {
+        size_t close = sg_close(s, last + 1, b);
+        if (tok_is(nm, "cast") && last == a && close == b - 1) {
+            size_t as = b;
+            for (size_t k = last + 2; k < close; k++) {
+                if (sg_op(s, k, "(") || sg_op(s, k, "[") || sg_word(s, k, "case"))
+                    k = sg_close(s, k, close);
+                else if (sg_word(s, k, "as"))
+                    as = k;
+            }
+            if (as < close) {
+                rd_buf inner = RD_BUF_INIT;
+                int strength = figure_colname(s, last + 2, as, flags, &inner);
+                if (strength >= 2)
+                    rd_buf_puts(out, rd_buf_cstr(&inner));
+                else
+                    type_name(s, as + 1, close, out);
+                rd_buf_free(&inner);
+                return strength >= 2 ? strength : 1;
+            }
+        }
+        if (tok_is(nm, "exists")) {
+            rd_buf_puts(out, "?column?");
+            return 0;
+        }
+        static const struct {
+            const char *fn, *name;
+        } renamed[] = {
+            /* Redshift's own names for these calls (its documentation's examples) */
+            { "nvl", "coalesce" },      { "getdate", "timestamp" }, { "date_part", "pgdate_part" },
+            { "dateadd", "date_add" },  { "datediff", "date_diff" }, { "extract", "date_part" },
+            { "trim", "btrim" },
+        };
+        const char *fixed = NULL;
+        if (last == a)
+            for (size_t i = 0; i < sizeof renamed / sizeof renamed[0]; i++)
+                if (tok_is(nm, renamed[i].fn))
+                    fixed = renamed[i].name;
+        if (fixed)
+            rd_buf_puts(out, fixed);
+        else
+            ident_name(nm, 0, out);
+        return 2;
+    }
+    if (last + 1 != b && !sg_op(s, last + 1, "[")) {
+        rd_buf_puts(out, "?column?");
+        return 0;
+    }
+    if (last == a && t->kind == RD_TOK_WORD) {
+        static const struct {
+            const char *word, *name;
+        } values[] = {
+            { "sysdate", "timestamp" },       { "current_date", "date" },          { "current_time", "timetz" },
+            { "current_timestamp", "timestamptz" }, { "localtime", "time" },      { "localtimestamp", "timestamp" },
+            { "current_user", "current_user" }, { "user", "current_user" },       { "session_user", "session_user" },
+        };
+        for (size_t i = 0; i < sizeof values / sizeof values[0]; i++)
+            if (tok_is(t, values[i].word)) {
+                rd_buf_puts(out, values[i].name);
+                return 1;
+            }
+        if (tok_is(t, "null") || tok_is(t, "true") || tok_is(t, "false")) {
+            rd_buf_puts(out, "?column?");
+            return 0;
+        }
+    }
+    ident_name(nm, flags, out);
+    return 2;
+}
+
+/* 1 if the select-list item [a, b) names itself (AS name, or a bare alias after an expression). */
+static int item_has_alias(const sig_list *s, size_t a, size_t b)
+{
+    if (b - a < 2)
+        return 0;
+    const rd_sql_tok *last = sg(s, b - 1), *prev = sg(s, b - 2);
+    if (last->kind != RD_TOK_WORD && last->kind != RD_TOK_QIDENT)
+        return 0;
+    if (tok_is(prev, "as"))
+        return 1;
+    if (last->kind == RD_TOK_WORD && never_alias(last))
+        return 0;
+    if (tok_op(prev, ".") || tok_op(prev, "::"))
+        return 0;
+    return ends_value_word(prev);
+}
+
+static int ends_select_list(const rd_sql_tok *t)
+{
+    static const char *const words[] = { "from", "into", "where", "group", "having", "window", "qualify", "order",
+                                         "limit", "offset", "fetch", "union", "intersect", "except", "minus", "for",
+                                         NULL };
+    if (tok_op(t, ";"))
+        return 1;
+    for (size_t i = 0; words[i]; i++)
+        if (tok_is(t, words[i]))
+            return 1;
+    return 0;
+}
+
+/* One alias to add: after token v[after], the text name. */
+typedef struct colname_alias {
+    size_t after;
+    char *name;
+} colname_alias;
+
+static rd_status add_alias(colname_alias **list, size_t *n, size_t after, rd_buf *name)
+{
+    colname_alias *nv = realloc(*list, (*n + 1) * sizeof *nv);
+    if (!nv)
+        return RD_E_INTERNAL;
+    *list = nv;
+    nv[*n].after = after;
+    nv[*n].name = rd_buf_detach(name);
+    if (!nv[*n].name)
+        return RD_E_INTERNAL;
+    (*n)++;
+    return RD_OK;
+}
+
+/* Finds the unnamed items of every select list of tokens v[0, n) (the statement's SELECT, each UNION arm,
+ * CTE bodies and subqueries: Redshift names them all, and a name inside shows through "*" outside) and
+ * their Redshift names, in the order of the text. */
+static rd_status find_aliases(const rd_sql_tok *v, size_t n, unsigned flags, colname_alias **list, size_t *count)
+{
+    sig_list s = { v, malloc((n ? n : 1) * sizeof(size_t)), 0 };
+    if (!s.ix)
+        return RD_E_INTERNAL;
+    for (size_t i = 0; i < n; i++)
+        if (v[i].kind != RD_TOK_SPACE)
+            s.ix[s.n++] = i;
+    rd_status st = RD_OK;
+    for (size_t k = 0; k < s.n && st == RD_OK; k++) {
+        if (!sg_word(&s, k, "select"))
+            continue;
+        size_t i = k + 1;
+        if (sg_word(&s, i, "all"))
+            i++;
+        else if (sg_word(&s, i, "distinct")) {
+            i++;
+            if (sg_word(&s, i, "on") && sg_op(&s, i + 1, "("))
+                i = sg_close(&s, i + 1, s.n) + 1;
+        }
+        if (sg_word(&s, i, "top") && i + 1 < s.n && sg(&s, i + 1)->kind == RD_TOK_NUMBER)
+            i += 2;
+        /* the items, to the first word that ends the list at its own level */
+        size_t start = i;
+        int d = 0;
+        for (; i <= s.n && st == RD_OK; i++) {
+            int end = i == s.n;
+            if (!end) {
+                const rd_sql_tok *u = sg(&s, i);
+                if (tok_op(u, "(") || tok_op(u, "[") || tok_is(u, "case"))
+                    d++;
+                else if (tok_op(u, ")") || tok_op(u, "]") || tok_is(u, "end"))
+                    d--;
+                if (d < 0 || (d == 0 && ends_select_list(u) && !(tok_is(u, "group") && sg_word(&s, i - 1, "within"))))
+                    end = 1;
+                else if (d > 0 || !tok_op(u, ","))
+                    continue;
+            }
+            if (i > start) { /* an item [start, i) */
+                int star = sg_op(&s, i - 1, "*") && (i - 1 == start || sg_op(&s, i - 2, "."));
+                if (!star && !item_has_alias(&s, start, i)) {
+                    rd_buf name = RD_BUF_INIT;
+                    figure_colname(&s, start, i, flags, &name);
+                    if (rd_buf_failed(&name) || add_alias(list, count, s.ix[i - 1], &name) != RD_OK)
+                        st = RD_E_INTERNAL;
+                    rd_buf_free(&name);
+                }
+            }
+            start = i + 1;
+            if (end)
+                break;
+        }
+        /* the scan goes on at k + 1: the selects nested in these items have lists of their own */
+    }
+    /* nested lists were found after the items around them: into text order */
+    for (size_t a = 1; a < *count; a++)
+        for (size_t b = a; b > 0 && (*list)[b - 1].after > (*list)[b].after; b--) {
+            colname_alias tmp = (*list)[b - 1];
+            (*list)[b - 1] = (*list)[b];
+            (*list)[b] = tmp;
+        }
+    free(s.ix);
+    return st;
+}
+
 /* Rewrites tokens [from, to) into out (recursive for LISTAGG's arguments). */
-static rd_status rewrite_range(const rd_sql_tok *v, size_t from, size_t to, int is_create, rd_buf *out,
-                               char ***pnames, size_t *pcount, rd_error *err)
+static rd_status rewrite_range(const rd_sql_tok *v, size_t from, size_t to, int is_create, unsigned flags,
+                               rd_buf *out, char ***pnames, size_t *pcount, rd_error *err)
 {
     rd_status st = RD_OK;
     for (size_t i = from; i < to && st == RD_OK; i++) {
@@ -319,8 +724,18 @@ static rd_status rewrite_range(const rd_sql_tok *v, size_t from, size_t to, int 
                 st = rd_buf_append(out, t->start + 1, t->len - 1);
             continue;
         }
+        if (t->kind == RD_TOK_QIDENT && !(flags & RD_SQL_CASE_SENSITIVE)) {
+            /* Redshift folds quoted identifiers to lowercase too, unless the session keeps their case */
+            put_lower(out, t->start, t->len);
+            st = rd_buf_failed(out) ? RD_E_INTERNAL : RD_OK;
+            continue;
+        }
         if (t->kind != RD_TOK_WORD || after_dot) {
-            st = rd_buf_append(out, t->start, t->len);
+            if (t->kind == RD_TOK_WORD)
+                put_lower(out, t->start, t->len); /* names are stored lowercased, as Redshift does */
+            else
+                rd_buf_append(out, t->start, t->len);
+            st = rd_buf_failed(out) ? RD_E_INTERNAL : RD_OK;
             continue;
         }
         size_t nx = next_sig(v, to, i + 1);
@@ -360,7 +775,7 @@ static rd_status rewrite_range(const rd_sql_tok *v, size_t from, size_t to, int 
                 return rd_error_set(err, RD_E_USAGE, "ERROR: syntax error at end of input");
             st = rd_buf_puts(out, "string_agg(");
             if (st == RD_OK)
-                st = rewrite_range(v, nx + 1, close, is_create, out, pnames, pcount, err);
+                st = rewrite_range(v, nx + 1, close, is_create, flags, out, pnames, pcount, err);
             size_t w = next_sig(v, to, close + 1);
             size_t g = w < to ? next_sig(v, to, w + 1) : to;
             size_t o = g < to ? next_sig(v, to, g + 1) : to;
@@ -371,13 +786,37 @@ static rd_status rewrite_range(const rd_sql_tok *v, size_t from, size_t to, int 
                     return rd_error_set(err, RD_E_USAGE, "ERROR: syntax error at end of input");
                 st = rd_buf_putc(out, ' ');
                 if (st == RD_OK)
-                    st = rewrite_range(v, o + 1, oclose, is_create, out, pnames, pcount, err);
+                    st = rewrite_range(v, o + 1, oclose, is_create, flags, out, pnames, pcount, err);
                 i = oclose;
             } else {
                 i = close;
             }
             if (st == RD_OK)
                 st = rd_buf_putc(out, ')');
+        } else if ((flags & RD_SQL_BPCHAR) && (tok_is(t, "char") || tok_is(t, "character") || tok_is(t, "nchar") ||
+                                               tok_is(t, "bpchar")) && !(nx < to && tok_is(&v[nx], "varying"))) {
+            /* CHAR(n): the registered type "bpchar(n)" (blank-padded); bare CHAR is CHAR(1), BPCHAR CHAR(256) */
+            long len = tok_is(t, "bpchar") ? 256 : 1;
+            size_t num = call ? next_sig(v, to, nx + 1) : to;
+            size_t close = num < to ? next_sig(v, to, num + 1) : to;
+            int sized = call && num < to && v[num].kind == RD_TOK_NUMBER && close < to && tok_op(&v[close], ")");
+            if (sized) {
+                char digits[16];
+                size_t dl = v[num].len < sizeof digits - 1 ? v[num].len : sizeof digits - 1;
+                memcpy(digits, v[num].start, dl);
+                digits[dl] = '\0';
+                char *end;
+                len = strtol(digits, &end, 10);
+                if (*end)
+                    len = 0;
+            }
+            if (len >= 1 && len <= RD_SQL_BPCHAR_MAX && (sized || !call)) {
+                st = rd_buf_printf(out, "\"bpchar(%ld)\"", len);
+                if (sized)
+                    i = close;
+            } else {
+                st = rd_buf_puts(out, "VARCHAR"); /* a length past the registered ones: the (n) follows */
+            }
         } else if (tok_is(t, "varbyte") || tok_is(t, "varbinary") || tok_is(t, "binary") ||
                    tok_is(t, "geometry") || tok_is(t, "super") || tok_is(t, "nvarchar") || tok_is(t, "bpchar") ||
                    tok_is(t, "nchar")) {
@@ -415,13 +854,15 @@ static rd_status rewrite_range(const rd_sql_tok *v, size_t from, size_t to, int 
             }
             i = k;
         } else {
-            st = rd_buf_append(out, t->start, t->len);
+            put_lower(out, t->start, t->len);
+            st = rd_buf_failed(out) ? RD_E_INTERNAL : RD_OK;
         }
     }
     return st == RD_OK || err->code != RD_OK ? st : rd_error_set(err, RD_E_INTERNAL, "out of memory");
 }
 
-rd_status rd_sql_rewrite(const char *sql, rd_buf *out, char ***param_names, size_t *param_count, rd_error *err)
+rd_status rd_sql_rewrite_ex(const char *sql, unsigned flags, rd_buf *out, char ***param_names, size_t *param_count,
+                            rd_error *err)
 {
     rd_sql_tok *v;
     size_t n;
@@ -432,13 +873,76 @@ rd_status rd_sql_rewrite(const char *sql, rd_buf *out, char ***param_names, size
     int is_create = f < n && tok_is(&v[f], "create");
     rd_error local;
     rd_error_clear(&local);
-    st = rewrite_range(v, 0, n, is_create, out, param_names, param_count, &local);
+    colname_alias *aliases = NULL;
+    size_t nalias = 0;
+    if (find_aliases(v, n, flags, &aliases, &nalias) != RD_OK)
+        st = rd_error_set(&local, RD_E_INTERNAL, "out of memory");
+    /* the text up to each unnamed item's end, then its name */
+    size_t from = 0;
+    for (size_t a = 0; a < nalias && st == RD_OK; a++) {
+        st = rewrite_range(v, from, aliases[a].after + 1, is_create, flags, out, param_names, param_count, &local);
+        if (st == RD_OK) {
+            rd_buf_puts(out, " AS \"");
+            for (const char *c = aliases[a].name; *c; c++)
+                rd_buf_puts(out, *c == '"' ? "\"\"" : (char[]){ *c, 0 });
+            st = rd_buf_putc(out, '"');
+        }
+        from = aliases[a].after + 1;
+    }
+    if (st == RD_OK)
+        st = rewrite_range(v, from, n, is_create, flags, out, param_names, param_count, &local);
     if (st == RD_OK && !out->data)
         st = rd_buf_append(out, "", 0);
+    if (st != RD_OK && local.code == RD_OK)
+        rd_error_set(&local, RD_E_INTERNAL, "out of memory");
     if (st != RD_OK && err)
         *err = local;
+    for (size_t a = 0; a < nalias; a++)
+        free(aliases[a].name);
+    free(aliases);
     free(v);
     return st;
+}
+
+rd_status rd_sql_rewrite(const char *sql, rd_buf *out, char ***param_names, size_t *param_count, rd_error *err)
+{
+    return rd_sql_rewrite_ex(sql, 0, out, param_names, param_count, err);
+}
+
+int rd_sql_case_setting(const char *sql)
+{
+    rd_sql_tok *v;
+    size_t n;
+    if (rd_sql_tokenize(sql, &v, &n, NULL) != RD_OK)
+        return -1;
+    int result = -1;
+    size_t k = next_sig(v, n, 0);
+    int is_set = k < n && tok_is(&v[k], "set"), is_reset = k < n && tok_is(&v[k], "reset");
+    k = k < n ? next_sig(v, n, k + 1) : n;
+    if (is_set && k < n && tok_is(&v[k], "session"))
+        k = next_sig(v, n, k + 1);
+    if ((is_set || is_reset) && k < n && tok_is(&v[k], "enable_case_sensitive_identifier")) {
+        k = next_sig(v, n, k + 1);
+        if (is_reset) {
+            result = 0; /* the default */
+        } else if (k < n && (tok_is(&v[k], "to") || tok_op(&v[k], "="))) {
+            k = next_sig(v, n, k + 1);
+            rd_buf val = RD_BUF_INIT;
+            if (k < n && v[k].kind == RD_TOK_STRING)
+                rd_sql_string_value(&v[k], &val);
+            else if (k < n && (v[k].kind == RD_TOK_WORD || v[k].kind == RD_TOK_NUMBER))
+                rd_buf_append(&val, v[k].start, v[k].len);
+            const char *w = rd_buf_cstr(&val);
+            if (!strcasecmp(w, "true") || !strcasecmp(w, "on") || !strcmp(w, "1"))
+                result = 1;
+            else if (!strcasecmp(w, "false") || !strcasecmp(w, "off") || !strcmp(w, "0") ||
+                     !strcasecmp(w, "default"))
+                result = 0;
+            rd_buf_free(&val);
+        }
+    }
+    free(v);
+    return result;
 }
 
 void rd_sql_first_word(const char *sql, char *out, size_t size)

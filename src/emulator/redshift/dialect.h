@@ -46,6 +46,25 @@ rd_status rd_sql_quote_literal(rd_buf *out, const char *s, size_t len);
  * (malloc'd array of malloc'd strings, duplicates once). Appends to out. */
 rd_status rd_sql_rewrite(const char *sql, rd_buf *out, char ***param_names, size_t *param_count, rd_error *err);
 
+/* rd_sql_rewrite, and the names Redshift gives result columns: each unnamed item of the statement's outer
+ * select lists (its SELECT, each UNION arm; not subqueries, not CTE bodies) gets an explicit alias —
+ * count(*) AS "count", 1+1 AS "?column?", x::varchar AS "x", '1'::int AS "int4", CASE … AS "case",
+ * NVL(…) AS "coalesce" — and identifiers are lowercased (quoted ones too, unless flags has
+ * RD_SQL_CASE_SENSITIVE: the session ran SET enable_case_sensitive_identifier TO true). `*` and `t.*`
+ * keep the table's names. rd_sql_rewrite is rd_sql_rewrite_ex with flags 0. */
+#define RD_SQL_CASE_SENSITIVE 1u
+/* CHAR(n), CHARACTER(n), NCHAR(n), BPCHAR(n) (1 <= n <= RD_SQL_BPCHAR_MAX) become the DuckDB type
+ * "bpchar(n)", which the caller has registered (rd_emu_register_types); without this flag, VARCHAR. */
+#define RD_SQL_BPCHAR 2u
+#define RD_SQL_BPCHAR_MAX 256
+rd_status rd_sql_rewrite_ex(const char *sql, unsigned flags, rd_buf *out, char ***param_names, size_t *param_count,
+                            rd_error *err);
+
+/* For SET [SESSION] enable_case_sensitive_identifier TO|= true|false|on|off and RESET …: the value the
+ * statement sets (1 or 0); -1 for any other statement. DuckDB knows no such setting: the caller keeps it
+ * per session and passes RD_SQL_CASE_SENSITIVE to rd_sql_rewrite_ex. */
+int rd_sql_case_setting(const char *sql);
+
 /* The first keyword of a statement, lowercased into out (size >= 32); "" when none. */
 void rd_sql_first_word(const char *sql, char *out, size_t size);
 
