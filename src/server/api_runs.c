@@ -19,20 +19,9 @@
 #define LOG_LINES_MAX 1000 /* lines in one answer; more: "done" stays false and the client asks again */
 #define LOG_WAIT_MAX_S 30
 #define LOG_POLL_MS 200
-/* A run's log may still grow a little after its end (the scheduler notes the snapshot that covers a success
- * once it is published): "done" is said only when the run ended at least this long ago. */
-#define LOG_SETTLE_MS 1000
-
 typedef rd_api_call call;
 
 /* ---- small helpers ---------------------------------------------------------------------------------- */
-
-static int64_t wall_ms(void)
-{
-    struct timespec ts;
-    clock_gettime(CLOCK_REALTIME, &ts);
-    return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
-}
 
 static json_t *time_ms_or_null(int64_t ms)
 {
@@ -506,9 +495,10 @@ static void do_run_logs(call *c, const rd_buf *body, rd_httpd_response *resp)
         rd_store_run r;
         if (project_run(c, resp, id, &r) != RD_OK)
             return;
-        /* the state before the lines: a run that had ended (and settled) then has written all of its lines */
+        /* the state before the lines: a run that had ended then has written all of its lines (the scheduler
+         * writes every line, the snapshot's and the notifications' included, before it stores the end) */
         rd_run_state state = r.state;
-        int settled = run_ended(state) && (r.finished_at <= 0 || wall_ms() - r.finished_at >= LOG_SETTLE_MS);
+        int settled = run_ended(state);
         rd_store_run_clear(&r);
         rd_store_log_line *lines = NULL;
         size_t n = 0;

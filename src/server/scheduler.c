@@ -978,11 +978,17 @@ static void notify_run(rd_scheduler *s, const job *j, const char *event)
     }
 }
 
-/* The run ended (any final state): stored, logged, the source free again; waiters woken. */
+/* The run ended (any final state): logged, stored, the source free again; waiters woken. Every log line of
+ * the run (its notifications included) is written before its end is stored, so a reader that sees the run
+ * ended has all of its lines. */
 static void run_end(rd_scheduler *s, job *j)
 {
     j->run.finished_at = now_ms(s);
     int recovered = j->run.state == RD_RUN_SUCCESS && j->webhook && j->on_recovery && previous_failed(s, j);
+    if (j->run.state == RD_RUN_FAILED && j->on_failure)
+        notify_run(s, j, "failure");
+    if (recovered)
+        notify_run(s, j, "recovery");
     rd_error err;
     rd_error_clear(&err);
     if (rd_store_run_update(s->st, &j->run, &err) != RD_OK)
@@ -990,10 +996,6 @@ static void run_end(rd_scheduler *s, job *j)
     slog(s, "run %" PRId64 " %s/%s %s: %" PRIu64 " rows in %.1f s (attempt %d)%s%s", j->run.id, j->run.project,
          j->run.source, rd_run_state_name(j->run.state), j->run.rows, j->run.total_s, j->run.attempts,
          j->run.error ? ": " : "", j->run.error ? j->run.error : "");
-    if (j->run.state == RD_RUN_FAILED && j->on_failure)
-        notify_run(s, j, "failure");
-    if (recovered)
-        notify_run(s, j, "recovery");
     pthread_mutex_lock(&s->mu);
     src_state *x = source_find(j->proj, j->run.source);
     if (x)
