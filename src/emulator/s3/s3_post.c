@@ -48,18 +48,16 @@ static const char *skip_space(const char *p, const char *end)
     return p;
 }
 
-/* A parameter's value at *p: a token (up to ';' or blank) or a quoted string (backslash escapes one
- * character). malloc'd, NULL when unterminated or out of memory; *p moves past it. */
+/* A parameter's value at *p: a token (up to ';' or blank) or a quoted string, read as HTML forms write it
+ * (no escapes: a browser sends a quote inside as %22 and a backslash as it is). malloc'd, NULL when
+ * unterminated or out of memory; *p moves past it. */
 static char *param_value(const char **p, const char *end)
 {
     rd_buf b = RD_BUF_INIT;
     const char *s = *p;
     if (s < end && *s == '"') {
-        for (s++; s < end && *s != '"'; s++) {
-            if (*s == '\\' && s + 1 < end)
-                s++;
+        for (s++; s < end && *s != '"'; s++)
             rd_buf_putc(&b, *s);
-        }
         if (s >= end) {
             rd_buf_free(&b);
             return NULL;
