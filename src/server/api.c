@@ -22,6 +22,7 @@
 #include "project/archive.h"
 #include "redduck/dotenv.h"
 #include "redduck/project.h"
+#include "server/query.h"
 
 #define MAX_ADDRESSES 4096 /* failure counters kept; the oldest is dropped beyond */
 #define AUDIT_LIMIT_MAX 1000
@@ -1397,6 +1398,8 @@ rd_status rd_api_new(rd_store *st, const rd_api_options *o, rd_api **out, rd_err
     pthread_mutex_init(&a->lock, NULL);
     pthread_mutex_init(&a->deploy_lock, NULL);
     rd_status s = rd_page_new(a, &a->page, err);
+    if (s == RD_OK)
+        s = rd_query_engine_new(&a->queries, err);
     if (s != RD_OK) {
         rd_api_free(a);
         return s;
@@ -1410,6 +1413,7 @@ void rd_api_free(rd_api *api)
     if (!api)
         return;
     rd_page_free(api->page);
+    rd_query_engine_free(api->queries);
     pthread_mutex_destroy(&api->lock);
     pthread_mutex_destroy(&api->deploy_lock);
     free(api->fail);

@@ -17,19 +17,6 @@
 
 #define NO_DATA_MSG "no data yet: the project has not refreshed successfully (run `redduck refresh --cloud`)"
 
-/* ---- the query engine: one for the process (the API object has no slot for it yet) -------------------- */
-
-static pthread_once_t engine_once = PTHREAD_ONCE_INIT;
-static rd_query_engine *engine;
-
-static void engine_init(void)
-{
-    rd_error err;
-    rd_error_clear(&err);
-    if (rd_query_engine_new(&engine, &err) != RD_OK)
-        engine = NULL;
-}
-
 /* ---- the snapshot ---------------------------------------------------------------------------------------- */
 
 /* The current snapshot's row and its file opened: *fd >= 0 on success. A snapshot replaced (and unlinked)
@@ -169,12 +156,6 @@ static void query_complete(rd_api_call *c, const rd_buf *body, rd_httpd_response
         return;
     }
     json_t *sqlv = json_object_get(o, "sql");
-    pthread_once(&engine_once, engine_init);
-    if (!engine) {
-        json_decref(o);
-        rd_api_reply_error(c, resp, 500, "Internal", "out of memory");
-        return;
-    }
     const rd_api_query_limits *ql = &c->api->query;
     rd_query_limits lim = { .max_rows = ql->max_rows, .timeout_ms = ql->timeout_ms, .max_memory = ql->max_memory,
                             .max_concurrent = ql->max_concurrent };
@@ -182,7 +163,7 @@ static void query_complete(rd_api_call *c, const rd_buf *body, rd_httpd_response
     rd_query_failure why = RD_QUERY_OK;
     rd_error err;
     rd_error_clear(&err);
-    rd_status st = rd_query_run(engine, c->api->st, c->project, json_string_value(sqlv), json_string_length(sqlv),
+    rd_status st = rd_query_run(c->api->queries, c->api->st, c->project, json_string_value(sqlv), json_string_length(sqlv),
                                 format, &lim, &r, &why, &err);
     json_decref(o);
     if (st != RD_OK) {

@@ -46,6 +46,7 @@ struct rd_api {
     rd_api_query_limits query;   /* the query API's limits (defaults filled in) */
     int tls;                     /* the server speaks TLS (the page's cookies are Secure) */
     struct rd_page *page;        /* owned: the status page's sessions (page.c) */
+    struct rd_query_engine *queries; /* owned: the query API's open snapshots and admission (query.h) */
 };
 
 typedef enum rd_api_route_id {
