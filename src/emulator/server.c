@@ -8,6 +8,7 @@
 #include <sys/stat.h>
 #include <time.h>
 
+#include "emulator/replies.h"
 #include "emulator/router.h"
 #include "emulator/s3/s3_store.h"
 #include "httpd/httpd.h"
@@ -52,6 +53,10 @@ static rd_httpd_next preflight(rd_emu *emu, const char *method, const char *raw,
     time_t now = time(NULL);
     rd_emu_auth_result ar = RD_AUTH_OK;
     if (cs->api == RD_EMU_API_S3) {
+        if (rd_emu_auth_is_sigv2(raw, h)) {
+            rd_emu_reply_s3_error(resp, 400, "InvalidRequest", RD_EMU_SIGV2_MESSAGE, cs->path, cs->request_id);
+            return RD_HTTPD_ANSWER;
+        }
         if (!auth && !strstr(raw, "X-Amz-Signature="))
             ar = RD_AUTH_MISSING;
         else if (auth && !rd_headers_get(h, "x-amz-content-sha256"))

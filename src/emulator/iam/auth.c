@@ -310,3 +310,17 @@ rd_emu_auth_result rd_emu_auth_verify(rd_emu_ids *ids, const char *method, const
     rd_headers_free(&signed_h);
     return res;
 }
+
+int rd_emu_auth_is_sigv2(const char *raw_target, const rd_headers *headers)
+{
+    const char *h = rd_headers_get(headers, "Authorization");
+    if (h)
+        return strncmp(h, "AWS ", 4) == 0 && strchr(h + 4, ':') != NULL;
+    rd_form q;
+    const char *qs = query_of(raw_target);
+    if (rd_form_parse(qs, strlen(qs), 0, &q) != RD_OK)
+        return 0;
+    int v2 = rd_form_has(&q, "AWSAccessKeyId") && rd_form_has(&q, "Signature") && !rd_form_has(&q, "X-Amz-Signature");
+    rd_form_free(&q);
+    return v2;
+}

@@ -508,7 +508,25 @@ static void create_bucket(s3_call *c)
         region = child_text(xmlDocGetRootElement(doc), "LocationConstraint");
         xmlFreeDoc(doc);
     }
-    const char *use = region && *region ? region : c->req->region && *c->req->region ? c->req->region : "us-east-1";
+    /* S3's rules: the us-east-1 endpoint takes any other constraint (none means us-east-1); a regional endpoint
+     * only its own region's */
+    const char *endpoint = c->req->region && *c->req->region ? c->req->region : "us-east-1";
+    int global = strcmp(endpoint, "us-east-1") == 0;
+    if (region && strcmp(region, "us-east-1") == 0) {
+        free(region);
+        fail(c, 400, "InvalidLocationConstraint", "The specified location-constraint is not valid");
+        return;
+    }
+    if ((region && *region && !global && strcmp(region, endpoint) != 0) || (!(region && *region) && !global)) {
+        rd_buf m = RD_BUF_INIT;
+        rd_buf_printf(&m, "The %s location constraint is incompatible for the region specific endpoint this request "
+                      "was sent to.", region && *region ? region : "unspecified");
+        fail(c, 400, "IllegalLocationConstraintException", rd_buf_cstr(&m));
+        rd_buf_free(&m);
+        free(region);
+        return;
+    }
+    const char *use = region && *region ? region : "us-east-1";
     rd_emu_error err;
     if (rd_s3_store_create_bucket(c->store, c->bucket, use, &err) != 0) {
         fail_emu(c, &err);
