@@ -585,8 +585,9 @@ static void log_headers(const char *dir, const rd_headers *h)
                 rd_header_is_secret(h->items[i].name) ? "<redacted>" : h->items[i].value);
 }
 
-/* Sends the call; on a 2xx reply *reply is its JSON (NULL for an empty body) and *status its status. */
-rd_status rd_cloud_call(rd_cloud *c, const call_info *ci, json_t **reply, int *status, rd_error *err)
+rd_status rd_cloud_send(rd_cloud *c, const call_info *ci, const char *const *extra, long timeout_ms,
+                        size_t (*on_body)(void *, const void *, size_t), void *ctx, rd_http_response *resp,
+                        rd_error *err)
 {
     rd_buf url = RD_BUF_INIT, auth = RD_BUF_INIT;
     rd_buf_printf(&url, "%s%s", rd_cloud_server(c), ci->path);
@@ -595,10 +596,10 @@ rd_status rd_cloud_call(rd_cloud *c, const call_info *ci, json_t **reply, int *s
     rd_status st = rd_buf_failed(&url) || rd_buf_failed(&auth) ? oom(err) : RD_OK;
     if (st == RD_OK)
         st = rd_headers_add(&h, "Authorization", auth.data);
-    if (st == RD_OK)
-        st = rd_headers_add(&h, "Accept", "application/json");
     if (st == RD_OK && ci->ctype)
         st = rd_headers_add(&h, "Content-Type", ci->ctype);
+    for (size_t i = 0; st == RD_OK && extra && extra[i] && extra[i + 1]; i += 2)
+        st = rd_headers_add(&h, extra[i], extra[i + 1]);
     rd_buf_free_secure(&auth);
     if (st != RD_OK) {
         for (size_t i = 0; i < h.count; i++)
@@ -613,34 +614,44 @@ rd_status rd_cloud_call(rd_cloud *c, const call_info *ci, json_t **reply, int *s
     req.headers = &h;
     req.body = ci->body;
     req.body_len = ci->body_len;
-    rd_http_response resp;
-    rd_http_response_init(&resp);
+    req.timeout_ms = timeout_ms;
+    req.on_body = on_body;
+    req.on_body_ctx = ctx;
     struct timespec t0;
     clock_gettime(CLOCK_MONOTONIC, &t0);
     if (c->verbose >= 2)
         log_headers(">", &h);
     rd_error terr;
     rd_error_clear(&terr);
-    st = rd_http_send(c->http, &req, &resp, &terr);
+    st = rd_http_send(c->http, &req, resp, &terr);
     for (size_t i = 0; i < h.count; i++)
         OPENSSL_cleanse(h.items[i].value, strlen(h.items[i].value));
     rd_headers_free(&h);
     if (c->verbose >= 1)
-        fprintf(stderr, "redduck: %s %s -> %d (%ld ms)\n", ci->method, url.data, st == RD_OK ? resp.status : 0,
+        fprintf(stderr, "redduck: %s %s -> %d (%ld ms)\n", ci->method, url.data, st == RD_OK ? resp->status : 0,
                 elapsed_ms(&t0));
     if (c->verbose >= 2 && st == RD_OK)
-        log_headers("<", &resp.headers);
+        log_headers("<", &resp->headers);
     rd_buf_free(&url);
+    if (st == RD_E_CONFIG)
+        st = rd_error_set(err, RD_E_CONFIG, "the TLS certificate of the redduck server at %s is not trusted: pass "
+                          "--ca-cert FILE (or set REDDUCK_CA_BUNDLE) with your CA's certificate", rd_cloud_server(c));
+    else if (st != RD_OK && err)
+        *err = terr;
+    return st;
+}
+
+/* Sends the call; on a 2xx reply *reply is its JSON (NULL for an empty body) and *status its status. */
+rd_status rd_cloud_call(rd_cloud *c, const call_info *ci, json_t **reply, int *status, rd_error *err)
+{
+    static const char *const accept[] = { "Accept", "application/json", NULL };
+    rd_http_response resp;
+    rd_http_response_init(&resp);
+    rd_status st = rd_cloud_send(c, ci, accept, 0, NULL, NULL, &resp, err);
     if (st != RD_OK) {
         if (st == RD_E_NETWORK)
             st = rd_error_set(err, RD_E_NETWORK, "cannot reach the redduck server at %s: is it running? (check "
                               "REDDUCK_SERVER or `redduck login --server`)", rd_cloud_server(c));
-        else if (st == RD_E_CONFIG)
-            st = rd_error_set(err, RD_E_CONFIG, "the TLS certificate of the redduck server at %s is not trusted: pass "
-                              "--ca-cert FILE (or set REDDUCK_CA_BUNDLE) with your CA's certificate",
-                              rd_cloud_server(c));
-        else if (err)
-            *err = terr;
         rd_http_response_free(&resp);
         return st;
     }

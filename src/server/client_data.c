@@ -32,56 +32,19 @@ static rd_status oom(rd_error *err)
 
 /* ---- one request with extra headers, a body sink and the raw answer ------------------------------------ */
 
-/* What rd_cloud_call does, for calls whose answer is not one JSON object: extra request headers (NULL-
- * terminated "Name", "value" pairs), a streaming sink, the whole response kept for the caller. Transport
- * failures are mapped as rd_cloud_call maps them; the status is left for the caller to judge. */
+/* rd_cloud_send, with what a broken connection means for a data call. */
 static rd_status send_raw(rd_cloud *c, const call_info *ci, const char *const *extra, long timeout_ms,
                           size_t (*on_body)(void *, const void *, size_t), void *ctx, rd_http_response *resp,
                           rd_error *err)
 {
-    rd_buf url = RD_BUF_INIT, auth = RD_BUF_INIT;
-    rd_buf_printf(&url, "%s%s", rd_cloud_server(c), ci->path);
-    rd_buf_printf(&auth, "Bearer %s", c->settings.creds.token);
-    rd_headers h = RD_HEADERS_INIT;
-    rd_status st = rd_buf_failed(&url) || rd_buf_failed(&auth) ? oom(err) : RD_OK;
-    if (st == RD_OK)
-        st = rd_headers_add(&h, "Authorization", auth.data);
-    if (st == RD_OK && ci->ctype)
-        st = rd_headers_add(&h, "Content-Type", ci->ctype);
-    for (size_t i = 0; st == RD_OK && extra && extra[i]; i += 2)
-        st = rd_headers_add(&h, extra[i], extra[i + 1]);
-    rd_buf_free_secure(&auth);
-    if (st == RD_OK) {
-        rd_http_request req = { 0 };
-        req.method = ci->method;
-        req.url = url.data;
-        req.headers = &h;
-        req.body = ci->body;
-        req.body_len = ci->body_len;
-        req.timeout_ms = timeout_ms;
-        req.on_body = on_body;
-        req.on_body_ctx = ctx;
-        rd_error terr;
-        rd_error_clear(&terr);
-        st = rd_http_send(c->http, &req, resp, &terr);
-        if (c->verbose >= 1)
-            fprintf(stderr, "redduck: %s %s -> %d\n", ci->method, url.data, st == RD_OK ? resp->status : 0);
-        if (st == RD_E_NETWORK)
-            st = rd_error_set(err, RD_E_NETWORK, "the connection to the redduck server at %s broke or cannot be made: "
-                              "is it running? (%s)", rd_cloud_server(c), terr.message);
-        else if (st == RD_E_CONFIG)
-            st = rd_error_set(err, RD_E_CONFIG, "the TLS certificate of the redduck server at %s is not trusted: pass "
-                              "--ca-cert FILE (or set REDDUCK_CA_BUNDLE) with your CA's certificate",
-                              rd_cloud_server(c));
-        else if (st != RD_OK && err)
-            *err = terr;
-    } else {
-        st = oom(err);
-    }
-    for (size_t i = 0; i < h.count; i++)
-        OPENSSL_cleanse(h.items[i].value, strlen(h.items[i].value));
-    rd_headers_free(&h);
-    rd_buf_free(&url);
+    rd_error terr;
+    rd_error_clear(&terr);
+    rd_status st = rd_cloud_send(c, ci, extra, timeout_ms, on_body, ctx, resp, &terr);
+    if (st == RD_E_NETWORK)
+        return rd_error_set(err, RD_E_NETWORK, "the connection to the redduck server at %s broke or cannot be "
+                            "made: is it running? (%s)", rd_cloud_server(c), terr.message);
+    if (st != RD_OK && err)
+        *err = terr;
     return st;
 }
 

@@ -30,6 +30,13 @@ typedef struct rd_cloud_call_info {
     size_t body_len;
 } rd_cloud_call_info;
 
+/* Sends the call with the token and extra request headers (NULL-terminated "Name", "value" pairs; may be
+ * NULL); the whole answer in *resp whatever its status (the body through on_body when set, else in resp).
+ * timeout_ms 0: the transport's. Failures: RD_E_CONFIG (TLS not trusted, worded for the user),
+ * RD_E_NETWORK with the transport's reason (the caller says what it means), RD_E_INTERNAL. */
+rd_status rd_cloud_send(rd_cloud *c, const rd_cloud_call_info *ci, const char *const *extra, long timeout_ms,
+                        size_t (*on_body)(void *, const void *, size_t), void *ctx, rd_http_response *resp,
+                        rd_error *err);
 /* Sends the call with the token; on a 2xx reply *reply is its JSON (NULL for an empty body) and *status its
  * status. Failures: RD_E_NETWORK (server unreachable), RD_E_CONFIG (TLS not trusted), and the server's
  * error through rd_cloud_reply_error. */
