@@ -1,6 +1,8 @@
 /* data_api.c — the Redshift Data API (JSON 1.1, redshift-data 2019-12-20) over the engine: request
- * validation, authorisation, statement ownership, the response shapes of botocore's model, and the
- * rendering of results as typed Records in Redshift's text formats. Does not run SQL itself. */
+ * validation, authorisation, statement ownership, sessions (SessionKeepAliveSeconds, SessionId), the response
+ * shapes of botocore's model, and the rendering of results as typed Records (GetStatementResult) or CSV text
+ * (GetStatementResultV2) in Redshift's text formats. The catalog calls are data_catalog.c's. Does not run SQL
+ * itself. */
 #include <float.h>
 #include <jansson.h>
 #include <math.h>
@@ -10,6 +12,7 @@
 
 #include "emulator/emu_error.h"
 #include "emulator/emulator.h"
+#include "emulator/redshift/data_api_internal.h"
 #include "emulator/redshift/engine_internal.h"
 #include "emulator/replies.h"
 
@@ -99,10 +102,7 @@ static json_t *params_json(char **names, char **values, size_t n)
 }
 
 /* Common target members of the request, validated. Returns 0 after replying with an error. */
-typedef struct target_in {
-    int is_cluster;
-    const char *name, *database, *db_user, *secret_arn;
-} target_in;
+typedef rd_emu_data_target target_in;
 
 static int read_target(json_t *body, const rd_emu_request *req, rd_emu_response *resp, target_in *t)
 {
@@ -179,6 +179,45 @@ static int authorise_db_credentials(rd_emu *emu, const rd_emu_request *req, rd_e
     return ok;
 }
 
+/* What data_catalog.c shares (data_api_internal.h). */
+void rd_emu_data_reply_error(rd_emu_response *resp, const rd_emu_request *req, const char *type, const char *msg,
+                             const char *resource_id)
+{
+    reply_error(resp, req, type, msg, resource_id);
+}
+
+const char *rd_emu_data_jstr(json_t *body, const char *key)
+{
+    return jstr(body, key);
+}
+
+int rd_emu_data_read_target(json_t *body, const rd_emu_request *req, rd_emu_response *resp, rd_emu_data_target *t)
+{
+    return read_target(body, req, resp, t);
+}
+
+int rd_emu_data_authorise(rd_emu *emu, const rd_emu_request *req, rd_emu_response *resp, const char *op,
+                          int is_cluster, const char *name)
+{
+    return authorise(emu, req, resp, op, is_cluster, name);
+}
+
+int rd_emu_data_authorise_db(rd_emu *emu, const rd_emu_request *req, rd_emu_response *resp,
+                             const rd_emu_data_target *t)
+{
+    return authorise_db_credentials(emu, req, resp, t);
+}
+
+static int valid_id(const char *id);
+
+static void free_session_target(char *target, char *database, char *db_user, char *secret_arn)
+{
+    free(target);
+    free(database);
+    free(db_user);
+    free(secret_arn);
+}
+
 static void execute(rd_emu *emu, rd_emu_engine *eng, int batch, json_t *body, const rd_emu_request *req,
                     rd_emu_response *resp)
 {
@@ -222,9 +261,54 @@ static void execute(rd_emu *emu, rd_emu_engine *eng, int batch, json_t *body, co
         reply_error(resp, req, "InternalServerException", "out of memory", NULL);
         return;
     }
+    /* a session decides the target; what the request names besides must be the same (the engine checks) */
+    const char *session_id = jstr(body, "SessionId");
+    json_t *ka = json_object_get(body, "SessionKeepAliveSeconds");
+    int keep_alive = -1;
+    if (ka && !json_is_null(ka)) {
+        json_int_t v = json_is_integer(ka) ? json_integer_value(ka) : -1;
+        if (v < 0 || v > RD_EMU_SESSION_MAX_SECONDS) {
+            free(sqls);
+            reply_error(resp, req, "ValidationException",
+                        "1 validation error detected: Value at 'sessionKeepAliveSeconds' failed to satisfy "
+                        "constraint: Member must have value between 0 and 86400",
+                        NULL);
+            return;
+        }
+        keep_alive = (int)v;
+    }
+    if (wrong_type(body, "SessionId", 1) || (session_id && !valid_id(session_id))) {
+        free(sqls);
+        reply_error(resp, req, "ValidationException",
+                    "1 validation error detected: Value at 'sessionId' failed to satisfy constraint: Member must "
+                    "satisfy regular expression pattern: [a-z0-9]{8}(-[a-z0-9]{4}){3}-[a-z0-9]{12}(:\\d{0,2})?",
+                    NULL);
+        return;
+    }
     target_in t;
-    if (!read_target(body, req, resp, &t) || !authorise(emu, req, resp, op, t.is_cluster, t.name) ||
+    char *ss_target = NULL, *ss_db = NULL, *ss_user = NULL, *ss_secret = NULL;
+    if (session_id) {
+        rd_emu_error serr;
+        memset(&t, 0, sizeof t);
+        if (rd_emu_engine_session_target(eng, session_id, owner_of(req), &t.is_cluster, &ss_target, &ss_db, &ss_user,
+                                         &ss_secret, &serr) != 0) {
+            free(sqls);
+            reply_engine_error(resp, req, &serr, session_id);
+            return;
+        }
+        const char *wg = jstr(body, "WorkgroupName"), *cl = jstr(body, "ClusterIdentifier");
+        t.is_cluster = cl ? 1 : wg ? 0 : t.is_cluster;
+        t.name = cl ? cl : wg ? wg : ss_target;
+        t.database = jstr(body, "Database") ? jstr(body, "Database") : ss_db;
+        t.db_user = ss_user;
+        t.secret_arn = ss_secret;
+    }
+    if ((!session_id && !read_target(body, req, resp, &t)) || !authorise(emu, req, resp, op, t.is_cluster, t.name) ||
         !authorise_db_credentials(emu, req, resp, &t)) {
+        free(ss_target);
+        free(ss_db);
+        free(ss_user);
+        free(ss_secret);
         free(sqls);
         return;
     }
@@ -234,6 +318,7 @@ static void execute(rd_emu *emu, rd_emu_engine *eng, int batch, json_t *body, co
     if (pl && !json_is_null(pl)) {
         if (!json_is_array(pl) || json_array_size(pl) == 0) {
             free(sqls);
+            free_session_target(ss_target, ss_db, ss_user, ss_secret);
             reply_error(resp, req, "ValidationException",
                         "1 validation error detected: Value '[]' at 'parameters' failed to satisfy constraint: Member "
                         "must have length greater than or equal to 1",
@@ -249,6 +334,7 @@ static void execute(rd_emu *emu, rd_emu_engine *eng, int batch, json_t *body, co
             if (!params[i].name || !params[i].value || !*params[i].value) {
                 free(params);
                 free(sqls);
+                free_session_target(ss_target, ss_db, ss_user, ss_secret);
                 reply_error(resp, req, "ValidationException",
                             "A parameter needs a name and a non-empty value (SqlParameter: name, value).", NULL);
                 return;
@@ -257,6 +343,7 @@ static void execute(rd_emu *emu, rd_emu_engine *eng, int batch, json_t *body, co
                 if (!((*c >= 'a' && *c <= 'z') || (*c >= 'A' && *c <= 'Z') || (*c >= '0' && *c <= '9') || *c == '_')) {
                     free(params);
                     free(sqls);
+                    free_session_target(ss_target, ss_db, ss_user, ss_secret);
                     reply_error(resp, req, "ValidationException",
                                 "Parameter names may contain only letters, digits and '_'.", NULL);
                     return;
@@ -267,6 +354,7 @@ static void execute(rd_emu *emu, rd_emu_engine *eng, int batch, json_t *body, co
     if (rf && strcmp(rf, "JSON") != 0 && strcmp(rf, "CSV") != 0) {
         free(params);
         free(sqls);
+        free_session_target(ss_target, ss_db, ss_user, ss_secret);
         reply_error(resp, req, "ValidationException",
                     "1 validation error detected: Value at 'resultFormat' failed to satisfy constraint: Member must "
                     "satisfy enum value set: [JSON, CSV]",
@@ -277,6 +365,7 @@ static void execute(rd_emu *emu, rd_emu_engine *eng, int batch, json_t *body, co
     if (token && (strlen(token) < 1 || strlen(token) > 64)) {
         free(params);
         free(sqls);
+        free_session_target(ss_target, ss_db, ss_user, ss_secret);
         reply_error(resp, req, "ValidationException", "ClientToken must be between 1 and 64 characters.", NULL);
         return;
     }
@@ -298,6 +387,10 @@ static void execute(rd_emu *emu, rd_emu_engine *eng, int batch, json_t *body, co
     s.result_format = rf;
     s.with_event = json_is_true(json_object_get(body, "WithEvent"));
     s.fault_fail = req ? req->fault_fail : 0;
+    char session_out[48] = "";
+    s.session_id = session_id;
+    s.keep_alive_seconds = keep_alive;
+    s.session_id_out = session_out;
     rd_buf iam_user = RD_BUF_INIT;
     if (t.is_cluster && !t.db_user && !t.secret_arn && req && req->principal_arn) {
         const char *slash = strrchr(req->principal_arn, '/');
@@ -318,11 +411,14 @@ static void execute(rd_emu *emu, rd_emu_engine *eng, int batch, json_t *body, co
             json_object_set_new(o, "SecretArn", json_string(t.secret_arn));
         if (t.is_cluster)
             json_object_set_new(o, "DbGroups", json_array());
+        if (session_out[0])
+            json_object_set_new(o, "SessionId", json_string(session_out));
         rd_emu_reply_json(resp, o, req ? req->request_id : NULL);
     }
     rd_buf_free(&iam_user);
     free(params);
     free(sqls);
+    free_session_target(ss_target, ss_db, ss_user, ss_secret);
 }
 
 static void set_common(json_t *o, const rd_emu_stmt *s)
@@ -354,6 +450,8 @@ static json_t *describe_json(const rd_emu_stmt *s)
     json_object_set_new(o, "RedshiftQueryId", json_integer(s->status >= RD_ST_STARTED ? s->query_id : 0));
     json_object_set_new(o, "RedshiftPid", json_integer(s->pid));
     json_object_set_new(o, "ResultFormat", json_string(s->result_format ? s->result_format : "JSON"));
+    if (s->session_id[0])
+        json_object_set_new(o, "SessionId", json_string(s->session_id));
     if (s->param_count)
         json_object_set_new(o, "QueryParameters", params_json(s->param_names, s->param_values, s->param_count));
     if (s->is_batch) {
@@ -532,6 +630,8 @@ static void list(rd_emu *emu, rd_emu_engine *eng, json_t *body, const rd_emu_req
         if (s->param_count)
             json_object_set_new(e, "QueryParameters", params_json(s->param_names, s->param_values, s->param_count));
         json_object_set_new(e, "ResultFormat", json_string(s->result_format ? s->result_format : "JSON"));
+        if (s->session_id[0])
+            json_object_set_new(e, "SessionId", json_string(s->session_id));
         json_array_append_new(arr, e);
         emitted++;
     }
@@ -725,7 +825,62 @@ static json_t *column_metadata(const rd_emu_stmt *s)
     return a;
 }
 
-static void get_result(rd_emu *emu, rd_emu_engine *eng, json_t *body, const rd_emu_request *req,
+/* A Field union as one CSV field: NULL empty, an empty string "" (so the two differ), booleans t / f as
+ * Redshift prints them, doubles in their shortest exact form; quoted when it holds , " CR or LF. */
+static void csv_field(rd_buf *b, json_t *f)
+{
+    json_t *v;
+    if (json_is_true(json_object_get(f, "isNull")))
+        return;
+    if ((v = json_object_get(f, "booleanValue"))) {
+        rd_buf_putc(b, json_is_true(v) ? 't' : 'f');
+    } else if ((v = json_object_get(f, "longValue"))) {
+        rd_buf_printf(b, "%" JSON_INTEGER_FORMAT, json_integer_value(v));
+    } else if ((v = json_object_get(f, "doubleValue"))) {
+        double d = json_number_value(v);
+        char tmp[40];
+        for (int prec = 15; prec <= 17; prec++) {
+            snprintf(tmp, sizeof tmp, "%.*g", prec, d);
+            if (strtod(tmp, NULL) == d)
+                break;
+        }
+        rd_buf_puts(b, tmp);
+    } else {
+        const char *str = json_string_value(json_object_get(f, "stringValue"));
+        size_t n = json_string_length(json_object_get(f, "stringValue"));
+        int quote = n == 0;
+        for (size_t i = 0; i < n && !quote; i++)
+            quote = str[i] == ',' || str[i] == '"' || str[i] == '\n' || str[i] == '\r';
+        if (!quote) {
+            rd_buf_append(b, str, n);
+            return;
+        }
+        rd_buf_putc(b, '"');
+        for (size_t i = 0; i < n; i++) {
+            if (str[i] == '"')
+                rd_buf_putc(b, '"');
+            rd_buf_putc(b, str[i]);
+        }
+        rd_buf_putc(b, '"');
+    }
+}
+
+/* One CSV line of the column names (the first page of a CSV result starts with it). */
+static void csv_header(rd_buf *b, const rd_emu_stmt *s)
+{
+    for (size_t i = 0; i < s->column_count; i++) {
+        json_t *f = json_pack("{s:s}", "stringValue", s->columns[i].name ? s->columns[i].name : "");
+        if (i)
+            rd_buf_putc(b, ',');
+        csv_field(b, f);
+        json_decref(f);
+    }
+    rd_buf_putc(b, '\n');
+}
+
+/* GetStatementResult (v2 0: JSON Records) and GetStatementResultV2 (v2 1: CSVRecords). Each serves only the
+ * ResultFormat it is for, as the Data API does. */
+static void get_result(rd_emu *emu, rd_emu_engine *eng, int v2, json_t *body, const rd_emu_request *req,
                        rd_emu_response *resp)
 {
     const char *id = read_id(body, req, resp);
@@ -736,6 +891,7 @@ static void get_result(rd_emu *emu, rd_emu_engine *eng, json_t *body, const rd_e
     rd_emu_stmt *s = rd_emu_engine_find(eng, id, owner_of(req));
     int ok = s && s->status == RD_ST_FINISHED && s->has_duck_result && !s->is_batch;
     int is_batch = s && s->is_batch;
+    int is_csv = s && s->result_format && strcmp(s->result_format, "CSV") == 0;
     int is_cluster = s ? s->is_cluster : 0;
     char *target = s ? strdup(s->target) : NULL;
     size_t page = eng->page_rows;
@@ -752,11 +908,18 @@ static void get_result(rd_emu *emu, rd_emu_engine *eng, json_t *body, const rd_e
                         id);
         return;
     }
-    if (!authorise(emu, req, resp, "GetStatementResult", is_cluster, target)) {
+    if (!authorise(emu, req, resp, v2 ? "GetStatementResultV2" : "GetStatementResult", is_cluster, target)) {
         free(target);
         return;
     }
     free(target);
+    if (is_csv != v2) {
+        reply_error(resp, req, "ValidationException",
+                    v2 ? "The result format of the query is JSON. Use GetStatementResult to fetch the result."
+                       : "The result format of the query is CSV. Use GetStatementResultV2 to fetch the result.",
+                    NULL);
+        return;
+    }
     int64_t offset = 0;
     if (token) {
         char *end;
@@ -769,6 +932,9 @@ static void get_result(rd_emu *emu, rd_emu_engine *eng, json_t *body, const rd_e
     }
     /* a FINISHED statement's result is immutable: read without the lock */
     json_t *records = json_array();
+    rd_buf csv = RD_BUF_INIT;
+    if (v2 && offset == 0)
+        csv_header(&csv, s);
     idx_t chunks = duckdb_result_chunk_count(s->result);
     int64_t base = 0, emitted = 0;
     for (idx_t c = 0; c < chunks && emitted < (int64_t)page; c++) {
@@ -792,7 +958,17 @@ static void get_result(rd_emu *emu, rd_emu_engine *eng, json_t *body, const rd_e
             json_t *rec = json_array();
             for (idx_t k = 0; k < ncol; k++)
                 json_array_append_new(rec, render_field(vecs[k], types[k], duckdb_get_type_id(types[k]), (idx_t)r));
-            json_array_append_new(records, rec);
+            if (v2) {
+                for (idx_t k = 0; k < ncol; k++) {
+                    if (k)
+                        rd_buf_putc(&csv, ',');
+                    csv_field(&csv, json_array_get(rec, k));
+                }
+                rd_buf_putc(&csv, '\n');
+                json_decref(rec);
+            } else {
+                json_array_append_new(records, rec);
+            }
             emitted++;
         }
         for (idx_t k = 0; types && k < ncol; k++)
@@ -802,7 +978,13 @@ static void get_result(rd_emu *emu, rd_emu_engine *eng, json_t *body, const rd_e
         base += n;
         duckdb_destroy_data_chunk(&ch);
     }
+    if (v2) {
+        json_array_append_new(records, json_pack("{s:s%}", "CSVRecords", csv.data ? csv.data : "", csv.len));
+        rd_buf_free(&csv);
+    }
     json_t *o = json_pack("{s:o, s:I}", "Records", records, "TotalNumRows", (json_int_t)s->result_rows);
+    if (v2)
+        json_object_set_new(o, "ResultFormat", json_string("CSV"));
     if (offset == 0)
         json_object_set_new(o, "ColumnMetadata", column_metadata(s));
     if (offset + emitted < s->result_rows) {
@@ -835,11 +1017,15 @@ void rd_emu_data_api_handle(rd_emu *emu, struct rd_emu_engine *eng, const char *
     else if (strcmp(operation, "DescribeStatement") == 0)
         describe(emu, eng, body, req, resp);
     else if (strcmp(operation, "GetStatementResult") == 0)
-        get_result(emu, eng, body, req, resp);
+        get_result(emu, eng, 0, body, req, resp);
+    else if (strcmp(operation, "GetStatementResultV2") == 0)
+        get_result(emu, eng, 1, body, req, resp);
     else if (strcmp(operation, "CancelStatement") == 0)
         cancel(emu, eng, body, req, resp);
     else if (strcmp(operation, "ListStatements") == 0)
         list(emu, eng, body, req, resp);
+    else if (rd_emu_data_catalog_handle(emu, eng, operation, body, req, resp))
+        ;
     else {
         char msg[200];
         snprintf(msg, sizeof msg, "The emulator does not implement RedshiftData.%.100s", operation);

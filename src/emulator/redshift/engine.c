@@ -460,9 +460,24 @@ static rd_status run_sql(rd_emu_engine *eng, rd_emu_stmt *top, rd_emu_stmt *s, d
     return RD_OK;
 }
 
+/* A session's statement has ended: the session is free again and its keep-alive starts. Caller holds eng->mu. */
+static void session_release(rd_emu_stmt *s)
+{
+    rd_emu_session *ss = s->session;
+    if (!ss)
+        return;
+    s->session = NULL;
+    ss->busy = 0;
+    ss->expires_at = rd_emu_now() + ss->keep_alive;
+    if (ss->expires_at > ss->hard_end)
+        ss->expires_at = ss->hard_end;
+}
+
 static void finish(rd_emu_engine *eng, rd_emu_stmt *s, rd_emu_status st, const char *error)
 {
     pthread_mutex_lock(&eng->mu);
+    if (!s->parent)
+        session_release(s);
     s->status = st;
     free(s->error);
     s->error = error && *error ? strdup(error) : NULL;
@@ -489,8 +504,15 @@ static void run_statement(rd_emu_engine *eng, rd_emu_stmt *top)
     rd_error_clear(&err);
     rd_emu_warehouse *wh = NULL;
     duckdb_connection conn = NULL;
+    /* a session's connection is used only by its one busy statement, so it is read and kept without races */
+    pthread_mutex_lock(&eng->mu);
+    rd_emu_session *sess = top->session;
+    int reuse = sess && sess->has_conn;
+    if (reuse)
+        conn = sess->conn;
+    pthread_mutex_unlock(&eng->mu);
     if (rd_emu_engine_warehouse(eng, top->is_cluster, top->target, top->database, &wh, &err) != RD_OK ||
-        rd_emu_engine_connect(wh, &conn, &err) != RD_OK) {
+        (!reuse && rd_emu_engine_connect(wh, &conn, &err) != RD_OK)) {
         char msg[RD_ERROR_MSG_MAX + 16];
         snprintf(msg, sizeof msg, "ERROR: %s", err.message);
         for (size_t i = 0; i < top->sub_count; i++)
@@ -500,9 +522,14 @@ static void run_statement(rd_emu_engine *eng, rd_emu_stmt *top)
     }
     pthread_mutex_lock(&eng->mu);
     top->wh = wh;
+    if (sess && !reuse) {
+        sess->conn = conn;
+        sess->has_conn = 1;
+    }
     if (top->cancel_requested) {
         pthread_mutex_unlock(&eng->mu);
-        duckdb_disconnect(&conn);
+        if (!sess)
+            duckdb_disconnect(&conn);
         finish(eng, top, RD_ST_ABORTED, NULL);
         return;
     }
@@ -518,7 +545,8 @@ static void run_statement(rd_emu_engine *eng, rd_emu_stmt *top)
         top->running = NULL;
         int cancelled = top->cancel_requested;
         pthread_mutex_unlock(&eng->mu);
-        duckdb_disconnect(&conn);
+        if (!sess)
+            duckdb_disconnect(&conn);
         if (cancelled)
             finish(eng, top, RD_ST_ABORTED, NULL);
         else
@@ -573,7 +601,8 @@ static void run_statement(rd_emu_engine *eng, rd_emu_stmt *top)
     top->result_size = size;
     top->has_result_set = has;
     pthread_mutex_unlock(&eng->mu);
-    duckdb_disconnect(&conn);
+    if (!sess)
+        duckdb_disconnect(&conn);
     finish(eng, top, cancelled ? RD_ST_ABORTED : failed ? RD_ST_FAILED : RD_ST_FINISHED, fail_msg);
 }
 
@@ -607,6 +636,40 @@ static void *worker_main(void *arg)
     return NULL;
 }
 
+/* Closes the sessions of the list (their connections drop the session's temp tables). */
+static void sessions_free(rd_emu_session *s)
+{
+    for (rd_emu_session *n; s; s = n) {
+        n = s->next;
+        if (s->has_conn)
+            duckdb_disconnect(&s->conn);
+        free(s->target);
+        free(s->database);
+        free(s->db_user);
+        free(s->secret_arn);
+        free(s->owner);
+        free(s);
+    }
+}
+
+/* Unlinks the idle sessions whose keep-alive has passed; the caller frees them without the lock. Caller holds
+ * eng->mu. */
+static rd_emu_session *sessions_take_expired(rd_emu_engine *eng, double now)
+{
+    rd_emu_session *out = NULL;
+    for (rd_emu_session **pp = &eng->sessions; *pp;) {
+        rd_emu_session *s = *pp;
+        if (!s->busy && now >= s->expires_at) {
+            *pp = s->next;
+            s->next = out;
+            out = s;
+        } else {
+            pp = &s->next;
+        }
+    }
+    return out;
+}
+
 /* An interrupt that reaches a connection just before its query begins is lost; repeat it while the
  * statement still runs. */
 static void *canceller_main(void *arg)
@@ -626,6 +689,12 @@ static void *canceller_main(void *arg)
             rd_emu_stmt *s = eng->stmts[i];
             if (s->cancel_requested && s->running && s->status < RD_ST_FINISHED)
                 duckdb_interrupt(s->running);
+        }
+        rd_emu_session *expired = sessions_take_expired(eng, rd_emu_now());
+        if (expired) {
+            pthread_mutex_unlock(&eng->mu);
+            sessions_free(expired);
+            pthread_mutex_lock(&eng->mu);
         }
     }
     pthread_mutex_unlock(&eng->mu);
@@ -740,6 +809,8 @@ void rd_emu_engine_close(rd_emu_engine *eng)
     for (size_t i = 0; i < eng->stmt_count; i++)
         stmt_free(eng->stmts[i]);
     free(eng->stmts);
+    sessions_free(eng->sessions);
+    eng->sessions = NULL;
     for (rd_emu_warehouse *w = eng->warehouses, *n; w; w = n) {
         n = w->next;
         duckdb_close(&w->db);
@@ -865,6 +936,113 @@ static int internal(rd_emu_error *err, const char *msg)
     return rd_emu_error_set(err, 500, "InternalServerException", "%s", msg);
 }
 
+/* A new session for the submission's target (not yet registered). NULL on out of memory. */
+static rd_emu_session *session_new(const rd_emu_submit *in)
+{
+    rd_emu_session *ss = calloc(1, sizeof *ss);
+    if (!ss)
+        return NULL;
+    make_uuid(ss->id);
+    ss->is_cluster = in->is_cluster;
+    ss->target = strdup(in->target);
+    ss->database = strdup(in->database);
+    ss->db_user = dup_or_null(in->db_user);
+    ss->secret_arn = dup_or_null(in->secret_arn);
+    ss->owner = dup_or_null(in->owner);
+    ss->keep_alive = in->keep_alive_seconds;
+    ss->hard_end = rd_emu_now() + RD_EMU_SESSION_MAX_SECONDS;
+    if (!ss->target || !ss->database || (in->db_user && !ss->db_user) || (in->secret_arn && !ss->secret_arn) ||
+        (in->owner && !ss->owner)) {
+        sessions_free(ss);
+        return NULL;
+    }
+    return ss;
+}
+
+/* The live session id names for owner (an idle one past its keep-alive is gone). Caller holds eng->mu. */
+static rd_emu_session *session_find(rd_emu_engine *eng, const char *id, const char *owner)
+{
+    double now = rd_emu_now();
+    for (rd_emu_session *ss = eng->sessions; ss; ss = ss->next)
+        if (strcmp(ss->id, id) == 0)
+            return rd_emu_owner_eq(ss->owner, owner) && (ss->busy || now < ss->expires_at) ? ss : NULL;
+    return NULL;
+}
+
+static int session_gone(rd_emu_error *err, const char *id)
+{
+    return rd_emu_error_set(err, 400, "ValidationException",
+                            "Session %.40s is not available: it does not exist or has expired. Run the statement "
+                            "without SessionId (with SessionKeepAliveSeconds to open a new session).",
+                            id);
+}
+
+/* The session a submission names: live, idle, and the target it was opened on. Caller holds eng->mu. */
+static int session_check(rd_emu_engine *eng, const rd_emu_submit *in, rd_emu_session **out, rd_emu_error *err)
+{
+    rd_emu_session *ss = session_find(eng, in->session_id, in->owner);
+    if (!ss)
+        return session_gone(err, in->session_id);
+    if (ss->busy)
+        return rd_emu_error_set(err, 400, "ValidationException",
+                                "Session %.40s is busy: a statement is still running in it. Wait until that statement "
+                                "has finished (DescribeStatement), then run the next one.",
+                                ss->id);
+    if (ss->is_cluster != in->is_cluster || strcmp(ss->target, in->target) != 0 ||
+        strcmp(ss->database, in->database) != 0)
+        return rd_emu_error_set(err, 400, "ValidationException",
+                                "Session %.40s belongs to %s %.64s, database %.64s: leave WorkgroupName, "
+                                "ClusterIdentifier and Database out when giving SessionId.",
+                                ss->id, ss->is_cluster ? "cluster" : "workgroup", ss->target, ss->database);
+    *out = ss;
+    return 0;
+}
+
+/* Room for one more session on the submission's target. Caller holds eng->mu. */
+static int session_room(rd_emu_engine *eng, const rd_emu_submit *in, rd_emu_error *err)
+{
+    int n = 0;
+    double now = rd_emu_now();
+    for (rd_emu_session *ss = eng->sessions; ss; ss = ss->next)
+        if (ss->is_cluster == in->is_cluster && strcmp(ss->target, in->target) == 0 && (ss->busy || now < ss->expires_at))
+            n++;
+    if (n < RD_EMU_SESSIONS_PER_TARGET)
+        return 0;
+    return rd_emu_error_set(err, 400, "ActiveSessionsExceededException",
+                            "Active sessions exceeded the limit of %d for %s %.64s. Reuse a session (SessionId) or "
+                            "wait until one expires.",
+                            RD_EMU_SESSIONS_PER_TARGET, in->is_cluster ? "cluster" : "workgroup", in->target);
+}
+
+int rd_emu_engine_session_target(rd_emu_engine *eng, const char *session_id, const char *owner, int *is_cluster,
+                                 char **target, char **database, char **db_user, char **secret_arn,
+                                 rd_emu_error *err)
+{
+    pthread_mutex_lock(&eng->mu);
+    rd_emu_session *ss = session_id ? session_find(eng, session_id, owner) : NULL;
+    if (!ss) {
+        pthread_mutex_unlock(&eng->mu);
+        return session_gone(err, session_id ? session_id : "");
+    }
+    char *t = strdup(ss->target), *d = strdup(ss->database), *u = dup_or_null(ss->db_user),
+         *a = dup_or_null(ss->secret_arn);
+    int cl = ss->is_cluster;
+    pthread_mutex_unlock(&eng->mu);
+    if (!t || !d) {
+        free(t);
+        free(d);
+        free(u);
+        free(a);
+        return internal(err, "out of memory");
+    }
+    *is_cluster = cl;
+    *target = t;
+    *database = d;
+    *db_user = u;
+    *secret_arn = a;
+    return 0;
+}
+
 int rd_emu_engine_submit(rd_emu_engine *eng, const rd_emu_submit *in, char id_out[48], double *created_at,
                                rd_emu_error *err)
 {
@@ -895,6 +1073,8 @@ int rd_emu_engine_submit(rd_emu_engine *eng, const rd_emu_submit *in, char id_ou
             rd_emu_stmt *s = eng->stmts[i];
             if (s->client_token && strcmp(s->client_token, in->client_token) == 0 && rd_emu_owner_eq(s->owner, in->owner)) {
                 snprintf(id_out, 48, "%s", s->id);
+                if (in->session_id_out)
+                    snprintf(in->session_id_out, 48, "%s", s->session_id);
                 *created_at = s->created_at;
                 pthread_mutex_unlock(&eng->mu);
                 return 0;
@@ -949,7 +1129,25 @@ int rd_emu_engine_submit(rd_emu_engine *eng, const rd_emu_submit *in, char id_ou
         stmt_free(top);
         return st;
     }
+    rd_emu_session *fresh = NULL;
+    if (!in->session_id && in->keep_alive_seconds > 0) {
+        fresh = session_new(in);
+        if (!fresh) {
+            stmt_free(top);
+            return internal(err, "out of memory");
+        }
+    }
     pthread_mutex_lock(&eng->mu);
+    rd_emu_session *sess = NULL;
+    if (in->session_id || fresh) {
+        st = in->session_id ? session_check(eng, in, &sess, err) : session_room(eng, in, err);
+        if (st != 0) {
+            pthread_mutex_unlock(&eng->mu);
+            sessions_free(fresh);
+            stmt_free(top);
+            return st;
+        }
+    }
     int active = 0;
     for (size_t i = 0; i < eng->stmt_count; i++) {
         rd_emu_stmt *s = eng->stmts[i];
@@ -958,6 +1156,7 @@ int rd_emu_engine_submit(rd_emu_engine *eng, const rd_emu_submit *in, char id_ou
     }
     if (active >= eng->max_active || eng->stopping) {
         pthread_mutex_unlock(&eng->mu);
+        sessions_free(fresh);
         stmt_free(top);
         char msg[160];
         snprintf(msg, sizeof msg, "Active statements exceeded the limit of %d for %s %s.", eng->max_active,
@@ -969,6 +1168,7 @@ int rd_emu_engine_submit(rd_emu_engine *eng, const rd_emu_submit *in, char id_ou
         rd_emu_stmt **nv = realloc(eng->stmts, cap * sizeof *nv);
         if (!nv) {
             pthread_mutex_unlock(&eng->mu);
+            sessions_free(fresh);
             stmt_free(top);
             return internal(err, "out of memory");
         }
@@ -981,6 +1181,20 @@ int rd_emu_engine_submit(rd_emu_engine *eng, const rd_emu_submit *in, char id_ou
         top->subs[i]->query_id = ++eng->next_query_id;
         top->subs[i]->pid = top->pid;
     }
+    if (fresh) {
+        fresh->next = eng->sessions;
+        eng->sessions = fresh;
+        sess = fresh;
+    }
+    if (sess) {
+        if (in->keep_alive_seconds >= 0)
+            sess->keep_alive = in->keep_alive_seconds;
+        sess->busy = 1;
+        top->session = sess;
+        snprintf(top->session_id, sizeof top->session_id, "%s", sess->id);
+    }
+    if (in->session_id_out)
+        snprintf(in->session_id_out, 48, "%s", top->session_id);
     eng->stmts[eng->stmt_count++] = top;
     if (eng->queue_tail)
         eng->queue_tail->queue_next = top;
@@ -1012,6 +1226,7 @@ int rd_emu_engine_cancel(rd_emu_engine *eng, const char *id, const char *owner, 
     }
     s->cancel_requested = 1;
     if (s->status == RD_ST_SUBMITTED) {
+        session_release(s);
         s->status = RD_ST_ABORTED;
         s->updated_at = rd_emu_now();
         for (size_t i = 0; i < s->sub_count; i++) {
@@ -1078,6 +1293,12 @@ int rd_emu_engine_cancel(rd_emu_engine *eng, const char *id, const char *owner, 
 int rd_emu_engine_wait(rd_emu_engine *eng, const char *id, int timeout_ms)
 {
     return 0;
+}
+int rd_emu_engine_session_target(rd_emu_engine *eng, const char *session_id, const char *owner, int *is_cluster,
+                                 char **target, char **database, char **db_user, char **secret_arn,
+                                 rd_emu_error *err)
+{
+    return rd_emu_error_set(err, 500, "InternalServerException", "the emulator was built without DuckDB");
 }
 rd_status rd_emu_engine_load_sample(rd_emu_engine *eng, const char *spec, unsigned long long seed, rd_error *err)
 {

@@ -67,12 +67,29 @@ typedef struct rd_emu_submit {
     const char *result_format;  /* "JSON" (NULL) or "CSV" */
     int with_event;
     int fault_fail;             /* 1: the statement ends FAILED (fault injection) */
+    const char *session_id;     /* may be NULL: run in this session (it decides target and database, which must
+                                   then name its own) */
+    int keep_alive_seconds;     /* SessionKeepAliveSeconds (0..86400), -1 when not given: > 0 without session_id
+                                   opens a session; with session_id, the session's new keep-alive */
+    char *session_id_out;       /* may be NULL: a char[48] receiving the statement's SessionId ("" if none) */
 } rd_emu_submit;
+
+/* Sessions: a statement with a session runs on the session's own DuckDB connection (temp tables and settings
+ * survive), one statement at a time; the session ends keep_alive_seconds after its last statement ends (at
+ * most 24 h after it began), and its connection is closed. */
+#define RD_EMU_SESSION_MAX_SECONDS 86400
+#define RD_EMU_SESSIONS_PER_TARGET 500
+
+/* The target of a live session the owner may use: 0 and malloc'd copies (db_user / secret_arn may be NULL).
+ * Else -1 with err: 400 ValidationException (unknown, another owner's or expired). */
+int rd_emu_engine_session_target(rd_emu_engine *eng, const char *session_id, const char *owner, int *is_cluster,
+                                 char **target, char **database, char **db_user, char **secret_arn,
+                                 rd_emu_error *err);
 
 /* Queues a statement. Writes the id (UUID) and creation time on success: 0. Else -1 with err, the Data API's
  * reply: 400 ValidationException (bad parameters, unknown cluster), ResourceNotFoundException (unknown
- * workgroup), ActiveStatementsExceededException; 500 InternalServerException (out of memory). A ClientToken
- * seen before (same owner) returns the first id. */
+ * workgroup, unknown / expired / busy session), ActiveStatementsExceededException, ActiveSessionsExceededException;
+ * 500 InternalServerException (out of memory). A ClientToken seen before (same owner) returns the first id. */
 int rd_emu_engine_submit(rd_emu_engine *eng, const rd_emu_submit *s, char id_out[48], double *created_at,
                          rd_emu_error *err);
 /* Cancels a statement that is not finished: 0. Else -1 with err: 400 ResourceNotFoundException (unknown / not

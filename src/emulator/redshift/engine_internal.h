@@ -40,8 +40,27 @@ typedef struct rd_emu_warehouse {
     struct rd_emu_warehouse *next;
 } rd_emu_warehouse;
 
+/* A Data API session (SessionKeepAliveSeconds): its connection is opened by its first statement's worker and
+ * used only by the one statement running on it (busy); fields change under eng->mu. */
+typedef struct rd_emu_session {
+    char id[48];
+    int is_cluster;
+    char *target, *database, *db_user, *secret_arn, *owner;
+#ifdef RD_HAVE_DUCKDB
+    duckdb_connection conn;
+    int has_conn;
+#endif
+    int busy;              /* a statement of it is not finished */
+    int keep_alive;        /* seconds after a statement ends */
+    double expires_at;     /* rd_emu_now() time; meaningful while not busy */
+    double hard_end;       /* begin + RD_EMU_SESSION_MAX_SECONDS */
+    struct rd_emu_session *next;
+} rd_emu_session;
+
 typedef struct rd_emu_stmt {
     char id[48];
+    char session_id[48];        /* "" when the statement runs outside a session */
+    rd_emu_session *session;    /* top-level statements of a session, until they finish */
     struct rd_emu_stmt *parent; /* batch sub-statement: the batch */
     struct rd_emu_stmt **subs;
     size_t sub_count;
@@ -88,6 +107,7 @@ struct rd_emu_engine {
     size_t stmt_count, stmt_cap;
     rd_emu_stmt *queue_head, *queue_tail;
     rd_emu_warehouse *warehouses;
+    rd_emu_session *sessions;
     rd_emu_target *targets;
     size_t target_count;
     pthread_t *threads;
