@@ -1,6 +1,7 @@
 /* creds_api.c — the credential-issuing APIs of the emulator: STS (GetCallerIdentity, AssumeRole,
- * AssumeRoleWithWebIdentity), Redshift (GetClusterCredentials, GetClusterCredentialsWithIAM),
- * Redshift Serverless (GetCredentials) and the SSO portal (GetRoleCredentials). Shapes follow botocore's
+ * AssumeRoleWithWebIdentity, GetSessionToken), Redshift (GetClusterCredentials, GetClusterCredentialsWithIAM;
+ * DescribeClusters), Redshift Serverless (GetCredentials; GetWorkgroup, ListWorkgroups) and the SSO portal
+ * (GetRoleCredentials). Shapes follow botocore's
  * service models. Temporary credentials come from identities.c. */
 #include <jansson.h>
 #include <libxml/xmlwriter.h>
@@ -165,6 +166,40 @@ static void sts_assume(rd_emu *emu, const rd_form *form, const rd_emu_request *r
     free(id);
 }
 
+/* GetSessionToken: credentials that act as the calling user (900..129600 s, default 12 h); a caller already on
+ * session credentials is refused, as STS refuses it. No policy governs it (STS's rule). */
+static void sts_session_token(rd_emu *emu, const rd_form *form, const rd_emu_request *req, rd_emu_response *resp)
+{
+    const char *d = rd_form_get(form, "DurationSeconds");
+    long duration = 43200;
+    if (d) {
+        char *end = NULL;
+        duration = strtol(d, &end, 10);
+        if (!*d || *end || duration < 900 || duration > 129600) {
+            rd_emu_reply_query_error(resp, 400, STS_NS, "ValidationError",
+                                     "1 validation error detected: Value at 'durationSeconds' failed to satisfy "
+                                     "constraint: Member must have value between 900 and 129600",
+                                     req->request_id);
+            return;
+        }
+    }
+    char *key = NULL, *secret = NULL, *token = NULL;
+    time_t exp = 0;
+    rd_emu_error err;
+    if (rd_emu_ids_issue_user_session(emu->ids, req->access_key_id, (int)duration, time(NULL), &key, &secret, &token,
+                                      &exp, &err) != 0) {
+        rd_emu_reply_query_error(resp, err.http_status, STS_NS, err.code, err.message, req->request_id);
+        return;
+    }
+    xmlBufferPtr buf = xmlBufferCreate();
+    xmlTextWriterPtr w = query_reply_start(buf, "GetSessionToken", STS_NS);
+    write_credentials(w, key, secret, token, exp);
+    query_reply_end(w, buf, req, resp);
+    free(key);
+    free(secret);
+    free(token);
+}
+
 static void sts_handle(rd_emu *emu, const char *action, const rd_form *form, const rd_emu_request *req,
                        rd_emu_response *resp)
 {
@@ -187,6 +222,8 @@ static void sts_handle(rd_emu *emu, const char *action, const rd_form *form, con
         sts_assume(emu, form, req, resp, 0);
     } else if (strcmp(action, "AssumeRoleWithWebIdentity") == 0) {
         sts_assume(emu, form, req, resp, 1);
+    } else if (strcmp(action, "GetSessionToken") == 0) {
+        sts_session_token(emu, form, req, resp);
     } else {
         char msg[256];
         snprintf(msg, sizeof msg, "Could not find operation %s for version 2011-06-15", action);
@@ -218,9 +255,115 @@ static int list_has(const char *const *items, size_t n, const char *name)
     return 0;
 }
 
+/* Where the emulator says its warehouses listen: loopback and Redshift's port (it speaks only the HTTP APIs, so
+ * a client that connects there fails at once, locally, instead of reaching a real address). */
+#define WAREHOUSE_ADDRESS "127.0.0.1"
+#define WAREHOUSE_PORT "5439"
+#define WAREHOUSE_CREATED "2024-01-01T00:00:00Z"
+
+/* A page of a list: MaxRecords / maxResults (lo..hi, 0 = hi) and the Marker / nextToken "rdm1-N". */
+static int page_from(const char *max, const char *marker, long lo, long hi, size_t *offset, size_t *count)
+{
+    char *end = NULL;
+    long m = max ? strtol(max, &end, 10) : hi;
+    if (max && (!*max || *end || m < lo || m > hi))
+        return 0;
+    *count = (size_t)m;
+    *offset = 0;
+    if (marker) {
+        unsigned long long v = strncmp(marker, "rdm1-", 5) == 0 ? strtoull(marker + 5, &end, 10) : 0;
+        if (strncmp(marker, "rdm1-", 5) != 0 || !marker[5] || *end)
+            return 0;
+        *offset = (size_t)v;
+    }
+    return 1;
+}
+
+/* DescribeClusters: the configured clusters, each available (the cluster-available waiter's condition). */
+static void describe_clusters(rd_emu *emu, const rd_form *form, const rd_emu_request *req, rd_emu_response *resp)
+{
+    const char *only = rd_form_get(form, "ClusterIdentifier");
+    size_t n, offset, count;
+    const char *const *clusters = rd_emu_ids_clusters(emu->ids, &n);
+    if (!page_from(rd_form_get(form, "MaxRecords"), rd_form_get(form, "Marker"), 20, 100, &offset, &count)) {
+        rd_emu_reply_query_error(resp, 400, REDSHIFT_NS, "InvalidParameterValue",
+                                 "MaxRecords must be between 20 and 100, and Marker one this API returned.",
+                                 req->request_id);
+        return;
+    }
+    if (only && !list_has(clusters, n, only)) {
+        char msg[256];
+        snprintf(msg, sizeof msg, "Cluster %.200s not found.", only);
+        rd_emu_reply_query_error(resp, 404, REDSHIFT_NS, "ClusterNotFound", msg, req->request_id);
+        return;
+    }
+    const char *region = rd_emu_ids_region(emu->ids), *account = rd_emu_ids_account(emu->ids);
+    char resource[512];
+    if (only)
+        snprintf(resource, sizeof resource, "arn:aws:redshift:%s:%s:cluster:%s", region, account, only);
+    else
+        snprintf(resource, sizeof resource, "*");
+    if (!rd_emu_allowed(emu, req, "redshift:DescribeClusters", resource)) {
+        char msg[768];
+        snprintf(msg, sizeof msg, "User: %s is not authorized to perform: redshift:DescribeClusters on resource: %s",
+                 req->principal_arn ? req->principal_arn : "anonymous", resource);
+        rd_emu_reply_query_error(resp, 403, REDSHIFT_NS, "AccessDenied", msg, req->request_id);
+        return;
+    }
+    xmlBufferPtr buf = xmlBufferCreate();
+    xmlTextWriterPtr w = query_reply_start(buf, "DescribeClusters", REDSHIFT_NS);
+    xmlTextWriterStartElement(w, BAD_CAST "Clusters");
+    size_t listed = 0, seen = 0;
+    for (size_t i = 0; i < n && listed < count; i++) {
+        if (only && strcmp(clusters[i], only) != 0)
+            continue;
+        if (seen++ < offset)
+            continue;
+        listed++;
+        char ns_arn[512];
+        snprintf(ns_arn, sizeof ns_arn, "arn:aws:redshift:%s:%s:namespace:%s", region, account, clusters[i]);
+        xmlTextWriterStartElement(w, BAD_CAST "Cluster");
+        xmlTextWriterWriteElement(w, BAD_CAST "ClusterIdentifier", BAD_CAST clusters[i]);
+        xmlTextWriterWriteElement(w, BAD_CAST "NodeType", BAD_CAST "ra3.xlplus");
+        xmlTextWriterWriteElement(w, BAD_CAST "ClusterStatus", BAD_CAST "available");
+        xmlTextWriterWriteElement(w, BAD_CAST "ClusterAvailabilityStatus", BAD_CAST "Available");
+        xmlTextWriterWriteElement(w, BAD_CAST "MasterUsername", BAD_CAST "awsuser");
+        xmlTextWriterWriteElement(w, BAD_CAST "DBName", BAD_CAST "dev");
+        xmlTextWriterStartElement(w, BAD_CAST "Endpoint");
+        xmlTextWriterWriteElement(w, BAD_CAST "Address", BAD_CAST WAREHOUSE_ADDRESS);
+        xmlTextWriterWriteElement(w, BAD_CAST "Port", BAD_CAST WAREHOUSE_PORT);
+        xmlTextWriterEndElement(w);
+        xmlTextWriterWriteElement(w, BAD_CAST "ClusterCreateTime", BAD_CAST WAREHOUSE_CREATED);
+        xmlTextWriterWriteElement(w, BAD_CAST "AutomatedSnapshotRetentionPeriod", BAD_CAST "1");
+        xmlTextWriterWriteElement(w, BAD_CAST "NumberOfNodes", BAD_CAST "1");
+        xmlTextWriterWriteElement(w, BAD_CAST "PubliclyAccessible", BAD_CAST "false");
+        xmlTextWriterWriteElement(w, BAD_CAST "Encrypted", BAD_CAST "true");
+        xmlTextWriterWriteElement(w, BAD_CAST "ClusterVersion", BAD_CAST "1.0");
+        xmlTextWriterWriteElement(w, BAD_CAST "AllowVersionUpgrade", BAD_CAST "true");
+        xmlTextWriterWriteElement(w, BAD_CAST "EnhancedVpcRouting", BAD_CAST "false");
+        xmlTextWriterWriteElement(w, BAD_CAST "AvailabilityZone", BAD_CAST "us-east-1a");
+        xmlTextWriterWriteElement(w, BAD_CAST "ClusterNamespaceArn", BAD_CAST ns_arn);
+        xmlTextWriterEndElement(w);
+    }
+    xmlTextWriterEndElement(w); /* Clusters */
+    size_t total = 0;
+    for (size_t i = 0; i < n; i++)
+        total += !only || strcmp(clusters[i], only) == 0;
+    if (offset + listed < total) {
+        char next[48];
+        snprintf(next, sizeof next, "rdm1-%zu", offset + listed);
+        xmlTextWriterWriteElement(w, BAD_CAST "Marker", BAD_CAST next);
+    }
+    query_reply_end(w, buf, req, resp);
+}
+
 static void redshift_handle(rd_emu *emu, const char *action, const rd_form *form, const rd_emu_request *req,
                             rd_emu_response *resp)
 {
+    if (strcmp(action, "DescribeClusters") == 0) {
+        describe_clusters(emu, form, req, resp);
+        return;
+    }
     int with_iam = strcmp(action, "GetClusterCredentialsWithIAM") == 0;
     if (!with_iam && strcmp(action, "GetClusterCredentials") != 0) {
         char msg[256];
@@ -298,9 +441,96 @@ void rd_emu_query_api_handle(rd_emu *emu, const char *service, const rd_form *fo
         redshift_handle(emu, action, form, req, resp);
 }
 
+/* A workgroup as GetWorkgroup / ListWorkgroups describe it: AVAILABLE, a stable id made from its name. */
+static json_t *workgroup_json(rd_emu *emu, const char *name)
+{
+    unsigned long long h = 1469598103934665603ULL; /* FNV-1a of the name, spread over a UUID's digits */
+    for (const char *p = name; *p; p++)
+        h = (h ^ (unsigned char)*p) * 1099511628211ULL;
+    unsigned long long h2 = h * 0x9e3779b97f4a7c15ULL;
+    char id[40], arn[512];
+    snprintf(id, sizeof id, "%08llx-%04llx-4%03llx-8%03llx-%012llx", h >> 32, (h >> 16) & 0xffff, h & 0xfff,
+             (h2 >> 52) & 0xfff, h2 & 0xffffffffffffULL);
+    snprintf(arn, sizeof arn, "arn:aws:redshift-serverless:%s:%s:workgroup/%s", rd_emu_ids_region(emu->ids),
+             rd_emu_ids_account(emu->ids), id);
+    json_t *endpoint = json_pack("{s:s, s:i, s:[]}", "address", WAREHOUSE_ADDRESS, "port", atoi(WAREHOUSE_PORT),
+                                 "vpcEndpoints");
+    return json_pack("{s:s, s:s, s:s, s:s, s:s, s:o, s:i, s:i, s:i, s:s, s:b, s:b, s:[], s:[], s:[], s:s, s:s, s:s}",
+                     "workgroupName", name, "workgroupId", id, "workgroupArn", arn, "namespaceName", "default",
+                     "status", "AVAILABLE", "endpoint", endpoint, "port", atoi(WAREHOUSE_PORT), "baseCapacity", 128,
+                     "maxCapacity", 512, "creationDate", WAREHOUSE_CREATED, "enhancedVpcRouting", 0,
+                     "publiclyAccessible", 0, "configParameters", "securityGroupIds", "subnetIds", "workgroupVersion",
+                     "1.0", "patchVersion", "patch 1.0", "trackName", "current");
+}
+
+static int serverless_allowed(rd_emu *emu, const rd_emu_request *req, rd_emu_response *resp, const char *action,
+                              const char *resource)
+{
+    if (rd_emu_allowed(emu, req, action, resource))
+        return 1;
+    char msg[768];
+    snprintf(msg, sizeof msg, "User: %s is not authorized to perform: %s on resource: %s",
+             req->principal_arn ? req->principal_arn : "anonymous", action, resource);
+    rd_emu_reply_json_error(resp, 400, "AccessDeniedException", msg, req->request_id);
+    return 0;
+}
+
+/* GetWorkgroup and ListWorkgroups over the configured workgroups. */
+static void serverless_workgroups(rd_emu *emu, int list, json_t *in, const rd_emu_request *req, rd_emu_response *resp)
+{
+    size_t n;
+    const char *const *wgs = rd_emu_ids_workgroups(emu->ids, &n);
+    if (!list) {
+        const char *wg = json_string_value(json_object_get(in, "workgroupName"));
+        char resource[512];
+        /* the emulator's policies name a workgroup as GetCredentials does: workgroup/<name> */
+        snprintf(resource, sizeof resource, "arn:aws:redshift-serverless:%s:%s:workgroup/%.200s",
+                 rd_emu_ids_region(emu->ids), rd_emu_ids_account(emu->ids), wg ? wg : "");
+        if (!wg) {
+            rd_emu_reply_json_error(resp, 400, "ValidationException",
+                                    "1 validation error detected: Value null at 'workgroupName' failed to satisfy "
+                                    "constraint: Member must not be null",
+                                    req->request_id);
+        } else if (serverless_allowed(emu, req, resp, "redshift-serverless:GetWorkgroup", resource)) {
+            if (!list_has(wgs, n, wg)) {
+                char msg[256];
+                snprintf(msg, sizeof msg, "Workgroup %.200s not found.", wg);
+                rd_emu_reply_json_error(resp, 400, "ResourceNotFoundException", msg, req->request_id);
+            } else {
+                rd_emu_reply_json(resp, json_pack("{s:o}", "workgroup", workgroup_json(emu, wg)), req->request_id);
+            }
+        }
+        return;
+    }
+    json_t *mr = json_object_get(in, "maxResults"), *nt = json_object_get(in, "nextToken");
+    char max[24];
+    snprintf(max, sizeof max, "%lld", json_is_integer(mr) ? (long long)json_integer_value(mr) : 100LL);
+    size_t offset, count;
+    if ((mr && !json_is_integer(mr)) || (nt && !json_is_string(nt)) ||
+        !page_from(max, json_string_value(nt), 1, 100, &offset, &count)) {
+        rd_emu_reply_json_error(resp, 400, "ValidationException",
+                                "maxResults must be between 1 and 100, and nextToken one this API returned.",
+                                req->request_id);
+        return;
+    }
+    if (!serverless_allowed(emu, req, resp, "redshift-serverless:ListWorkgroups", "*"))
+        return;
+    json_t *arr = json_array();
+    for (size_t i = offset; i < n && i < offset + count; i++)
+        json_array_append_new(arr, workgroup_json(emu, wgs[i]));
+    json_t *o = json_pack("{s:o}", "workgroups", arr);
+    if (offset + count < n) {
+        char next[48];
+        snprintf(next, sizeof next, "rdm1-%zu", offset + count);
+        json_object_set_new(o, "nextToken", json_string(next));
+    }
+    rd_emu_reply_json(resp, o, req->request_id);
+}
+
 void rd_emu_serverless_handle(rd_emu *emu, const char *operation, const rd_emu_request *req, rd_emu_response *resp)
 {
-    if (strcmp(operation, "GetCredentials") != 0) {
+    int workgroups = strcmp(operation, "GetWorkgroup") == 0 || strcmp(operation, "ListWorkgroups") == 0;
+    if (!workgroups && strcmp(operation, "GetCredentials") != 0) {
         char msg[256];
         snprintf(msg, sizeof msg, "The emulator does not implement RedshiftServerless.%s", operation);
         rd_emu_reply_json_error(resp, 400, "UnknownOperationException", msg, req->request_id);
@@ -312,6 +542,11 @@ void rd_emu_serverless_handle(rd_emu *emu, const char *operation, const rd_emu_r
         json_decref(in);
         rd_emu_reply_json_error(resp, 400, "SerializationException", "Start of structure or map found where not expected",
                                 req->request_id);
+        return;
+    }
+    if (workgroups) {
+        serverless_workgroups(emu, strcmp(operation, "ListWorkgroups") == 0, in, req, resp);
+        json_decref(in);
         return;
     }
     const char *wg = json_string_value(json_object_get(in, "workgroupName"));

@@ -426,6 +426,59 @@ static char *random_string(const char *prefix, const char *alphabet, size_t n)
     return s;
 }
 
+/* Fresh random key, secret and token for s (arn, user_id, role_arn already set). 0 on out of memory. */
+static int session_keys(emu_session *s)
+{
+    static const char upper[] = "ABCDEFGHIJKLMNOPQRSTUVWXYZ234567";
+    static const char b64[] = "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
+    s->key = random_string("ASIA", upper, 16);
+    s->secret = random_string("", b64, 40);
+    s->token = random_string("FwoGZXIvYXdzE", b64, 100);
+    return s->key && s->secret && s->token;
+}
+
+static int store_session(rd_emu_ids *ids, emu_session s, rd_emu_error *err);
+
+int rd_emu_ids_issue_user_session(rd_emu_ids *ids, const char *user_key, int duration_seconds, time_t now,
+                                  char **access_key_id, char **secret, char **token, time_t *expiration,
+                                  rd_emu_error *err)
+{
+    emu_entity *u = NULL;
+    for (size_t i = 0; user_key && i < ids->nusers && !u; i++)
+        if (strcmp(ids->users[i].key, user_key) == 0)
+            u = &ids->users[i];
+    if (!u)
+        return rd_emu_error_set(err, 403, "AccessDenied", "Cannot call GetSessionToken with session credentials");
+    emu_session s = { 0 };
+    s.arn = strdup(u->arn);
+    s.user_id = strdup(u->user_id);
+    s.expiration = now + (duration_seconds > 0 ? duration_seconds : 43200);
+    if (!s.arn || !s.user_id || !session_keys(&s)) {
+        free(s.key);
+        free(s.secret);
+        free(s.token);
+        free(s.arn);
+        free(s.user_id);
+        return rd_emu_error_set(err, 500, "InternalFailure", "out of memory");
+    }
+    /* stored sessions live as long as ids and never change: their strings may be read after the lock */
+    const char *k = s.key, *sec = s.secret, *tok = s.token;
+    if (store_session(ids, s, err) != 0)
+        return -1;
+    char *ko = xstrdup(k), *so = xstrdup(sec), *to = xstrdup(tok);
+    if (!ko || !so || !to) {
+        free(ko);
+        free(so);
+        free(to);
+        return rd_emu_error_set(err, 500, "InternalFailure", "out of memory");
+    }
+    *access_key_id = ko;
+    *secret = so;
+    *token = to;
+    *expiration = s.expiration;
+    return 0;
+}
+
 int rd_emu_ids_issue_session(rd_emu_ids *ids, const char *role_arn, const char *session_name, int duration_seconds,
                              time_t now, char **access_key_id, char **secret, char **token, char **assumed_arn,
                              char **assumed_id, time_t *expiration, rd_emu_error *err)
@@ -434,12 +487,8 @@ int rd_emu_ids_issue_session(rd_emu_ids *ids, const char *role_arn, const char *
     if (!r)
         return rd_emu_error_set(err, 500, "InternalFailure", "role %s does not exist in the emulator config",
                                 role_arn);
-    static const char upper[] = "ABCDEFGHIJKLMNOPQRSTUVWXYZ234567";
-    static const char b64[] = "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
     emu_session s = { 0 };
-    s.key = random_string("ASIA", upper, 16);
-    s.secret = random_string("", b64, 40);
-    s.token = random_string("FwoGZXIvYXdzE", b64, 100);
+    session_keys(&s);
     rd_buf b = RD_BUF_INIT;
     rd_buf_printf(&b, "arn:aws:sts::%s:assumed-role/%s/%s", ids->account, r->name, session_name);
     s.arn = rd_buf_detach(&b);
@@ -455,6 +504,20 @@ int rd_emu_ids_issue_session(rd_emu_ids *ids, const char *role_arn, const char *
     *assumed_arn = xstrdup(s.arn);
     *assumed_id = xstrdup(s.user_id);
     *expiration = s.expiration;
+    return store_session(ids, s, err);
+oom:
+    free(s.key);
+    free(s.secret);
+    free(s.token);
+    free(s.arn);
+    free(s.user_id);
+    free(s.role_arn);
+    return rd_emu_error_set(err, 500, "InternalFailure", "out of memory");
+}
+
+/* Adds s to the live sessions (s's strings move in; freed here on failure). */
+static int store_session(rd_emu_ids *ids, emu_session s, rd_emu_error *err)
+{
     pthread_mutex_lock(&ids->lock);
     if (ids->nsessions == ids->capsessions) {
         size_t cap = ids->capsessions ? ids->capsessions * 2 : 16;

@@ -56,6 +56,14 @@ int rd_emu_ids_issue_session(rd_emu_ids *ids, const char *role_arn, const char *
                              time_t now, char **access_key_id, char **secret, char **token, char **assumed_arn,
                              char **assumed_id, time_t *expiration, rd_emu_error *err);
 
+/* Issues GetSessionToken credentials for the user whose long-term key user_key is: they act as that user (same
+ * ARN, same policy) until they expire (duration_seconds; 0 → 43200). malloc'd strings into the out params. 0, or
+ * -1 with err: 403 AccessDenied (user_key is not a user's long-term key: session credentials cannot call
+ * GetSessionToken), 500 InternalFailure (out of memory). */
+int rd_emu_ids_issue_user_session(rd_emu_ids *ids, const char *user_key, int duration_seconds, time_t now,
+                                  char **access_key_id, char **secret, char **token, time_t *expiration,
+                                  rd_emu_error *err);
+
 /* Policy: 1 if the principal (user ARN or assumed-role ARN, or role ARN) may do action on resource. */
 int rd_emu_ids_allowed(rd_emu_ids *ids, const char *principal_arn, const char *action, const char *resource);
 
