@@ -6,8 +6,9 @@
  *
  * Sessions: a 256-bit random id in the cookie rd_session (HttpOnly, SameSite=Strict, Path=/, Max-Age of the
  * lifetime, Secure over TLS); the server keeps its SHA-256, the user's name, the login time and a per-session
- * CSRF token. A session lasts RD_PAGE_SESSION_SECONDS from its login (not sliding); the user is read again
- * from the store on every request (a removed user's sessions stop at once). At most RD_PAGE_MAX_SESSIONS: the
+ * CSRF token. A session lasts RD_PAGE_SESSION_SECONDS from its login (not sliding); its token (by the hash the
+ * store keeps) and user are checked with the store on every request, so a revoked token's or a removed user's
+ * sessions stop at once. At most RD_PAGE_MAX_SESSIONS: the
  * oldest is dropped for a new one. A login replaces the session the browser sent, logout ends it, and a server
  * restart ends them all. Every POST but the login needs the
  * session's CSRF token (a hidden field, compared in constant time); every POST is refused when its Origin
@@ -33,7 +34,7 @@
 
 typedef struct session {
     unsigned char id_hash[32]; /* SHA-256 of the id's bytes */
-    char user[RD_STORE_NAME_MAX + 1];
+    char token_hash[RD_TOKEN_HASH_LEN + 1]; /* of the token the session was made from (as the store keeps it) */
     char csrf[HEX_LEN + 1];
     int64_t created; /* Unix seconds (the page's clock) */
     uint64_t serial; /* order of creation: the oldest is dropped first */
@@ -128,8 +129,9 @@ static void sha256(const void *data, size_t n, unsigned char out[32])
     EVP_Digest(data, n, out, &len, EVP_sha256(), NULL);
 }
 
-/* A new session for user: its id (hex) into id_hex. -1 when no random bytes could be had. */
-static int session_create(struct rd_page *p, const char *user, char id_hex[HEX_LEN + 1])
+/* A new session made from the token of that hash: its id (hex) into id_hex. -1 when no random bytes could be
+ * had. */
+static int session_create(struct rd_page *p, const char *token_hash, char id_hex[HEX_LEN + 1])
 {
     unsigned char id[ID_BYTES], csrf[ID_BYTES];
     if (RAND_bytes(id, sizeof id) != 1 || RAND_bytes(csrf, sizeof csrf) != 1)
@@ -137,7 +139,7 @@ static int session_create(struct rd_page *p, const char *user, char id_hex[HEX_L
     session s;
     memset(&s, 0, sizeof s);
     sha256(id, sizeof id, s.id_hash);
-    snprintf(s.user, sizeof s.user, "%s", user);
+    snprintf(s.token_hash, sizeof s.token_hash, "%s", token_hash);
     hex_of(csrf, sizeof csrf, s.csrf);
     s.created = page_now(p);
     hex_of(id, sizeof id, id_hex);
@@ -166,9 +168,9 @@ static int session_create(struct rd_page *p, const char *user, char id_hex[HEX_L
     return 0;
 }
 
-/* The session of the id in the Cookie header: its user and CSRF token copied out; 0, or -1 for none (no
- * cookie, malformed, unknown or expired: an expired one is removed). */
-static int session_find(struct rd_page *p, const unsigned char hash[32], char user[RD_STORE_NAME_MAX + 1],
+/* The session of the id in the Cookie header: its token's hash and CSRF token copied out; 0, or -1 for none
+ * (no cookie, malformed, unknown or expired: an expired one is removed). */
+static int session_find(struct rd_page *p, const unsigned char hash[32], char token_hash[RD_TOKEN_HASH_LEN + 1],
                         char csrf[HEX_LEN + 1])
 {
     int found = -1;
@@ -182,7 +184,7 @@ static int session_find(struct rd_page *p, const unsigned char hash[32], char us
             p->sessions[i] = p->sessions[--p->nsessions];
             break;
         }
-        memcpy(user, s->user, sizeof s->user);
+        memcpy(token_hash, s->token_hash, sizeof s->token_hash);
         memcpy(csrf, s->csrf, sizeof s->csrf);
         found = 0;
         break;
@@ -465,6 +467,9 @@ static void do_login(rd_api_call *c, const rd_buf *body, rd_httpd_response *resp
     rd_error err;
     rd_error_clear(&err);
     int ok = got == 0 && token[0] && rd_store_token_authenticate(a->st, token, &u, &err) == RD_OK;
+    char token_hash[RD_TOKEN_HASH_LEN + 1] = "";
+    if (ok)
+        rd_token_hash(token, token_hash);
     OPENSSL_cleanse(token, sizeof token);
     if (!ok) {
         rd_api_auth_failed(a, addr);
@@ -472,7 +477,9 @@ static void do_login(rd_api_call *c, const rd_buf *body, rd_httpd_response *resp
         return;
     }
     char id[HEX_LEN + 1];
-    if (session_create(a->page, u.name, id) != 0) {
+    int made = session_create(a->page, token_hash, id);
+    rd_token_wipe(token_hash, sizeof token_hash);
+    if (made != 0) {
         rd_store_user_clear(&u);
         send_login(c, resp, 500, "The server could not make a session (no random bytes): retry.");
         return;
@@ -550,14 +557,15 @@ void rd_page_on_complete(rd_api_call *c, const rd_buf *body, rd_httpd_response *
     }
     /* every other page needs a session */
     unsigned char hash[32];
-    char user[RD_STORE_NAME_MAX + 1], csrf[HEX_LEN + 1];
-    int have = cookie_session_hash(c->req, hash) == 0 && session_find(a->page, hash, user, csrf) == 0;
+    char token_hash[RD_TOKEN_HASH_LEN + 1], csrf[HEX_LEN + 1];
+    int have = cookie_session_hash(c->req, hash) == 0 && session_find(a->page, hash, token_hash, csrf) == 0;
     rd_error err;
     rd_error_clear(&err);
     if (have) {
         rd_store_user_clear(&c->user);
-        rd_status st = rd_store_user_get(a->st, user, &c->user, &err);
-        if (st == RD_E_NOT_FOUND) {
+        rd_status st = rd_store_token_hash_authenticate(a->st, token_hash, &c->user, &err);
+        rd_token_wipe(token_hash, sizeof token_hash);
+        if (st == RD_E_NOT_FOUND) { /* the token was revoked, or its user removed */
             session_remove(a->page, hash);
             have = 0;
         } else if (st != RD_OK) {

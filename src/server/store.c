@@ -375,11 +375,17 @@ rd_status rd_store_token_authenticate(rd_store *st, const char *token, rd_store_
 {
     char hash[RD_TOKEN_HASH_LEN + 1];
     rd_token_hash(token ? token : "", hash); /* malformed ones take the same path */
+    rd_status s = rd_store_token_hash_authenticate(st, hash, out, err);
+    rd_token_wipe(hash, sizeof hash);
+    return s;
+}
+
+rd_status rd_store_token_hash_authenticate(rd_store *st, const char *hash, rd_store_user *out, rd_error *err)
+{
     rd_store_tx *tx = NULL;
     rd_status s = begin(st, 0, &tx, err);
     if (s == RD_OK)
         s = finish(st, tx, st->ops->token_user(tx, hash, out, err), err);
-    rd_token_wipe(hash, sizeof hash);
     if (s == RD_E_NOT_FOUND)
         return rd_error_set(err, RD_E_NOT_FOUND, "the token is not valid (unknown or revoked): ask an admin for a "
                                                  "new one (redduck server token create)");

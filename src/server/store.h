@@ -144,6 +144,9 @@ rd_status rd_store_token_revoke(rd_store *st, const char *actor, const char *use
 /* The user a presented token belongs to. RD_E_NOT_FOUND for a token unknown, revoked, malformed or of a
  * removed user (one message for all, naming no token). */
 rd_status rd_store_token_authenticate(rd_store *st, const char *token, rd_store_user *out, rd_error *err);
+/* The same from the token's hash (rd_token_hash), for what was made from a token once checked (the status
+ * page's sessions): RD_E_NOT_FOUND once the token is revoked or its user removed. */
+rd_status rd_store_token_hash_authenticate(rd_store *st, const char *hash, rd_store_user *out, rd_error *err);
 
 /* ---- projects and roles ------------------------------------------------------------------------------ */
 

@@ -563,11 +563,23 @@ static void test_expired_unknown_and_removed_sessions(void **state)
         assert_true(is_login_page(&a));
         answer_free(&a);
     }
+    /* a revoked token's session ends (the user's other tokens and sessions stay) */
+    char ed2[RD_TOKEN_LEN + 1], by_first[65], by_second[65];
+    rd_error err;
+    rd_error_clear(&err);
+    assert_int_equal(rd_store_token_create(f->s.st, "test", "ed", "second", ed2, &err), RD_OK);
+    login(f, f->editor, by_first);
+    login(f, ed2, by_second);
+    assert_int_equal(rd_store_token_revoke(f->s.st, "test", "ed", "second", &err), RD_OK);
+    assert_int_equal(request(f, "GET", "/", by_second, NULL, NULL, &a), 200);
+    assert_true(is_login_page(&a));
+    answer_free(&a);
+    assert_int_equal(request(f, "GET", "/", by_first, NULL, NULL, &a), 200);
+    assert_false(is_login_page(&a));
+    answer_free(&a);
     /* a removed user's session ends */
     char vera[65];
     login(f, f->viewer, vera);
-    rd_error err;
-    rd_error_clear(&err);
     assert_int_equal(rd_store_user_rm(f->s.st, "test", "vera", &err), RD_OK);
     assert_int_equal(request(f, "GET", "/", vera, NULL, NULL, &a), 200);
     assert_true(is_login_page(&a));
