@@ -39,6 +39,8 @@ typedef struct rd_server_options {
     FILE *out;                 /* the URL, the ready line and the first start's admin token; NULL: stdout */
     FILE *log;                 /* one line per request and the warnings; NULL: stderr */
     int max_concurrent_runs;   /* scheduled and manual refreshes at once, across projects; <= 0: 4 */
+    int keep_runs_days;        /* runs that ended longer ago are removed (each source's newest ended run stays);
+                                  <= 0: 90 */
     /* The query API's limits; 0 / NULL: its defaults (10000 rows, 30 s, "256MB", 8 at once). */
     uint64_t query_max_rows;
     long query_timeout_ms;

@@ -13,6 +13,7 @@
 static const char server_help[] =
     "usage: redduck server [--listen HOST:PORT] [--data-dir DIR] [--keyring FILE]\n"
     "                      [--tls-cert FILE --tls-key FILE] [--insecure-http] [--max-concurrent-runs N]\n"
+    "                      [--keep-runs-days N]\n"
     "                      [--query-max-rows N] [--query-timeout SECONDS] [--query-max-memory SIZE]\n"
     "                      [--query-max-concurrent N]\n"
     "       redduck server user add NAME [--server-admin] [--project P --role viewer|editor|admin [--prod]]\n"
@@ -44,6 +45,7 @@ static const char server_help[] =
     "  --tls-key FILE       ... and this PEM private key\n"
     "  --insecure-http      allow plain HTTP on an address that is not loopback (a warning is printed)\n"
     "  --max-concurrent-runs N  refreshes at once, across projects (default 4)\n"
+    "  --keep-runs-days N   runs and their logs are kept this long (default 90; each source's last run stays)\n"
     "  --query-max-rows N   rows a query returns at most (default 10000; more: truncated)\n"
     "  --query-timeout SECONDS  a query is interrupted after this long (default 30)\n"
     "  --query-max-memory SIZE  DuckDB memory limit of a query, e.g. 256MB (default 256MB)\n"
@@ -98,6 +100,11 @@ static int parse_runs(const char *value, void *dest)
     return parse_count(value, dest, "--max-concurrent-runs", 256);
 }
 
+static int parse_keep_days(const char *value, void *dest)
+{
+    return parse_count(value, dest, "--keep-runs-days", 36500);
+}
+
 static int parse_rows(const char *value, void *dest)
 {
     return parse_count(value, dest, "--query-max-rows", 100000000);
@@ -134,7 +141,7 @@ static int run_server(int argc, char **argv)
 {
     rd_server_options o;
     memset(&o, 0, sizeof o);
-    uint64_t runs = 0, rows = 0, queries = 0;
+    uint64_t runs = 0, rows = 0, queries = 0, keep_days = 0;
     long timeout_s = 0;
     const rd_cli_opt opts[] = {
         RD_CLI_OPT_STRING("--listen", &o.listen),
@@ -144,6 +151,7 @@ static int run_server(int argc, char **argv)
         RD_CLI_OPT_STRING("--tls-key", &o.tls_key_file),
         RD_CLI_OPT_FLAG("--insecure-http", &o.insecure_http),
         RD_CLI_OPT_PARSE("--max-concurrent-runs", &runs, parse_runs),
+        RD_CLI_OPT_PARSE("--keep-runs-days", &keep_days, parse_keep_days),
         RD_CLI_OPT_PARSE("--query-max-rows", &rows, parse_rows),
         RD_CLI_OPT_PARSE("--query-timeout", &timeout_s, parse_seconds),
         RD_CLI_OPT_PARSE("--query-max-memory", &o.query_max_memory, parse_memory),
@@ -155,6 +163,7 @@ static int run_server(int argc, char **argv)
     if (rc != RD_CLI_CONTINUE)
         return rc;
     o.max_concurrent_runs = (int)runs;
+    o.keep_runs_days = (int)keep_days;
     o.query_max_rows = rows;
     o.query_timeout_ms = timeout_s * 1000;
     o.query_max_concurrent = (int)queries;

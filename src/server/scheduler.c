@@ -77,6 +77,8 @@ struct rd_scheduler {
     char *data_dir;
     rd_store *st;
     int max_runs, tick_ms;
+    int keep_runs_days;      /* < 0: never prune */
+    int64_t pruned_at;       /* when runs were last pruned (the clock thread's; 0: not yet) */
     int64_t (*now_fn)(void *ctx);
     void *now_ctx;
     FILE *log;
@@ -548,11 +550,31 @@ static void tick(rd_scheduler *s)
     rd_store_projects_free(ps, np);
 }
 
+#define PRUNE_EVERY_MS (3600LL * 1000)
+
+/* Retention: at start and hourly, the runs that ended more than keep_runs_days ago go (rd_store_run_prune). */
+static void prune_runs(rd_scheduler *s)
+{
+    int64_t now = now_ms(s);
+    if (s->keep_runs_days < 0 || (s->pruned_at && now - s->pruned_at < PRUNE_EVERY_MS))
+        return;
+    s->pruned_at = now;
+    size_t n = 0;
+    rd_error err;
+    rd_error_clear(&err);
+    if (rd_store_run_prune(s->st, now - (int64_t)s->keep_runs_days * 86400 * 1000, &n, &err) != RD_OK)
+        slog(s, "removing the runs older than %d days failed (retried in an hour): %s", s->keep_runs_days,
+             err.message);
+    else if (n)
+        slog(s, "removed %zu run%s that ended more than %d days ago", n, n == 1 ? "" : "s", s->keep_runs_days);
+}
+
 static void *clock_main(void *arg)
 {
     rd_scheduler *s = arg;
     for (;;) {
         tick(s);
+        prune_runs(s);
         pthread_mutex_lock(&s->mu);
         if (!s->stopping) {
             struct timespec ts;
@@ -1133,6 +1155,7 @@ rd_status rd_scheduler_start(const rd_scheduler_options *o, rd_scheduler **out, 
     s->st = o->store;
     s->max_runs = o->max_concurrent_runs > 0 ? o->max_concurrent_runs : 4;
     s->tick_ms = o->tick_ms > 0 ? o->tick_ms : 200;
+    s->keep_runs_days = o->keep_runs_days ? o->keep_runs_days : RD_SCHEDULER_KEEP_RUNS_DAYS;
     s->now_fn = o->now_ms;
     s->now_ctx = o->now_ctx;
     s->log = o->log;

@@ -25,11 +25,15 @@
 
 typedef struct rd_scheduler rd_scheduler;
 
+#define RD_SCHEDULER_KEEP_RUNS_DAYS 90
+
 typedef struct rd_scheduler_options {
     const char *data_dir;      /* required */
     rd_store *store;           /* required; borrowed, must outlive the scheduler */
     int max_concurrent_runs;   /* ingests at once across projects; <= 0: 4 */
     int tick_ms;               /* how often due times are checked; <= 0: 200 */
+    int keep_runs_days;        /* runs (and their logs) that ended longer ago are removed at start and hourly,
+                                  each source's newest ended run kept; 0: RD_SCHEDULER_KEEP_RUNS_DAYS; < 0: never */
     /* The clock, for tests: Unix milliseconds. NULL: the real clock. */
     int64_t (*now_ms)(void *ctx);
     void *now_ctx;

@@ -170,6 +170,7 @@ rd_status rd_server_run(const rd_server_options *o, rd_error *err)
         rd_token_wipe(token, sizeof token);
     }
     rd_scheduler_options so = { .data_dir = o->data_dir, .store = st, .max_concurrent_runs = o->max_concurrent_runs,
+                                .keep_runs_days = o->keep_runs_days > 0 ? o->keep_runs_days : 0,
                                 .log = log };
     if ((s = rd_scheduler_start(&so, &sched, err)) != RD_OK)
         goto done;

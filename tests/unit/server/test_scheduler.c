@@ -130,11 +130,12 @@ static void fx_open(fx *f)
 }
 
 static int g_max_runs = 3;
+static int g_keep_days = 0;
 
 static void sched_start(fx *f)
 {
     rd_scheduler_options o = { .data_dir = f->data, .store = f->st, .max_concurrent_runs = g_max_runs, .tick_ms = 10,
-                               .now_ms = fake_now, .log = f->log };
+                               .now_ms = fake_now, .log = f->log, .keep_runs_days = g_keep_days };
     rd_error err;
     rd_error_clear(&err);
     if (rd_scheduler_start(&o, &f->s, &err) != RD_OK)
@@ -662,6 +663,89 @@ static void test_stop_cancels_running_ingest(void **state)
     fx_close(&f);
 }
 
+/* An ended run of project/source, finished at finished_ms. Its id. */
+static int64_t ended_run(fx *f, const char *project, const char *source, int64_t finished_ms)
+{
+    rd_error err;
+    rd_error_clear(&err);
+    rd_store_run r;
+    memset(&r, 0, sizeof r);
+    r.project = (char *)project;
+    r.source = (char *)source;
+    r.table_name = (char *)source;
+    r.version = 1;
+    r.trigger = RD_TRIGGER_MANUAL;
+    r.triggered_by = (char *)"alice";
+    r.state = RD_RUN_QUEUED;
+    r.queued_at = finished_ms - 2000;
+    int64_t id = 0;
+    if (rd_store_run_insert(f->st, &r, &id, &err) != RD_OK)
+        fail_msg("run: %s", err.message);
+    r.id = id;
+    r.state = RD_RUN_SUCCESS;
+    r.attempts = 1;
+    r.started_at = finished_ms - 1000;
+    r.finished_at = finished_ms;
+    r.rows = 1;
+    if (rd_store_run_update(f->st, &r, &err) != RD_OK)
+        fail_msg("run: %s", err.message);
+    if (rd_store_run_log_append(f->st, id, "a line of an old run", &err) != RD_OK)
+        fail_msg("log: %s", err.message);
+    return id;
+}
+
+static int run_exists(fx *f, int64_t id)
+{
+    rd_store_run r;
+    memset(&r, 0, sizeof r);
+    rd_error err;
+    rd_error_clear(&err);
+    rd_status st = rd_store_run_get(f->st, id, &r, &err);
+    rd_store_run_clear(&r);
+    if (st != RD_OK && st != RD_E_NOT_FOUND)
+        fail_msg("run: %s", err.message);
+    return st == RD_OK;
+}
+
+static void wait_gone(fx *f, int64_t id)
+{
+    for (int i = 0; i < 2000 && run_exists(f, id); i++)
+        rd_sleep_ms(5);
+    if (run_exists(f, id))
+        fail_msg("run %lld was not removed", (long long)id);
+}
+
+/* Retention: runs older than keep_runs_days go at start and then hourly, except each source's newest. */
+static void test_old_runs_pruned(void **state)
+{
+    (void)state;
+    fx f;
+    fx_open(&f);
+    deploy(&f, "p9", 1, 1, 0, "a", "sql: select 1 as x\n", NULL);
+    const int64_t day = 86400LL * 1000;
+    int64_t a = ended_run(&f, "p9", "old", T0 - 3 * day), b = ended_run(&f, "p9", "old", T0 - 2 * day),
+            c = ended_run(&f, "p9", "old", T0 - 3600 * 1000);
+    int64_t lone = ended_run(&f, "p9", "lone", T0 - 5 * day); /* its source's only run: kept */
+    g_keep_days = 1;
+    sched_start(&f);
+    wait_gone(&f, a);
+    wait_gone(&f, b);
+    assert_true(run_exists(&f, c));
+    assert_true(run_exists(&f, lone));
+    /* two days on: c is old now, but still its source's newest; once a newer one ends, the next hourly pass
+     * takes it */
+    atomic_store(&g_now, T0 + 2 * day);
+    int64_t d = ended_run(&f, "p9", "old", T0 + 2 * day - 60000);
+    atomic_store(&g_now, T0 + 2 * day + 3600 * 1000);
+    wait_gone(&f, c);
+    assert_true(run_exists(&f, d));
+    assert_true(run_exists(&f, lone));
+    sched_stop(&f);
+    g_keep_days = 0;
+    fflush(f.log);
+    fx_close(&f);
+}
+
 /* max_concurrent_runs 1: the runs of two projects, all queued at once, run one after the other. */
 static void test_at_most_max_concurrent_runs(void **state)
 {
@@ -773,6 +857,7 @@ int main(void)
         cmocka_unit_test(test_failures_named),
         cmocka_unit_test(test_stop_cancels_running_ingest),
         cmocka_unit_test(test_at_most_max_concurrent_runs),
+        cmocka_unit_test(test_old_runs_pruned),
     };
     return cmocka_run_group_tests(tests, world_setup, world_teardown);
 }
