@@ -93,6 +93,13 @@ class PostObjectTest(unittest.TestCase):
         obj = self.s3.get_object(Bucket=BUCKET, Key="docs/a.txt")
         self.assertEqual(obj["Body"].read(), b"first upload")
         self.assertEqual(obj["ContentType"], "text/plain")
+        self.assertEqual(obj["Metadata"], {"owner": "ana"})
+
+    def test_metadata_too_large(self):
+        post = self.presign("meta/big.txt", fields={"x-amz-meta-big": "v" * 2100},
+                            conditions=[["starts-with", "$x-amz-meta-big", ""]])
+        self.assert_refused(post_form(post["url"], post["fields"]), 400, "MetadataTooLarge")
+        self.assert_absent("meta/big.txt")
 
     def test_filename_and_status_201_xml(self):
         post = self.presign("in/${filename}", fields={"success_action_status": "201"},

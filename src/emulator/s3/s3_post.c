@@ -23,6 +23,7 @@
 
 #define MAX_BOUNDARY 70
 #define MAX_PART_HEADERS 8192
+#define USER_METADATA_LIMIT 2048 /* S3's: bytes of x-amz-meta-* names (without the prefix) and values */
 
 static const char malformed_message[] = "The body of your POST request is not well-formed multipart/form-data.";
 static const char policy_prefix[] = "Invalid according to Policy: ";
@@ -764,9 +765,11 @@ static int set_meta(rd_s3_put *w, const rd_emu_s3_post_form *f, rd_emu_error *er
     rd_s3_meta m;
     memset(&m, 0, sizeof m);
     rd_headers_init(&m.headers);
+    size_t user = 0;
     for (size_t i = 0; i < f->count; i++) {
         const char *name = f->fields[i].name;
         if (strncasecmp(name, "x-amz-meta-", 11) == 0 && name[11]) {
+            user += strlen(name + 11) + strlen(f->fields[i].value);
             char *lower = strdup(name);
             if (!lower) {
                 rd_s3_meta_free(&m);
@@ -778,6 +781,11 @@ static int set_meta(rd_s3_put *w, const rd_emu_s3_post_form *f, rd_emu_error *er
                 rd_headers_add(&m.headers, lower, f->fields[i].value);
             free(lower);
         }
+    }
+    if (user > USER_METADATA_LIMIT) {
+        rd_s3_meta_free(&m);
+        return rd_emu_error_set(err, 400, "MetadataTooLarge",
+                                "Your metadata headers exceed the maximum allowed metadata size.");
     }
     for (size_t i = 0; i < sizeof kept / sizeof *kept; i++) {
         const char *v = rd_emu_s3_post_form_get(f, kept[i]);
