@@ -71,7 +71,8 @@ class EmulatorCatalogTest(unittest.TestCase):
     # ---------------------------------------------------------------- Data API catalog
 
     def test_list_databases(self):
-        out = self.aws("redshift-data", "list-databases", "--workgroup-name", "demo", "--database", "dev")
+        out = self.data.list_databases(WorkgroupName="demo", Database="dev")
+        out.pop("ResponseMetadata")
         self.check(out, DATA, "ListDatabases")
         self.assertEqual(out["Databases"], ["analytics", "dev"])
         # another workgroup has only its own
@@ -190,14 +191,14 @@ class EmulatorCatalogTest(unittest.TestCase):
         p = self.aws("redshift", "wait", "cluster-available", "--cluster-identifier", "redshift-cluster-1",
                      check=False)
         self.assertEqual(p.returncode, 0, p.stderr)
-        out = self.aws("redshift", "describe-clusters")
+        rs = self.client("redshift")
+        out = rs.describe_clusters()
         self.assertEqual([c["ClusterIdentifier"] for c in out["Clusters"]], ["redshift-cluster-1"])
         c = out["Clusters"][0]
         self.assertEqual(c["ClusterStatus"], "available")
         self.assertEqual(c["Endpoint"]["Address"], "127.0.0.1")
         self.assertIsInstance(c["Endpoint"]["Port"], int)
         self.assertEqual(c["DBName"], "dev")
-        rs = self.client("redshift")
         with self.assertRaises(rs.exceptions.ClusterNotFoundFault):
             rs.describe_clusters(ClusterIdentifier="nope")
         # boto3's waiter reads the same replies

@@ -187,6 +187,27 @@ static json_t *value_json(duckdb_result *r, idx_t col, idx_t row)
     return s;
 }
 
+typedef struct name_list {
+    char **items;
+    size_t count, cap;
+} name_list;
+
+/* Appends a copy of name[0, len); dropped when out of memory (the list stays valid). */
+static void name_push(name_list *l, const char *name, size_t len)
+{
+    if (l->count == l->cap) {
+        size_t cap = l->cap ? l->cap * 2 : 16;
+        char **nv = realloc(l->items, cap * sizeof *nv);
+        if (!nv)
+            return;
+        l->items = nv;
+        l->cap = cap;
+    }
+    char *copy = strndup(name, len);
+    if (copy)
+        l->items[l->count++] = copy;
+}
+
 static int name_cmp(const void *a, const void *b)
 {
     return strcmp(*(char *const *)a, *(char *const *)b);
@@ -205,47 +226,29 @@ static void list_databases(rd_emu *emu, rd_emu_engine *eng, json_t *body, const 
     if (!open_database(eng, &t, t.database, req, resp, &c)) /* the connection creates it, as Redshift has it */
         return;
     duckdb_disconnect(&c);
-    char **names = NULL;
-    size_t n = 0, cap = 0;
+    name_list names = { 0 };
     rd_buf dir = RD_BUF_INIT;
     rd_buf_printf(&dir, "%s/warehouses/%s-%s", eng->data_dir, t.is_cluster ? "cluster" : "workgroup", t.name);
     DIR *d = opendir(rd_buf_cstr(&dir));
-    const char *fixed[] = { "dev", t.database };
-    for (size_t i = 0; i < 2; i++) {
-        if (n == cap) {
-            cap = cap ? cap * 2 : 16;
-            char **nv = realloc(names, cap * sizeof *nv);
-            if (!nv)
-                break;
-            names = nv;
-        }
-        names[n++] = strdup(fixed[i]);
-    }
+    name_push(&names, "dev", 3);
+    name_push(&names, t.database, strlen(t.database));
     for (struct dirent *e; d && (e = readdir(d));) {
         size_t len = strlen(e->d_name);
-        if (len <= 7 || strcmp(e->d_name + len - 7, ".duckdb") != 0)
-            continue;
-        if (n == cap) {
-            cap *= 2;
-            char **nv = realloc(names, cap * sizeof *nv);
-            if (!nv)
-                break;
-            names = nv;
-        }
-        names[n++] = strndup(e->d_name, len - 7);
+        if (len > 7 && strcmp(e->d_name + len - 7, ".duckdb") == 0)
+            name_push(&names, e->d_name, len - 7);
     }
     if (d)
         closedir(d);
     rd_buf_free(&dir);
     json_t *all = json_array();
-    qsort(names, n, sizeof *names, name_cmp);
-    for (size_t i = 0; i < n; i++) {
-        if (names[i] && (i == 0 || !names[i - 1] || strcmp(names[i], names[i - 1]) != 0))
-            json_array_append_new(all, json_string(names[i]));
-    }
-    for (size_t i = 0; i < n; i++)
-        free(names[i]);
-    free(names);
+    if (names.count)
+        qsort(names.items, names.count, sizeof *names.items, name_cmp);
+    for (size_t i = 0; i < names.count; i++)
+        if (i == 0 || strcmp(names.items[i], names.items[i - 1]) != 0)
+            json_array_append_new(all, json_string(names.items[i]));
+    for (size_t i = 0; i < names.count; i++)
+        free(names.items[i]);
+    free(names.items);
     reply_page(resp, req, "Databases", all, offset, max, NULL);
 }
 
