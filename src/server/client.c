@@ -539,6 +539,8 @@ rd_status rd_cloud_reply_error(const rd_cloud *c, const call_info *ci, const rd_
         st = rd_error_set(err, RD_E_DENIED, "your user may not %s%s%s on %s: that needs %s (ask an admin of the "
                           "project)", ci->doing, ci->project ? " of project " : "", ci->project ? ci->project : "",
                           url, ci->role);
+    else if (s == 404 && ci->project && msg[0] && strncmp(msg, "no project ", 11) != 0)
+        st = rd_error_set(err, RD_E_NOT_FOUND, "%s (on %s)", msg, url); /* something inside the project */
     else if (s == 404 && ci->project)
         st = rd_error_set(err, RD_E_NOT_FOUND, "no project %s on %s: deploy it first (`redduck deploy`)", ci->project,
                           url);
