@@ -1,6 +1,8 @@
 /* unload.c — UNLOAD as Redshift does it: checks (outer LIMIT, role, bucket, non-empty prefix, Parquet
- * types), the query materialised once, files per slice split at MAXFILESIZE written by DuckDB's COPY, then
- * published into the S3 store with the manifest. Does not parse (dialect.c) nor own the store. */
+ * types), the query materialised once (sorted by the partition columns when PARTITION BY is given, so that
+ * every partition is a contiguous run of rows), files per slice split at MAXFILESIZE, each written by one
+ * DuckDB COPY of a rowid range (a scan of only those rows, in order) and published into the S3 store as soon
+ * as it is complete; the manifest last. Does not parse (dialect.c) nor own the store. */
 #include "emulator/redshift/unload.h"
 
 #ifdef RD_HAVE_DUCKDB
@@ -44,6 +46,7 @@ typedef struct unload_ctx {
     unload_file *files;
     size_t nfiles;
     uint64_t max_size;
+    int64_t rows; /* in the materialised table */
     rd_error *err;
 } unload_ctx;
 
@@ -142,17 +145,18 @@ static const char *file_suffix(const rd_unload_spec *s, char *buf, size_t size)
     return buf;
 }
 
-/* Writes rows [off, off+len) of the group (filter) to one temp file; returns its size. */
-static rd_status copy_range(unload_ctx *u, const char *filter, int64_t off, int64_t len, const char *path,
-                            uint64_t *size)
+/* Writes rows [off, off+len) of the materialised table, in order, to one temp file; returns its size. A rowid
+ * range is a scan of only the row groups holding it (LIMIT/OFFSET after ORDER BY rowid sorted everything for
+ * each file), and DuckDB keeps the scan's order in COPY. */
+static rd_status copy_range(unload_ctx *u, int64_t off, int64_t len, const char *path, uint64_t *size)
 {
     rd_buf sql = RD_BUF_INIT;
     rd_buf_puts(&sql, "COPY (SELECT ");
     select_list(u, &sql);
     rd_buf_printf(&sql, " FROM %s", u->table);
-    if (filter && *filter)
-        rd_buf_printf(&sql, " WHERE %s", filter);
-    rd_buf_printf(&sql, " ORDER BY rowid LIMIT %lld OFFSET %lld) TO ", (long long)len, (long long)off);
+    if (off > 0 || off + len < u->rows)
+        rd_buf_printf(&sql, " WHERE rowid >= %lld AND rowid < %lld", (long long)off, (long long)(off + len));
+    rd_buf_puts(&sql, ") TO ");
     rd_sql_quote_literal(&sql, path, strlen(path));
     const rd_unload_spec *s = u->spec;
     if (s->format == RD_UNLOAD_PARQUET) {
@@ -184,9 +188,9 @@ static rd_status copy_range(unload_ctx *u, const char *filter, int64_t off, int6
     return RD_OK;
 }
 
-/* Writes [off, off+len) as one or more files of at most max_size bytes; names come from *part. */
-static rd_status write_range(unload_ctx *u, const char *filter, const char *key_prefix, int slice, int *part,
-                             int64_t off, int64_t len)
+/* Writes [off, off+len) as one or more files of at most max_size bytes, each published when complete; names
+ * come from *part. */
+static rd_status write_range(unload_ctx *u, const char *key_prefix, int slice, int *part, int64_t off, int64_t len)
 {
     if (len <= 0)
         return RD_OK;
@@ -194,7 +198,7 @@ static rd_status write_range(unload_ctx *u, const char *filter, const char *key_
     unsigned long long n = u->env->next_tmp(u->env->ctx);
     rd_buf_printf(&path, "%s/tmp/unload-%d-%llu", u->env->data_dir, (int)getpid(), n);
     uint64_t size = 0;
-    rd_status st = copy_range(u, filter, off, len, rd_buf_cstr(&path), &size);
+    rd_status st = copy_range(u, off, len, rd_buf_cstr(&path), &size);
     if (st == RD_OK && size > u->max_size && len > 1) {
         unlink(rd_buf_cstr(&path));
         int64_t parts = (int64_t)(size / (u->max_size - u->max_size / 10)) + 1;
@@ -202,7 +206,7 @@ static rd_status write_range(unload_ctx *u, const char *filter, const char *key_
             parts = len;
         int64_t each = (len + parts - 1) / parts;
         for (int64_t o = 0; o < len && st == RD_OK; o += each)
-            st = write_range(u, filter, key_prefix, slice, part, off + o, o + each > len ? len - o : each);
+            st = write_range(u, key_prefix, slice, part, off + o, o + each > len ? len - o : each);
         rd_buf_free(&path);
         return st;
     }
@@ -245,42 +249,68 @@ static rd_status write_range(unload_ctx *u, const char *filter, const char *key_
     return st;
 }
 
-static rd_status write_group(unload_ctx *u, const char *filter, const char *key_prefix, int64_t rows)
+/* The rows [start, start+rows) as PARALLEL says: one run of files, or one per slice in equal shares. */
+static rd_status write_group(unload_ctx *u, const char *key_prefix, int64_t start, int64_t rows)
 {
     rd_status st = RD_OK;
     if (!u->spec->parallel) {
         int part = 0;
-        return write_range(u, filter, key_prefix, -1, &part, 0, rows);
+        return write_range(u, key_prefix, -1, &part, start, rows);
     }
     int slices = u->env->slices;
     for (int s = 0; s < slices && st == RD_OK; s++) {
         int64_t from = rows * s / slices, to = rows * (s + 1) / slices;
         int part = 0;
-        st = write_range(u, filter, key_prefix, s, &part, from, to - from);
+        st = write_range(u, key_prefix, s, &part, start + from, to - from);
     }
     return st;
 }
 
-/* The text of a partition value the way Hive paths show it. */
-static void partition_values(unload_ctx *u, rd_buf *groups_sql)
+/* The partition columns as text, the way Hive paths show them: "CAST(c1 AS VARCHAR), CAST(c2 AS VARCHAR)". */
+static void partition_keys(unload_ctx *u, rd_buf *b)
 {
-    rd_buf_puts(groups_sql, "SELECT DISTINCT ");
     for (size_t i = 0, k = 0; i < u->ncols; i++) {
         if (!u->cols[i].is_partition)
             continue;
         if (k++)
-            rd_buf_puts(groups_sql, ", ");
-        rd_buf_puts(groups_sql, "CAST(");
-        append_ident(groups_sql, u->cols[i].name);
-        rd_buf_puts(groups_sql, " AS VARCHAR)");
+            rd_buf_puts(b, ", ");
+        rd_buf_puts(b, "CAST(");
+        append_ident(b, u->cols[i].name);
+        rd_buf_puts(b, " AS VARCHAR)");
     }
-    rd_buf_printf(groups_sql, " FROM %s ORDER BY ALL", u->table);
+}
+
+/* Re-materialises the result sorted by the partition values (then by its own order, so rows keep their order
+ * within a partition): each partition becomes one rowid range, written like an unpartitioned result. */
+static rd_status sort_by_partition(unload_ctx *u)
+{
+    char sorted[80];
+    snprintf(sorted, sizeof sorted, "%s_p", u->table);
+    rd_buf sql = RD_BUF_INIT;
+    rd_buf_printf(&sql, "CREATE TEMP TABLE %s AS SELECT * FROM %s ORDER BY ", sorted, u->table);
+    partition_keys(u, &sql);
+    rd_buf_printf(&sql, ", rowid; DROP TABLE %s; ALTER TABLE %s RENAME TO %s", u->table, sorted, u->table);
+    rd_status st = q_exec(u, rd_buf_cstr(&sql));
+    rd_buf_free(&sql);
+    return st;
 }
 
 static rd_status write_partitions(unload_ctx *u)
 {
+    rd_status st = sort_by_partition(u);
+    if (st != RD_OK)
+        return st;
+    size_t npart = 0;
+    for (size_t i = 0; i < u->ncols; i++)
+        npart += u->cols[i].is_partition != 0;
+    /* one row per partition: its values, first rowid and row count, in the sorted order */
     rd_buf sql = RD_BUF_INIT;
-    partition_values(u, &sql);
+    rd_buf_puts(&sql, "SELECT ");
+    partition_keys(u, &sql);
+    rd_buf_printf(&sql, ", CAST(min(rowid) AS BIGINT), CAST(count(*) AS BIGINT) FROM %s GROUP BY ", u->table);
+    for (size_t k = 0; k < npart; k++)
+        rd_buf_printf(&sql, "%s%zu", k ? ", " : "", k + 1);
+    rd_buf_puts(&sql, " ORDER BY min(rowid)");
     duckdb_result r;
     if (duckdb_query(u->conn, rd_buf_cstr(&sql), &r) != DuckDBSuccess) {
         char *m = rd_emu_redshift_error(duckdb_result_error(&r));
@@ -291,14 +321,14 @@ static rd_status write_partitions(unload_ctx *u)
         return RD_E_REMOTE;
     }
     rd_buf_free(&sql);
-    rd_status st = RD_OK;
-    size_t npart = u->spec->partition_count;
     idx_t chunks = duckdb_result_chunk_count(r);
     for (idx_t c = 0; c < chunks && st == RD_OK; c++) {
         duckdb_data_chunk ch = duckdb_result_get_chunk(r, c);
         idx_t n = duckdb_data_chunk_get_size(ch);
+        int64_t *starts = (int64_t *)duckdb_vector_get_data(duckdb_data_chunk_get_vector(ch, npart));
+        int64_t *counts = (int64_t *)duckdb_vector_get_data(duckdb_data_chunk_get_vector(ch, npart + 1));
         for (idx_t row = 0; row < n && st == RD_OK; row++) {
-            rd_buf filter = RD_BUF_INIT, prefix = RD_BUF_INIT;
+            rd_buf prefix = RD_BUF_INIT;
             rd_buf_puts(&prefix, u->spec->prefix);
             if (prefix.len && prefix.data[prefix.len - 1] != '/')
                 rd_buf_putc(&prefix, '/');
@@ -308,35 +338,17 @@ static rd_status write_partitions(unload_ctx *u)
                     continue;
                 duckdb_vector v = duckdb_data_chunk_get_vector(ch, k);
                 uint64_t *valid = duckdb_vector_get_validity(v);
-                int is_null = valid && !duckdb_validity_row_is_valid(valid, row);
-                rd_buf val = RD_BUF_INIT;
-                if (!is_null) {
-                    duckdb_string_t *d = (duckdb_string_t *)duckdb_vector_get_data(v);
-                    rd_buf_append(&val, duckdb_string_t_data(&d[row]), duckdb_string_t_length(d[row]));
-                }
-                if (k)
-                    rd_buf_puts(&filter, " AND ");
-                rd_buf_puts(&filter, "CAST(");
-                append_ident(&filter, u->cols[i].name);
-                if (is_null) {
-                    rd_buf_puts(&filter, " AS VARCHAR) IS NULL");
-                } else {
-                    rd_buf_puts(&filter, " AS VARCHAR) = ");
-                    rd_sql_quote_literal(&filter, val.data ? val.data : "", val.len);
-                }
                 rd_buf_printf(&prefix, "%s=", u->cols[i].lower);
-                rd_buf_puts(&prefix, is_null ? "__HIVE_DEFAULT_PARTITION__" : rd_buf_cstr(&val));
+                if (valid && !duckdb_validity_row_is_valid(valid, row)) {
+                    rd_buf_puts(&prefix, "__HIVE_DEFAULT_PARTITION__");
+                } else {
+                    duckdb_string_t *d = (duckdb_string_t *)duckdb_vector_get_data(v);
+                    rd_buf_append(&prefix, duckdb_string_t_data(&d[row]), duckdb_string_t_length(d[row]));
+                }
                 rd_buf_putc(&prefix, '/');
-                rd_buf_free(&val);
                 k++;
             }
-            (void)npart;
-            rd_buf cnt = RD_BUF_INIT;
-            rd_buf_printf(&cnt, "SELECT count(*) FROM %s WHERE %s", u->table, rd_buf_cstr(&filter));
-            int64_t rows = q_int(u, rd_buf_cstr(&cnt));
-            rd_buf_free(&cnt);
-            st = write_group(u, rd_buf_cstr(&filter), rd_buf_cstr(&prefix), rows);
-            rd_buf_free(&filter);
+            st = write_group(u, rd_buf_cstr(&prefix), starts[row], counts[row]);
             rd_buf_free(&prefix);
         }
         duckdb_destroy_data_chunk(&ch);
@@ -577,15 +589,16 @@ rd_status rd_emu_unload_run(const rd_emu_unload_env *env, duckdb_connection conn
         goto done;
     }
     *rows_out = rows;
+    u.rows = rows;
     if (rows == 0) /* Redshift writes neither data files nor manifest for an empty result */
         goto done;
-    st = spec.partition_count ? write_partitions(&u) : write_group(&u, NULL, spec.prefix, rows);
+    st = spec.partition_count ? write_partitions(&u) : write_group(&u, spec.prefix, 0, rows);
     if (st == RD_OK && spec.manifest)
         st = write_manifest(&u);
 done:
     if (table_made) {
         rd_buf drop = RD_BUF_INIT;
-        rd_buf_printf(&drop, "DROP TABLE IF EXISTS %s", u.table);
+        rd_buf_printf(&drop, "DROP TABLE IF EXISTS %s; DROP TABLE IF EXISTS %s_p", u.table, u.table);
         duckdb_result r;
         duckdb_query(conn, rd_buf_cstr(&drop), &r);
         duckdb_destroy_result(&r);
