@@ -126,6 +126,12 @@ class PostObjectTest(unittest.TestCase):
         self.assertEqual(q["bucket"], [BUCKET])
         self.assertEqual(q["key"], ["r/x.bin"])
         self.assertEqual(q["etag"], ['"%s"' % hashlib.md5(b"hello world").hexdigest()])
+        # a redirect that is not a URL is ignored: the status decides
+        post = self.presign("r/z.bin", fields={"success_action_redirect": "done.html", "success_action_status": "201"},
+                            conditions=[{"success_action_redirect": "done.html"}, {"success_action_status": "201"}])
+        status, _, body = post_form(post["url"], post["fields"])
+        self.assertEqual(status, 201, body)
+        self.assertEqual(ET.fromstring(body).findtext("Key"), "r/z.bin")
         post = self.presign("r/y.bin", fields={"success_action_status": "200"},
                             conditions=[{"success_action_status": "200"}])
         status, _, body = post_form(post["url"], post["fields"])
@@ -211,7 +217,17 @@ class PostObjectTest(unittest.TestCase):
                             400, "MalformedPOSTRequest",
                             "The body of your POST request is not well-formed multipart/form-data.")
         fields = {k: v for k, v in post["fields"].items() if k != "key"}
-        self.assert_refused(post_form(post["url"], fields), 400, "InvalidArgument")
+        self.assert_refused(post_form(post["url"], fields), 400, "InvalidArgument",
+                            "Bucket POST must contain a field named 'key'.  If it is specified, please check the "
+                            "order of the fields.")
+        # a signature version 2 form (botocore's "s3" signer) is refused as S3's newer regions do
+        s3v2 = boto3.session.Session().client(
+            "s3", endpoint_url=self.emu.endpoint, region_name="us-east-1", aws_access_key_id="test",
+            aws_secret_access_key="test",
+            config=botocore.config.Config(signature_version="s3", s3={"addressing_style": "path"}))
+        post = s3v2.generate_presigned_post(BUCKET, "mal/x.txt")
+        self.assertIn("AWSAccessKeyId", post["fields"])
+        self.assert_refused(post_form(post["url"], post["fields"]), 400, "InvalidRequest")
         self.assert_absent("mal/x.txt")
 
     def test_signed_post_still_works(self):
