@@ -698,12 +698,17 @@ static void reply_emu_error(rd_emu *emu, rd_emu_response *resp, const rd_emu_err
     rd_emu_reply_s3_error(resp, e->http_status ? e->http_status : 400, e->code, e->message, bucket, request_id);
 }
 
-/* The object's URL for Location: the request's host, path-style. */
+/* The object's URL for Location, addressed as the request was: virtual-hosted when the Host names the bucket
+ * ("bucket.s3…", "bucket.localhost"), else path-style. */
 static void object_url(rd_buf *out, const rd_emu_request *req, const char *bucket, const char *key)
 {
-    rd_buf_printf(out, "http://%s/", req->host ? req->host : "localhost");
-    rd_sigv4_uri_encode(out, bucket, strlen(bucket), 0);
-    rd_buf_putc(out, '/');
+    const char *host = req->host ? req->host : "localhost";
+    size_t bl = strlen(bucket);
+    rd_buf_printf(out, "http://%s/", host);
+    if (!(strncmp(host, bucket, bl) == 0 && host[bl] == '.')) {
+        rd_sigv4_uri_encode(out, bucket, bl, 0);
+        rd_buf_putc(out, '/');
+    }
     rd_sigv4_uri_encode(out, key, strlen(key), 1);
 }
 

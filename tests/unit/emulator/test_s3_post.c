@@ -291,15 +291,20 @@ static char *b64(const char *s)
     return out;
 }
 
-static void route(rd_emu *emu, const rd_buf *body, rd_emu_response *resp)
+static void route_to(rd_emu *emu, const char *host, const char *path, const rd_buf *body, rd_emu_response *resp)
 {
     rd_headers h;
     rd_headers_init(&h);
-    rd_headers_add(&h, "Host", "127.0.0.1:4566");
+    rd_headers_add(&h, "Host", host);
     rd_headers_add(&h, "Content-Type", CT);
     rd_emu_response_init(resp);
-    rd_emu_route_request(emu, "POST", "/bkt", &h, body->data, body->len, "REQ1", resp);
+    rd_emu_route_request(emu, "POST", path, &h, body->data, body->len, "REQ1", resp);
     rd_headers_free(&h);
+}
+
+static void route(rd_emu *emu, const rd_buf *body, rd_emu_response *resp)
+{
+    route_to(emu, "127.0.0.1:4566", "/bkt", body, resp);
 }
 
 static void test_post_through_router(void **state)
@@ -353,6 +358,12 @@ static void test_post_through_router(void **state)
     assert_non_null(rd_headers_get(&info.meta.headers, "Cache-Control"));
     assert_string_equal(rd_headers_get(&info.meta.headers, "Cache-Control"), "no-cache");
     rd_s3_object_info_free(&info);
+
+    /* virtual-hosted addressing: the bucket from the Host, and so is the Location */
+    route_to(&emu, "bkt.localhost:4566", "/", &body, &resp);
+    assert_int_equal(resp.status, 204);
+    assert_string_equal(rd_headers_get(&resp.headers, "Location"), "http://bkt.localhost:4566/u/data.csv");
+    rd_emu_response_free(&resp);
 
     /* a signature over another secret: refused, nothing stored */
     rd_emu_s3_post_signature("not-test", date8, "us-east-1", "s3", policy_b64, sig);
