@@ -13,7 +13,7 @@ import botocore.exceptions
 import botocore.session
 
 import test_emulator_data_cli as data_cli
-from emulator_fixture import Emulator, identities, wait_until
+from emulator_fixture import Emulator, identities, in_parallel, wait_until
 
 CONFIG = identities([("admin", "AKIDADMIN", "admin-secret", ["*"])], account="111122223333",
                     denials={"nolist": "redshift-data:ListTables",
@@ -46,16 +46,47 @@ class EmulatorCatalogTest(unittest.TestCase):
         # a second database of the workgroup, made by using it
         r = cls.data.execute_statement(WorkgroupName="demo", Database="analytics", Sql="create table t (a int)")
         assert wait_until(lambda: cls.data.describe_statement(Id=r["Id"])["Status"] == "FINISHED", timeout=30)
+        # the AWS CLI's calls are independent witnesses and slow to start: run them side by side, two rounds
+        dev = ("--workgroup-name", "demo", "--database", "dev")
+        cls.cli = dict(in_parallel(lambda kv: (kv[0], cls.run_cli(kv[1])), [
+            ("schemas_first", ("redshift-data", "list-schemas") + dev + ("--page-size", "1", "--max-items", "2")),
+            ("tables", ("redshift-data", "list-tables") + dev),
+            ("describe", ("redshift-data", "describe-table") + dev + ("--schema", "public", "--table", "orders")),
+            ("wait", ("redshift", "wait", "cluster-available", "--cluster-identifier", "redshift-cluster-1")),
+            ("workgroup", ("redshift-serverless", "get-workgroup", "--workgroup-name", "demo")),
+            ("session_token", ("sts", "get-session-token", "--duration-seconds", "900")),
+        ], workers=6))
+        first = json.loads(cls.cli["schemas_first"].stdout)
+        creds = json.loads(cls.cli["session_token"].stdout)["Credentials"]
+        env = cls.emu.env(key=creds["AccessKeyId"], secret=creds["SecretAccessKey"],
+                          AWS_SESSION_TOKEN=creds["SessionToken"])
+        cls.cli.update(dict(in_parallel(lambda kv: (kv[0], cls.run_cli(kv[1], kv[2])), [
+            ("schemas_rest", ("redshift-data", "list-schemas") + dev +
+             ("--page-size", "1", "--starting-token", first.get("NextToken", "")), None),
+            ("tables_as_session", ("redshift-data", "list-tables") + dev + ("--table-pattern", "orders"), env),
+        ])))
 
     @classmethod
     def tearDownClass(cls):
         cls.emu.cleanup()
 
+    boto = boto3.session.Session()  # one session: its loader reads each service model once
+
     @classmethod
-    def client(cls, service, key="AKIDADMIN", secret="admin-secret", token=None):
-        return boto3.session.Session().client(service, endpoint_url=cls.emu.endpoint, region_name="us-east-1",
-                                              aws_access_key_id=key, aws_secret_access_key=secret,
-                                              aws_session_token=token)
+    def client(cls, service, key="AKIDADMIN", secret="admin-secret", token=None, **kw):
+        return cls.boto.client(service, endpoint_url=cls.emu.endpoint, region_name="us-east-1",
+                               aws_access_key_id=key, aws_secret_access_key=secret, aws_session_token=token, **kw)
+
+    @classmethod
+    def run_cli(cls, args, env=None, binary="aws"):
+        env = env or cls.emu.env(key="AKIDADMIN", secret="admin-secret")
+        return subprocess.run([binary, "--endpoint-url", cls.emu.endpoint, "--output", "json"] + list(args), env=env,
+                              capture_output=True, text=True, timeout=60)
+
+    def cli_json(self, name):
+        p = self.cli[name]
+        self.assertEqual(p.returncode, 0, "%s: %s" % (name, p.stderr))
+        return json.loads(p.stdout)
 
     def aws(self, *args, env=None, check=True, binary="aws"):
         env = env or self.emu.env(key="AKIDADMIN", secret="admin-secret")
@@ -86,17 +117,14 @@ class EmulatorCatalogTest(unittest.TestCase):
         self.assertEqual(self.data.list_schemas(WorkgroupName="demo", Database="dev", SchemaPattern="p_b%")["Schemas"],
                          ["public"])
         # the CLI's own paging: one schema per request, two per output page, then the rest
-        first = self.aws("redshift-data", "list-schemas", "--workgroup-name", "demo", "--database", "dev",
-                         "--page-size", "1", "--max-items", "2")
+        first = self.cli_json("schemas_first")
         self.check({k: v for k, v in first.items() if k != "NextToken"}, DATA, "ListSchemas")
         self.assertEqual(first["Schemas"], ["information_schema", "pg_catalog"])
         self.assertIn("NextToken", first)
-        rest = self.aws("redshift-data", "list-schemas", "--workgroup-name", "demo", "--database", "dev",
-                        "--page-size", "1", "--starting-token", first["NextToken"])
-        self.assertEqual(rest["Schemas"], ["public", "stage"])
+        self.assertEqual(self.cli_json("schemas_rest")["Schemas"], ["public", "stage"])
 
     def test_list_tables_types_and_patterns(self):
-        out = self.aws("redshift-data", "list-tables", "--workgroup-name", "demo", "--database", "dev")
+        out = self.cli_json("tables")
         self.check(out, DATA, "ListTables")
         got = {(t["schema"], t["name"]): t["type"] for t in out["Tables"]}
         # names are folded to lower case, as Redshift folds identifiers
@@ -118,8 +146,7 @@ class EmulatorCatalogTest(unittest.TestCase):
         self.assertEqual(names(Database="analytics", ConnectedDatabase="dev"), ["t"])
 
     def test_describe_table(self):
-        out = self.aws("redshift-data", "describe-table", "--workgroup-name", "demo", "--database", "dev",
-                       "--schema", "public", "--table", "orders")
+        out = self.cli_json("describe")
         self.check(out, DATA, "DescribeTable")
         self.assertEqual(out["TableName"], "orders")
         cols = {c["name"]: c for c in out["ColumnList"]}
@@ -188,8 +215,7 @@ class EmulatorCatalogTest(unittest.TestCase):
     # ---------------------------------------------------------------- Redshift, Serverless, STS
 
     def test_cluster_waiter_and_describe_clusters(self):
-        p = self.aws("redshift", "wait", "cluster-available", "--cluster-identifier", "redshift-cluster-1",
-                     check=False)
+        p = self.cli["wait"]
         self.assertEqual(p.returncode, 0, p.stderr)
         rs = self.client("redshift")
         out = rs.describe_clusters()
@@ -206,7 +232,7 @@ class EmulatorCatalogTest(unittest.TestCase):
                                                 WaiterConfig={"Delay": 1, "MaxAttempts": 2})
 
     def test_serverless_workgroups(self):
-        out = self.aws("redshift-serverless", "get-workgroup", "--workgroup-name", "demo")
+        out = self.cli_json("workgroup")
         self.check(out, SERVERLESS, "GetWorkgroup")
         wg = out["workgroup"]
         self.assertEqual((wg["workgroupName"], wg["status"]), ("demo", "AVAILABLE"))
@@ -227,16 +253,12 @@ class EmulatorCatalogTest(unittest.TestCase):
         self.assertEqual(cm.exception.response["Error"]["Code"], "AccessDeniedException")
 
     def test_session_token_credentials_sign_calls(self):
-        out = self.aws("sts", "get-session-token", "--duration-seconds", "900")
-        creds = out["Credentials"]
+        creds = self.cli_json("session_token")["Credentials"]
         self.assertTrue(creds["AccessKeyId"].startswith("ASIA"))
-        env = self.emu.env(key=creds["AccessKeyId"], secret=creds["SecretAccessKey"],
-                           AWS_SESSION_TOKEN=creds["SessionToken"])
         ident = self.client("sts", creds["AccessKeyId"], creds["SecretAccessKey"],
                             creds["SessionToken"]).get_caller_identity()
         self.assertEqual(ident["Arn"], "arn:aws:iam::111122223333:user/admin")
-        tables = self.aws("redshift-data", "list-tables", "--workgroup-name", "demo", "--database", "dev",
-                          "--table-pattern", "orders", env=env)
+        tables = self.cli_json("tables_as_session")  # the CLI, signing with them
         self.assertEqual([t["name"] for t in tables["Tables"]], ["orders"])
         # they carry the user's policy, not more
         sts = self.client("sts", "AKIDNOLIST", "nolist-secret")
@@ -253,9 +275,7 @@ class EmulatorCatalogTest(unittest.TestCase):
         with self.assertRaises(botocore.exceptions.ClientError) as cm:
             session.get_session_token()
         self.assertEqual(cm.exception.response["Error"]["Code"], "AccessDenied")
-        unchecked = boto3.session.Session().client(
-            "sts", endpoint_url=self.emu.endpoint, region_name="us-east-1", aws_access_key_id="AKIDADMIN",
-            aws_secret_access_key="admin-secret", config=botocore.config.Config(parameter_validation=False))
+        unchecked = self.client("sts", config=botocore.config.Config(parameter_validation=False))
         with self.assertRaises(botocore.exceptions.ClientError) as cm:
             unchecked.get_session_token(DurationSeconds=60)
         self.assertEqual(cm.exception.response["Error"]["Code"], "ValidationError")
