@@ -5,6 +5,7 @@ the content type kept, ${filename}, success_action_status 201's PostResponse XML
 and every refusal: wrong secret, unknown key, expired, a failed condition, extra fields, content-length-range,
 a bad session token, a denied s3:PutObject, a malformed body. An ordinary signed POST (DeleteObjects) still
 works beside them."""
+import base64
 import hashlib
 import http.client
 import os
@@ -95,6 +96,17 @@ class PostObjectTest(unittest.TestCase):
         self.assertEqual(obj["ContentType"], "text/plain")
         self.assertEqual(obj["Metadata"], {"owner": "ana"})
 
+    def test_content_md5(self):
+        good = base64.b64encode(hashlib.md5(b"hello world").digest()).decode()
+        post = self.presign("md5/x.txt", conditions=[["starts-with", "$Content-MD5", ""]])
+        fields = dict(post["fields"], **{"Content-MD5": base64.b64encode(hashlib.md5(b"other").digest()).decode()})
+        self.assert_refused(post_form(post["url"], fields), 400, "BadDigest")
+        self.assert_absent("md5/x.txt")
+        self.assert_refused(post_form(post["url"], dict(post["fields"], **{"Content-MD5": "bm90LW1kNQ=="})), 400,
+                            "InvalidDigest")
+        status, _, body = post_form(post["url"], dict(post["fields"], **{"Content-MD5": good}))
+        self.assertEqual(status, 204, body)
+
     def test_metadata_too_large(self):
         post = self.presign("meta/big.txt", fields={"x-amz-meta-big": "v" * 2100},
                             conditions=[["starts-with", "$x-amz-meta-big", ""]])
@@ -111,7 +123,7 @@ class PostObjectTest(unittest.TestCase):
         self.assertEqual(root.findtext("Bucket"), BUCKET)
         self.assertEqual(root.findtext("Key"), "in/report.csv")
         self.assertEqual(root.findtext("ETag"), '"%s"' % hashlib.md5(b"a,b\n1,2\n").hexdigest())
-        self.assertTrue(root.findtext("Location").endswith("/%s/in/report.csv" % BUCKET))
+        self.assertTrue(root.findtext("Location").endswith("/%s/in%%2Freport.csv" % BUCKET))
         self.assertEqual(self.s3.get_object(Bucket=BUCKET, Key="in/report.csv")["Body"].read(), b"a,b\n1,2\n")
 
     def test_redirect_and_status_200(self):

@@ -709,7 +709,7 @@ static void object_url(rd_buf *out, const rd_emu_request *req, const char *bucke
         rd_sigv4_uri_encode(out, bucket, bl, 0);
         rd_buf_putc(out, '/');
     }
-    rd_sigv4_uri_encode(out, key, strlen(key), 1);
+    rd_sigv4_uri_encode(out, key, strlen(key), 0); /* S3 encodes the key's slashes here too */
 }
 
 static void reply_success(const rd_emu_s3_post_form *f, const rd_emu_request *req, const char *bucket,
@@ -912,6 +912,20 @@ void rd_emu_s3_post_object(rd_emu *emu, struct rd_s3_store *store, const char *b
         rd_emu_reply_s3_error(resp, 403, "AccessDenied", "Access Denied", bucket, req->request_id);
         goto out;
     }
+    unsigned char md5[16];
+    size_t md5_len = 0;
+    const char *content_md5 = rd_emu_s3_post_form_get(&f, "Content-MD5");
+    if (content_md5) {
+        char *raw = base64_decode(content_md5, strlen(content_md5), &md5_len);
+        if (!raw || md5_len != sizeof md5) {
+            free(raw);
+            rd_emu_reply_s3_error(resp, 400, "InvalidDigest", "The Content-MD5 you specified was not valid.", bucket,
+                                  req->request_id);
+            goto out;
+        }
+        memcpy(md5, raw, sizeof md5);
+        free(raw);
+    }
     rd_s3_object_info oi;
     memset(&oi, 0, sizeof oi);
     if (rd_s3_store_put_begin(store, bucket, key, rd_emu_s3_post_form_get(&f, "Content-Type"), &w, &e) != 0 ||
@@ -925,7 +939,7 @@ void rd_emu_s3_post_object(rd_emu *emu, struct rd_s3_store *store, const char *b
     }
     rd_s3_put *committing = w;
     w = NULL; /* commit frees the writer whatever the outcome */
-    if (rd_s3_put_commit(committing, NULL, &oi, &e) != 0) {
+    if (rd_s3_put_commit(committing, md5_len ? md5 : NULL, &oi, &e) != 0) {
         reply_emu_error(emu, resp, &e, bucket, req->request_id);
         goto out;
     }

@@ -74,7 +74,8 @@ void rd_emu_s3_post_signature(const char *secret, const char *date8, const char 
  * (InvalidAccessKeyId, SignatureDoesNotMatch, InvalidToken, ExpiredToken), its policy (above) and the
  * credential's s3:PutObject on the key, stores the file with its Content-Type, x-amz-meta-* fields and the
  * REST headers a form may set (Cache-Control, Content-Disposition, Content-Encoding, Content-Language,
- * Expires; 400 MetadataTooLarge past S3's 2 KB of x-amz-meta-*), then answers as the form asks (success_action_redirect: 303 to it with bucket, key and etag in
+ * Expires; 400 MetadataTooLarge past S3's 2 KB of x-amz-meta-*; a Content-MD5 field checked: InvalidDigest,
+ * BadDigest), then answers as the form asks (success_action_redirect: 303 to it with bucket, key and etag in
  * its query; success_action_status 200, 201 with PostResponse XML, default 204), or S3's error. */
 void rd_emu_s3_post_object(rd_emu *emu, struct rd_s3_store *store, const char *bucket, const rd_emu_request *req,
                            rd_emu_response *resp);
