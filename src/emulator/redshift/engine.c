@@ -1,5 +1,6 @@
 /* engine.c — the emulator's Redshift: warehouses (a DuckDB file per target and database), the statement
- * registry and its state machine, worker threads, cancellation and the per-target cap on active statements.
+ * registry and its state machine, worker threads, cancellation, the per-target cap on active statements and
+ * the Data API's sessions (a kept connection per session, closed by the canceller thread once expired).
  * UNLOAD lives in unload.c, sample data in sample.c, the dialect in dialect.c, the JSON API in data_api.c. */
 #include "emulator/redshift/engine_internal.h"
 #include "emulator/redshift/unload.h"
