@@ -1,5 +1,6 @@
 /* router.c — one buffered request through the emulator: sniff (which API), authenticate (SigV4, or the
- * operations without a header signature: the SSO portal, STS AssumeRoleWithWebIdentity, S3 PostObject), draw the request's faults, route to the API's handler, then the response's faults.
+ * operations without a header signature: the SSO portal, STS AssumeRoleWithWebIdentity, S3 PostObject),
+ * draw the request's faults, route to the API's handler, then the response's faults.
  * Does not touch the socket (server.c) nor implement the APIs (s3/, redshift/, iam/). */
 #include "emulator/router.h"
 

@@ -220,7 +220,8 @@ static void test_policy(void **state)
     /* the policy itself */
     expect_denied(f, "not json", 400, "InvalidPolicyDocument", "Invalid Policy: Invalid JSON.");
     expect_denied(f, "[1]", 400, "InvalidPolicyDocument", "Invalid Policy: Invalid JSON.");
-    expect_denied(f, "{\"conditions\": []}", 400, "InvalidPolicyDocument", "Invalid Policy: Policy missing expiration.");
+    expect_denied(f, "{\"conditions\": []}", 400, "InvalidPolicyDocument",
+                  "Invalid Policy: Policy missing expiration.");
     expect_denied(f, "{" EXP "}", 400, "InvalidPolicyDocument", "Invalid Policy: Policy missing conditions.");
     expect_denied(f, "{\"expiration\": \"tomorrow\", \"conditions\": []}", 400, "InvalidPolicyDocument", NULL);
     expect_denied(f, "{\"expiration\": \"1970-01-01T00:20:00\", \"conditions\": []}", 400, "InvalidPolicyDocument",
@@ -253,7 +254,9 @@ static void test_policy(void **state)
     expect_denied(f, "{" EXP ", \"conditions\": [[\"content-length-range\", -1, 5]]}", 403, "AccessDenied", NULL);
 
     /* every field but the exempt ones must be named by a condition */
-    expect_denied(f, "{" EXP ", \"conditions\": [[\"starts-with\", \"$key\", \"\"], {\"Content-Type\": \"image/png,image/jpeg\"}]}",
+    expect_denied(f,
+                  "{" EXP ", \"conditions\": [[\"starts-with\", \"$key\", \"\"], "
+                  "{\"Content-Type\": \"image/png,image/jpeg\"}]}",
                   403, "AccessDenied", "Invalid according to Policy: Extra input fields: x-amz-meta-owner");
 
     /* content-length-range: the tightest of several */
