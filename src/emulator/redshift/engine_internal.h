@@ -1,7 +1,6 @@
 /* engine_internal.h — the engine's statement and session registry, shared by engine.c, sample.c, data_api.c
- * and data_catalog.c
- * (unload.c sees only unload.h). Fields of a statement change only under eng->mu; a FINISHED statement's result is
- * immutable and may be read without the lock. */
+ * and data_catalog.c (unload.c sees only unload.h). Fields of a statement or session change only under eng->mu;
+ * a FINISHED statement's result is immutable and may be read without the lock. */
 #ifndef RD_EMULATOR_ENGINE_INTERNAL_H
 #define RD_EMULATOR_ENGINE_INTERNAL_H
 
