@@ -540,8 +540,8 @@ void rd_emu_serverless_handle(rd_emu *emu, const char *operation, const rd_emu_r
     json_t *in = json_loadb(req->body ? req->body : "{}", req->body_len ? req->body_len : 2, 0, &jerr);
     if (!json_is_object(in)) {
         json_decref(in);
-        rd_emu_reply_json_error(resp, 400, "SerializationException", "Start of structure or map found where not expected",
-                                req->request_id);
+        rd_emu_reply_json_error(resp, 400, "SerializationException",
+                                "Start of structure or map found where not expected", req->request_id);
         return;
     }
     if (workgroups) {
@@ -557,8 +557,8 @@ void rd_emu_serverless_handle(rd_emu *emu, const char *operation, const rd_emu_r
     size_t n;
     const char *const *wgs = rd_emu_ids_workgroups(emu->ids, &n);
     if (!wg) {
-        rd_emu_reply_json_error(resp, 400, "ValidationException", "You must provide a workgroupName or customDomainName.",
-                                req->request_id);
+        rd_emu_reply_json_error(resp, 400, "ValidationException",
+                                "You must provide a workgroupName or customDomainName.", req->request_id);
     } else if (!list_has(wgs, n, wg)) {
         char msg[256];
         snprintf(msg, sizeof msg, "Workgroup %s not found.", wg);

@@ -604,7 +604,8 @@ static void list(rd_emu *emu, rd_emu_engine *eng, json_t *body, const rd_emu_req
             continue;
         if (db && strcmp(s->database, db) != 0)
             continue;
-        if ((wg && (s->is_cluster || strcmp(s->target, wg) != 0)) || (cl && (!s->is_cluster || strcmp(s->target, cl) != 0)))
+        if ((wg && (s->is_cluster || strcmp(s->target, wg) != 0)) ||
+            (cl && (!s->is_cluster || strcmp(s->target, cl) != 0)))
             continue;
         if (matched++ < skip)
             continue;
@@ -712,7 +713,9 @@ static json_t *render_field(duckdb_vector vec, duckdb_logical_type lt, duckdb_ty
     case DUCKDB_TYPE_UTINYINT: return json_pack("{s:I}", "longValue", (json_int_t)((uint8_t *)data)[row]);
     case DUCKDB_TYPE_USMALLINT: return json_pack("{s:I}", "longValue", (json_int_t)((uint16_t *)data)[row]);
     case DUCKDB_TYPE_UINTEGER: return json_pack("{s:I}", "longValue", (json_int_t)((uint32_t *)data)[row]);
-    case DUCKDB_TYPE_UBIGINT: rd_buf_printf(&b, "%llu", (unsigned long long)((uint64_t *)data)[row]); return field_string(&b);
+    case DUCKDB_TYPE_UBIGINT:
+        rd_buf_printf(&b, "%llu", (unsigned long long)((uint64_t *)data)[row]);
+        return field_string(&b);
     case DUCKDB_TYPE_HUGEINT: {
         duckdb_hugeint h = ((duckdb_hugeint *)data)[row];
         fmt_i128(&b, (__int128)(((unsigned __int128)(uint64_t)h.upper << 64) | h.lower), 0);
@@ -795,7 +798,9 @@ static json_t *render_field(duckdb_vector vec, duckdb_logical_type lt, duckdb_ty
     case DUCKDB_TYPE_TIMESTAMP_MS:
     case DUCKDB_TYPE_TIMESTAMP_NS: {
         int64_t raw = ((int64_t *)data)[row];
-        duckdb_timestamp ts = { t == DUCKDB_TYPE_TIMESTAMP_S ? raw * 1000000 : t == DUCKDB_TYPE_TIMESTAMP_MS ? raw * 1000 : raw / 1000 };
+        duckdb_timestamp ts = { t == DUCKDB_TYPE_TIMESTAMP_S    ? raw * 1000000
+                                : t == DUCKDB_TYPE_TIMESTAMP_MS ? raw * 1000
+                                                                : raw / 1000 };
         duckdb_timestamp_struct s = duckdb_from_timestamp(ts);
         fmt_date(&b, s.date);
         rd_buf_putc(&b, ' ');

@@ -751,7 +751,8 @@ rd_status rd_emu_engine_open(const char *data_dir, int slices, struct rd_s3_stor
     if ((st = rd_mkdirs(rd_buf_cstr(&dir), 0700, err)) != RD_OK)
         goto fail;
     sweep_tmp(eng, rd_buf_cstr(&dir));
-    if ((st = add_target(eng, 0, "demo", err)) != RD_OK || (st = add_target(eng, 1, "redshift-cluster-1", err)) != RD_OK)
+    if ((st = add_target(eng, 0, "demo", err)) != RD_OK ||
+        (st = add_target(eng, 1, "redshift-cluster-1", err)) != RD_OK)
         goto fail;
     eng->thread_count = 4;
     eng->threads = calloc((size_t)eng->thread_count, sizeof *eng->threads);
@@ -875,7 +876,8 @@ static int prepare_sql(rd_emu_stmt *s, const rd_emu_submit *in, rd_emu_error *er
     }
     if (unused.len && !in->is_batch) {
         st = rd_emu_error_set(err, 400, "ValidationException",
-                              "Parameters list contains unused parameters. Unused parameters: [%s]", rd_buf_cstr(&unused));
+                              "Parameters list contains unused parameters. Unused parameters: [%s]",
+                              rd_buf_cstr(&unused));
     }
     for (size_t k = 0; k < used_n && st == 0; k++) {
         int found = 0;
@@ -1005,7 +1007,8 @@ static int session_room(rd_emu_engine *eng, const rd_emu_submit *in, rd_emu_erro
     int n = 0;
     double now = rd_emu_now();
     for (rd_emu_session *ss = eng->sessions; ss; ss = ss->next)
-        if (ss->is_cluster == in->is_cluster && strcmp(ss->target, in->target) == 0 && (ss->busy || now < ss->expires_at))
+        if (ss->is_cluster == in->is_cluster && strcmp(ss->target, in->target) == 0 &&
+            (ss->busy || now < ss->expires_at))
             n++;
     if (n < RD_EMU_SESSIONS_PER_TARGET)
         return 0;
@@ -1072,7 +1075,8 @@ int rd_emu_engine_submit(rd_emu_engine *eng, const rd_emu_submit *in, char id_ou
         pthread_mutex_lock(&eng->mu);
         for (size_t i = 0; i < eng->stmt_count; i++) {
             rd_emu_stmt *s = eng->stmts[i];
-            if (s->client_token && strcmp(s->client_token, in->client_token) == 0 && rd_emu_owner_eq(s->owner, in->owner)) {
+            if (s->client_token && strcmp(s->client_token, in->client_token) == 0 &&
+                rd_emu_owner_eq(s->owner, in->owner)) {
                 snprintf(id_out, 48, "%s", s->id);
                 if (in->session_id_out)
                     snprintf(in->session_id_out, 48, "%s", s->session_id);
@@ -1221,7 +1225,8 @@ int rd_emu_engine_cancel(rd_emu_engine *eng, const char *id, const char *owner, 
     }
     if (s->status >= RD_ST_FINISHED) {
         char msg[128];
-        snprintf(msg, sizeof msg, "Could not cancel a query that is already in %s state.", rd_emu_status_name(s->status));
+        snprintf(msg, sizeof msg, "Could not cancel a query that is already in %s state.",
+                 rd_emu_status_name(s->status));
         pthread_mutex_unlock(&eng->mu);
         return validation(err, "ValidationException", msg);
     }
@@ -1276,7 +1281,8 @@ int rd_emu_engine_wait(rd_emu_engine *eng, const char *id, int timeout_ms)
 rd_status rd_emu_engine_open(const char *data_dir, int slices, struct rd_s3_store *store, struct rd_emu *emu,
                              const rd_log *log, rd_emu_engine **out, rd_error *err)
 {
-    return rd_error_set(err, RD_E_CONFIG, "the emulator was built without DuckDB: run scripts/bootstrap.sh and rebuild");
+    return rd_error_set(err, RD_E_CONFIG,
+                        "the emulator was built without DuckDB: run scripts/bootstrap.sh and rebuild");
 }
 void rd_emu_engine_close(rd_emu_engine *eng)
 {
