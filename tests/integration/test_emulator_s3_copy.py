@@ -13,7 +13,7 @@ import boto3.s3.transfer
 import botocore.config
 import botocore.exceptions
 
-from emulator_fixture import Emulator, identities
+from emulator_fixture import Emulator, identities, in_parallel
 
 MIB = 1 << 20
 
@@ -67,15 +67,18 @@ class EmulatorS3CopyTest(unittest.TestCase):
         for i in range(3):
             self.s3.put_object(Bucket="src", Key="cli/in/f%d.txt" % i, Body=b"file %d" % i,
                                Metadata={"n": str(i)})
-        self.aws("s3", "cp", "s3://src/cli/in/f0.txt", "s3://dst/cli/copied.txt")
+        self.s3.put_object(Bucket="src", Key="cli/mv/f.txt", Body=b"moving")
+        in_parallel(lambda args: self.aws(*args), [
+            ("s3", "cp", "s3://src/cli/in/f0.txt", "s3://dst/cli/copied.txt"),
+            ("s3", "mv", "s3://src/cli/mv/f.txt", "s3://src/cli/moved.txt"),
+            ("s3", "sync", "s3://src/cli/in/", "s3://src/cli/out/")], workers=3)
         self.assertEqual(self.body("dst", "cli/copied.txt"), b"file 0")
         self.assertEqual(self.s3.head_object(Bucket="dst", Key="cli/copied.txt")["Metadata"], {"n": "0"})
-        self.aws("s3", "mv", "s3://src/cli/in/f1.txt", "s3://src/cli/moved.txt")
-        self.assertEqual(self.body("src", "cli/moved.txt"), b"file 1")
-        self.assertEqual(self.keys("src", "cli/in/"), ["cli/in/f0.txt", "cli/in/f2.txt"])
-        self.aws("s3", "sync", "s3://src/cli/in/", "s3://src/cli/out/")
-        self.assertEqual(self.keys("src", "cli/out/"), ["cli/out/f0.txt", "cli/out/f2.txt"])
+        self.assertEqual(self.body("src", "cli/moved.txt"), b"moving")
+        self.assertEqual(self.keys("src", "cli/mv/"), [])
+        self.assertEqual(self.keys("src", "cli/out/"), ["cli/out/f0.txt", "cli/out/f1.txt", "cli/out/f2.txt"])
         self.assertEqual(self.body("src", "cli/out/f2.txt"), b"file 2")
+        self.assertEqual(self.s3.head_object(Bucket="src", Key="cli/out/f1.txt")["Metadata"], {"n": "1"})
 
     # --- CopyObject -------------------------------------------------------------------------------------
     def test_copy_object_directives_conditions_and_sources(self):
@@ -137,7 +140,7 @@ class EmulatorS3CopyTest(unittest.TestCase):
 
     # --- UploadPartCopy ---------------------------------------------------------------------------------
     def test_managed_copy_uses_upload_part_copy(self):
-        data = os.urandom(11 * MIB)
+        data = os.urandom(10 * MIB + 1000)
         self.s3.put_object(Bucket="src", Key="big/obj", Body=data, Metadata={"size": "11"})
         cfg = boto3.s3.transfer.TransferConfig(multipart_threshold=5 * MIB, multipart_chunksize=5 * MIB)
         self.s3.copy({"Bucket": "src", "Key": "big/obj"}, "dst", "big/copy", Config=cfg)
