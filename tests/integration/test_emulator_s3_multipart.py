@@ -163,6 +163,27 @@ class EmulatorS3MultipartTest(unittest.TestCase):
                          "NoSuchUpload")
         self.assertEqual(self.error_code(s3.head_object, Bucket="mpu", Key=key), "404")
 
+    def test_list_multipart_uploads_pages(self):
+        s3 = self.s3
+        ids = [(k, s3.create_multipart_upload(Bucket="mpu", Key=k)["UploadId"])
+               for k in ("pages/a b", "pages/a b", "pages/ç%")]
+        seen = []
+        kw = {"Bucket": "mpu", "Prefix": "pages/", "MaxUploads": 1}
+        while True:
+            r = s3.list_multipart_uploads(**kw)
+            seen += [(u["Key"], u["UploadId"]) for u in r.get("Uploads", [])]
+            self.assertLessEqual(len(r.get("Uploads", [])), 1)
+            if not r["IsTruncated"]:
+                break
+            kw.update(KeyMarker=r["NextKeyMarker"], UploadIdMarker=r["NextUploadIdMarker"])
+        self.assertEqual(sorted(seen), sorted(ids))
+        self.assertEqual([k for k, _ in seen], ["pages/a b", "pages/a b", "pages/ç%"])
+        r = s3.list_multipart_uploads(Bucket="mpu", Prefix="pages/ç", EncodingType="url")
+        self.assertEqual([u["Key"] for u in r["Uploads"]], ["pages/%C3%A7%25"])
+        for k, up in ids:
+            s3.abort_multipart_upload(Bucket="mpu", Key=k, UploadId=up)
+        self.assertEqual(s3.list_multipart_uploads(Bucket="mpu", Prefix="pages/").get("Uploads", []), [])
+
     # --- metadata ---------------------------------------------------------------------------------------
     def test_metadata_is_kept_and_replayed(self):
         s3 = self.s3

@@ -1773,7 +1773,12 @@ static void list_multipart_uploads(s3_call *c)
         return;
     }
     const char *prefix = rd_form_get(&c->q, "prefix"), *km = rd_form_get(&c->q, "key-marker"),
-               *im = rd_form_get(&c->q, "upload-id-marker");
+               *im = rd_form_get(&c->q, "upload-id-marker"), *enc = rd_form_get(&c->q, "encoding-type");
+    if (enc && strcmp(enc, "url") != 0) {
+        fail(c, 400, "InvalidArgument", "Invalid Encoding Method specified in Request");
+        return;
+    }
+    int encode = enc != NULL;
     long max = 0;
     if (!query_count(c, "max-uploads", MAX_PARTS_LIST, MAX_PARTS_LIST, &max))
         return;
@@ -1789,13 +1794,15 @@ static void list_multipart_uploads(s3_call *c)
     xw x;
     xw_start(&x, "ListMultipartUploadsResult");
     xw_el(&x, "Bucket", c->bucket);
-    xw_el(&x, "KeyMarker", km ? km : "");
+    xw_el_enc(&x, "KeyMarker", km ? km : "", encode);
     xw_el(&x, "UploadIdMarker", im ? im : "");
     if (truncated && n) {
-        xw_el(&x, "NextKeyMarker", v[n - 1].key);
+        xw_el_enc(&x, "NextKeyMarker", v[n - 1].key, encode);
         xw_el(&x, "NextUploadIdMarker", v[n - 1].upload_id);
     }
-    xw_el(&x, "Prefix", prefix ? prefix : "");
+    xw_el_enc(&x, "Prefix", prefix ? prefix : "", encode);
+    if (encode)
+        xw_el(&x, "EncodingType", "url");
     snprintf(num, sizeof num, "%ld", max);
     xw_el(&x, "MaxUploads", num);
     xw_el(&x, "IsTruncated", truncated ? "true" : "false");
@@ -1803,7 +1810,7 @@ static void list_multipart_uploads(s3_call *c)
         char date[32];
         iso8601(v[i].initiated, date);
         xw_open(&x, "Upload");
-        xw_el(&x, "Key", v[i].key);
+        xw_el_enc(&x, "Key", v[i].key, encode);
         xw_el(&x, "UploadId", v[i].upload_id);
         owner_el(&x, c, "Initiator");
         owner_el(&x, c, "Owner");
