@@ -96,7 +96,7 @@ class EmulatorSessionsTest(unittest.TestCase):
         code, msg = self.error(self.data.execute_statement, Sql="select 1",
                                SessionId="00000000-0000-4000-8000-000000000000")
         self.assertEqual(code, "ValidationException")
-        self.assertIn("00000000-0000-4000-8000-000000000000", msg)
+        self.assertIn("Session with Id: 00000000-0000-4000-8000-000000000000 is invalid", msg)
         code, _ = self.error(self.data.execute_statement, Sql="select 1", SessionId="not-a-session")
         self.assertEqual(code, "ValidationException")
         code, _ = self.error(self.data.execute_statement, Sql="select 1", WorkgroupName="demo", Database="dev",
@@ -138,7 +138,7 @@ class EmulatorSessionsTest(unittest.TestCase):
         time.sleep(2.5)
         code, msg = self.error(self.data.execute_statement, Sql="select a from t", SessionId=session)
         self.assertEqual(code, "ValidationException")
-        self.assertIn("expired", msg)
+        self.assertIn("not available", msg)
 
     # ---------------------------------------------------------------- CSV results
 

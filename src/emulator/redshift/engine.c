@@ -653,22 +653,22 @@ static void sessions_free(rd_emu_session *s)
     }
 }
 
-/* Unlinks the idle sessions whose keep-alive has passed; the caller frees them without the lock. Caller holds
- * eng->mu. */
-static rd_emu_session *sessions_take_expired(rd_emu_engine *eng, double now)
+/* Closes idle sessions whose keep-alive has passed: their connections (at most max) go to out, for the caller
+ * to disconnect without the lock; the sessions stay, closed, so a later use hears that the session is no longer
+ * available. Caller holds eng->mu. */
+static size_t sessions_close_expired(rd_emu_engine *eng, double now, duckdb_connection *out, size_t max)
 {
-    rd_emu_session *out = NULL;
-    for (rd_emu_session **pp = &eng->sessions; *pp;) {
-        rd_emu_session *s = *pp;
-        if (!s->busy && now >= s->expires_at) {
-            *pp = s->next;
-            s->next = out;
-            out = s;
-        } else {
-            pp = &s->next;
+    size_t n = 0;
+    for (rd_emu_session *s = eng->sessions; s && n < max; s = s->next) {
+        if (s->busy || s->closed || now < s->expires_at)
+            continue;
+        s->closed = 1;
+        if (s->has_conn) {
+            out[n++] = s->conn;
+            s->has_conn = 0;
         }
     }
-    return out;
+    return n;
 }
 
 /* An interrupt that reaches a connection just before its query begins is lost; repeat it while the
@@ -691,10 +691,12 @@ static void *canceller_main(void *arg)
             if (s->cancel_requested && s->running && s->status < RD_ST_FINISHED)
                 duckdb_interrupt(s->running);
         }
-        rd_emu_session *expired = sessions_take_expired(eng, rd_emu_now());
-        if (expired) {
+        duckdb_connection ended[32];
+        size_t n = sessions_close_expired(eng, rd_emu_now(), ended, sizeof ended / sizeof *ended);
+        if (n) {
             pthread_mutex_unlock(&eng->mu);
-            sessions_free(expired);
+            for (size_t i = 0; i < n; i++)
+                duckdb_disconnect(&ended[i]); /* the session's temp tables go with it */
             pthread_mutex_lock(&eng->mu);
         }
     }
@@ -962,30 +964,33 @@ static rd_emu_session *session_new(const rd_emu_submit *in)
     return ss;
 }
 
-/* The live session id names for owner (an idle one past its keep-alive is gone). Caller holds eng->mu. */
-static rd_emu_session *session_find(rd_emu_engine *eng, const char *id, const char *owner)
+/* The live session id names for owner: 0 and *out, else -1 with err (400 ValidationException: unknown or
+ * another owner's, or ended). Caller holds eng->mu. */
+static int session_find(rd_emu_engine *eng, const char *id, const char *owner, rd_emu_session **out,
+                        rd_emu_error *err)
 {
-    double now = rd_emu_now();
-    for (rd_emu_session *ss = eng->sessions; ss; ss = ss->next)
-        if (strcmp(ss->id, id) == 0)
-            return rd_emu_owner_eq(ss->owner, owner) && (ss->busy || now < ss->expires_at) ? ss : NULL;
-    return NULL;
-}
-
-static int session_gone(rd_emu_error *err, const char *id)
-{
-    return rd_emu_error_set(err, 400, "ValidationException",
-                            "Session %.40s is not available: it does not exist or has expired. Run the statement "
-                            "without SessionId (with SessionKeepAliveSeconds to open a new session).",
-                            id);
+    rd_emu_session *ss = eng->sessions;
+    while (ss && !(strcmp(ss->id, id) == 0 && rd_emu_owner_eq(ss->owner, owner)))
+        ss = ss->next;
+    if (!ss)
+        return rd_emu_error_set(err, 400, "ValidationException",
+                                "Session with Id: %.40s is invalid. Give the SessionId an ExecuteStatement with "
+                                "SessionKeepAliveSeconds returned.",
+                                id);
+    if (ss->closed || (!ss->busy && rd_emu_now() >= ss->expires_at))
+        return rd_emu_error_set(err, 400, "ValidationException",
+                                "Session is not available: its keep-alive has passed. Run the statement without "
+                                "SessionId (with SessionKeepAliveSeconds to open a new session).");
+    *out = ss;
+    return 0;
 }
 
 /* The session a submission names: live, idle, and the target it was opened on. Caller holds eng->mu. */
 static int session_check(rd_emu_engine *eng, const rd_emu_submit *in, rd_emu_session **out, rd_emu_error *err)
 {
-    rd_emu_session *ss = session_find(eng, in->session_id, in->owner);
-    if (!ss)
-        return session_gone(err, in->session_id);
+    rd_emu_session *ss = NULL;
+    if (session_find(eng, in->session_id, in->owner, &ss, err) != 0)
+        return -1;
     if (ss->busy)
         return rd_emu_error_set(err, 400, "ValidationException",
                                 "Session %.40s is busy: a statement is still running in it. Wait until that statement "
@@ -1007,7 +1012,7 @@ static int session_room(rd_emu_engine *eng, const rd_emu_submit *in, rd_emu_erro
     int n = 0;
     double now = rd_emu_now();
     for (rd_emu_session *ss = eng->sessions; ss; ss = ss->next)
-        if (ss->is_cluster == in->is_cluster && strcmp(ss->target, in->target) == 0 &&
+        if (ss->is_cluster == in->is_cluster && strcmp(ss->target, in->target) == 0 && !ss->closed &&
             (ss->busy || now < ss->expires_at))
             n++;
     if (n < RD_EMU_SESSIONS_PER_TARGET)
@@ -1023,10 +1028,10 @@ int rd_emu_engine_session_target(rd_emu_engine *eng, const char *session_id, con
                                  rd_emu_error *err)
 {
     pthread_mutex_lock(&eng->mu);
-    rd_emu_session *ss = session_id ? session_find(eng, session_id, owner) : NULL;
-    if (!ss) {
+    rd_emu_session *ss = NULL;
+    if (session_find(eng, session_id ? session_id : "", owner, &ss, err) != 0) {
         pthread_mutex_unlock(&eng->mu);
-        return session_gone(err, session_id ? session_id : "");
+        return -1;
     }
     char *t = strdup(ss->target), *d = strdup(ss->database), *u = dup_or_null(ss->db_user),
          *a = dup_or_null(ss->secret_arn);

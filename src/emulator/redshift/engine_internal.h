@@ -51,6 +51,7 @@ typedef struct rd_emu_session {
     int has_conn;
 #endif
     int busy;              /* a statement of it is not finished */
+    int closed;            /* its keep-alive passed and its connection is gone; kept to answer later uses */
     int keep_alive;        /* seconds after a statement ends */
     double expires_at;     /* rd_emu_now() time; meaningful while not busy */
     double hard_end;       /* begin + RD_EMU_SESSION_MAX_SECONDS */
