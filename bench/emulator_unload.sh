@@ -1,0 +1,112 @@
+#!/usr/bin/env bash
+# emulator_unload.sh [ROWS] [SLICES] — how fast the emulator makes and unloads its sample (release build):
+#   (a) generation: the emulator started with --sample sales:rows=ROWS (default 2000000), timed until it
+#       listens, against the target of 30 s for 10M rows (scaled to ROWS);
+#   (b) UNLOAD: `unload ('select <the Parquet-able columns> from sales') ... format parquet manifest` with
+#       SLICES files (default 2) through the Data API (boto3), timed from ExecuteStatement to FINISHED, against
+#       DuckDB's own COPY (same columns) TO one file (FORMAT PARQUET) on the emulator's warehouse file with
+#       the emulator's settings (2 threads), once the emulator has stopped. Target: the ratio at most 2.
+# Prints both ratios. Loopback only; the emulator stops by itself.
+set -euo pipefail
+rows="${1:-2000000}"
+slices="${2:-2}"
+here="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
+export REDDUCK_BIN="${REDDUCK_BIN:-$here/build/redduck}"
+export RD_DUCKDB_LIB="${RD_DUCKDB_LIB:-$here/third_party/duckdb/libduckdb.so}"
+export AWS_EC2_METADATA_DISABLED=true
+exec python3 - "$rows" "$slices" <<'PY'
+import ctypes, json, os, shutil, subprocess, sys, tempfile, time
+import boto3
+
+ROWS, SLICES = int(sys.argv[1]), int(sys.argv[2])
+BIN = os.environ["REDDUCK_BIN"]
+COLS = ("sale_id, store_id, quantity, unit_price, total_amount, discount, tax_rate, is_online, currency, "
+        "customer_name, sale_date, created_at, updated_at, attributes, note")  # TIME, TIMETZ, VARBYTE: not Parquet
+work = tempfile.mkdtemp(prefix="rd-bench-unload-")
+env = {k: v for k, v in os.environ.items() if not k.startswith("AWS_")}
+env.update(HOME=work, AWS_CONFIG_FILE=os.path.join(work, "none"), AWS_SHARED_CREDENTIALS_FILE=os.path.join(work, "none"),
+           AWS_EC2_METADATA_DISABLED="true", NO_PROXY="127.0.0.1", no_proxy="127.0.0.1")
+data = os.path.join(work, "data")
+
+
+def duckdb_copy(db_path, out_path):
+    """DuckDB's COPY of the same columns to one Parquet file, 2 threads as the emulator's warehouses; seconds."""
+    lib = ctypes.CDLL(os.environ["RD_DUCKDB_LIB"])
+    vp = ctypes.c_void_p
+    lib.duckdb_open.argtypes = [ctypes.c_char_p, ctypes.POINTER(vp)]
+    lib.duckdb_connect.argtypes = [vp, ctypes.POINTER(vp)]
+    lib.duckdb_query.argtypes = [vp, ctypes.c_char_p, ctypes.c_void_p]
+    lib.duckdb_destroy_result.argtypes = [ctypes.c_void_p]
+    lib.duckdb_disconnect.argtypes = [ctypes.POINTER(vp)]
+    lib.duckdb_close.argtypes = [ctypes.POINTER(vp)]
+    db, con = vp(), vp()
+    assert lib.duckdb_open(db_path.encode(), ctypes.byref(db)) == 0, "cannot open " + db_path
+    assert lib.duckdb_connect(db, ctypes.byref(con)) == 0
+
+    def q(sql):
+        res = ctypes.create_string_buffer(256)
+        rc = lib.duckdb_query(con, sql.encode(), res)
+        lib.duckdb_destroy_result(res)
+        assert rc == 0, "failed: " + sql
+
+    q("SET threads = 2")
+    q("SET search_path = 'public,main'")
+    t0 = time.monotonic()
+    q("COPY (SELECT %s FROM public.sales) TO '%s' (FORMAT PARQUET)" % (COLS, out_path))
+    dt = time.monotonic() - t0
+    lib.duckdb_disconnect(ctypes.byref(con))
+    lib.duckdb_close(ctypes.byref(db))
+    return dt
+
+
+def main():
+    t0 = time.monotonic()
+    emu = subprocess.Popen([BIN, "emulator", "--port", "0", "--data-dir", data, "--lifetime", "3600", "--slices",
+                            str(SLICES), "--sample", "sales:rows=%d" % ROWS],
+                           stdout=subprocess.PIPE, stderr=open(os.path.join(work, "emulator.log"), "w"), text=True,
+                           env=env)
+    manifest, size = None, 0
+    try:
+        line = emu.stdout.readline()
+        gen = time.monotonic() - t0
+        if "listening on" not in line:
+            raise SystemExit("the emulator did not start: " + open(os.path.join(work, "emulator.log")).read())
+        endpoint = line.strip().rsplit(" ", 1)[1]
+        target = 30.0 * ROWS / 10_000_000
+        print("generation: %d rows in %.1f s (target %.1f s = 30 s per 10M rows): ratio %.2f"
+              % (ROWS, gen, target, gen / target), flush=True)
+        rsd = boto3.client("redshift-data", endpoint_url=endpoint, region_name="us-east-1",
+                           aws_access_key_id="test", aws_secret_access_key="test")
+        sql = ("unload ('select %s from sales') to 's3://redduck-staging/bench/run/' iam_role default "
+               "format parquet manifest" % COLS)
+        t1 = time.monotonic()
+        sid = rsd.execute_statement(WorkgroupName="demo", Database="dev", Sql=sql)["Id"]
+        while True:
+            d = rsd.describe_statement(Id=sid)
+            if d["Status"] in ("FINISHED", "FAILED", "ABORTED"):
+                break
+            time.sleep(0.02)
+        unload = time.monotonic() - t1
+        if d["Status"] != "FINISHED":
+            raise SystemExit("UNLOAD %s: %s" % (d["Status"], d.get("Error")))
+        s3 = boto3.client("s3", endpoint_url=endpoint, region_name="us-east-1", aws_access_key_id="test",
+                          aws_secret_access_key="test")
+        manifest = json.loads(s3.get_object(Bucket="redduck-staging", Key="bench/run/manifest")["Body"].read())
+        size = sum(e["meta"]["content_length"] for e in manifest["entries"])
+        assert sum(e["meta"]["record_count"] for e in manifest["entries"]) == ROWS, "the manifest's rows differ"
+    finally:
+        emu.terminate()
+        emu.wait()
+    db = os.path.join(data, "warehouses", "workgroup-demo", "dev.duckdb")
+    copy = duckdb_copy(db, os.path.join(work, "reference.parquet"))
+    ref_size = os.path.getsize(os.path.join(work, "reference.parquet"))
+    print("unload: %d rows in %d files in %.2f s (%.0f MB); DuckDB COPY of the same rows: %.2f s (%.0f MB): "
+          "ratio %.2f (target <= 2)" % (ROWS, len(manifest["entries"]), unload, size / 1e6, copy, ref_size / 1e6, unload / copy),
+          flush=True)
+
+
+try:
+    main()
+finally:
+    shutil.rmtree(work, ignore_errors=True)
+PY
