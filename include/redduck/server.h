@@ -35,7 +35,6 @@ typedef struct rd_server_options {
     const char *tls_cert_file; /* both or neither: HTTPS */
     const char *tls_key_file;
     int insecure_http;         /* allow plain HTTP on an address that is not loopback (a warning is printed) */
-    int threads;               /* the httpd pool; <= 0: 8 */
     FILE *out;                 /* the URL, the ready line and the first start's admin token; NULL: stdout */
     FILE *log;                 /* one line per request and the warnings; NULL: stderr */
     int max_concurrent_runs;   /* scheduled and manual refreshes at once, across projects; <= 0: 4 */

@@ -412,7 +412,12 @@ static int listen_address(const char *host, int family, int port, struct sockadd
 static struct MHD_Daemon *start_daemon(rd_httpd *d, const rd_httpd_options *o, const struct sockaddr_storage *ss,
                                        int port, int threads)
 {
-    unsigned flags = MHD_USE_INTERNAL_POLLING_THREAD | MHD_USE_EPOLL | MHD_USE_TURBO;
+    /* a pool of epoll threads, each serving many connections; or one thread per connection, so that a handler
+     * that blocks (a long poll, a query) holds up its own connection only */
+    unsigned flags = MHD_USE_INTERNAL_POLLING_THREAD |
+                     (o->thread_per_connection ? MHD_USE_THREAD_PER_CONNECTION | MHD_USE_POLL : MHD_USE_EPOLL | MHD_USE_TURBO);
+    if (o->thread_per_connection)
+        threads = 1; /* no pool */
     if (ss->ss_family == AF_INET6)
         flags |= MHD_USE_IPv6;
     if (d->tls_cert)

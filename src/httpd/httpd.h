@@ -67,6 +67,8 @@ typedef struct rd_httpd_handler {
 typedef struct rd_httpd_options {
     int port;                /* 0: any free port (rd_httpd_port says which) */
     int threads;             /* pool size on 127.0.0.1 (::1 gets half); <= 0: 8 */
+    int thread_per_connection; /* 1: no pool, one thread per connection (bounded by max_connections), for
+                                  handlers that block: a slow callback holds up its own connection only */
     size_t max_body;         /* cap of a buffered body; 0: 8 MiB */
     unsigned max_connections;/* per address, also bounded by the open-files limit; 0: 1000 */
     unsigned per_ip_connections; /* 0: 256 */

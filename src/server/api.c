@@ -1435,6 +1435,7 @@ void rd_api_httpd_options(rd_httpd_options *o)
 {
     o->max_body = RD_API_MAX_ARCHIVE_BODY;
     o->max_connections = 1000;
+    o->thread_per_connection = 1; /* long polls and queries block their callbacks */
     o->idle_timeout_seconds = 30;
     o->server_name = "redduck-server/" RD_API_VERSION;
 }

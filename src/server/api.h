@@ -51,7 +51,8 @@ rd_status rd_api_new(rd_store *st, const rd_api_options *o, rd_api **out, rd_err
 void rd_api_free(rd_api *api);
 /* The handler to give rd_httpd_start (ctx is api), with rd_api_httpd_options' limits. */
 void rd_api_handler(rd_api *api, rd_httpd_handler *h);
-/* The httpd limits the contract names (bodies, connections, idle timeout), over *o's other fields. */
+/* The httpd limits the contract names (bodies, connections, idle timeout) and one thread per connection (a
+ * long poll or a query holds up only its own connection), over *o's other fields. */
 void rd_api_httpd_options(rd_httpd_options *o);
 
 /* ---- request bodies ----------------------------------------------------------------------------------- */

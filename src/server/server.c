@@ -185,7 +185,6 @@ rd_status rd_server_run(const rd_server_options *o, rd_error *err)
     memset(&ho, 0, sizeof ho);
     rd_api_httpd_options(&ho);
     ho.port = port;
-    ho.threads = o->threads;
     ho.host = host;
     ho.tls_cert_file = o->tls_cert_file;
     ho.tls_key_file = o->tls_key_file;

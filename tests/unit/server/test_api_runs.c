@@ -590,6 +590,53 @@ static void test_logs_and_long_poll(void **state)
     json_decref(j);
 }
 
+/* A long poll holds up only its own connection: more waiting followers than the server has threads, and
+ * a health check still answers at once. */
+typedef struct poller {
+    fixture *f;
+    long status;
+} poller;
+
+static void *poll_main(void *arg)
+{
+    poller *p = arg;
+    char path[300];
+    snprintf(path, sizeof path, "/v1/projects/demo/runs/%lld/logs?after=100&wait=5", (long long)p->f->running);
+    answer a;
+    p->status = call(p->f, "GET", path, p->f->viewer, NULL, &a);
+    rd_buf_free(&a.body);
+    return NULL;
+}
+
+static void test_long_polls_do_not_hold_up_others(void **state)
+{
+    fixture *f = *state;
+    enum { POLLERS = 12 }; /* three times the fixture's thread count (a pool would serve 4 at once) */
+    pthread_t th[POLLERS];
+    poller p[POLLERS];
+    for (int i = 0; i < POLLERS; i++) {
+        p[i].f = f;
+        p[i].status = 0;
+        assert_int_equal(pthread_create(&th[i], NULL, poll_main, &p[i]), 0);
+    }
+    struct timespec pause = { 0, 500 * 1000000L }; /* the polls are in and waiting */
+    nanosleep(&pause, NULL);
+    struct timespec t0;
+    clock_gettime(CLOCK_MONOTONIC, &t0);
+    for (int i = 0; i < 8; i++) {
+        answer a;
+        assert_int_equal(call(f, "GET", "/v1/health", NULL, NULL, &a), 200);
+        rd_buf_free(&a.body);
+    }
+    double took = seconds_since(&t0);
+    if (took >= 2.5)
+        fail_msg("8 health checks took %.1f s behind %d long polls", took, POLLERS);
+    for (int i = 0; i < POLLERS; i++) {
+        pthread_join(th[i], NULL);
+        assert_int_equal(p[i].status, 200);
+    }
+}
+
 int main(void)
 {
     curl_global_init(CURL_GLOBAL_DEFAULT);
@@ -600,6 +647,7 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_bad_query_parameters, setup, teardown),
         cmocka_unit_test_setup_teardown(test_refresh_roles_body_and_503, setup, teardown),
         cmocka_unit_test_setup_teardown(test_logs_and_long_poll, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_long_polls_do_not_hold_up_others, setup, teardown),
     };
     int rc = cmocka_run_group_tests(tests, NULL, NULL);
     curl_global_cleanup();
