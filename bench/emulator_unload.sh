@@ -6,7 +6,8 @@
 #       SLICES files (default 2) through the Data API (boto3), timed from ExecuteStatement to FINISHED, against
 #       DuckDB's own COPY (same columns) TO one file (FORMAT PARQUET) on the emulator's warehouse file with
 #       the emulator's settings (2 threads), once the emulator has stopped. Target: the ratio at most 2.
-# Prints both ratios. Loopback only; the emulator stops by itself.
+# Prints both ratios, of elapsed time and of CPU time (which other work on the machine does not inflate), and
+# the load average. Loopback only; the emulator stops by itself.
 set -euo pipefail
 rows="${1:-2000000}"
 slices="${2:-2}"
@@ -59,6 +60,13 @@ def duckdb_copy(db_path, out_path):
     return dt
 
 
+def cpu_of(pid):
+    """CPU seconds (user + system) a process has used so far."""
+    with open("/proc/%d/stat" % pid) as f:
+        fields = f.read().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
 def main():
     t0 = time.monotonic()
     emu = subprocess.Popen([BIN, "emulator", "--port", "0", "--data-dir", data, "--lifetime", "3600", "--slices",
@@ -69,24 +77,25 @@ def main():
     try:
         line = emu.stdout.readline()
         gen = time.monotonic() - t0
+        gen_cpu = cpu_of(emu.pid)
         if "listening on" not in line:
             raise SystemExit("the emulator did not start: " + open(os.path.join(work, "emulator.log")).read())
         endpoint = line.strip().rsplit(" ", 1)[1]
         target = 30.0 * ROWS / 10_000_000
-        print("generation: %d rows in %.1f s (target %.1f s = 30 s per 10M rows): ratio %.2f"
-              % (ROWS, gen, target, gen / target), flush=True)
+        print("generation: %d rows in %.1f s, %.1f s of CPU (target %.1f s = 30 s per 10M rows): ratio %.2f"
+              % (ROWS, gen, gen_cpu, target, gen / target), flush=True)
         rsd = boto3.client("redshift-data", endpoint_url=endpoint, region_name="us-east-1",
                            aws_access_key_id="test", aws_secret_access_key="test")
         sql = ("unload ('select %s from sales') to 's3://redduck-staging/bench/run/' iam_role default "
                "format parquet manifest" % COLS)
-        t1 = time.monotonic()
+        c1, t1 = cpu_of(emu.pid), time.monotonic()
         sid = rsd.execute_statement(WorkgroupName="demo", Database="dev", Sql=sql)["Id"]
         while True:
             d = rsd.describe_statement(Id=sid)
             if d["Status"] in ("FINISHED", "FAILED", "ABORTED"):
                 break
             time.sleep(0.02)
-        unload = time.monotonic() - t1
+        unload, unload_cpu = time.monotonic() - t1, cpu_of(emu.pid) - c1
         if d["Status"] != "FINISHED":
             raise SystemExit("UNLOAD %s: %s" % (d["Status"], d.get("Error")))
         s3 = boto3.client("s3", endpoint_url=endpoint, region_name="us-east-1", aws_access_key_id="test",
@@ -98,11 +107,16 @@ def main():
         emu.terminate()
         emu.wait()
     db = os.path.join(data, "warehouses", "workgroup-demo", "dev.duckdb")
+    r0 = os.times()
     copy = duckdb_copy(db, os.path.join(work, "reference.parquet"))
+    r1 = os.times()
+    copy_cpu = (r1.user - r0.user) + (r1.system - r0.system)
     ref_size = os.path.getsize(os.path.join(work, "reference.parquet"))
-    print("unload: %d rows in %d files in %.2f s (%.0f MB); DuckDB COPY of the same rows: %.2f s (%.0f MB): "
-          "ratio %.2f (target <= 2)" % (ROWS, len(manifest["entries"]), unload, size / 1e6, copy, ref_size / 1e6, unload / copy),
-          flush=True)
+    print("unload: %d rows in %d files in %.2f s, %.2f s of CPU (%.0f MB); DuckDB COPY of the same rows: %.2f s, "
+          "%.2f s of CPU (%.0f MB): ratio %.2f, of CPU %.2f (target <= 2)"
+          % (ROWS, len(manifest["entries"]), unload, unload_cpu, size / 1e6, copy, copy_cpu, ref_size / 1e6,
+             unload / copy, unload_cpu / copy_cpu), flush=True)
+    print("load average during the run: %.1f (on %d CPUs)" % (os.getloadavg()[0], os.cpu_count()), flush=True)
 
 
 try:
