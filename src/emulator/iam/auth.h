@@ -44,7 +44,8 @@ rd_emu_auth_result rd_emu_auth_precheck(rd_emu_ids *ids, const rd_headers *heade
 /* 1 when the request is signed with Signature Version 2 — an "AWS <key>:<signature>" Authorization header,
  * or a presigned URL with AWSAccessKeyId and Signature in the query (and no X-Amz-Signature) — which S3
  * refuses with 400 InvalidRequest (RD_EMU_SIGV2_MESSAGE); 0 otherwise. */
-#define RD_EMU_SIGV2_MESSAGE "The authorization mechanism you have provided is not supported. Please use AWS4-HMAC-SHA256."
+#define RD_EMU_SIGV2_MESSAGE                                                                                           \
+    "The authorization mechanism you have provided is not supported. Please use AWS4-HMAC-SHA256."
 int rd_emu_auth_is_sigv2(const char *raw_target, const rd_headers *headers);
 
 /* Reads the credential scope (access key, region, service) without verifying: for routing and errors. */

@@ -1,7 +1,10 @@
 /* s3_api.c — the emulator's S3 REST XML API over the object store (s3_store.c): bucket/key addressing
- * (path-style and virtual-hosted), the operations the AWS CLI, boto3 and redduck use, AWS's XML replies and
- * errors, per-operation authorisation (rd_emu_allowed), aws-chunked uploads and zero-copy GETs (the reply
- * carries an fd range). Does not own the HTTP server, SigV4 verification or fault injection (server.c). */
+ * (path-style and virtual-hosted), routing, the bucket and object operations the AWS CLI, boto3 and redduck
+ * use, stored metadata on GET and HEAD, AWS's XML replies and errors, per-operation authorisation
+ * (rd_emu_allowed), streamed PutObject and UploadPart bodies (aws-chunked, digests, checksums) and zero-copy
+ * GETs (the reply carries an fd range). The other multipart operations are s3_multipart.c's, copies
+ * s3_copy.c's (shared pieces: s3_api_internal.h). Does not own the HTTP server, SigV4 verification or fault
+ * injection (server.c). */
 #include <ctype.h>
 #include <errno.h>
 #include <inttypes.h>
@@ -17,6 +20,7 @@
 #include <unistd.h>
 
 #include "emulator/s3/aws_chunked.h"
+#include "emulator/s3/s3_api_internal.h"
 #include "emulator/emu_error.h"
 #include "emulator/emulator.h"
 #include "emulator/emulator_internal.h"
@@ -30,19 +34,6 @@
 #define MAX_KEYS_LIMIT 1000
 #define DELETE_OBJECTS_LIMIT 1000
 #define USER_METADATA_LIMIT 2048 /* bytes of x-amz-meta-* names (without the prefix) and values */
-#define MAX_PARTS_LIST 1000
-
-typedef struct s3_call {
-    rd_emu *emu;
-    rd_s3_store *store;
-    const rd_emu_request *req;
-    rd_emu_response *resp;
-    int head;
-    char *bucket;   /* decoded; NULL for the service (ListBuckets) */
-    char *key;      /* decoded; NULL for bucket operations */
-    char *resource; /* "/bucket/key" for errors */
-    rd_form q;
-} s3_call;
 
 /* ---- replies ---------------------------------------------------------------------------------------- */
 
@@ -54,7 +45,7 @@ static void common_headers(s3_call *c)
     }
 }
 
-static void fail(s3_call *c, int status, const char *code, const char *message)
+void rd_s3api_fail(s3_call *c, int status, const char *code, const char *message)
 {
     rd_headers_free(&c->resp->headers);
     rd_headers_init(&c->resp->headers);
@@ -67,23 +58,23 @@ static void fail(s3_call *c, int status, const char *code, const char *message)
         rd_buf_reset(&c->resp->body);
 }
 
-static const char internal_message[] = "We encountered an internal error. Please try again.";
+const char rd_s3api_internal_message[] = "We encountered an internal error. Please try again.";
 
 /* A part's error as the reply; a 500's message says what failed inside, so it goes to the log and the client
  * reads S3's own words. */
-static void fail_emu(s3_call *c, const rd_emu_error *e)
+void rd_s3api_fail_emu(s3_call *c, const rd_emu_error *e)
 {
     if (e->http_status >= 500) {
         if (c->emu)
             rd_log_write(&c->emu->log, RD_LOG_WARN, "s3: %s %s: %s", e->code, c->resource ? c->resource : "/",
                          e->message);
-        fail(c, e->http_status, e->code, internal_message);
+        rd_s3api_fail(c, e->http_status, e->code, rd_s3api_internal_message);
         return;
     }
-    fail(c, e->http_status, e->code, e->message);
+    rd_s3api_fail(c, e->http_status, e->code, e->message);
 }
 
-static int allowed(s3_call *c, const char *action, int with_key)
+int rd_s3api_allowed(s3_call *c, const char *action, int with_key)
 {
     rd_buf arn = RD_BUF_INIT;
     if (!c->bucket)
@@ -93,16 +84,11 @@ static int allowed(s3_call *c, const char *action, int with_key)
     int ok = rd_emu_allowed(c->emu, c->req, action, rd_buf_cstr(&arn));
     rd_buf_free(&arn);
     if (!ok)
-        fail(c, 403, "AccessDenied", "Access Denied");
+        rd_s3api_fail(c, 403, "AccessDenied", "Access Denied");
     return ok;
 }
 
-typedef struct xw {
-    xmlBufferPtr buf;
-    xmlTextWriterPtr w;
-} xw;
-
-static void xw_start(xw *x, const char *root)
+void rd_s3api_xw_start(s3_xw *x, const char *root)
 {
     x->buf = xmlBufferCreate();
     x->w = xmlNewTextWriterMemory(x->buf, 0);
@@ -111,22 +97,22 @@ static void xw_start(xw *x, const char *root)
     xmlTextWriterWriteAttribute(x->w, BAD_CAST "xmlns", BAD_CAST S3_XMLNS);
 }
 
-static void xw_el(xw *x, const char *name, const char *value)
+void rd_s3api_xw_el(s3_xw *x, const char *name, const char *value)
 {
     xmlTextWriterWriteElement(x->w, BAD_CAST name, BAD_CAST(value ? value : ""));
 }
 
-static void xw_open(xw *x, const char *name)
+void rd_s3api_xw_open(s3_xw *x, const char *name)
 {
     xmlTextWriterStartElement(x->w, BAD_CAST name);
 }
 
-static void xw_close(xw *x)
+void rd_s3api_xw_close(s3_xw *x)
 {
     xmlTextWriterEndElement(x->w);
 }
 
-static void xw_finish(xw *x, s3_call *c)
+void rd_s3api_xw_finish(s3_xw *x, s3_call *c)
 {
     xmlTextWriterEndDocument(x->w);
     xmlFreeTextWriter(x->w);
@@ -137,7 +123,7 @@ static void xw_finish(xw *x, s3_call *c)
     rd_headers_set(&c->resp->headers, "Content-Type", "application/xml");
 }
 
-static void iso8601(time_t t, char out[32])
+void rd_s3api_iso8601(time_t t, char out[32])
 {
     struct tm tm;
     gmtime_r(&t, &tm);
@@ -156,7 +142,7 @@ static void http_date(time_t t, char out[40])
 }
 
 /* -1 when unparsable. */
-static time_t parse_http_date(const char *s)
+time_t rd_s3api_parse_http_date(const char *s)
 {
     static const char *const months[] = { "Jan", "Feb", "Mar", "Apr", "May", "Jun",
                                           "Jul", "Aug", "Sep", "Oct", "Nov", "Dec" };
@@ -193,14 +179,14 @@ static char *url_encode(const char *s)
     return rd_buf_detach(&b);
 }
 
-static void xw_el_enc(xw *x, const char *name, const char *value, int encode)
+void rd_s3api_xw_el_enc(s3_xw *x, const char *name, const char *value, int encode)
 {
     if (!encode) {
-        xw_el(x, name, value);
+        rd_s3api_xw_el(x, name, value);
         return;
     }
     char *e = url_encode(value ? value : "");
-    xw_el(x, name, e);
+    rd_s3api_xw_el(x, name, e);
     free(e);
 }
 
@@ -215,7 +201,7 @@ static char *b64_encode(const unsigned char *in, size_t n)
 }
 
 /* Strict base64 decode into a malloc'd buffer; NULL when malformed. */
-static unsigned char *b64_decode(const char *s, size_t *out_len)
+unsigned char *rd_s3api_b64_decode(const char *s, size_t *out_len)
 {
     size_t n = strlen(s);
     if (n == 0 || n % 4)
@@ -241,43 +227,30 @@ static unsigned char *b64_decode(const char *s, size_t *out_len)
     return out;
 }
 
-typedef enum ck_algo { CK_NONE, CK_CRC32, CK_CRC32C, CK_SHA1, CK_SHA256 } ck_algo;
+const s3_ck_name rd_s3api_ck_names[RD_S3API_CK_COUNT] = {
+    { "x-amz-checksum-crc32", CK_CRC32, "CRC32", "ChecksumCRC32" },
+    { "x-amz-checksum-crc32c", CK_CRC32C, "CRC32C", "ChecksumCRC32C" },
+    { "x-amz-checksum-sha1", CK_SHA1, "SHA1", "ChecksumSHA1" },
+    { "x-amz-checksum-sha256", CK_SHA256, "SHA256", "ChecksumSHA256" }
+};
 
-/* The flexible checksum of an upload (x-amz-checksum-<algo>, as header or aws-chunked trailer). */
-typedef struct checksum {
-    ck_algo algo;
-    const char *name; /* header name, e.g. "x-amz-checksum-crc32" */
-    uint32_t crc;
-    uint32_t table[256];
-    EVP_MD_CTX *md;
-} checksum;
-
-static const struct {
-    const char *name;
-    ck_algo algo;
-    const char *algo_name; /* x-amz-checksum-algorithm's value */
-    const char *member;    /* the XML element of a part's or a copy's checksum */
-} ck_names[] = { { "x-amz-checksum-crc32", CK_CRC32, "CRC32", "ChecksumCRC32" },
-                 { "x-amz-checksum-crc32c", CK_CRC32C, "CRC32C", "ChecksumCRC32C" },
-                 { "x-amz-checksum-sha1", CK_SHA1, "SHA1", "ChecksumSHA1" },
-                 { "x-amz-checksum-sha256", CK_SHA256, "SHA256", "ChecksumSHA256" } };
-
-/* The ck_names row of an algorithm name ("CRC32", any case) or of a header name; -1 when unknown. */
-static int ck_find(const char *algo_or_header)
+/* The rd_s3api_ck_names row of an algorithm name ("CRC32", any case) or of a header name; -1 when unknown. */
+int rd_s3api_ck_find(const char *algo_or_header)
 {
-    for (size_t i = 0; algo_or_header && i < sizeof ck_names / sizeof ck_names[0]; i++)
-        if (strcasecmp(algo_or_header, ck_names[i].algo_name) == 0 || strcasecmp(algo_or_header, ck_names[i].name) == 0)
+    for (size_t i = 0; algo_or_header && i < sizeof rd_s3api_ck_names / sizeof rd_s3api_ck_names[0]; i++)
+        if (strcasecmp(algo_or_header, rd_s3api_ck_names[i].algo_name) == 0 ||
+            strcasecmp(algo_or_header, rd_s3api_ck_names[i].name) == 0)
             return (int)i;
     return -1;
 }
 
-static void ck_init(checksum *ck, const char *header_name)
+void rd_s3api_ck_init(s3_checksum *ck, const char *header_name)
 {
     memset(ck, 0, sizeof *ck);
-    for (size_t i = 0; i < sizeof ck_names / sizeof ck_names[0]; i++)
-        if (header_name && strcasecmp(header_name, ck_names[i].name) == 0) {
-            ck->algo = ck_names[i].algo;
-            ck->name = ck_names[i].name;
+    for (size_t i = 0; i < sizeof rd_s3api_ck_names / sizeof rd_s3api_ck_names[0]; i++)
+        if (header_name && strcasecmp(header_name, rd_s3api_ck_names[i].name) == 0) {
+            ck->algo = rd_s3api_ck_names[i].algo;
+            ck->name = rd_s3api_ck_names[i].name;
         }
     if (ck->algo == CK_CRC32 || ck->algo == CK_CRC32C) {
         uint32_t poly = ck->algo == CK_CRC32 ? 0xEDB88320u : 0x82F63B78u;
@@ -294,7 +267,7 @@ static void ck_init(checksum *ck, const char *header_name)
     }
 }
 
-static void ck_update(checksum *ck, const void *data, size_t len)
+void rd_s3api_ck_update(s3_checksum *ck, const void *data, size_t len)
 {
     const unsigned char *p = data;
     if (ck->algo == CK_CRC32 || ck->algo == CK_CRC32C) {
@@ -308,7 +281,7 @@ static void ck_update(checksum *ck, const void *data, size_t len)
 }
 
 /* The base64 value (malloc'd), or NULL for CK_NONE. Frees the state. */
-static char *ck_final(checksum *ck)
+char *rd_s3api_ck_final(s3_checksum *ck)
 {
     unsigned char out[32];
     size_t n = 0;
@@ -332,9 +305,9 @@ static char *ck_final(checksum *ck)
 /* The first x-amz-checksum-<algo> header the request carries (its name), or NULL. */
 static const char *checksum_header(const rd_headers *h)
 {
-    for (size_t i = 0; i < sizeof ck_names / sizeof ck_names[0]; i++)
-        if (rd_headers_get(h, ck_names[i].name))
-            return ck_names[i].name;
+    for (size_t i = 0; i < sizeof rd_s3api_ck_names / sizeof rd_s3api_ck_names[0]; i++)
+        if (rd_headers_get(h, rd_s3api_ck_names[i].name))
+            return rd_s3api_ck_names[i].name;
     return NULL;
 }
 
@@ -345,7 +318,7 @@ static int content_md5(const rd_headers *h, unsigned char md[16])
     if (!v)
         return 0;
     size_t n = 0;
-    unsigned char *raw = b64_decode(v, &n);
+    unsigned char *raw = rd_s3api_b64_decode(v, &n);
     int ok = raw && n == 16;
     if (ok)
         memcpy(md, raw, 16);
@@ -392,7 +365,7 @@ static char *host_bucket(const char *host)
     return bucket;
 }
 
-static int has_nul_escape(const char *s)
+int rd_s3api_has_nul_escape(const char *s)
 {
     for (; *s; s++)
         if (s[0] == '%' && s[1] == '0' && s[2] == '0')
@@ -406,9 +379,9 @@ static int address(s3_call *c)
     const char *path = c->req->path && *c->req->path ? c->req->path : "/";
     if (path[0] == '/')
         path++;
-    if (has_nul_escape(path)) {
+    if (rd_s3api_has_nul_escape(path)) {
         c->resource = strdup("/");
-        fail(c, 400, "InvalidArgument", "Object keys must not contain NUL characters.");
+        rd_s3api_fail(c, 400, "InvalidArgument", "Object keys must not contain NUL characters.");
         return 0;
     }
     c->bucket = host_bucket(c->req->host);
@@ -432,42 +405,42 @@ static int address(s3_call *c)
 
 static void list_buckets(s3_call *c)
 {
-    if (!allowed(c, "s3:ListAllMyBuckets", 0))
+    if (!rd_s3api_allowed(c, "s3:ListAllMyBuckets", 0))
         return;
     char **names = NULL;
     time_t *created = NULL;
     size_t n = 0;
     rd_emu_error err;
     if (rd_s3_store_list_buckets(c->store, &names, &created, &n, &err) != 0) {
-        fail_emu(c, &err);
+        rd_s3api_fail_emu(c, &err);
         return;
     }
-    xw x;
-    xw_start(&x, "ListAllMyBucketsResult");
-    xw_open(&x, "Owner");
-    xw_el(&x, "ID", c->req->account_id ? c->req->account_id : "000000000000");
-    xw_el(&x, "DisplayName", "redduck");
-    xw_close(&x);
-    xw_open(&x, "Buckets");
+    s3_xw x;
+    rd_s3api_xw_start(&x, "ListAllMyBucketsResult");
+    rd_s3api_xw_open(&x, "Owner");
+    rd_s3api_xw_el(&x, "ID", c->req->account_id ? c->req->account_id : "000000000000");
+    rd_s3api_xw_el(&x, "DisplayName", "redduck");
+    rd_s3api_xw_close(&x);
+    rd_s3api_xw_open(&x, "Buckets");
     for (size_t i = 0; i < n; i++) {
         char date[32];
-        iso8601(created[i], date);
-        xw_open(&x, "Bucket");
-        xw_el(&x, "Name", names[i]);
-        xw_el(&x, "CreationDate", date);
-        xw_close(&x);
+        rd_s3api_iso8601(created[i], date);
+        rd_s3api_xw_open(&x, "Bucket");
+        rd_s3api_xw_el(&x, "Name", names[i]);
+        rd_s3api_xw_el(&x, "CreationDate", date);
+        rd_s3api_xw_close(&x);
         free(names[i]);
     }
-    xw_close(&x);
-    xw_close(&x);
-    xw_finish(&x, c);
+    rd_s3api_xw_close(&x);
+    rd_s3api_xw_close(&x);
+    rd_s3api_xw_finish(&x, c);
     free(names);
     free(created);
 }
 
 /* Parses an XML request body; NULL (reply MalformedXML filled) when it is not well-formed or the root is not
  * `root`. */
-static xmlDocPtr parse_body(s3_call *c, const char *root)
+xmlDocPtr rd_s3api_parse_body(s3_call *c, const char *root)
 {
     xmlDocPtr doc = NULL;
     if (c->req->body_len && c->req->body_len < (size_t)INT32_MAX)
@@ -477,14 +450,14 @@ static xmlDocPtr parse_body(s3_call *c, const char *root)
     /* S3 bodies never carry a document type declaration: refusing it keeps entities out entirely */
     if (!r || doc->intSubset || doc->extSubset || strcmp((const char *)r->name, root) != 0) {
         xmlFreeDoc(doc);
-        fail(c, 400, "MalformedXML",
-             "The XML you provided was not well-formed or did not validate against our published schema.");
+        rd_s3api_fail(c, 400, "MalformedXML",
+                      "The XML you provided was not well-formed or did not validate against our published schema.");
         return NULL;
     }
     return doc;
 }
 
-static char *child_text(xmlNodePtr parent, const char *name)
+char *rd_s3api_child_text(xmlNodePtr parent, const char *name)
 {
     for (xmlNodePtr n = parent->children; n; n = n->next)
         if (n->type == XML_ELEMENT_NODE && strcmp((const char *)n->name, name) == 0) {
@@ -498,14 +471,14 @@ static char *child_text(xmlNodePtr parent, const char *name)
 
 static void create_bucket(s3_call *c)
 {
-    if (!allowed(c, "s3:CreateBucket", 0))
+    if (!rd_s3api_allowed(c, "s3:CreateBucket", 0))
         return;
     char *region = NULL;
     if (c->req->body_len) {
-        xmlDocPtr doc = parse_body(c, "CreateBucketConfiguration");
+        xmlDocPtr doc = rd_s3api_parse_body(c, "CreateBucketConfiguration");
         if (!doc)
             return;
-        region = child_text(xmlDocGetRootElement(doc), "LocationConstraint");
+        region = rd_s3api_child_text(xmlDocGetRootElement(doc), "LocationConstraint");
         xmlFreeDoc(doc);
     }
     /* S3's rules: the us-east-1 endpoint takes any other constraint (none means us-east-1); a regional endpoint
@@ -514,14 +487,16 @@ static void create_bucket(s3_call *c)
     int global = strcmp(endpoint, "us-east-1") == 0;
     if (region && strcmp(region, "us-east-1") == 0) {
         free(region);
-        fail(c, 400, "InvalidLocationConstraint", "The specified location-constraint is not valid");
+        rd_s3api_fail(c, 400, "InvalidLocationConstraint", "The specified location-constraint is not valid");
         return;
     }
     if ((region && *region && !global && strcmp(region, endpoint) != 0) || (!(region && *region) && !global)) {
         rd_buf m = RD_BUF_INIT;
-        rd_buf_printf(&m, "The %s location constraint is incompatible for the region specific endpoint this request "
-                      "was sent to.", region && *region ? region : "unspecified");
-        fail(c, 400, "IllegalLocationConstraintException", rd_buf_cstr(&m));
+        rd_buf_printf(&m,
+                      "The %s location constraint is incompatible for the region specific endpoint this request "
+                      "was sent to.",
+                      region && *region ? region : "unspecified");
+        rd_s3api_fail(c, 400, "IllegalLocationConstraintException", rd_buf_cstr(&m));
         rd_buf_free(&m);
         free(region);
         return;
@@ -529,7 +504,7 @@ static void create_bucket(s3_call *c)
     const char *use = region && *region ? region : "us-east-1";
     rd_emu_error err;
     if (rd_s3_store_create_bucket(c->store, c->bucket, use, &err) != 0) {
-        fail_emu(c, &err);
+        rd_s3api_fail_emu(c, &err);
     } else {
         c->resp->status = 200;
         rd_buf r = RD_BUF_INIT;
@@ -543,12 +518,12 @@ static void create_bucket(s3_call *c)
 /* The bucket's region (malloc'd) after the action is checked; NULL with the reply filled when refused or absent. */
 static char *bucket_region(s3_call *c, const char *action)
 {
-    if (!allowed(c, action, 0))
+    if (!rd_s3api_allowed(c, action, 0))
         return NULL;
     char *region = NULL;
     rd_emu_error err;
     if (rd_s3_store_head_bucket(c->store, c->bucket, &region, &err) != 0) {
-        fail_emu(c, &err);
+        rd_s3api_fail_emu(c, &err);
         return NULL;
     }
     return region;
@@ -567,11 +542,11 @@ static void head_bucket(s3_call *c)
 
 static void delete_bucket(s3_call *c)
 {
-    if (!allowed(c, "s3:DeleteBucket", 0))
+    if (!rd_s3api_allowed(c, "s3:DeleteBucket", 0))
         return;
     rd_emu_error err;
     if (rd_s3_store_delete_bucket(c->store, c->bucket, &err) != 0)
-        fail_emu(c, &err);
+        rd_s3api_fail_emu(c, &err);
     else
         c->resp->status = 204;
 }
@@ -581,28 +556,28 @@ static void get_bucket_location(s3_call *c)
     char *region = bucket_region(c, "s3:GetBucketLocation");
     if (!region)
         return;
-    xw x;
-    xw_start(&x, "LocationConstraint");
+    s3_xw x;
+    rd_s3api_xw_start(&x, "LocationConstraint");
     if (strcmp(region, "us-east-1") != 0)
         xmlTextWriterWriteString(x.w, BAD_CAST region);
-    xw_close(&x);
-    xw_finish(&x, c);
+    rd_s3api_xw_close(&x);
+    rd_s3api_xw_finish(&x, c);
     free(region);
 }
 
 static void get_bucket_versioning(s3_call *c)
 {
-    if (!allowed(c, "s3:GetBucketVersioning", 0))
+    if (!rd_s3api_allowed(c, "s3:GetBucketVersioning", 0))
         return;
     rd_emu_error err;
     if (rd_s3_store_head_bucket(c->store, c->bucket, NULL, &err) != 0) {
-        fail_emu(c, &err);
+        rd_s3api_fail_emu(c, &err);
         return;
     }
-    xw x;
-    xw_start(&x, "VersioningConfiguration");
-    xw_close(&x);
-    xw_finish(&x, c);
+    s3_xw x;
+    rd_s3api_xw_start(&x, "VersioningConfiguration");
+    rd_s3api_xw_close(&x);
+    rd_s3api_xw_finish(&x, c);
 }
 
 /* Parses max-keys; 0 and the reply filled when invalid. */
@@ -616,44 +591,44 @@ static int parse_max_keys(s3_call *c, size_t *out)
     errno = 0;
     long long v = strtoll(mk, &end, 10);
     if (!*mk || *end || errno || v < 0) {
-        fail(c, 400, "InvalidArgument", "Provided max-keys not an integer or within integer range");
+        rd_s3api_fail(c, 400, "InvalidArgument", "Provided max-keys not an integer or within integer range");
         return 0;
     }
     *out = v > MAX_KEYS_LIMIT ? MAX_KEYS_LIMIT : (size_t)v;
     return 1;
 }
 
-static void write_contents(xw *x, const rd_s3_listing *l, int encode, int v1)
+static void write_contents(s3_xw *x, const rd_s3_listing *l, int encode, int v1)
 {
     for (size_t i = 0; i < l->object_count; i++) {
         const rd_s3_object_info *o = &l->objects[i];
         char date[32], size[32];
-        iso8601(o->last_modified, date);
+        rd_s3api_iso8601(o->last_modified, date);
         snprintf(size, sizeof size, "%" PRIu64, o->size);
-        xw_open(x, "Contents");
-        xw_el_enc(x, "Key", o->key, encode);
-        xw_el(x, "LastModified", date);
-        xw_el(x, "ETag", o->etag);
-        xw_el(x, "Size", size);
-        xw_el(x, "StorageClass", "STANDARD");
+        rd_s3api_xw_open(x, "Contents");
+        rd_s3api_xw_el_enc(x, "Key", o->key, encode);
+        rd_s3api_xw_el(x, "LastModified", date);
+        rd_s3api_xw_el(x, "ETag", o->etag);
+        rd_s3api_xw_el(x, "Size", size);
+        rd_s3api_xw_el(x, "StorageClass", "STANDARD");
         if (v1) {
-            xw_open(x, "Owner");
-            xw_el(x, "ID", "000000000000");
-            xw_el(x, "DisplayName", "redduck");
-            xw_close(x);
+            rd_s3api_xw_open(x, "Owner");
+            rd_s3api_xw_el(x, "ID", "000000000000");
+            rd_s3api_xw_el(x, "DisplayName", "redduck");
+            rd_s3api_xw_close(x);
         }
-        xw_close(x);
+        rd_s3api_xw_close(x);
     }
     for (size_t i = 0; i < l->prefix_count; i++) {
-        xw_open(x, "CommonPrefixes");
-        xw_el_enc(x, "Prefix", l->common_prefixes[i], encode);
-        xw_close(x);
+        rd_s3api_xw_open(x, "CommonPrefixes");
+        rd_s3api_xw_el_enc(x, "Prefix", l->common_prefixes[i], encode);
+        rd_s3api_xw_close(x);
     }
 }
 
 static void list_objects(s3_call *c, int v2)
 {
-    if (!allowed(c, "s3:ListBucket", 0))
+    if (!rd_s3api_allowed(c, "s3:ListBucket", 0))
         return;
     const char *prefix = rd_form_get(&c->q, "prefix");
     const char *delimiter = rd_form_get(&c->q, "delimiter");
@@ -664,17 +639,17 @@ static void list_objects(s3_call *c, int v2)
     if (!parse_max_keys(c, &max_keys))
         return;
     if (enc && strcmp(enc, "url") != 0) {
-        fail(c, 400, "InvalidArgument", "Invalid Encoding Method specified in Request");
+        rd_s3api_fail(c, 400, "InvalidArgument", "Invalid Encoding Method specified in Request");
         return;
     }
     int encode = enc != NULL;
     char *after = NULL;
     if (token) {
         size_t n = 0;
-        after = (char *)b64_decode(token, &n);
+        after = (char *)rd_s3api_b64_decode(token, &n);
         if (!after || n == 0 || strlen(after) != n) {
             free(after);
-            fail(c, 400, "InvalidArgument", "The continuation token provided is incorrect");
+            rd_s3api_fail(c, 400, "InvalidArgument", "The continuation token provided is incorrect");
             return;
         }
     }
@@ -682,42 +657,42 @@ static void list_objects(s3_call *c, int v2)
     rd_emu_error err;
     if (rd_s3_store_list(c->store, c->bucket, prefix, delimiter, after ? after : start_after, max_keys, &l, &err) != 0) {
         free(after);
-        fail_emu(c, &err);
+        rd_s3api_fail_emu(c, &err);
         return;
     }
     free(after);
     char num[32];
-    xw x;
-    xw_start(&x, "ListBucketResult");
-    xw_el(&x, "Name", c->bucket);
-    xw_el_enc(&x, "Prefix", prefix ? prefix : "", encode);
+    s3_xw x;
+    rd_s3api_xw_start(&x, "ListBucketResult");
+    rd_s3api_xw_el(&x, "Name", c->bucket);
+    rd_s3api_xw_el_enc(&x, "Prefix", prefix ? prefix : "", encode);
     if (v2) {
         if (token)
-            xw_el(&x, "ContinuationToken", token);
+            rd_s3api_xw_el(&x, "ContinuationToken", token);
         if (start_after)
-            xw_el_enc(&x, "StartAfter", start_after, encode);
+            rd_s3api_xw_el_enc(&x, "StartAfter", start_after, encode);
         snprintf(num, sizeof num, "%zu", l.object_count + l.prefix_count);
-        xw_el(&x, "KeyCount", num);
+        rd_s3api_xw_el(&x, "KeyCount", num);
     } else {
-        xw_el_enc(&x, "Marker", start_after ? start_after : "", encode);
+        rd_s3api_xw_el_enc(&x, "Marker", start_after ? start_after : "", encode);
         if (l.truncated && l.next_after)
-            xw_el_enc(&x, "NextMarker", l.next_after, encode);
+            rd_s3api_xw_el_enc(&x, "NextMarker", l.next_after, encode);
     }
     snprintf(num, sizeof num, "%zu", max_keys);
-    xw_el(&x, "MaxKeys", num);
+    rd_s3api_xw_el(&x, "MaxKeys", num);
     if (delimiter)
-        xw_el_enc(&x, "Delimiter", delimiter, encode);
-    xw_el(&x, "IsTruncated", l.truncated ? "true" : "false");
+        rd_s3api_xw_el_enc(&x, "Delimiter", delimiter, encode);
+    rd_s3api_xw_el(&x, "IsTruncated", l.truncated ? "true" : "false");
     if (v2 && l.truncated && l.next_after) {
         char *t = b64_encode((const unsigned char *)l.next_after, strlen(l.next_after));
-        xw_el(&x, "NextContinuationToken", t);
+        rd_s3api_xw_el(&x, "NextContinuationToken", t);
         free(t);
     }
     if (encode)
-        xw_el(&x, "EncodingType", "url");
+        rd_s3api_xw_el(&x, "EncodingType", "url");
     write_contents(&x, &l, encode, !v2);
-    xw_close(&x);
-    xw_finish(&x, c);
+    rd_s3api_xw_close(&x);
+    rd_s3api_xw_finish(&x, c);
     rd_s3_listing_free(&l);
 }
 
@@ -728,7 +703,7 @@ static int verify_body_digest(s3_call *c, int required)
     unsigned char md[16];
     int have_md5 = content_md5(c->req->headers, md);
     if (have_md5 < 0) {
-        fail(c, 400, "InvalidDigest", "The Content-MD5 you specified was invalid.");
+        rd_s3api_fail(c, 400, "InvalidDigest", "The Content-MD5 you specified was invalid.");
         return 0;
     }
     if (have_md5) {
@@ -736,25 +711,25 @@ static int verify_body_digest(s3_call *c, int required)
         unsigned int n = 0;
         EVP_Digest(c->req->body, c->req->body_len, got, &n, EVP_md5(), NULL);
         if (memcmp(got, md, 16) != 0) {
-            fail(c, 400, "BadDigest", "The Content-MD5 you specified did not match what we received.");
+            rd_s3api_fail(c, 400, "BadDigest", "The Content-MD5 you specified did not match what we received.");
             return 0;
         }
         return 1;
     }
     const char *name = checksum_header(c->req->headers);
     if (name) {
-        checksum ck;
-        ck_init(&ck, name);
-        ck_update(&ck, c->req->body, c->req->body_len);
-        char *got = ck_final(&ck);
+        s3_checksum ck;
+        rd_s3api_ck_init(&ck, name);
+        rd_s3api_ck_update(&ck, c->req->body, c->req->body_len);
+        char *got = rd_s3api_ck_final(&ck);
         int ok = got && strcmp(got, rd_headers_get(c->req->headers, name)) == 0;
         free(got);
         if (!ok)
-            fail(c, 400, "BadDigest", "The checksum you specified did not match the calculated checksum.");
+            rd_s3api_fail(c, 400, "BadDigest", "The checksum you specified did not match the calculated checksum.");
         return ok;
     }
     if (required)
-        fail(c, 400, "InvalidRequest", "Missing required header for this request: Content-MD5");
+        rd_s3api_fail(c, 400, "InvalidRequest", "Missing required header for this request: Content-MD5");
     return !required;
 }
 
@@ -762,11 +737,11 @@ static void delete_objects(s3_call *c)
 {
     if (!verify_body_digest(c, 1))
         return;
-    xmlDocPtr doc = parse_body(c, "Delete");
+    xmlDocPtr doc = rd_s3api_parse_body(c, "Delete");
     if (!doc)
         return;
     xmlNodePtr root = xmlDocGetRootElement(doc);
-    char *quiet_s = child_text(root, "Quiet");
+    char *quiet_s = rd_s3api_child_text(root, "Quiet");
     int quiet = quiet_s && strcasecmp(quiet_s, "true") == 0;
     free(quiet_s);
     size_t count = 0;
@@ -774,30 +749,30 @@ static void delete_objects(s3_call *c)
     for (xmlNodePtr n = root->children; n; n = n->next)
         if (n->type == XML_ELEMENT_NODE && strcmp((const char *)n->name, "Object") == 0) {
             count++;
-            char *k = child_text(n, "Key");
+            char *k = rd_s3api_child_text(n, "Key");
             if (!k)
                 malformed = 1;
             free(k);
         }
     if (malformed || count == 0 || count > DELETE_OBJECTS_LIMIT) {
         xmlFreeDoc(doc);
-        fail(c, 400, "MalformedXML",
-             "The XML you provided was not well-formed or did not validate against our published schema.");
+        rd_s3api_fail(c, 400, "MalformedXML",
+                      "The XML you provided was not well-formed or did not validate against our published schema.");
         return;
     }
     rd_emu_error err;
     if (rd_s3_store_head_bucket(c->store, c->bucket, NULL, &err) != 0) {
         xmlFreeDoc(doc);
-        fail_emu(c, &err);
+        rd_s3api_fail_emu(c, &err);
         return;
     }
-    xw x;
-    xw_start(&x, "DeleteResult");
+    s3_xw x;
+    rd_s3api_xw_start(&x, "DeleteResult");
     rd_buf arn = RD_BUF_INIT;
     for (xmlNodePtr n = root->children; n; n = n->next) {
         if (n->type != XML_ELEMENT_NODE || strcmp((const char *)n->name, "Object") != 0)
             continue;
-        char *k = child_text(n, "Key");
+        char *k = rd_s3api_child_text(n, "Key");
         rd_buf_reset(&arn);
         rd_buf_printf(&arn, "arn:aws:s3:::%s/%s", c->bucket, k);
         const char *code = NULL, *msg = NULL;
@@ -806,31 +781,31 @@ static void delete_objects(s3_call *c)
             msg = "Access Denied";
         } else if (rd_s3_store_delete(c->store, c->bucket, k, &err) != 0) {
             code = err.code;
-            msg = err.http_status >= 500 ? internal_message : err.message;
+            msg = err.http_status >= 500 ? rd_s3api_internal_message : err.message;
         }
         if (code) {
-            xw_open(&x, "Error");
-            xw_el(&x, "Key", k);
-            xw_el(&x, "Code", code);
-            xw_el(&x, "Message", msg);
-            xw_close(&x);
+            rd_s3api_xw_open(&x, "Error");
+            rd_s3api_xw_el(&x, "Key", k);
+            rd_s3api_xw_el(&x, "Code", code);
+            rd_s3api_xw_el(&x, "Message", msg);
+            rd_s3api_xw_close(&x);
         } else if (!quiet) {
-            xw_open(&x, "Deleted");
-            xw_el(&x, "Key", k);
-            xw_close(&x);
+            rd_s3api_xw_open(&x, "Deleted");
+            rd_s3api_xw_el(&x, "Key", k);
+            rd_s3api_xw_close(&x);
         }
         free(k);
     }
     rd_buf_free(&arn);
-    xw_close(&x);
-    xw_finish(&x, c);
+    rd_s3api_xw_close(&x);
+    rd_s3api_xw_finish(&x, c);
     xmlFreeDoc(doc);
 }
 
 /* ---- object operations ------------------------------------------------------------------------------ */
 
 /* 1 when the entity tag list (comma separated, or "*") matches etag. */
-static int etag_matches(const char *list, const char *etag)
+int rd_s3api_etag_matches(const char *list, const char *etag)
 {
     const char *p = list;
     while (*p) {
@@ -909,11 +884,11 @@ static void not_found_object(s3_call *c, const rd_emu_error *err)
         int may_list = rd_emu_allowed(c->emu, c->req, "s3:ListBucket", rd_buf_cstr(&arn));
         rd_buf_free(&arn);
         if (!may_list) {
-            fail(c, 403, "AccessDenied", "Access Denied");
+            rd_s3api_fail(c, 403, "AccessDenied", "Access Denied");
             return;
         }
     }
-    fail_emu(c, err);
+    rd_s3api_fail_emu(c, err);
 }
 
 /* The stored metadata as headers of a GET or HEAD; the checksum (whole-object reads only) when the request
@@ -924,9 +899,9 @@ static void reply_meta(s3_call *c, const rd_s3_object_info *info, int whole)
     for (size_t i = 0; i < info->meta.headers.count; i++)
         rd_headers_add(out, info->meta.headers.items[i].name, info->meta.headers.items[i].value);
     const char *mode = rd_headers_get(c->req->headers, "x-amz-checksum-mode");
-    int k = ck_find(info->meta.checksum_algo);
+    int k = rd_s3api_ck_find(info->meta.checksum_algo);
     if (whole && mode && strcasecmp(mode, "ENABLED") == 0 && k >= 0 && info->meta.checksum) {
-        rd_headers_set(out, ck_names[k].name, info->meta.checksum);
+        rd_headers_set(out, rd_s3api_ck_names[k].name, info->meta.checksum);
         if (info->meta.checksum_type)
             rd_headers_set(out, "x-amz-checksum-type", info->meta.checksum_type);
     }
@@ -946,7 +921,7 @@ static void reply_meta(s3_call *c, const rd_s3_object_info *info, int whole)
 /* The metadata a write asks the object to keep (x-amz-meta-*, Cache-Control, Content-Disposition,
  * Content-Encoding but aws-chunked, Content-Language, Expires) into m; 0 with the reply filled when the user
  * metadata is over S3's 2 KB. */
-static int request_meta(s3_call *c, rd_s3_meta *m)
+int rd_s3api_request_meta(s3_call *c, rd_s3_meta *m)
 {
     memset(m, 0, sizeof *m);
     rd_headers_init(&m->headers);
@@ -997,7 +972,7 @@ static int request_meta(s3_call *c, rd_s3_meta *m)
     }
     if (user > USER_METADATA_LIMIT) {
         rd_s3_meta_free(m);
-        fail(c, 400, "MetadataTooLarge", "Your metadata headers exceed the maximum allowed metadata size.");
+        rd_s3api_fail(c, 400, "MetadataTooLarge", "Your metadata headers exceed the maximum allowed metadata size.");
         return 0;
     }
     return 1;
@@ -1005,7 +980,7 @@ static int request_meta(s3_call *c, rd_s3_meta *m)
 
 static void get_object(s3_call *c)
 {
-    if (!allowed(c, "s3:GetObject", 1))
+    if (!rd_s3api_allowed(c, "s3:GetObject", 1))
         return;
     rd_s3_object_info info;
     memset(&info, 0, sizeof info);
@@ -1017,19 +992,19 @@ static void get_object(s3_call *c)
         not_found_object(c, &err);
         return;
     }
-    c->resp->fd = fd; /* closed by fail() or the server */
+    c->resp->fd = fd; /* closed by rd_s3api_fail() or the server */
     const rd_headers *h = c->req->headers;
     char lm[40];
     http_date(info.last_modified, lm);
     const char *im = rd_headers_get(h, "If-Match"), *inm = rd_headers_get(h, "If-None-Match");
     const char *ius = rd_headers_get(h, "If-Unmodified-Since"), *ims = rd_headers_get(h, "If-Modified-Since");
     time_t t;
-    int precondition_failed = im ? !etag_matches(im, info.etag)
-                                 : ius && (t = parse_http_date(ius)) >= 0 && info.last_modified > t;
-    int not_modified = inm ? etag_matches(inm, info.etag)
-                           : ims && (t = parse_http_date(ims)) >= 0 && info.last_modified <= t;
+    int precondition_failed = im ? !rd_s3api_etag_matches(im, info.etag)
+                                 : ius && (t = rd_s3api_parse_http_date(ius)) >= 0 && info.last_modified > t;
+    int not_modified = inm ? rd_s3api_etag_matches(inm, info.etag)
+                           : ims && (t = rd_s3api_parse_http_date(ims)) >= 0 && info.last_modified <= t;
     if (precondition_failed) {
-        fail(c, 412, "PreconditionFailed", "At least one of the pre-conditions you specified did not hold");
+        rd_s3api_fail(c, 412, "PreconditionFailed", "At least one of the pre-conditions you specified did not hold");
         goto out;
     }
     if (not_modified) {
@@ -1044,7 +1019,7 @@ static void get_object(s3_call *c)
     uint64_t first = 0, last = info.size ? info.size - 1 : 0;
     int range = parse_range(rd_headers_get(h, "Range"), info.size, &first, &last);
     if (range < 0) {
-        fail(c, 416, "InvalidRange", "The requested range is not satisfiable");
+        rd_s3api_fail(c, 416, "InvalidRange", "The requested range is not satisfiable");
         char cr[48];
         snprintf(cr, sizeof cr, "bytes */%" PRIu64, info.size);
         rd_headers_set(&c->resp->headers, "Content-Range", cr);
@@ -1080,7 +1055,7 @@ out:
 struct rd_emu_s3_upload {
     s3_call c;            /* owns bucket, key, resource and the parsed query */
     rd_s3_put *w;
-    checksum ck;
+    s3_checksum ck;
     EVP_MD_CTX *sha;      /* SHA-256 of the body as received, when x-amz-content-sha256 is a digest */
     char expected_sha[65];
     unsigned char md5[16];
@@ -1112,14 +1087,15 @@ static int payload_digest(const rd_headers *h, char out[65])
 
 static void fail_sha_mismatch(s3_call *c)
 {
-    fail(c, 400, "XAmzContentSHA256Mismatch",
-         "The provided 'x-amz-content-sha256' header does not match what was computed.");
+    rd_s3api_fail(c, 400, "XAmzContentSHA256Mismatch",
+                  "The provided 'x-amz-content-sha256' header does not match what was computed.");
 }
 
 static void fail_bad_sha(s3_call *c)
 {
-    fail(c, 400, "InvalidArgument",
-         "x-amz-content-sha256 must be UNSIGNED-PAYLOAD, STREAMING-UNSIGNED-PAYLOAD-TRAILER or a valid sha256 value.");
+    rd_s3api_fail(
+        c, 400, "InvalidArgument",
+        "x-amz-content-sha256 must be UNSIGNED-PAYLOAD, STREAMING-UNSIGNED-PAYLOAD-TRAILER or a valid sha256 value.");
 }
 
 /* Checks an in-memory body against x-amz-content-sha256. 0 and the reply filled when it does not match. */
@@ -1149,7 +1125,7 @@ static void upload_store(rd_emu_s3_upload *u, const char *p, size_t n)
         u->failed = 1;
         return;
     }
-    ck_update(&u->ck, p, n);
+    rd_s3api_ck_update(&u->ck, p, n);
 }
 
 /* The decoder's sink: decoded data to the temp file. */
@@ -1179,7 +1155,7 @@ void rd_emu_s3_upload_abort(rd_emu_s3_upload *u)
 {
     if (!u)
         return;
-    free(ck_final(&u->ck));
+    free(rd_s3api_ck_final(&u->ck));
     EVP_MD_CTX_free(u->sha);
     rd_s3_put_abort(u->w);
     rd_emu_chunked_free(u->dec);
@@ -1217,29 +1193,30 @@ static int chunked_open(s3_call *c, rd_emu_s3_upload *u, const char *sha)
     if (sha && strncmp(sha, "STREAMING-", 10) == 0 && !is_signed &&
         strcmp(sha, "STREAMING-UNSIGNED-PAYLOAD-TRAILER") != 0) {
         /* signed trailers and ECDSA (SigV4a) chunks */
-        fail(c, 501, "NotImplemented",
-             "The emulator accepts x-amz-content-sha256 STREAMING-AWS4-HMAC-SHA256-PAYLOAD and "
-             "STREAMING-UNSIGNED-PAYLOAD-TRAILER aws-chunked uploads, not signed trailers or ECDSA signatures");
+        rd_s3api_fail(
+            c, 501, "NotImplemented",
+            "The emulator accepts x-amz-content-sha256 STREAMING-AWS4-HMAC-SHA256-PAYLOAD and "
+            "STREAMING-UNSIGNED-PAYLOAD-TRAILER aws-chunked uploads, not signed trailers or ECDSA signatures");
         return 0;
     }
     int64_t dlen = decoded_length(h);
     if (dlen == -2) {
-        fail(c, 400, "InvalidArgument", "x-amz-decoded-content-length must be the object's length in bytes");
+        rd_s3api_fail(c, 400, "InvalidArgument", "x-amz-decoded-content-length must be the object's length in bytes");
         return 0;
     }
     rd_sigv4_params signer;
     memset(&signer, 0, sizeof signer);
     if (is_signed) {
         if (dlen < 0) {
-            fail(c, 411, "MissingContentLength", "You must provide the Content-Length HTTP header.");
+            rd_s3api_fail(c, 411, "MissingContentLength", "You must provide the Content-Length HTTP header.");
             return 0;
         }
         const char *date = rd_headers_get(h, "X-Amz-Date");
         if (!c->req->signature || !c->req->secret_access_key || !c->req->region || !date ||
             rd_sigv4_parse_amz_date(date, &signer.when) != 0) {
-            fail(c, 400, "InvalidRequest",
-                 "A signed aws-chunked upload (STREAMING-AWS4-HMAC-SHA256-PAYLOAD) must be signed in the "
-                 "Authorization header, with X-Amz-Date");
+            rd_s3api_fail(c, 400, "InvalidRequest",
+                          "A signed aws-chunked upload (STREAMING-AWS4-HMAC-SHA256-PAYLOAD) must be signed in the "
+                          "Authorization header, with X-Amz-Date");
             return 0;
         }
         signer.service = "s3";
@@ -1250,43 +1227,9 @@ static int chunked_open(s3_call *c, rd_emu_s3_upload *u, const char *sha)
     rd_emu_error err;
     if (rd_emu_chunked_new(is_signed ? &signer : NULL, c->req->signature, dlen, upload_sink, u, &u->dec, &err) !=
         0) {
-        fail(c, 500, "InternalError", internal_message);
+        rd_s3api_fail(c, 500, "InternalError", rd_s3api_internal_message);
         return 0;
     }
-    return 1;
-}
-
-/* partNumber of an UploadPart: 1..10000, else 0 with the reply filled. */
-static int part_number(s3_call *c)
-{
-    const char *v = rd_form_get(&c->q, "partNumber");
-    char *end = NULL;
-    long n = v && *v ? strtol(v, &end, 10) : 0;
-    if (!v || !*v || *end || n < 1 || n > RD_S3_MAX_PARTS) {
-        fail(c, 400, "InvalidArgument", "Part number must be an integer between 1 and 10000, inclusive");
-        return 0;
-    }
-    return (int)n;
-}
-
-/* The checksum an UploadPart (or a part copy) computes: the upload's algorithm; a checksum of another one
- * is refused. *ck_name (may be NULL) names the request's; 0 with the reply filled when refused. */
-static int part_checksum(s3_call *c, const rd_s3_upload_info *up, const char **ck_name)
-{
-    int want = ck_find(up->meta.checksum_algo);
-    int have = ck_find(*ck_name);
-    if (want >= 0 && have >= 0 && want != have) {
-        rd_buf m = RD_BUF_INIT;
-        rd_buf_printf(&m, "Checksum Type mismatch occurred, expected checksum Type: %s, actual checksum Type: %s",
-                      ck_names[want].algo_name, ck_names[have].algo_name);
-        for (char *p = m.data; p && *p; p++)
-            *p = (char)tolower((unsigned char)*p);
-        fail(c, 400, "InvalidRequest", rd_buf_cstr(&m));
-        rd_buf_free(&m);
-        return 0;
-    }
-    if (want >= 0)
-        *ck_name = ck_names[want].name;
     return 1;
 }
 
@@ -1294,25 +1237,25 @@ static int part_checksum(s3_call *c, const rd_s3_upload_info *up, const char **c
  * fails. */
 static rd_emu_s3_upload *upload_open(s3_call *c)
 {
-    if (!allowed(c, "s3:PutObject", 1))
+    if (!rd_s3api_allowed(c, "s3:PutObject", 1))
         return NULL;
     const rd_headers *h = c->req->headers;
     int part = 0;
-    if (rd_form_has(&c->q, "uploadId") && !(part = part_number(c)))
+    if (rd_form_has(&c->q, "uploadId") && !(part = rd_s3mpu_part_number(c)))
         return NULL;
     rd_emu_s3_upload *u = calloc(1, sizeof *u);
     if (!u) {
-        fail(c, 500, "InternalError", internal_message);
+        rd_s3api_fail(c, 500, "InternalError", rd_s3api_internal_message);
         return NULL;
     }
     u->part = part;
-    if (!part && !request_meta(c, &u->meta)) {
+    if (!part && !rd_s3api_request_meta(c, &u->meta)) {
         free(u);
         return NULL;
     }
     u->have_md5 = content_md5(h, u->md5);
     if (u->have_md5 < 0) {
-        fail(c, 400, "InvalidDigest", "The Content-MD5 you specified was invalid.");
+        rd_s3api_fail(c, 400, "InvalidDigest", "The Content-MD5 you specified was invalid.");
         goto fail_u;
     }
     const char *sha = rd_headers_get(h, "x-amz-content-sha256");
@@ -1332,23 +1275,23 @@ static rd_emu_s3_upload *upload_open(s3_call *c)
     if (part) {
         rd_s3_upload_info up;
         if (rd_s3_store_mpu_get(c->store, c->bucket, c->key, rd_form_get(&c->q, "uploadId"), &up, &err) != 0) {
-            fail_emu(c, &err);
+            rd_s3api_fail_emu(c, &err);
             goto fail_u;
         }
-        int ok = part_checksum(c, &up, &ck_name);
+        int ok = rd_s3mpu_part_checksum(c, &up, &ck_name);
         rd_s3_upload_info_free(&up);
         if (!ok)
             goto fail_u;
         if (rd_s3_store_part_begin(c->store, c->bucket, c->key, rd_form_get(&c->q, "uploadId"), part, &u->w, &err) !=
             0) {
-            fail_emu(c, &err);
+            rd_s3api_fail_emu(c, &err);
             goto fail_u;
         }
     } else {
         const char *ctype = rd_headers_get(h, "Content-Type");
         if (rd_s3_store_put_begin(c->store, c->bucket, c->key, ctype ? ctype : "binary/octet-stream", &u->w, &err) !=
             0) {
-            fail_emu(c, &err);
+            rd_s3api_fail_emu(c, &err);
             goto fail_u;
         }
     }
@@ -1356,7 +1299,7 @@ static rd_emu_s3_upload *upload_open(s3_call *c)
         u->sha = EVP_MD_CTX_new();
         EVP_DigestInit_ex(u->sha, EVP_sha256(), NULL);
     }
-    ck_init(&u->ck, ck_name);
+    rd_s3api_ck_init(&u->ck, ck_name);
     u->c = *c; /* takes bucket, key, resource and query */
     memset(&c->q, 0, sizeof c->q);
     c->bucket = c->key = c->resource = NULL;
@@ -1378,7 +1321,7 @@ static void upload_close(rd_emu_s3_upload *u, rd_emu_response *resp)
     rd_emu_error derr;
     int dst = u->dec ? rd_emu_chunked_finish(u->dec, &derr) : 0;
     if (u->failed) {
-        fail_emu(c, &u->err);
+        rd_s3api_fail_emu(c, &u->err);
         goto abort;
     }
     if (u->sha) {
@@ -1394,14 +1337,14 @@ static void upload_close(rd_emu_s3_upload *u, rd_emu_response *resp)
         }
     }
     if (dst != 0) {
-        fail_emu(c, &derr);
+        rd_s3api_fail_emu(c, &derr);
         goto abort;
     }
-    computed = ck_final(&u->ck);
+    computed = rd_s3api_ck_final(&u->ck);
     const char *trailer = rd_emu_chunked_trailer_value(u->dec);
     const char *expected = trailer ? trailer : u->ck.name ? rd_headers_get(h, u->ck.name) : NULL;
     if (computed && expected && strcmp(computed, expected) != 0) {
-        fail(c, 400, "BadDigest", "The checksum you specified did not match the calculated checksum.");
+        rd_s3api_fail(c, 400, "BadDigest", "The checksum you specified did not match the calculated checksum.");
         goto abort;
     }
     rd_s3_object_info info;
@@ -1410,16 +1353,16 @@ static void upload_close(rd_emu_s3_upload *u, rd_emu_response *resp)
     rd_s3_put *w = u->w;
     u->w = NULL; /* commit frees the writer whatever the outcome */
     if (computed && u->ck.name) {
-        int k = ck_find(u->ck.name);
-        u->meta.checksum_algo = strdup(ck_names[k].algo_name);
+        int k = rd_s3api_ck_find(u->ck.name);
+        u->meta.checksum_algo = strdup(rd_s3api_ck_names[k].algo_name);
         u->meta.checksum = strdup(computed);
         u->meta.checksum_type = strdup("FULL_OBJECT");
     }
     if (rd_s3_put_set_meta(w, &u->meta, &err) != 0) {
         rd_s3_put_abort(w);
-        fail_emu(c, &err);
+        rd_s3api_fail_emu(c, &err);
     } else if (rd_s3_put_commit(w, u->have_md5 ? u->md5 : NULL, &info, &err) != 0) {
-        fail_emu(c, &err);
+        rd_s3api_fail_emu(c, &err);
     } else {
         resp->status = 200;
         rd_headers_set(&resp->headers, "ETag", info.etag);
@@ -1450,682 +1393,13 @@ static void put_object(s3_call *c)
 
 static void delete_object(s3_call *c)
 {
-    if (!allowed(c, "s3:DeleteObject", 1))
+    if (!rd_s3api_allowed(c, "s3:DeleteObject", 1))
         return;
     rd_emu_error err;
     if (rd_s3_store_delete(c->store, c->bucket, c->key, &err) != 0)
-        fail_emu(c, &err);
+        rd_s3api_fail_emu(c, &err);
     else
         c->resp->status = 204;
-}
-
-/* ---- multipart uploads ------------------------------------------------------------------------------ */
-
-static void owner_el(xw *x, s3_call *c, const char *name)
-{
-    xw_open(x, name);
-    xw_el(x, "ID", c->req->account_id ? c->req->account_id : "000000000000");
-    xw_el(x, "DisplayName", "redduck");
-    xw_close(x);
-}
-
-static void create_multipart_upload(s3_call *c)
-{
-    if (!allowed(c, "s3:PutObject", 1))
-        return;
-    const rd_headers *h = c->req->headers;
-    const char *algo = rd_headers_get(h, "x-amz-checksum-algorithm");
-    const char *type = rd_headers_get(h, "x-amz-checksum-type");
-    int k = ck_find(algo);
-    if (algo && k < 0) {
-        fail(c, strcasecmp(algo, "CRC64NVME") == 0 ? 501 : 400,
-             strcasecmp(algo, "CRC64NVME") == 0 ? "NotImplemented" : "InvalidRequest",
-             "The emulator's multipart uploads take x-amz-checksum-algorithm CRC32, CRC32C, SHA1 or SHA256");
-        return;
-    }
-    if (type && strcasecmp(type, "COMPOSITE") != 0) {
-        fail(c, 501, "NotImplemented",
-             "The emulator's multipart uploads keep COMPOSITE checksums (x-amz-checksum-type), not FULL_OBJECT ones");
-        return;
-    }
-    if (type && k < 0) {
-        fail(c, 400, "InvalidRequest", "The x-amz-checksum-type header can only be used with the x-amz-checksum-algorithm header.");
-        return;
-    }
-    rd_s3_meta meta;
-    if (!request_meta(c, &meta))
-        return;
-    if (k >= 0) {
-        meta.checksum_algo = strdup(ck_names[k].algo_name);
-        meta.checksum_type = strdup("COMPOSITE");
-    }
-    const char *ctype = rd_headers_get(h, "Content-Type");
-    char id[40];
-    rd_emu_error err;
-    int rc = rd_s3_store_mpu_create(c->store, c->bucket, c->key, ctype ? ctype : "binary/octet-stream", &meta, id, &err);
-    rd_s3_meta_free(&meta);
-    if (rc != 0) {
-        fail_emu(c, &err);
-        return;
-    }
-    xw x;
-    xw_start(&x, "InitiateMultipartUploadResult");
-    xw_el(&x, "Bucket", c->bucket);
-    xw_el(&x, "Key", c->key);
-    xw_el(&x, "UploadId", id);
-    xw_close(&x);
-    xw_finish(&x, c);
-    if (k >= 0) {
-        rd_headers_set(&c->resp->headers, "x-amz-checksum-algorithm", ck_names[k].algo_name);
-        rd_headers_set(&c->resp->headers, "x-amz-checksum-type", "COMPOSITE");
-    }
-}
-
-static int cmp_part_number(const void *key, const void *elem)
-{
-    return *(const int *)key - ((const rd_s3_part_info *)elem)->number;
-}
-
-/* The composite checksum "<base64 of the checksum of the parts' raw checksums>-N" of the named parts, checking
- * the client's per-part values against the stored ones. NULL with the reply filled (InvalidPart) or, when the
- * store will refuse the list anyway, NULL with *defer set. */
-static char *composite_checksum(s3_call *c, int k, const rd_s3_part_info *stored, size_t ns, const int *numbers,
-                                char *const *client, size_t n, int *defer)
-{
-    checksum ck;
-    ck_init(&ck, ck_names[k].name);
-    for (size_t i = 0; i < n; i++) {
-        const rd_s3_part_info *p = bsearch(&numbers[i], stored, ns, sizeof *stored, cmp_part_number);
-        if (!p || !p->checksum) {
-            *defer = 1; /* InvalidPart from the store, after its order check */
-            free(ck_final(&ck));
-            return NULL;
-        }
-        size_t rl = 0;
-        unsigned char *raw = b64_decode(p->checksum, &rl);
-        if (!raw || (client[i] && strcmp(client[i], p->checksum) != 0)) {
-            free(raw);
-            free(ck_final(&ck));
-            fail(c, 400, "InvalidPart",
-                 "One or more of the specified parts could not be found.  The part may not have been uploaded, or the "
-                 "specified entity tag may not have matched the part's entity tag.");
-            return NULL;
-        }
-        ck_update(&ck, raw, rl);
-        free(raw);
-    }
-    char *b = ck_final(&ck);
-    rd_buf out = RD_BUF_INIT;
-    rd_buf_printf(&out, "%s-%zu", b ? b : "", n);
-    free(b);
-    return rd_buf_detach(&out);
-}
-
-static void complete_multipart_upload(s3_call *c)
-{
-    if (!allowed(c, "s3:PutObject", 1))
-        return;
-    const char *id = rd_form_get(&c->q, "uploadId");
-    rd_s3_upload_info up;
-    rd_emu_error err;
-    if (rd_s3_store_mpu_get(c->store, c->bucket, c->key, id, &up, &err) != 0) {
-        fail_emu(c, &err);
-        return;
-    }
-    int k = ck_find(up.meta.checksum_algo);
-    rd_s3_upload_info_free(&up);
-    xmlDocPtr doc = parse_body(c, "CompleteMultipartUpload");
-    if (!doc)
-        return;
-    size_t n = 0;
-    for (xmlNodePtr p = xmlDocGetRootElement(doc)->children; p; p = p->next)
-        if (p->type == XML_ELEMENT_NODE && strcmp((const char *)p->name, "Part") == 0)
-            n++;
-    rd_s3_complete_part *parts = calloc(n ? n : 1, sizeof *parts);
-    int *numbers = calloc(n ? n : 1, sizeof *numbers);
-    char **etags = calloc(n ? n : 1, sizeof *etags), **sums = calloc(n ? n : 1, sizeof *sums);
-    char *composite = NULL;
-    rd_s3_part_info *stored = NULL;
-    size_t ns = 0, i = 0;
-    int malformed = n == 0 || n > RD_S3_MAX_PARTS || !parts || !numbers || !etags || !sums;
-    for (xmlNodePtr p = xmlDocGetRootElement(doc)->children; !malformed && p; p = p->next) {
-        if (p->type != XML_ELEMENT_NODE || strcmp((const char *)p->name, "Part") != 0)
-            continue;
-        char *num = child_text(p, "PartNumber"), *end = NULL;
-        long v = num && *num ? strtol(num, &end, 10) : 0;
-        malformed = !num || !*num || *end || v < 1 || v > RD_S3_MAX_PARTS;
-        free(num);
-        etags[i] = child_text(p, "ETag");
-        sums[i] = k >= 0 ? child_text(p, ck_names[k].member) : NULL;
-        numbers[i] = (int)v;
-        parts[i].number = (int)v;
-        parts[i].etag = etags[i];
-        malformed |= !etags[i];
-        i++;
-    }
-    xmlFreeDoc(doc);
-    if (malformed) {
-        fail(c, 400, "MalformedXML",
-             "The XML you provided was not well-formed or did not validate against our published schema.");
-        goto out;
-    }
-    for (i = 1; i < n; i++)
-        if (numbers[i] <= numbers[i - 1]) {
-            fail(c, 400, "InvalidPartOrder",
-                 "The list of parts was not in ascending order. The parts list must be specified in order by part "
-                 "number.");
-            goto out;
-        }
-    if (k >= 0) {
-        int defer = 0;
-        if (rd_s3_store_mpu_parts(c->store, c->bucket, c->key, id, &stored, &ns, &err) != 0) {
-            fail_emu(c, &err);
-            goto out;
-        }
-        composite = composite_checksum(c, k, stored, ns, numbers, sums, n, &defer);
-        if (!composite && !defer)
-            goto out;
-    }
-    rd_s3_object_info info;
-    memset(&info, 0, sizeof info);
-    if (rd_s3_store_mpu_complete(c->store, c->bucket, c->key, id, parts, n, composite, composite ? "COMPOSITE" : NULL,
-                                 &info, &err) != 0) {
-        fail_emu(c, &err);
-        goto out;
-    }
-    xw x;
-    xw_start(&x, "CompleteMultipartUploadResult");
-    rd_buf loc = RD_BUF_INIT;
-    const char *host = c->req->host ? c->req->host : "localhost";
-    rd_buf_printf(&loc, "http://%s/%s/%s", host, c->bucket, c->key);
-    xw_el(&x, "Location", rd_buf_cstr(&loc));
-    rd_buf_free(&loc);
-    xw_el(&x, "Bucket", c->bucket);
-    xw_el(&x, "Key", c->key);
-    xw_el(&x, "ETag", info.etag);
-    if (composite) {
-        xw_el(&x, ck_names[k].member, composite);
-        xw_el(&x, "ChecksumType", "COMPOSITE");
-    }
-    xw_close(&x);
-    xw_finish(&x, c);
-    rd_s3_object_info_free(&info);
-out:
-    for (i = 0; i < n; i++) {
-        if (etags)
-            free(etags[i]);
-        if (sums)
-            free(sums[i]);
-    }
-    free(etags);
-    free(sums);
-    free(parts);
-    free(numbers);
-    free(composite);
-    rd_s3_parts_free(stored, ns);
-}
-
-static void abort_multipart_upload(s3_call *c)
-{
-    if (!allowed(c, "s3:AbortMultipartUpload", 1))
-        return;
-    rd_emu_error err;
-    if (rd_s3_store_mpu_abort(c->store, c->bucket, c->key, rd_form_get(&c->q, "uploadId"), &err) != 0)
-        fail_emu(c, &err);
-    else
-        c->resp->status = 204;
-}
-
-/* A non-negative integer query parameter (default def, capped at cap); 0 with the reply filled when invalid. */
-static int query_count(s3_call *c, const char *name, long def, long cap, long *out)
-{
-    const char *v = rd_form_get(&c->q, name);
-    *out = def;
-    if (!v)
-        return 1;
-    char *end = NULL;
-    errno = 0;
-    long n = strtol(v, &end, 10);
-    if (!*v || *end || errno || n < 0) {
-        rd_buf m = RD_BUF_INIT;
-        rd_buf_printf(&m, "Provided %s not an integer or within integer range", name);
-        fail(c, 400, "InvalidArgument", rd_buf_cstr(&m));
-        rd_buf_free(&m);
-        return 0;
-    }
-    *out = n > cap ? cap : n;
-    return 1;
-}
-
-static void list_parts(s3_call *c)
-{
-    if (!allowed(c, "s3:ListMultipartUploadParts", 1))
-        return;
-    const char *id = rd_form_get(&c->q, "uploadId");
-    long max = 0, marker = 0;
-    if (!query_count(c, "max-parts", MAX_PARTS_LIST, MAX_PARTS_LIST, &max) ||
-        !query_count(c, "part-number-marker", 0, RD_S3_MAX_PARTS, &marker))
-        return;
-    rd_s3_upload_info up;
-    rd_s3_part_info *parts = NULL;
-    size_t n = 0;
-    rd_emu_error err;
-    if (rd_s3_store_mpu_get(c->store, c->bucket, c->key, id, &up, &err) != 0 ||
-        rd_s3_store_mpu_parts(c->store, c->bucket, c->key, id, &parts, &n, &err) != 0) {
-        fail_emu(c, &err);
-        return;
-    }
-    int k = ck_find(up.meta.checksum_algo);
-    char num[32];
-    xw x;
-    xw_start(&x, "ListPartsResult");
-    xw_el(&x, "Bucket", c->bucket);
-    xw_el(&x, "Key", c->key);
-    xw_el(&x, "UploadId", id);
-    snprintf(num, sizeof num, "%ld", marker);
-    xw_el(&x, "PartNumberMarker", num);
-    size_t shown = 0, i = 0;
-    int last = 0;
-    while (i < n && parts[i].number <= marker)
-        i++;
-    size_t first = i;
-    for (; i < n && shown < (size_t)max; i++, shown++)
-        last = parts[i].number;
-    int truncated = i < n;
-    snprintf(num, sizeof num, "%d", last);
-    xw_el(&x, "NextPartNumberMarker", num);
-    snprintf(num, sizeof num, "%ld", max);
-    xw_el(&x, "MaxParts", num);
-    xw_el(&x, "IsTruncated", truncated ? "true" : "false");
-    for (i = first; i < first + shown; i++) {
-        char date[32], size[32];
-        iso8601(parts[i].last_modified, date);
-        snprintf(num, sizeof num, "%d", parts[i].number);
-        snprintf(size, sizeof size, "%" PRIu64, parts[i].size);
-        xw_open(&x, "Part");
-        xw_el(&x, "PartNumber", num);
-        xw_el(&x, "LastModified", date);
-        xw_el(&x, "ETag", parts[i].etag);
-        xw_el(&x, "Size", size);
-        if (k >= 0 && parts[i].checksum)
-            xw_el(&x, ck_names[k].member, parts[i].checksum);
-        xw_close(&x);
-    }
-    owner_el(&x, c, "Initiator");
-    owner_el(&x, c, "Owner");
-    xw_el(&x, "StorageClass", "STANDARD");
-    if (k >= 0) {
-        xw_el(&x, "ChecksumAlgorithm", ck_names[k].algo_name);
-        xw_el(&x, "ChecksumType", "COMPOSITE");
-    }
-    xw_close(&x);
-    xw_finish(&x, c);
-    rd_s3_upload_info_free(&up);
-    rd_s3_parts_free(parts, n);
-}
-
-static void list_multipart_uploads(s3_call *c)
-{
-    if (!allowed(c, "s3:ListBucketMultipartUploads", 0))
-        return;
-    if (rd_form_get(&c->q, "delimiter")) {
-        fail(c, 501, "NotImplemented", "The emulator's ListMultipartUploads does not take a delimiter");
-        return;
-    }
-    const char *prefix = rd_form_get(&c->q, "prefix"), *km = rd_form_get(&c->q, "key-marker"),
-               *im = rd_form_get(&c->q, "upload-id-marker"), *enc = rd_form_get(&c->q, "encoding-type");
-    if (enc && strcmp(enc, "url") != 0) {
-        fail(c, 400, "InvalidArgument", "Invalid Encoding Method specified in Request");
-        return;
-    }
-    int encode = enc != NULL;
-    long max = 0;
-    if (!query_count(c, "max-uploads", MAX_PARTS_LIST, MAX_PARTS_LIST, &max))
-        return;
-    rd_s3_upload_info *v = NULL;
-    size_t n = 0;
-    int truncated = 0;
-    rd_emu_error err;
-    if (rd_s3_store_mpu_list(c->store, c->bucket, prefix, km, im, (size_t)max, &v, &n, &truncated, &err) != 0) {
-        fail_emu(c, &err);
-        return;
-    }
-    char num[32];
-    xw x;
-    xw_start(&x, "ListMultipartUploadsResult");
-    xw_el(&x, "Bucket", c->bucket);
-    xw_el_enc(&x, "KeyMarker", km ? km : "", encode);
-    xw_el(&x, "UploadIdMarker", im ? im : "");
-    if (truncated && n) {
-        xw_el_enc(&x, "NextKeyMarker", v[n - 1].key, encode);
-        xw_el(&x, "NextUploadIdMarker", v[n - 1].upload_id);
-    }
-    xw_el_enc(&x, "Prefix", prefix ? prefix : "", encode);
-    if (encode)
-        xw_el(&x, "EncodingType", "url");
-    snprintf(num, sizeof num, "%ld", max);
-    xw_el(&x, "MaxUploads", num);
-    xw_el(&x, "IsTruncated", truncated ? "true" : "false");
-    for (size_t i = 0; i < n; i++) {
-        char date[32];
-        iso8601(v[i].initiated, date);
-        xw_open(&x, "Upload");
-        xw_el_enc(&x, "Key", v[i].key, encode);
-        xw_el(&x, "UploadId", v[i].upload_id);
-        owner_el(&x, c, "Initiator");
-        owner_el(&x, c, "Owner");
-        xw_el(&x, "StorageClass", "STANDARD");
-        xw_el(&x, "Initiated", date);
-        if (v[i].meta.checksum_algo) {
-            xw_el(&x, "ChecksumAlgorithm", v[i].meta.checksum_algo);
-            xw_el(&x, "ChecksumType", "COMPOSITE");
-        }
-        xw_close(&x);
-        rd_s3_upload_info_free(&v[i]);
-    }
-    free(v);
-    xw_close(&x);
-    xw_finish(&x, c);
-}
-
-/* ---- CopyObject and UploadPartCopy ------------------------------------------------------------------ */
-
-/* x-amz-copy-source ("[/]bucket/key[?versionId=null]", the key URL-encoded) into *bucket and *key
- * (malloc'd); 0 with the reply filled when unusable. */
-static int copy_source(s3_call *c, char **bucket, char **key)
-{
-    const char *raw = rd_headers_get(c->req->headers, "x-amz-copy-source");
-    if (raw && raw[0] == '/')
-        raw++;
-    const char *q = raw ? strstr(raw, "?versionId=") : NULL;
-    size_t len = raw ? (q ? (size_t)(q - raw) : strlen(raw)) : 0;
-    char *src = raw && !has_nul_escape(raw) ? rd_percent_decode(raw, len, 0) : NULL;
-    char *slash = src ? strchr(src, '/') : NULL;
-    if (!slash || slash == src || !slash[1]) {
-        free(src);
-        fail(c, 400, "InvalidArgument", "Copy Source must mention the source bucket and key: sourcebucket/sourcekey");
-        return 0;
-    }
-    if (q && strcmp(q + 11, "null") != 0) {
-        const char *v = q + 11;
-        size_t vl = strlen(v), ok = vl > 0 && vl <= 1024;
-        for (size_t i = 0; ok && i < vl; i++)
-            ok = isalnum((unsigned char)v[i]) || v[i] == '.' || v[i] == '_' || v[i] == '-';
-        free(src);
-        if (ok)
-            fail(c, 404, "NoSuchVersion", "The specified version does not exist.");
-        else
-            fail(c, 400, "InvalidArgument", "Invalid version id specified");
-        return 0;
-    }
-    *slash = '\0';
-    *bucket = strdup(src);
-    *key = strdup(slash + 1);
-    free(src);
-    if (!*bucket || !*key) {
-        free(*bucket);
-        free(*key);
-        fail(c, 500, "InternalError", internal_message);
-        return 0;
-    }
-    return 1;
-}
-
-/* x-amz-copy-source-if-*: 0 with 412 PreconditionFailed filled when they do not hold for the source. */
-static int copy_preconditions(s3_call *c, const rd_s3_object_info *src)
-{
-    const rd_headers *h = c->req->headers;
-    const char *im = rd_headers_get(h, "x-amz-copy-source-if-match"),
-               *inm = rd_headers_get(h, "x-amz-copy-source-if-none-match"),
-               *ius = rd_headers_get(h, "x-amz-copy-source-if-unmodified-since"),
-               *ims = rd_headers_get(h, "x-amz-copy-source-if-modified-since");
-    time_t t;
-    int failed = im ? !etag_matches(im, src->etag) : ius && (t = parse_http_date(ius)) >= 0 && src->last_modified > t;
-    failed |= inm ? etag_matches(inm, src->etag) : ims && (t = parse_http_date(ims)) >= 0 && src->last_modified <= t;
-    if (failed)
-        fail(c, 412, "PreconditionFailed", "At least one of the pre-conditions you specified did not hold");
-    return !failed;
-}
-
-/* The copy's source opened (GetObject checked on it): fd and info filled; 0 with the reply filled. */
-static int open_copy_source(s3_call *c, char **sbucket, char **skey, int *fd, rd_s3_object_info *info)
-{
-    if (!copy_source(c, sbucket, skey))
-        return 0;
-    rd_buf arn = RD_BUF_INIT;
-    rd_buf_printf(&arn, "arn:aws:s3:::%s/%s", *sbucket, *skey);
-    int ok = rd_emu_allowed(c->emu, c->req, "s3:GetObject", rd_buf_cstr(&arn));
-    rd_buf_free(&arn);
-    rd_emu_error err;
-    memset(info, 0, sizeof *info);
-    if (!ok) {
-        fail(c, 403, "AccessDenied", "Access Denied");
-    } else if (rd_s3_store_open_object(c->store, *sbucket, *skey, fd, info, &err) != 0) {
-        fail_emu(c, &err);
-        ok = 0;
-    } else if (!(ok = copy_preconditions(c, info))) {
-        close(*fd);
-    }
-    if (!ok) {
-        rd_s3_object_info_free(info);
-        free(*sbucket);
-        free(*skey);
-        *sbucket = *skey = NULL;
-    }
-    return ok;
-}
-
-/* Copies [first, first+len) of fd into w, updating ck when its algorithm is set. */
-static int copy_bytes(int fd, uint64_t first, uint64_t len, rd_s3_put *w, checksum *ck, rd_emu_error *err)
-{
-    char *buf = malloc(1 << 20);
-    if (!buf)
-        return rd_emu_error_set(err, 500, "InternalError", "out of memory");
-    int rc = 0;
-    while (rc == 0 && len) {
-        ssize_t n = pread(fd, buf, len < (1u << 20) ? (size_t)len : (size_t)1 << 20, (off_t)first);
-        if (n < 0 && errno == EINTR)
-            continue;
-        if (n <= 0) {
-            rc = rd_emu_error_set(err, 500, "InternalError", "cannot read the copy's source: %s",
-                                  n < 0 ? strerror(errno) : "shorter than its size");
-            break;
-        }
-        ck_update(ck, buf, (size_t)n);
-        rc = rd_s3_put_write(w, buf, (size_t)n, err);
-        first += (uint64_t)n;
-        len -= (uint64_t)n;
-    }
-    free(buf);
-    return rc;
-}
-
-static void copy_result(s3_call *c, const char *root, const rd_s3_object_info *info, int k, const char *sum)
-{
-    char date[32];
-    iso8601(info->last_modified, date);
-    xw x;
-    xw_start(&x, root);
-    xw_el(&x, "LastModified", date);
-    xw_el(&x, "ETag", info->etag);
-    if (k >= 0 && sum)
-        xw_el(&x, ck_names[k].member, sum);
-    xw_close(&x);
-    xw_finish(&x, c);
-}
-
-static void copy_object(s3_call *c)
-{
-    if (!allowed(c, "s3:PutObject", 1))
-        return;
-    const rd_headers *h = c->req->headers;
-    const char *directive = rd_headers_get(h, "x-amz-metadata-directive");
-    int replace = directive && strcmp(directive, "REPLACE") == 0;
-    if (directive && !replace && strcmp(directive, "COPY") != 0) {
-        fail(c, 400, "InvalidArgument", "Unknown metadata directive.");
-        return;
-    }
-    const char *algo = rd_headers_get(h, "x-amz-checksum-algorithm");
-    if (algo && ck_find(algo) < 0) {
-        fail(c, 400, "InvalidRequest", "The emulator copies with x-amz-checksum-algorithm CRC32, CRC32C, SHA1 or SHA256");
-        return;
-    }
-    rd_s3_meta meta;
-    memset(&meta, 0, sizeof meta);
-    if (replace && !request_meta(c, &meta))
-        return;
-    char *sbucket = NULL, *skey = NULL;
-    int fd = -1;
-    rd_s3_object_info src;
-    if (!open_copy_source(c, &sbucket, &skey, &fd, &src)) {
-        rd_s3_meta_free(&meta);
-        return;
-    }
-    rd_s3_put *w = NULL;
-    rd_emu_error err;
-    char *sum = NULL;
-    int k = ck_find(algo ? algo : src.meta.checksum_algo);
-    checksum ck;
-    ck_init(&ck, k >= 0 ? ck_names[k].name : NULL);
-    if (strcmp(sbucket, c->bucket) == 0 && strcmp(skey, c->key) == 0 && !replace) {
-        fail(c, 400, "InvalidRequest",
-             "This copy request is illegal because it is trying to copy an object to itself without changing the "
-             "object's metadata, storage class, website redirect location or encryption attributes.");
-        goto out;
-    }
-    const char *ctype = replace ? rd_headers_get(h, "Content-Type") : src.content_type;
-    if (!replace) {
-        rd_s3_meta_free(&meta);
-        if (rd_s3_meta_copy(&meta, &src.meta) != 0) {
-            fail(c, 500, "InternalError", internal_message);
-            goto out;
-        }
-        free(meta.checksum_algo);
-        free(meta.checksum);
-        free(meta.checksum_type);
-        meta.checksum_algo = meta.checksum = meta.checksum_type = NULL;
-    }
-    rd_s3_object_info info;
-    memset(&info, 0, sizeof info);
-    if (rd_s3_store_put_begin(c->store, c->bucket, c->key, ctype ? ctype : "binary/octet-stream", &w, &err) != 0 ||
-        copy_bytes(fd, 0, src.size, w, &ck, &err) != 0) {
-        rd_s3_put_abort(w);
-        fail_emu(c, &err);
-        goto out;
-    }
-    sum = ck_final(&ck);
-    if (sum) {
-        meta.checksum_algo = strdup(ck_names[k].algo_name);
-        meta.checksum = strdup(sum);
-        meta.checksum_type = strdup("FULL_OBJECT");
-    }
-    if (rd_s3_put_set_meta(w, &meta, &err) != 0) {
-        rd_s3_put_abort(w);
-        fail_emu(c, &err);
-        goto out;
-    }
-    if (rd_s3_put_commit(w, NULL, &info, &err) != 0) {
-        fail_emu(c, &err);
-        goto out;
-    }
-    copy_result(c, "CopyObjectResult", &info, k, sum);
-    rd_s3_object_info_free(&info);
-out:
-    free(ck_final(&ck));
-    free(sum);
-    close(fd);
-    rd_s3_object_info_free(&src);
-    rd_s3_meta_free(&meta);
-    free(sbucket);
-    free(skey);
-}
-
-/* x-amz-copy-source-range "bytes=first-last" within size; 0 with the reply filled when invalid. */
-static int copy_range(s3_call *c, uint64_t size, uint64_t *first, uint64_t *len)
-{
-    const char *r = rd_headers_get(c->req->headers, "x-amz-copy-source-range");
-    *first = 0;
-    *len = size;
-    if (!r)
-        return 1;
-    unsigned long long a = 0, b = 0;
-    char tail = 0;
-    if (strncmp(r, "bytes=", 6) != 0 || !isdigit((unsigned char)r[6]) ||
-        sscanf(r + 6, "%llu-%llu%c", &a, &b, &tail) != 2 || strchr(r, ' ')) {
-        fail(c, 400, "InvalidArgument",
-             "The x-amz-copy-source-range value must be of the form bytes=first-last where first and last are the "
-             "zero-based offsets of the first and last bytes to copy");
-        return 0;
-    }
-    if (a > b || b >= size) {
-        rd_buf m = RD_BUF_INIT;
-        rd_buf_printf(&m, "Range specified is not valid for source object of size: %" PRIu64, size);
-        fail(c, 400, "InvalidArgument", rd_buf_cstr(&m));
-        rd_buf_free(&m);
-        return 0;
-    }
-    *first = a;
-    *len = b - a + 1;
-    return 1;
-}
-
-static void upload_part_copy(s3_call *c)
-{
-    if (!allowed(c, "s3:PutObject", 1))
-        return;
-    int part = part_number(c);
-    if (!part)
-        return;
-    const char *id = rd_form_get(&c->q, "uploadId");
-    rd_s3_upload_info up;
-    rd_emu_error err;
-    if (rd_s3_store_mpu_get(c->store, c->bucket, c->key, id, &up, &err) != 0) {
-        fail_emu(c, &err);
-        return;
-    }
-    int k = ck_find(up.meta.checksum_algo);
-    rd_s3_upload_info_free(&up);
-    char *sbucket = NULL, *skey = NULL, *sum = NULL;
-    int fd = -1;
-    rd_s3_object_info src;
-    if (!open_copy_source(c, &sbucket, &skey, &fd, &src))
-        return;
-    uint64_t first = 0, len = 0;
-    rd_s3_put *w = NULL;
-    checksum ck;
-    ck_init(&ck, k >= 0 ? ck_names[k].name : NULL);
-    rd_s3_object_info info;
-    memset(&info, 0, sizeof info);
-    if (!copy_range(c, src.size, &first, &len))
-        goto out;
-    if (rd_s3_store_part_begin(c->store, c->bucket, c->key, id, part, &w, &err) != 0 ||
-        copy_bytes(fd, first, len, w, &ck, &err) != 0) {
-        rd_s3_put_abort(w);
-        fail_emu(c, &err);
-        goto out;
-    }
-    sum = ck_final(&ck);
-    rd_s3_meta meta;
-    memset(&meta, 0, sizeof meta);
-    meta.checksum = sum;
-    int rc = rd_s3_put_set_meta(w, &meta, &err);
-    if (rc != 0)
-        rd_s3_put_abort(w);
-    else
-        rc = rd_s3_put_commit(w, NULL, &info, &err);
-    if (rc != 0) {
-        fail_emu(c, &err);
-        goto out;
-    }
-    copy_result(c, "CopyPartResult", &info, k, sum);
-    rd_s3_object_info_free(&info);
-out:
-    free(ck_final(&ck));
-    free(sum);
-    close(fd);
-    rd_s3_object_info_free(&src);
-    free(sbucket);
-    free(skey);
 }
 
 /* ---- routing ---------------------------------------------------------------------------------------- */
@@ -2134,12 +1408,30 @@ out:
  * method or resource than their operations'). */
 static int has_unsupported_subresource(const rd_form *q, const char *method, int has_key)
 {
-    static const char *const names[] = { "acl",        "policy",     "tagging",        "cors",
-                                         "lifecycle",  "website",    "versions",       "encryption",
-                                         "logging",    "notification", "replication",  "accelerate",
-                                         "ownershipControls", "publicAccessBlock", "object-lock", "retention",
-                                         "legal-hold", "restore",    "select",         "torrent",
-                                         "attributes", "requestPayment", "analytics",  "inventory",
+    static const char *const names[] = { "acl",
+                                         "policy",
+                                         "tagging",
+                                         "cors",
+                                         "lifecycle",
+                                         "website",
+                                         "versions",
+                                         "encryption",
+                                         "logging",
+                                         "notification",
+                                         "replication",
+                                         "accelerate",
+                                         "ownershipControls",
+                                         "publicAccessBlock",
+                                         "object-lock",
+                                         "retention",
+                                         "legal-hold",
+                                         "restore",
+                                         "select",
+                                         "torrent",
+                                         "attributes",
+                                         "requestPayment",
+                                         "analytics",
+                                         "inventory",
                                          "metrics" };
     for (size_t i = 0; i < sizeof names / sizeof names[0]; i++)
         if (rd_form_has(q, names[i]))
@@ -2175,7 +1467,7 @@ void rd_emu_s3_handle(rd_emu *emu, struct rd_s3_store *store, const rd_emu_reque
     if (!address(&c))
         goto out;
     if (rd_form_parse(req->query ? req->query : "", req->query ? strlen(req->query) : 0, 0, &c.q) != RD_OK) {
-        fail(&c, 500, "InternalError", internal_message);
+        rd_s3api_fail(&c, 500, "InternalError", rd_s3api_internal_message);
         goto out;
     }
     resp->status = 200;
@@ -2186,13 +1478,14 @@ void rd_emu_s3_handle(rd_emu *emu, struct rd_s3_store *store, const rd_emu_reque
     } else if (!(is_put && c.key) && !payload_hash_ok(&c)) {
         /* reply filled; PutObject checks its hash as the body streams through */
     } else if (has_unsupported_subresource(&c.q, m, c.key != NULL)) {
-        fail(&c, 501, "NotImplemented", "A header or query parameter you provided implies functionality that is not "
-                                        "implemented by the emulator");
+        rd_s3api_fail(&c, 501, "NotImplemented",
+                      "A header or query parameter you provided implies functionality that is not "
+                      "implemented by the emulator");
     } else if (!c.bucket || !*c.bucket) {
         if (is_get)
             list_buckets(&c);
         else
-            fail(&c, 405, "MethodNotAllowed", "The specified method is not allowed against this resource.");
+            rd_s3api_fail(&c, 405, "MethodNotAllowed", "The specified method is not allowed against this resource.");
     } else if (!c.key) {
         if (is_put)
             create_bucket(&c);
@@ -2205,33 +1498,33 @@ void rd_emu_s3_handle(rd_emu *emu, struct rd_s3_store *store, const rd_emu_reque
         else if (is_get && rd_form_has(&c.q, "versioning"))
             get_bucket_versioning(&c);
         else if (is_get && rd_form_has(&c.q, "uploads"))
-            list_multipart_uploads(&c);
+            rd_s3mpu_list_uploads(&c);
         else if (is_get)
             list_objects(&c, rd_form_get(&c.q, "list-type") && strcmp(rd_form_get(&c.q, "list-type"), "2") == 0);
         else if (is_post && rd_form_has(&c.q, "delete"))
             delete_objects(&c);
         else
-            fail(&c, 405, "MethodNotAllowed", "The specified method is not allowed against this resource.");
+            rd_s3api_fail(&c, 405, "MethodNotAllowed", "The specified method is not allowed against this resource.");
     } else {
         int mpu = rd_form_has(&c.q, "uploadId"), copy = rd_headers_get(req->headers, "x-amz-copy-source") != NULL;
         if (is_get && mpu)
-            list_parts(&c);
+            rd_s3mpu_list_parts(&c);
         else if (is_get || c.head)
             get_object(&c);
         else if (is_put && copy)
-            mpu ? upload_part_copy(&c) : copy_object(&c);
+            mpu ? rd_s3copy_part(&c) : rd_s3copy_object(&c);
         else if (is_put)
             put_object(&c); /* PutObject or UploadPart */
         else if (is_del && mpu)
-            abort_multipart_upload(&c);
+            rd_s3mpu_abort(&c);
         else if (is_del)
             delete_object(&c);
         else if (is_post && rd_form_has(&c.q, "uploads"))
-            create_multipart_upload(&c);
+            rd_s3mpu_create(&c);
         else if (is_post && mpu)
-            complete_multipart_upload(&c);
+            rd_s3mpu_complete(&c);
         else
-            fail(&c, 405, "MethodNotAllowed", "The specified method is not allowed against this resource.");
+            rd_s3api_fail(&c, 405, "MethodNotAllowed", "The specified method is not allowed against this resource.");
     }
 out:
     common_headers(&c);
@@ -2257,7 +1550,7 @@ rd_emu_s3_route rd_emu_s3_upload_begin(rd_emu *emu, struct rd_s3_store *store, c
         goto out;
     }
     if (rd_form_parse(req->query ? req->query : "", req->query ? strlen(req->query) : 0, 0, &c.q) != RD_OK) {
-        fail(&c, 500, "InternalError", internal_message);
+        rd_s3api_fail(&c, 500, "InternalError", rd_s3api_internal_message);
         goto out;
     }
     if (rd_headers_get(req->headers, "x-amz-copy-source")) {
@@ -2265,8 +1558,9 @@ rd_emu_s3_route rd_emu_s3_upload_begin(rd_emu *emu, struct rd_s3_store *store, c
         goto out;
     }
     if (has_unsupported_subresource(&c.q, "PUT", 1)) {
-        fail(&c, 501, "NotImplemented", "A header or query parameter you provided implies functionality that is not "
-                                        "implemented by the emulator");
+        rd_s3api_fail(&c, 501, "NotImplemented",
+                      "A header or query parameter you provided implies functionality that is not "
+                      "implemented by the emulator");
         goto out;
     }
     resp->status = 200;

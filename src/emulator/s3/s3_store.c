@@ -425,9 +425,9 @@ static s3_entry *load_sidecar(int dfd, const char *objdir, const char *name)
     json_t *size = json_object_get(j, "size"), *mtime = json_object_get(j, "mtime");
     char expect[70];
     struct stat sb;
-    if (!e || !kh || !etag || strlen(etag) < 34 || strlen(etag) >= sizeof e->etag || !data || strlen(data) >= sizeof e->data ||
-        strncmp(data, "d-", 2) != 0 || !json_is_integer(size) || !json_is_integer(mtime) ||
-        !(e->key = hex_decode(kh)))
+    if (!e || !kh || !etag || strlen(etag) < 34 || strlen(etag) >= sizeof e->etag || !data ||
+        strlen(data) >= sizeof e->data || strncmp(data, "d-", 2) != 0 || !json_is_integer(size) ||
+        !json_is_integer(mtime) || !(e->key = hex_decode(kh)))
         goto bad;
     key_file_name(e->key, expect);
     if (strcmp(expect, name) != 0 || fstatat(dfd, data, &sb, 0) != 0 ||
@@ -994,8 +994,8 @@ int rd_s3_put_commit(rd_s3_put *w, const unsigned char *expected_md5, rd_s3_obje
     if (w->upload_dir)
         rc = commit_part(w, etag, info_out, err);
     else
-        rc = commit_file(w->st, w->bucket, w->key, w->content_type, &w->meta, w->objdir, w->tmp_path, w->size,
-                         etag, info_out, err);
+        rc = commit_file(w->st, w->bucket, w->key, w->content_type, &w->meta, w->objdir, w->tmp_path, w->size, etag,
+                         info_out, err);
     rd_s3_put_abort(w); /* frees; the temp file is gone (renamed) or must go */
     return rc;
 }
@@ -1448,8 +1448,8 @@ int rd_s3_store_mpu_get(rd_s3_store *st, const char *bucket, const char *key, co
     return rc;
 }
 
-int rd_s3_store_part_begin(rd_s3_store *st, const char *bucket, const char *key, const char *upload_id,
-                           int part_number, rd_s3_put **out, rd_emu_error *err)
+int rd_s3_store_part_begin(rd_s3_store *st, const char *bucket, const char *key, const char *upload_id, int part_number,
+                           rd_s3_put **out, rd_emu_error *err)
 {
     if (part_number < 1 || part_number > RD_S3_MAX_PARTS)
         return rd_emu_error_set(err, 400, "InvalidArgument",
@@ -1502,8 +1502,8 @@ static int commit_part(rd_s3_put *w, const char *etag, rd_s3_object_info *info_o
     if (random_name("d-", data_name) != 0 || random_name("tmp-", side_tmp) != 0)
         return internal(err, "no randomness available");
     part_sidecar_name(w->part_number, side);
-    json_t *j = json_pack("{s:s, s:I, s:s, s:I}", "data", data_name, "size", (json_int_t)w->size, "etag", etag,
-                          "mtime", (json_int_t)time(NULL));
+    json_t *j = json_pack("{s:s, s:I, s:s, s:I}", "data", data_name, "size", (json_int_t)w->size, "etag", etag, "mtime",
+                          (json_int_t)time(NULL));
     if (j && w->meta.checksum)
         json_object_set_new(j, "checksum", json_string(w->meta.checksum));
     char *text = j ? json_dumps(j, JSON_COMPACT) : NULL;
@@ -1522,8 +1522,8 @@ static int commit_part(rd_s3_put *w, const char *etag, rd_s3_object_info *info_o
     if (!alive) {
         rc = no_such_upload(err);
     } else if (rename(w->tmp_path, data_path) != 0) {
-        rc = internal(err, "cannot store part %d of s3://%s/%s (%s): %s", w->part_number, w->bucket, w->key,
-                      data_path, strerror(errno));
+        rc = internal(err, "cannot store part %d of s3://%s/%s (%s): %s", w->part_number, w->bucket, w->key, data_path,
+                      strerror(errno));
     } else if ((rc = write_file_synced(tmp_side, text, strlen(text), err)) != 0) {
         unlink(data_path);
     } else {
@@ -1605,8 +1605,8 @@ static int list_part_numbers(const char *updir, int **nums, size_t *n)
     while ((de = readdir(d)) != NULL) {
         int num = 0;
         char tail[8] = { 0 };
-        if (strlen(de->d_name) == 12 && sscanf(de->d_name, "p-%5d%6s", &num, tail) == 2 &&
-            strcmp(tail, ".json") == 0 && num >= 1 && num <= RD_S3_MAX_PARTS) {
+        if (strlen(de->d_name) == 12 && sscanf(de->d_name, "p-%5d%6s", &num, tail) == 2 && strcmp(tail, ".json") == 0 &&
+            num >= 1 && num <= RD_S3_MAX_PARTS) {
             if (k == cap) {
                 cap = cap ? cap * 2 : 64;
                 int *nv = realloc(v, cap * sizeof *nv);
@@ -1887,8 +1887,8 @@ static int cmp_upload(const void *a, const void *b)
 }
 
 int rd_s3_store_mpu_list(rd_s3_store *st, const char *bucket, const char *prefix, const char *key_marker,
-                         const char *upload_id_marker, size_t max, rd_s3_upload_info **out, size_t *n,
-                         int *truncated, rd_emu_error *err)
+                         const char *upload_id_marker, size_t max, rd_s3_upload_info **out, size_t *n, int *truncated,
+                         rd_emu_error *err)
 {
     int rc = rd_s3_store_head_bucket(st, bucket, NULL, err);
     if (rc != 0)
@@ -1908,8 +1908,8 @@ int rd_s3_store_mpu_list(rd_s3_store *st, const char *bucket, const char *prefix
             int keep = !prefix || strncmp(u.key, prefix, strlen(prefix)) == 0;
             if (keep && key_marker && *key_marker) {
                 int c = strcmp(u.key, key_marker);
-                keep = c > 0 || (c == 0 && upload_id_marker && *upload_id_marker &&
-                                 strcmp(u.upload_id, upload_id_marker) > 0);
+                keep = c > 0 ||
+                       (c == 0 && upload_id_marker && *upload_id_marker && strcmp(u.upload_id, upload_id_marker) > 0);
             }
             if (keep && k == cap) {
                 cap = cap ? cap * 2 : 16;

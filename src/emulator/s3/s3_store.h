@@ -41,7 +41,7 @@ int rd_s3_meta_copy(rd_s3_meta *dst, const rd_s3_meta *src);
 typedef struct rd_s3_object_info {
     char *key;          /* owned */
     uint64_t size;
-    char etag[48];      /* "\"<md5 hex>\"" with quotes as S3 sends it, or "\"<md5 hex>-<parts>\"" */
+    char etag[48]; /* "\"<md5 hex>\"" with quotes as S3 sends it, or "\"<md5 hex>-<parts>\"" */
     time_t last_modified;
     char *content_type; /* owned, may be NULL */
     rd_s3_meta meta;    /* owned; filled by head, open_object and the writers (empty in listings) */
@@ -123,7 +123,7 @@ void rd_s3_listing_free(rd_s3_listing *l);
 
 typedef struct rd_s3_upload_info {
     char upload_id[40];
-    char *key;          /* owned */
+    char *key; /* owned */
     time_t initiated;
     char *content_type; /* owned, may be NULL */
     rd_s3_meta meta;    /* owned: the object's metadata, applied at completion; checksum_algo the upload's */
@@ -135,7 +135,7 @@ typedef struct rd_s3_part_info {
     uint64_t size;
     char etag[35];
     time_t last_modified;
-    char *checksum;     /* owned base64 of the part's checksum in the upload's algorithm, or NULL */
+    char *checksum; /* owned base64 of the part's checksum in the upload's algorithm, or NULL */
 } rd_s3_part_info;
 void rd_s3_parts_free(rd_s3_part_info *parts, size_t n);
 
@@ -148,8 +148,8 @@ int rd_s3_store_mpu_get(rd_s3_store *st, const char *bucket, const char *key, co
 /* A writer of one part (rd_s3_put_write / rd_s3_put_set_meta / rd_s3_put_commit / rd_s3_put_abort as for an
  * object): commit stores the part (replacing, and releasing, an earlier part of that number) and fills
  * info_out's size and etag (key NULL); NoSuchUpload if the upload went away meanwhile. */
-int rd_s3_store_part_begin(rd_s3_store *st, const char *bucket, const char *key, const char *upload_id,
-                           int part_number, rd_s3_put **out, rd_emu_error *err);
+int rd_s3_store_part_begin(rd_s3_store *st, const char *bucket, const char *key, const char *upload_id, int part_number,
+                           rd_s3_put **out, rd_emu_error *err);
 /* The parts uploaded so far, by number (*parts malloc'd, free with rd_s3_parts_free). */
 int rd_s3_store_mpu_parts(rd_s3_store *st, const char *bucket, const char *key, const char *upload_id,
                           rd_s3_part_info **parts, size_t *n, rd_emu_error *err);
@@ -171,7 +171,7 @@ int rd_s3_store_mpu_abort(rd_s3_store *st, const char *bucket, const char *key, 
  * after (key_marker, upload_id_marker) — S3's ListMultipartUploads order — at most max (*out malloc'd; free
  * each with rd_s3_upload_info_free, then the array). *truncated when more remain. */
 int rd_s3_store_mpu_list(rd_s3_store *st, const char *bucket, const char *prefix, const char *key_marker,
-                         const char *upload_id_marker, size_t max, rd_s3_upload_info **out, size_t *n,
-                         int *truncated, rd_emu_error *err);
+                         const char *upload_id_marker, size_t max, rd_s3_upload_info **out, size_t *n, int *truncated,
+                         rd_emu_error *err);
 
 #endif

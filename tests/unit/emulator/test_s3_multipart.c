@@ -19,11 +19,11 @@
 
 #include "emulator/s3/s3_store.h"
 
-#define assert_s3_error(call, status, code_)                                                                       \
-    do {                                                                                                           \
-        assert_int_equal((call), -1);                                                                              \
-        assert_int_equal(err.http_status, (status));                                                               \
-        assert_string_equal(err.code, (code_));                                                                    \
+#define assert_s3_error(call, status, code_)                                                                           \
+    do {                                                                                                               \
+        assert_int_equal((call), -1);                                                                                  \
+        assert_int_equal(err.http_status, (status));                                                                   \
+        assert_string_equal(err.code, (code_));                                                                        \
     } while (0)
 
 typedef struct fixture {
@@ -377,8 +377,8 @@ static void test_crash_leftovers_swept(void **state)
     put_part(f->st, "k", id, 1, "part", 4, NULL, e);
     char *ud = uploads_dir(f), path[512];
     snprintf(path, sizeof path, "%s/%s", ud, id);
-    touch(path, "tmp-0123456789abcdef0123456789abcdef"); /* a part interrupted mid-body */
-    touch(path, "d-0123456789abcdef0123456789abcdef");   /* renamed, sidecar never written */
+    touch(path, "tmp-0123456789abcdef0123456789abcdef");                           /* a part interrupted mid-body */
+    touch(path, "d-0123456789abcdef0123456789abcdef");                             /* renamed, sidecar never written */
     snprintf(path, sizeof path, "%s/.trash-0123456789abcdef0123456789abcdef", ud); /* an interrupted abort */
     assert_int_equal(mkdir(path, 0700), 0);
     touch(path, "d-x");
