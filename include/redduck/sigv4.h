@@ -82,6 +82,12 @@ rd_status rd_sigv4_presign_url(const rd_sigv4_params *params, const rd_sigv4_req
 rd_status rd_sigv4_chunk_signature(const rd_sigv4_params *params, const char *prev_signature,
                                    const char *chunk_sha256, char out[65], rd_error *err);
 
+/* HMAC-SHA256 of msg with the signing key of the scope date8 ("YYYYMMDD") / region / service / aws4_request
+ * of secret, as lowercase hex into out[65]: a string to sign's signature, or an S3 POST policy's (msg: the
+ * policy as base64). The key itself never leaves. */
+void rd_sigv4_sign_string(const char *secret, const char *date8, const char *region, const char *service,
+                          const void *msg, size_t len, char out[65]);
+
 /* Helpers shared with the verifier and other modules. */
 /* Lowercase hex SHA-256 of data into out[65]. */
 void rd_sha256_hex(const void *data, size_t len, char out[65]);

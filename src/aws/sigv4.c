@@ -442,6 +442,20 @@ static void signing_key(const rd_sigv4_params *p, const char *date8, unsigned ch
     rd_buf_free_secure(&k);
 }
 
+void rd_sigv4_sign_string(const char *secret, const char *date8, const char *region, const char *service,
+                          const void *msg, size_t len, char out[65])
+{
+    rd_sigv4_params p = { 0 };
+    p.secret_access_key = secret;
+    p.region = region;
+    p.service = service;
+    unsigned char key[32], sig[32];
+    signing_key(&p, date8, key);
+    hmac_sha256(key, 32, msg, len, sig);
+    OPENSSL_cleanse(key, sizeof key);
+    to_hex(sig, 32, out);
+}
+
 /* canonical request → string to sign → signature (hex). */
 static void finish_signature(const rd_sigv4_params *p, const char *amz_date, const rd_buf *canonical, rd_buf *sts,
                              char sig_hex[65])

@@ -8,7 +8,6 @@
 #include <libxml/xmlwriter.h>
 #include <openssl/crypto.h>
 #include <openssl/evp.h>
-#include <openssl/hmac.h>
 #include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -611,27 +610,10 @@ out:
 
 /* ---- the signature ---------------------------------------------------------------------------------- */
 
-static void hmac(const void *key, size_t key_len, const char *msg, unsigned char out[32])
-{
-    unsigned int n = 32;
-    HMAC(EVP_sha256(), key, (int)key_len, (const unsigned char *)msg, strlen(msg), out, &n);
-}
-
 void rd_emu_s3_post_signature(const char *secret, const char *date8, const char *region, const char *service,
                               const char *policy_b64, char out[65])
 {
-    rd_buf k = RD_BUF_INIT;
-    rd_buf_printf(&k, "AWS4%s", secret);
-    unsigned char a[32], b[32];
-    hmac(rd_buf_cstr(&k), k.len, date8, a);
-    hmac(a, 32, region, b);
-    hmac(b, 32, service, a);
-    hmac(a, 32, "aws4_request", b);
-    hmac(b, 32, policy_b64, a);
-    for (int i = 0; i < 32; i++)
-        snprintf(out + 2 * i, 3, "%02x", a[i]);
-    OPENSSL_cleanse(b, sizeof b);
-    rd_buf_free_secure(&k);
+    rd_sigv4_sign_string(secret, date8, region, service, policy_b64, strlen(policy_b64), out);
 }
 
 /* Decodes base64 (OpenSSL's decoder: padding and line breaks as MIME allows). malloc'd, NUL-terminated, or
