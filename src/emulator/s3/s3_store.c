@@ -4,7 +4,8 @@
  * content type, data file name) and a data file "d-<random>". A put writes "tmp-<random>", fsyncs, renames it
  * to a fresh data file, then renames a new sidecar over the old one (the commit point) and unlinks the old
  * data file; leftovers of a crash are swept at open. An in-memory index per bucket (sorted by key bytes)
- * serves listing and lookups; one rwlock guards the whole index. Does not own the S3 REST API (s3_api.c). */
+ * serves listing and lookups; one rwlock guards the whole index. Multipart uploads are s3_store_mpu.c's
+ * (shared pieces: s3_store_internal.h). Does not own the S3 REST API (s3_api.c). */
 #include "emulator/s3/s3_store.h"
 
 #include <dirent.h>
@@ -22,9 +23,10 @@
 #include <unistd.h>
 
 #include "emulator/emu_error.h"
+#include "emulator/s3/s3_store_internal.h"
 #include "redduck/buf.h"
 
-#define KEY_MAX_BYTES 1024
+#define KEY_MAX_BYTES RD_S3ST_KEY_MAX_BYTES
 #define DEFAULT_REGION "us-east-1"
 
 /* An I/O or memory failure: S3's 500, with what failed as the message (the S3 reply says AWS's own words). */
@@ -56,9 +58,19 @@ struct rd_s3_store {
     size_t nb, cap;
 };
 
+const char *rd_s3st_dir(const rd_s3_store *st)
+{
+    return st->dir;
+}
+
+pthread_mutex_t *rd_s3st_mpu_lock(rd_s3_store *st)
+{
+    return &st->mpu_lock;
+}
+
 /* ---- small helpers ---------------------------------------------------------------------------------- */
 
-static void hex_encode(const unsigned char *in, size_t n, char *out)
+void rd_s3st_hex_encode(const unsigned char *in, size_t n, char *out)
 {
     static const char hex[] = "0123456789abcdef";
     for (size_t i = 0; i < n; i++) {
@@ -68,13 +80,13 @@ static void hex_encode(const unsigned char *in, size_t n, char *out)
     out[2 * n] = '\0';
 }
 
-static int hex_val(char c)
+int rd_s3st_hex_val(char c)
 {
     return c >= '0' && c <= '9' ? c - '0' : c >= 'a' && c <= 'f' ? c - 'a' + 10 : c >= 'A' && c <= 'F' ? c - 'A' + 10 : -1;
 }
 
 /* Decodes hex into a malloc'd NUL-terminated string; NULL when malformed. */
-static char *hex_decode(const char *s)
+char *rd_s3st_hex_decode(const char *s)
 {
     size_t n = strlen(s);
     if (n % 2)
@@ -83,7 +95,7 @@ static char *hex_decode(const char *s)
     if (!out)
         return NULL;
     for (size_t i = 0; i < n / 2; i++) {
-        int hi = hex_val(s[2 * i]), lo = hex_val(s[2 * i + 1]);
+        int hi = rd_s3st_hex_val(s[2 * i]), lo = rd_s3st_hex_val(s[2 * i + 1]);
         if (hi < 0 || lo < 0 || (hi == 0 && lo == 0)) {
             free(out);
             return NULL;
@@ -94,14 +106,14 @@ static char *hex_decode(const char *s)
     return out;
 }
 
-static int random_name(const char *prefix, char out[40])
+int rd_s3st_random_name(const char *prefix, char out[40])
 {
     unsigned char r[16];
     if (RAND_bytes(r, sizeof r) != 1)
         return -1;
     size_t pl = strlen(prefix);
     memcpy(out, prefix, pl);
-    hex_encode(r, sizeof r, out + pl);
+    rd_s3st_hex_encode(r, sizeof r, out + pl);
     return 0;
 }
 
@@ -110,11 +122,11 @@ static void key_file_name(const char *key, char out[70])
     unsigned char md[32];
     unsigned int mdlen = 0;
     EVP_Digest(key, strlen(key), md, &mdlen, EVP_sha256(), NULL);
-    hex_encode(md, 32, out);
+    rd_s3st_hex_encode(md, 32, out);
     memcpy(out + 64, ".json", 6);
 }
 
-static int fsync_path(const char *path)
+int rd_s3st_fsync_path(const char *path)
 {
     int fd = open(path, O_RDONLY | O_CLOEXEC);
     if (fd < 0)
@@ -124,20 +136,20 @@ static int fsync_path(const char *path)
     return r;
 }
 
-static char *path_join(const char *a, const char *b, const char *c)
+char *rd_s3st_path_join(const char *a, const char *b, const char *c)
 {
     rd_buf p = RD_BUF_INIT;
     rd_buf_printf(&p, "%s/%s%s%s", a, b, c ? "/" : "", c ? c : "");
     return rd_buf_detach(&p);
 }
 
-static char *objects_dir(const rd_s3_store *st, const char *bucket)
+char *rd_s3st_objects_dir(const rd_s3_store *st, const char *bucket)
 {
-    return path_join(st->dir, bucket, "objects");
+    return rd_s3st_path_join(st->dir, bucket, "objects");
 }
 
 /* Writes data to path (created exclusively, 0600) and fsyncs it. */
-static int write_file_synced(const char *path, const void *data, size_t len, rd_emu_error *err)
+int rd_s3st_write_file_synced(const char *path, const void *data, size_t len, rd_emu_error *err)
 {
     int fd = open(path, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0600);
     if (fd < 0)
@@ -164,9 +176,9 @@ static int write_file_synced(const char *path, const void *data, size_t len, rd_
 }
 
 /* The JSON document in the small file a/b[/c] (a sidecar, bucket.json); NULL when missing or not JSON. */
-static json_t *read_json_file(const char *a, const char *b, const char *c)
+json_t *rd_s3st_read_json_file(const char *a, const char *b, const char *c)
 {
-    char *path = path_join(a, b, c);
+    char *path = rd_s3st_path_join(a, b, c);
     FILE *f = path ? fopen(path, "rb") : NULL;
     free(path);
     if (!f)
@@ -275,7 +287,7 @@ static int no_such_key(rd_emu_error *err)
     return rd_emu_error_set(err, 404, "NoSuchKey", "The specified key does not exist.");
 }
 
-static int check_key(const char *key, rd_emu_error *err)
+int rd_s3st_check_key(const char *key, rd_emu_error *err)
 {
     size_t n = key ? strlen(key) : 0;
     if (n == 0)
@@ -342,7 +354,7 @@ void rd_s3_meta_free(rd_s3_meta *m)
     memset(m, 0, sizeof *m);
 }
 
-static int dup_opt(char **dst, const char *src)
+int rd_s3st_dup_opt(char **dst, const char *src)
 {
     *dst = src ? strdup(src) : NULL;
     return src && !*dst ? -1 : 0;
@@ -358,8 +370,8 @@ int rd_s3_meta_copy(rd_s3_meta *dst, const rd_s3_meta *src)
     for (size_t i = 0; i < src->headers.count; i++)
         if (rd_headers_add(&dst->headers, src->headers.items[i].name, src->headers.items[i].value) != RD_OK)
             bad = 1;
-    bad |= dup_opt(&dst->checksum_algo, src->checksum_algo) | dup_opt(&dst->checksum, src->checksum) |
-           dup_opt(&dst->checksum_type, src->checksum_type);
+    bad |= rd_s3st_dup_opt(&dst->checksum_algo, src->checksum_algo) | rd_s3st_dup_opt(&dst->checksum, src->checksum) |
+           rd_s3st_dup_opt(&dst->checksum_type, src->checksum_type);
     if (bad) {
         rd_s3_meta_free(dst);
         return -1;
@@ -368,7 +380,7 @@ int rd_s3_meta_copy(rd_s3_meta *dst, const rd_s3_meta *src)
 }
 
 /* The metadata's fields into a sidecar document j. -1 when out of memory or not UTF-8. */
-static int meta_to_json(const rd_s3_meta *m, json_t *j)
+int rd_s3st_meta_to_json(const rd_s3_meta *m, json_t *j)
 {
     if (!m)
         return 0;
@@ -392,7 +404,7 @@ static int meta_to_json(const rd_s3_meta *m, json_t *j)
     return bad ? -1 : 0;
 }
 
-static void meta_from_json(json_t *j, rd_s3_meta *m)
+void rd_s3st_meta_from_json(json_t *j, rd_s3_meta *m)
 {
     memset(m, 0, sizeof *m);
     rd_headers_init(&m->headers);
@@ -405,16 +417,16 @@ static void meta_from_json(json_t *j, rd_s3_meta *m)
         if (n && v)
             rd_headers_add(&m->headers, n, v);
     }
-    dup_opt(&m->checksum_algo, json_string_value(json_object_get(j, "checksum_algo")));
-    dup_opt(&m->checksum, json_string_value(json_object_get(j, "checksum")));
-    dup_opt(&m->checksum_type, json_string_value(json_object_get(j, "checksum_type")));
+    rd_s3st_dup_opt(&m->checksum_algo, json_string_value(json_object_get(j, "checksum_algo")));
+    rd_s3st_dup_opt(&m->checksum, json_string_value(json_object_get(j, "checksum")));
+    rd_s3st_dup_opt(&m->checksum_type, json_string_value(json_object_get(j, "checksum_type")));
 }
 
 /* ---- open / close ----------------------------------------------------------------------------------- */
 
 static s3_entry *load_sidecar(int dfd, const char *objdir, const char *name)
 {
-    json_t *j = read_json_file(objdir, name, NULL);
+    json_t *j = rd_s3st_read_json_file(objdir, name, NULL);
     if (!j)
         return NULL;
     s3_entry *e = calloc(1, sizeof *e);
@@ -427,7 +439,7 @@ static s3_entry *load_sidecar(int dfd, const char *objdir, const char *name)
     struct stat sb;
     if (!e || !kh || !etag || strlen(etag) < 34 || strlen(etag) >= sizeof e->etag || !data ||
         strlen(data) >= sizeof e->data || strncmp(data, "d-", 2) != 0 || !json_is_integer(size) ||
-        !json_is_integer(mtime) || !(e->key = hex_decode(kh)))
+        !json_is_integer(mtime) || !(e->key = rd_s3st_hex_decode(kh)))
         goto bad;
     key_file_name(e->key, expect);
     if (strcmp(expect, name) != 0 || fstatat(dfd, data, &sb, 0) != 0 ||
@@ -438,7 +450,7 @@ static s3_entry *load_sidecar(int dfd, const char *objdir, const char *name)
     strcpy(e->etag, etag);
     strcpy(e->data, data);
     e->content_type = ctype ? strdup(ctype) : NULL;
-    meta_from_json(j, &e->meta);
+    rd_s3st_meta_from_json(j, &e->meta);
     json_decref(j);
     return e;
 bad:
@@ -471,13 +483,10 @@ static int push_ptr(void ***arr, size_t *n, size_t *cap, void *p)
     return 0;
 }
 
-static void remove_tree(const char *path);
-static void sweep_uploads(const char *dir, const char *bucket);
-
 /* Loads <dir>/<name>: bucket.json, every sidecar; sweeps temp files, orphan data and broken sidecars. */
 static s3_bucket *load_bucket(const char *dir, const char *name)
 {
-    json_t *j = read_json_file(dir, name, "bucket.json");
+    json_t *j = rd_s3st_read_json_file(dir, name, "bucket.json");
     const char *region = json_string_value(json_object_get(j, "region"));
     if (!j || !region) {
         json_decref(j);
@@ -489,7 +498,7 @@ static s3_bucket *load_bucket(const char *dir, const char *name)
     b->created = (time_t)json_integer_value(json_object_get(j, "created"));
     json_decref(j);
 
-    char *objdir = path_join(dir, name, "objects");
+    char *objdir = rd_s3st_path_join(dir, name, "objects");
     int dfd = open(objdir, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
     DIR *d = dfd >= 0 ? fdopendir(dup(dfd)) : NULL;
     if (!d) {
@@ -535,7 +544,7 @@ static s3_bucket *load_bucket(const char *dir, const char *name)
     free(refs);
     close(dfd);
     free(objdir);
-    sweep_uploads(dir, name);
+    rd_s3st_sweep_uploads(dir, name);
     return b;
 }
 
@@ -550,7 +559,7 @@ static int rm_entry(const char *path, const struct stat *sb, int flag, struct FT
     return 0;
 }
 
-static void remove_tree(const char *path)
+void rd_s3st_remove_tree(const char *path)
 {
     nftw(path, rm_entry, 16, FTW_DEPTH | FTW_PHYS);
 }
@@ -576,8 +585,8 @@ rd_status rd_s3_store_open(const char *dir, rd_s3_store **out, rd_error *err)
     while ((de = readdir(d)) != NULL) {
         const char *n = de->d_name;
         if (strncmp(n, ".tmp-", 5) == 0 || strncmp(n, ".trash-", 7) == 0) {
-            char *p = path_join(dir, n, NULL);
-            remove_tree(p);
+            char *p = rd_s3st_path_join(dir, n, NULL);
+            rd_s3st_remove_tree(p);
             free(p);
             continue;
         }
@@ -632,14 +641,14 @@ int rd_s3_store_create_bucket(rd_s3_store *st, const char *bucket, const char *r
                               "Your previous request to create the named bucket succeeded and you already own it.");
         goto out;
     }
-    if (random_name(".tmp-", tmpname) != 0) {
+    if (rd_s3st_random_name(".tmp-", tmpname) != 0) {
         rc = internal(err, "no randomness available");
         goto out;
     }
-    tmpdir = path_join(st->dir, tmpname, NULL);
-    sub = path_join(st->dir, tmpname, "objects");
-    meta = path_join(st->dir, tmpname, "bucket.json");
-    final = path_join(st->dir, bucket, NULL);
+    tmpdir = rd_s3st_path_join(st->dir, tmpname, NULL);
+    sub = rd_s3st_path_join(st->dir, tmpname, "objects");
+    meta = rd_s3st_path_join(st->dir, tmpname, "bucket.json");
+    final = rd_s3st_path_join(st->dir, bucket, NULL);
     if (mkdir(tmpdir, 0700) != 0 || mkdir(sub, 0700) != 0) {
         rc = internal(err, "cannot create %s: %s", tmpdir, strerror(errno));
         goto fail;
@@ -648,17 +657,17 @@ int rd_s3_store_create_bucket(rd_s3_store *st, const char *bucket, const char *r
     json_t *j = json_pack("{s:s, s:I}", "region", region, "created", (json_int_t)now);
     char *text = j ? json_dumps(j, JSON_COMPACT) : NULL;
     json_decref(j);
-    rc = text ? write_file_synced(meta, text, strlen(text), err) : internal(err, "out of memory");
+    rc = text ? rd_s3st_write_file_synced(meta, text, strlen(text), err) : internal(err, "out of memory");
     free(text);
     if (rc != 0)
         goto fail;
-    fsync_path(sub);
-    fsync_path(tmpdir);
+    rd_s3st_fsync_path(sub);
+    rd_s3st_fsync_path(tmpdir);
     if (rename(tmpdir, final) != 0) {
         rc = internal(err, "cannot create bucket directory %s: %s", final, strerror(errno));
         goto fail;
     }
-    fsync_path(st->dir);
+    rd_s3st_fsync_path(st->dir);
     s3_bucket *b = calloc(1, sizeof *b);
     if (!b || push_ptr((void ***)&st->b, &st->nb, &st->cap, b) != 0) {
         free(b);
@@ -672,7 +681,7 @@ int rd_s3_store_create_bucket(rd_s3_store *st, const char *bucket, const char *r
     b->created = now;
     goto out;
 fail:
-    remove_tree(tmpdir);
+    rd_s3st_remove_tree(tmpdir);
 out:
     pthread_rwlock_unlock(&st->lock);
     free(tmpdir);
@@ -727,9 +736,9 @@ int rd_s3_store_list_buckets(rd_s3_store *st, char ***names, time_t **created, s
 int rd_s3_store_delete_bucket(rd_s3_store *st, const char *bucket, rd_emu_error *err)
 {
     char trash[40];
-    if (random_name(".trash-", trash) != 0)
+    if (rd_s3st_random_name(".trash-", trash) != 0)
         return internal(err, "no randomness available");
-    char *from = path_join(st->dir, bucket, NULL), *to = path_join(st->dir, trash, NULL);
+    char *from = rd_s3st_path_join(st->dir, bucket, NULL), *to = rd_s3st_path_join(st->dir, trash, NULL);
     int rc = 0;
     pthread_rwlock_wrlock(&st->lock);
     size_t pos;
@@ -747,8 +756,8 @@ int rd_s3_store_delete_bucket(rd_s3_store *st, const char *bucket, rd_emu_error 
     }
     pthread_rwlock_unlock(&st->lock);
     if (rc == 0) {
-        fsync_path(st->dir);
-        remove_tree(to);
+        rd_s3st_fsync_path(st->dir);
+        rd_s3st_remove_tree(to);
     }
     free(from);
     free(to);
@@ -756,21 +765,6 @@ int rd_s3_store_delete_bucket(rd_s3_store *st, const char *bucket, rd_emu_error 
 }
 
 /* ---- writes ----------------------------------------------------------------------------------------- */
-
-struct rd_s3_put {
-    rd_s3_store *st;
-    char *bucket;
-    char *key;
-    char *content_type;
-    char *objdir;
-    char *tmp_path;
-    int fd;
-    EVP_MD_CTX *md5;
-    uint64_t size;
-    rd_s3_meta meta;
-    char *upload_dir; /* a part writer: the upload's directory, and the part's number */
-    int part_number;
-};
 
 void rd_s3_put_abort(rd_s3_put *w)
 {
@@ -794,7 +788,7 @@ void rd_s3_put_abort(rd_s3_put *w)
 int rd_s3_store_put_begin(rd_s3_store *st, const char *bucket, const char *key, const char *content_type,
                           rd_s3_put **out, rd_emu_error *err)
 {
-    int rc = check_key(key, err);
+    int rc = rd_s3st_check_key(key, err);
     if (rc != 0)
         return rc;
     if ((rc = rd_s3_store_head_bucket(st, bucket, NULL, err)) != 0)
@@ -807,15 +801,15 @@ int rd_s3_store_put_begin(rd_s3_store *st, const char *bucket, const char *key, 
     w->bucket = strdup(bucket);
     w->key = strdup(key);
     w->content_type = content_type ? strdup(content_type) : NULL;
-    w->objdir = objects_dir(st, bucket);
+    w->objdir = rd_s3st_objects_dir(st, bucket);
     w->md5 = EVP_MD_CTX_new();
     char tmpname[40];
-    if (!w->bucket || !w->key || !w->objdir || !w->md5 || random_name("tmp-", tmpname) != 0 ||
+    if (!w->bucket || !w->key || !w->objdir || !w->md5 || rd_s3st_random_name("tmp-", tmpname) != 0 ||
         EVP_DigestInit_ex(w->md5, EVP_md5(), NULL) != 1) {
         rd_s3_put_abort(w);
         return internal(err, "out of memory");
     }
-    w->tmp_path = path_join(w->objdir, tmpname, NULL);
+    w->tmp_path = rd_s3st_path_join(w->objdir, tmpname, NULL);
     w->fd = open(w->tmp_path, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0600);
     if (w->fd < 0) {
         rc = internal(err, "cannot create %s: %s", w->tmp_path, strerror(errno));
@@ -847,19 +841,19 @@ int rd_s3_put_write(rd_s3_put *w, const void *data, size_t len, rd_emu_error *er
 }
 
 /* Publishes the synced file tmp_path (inside the bucket's objects dir) as bucket/key. */
-static int commit_file(rd_s3_store *st, const char *bucket, const char *key, const char *content_type,
-                       const rd_s3_meta *meta, const char *objdir, const char *tmp_path, uint64_t size,
-                       const char *etag, rd_s3_object_info *info_out, rd_emu_error *err)
+int rd_s3st_commit_file(rd_s3_store *st, const char *bucket, const char *key, const char *content_type,
+                        const rd_s3_meta *meta, const char *objdir, const char *tmp_path, uint64_t size,
+                        const char *etag, rd_s3_object_info *info_out, rd_emu_error *err)
 {
     int rc = 0;
     char data_name[40], meta_tmp_name[40], meta_name[70];
     char *data_path = NULL, *meta_tmp = NULL, *meta_path = NULL, *text = NULL, *old_data = NULL;
-    if (random_name("d-", data_name) != 0 || random_name("tmp-", meta_tmp_name) != 0)
+    if (rd_s3st_random_name("d-", data_name) != 0 || rd_s3st_random_name("tmp-", meta_tmp_name) != 0)
         return internal(err, "no randomness available");
     key_file_name(key, meta_name);
-    data_path = path_join(objdir, data_name, NULL);
-    meta_tmp = path_join(objdir, meta_tmp_name, NULL);
-    meta_path = path_join(objdir, meta_name, NULL);
+    data_path = rd_s3st_path_join(objdir, data_name, NULL);
+    meta_tmp = rd_s3st_path_join(objdir, meta_tmp_name, NULL);
+    meta_path = rd_s3st_path_join(objdir, meta_name, NULL);
     s3_entry *e = calloc(1, sizeof *e);
     if (!e || !data_path || !meta_tmp || !meta_path) {
         rc = internal(err, "out of memory");
@@ -881,12 +875,12 @@ static int commit_file(rd_s3_store *st, const char *bucket, const char *key, con
     }
     /* sidecar */
     char kh[2 * KEY_MAX_BYTES + 1];
-    hex_encode((const unsigned char *)key, strlen(key), kh);
+    rd_s3st_hex_encode((const unsigned char *)key, strlen(key), kh);
     json_t *j = json_pack("{s:s, s:I, s:s, s:I, s:s}", "key_hex", kh, "size", (json_int_t)size, "etag", etag,
                           "mtime", (json_int_t)e->mtime, "data", data_name);
     if (j && content_type)
         json_object_set_new(j, "content_type", json_string(content_type));
-    if (j && meta_to_json(meta, j) != 0) {
+    if (j && rd_s3st_meta_to_json(meta, j) != 0) {
         json_decref(j);
         j = NULL;
     }
@@ -896,9 +890,9 @@ static int commit_file(rd_s3_store *st, const char *bucket, const char *key, con
         rc = internal(err, "out of memory (or content type is not UTF-8)");
         goto fail_data;
     }
-    if ((rc = write_file_synced(meta_tmp, text, strlen(text), err)) != 0)
+    if ((rc = rd_s3st_write_file_synced(meta_tmp, text, strlen(text), err)) != 0)
         goto fail_data;
-    fsync_path(objdir); /* the data file's name is durable before the sidecar points at it */
+    rd_s3st_fsync_path(objdir); /* the data file's name is durable before the sidecar points at it */
 
     pthread_rwlock_wrlock(&st->lock);
     size_t pos;
@@ -932,9 +926,9 @@ static int commit_file(rd_s3_store *st, const char *bucket, const char *key, con
     if (info_out)
         entry_copy_info(e, info_out, 1);
     pthread_rwlock_unlock(&st->lock);
-    fsync_path(objdir);
+    rd_s3st_fsync_path(objdir);
     if (old_data) {
-        char *p = path_join(objdir, old_data, NULL);
+        char *p = rd_s3st_path_join(objdir, old_data, NULL);
         unlink(p);
         free(p);
     }
@@ -952,8 +946,6 @@ out:
     return rc;
 }
 
-static int commit_part(rd_s3_put *w, const char *etag, rd_s3_object_info *info_out, rd_emu_error *err);
-
 int rd_s3_put_set_meta(rd_s3_put *w, const rd_s3_meta *meta, rd_emu_error *err)
 {
     rd_s3_meta copy;
@@ -967,7 +959,7 @@ int rd_s3_put_set_meta(rd_s3_put *w, const rd_s3_meta *meta, rd_emu_error *err)
 static void md5_etag(const unsigned char md[16], char etag[35])
 {
     etag[0] = '"';
-    hex_encode(md, 16, etag + 1);
+    rd_s3st_hex_encode(md, 16, etag + 1);
     etag[33] = '"';
     etag[34] = '\0';
 }
@@ -992,10 +984,10 @@ int rd_s3_put_commit(rd_s3_put *w, const unsigned char *expected_md5, rd_s3_obje
     char etag[35];
     md5_etag(md, etag);
     if (w->upload_dir)
-        rc = commit_part(w, etag, info_out, err);
+        rc = rd_s3st_commit_part(w, etag, info_out, err);
     else
-        rc = commit_file(w->st, w->bucket, w->key, w->content_type, &w->meta, w->objdir, w->tmp_path, w->size, etag,
-                         info_out, err);
+        rc = rd_s3st_commit_file(w->st, w->bucket, w->key, w->content_type, &w->meta, w->objdir, w->tmp_path, w->size,
+                                 etag, info_out, err);
     rd_s3_put_abort(w); /* frees; the temp file is gone (renamed) or must go */
     return rc;
 }
@@ -1017,7 +1009,7 @@ int rd_s3_store_put_data(rd_s3_store *st, const char *bucket, const char *key, c
 int rd_s3_store_put_file(rd_s3_store *st, const char *bucket, const char *key, const char *path,
                          const char *content_type, rd_s3_object_info *info_out, rd_emu_error *err)
 {
-    int rc = check_key(key, err);
+    int rc = rd_s3st_check_key(key, err);
     if (rc != 0)
         return rc;
     if ((rc = rd_s3_store_head_bucket(st, bucket, NULL, err)) != 0)
@@ -1049,14 +1041,14 @@ int rd_s3_store_put_file(rd_s3_store *st, const char *bucket, const char *key, c
         return internal(err, "cannot read %s: %s", path, strerror(errno));
 
     char tmpname[40];
-    if (random_name("tmp-", tmpname) != 0)
+    if (rd_s3st_random_name("tmp-", tmpname) != 0)
         return internal(err, "no randomness available");
-    char *objdir = objects_dir(st, bucket);
-    char *tmp_path = path_join(objdir, tmpname, NULL);
+    char *objdir = rd_s3st_objects_dir(st, bucket);
+    char *tmp_path = rd_s3st_path_join(objdir, tmpname, NULL);
     if (rename(path, tmp_path) == 0) {
         char etag[35];
         md5_etag(md, etag);
-        rc = commit_file(st, bucket, key, content_type, NULL, objdir, tmp_path, size, etag, info_out, err);
+        rc = rd_s3st_commit_file(st, bucket, key, content_type, NULL, objdir, tmp_path, size, etag, info_out, err);
         if (rc != 0)
             unlink(tmp_path);
     } else if (errno == EXDEV) {
@@ -1111,14 +1103,14 @@ int rd_s3_store_head(rd_s3_store *st, const char *bucket, const char *key, rd_s3
 int rd_s3_store_open_object(rd_s3_store *st, const char *bucket, const char *key, int *fd,
                             rd_s3_object_info *info, rd_emu_error *err)
 {
-    char *objdir = objects_dir(st, bucket);
+    char *objdir = rd_s3st_objects_dir(st, bucket);
     int f = -1, e_errno = 0;
     pthread_rwlock_rdlock(&st->lock);
     s3_bucket *b = find_bucket(st, bucket, NULL);
     s3_entry *e = b && key ? find_entry(b, key) : NULL;
     if (e) {
         /* opened under the lock: a concurrent put unlinks the old data only after replacing the entry */
-        char *p = path_join(objdir, e->data, NULL);
+        char *p = rd_s3st_path_join(objdir, e->data, NULL);
         f = p ? open(p, O_RDONLY | O_CLOEXEC) : -1;
         e_errno = errno;
         free(p);
@@ -1139,13 +1131,13 @@ int rd_s3_store_open_object(rd_s3_store *st, const char *bucket, const char *key
 
 int rd_s3_store_delete(rd_s3_store *st, const char *bucket, const char *key, rd_emu_error *err)
 {
-    int rc = check_key(key, err);
+    int rc = rd_s3st_check_key(key, err);
     if (rc != 0)
         return rc;
     char meta_name[70];
     key_file_name(key, meta_name);
-    char *objdir = objects_dir(st, bucket);
-    char *meta_path = path_join(objdir, meta_name, NULL);
+    char *objdir = rd_s3st_objects_dir(st, bucket);
+    char *meta_path = rd_s3st_path_join(objdir, meta_name, NULL);
     char *data_path = NULL;
     pthread_rwlock_wrlock(&st->lock);
     s3_bucket *b = find_bucket(st, bucket, NULL);
@@ -1158,7 +1150,7 @@ int rd_s3_store_delete(rd_s3_store *st, const char *bucket, const char *key, rd_
                 rc = internal(err, "cannot delete s3://%s/%s (%s): %s", bucket, key, meta_path,
                                   strerror(errno));
             } else {
-                data_path = path_join(objdir, b->v[pos]->data, NULL);
+                data_path = rd_s3st_path_join(objdir, b->v[pos]->data, NULL);
                 entry_free(b->v[pos]);
                 memmove(b->v + pos, b->v + pos + 1, (b->n - pos - 1) * sizeof *b->v);
                 b->n--;
@@ -1168,7 +1160,7 @@ int rd_s3_store_delete(rd_s3_store *st, const char *bucket, const char *key, rd_
     pthread_rwlock_unlock(&st->lock);
     if (data_path) {
         unlink(data_path);
-        fsync_path(objdir);
+        rd_s3st_fsync_path(objdir);
     }
     free(data_path);
     free(meta_path);
@@ -1278,718 +1270,4 @@ int rd_s3_store_list(rd_s3_store *st, const char *bucket, const char *prefix, co
     }
     *out = l;
     return 0;
-}
-
-/* ---- multipart uploads -------------------------------------------------------------------------------
- * <bucket>/uploads/<upload id>/ holds upload.json (key in hex, initiation time, content type, metadata), per
- * part a sidecar "p-<number, 5 digits>.json" (data file, size, etag, checksum) and its data "d-<random>".
- * A part is written to "tmp-<random>", renamed to a fresh data file, then its sidecar renamed over the old
- * one (the commit point; the old data is unlinked). Abort and completion rename the directory to
- * "uploads/.trash-<random>" and remove it. mpu_lock serialises these renames; open sweeps the leftovers. */
-
-static int no_such_upload(rd_emu_error *err)
-{
-    return rd_emu_error_set(err, 404, "NoSuchUpload",
-                            "The specified upload does not exist. The upload ID may be invalid, or the upload may "
-                            "have been aborted or completed.");
-}
-
-static int invalid_part(rd_emu_error *err)
-{
-    return rd_emu_error_set(err, 400, "InvalidPart",
-                            "One or more of the specified parts could not be found.  The part may not have been "
-                            "uploaded, or the specified entity tag may not have matched the part's entity tag.");
-}
-
-/* Upload ids are 32 lowercase hex digits (they name a directory: nothing else may pass). */
-static int valid_upload_id(const char *id)
-{
-    if (!id || strlen(id) != 32)
-        return 0;
-    for (const char *p = id; *p; p++)
-        if (!((*p >= '0' && *p <= '9') || (*p >= 'a' && *p <= 'f')))
-            return 0;
-    return 1;
-}
-
-static char *upload_dir_path(const rd_s3_store *st, const char *bucket, const char *id)
-{
-    rd_buf p = RD_BUF_INIT;
-    rd_buf_printf(&p, "%s/%s/uploads/%s", st->dir, bucket, id);
-    return rd_buf_detach(&p);
-}
-
-void rd_s3_upload_info_free(rd_s3_upload_info *u)
-{
-    if (!u)
-        return;
-    free(u->key);
-    free(u->content_type);
-    rd_s3_meta_free(&u->meta);
-    u->key = u->content_type = NULL;
-}
-
-void rd_s3_parts_free(rd_s3_part_info *parts, size_t n)
-{
-    for (size_t i = 0; parts && i < n; i++)
-        free(parts[i].checksum);
-    free(parts);
-}
-
-/* Reads updir/upload.json into out (id from the directory name). -1 when missing or broken. */
-static int read_upload(const char *updir, const char *id, rd_s3_upload_info *out)
-{
-    json_t *j = read_json_file(updir, "upload.json", NULL);
-    const char *kh = json_string_value(json_object_get(j, "key_hex"));
-    memset(out, 0, sizeof *out);
-    if (!j || !kh || !(out->key = hex_decode(kh))) {
-        json_decref(j);
-        return -1;
-    }
-    snprintf(out->upload_id, sizeof out->upload_id, "%s", id);
-    out->initiated = (time_t)json_integer_value(json_object_get(j, "initiated"));
-    dup_opt(&out->content_type, json_string_value(json_object_get(j, "content_type")));
-    meta_from_json(j, &out->meta);
-    json_decref(j);
-    return 0;
-}
-
-/* The upload of bucket/key named id: 0 with *updir (malloc'd) and info (may be NULL) filled, else an error. */
-static int find_upload(rd_s3_store *st, const char *bucket, const char *key, const char *id, char **updir,
-                       rd_s3_upload_info *info, rd_emu_error *err)
-{
-    int rc = rd_s3_store_head_bucket(st, bucket, NULL, err);
-    if (rc != 0)
-        return rc;
-    if (!valid_upload_id(id))
-        return no_such_upload(err);
-    char *d = upload_dir_path(st, bucket, id);
-    rd_s3_upload_info u;
-    if (!d || read_upload(d, id, &u) != 0) {
-        free(d);
-        return no_such_upload(err);
-    }
-    if (key && strcmp(u.key, key) != 0) {
-        rd_s3_upload_info_free(&u);
-        free(d);
-        return no_such_upload(err);
-    }
-    if (info)
-        *info = u;
-    else
-        rd_s3_upload_info_free(&u);
-    *updir = d;
-    return 0;
-}
-
-int rd_s3_store_mpu_create(rd_s3_store *st, const char *bucket, const char *key, const char *content_type,
-                           const rd_s3_meta *meta, char id_out[40], rd_emu_error *err)
-{
-    int rc = check_key(key, err);
-    if (rc != 0 || (rc = rd_s3_store_head_bucket(st, bucket, NULL, err)) != 0)
-        return rc;
-    unsigned char r[16];
-    char id[40], tmpname[40];
-    if (RAND_bytes(r, sizeof r) != 1 || random_name(".tmp-", tmpname) != 0)
-        return internal(err, "no randomness available");
-    hex_encode(r, sizeof r, id);
-    char *uploads = path_join(st->dir, bucket, "uploads");
-    char *tmpdir = uploads ? path_join(uploads, tmpname, NULL) : NULL;
-    char *final = uploads ? path_join(uploads, id, NULL) : NULL;
-    char *text = NULL;
-    if (!final || !tmpdir) {
-        rc = internal(err, "out of memory");
-        goto out;
-    }
-    if ((mkdir(uploads, 0700) != 0 && errno != EEXIST) || mkdir(tmpdir, 0700) != 0) {
-        rc = internal(err, "cannot create %s: %s", tmpdir, strerror(errno));
-        goto out;
-    }
-    char kh[2 * KEY_MAX_BYTES + 1];
-    hex_encode((const unsigned char *)key, strlen(key), kh);
-    json_t *j = json_pack("{s:s, s:I}", "key_hex", kh, "initiated", (json_int_t)time(NULL));
-    if (j && content_type)
-        json_object_set_new(j, "content_type", json_string(content_type));
-    if (j && meta_to_json(meta, j) != 0) {
-        json_decref(j);
-        j = NULL;
-    }
-    text = j ? json_dumps(j, JSON_COMPACT) : NULL;
-    json_decref(j);
-    char *doc = path_join(tmpdir, "upload.json", NULL);
-    rc = !text || !doc ? internal(err, "out of memory (or metadata is not UTF-8)")
-                       : write_file_synced(doc, text, strlen(text), err);
-    free(doc);
-    if (rc == 0) {
-        fsync_path(tmpdir);
-        if (rename(tmpdir, final) != 0)
-            rc = internal(err, "cannot create %s: %s", final, strerror(errno));
-        else
-            fsync_path(uploads);
-    }
-    if (rc != 0)
-        remove_tree(tmpdir);
-    else
-        memcpy(id_out, id, 33);
-out:
-    free(text);
-    free(uploads);
-    free(tmpdir);
-    free(final);
-    return rc;
-}
-
-int rd_s3_store_mpu_get(rd_s3_store *st, const char *bucket, const char *key, const char *upload_id,
-                        rd_s3_upload_info *out, rd_emu_error *err)
-{
-    char *d = NULL;
-    int rc = find_upload(st, bucket, key, upload_id, &d, out, err);
-    free(d);
-    return rc;
-}
-
-int rd_s3_store_part_begin(rd_s3_store *st, const char *bucket, const char *key, const char *upload_id, int part_number,
-                           rd_s3_put **out, rd_emu_error *err)
-{
-    if (part_number < 1 || part_number > RD_S3_MAX_PARTS)
-        return rd_emu_error_set(err, 400, "InvalidArgument",
-                                "Part number must be an integer between 1 and 10000, inclusive");
-    char *d = NULL;
-    int rc = find_upload(st, bucket, key, upload_id, &d, NULL, err);
-    if (rc != 0)
-        return rc;
-    rd_s3_put *w = calloc(1, sizeof *w);
-    char tmpname[40];
-    if (!w || random_name("tmp-", tmpname) != 0) {
-        free(w);
-        free(d);
-        return internal(err, "out of memory");
-    }
-    w->st = st;
-    w->fd = -1;
-    w->upload_dir = d;
-    w->part_number = part_number;
-    w->bucket = strdup(bucket);
-    w->key = strdup(key);
-    w->md5 = EVP_MD_CTX_new();
-    w->tmp_path = path_join(d, tmpname, NULL);
-    if (!w->bucket || !w->key || !w->md5 || !w->tmp_path || EVP_DigestInit_ex(w->md5, EVP_md5(), NULL) != 1) {
-        rd_s3_put_abort(w);
-        return internal(err, "out of memory");
-    }
-    w->fd = open(w->tmp_path, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0600);
-    if (w->fd < 0) {
-        rc = errno == ENOENT ? no_such_upload(err) /* aborted meanwhile */
-                             : internal(err, "cannot create %s: %s", w->tmp_path, strerror(errno));
-        free(w->tmp_path);
-        w->tmp_path = NULL;
-        rd_s3_put_abort(w);
-        return rc;
-    }
-    *out = w;
-    return 0;
-}
-
-static void part_sidecar_name(int number, char out[16])
-{
-    snprintf(out, 16, "p-%05d.json", number);
-}
-
-/* Stores the synced part file w->tmp_path as part w->part_number. */
-static int commit_part(rd_s3_put *w, const char *etag, rd_s3_object_info *info_out, rd_emu_error *err)
-{
-    char data_name[40], side_tmp[40], side[16];
-    if (random_name("d-", data_name) != 0 || random_name("tmp-", side_tmp) != 0)
-        return internal(err, "no randomness available");
-    part_sidecar_name(w->part_number, side);
-    json_t *j = json_pack("{s:s, s:I, s:s, s:I}", "data", data_name, "size", (json_int_t)w->size, "etag", etag, "mtime",
-                          (json_int_t)time(NULL));
-    if (j && w->meta.checksum)
-        json_object_set_new(j, "checksum", json_string(w->meta.checksum));
-    char *text = j ? json_dumps(j, JSON_COMPACT) : NULL;
-    json_decref(j);
-    char *data_path = path_join(w->upload_dir, data_name, NULL), *tmp_side = path_join(w->upload_dir, side_tmp, NULL),
-         *side_path = path_join(w->upload_dir, side, NULL), *old_data = NULL;
-    int rc = 0;
-    if (!text || !data_path || !tmp_side || !side_path) {
-        rc = internal(err, "out of memory");
-        goto out;
-    }
-    pthread_mutex_lock(&w->st->mpu_lock);
-    char *doc = path_join(w->upload_dir, "upload.json", NULL);
-    int alive = doc && access(doc, F_OK) == 0;
-    free(doc);
-    if (!alive) {
-        rc = no_such_upload(err);
-    } else if (rename(w->tmp_path, data_path) != 0) {
-        rc = internal(err, "cannot store part %d of s3://%s/%s (%s): %s", w->part_number, w->bucket, w->key, data_path,
-                      strerror(errno));
-    } else if ((rc = write_file_synced(tmp_side, text, strlen(text), err)) != 0) {
-        unlink(data_path);
-    } else {
-        json_t *old = read_json_file(w->upload_dir, side, NULL);
-        const char *od = json_string_value(json_object_get(old, "data"));
-        old_data = od && strncmp(od, "d-", 2) == 0 && !strchr(od, '/') ? strdup(od) : NULL;
-        json_decref(old);
-        fsync_path(w->upload_dir);
-        if (rename(tmp_side, side_path) != 0) {
-            rc = internal(err, "cannot store part %d of s3://%s/%s (%s): %s", w->part_number, w->bucket, w->key,
-                          side_path, strerror(errno));
-            unlink(tmp_side);
-            unlink(data_path);
-        }
-    }
-    pthread_mutex_unlock(&w->st->mpu_lock);
-    if (rc == 0) {
-        fsync_path(w->upload_dir);
-        if (old_data) {
-            char *p = path_join(w->upload_dir, old_data, NULL);
-            unlink(p);
-            free(p);
-        }
-        if (info_out) {
-            memset(info_out, 0, sizeof *info_out);
-            info_out->size = w->size;
-            snprintf(info_out->etag, sizeof info_out->etag, "%s", etag);
-            info_out->last_modified = time(NULL);
-            rd_s3_meta_copy(&info_out->meta, &w->meta);
-        }
-    }
-out:
-    free(old_data);
-    free(text);
-    free(data_path);
-    free(tmp_side);
-    free(side_path);
-    return rc;
-}
-
-/* One part's sidecar: 0 and p (and data_out, malloc'd, when not NULL) filled; -1 when missing or broken. */
-static int read_part(const char *updir, int number, rd_s3_part_info *p, char **data_out)
-{
-    char side[16];
-    part_sidecar_name(number, side);
-    json_t *j = read_json_file(updir, side, NULL);
-    const char *data = json_string_value(json_object_get(j, "data"));
-    const char *etag = json_string_value(json_object_get(j, "etag"));
-    if (!j || !data || strncmp(data, "d-", 2) != 0 || strchr(data, '/') || !etag || strlen(etag) != 34) {
-        json_decref(j);
-        return -1;
-    }
-    memset(p, 0, sizeof *p);
-    p->number = number;
-    p->size = (uint64_t)json_integer_value(json_object_get(j, "size"));
-    memcpy(p->etag, etag, 35);
-    p->last_modified = (time_t)json_integer_value(json_object_get(j, "mtime"));
-    dup_opt(&p->checksum, json_string_value(json_object_get(j, "checksum")));
-    if (data_out)
-        *data_out = strdup(data);
-    json_decref(j);
-    return 0;
-}
-
-static int cmp_part(const void *a, const void *b)
-{
-    return ((const rd_s3_part_info *)a)->number - ((const rd_s3_part_info *)b)->number;
-}
-
-/* The part numbers with a sidecar in updir, ascending (*nums malloc'd). */
-static int list_part_numbers(const char *updir, int **nums, size_t *n)
-{
-    DIR *d = opendir(updir);
-    if (!d)
-        return -1;
-    int *v = NULL;
-    size_t k = 0, cap = 0;
-    struct dirent *de;
-    while ((de = readdir(d)) != NULL) {
-        int num = 0;
-        char tail[8] = { 0 };
-        if (strlen(de->d_name) == 12 && sscanf(de->d_name, "p-%5d%6s", &num, tail) == 2 && strcmp(tail, ".json") == 0 &&
-            num >= 1 && num <= RD_S3_MAX_PARTS) {
-            if (k == cap) {
-                cap = cap ? cap * 2 : 64;
-                int *nv = realloc(v, cap * sizeof *nv);
-                if (!nv)
-                    break;
-                v = nv;
-            }
-            v[k++] = num;
-        }
-    }
-    closedir(d);
-    *nums = v;
-    *n = k;
-    return 0;
-}
-
-int rd_s3_store_mpu_parts(rd_s3_store *st, const char *bucket, const char *key, const char *upload_id,
-                          rd_s3_part_info **parts, size_t *n, rd_emu_error *err)
-{
-    char *d = NULL;
-    int rc = find_upload(st, bucket, key, upload_id, &d, NULL, err);
-    if (rc != 0)
-        return rc;
-    int *nums = NULL;
-    size_t k = 0;
-    pthread_mutex_lock(&st->mpu_lock);
-    if (list_part_numbers(d, &nums, &k) != 0) {
-        pthread_mutex_unlock(&st->mpu_lock);
-        free(d);
-        return no_such_upload(err);
-    }
-    rd_s3_part_info *v = calloc(k ? k : 1, sizeof *v);
-    size_t got = 0;
-    for (size_t i = 0; v && i < k; i++)
-        if (read_part(d, nums[i], &v[got], NULL) == 0)
-            got++;
-    pthread_mutex_unlock(&st->mpu_lock);
-    free(nums);
-    free(d);
-    if (!v)
-        return internal(err, "out of memory");
-    qsort(v, got, sizeof *v, cmp_part);
-    *parts = v;
-    *n = got;
-    return 0;
-}
-
-/* Renames the upload's directory away and removes it (mpu_lock held by the caller). */
-static int drop_upload(rd_s3_store *st, const char *bucket, const char *updir, char **trash_out, rd_emu_error *err)
-{
-    char trash[40];
-    if (random_name(".trash-", trash) != 0)
-        return internal(err, "no randomness available");
-    char *uploads = path_join(st->dir, bucket, "uploads");
-    char *to = uploads ? path_join(uploads, trash, NULL) : NULL;
-    int rc = 0;
-    if (!to)
-        rc = internal(err, "out of memory");
-    else if (rename(updir, to) != 0)
-        rc = errno == ENOENT ? no_such_upload(err) : internal(err, "cannot remove %s: %s", updir, strerror(errno));
-    else
-        fsync_path(uploads);
-    free(uploads);
-    if (rc != 0) {
-        free(to);
-        return rc;
-    }
-    *trash_out = to;
-    return 0;
-}
-
-int rd_s3_store_mpu_abort(rd_s3_store *st, const char *bucket, const char *key, const char *upload_id,
-                          rd_emu_error *err)
-{
-    char *d = NULL, *trash = NULL;
-    int rc = find_upload(st, bucket, key, upload_id, &d, NULL, err);
-    if (rc != 0)
-        return rc;
-    pthread_mutex_lock(&st->mpu_lock);
-    rc = drop_upload(st, bucket, d, &trash, err);
-    pthread_mutex_unlock(&st->mpu_lock);
-    if (trash)
-        remove_tree(trash);
-    free(trash);
-    free(d);
-    return rc;
-}
-
-/* Appends the whole of fd to out (copy_file_range where it works). */
-static int append_fd(int out, int fd, uint64_t size)
-{
-    off_t off = 0;
-    while ((uint64_t)off < size) {
-        ssize_t n = copy_file_range(fd, &off, out, NULL, (size_t)(size - (uint64_t)off), 0);
-        if (n > 0)
-            continue;
-        if (n < 0 && errno == EINTR)
-            continue;
-        if (n == 0)
-            return -1; /* shorter than its sidecar says */
-        /* no copy_file_range between these files: read and write */
-        char *buf = malloc(1 << 20);
-        if (!buf)
-            return -1;
-        while ((uint64_t)off < size) {
-            ssize_t r = pread(fd, buf, 1 << 20, off);
-            if (r < 0 && errno == EINTR)
-                continue;
-            if (r <= 0) {
-                free(buf);
-                return -1;
-            }
-            for (ssize_t w = 0; w < r;) {
-                ssize_t k = write(out, buf + w, (size_t)(r - w));
-                if (k < 0 && errno == EINTR)
-                    continue;
-                if (k <= 0) {
-                    free(buf);
-                    return -1;
-                }
-                w += k;
-            }
-            off += r;
-        }
-        free(buf);
-    }
-    return 0;
-}
-
-/* 1 when the client's ETag (quoted or not) names the stored one. */
-static int etag_equal(const char *client, const char *stored)
-{
-    size_t n = strlen(client);
-    if (n >= 2 && client[0] == '"' && client[n - 1] == '"')
-        return n == strlen(stored) && strncmp(client, stored, n) == 0;
-    return n + 2 == strlen(stored) && strncmp(client, stored + 1, n) == 0;
-}
-
-int rd_s3_store_mpu_complete(rd_s3_store *st, const char *bucket, const char *key, const char *upload_id,
-                             const rd_s3_complete_part *parts, size_t n, const char *checksum,
-                             const char *checksum_type, rd_s3_object_info *info_out, rd_emu_error *err)
-{
-    for (size_t i = 1; i < n; i++)
-        if (parts[i].number <= parts[i - 1].number)
-            return rd_emu_error_set(err, 400, "InvalidPartOrder",
-                                    "The list of parts was not in ascending order. The parts list must be specified "
-                                    "in order by part number.");
-    char *d = NULL, *trash = NULL, *objdir = objects_dir(st, bucket), *tmp_path = NULL;
-    rd_s3_upload_info up;
-    memset(&up, 0, sizeof up);
-    int rc = find_upload(st, bucket, key, upload_id, &d, &up, err);
-    if (rc != 0) {
-        free(objdir);
-        return rc;
-    }
-    int *fds = calloc(n ? n : 1, sizeof *fds);
-    uint64_t *sizes = calloc(n ? n : 1, sizeof *sizes);
-    size_t opened = 0;
-    EVP_MD_CTX *md5 = EVP_MD_CTX_new();
-    if (!fds || !sizes || !md5 || !objdir || EVP_DigestInit_ex(md5, EVP_md5(), NULL) != 1) {
-        rc = internal(err, "out of memory");
-        goto out;
-    }
-    /* the named parts, opened under the lock: a part replaced later keeps these bytes */
-    pthread_mutex_lock(&st->mpu_lock);
-    for (size_t i = 0; rc == 0 && i < n; i++) {
-        rd_s3_part_info p;
-        char *data = NULL;
-        if (parts[i].number < 1 || parts[i].number > RD_S3_MAX_PARTS || read_part(d, parts[i].number, &p, &data) != 0) {
-            rc = invalid_part(err);
-            break;
-        }
-        if (!parts[i].etag || !etag_equal(parts[i].etag, p.etag)) {
-            rc = invalid_part(err);
-        } else if (i + 1 < n && p.size < RD_S3_MIN_PART_SIZE) {
-            rc = rd_emu_error_set(err, 400, "EntityTooSmall",
-                                  "Your proposed upload is smaller than the minimum allowed object size.");
-        } else {
-            char *path = data ? path_join(d, data, NULL) : NULL;
-            int fd = path ? open(path, O_RDONLY | O_CLOEXEC) : -1;
-            free(path);
-            if (fd < 0) {
-                rc = invalid_part(err);
-            } else {
-                fds[opened++] = fd;
-                sizes[i] = p.size;
-                unsigned char raw[16];
-                for (int k = 0; k < 16; k++)
-                    raw[k] = (unsigned char)(hex_val(p.etag[1 + 2 * k]) << 4 | hex_val(p.etag[2 + 2 * k]));
-                EVP_DigestUpdate(md5, raw, 16);
-            }
-        }
-        free(data);
-        free(p.checksum);
-    }
-    pthread_mutex_unlock(&st->mpu_lock);
-    if (rc != 0)
-        goto out;
-
-    /* the object's bytes, outside the lock */
-    char tmpname[40];
-    if (random_name("tmp-", tmpname) != 0 || !(tmp_path = path_join(objdir, tmpname, NULL))) {
-        rc = internal(err, "no randomness available");
-        goto out;
-    }
-    int out_fd = open(tmp_path, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0600);
-    if (out_fd < 0) {
-        rc = internal(err, "cannot create %s: %s", tmp_path, strerror(errno));
-        goto out;
-    }
-    uint64_t total = 0;
-    for (size_t i = 0; rc == 0 && i < n; i++) {
-        if (append_fd(out_fd, fds[i], sizes[i]) != 0)
-            rc = internal(err, "cannot assemble s3://%s/%s in %s: %s (is the disk full?)", bucket, key, tmp_path,
-                          strerror(errno));
-        total += sizes[i];
-    }
-    if (rc == 0 && fsync(out_fd) != 0)
-        rc = internal(err, "cannot flush %s: %s", tmp_path, strerror(errno));
-    close(out_fd);
-    if (rc != 0)
-        goto out;
-    unsigned char md[16];
-    unsigned int mdlen = 0;
-    EVP_DigestFinal_ex(md5, md, &mdlen);
-    char etag[48];
-    etag[0] = '"';
-    hex_encode(md, 16, etag + 1);
-    snprintf(etag + 33, sizeof etag - 33, "-%zu\"", n);
-    free(up.meta.checksum);
-    free(up.meta.checksum_type);
-    up.meta.checksum = checksum ? strdup(checksum) : NULL;
-    up.meta.checksum_type = checksum_type ? strdup(checksum_type) : NULL;
-    if (!checksum) {
-        free(up.meta.checksum_algo);
-        up.meta.checksum_algo = NULL;
-    }
-
-    /* the commit point: the object replaces any older one, then the upload goes (both under the lock, so an
-     * abort racing with this either wins before it or finds no upload) */
-    pthread_mutex_lock(&st->mpu_lock);
-    char *doc = path_join(d, "upload.json", NULL);
-    int alive = doc && access(doc, F_OK) == 0;
-    free(doc);
-    if (!alive)
-        rc = no_such_upload(err);
-    else if ((rc = commit_file(st, bucket, key, up.content_type, &up.meta, objdir, tmp_path, total, etag, info_out,
-                               err)) == 0)
-        drop_upload(st, bucket, d, &trash, NULL);
-    pthread_mutex_unlock(&st->mpu_lock);
-    if (trash)
-        remove_tree(trash);
-out:
-    if (tmp_path)
-        unlink(tmp_path); /* gone when committed */
-    for (size_t i = 0; i < opened; i++)
-        close(fds[i]);
-    free(fds);
-    free(sizes);
-    EVP_MD_CTX_free(md5);
-    rd_s3_upload_info_free(&up);
-    free(trash);
-    free(tmp_path);
-    free(objdir);
-    free(d);
-    return rc;
-}
-
-static int cmp_upload(const void *a, const void *b)
-{
-    const rd_s3_upload_info *x = a, *y = b;
-    int c = strcmp(x->key, y->key);
-    if (c)
-        return c;
-    if (x->initiated != y->initiated)
-        return x->initiated < y->initiated ? -1 : 1;
-    return strcmp(x->upload_id, y->upload_id);
-}
-
-int rd_s3_store_mpu_list(rd_s3_store *st, const char *bucket, const char *prefix, const char *key_marker,
-                         const char *upload_id_marker, size_t max, rd_s3_upload_info **out, size_t *n, int *truncated,
-                         rd_emu_error *err)
-{
-    int rc = rd_s3_store_head_bucket(st, bucket, NULL, err);
-    if (rc != 0)
-        return rc;
-    char *uploads = path_join(st->dir, bucket, "uploads");
-    rd_s3_upload_info *v = NULL;
-    size_t k = 0, cap = 0;
-    pthread_mutex_lock(&st->mpu_lock);
-    DIR *dir = uploads ? opendir(uploads) : NULL;
-    struct dirent *de;
-    while (dir && (de = readdir(dir)) != NULL) {
-        if (!valid_upload_id(de->d_name))
-            continue;
-        char *ud = path_join(uploads, de->d_name, NULL);
-        rd_s3_upload_info u;
-        if (ud && read_upload(ud, de->d_name, &u) == 0) {
-            int keep = !prefix || strncmp(u.key, prefix, strlen(prefix)) == 0;
-            if (keep && key_marker && *key_marker) {
-                int c = strcmp(u.key, key_marker);
-                keep = c > 0 ||
-                       (c == 0 && upload_id_marker && *upload_id_marker && strcmp(u.upload_id, upload_id_marker) > 0);
-            }
-            if (keep && k == cap) {
-                cap = cap ? cap * 2 : 16;
-                rd_s3_upload_info *nv = realloc(v, cap * sizeof *nv);
-                if (!nv)
-                    keep = 0;
-                else
-                    v = nv;
-            }
-            if (keep)
-                v[k++] = u;
-            else
-                rd_s3_upload_info_free(&u);
-        }
-        free(ud);
-    }
-    if (dir)
-        closedir(dir);
-    pthread_mutex_unlock(&st->mpu_lock);
-    free(uploads);
-    if (k)
-        qsort(v, k, sizeof *v, cmp_upload);
-    *truncated = k > max;
-    for (size_t i = max; i < k; i++)
-        rd_s3_upload_info_free(&v[i]);
-    *n = k > max ? max : k;
-    *out = v;
-    return 0;
-}
-
-/* At open: uploads' temp files, data no sidecar names, broken uploads and removals a crash interrupted. */
-static void sweep_uploads(const char *dir, const char *bucket)
-{
-    char *uploads = path_join(dir, bucket, "uploads");
-    DIR *d = uploads ? opendir(uploads) : NULL;
-    struct dirent *de;
-    while (d && (de = readdir(d)) != NULL) {
-        const char *n = de->d_name;
-        if (strcmp(n, ".") == 0 || strcmp(n, "..") == 0)
-            continue;
-        char *ud = path_join(uploads, n, NULL);
-        rd_s3_upload_info u;
-        if (!ud) {
-            continue;
-        } else if (!valid_upload_id(n) || read_upload(ud, n, &u) != 0) {
-            remove_tree(ud);
-        } else {
-            rd_s3_upload_info_free(&u);
-            int *nums = NULL;
-            size_t k = 0;
-            list_part_numbers(ud, &nums, &k);
-            char **refs = calloc(k ? k : 1, sizeof *refs);
-            size_t nr = 0;
-            for (size_t i = 0; refs && i < k; i++) {
-                rd_s3_part_info p;
-                char *data = NULL;
-                if (read_part(ud, nums[i], &p, &data) == 0) {
-                    refs[nr++] = data;
-                    free(p.checksum);
-                }
-            }
-            DIR *pd = refs ? opendir(ud) : NULL;
-            struct dirent *pe;
-            while (pd && (pe = readdir(pd)) != NULL) {
-                int keep = strncmp(pe->d_name, "d-", 2) != 0 && strncmp(pe->d_name, "tmp-", 4) != 0;
-                for (size_t i = 0; !keep && i < nr; i++)
-                    keep = refs[i] && strcmp(refs[i], pe->d_name) == 0;
-                if (!keep)
-                    unlinkat(dirfd(pd), pe->d_name, 0);
-            }
-            if (pd)
-                closedir(pd);
-            for (size_t i = 0; i < nr; i++)
-                free(refs[i]);
-            free(refs);
-            free(nums);
-        }
-        free(ud);
-    }
-    if (d)
-        closedir(d);
-    free(uploads);
 }
