@@ -1,6 +1,7 @@
 /* fuzz_dialect.c — libFuzzer target: arbitrary text as the SQL a Data API client sends the emulator — the
  * Redshift tokenizer (quotes, E'' escapes, dollar quoting, comments, :params), every string token's value,
- * the rewrite into DuckDB SQL, the outer-LIMIT check and the UNLOAD parse. */
+ * the rewrite into DuckDB SQL (with the result column names and each flag), the SET of
+ * enable_case_sensitive_identifier, the outer-LIMIT check and the UNLOAD parse. */
 #include <stdint.h>
 #include <stdlib.h>
 #include <string.h>
@@ -35,14 +36,18 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
     }
     free(toks);
 
-    rd_buf out = RD_BUF_INIT;
-    char **names = NULL;
-    size_t nnames = 0;
-    rd_sql_rewrite(sql, &out, &names, &nnames, &err);
-    for (size_t i = 0; i < nnames; i++)
-        free(names[i]);
-    free(names);
-    rd_buf_free(&out);
+    /* the rewrite with each set of flags (the output names, lowercasing, CHAR as bpchar) */
+    for (unsigned flags = 0; flags <= (RD_SQL_CASE_SENSITIVE | RD_SQL_BPCHAR); flags++) {
+        rd_buf out = RD_BUF_INIT;
+        char **names = NULL;
+        size_t nnames = 0;
+        rd_sql_rewrite_ex(sql, flags, &out, &names, &nnames, &err);
+        for (size_t i = 0; i < nnames; i++)
+            free(names[i]);
+        free(names);
+        rd_buf_free(&out);
+    }
+    (void)rd_sql_case_setting(sql);
 
     char word[32];
     rd_sql_first_word(sql, word, sizeof word);

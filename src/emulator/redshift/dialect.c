@@ -447,9 +447,17 @@ static int is_keyword_op(const rd_sql_tok *t)
 
 /* Writes the name of the expression at [a, b) into out; returns PostgreSQL's strength of the name
  * (0: "?column?", 1: a type's name or "case", 2: a column's or a function's name). */
+static int figure_colname_at(const sig_list *s, size_t a, size_t b, unsigned flags, int depth, rd_buf *out);
+
 static int figure_colname(const sig_list *s, size_t a, size_t b, unsigned flags, rd_buf *out)
 {
-    if (a >= b) {
+    return figure_colname_at(s, a, b, flags, 0, out);
+}
+
+/* (depth: of nested parentheses and casts; past 32 the item is "?column?", which bounds the work) */
+static int figure_colname_at(const sig_list *s, size_t a, size_t b, unsigned flags, int depth, rd_buf *out)
+{
+    if (a >= b || depth > 32) {
         rd_buf_puts(out, "?column?");
         return 0;
     }
@@ -459,7 +467,7 @@ static int figure_colname(const sig_list *s, size_t a, size_t b, unsigned flags,
             rd_buf_puts(out, "?column?");
             return 0;
         }
-        return figure_colname(s, a + 1, b - 1, flags, out);
+        return figure_colname_at(s, a + 1, b - 1, flags, depth + 1, out);
     }
     /* top level: the last "::" and any operator */
     size_t cast_at = b;
@@ -480,7 +488,7 @@ static int figure_colname(const sig_list *s, size_t a, size_t b, unsigned flags,
     }
     if (cast_at < b) {
         rd_buf inner = RD_BUF_INIT;
-        int strength = figure_colname(s, a, cast_at, flags, &inner);
+        int strength = figure_colname_at(s, a, cast_at, flags, depth + 1, &inner);
         if (strength >= 2) {
             rd_buf_puts(out, rd_buf_cstr(&inner));
         } else {
@@ -521,7 +529,7 @@ static int figure_colname(const sig_list *s, size_t a, size_t b, unsigned flags,
             }
             if (as < close) {
                 rd_buf inner = RD_BUF_INIT;
-                int strength = figure_colname(s, last + 2, as, flags, &inner);
+                int strength = figure_colname_at(s, last + 2, as, flags, depth + 1, &inner);
                 if (strength >= 2)
                     rd_buf_puts(out, rd_buf_cstr(&inner));
                 else
@@ -600,7 +608,7 @@ static int ends_select_list(const rd_sql_tok *t)
 {
     static const char *const words[] = { "from", "into", "where", "group", "having", "window", "qualify", "order",
                                          "limit", "offset", "fetch", "union", "intersect", "except", "minus", "for",
-                                         NULL };
+                                         "select", NULL };
     if (tok_op(t, ";"))
         return 1;
     for (size_t i = 0; words[i]; i++)
@@ -617,10 +625,13 @@ typedef struct colname_alias {
 
 static rd_status add_alias(colname_alias **list, size_t *n, size_t after, rd_buf *name)
 {
-    colname_alias *nv = realloc(*list, (*n + 1) * sizeof *nv);
-    if (!nv)
-        return RD_E_INTERNAL;
-    *list = nv;
+    colname_alias *nv = *list;
+    if ((*n & (*n - 1)) == 0) { /* 0, 1, 2, 4, …: the array doubles */
+        nv = realloc(*list, (*n ? 2 * *n : 1) * sizeof *nv);
+        if (!nv)
+            return RD_E_INTERNAL;
+        *list = nv;
+    }
     nv[*n].after = after;
     nv[*n].name = rd_buf_detach(name);
     if (!nv[*n].name)
@@ -671,7 +682,12 @@ static rd_status find_aliases(const rd_sql_tok *v, size_t n, unsigned flags, col
                     continue;
             }
             if (i > start) { /* an item [start, i) */
-                int star = sg_op(&s, i - 1, "*") && (i - 1 == start || sg_op(&s, i - 2, "."));
+                /* "*" or "t.*", perhaps with EXCLUDE (…): the table's own names */
+                size_t q = start;
+                while (q + 2 < i && (sg(&s, q)->kind == RD_TOK_WORD || sg(&s, q)->kind == RD_TOK_QIDENT) &&
+                       sg_op(&s, q + 1, "."))
+                    q += 2;
+                int star = sg_op(&s, q, "*") && (q == start || sg_op(&s, q - 1, "."));
                 if (!star && !item_has_alias(&s, start, i)) {
                     rd_buf name = RD_BUF_INIT;
                     figure_colname(&s, start, i, flags, &name);
@@ -880,6 +896,8 @@ rd_status rd_sql_rewrite_ex(const char *sql, unsigned flags, rd_buf *out, char *
     /* the text up to each unnamed item's end, then its name */
     size_t from = 0;
     for (size_t a = 0; a < nalias && st == RD_OK; a++) {
+        if (a > 0 && aliases[a].after == aliases[a - 1].after)
+            continue; /* one name per item */
         st = rewrite_range(v, from, aliases[a].after + 1, is_create, flags, out, param_names, param_count, &local);
         if (st == RD_OK) {
             rd_buf_puts(out, " AS \"");

@@ -112,6 +112,7 @@ static void test_columns_and_identifiers(void **state)
     check_names(f, "select X, T.A, t.\"B\", \"X\", (x), ((a)) from t", "x|a|b|x|x|a");
     check_names(f, "select * from t", "x|a|b|d|s"); /* created as T (X, A, "B", ...): stored lowercased */
     check_names(f, "select t.*, x from t", "x|a|b|d|s|x");
+    check_names(f, "select * exclude (d, s), t.* exclude (a, b, d, s) from t", "x|a|b|x");
     /* a bare alias, and words that end an expression without naming it */
     check_names(f, "select a b, x is not null, x::double precision, d::timestamp with time zone from t",
                 "b|?column?|x|d");
@@ -189,6 +190,19 @@ static void test_rewrite_text(void **state)
     s = rewrite_flags("select * from t where x = 'ABC' and y = :P", 0); /* literals and parameters as they are */
     assert_string_equal(s, "select * from t where x = 'ABC' and y = $P");
     free(s);
+    /* deep nesting: past a bound the name is "?column?" (and the work stays linear) */
+    rd_buf deep = RD_BUF_INIT;
+    rd_buf_puts(&deep, "select ");
+    for (int i = 0; i < 200; i++)
+        rd_buf_putc(&deep, '(');
+    rd_buf_putc(&deep, 'x');
+    for (int i = 0; i < 200; i++)
+        rd_buf_putc(&deep, ')');
+    rd_buf_puts(&deep, ", ((x))::int::text::varchar from t");
+    s = rewrite_flags(rd_buf_cstr(&deep), 0);
+    assert_non_null(strstr(s, ") AS \"?column?\", ((x))::int::text::varchar AS \"x\" from t"));
+    free(s);
+    rd_buf_free(&deep);
     s = rewrite_flags("insert into t (x) values (1)", 0);
     assert_string_equal(s, "insert into t (x) values (1)");
     free(s);
