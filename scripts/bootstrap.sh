@@ -22,15 +22,13 @@ for p in "${packages[@]}"; do
   dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")
 done
 # botocore and the AWS CLI are the test suite's independent peers: use the ones on PATH when present,
-# otherwise Debian's.
+# otherwise Debian's. Debian's AWS CLI v2 (/usr/bin/aws) is a second witness the tests always use.
 if ! python3 -c 'import botocore' >/dev/null 2>&1; then
   dpkg-query -W -f='${Status}' python3-botocore 2>/dev/null | grep -q "install ok installed" || missing+=(python3-botocore)
 fi
 command -v python3 >/dev/null 2>&1 || missing+=(python3)
 command -v npm >/dev/null 2>&1 || missing+=(npm)
-if ! command -v aws >/dev/null 2>&1; then
-  dpkg-query -W -f='${Status}' awscli 2>/dev/null | grep -q "install ok installed" || missing+=(awscli)
-fi
+dpkg-query -W -f='${Status}' awscli 2>/dev/null | grep -q "install ok installed" || missing+=(awscli)
 if ((${#missing[@]})); then
   if [ "$(id -u)" != 0 ]; then
     say "missing Debian packages: ${missing[*]} — run as root, or: sudo apt-get install ${missing[*]}"

@@ -220,7 +220,8 @@ static int request_faults(rd_emu *emu, emu_call *c, rd_emu_response *resp)
         const char *op = c->target + 13;
         if ((strcmp(op, "DescribeStatement") == 0 && rd_emu_faults_draw(emu->faults, "data.describe.throttle")) ||
             (strcmp(op, "ExecuteStatement") == 0 && rd_emu_faults_draw(emu->faults, "data.execute.throttle")) ||
-            (strcmp(op, "GetStatementResult") == 0 && rd_emu_faults_draw(emu->faults, "data.result.throttle"))) {
+            ((strcmp(op, "GetStatementResult") == 0 || strcmp(op, "GetStatementResultV2") == 0) &&
+             rd_emu_faults_draw(emu->faults, "data.result.throttle"))) {
             rd_emu_reply_json_error(resp, 400, "ThrottlingException", "Rate exceeded", c->req.request_id);
             return 1;
         }

@@ -206,7 +206,6 @@ class EmulatorCatalogTest(unittest.TestCase):
         self.assertEqual(code, "AccessDeniedException")
         self.assertIn("redshift-serverless:GetCredentials", msg)
 
-    @unittest.skipUnless(os.path.exists("/usr/bin/aws"), "the AWS CLI v2 (/usr/bin/aws) is not installed")
     def test_cli_v2_lists_tables(self):
         out = self.aws("redshift-data", "list-tables", "--workgroup-name", "demo", "--database", "dev",
                        "--schema-pattern", "public", "--table-pattern", "v\\_%", binary="/usr/bin/aws")

@@ -9,6 +9,7 @@ import time
 import unittest
 
 import boto3
+import botocore.config
 import botocore.exceptions
 import botocore.session
 
@@ -208,6 +209,22 @@ class EmulatorSessionsTest(unittest.TestCase):
         with self.assertRaises(botocore.exceptions.ClientError):
             self.data.get_statement_result_v2(Id=rc["Id"], NextToken="nonsense")
 
+
+    def test_result_throttle_fault_reaches_v2(self):
+        emu = Emulator(["--faults", "data.result.throttle=1"])
+        try:
+            data = boto3.session.Session().client(
+                "redshift-data", endpoint_url=emu.endpoint, region_name="us-east-1", aws_access_key_id="test",
+                aws_secret_access_key="test", config=botocore.config.Config(retries={"max_attempts": 1}))
+            sid = data.execute_statement(WorkgroupName="demo", Database="dev", Sql="select 1",
+                                         ResultFormat="CSV")["Id"]
+            self.assertIsNotNone(wait_until(lambda: data.describe_statement(Id=sid)["Status"] == "FINISHED",
+                                            timeout=30, interval=0.02))
+            with self.assertRaises(botocore.exceptions.ClientError) as cm:
+                data.get_statement_result_v2(Id=sid)
+            self.assertEqual(cm.exception.response["Error"]["Code"], "ThrottlingException")
+        finally:
+            emu.cleanup()
 
 if __name__ == "__main__":
     unittest.main()
