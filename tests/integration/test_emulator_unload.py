@@ -98,6 +98,17 @@ def parquet_footer(data):
     return meta[3], cols
 
 
+def first_column_ranges(data):
+    """(min, max) of the first column, an INT64, in each row group, from the footer's statistics."""
+    n = struct.unpack("<I", data[-8:-4])[0]
+    meta = Compact(data[-8 - n:-8]).struct()
+    out = []
+    for rg in meta[4]:
+        stats = rg[1][0][3][12]  # RowGroup.columns[0].meta_data.statistics
+        out.append((struct.unpack("<q", stats[6])[0], struct.unpack("<q", stats[5])[0]))
+    return out
+
+
 def column_type(e):
     """A schema element as text: physical type, its length, converted type and the logical type's details."""
     out = [PHYSICAL[e[1]]]
@@ -213,10 +224,15 @@ class UnloadTest(unittest.TestCase):
                 self.assertEqual(set(lst), set(final), "the manifest was visible before every part")
         for lst in running:
             self.assertNotIn(prefix + "manifest", lst)
-        # parts appear in order, slice after slice
+        # parts appear in order, slice after slice, and hold the rows in order: ids 1..rows, contiguous
         counts = [len(lst) for lst, _ in seen]
         self.assertEqual(counts, sorted(counts))
         self.check_manifest(prefix, final, rows)
+        ranges = [r for k in parts for r in first_column_ranges(self.get(k))]
+        self.assertEqual(ranges[0][0], 1)
+        self.assertEqual(ranges[-1][1], rows)
+        for (_, hi), (lo, _) in zip(ranges, ranges[1:]):
+            self.assertEqual(lo, hi + 1, "row groups out of order: %s" % ranges)
 
     def test_partition_by_keeps_rows_in_their_partition_and_order(self):
         prefix = "parts/run/"

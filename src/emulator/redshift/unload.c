@@ -9,10 +9,12 @@
 
 #include <ctype.h>
 #include <jansson.h>
+#include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
+#include <time.h>
 #include <unistd.h>
 
 #include "emulator/emulator.h"
@@ -22,6 +24,8 @@
 #include "redduck/buf.h"
 
 #define RD_UNLOAD_DEFAULT_MAX ((uint64_t)(6.2 * 1024 * 1024 * 1024))
+#define RD_UNLOAD_ROW_GROUP 122880 /* DuckDB's default rows per Parquet row group */
+#define RD_UNLOAD_DIRECT_MIN (16 * 2048) /* rows per slice for the one-pass path */
 
 typedef struct unload_col {
     char *name;     /* as in the result */
@@ -357,6 +361,342 @@ static rd_status write_partitions(unload_ctx *u)
     return st;
 }
 
+/* The result's columns, from a LIMIT 0 query over source (a table or a parenthesised query). */
+static rd_status describe(unload_ctx *u, const char *source)
+{
+    rd_buf d = RD_BUF_INIT;
+    rd_buf_printf(&d, "SELECT * FROM %s LIMIT 0", source);
+    duckdb_result r;
+    if (duckdb_query(u->conn, rd_buf_cstr(&d), &r) != DuckDBSuccess) {
+        char *m = rd_emu_redshift_error(duckdb_result_error(&r));
+        rd_error_set(u->err, RD_E_REMOTE, "%s", m ? m : "ERROR: UNLOAD could not describe its query");
+        free(m);
+        rd_buf_free(&d);
+        duckdb_destroy_result(&r);
+        return RD_E_REMOTE;
+    }
+    rd_buf_free(&d);
+    for (size_t i = 0; i < u->ncols && u->cols; i++) {
+        free(u->cols[i].name);
+        free(u->cols[i].lower);
+    }
+    free(u->cols);
+    u->ncols = duckdb_column_count(&r);
+    u->cols = calloc(u->ncols ? u->ncols : 1, sizeof *u->cols);
+    if (!u->cols) {
+        u->ncols = 0;
+        duckdb_destroy_result(&r);
+        return rd_error_set(u->err, RD_E_INTERNAL, "out of memory");
+    }
+    for (size_t i = 0; i < u->ncols; i++) {
+        u->cols[i].name = strdup(duckdb_column_name(&r, i));
+        u->cols[i].lower = strdup(u->cols[i].name ? u->cols[i].name : "");
+        for (char *p = u->cols[i].lower; p && *p; p++)
+            *p = (char)tolower((unsigned char)*p);
+        duckdb_logical_type t = duckdb_column_logical_type(&r, i);
+        rd_emu_column_describe(t, &u->cols[i].desc);
+        duckdb_destroy_logical_type(&t);
+    }
+    duckdb_destroy_result(&r);
+    return RD_OK;
+}
+
+/* --- the one-pass path: DuckDB's COPY of the query into a directory, rotating files every few row groups; a
+ * watcher publishes each file as soon as its footer is complete (DuckDB opens the next file before it has
+ * finished the previous one, so a file's presence says nothing). --- */
+
+/* Thrift's compact protocol, read only to check that a Parquet footer is whole and take its row count. */
+typedef struct thrift_in {
+    const unsigned char *p, *end;
+    int bad;
+} thrift_in;
+
+static uint64_t thrift_varint(thrift_in *t)
+{
+    uint64_t v = 0;
+    for (int shift = 0; shift < 64; shift += 7) {
+        if (t->p >= t->end) {
+            t->bad = 1;
+            return 0;
+        }
+        unsigned char b = *t->p++;
+        v |= (uint64_t)(b & 0x7F) << shift;
+        if (!(b & 0x80))
+            return v;
+    }
+    t->bad = 1;
+    return 0;
+}
+
+static void thrift_skip_bytes(thrift_in *t, uint64_t n)
+{
+    if (n > (uint64_t)(t->end - t->p))
+        t->bad = 1;
+    else
+        t->p += n;
+}
+
+static int64_t thrift_struct(thrift_in *t, int depth, int want_field);
+
+static void thrift_skip(thrift_in *t, int type, int depth)
+{
+    if (depth > 32) {
+        t->bad = 1;
+        return;
+    }
+    switch (type) {
+    case 1: case 2: break;                        /* booleans live in the field header */
+    case 3: thrift_skip_bytes(t, 1); break;
+    case 4: case 5: case 6: (void)thrift_varint(t); break;
+    case 7: thrift_skip_bytes(t, 8); break;
+    case 8: thrift_skip_bytes(t, thrift_varint(t)); break;
+    case 9: case 10: {
+        if (t->p >= t->end) {
+            t->bad = 1;
+            return;
+        }
+        unsigned char h = *t->p++;
+        uint64_t n = h >> 4;
+        if (n == 15)
+            n = thrift_varint(t);
+        for (uint64_t i = 0; i < n && !t->bad; i++)
+            if ((h & 0x0F) == 1 || (h & 0x0F) == 2)
+                thrift_skip_bytes(t, 1);
+            else
+                thrift_skip(t, h & 0x0F, depth + 1);
+        break;
+    }
+    case 11: {
+        uint64_t n = thrift_varint(t);
+        if (n == 0)
+            break;
+        if (t->p >= t->end) {
+            t->bad = 1;
+            return;
+        }
+        unsigned char kv = *t->p++;
+        for (uint64_t i = 0; i < n && !t->bad; i++) {
+            thrift_skip(t, kv >> 4, depth + 1);
+            thrift_skip(t, kv & 0x0F, depth + 1);
+        }
+        break;
+    }
+    case 12: (void)thrift_struct(t, depth + 1, 0); break;
+    default: t->bad = 1;
+    }
+}
+
+/* Reads a struct to its end; returns the i64 field want_field (0: none), or -1. */
+static int64_t thrift_struct(thrift_in *t, int depth, int want_field)
+{
+    int64_t found = -1;
+    int last = 0;
+    while (!t->bad) {
+        if (t->p >= t->end) {
+            t->bad = 1;
+            break;
+        }
+        unsigned char h = *t->p++;
+        if (h == 0)
+            return found;
+        int type = h & 0x0F, delta = h >> 4;
+        int id;
+        if (delta) {
+            id = last + delta;
+        } else {
+            uint64_t z = thrift_varint(t);
+            id = (int)((z >> 1) ^ (~(z & 1) + 1));
+        }
+        last = id;
+        if (want_field && id == want_field && type == 6) {
+            uint64_t z = thrift_varint(t);
+            found = (int64_t)((z >> 1) ^ (~(z & 1) + 1));
+        } else {
+            thrift_skip(t, type, depth);
+        }
+    }
+    return -1;
+}
+
+/* 1 with *rows when path is a whole Parquet file (magic at both ends, a footer that decodes to exactly its
+ * length), else 0. */
+static int parquet_complete(const char *path, int64_t *rows)
+{
+    FILE *f = fopen(path, "rb");
+    if (!f)
+        return 0;
+    int ok = 0;
+    unsigned char tail[8], head[4];
+    long size;
+    if (fseek(f, 0, SEEK_END) == 0 && (size = ftell(f)) >= 12 && fseek(f, size - 8, SEEK_SET) == 0 &&
+        fread(tail, 1, 8, f) == 8 && memcmp(tail + 4, "PAR1", 4) == 0 && fseek(f, 0, SEEK_SET) == 0 &&
+        fread(head, 1, 4, f) == 4 && memcmp(head, "PAR1", 4) == 0) {
+        uint32_t len = (uint32_t)tail[0] | (uint32_t)tail[1] << 8 | (uint32_t)tail[2] << 16 | (uint32_t)tail[3] << 24;
+        unsigned char *meta = len > 0 && (long)len <= size - 12 ? malloc(len) : NULL;
+        if (meta && fseek(f, size - 8 - (long)len, SEEK_SET) == 0 && fread(meta, 1, len, f) == len) {
+            thrift_in t = { meta, meta + len, 0 };
+            int64_t n = thrift_struct(&t, 0, 3); /* FileMetaData.num_rows */
+            if (!t.bad && t.p == t.end && n >= 0) {
+                *rows = n;
+                ok = 1;
+            }
+        }
+        free(meta);
+    }
+    fclose(f);
+    return ok;
+}
+
+typedef struct direct_run {
+    unload_ctx *u;
+    const char *dir;
+    int64_t total;   /* rows counted before the COPY: how the files map to slices */
+    int64_t written; /* rows in the files published so far */
+    int next;        /* DuckDB's number of the next file to publish */
+    int last_slice, part;
+    rd_status st;
+    rd_error err;
+    pthread_mutex_t mu;
+    int copy_done;
+} direct_run;
+
+/* Publishes DuckDB's next file when it is complete; 1 if one was published. Called by one thread at a time. */
+static int publish_next(direct_run *d)
+{
+    char path[4096];
+    snprintf(path, sizeof path, "%s/data_%d.parquet", d->dir, d->next);
+    int64_t n = 0;
+    if (!parquet_complete(path, &n))
+        return 0;
+    unload_ctx *u = d->u;
+    int slices = u->spec->parallel ? u->env->slices : 1;
+    int slice = d->total > 0 ? (int)(d->written * slices / d->total) : 0;
+    if (slice >= slices)
+        slice = slices - 1;
+    if (slice != d->last_slice)
+        d->part = 0;
+    d->last_slice = slice;
+    char suffix[64];
+    file_suffix(u->spec, suffix, sizeof suffix);
+    rd_buf key = RD_BUF_INIT;
+    if (u->spec->parallel)
+        rd_buf_printf(&key, "%s%04d_part_%02d%s", u->spec->prefix, slice, d->part++, suffix);
+    else
+        rd_buf_printf(&key, "%s%03d%s", u->spec->prefix, d->part++, suffix);
+    struct stat sb;
+    uint64_t size = stat(path, &sb) == 0 ? (uint64_t)sb.st_size : 0;
+    rd_s3_object_info info;
+    memset(&info, 0, sizeof info);
+    rd_emu_error serr;
+    if (rd_s3_store_put_file(u->env->store, u->spec->bucket, rd_buf_cstr(&key), path, "application/octet-stream",
+                             &info, &serr) != 0) {
+        d->st = rd_error_set(&d->err, RD_E_REMOTE, "ERROR: S3ServiceException:%s,Status 500,Error %s",
+                             serr.message, serr.code);
+    } else {
+        pthread_mutex_lock(&d->mu);
+        unload_file *nv = realloc(u->files, (u->nfiles + 1) * sizeof *nv);
+        if (!nv) {
+            d->st = rd_error_set(&d->err, RD_E_INTERNAL, "out of memory");
+        } else {
+            u->files = nv;
+            nv[u->nfiles].key = rd_buf_detach(&key);
+            nv[u->nfiles].size = info.size ? info.size : size;
+            nv[u->nfiles].rows = n;
+            u->nfiles++;
+        }
+        pthread_mutex_unlock(&d->mu);
+    }
+    rd_s3_object_info_free(&info);
+    rd_buf_free(&key);
+    d->written += n;
+    d->next++;
+    return d->st == RD_OK;
+}
+
+static void *direct_watch(void *arg)
+{
+    direct_run *d = arg;
+    for (;;) {
+        pthread_mutex_lock(&d->mu);
+        int stop = d->copy_done;
+        pthread_mutex_unlock(&d->mu);
+        if (stop || d->st != RD_OK)
+            return NULL;
+        if (!publish_next(d)) {
+            struct timespec ts = { 0, 20 * 1000 * 1000 };
+            nanosleep(&ts, NULL);
+        }
+    }
+}
+
+/* The whole result in one COPY of the query (about the cost of DuckDB's own COPY: nothing materialised),
+ * files of about total/slices rows each, named per slice by the rows before them; *rows_out becomes the rows
+ * the files hold. */
+static rd_status write_direct(unload_ctx *u, const char *source, int64_t *rows_out)
+{
+    int slices = u->spec->parallel ? u->env->slices : 1;
+    int64_t share = (u->rows + slices - 1) / slices;
+    int64_t groups = (share + RD_UNLOAD_ROW_GROUP - 1) / RD_UNLOAD_ROW_GROUP; /* row groups per file */
+    int64_t group_rows = (share + groups - 1) / groups;
+    rd_buf dir = RD_BUF_INIT;
+    rd_buf_printf(&dir, "%s/tmp/unload-%d-%llu.d", u->env->data_dir, (int)getpid(), u->env->next_tmp(u->env->ctx));
+    if (mkdir(rd_buf_cstr(&dir), 0700) != 0) {
+        rd_buf_free(&dir);
+        return rd_error_set(u->err, RD_E_IO, "ERROR: UNLOAD could not create its temporary directory");
+    }
+    rd_buf sql = RD_BUF_INIT;
+    rd_buf_puts(&sql, "COPY (SELECT ");
+    select_list(u, &sql);
+    rd_buf_printf(&sql, " FROM %s) TO ", source);
+    rd_sql_quote_literal(&sql, rd_buf_cstr(&dir), dir.len);
+    rd_buf_printf(&sql, " (FORMAT PARQUET, ROW_GROUP_SIZE %lld", (long long)group_rows);
+    if (u->spec->parallel)
+        rd_buf_printf(&sql, ", ROW_GROUPS_PER_FILE %lld", (long long)groups);
+    rd_buf_printf(&sql, ", FILE_SIZE_BYTES %llu)", (unsigned long long)(u->max_size - u->max_size / 10));
+
+    direct_run d;
+    memset(&d, 0, sizeof d);
+    d.u = u;
+    d.dir = rd_buf_cstr(&dir);
+    d.total = u->rows;
+    d.last_slice = -1;
+    rd_error_clear(&d.err);
+    pthread_mutex_init(&d.mu, NULL);
+    pthread_t watcher;
+    int watching = pthread_create(&watcher, NULL, direct_watch, &d) == 0;
+    rd_status st = q_exec(u, rd_buf_cstr(&sql));
+    pthread_mutex_lock(&d.mu);
+    d.copy_done = 1;
+    pthread_mutex_unlock(&d.mu);
+    if (watching)
+        pthread_join(watcher, NULL);
+    if (st == RD_OK && d.st == RD_OK)
+        while (publish_next(&d)) /* the files the watcher had not reached: all complete now */
+            ;
+    if (st == RD_OK && d.st != RD_OK)
+        st = rd_error_set(u->err, d.st, "%s", d.err.message);
+    if (st == RD_OK) {
+        char path[4096];
+        snprintf(path, sizeof path, "%s/data_%d.parquet", d.dir, d.next);
+        if (access(path, F_OK) == 0) /* a file left that is not a whole Parquet file */
+            st = rd_error_set(u->err, RD_E_INTERNAL, "ERROR: UNLOAD wrote an incomplete file");
+        else
+            *rows_out = d.written;
+    }
+    pthread_mutex_destroy(&d.mu);
+    /* leftovers of a failure: the directory's files, then the directory */
+    for (int i = d.next;; i++) {
+        char path[4096];
+        snprintf(path, sizeof path, "%s/data_%d.parquet", d.dir, i);
+        if (unlink(path) != 0)
+            break;
+    }
+    rmdir(rd_buf_cstr(&dir));
+    rd_buf_free(&sql);
+    rd_buf_free(&dir);
+    return st;
+}
+
 static rd_status write_manifest(unload_ctx *u)
 {
     json_t *root = json_object(), *entries = json_array();
@@ -473,7 +813,7 @@ rd_status rd_emu_unload_run(const rd_emu_unload_env *env, duckdb_connection conn
     u.err = err;
     u.max_size = spec.max_file_size ? spec.max_file_size : RD_UNLOAD_DEFAULT_MAX;
     char *role = NULL;
-    rd_buf q = RD_BUF_INIT;
+    rd_buf q = RD_BUF_INIT, source = RD_BUF_INIT;
     char **pn = NULL;
     size_t pc = 0;
     int table_made = 0;
@@ -516,47 +856,47 @@ rd_status rd_emu_unload_run(const rd_emu_unload_env *env, duckdb_connection conn
     if ((st = check_destination(&u, role)) != RD_OK)
         goto done;
 
-    /* materialise the query once */
     rd_error rerr;
     rd_error_clear(&rerr);
     if (rd_sql_rewrite(spec.query, &q, &pn, &pc, &rerr) != RD_OK) {
         st = rd_error_set(err, RD_E_REMOTE, "%s", rerr.message);
         goto done;
     }
-    snprintf(u.table, sizeof u.table, "rd_unload_%llu", env->next_tmp(env->ctx));
-    rd_buf ctas = RD_BUF_INIT;
-    rd_buf_printf(&ctas, "CREATE TEMP TABLE %s AS ", u.table);
-    rd_buf_puts(&ctas, rd_buf_cstr(&q));
-    st = q_exec(&u, rd_buf_cstr(&ctas));
-    rd_buf_free(&ctas);
-    if (st != RD_OK)
-        goto done;
-    table_made = 1;
-
-    /* columns */
-    {
-        rd_buf d = RD_BUF_INIT;
-        rd_buf_printf(&d, "SELECT * FROM %s LIMIT 0", u.table);
-        duckdb_result r;
-        if (duckdb_query(conn, rd_buf_cstr(&d), &r) != DuckDBSuccess) {
-            rd_buf_free(&d);
-            duckdb_destroy_result(&r);
-            st = rd_error_set(err, RD_E_REMOTE, "ERROR: UNLOAD could not describe its query");
+    /* Parquet without partitions, MAXFILESIZE or ROWGROUPSIZE: written straight from the query in one pass
+     * (when every slice gets enough rows that DuckDB's row groups, cut at vectors of 2048 rows, split it into
+     * about equal shares); the rest from the result materialised once. */
+    int direct = spec.format == RD_UNLOAD_PARQUET && !spec.partition_count && !spec.max_file_size &&
+                 !spec.row_group_size;
+    int64_t rows = -1;
+    rd_buf_puts(&source, "(");
+    rd_buf_puts(&source, rd_buf_cstr(&q));
+    rd_buf_puts(&source, "\n) AS rd_q");
+    if (direct) {
+        if ((st = describe(&u, rd_buf_cstr(&source))) != RD_OK)
+            goto done;
+        rd_buf cnt = RD_BUF_INIT;
+        rd_buf_printf(&cnt, "SELECT count(*) FROM %s", rd_buf_cstr(&source));
+        rows = q_int(&u, rd_buf_cstr(&cnt));
+        rd_buf_free(&cnt);
+        if (rows < 0) {
+            st = rd_error_set(err, RD_E_REMOTE, "ERROR: UNLOAD could not count its rows");
             goto done;
         }
-        rd_buf_free(&d);
-        u.ncols = duckdb_column_count(&r);
-        u.cols = calloc(u.ncols ? u.ncols : 1, sizeof *u.cols);
-        for (size_t i = 0; u.cols && i < u.ncols; i++) {
-            u.cols[i].name = strdup(duckdb_column_name(&r, i));
-            u.cols[i].lower = strdup(u.cols[i].name);
-            for (char *p = u.cols[i].lower; *p; p++)
-                *p = (char)tolower((unsigned char)*p);
-            duckdb_logical_type t = duckdb_column_logical_type(&r, i);
-            rd_emu_column_describe(t, &u.cols[i].desc);
-            duckdb_destroy_logical_type(&t);
-        }
-        duckdb_destroy_result(&r);
+        if (spec.parallel && rows < (int64_t)env->slices * RD_UNLOAD_DIRECT_MIN)
+            direct = 0; /* small: exact shares per slice from a materialised result */
+    }
+    if (!direct) {
+        snprintf(u.table, sizeof u.table, "rd_unload_%llu", env->next_tmp(env->ctx));
+        rd_buf ctas = RD_BUF_INIT;
+        rd_buf_printf(&ctas, "CREATE TEMP TABLE %s AS ", u.table);
+        rd_buf_puts(&ctas, rd_buf_cstr(&q));
+        st = q_exec(&u, rd_buf_cstr(&ctas));
+        rd_buf_free(&ctas);
+        if (st != RD_OK)
+            goto done;
+        table_made = 1;
+        if ((st = describe(&u, u.table)) != RD_OK)
+            goto done;
     }
     for (size_t p = 0; p < spec.partition_count; p++) {
         int found = 0;
@@ -580,19 +920,24 @@ rd_status rd_emu_unload_run(const rd_emu_unload_env *env, duckdb_connection conn
             }
         }
     }
-    rd_buf cnt = RD_BUF_INIT;
-    rd_buf_printf(&cnt, "SELECT count(*) FROM %s", u.table);
-    int64_t rows = q_int(&u, rd_buf_cstr(&cnt));
-    rd_buf_free(&cnt);
-    if (rows < 0) {
-        st = rd_error_set(err, RD_E_REMOTE, "ERROR: UNLOAD could not count its rows");
-        goto done;
+    if (!direct) {
+        rd_buf cnt = RD_BUF_INIT;
+        rd_buf_printf(&cnt, "SELECT count(*) FROM %s", u.table);
+        rows = q_int(&u, rd_buf_cstr(&cnt));
+        rd_buf_free(&cnt);
+        if (rows < 0) {
+            st = rd_error_set(err, RD_E_REMOTE, "ERROR: UNLOAD could not count its rows");
+            goto done;
+        }
     }
     *rows_out = rows;
     u.rows = rows;
     if (rows == 0) /* Redshift writes neither data files nor manifest for an empty result */
         goto done;
-    st = spec.partition_count ? write_partitions(&u) : write_group(&u, spec.prefix, 0, rows);
+    if (direct)
+        st = write_direct(&u, rd_buf_cstr(&source), rows_out);
+    else
+        st = spec.partition_count ? write_partitions(&u) : write_group(&u, spec.prefix, 0, rows);
     if (st == RD_OK && spec.manifest)
         st = write_manifest(&u);
 done:
@@ -617,6 +962,7 @@ done:
     free(u.files);
     free(role);
     rd_buf_free(&q);
+    rd_buf_free(&source);
     rd_unload_spec_free(&spec);
     return st;
 }
