@@ -1,8 +1,10 @@
 /* unload.c — UNLOAD as Redshift does it: checks (outer LIMIT, role, bucket, non-empty prefix, Parquet
- * types), the query materialised once (sorted by the partition columns when PARTITION BY is given, so that
- * every partition is a contiguous run of rows), files per slice split at MAXFILESIZE, each written by one
- * DuckDB COPY of a rowid range (a scan of only those rows, in order) and published into the S3 store as soon
- * as it is complete; the manifest last. Does not parse (dialect.c) nor own the store. */
+ * types), then files per slice, each published into the S3 store as soon as it is complete, the manifest
+ * last. Two ways to write them: Parquet without PARTITION BY, MAXFILESIZE or ROWGROUPSIZE goes in one DuckDB
+ * COPY of the query that rotates files every few row groups (write_direct); everything else comes from the
+ * result materialised once (sorted by the partition values for PARTITION BY, so each partition is one run of
+ * rows), one COPY of a rowid range per file (exact shares, MAXFILESIZE splits). Does not parse (dialect.c)
+ * nor own the store. */
 #include "emulator/redshift/unload.h"
 
 #ifdef RD_HAVE_DUCKDB
