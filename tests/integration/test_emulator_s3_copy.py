@@ -1,5 +1,5 @@
-"""The emulator's CopyObject and UploadPartCopy, driven by the stock AWS CLI (`aws s3 cp` between buckets,
-`aws s3 mv`, `aws s3 sync` between prefixes) and boto3 (copy_object's metadata directive, conditions, odd
+"""The emulator's CopyObject and UploadPartCopy, driven by the stock AWS CLI (`aws s3 cp` between buckets with
+v1 and Debian's v2, `aws s3 mv`, `aws s3 sync` between prefixes) and boto3 (copy_object's metadata directive, conditions, odd
 source keys and version ids; the managed copy() of an object over its multipart threshold, which uses
 UploadPartCopy), with the authorisation S3 asks for: s3:GetObject on the source, s3:PutObject on the
 destination."""
@@ -16,6 +16,7 @@ import botocore.exceptions
 from emulator_fixture import Emulator, identities, in_parallel
 
 MIB = 1 << 20
+V2 = "/usr/bin/aws"  # Debian's AWS CLI v2: a second witness (it ignores AWS_ENDPOINT_URL)
 
 CONFIG = identities(
     [("admin", "AKIDADMIN", "admin-secret", ["*"]),
@@ -44,8 +45,8 @@ class EmulatorS3CopyTest(unittest.TestCase):
     def tearDownClass(cls):
         cls.emu.cleanup()
 
-    def aws(self, *args):
-        p = subprocess.run(["aws", "--endpoint-url", self.emu.endpoint] + list(args),
+    def aws(self, *args, binary="aws"):
+        p = subprocess.run([binary, "--endpoint-url", self.emu.endpoint] + list(args),
                            env=self.emu.env(key="AKIDADMIN", secret="admin-secret"), capture_output=True,
                            text=True, timeout=120)
         self.assertEqual(p.returncode, 0, p.stderr)
@@ -68,10 +69,13 @@ class EmulatorS3CopyTest(unittest.TestCase):
             self.s3.put_object(Bucket="src", Key="cli/in/f%d.txt" % i, Body=b"file %d" % i,
                                Metadata={"n": str(i)})
         self.s3.put_object(Bucket="src", Key="cli/mv/f.txt", Body=b"moving")
-        in_parallel(lambda args: self.aws(*args), [
-            ("s3", "cp", "s3://src/cli/in/f0.txt", "s3://dst/cli/copied.txt"),
-            ("s3", "mv", "s3://src/cli/mv/f.txt", "s3://src/cli/moved.txt"),
-            ("s3", "sync", "s3://src/cli/in/", "s3://src/cli/out/")], workers=3)
+        in_parallel(lambda job: self.aws(*job[1:], binary=job[0]), [
+            ("aws", "s3", "cp", "s3://src/cli/in/f0.txt", "s3://dst/cli/copied.txt"),
+            ("aws", "s3", "mv", "s3://src/cli/mv/f.txt", "s3://src/cli/moved.txt"),
+            ("aws", "s3", "sync", "s3://src/cli/in/", "s3://src/cli/out/"),
+            (V2, "s3", "cp", "s3://src/cli/in/f2.txt", "s3://dst/cli/v2.txt")], workers=4)
+        self.assertEqual(self.body("dst", "cli/v2.txt"), b"file 2")
+        self.assertEqual(self.s3.head_object(Bucket="dst", Key="cli/v2.txt")["Metadata"], {"n": "2"})
         self.assertEqual(self.body("dst", "cli/copied.txt"), b"file 0")
         self.assertEqual(self.s3.head_object(Bucket="dst", Key="cli/copied.txt")["Metadata"], {"n": "0"})
         self.assertEqual(self.body("src", "cli/moved.txt"), b"moving")

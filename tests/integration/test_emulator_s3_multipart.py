@@ -1,5 +1,6 @@
-"""The emulator's multipart uploads, object metadata and stored checksums, driven by the stock AWS CLI and
-boto3 as independent witnesses: `aws s3 cp` of a 20 MB file and of stdin (both switch to multipart at 8 MB),
+"""The emulator's multipart uploads, object metadata and stored checksums, driven by the stock AWS CLI (v1 and
+Debian's v2) and boto3 as independent witnesses: `aws s3 cp` of a 20 MB file and of stdin (both switch to
+multipart at 8 MB),
 the part rules S3 enforces (EntityTooSmall, InvalidPart, InvalidPartOrder, NoSuchUpload), uploads invisible
 until completed, storage released on abort and on a part's re-upload, the "<md5 of md5s>-N" ETag, metadata
 kept and replayed on HEAD and GET, and checksums returned with ChecksumMode=ENABLED (whole-object and
@@ -19,6 +20,7 @@ import botocore.exceptions
 from emulator_fixture import Emulator, in_parallel
 
 MIB = 1 << 20
+V2 = "/usr/bin/aws"  # Debian's AWS CLI v2: a second witness (it ignores AWS_ENDPOINT_URL)
 
 
 def multipart_etag(data, part_size):
@@ -60,8 +62,8 @@ class EmulatorS3MultipartTest(unittest.TestCase):
     def tearDownClass(cls):
         cls.emu.cleanup()
 
-    def aws(self, *args, data=None):
-        p = subprocess.run(["aws", "--endpoint-url", self.emu.endpoint] + list(args), env=self.emu.env(),
+    def aws(self, *args, data=None, binary="aws"):
+        p = subprocess.run([binary, "--endpoint-url", self.emu.endpoint] + list(args), env=self.emu.env(),
                            input=data, capture_output=True, timeout=120)
         self.assertEqual(p.returncode, 0, p.stderr.decode(errors="replace"))
         return p
@@ -80,13 +82,14 @@ class EmulatorS3MultipartTest(unittest.TestCase):
         streamed = data[:9 * MIB]
         # the CLI's metadata flags on a multipart upload: applied at completion
         meta = ("--metadata", "team=data", "--content-type", "application/x-parquet", "--cache-control", "no-store")
-        in_parallel(lambda job: self.aws(*job[0], data=job[1]),
-                    [(("s3", "cp", src, "s3://mpu/cli/big.bin"), None),
-                     (("s3", "cp", "-", "s3://mpu/cli/stream.bin") + meta, streamed)], workers=2)
+        in_parallel(lambda job: self.aws(*job[0], data=job[1], binary=job[2]),
+                    [(("s3", "cp", src, "s3://mpu/cli/big.bin"), None, "aws"),
+                     (("s3", "cp", "-", "s3://mpu/cli/stream.bin") + meta, streamed, "aws"),
+                     (("s3", "cp", src, "s3://mpu/cli/v2.bin"), None, V2)], workers=3)
         h = self.s3.head_object(Bucket="mpu", Key="cli/stream.bin")
         self.assertEqual((h["Metadata"], h["ContentType"], h["CacheControl"]),
                          ({"team": "data"}, "application/x-parquet", "no-store"))
-        for key, want in (("cli/big.bin", data), ("cli/stream.bin", streamed)):
+        for key, want in (("cli/big.bin", data), ("cli/stream.bin", streamed), ("cli/v2.bin", data)):
             got = self.s3.get_object(Bucket="mpu", Key=key)
             self.assertEqual(got["ContentLength"], len(want))
             self.assertEqual(got["ETag"], multipart_etag(want, 8 * MIB))  # the CLI's 8 MiB parts
