@@ -548,7 +548,7 @@ static int figure_colname_at(const sig_list *s, size_t a, size_t b, unsigned fla
             /* Redshift's own names for these calls (its documentation's examples) */
             { "nvl", "coalesce" },      { "getdate", "timestamp" }, { "date_part", "pgdate_part" },
             { "dateadd", "date_add" },  { "datediff", "date_diff" }, { "extract", "date_part" },
-            { "trim", "btrim" },
+            { "trim", "btrim" },        { "decode", "case" },
         };
         const char *fixed = NULL;
         if (last == a)
@@ -559,7 +559,7 @@ static int figure_colname_at(const sig_list *s, size_t a, size_t b, unsigned fla
             rd_buf_puts(out, fixed);
         else
             ident_name(nm, 0, out);
-        return 2;
+        return fixed && !strcmp(fixed, "case") ? 1 : 2; /* DECODE is a CASE */
     }
     if (last + 1 != b && !sg_op(s, last + 1, "[")) {
         rd_buf_puts(out, "?column?");

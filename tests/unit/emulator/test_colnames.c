@@ -175,6 +175,10 @@ static void test_rewrite_text(void **state)
     char *s = rewrite_flags("SELECT COUNT(*) FROM T", 0);
     assert_string_equal(s, "select count(*) AS \"count\" from t");
     free(s);
+    s = rewrite_flags("select decode(x, 1, 'one', 'other'), decode(x, 1, 'a')::varchar from t", 0);
+    assert_string_equal(s, "select decode(x, 1, 'one', 'other') AS \"case\", decode(x, 1, 'a')::varchar AS \"varchar\" "
+                           "from t"); /* DECODE is a CASE: a cast of it is named by the type */
+    free(s);
     s = rewrite_flags("select top 5 x, 1 from t", 0);
     assert_string_equal(s, "select top 5 x AS \"x\", 1 AS \"?column?\" from t");
     free(s);
