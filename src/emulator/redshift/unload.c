@@ -15,6 +15,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <strings.h>
 #include <sys/stat.h>
 #include <time.h>
 #include <unistd.h>
@@ -361,6 +362,22 @@ static rd_status write_partitions(unload_ctx *u)
     }
     duckdb_destroy_result(&r);
     return st;
+}
+
+/* 1 when the word ORDER appears anywhere in sql (any case, outside nothing: literals and comments count too).
+ * DuckDB's rotating COPY keeps a scan's order across its files but not a sort's, so any ORDER BY sends the
+ * UNLOAD down the materialised path; a false alarm only costs speed. */
+static int mentions_order(const char *sql)
+{
+    for (const char *p = sql; *p; p++) {
+        if (strncasecmp(p, "order", 5) != 0)
+            continue;
+        int before = p == sql || !(isalnum((unsigned char)p[-1]) || p[-1] == '_');
+        int after = !(isalnum((unsigned char)p[5]) || p[5] == '_');
+        if (before && after)
+            return 1;
+    }
+    return 0;
 }
 
 /* The result's columns, from a LIMIT 0 query over source (a table or a parenthesised query). */
@@ -864,11 +881,11 @@ rd_status rd_emu_unload_run(const rd_emu_unload_env *env, duckdb_connection conn
         st = rd_error_set(err, RD_E_REMOTE, "%s", rerr.message);
         goto done;
     }
-    /* Parquet without partitions, MAXFILESIZE or ROWGROUPSIZE: written straight from the query in one pass
+    /* Parquet without partitions, MAXFILESIZE, ROWGROUPSIZE or ORDER BY: straight from the query in one pass
      * (when every slice gets enough rows that DuckDB's row groups, cut at vectors of 2048 rows, split it into
      * about equal shares); the rest from the result materialised once. */
     int direct = spec.format == RD_UNLOAD_PARQUET && !spec.partition_count && !spec.max_file_size &&
-                 !spec.row_group_size;
+                 !spec.row_group_size && !mentions_order(rd_buf_cstr(&q));
     int64_t rows = -1;
     rd_buf_puts(&source, "(");
     rd_buf_puts(&source, rd_buf_cstr(&q));

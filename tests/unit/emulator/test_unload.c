@@ -1,7 +1,7 @@
 /* test_unload.c — UNLOAD through the Data API into a real S3 store: file naming per slice, Parquet read
  * back by DuckDB with exact values (TIMESTAMPTZ as UTC), the manifest, MAXFILESIZE splitting, the empty
- * result, and Redshift's refusals (outer LIMIT, TIME in Parquet, non-empty prefix) with ALLOWOVERWRITE and
- * CLEANPATH. */
+ * result, Redshift's refusals (outer LIMIT, TIME in Parquet, non-empty prefix) with ALLOWOVERWRITE and
+ * CLEANPATH, and the one-pass path of big Parquet results. */
 #include <setjmp.h>
 #include <stdarg.h>
 #include <stddef.h>
@@ -257,12 +257,110 @@ static void test_split_and_csv(void **state)
     assert_string_equal(line2, "1,\"a,b\",6162\n");
 }
 
+/* A result big enough for the one-pass path (one COPY of the query rotating files): a file per slice, rows
+ * in order across the files, exact values, the manifest's counts from the files; PARALLEL OFF one file. */
+static void test_one_pass(void **state)
+{
+    test_env *e = *state;
+    char *err = NULL;
+    char *st = unload(e, "UNLOAD ('SELECT 149999 - range AS id, CAST(149999 - range AS DECIMAL(12,2)) / 4 AS q, "
+                         "''r'' || (149999 - range) AS s FROM range(150000)') TO 's3://unload-bucket/one/x_' "
+                         "IAM_ROLE 'r' FORMAT PARQUET MANIFEST",
+                      &err);
+    if (strcmp(st, "FINISHED") != 0)
+        fail_msg("UNLOAD: %s %s", st, err ? err : "");
+    free(st);
+    free(err);
+    char keys[16][128];
+    size_t n = list_keys(e, "one/", keys, 16);
+    assert_int_equal(n, 3);
+    assert_string_equal(keys[0], "one/x_0000_part_00.parquet");
+    assert_string_equal(keys[1], "one/x_0001_part_00.parquet");
+    assert_string_equal(keys[2], "one/x_manifest");
+    char p0[300], p1[300], man[300];
+    fetch(e, keys[0], p0);
+    fetch(e, keys[1], p1);
+    fetch(e, keys[2], man);
+    char sql[1200];
+    snprintf(sql, sizeof sql,
+             "SELECT count(*) || '|' || sum(id) || '|' || CAST(sum(q) * 4 AS BIGINT) || '|' || count(*) FILTER (WHERE s = 'r' || id) || "
+             "'|' || bool_and(id = 149999 - file_row_number) FROM read_parquet('%s', file_row_number = true)", p0);
+    char *first = duck_one(sql);
+    snprintf(sql, sizeof sql, "SELECT count(*) || '|' || max(id) || '|' || min(id) FROM read_parquet('%s')", p1);
+    char *second = duck_one(sql);
+    /* the first file holds the highest ids, in the query's order; the second the rest, below them */
+    long long n0 = atoll(first), n1 = atoll(second);
+    assert_int_equal(n0 + n1, 150000);
+    /* shares follow DuckDB's row groups, cut where its batches end: about, not exactly, half each */
+    if (!(n0 > 0 && n1 > 0))
+        fail_msg("a slice without rows: %lld and %lld rows", n0, n1);
+    char want[128];
+    snprintf(want, sizeof want, "%lld|%lld|0", n1, 149999 - n0);
+    assert_string_equal(second, want);
+    long long sum0 = 0;
+    for (long long i = 150000 - n0; i < 150000; i++)
+        sum0 += i;
+    snprintf(want, sizeof want, "%lld|%lld|%lld|%lld|true", n0, sum0, sum0, n0);
+    assert_string_equal(first, want);
+    free(first);
+    free(second);
+    json_error_t jerr;
+    json_t *m = json_load_file(man, 0, &jerr);
+    assert_non_null(m);
+    json_t *entries = json_object_get(m, "entries");
+    assert_int_equal(json_array_size(entries), 2);
+    assert_int_equal(json_integer_value(json_object_get(json_object_get(json_array_get(entries, 0), "meta"),
+                                                        "record_count")), n0);
+    assert_int_equal(json_integer_value(json_object_get(json_object_get(json_array_get(entries, 1), "meta"),
+                                                        "record_count")), n1);
+    json_decref(m);
+
+    /* an ORDER BY keeps its order across the slices' files (the materialised path: exact halves) */
+    st = unload(e, "UNLOAD ('SELECT range AS id FROM range(150000) ORDER BY id DESC') TO 's3://unload-bucket/ord/x_' "
+                   "IAM_ROLE 'r' FORMAT PARQUET",
+                &err);
+    assert_string_equal(st, "FINISHED");
+    free(st);
+    free(err);
+    n = list_keys(e, "ord/", keys, 16);
+    assert_int_equal(n, 2);
+    fetch(e, keys[0], p0);
+    fetch(e, keys[1], p1);
+    snprintf(sql, sizeof sql, "SELECT count(*) || '|' || bool_and(id = 149999 - file_row_number) FROM "
+             "read_parquet('%s', file_row_number = true)", p0);
+    char *v = duck_one(sql);
+    assert_string_equal(v, "75000|true");
+    free(v);
+    snprintf(sql, sizeof sql, "SELECT count(*) || '|' || bool_and(id = 74999 - file_row_number) FROM "
+             "read_parquet('%s', file_row_number = true)", p1);
+    v = duck_one(sql);
+    assert_string_equal(v, "75000|true");
+    free(v);
+
+    st = unload(e, "UNLOAD ('SELECT range AS id FROM range(150000)') TO 's3://unload-bucket/off/x_' IAM_ROLE 'r' "
+                   "FORMAT PARQUET PARALLEL OFF",
+                &err);
+    assert_string_equal(st, "FINISHED");
+    free(st);
+    free(err);
+    n = list_keys(e, "off/", keys, 16);
+    assert_int_equal(n, 1);
+    assert_string_equal(keys[0], "off/x_000.parquet");
+    fetch(e, keys[0], p0);
+    snprintf(sql, sizeof sql, "SELECT count(*) || '|' || bool_and(id = file_row_number) FROM read_parquet('%s', "
+             "file_row_number = true)", p0);
+    v = duck_one(sql);
+    assert_string_equal(v, "150000|true");
+    free(v);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test_setup_teardown(test_parquet_files_and_manifest, setup, teardown),
         cmocka_unit_test_setup_teardown(test_refusals_and_empty, setup, teardown),
         cmocka_unit_test_setup_teardown(test_split_and_csv, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_one_pass, setup, teardown),
     };
     return cmocka_run_group_tests_name("unload", tests, NULL, NULL);
 }
