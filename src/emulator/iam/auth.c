@@ -132,8 +132,8 @@ static int pick_signed_headers(const rd_headers *in, const char *list, rd_header
     return 1;
 }
 
-static rd_emu_auth_result check_principal(rd_emu_ids *ids, const char *key, const char *token, time_t now,
-                                          rd_emu_auth_info *info)
+rd_emu_auth_result rd_emu_auth_check_principal(rd_emu_ids *ids, const char *key, const char *token, time_t now,
+                                               rd_emu_auth_info *info)
 {
     if (!rd_emu_ids_find_key(ids, key, &info->principal))
         return RD_AUTH_UNKNOWN_KEY;
@@ -197,7 +197,7 @@ static rd_emu_auth_result verify_presigned(rd_emu_ids *ids, const char *method, 
     snprintf(info->access_key_id, sizeof info->access_key_id, "%s", a.key);
     snprintf(info->region, sizeof info->region, "%s", a.region);
     snprintf(info->service, sizeof info->service, "%s", a.service);
-    if ((res = check_principal(ids, a.key, token, now, info)) != RD_AUTH_OK)
+    if ((res = rd_emu_auth_check_principal(ids, a.key, token, now, info)) != RD_AUTH_OK)
         goto out;
     if (now > when + atol(expires)) {
         res = RD_AUTH_EXPIRED_PRESIGN;
@@ -246,7 +246,8 @@ static rd_emu_auth_result check_header_auth(rd_emu_ids *ids, const rd_headers *h
     snprintf(info->region, sizeof info->region, "%s", a->region);
     snprintf(info->service, sizeof info->service, "%s", a->service);
     memcpy(info->signature, a->signature, sizeof info->signature);
-    rd_emu_auth_result res = check_principal(ids, a->key, rd_headers_get(headers, "X-Amz-Security-Token"), now, info);
+    rd_emu_auth_result res =
+        rd_emu_auth_check_principal(ids, a->key, rd_headers_get(headers, "X-Amz-Security-Token"), now, info);
     if (res != RD_AUTH_OK)
         return res;
     const char *date = rd_headers_get(headers, "X-Amz-Date");
@@ -294,8 +295,8 @@ rd_emu_auth_result rd_emu_auth_verify(rd_emu_ids *ids, const char *method, const
     rd_buf_printf(&url, "http://%s%s", host ? host : "localhost", raw_target);
     int s3 = strcmp(a.service, "s3") == 0;
     /* the token is re-signed only when the client signed it */
-    const char *signed_token = strstr(a.signed_headers, "x-amz-security-token") ? rd_headers_get(headers, "X-Amz-Security-Token")
-                                                                               : NULL;
+    const char *signed_token =
+        strstr(a.signed_headers, "x-amz-security-token") ? rd_headers_get(headers, "X-Amz-Security-Token") : NULL;
     rd_sigv4_params params = { a.service, a.region, when, a.key, info->principal.secret, signed_token, s3, 0, 0, 0 };
     rd_sigv4_request req = { method, rd_buf_cstr(&url), &signed_h, body, body_len,
                              s3 ? rd_headers_get(headers, "x-amz-content-sha256") : NULL };

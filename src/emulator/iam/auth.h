@@ -47,6 +47,11 @@ rd_emu_auth_result rd_emu_auth_precheck(rd_emu_ids *ids, const rd_headers *heade
 #define RD_EMU_SIGV2_MESSAGE                                                                                           \
     "The authorization mechanism you have provided is not supported. Please use AWS4-HMAC-SHA256."
 int rd_emu_auth_is_sigv2(const char *raw_target, const rd_headers *headers);
+/* The principal of access key `key` into info->principal, and its session token checked against token (NULL:
+ * none sent) at now: RD_AUTH_OK, RD_AUTH_UNKNOWN_KEY, RD_AUTH_BAD_TOKEN or RD_AUTH_EXPIRED_TOKEN. The one
+ * check of a caller's key, for signatures in headers, in a query and in a POST form. */
+rd_emu_auth_result rd_emu_auth_check_principal(rd_emu_ids *ids, const char *key, const char *token, time_t now,
+                                               rd_emu_auth_info *info);
 
 /* Reads the credential scope (access key, region, service) without verifying: for routing and errors. */
 int rd_emu_auth_scope(const char *raw_target, const rd_headers *headers, rd_emu_auth_info *info);

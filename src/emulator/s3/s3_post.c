@@ -823,14 +823,9 @@ static int verify_signature(rd_emu *emu, const rd_emu_s3_post_form *f, const cha
     snprintf(info->access_key_id, sizeof info->access_key_id, "%s", parts[0]);
     snprintf(info->region, sizeof info->region, "%s", parts[2]);
     snprintf(info->service, sizeof info->service, "%s", parts[3]);
-    rd_emu_auth_result res = RD_AUTH_OK;
     const char *token = rd_emu_s3_post_form_get(f, "x-amz-security-token");
-    if (!rd_emu_ids_find_key(emu->ids, parts[0], &info->principal))
-        res = RD_AUTH_UNKNOWN_KEY;
-    else if (info->principal.session_token && (!token || strcmp(token, info->principal.session_token) != 0))
-        res = RD_AUTH_BAD_TOKEN;
-    else if (info->principal.session_token && info->principal.expiration && time(NULL) > info->principal.expiration)
-        res = RD_AUTH_EXPIRED_TOKEN;
+    rd_emu_auth_result res = rd_emu_auth_check_principal(emu->ids, parts[0], token && *token ? token : NULL,
+                                                         time(NULL), info);
     if (res == RD_AUTH_OK) {
         char want[65];
         const char *sig = rd_emu_s3_post_form_get(f, "x-amz-signature");
