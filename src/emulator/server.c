@@ -133,7 +133,11 @@ static void on_too_large(void *ctx, rd_httpd_request *hr, int before_body, size_
 {
     rd_emu *emu = ctx;
     conn_state *cs = rd_httpd_data(hr);
-    rd_emu_reply_too_large(cs->api, limit, cs->path, cs->request_id, resp);
+    /* a form upload (PostObject) passes the header check as a query-API form, but is S3's to refuse */
+    rd_emu_api api = cs->api == RD_EMU_API_QUERY && rd_emu_is_form_upload(rd_httpd_method(hr), rd_httpd_headers(hr))
+                         ? RD_EMU_API_S3
+                         : cs->api;
+    rd_emu_reply_too_large(api, limit, cs->path, cs->request_id, resp);
     if (before_body)
         rd_emu_apply_latency(emu);
     rd_emu_log_request(emu, rd_httpd_method(hr), rd_httpd_uri(hr), rd_httpd_headers(hr), resp);

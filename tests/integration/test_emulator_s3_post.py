@@ -9,6 +9,8 @@ import base64
 import hashlib
 import http.client
 import os
+import subprocess
+import tempfile
 import unittest
 import urllib.parse
 import xml.etree.ElementTree as ET
@@ -204,6 +206,21 @@ class PostObjectTest(unittest.TestCase):
         self.assert_absent("size/x.bin")
         status, _, body = post_form(post["url"], post["fields"], data=b"1234567890")
         self.assertEqual(status, 204, body)
+
+    def test_form_over_the_buffer_limit_refused_in_s3_words(self):
+        post = self.presign("big/form.bin")
+        parts = list(post["fields"].items()) + [("file", ("big.bin", b"x" * (9 << 20), "application/octet-stream"))]
+        body, content_type = urllib3.encode_multipart_formdata(parts)
+        with tempfile.NamedTemporaryFile() as f:
+            f.write(body)
+            f.flush()
+            out = subprocess.run(["curl", "-s", "--noproxy", "*", "-o", "-", "-w", "\n%{http_code}", "-H",
+                                  "Content-Type: " + content_type, "--data-binary", "@" + f.name, post["url"]],
+                                 capture_output=True, timeout=60)
+        text, status = out.stdout.rsplit(b"\n", 1)
+        self.assertEqual(status, b"400", out.stdout[-400:])
+        self.assertEqual(error_of(text)[0], "EntityTooLarge")
+        self.assert_absent("big/form.bin")
 
     def test_session_credentials(self):
         creds = client(self.emu, "sts").assume_role(RoleArn="arn:aws:iam::000000000000:role/uploader",
