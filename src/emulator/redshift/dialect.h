@@ -46,8 +46,9 @@ rd_status rd_sql_quote_literal(rd_buf *out, const char *s, size_t len);
  * (malloc'd array of malloc'd strings, duplicates once). Appends to out. */
 rd_status rd_sql_rewrite(const char *sql, rd_buf *out, char ***param_names, size_t *param_count, rd_error *err);
 
-/* rd_sql_rewrite, and the names Redshift gives result columns: each unnamed item of the statement's outer
- * select lists (its SELECT, each UNION arm; not subqueries, not CTE bodies) gets an explicit alias —
+/* rd_sql_rewrite, and the names Redshift gives result columns: each unnamed item of every select list
+ * (the statement's, each UNION arm's, CTE bodies' and subqueries', whose names show through "*") gets an
+ * explicit alias —
  * count(*) AS "count", 1+1 AS "?column?", x::varchar AS "x", '1'::int AS "int4", CASE … AS "case",
  * NVL(…) AS "coalesce" — and identifiers are lowercased (quoted ones too, unless flags has
  * RD_SQL_CASE_SENSITIVE: the session ran SET enable_case_sensitive_identifier TO true). `*` and `t.*`
