@@ -1,7 +1,8 @@
 /* unload.c — UNLOAD as Redshift does it: checks (outer LIMIT, role, bucket, non-empty prefix, Parquet
  * types), then files per slice, each published into the S3 store as soon as it is complete, the manifest
- * last. Two ways to write them: Parquet without PARTITION BY, MAXFILESIZE or ROWGROUPSIZE goes in one DuckDB
- * COPY of the query that rotates files every few row groups (write_direct); everything else comes from the
+ * last. Two ways to write them: Parquet without PARTITION BY, MAXFILESIZE, ROWGROUPSIZE or ORDER BY, big
+ * enough for every slice, goes in one DuckDB COPY of the query that rotates files every few row groups
+ * (write_direct: about DuckDB's own COPY's cost, shares about equal); everything else comes from the
  * result materialised once (sorted by the partition values for PARTITION BY, so each partition is one run of
  * rows), one COPY of a rowid range per file (exact shares, MAXFILESIZE splits). Does not parse (dialect.c)
  * nor own the store. */
@@ -53,7 +54,7 @@ typedef struct unload_ctx {
     unload_file *files;
     size_t nfiles;
     uint64_t max_size;
-    int64_t rows; /* in the materialised table */
+    int64_t rows; /* in the result (the materialised table, or as counted before the one-pass COPY) */
     rd_error *err;
 } unload_ctx;
 
