@@ -101,6 +101,46 @@ class RedshiftNamesTest(unittest.TestCase):
         self.assertEqual(p.returncode, 0, p.stderr)
         self.assertEqual([r["name"] for r in json.loads(p.stdout)], ["count", "mymax", "?column?", "x", "coalesce"])
 
+    def test_char_blank_padded_bpchar(self):
+        self.run_sql("create table names_c (c5 char(5), n int)")
+        self.run_sql("insert into names_c values ('ab', 1), ('abcde', 2)")
+        r = self.result("select c5, n from names_c order by n")
+        col = r["ColumnMetadata"][0]
+        self.assertEqual((col["name"], col["typeName"], col["precision"]), ("c5", "bpchar", 5))
+        self.assertEqual([rec[0]["stringValue"] for rec in r["Records"]], ["ab   ", "abcde"])
+        # trailing blanks do not count when compared with text
+        r = self.result("select count(*) from names_c where c5 = 'ab'")
+        self.assertEqual(r["Records"][0][0]["longValue"], 1)
+        sid = self.data.execute_statement(WorkgroupName="demo", Database="dev",
+                                          Sql="insert into names_c values ('abcdefg', 3)")["Id"]
+        for _ in range(400):
+            d = self.data.describe_statement(Id=sid)
+            if d["Status"] in ("FINISHED", "FAILED", "ABORTED"):
+                break
+            time.sleep(0.025)
+        self.assertEqual(d["Status"], "FAILED")
+        self.assertIn("value too long for type character(5)", d["Error"])
+
+    def test_case_sensitive_identifiers_in_a_session(self):
+        first = self.data.execute_statement(WorkgroupName="demo", Database="dev", SessionKeepAliveSeconds=60,
+                                            Sql="set enable_case_sensitive_identifier to true")
+        for _ in range(400):
+            if self.data.describe_statement(Id=first["Id"])["Status"] == "FINISHED":
+                break
+            time.sleep(0.025)
+        sid = self.data.execute_statement(SessionId=first["SessionId"], Sql="select 1 as \"MyCol\", 2 as Other")
+        for _ in range(400):
+            d = self.data.describe_statement(Id=sid["Id"])
+            if d["Status"] in ("FINISHED", "FAILED", "ABORTED"):
+                break
+            time.sleep(0.025)
+        self.assertEqual(d["Status"], "FINISHED", d.get("Error"))
+        names = [c["name"] for c in self.data.get_statement_result(Id=sid["Id"])["ColumnMetadata"]]
+        self.assertEqual(names, ["MyCol", "other"])  # quoted keeps its case, unquoted still folds
+        # without the setting (another statement, its own session): folded
+        r = self.result("select 1 as \"MyCol\"")
+        self.assertEqual([c["name"] for c in r["ColumnMetadata"]], ["mycol"])
+
     def test_aws_cli_v1(self):
         env = self.emu.env(key="AKIDADMIN", secret="admin-secret")
 

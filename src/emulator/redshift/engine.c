@@ -285,6 +285,8 @@ rd_status rd_emu_engine_warehouse(rd_emu_engine *eng, int is_cluster, const char
         }
         duckdb_destroy_result(&r);
     }
+    if (st == RD_OK)
+        st = rd_emu_register_types(c, err); /* CHAR(n) as the blank-padded "bpchar(n)" */
     duckdb_disconnect(&c);
     if (st != RD_OK) {
         duckdb_close(&w->db);
@@ -306,7 +308,8 @@ done:
     return st;
 }
 
-static void set_columns(rd_emu_stmt *s)
+/* The result's columns as Redshift describes them; names lowercased unless the session is case sensitive. */
+static void set_columns(rd_emu_stmt *s, int case_sensitive)
 {
     idx_t n = duckdb_column_count(&s->result);
     s->columns = calloc(n ? n : 1, sizeof *s->columns);
@@ -319,7 +322,7 @@ static void set_columns(rd_emu_stmt *s)
         duckdb_destroy_logical_type(&t);
         const char *name = duckdb_column_name(&s->result, i);
         s->columns[i].name = strdup(name ? name : "?column?");
-        for (char *p = s->columns[i].name; p && *p; p++)
+        for (char *p = s->columns[i].name; !case_sensitive && p && *p; p++)
             *p = (char)tolower((unsigned char)*p);
     }
 }
@@ -376,12 +379,47 @@ static unsigned long long unload_next_tmp(void *ctx)
 }
 
 /* Runs one SQL text on conn; fills the statement's outcome fields (not its status). */
-static rd_status run_sql(rd_emu_engine *eng, rd_emu_stmt *top, rd_emu_stmt *s, duckdb_connection conn, rd_error *err)
+static rd_status run_duck(rd_emu_engine *eng, rd_emu_stmt *s, duckdb_connection conn, const char *first,
+                          const char *duck_sql, int case_sensitive, rd_error *err);
+
+/* Runs one statement on conn. *case_sensitive: the session's (or the batch's) enable_case_sensitive_identifier,
+ * which a SET of it changes here (DuckDB has no such setting) and which the statement is rewritten with. */
+static rd_status run_sql(rd_emu_engine *eng, rd_emu_stmt *top, rd_emu_stmt *s, duckdb_connection conn,
+                         int *case_sensitive, rd_error *err)
 {
     char first[32];
     rd_sql_first_word(s->sql, first, sizeof first);
     if (s->fault_fail || (top && top->fault_fail))
         return rd_error_set(err, RD_E_REMOTE, "ERROR: the statement failed (fault injected: data.execute.fail)");
+    int setting = rd_sql_case_setting(s->sql);
+    if (setting >= 0) {
+        *case_sensitive = setting;
+        s->result_rows = 0;
+        s->result_size = 0;
+        s->has_result_set = 0;
+        return RD_OK;
+    }
+    rd_buf cs_sql = RD_BUF_INIT; /* the statement rewritten case sensitive */
+    const char *duck_sql = s->duck_sql;
+    if (*case_sensitive && strcmp(first, "unload") != 0) {
+        char **names = NULL;
+        size_t nn = 0;
+        rd_error rerr;
+        rd_error_clear(&rerr);
+        if (rd_sql_rewrite_ex(s->sql, RD_SQL_CASE_SENSITIVE | RD_SQL_BPCHAR, &cs_sql, &names, &nn, &rerr) == RD_OK)
+            duck_sql = rd_buf_cstr(&cs_sql);
+        for (size_t i = 0; i < nn; i++)
+            free(names[i]);
+        free(names);
+    }
+    rd_status st = run_duck(eng, s, conn, first, duck_sql, *case_sensitive, err);
+    rd_buf_free(&cs_sql);
+    return st;
+}
+
+static rd_status run_duck(rd_emu_engine *eng, rd_emu_stmt *s, duckdb_connection conn, const char *first,
+                          const char *duck_sql, int case_sensitive, rd_error *err)
+{
     if (strcmp(first, "unload") == 0) {
         int64_t rows = 0;
         rd_emu_unload_env env = { .store = eng->store,
@@ -404,7 +442,7 @@ static rd_status run_sql(rd_emu_engine *eng, rd_emu_stmt *top, rd_emu_stmt *s, d
     duckdb_state ok;
     if (s->param_count > 0) {
         duckdb_extracted_statements ex = NULL;
-        idx_t n = duckdb_extract_statements(conn, s->duck_sql, &ex);
+        idx_t n = duckdb_extract_statements(conn, duck_sql, &ex);
         if (n == 0) {
             rd_status st = rd_error_set(err, RD_E_REMOTE, "%s", "");
             char *m = rd_emu_redshift_error(duckdb_extract_statements_error(ex));
@@ -436,7 +474,7 @@ static rd_status run_sql(rd_emu_engine *eng, rd_emu_stmt *top, rd_emu_stmt *s, d
         ok = duckdb_execute_prepared(ps, &r);
         duckdb_destroy_prepare(&ps);
     } else {
-        ok = duckdb_query(conn, s->duck_sql, &r);
+        ok = duckdb_query(conn, duck_sql, &r);
     }
     if (ok != DuckDBSuccess) {
         char *m = rd_emu_redshift_error(duckdb_result_error(&r));
@@ -450,7 +488,7 @@ static rd_status run_sql(rd_emu_engine *eng, rd_emu_stmt *top, rd_emu_stmt *s, d
         s->result = r;
         s->has_duck_result = 1;
         s->has_result_set = 1;
-        set_columns(s);
+        set_columns(s, case_sensitive);
         s->result_rows = result_row_count(r, &s->result_size);
     } else {
         s->result_rows = rt == DUCKDB_RESULT_TYPE_CHANGED_ROWS ? (int64_t)duckdb_rows_changed(&r) : 0;
@@ -505,6 +543,7 @@ static void run_statement(rd_emu_engine *eng, rd_emu_stmt *top)
     rd_error_clear(&err);
     rd_emu_warehouse *wh = NULL;
     duckdb_connection conn = NULL;
+    int case_sensitive = 0; /* outside a session: SET lasts for the statement (or batch) */
     /* a session's connection is used only by its one busy statement, so it is read and kept without races */
     pthread_mutex_lock(&eng->mu);
     rd_emu_session *sess = top->session;
@@ -541,7 +580,7 @@ static void run_statement(rd_emu_engine *eng, rd_emu_stmt *top)
     pthread_mutex_unlock(&eng->mu);
 
     if (!top->is_batch) {
-        rd_status st = run_sql(eng, NULL, top, conn, &err);
+        rd_status st = run_sql(eng, NULL, top, conn, sess ? &sess->case_sensitive : &case_sensitive, &err);
         pthread_mutex_lock(&eng->mu);
         top->running = NULL;
         int cancelled = top->cancel_requested;
@@ -575,7 +614,7 @@ static void run_statement(rd_emu_engine *eng, rd_emu_stmt *top)
         }
         rd_error_clear(&err);
         s->fault_fail = top->fault_fail && i == top->sub_count - 1;
-        if (run_sql(eng, top, s, conn, &err) == RD_OK) {
+        if (run_sql(eng, top, s, conn, sess ? &sess->case_sensitive : &case_sensitive, &err) == RD_OK) {
             finish(eng, s, RD_ST_FINISHED, NULL);
         } else {
             pthread_mutex_lock(&eng->mu);
@@ -856,7 +895,7 @@ static int prepare_sql(rd_emu_stmt *s, const rd_emu_submit *in, rd_emu_error *er
     size_t used_n = 0;
     rd_error rerr;
     rd_error_clear(&rerr);
-    if (rd_sql_rewrite(s->sql, &out, &used, &used_n, &rerr) != 0) {
+    if (rd_sql_rewrite_ex(s->sql, RD_SQL_BPCHAR, &out, &used, &used_n, &rerr) != 0) {
         /* a syntax problem surfaces when the statement runs, as in Redshift */
         rd_buf_reset(&out);
         rd_buf_puts(&out, s->sql);

@@ -53,6 +53,8 @@ typedef struct rd_emu_session {
     int busy;              /* a statement of it is not finished */
     int closed;            /* its keep-alive passed and its connection is gone; kept to answer later uses */
     int keep_alive;        /* seconds after a statement ends */
+    int case_sensitive;    /* SET enable_case_sensitive_identifier TO true ran in it (read and written only by
+                              the worker running its one statement) */
     double expires_at;     /* rd_emu_now() time; meaningful while not busy */
     double hard_end;       /* begin + RD_EMU_SESSION_MAX_SECONDS */
     struct rd_emu_session *next;
