@@ -2,7 +2,9 @@
  * encode/decode projections; Data API records stored with exact values; the swap replaces a table only
  * when the row count matches, and any failure (count mismatch, a bad value, closing without commit)
  * leaves the previous table and no staging table behind. Both sink implementations through the vtable: a
- * batch of Parquet files made by DuckDB here, committed with the right and a wrong row count, or aborted
+ * batch of Parquet files made by DuckDB here, committed with the right and a wrong row count, or aborted; and
+ * both physical forms of a Parquet UNLOAD (INT96 / INT64 timestamps, FIXED_LEN_BYTE_ARRAY / INT32 decimals)
+ * loading to the same types and values
  * (nothing visible). */
 #include <setjmp.h>
 #include <stdarg.h>
@@ -422,6 +424,315 @@ static void test_parquet_dir_sink_batches(void **state)
     assert_int_equal(system(cmd), 0);
 }
 
+/* ---- Parquet as Redshift is reported to write it: INT96 timestamps, FIXED_LEN_BYTE_ARRAY decimals ---------- */
+
+/* DuckDB writes neither (INT64 TIMESTAMP_MICROS, INT32/INT64 decimals up to 18 digits), so this file is built
+ * here byte by byte: one row group, one PLAIN uncompressed data page per column, Thrift compact metadata. */
+typedef struct tbuf {
+    unsigned char *p;
+    size_t n, cap;
+    int16_t last[16]; /* the last field id per struct depth */
+    int depth;
+} tbuf;
+
+static void put(tbuf *b, const void *d, size_t n)
+{
+    if (b->n + n > b->cap) {
+        b->cap = (b->n + n) * 2 + 64;
+        b->p = realloc(b->p, b->cap);
+        assert_non_null(b->p);
+    }
+    memcpy(b->p + b->n, d, n);
+    b->n += n;
+}
+static void put8(tbuf *b, unsigned v)
+{
+    unsigned char c = (unsigned char)v;
+    put(b, &c, 1);
+}
+static void varint(tbuf *b, uint64_t v)
+{
+    while (v >= 0x80) {
+        put8(b, (unsigned)(v & 0x7F) | 0x80);
+        v >>= 7;
+    }
+    put8(b, (unsigned)v);
+}
+static void zigzag(tbuf *b, int64_t v)
+{
+    varint(b, ((uint64_t)v << 1) ^ (uint64_t)(v >> 63));
+}
+enum { T_I32 = 5, T_I64 = 6, T_BIN = 8, T_LIST = 9, T_STRUCT = 12 };
+static void field(tbuf *b, int16_t id, int type)
+{
+    int16_t delta = (int16_t)(id - b->last[b->depth]);
+    assert_true(delta > 0 && delta <= 15);
+    put8(b, (unsigned)(delta << 4 | type));
+    b->last[b->depth] = id;
+}
+static void f_i32(tbuf *b, int16_t id, int64_t v)
+{
+    field(b, id, T_I32);
+    zigzag(b, v);
+}
+static void f_i64(tbuf *b, int16_t id, int64_t v)
+{
+    field(b, id, T_I64);
+    zigzag(b, v);
+}
+static void f_str(tbuf *b, int16_t id, const char *s)
+{
+    field(b, id, T_BIN);
+    varint(b, strlen(s));
+    put(b, s, strlen(s));
+}
+static void begin(tbuf *b) /* a struct (top level or nested) */
+{
+    b->last[++b->depth] = 0;
+}
+static void end(tbuf *b)
+{
+    put8(b, 0);
+    b->depth--;
+}
+static void f_struct(tbuf *b, int16_t id)
+{
+    field(b, id, T_STRUCT);
+    begin(b);
+}
+static void f_list(tbuf *b, int16_t id, int elem_type, size_t n)
+{
+    field(b, id, T_LIST);
+    assert_true(n < 15);
+    put8(b, (unsigned)(n << 4 | (size_t)elem_type));
+}
+
+typedef struct pcol {
+    const char *name;
+    int type;            /* 1 INT32, 3 INT96, 7 FIXED_LEN_BYTE_ARRAY */
+    int type_length;     /* FLBA */
+    int optional;
+    int decimal_scale;   /* >= 0 with precision: a DECIMAL */
+    int decimal_precision;
+    const unsigned char *values; /* the non-null values, PLAIN, back to back */
+    size_t values_len;
+    unsigned defined;    /* bit i: row i is not null (optional columns) */
+} pcol;
+
+/* Days from 1970-01-01 of a civil date (proleptic Gregorian). */
+static int64_t days_of(int y, int m, int d)
+{
+    y -= m <= 2;
+    int64_t era = (y >= 0 ? y : y - 399) / 400;
+    int64_t yoe = y - era * 400, doy = (153 * (m + (m > 2 ? -3 : 9)) + 2) / 5 + d - 1;
+    return era * 146097 + yoe * 365 + yoe / 4 - yoe / 100 + doy - 719468;
+}
+
+/* An INT96 timestamp: nanoseconds of the day, then the Julian day, little-endian. */
+static void int96(unsigned char out[12], int y, int mo, int d, int h, int mi, int sec, int64_t micros)
+{
+    uint64_t nanos = ((uint64_t)(h * 3600 + mi * 60 + sec) * 1000000u + (uint64_t)micros) * 1000u;
+    uint32_t jd = (uint32_t)(days_of(y, mo, d) + 2440588);
+    for (int i = 0; i < 8; i++)
+        out[i] = (unsigned char)(nanos >> (8 * i));
+    for (int i = 0; i < 4; i++)
+        out[8 + i] = (unsigned char)(jd >> (8 * i));
+}
+
+static void write_forms_parquet(const char *path, const pcol *cols, size_t ncols, int rows)
+{
+    tbuf f = { 0 };
+    put(&f, "PAR1", 4);
+    int64_t offsets[8], sizes[8];
+    for (size_t c = 0; c < ncols; c++) {
+        tbuf data = { 0 };
+        if (cols[c].optional) { /* definition levels: bit-packed, width 1, with their 4-byte length */
+            unsigned char lv[4] = { 2, 0, 0, 0 };
+            put(&data, lv, 4);
+            put8(&data, 1 << 1 | 1); /* one group of 8 */
+            put8(&data, cols[c].defined & 0xFF);
+        }
+        put(&data, cols[c].values, cols[c].values_len);
+        tbuf h = { 0 };
+        begin(&h);
+        f_i32(&h, 1, 0); /* DATA_PAGE */
+        f_i32(&h, 2, (int64_t)data.n);
+        f_i32(&h, 3, (int64_t)data.n);
+        f_struct(&h, 5);
+        f_i32(&h, 1, rows);
+        f_i32(&h, 2, 0); /* PLAIN */
+        f_i32(&h, 3, 3); /* RLE */
+        f_i32(&h, 4, 3);
+        end(&h);
+        end(&h);
+        offsets[c] = (int64_t)f.n;
+        sizes[c] = (int64_t)(h.n + data.n);
+        put(&f, h.p, h.n);
+        put(&f, data.p, data.n);
+        free(h.p);
+        free(data.p);
+    }
+    tbuf m = { 0 };
+    begin(&m);
+    f_i32(&m, 1, 1);
+    f_list(&m, 2, T_STRUCT, ncols + 1);
+    begin(&m);
+    f_str(&m, 4, "schema");
+    f_i32(&m, 5, (int64_t)ncols);
+    end(&m);
+    for (size_t c = 0; c < ncols; c++) {
+        begin(&m);
+        f_i32(&m, 1, cols[c].type);
+        if (cols[c].type == 7)
+            f_i32(&m, 2, cols[c].type_length);
+        f_i32(&m, 3, cols[c].optional ? 1 : 0);
+        f_str(&m, 4, cols[c].name);
+        if (cols[c].decimal_precision) {
+            f_i32(&m, 6, 5); /* DECIMAL */
+            f_i32(&m, 7, cols[c].decimal_scale);
+            f_i32(&m, 8, cols[c].decimal_precision);
+        }
+        end(&m);
+    }
+    f_i64(&m, 3, rows);
+    f_list(&m, 4, T_STRUCT, 1);
+    begin(&m);
+    f_list(&m, 1, T_STRUCT, ncols);
+    int64_t total = 0;
+    for (size_t c = 0; c < ncols; c++) {
+        begin(&m);
+        f_i64(&m, 2, offsets[c]);
+        f_struct(&m, 3);
+        f_i32(&m, 1, cols[c].type);
+        f_list(&m, 2, T_I32, 2);
+        zigzag(&m, 0);
+        zigzag(&m, 3);
+        f_list(&m, 3, T_BIN, 1);
+        varint(&m, strlen(cols[c].name));
+        put(&m, cols[c].name, strlen(cols[c].name));
+        f_i32(&m, 4, 0); /* UNCOMPRESSED */
+        f_i64(&m, 5, rows);
+        f_i64(&m, 6, sizes[c]);
+        f_i64(&m, 7, sizes[c]);
+        f_i64(&m, 9, offsets[c]);
+        end(&m);
+        end(&m);
+        total += sizes[c];
+    }
+    f_i64(&m, 2, total);
+    f_i64(&m, 3, rows);
+    end(&m);
+    end(&m);
+    put(&f, m.p, m.n);
+    unsigned char len[4] = { (unsigned char)m.n, (unsigned char)(m.n >> 8), (unsigned char)(m.n >> 16),
+                             (unsigned char)(m.n >> 24) };
+    put(&f, len, 4);
+    put(&f, "PAR1", 4);
+    FILE *out = fopen(path, "wb");
+    assert_non_null(out);
+    assert_int_equal(fwrite(f.p, 1, f.n, out), f.n);
+    fclose(out);
+    free(m.p);
+    free(f.p);
+}
+
+/* The ingest reads both forms a Parquet UNLOAD may take: INT96 timestamps (as Redshift is reported to write)
+ * and INT64 ones (as DuckDB and the emulator write), FIXED_LEN_BYTE_ARRAY decimals of few digits and INT32
+ * ones, into the same DuckDB types and values. */
+static void test_both_parquet_forms_load_alike(void **state)
+{
+    (void)state;
+    char dir[] = "/tmp/rd-forms-XXXXXX";
+    assert_non_null(mkdtemp(dir));
+    unsigned char ids[12] = { 1, 0, 0, 0, 2, 0, 0, 0, 3, 0, 0, 0 };
+    unsigned char ts[24], tz[24];
+    int96(ts, 2024, 2, 29, 12, 34, 56, 789012); /* rows 1 and 3; row 2 NULL */
+    int96(ts + 12, 1969, 7, 20, 20, 17, 40, 0);
+    int96(tz, 2024, 2, 29, 23, 59, 59, 999999); /* rows 1 and 2; row 3 NULL */
+    int96(tz + 12, 1900, 1, 1, 0, 0, 0, 1);
+    const unsigned char amounts[] = { 0x00, 0x07, 0x5B, 0xCD, 0x15,  /* 1234567.89 */
+                                      0xFF, 0xFF, 0xFF, 0xFF, 0xFB }; /* -0.05; row 3 NULL */
+    const pcol cols[] = {
+        { "id", 1, 0, 0, 0, 0, ids, sizeof ids, 0 },
+        { "ts", 3, 0, 1, 0, 0, ts, sizeof ts, 0x5 },
+        { "tz", 3, 0, 1, 0, 0, tz, sizeof tz, 0x3 },
+        { "amount", 7, 5, 1, 2, 9, amounts, sizeof amounts, 0x3 },
+    };
+    char redshift_form[256], duckdb_form[256];
+    snprintf(redshift_form, sizeof redshift_form, "%s/int96-flba.parquet", dir);
+    write_forms_parquet(redshift_form, cols, 4, 3);
+    /* the same rows as DuckDB writes them */
+    snprintf(duckdb_form, sizeof duckdb_form, "%s/int64-int32.parquet", dir);
+    {
+        duckdb_database db;
+        duckdb_connection c;
+        assert_int_equal(duckdb_open(NULL, &db), DuckDBSuccess);
+        assert_int_equal(duckdb_connect(db, &c), DuckDBSuccess);
+        char sql[1024];
+        snprintf(sql, sizeof sql,
+                 "COPY (SELECT * FROM (VALUES (1, TIMESTAMP '2024-02-29 12:34:56.789012', "
+                 "TIMESTAMP '2024-02-29 23:59:59.999999', 1234567.89::DECIMAL(9,2)), (2, NULL, "
+                 "TIMESTAMP '1900-01-01 00:00:00.000001', -0.05::DECIMAL(9,2)), (3, TIMESTAMP '1969-07-20 20:17:40', "
+                 "NULL, NULL)) v(id, ts, tz, amount)) TO '%s' (FORMAT parquet)", duckdb_form);
+        duckdb_result r;
+        assert_int_equal(duckdb_query(c, sql, &r), DuckDBSuccess);
+        duckdb_destroy_result(&r);
+        duckdb_disconnect(&c);
+        duckdb_close(&db);
+    }
+    /* the forms really differ: the physical types as DuckDB's Parquet reader sees them */
+    const char *forms[][2] = { { redshift_form, "INT32,INT96,INT96,FIXED_LEN_BYTE_ARRAY" },
+                               { duckdb_form, "INT32,INT64,INT64,INT32" } };
+    for (int k = 0; k < 2; k++) {
+        char sql[512];
+        snprintf(sql, sizeof sql, "SELECT string_agg(type, ',' ORDER BY name = 'amount', name = 'tz', name = 'ts') "
+                                  "FROM parquet_schema('%s') WHERE type IS NOT NULL", forms[k][0]);
+        char *types = query_text(":memory:", sql);
+        assert_string_equal(types, forms[k][1]);
+        free(types);
+    }
+    json_t *md = json_loads("[{\"name\":\"id\",\"typeName\":\"int4\"},{\"name\":\"ts\",\"typeName\":\"timestamp\"},"
+                            "{\"name\":\"tz\",\"typeName\":\"timestamptz\"},{\"name\":\"amount\",\"typeName\":"
+                            "\"numeric\",\"precision\":9,\"scale\":2}]",
+                            0, NULL);
+    assert_non_null(md);
+    rd_plan p;
+    rd_error err;
+    assert_int_equal(rd_plan_from_metadata(md, &p, &err), RD_OK);
+    json_decref(md);
+    const char *files[] = { redshift_form, duckdb_form };
+    char *seen[2];
+    for (int k = 0; k < 2; k++) {
+        char path[300];
+        snprintf(path, sizeof path, "%s/w%d.duckdb", dir, k);
+        rd_sink_options o = { .path = path, .table = "t", .threads = 1, .memory = "64MB" };
+        rd_sink *s = NULL;
+        assert_int_equal(rd_sink_open(&o, &p, &s, &err), RD_OK);
+        rd_sink_file one = { files[k], "0000_part_00.parquet", 3 };
+        uint64_t rows = 0;
+        if (rd_sink_load(s, &one, 1, &rows, &err) != RD_OK)
+            fail_msg("%s: %s", files[k], err.message);
+        assert_int_equal(rows, 3);
+        assert_int_equal(rd_sink_commit(s, 3, &err), RD_OK);
+        rd_sink_close(s);
+        seen[k] = query_text(path, "SET TimeZone = 'UTC'; SELECT string_agg(id || '|' || coalesce(ts::VARCHAR, 'null') "
+                                   "|| '|' || coalesce(tz::VARCHAR, 'null') || '|' || coalesce(amount::VARCHAR, "
+                                   "'null') || '|' || typeof(ts) || '|' || typeof(tz) || '|' || typeof(amount), "
+                                   "' ; ' ORDER BY id) FROM t");
+    }
+    assert_string_equal(seen[0], "1|2024-02-29 12:34:56.789012|2024-02-29 23:59:59.999999+00|1234567.89|TIMESTAMP|"
+                                 "TIMESTAMP WITH TIME ZONE|DECIMAL(9,2) ; 2|null|1900-01-01 00:00:00.000001+00|-0.05|"
+                                 "TIMESTAMP|TIMESTAMP WITH TIME ZONE|DECIMAL(9,2) ; 3|1969-07-20 20:17:40|null|null|"
+                                 "TIMESTAMP|TIMESTAMP WITH TIME ZONE|DECIMAL(9,2)");
+    assert_string_equal(seen[1], seen[0]);
+    free(seen[0]);
+    free(seen[1]);
+    rd_plan_free(&p);
+    char cmd[96];
+    snprintf(cmd, sizeof cmd, "rm -rf %s", dir);
+    assert_int_equal(system(cmd), 0);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -431,6 +742,7 @@ int main(void)
         cmocka_unit_test(test_cancel_before_commit_rolls_back),
         cmocka_unit_test(test_duckdb_sink_batches),
         cmocka_unit_test(test_parquet_dir_sink_batches),
+        cmocka_unit_test(test_both_parquet_forms_load_alike),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
