@@ -2,10 +2,9 @@
  * encode/decode projections; Data API records stored with exact values; the swap replaces a table only
  * when the row count matches, and any failure (count mismatch, a bad value, closing without commit)
  * leaves the previous table and no staging table behind. Both sink implementations through the vtable: a
- * batch of Parquet files made by DuckDB here, committed with the right and a wrong row count, or aborted; and
- * both physical forms of a Parquet UNLOAD (INT96 / INT64 timestamps, FIXED_LEN_BYTE_ARRAY / INT32 decimals)
- * loading to the same types and values
- * (nothing visible). */
+ * batch of Parquet files made by DuckDB here, committed with the right and a wrong row count, or aborted
+ * (nothing visible); and both physical forms of a Parquet UNLOAD (INT96 / INT64 timestamps,
+ * FIXED_LEN_BYTE_ARRAY / INT32 decimals) loading to the same types and values. */
 #include <setjmp.h>
 #include <stdarg.h>
 #include <stddef.h>
