@@ -120,6 +120,23 @@ class RedshiftNamesTest(unittest.TestCase):
             time.sleep(0.025)
         self.assertEqual(d["Status"], "FAILED")
         self.assertIn("value too long for type character(5)", d["Error"])
+        # an UNLOAD keeps the padding in its Parquet
+        self.run_sql("unload ('select c5 from names_c where n = 1') to 's3://staging/names-char/' "
+                     "iam_role default format parquet allowoverwrite")
+        keys = [o["Key"] for o in self.s3.list_objects_v2(Bucket="staging", Prefix="names-char/")["Contents"]]
+        got = set()
+        db = os.path.join(self.emu.tmp, "char.duckdb")
+        create_database(db, [])
+        for k in keys:
+            path = os.path.join(self.emu.tmp, "char.parquet")
+            with open(path, "wb") as f:
+                f.write(self.s3.get_object(Bucket="staging", Key=k)["Body"].read())
+            p = subprocess.run([REDDUCK, "query", db, "select c5 from read_parquet('%s')" % path, "--csv"],
+                               capture_output=True, text=True, timeout=60,
+                               env=dict(os.environ, AWS_EC2_METADATA_DISABLED="true"))
+            self.assertEqual(p.returncode, 0, p.stderr)
+            got.update(p.stdout.splitlines()[1:])
+        self.assertEqual(got, {"ab   "})
 
     def test_case_sensitive_identifiers_in_a_session(self):
         first = self.data.execute_statement(WorkgroupName="demo", Database="dev", SessionKeepAliveSeconds=60,

@@ -878,7 +878,7 @@ rd_status rd_emu_unload_run(const rd_emu_unload_env *env, duckdb_connection conn
 
     rd_error rerr;
     rd_error_clear(&rerr);
-    if (rd_sql_rewrite(spec.query, &q, &pn, &pc, &rerr) != RD_OK) {
+    if (rd_sql_rewrite_ex(spec.query, RD_SQL_BPCHAR, &q, &pn, &pc, &rerr) != RD_OK) {
         st = rd_error_set(err, RD_E_REMOTE, "%s", rerr.message);
         goto done;
     }
