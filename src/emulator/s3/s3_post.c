@@ -14,6 +14,7 @@
 #include <string.h>
 #include <strings.h>
 
+#include "core/timeutil.h"
 #include "emulator/replies.h"
 #include "emulator/router.h"
 #include "emulator/s3/s3_store.h"
@@ -364,29 +365,11 @@ char *rd_emu_s3_post_key(const rd_emu_s3_post_form *f)
  * second. 0 on success. */
 static int parse_expiration(const char *s, time_t *out)
 {
-    int y, mo, d, h, mi, sec, n = 0;
-    if (sscanf(s, "%4d-%2d-%2dT%2d:%2d:%2d%n", &y, &mo, &d, &h, &mi, &sec, &n) != 6 || n != 19)
+    size_t n = strlen(s);
+    /* S3's form only: "YYYY-MM-DDTHH:MM:SS[.fff]Z" */
+    if (n < 20 || s[10] != 'T' || s[n - 1] != 'Z')
         return -1;
-    const char *p = s + n;
-    if (*p == '.') {
-        p++;
-        if (!isdigit((unsigned char)*p))
-            return -1;
-        while (isdigit((unsigned char)*p))
-            p++;
-    }
-    if (strcmp(p, "Z") != 0 || mo < 1 || mo > 12 || d < 1 || d > 31 || h > 23 || mi > 59 || sec > 60)
-        return -1;
-    struct tm tm;
-    memset(&tm, 0, sizeof tm);
-    tm.tm_year = y - 1900;
-    tm.tm_mon = mo - 1;
-    tm.tm_mday = d;
-    tm.tm_hour = h;
-    tm.tm_min = mi;
-    tm.tm_sec = sec;
-    *out = timegm(&tm);
-    return 0;
+    return rd_time_parse_iso8601(s, out);
 }
 
 /* The fields a policy's conditions have named (lowercase), for the extra-fields check. */
