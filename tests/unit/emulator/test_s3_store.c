@@ -7,7 +7,6 @@
 #include <cmocka.h>
 #include <dirent.h>
 #include <fcntl.h>
-#include <ftw.h>
 #include <openssl/evp.h>
 #include <pthread.h>
 #include <stdio.h>
@@ -16,38 +15,14 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
-#include "emulator/s3/s3_store.h"
+#include "s3_test_util.h"
 
-/* A store failure: -1 with S3's HTTP status and code in err. */
-#define assert_s3_error(call, status, code_)                                                                       \
-    do {                                                                                                           \
-        assert_int_equal((call), -1);                                                                              \
-        assert_int_equal(err.http_status, (status));                                                               \
-        assert_string_equal(err.code, (code_));                                                                    \
-    } while (0)
-
-typedef struct fixture {
-    char dir[64];
-    char store_dir[96];
-    rd_s3_store *st;
-} fixture;
-
-static int rm_cb(const char *p, const struct stat *sb, int f, struct FTW *ftw)
-{
-    (void)sb;
-    (void)ftw;
-    return f == FTW_DP ? rmdir(p) : unlink(p);
-}
+typedef rd_test_store fixture;
 
 static int setup(void **state)
 {
     fixture *f = calloc(1, sizeof *f);
-    strcpy(f->dir, "/tmp/rd-s3store-XXXXXX");
-    if (!mkdtemp(f->dir))
-        return -1;
-    snprintf(f->store_dir, sizeof f->store_dir, "%s/s3", f->dir);
-    rd_error err;
-    if (rd_s3_store_open(f->store_dir, &f->st, &err) != RD_OK)
+    if (!f || rd_test_store_open(f, "rd-s3store", NULL) != 0)
         return -1;
     *state = f;
     return 0;
@@ -56,8 +31,7 @@ static int setup(void **state)
 static int teardown(void **state)
 {
     fixture *f = *state;
-    rd_s3_store_close(f->st);
-    nftw(f->dir, rm_cb, 16, FTW_DEPTH | FTW_PHYS);
+    rd_test_store_close(f);
     free(f);
     return 0;
 }
