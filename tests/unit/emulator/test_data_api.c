@@ -79,7 +79,7 @@ static void test_typed_records(void **state)
     json_t *nulls = json_array_get(json_object_get(r, "Records"), 1);
     for (size_t i = 0; i < 16; i++)
         assert_true(json_is_true(json_object_get(json_array_get(nulls, i), "isNull")));
-    const char *types[] = { "int2", "int4", "int8", "numeric", "float4", "float8", "bool", "varchar", "varchar",
+    const char *types[] = { "int2", "int4", "int8", "numeric", "float4", "float8", "bool", "bpchar", "varchar",
                             "date", "time", "timetz", "timestamp", "timestamptz", "varbyte", "super" };
     json_t *meta = json_object_get(r, "ColumnMetadata");
     assert_int_equal(json_array_size(meta), 16);
