@@ -1,9 +1,11 @@
 /* s3_store.c — the emulator's object store on disk (see s3_store.h).
  * Layout under <dir>: one directory per bucket, <bucket>/bucket.json (region, creation time) and
  * <bucket>/objects/ holding, per key, a sidecar "<sha256(key) hex>.json" (key in hex, size, etag, mtime,
- * content type, data file name) and a data file "d-<random>". A put writes "tmp-<random>", fsyncs, renames it
- * to a fresh data file, then renames a new sidecar over the old one (the commit point) and unlinks the old
- * data file; leftovers of a crash are swept at open. An in-memory index per bucket (sorted by key bytes)
+ * content type, data file name) and a data file "d-<random>". A put writes "tmp-<random>", renames it to a
+ * fresh data file, then renames a new sidecar over the old one (the commit point) and unlinks the old data
+ * file; leftovers of a crash are swept at open. Nothing is fsynced: the store survives the emulator's restarts
+ * and crashes (the renames are atomic), not the machine's power loss, which a local test ground does not need
+ * and which would make every put (and every UNLOAD file) wait on the disk. An in-memory index per bucket (sorted by key bytes)
  * serves listing and lookups; one rwlock guards the whole index. Multipart uploads are s3_store_mpu.c's
  * (shared pieces: s3_store_internal.h). Does not own the S3 REST API (s3_api.c). */
 #include "emulator/s3/s3_store.h"
@@ -126,16 +128,6 @@ static void key_file_name(const char *key, char out[70])
     memcpy(out + 64, ".json", 6);
 }
 
-int rd_s3st_fsync_path(const char *path)
-{
-    int fd = open(path, O_RDONLY | O_CLOEXEC);
-    if (fd < 0)
-        return -1;
-    int r = fsync(fd);
-    close(fd);
-    return r;
-}
-
 char *rd_s3st_path_join(const char *a, const char *b, const char *c)
 {
     rd_buf p = RD_BUF_INIT;
@@ -148,8 +140,8 @@ char *rd_s3st_objects_dir(const rd_s3_store *st, const char *bucket)
     return rd_s3st_path_join(st->dir, bucket, "objects");
 }
 
-/* Writes data to path (created exclusively, 0600) and fsyncs it. */
-int rd_s3st_write_file_synced(const char *path, const void *data, size_t len, rd_emu_error *err)
+/* Writes data to path (created exclusively, 0600). */
+int rd_s3st_write_file(const char *path, const void *data, size_t len, rd_emu_error *err)
 {
     int fd = open(path, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0600);
     if (fd < 0)
@@ -168,7 +160,7 @@ int rd_s3st_write_file_synced(const char *path, const void *data, size_t len, rd
         p += w;
         len -= (size_t)w;
     }
-    if (fsync(fd) != 0 || close(fd) != 0) {
+    if (close(fd) != 0) {
         unlink(path);
         return internal(err, "cannot flush %s: %s", path, strerror(errno));
     }
@@ -657,17 +649,14 @@ int rd_s3_store_create_bucket(rd_s3_store *st, const char *bucket, const char *r
     json_t *j = json_pack("{s:s, s:I}", "region", region, "created", (json_int_t)now);
     char *text = j ? json_dumps(j, JSON_COMPACT) : NULL;
     json_decref(j);
-    rc = text ? rd_s3st_write_file_synced(meta, text, strlen(text), err) : internal(err, "out of memory");
+    rc = text ? rd_s3st_write_file(meta, text, strlen(text), err) : internal(err, "out of memory");
     free(text);
     if (rc != 0)
         goto fail;
-    rd_s3st_fsync_path(sub);
-    rd_s3st_fsync_path(tmpdir);
     if (rename(tmpdir, final) != 0) {
         rc = internal(err, "cannot create bucket directory %s: %s", final, strerror(errno));
         goto fail;
     }
-    rd_s3st_fsync_path(st->dir);
     s3_bucket *b = calloc(1, sizeof *b);
     if (!b || push_ptr((void ***)&st->b, &st->nb, &st->cap, b) != 0) {
         free(b);
@@ -756,7 +745,6 @@ int rd_s3_store_delete_bucket(rd_s3_store *st, const char *bucket, rd_emu_error 
     }
     pthread_rwlock_unlock(&st->lock);
     if (rc == 0) {
-        rd_s3st_fsync_path(st->dir);
         rd_s3st_remove_tree(to);
     }
     free(from);
@@ -890,9 +878,8 @@ int rd_s3st_commit_file(rd_s3_store *st, const char *bucket, const char *key, co
         rc = internal(err, "out of memory (or content type is not UTF-8)");
         goto fail_data;
     }
-    if ((rc = rd_s3st_write_file_synced(meta_tmp, text, strlen(text), err)) != 0)
+    if ((rc = rd_s3st_write_file(meta_tmp, text, strlen(text), err)) != 0)
         goto fail_data;
-    rd_s3st_fsync_path(objdir); /* the data file's name is durable before the sidecar points at it */
 
     pthread_rwlock_wrlock(&st->lock);
     size_t pos;
@@ -926,7 +913,6 @@ int rd_s3st_commit_file(rd_s3_store *st, const char *bucket, const char *key, co
     if (info_out)
         entry_copy_info(e, info_out, 1);
     pthread_rwlock_unlock(&st->lock);
-    rd_s3st_fsync_path(objdir);
     if (old_data) {
         char *p = rd_s3st_path_join(objdir, old_data, NULL);
         unlink(p);
@@ -974,7 +960,7 @@ int rd_s3_put_commit(rd_s3_put *w, const unsigned char *expected_md5, rd_s3_obje
         rd_s3_put_abort(w);
         return rd_emu_error_set(err, 400, "BadDigest", "The Content-MD5 you specified did not match what we received.");
     }
-    if (fsync(w->fd) != 0 || close(w->fd) != 0) {
+    if (close(w->fd) != 0) {
         w->fd = -1;
         rc = internal(err, "cannot flush %s: %s", w->tmp_path, strerror(errno));
         rd_s3_put_abort(w);
@@ -1031,13 +1017,13 @@ int rd_s3_store_put_file(rd_s3_store *st, const char *bucket, const char *key, c
         size += (uint64_t)n;
     }
     free(chunk);
-    int sync_ok = n == 0 && fsync(fd) == 0;
+    int read_ok = n == 0;
     close(fd);
     unsigned char md[16];
     unsigned int mdlen = 0;
     EVP_DigestFinal_ex(md5, md, &mdlen);
     EVP_MD_CTX_free(md5);
-    if (!sync_ok)
+    if (!read_ok)
         return internal(err, "cannot read %s: %s", path, strerror(errno));
 
     char tmpname[40];
@@ -1160,7 +1146,6 @@ int rd_s3_store_delete(rd_s3_store *st, const char *bucket, const char *key, rd_
     pthread_rwlock_unlock(&st->lock);
     if (data_path) {
         unlink(data_path);
-        rd_s3st_fsync_path(objdir);
     }
     free(data_path);
     free(meta_path);

@@ -1,5 +1,6 @@
 /* s3_store.h — the emulator's object store: buckets and objects as files under <data-dir>/s3/.
- * Owns: on-disk layout, atomic writes (temp file, fsync, rename), ETags (MD5 hex; "<md5 of part md5s>-N" for
+ * Owns: on-disk layout, atomic writes (temp file, rename; never fsynced: survives the emulator's crashes,
+ * not a power loss), ETags (MD5 hex; "<md5 of part md5s>-N" for
  * multipart), listing in key order, stored object metadata and checksums, multipart uploads (parts on disk
  * until completed or aborted, invisible to object reads and listings).
  * Thread-safe: every function may be called from several threads; writers of the same key serialise.
@@ -71,7 +72,7 @@ int rd_s3_store_put_data(rd_s3_store *st, const char *bucket, const char *key, c
 int rd_s3_store_put_file(rd_s3_store *st, const char *bucket, const char *key, const char *path,
                          const char *content_type, rd_s3_object_info *info_out, rd_emu_error *err);
 /* Streaming writes (additive): begin creates a temp file in the bucket (NoSuchBucket, KeyTooLongError,
- * InvalidArgument); write appends; commit fsyncs and publishes atomically (the writer is freed whatever the
+ * InvalidArgument); write appends; commit publishes atomically (the writer is freed whatever the
  * outcome). expected_md5 (16 raw bytes) may be NULL; a mismatch is BadDigest and nothing is stored. abort
  * discards (NULL is a no-op). One writer per thread. */
 typedef struct rd_s3_put rd_s3_put;

@@ -37,12 +37,11 @@ int rd_s3st_hex_val(char c);
 char *rd_s3st_hex_decode(const char *s);
 /* prefix + 32 random hex digits; -1 without randomness. */
 int rd_s3st_random_name(const char *prefix, char out[40]);
-int rd_s3st_fsync_path(const char *path);
 /* "a/b[/c]". */
 char *rd_s3st_path_join(const char *a, const char *b, const char *c);
 char *rd_s3st_objects_dir(const rd_s3_store *st, const char *bucket);
-/* Writes data to path (created exclusively, 0600) and fsyncs it. */
-int rd_s3st_write_file_synced(const char *path, const void *data, size_t len, rd_emu_error *err);
+/* Writes data to path (created exclusively, 0600). */
+int rd_s3st_write_file(const char *path, const void *data, size_t len, rd_emu_error *err);
 /* The JSON document in the small file a/b[/c]; NULL when missing or not JSON. */
 json_t *rd_s3st_read_json_file(const char *a, const char *b, const char *c);
 void rd_s3st_remove_tree(const char *path);

@@ -155,14 +155,11 @@ int rd_s3_store_mpu_create(rd_s3_store *st, const char *bucket, const char *key,
     json_decref(j);
     char *doc = rd_s3st_path_join(tmpdir, "upload.json", NULL);
     rc = !text || !doc ? internal(err, "out of memory (or metadata is not UTF-8)")
-                       : rd_s3st_write_file_synced(doc, text, strlen(text), err);
+                       : rd_s3st_write_file(doc, text, strlen(text), err);
     free(doc);
     if (rc == 0) {
-        rd_s3st_fsync_path(tmpdir);
         if (rename(tmpdir, final) != 0)
             rc = internal(err, "cannot create %s: %s", final, strerror(errno));
-        else
-            rd_s3st_fsync_path(uploads);
     }
     if (rc != 0)
         rd_s3st_remove_tree(tmpdir);
@@ -262,14 +259,13 @@ int rd_s3st_commit_part(rd_s3_put *w, const char *etag, rd_s3_object_info *info_
     } else if (rename(w->tmp_path, data_path) != 0) {
         rc = internal(err, "cannot store part %d of s3://%s/%s (%s): %s", w->part_number, w->bucket, w->key, data_path,
                       strerror(errno));
-    } else if ((rc = rd_s3st_write_file_synced(tmp_side, text, strlen(text), err)) != 0) {
+    } else if ((rc = rd_s3st_write_file(tmp_side, text, strlen(text), err)) != 0) {
         unlink(data_path);
     } else {
         json_t *old = rd_s3st_read_json_file(w->upload_dir, side, NULL);
         const char *od = json_string_value(json_object_get(old, "data"));
         old_data = od && strncmp(od, "d-", 2) == 0 && !strchr(od, '/') ? strdup(od) : NULL;
         json_decref(old);
-        rd_s3st_fsync_path(w->upload_dir);
         if (rename(tmp_side, side_path) != 0) {
             rc = internal(err, "cannot store part %d of s3://%s/%s (%s): %s", w->part_number, w->bucket, w->key,
                           side_path, strerror(errno));
@@ -279,7 +275,6 @@ int rd_s3st_commit_part(rd_s3_put *w, const char *etag, rd_s3_object_info *info_
     }
     pthread_mutex_unlock(rd_s3st_mpu_lock(w->st));
     if (rc == 0) {
-        rd_s3st_fsync_path(w->upload_dir);
         if (old_data) {
             char *p = rd_s3st_path_join(w->upload_dir, old_data, NULL);
             unlink(p);
@@ -405,8 +400,6 @@ static int drop_upload(rd_s3_store *st, const char *bucket, const char *updir, c
         rc = internal(err, "out of memory");
     else if (rename(updir, to) != 0)
         rc = errno == ENOENT ? no_such_upload(err) : internal(err, "cannot remove %s: %s", updir, strerror(errno));
-    else
-        rd_s3st_fsync_path(uploads);
     free(uploads);
     if (rc != 0) {
         free(to);
@@ -563,9 +556,8 @@ int rd_s3_store_mpu_complete(rd_s3_store *st, const char *bucket, const char *ke
                           strerror(errno));
         total += sizes[i];
     }
-    if (rc == 0 && fsync(out_fd) != 0)
+    if (close(out_fd) != 0 && rc == 0)
         rc = internal(err, "cannot flush %s: %s", tmp_path, strerror(errno));
-    close(out_fd);
     if (rc != 0)
         goto out;
     unsigned char md[16];
