@@ -31,7 +31,9 @@ struct rd_query_engine {
     pthread_mutex_t lock;
     instance *list;
     uint64_t clock;
-    int running; /* queries between admission and their end */
+    int running;          /* queries between admission and their end */
+    int waiting;          /* queries waiting for a slot */
+    pthread_cond_t slot;  /* a query ended */
 };
 
 void rd_query_result_free(rd_query_result *r)
@@ -48,6 +50,7 @@ rd_status rd_query_engine_new(rd_query_engine **out, rd_error *err)
     if (!e)
         return rd_error_set(err, RD_E_INTERNAL, "out of memory");
     pthread_mutex_init(&e->lock, NULL);
+    pthread_cond_init(&e->slot, NULL);
     *out = e;
     return RD_OK;
 }
@@ -67,6 +70,7 @@ void rd_query_engine_free(rd_query_engine *e)
         next = in->next;
         instance_close(in);
     }
+    pthread_cond_destroy(&e->slot);
     pthread_mutex_destroy(&e->lock);
     free(e);
 }
@@ -684,6 +688,18 @@ rd_status rd_query_run(rd_query_engine *e, rd_store *store, const char *project,
         return rd_error_set(err, RD_E_USAGE, "the SQL text contains a NUL character");
 
     pthread_mutex_lock(&e->lock);
+    /* a full engine: wait a little for a slot (a burst queues instead of failing), with a bounded queue */
+    if (e->running >= lim.max_concurrent && e->waiting < RD_QUERY_QUEUE_FACTOR * lim.max_concurrent) {
+        struct timespec until;
+        clock_gettime(CLOCK_REALTIME, &until);
+        long long ns = (long long)until.tv_nsec + (long long)RD_QUERY_QUEUE_MS * 1000000LL;
+        until.tv_sec += (time_t)(ns / 1000000000LL);
+        until.tv_nsec = (long)(ns % 1000000000LL);
+        e->waiting++;
+        while (e->running >= lim.max_concurrent && pthread_cond_timedwait(&e->slot, &e->lock, &until) == 0)
+            ;
+        e->waiting--;
+    }
     int admitted = e->running < lim.max_concurrent;
     if (admitted)
         e->running++;
@@ -738,6 +754,7 @@ rd_status rd_query_run(rd_query_engine *e, rd_store *store, const char *project,
     rd_store_snapshot_clear(&snap);
     pthread_mutex_lock(&e->lock);
     e->running--;
+    pthread_cond_signal(&e->slot);
     pthread_mutex_unlock(&e->lock);
     return st;
 }

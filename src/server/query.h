@@ -29,11 +29,16 @@ typedef struct rd_query_engine rd_query_engine;
 
 typedef enum rd_query_format { RD_QUERY_JSON, RD_QUERY_CSV } rd_query_format;
 
+#define RD_QUERY_QUEUE_MS 500   /* how long a query waits for a free slot before 429 */
+#define RD_QUERY_QUEUE_FACTOR 4 /* waiting queries at most, per slot */
+
 typedef struct rd_query_limits {
     uint64_t max_rows;      /* rows returned; more: truncated (0: 10000) */
     long timeout_ms;        /* the statement is interrupted after this long (0: 30000) */
     const char *max_memory; /* DuckDB memory_limit of an instance (NULL: "256MB"); nothing spills to disk */
-    int max_concurrent;     /* queries running at once on the engine; more: RD_QUERY_BUSY (0: 8) */
+    int max_concurrent;     /* queries running at once on the engine; a query over it waits up to
+                               RD_QUERY_QUEUE_MS for a slot (at most RD_QUERY_QUEUE_FACTOR × max_concurrent
+                               waiting), else RD_QUERY_BUSY (0: 8) */
     int threads;            /* DuckDB threads of an instance (0: 2) */
 } rd_query_limits;
 

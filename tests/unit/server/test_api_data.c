@@ -3,7 +3,8 @@
  * Content-Range), 416, If-Range with another ETag (the whole file), a malformed Range ignored, a viewer allowed,
  * a non-member told nothing (404), no snapshot yet (404 "no data yet"); a download in progress while a newer
  * snapshot replaces the file and unlinks it still gets the old bytes whole; the snapshot's description; the
- * query API in JSON and CSV, its refusals, and 429 with Retry-After over max_concurrent. */
+ * query API in JSON and CSV, its refusals, a burst over max_concurrent queued, and 429 with Retry-After when a
+ * slot stays taken. */
 #include <setjmp.h>
 #include <stdarg.h>
 #include <stddef.h>
@@ -403,6 +404,39 @@ static void query_busy_and_timeout(void **state)
     answer_free(&a);
 }
 
+/* A burst over the one slot queues for it (each query here takes milliseconds) instead of failing. */
+typedef struct quick_query {
+    fixture *f;
+    long status;
+} quick_query;
+
+static void *quick_main(void *ud)
+{
+    quick_query *q = ud;
+    answer a = { 0 };
+    q->status = call(q->f, "POST", QUERY, q->f->viewer, "{\"sql\":\"SELECT count(*) FROM sales\"}", NULL, &a);
+    answer_free(&a);
+    return NULL;
+}
+
+static void query_burst_queues(void **state)
+{
+    fixture *f = *state;
+    char path[400], sha[65];
+    publish_db(f, SALES, path, sha);
+    enum { N = 4 }; /* the fixture allows one query at once */
+    pthread_t t[N];
+    quick_query q[N];
+    for (int i = 0; i < N; i++) {
+        q[i] = (quick_query){ .f = f };
+        assert_int_equal(pthread_create(&t[i], NULL, quick_main, &q[i]), 0);
+    }
+    for (int i = 0; i < N; i++) {
+        pthread_join(t[i], NULL);
+        assert_int_equal(q[i].status, 200);
+    }
+}
+
 int main(void)
 {
     curl_global_init(CURL_GLOBAL_DEFAULT);
@@ -412,6 +446,7 @@ int main(void)
         cmocka_unit_test_setup_teardown(download_survives_replacement, setup, teardown),
         cmocka_unit_test_setup_teardown(query_json_csv_and_refusals, setup, teardown),
         cmocka_unit_test_setup_teardown(query_busy_and_timeout, setup, teardown),
+        cmocka_unit_test_setup_teardown(query_burst_queues, setup, teardown),
     };
     int rc = cmocka_run_group_tests(tests, NULL, NULL);
     curl_global_cleanup();
