@@ -30,7 +30,7 @@ typedef struct rd_query_engine rd_query_engine;
 typedef enum rd_query_format { RD_QUERY_JSON, RD_QUERY_CSV } rd_query_format;
 
 #define RD_QUERY_QUEUE_MS 500   /* how long a query waits for a free slot before 429 */
-#define RD_QUERY_QUEUE_FACTOR 4 /* waiting queries at most, per slot */
+#define RD_QUERY_QUEUE_FACTOR 8 /* waiting queries at most, per slot */
 
 typedef struct rd_query_limits {
     uint64_t max_rows;      /* rows returned; more: truncated (0: 10000) */
