@@ -227,12 +227,12 @@ class EmulatorDataApiCliTest(unittest.TestCase):
             emu.cleanup()
 
     def test_throttling_faults_are_retried_by_the_cli(self):
-        emu = Emulator(args=["--faults", "data.describe.throttle=0.3", "--seed", "3"], config=CONFIG)
+        emu = Emulator(args=["--faults", "data.describe.throttle=0.5", "--seed", "3"], config=CONFIG)
         try:
             env = admin_env(emu, AWS_MAX_ATTEMPTS="10", AWS_RETRY_MODE="standard")
             sid = json.loads(aws(emu.endpoint, env, "redshift-data", "execute-statement", "--workgroup-name", "demo",
                                  "--database", "dev", "--sql", "select 1", timeout=60).stdout)["Id"]
-            # six CLI runs side by side (most of each is the CLI's backoff); about a third of its calls are throttled
+            # six CLI runs side by side (most of each is the CLI's backoff); half of its calls are throttled
             for p in in_parallel(lambda _: aws(emu.endpoint, env, "redshift-data", "describe-statement", "--id", sid,
                                                timeout=60), range(6), workers=6):
                 self.assertEqual(p.returncode, 0, p.stderr)
