@@ -37,6 +37,16 @@ typedef struct emu_session {
     time_t expiration;
 } emu_session;
 
+static void session_clear(emu_session *s)
+{
+    free(s->key);
+    free(s->secret);
+    free(s->token);
+    free(s->arn);
+    free(s->user_id);
+    free(s->role_arn);
+}
+
 typedef struct emu_sso {
     char *token, *account_id, *role_name, *role_arn;
 } emu_sso;
@@ -122,15 +132,8 @@ void rd_emu_ids_free(rd_emu_ids *ids)
         free(ids->sso[i].role_arn);
     }
     free(ids->sso);
-    for (size_t i = 0; i < ids->nsessions; i++) {
-        emu_session *s = &ids->sessions[i];
-        free(s->key);
-        free(s->secret);
-        free(s->token);
-        free(s->arn);
-        free(s->user_id);
-        free(s->role_arn);
-    }
+    for (size_t i = 0; i < ids->nsessions; i++)
+        session_clear(&ids->sessions[i]);
     free(ids->sessions);
     list_free(&ids->workgroups);
     list_free(&ids->clusters);
@@ -454,11 +457,7 @@ int rd_emu_ids_issue_user_session(rd_emu_ids *ids, const char *user_key, int dur
     s.user_id = strdup(u->user_id);
     s.expiration = now + (duration_seconds > 0 ? duration_seconds : 43200);
     if (!s.arn || !s.user_id || !session_keys(&s)) {
-        free(s.key);
-        free(s.secret);
-        free(s.token);
-        free(s.arn);
-        free(s.user_id);
+        session_clear(&s);
         return rd_emu_error_set(err, 500, "InternalFailure", "out of memory");
     }
     /* stored sessions live as long as ids and never change: their strings may be read after the lock */
@@ -506,12 +505,7 @@ int rd_emu_ids_issue_session(rd_emu_ids *ids, const char *role_arn, const char *
     *expiration = s.expiration;
     return store_session(ids, s, err);
 oom:
-    free(s.key);
-    free(s.secret);
-    free(s.token);
-    free(s.arn);
-    free(s.user_id);
-    free(s.role_arn);
+    session_clear(&s);
     return rd_emu_error_set(err, 500, "InternalFailure", "out of memory");
 }
 
@@ -533,12 +527,7 @@ static int store_session(rd_emu_ids *ids, emu_session s, rd_emu_error *err)
     pthread_mutex_unlock(&ids->lock);
     return 0;
 oom:
-    free(s.key);
-    free(s.secret);
-    free(s.token);
-    free(s.arn);
-    free(s.user_id);
-    free(s.role_arn);
+    session_clear(&s);
     return rd_emu_error_set(err, 500, "InternalFailure", "out of memory");
 }
 
