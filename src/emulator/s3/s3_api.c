@@ -580,21 +580,34 @@ static void get_bucket_versioning(s3_call *c)
     rd_s3api_xw_finish(&x, c);
 }
 
-/* Parses max-keys; 0 and the reply filled when invalid. */
-static int parse_max_keys(s3_call *c, size_t *out)
+/* A non-negative integer query parameter (default def, capped at cap); 0 with the reply filled when invalid. */
+int rd_s3api_query_count(s3_call *c, const char *name, long def, long cap, long *out)
 {
-    const char *mk = rd_form_get(&c->q, "max-keys");
-    *out = MAX_KEYS_LIMIT;
-    if (!mk)
+    const char *v = rd_form_get(&c->q, name);
+    *out = def;
+    if (!v)
         return 1;
     char *end = NULL;
     errno = 0;
-    long long v = strtoll(mk, &end, 10);
-    if (!*mk || *end || errno || v < 0) {
-        rd_s3api_fail(c, 400, "InvalidArgument", "Provided max-keys not an integer or within integer range");
+    long n = strtol(v, &end, 10);
+    if (!*v || *end || errno || n < 0) {
+        rd_buf m = RD_BUF_INIT;
+        rd_buf_printf(&m, "Provided %s not an integer or within integer range", name);
+        rd_s3api_fail(c, 400, "InvalidArgument", rd_buf_cstr(&m));
+        rd_buf_free(&m);
         return 0;
     }
-    *out = v > MAX_KEYS_LIMIT ? MAX_KEYS_LIMIT : (size_t)v;
+    *out = n > cap ? cap : n;
+    return 1;
+}
+
+/* Parses max-keys; 0 and the reply filled when invalid. */
+static int parse_max_keys(s3_call *c, size_t *out)
+{
+    long v = 0;
+    if (!rd_s3api_query_count(c, "max-keys", MAX_KEYS_LIMIT, MAX_KEYS_LIMIT, &v))
+        return 0;
+    *out = (size_t)v;
     return 1;
 }
 

@@ -65,6 +65,9 @@ char *rd_s3api_ck_final(s3_checksum *ck);
 
 /* S3's words for a 500. */
 extern const char rd_s3api_internal_message[];
+/* A non-negative integer query parameter name (default def, capped at cap) into *out; 0 with S3's
+ * InvalidArgument reply filled when it is not one. */
+int rd_s3api_query_count(s3_call *c, const char *name, long def, long cap, long *out);
 /* Replaces the reply with an S3 error document. */
 void rd_s3api_fail(s3_call *c, int status, const char *code, const char *message);
 /* The store's error as the reply (a 500's details go to the log; the client reads S3's words). */

@@ -270,35 +270,14 @@ void rd_s3mpu_abort(s3_call *c)
         c->resp->status = 204;
 }
 
-/* A non-negative integer query parameter (default def, capped at cap); 0 with the reply filled when invalid. */
-static int query_count(s3_call *c, const char *name, long def, long cap, long *out)
-{
-    const char *v = rd_form_get(&c->q, name);
-    *out = def;
-    if (!v)
-        return 1;
-    char *end = NULL;
-    errno = 0;
-    long n = strtol(v, &end, 10);
-    if (!*v || *end || errno || n < 0) {
-        rd_buf m = RD_BUF_INIT;
-        rd_buf_printf(&m, "Provided %s not an integer or within integer range", name);
-        rd_s3api_fail(c, 400, "InvalidArgument", rd_buf_cstr(&m));
-        rd_buf_free(&m);
-        return 0;
-    }
-    *out = n > cap ? cap : n;
-    return 1;
-}
-
 void rd_s3mpu_list_parts(s3_call *c)
 {
     if (!rd_s3api_allowed(c, "s3:ListMultipartUploadParts", 1))
         return;
     const char *id = rd_form_get(&c->q, "uploadId");
     long max = 0, marker = 0;
-    if (!query_count(c, "max-parts", MAX_PARTS_LIST, MAX_PARTS_LIST, &max) ||
-        !query_count(c, "part-number-marker", 0, RD_S3_MAX_PARTS, &marker))
+    if (!rd_s3api_query_count(c, "max-parts", MAX_PARTS_LIST, MAX_PARTS_LIST, &max) ||
+        !rd_s3api_query_count(c, "part-number-marker", 0, RD_S3_MAX_PARTS, &marker))
         return;
     rd_s3_upload_info up;
     rd_s3_part_info *parts = NULL;
@@ -374,7 +353,7 @@ void rd_s3mpu_list_uploads(s3_call *c)
     }
     int encode = enc != NULL;
     long max = 0;
-    if (!query_count(c, "max-uploads", MAX_PARTS_LIST, MAX_PARTS_LIST, &max))
+    if (!rd_s3api_query_count(c, "max-uploads", MAX_PARTS_LIST, MAX_PARTS_LIST, &max))
         return;
     rd_s3_upload_info *v = NULL;
     size_t n = 0;
