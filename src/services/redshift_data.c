@@ -248,7 +248,15 @@ rd_status rd_rsd_wait(rd_aws_client *c, const char *id, const rd_rsd_wait_option
         long d = delay;
         if (o && o->timeout_ms > 0 && elapsed + d > o->timeout_ms)
             d = o->timeout_ms - elapsed;
-        nap(d, cancel);
+        if (o && o->nap) {
+            if ((st = o->nap(o->nap_ctx, d, err)) != RD_OK && !(cancel && *cancel)) {
+                *oc = cancel_statement(c, id, &ce);
+                say_cancelled(err, *oc, &ce, still);
+                return st;
+            }
+        } else {
+            nap(d, cancel);
+        }
         delay = delay * 2 > cap ? cap : delay * 2;
     }
 }

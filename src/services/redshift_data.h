@@ -70,6 +70,12 @@ typedef struct rd_rsd_wait_options {
     const char *still_running;            /* ends the message when CancelStatement fails (what the statement
                                              may still do, what to do about it); NULL: "it may still run" */
     rd_rsd_cancel_outcome *outcome;       /* out, or NULL: set on every return */
+    /* Spends the ms between two polls instead of sleeping (ingest downloads the part files an UNLOAD has
+     * finished meanwhile): returns within about ms, at once when cancel is raised. A non-OK return (err
+     * set) ends the wait as a failed DescribeStatement does: the statement is cancelled, that error is
+     * returned with the outcome. NULL: sleep. */
+    rd_status (*nap)(void *ctx, long ms, rd_error *err);
+    void *nap_ctx;
 } rd_rsd_wait_options;
 
 /* Polls DescribeStatement (delay doubling from first_poll_ms to max_poll_ms) until the statement ends.
