@@ -1,6 +1,6 @@
 /* test_redshift_data.c — the Redshift Data API client (services/redshift_data.c) over a scripted
  * transport: ExecuteStatement's request and Id, DescribeStatement's fields, the wait loop (finished, failed,
- * a cancel flag that sends CancelStatement and waits for the end) and GetStatementResult paging.
+ * a cancel flag that sends CancelStatement and waits for the end, the nap hook) and GetStatementResult paging.
  * (emulator/test_data_api.c tests the emulator's Data API handler, not this client.) */
 #include <setjmp.h>
 #include <stdarg.h>
@@ -131,6 +131,54 @@ static void test_wait_cancel_flag_sends_cancel_statement(void **state)
     rd_rsd_description_free(&d);
 }
 
+typedef struct nap_log {
+    int calls;
+    long total_ms;
+    int fail_at;   /* the call that fails (1-based); 0: none */
+} nap_log;
+
+static rd_status nap_hook(void *ctx, long ms, rd_error *err)
+{
+    nap_log *n = ctx;
+    n->calls++;
+    n->total_ms += ms;
+    if (n->fail_at && n->calls == n->fail_at)
+        return rd_error_set(err, RD_E_NETWORK, "downloading while the UNLOAD ran: part 3 failed");
+    return RD_OK;
+}
+
+/* The nap hook spends the time between polls (no sleep of the wait's own: the hook returns at once here),
+ * and its failure ends the wait: the statement is cancelled and the hook's error comes back. */
+static void test_wait_nap_hook(void **state)
+{
+    fake_env *e = *state;
+    fake_script(&e->f, 200, NULL, NULL, "{\"Status\":\"SUBMITTED\"}");
+    fake_script(&e->f, 200, NULL, NULL, "{\"Status\":\"STARTED\"}");
+    fake_script(&e->f, 200, NULL, NULL, "{\"Status\":\"FINISHED\",\"ResultRows\":3}");
+    nap_log n = { 0 };
+    rd_rsd_wait_options o = { .first_poll_ms = 5000, .max_poll_ms = 5000, .nap = nap_hook, .nap_ctx = &n };
+    rd_rsd_description d = { 0 };
+    assert_int_equal(rd_rsd_wait(&e->c, "s", &o, &d, &e->err), RD_OK);
+    assert_int_equal(e->f.calls, 3);
+    assert_int_equal(n.calls, 2);          /* between the three polls */
+    assert_int_equal(n.total_ms, 10000);   /* the delays it was handed, not slept by the wait */
+    rd_rsd_description_free(&d);
+
+    fake_script(&e->f, 200, NULL, NULL, "{\"Status\":\"STARTED\"}");
+    fake_script(&e->f, 200, NULL, NULL, "{\"Status\":true}");
+    fake_script(&e->f, 200, NULL, NULL, "{\"Status\":\"ABORTED\"}");
+    n = (nap_log){ .fail_at = 1 };
+    rd_rsd_cancel_outcome oc = RD_RSD_NOT_CANCELLED;
+    o.outcome = &oc;
+    assert_int_equal(rd_rsd_wait(&e->c, "stmt-7", &o, &d, &e->err), RD_E_NETWORK);
+    assert_int_equal(e->f.calls, 6);
+    assert_string_equal(e->f.target[4], "RedshiftData.CancelStatement");
+    assert_int_equal(oc, RD_RSD_CANCELLED);
+    assert_non_null(strstr(e->err.message, "part 3 failed"));
+    assert_non_null(strstr(e->err.message, "the statement was cancelled"));
+    rd_rsd_description_free(&d);
+}
+
 static void test_get_result_paging(void **state)
 {
     fake_env *e = *state;
@@ -165,6 +213,7 @@ int main(void)
         FAKE_TEST(test_describe),
         FAKE_TEST(test_wait_finished_and_failed),
         FAKE_TEST(test_wait_cancel_flag_sends_cancel_statement),
+        FAKE_TEST(test_wait_nap_hook),
         FAKE_TEST(test_get_result_paging),
     };
     return cmocka_run_group_tests_name("services_redshift_data", tests, NULL, NULL);
