@@ -1,7 +1,8 @@
 /* redduck/ingest.h — the core job as a library call: run a query (or copy a table) on Redshift through the
- * Data API, UNLOAD it as Parquet to a unique S3 staging prefix, download the files in parallel while
- * loading each into a staging table of a local DuckDB file, verify the row count against the manifest and
- * swap the table in atomically; then delete the staged files. Or, for small results, page it through
+ * Data API, UNLOAD it as Parquet to a unique S3 staging prefix, download the part files in parallel (big
+ * ones as ranged GETs), from the moment each appears in S3 while the UNLOAD still runs, loading each into a
+ * staging table of a local DuckDB file; verify what was loaded against the manifest (files, sizes, row
+ * counts) and swap the table in atomically; then delete the staged files. Or, for small results, page it through
  * GetStatementResult (no S3). The CLI (`redduck ingest`) and the project runner both call rd_ingest.
  * Ownership: options are borrowed for the call; the result is filled by value. */
 #ifndef REDDUCK_INGEST_H
@@ -60,7 +61,13 @@ typedef struct rd_ingest_options {
     const char *iam_role;        /* role ARN for UNLOAD; NULL or "default": IAM_ROLE default */
     const char *kms_key;         /* KMS key id: ENCRYPTED KMS_KEY_ID */
     uint64_t max_file_size_mb;   /* UNLOAD MAXFILESIZE; 0: Redshift's default */
-    int concurrency;             /* parallel downloads; 0: RD_INGEST_DEFAULT_CONCURRENCY */
+    int concurrency;             /* parallel GET requests (a big file's ranges count one each); 0:
+                                    RD_INGEST_DEFAULT_CONCURRENCY */
+    uint64_t part_size;          /* files above it are fetched as ranged GETs of this size, spread over the
+                                    connections; 0: RD_INGEST_DEFAULT_PART_SIZE; at least RD_INGEST_MIN_PART_SIZE */
+    int no_overlap;              /* 1: wait for the UNLOAD to finish before downloading (else part files are
+                                    fetched and loaded as they appear in S3, verified against the manifest at
+                                    the end, before the commit) */
     uint64_t max_local_bytes;    /* bound on downloaded-but-not-loaded bytes on local disk; 0: 1 GiB */
     int keep_staging;            /* 1: leave the staged files in S3 */
     long timeout_s;              /* limit on the Redshift statement; 0: none */
@@ -89,6 +96,9 @@ typedef struct rd_ingest_options {
 } rd_ingest_options;
 
 #define RD_INGEST_DEFAULT_CONCURRENCY 16
+#define RD_INGEST_DEFAULT_PART_SIZE (16ull << 20)
+#define RD_INGEST_MIN_PART_SIZE (1ull << 20)
+#define RD_INGEST_MAX_PART_SIZE (5ull << 30)
 #define RD_INGEST_DEFAULT_LOCK_TIMEOUT 30
 
 /* The ranges of the numeric options, for `redduck ingest`'s flags and a source's keys alike. */
@@ -113,6 +123,11 @@ typedef struct rd_ingest_result {
     uint64_t bytes;             /* bytes downloaded */
     size_t files;
     size_t retries, resumes;    /* download attempts beyond the first; attempts resumed with Range */
+    size_t ranged_files;        /* files fetched as several ranged GETs */
+    size_t requests;            /* GET requests of part files, retries included */
+    size_t early_files;         /* files downloaded while the UNLOAD still ran */
+    int reloaded;               /* 1 when the files loaded during the UNLOAD disagreed with its manifest and
+                                   everything was loaded again from the manifest */
     size_t staged_deleted;      /* staged objects deleted */
     double probe_s, unload_s, download_s, commit_s, cleanup_s, total_s;
 } rd_ingest_result;

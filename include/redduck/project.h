@@ -5,7 +5,7 @@
  *                         aws_session_token, profile, endpoint_url, allow_host_access
  *   sources/NAME.yaml     connector:, sql: | table:, table_name: (target; default NAME), incremental:
  *                         {column:, unique_key:}, ingest options (iam_role, kms_key, max_file_size_mb,
- *                         concurrency, timeout, via, keep_staging, compression) and any connector key
+ *                         concurrency, part_size_mb, timeout, via, keep_staging, compression) and any connector key
  *                         (overrides the connector's, as in Rill)
  *   .env                  KEY=value; `{{ .env.KEY }}` in any YAML value is replaced by it, and keys named
  *                         `connector.NAME.KEY` set connector NAME's KEY (they win over the YAML)
@@ -58,6 +58,7 @@ typedef struct rd_source {
     char *iam_role, *kms_key, *via, *compression; /* NULL: defaults */
     uint64_t max_file_size_mb;    /* 0: default */
     int concurrency;              /* 0: default */
+    uint64_t part_size;           /* bytes (part_size_mb); 0: default */
     long timeout_s;               /* 0: none */
     int keep_staging;
     rd_connector overrides;       /* connector keys set in the source file (name/file NULL); others NULL,

@@ -44,7 +44,11 @@ static const char ingest_help[] =
     "  --keep-staging        do not delete the staged files afterwards\n"
     "  --via auto|unload|data-api   how to fetch (auto: unload when --staging is given)\n"
     "Limits:\n"
-    "  --concurrency N       parallel downloads (default 16)\n"
+    "  --concurrency N       parallel GET requests (default 16)\n"
+    "  --part-size SIZE      files larger than this are fetched as ranged GETs of this size, spread over\n"
+    "                        the connections (default 16MB; 1MB..5GB)\n"
+    "  --no-overlap          wait for the UNLOAD to finish before downloading (by default part files are\n"
+    "                        fetched and loaded as they appear, checked against the manifest at the end)\n"
     "  --max-local-bytes N   local disk for downloaded, not yet loaded files (default 1GB; K/M/G ok)\n"
     "  --timeout SECONDS     cancel the Redshift statement after this long (default: no limit)\n"
     "  --lock-timeout SECONDS   wait this long for another process to close the DuckDB file, before any\n"
@@ -119,6 +123,14 @@ static void on_progress(void *ctx, const rd_ingest_progress *p)
         snprintf(line, sizeof line, "commit: verifying %llu rows and replacing the table",
                  (unsigned long long)p->rows_loaded);
         break;
+    case RD_PHASE_UNLOAD:
+        if (p->files_total > 0) { /* part files fetched while it runs */
+            snprintf(line, sizeof line, "unload: %s %.1fs; fetched files %zu/%zu so far, %.1f MB; rows loaded %llu",
+                     p->status ? p->status : "", p->elapsed_s, p->files_done, p->files_total,
+                     (double)p->bytes_done / 1e6, (unsigned long long)p->rows_loaded);
+            break;
+        }
+        /* fall through */
     default:
         snprintf(line, sizeof line, "%s: %s %.1fs", phase_name(p->phase), p->status ? p->status : "",
                  p->elapsed_s);
@@ -132,7 +144,7 @@ int rd_cmd_ingest(int argc, char **argv)
     rd_session_options sopts = { 0 };
     rd_ingest_options o = { 0 };
     int json = 0;
-    const char *format = "duckdb", *via = "auto", *max_file = NULL, *conc = NULL, *max_local = NULL,
+    const char *format = "duckdb", *via = "auto", *max_file = NULL, *conc = NULL, *part_size = NULL, *max_local = NULL,
                *timeout = NULL, *threads = NULL, *compression = "auto", *lock_timeout = NULL;
     const rd_cli_opt opts[] = {
         RD_CLI_OPT_AWS(&sopts),
@@ -150,6 +162,8 @@ int rd_cmd_ingest(int argc, char **argv)
         RD_CLI_OPT_STRING("--kms-key", &o.kms_key),
         RD_CLI_OPT_STRING("--max-file-size", &max_file),
         RD_CLI_OPT_STRING("--concurrency", &conc),
+        RD_CLI_OPT_STRING("--part-size", &part_size),
+        RD_CLI_OPT_FLAG("--no-overlap", &o.no_overlap),
         RD_CLI_OPT_STRING("--max-local-bytes", &max_local),
         RD_CLI_OPT_STRING("--timeout", &timeout),
         RD_CLI_OPT_STRING("--via", &via),
@@ -188,6 +202,12 @@ int rd_cmd_ingest(int argc, char **argv)
         if (rd_parse_uint(conc, 1, RD_INGEST_CONCURRENCY_MAX, &v) != 0)
             return rd_cli_usage_error("ingest", "--concurrency must be 1..256, not '%s'", conc);
         o.concurrency = (int)v;
+    }
+    if (part_size) {
+        if (rd_parse_size(part_size, 1ull << 20, &v) != 0 || v < RD_INGEST_MIN_PART_SIZE ||
+            v > RD_INGEST_MAX_PART_SIZE)
+            return rd_cli_usage_error("ingest", "--part-size must be 1MB..5GB, not '%s'", part_size);
+        o.part_size = v;
     }
     if (max_local) {
         if (rd_parse_size(max_local, 1, &v) != 0 || v < (1ull << 20))
@@ -253,6 +273,10 @@ int rd_cmd_ingest(int argc, char **argv)
                                   "cleanup", r.cleanup_s, "total", r.total_s);
             if (r.staging_url[0])
                 json_object_set_new(j, "staging", json_string(r.staging_url));
+            json_object_set_new(j, "ranged_files", json_integer((json_int_t)r.ranged_files));
+            json_object_set_new(j, "requests", json_integer((json_int_t)r.requests));
+            json_object_set_new(j, "early_files", json_integer((json_int_t)r.early_files));
+            json_object_set_new(j, "reloaded", json_boolean(r.reloaded));
             if (st != RD_OK)
                 json_object_set_new(j, "error", json_string(err.message));
             char *txt = json_dumps(j, JSON_COMPACT);

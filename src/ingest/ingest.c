@@ -1,7 +1,12 @@
-/* ingest.c — the pipeline behind rd_ingest (see redduck/ingest.h): probe → UNLOAD → manifest → parallel
- * download with a loader thread appending each finished file to the DuckDB staging table (local disk
- * bounded by admission) → verify + swap → delete the staged objects. Or the Data API path. Owns the job's
- * temporary directory and the loader thread; everything else is borrowed from the session. */
+/* ingest.c — the pipeline behind rd_ingest (see redduck/ingest.h): probe → UNLOAD, during which the
+ * staging prefix is listed about once a second and every part file that has appeared is downloaded (big
+ * ones as ranged GETs) and appended by a loader thread to the DuckDB staging table (local disk bounded by
+ * admission) → the manifest settles what counts: files it does not name are dropped (one already loaded
+ * makes the staging table start over from the manifest), those no listing saw are fetched, per-batch row
+ * counts are checked against it → verify + swap → delete the staged objects. Or the Data API path. Owns
+ * the job's temporary directory, the transfer and the loader thread; everything else is borrowed from the
+ * session. Threads: the caller's (statements, listings, the transfer and its callbacks) and the loader;
+ * what they share is under the job's mutex. */
 #include "redduck/ingest.h"
 
 #include <errno.h>
@@ -32,8 +37,15 @@
 typedef struct file_entry {
     char *key;
     uint64_t size;
-    uint64_t records;     /* from the manifest; 0 when listed */
+    uint64_t records;     /* from the manifest; 0 until it is read */
     char *local;
+    char etag[80];        /* as listed ("" when only the manifest named it) */
+    int in_manifest;      /* named by the manifest (once read) */
+    int queued;           /* added to the transfer */
+    /* under the job's mu: */
+    int excluded;         /* not in the manifest: never loaded (dropped when it arrives) */
+    int taken;            /* taken into a load batch by the loader */
+    size_t batch;         /* 1 + the index of the batch that loaded it; 0: none */
 } file_entry;
 
 typedef struct job {
@@ -51,8 +63,10 @@ typedef struct job {
     char *bucket, *prefix;    /* the unique staging prefix, ending in '/' */
     int staged;               /* 1 once the UNLOAD was submitted: the prefix may hold objects */
     int unload_may_run;       /* 1 when cancelling the UNLOAD failed: it may still write under the prefix */
-    file_entry *files;
-    size_t nfiles;
+    file_entry **files;       /* every part file seen (listed during the UNLOAD, or in the manifest); the
+                                 entries stay put: the transfer and the loader hold pointers to them */
+    size_t nfiles, files_cap;
+    file_entry **by_key;      /* the same, sorted by key */
     uint64_t manifest_rows;
     int have_manifest;
     char tmpdir[PATH_MAX];
@@ -60,13 +74,24 @@ typedef struct job {
     rd_target *tgt;           /* the DuckDB file, opened first to hold its lock (unless the caller shares one) */
     int ledger_prefix, ledger_dir; /* 1 while the staging prefix / tmpdir is recorded in the target's ledger */
     int staging_cleaned;      /* 1 when cleanup_staging emptied the prefix */
+    int unload_done;          /* 1 once the UNLOAD statement ended */
+    char unload_status[32];   /* its last status, for progress */
     double t0, phase_t0;      /* monotonic seconds: job start, phase start */
+
+    rd_transfer *xfer;        /* the downloads, driven from this thread (during the UNLOAD by its nap) */
+    uint64_t xfer_total;      /* bytes of the files added to it */
+    long long next_list_ms;   /* when to list the staging prefix again while the UNLOAD runs */
+    int listed_during;        /* 1 once a listing during the UNLOAD succeeded */
+    int loader_started;
+    pthread_t loader;
 
     /* loader thread (DuckDB side); everything below under mu */
     pthread_mutex_t mu;
     pthread_cond_t cv;
-    size_t *queue;            /* indexes into files */
-    size_t qhead, qtail;
+    file_entry **queue;       /* finished files, in the order they finished */
+    size_t qhead, qtail, qcap;
+    uint64_t *batch_rows;     /* rows each load batch took */
+    size_t nbatches, batches_cap;
     int producer_done;
     int loader_failed;
     rd_error loader_err;
@@ -105,6 +130,8 @@ static int cancelled(const job *j)
     return j->o->cancel && *j->o->cancel;
 }
 
+static rd_status overlap_nap(void *ctx, long ms, rd_error *err);
+
 /* ---- Redshift statements ---------------------------------------------------------------------------- */
 
 typedef struct tick_ctx {
@@ -116,6 +143,8 @@ static void on_tick(void *ctx, const char *status, long elapsed_ms)
 {
     (void)elapsed_ms;
     tick_ctx *t = ctx;
+    if (t->phase == RD_PHASE_UNLOAD)
+        snprintf(t->j->unload_status, sizeof t->j->unload_status, "%s", status ? status : "");
     report(t->j, (rd_ingest_progress){ .phase = t->phase, .status = status }, 0);
 }
 
@@ -148,6 +177,10 @@ static rd_status run_statement(job *j, const char *sql, rd_ingest_phase phase, c
     if (phase == RD_PHASE_UNLOAD) {
         rd_buf_printf(&still, "the UNLOAD may still write to %s; delete it when it stops", j->r->staging_url);
         wo.still_running = rd_buf_cstr(&still);
+        if (j->xfer && !j->o->no_overlap) {
+            wo.nap = overlap_nap;
+            wo.nap_ctx = j;
+        }
     }
     st = rd_rsd_wait(&j->data, id, &wo, d, err);
     rd_buf_free(&still);
@@ -260,31 +293,94 @@ static rd_status bucket_region(job *j, rd_error *err)
 static void files_free(job *j)
 {
     for (size_t i = 0; i < j->nfiles; i++) {
-        free(j->files[i].key);
-        free(j->files[i].local);
+        free(j->files[i]->key);
+        free(j->files[i]->local);
+        free(j->files[i]);
     }
     free(j->files);
-    j->files = NULL;
-    j->nfiles = 0;
+    free(j->by_key);
+    j->files = j->by_key = NULL;
+    j->nfiles = j->files_cap = 0;
 }
 
-static rd_status add_file(job *j, const char *key, uint64_t size, uint64_t records)
+/* Index in by_key of the first key >= key. */
+static size_t key_slot(const job *j, const char *key)
 {
-    file_entry *f = realloc(j->files, (j->nfiles + 1) * sizeof *f);
-    if (!f)
-        return RD_E_INTERNAL;
-    j->files = f;
-    f[j->nfiles].key = strdup(key);
-    f[j->nfiles].size = size;
-    f[j->nfiles].records = records;
-    f[j->nfiles].local = NULL;
-    j->nfiles++;
-    return RD_OK;
+    size_t lo = 0, hi = j->nfiles;
+    while (lo < hi) {
+        size_t mid = lo + (hi - lo) / 2;
+        if (strcmp(j->by_key[mid]->key, key) < 0)
+            lo = mid + 1;
+        else
+            hi = mid;
+    }
+    return lo;
 }
 
-/* Reads <prefix>manifest; RD_E_NOT_FOUND when there is none (an empty result writes none). */
-static rd_status read_manifest(job *j, rd_error *err)
+static file_entry *find_file(const job *j, const char *key)
 {
+    size_t k = key_slot(j, key);
+    return k < j->nfiles && strcmp(j->by_key[k]->key, key) == 0 ? j->by_key[k] : NULL;
+}
+
+/* A new part file (key not seen before); NULL when out of memory. */
+static file_entry *add_file(job *j, const char *key, uint64_t size, const char *etag)
+{
+    if (j->nfiles == j->files_cap) {
+        size_t cap = j->files_cap ? j->files_cap * 2 : 64;
+        file_entry **f = realloc(j->files, cap * sizeof *f);
+        if (!f)
+            return NULL;
+        j->files = f;
+        file_entry **k = realloc(j->by_key, cap * sizeof *k);
+        if (!k)
+            return NULL;
+        j->by_key = k;
+        j->files_cap = cap;
+    }
+    file_entry *f = calloc(1, sizeof *f);
+    char *local = NULL;
+    if (f && j->tmpdir[0]) {
+        rd_buf p = RD_BUF_INIT;
+        rd_buf_printf(&p, "%s/%06zu.parquet", j->tmpdir, j->nfiles);
+        local = rd_buf_detach(&p);
+    }
+    if (!f || !(f->key = strdup(key)) || (j->tmpdir[0] && !local)) {
+        if (f)
+            free(f->key);
+        free(f);
+        free(local);
+        return NULL;
+    }
+    f->local = local;
+    f->size = size;
+    snprintf(f->etag, sizeof f->etag, "%s", etag ? etag : "");
+    size_t k = key_slot(j, key);
+    memmove(j->by_key + k + 1, j->by_key + k, (j->nfiles - k) * sizeof *j->by_key);
+    j->by_key[k] = f;
+    j->files[j->nfiles++] = f;
+    return f;
+}
+
+static int is_manifest_key(const char *key)
+{
+    size_t n = strlen(key);
+    return n >= 8 && strcmp(key + n - 8, "manifest") == 0;
+}
+
+/* One entry of the UNLOAD manifest. */
+typedef struct manifest_entry {
+    const char *key;      /* borrowed from the parsed manifest */
+    uint64_t size, records;
+} manifest_entry;
+
+/* Reads <prefix>manifest into *m (json) and its entries; RD_E_NOT_FOUND when there is none (an empty result
+ * writes none). */
+static rd_status read_manifest(job *j, json_t **m, manifest_entry **out, size_t *n, rd_error *err)
+{
+    *m = NULL;
+    *out = NULL;
+    *n = 0;
     rd_buf key = RD_BUF_INIT, body = RD_BUF_INIT;
     rd_buf_printf(&key, "%smanifest", j->prefix);
     rd_status st = rd_s3_get(&j->s3c, j->bucket, rd_buf_cstr(&key), MANIFEST_MAX, &body, err);
@@ -294,45 +390,60 @@ static rd_status read_manifest(job *j, rd_error *err)
         return st;
     }
     json_error_t je;
-    json_t *m = json_loadb(body.data ? body.data : "", body.len, 0, &je);
+    *m = json_loadb(body.data ? body.data : "", body.len, 0, &je);
     rd_buf_free(&body);
-    json_t *entries = json_object_get(m, "entries");
-    if (!json_is_array(entries)) {
-        json_decref(m);
+    json_t *entries = json_object_get(*m, "entries");
+    if (!json_is_array(entries))
         return rd_error_set(err, RD_E_REMOTE, "the UNLOAD manifest s3://%s/%smanifest is not readable", j->bucket,
                             j->prefix);
-    }
+    size_t count = json_array_size(entries);
+    *out = calloc(count ? count : 1, sizeof **out);
+    if (!*out)
+        return rd_error_set(err, RD_E_INTERNAL, "out of memory");
     size_t blen = strlen(j->bucket);
-    for (size_t i = 0; i < json_array_size(entries) && st == RD_OK; i++) {
+    for (size_t i = 0; i < count; i++) {
         json_t *e = json_array_get(entries, i);
         const char *url = json_string_value(json_object_get(e, "url"));
         json_t *meta = json_object_get(e, "meta");
         json_t *len = json_object_get(meta, "content_length"), *rc = json_object_get(meta, "record_count");
         if (!url || strncmp(url, "s3://", 5) != 0 || strncmp(url + 5, j->bucket, blen) != 0 ||
-            url[5 + blen] != '/' || !json_is_integer(len)) {
-            st = rd_error_set(err, RD_E_REMOTE, "manifest entry %zu has no usable url/content_length", i + 1);
-            break;
-        }
-        uint64_t records = json_is_integer(rc) ? (uint64_t)json_integer_value(rc) : 0;
-        j->manifest_rows += records;
-        if (add_file(j, url + 6 + blen, (uint64_t)json_integer_value(len), records) != RD_OK)
-            st = rd_error_set(err, RD_E_INTERNAL, "out of memory");
+            url[5 + blen] != '/' || !json_is_integer(len) || json_integer_value(len) < 0 ||
+            (rc && (!json_is_integer(rc) || json_integer_value(rc) < 0)))
+            return rd_error_set(err, RD_E_REMOTE, "manifest entry %zu has no usable url/content_length", i + 1);
+        (*out)[i] = (manifest_entry){ url + 6 + blen, (uint64_t)json_integer_value(len),
+                                      rc ? (uint64_t)json_integer_value(rc) : 0 };
     }
-    json_decref(m);
-    j->have_manifest = st == RD_OK;
+    *n = count;
+    return RD_OK;
+}
+
+/* Adds f to the transfer (it starts when admitted). */
+static rd_status enqueue_download(job *j, file_entry *f, rd_error *err)
+{
+    rd_transfer_item it = { .name = f->key, .expected_size = f->size, .local_path = f->local,
+                            .etag = f->etag[0] ? f->etag : NULL, .user = f };
+    rd_status st = rd_transfer_add(j->xfer, &it, err);
+    if (st == RD_OK) {
+        j->xfer_total += f->size;
+        f->queued = 1;
+    }
     return st;
 }
 
-static rd_status list_files(job *j, rd_error *err)
+/* Lists the staging prefix; every part file not seen before is added (and, with a transfer, queued for
+ * download). Objects appear in S3 whole, so a listed file is complete. */
+static rd_status list_new_files(job *j, rd_error *err)
 {
     rd_s3_object_list l = { 0 };
     rd_status st = rd_s3_list(&j->s3c, j->bucket, j->prefix, &l, err);
     for (size_t i = 0; st == RD_OK && i < l.count; i++) {
-        size_t n = strlen(l.items[i].key);
-        if (n >= 8 && strcmp(l.items[i].key + n - 8, "manifest") == 0)
+        if (is_manifest_key(l.items[i].key) || find_file(j, l.items[i].key))
             continue;
-        if (add_file(j, l.items[i].key, l.items[i].size, 0) != RD_OK)
+        file_entry *f = add_file(j, l.items[i].key, l.items[i].size, l.items[i].etag);
+        if (!f)
             st = rd_error_set(err, RD_E_INTERNAL, "out of memory");
+        else if (j->xfer)
+            st = enqueue_download(j, f, err);
     }
     rd_s3_object_list_free(&l);
     if (st != RD_OK)
@@ -365,12 +476,13 @@ static const char *base_name(const char *key)
 }
 
 /* The loader thread: takes every finished file queued so far (DuckDB reads a batch in parallel, where one
- * file at a time would use one core), appends them to the staging table, deletes them. */
+ * file at a time would use one core), appends them to the staging table, deletes them. A file found not to
+ * be in the manifest (excluded) is dropped instead. */
 static void *loader_main(void *arg)
 {
     job *j = arg;
     rd_sink_file batch[LOAD_BATCH_MAX];
-    size_t idx[LOAD_BATCH_MAX];
+    file_entry *fs[LOAD_BATCH_MAX];
     pthread_mutex_lock(&j->mu);
     for (;;) {
         /* wait for a batch worth loading: enough files for DuckDB's threads, or half the disk budget, or
@@ -379,7 +491,7 @@ static void *loader_main(void *arg)
             size_t queued = j->qtail - j->qhead;
             uint64_t queued_bytes = 0;
             for (size_t k = j->qhead; k < j->qtail; k++)
-                queued_bytes += j->files[j->queue[k]].size;
+                queued_bytes += j->queue[k]->size;
             if (j->loader_failed || j->producer_done || queued >= j->batch_files ||
                 queued_bytes * 2 >= j->budget || (queued > 0 && queued_bytes >= j->outstanding))
                 break;
@@ -388,31 +500,52 @@ static void *loader_main(void *arg)
         if (j->loader_failed || (j->qhead == j->qtail && j->producer_done))
             break;
         size_t n = 0;
-        uint64_t expect = 0, bytes = 0;
+        uint64_t bytes = 0;
         while (j->qhead < j->qtail && n < LOAD_BATCH_MAX) {
-            idx[n] = j->queue[j->qhead++];
-            const file_entry *f = &j->files[idx[n]];
+            file_entry *f = j->queue[j->qhead++];
+            bytes += f->size;
+            if (f->excluded) {
+                unlink(f->local);
+                continue;
+            }
+            f->taken = 1;
+            fs[n] = f;
             batch[n] = (rd_sink_file){ f->local, base_name(f->key),
-                                       j->have_manifest ? f->records : RD_SINK_ROWS_UNKNOWN };
-            expect += j->files[idx[n]].records;
-            bytes += j->files[idx[n]].size;
+                                       f->in_manifest ? f->records : RD_SINK_ROWS_UNKNOWN };
             n++;
+        }
+        size_t b = j->nbatches;
+        if (n > 0 && j->nbatches == j->batches_cap) {
+            size_t cap = j->batches_cap ? j->batches_cap * 2 : 64;
+            uint64_t *nb = realloc(j->batch_rows, cap * sizeof *nb);
+            if (nb) {
+                j->batch_rows = nb;
+                j->batches_cap = cap;
+            }
+        }
+        int room = j->nbatches < j->batches_cap;
+        if (n > 0 && room) {
+            j->batch_rows[b] = 0;
+            j->nbatches++;
+            for (size_t k = 0; k < n; k++)
+                fs[k]->batch = b + 1;
         }
         pthread_mutex_unlock(&j->mu);
         uint64_t rows = 0;
         rd_error e;
         rd_error_clear(&e);
-        rd_status st = cancelled(j) ? rd_error_set(&e, RD_E_CANCELLED, "interrupted")
-                                    : rd_sink_load(j->sink, batch, n, &rows, &e);
-        if (st == RD_OK && j->have_manifest && rows != expect)
-            st = rd_error_set(&e, RD_E_REMOTE, "%zu file%s starting with s3://%s/%s hold %llu rows, the manifest "
-                              "says %llu", n, n == 1 ? "" : "s", j->bucket, j->files[idx[0]].key,
-                              (unsigned long long)rows, (unsigned long long)expect);
+        rd_status st = RD_OK;
+        if (n > 0)
+            st = !room ? rd_error_set(&e, RD_E_INTERNAL, "out of memory")
+                 : cancelled(j) ? rd_error_set(&e, RD_E_CANCELLED, "interrupted")
+                                : rd_sink_load(j->sink, batch, n, &rows, &e);
         for (size_t k = 0; k < n; k++)
             unlink(batch[k].path); /* what the sink did not take */
         pthread_mutex_lock(&j->mu);
         j->outstanding -= bytes;
         j->rows_loaded += rows;
+        if (n > 0 && room)
+            j->batch_rows[b] = rows;
         if (st != RD_OK) {
             j->loader_failed = 1;
             j->loader_st = st;
@@ -445,70 +578,62 @@ static rd_status on_done(void *ctx, const rd_transfer_item *item, rd_status st, 
     if (st != RD_OK)
         return st;
     file_entry *f = item->user;
+    if (cancelled(j) == 0 && j->unload_done == 0)
+        j->r->early_files++;
     pthread_mutex_lock(&j->mu);
     rd_status out = RD_OK;
-    if (j->loader_failed)
+    if (j->loader_failed) {
         out = j->loader_st;
-    else
-        j->queue[j->qtail++] = (size_t)(f - j->files);
+    } else if (f->excluded) {
+        unlink(f->local);
+        j->outstanding -= f->size;
+    } else {
+        if (j->qtail == j->qcap) {
+            size_t cap = j->qcap ? j->qcap * 2 : 64;
+            file_entry **q = realloc(j->queue, cap * sizeof *q);
+            if (!q)
+                out = RD_E_INTERNAL;
+            else {
+                j->queue = q;
+                j->qcap = cap;
+            }
+        }
+        if (out == RD_OK)
+            j->queue[j->qtail++] = f;
+    }
     pthread_cond_broadcast(&j->cv);
     pthread_mutex_unlock(&j->mu);
     return out;
 }
 
-typedef struct prog_ctx {
-    job *j;
-    uint64_t total;
-} prog_ctx;
-
 static void on_progress(void *ctx, uint64_t bytes, size_t done, size_t total)
 {
-    prog_ctx *p = ctx;
-    pthread_mutex_lock(&p->j->mu);
-    uint64_t rows = p->j->rows_loaded;
-    pthread_mutex_unlock(&p->j->mu);
-    report(p->j,
-           (rd_ingest_progress){ .phase = RD_PHASE_DOWNLOAD, .files_done = done, .files_total = total,
-                                 .bytes_done = bytes, .bytes_total = p->total, .rows_loaded = rows },
+    job *j = ctx;
+    pthread_mutex_lock(&j->mu);
+    uint64_t rows = j->rows_loaded;
+    pthread_mutex_unlock(&j->mu);
+    report(j,
+           (rd_ingest_progress){ .phase = j->unload_done ? RD_PHASE_DOWNLOAD : RD_PHASE_UNLOAD,
+                                 .status = j->unload_done ? NULL : j->unload_status, .files_done = done,
+                                 .files_total = total, .bytes_done = bytes, .bytes_total = j->xfer_total,
+                                 .rows_loaded = rows },
            0);
 }
 
-static rd_status on_sign(void *ctx, const rd_transfer_item *item, uint64_t offset, char **url, rd_headers *h,
-                         rd_error *err)
+static rd_status on_sign(void *ctx, const rd_transfer_item *item, uint64_t offset, uint64_t length,
+                         const char *if_match, char **url, rd_headers *h, rd_error *err)
 {
     job *j = ctx;
     file_entry *f = item->user;
-    return rd_s3_prepare_get(&j->s3c, j->bucket, f->key, offset, url, h, err);
+    return rd_s3_prepare_get(&j->s3c, j->bucket, f->key, offset, length, if_match, url, h, err);
 }
 
-static rd_status download_all(job *j, const char *dir, rd_error *err)
+/* The transfer (empty) and the loader thread, before anything is downloaded. */
+static rd_status start_downloads(job *j, rd_error *err)
 {
-    phase_start(j);
-    rd_transfer_item *items = calloc(j->nfiles ? j->nfiles : 1, sizeof *items);
-    j->queue = calloc(j->nfiles ? j->nfiles : 1, sizeof *j->queue);
-    if (!items || !j->queue) {
-        free(items);
-        return rd_error_set(err, RD_E_INTERNAL, "out of memory");
-    }
-    uint64_t total = 0;
-    for (size_t i = 0; i < j->nfiles; i++) {
-        rd_buf p = RD_BUF_INIT;
-        rd_buf_printf(&p, "%s/%06zu.parquet", dir, i);
-        j->files[i].local = rd_buf_detach(&p);
-        items[i].name = j->files[i].key;
-        items[i].expected_size = j->files[i].size;
-        items[i].local_path = j->files[i].local;
-        items[i].user = &j->files[i];
-        total += j->files[i].size;
-    }
-    pthread_t th;
-    if (pthread_create(&th, NULL, loader_main, j) != 0) {
-        free(items);
-        return rd_error_set(err, RD_E_INTERNAL, "cannot start the loader thread");
-    }
-    prog_ctx pc = { j, total };
     rd_transfer_options to = { 0 };
     to.concurrency = j->o->concurrency > 0 ? j->o->concurrency : RD_INGEST_DEFAULT_CONCURRENCY;
+    to.part_size = j->o->part_size > 0 ? j->o->part_size : RD_INGEST_DEFAULT_PART_SIZE;
     to.sign = on_sign;
     to.sign_ctx = j;
     to.done = on_done;
@@ -516,42 +641,214 @@ static rd_status download_all(job *j, const char *dir, rd_error *err)
     to.admit = on_admit;
     to.admit_ctx = j;
     to.progress = on_progress;
-    to.progress_ctx = &pc;
+    to.progress_ctx = j;
     to.cancel = j->o->cancel;
     to.log = j->log;
     to.http = j->s3c.http; /* the session's transport: its TLS settings, user agent and proxies */
     to.disk_full_hint = j->sink->download_hint;
-    rd_transfer_stats ts = { 0 };
-    rd_status st = rd_transfer_run(items, j->nfiles, &to, &ts, err);
+    rd_status st = rd_transfer_new(&to, &j->xfer, err);
+    if (st != RD_OK)
+        return st;
+    j->producer_done = 0;
+    j->loader_failed = 0;
+    j->loader_st = RD_OK;
+    if (pthread_create(&j->loader, NULL, loader_main, j) != 0)
+        return rd_error_set(err, RD_E_INTERNAL, "cannot start the loader thread");
+    j->loader_started = 1;
+    return RD_OK;
+}
+
+/* Ends the loader (after what is queued, unless abandon) and the transfer; the result's counts. */
+static void stop_downloads(job *j, int abandon)
+{
+    if (j->loader_started) {
+        pthread_mutex_lock(&j->mu);
+        j->producer_done = 1;
+        if (abandon)
+            j->loader_failed = 1; /* stop loading what is queued */
+        pthread_cond_broadcast(&j->cv);
+        pthread_mutex_unlock(&j->mu);
+        pthread_join(j->loader, NULL);
+        j->loader_started = 0;
+    }
+    if (j->xfer) {
+        rd_transfer_stats ts = { 0 };
+        rd_transfer_get_stats(j->xfer, &ts);
+        j->r->bytes += ts.bytes;
+        j->r->files += ts.files;
+        j->r->retries += ts.retries;
+        j->r->resumes += ts.resumes;
+        j->r->ranged_files += ts.ranged_files;
+        j->r->requests += ts.requests;
+        rd_transfer_free(j->xfer);
+        j->xfer = NULL;
+    }
+    for (size_t i = 0; i < j->nfiles; i++)
+        if (j->files[i]->local)
+            unlink(j->files[i]->local);
+}
+
+/* The loader's failure, if any (under mu). */
+static rd_status loader_status(job *j, rd_error *err)
+{
+    pthread_mutex_lock(&j->mu);
+    rd_status st = j->loader_failed && j->loader_st != RD_OK ? j->loader_st : RD_OK;
+    if (st != RD_OK && err)
+        *err = j->loader_err;
+    pthread_mutex_unlock(&j->mu);
+    return st;
+}
+
+#define LIST_INTERVAL_MS 1000
+
+/* rd_rsd_wait's nap while the UNLOAD runs: downloads (and, through the loader, loads) the part files
+ * that have appeared, listing the prefix about once a second. */
+static rd_status overlap_nap(void *ctx, long ms, rd_error *err)
+{
+    job *j = ctx;
+    long long end = rd_monotonic_ms() + ms;
+    rd_status st = RD_OK;
+    for (;;) {
+        long long now = rd_monotonic_ms();
+        if (now >= end || cancelled(j))
+            break;
+        if (now >= j->next_list_ms) {
+            rd_error le;
+            rd_error_clear(&le);
+            /* a listing that fails here is not fatal: the manifest settles everything at the end */
+            if (list_new_files(j, &le) == RD_OK)
+                j->listed_during = 1;
+            else if (j->log && le.code != RD_E_INTERNAL)
+                rd_log_write(j->log, RD_LOG_DEBUG, "%s", le.message);
+            j->next_list_ms = rd_monotonic_ms() + LIST_INTERVAL_MS;
+        }
+        long left = (long)(end - rd_monotonic_ms());
+        if (left <= 0)
+            break;
+        if (rd_transfer_pending(j->xfer) > 0) {
+            if ((st = rd_transfer_step(j->xfer, left < 100 ? left : 100, err)) != RD_OK)
+                break;
+        } else {
+            long step = left < 20 ? left : 20;
+            struct timespec ts = { 0, step * 1000000L };
+            nanosleep(&ts, NULL);
+        }
+        if ((st = loader_status(j, err)) != RD_OK)
+            break;
+    }
+    if (st != RD_OK && st != RD_E_CANCELLED)
+        rd_error_prefix(err, "downloading while the UNLOAD ran: ");
+    return st;
+}
+
+/* After the UNLOAD: what the manifest names is what gets loaded. Files seen during the UNLOAD that it does
+ * not name are excluded; those it names that were not seen are added. *reload = 1 when a file already
+ * loaded is not in the manifest, or one differs from it in size: the staging table must be rebuilt from
+ * the manifest alone. */
+static rd_status reconcile(job *j, const manifest_entry *m, size_t n, int *reload, rd_error *err)
+{
+    *reload = 0;
+    rd_status st = RD_OK;
+    pthread_mutex_lock(&j->mu); /* the loader reads in_manifest, records and excluded */
+    for (size_t i = 0; i < j->nfiles; i++)
+        j->files[i]->in_manifest = 0;
+    j->manifest_rows = 0;
+    for (size_t i = 0; i < n && st == RD_OK; i++) {
+        file_entry *f = find_file(j, m[i].key);
+        if (f && f->in_manifest) {
+            st = rd_error_set(err, RD_E_REMOTE, "the UNLOAD manifest names s3://%s/%s twice", j->bucket, m[i].key);
+            break;
+        }
+        if (f && f->size != m[i].size) {
+            if (j->log)
+                rd_log_write(j->log, RD_LOG_WARN, "s3://%s/%s has %llu bytes, its manifest entry says %llu: "
+                             "everything is loaded again from the manifest", j->bucket, f->key,
+                             (unsigned long long)f->size, (unsigned long long)m[i].size);
+            f->size = m[i].size;
+            f->etag[0] = '\0';
+            *reload = 1;
+        }
+        if (!f && !(f = add_file(j, m[i].key, m[i].size, NULL))) {
+            st = rd_error_set(err, RD_E_INTERNAL, "out of memory");
+            break;
+        }
+        f->in_manifest = 1;
+        f->records = m[i].records;
+        j->manifest_rows += m[i].records;
+    }
+    for (size_t i = 0; i < j->nfiles && st == RD_OK; i++) {
+        file_entry *f = j->files[i];
+        if (f->in_manifest)
+            continue;
+        f->excluded = 1;
+        if (f->taken)
+            *reload = 1;
+        if (j->log)
+            rd_log_write(j->log, RD_LOG_WARN, "s3://%s/%s is not in the UNLOAD manifest: %s", j->bucket, f->key,
+                         f->taken ? "it was loaded already, so everything is loaded again from the manifest"
+                                  : "it is not loaded");
+    }
+    j->have_manifest = st == RD_OK;
+    pthread_mutex_unlock(&j->mu);
+    return st;
+}
+
+/* The rows each load batch took against the manifest's counts of its files. */
+static rd_status verify_batches(job *j, rd_error *err)
+{
+    if (!j->have_manifest || j->o->format_parquet) /* the directory sink counts nothing but the manifest */
+        return RD_OK;
+    for (size_t b = 0; b < j->nbatches; b++) {
+        uint64_t expect = 0;
+        size_t n = 0;
+        const file_entry *first = NULL;
+        for (size_t i = 0; i < j->nfiles; i++) {
+            const file_entry *f = j->files[i];
+            if (f->batch != b + 1)
+                continue;
+            expect += f->records;
+            if (!first || strcmp(f->key, first->key) < 0)
+                first = f;
+            n++;
+        }
+        if (first && j->batch_rows[b] != expect)
+            return rd_error_set(err, RD_E_REMOTE, "%zu file%s starting with s3://%s/%s hold %llu rows, the manifest "
+                                "says %llu", n, n == 1 ? "" : "s", j->bucket, first->key,
+                                (unsigned long long)j->batch_rows[b], (unsigned long long)expect);
+    }
+    return RD_OK;
+}
+
+/* Downloads what is left and waits for the loader to take it all. */
+static rd_status finish_downloads(job *j, rd_error *err)
+{
+    double t0 = rd_monotonic_seconds();
+    rd_status st = rd_transfer_finish(j->xfer, err);
+    rd_error le;
+    rd_error_clear(&le);
     pthread_mutex_lock(&j->mu);
     j->producer_done = 1;
     if (st != RD_OK)
-        j->loader_failed = 1; /* stop loading what is queued */
+        j->loader_failed = 1;
     pthread_cond_broadcast(&j->cv);
     pthread_mutex_unlock(&j->mu);
-    pthread_join(th, NULL);
-    if (st == RD_OK && j->loader_st != RD_OK) {
-        st = j->loader_st;
+    pthread_join(j->loader, NULL);
+    j->loader_started = 0;
+    rd_status lst = j->loader_st;
+    if (lst != RD_OK && (st == RD_OK || lst != RD_E_CANCELLED)) {
+        st = lst; /* the loader's error is the cause the transfer stopped for */
         if (err)
             *err = j->loader_err;
-    } else if (st != RD_OK && j->loader_st != RD_OK && j->loader_st != RD_E_CANCELLED && err) {
-        *err = j->loader_err; /* the loader's error is the cause the transfer stopped for */
-        st = j->loader_st;
-    }
-    if (st != RD_OK && st != RD_E_CANCELLED && j->loader_st == RD_OK)
+    } else if (st != RD_OK && st != RD_E_CANCELLED) {
         rd_error_prefix(err, "downloading the staged files: ");
-    for (size_t i = 0; i < j->nfiles; i++)
-        unlink(j->files[i].local);
-    j->r->bytes = ts.bytes;
-    j->r->files = ts.files;
-    j->r->retries = ts.retries;
-    j->r->resumes = ts.resumes;
-    j->r->download_s = secs_since(j->phase_t0);
+    }
+    stop_downloads(j, 1);
+    j->r->download_s += rd_monotonic_seconds() - t0;
     report(j,
-           (rd_ingest_progress){ .phase = RD_PHASE_DOWNLOAD, .files_done = ts.files, .files_total = j->nfiles,
-                                 .bytes_done = ts.bytes, .bytes_total = total, .rows_loaded = j->rows_loaded },
+           (rd_ingest_progress){ .phase = RD_PHASE_DOWNLOAD, .files_done = j->r->files, .files_total = j->nfiles,
+                                 .bytes_done = j->r->bytes, .bytes_total = j->xfer_total,
+                                 .rows_loaded = j->rows_loaded },
            1);
-    free(items);
     return st;
 }
 
@@ -688,39 +985,77 @@ static rd_status via_unload(job *j, rd_error *err)
     char id[64] = "";
     if (st == RD_OK && j->db_path && !j->o->keep_staging)
         st = record(j, RD_TARGET_PREFIX, j->r->staging_url, &j->ledger_prefix, err);
+    /* the sink, the download directory, the transfer and the loader come first: part files are fetched
+     * and loaded as they appear, while the UNLOAD runs */
+    if (st == RD_OK)
+        st = open_sink(j, err);
+    if (st == RD_OK)
+        st = make_tmpdir(j, err);
+    if (st == RD_OK && j->db_path)
+        st = record(j, RD_TARGET_DIR, j->tmpdir, &j->ledger_dir, err);
+    if (st == RD_OK)
+        st = start_downloads(j, err);
     if (st == RD_OK) {
         j->staged = 1;
         if (j->log)
             rd_log_write(j->log, RD_LOG_INFO, "UNLOAD to %s", j->r->staging_url);
         st = run_statement(j, rd_buf_cstr(&sql), RD_PHASE_UNLOAD, "UNLOAD", id, &d, err);
     }
+    j->unload_done = 1;
     rd_buf_free(&sql);
     int64_t unloaded = d.result_rows;
     rd_rsd_description_free(&d);
     j->r->unload_s = secs_since(j->phase_t0);
     if (st != RD_OK)
-        return st;
+        return st; /* rd_ingest stops the downloads, aborts the sink and empties the prefix */
     report(j, (rd_ingest_progress){ .phase = RD_PHASE_UNLOAD, .status = "FINISHED" }, 1);
+    phase_start(j);
 
-    st = read_manifest(j, err);
-    if (st == RD_E_NOT_FOUND) {
+    json_t *mj = NULL;
+    manifest_entry *me = NULL;
+    size_t mn = 0;
+    int reload = 0;
+    st = read_manifest(j, &mj, &me, &mn, err);
+    if (st == RD_OK) {
+        st = reconcile(j, me, mn, &reload, err);
+    } else if (st == RD_E_NOT_FOUND) {
+        /* no manifest (an empty result writes none): the final listing is the truth */
         rd_error_clear(err);
-        files_free(j);
-        st = list_files(j, err);
-    } else if (st != RD_OK) {
+        st = list_new_files(j, err);
+    } else {
         rd_error_prefix(err, "reading the UNLOAD manifest: ");
     }
+    free(me);
+    json_decref(mj);
     if (st != RD_OK)
         return st;
     uint64_t expected = j->have_manifest ? j->manifest_rows : unloaded >= 0 ? (uint64_t)unloaded : 0;
     if (!j->have_manifest && j->nfiles > 0 && unloaded < 0)
         return rd_error_set(err, RD_E_REMOTE, "UNLOAD wrote no manifest and reported no row count: cannot verify");
-
-    if ((st = open_sink(j, err)) != RD_OK || (st = make_tmpdir(j, err)) != RD_OK ||
-        (j->db_path && (st = record(j, RD_TARGET_DIR, j->tmpdir, &j->ledger_dir, err)) != RD_OK))
-        return st;
-    st = download_all(j, j->tmpdir, err);
+    if (reload) {
+        /* a loaded file is not what the manifest says: start the staging table over from the manifest */
+        stop_downloads(j, 1);
+        rd_sink_close(j->sink);
+        j->sink = NULL;
+        j->r->reloaded = 1;
+        j->rows_loaded = 0;
+        j->nbatches = 0;
+        j->qhead = j->qtail = 0;
+        j->outstanding = 0;
+        j->xfer_total = 0;
+        for (size_t i = 0; i < j->nfiles; i++)
+            j->files[i]->taken = 0, j->files[i]->batch = 0, j->files[i]->queued = 0;
+        if ((st = open_sink(j, err)) != RD_OK || (st = start_downloads(j, err)) != RD_OK)
+            return st;
+    }
+    /* what is still to fetch: with a manifest the files it names that no listing saw (reconcile added them),
+     * or all of them after a reload or without overlap; without one, the final listing's */
+    for (size_t i = 0; i < j->nfiles && st == RD_OK; i++)
+        if (!j->files[i]->queued && (!j->have_manifest || j->files[i]->in_manifest))
+            st = enqueue_download(j, j->files[i], err);
     if (st != RD_OK)
+        return st;
+    if ((st = finish_downloads(j, err)) != RD_OK || (st = verify_batches(j, err)) != RD_OK)
         return st;
     phase_start(j);
     report(j, (rd_ingest_progress){ .phase = RD_PHASE_COMMIT, .rows_loaded = rd_sink_rows(j->sink) }, 1);
@@ -865,6 +1200,7 @@ rd_status rd_ingest(rd_session *s, const rd_ingest_options *o, rd_ingest_result 
     }
 
     /* cleanup, whatever happened */
+    stop_downloads(&j, 1);
     if (j.staged && !o->keep_staging) {
         phase_start(&j);
         report(&j, (rd_ingest_progress){ .phase = RD_PHASE_CLEANUP }, 1);
@@ -904,6 +1240,7 @@ rd_status rd_ingest(rd_session *s, const rd_ingest_options *o, rd_ingest_result 
     rd_target_close(j.tgt);
     files_free(&j);
     free(j.queue);
+    free(j.batch_rows);
     rd_plan_free(&j.plan);
     free(j.db_path);
     free(j.table);

@@ -62,7 +62,7 @@ static const char *const connector_keys[] = {
 };
 static const char *const source_keys[] = {
     "type", "connector", "sql", "table", "table_name", "incremental", "iam_role", "kms_key",
-    "max_file_size_mb", "concurrency", "timeout", "via", "keep_staging", "compression", "refresh", "notify",
+    "max_file_size_mb", "concurrency", "part_size_mb", "timeout", "via", "keep_staging", "compression", "refresh", "notify",
     /* and every connector key but type/driver */
     "workgroup", "cluster_identifier", "database", "db_user", "secret_arn", "region", "role_arn",
     "output_location", "aws_access_key_id", "aws_secret_access_key", "aws_session_token", "profile",
@@ -1498,6 +1498,11 @@ static rd_status load_source(rd_project *p, const char *file, const char *name, 
             st = get_int(&c, k, key, v, 1, RD_INGEST_CONCURRENCY_MAX, &x, &set);
             if (set)
                 s->concurrency = (int)x;
+        } else if (strcmp(key, "part_size_mb") == 0) {
+            st = get_int(&c, k, key, v, (long long)(RD_INGEST_MIN_PART_SIZE >> 20),
+                         (long long)(RD_INGEST_MAX_PART_SIZE >> 20), &x, &set);
+            if (set)
+                s->part_size = (uint64_t)x << 20;
         } else if (strcmp(key, "timeout") == 0) {
             st = get_int(&c, k, key, v, 0, 7 * 24 * 3600, &x, &set);
             if (set)

@@ -174,6 +174,7 @@ static void run_one(runner *rn, const rd_source *s, rd_run_item *it)
         io.kms_key = s->kms_key;
         io.max_file_size_mb = s->max_file_size_mb;
         io.concurrency = s->concurrency;
+        io.part_size = s->part_size;
         io.keep_staging = s->keep_staging;
         io.timeout_s = s->timeout_s;
         /* the loader checked both words with the same parsers; absent: auto */
