@@ -473,12 +473,13 @@ static void on_progress(void *ctx, uint64_t bytes, size_t done, size_t total)
            0);
 }
 
-static rd_status on_sign(void *ctx, const rd_transfer_item *item, uint64_t offset, char **url, rd_headers *h,
-                         rd_error *err)
+static rd_status on_sign(void *ctx, const rd_transfer_item *item, uint64_t offset, uint64_t length,
+                         const char *if_match, char **url, rd_headers *h, rd_error *err)
 {
     job *j = ctx;
     file_entry *f = item->user;
-    return rd_s3_prepare_get(&j->s3c, j->bucket, f->key, offset, url, h, err);
+    /* RD_TRANSFER_SIZE_UNKNOWN is UINT64_MAX, the S3 client's "to the end" */
+    return rd_s3_prepare_get(&j->s3c, j->bucket, f->key, offset, length, if_match, url, h, err);
 }
 
 static rd_status download_all(job *j, const char *dir, rd_error *err)
