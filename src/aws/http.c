@@ -319,7 +319,12 @@ struct rd_http_multi {
     curl_transport *curl; /* NULL: served one at a time through t's send */
     CURLM *cm;
     multi_req *head, *tail; /* running (curl) or queued, in the order added */
+    size_t running, peak;   /* requests added and not reported done; the most at once */
+    size_t connections;     /* new connections the finished requests opened */
 };
+
+/* Connections kept alive between requests: at least this many, else twice the most requests run at once. */
+#define MULTI_KEEP_MIN 16
 
 static void multi_req_free(rd_http_multi *m, multi_req *r)
 {
@@ -360,6 +365,15 @@ rd_status rd_http_multi_new(rd_http_transport *t, rd_http_multi **out, rd_error 
             free(m);
             return rd_error_set(err, RD_E_INTERNAL, "cannot create an HTTP multi handle (out of memory)");
         }
+        /* One connection per request, as s3transfer and s5cmd use: a single connection's rate is what ranged
+         * downloads spread over many, so HTTP/2 multiplexing onto one connection would defeat them. Any number
+         * of connections to one host (CURLMOPT_MAX_HOST_CONNECTIONS stays 0: the caller bounds concurrency).
+         * The keep-alive cache: by default curl keeps 4 per handle still added, so after a quiet spell of one
+         * request at a time it closes the others and the next burst opens new connections (TLS handshakes
+         * again); here it is fixed at MULTI_KEEP_MIN and grows with the most requests run at once. */
+        curl_multi_setopt(m->cm, CURLMOPT_PIPELINING, (long)CURLPIPE_NOTHING);
+        curl_multi_setopt(m->cm, CURLMOPT_MAX_HOST_CONNECTIONS, 0L);
+        curl_multi_setopt(m->cm, CURLMOPT_MAXCONNECTS, (long)MULTI_KEEP_MIN);
     }
     *out = m;
     return RD_OK;
@@ -404,6 +418,11 @@ rd_status rd_http_multi_add(rd_http_multi *m, const rd_http_request *req, rd_htt
     else
         m->head = r;
     m->tail = r;
+    if (++m->running > m->peak) {
+        m->peak = m->running;
+        if (m->cm && 2 * m->peak > MULTI_KEEP_MIN)
+            curl_multi_setopt(m->cm, CURLMOPT_MAXCONNECTS, (long)(2 * m->peak));
+    }
     return RD_OK;
 }
 
@@ -417,6 +436,7 @@ int rd_http_multi_next(rd_http_multi *m, void **user, rd_status *st, rd_error *e
         *user = r->user;
         *st = rd_http_send(m->t, &r->req, r->resp, err);
         multi_req_free(m, r);
+        m->running--;
         return 1;
     }
     int left = 0;
@@ -433,14 +453,22 @@ int rd_http_multi_next(rd_http_multi *m, void **user, rd_status *st, rd_error *e
     multi_req *r = NULL;
     curl_easy_getinfo(msg->easy_handle, CURLINFO_PRIVATE, (char **)&r);
     CURLcode rc = msg->data.result;
-    long status = 0;
+    long status = 0, connects = 0;
     curl_easy_getinfo(r->h, CURLINFO_RESPONSE_CODE, &status);
+    if (curl_easy_getinfo(r->h, CURLINFO_NUM_CONNECTS, &connects) == CURLE_OK && connects > 0)
+        m->connections += (size_t)connects;
     r->resp->status = (int)status;
     *st = rc == CURLE_OK ? RD_OK : transfer_error(m->curl, rc, &r->req, &r->x, r->errbuf, err);
     *user = r->user;
     multi_unlink(m, r);
     multi_req_free(m, r);
+    m->running--;
     return 1;
+}
+
+size_t rd_http_multi_connections(const rd_http_multi *m)
+{
+    return m ? m->connections : 0;
 }
 
 void rd_http_multi_wait(rd_http_multi *m, long ms)

@@ -73,8 +73,10 @@ rd_status rd_http_send(rd_http_transport *t, const rd_http_request *req, rd_http
 void rd_http_transport_free(rd_http_transport *t);
 
 /* Many requests at once, driven from one thread (the parallel downloader). On the libcurl transport they
- * run in parallel on curl multi, each handle set up as rd_http_send's; any other transport (the test
- * fake) serves them one at a time through its send, so downloads are tested without a server.
+ * run in parallel on curl multi, each handle set up as rd_http_send's, each on its own connection (no HTTP/2
+ * multiplexing), any number to one host, connections kept alive for reuse (at least 16, and twice the most
+ * requests run at once); any other transport (the test fake) serves them one at a time through its send, so
+ * downloads are tested without a server.
  * Not thread-safe: one thread adds, drives and frees. The transport is borrowed and must outlive it. */
 typedef struct rd_http_multi rd_http_multi;
 
@@ -86,6 +88,9 @@ rd_status rd_http_multi_add(rd_http_multi *m, const rd_http_request *req, rd_htt
 /* Moves the transfers on without blocking. 1 when a request is finished: *user set, *st the result as
  * rd_http_send returns it (err filled when not RD_OK); 0 when none finished. */
 int rd_http_multi_next(rd_http_multi *m, void **user, rd_status *st, rd_error *err);
+/* New connections the finished requests opened (libcurl's CURLINFO_NUM_CONNECTS): fewer than the requests
+ * when connections were reused. 0 on a transport without curl multi. NULL: 0. */
+size_t rd_http_multi_connections(const rd_http_multi *m);
 /* Waits up to ms for network activity (or simply ms when nothing runs). */
 void rd_http_multi_wait(rd_http_multi *m, long ms);
 /* Abandons what is still running. NULL is a no-op. */

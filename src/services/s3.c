@@ -74,6 +74,17 @@ static rd_status name_action(rd_status st, rd_error *err, const char *action, co
     return st;
 }
 
+/* 1 when v is a usable header value of at most max bytes: printable ASCII, no control character (a CR or LF
+ * from a hostile reply must never reach a request's header block). */
+static int printable_token(const char *v, size_t max)
+{
+    size_t n = 0;
+    for (const unsigned char *p = (const unsigned char *)v; *p; p++, n++)
+        if (*p < 0x20 || *p > 0x7E || n >= max)
+            return 0;
+    return n > 0;
+}
+
 rd_status rd_s3_key_path(rd_buf *out, const char *key)
 {
     rd_buf_putc(out, '/');
@@ -162,12 +173,14 @@ static rd_status parse_list_page(const rd_buf *body, rd_s3_object_list *out, cha
             free(*token);
             *token = strdup(node_text(n));
         } else if (named(n, "Contents")) {
-            const char *key = NULL;
+            const char *key = NULL, *etag = "";
             uint64_t size = 0;
             time_t modified = 0;
             for (xmlNodePtr k = n->children; k; k = k->next) {
                 if (named(k, "Key"))
                     key = node_text(k);
+                else if (named(k, "ETag"))
+                    etag = node_text(k);
                 else if (named(k, "Size"))
                     size = strtoull(node_text(k), NULL, 10);
                 else if (named(k, "LastModified") && rd_time_parse_iso8601(node_text(k), &modified) != 0)
@@ -184,6 +197,11 @@ static rd_status parse_list_page(const rd_buf *body, rd_s3_object_list *out, cha
             items[out->count].key = strdup(key);
             items[out->count].size = size;
             items[out->count].last_modified = (int64_t)modified;
+            /* S3 writes the ETag quoted, as &quot;...&quot; in XML: libxml2 gives back the quotes */
+            if (printable_token(etag, sizeof items[out->count].etag - 1))
+                snprintf(items[out->count].etag, sizeof items[out->count].etag, "%s", etag);
+            else
+                items[out->count].etag[0] = '\0';
             out->count++;
         }
     }
@@ -346,9 +364,14 @@ rd_status rd_s3_delete_keys(rd_aws_client *c, const char *bucket, const char *co
     return RD_OK;
 }
 
-rd_status rd_s3_prepare_get(rd_aws_client *c, const char *bucket, const char *key, uint64_t offset, char **url,
-                            rd_headers *headers, rd_error *err)
+rd_status rd_s3_prepare_get(rd_aws_client *c, const char *bucket, const char *key, uint64_t offset, uint64_t length,
+                            const char *if_match, char **url, rd_headers *headers, rd_error *err)
 {
+    if (length == 0 || (length != UINT64_MAX && length - 1 > UINT64_MAX - offset))
+        return rd_error_set(err, RD_E_USAGE, "cannot ask for %llu bytes of s3://%s/%s from byte %llu",
+                            (unsigned long long)length, bucket, key, (unsigned long long)offset);
+    if (if_match && !printable_token(if_match, 1024))
+        return rd_error_set(err, RD_E_USAGE, "the ETag to match for s3://%s/%s is not printable ASCII", bucket, key);
     rd_buf path = RD_BUF_INIT, u = RD_BUF_INIT;
     rd_s3_key_path(&path, key);
     if (rd_buf_failed(&path)) {
@@ -356,11 +379,16 @@ rd_status rd_s3_prepare_get(rd_aws_client *c, const char *bucket, const char *ke
         return rd_error_set(err, RD_E_INTERNAL, "out of memory");
     }
     rd_headers h = RD_HEADERS_INIT;
-    if (offset > 0) {
-        char range[48];
+    char range[48] = "";
+    if (length != UINT64_MAX)
+        snprintf(range, sizeof range, "bytes=%llu-%llu", (unsigned long long)offset,
+                 (unsigned long long)(offset + (length - 1)));
+    else if (offset > 0)
         snprintf(range, sizeof range, "bytes=%llu-", (unsigned long long)offset);
+    if (range[0])
         rd_headers_set(&h, "Range", range);
-    }
+    if (if_match)
+        rd_headers_set(&h, "If-Match", if_match);
     rd_aws_request req = s3_request("GET", bucket, rd_buf_cstr(&path));
     req.headers = &h;
     rd_status st = rd_aws_prepare(c, &req, &u, headers, err);

@@ -26,6 +26,8 @@ typedef struct rd_s3_object {
     char *key;     /* owned */
     uint64_t size;
     int64_t last_modified; /* UTC seconds (LastModified), 0 when the reply has none */
+    char etag[80]; /* the listing's <ETag>, quotes kept (as If-Match wants it); "" when absent, longer than
+                      79 bytes or holding anything but printable ASCII */
 } rd_s3_object;
 
 typedef struct rd_s3_object_list {
@@ -52,10 +54,13 @@ rd_status rd_s3_delete_keys(rd_aws_client *c, const char *bucket, const char *co
 rd_status rd_s3_delete_prefix(rd_aws_client *c, const char *bucket, const char *prefix, size_t *objects,
                               uint64_t *bytes, rd_error *err);
 
-/* A signed GetObject of bucket/key, ready to send: *url (malloc'd) and headers (Range: bytes=offset- when
- * offset > 0, signed). For rd_transfer's sign callback. */
-rd_status rd_s3_prepare_get(rd_aws_client *c, const char *bucket, const char *key, uint64_t offset, char **url,
-                            rd_headers *headers, rd_error *err);
+/* A signed GetObject of `length` bytes of bucket/key from byte `offset`, ready to send: *url (malloc'd) and
+ * headers (signed, with Range and If-Match). length UINT64_MAX means to the end: Range "bytes=offset-", none
+ * for offset 0; else Range "bytes=offset-(offset+length-1)" (length 0, or a range past 2^64, is RD_E_USAGE).
+ * if_match (an ETag, quotes included; printable ASCII, else RD_E_USAGE) or NULL. For rd_transfer's sign
+ * callback. */
+rd_status rd_s3_prepare_get(rd_aws_client *c, const char *bucket, const char *key, uint64_t offset, uint64_t length,
+                            const char *if_match, char **url, rd_headers *headers, rd_error *err);
 
 /* Appends key as an S3 path: "/" followed by the key URI-encoded with '/' kept. */
 rd_status rd_s3_key_path(rd_buf *out, const char *key);

@@ -1,6 +1,7 @@
 /* test_curl_transport.c — the libcurl transport against a loopback libmicrohttpd server: headers and bodies both
  * ways, the User-Agent, connection reuse, streaming sinks, a reset connection and a timeout reported as
- * network errors, several requests at once through rd_http_multi, and loopback detection. */
+ * network errors, several requests at once through rd_http_multi (16 connections to one host at once, kept
+ * alive through a quiet spell), and loopback detection. */
 #include <setjmp.h>
 #include <stdarg.h>
 #include <stddef.h>
@@ -8,6 +9,7 @@
 #include <cmocka.h>
 #include <arpa/inet.h>
 #include <microhttpd.h>
+#include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -21,6 +23,10 @@ typedef struct server_state {
     char last_body[256];
     int client_ports[8];
     int requests;
+    /* /gate: each request waits until gate_want of them are in at once (at most 3 s) */
+    pthread_mutex_t mu;
+    pthread_cond_t cv;
+    int gate_in, gate_peak, gate_want;
 } server_state;
 
 typedef struct conn {
@@ -64,10 +70,22 @@ static enum MHD_Result handler(void *cls, struct MHD_Connection *c, const char *
     snprintf(st->last_custom, sizeof st->last_custom, "%s", custom ? custom : "");
     snprintf(st->last_body, sizeof st->last_body, "%.*s", (int)cn->len, cn->body);
     const union MHD_ConnectionInfo *ci = MHD_get_connection_info(c, MHD_CONNECTION_INFO_CLIENT_ADDRESS);
-    if (st->requests < 8 && ci)
-        st->client_ports[st->requests] = ntohs(((const struct sockaddr_in *)ci->client_addr)->sin_port);
-    st->requests++;
+    int n = __atomic_fetch_add(&st->requests, 1, __ATOMIC_SEQ_CST); /* handlers run on several threads */
+    if (n < 8 && ci)
+        st->client_ports[n] = ntohs(((const struct sockaddr_in *)ci->client_addr)->sin_port);
     struct MHD_Response *r;
+    if (strcmp(url, "/gate") == 0) {
+        pthread_mutex_lock(&st->mu);
+        if (++st->gate_in > st->gate_peak)
+            st->gate_peak = st->gate_in;
+        pthread_cond_broadcast(&st->cv);
+        struct timespec until;
+        clock_gettime(CLOCK_REALTIME, &until);
+        until.tv_sec += 3;
+        while (st->gate_in < st->gate_want && pthread_cond_timedwait(&st->cv, &st->mu, &until) == 0)
+            ;
+        pthread_mutex_unlock(&st->mu);
+    }
     if (strcmp(url, "/reset") == 0) {
         r = MHD_create_response_from_callback(1000, 16, reset_reader, NULL, NULL);
     } else if (strcmp(url, "/slow") == 0) {
@@ -272,6 +290,82 @@ static void test_multi_runs_requests_at_once(void **state)
     MHD_stop_daemon(d);
 }
 
+/* Runs every request added to m to its end; each must succeed with a 200. */
+static void multi_drain(rd_http_multi *m, int n)
+{
+    rd_error err;
+    for (int finished = 0, rounds = 0; finished < n; rounds++) {
+        assert_true(rounds < 1000);
+        void *user = NULL;
+        rd_status xs = RD_OK;
+        rd_error_clear(&err);
+        while (rd_http_multi_next(m, &user, &xs, &err)) {
+            if (xs != RD_OK)
+                fail_msg("request: %s", err.message);
+            assert_int_equal(((rd_http_response *)user)->status, 200);
+            finished++;
+        }
+        rd_http_multi_wait(m, 50);
+    }
+}
+
+static void multi_wave(rd_http_multi *m, int port, const char *path, int n)
+{
+    rd_http_response resp[16];
+    rd_error err;
+    assert_true(n <= 16);
+    for (int i = 0; i < n; i++) {
+        char url[128];
+        snprintf(url, sizeof url, "http://127.0.0.1:%d%s", port, path);
+        rd_http_response_init(&resp[i]);
+        rd_http_request req = { "GET", url, NULL, NULL, 0, 5000, NULL, NULL };
+        assert_int_equal(rd_http_multi_add(m, &req, &resp[i], &resp[i], &err), RD_OK);
+    }
+    multi_drain(m, n);
+    for (int i = 0; i < n; i++)
+        rd_http_response_free(&resp[i]);
+}
+
+/* The downloader's pattern: 16 requests at once to one host get 16 connections at once (no per-host limit,
+ * no HTTP/2-style sharing); then one request at a time for a while (an ingest waiting for UNLOAD's next
+ * file); then 16 at once again, on the same 16 connections: none was closed in the quiet spell (curl's
+ * default cache would have kept 4 of them). */
+static void test_multi_many_connections_to_one_host_kept_alive(void **state)
+{
+    (void)state;
+    server_state st;
+    memset(&st, 0, sizeof st);
+    pthread_mutex_init(&st.mu, NULL);
+    pthread_cond_init(&st.cv, NULL);
+    st.gate_want = 16;
+    int port;
+    struct MHD_Daemon *d = start(&st, &port);
+    rd_http_transport *t;
+    rd_error err;
+    rd_http_options o = { 0 };
+    assert_int_equal(rd_http_curl_new(&o, &t, &err), RD_OK);
+    rd_http_multi *m = NULL;
+    assert_int_equal(rd_http_multi_new(t, &m, &err), RD_OK);
+    multi_wave(m, port, "/gate", 16);
+    assert_int_equal(st.gate_peak, 16); /* all in at once */
+    assert_int_equal(rd_http_multi_connections(m), 16);
+    for (int i = 0; i < 13; i++)
+        multi_wave(m, port, "/echo", 1);
+    assert_int_equal(rd_http_multi_connections(m), 16); /* each reused one */
+    pthread_mutex_lock(&st.mu);
+    st.gate_in = st.gate_peak = 0;
+    pthread_mutex_unlock(&st.mu);
+    multi_wave(m, port, "/gate", 16);
+    assert_int_equal(st.gate_peak, 16);
+    assert_int_equal(rd_http_multi_connections(m), 16); /* the same 16 connections */
+    assert_int_equal(__atomic_load_n(&st.requests, __ATOMIC_SEQ_CST), 16 + 13 + 16);
+    rd_http_multi_free(m);
+    rd_http_transport_free(t);
+    MHD_stop_daemon(d);
+    pthread_cond_destroy(&st.cv);
+    pthread_mutex_destroy(&st.mu);
+}
+
 static void test_loopback(void **state)
 {
     (void)state;
@@ -291,6 +385,7 @@ int main(void)
         cmocka_unit_test(test_round_trip_and_reuse),
         cmocka_unit_test(test_reset_and_timeout_are_network_errors),
         cmocka_unit_test(test_multi_runs_requests_at_once),
+        cmocka_unit_test(test_multi_many_connections_to_one_host_kept_alive),
         cmocka_unit_test(test_loopback),
     };
     return cmocka_run_group_tests_name("http", tests, NULL, NULL);

@@ -1,6 +1,6 @@
 /* test_s3.c — the S3 client (services/s3.c) over a scripted transport: ListObjectsV2 paging with
- * continuation tokens, DeleteObjects batches of 1000 and a per-key error named, HeadBucket's region, and
- * rd_s3_parse_url's rules. */
+ * continuation tokens and each object's ETag, DeleteObjects batches of 1000 and a per-key error named,
+ * HeadBucket's region, the signed ranged GET with If-Match (rd_s3_prepare_get), and rd_s3_parse_url's rules. */
 #include <setjmp.h>
 #include <stdarg.h>
 #include <stddef.h>
@@ -25,20 +25,35 @@ static void test_list_follows_continuation_tokens(void **state)
                 "<ListBucketResult><IsTruncated>true</IsTruncated>"
                 "<NextContinuationToken>tok/1+=</NextContinuationToken>"
                 "<Contents><Key>run/a.parquet</Key><Size>10</Size>"
-                "<LastModified>2025-11-24T16:00:00.000Z</LastModified></Contents>"
+                "<LastModified>2025-11-24T16:00:00.000Z</LastModified>"
+                "<ETag>&quot;9b2cf535f27731c974343645a3985328&quot;</ETag></Contents>"
                 "<Contents><Key>run/b.parquet</Key><Size>20</Size></Contents></ListBucketResult>");
     fake_script(&e->f, 200, NULL, NULL,
                 "<ListBucketResult><IsTruncated>false</IsTruncated>"
-                "<Contents><Key>run/c.parquet</Key><Size>30</Size></Contents></ListBucketResult>");
+                "<Contents><Key>run/c.parquet</Key><Size>30</Size><ETag>\"3858f62230ac3c915f300c664312c11f-9\"</ETag>"
+                "</Contents>"
+                /* hostile ETags are dropped, never passed on to an If-Match header */
+                "<Contents><Key>run/d.parquet</Key><Size>1</Size><ETag>\"a&#13;&#10;X-Evil: 1\"</ETag></Contents>"
+                "<Contents><Key>run/e.parquet</Key><Size>1</Size><ETag>\"000000000000000000000000000000000000000000000000000000000000000000000000000000\"</ETag></Contents>"
+                /* 79 bytes fit */
+                "<Contents><Key>run/f.parquet</Key><Size>1</Size><ETag>\"11111111111111111111111111111111111111111111111111111111111111111111111111111\"</ETag></Contents>"
+                "</ListBucketResult>");
     rd_s3_object_list l = { 0 };
     assert_int_equal(rd_s3_list(&e->c, "stage-bucket", "run/", &l, &e->err), RD_OK);
     assert_int_equal(e->f.calls, 2);
-    assert_int_equal(l.count, 3);
+    assert_int_equal(l.count, 6);
     assert_string_equal(l.items[0].key, "run/a.parquet");
     assert_int_equal(l.items[0].size, 10);
     assert_true(l.items[0].last_modified > 0);
+    assert_string_equal(l.items[0].etag, "\"9b2cf535f27731c974343645a3985328\"");
+    assert_string_equal(l.items[1].etag, "");
     assert_string_equal(l.items[2].key, "run/c.parquet");
     assert_int_equal(l.items[2].size, 30);
+    assert_string_equal(l.items[2].etag, "\"3858f62230ac3c915f300c664312c11f-9\"");
+    assert_string_equal(l.items[3].key, "run/d.parquet");
+    assert_string_equal(l.items[3].etag, "");
+    assert_string_equal(l.items[4].etag, ""); /* 80 bytes */
+    assert_int_equal(strlen(l.items[5].etag), 79);
     assert_string_equal(e->f.method[0], "GET");
     assert_non_null(strstr(e->f.url[0], "list-type=2"));
     assert_non_null(strstr(e->f.url[0], "prefix=run%2F"));
@@ -116,6 +131,63 @@ static void test_head_bucket_region(void **state)
     assert_non_null(strstr(e->err.message, "'b5' does not exist"));
 }
 
+/* The Authorization header's SignedHeaders list, for checking what was signed. */
+static const char *signed_headers(const rd_headers *h, char *out, size_t len)
+{
+    const char *auth = rd_headers_get(h, "Authorization");
+    const char *p = auth ? strstr(auth, "SignedHeaders=") : NULL;
+    assert_non_null(p);
+    p += strlen("SignedHeaders=");
+    snprintf(out, len, "%.*s", (int)strcspn(p, ","), p);
+    return out;
+}
+
+static void test_prepare_get_range_and_if_match(void **state)
+{
+    fake_env *e = *state;
+    char sh[512];
+    char *url = NULL;
+    rd_headers h = RD_HEADERS_INIT;
+    /* a range of known length, with If-Match: both signed */
+    assert_int_equal(rd_s3_prepare_get(&e->c, "stage-bucket", "run/a b.parquet", 1048576, 1048576, "\"abc-2\"", &url,
+                                       &h, &e->err),
+                     RD_OK);
+    assert_non_null(strstr(url, "/run/a%20b.parquet"));
+    assert_string_equal(rd_headers_get(&h, "Range"), "bytes=1048576-2097151");
+    assert_string_equal(rd_headers_get(&h, "If-Match"), "\"abc-2\"");
+    signed_headers(&h, sh, sizeof sh);
+    assert_non_null(strstr(sh, "range"));
+    assert_non_null(strstr(sh, "if-match"));
+    free(url);
+    rd_headers_free(&h);
+    /* to the end from an offset; one byte */
+    assert_int_equal(rd_s3_prepare_get(&e->c, "stage-bucket", "k", 1000, UINT64_MAX, NULL, &url, &h, &e->err), RD_OK);
+    assert_string_equal(rd_headers_get(&h, "Range"), "bytes=1000-");
+    assert_null(rd_headers_get(&h, "If-Match"));
+    free(url);
+    rd_headers_free(&h);
+    assert_int_equal(rd_s3_prepare_get(&e->c, "stage-bucket", "k", 0, 1, NULL, &url, &h, &e->err), RD_OK);
+    assert_string_equal(rd_headers_get(&h, "Range"), "bytes=0-0");
+    free(url);
+    rd_headers_free(&h);
+    /* the whole object: no Range */
+    assert_int_equal(rd_s3_prepare_get(&e->c, "stage-bucket", "k", 0, UINT64_MAX, "\"e\"", &url, &h, &e->err), RD_OK);
+    assert_null(rd_headers_get(&h, "Range"));
+    assert_string_equal(rd_headers_get(&h, "If-Match"), "\"e\"");
+    free(url);
+    rd_headers_free(&h);
+    /* an empty range, one past 2^64, an ETag that would break the header block: refused, nothing made */
+    url = NULL;
+    assert_int_equal(rd_s3_prepare_get(&e->c, "stage-bucket", "k", 5, 0, NULL, &url, &h, &e->err), RD_E_USAGE);
+    assert_int_equal(rd_s3_prepare_get(&e->c, "stage-bucket", "k", UINT64_MAX - 1, 3, NULL, &url, &h, &e->err),
+                     RD_E_USAGE);
+    assert_int_equal(rd_s3_prepare_get(&e->c, "stage-bucket", "k", 0, 10, "\"a\"\r\nX-Evil: 1", &url, &h, &e->err),
+                     RD_E_USAGE);
+    assert_null(url);
+    assert_int_equal(h.count, 0);
+    assert_int_equal(e->f.calls, 0); /* prepared, never sent */
+}
+
 static void test_parse_url_rules(void **state)
 {
     (void)state;
@@ -149,6 +221,7 @@ int main(void)
         FAKE_TEST(test_delete_batches_of_1000),
         FAKE_TEST(test_delete_names_the_failed_key),
         FAKE_TEST(test_head_bucket_region),
+        FAKE_TEST(test_prepare_get_range_and_if_match),
         cmocka_unit_test(test_parse_url_rules),
     };
     return cmocka_run_group_tests_name("services_s3", tests, NULL, NULL);
