@@ -1,4 +1,4 @@
-/* faults.c — seeded fault injection (see faults.h). */
+/* faults.c — seeded fault injection and network shaping settings (see faults.h). */
 #include "emulator/faults.h"
 
 #include <stdatomic.h>
@@ -18,7 +18,102 @@ struct rd_emu_faults {
     atomic_uint_fast64_t counter[NFAULTS];
     atomic_uint_fast64_t detail_counter;
     int latency_ms;
+    uint64_t get_bandwidth;  /* bytes per second per connection; 0: unpaced */
+    int get_latency_ms;      /* before each GetObject answer */
+    double unload_bps;       /* UNLOAD output, bytes per second; 0: as fast as it writes */
 };
+
+#define BANDWIDTH_MIN 1e3  /* 1 KB/s */
+#define BANDWIDTH_MAX 1e11 /* 100 GB/s */
+#define GET_LATENCY_MAX_MS 60000
+#define UNLOAD_MBPS_MIN 0.01
+#define UNLOAD_MBPS_MAX 100000.0
+
+/* A plain decimal number ("50", "1.5"; no sign, exponent, hex, inf or nan) at the start of s: *end after it.
+ * -1 when there is none. */
+static double plain_number(const char *s, const char **end)
+{
+    const char *p = s;
+    int digits = 0, dot = 0;
+    for (; (*p >= '0' && *p <= '9') || (*p == '.' && !dot); p++) {
+        if (*p == '.')
+            dot = 1;
+        else
+            digits++;
+    }
+    if (!digits || p - s > 24)
+        return -1;
+    char num[32];
+    memcpy(num, s, (size_t)(p - s));
+    num[p - s] = 0;
+    *end = p;
+    return strtod(num, NULL);
+}
+
+/* "50MB", "1.5GiB", "800KB/s", "2000" (bytes): bytes per second, or -1 when malformed. */
+static double parse_rate(const char *v)
+{
+    static const struct {
+        const char *unit;
+        double scale;
+    } units[] = { { "", 1 },     { "B", 1 },     { "KB", 1e3 },          { "kB", 1e3 },
+                  { "MB", 1e6 }, { "GB", 1e9 },  { "KiB", 1024.0 },      { "MiB", 1048576.0 },
+                  { "GiB", 1073741824.0 } };
+    const char *unit = NULL;
+    double n = plain_number(v, &unit);
+    if (n < 0)
+        return -1;
+    size_t ulen = strlen(unit);
+    if (ulen >= 2 && strcmp(unit + ulen - 2, "/s") == 0)
+        ulen -= 2;
+    for (size_t i = 0; i < sizeof units / sizeof units[0]; i++)
+        if (strlen(units[i].unit) == ulen && strncmp(units[i].unit, unit, ulen) == 0)
+            return n * units[i].scale;
+    return -1;
+}
+
+/* The shaping entries: 1 when name is one (then *err is set on a bad value and *bad is 1). */
+static int parse_shaping(rd_emu_faults *f, const char *name, const char *value, int *bad, rd_error *err)
+{
+    const char *end = NULL;
+    if (strcmp(name, "s3.get.bandwidth") == 0) {
+        double r = parse_rate(value);
+        if (r < BANDWIDTH_MIN || r > BANDWIDTH_MAX) {
+            *bad = 1;
+            rd_error_set(err, RD_E_USAGE,
+                         "--faults: '%s=%s' is not a rate from 1KB to 100GB per second (a number with B, KB, MB, "
+                         "GB, KiB, MiB or GiB, e.g. s3.get.bandwidth=50MB)",
+                         name, value);
+        } else {
+            f->get_bandwidth = (uint64_t)(r + 0.5);
+        }
+        return 1;
+    }
+    if (strcmp(name, "s3.get.latency.ms") == 0) {
+        double ms = plain_number(value, &end);
+        if (ms < 0 || *end || ms != (double)(long)ms || ms > GET_LATENCY_MAX_MS) {
+            *bad = 1;
+            rd_error_set(err, RD_E_USAGE, "--faults: '%s=%s' is not a whole number of milliseconds from 0 to %d",
+                         name, value, GET_LATENCY_MAX_MS);
+        } else {
+            f->get_latency_ms = (int)ms;
+        }
+        return 1;
+    }
+    if (strcmp(name, "unload.mbps") == 0) {
+        double mbps = plain_number(value, &end);
+        if (mbps < 0 || *end || mbps < UNLOAD_MBPS_MIN || mbps > UNLOAD_MBPS_MAX) {
+            *bad = 1;
+            rd_error_set(err, RD_E_USAGE, "--faults: '%s=%s' is not a number of MB (10^6 bytes) per second from "
+                         "0.01 to 100000",
+                         name, value);
+        } else {
+            f->unload_bps = mbps * 1e6;
+        }
+        return 1;
+    }
+    return 0;
+}
 
 static int fault_index(const char *name)
 {
@@ -50,25 +145,34 @@ rd_status rd_emu_faults_parse(const char *spec, uint64_t seed, rd_emu_faults **o
             goto bad;
         }
         *eq = '\0';
+        int bad = 0;
+        if (parse_shaping(f, tok, eq + 1, &bad, err)) {
+            if (bad)
+                goto bad;
+            continue;
+        }
+        int idx = fault_index(tok), is_latency = strcmp(tok, "latency.ms") == 0;
+        if (idx < 0 && !is_latency) {
+            rd_error_set(err, RD_E_USAGE,
+                         "--faults: unknown fault '%s' (known: s3.get.reset, s3.get.slowdown, s3.get.truncate, "
+                         "s3.put.slowdown, s3.list.slowdown, data.describe.throttle, data.execute.throttle, "
+                         "data.execute.fail, data.result.throttle, sts.throttle, latency.ms, s3.get.bandwidth, "
+                         "s3.get.latency.ms, unload.mbps)",
+                         tok);
+            goto bad;
+        }
         char *end = NULL;
         double v = strtod(eq + 1, &end);
         if (end == eq + 1 || *end || v < 0) {
             rd_error_set(err, RD_E_USAGE, "--faults: '%s' has a bad value '%s'", tok, eq + 1);
             goto bad;
         }
-        if (strcmp(tok, "latency.ms") == 0) {
+        if (is_latency) {
             f->latency_ms = (int)v;
             continue;
         }
-        int idx = fault_index(tok);
-        if (idx < 0 || v > 1) {
-            rd_error_set(err, RD_E_USAGE,
-                         idx < 0 ? "--faults: unknown fault '%s' (known: s3.get.reset, s3.get.slowdown, "
-                                   "s3.get.truncate, s3.put.slowdown, s3.list.slowdown, data.describe.throttle, "
-                                   "data.execute.throttle, data.execute.fail, data.result.throttle, sts.throttle, "
-                                   "latency.ms)"
-                                 : "--faults: '%s' is a probability between 0 and 1",
-                         tok);
+        if (v > 1) {
+            rd_error_set(err, RD_E_USAGE, "--faults: '%s' is a probability between 0 and 1", tok);
             goto bad;
         }
         f->prob[idx] = v;
@@ -119,6 +223,26 @@ int rd_emu_faults_draw(rd_emu_faults *f, const char *name)
 int rd_emu_faults_latency_ms(const rd_emu_faults *f)
 {
     return f ? f->latency_ms : 0;
+}
+
+uint64_t rd_emu_faults_get_bandwidth(const rd_emu_faults *f)
+{
+    return f ? f->get_bandwidth : 0;
+}
+
+int rd_emu_faults_get_latency_ms(const rd_emu_faults *f)
+{
+    return f ? f->get_latency_ms : 0;
+}
+
+double rd_emu_faults_unload_bytes_per_second(const rd_emu_faults *f)
+{
+    return f ? f->unload_bps : 0;
+}
+
+int rd_emu_faults_shaping(const rd_emu_faults *f)
+{
+    return f && (f->get_bandwidth > 0 || f->get_latency_ms > 0);
 }
 
 uint64_t rd_emu_faults_uniform(rd_emu_faults *f, const char *name, uint64_t bound)

@@ -257,6 +257,17 @@ static void response_faults(rd_emu *emu, const emu_call *c, rd_emu_response *res
     }
 }
 
+/* Network shaping of a GetObject answer (whatever its status): the first-byte delay, and the body's pace
+ * (the server honours both on a thread per connection, which the emulator runs when shaping is on). */
+static void response_shaping(rd_emu *emu, const emu_call *c, rd_emu_response *resp)
+{
+    if (!rd_emu_faults_shaping(emu->faults) || c->api != RD_EMU_API_S3 || strcmp(c->req.method, "GET") != 0 ||
+        strcmp(rd_emu_s3_operation(&c->req), "GetObject") != 0)
+        return;
+    resp->first_byte_delay_ms = (unsigned)rd_emu_faults_get_latency_ms(emu->faults);
+    resp->pace_bytes_per_second = rd_emu_faults_get_bandwidth(emu->faults);
+}
+
 /* The handler of the API. */
 static void route(rd_emu *emu, emu_call *c, rd_emu_response *resp)
 {
@@ -309,9 +320,12 @@ void rd_emu_route_request(rd_emu *emu, const char *method, const char *raw, cons
     if (c.path) {
         sniff(&c, method, headers, body, body_len);
         rd_emu_apply_latency(emu);
-        if (!authenticate(emu, &c, resp) && !request_faults(emu, &c, resp)) {
-            route(emu, &c, resp);
-            response_faults(emu, &c, resp);
+        if (!authenticate(emu, &c, resp)) {
+            if (!request_faults(emu, &c, resp)) {
+                route(emu, &c, resp);
+                response_faults(emu, &c, resp);
+            }
+            response_shaping(emu, &c, resp);
         }
     }
     rd_emu_log_request(emu, method, raw, headers, resp);

@@ -219,8 +219,11 @@ rd_status rd_emulator_start(const rd_emulator_options *opts, rd_emulator **out, 
     if ((st = rd_emu_engine_setup(emu, opts, err)) != RD_OK)
         goto fail;
 
+    /* shaped answers sleep on their connection's thread: a thread per connection then (up to the server's
+     * 1000 connections and 256 per client, far above the 16-64 a parallel download opens) */
     rd_httpd_options ho = { .port = opts->port,
                             .threads = opts->threads > 0 ? opts->threads : 8,
+                            .thread_per_connection = rd_emu_faults_shaping(emu->faults),
                             .max_body = MAX_BUFFERED_BODY,
                             .server_name = "redduck-emulator" };
     rd_httpd_handler handler = { .on_headers = on_headers,

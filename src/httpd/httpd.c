@@ -1,6 +1,7 @@
 /* httpd.c — libmicrohttpd: the two loopback daemons (127.0.0.1, ::1) or one on a given address, plain or TLS,
  * per-request state, bodies buffered under a cap or streamed to the handler, responses from memory or a file
- * range (optionally cut short for fault injection), and the stop-signal wait. What a request means is the
+ * range (optionally cut short for fault injection, delayed or paced for network emulation), and the
+ * stop-signal wait. What a request means is the
  * handler's business. */
 #include "httpd/httpd.h"
 #include "core/net.h"
@@ -32,6 +33,7 @@
 struct rd_httpd {
     rd_httpd_handler h;
     size_t max_body;
+    int thread_per_connection; /* shaping (delays, pacing) is honoured only then */
     char *server_name;
     struct MHD_Daemon *d4;
     struct MHD_Daemon *d6;
@@ -64,6 +66,8 @@ void rd_httpd_response_init(rd_httpd_response *r)
     r->fd_length = 0;
     r->reset_after = -1;
     r->reset_hard = 0;
+    r->pace_bytes_per_second = 0;
+    r->first_byte_delay_ms = 0;
 }
 
 void rd_httpd_response_free(rd_httpd_response *r)
@@ -181,37 +185,94 @@ static enum MHD_Result collect_header(void *cls, enum MHD_ValueKind kind, const 
     return MHD_YES;
 }
 
-/* A body served from memory or a file, cut after `limit` bytes to inject a reset/truncation. */
-typedef struct cut_body {
+/* A body served through a reader instead of sendfile or MHD's copy: from memory or a file range, cut after
+ * `limit` bytes to inject a reset/truncation, and/or paced by a token bucket (the connection's thread sleeps;
+ * thread-per-connection servers only). */
+typedef struct body_reader {
     int fd;
     uint64_t offset;
     char *mem;
-    uint64_t limit;
-} cut_body;
+    uint64_t limit; /* bytes served; then the end: an error when cut, else the body's end */
+    int cut;
+    double rate;    /* bytes per second; 0: unpaced */
+    double burst;   /* the bucket's size, also the most one call serves when paced */
+    double tokens;
+    struct timespec last;
+    int started;
+} body_reader;
 
-static ssize_t cut_reader(void *cls, uint64_t pos, char *buf, size_t max)
+#define PACE_MIN 1000u             /* bytes per second */
+#define FIRST_BYTE_DELAY_MAX_MS 60000u
+#define READER_BLOCK ((size_t)64 * 1024)
+#define PACE_BURST_MIN 512.0       /* bytes: at the slowest pace a call sleeps about half a second */
+
+static void sleep_seconds(double s)
 {
-    cut_body *cb = cls;
-    if (pos >= cb->limit)
-        return MHD_CONTENT_READER_END_WITH_ERROR;
+    if (s <= 0)
+        return;
+    struct timespec ts = { (time_t)s, (long)((s - (double)(time_t)s) * 1e9) };
+    while (nanosleep(&ts, &ts) != 0 && errno == EINTR)
+        ;
+}
+
+static double seconds_between(const struct timespec *a, const struct timespec *b)
+{
+    return (double)(b->tv_sec - a->tv_sec) + (double)(b->tv_nsec - a->tv_nsec) / 1e9;
+}
+
+static void bucket_refill(body_reader *br)
+{
+    struct timespec now;
+    clock_gettime(CLOCK_MONOTONIC, &now);
+    br->tokens += seconds_between(&br->last, &now) * br->rate;
+    if (br->tokens > br->burst)
+        br->tokens = br->burst;
+    br->last = now;
+}
+
+/* Takes n tokens, sleeping until the bucket holds them (it starts full). */
+static void bucket_take(body_reader *br, size_t n)
+{
+    if (!br->started) {
+        br->started = 1;
+        br->tokens = br->burst;
+        clock_gettime(CLOCK_MONOTONIC, &br->last);
+    }
+    bucket_refill(br);
+    if (br->tokens < (double)n) {
+        sleep_seconds(((double)n - br->tokens) / br->rate);
+        bucket_refill(br);
+    }
+    br->tokens -= (double)n;
+}
+
+static ssize_t body_read(void *cls, uint64_t pos, char *buf, size_t max)
+{
+    body_reader *br = cls;
+    if (pos >= br->limit)
+        return br->cut ? MHD_CONTENT_READER_END_WITH_ERROR : MHD_CONTENT_READER_END_OF_STREAM;
     size_t n = max;
-    if (pos + n > cb->limit)
-        n = (size_t)(cb->limit - pos);
-    if (cb->mem) {
-        memcpy(buf, cb->mem + pos, n);
+    if (br->rate > 0 && (double)n > br->burst)
+        n = (size_t)br->burst;
+    if (pos + n > br->limit)
+        n = (size_t)(br->limit - pos);
+    if (br->rate > 0)
+        bucket_take(br, n);
+    if (br->mem) {
+        memcpy(buf, br->mem + pos, n);
         return (ssize_t)n;
     }
-    ssize_t r = pread(cb->fd, buf, n, (off_t)(cb->offset + pos));
+    ssize_t r = pread(br->fd, buf, n, (off_t)(br->offset + pos));
     return r > 0 ? r : MHD_CONTENT_READER_END_WITH_ERROR;
 }
 
-static void cut_free(void *cls)
+static void body_reader_free(void *cls)
 {
-    cut_body *cb = cls;
-    if (cb->fd >= 0)
-        close(cb->fd);
-    free(cb->mem);
-    free(cb);
+    body_reader *br = cls;
+    if (br->fd >= 0)
+        close(br->fd);
+    free(br->mem);
+    free(br);
 }
 
 static ssize_t never_read(void *cls, uint64_t pos, char *buf, size_t max)
@@ -243,25 +304,44 @@ static enum MHD_Result send_response(rd_httpd *d, struct MHD_Connection *con, co
 {
     struct MHD_Response *mr = NULL;
     uint64_t full = r->fd >= 0 ? r->fd_length : r->body.len;
-    if (r->reset_after >= 0 && (uint64_t)r->reset_after < full) {
-        cut_body *cb = calloc(1, sizeof *cb);
-        if (!cb)
+    /* shaping sleeps on the connection's thread: only where each connection has its own */
+    if (d->thread_per_connection && r->first_byte_delay_ms)
+        sleep_seconds((r->first_byte_delay_ms < FIRST_BYTE_DELAY_MAX_MS ? r->first_byte_delay_ms
+                                                                        : FIRST_BYTE_DELAY_MAX_MS) / 1e3);
+    uint64_t pace = d->thread_per_connection && r->fd >= 0 ? r->pace_bytes_per_second : 0;
+    if (pace && pace < PACE_MIN)
+        pace = PACE_MIN;
+    int cut = r->reset_after >= 0 && (uint64_t)r->reset_after < full;
+    if (cut || (pace && full > 0)) {
+        body_reader *br = calloc(1, sizeof *br);
+        if (!br)
             return MHD_NO;
-        cb->fd = r->fd;
-        cb->offset = r->fd_offset;
-        cb->limit = (uint64_t)r->reset_after;
+        br->fd = r->fd;
+        br->offset = r->fd_offset;
+        br->cut = cut;
+        br->limit = cut ? (uint64_t)r->reset_after : full;
+        br->rate = (double)pace;
+        br->burst = br->rate / 20; /* about 50 ms of data per call */
+        if (br->burst < PACE_BURST_MIN)
+            br->burst = PACE_BURST_MIN;
+        if (br->burst > (double)READER_BLOCK)
+            br->burst = (double)READER_BLOCK;
         if (r->fd < 0) {
-            cb->mem = malloc(r->body.len + 1);
-            if (!cb->mem) {
-                free(cb);
+            br->mem = malloc(r->body.len + 1);
+            if (!br->mem) {
+                free(br);
                 return MHD_NO;
             }
-            memcpy(cb->mem, rd_buf_cstr(&r->body), r->body.len);
+            memcpy(br->mem, rd_buf_cstr(&r->body), r->body.len);
         }
         r->fd = -1;
-        mr = MHD_create_response_from_callback(full, 64 * 1024, cut_reader, cb, cut_free);
+        mr = MHD_create_response_from_callback(full, READER_BLOCK, body_read, br, body_reader_free);
+        if (!mr) {
+            body_reader_free(br);
+            return MHD_NO;
+        }
         const union MHD_ConnectionInfo *ci = MHD_get_connection_info(con, MHD_CONNECTION_INFO_CONNECTION_FD);
-        if (r->reset_hard && ci) { /* closing with a zero linger time sends RST: a reset, not a short body */
+        if (cut && r->reset_hard && ci) { /* closing with a zero linger time sends RST: a reset, not a short body */
             struct linger lg = { 1, 0 };
             setsockopt(ci->connect_fd, SOL_SOCKET, SO_LINGER, &lg, sizeof lg);
         }
@@ -545,6 +625,7 @@ rd_status rd_httpd_start(const rd_httpd_options *opts, const rd_httpd_handler *h
         return rd_error_set(err, RD_E_INTERNAL, "out of memory");
     d->h = *handler;
     d->max_body = opts->max_body ? opts->max_body : DEFAULT_MAX_BODY;
+    d->thread_per_connection = opts->thread_per_connection != 0;
     d->server_name = opts->server_name ? strdup(opts->server_name) : NULL;
     if (opts->tls_cert_file) {
         size_t cert_len = 0;

@@ -24,7 +24,11 @@ typedef struct rd_httpd_request rd_httpd_request;
 
 /* The answer. Either body (in memory, copied when sent) or a file range (fd >= 0: sent without copying;
  * the server closes fd, also when the response is never sent). Content-Length in headers is ignored (the
- * server computes it), except for HEAD with an empty body, where it is the length announced. */
+ * server computes it), except for HEAD with an empty body, where it is the length announced.
+ * Shaping (network emulation; honoured by a thread_per_connection server only, since it sleeps on the
+ * connection's thread; a pooled server sends such answers unshaped): first_byte_delay_ms holds the whole
+ * answer back (status line included); pace_bytes_per_second > 0 sends a file range's body through a reader
+ * (pread) at that pace, a token bucket per connection, instead of sendfile. */
 typedef struct rd_httpd_response {
     int status;
     rd_headers headers;
@@ -34,6 +38,8 @@ typedef struct rd_httpd_response {
     uint64_t fd_length;
     int64_t reset_after; /* >= 0: close the connection after this many body bytes (fault injection) */
     int reset_hard;      /* with reset_after: end with a TCP reset (RST), not a clean close */
+    uint64_t pace_bytes_per_second; /* fd responses: 0 unpaced (sendfile); else at least 1000 (raised to it) */
+    unsigned first_byte_delay_ms;   /* 0: none; at most 60000 (lowered to it) */
 } rd_httpd_response;
 
 void rd_httpd_response_init(rd_httpd_response *r);
@@ -68,7 +74,8 @@ typedef struct rd_httpd_options {
     int port;                /* 0: any free port (rd_httpd_port says which) */
     int threads;             /* pool size on 127.0.0.1 (::1 gets half); <= 0: 8 */
     int thread_per_connection; /* 1: no pool, one thread per connection (bounded by max_connections), for
-                                  handlers that block: a slow callback holds up its own connection only */
+                                  handlers that block: a slow callback holds up its own connection only; also
+                                  what shaped responses (pace, first-byte delay) need */
     size_t max_body;         /* cap of a buffered body; 0: 8 MiB */
     unsigned max_connections;/* per address, also bounded by the open-files limit; 0: 1000 */
     unsigned per_ip_connections; /* 0: 256 */

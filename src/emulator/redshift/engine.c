@@ -133,6 +133,13 @@ rd_status rd_emu_engine_set_default_role(rd_emu_engine *eng, const char *role_ar
     return RD_OK;
 }
 
+void rd_emu_engine_set_unload_pace(rd_emu_engine *eng, double bytes_per_second)
+{
+    pthread_mutex_lock(&eng->mu);
+    eng->unload_pace = bytes_per_second > 0 ? bytes_per_second : 0;
+    pthread_mutex_unlock(&eng->mu);
+}
+
 static __attribute__((unused)) void stmt_free(rd_emu_stmt *s)
 {
     if (!s)
@@ -378,6 +385,22 @@ static unsigned long long unload_next_tmp(void *ctx)
     return n;
 }
 
+/* What a paced UNLOAD asks while it waits: whether its statement (or the batch holding it) was cancelled, or
+ * the engine is stopping. */
+typedef struct unload_cancel {
+    rd_emu_engine *eng;
+    rd_emu_stmt *s;
+} unload_cancel;
+
+static int unload_cancelled(void *ctx)
+{
+    unload_cancel *c = ctx;
+    pthread_mutex_lock(&c->eng->mu);
+    int stop = c->eng->stopping || c->s->cancel_requested || (c->s->parent && c->s->parent->cancel_requested);
+    pthread_mutex_unlock(&c->eng->mu);
+    return stop;
+}
+
 /* Runs one SQL text on conn; fills the statement's outcome fields (not its status). */
 static rd_status run_duck(rd_emu_engine *eng, rd_emu_stmt *s, duckdb_connection conn, const char *first,
                           const char *duck_sql, int case_sensitive, rd_error *err);
@@ -422,6 +445,10 @@ static rd_status run_duck(rd_emu_engine *eng, rd_emu_stmt *s, duckdb_connection 
 {
     if (strcmp(first, "unload") == 0) {
         int64_t rows = 0;
+        unload_cancel uc = { eng, s };
+        pthread_mutex_lock(&eng->mu);
+        double pace = eng->unload_pace;
+        pthread_mutex_unlock(&eng->mu);
         rd_emu_unload_env env = { .store = eng->store,
                                   .emu = eng->emu,
                                   .data_dir = eng->data_dir,
@@ -429,7 +456,10 @@ static rd_status run_duck(rd_emu_engine *eng, rd_emu_stmt *s, duckdb_connection 
                                   .is_cluster = s->is_cluster,
                                   .default_role = unload_default_role,
                                   .next_tmp = unload_next_tmp,
-                                  .ctx = eng };
+                                  .ctx = eng,
+                                  .pace_bytes_per_second = pace,
+                                  .cancelled = unload_cancelled,
+                                  .cancel_ctx = &uc };
         rd_status st = rd_emu_unload_run(&env, conn, s->sql, &rows, err);
         if (st == RD_OK) {
             s->result_rows = rows;

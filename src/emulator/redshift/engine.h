@@ -37,6 +37,9 @@ int rd_emu_engine_has_target(rd_emu_engine *eng, int is_cluster, const char *nam
 void rd_emu_engine_set_limits(rd_emu_engine *eng, int max_active, size_t page_rows);
 /* The role UNLOAD's "IAM_ROLE default" stands for (copied; NULL: none, such an UNLOAD fails). */
 rd_status rd_emu_engine_set_default_role(rd_emu_engine *eng, const char *role_arn, rd_error *err);
+/* UNLOAD's output pace in bytes per second (the unload.mbps fault; see unload.h); 0 (the default): unpaced.
+ * For UNLOADs that start after the call. */
+void rd_emu_engine_set_unload_pace(rd_emu_engine *eng, double bytes_per_second);
 
 /* Creates a sample table, deterministic for (spec, seed): spec "sales:rows=1000000" with optional
  * ",workgroup=demo", ",cluster=NAME", ",database=dev", ",table=sales" (defaults shown). Replaces an

@@ -1,6 +1,6 @@
 /* engine_glue.c — the engine's part of the emulator's start and stop: opens the warehouses, registers
- * the workgroups and clusters the identities config names, sets the role `IAM_ROLE default` stands for,
- * and creates the requested sample tables. */
+ * the workgroups and clusters the identities config names, sets the role `IAM_ROLE default` stands for and
+ * UNLOAD's pace (the unload.mbps fault), and creates the requested sample tables. */
 #include "emulator/emulator_internal.h"
 #include "emulator/redshift/engine.h"
 #include "redduck/emulator.h"
@@ -19,6 +19,7 @@ rd_status rd_emu_engine_setup(rd_emu *emu, const struct rd_emulator_options *opt
     for (size_t i = 0; i < n; i++)
         if ((st = rd_emu_engine_add_cluster(emu->engine, clusters[i], err)) != RD_OK)
             return st;
+    rd_emu_engine_set_unload_pace(emu->engine, rd_emu_faults_unload_bytes_per_second(emu->faults));
     const char *role = rd_emu_ids_role_arn(emu->ids, "default");
     if (role && (st = rd_emu_engine_set_default_role(emu->engine, role, err)) != RD_OK)
         return st;

@@ -123,6 +123,7 @@ struct rd_emu_engine {
     size_t page_rows;
     char *default_role;
     uint64_t tmp_counter;
+    double unload_pace; /* bytes per second; 0: unpaced */
 };
 
 /* Finds a statement by id ("uuid" or "uuid:N" for a batch part) visible to owner; NULL if none.

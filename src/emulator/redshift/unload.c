@@ -4,8 +4,8 @@
  * enough for every slice, goes in one DuckDB COPY of the query that rotates files every few row groups
  * (write_direct: about DuckDB's own COPY's cost, shares about equal); everything else comes from the
  * result materialised once (sorted by the partition values for PARTITION BY, so each partition is one run of
- * rows), one COPY of a rowid range per file (exact shares, MAXFILESIZE splits). Does not parse (dialect.c)
- * nor own the store. */
+ * rows), one COPY of a rowid range per file (exact shares, MAXFILESIZE splits). With a pace (unload.mbps),
+ * each file waits for its time before it is published. Does not parse (dialect.c) nor own the store. */
 #include "emulator/redshift/unload.h"
 
 #ifdef RD_HAVE_DUCKDB
@@ -56,6 +56,8 @@ typedef struct unload_ctx {
     uint64_t max_size;
     int64_t rows; /* in the result (the materialised table, or as counted before the one-pass COPY) */
     rd_error *err;
+    struct timespec began;  /* CLOCK_MONOTONIC, for the pace */
+    uint64_t paced_bytes;   /* of the files published so far (by one thread at a time) */
 } unload_ctx;
 
 static rd_status q_exec(unload_ctx *u, const char *sql)
@@ -153,6 +155,31 @@ static const char *file_suffix(const rd_unload_spec *s, char *buf, size_t size)
     return buf;
 }
 
+/* With a pace (unload.mbps): waits until a file of `size` bytes may appear, (the bytes published before it +
+ * size) / pace after the UNLOAD began. RD_E_CANCELLED (in u->err or err) when the statement is cancelled
+ * meanwhile. Called by the one thread publishing at the time. */
+static rd_status pace_wait(unload_ctx *u, uint64_t size, rd_error *err)
+{
+    const rd_emu_unload_env *env = u->env;
+    u->paced_bytes += size;
+    if (env->pace_bytes_per_second <= 0)
+        return RD_OK;
+    double due = (double)u->paced_bytes / env->pace_bytes_per_second;
+    for (;;) {
+        if (env->cancelled && env->cancelled(env->cancel_ctx))
+            return rd_error_set(err, RD_E_CANCELLED, "ERROR: Query cancelled on user's request");
+        struct timespec now;
+        clock_gettime(CLOCK_MONOTONIC, &now);
+        double left = due - ((double)(now.tv_sec - u->began.tv_sec) + (double)(now.tv_nsec - u->began.tv_nsec) / 1e9);
+        if (left <= 0)
+            return RD_OK;
+        if (left > 0.05)
+            left = 0.05;
+        struct timespec ts = { 0, (long)(left * 1e9) };
+        nanosleep(&ts, NULL);
+    }
+}
+
 /* Writes rows [off, off+len) of the materialised table, in order, to one temp file; returns its size. A rowid
  * range is a scan of only the row groups holding it (LIMIT/OFFSET after ORDER BY rowid sorted everything for
  * each file), and DuckDB keeps the scan's order in COPY. */
@@ -233,9 +260,11 @@ static rd_status write_range(unload_ctx *u, const char *key_prefix, int slice, i
     rd_s3_object_info info;
     memset(&info, 0, sizeof info);
     rd_emu_error serr;
-    if (rd_s3_store_put_file(u->env->store, u->spec->bucket, rd_buf_cstr(&key), rd_buf_cstr(&path),
-                             u->spec->format == RD_UNLOAD_PARQUET ? "application/octet-stream" : "text/plain", &info,
-                             &serr) != 0) {
+    if ((st = pace_wait(u, size, u->err)) != RD_OK) {
+        unlink(rd_buf_cstr(&path));
+    } else if (rd_s3_store_put_file(u->env->store, u->spec->bucket, rd_buf_cstr(&key), rd_buf_cstr(&path),
+                                    u->spec->format == RD_UNLOAD_PARQUET ? "application/octet-stream" : "text/plain",
+                                    &info, &serr) != 0) {
         unlink(rd_buf_cstr(&path));
         st = rd_error_set(u->err, RD_E_REMOTE, "ERROR: S3ServiceException:%s,Status 500,Error %s", serr.message,
                           serr.code);
@@ -608,6 +637,10 @@ static int publish_next(direct_run *d)
     rd_s3_object_info info;
     memset(&info, 0, sizeof info);
     rd_emu_error serr;
+    if ((d->st = pace_wait(u, size, &d->err)) != RD_OK) {
+        rd_buf_free(&key);
+        return 0;
+    }
     if (rd_s3_store_put_file(u->env->store, u->spec->bucket, rd_buf_cstr(&key), path, "application/octet-stream",
                              &info, &serr) != 0) {
         d->st = rd_error_set(&d->err, RD_E_REMOTE, "ERROR: S3ServiceException:%s,Status 500,Error %s",
@@ -832,6 +865,7 @@ rd_status rd_emu_unload_run(const rd_emu_unload_env *env, duckdb_connection conn
     u.spec = &spec;
     u.err = err;
     u.max_size = spec.max_file_size ? spec.max_file_size : RD_UNLOAD_DEFAULT_MAX;
+    clock_gettime(CLOCK_MONOTONIC, &u.began);
     char *role = NULL;
     rd_buf q = RD_BUF_INIT, source = RD_BUF_INIT;
     char **pn = NULL;

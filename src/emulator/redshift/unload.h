@@ -21,6 +21,13 @@ typedef struct rd_emu_unload_env {
     /* a number never returned before, for temp table and file names; thread safe */
     unsigned long long (*next_tmp)(void *ctx);
     void *ctx;
+    /* > 0: the output's pace in bytes per second (the unload.mbps fault): each data file is published no
+     * sooner than (the bytes of the files before it and its own) / pace after the UNLOAD began, so the
+     * statement lasts at least total / pace; 0: as fast as the files are written */
+    double pace_bytes_per_second;
+    /* with a pace: asked while waiting (every 50 ms or so); 1 ends the UNLOAD with RD_E_CANCELLED. May be NULL */
+    int (*cancelled)(void *cancel_ctx);
+    void *cancel_ctx;
 } rd_emu_unload_env;
 
 #ifdef RD_HAVE_DUCKDB

@@ -1,4 +1,5 @@
-/* test_identity.c — the emulator's identities/policy, fault draws and form parsing. */
+/* test_identity.c — the emulator's identities/policy, fault draws, the shaping entries of the fault spec and form
+ * parsing. */
 #include <setjmp.h>
 #include <stdarg.h>
 #include <stddef.h>
@@ -162,6 +163,83 @@ static void test_faults_reproducible(void **state)
     assert_int_equal(rd_emu_faults_draw(NULL, "s3.get.reset"), 0);
 }
 
+/* Shaping entries: units in steps of 10^3 and 2^10, an optional "/s", their bounds, and refusals that name the
+ * entry. */
+static void test_faults_shaping(void **state)
+{
+    (void)state;
+    rd_emu_faults *f = NULL;
+    rd_error err;
+    rd_error_clear(&err);
+    assert_int_equal(rd_emu_faults_parse(NULL, 1, &f, &err), RD_OK);
+    assert_false(rd_emu_faults_shaping(f));
+    assert_int_equal(rd_emu_faults_get_bandwidth(f), 0);
+    assert_true(rd_emu_faults_unload_bytes_per_second(f) == 0);
+    rd_emu_faults_free(f);
+    assert_false(rd_emu_faults_shaping(NULL));
+
+    static const struct {
+        const char *value;
+        uint64_t bytes;
+    } rates[] = { { "50MB", 50000000u },     { "1.5GB", 1500000000u }, { "800KB/s", 800000u },
+                  { "64KiB", 65536u },        { "2MiB", 2097152u },     { "1GiB", 1073741824u },
+                  { "1000", 1000u },          { "1000B", 1000u },       { "1KB", 1000u },
+                  { "100GB", 100000000000u }, { "3kB", 3000u } };
+    for (size_t i = 0; i < sizeof rates / sizeof rates[0]; i++) {
+        char spec[64];
+        snprintf(spec, sizeof spec, "s3.get.bandwidth=%s", rates[i].value);
+        assert_int_equal(rd_emu_faults_parse(spec, 1, &f, &err), RD_OK);
+        assert_int_equal(rd_emu_faults_get_bandwidth(f), rates[i].bytes);
+        assert_true(rd_emu_faults_shaping(f));
+        rd_emu_faults_free(f);
+    }
+    static const char *const bad_rates[] = { "999B", "101GB", "0", "50Mb", "50 MB", "MB", "-5MB", "1e6",
+                                             "inf",  "nan",   "50MBs", "1.2.3MB", "50mb", "0x100000", "" };
+    for (size_t i = 0; i < sizeof bad_rates / sizeof bad_rates[0]; i++) {
+        char spec[64];
+        snprintf(spec, sizeof spec, "s3.get.reset=0.1,s3.get.bandwidth=%s", bad_rates[i]);
+        f = NULL;
+        assert_int_equal(rd_emu_faults_parse(spec, 1, &f, &err), RD_E_USAGE);
+        assert_null(f);
+        assert_non_null(strstr(err.message, "s3.get.bandwidth"));
+        assert_non_null(strstr(err.message, "1KB to 100GB"));
+    }
+
+    assert_int_equal(rd_emu_faults_parse("s3.get.latency.ms=30,unload.mbps=200,latency.ms=5", 1, &f, &err), RD_OK);
+    assert_int_equal(rd_emu_faults_get_latency_ms(f), 30);
+    assert_int_equal(rd_emu_faults_latency_ms(f), 5); /* the other delay stays its own */
+    assert_true(rd_emu_faults_unload_bytes_per_second(f) == 200e6);
+    assert_true(rd_emu_faults_shaping(f));
+    assert_int_equal(rd_emu_faults_get_bandwidth(f), 0);
+    rd_emu_faults_free(f);
+    assert_int_equal(rd_emu_faults_parse("unload.mbps=0.5", 1, &f, &err), RD_OK);
+    assert_true(rd_emu_faults_unload_bytes_per_second(f) == 0.5e6);
+    assert_false(rd_emu_faults_shaping(f)); /* UNLOAD's pace needs no thread per connection */
+    rd_emu_faults_free(f);
+    assert_int_equal(rd_emu_faults_parse("s3.get.latency.ms=0,s3.get.latency.ms=60000", 1, &f, &err), RD_OK);
+    assert_int_equal(rd_emu_faults_get_latency_ms(f), 60000);
+    rd_emu_faults_free(f);
+
+    static const char *const bad_latency[] = { "60001", "-1", "1.5", "30ms", "", "1e3" };
+    for (size_t i = 0; i < sizeof bad_latency / sizeof bad_latency[0]; i++) {
+        char spec[64];
+        snprintf(spec, sizeof spec, "s3.get.latency.ms=%s", bad_latency[i]);
+        assert_int_equal(rd_emu_faults_parse(spec, 1, &f, &err), RD_E_USAGE);
+        assert_non_null(strstr(err.message, "s3.get.latency.ms"));
+        assert_non_null(strstr(err.message, "0 to 60000"));
+    }
+    static const char *const bad_mbps[] = { "0", "0.001", "100001", "-3", "fast", "200MB", "" };
+    for (size_t i = 0; i < sizeof bad_mbps / sizeof bad_mbps[0]; i++) {
+        char spec[64];
+        snprintf(spec, sizeof spec, "unload.mbps=%s", bad_mbps[i]);
+        assert_int_equal(rd_emu_faults_parse(spec, 1, &f, &err), RD_E_USAGE);
+        assert_non_null(strstr(err.message, "unload.mbps"));
+    }
+    /* an unknown name's message lists the shaping names too */
+    assert_int_equal(rd_emu_faults_parse("s3.get.bandwith=5MB", 1, &f, &err), RD_E_USAGE);
+    assert_non_null(strstr(err.message, "s3.get.bandwidth, s3.get.latency.ms, unload.mbps"));
+}
+
 static void test_form(void **state)
 {
     (void)state;
@@ -186,7 +264,7 @@ int main(void)
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_default_identity), cmocka_unit_test(test_policy_and_sessions),
         cmocka_unit_test(test_bad_configs),      cmocka_unit_test(test_faults_reproducible),
-        cmocka_unit_test(test_form),
+        cmocka_unit_test(test_faults_shaping),   cmocka_unit_test(test_form),
     };
     return cmocka_run_group_tests_name("emulator identities", tests, NULL, NULL);
 }

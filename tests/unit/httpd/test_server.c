@@ -1,7 +1,9 @@
 /* test_server.c — the HTTP server (src/httpd): started on port 0 with a trivial handler, a request through
  * libcurl, a body over the limit refused from its Content-Length before any of it is sent, a body without a
  * length that runs over, a clean stop; the client's address, one given listen address, HOST:PORT parsing,
- * loopback recognised, and TLS with a self-signed certificate (verified against it as CA, refused without). */
+ * loopback recognised, TLS with a self-signed certificate (verified against it as CA, refused without), and
+ * shaping on a thread-per-connection server: a paced file range (lower bound of its time, bytes intact, a cut
+ * still cutting) and a first-byte delay. */
 #include <setjmp.h>
 #include <stdarg.h>
 #include <stddef.h>
@@ -19,6 +21,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/socket.h>
+#include <time.h>
 #include <unistd.h>
 
 #include "httpd/httpd.h"
@@ -385,6 +388,119 @@ static void test_tls(void **state)
     rmdir(dir);
 }
 
+/* ---- shaping: a paced file range and a first-byte delay, on a thread-per-connection server ---- */
+
+#define SHAPED_LEN ((size_t)2 << 20)
+#define SHAPED_OFFSET 1000u
+
+typedef struct shaped_ctx {
+    int fd;                /* a file of SHAPED_OFFSET + SHAPED_LEN pseudo-random bytes */
+    unsigned char *content;
+} shaped_ctx;
+
+static rd_httpd_next shaped_headers(void *ctx, rd_httpd_request *req, rd_httpd_response *resp)
+{
+    (void)ctx;
+    (void)req;
+    (void)resp;
+    return RD_HTTPD_BUFFER;
+}
+
+/* /paced: the range [SHAPED_OFFSET, +SHAPED_LEN) at 4 MB/s; /paced-cut: the same, cut after half of it;
+ * /delayed: a short body held back 300 ms. */
+static void shaped_complete(void *ctx, rd_httpd_request *req, rd_httpd_response *resp)
+{
+    shaped_ctx *c = ctx;
+    const char *uri = rd_httpd_uri(req);
+    resp->status = 200;
+    if (strcmp(uri, "/delayed") == 0) {
+        resp->first_byte_delay_ms = 300;
+        rd_buf_puts(&resp->body, "late");
+        return;
+    }
+    resp->fd = dup(c->fd);
+    resp->fd_offset = SHAPED_OFFSET;
+    resp->fd_length = SHAPED_LEN;
+    resp->pace_bytes_per_second = 4000000;
+    if (strcmp(uri, "/paced-cut") == 0)
+        resp->reset_after = SHAPED_LEN / 2;
+}
+
+static double now_seconds(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (double)ts.tv_sec + (double)ts.tv_nsec / 1e9;
+}
+
+static void test_shaped_responses(void **state)
+{
+    (void)state;
+    shaped_ctx c;
+    char path[] = "/tmp/rd-httpd-shaped-XXXXXX";
+    c.fd = mkstemp(path);
+    assert_true(c.fd >= 0);
+    unlink(path);
+    c.content = malloc(SHAPED_OFFSET + SHAPED_LEN);
+    assert_non_null(c.content);
+    uint32_t x = 12345;
+    for (size_t i = 0; i < SHAPED_OFFSET + SHAPED_LEN; i++) {
+        x = x * 1103515245u + 12345u;
+        c.content[i] = (unsigned char)(x >> 16);
+    }
+    assert_int_equal(write(c.fd, c.content, SHAPED_OFFSET + SHAPED_LEN), (ssize_t)(SHAPED_OFFSET + SHAPED_LEN));
+    rd_httpd_options o = { .port = 0, .thread_per_connection = 1, .host = "127.0.0.1" };
+    rd_httpd_handler h = { .on_headers = shaped_headers, .on_complete = shaped_complete, .ctx = &c };
+    rd_httpd *d = NULL;
+    rd_error err;
+    rd_error_clear(&err);
+    assert_int_equal(rd_httpd_start(&o, &h, &d, &err), RD_OK);
+    char url[64];
+    CURLcode code;
+
+    /* 2 MB at 4 MB/s: at least about half a second (the bucket starts with one 64 KiB burst), every byte
+     * from the range's offset */
+    snprintf(url, sizeof url, "http://127.0.0.1:%d/paced", rd_httpd_port(d));
+    rd_buf b = RD_BUF_INIT;
+    double t0 = now_seconds();
+    assert_int_equal(fetch_url(url, NULL, &b, &code), 200);
+    double took = now_seconds() - t0;
+    assert_int_equal(code, CURLE_OK);
+    assert_int_equal(b.len, SHAPED_LEN);
+    assert_memory_equal(b.data, c.content + SHAPED_OFFSET, SHAPED_LEN);
+    assert_true(took >= 0.45);
+    rd_buf_free(&b);
+
+    /* a cut (fault) on a paced body still ends it early: a short body, the bytes before the cut intact */
+    snprintf(url, sizeof url, "http://127.0.0.1:%d/paced-cut", rd_httpd_port(d));
+    fetch_url(url, NULL, &b, &code);
+    assert_int_not_equal(code, CURLE_OK);
+    assert_true(b.len <= SHAPED_LEN / 2);
+    assert_true(b.len > 0);
+    assert_memory_equal(b.data, c.content + SHAPED_OFFSET, b.len);
+    rd_buf_free(&b);
+
+    /* the delay comes before the status line: curl's time to the first byte includes it */
+    snprintf(url, sizeof url, "http://127.0.0.1:%d/delayed", rd_httpd_port(d));
+    CURL *cu = curl_easy_init();
+    assert_non_null(cu);
+    curl_easy_setopt(cu, CURLOPT_URL, url);
+    curl_easy_setopt(cu, CURLOPT_WRITEFUNCTION, collect);
+    curl_easy_setopt(cu, CURLOPT_WRITEDATA, &b);
+    curl_easy_setopt(cu, CURLOPT_NOPROXY, "*");
+    assert_int_equal(curl_easy_perform(cu), CURLE_OK);
+    double ttfb = 0;
+    curl_easy_getinfo(cu, CURLINFO_STARTTRANSFER_TIME, &ttfb);
+    curl_easy_cleanup(cu);
+    assert_string_equal(rd_buf_cstr(&b), "late");
+    assert_true(ttfb >= 0.3);
+    rd_buf_free(&b);
+
+    rd_httpd_stop(d);
+    close(c.fd);
+    free(c.content);
+}
+
 int main(void)
 {
     curl_global_init(CURL_GLOBAL_DEFAULT);
@@ -398,6 +514,7 @@ int main(void)
         cmocka_unit_test(test_one_host),
         cmocka_unit_test(test_tls),
         cmocka_unit_test(test_stop_is_clean),
+        cmocka_unit_test(test_shaped_responses),
     };
     int rc = cmocka_run_group_tests_name("httpd", tests, NULL, NULL);
     curl_global_cleanup();
