@@ -74,6 +74,29 @@ static rd_status q_exec(unload_ctx *u, const char *sql)
     return RD_OK;
 }
 
+/* q_exec of a statement whose answer is one number (a count, or CREATE TABLE AS's rows): *n gets it. */
+static rd_status q_count(unload_ctx *u, const char *sql, int64_t *n)
+{
+    duckdb_result r;
+    if (duckdb_query(u->conn, sql, &r) != DuckDBSuccess) {
+        char *m = rd_emu_redshift_error(duckdb_result_error(&r));
+        rd_error_set(u->err, RD_E_REMOTE, "%s", m ? m : "ERROR: UNLOAD failed");
+        free(m);
+        duckdb_destroy_result(&r);
+        return RD_E_REMOTE;
+    }
+    *n = -1;
+    duckdb_data_chunk ch = duckdb_result_get_chunk(r, 0);
+    if (ch) {
+        duckdb_vector vec = duckdb_data_chunk_get_vector(ch, 0);
+        if (duckdb_data_chunk_get_size(ch) > 0 && duckdb_column_type(&r, 0) == DUCKDB_TYPE_BIGINT)
+            *n = ((int64_t *)duckdb_vector_get_data(vec))[0];
+        duckdb_destroy_data_chunk(&ch);
+    }
+    duckdb_destroy_result(&r);
+    return *n >= 0 ? RD_OK : rd_error_set(u->err, RD_E_REMOTE, "ERROR: UNLOAD could not count its rows");
+}
+
 static void append_ident(rd_buf *b, const char *name)
 {
     rd_buf_putc(b, '"');
@@ -83,22 +106,6 @@ static void append_ident(rd_buf *b, const char *name)
         rd_buf_putc(b, *p);
     }
     rd_buf_putc(b, '"');
-}
-
-static int64_t q_int(unload_ctx *u, const char *sql)
-{
-    duckdb_result r;
-    int64_t v = -1;
-    if (duckdb_query(u->conn, sql, &r) == DuckDBSuccess) {
-        duckdb_data_chunk ch = duckdb_result_get_chunk(r, 0);
-        if (ch) {
-            duckdb_vector vec = duckdb_data_chunk_get_vector(ch, 0);
-            v = ((int64_t *)duckdb_vector_get_data(vec))[0];
-            duckdb_destroy_data_chunk(&ch);
-        }
-    }
-    duckdb_destroy_result(&r);
-    return v;
 }
 
 static const char *verbose_type(const rd_emu_column *c)
@@ -925,26 +932,26 @@ rd_status rd_emu_unload_run(const rd_emu_unload_env *env, duckdb_connection conn
     rd_buf_puts(&source, "(");
     rd_buf_puts(&source, rd_buf_cstr(&q));
     rd_buf_puts(&source, "\n) AS rd_q");
+    /* the fixed cost of a small UNLOAD is the statements before its COPYs: a count, then either the
+     * describe of the query (one pass) or CREATE TABLE AS, which answers its rows, and its describe */
     if (direct) {
-        if ((st = describe(&u, rd_buf_cstr(&source))) != RD_OK)
-            goto done;
         rd_buf cnt = RD_BUF_INIT;
         rd_buf_printf(&cnt, "SELECT count(*) FROM %s", rd_buf_cstr(&source));
-        rows = q_int(&u, rd_buf_cstr(&cnt));
+        st = q_count(&u, rd_buf_cstr(&cnt), &rows);
         rd_buf_free(&cnt);
-        if (rows < 0) {
-            st = rd_error_set(err, RD_E_REMOTE, "ERROR: UNLOAD could not count its rows");
+        if (st != RD_OK)
             goto done;
-        }
         if (spec.parallel && rows < (int64_t)env->slices * RD_UNLOAD_DIRECT_MIN)
             direct = 0; /* small: exact shares per slice from a materialised result */
+        else if ((st = describe(&u, rd_buf_cstr(&source))) != RD_OK)
+            goto done;
     }
     if (!direct) {
         snprintf(u.table, sizeof u.table, "rd_unload_%llu", env->next_tmp(env->ctx));
         rd_buf ctas = RD_BUF_INIT;
         rd_buf_printf(&ctas, "CREATE TEMP TABLE %s AS ", u.table);
         rd_buf_puts(&ctas, rd_buf_cstr(&q));
-        st = q_exec(&u, rd_buf_cstr(&ctas));
+        st = q_count(&u, rd_buf_cstr(&ctas), &rows);
         rd_buf_free(&ctas);
         if (st != RD_OK)
             goto done;
@@ -972,16 +979,6 @@ rd_status rd_emu_unload_run(const rd_emu_unload_env *env, duckdb_connection conn
                                   u.cols[i].lower, u.cols[i].desc.type_name);
                 goto done;
             }
-        }
-    }
-    if (!direct) {
-        rd_buf cnt = RD_BUF_INIT;
-        rd_buf_printf(&cnt, "SELECT count(*) FROM %s", u.table);
-        rows = q_int(&u, rd_buf_cstr(&cnt));
-        rd_buf_free(&cnt);
-        if (rows < 0) {
-            st = rd_error_set(err, RD_E_REMOTE, "ERROR: UNLOAD could not count its rows");
-            goto done;
         }
     }
     *rows_out = rows;
