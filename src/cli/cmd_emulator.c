@@ -32,7 +32,7 @@ static const char emulator_help[] =
     "                    unload.mbps=100 (UNLOAD's output, MB per second: part files appear at that pace)\n"
     "  --seed N          seed for faults and sample data (default 1)\n"
     "  --sample SPEC     create a sample table, e.g. sales:rows=1000000 (workgroup demo, database dev)\n"
-    "  --threads N       HTTP worker threads (default 8)\n"
+    "  --threads N       HTTP worker threads (default 8; with s3.get shaping a thread per connection)\n"
     "  --lifetime SECS   stop by itself after SECS seconds (for scripts and tests)\n"
     "  -v                log each request\n";
 

@@ -437,7 +437,9 @@ static void test_shaped_responses(void **state)
 {
     (void)state;
     shaped_ctx c;
-    char path[] = "/tmp/rd-httpd-shaped-XXXXXX";
+    const char *tmp = getenv("TMPDIR");
+    char path[256];
+    snprintf(path, sizeof path, "%s/rd-httpd-shaped-XXXXXX", tmp && *tmp ? tmp : "/tmp");
     c.fd = mkstemp(path);
     assert_true(c.fd >= 0);
     unlink(path);

@@ -1,0 +1,22 @@
+#!/usr/bin/env bash
+# ingest_network.sh [ROWS] — an ingest over an emulated network, in one run on the emulator (release build):
+# the emulator paces each S3 connection (s3.get.bandwidth, default 50MB per second), holds back each
+# GetObject's first byte (s3.get.latency.ms, default 30) and writes the UNLOAD at a pace (unload.mbps, default
+# 100), so what decides speed for a real user shows: parallel ranged downloads and overlapping them with the
+# UNLOAD. It times
+#   (a) `redduck ingest --concurrency 16 --max-file-size 400` (plus RD_BENCH_FLAGS) with its own phase times
+#       and peak RSS, sampling the download directory's disk use;
+#   (b) by hand: the same UNLOAD through `aws redshift-data execute-statement` and a describe-statement
+#       loop, `aws s3 cp --recursive` (AWS CLI v1, default settings), then a DuckDB load of the local files;
+#   (c) the floor: max(the UNLOAD alone, bytes / (16 x bandwidth), the DuckDB load of local files).
+# The data: a table of ROWS rows (default 22000000) made by CREATE TABLE AS through the Data API, a BIGINT
+# id and eight random DOUBLEs (incompressible: about 68 bytes a row in Parquet, fast to generate), unloaded
+# on 4 slices with MAXFILESIZE 400 MB: 4 part files of about 375 MB (1.5 GB) by default.
+# Environment: RD_BENCH_BANDWIDTH (50MB), RD_BENCH_LATENCY_MS (30), RD_BENCH_UNLOAD_MBPS (100),
+# RD_BENCH_FLAGS (extra `redduck ingest` flags, e.g. "--part-size 16MB"), REDDUCK_BIN, RD_DUCKDB_LIB.
+set -euo pipefail
+here="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
+export REDDUCK_BIN="${REDDUCK_BIN:-$here/build/redduck}"
+export RD_DUCKDB_LIB="${RD_DUCKDB_LIB:-$here/third_party/duckdb/libduckdb.so}"
+export AWS_EC2_METADATA_DISABLED=true
+exec python3 "$here/bench/ingest_network.py" "${1:-22000000}"
