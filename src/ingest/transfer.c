@@ -414,7 +414,7 @@ static rd_status item_start(rd_transfer *t, xitem *it)
     } else {
         it->nparts = 1;
     }
-    if (it->item.etag) {
+    if (it->item.etag && it->item.etag[0]) { /* "": a listing without ETags, as NULL */
         if (!(it->etag = strdup(it->item.etag)))
             return fail(t, it, rd_error_set(&e, RD_E_INTERNAL, "out of memory"), &e);
         it->etag_known = 1;

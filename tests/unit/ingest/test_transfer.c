@@ -1058,6 +1058,15 @@ static void test_fake_split_ranges_carry_if_match(void **state)
     fake_check_file(f);
     fake_teardown(f);
 
+    /* an empty listing ETag is none: the first response's is used */
+    f = fake_setup_sized(script, 3, SPLIT_SIZE);
+    f->item.etag = "";
+    if (rd_transfer_run(&f->item, 1, &f->o, &stats, &err) != RD_OK)
+        fail_msg("transfer: %s", err.message);
+    assert_string_equal(f->http.if_match[0], "");
+    assert_string_equal(f->http.if_match[2], FAKE_ETAG);
+    fake_teardown(f);
+
     /* a part size of UINT64_MAX never splits */
     const enum fake_action one[] = { FAKE_FULL };
     f = fake_setup_sized(one, 1, SPLIT_SIZE);
