@@ -528,6 +528,18 @@ static void test_ranges_and_conditionals(void **state)
     do_call(f, &c, "GET", "/rng/obj", "", NULL, "If-Match", "\"00000000000000000000000000000000\"", NULL);
     assert_error(&c, 412, "PreconditionFailed");
     call_free(&c);
+    /* with a Range, as the downloader asks for the later ranges of a file: the range when the ETag holds,
+     * 412 (not the bytes) when the object changed */
+    do_call(f, &c, "GET", "/rng/obj", "", NULL, "Range", "bytes=2-5", "If-Match", etag, NULL);
+    assert_int_equal(c.resp.status, 206);
+    assert_string_equal(rd_headers_get(&c.resp.headers, "Content-Range"), "bytes 2-5/100");
+    assert_string_equal(rd_headers_get(&c.resp.headers, "ETag"), etag);
+    call_free(&c);
+    do_call(f, &c, "GET", "/rng/obj", "", NULL, "Range", "bytes=2-5", "If-Match",
+            "\"00000000000000000000000000000000\"", NULL);
+    assert_error(&c, 412, "PreconditionFailed");
+    assert_null(rd_headers_get(&c.resp.headers, "Content-Range"));
+    call_free(&c);
     do_call(f, &c, "GET", "/rng/obj", "", NULL, "If-None-Match", etag, NULL);
     assert_int_equal(c.resp.status, 304);
     assert_int_equal(c.resp.fd, -1);
