@@ -5,20 +5,13 @@
 # stream per file), REPEAT times (default 3; the median is printed); FAULTS is passed to the emulator (e.g.
 # FAULTS=latency.ms=30 for S3's first-byte latency). Loopback only: it measures the
 # downloader's and the emulator's CPU cost, not S3's per-connection limit, which is what ranges are for.
-# Compiles bench/transfer_parts.c with the flags and libraries of the build's test_ingest_transfer
-# (BUILD, default build/, a release build), so build that first: cmake --build build --target test_ingest_transfer
+# Builds the bench_transfer_parts target of the build BUILD (default build/, a release build).
 set -euo pipefail
 size_mb="${1:-400}"; files="${2:-1}"; conc="${3:-16}"; parts="${4:-0,8,16,32,64}"
 here="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
 build="$(cd "${BUILD:-$here/build}" && pwd)"
 export AWS_EC2_METADATA_DISABLED=true
-dir="$build/CMakeFiles/test_ingest_transfer.dir"
-[ -f "$dir/link.txt" ] || { echo "no $dir/link.txt: configure and build $build first" >&2; exit 1; }
+cmake --build "$build" --target bench_transfer_parts >/dev/null
 work="$(mktemp -d)"
 trap 'rm -rf "$work"' EXIT
-var() { sed -n "s/^$1 = //p" "$dir/flags.make"; }
-eval "cc $(var C_DEFINES) $(var C_INCLUDES) $(var C_FLAGS) -c '$here/bench/transfer_parts.c' -o '$work/transfer_parts.o'"
-link="$(sed -e "s# [^ ]*test_transfer\.c\.o # $work/transfer_parts.o #" -e "s# -o test_ingest_transfer # -o $work/transfer_parts #" \
-        "$dir/link.txt")"
-(cd "$build" && eval "$link")
-"$work/transfer_parts" "$work" "$size_mb" "$files" "$conc" "$parts" "${REPEAT:-3}"
+"$build/bench_transfer_parts" "$work" "$size_mb" "$files" "$conc" "$parts" "${REPEAT:-3}"
