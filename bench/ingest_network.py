@@ -38,13 +38,17 @@ def bytes_per_second(rate):
     return float(m.group(1)) * UNITS[m.group(2) or "B"]
 
 
-def duckdb_load(db_path, files_glob):
-    """CREATE TABLE AS SELECT * FROM read_parquet(...) with DuckDB's defaults, as a user would; seconds."""
+def duckdb_load(db_path, files_glob, settings=()):
+    """CREATE TABLE AS SELECT * FROM read_parquet(...), with DuckDB's defaults as a user would, or with the
+    given SET statements (redduck's: for the floor); seconds of the load alone."""
     lib = ctypes.CDLL(os.environ["RD_DUCKDB_LIB"])
     db, con = ctypes.c_void_p(), ctypes.c_void_p()
     res = ctypes.create_string_buffer(256)
     assert lib.duckdb_open(db_path.encode(), ctypes.byref(db)) == 0
     assert lib.duckdb_connect(db, ctypes.byref(con)) == 0
+    for stmt in settings:
+        assert lib.duckdb_query(con, stmt.encode(), res) == 0, stmt
+        lib.duckdb_destroy_result(res)
     t0 = time.monotonic()
     rc = lib.duckdb_query(con, ("CREATE TABLE t AS SELECT * FROM read_parquet('%s')" % files_glob).encode(), res)
     dt = time.monotonic() - t0
@@ -137,6 +141,16 @@ def main():
         a_rss = int(p.stderr.strip().splitlines()[-1]) / 1024
         sec = a["seconds"]
 
+        # (a') the download alone: the same UNLOAD, waited for, its files fetched into a directory (no DuckDB)
+        cmd = [BIN, "ingest", "--workgroup", "demo", "--staging", "s3://redduck-staging/dl", "--sql",
+               "select * from bench", "--into", os.path.join(work, "dl"), "--format", "parquet", "--no-overlap",
+               "--json", "--concurrency", str(CONCURRENCY), "--max-file-size", str(MAX_FILE_MB)] + FLAGS
+        p = subprocess.run(cmd, capture_output=True, text=True, env=env)
+        if p.returncode != 0:
+            sys.exit("redduck ingest --format parquet failed: " + p.stderr)
+        dl = json.loads(p.stdout)
+        shutil.rmtree(os.path.join(work, "dl"), ignore_errors=True)
+
         # (b) by hand: the same UNLOAD through the AWS CLI, to a prefix of its own
         text = rsd.describe_statement(Id=a["statement_id"])["QueryString"]
         text = re.sub(r"s3://redduck-staging/bench/redduck-[0-9a-f-]+/", "s3://redduck-staging/hand/", text)
@@ -163,9 +177,14 @@ def main():
         b_load = duckdb_load(os.path.join(work, "b.duckdb"), os.path.join(b_dir, "*.parquet"))
         b = b_unload + b_copy + b_load
 
-        # (c) the floor
+        # (c) the floor: DuckDB's load of the local files with redduck's settings (threads: the CPUs, at
+        # most 8; memory_limit 128MB; no insertion order)
+        threads = min(os.cpu_count() or 1, 8)
+        c_load = duckdb_load(os.path.join(work, "c.duckdb"), os.path.join(b_dir, "*.parquet"),
+                             ("SET threads=%d" % threads, "SET memory_limit='128MB'",
+                              "SET preserve_insertion_order=false"))
         wire = total / (CONCURRENCY * bw)
-        floor = max(unload_alone, wire, b_load)
+        floor = max(unload_alone, wire, c_load)
 
         mb = total / 1e6
         print("rows %d, %d files, %.1f MB of Parquet (%s)" % (a["rows"], len(objs), mb,
@@ -177,10 +196,15 @@ def main():
                  disk.peak / 1e6))
         print("(b) by hand: UNLOAD %.2fs (aws CLI loop; the statement itself %.2fs) + aws s3 cp %.2fs "
               "(%.0f MB/s) + DuckDB load %.2fs = %.2fs" % (b_unload, unload_alone, b_copy, mb / b_copy, b_load, b))
-        print("(c) floor: max(UNLOAD %.2fs, %.1f MB / (%d x %.0f MB/s) = %.2fs, DuckDB load %.2fs) = %.2fs"
-              % (unload_alone, mb, CONCURRENCY, bw / 1e6, wire, b_load, floor))
-        print("download throughput of redduck: %.0f MB / download phase %.2fs = %.0f MB/s vs %d x %.0f = %.0f MB/s"
-              % (mb, sec["download"], mb / sec["download"], CONCURRENCY, bw / 1e6, CONCURRENCY * bw / 1e6))
+        print("(c) floor: max(UNLOAD %.2fs, %.1f MB / (%d x %.0f MB/s) = %.2fs, DuckDB load with redduck's "
+              "settings %.2fs) = %.2fs" % (unload_alone, mb, CONCURRENCY, bw / 1e6, wire, c_load, floor))
+        dls = dl["seconds"]["download"]
+        print("download throughput of redduck (--format parquet --no-overlap: the download alone): %.0f MB / %.2fs "
+              "= %.0f MB/s = %.0f%% of %d x %.0f MB/s (%d requests, %d files in ranges)"
+              % (dl["bytes"] / 1e6, dls, dl["bytes"] / 1e6 / dls, 100 * dl["bytes"] / dls / (CONCURRENCY * bw),
+                 CONCURRENCY, bw / 1e6, dl["requests"], dl["ranged_files"]))
+        print("(a) fetched %d of %d files while the UNLOAD ran; after it: download+load %.2fs"
+              % (a.get("early_files", 0), a["files"], sec["download"]))
         print("end to end: redduck / floor = %.2f, redduck / by hand = %.2f; peak RSS %.0f MB; local disk peak %.0f MB"
               % (sec["total"] / floor, sec["total"] / b, a_rss, disk.peak / 1e6))
     finally:

@@ -6,9 +6,12 @@
 # UNLOAD. It times
 #   (a) `redduck ingest --concurrency 16 --max-file-size 400` (plus RD_BENCH_FLAGS) with its own phase times
 #       and peak RSS, sampling the download directory's disk use;
+#   (a') the download alone: the same with --format parquet --no-overlap (files into a directory, no DuckDB,
+#       after the UNLOAD), whose download phase gives the throughput against 16 x bandwidth;
 #   (b) by hand: the same UNLOAD through `aws redshift-data execute-statement` and a describe-statement
 #       loop, `aws s3 cp --recursive` (AWS CLI v1, default settings), then a DuckDB load of the local files;
-#   (c) the floor: max(the UNLOAD alone, bytes / (16 x bandwidth), the DuckDB load of local files).
+#   (c) the floor: max(the UNLOAD alone, bytes / (16 x bandwidth), the DuckDB load of the local files with
+#       redduck's settings: threads, memory_limit 128MB, no insertion order).
 # The data: a table of ROWS rows (default 22000000) made by CREATE TABLE AS through the Data API, a BIGINT
 # id and eight random DOUBLEs (incompressible: about 68 bytes a row in Parquet, fast to generate), unloaded
 # on 4 slices with MAXFILESIZE 400 MB: 4 part files of about 375 MB (1.5 GB) by default.
