@@ -96,7 +96,7 @@ typedef struct rd_ingest_options {
 } rd_ingest_options;
 
 #define RD_INGEST_DEFAULT_CONCURRENCY 16
-#define RD_INGEST_DEFAULT_PART_SIZE (16ull << 20)
+#define RD_INGEST_DEFAULT_PART_SIZE (32ull << 20)
 #define RD_INGEST_MIN_PART_SIZE (1ull << 20)
 #define RD_INGEST_MAX_PART_SIZE (5ull << 30)
 #define RD_INGEST_DEFAULT_LOCK_TIMEOUT 30

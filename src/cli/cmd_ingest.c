@@ -46,7 +46,7 @@ static const char ingest_help[] =
     "Limits:\n"
     "  --concurrency N       parallel GET requests (default 16)\n"
     "  --part-size SIZE      files larger than this are fetched as ranged GETs of this size, spread over\n"
-    "                        the connections (default 16MB; 1MB..5GB)\n"
+    "                        the connections (default 32MB; 1MB..5GB)\n"
     "  --no-overlap          wait for the UNLOAD to finish before downloading (by default part files are\n"
     "                        fetched and loaded as they appear, checked against the manifest at the end)\n"
     "  --max-local-bytes N   local disk for downloaded, not yet loaded files (default 1GB; K/M/G ok)\n"

@@ -131,6 +131,7 @@ static int cancelled(const job *j)
 }
 
 static rd_status overlap_nap(void *ctx, long ms, rd_error *err);
+#define OVERLAP_POLL_MS 250
 
 /* ---- Redshift statements ---------------------------------------------------------------------------- */
 
@@ -180,6 +181,9 @@ static rd_status run_statement(job *j, const char *sql, rd_ingest_phase phase, c
         if (j->xfer && !j->o->no_overlap) {
             wo.nap = overlap_nap;
             wo.nap_ctx = j;
+            /* the last part files are waiting to be fetched when the statement ends: see it sooner than
+             * the 1 s cap (4 DescribeStatement calls a second, well within the Data API's rate) */
+            wo.max_poll_ms = OVERLAP_POLL_MS;
         }
     }
     st = rd_rsd_wait(&j->data, id, &wo, d, err);
@@ -485,15 +489,16 @@ static void *loader_main(void *arg)
     file_entry *fs[LOAD_BATCH_MAX];
     pthread_mutex_lock(&j->mu);
     for (;;) {
-        /* wait for a batch worth loading: enough files for DuckDB's threads, or half the disk budget, or
-         * everything admitted has arrived (nothing else can come until we make room), or the end */
+        /* wait for a batch worth loading: enough files for DuckDB's threads, or a quarter of the disk budget
+         * (one big file: waiting for a second would hold up the downloads the budget admits), or everything
+         * admitted has arrived (nothing else can come until we make room), or the end */
         for (;;) {
             size_t queued = j->qtail - j->qhead;
             uint64_t queued_bytes = 0;
             for (size_t k = j->qhead; k < j->qtail; k++)
                 queued_bytes += j->queue[k]->size;
             if (j->loader_failed || j->producer_done || queued >= j->batch_files ||
-                queued_bytes * 2 >= j->budget || (queued > 0 && queued_bytes >= j->outstanding))
+                queued_bytes * 4 >= j->budget || (queued > 0 && queued_bytes >= j->outstanding))
                 break;
             pthread_cond_wait(&j->cv, &j->mu);
         }

@@ -24,7 +24,7 @@
 
 #define RD_TRANSFER_SIZE_UNKNOWN UINT64_MAX
 /* Default range size (see README "Download tuning" for the measurements behind it). */
-#define RD_TRANSFER_DEFAULT_PART_SIZE (16ull << 20)
+#define RD_TRANSFER_DEFAULT_PART_SIZE (32ull << 20)
 #define RD_TRANSFER_MIN_PART_SIZE (1ull << 20)
 
 typedef struct rd_transfer_item {

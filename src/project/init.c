@@ -149,7 +149,7 @@ static void source_yaml(rd_buf *b)
                 "# kms_key: encrypt the staged files with this KMS key\n"
                 "# max_file_size_mb: UNLOAD MAXFILESIZE, 5..6200\n"
                 "# concurrency: parallel GET requests, 1..256 (default: 16)\n"
-                "# part_size_mb: files larger than this are fetched as ranged GETs of this size (default: 16)\n"
+                "# part_size_mb: files larger than this are fetched as ranged GETs of this size (default: 32)\n"
                 "# timeout: seconds before the Redshift statement is cancelled (default: no limit)\n"
                 "# keep_staging: true to keep the staged S3 files (default: false)\n"
                 "# compression: auto | fast    (fast: loads about a third faster, the file is larger)\n"

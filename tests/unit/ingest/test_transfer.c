@@ -235,7 +235,7 @@ static void test_clean_transfer(void **state)
     assert_int_equal(stats.files, NFILES);
     assert_int_equal(f->done_calls, NFILES);
     assert_int_equal(stats.retries, 0);
-    assert_int_equal(stats.ranged_files, 0); /* all under the default 16 MiB */
+    assert_int_equal(stats.ranged_files, 0); /* all under the default 32 MiB */
     assert_int_equal(stats.requests, NFILES);
     uint64_t total = 0;
     for (int i = 0; i < NFILES; i++)
