@@ -1,7 +1,8 @@
 """`redduck ingest` with ranged parallel GETs and with downloads overlapping the running UNLOAD, against the
 emulator: big files split into ranges come out identical with seeded faults on the ranged GETs; part files
 that appear while the UNLOAD runs are fetched and loaded at once, and the manifest settles the end (a file it
-does not name is dropped, even one already loaded); a statement aborted by someone else, or Ctrl-C while
+does not name is dropped, even one already loaded); a kill -9 mid ranged download is swept by the next run; a
+statement aborted by someone else, or Ctrl-C while
 files are in flight, commits nothing and leaves the staging prefix empty."""
 import glob
 import json
@@ -51,6 +52,40 @@ class TestRangedDownloads(IngestBase):
                             "--into", self.db("b.duckdb"), "--part-size", bad, check=False)
             self.assertEqual(p.returncode, 2, p.stderr)
             self.assertIn("--part-size must be 1MB..5GB", p.stderr)
+
+
+class TestRangedCrash(IngestBase):
+    # 2 MB/s per connection: a file's 1 MiB ranges take half a second each, so a kill finds them in flight
+    emu_args = ["--sample", "sales:rows=%d" % BIG_ROWS, "--slices", "3", "--seed", "5", "--faults",
+                "s3.get.bandwidth=2MB,s3.get.reset=0.1"]
+
+    def tmpdirs(self):
+        return glob.glob(os.path.join(self.work, ".redduck-tmp-*"))
+
+    def test_kill_mid_ranged_download_then_the_next_run_sweeps_and_loads(self):
+        db = self.db("crash.duckdb")
+        proc = subprocess.Popen([REDDUCK, "ingest", "--workgroup", "demo", "--staging", "s3://redduck-staging/c",
+                                 "--sql", "select * from sales", "--into", db + ":sales", "--part-size", "1MB"],
+                                stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=self.env())
+        try:
+            found = wait_until(lambda: [d for d in self.tmpdirs() if os.listdir(d)] or proc.poll() is not None,
+                               timeout=60, interval=0.01)
+            self.assertIsNone(proc.poll(), "the ingest ended before its download")
+            self.assertTrue(found)
+            proc.send_signal(signal.SIGKILL)
+        finally:
+            finish(proc)
+        self.assertTrue(self.staged_keys("c/"), "the killed run left no staged files: the test proves nothing")
+        self.assertTrue(self.tmpdirs())
+        p = self.ingest("--workgroup", "demo", "--staging", "s3://redduck-staging/c", "--sql", "select * from sales",
+                        "--into", db + ":sales", "--part-size", "1MB", "--json")
+        self.assertIn("cleaned up after an interrupted earlier run", p.stderr)
+        out = json.loads(p.stdout)
+        self.assertEqual(out["rows"], BIG_ROWS)
+        self.assertGreater(out["ranged_files"], 0)
+        self.assertEqual(self.query(db, "select count(*) as n from sales"), [{"n": BIG_ROWS}])
+        self.assertStagingEmpty()
+        self.assertEqual(self.tmpdirs(), [])
 
 
 OVERLAP_ROWS = 60000
