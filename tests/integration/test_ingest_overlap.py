@@ -2,8 +2,8 @@
 emulator: big files split into ranges come out identical with seeded faults on the ranged GETs; part files
 that appear while the UNLOAD runs are fetched and loaded at once, and the manifest settles the end (a file it
 does not name is dropped, even one already loaded); a kill -9 mid ranged download is swept by the next run; a
-statement aborted by someone else, or Ctrl-C while
-files are in flight, commits nothing and leaves the staging prefix empty."""
+statement aborted by someone else, or Ctrl-C while files are in flight, commits nothing and leaves the
+staging prefix empty."""
 import glob
 import json
 import os
