@@ -32,8 +32,8 @@ KEY, SECRET = "AKIDPRODSCHED", "prod-SECRET-sched-4d1f9a"
 HOST_ENV = {"AWS_ACCESS_KEY_ID": "AKIDHOSTONLY", "AWS_SECRET_ACCESS_KEY": "host-SECRET-only-77",
             "AWS_ENDPOINT_URL": "http://127.0.0.1:9", "AWS_PROFILE": "no-such-profile",
             "AWS_REGION": "eu-bogus-9"}
-# ~2 s of UNLOAD: 200 x 200 x 200 x 16 pairs, counted and then materialised by the emulator (a small result)
-SLOW = ("select a.sale_id from sales a, sales b, sales c, (select sale_id from sales where sale_id <= 16) d "
+# ~3 s of UNLOAD: 200 x 200 x 200 x 48 pairs, counted and then materialised by the emulator (a small result)
+SLOW = ("select a.sale_id from sales a, sales b, sales c, (select sale_id from sales where sale_id <= 48) d "
         "where a.sale_id + b.sale_id + c.sale_id + d.sale_id <= 6")
 WEBHOOK_TOKEN = "hookTOKEN0a9b"
 
