@@ -60,31 +60,34 @@ typedef struct unload_ctx {
     uint64_t paced_bytes;   /* of the files published so far (by one thread at a time) */
 } unload_ctx;
 
+/* Runs sql into *r; a failure sets u->err in Redshift's words (and destroys *r). */
+static rd_status q_run(unload_ctx *u, const char *sql, duckdb_result *r)
+{
+    if (duckdb_query(u->conn, sql, r) == DuckDBSuccess)
+        return RD_OK;
+    char *m = rd_emu_redshift_error(duckdb_result_error(r));
+    rd_error_set(u->err, RD_E_REMOTE, "%s", m ? m : "ERROR: UNLOAD failed");
+    free(m);
+    duckdb_destroy_result(r);
+    return RD_E_REMOTE;
+}
+
 static rd_status q_exec(unload_ctx *u, const char *sql)
 {
     duckdb_result r;
-    if (duckdb_query(u->conn, sql, &r) != DuckDBSuccess) {
-        char *m = rd_emu_redshift_error(duckdb_result_error(&r));
-        rd_error_set(u->err, RD_E_REMOTE, "%s", m ? m : "ERROR: UNLOAD failed");
-        free(m);
+    rd_status st = q_run(u, sql, &r);
+    if (st == RD_OK)
         duckdb_destroy_result(&r);
-        return RD_E_REMOTE;
-    }
-    duckdb_destroy_result(&r);
-    return RD_OK;
+    return st;
 }
 
 /* q_exec of a statement whose answer is one number (a count, or CREATE TABLE AS's rows): *n gets it. */
 static rd_status q_count(unload_ctx *u, const char *sql, int64_t *n)
 {
     duckdb_result r;
-    if (duckdb_query(u->conn, sql, &r) != DuckDBSuccess) {
-        char *m = rd_emu_redshift_error(duckdb_result_error(&r));
-        rd_error_set(u->err, RD_E_REMOTE, "%s", m ? m : "ERROR: UNLOAD failed");
-        free(m);
-        duckdb_destroy_result(&r);
-        return RD_E_REMOTE;
-    }
+    rd_status st = q_run(u, sql, &r);
+    if (st != RD_OK)
+        return st;
     *n = -1;
     duckdb_data_chunk ch = duckdb_result_get_chunk(r, 0);
     if (ch) {
