@@ -81,7 +81,6 @@ typedef struct job {
     rd_transfer *xfer;        /* the downloads, driven from this thread (during the UNLOAD by its nap) */
     uint64_t xfer_total;      /* bytes of the files added to it */
     long long next_list_ms;   /* when to list the staging prefix again while the UNLOAD runs */
-    int listed_during;        /* 1 once a listing during the UNLOAD succeeded */
     int loader_started;
     pthread_t loader;
 
@@ -654,6 +653,12 @@ static rd_status start_downloads(job *j, rd_error *err)
     rd_status st = rd_transfer_new(&to, &j->xfer, err);
     if (st != RD_OK)
         return st;
+    /* (again after a reload: nothing of the first round counts) */
+    j->xfer_total = 0;
+    j->qhead = j->qtail = 0;
+    j->nbatches = 0;
+    j->outstanding = 0;
+    j->rows_loaded = 0;
     j->producer_done = 0;
     j->loader_failed = 0;
     j->loader_st = RD_OK;
@@ -663,19 +668,25 @@ static rd_status start_downloads(job *j, rd_error *err)
     return RD_OK;
 }
 
+/* Tells the loader nothing more comes (abandon: nor load what is queued) and waits for it to end. */
+static void join_loader(job *j, int abandon)
+{
+    if (!j->loader_started)
+        return;
+    pthread_mutex_lock(&j->mu);
+    j->producer_done = 1;
+    if (abandon)
+        j->loader_failed = 1; /* stop loading what is queued */
+    pthread_cond_broadcast(&j->cv);
+    pthread_mutex_unlock(&j->mu);
+    pthread_join(j->loader, NULL);
+    j->loader_started = 0;
+}
+
 /* Ends the loader (after what is queued, unless abandon) and the transfer; the result's counts. */
 static void stop_downloads(job *j, int abandon)
 {
-    if (j->loader_started) {
-        pthread_mutex_lock(&j->mu);
-        j->producer_done = 1;
-        if (abandon)
-            j->loader_failed = 1; /* stop loading what is queued */
-        pthread_cond_broadcast(&j->cv);
-        pthread_mutex_unlock(&j->mu);
-        pthread_join(j->loader, NULL);
-        j->loader_started = 0;
-    }
+    join_loader(j, abandon);
     if (j->xfer) {
         rd_transfer_stats ts = { 0 };
         rd_transfer_get_stats(j->xfer, &ts);
@@ -721,9 +732,7 @@ static rd_status overlap_nap(void *ctx, long ms, rd_error *err)
             rd_error le;
             rd_error_clear(&le);
             /* a listing that fails here is not fatal: the manifest settles everything at the end */
-            if (list_new_files(j, &le) == RD_OK)
-                j->listed_during = 1;
-            else if (j->log && le.code != RD_E_INTERNAL)
+            if (list_new_files(j, &le) != RD_OK && j->log && le.code != RD_E_INTERNAL)
                 rd_log_write(j->log, RD_LOG_DEBUG, "%s", le.message);
             j->next_list_ms = rd_monotonic_ms() + LIST_INTERVAL_MS;
         }
@@ -734,9 +743,7 @@ static rd_status overlap_nap(void *ctx, long ms, rd_error *err)
             if ((st = rd_transfer_step(j->xfer, left < 100 ? left : 100, err)) != RD_OK)
                 break;
         } else {
-            long step = left < 20 ? left : 20;
-            struct timespec ts = { 0, step * 1000000L };
-            nanosleep(&ts, NULL);
+            rd_sleep_ms(left < 20 ? left : 20);
         }
         if ((st = loader_status(j, err)) != RD_OK)
             break;
@@ -829,16 +836,7 @@ static rd_status finish_downloads(job *j, rd_error *err)
 {
     double t0 = rd_monotonic_seconds();
     rd_status st = rd_transfer_finish(j->xfer, err);
-    rd_error le;
-    rd_error_clear(&le);
-    pthread_mutex_lock(&j->mu);
-    j->producer_done = 1;
-    if (st != RD_OK)
-        j->loader_failed = 1;
-    pthread_cond_broadcast(&j->cv);
-    pthread_mutex_unlock(&j->mu);
-    pthread_join(j->loader, NULL);
-    j->loader_started = 0;
+    join_loader(j, st != RD_OK);
     rd_status lst = j->loader_st;
     if (lst != RD_OK && (st == RD_OK || lst != RD_E_CANCELLED)) {
         st = lst; /* the loader's error is the cause the transfer stopped for */
@@ -1043,11 +1041,6 @@ static rd_status via_unload(job *j, rd_error *err)
         rd_sink_close(j->sink);
         j->sink = NULL;
         j->r->reloaded = 1;
-        j->rows_loaded = 0;
-        j->nbatches = 0;
-        j->qhead = j->qtail = 0;
-        j->outstanding = 0;
-        j->xfer_total = 0;
         for (size_t i = 0; i < j->nfiles; i++)
             j->files[i]->taken = 0, j->files[i]->batch = 0, j->files[i]->queued = 0;
         if ((st = open_sink(j, err)) != RD_OK || (st = start_downloads(j, err)) != RD_OK)
