@@ -35,4 +35,9 @@ void rd_headers_free(rd_headers *h);
  * Authorization, X-Amz-Security-Token, x-amz-sso_bearer_token, X-aws-ec2-metadata-token, Cookie, ... */
 int rd_header_is_secret(const char *name);
 
+/* True when v is a value that may be compared and sent back in a header (an ETag from a reply, an If-Match):
+ * 1 to max bytes of printable ASCII, no control character (a CR or LF from a hostile reply must never reach a
+ * request's header block). */
+int rd_header_value_is_token(const char *v, size_t max);
+
 #endif

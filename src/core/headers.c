@@ -109,3 +109,12 @@ int rd_header_is_secret(const char *name)
             return 1;
     return 0;
 }
+
+int rd_header_value_is_token(const char *v, size_t max)
+{
+    size_t n = 0;
+    for (const unsigned char *p = (const unsigned char *)v; *p; p++, n++)
+        if (*p < 0x20 || *p > 0x7E || n >= max)
+            return 0;
+    return n > 0;
+}

@@ -117,13 +117,7 @@ static long backoff_ms(const rd_transfer_options *o, int attempt)
 static const char *reply_etag(const rd_http_response *r)
 {
     const char *v = rd_headers_get(&r->headers, "ETag");
-    if (!v || !*v)
-        return NULL;
-    size_t n = 0;
-    for (const unsigned char *p = (const unsigned char *)v; *p; p++, n++)
-        if (*p < 0x20 || *p > 0x7E || n >= ETAG_MAX)
-            return NULL;
-    return v;
+    return v && rd_header_value_is_token(v, ETAG_MAX) ? v : NULL;
 }
 
 /* "bytes FIRST-LAST/TOTAL" → 0 and the numbers; -1 when it is not that shape (a "*" total included). */

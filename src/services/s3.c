@@ -74,17 +74,6 @@ static rd_status name_action(rd_status st, rd_error *err, const char *action, co
     return st;
 }
 
-/* 1 when v is a usable header value of at most max bytes: printable ASCII, no control character (a CR or LF
- * from a hostile reply must never reach a request's header block). */
-static int printable_token(const char *v, size_t max)
-{
-    size_t n = 0;
-    for (const unsigned char *p = (const unsigned char *)v; *p; p++, n++)
-        if (*p < 0x20 || *p > 0x7E || n >= max)
-            return 0;
-    return n > 0;
-}
-
 rd_status rd_s3_key_path(rd_buf *out, const char *key)
 {
     rd_buf_putc(out, '/');
@@ -198,7 +187,7 @@ static rd_status parse_list_page(const rd_buf *body, rd_s3_object_list *out, cha
             items[out->count].size = size;
             items[out->count].last_modified = (int64_t)modified;
             /* S3 writes the ETag quoted, as &quot;...&quot; in XML: libxml2 gives back the quotes */
-            if (printable_token(etag, sizeof items[out->count].etag - 1))
+            if (rd_header_value_is_token(etag, sizeof items[out->count].etag - 1))
                 snprintf(items[out->count].etag, sizeof items[out->count].etag, "%s", etag);
             else
                 items[out->count].etag[0] = '\0';
@@ -370,7 +359,7 @@ rd_status rd_s3_prepare_get(rd_aws_client *c, const char *bucket, const char *ke
     if (length == 0 || (length != UINT64_MAX && length - 1 > UINT64_MAX - offset))
         return rd_error_set(err, RD_E_USAGE, "cannot ask for %llu bytes of s3://%s/%s from byte %llu",
                             (unsigned long long)length, bucket, key, (unsigned long long)offset);
-    if (if_match && !printable_token(if_match, 1024))
+    if (if_match && !rd_header_value_is_token(if_match, 1024))
         return rd_error_set(err, RD_E_USAGE, "the ETag to match for s3://%s/%s is not printable ASCII", bucket, key);
     rd_buf path = RD_BUF_INIT, u = RD_BUF_INIT;
     rd_s3_key_path(&path, key);
