@@ -5,6 +5,7 @@
  * handler's business. */
 #include "httpd/httpd.h"
 #include "core/net.h"
+#include "core/timeutil.h"
 
 #include <arpa/inet.h>
 #include <errno.h>
@@ -197,7 +198,7 @@ typedef struct body_reader {
     double rate;    /* bytes per second; 0: unpaced */
     double burst;   /* the bucket's size, also the most one call serves when paced */
     double tokens;
-    struct timespec last;
+    double last;    /* rd_monotonic_seconds of the last refill */
     int started;
 } body_reader;
 
@@ -215,16 +216,10 @@ static void sleep_seconds(double s)
         ;
 }
 
-static double seconds_between(const struct timespec *a, const struct timespec *b)
-{
-    return (double)(b->tv_sec - a->tv_sec) + (double)(b->tv_nsec - a->tv_nsec) / 1e9;
-}
-
 static void bucket_refill(body_reader *br)
 {
-    struct timespec now;
-    clock_gettime(CLOCK_MONOTONIC, &now);
-    br->tokens += seconds_between(&br->last, &now) * br->rate;
+    double now = rd_monotonic_seconds();
+    br->tokens += (now - br->last) * br->rate;
     if (br->tokens > br->burst)
         br->tokens = br->burst;
     br->last = now;
@@ -236,7 +231,7 @@ static void bucket_take(body_reader *br, size_t n)
     if (!br->started) {
         br->started = 1;
         br->tokens = br->burst;
-        clock_gettime(CLOCK_MONOTONIC, &br->last);
+        br->last = rd_monotonic_seconds();
     }
     bucket_refill(br);
     if (br->tokens < (double)n) {

@@ -21,6 +21,7 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "core/timeutil.h"
 #include "emulator/emulator.h"
 #include "emulator/redshift/dialect.h"
 #include "emulator/redshift/duck_redshift.h"
@@ -56,7 +57,7 @@ typedef struct unload_ctx {
     uint64_t max_size;
     int64_t rows; /* in the result (the materialised table, or as counted before the one-pass COPY) */
     rd_error *err;
-    struct timespec began;  /* CLOCK_MONOTONIC, for the pace */
+    double began;           /* rd_monotonic_seconds at the start, for the pace */
     uint64_t paced_bytes;   /* of the files published so far (by one thread at a time) */
 } unload_ctx;
 
@@ -178,15 +179,10 @@ static rd_status pace_wait(unload_ctx *u, uint64_t size, rd_error *err)
     for (;;) {
         if (env->cancelled && env->cancelled(env->cancel_ctx))
             return rd_error_set(err, RD_E_CANCELLED, "ERROR: Query cancelled on user's request");
-        struct timespec now;
-        clock_gettime(CLOCK_MONOTONIC, &now);
-        double left = due - ((double)(now.tv_sec - u->began.tv_sec) + (double)(now.tv_nsec - u->began.tv_nsec) / 1e9);
+        double left = due - (rd_monotonic_seconds() - u->began);
         if (left <= 0)
             return RD_OK;
-        if (left > 0.05)
-            left = 0.05;
-        struct timespec ts = { 0, (long)(left * 1e9) };
-        nanosleep(&ts, NULL);
+        rd_sleep_ms(left > 0.05 ? 50 : (long)(left * 1e3) + 1);
     }
 }
 
@@ -875,7 +871,7 @@ rd_status rd_emu_unload_run(const rd_emu_unload_env *env, duckdb_connection conn
     u.spec = &spec;
     u.err = err;
     u.max_size = spec.max_file_size ? spec.max_file_size : RD_UNLOAD_DEFAULT_MAX;
-    clock_gettime(CLOCK_MONOTONIC, &u.began);
+    u.began = rd_monotonic_seconds();
     char *role = NULL;
     rd_buf q = RD_BUF_INIT, source = RD_BUF_INIT;
     char **pn = NULL;
