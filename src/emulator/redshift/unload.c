@@ -2,7 +2,8 @@
  * types), then files per slice, each published into the S3 store as soon as it is complete, the manifest
  * last. Two ways to write them: Parquet without PARTITION BY, MAXFILESIZE, ROWGROUPSIZE or ORDER BY, big
  * enough for every slice, goes in one DuckDB COPY of the query that rotates files every few row groups
- * (write_direct: about DuckDB's own COPY's cost, shares about equal); everything else comes from the
+ * (write_direct: about DuckDB's own COPY's cost, shares about equal), or, when smaller, in one COPY
+ * partitioned by each row's slice (write_small: exact shares); everything else comes from the
  * result materialised once (sorted by the partition values for PARTITION BY, so each partition is one run of
  * rows), one COPY of a rowid range per file (exact shares, MAXFILESIZE splits). With a pace (unload.mbps),
  * each file waits for its time before it is published. Does not parse (dialect.c) nor own the store. */
@@ -166,6 +167,17 @@ static const char *file_suffix(const rd_unload_spec *s, char *buf, size_t size)
     return buf;
 }
 
+/* The key of a slice's part file (slice -1: PARALLEL OFF's numbered files) into *key. */
+static void file_key(const unload_ctx *u, const char *key_prefix, int slice, int part, rd_buf *key)
+{
+    char suffix[64];
+    file_suffix(u->spec, suffix, sizeof suffix);
+    if (slice >= 0)
+        rd_buf_printf(key, "%s%04d_part_%02d%s", key_prefix, slice, part, suffix);
+    else
+        rd_buf_printf(key, "%s%03d%s", key_prefix, part, suffix);
+}
+
 /* With a pace (unload.mbps): waits until a file of `size` bytes may appear, (the bytes published before it +
  * size) / pace after the UNLOAD began. RD_E_CANCELLED (in u->err or err) when the statement is cancelled
  * meanwhile. Called by the one thread publishing at the time. */
@@ -184,6 +196,42 @@ static rd_status pace_wait(unload_ctx *u, uint64_t size, rd_error *err)
             return RD_OK;
         rd_sleep_ms(left > 0.05 ? 50 : (long)(left * 1e3) + 1);
     }
+}
+
+/* Waits for the file's time (pace_wait), moves the temp file at path into the store as key and adds it to
+ * the files of the manifest; the temp file is gone either way. Errors go to err. Called by the one thread
+ * publishing at the time. */
+static rd_status publish(unload_ctx *u, const char *key, const char *path, uint64_t size, int64_t rows, rd_error *err)
+{
+    rd_status st = pace_wait(u, size, err);
+    if (st != RD_OK) {
+        unlink(path);
+        return st;
+    }
+    unload_file *nv = realloc(u->files, (u->nfiles + 1) * sizeof *nv);
+    if (!nv) {
+        unlink(path);
+        return rd_error_set(err, RD_E_INTERNAL, "out of memory");
+    }
+    u->files = nv;
+    rd_s3_object_info info;
+    memset(&info, 0, sizeof info);
+    rd_emu_error serr;
+    if (rd_s3_store_put_file(u->env->store, u->spec->bucket, key, path,
+                             u->spec->format == RD_UNLOAD_PARQUET ? "application/octet-stream" : "text/plain", &info,
+                             &serr) != 0) {
+        unlink(path);
+        st = rd_error_set(err, RD_E_REMOTE, "ERROR: S3ServiceException:%s,Status 500,Error %s", serr.message,
+                          serr.code);
+    } else if (!(nv[u->nfiles].key = strdup(key))) {
+        st = rd_error_set(err, RD_E_INTERNAL, "out of memory");
+    } else {
+        nv[u->nfiles].size = info.size ? info.size : size;
+        nv[u->nfiles].rows = rows;
+        u->nfiles++;
+    }
+    rd_s3_object_info_free(&info);
+    return st;
 }
 
 /* Writes rows [off, off+len) of the materialised table, in order, to one temp file; returns its size. A rowid
@@ -256,37 +304,9 @@ static rd_status write_range(unload_ctx *u, const char *key_prefix, int slice, i
         rd_buf_free(&path);
         return st;
     }
-    char suffix[64];
-    file_suffix(u->spec, suffix, sizeof suffix);
     rd_buf key = RD_BUF_INIT;
-    if (slice >= 0)
-        rd_buf_printf(&key, "%s%04d_part_%02d%s", key_prefix, slice, (*part)++, suffix);
-    else
-        rd_buf_printf(&key, "%s%03d%s", key_prefix, (*part)++, suffix);
-    rd_s3_object_info info;
-    memset(&info, 0, sizeof info);
-    rd_emu_error serr;
-    if ((st = pace_wait(u, size, u->err)) != RD_OK) {
-        unlink(rd_buf_cstr(&path));
-    } else if (rd_s3_store_put_file(u->env->store, u->spec->bucket, rd_buf_cstr(&key), rd_buf_cstr(&path),
-                                    u->spec->format == RD_UNLOAD_PARQUET ? "application/octet-stream" : "text/plain",
-                                    &info, &serr) != 0) {
-        unlink(rd_buf_cstr(&path));
-        st = rd_error_set(u->err, RD_E_REMOTE, "ERROR: S3ServiceException:%s,Status 500,Error %s", serr.message,
-                          serr.code);
-    } else {
-        unload_file *nv = realloc(u->files, (u->nfiles + 1) * sizeof *nv);
-        if (!nv) {
-            st = rd_error_set(u->err, RD_E_INTERNAL, "out of memory");
-        } else {
-            u->files = nv;
-            nv[u->nfiles].key = rd_buf_detach(&key);
-            nv[u->nfiles].size = info.size ? info.size : size;
-            nv[u->nfiles].rows = len;
-            u->nfiles++;
-        }
-    }
-    rd_s3_object_info_free(&info);
+    file_key(u, key_prefix, slice, (*part)++, &key);
+    st = publish(u, rd_buf_cstr(&key), rd_buf_cstr(&path), size, len, u->err);
     rd_buf_free(&key);
     rd_buf_free(&path);
     return st;
@@ -631,41 +651,11 @@ static int publish_next(direct_run *d)
     if (slice != d->last_slice)
         d->part = 0;
     d->last_slice = slice;
-    char suffix[64];
-    file_suffix(u->spec, suffix, sizeof suffix);
     rd_buf key = RD_BUF_INIT;
-    if (u->spec->parallel)
-        rd_buf_printf(&key, "%s%04d_part_%02d%s", u->spec->prefix, slice, d->part++, suffix);
-    else
-        rd_buf_printf(&key, "%s%03d%s", u->spec->prefix, d->part++, suffix);
+    file_key(u, u->spec->prefix, u->spec->parallel ? slice : -1, d->part++, &key);
     struct stat sb;
     uint64_t size = stat(path, &sb) == 0 ? (uint64_t)sb.st_size : 0;
-    rd_s3_object_info info;
-    memset(&info, 0, sizeof info);
-    rd_emu_error serr;
-    if ((d->st = pace_wait(u, size, &d->err)) != RD_OK) {
-        rd_buf_free(&key);
-        return 0;
-    }
-    if (rd_s3_store_put_file(u->env->store, u->spec->bucket, rd_buf_cstr(&key), path, "application/octet-stream",
-                             &info, &serr) != 0) {
-        d->st = rd_error_set(&d->err, RD_E_REMOTE, "ERROR: S3ServiceException:%s,Status 500,Error %s",
-                             serr.message, serr.code);
-    } else {
-        pthread_mutex_lock(&d->mu);
-        unload_file *nv = realloc(u->files, (u->nfiles + 1) * sizeof *nv);
-        if (!nv) {
-            d->st = rd_error_set(&d->err, RD_E_INTERNAL, "out of memory");
-        } else {
-            u->files = nv;
-            nv[u->nfiles].key = rd_buf_detach(&key);
-            nv[u->nfiles].size = info.size ? info.size : size;
-            nv[u->nfiles].rows = n;
-            u->nfiles++;
-        }
-        pthread_mutex_unlock(&d->mu);
-    }
-    rd_s3_object_info_free(&info);
+    d->st = publish(u, rd_buf_cstr(&key), path, size, n, &d->err);
     rd_buf_free(&key);
     d->written += n;
     d->next++;
@@ -753,6 +743,64 @@ static rd_status write_direct(unload_ctx *u, const char *source, int64_t *rows_o
     rmdir(rd_buf_cstr(&dir));
     rd_buf_free(&sql);
     rd_buf_free(&dir);
+    return st;
+}
+
+/* A small result (fewer than RD_UNLOAD_DIRECT_MIN rows a slice, where DuckDB's row groups cannot cut exact
+ * shares) in one COPY of the query too: each row goes to its slice's exact share by its number (slice s
+ * holds rows [rows*s/slices, rows*(s+1)/slices), as write_group cuts them), through PARTITION_BY a slice
+ * column that DuckDB does not write into the files; one directory per slice, published in slice order once
+ * the COPY is done. About half the cost of materialising the result and copying each share. */
+#define RD_UNLOAD_SLICE_COL "rd_unload_slice"
+static rd_status write_small(unload_ctx *u, const char *source, int64_t *rows_out)
+{
+    int slices = u->env->slices;
+    int64_t written = 0;
+    rd_buf dir = RD_BUF_INIT;
+    rd_buf_printf(&dir, "%s/tmp/unload-%d-%llu.d", u->env->data_dir, (int)getpid(), u->env->next_tmp(u->env->ctx));
+    if (mkdir(rd_buf_cstr(&dir), 0700) != 0) {
+        rd_buf_free(&dir);
+        return rd_error_set(u->err, RD_E_IO, "ERROR: UNLOAD could not create its temporary directory");
+    }
+    rd_buf sql = RD_BUF_INIT;
+    rd_buf_puts(&sql, "COPY (SELECT ");
+    select_list(u, &sql);
+    /* least(): a query whose second run gives more rows than it counted still writes them all */
+    rd_buf_printf(&sql, ", least((row_number() OVER () * %d - 1) // %lld, %d) AS " RD_UNLOAD_SLICE_COL " FROM %s) TO ",
+                  slices, (long long)u->rows, slices - 1, source);
+    rd_sql_quote_literal(&sql, rd_buf_cstr(&dir), dir.len);
+    rd_buf_puts(&sql, " (FORMAT PARQUET, PARTITION_BY (" RD_UNLOAD_SLICE_COL "))");
+    rd_status st = q_exec(u, rd_buf_cstr(&sql));
+    for (int s = 0; s < slices; s++) {
+        int part = 0;
+        for (int i = 0;; i++) {
+            char path[4096];
+            snprintf(path, sizeof path, "%s/" RD_UNLOAD_SLICE_COL "=%d/data_%d.parquet", rd_buf_cstr(&dir), s, i);
+            if (access(path, F_OK) != 0)
+                break;
+            int64_t n = 0;
+            if (st == RD_OK && !parquet_complete(path, &n))
+                st = rd_error_set(u->err, RD_E_INTERNAL, "ERROR: UNLOAD wrote an incomplete file");
+            if (st != RD_OK) { /* the leftovers of a failure */
+                unlink(path);
+                continue;
+            }
+            struct stat sb;
+            rd_buf key = RD_BUF_INIT;
+            file_key(u, u->spec->prefix, s, part++, &key);
+            st = publish(u, rd_buf_cstr(&key), path, stat(path, &sb) == 0 ? (uint64_t)sb.st_size : 0, n, u->err);
+            rd_buf_free(&key);
+            written += n;
+        }
+        char sub[4096];
+        snprintf(sub, sizeof sub, "%s/" RD_UNLOAD_SLICE_COL "=%d", rd_buf_cstr(&dir), s);
+        rmdir(sub);
+    }
+    rmdir(rd_buf_cstr(&dir));
+    rd_buf_free(&sql);
+    rd_buf_free(&dir);
+    if (st == RD_OK)
+        *rows_out = written;
     return st;
 }
 
@@ -928,6 +976,7 @@ rd_status rd_emu_unload_run(const rd_emu_unload_env *env, duckdb_connection conn
     int direct = spec.format == RD_UNLOAD_PARQUET && !spec.partition_count && !spec.max_file_size &&
                  !spec.row_group_size && !mentions_order(rd_buf_cstr(&q));
     int64_t rows = -1;
+    int small = 0;
     rd_buf_puts(&source, "(");
     rd_buf_puts(&source, rd_buf_cstr(&q));
     rd_buf_puts(&source, "\n) AS rd_q");
@@ -940,10 +989,12 @@ rd_status rd_emu_unload_run(const rd_emu_unload_env *env, duckdb_connection conn
         rd_buf_free(&cnt);
         if (st != RD_OK)
             goto done;
-        if (spec.parallel && rows < (int64_t)env->slices * RD_UNLOAD_DIRECT_MIN)
-            direct = 0; /* small: exact shares per slice from a materialised result */
-        else if ((st = describe(&u, rd_buf_cstr(&source))) != RD_OK)
+        small = spec.parallel && rows < (int64_t)env->slices * RD_UNLOAD_DIRECT_MIN; /* exact shares */
+        if ((st = describe(&u, rd_buf_cstr(&source))) != RD_OK)
             goto done;
+        for (size_t i = 0; small && i < u.ncols; i++)
+            if (strcmp(u.cols[i].lower, RD_UNLOAD_SLICE_COL) == 0)
+                direct = small = 0; /* a column of that name: the materialised path */
     }
     if (!direct) {
         snprintf(u.table, sizeof u.table, "rd_unload_%llu", env->next_tmp(env->ctx));
@@ -984,7 +1035,9 @@ rd_status rd_emu_unload_run(const rd_emu_unload_env *env, duckdb_connection conn
     u.rows = rows;
     if (rows == 0) /* Redshift writes neither data files nor manifest for an empty result */
         goto done;
-    if (direct)
+    if (direct && small)
+        st = write_small(&u, rd_buf_cstr(&source), rows_out);
+    else if (direct)
         st = write_direct(&u, rd_buf_cstr(&source), rows_out);
     else
         st = spec.partition_count ? write_partitions(&u) : write_group(&u, spec.prefix, 0, rows);

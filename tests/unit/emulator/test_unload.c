@@ -354,6 +354,78 @@ static void test_one_pass(void **state)
     free(v);
 }
 
+/* A small result (under the one-pass path's rows a slice) still in one COPY of the query: each slice holds
+ * its exact share, rows*s/slices onwards, in the query's order; the manifest counts them; a result of one
+ * row leaves the first slice without a file; a column named like the emulator's slice column keeps its
+ * values (the materialised path). */
+static void test_small_exact_shares(void **state)
+{
+    test_env *e = *state;
+    char *err = NULL;
+    char *st = unload(e, "UNLOAD ('SELECT 9 - range AS id, ''r'' || range AS s FROM range(7)') TO "
+                         "'s3://unload-bucket/small/x_' IAM_ROLE 'r' FORMAT PARQUET MANIFEST",
+                      &err);
+    if (strcmp(st, "FINISHED") != 0)
+        fail_msg("UNLOAD: %s %s", st, err ? err : "");
+    free(st);
+    free(err);
+    char keys[16][128];
+    size_t n = list_keys(e, "small/", keys, 16);
+    assert_int_equal(n, 3);
+    assert_string_equal(keys[0], "small/x_0000_part_00.parquet");
+    assert_string_equal(keys[1], "small/x_0001_part_00.parquet");
+    char p0[300], p1[300], man[300];
+    fetch(e, keys[0], p0);
+    fetch(e, keys[1], p1);
+    fetch(e, keys[2], man);
+    char sql[1200];
+    snprintf(sql, sizeof sql, "SELECT string_agg(id::VARCHAR || s, ',' ORDER BY file_row_number) || '|' || "
+             "string_agg(column_name, ',') FILTER (WHERE file_row_number = 0) FROM read_parquet('%s', "
+             "file_row_number = true), (SELECT string_agg(name, ',') AS column_name FROM parquet_schema('%s') "
+             "WHERE name <> 'duckdb_schema')", p0, p0);
+    char *v = duck_one(sql);
+    assert_string_equal(v, "9r0,8r1,7r2|id,s"); /* 7 * 1 / 2 = 3 rows; no slice column in the file */
+    free(v);
+    snprintf(sql, sizeof sql, "SELECT string_agg(id::VARCHAR || s, ',' ORDER BY file_row_number) FROM "
+             "read_parquet('%s', file_row_number = true)", p1);
+    v = duck_one(sql);
+    assert_string_equal(v, "6r3,5r4,4r5,3r6");
+    free(v);
+    json_error_t jerr;
+    json_t *m = json_load_file(man, 0, &jerr);
+    assert_non_null(m);
+    json_t *entries = json_object_get(m, "entries");
+    assert_int_equal(json_array_size(entries), 2);
+    for (size_t i = 0; i < 2; i++)
+        assert_int_equal(json_integer_value(json_object_get(json_object_get(json_array_get(entries, i), "meta"),
+                                                            "record_count")), i == 0 ? 3 : 4);
+    json_decref(m);
+
+    st = unload(e, "UNLOAD ('SELECT 42 AS id') TO 's3://unload-bucket/one-row/x_' IAM_ROLE 'r' FORMAT PARQUET", &err);
+    assert_string_equal(st, "FINISHED");
+    free(st);
+    free(err);
+    n = list_keys(e, "one-row/", keys, 16);
+    assert_int_equal(n, 1);
+    assert_string_equal(keys[0], "one-row/x_0001_part_00.parquet");
+
+    st = unload(e, "UNLOAD ('SELECT range AS rd_unload_slice FROM range(5)') TO 's3://unload-bucket/named/x_' "
+                   "IAM_ROLE 'r' FORMAT PARQUET",
+                &err);
+    if (strcmp(st, "FINISHED") != 0)
+        fail_msg("UNLOAD: %s %s", st, err ? err : "");
+    free(st);
+    free(err);
+    n = list_keys(e, "named/", keys, 16);
+    assert_int_equal(n, 2);
+    fetch(e, keys[1], p1);
+    snprintf(sql, sizeof sql, "SELECT string_agg(rd_unload_slice::VARCHAR, ',' ORDER BY file_row_number) FROM "
+             "read_parquet('%s', file_row_number = true)", p1);
+    v = duck_one(sql);
+    assert_string_equal(v, "2,3,4");
+    free(v);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -361,6 +433,7 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_refusals_and_empty, setup, teardown),
         cmocka_unit_test_setup_teardown(test_split_and_csv, setup, teardown),
         cmocka_unit_test_setup_teardown(test_one_pass, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_small_exact_shares, setup, teardown),
     };
     return cmocka_run_group_tests_name("unload", tests, NULL, NULL);
 }
