@@ -161,18 +161,22 @@ rd_status rd_emu_faults_parse(const char *spec, uint64_t seed, rd_emu_faults **o
                          tok);
             goto bad;
         }
-        char *end = NULL;
-        double v = strtod(eq + 1, &end);
-        if (end == eq + 1 || *end || v < 0) {
-            rd_error_set(err, RD_E_USAGE, "--faults: '%s' has a bad value '%s'", tok, eq + 1);
-            goto bad;
-        }
+        /* plain decimals only: strtod's "nan", "inf" and exponents would slip past the bounds (or overflow
+         * the int a delay becomes) */
+        const char *end = NULL;
+        double v = plain_number(eq + 1, &end);
         if (is_latency) {
+            if (v < 0 || *end || v != (double)(long)v || v > GET_LATENCY_MAX_MS) {
+                rd_error_set(err, RD_E_USAGE, "--faults: 'latency.ms=%s' is not a whole number of milliseconds "
+                             "from 0 to %d", eq + 1, GET_LATENCY_MAX_MS);
+                goto bad;
+            }
             f->latency_ms = (int)v;
             continue;
         }
-        if (v > 1) {
-            rd_error_set(err, RD_E_USAGE, "--faults: '%s' is a probability between 0 and 1", tok);
+        if (v < 0 || *end || v > 1) {
+            rd_error_set(err, RD_E_USAGE, "--faults: '%s=%s' is not a probability from 0 to 1 (e.g. %s=0.1)", tok,
+                         eq + 1, tok);
             goto bad;
         }
         f->prob[idx] = v;

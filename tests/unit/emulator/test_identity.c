@@ -160,6 +160,24 @@ static void test_faults_reproducible(void **state)
     assert_non_null(strstr(err.message, "s3.get.nothing"));
     assert_int_equal(rd_emu_faults_parse("s3.get.reset=2", 1, &a, &err), RD_E_USAGE);
     assert_int_equal(rd_emu_faults_parse("s3.get.reset", 1, &a, &err), RD_E_USAGE);
+    /* only plain decimals within bounds: strtod's nan, inf and exponents are refused, naming the entry */
+    static const char *const bad[] = { "s3.get.reset=nan", "s3.get.reset=inf", "s3.get.reset=1e-1",
+                                       "s3.get.reset=-0.1", "s3.get.reset=0x1", "s3.get.reset= 0.1",
+                                       "latency.ms=nan", "latency.ms=inf", "latency.ms=1e30", "latency.ms=60001",
+                                       "latency.ms=2.5", "latency.ms=-1", "latency.ms=" };
+    for (size_t i = 0; i < sizeof bad / sizeof bad[0]; i++) {
+        a = NULL;
+        if (rd_emu_faults_parse(bad[i], 1, &a, &err) != RD_E_USAGE)
+            fail_msg("accepted --faults %s", bad[i]);
+        assert_null(a);
+        char name[32];
+        snprintf(name, sizeof name, "%.*s", (int)(strchr(bad[i], '=') - bad[i]), bad[i]);
+        assert_non_null(strstr(err.message, name));
+    }
+    assert_int_equal(rd_emu_faults_parse("latency.ms=60000,s3.get.reset=1,s3.put.slowdown=0", 1, &a, &err), RD_OK);
+    assert_int_equal(rd_emu_faults_latency_ms(a), 60000);
+    assert_int_equal(rd_emu_faults_draw(a, "s3.get.reset"), 1);
+    rd_emu_faults_free(a);
     assert_int_equal(rd_emu_faults_draw(NULL, "s3.get.reset"), 0);
 }
 
