@@ -678,6 +678,20 @@ static void *direct_watch(void *arg)
     }
 }
 
+/* The start of a one-pass COPY into a new temporary directory: *dir its path, *sql "COPY (SELECT <the
+ * list>" for the caller to go on with. RD_E_IO (u->err set, nothing to free) when it cannot be made. */
+static rd_status copy_dir_begin(unload_ctx *u, rd_buf *dir, rd_buf *sql)
+{
+    rd_buf_printf(dir, "%s/tmp/unload-%d-%llu.d", u->env->data_dir, (int)getpid(), u->env->next_tmp(u->env->ctx));
+    if (mkdir(rd_buf_cstr(dir), 0700) != 0) {
+        rd_buf_free(dir);
+        return rd_error_set(u->err, RD_E_IO, "ERROR: UNLOAD could not create its temporary directory");
+    }
+    rd_buf_puts(sql, "COPY (SELECT ");
+    select_list(u, sql);
+    return RD_OK;
+}
+
 /* The whole result in one COPY of the query (about the cost of DuckDB's own COPY: nothing materialised),
  * files of about total/slices rows each, named per slice by the rows before them; *rows_out becomes the rows
  * the files hold. */
@@ -687,15 +701,9 @@ static rd_status write_direct(unload_ctx *u, const char *source, int64_t *rows_o
     int64_t share = (u->rows + slices - 1) / slices;
     int64_t groups = (share + RD_UNLOAD_ROW_GROUP - 1) / RD_UNLOAD_ROW_GROUP; /* row groups per file */
     int64_t group_rows = (share + groups - 1) / groups;
-    rd_buf dir = RD_BUF_INIT;
-    rd_buf_printf(&dir, "%s/tmp/unload-%d-%llu.d", u->env->data_dir, (int)getpid(), u->env->next_tmp(u->env->ctx));
-    if (mkdir(rd_buf_cstr(&dir), 0700) != 0) {
-        rd_buf_free(&dir);
-        return rd_error_set(u->err, RD_E_IO, "ERROR: UNLOAD could not create its temporary directory");
-    }
-    rd_buf sql = RD_BUF_INIT;
-    rd_buf_puts(&sql, "COPY (SELECT ");
-    select_list(u, &sql);
+    rd_buf dir = RD_BUF_INIT, sql = RD_BUF_INIT;
+    if (copy_dir_begin(u, &dir, &sql) != RD_OK)
+        return RD_E_IO;
     rd_buf_printf(&sql, " FROM %s) TO ", source);
     rd_sql_quote_literal(&sql, rd_buf_cstr(&dir), dir.len);
     rd_buf_printf(&sql, " (FORMAT PARQUET, ROW_GROUP_SIZE %lld", (long long)group_rows);
@@ -756,15 +764,9 @@ static rd_status write_small(unload_ctx *u, const char *source, int64_t *rows_ou
 {
     int slices = u->env->slices;
     int64_t written = 0;
-    rd_buf dir = RD_BUF_INIT;
-    rd_buf_printf(&dir, "%s/tmp/unload-%d-%llu.d", u->env->data_dir, (int)getpid(), u->env->next_tmp(u->env->ctx));
-    if (mkdir(rd_buf_cstr(&dir), 0700) != 0) {
-        rd_buf_free(&dir);
-        return rd_error_set(u->err, RD_E_IO, "ERROR: UNLOAD could not create its temporary directory");
-    }
-    rd_buf sql = RD_BUF_INIT;
-    rd_buf_puts(&sql, "COPY (SELECT ");
-    select_list(u, &sql);
+    rd_buf dir = RD_BUF_INIT, sql = RD_BUF_INIT;
+    if (copy_dir_begin(u, &dir, &sql) != RD_OK)
+        return RD_E_IO;
     /* least(): a query whose second run gives more rows than it counted still writes them all */
     rd_buf_printf(&sql, ", least((row_number() OVER () * %d - 1) // %lld, %d) AS " RD_UNLOAD_SLICE_COL " FROM %s) TO ",
                   slices, (long long)u->rows, slices - 1, source);

@@ -85,6 +85,23 @@ static char *duck_one(const char *sql)
     return out;
 }
 
+/* The two slices' part files and the manifest an UNLOAD to key prefix wrote (nothing else under it), fetched
+ * into local files p0, p1 and man. */
+static void fetch_parts(test_env *e, const char *prefix, char *p0, char *p1, char *man)
+{
+    char keys[16][128], want[3][160];
+    size_t n = list_keys(e, prefix, keys, 16);
+    assert_int_equal(n, 3);
+    snprintf(want[0], sizeof want[0], "%s0000_part_00.parquet", prefix);
+    snprintf(want[1], sizeof want[1], "%s0001_part_00.parquet", prefix);
+    snprintf(want[2], sizeof want[2], "%smanifest", prefix);
+    char *out[3] = { p0, p1, man };
+    for (int i = 0; i < 3; i++) {
+        assert_string_equal(keys[i], want[i]);
+        fetch(e, keys[i], out[i]);
+    }
+}
+
 static void test_parquet_files_and_manifest(void **state)
 {
     test_env *e = *state;
@@ -99,16 +116,10 @@ static void test_parquet_files_and_manifest(void **state)
         fail_msg("UNLOAD: %s %s", st, err ? err : "");
     free(st);
     free(err);
-    char keys[16][128];
-    size_t n = list_keys(e, "out/", keys, 16);
-    assert_int_equal(n, 3);
-    assert_string_equal(keys[0], "out/sales_0000_part_00.parquet");
-    assert_string_equal(keys[1], "out/sales_0001_part_00.parquet");
-    assert_string_equal(keys[2], "out/sales_manifest");
     char p0[300], p1[300], man[300];
-    fetch(e, keys[0], p0);
-    fetch(e, keys[1], p1);
-    fetch(e, keys[2], man);
+    fetch_parts(e, "out/sales_", p0, p1, man);
+    char keys[16][128];
+    size_t n;
     char sql[1200];
     snprintf(sql, sizeof sql,
              "SELECT count(*) || '|' || sum(id) || '|' || sum(amount) || '|' || count(*) FILTER (WHERE label = 'it''s') "
@@ -257,30 +268,30 @@ static void test_split_and_csv(void **state)
     assert_string_equal(line2, "1,\"a,b\",6162\n");
 }
 
+/* An UNLOAD that must finish: fails the test with the statement's error otherwise. */
+static void unload_ok(test_env *e, const char *sql)
+{
+    char *err = NULL;
+    char *st = unload(e, sql, &err);
+    if (strcmp(st, "FINISHED") != 0)
+        fail_msg("UNLOAD: %s %s", st, err ? err : "");
+    free(st);
+    free(err);
+}
+
 /* A result big enough for the one-pass path (one COPY of the query rotating files): a file per slice, rows
  * in order across the files, exact values, the manifest's counts from the files; PARALLEL OFF one file. */
 static void test_one_pass(void **state)
 {
     test_env *e = *state;
-    char *err = NULL;
-    char *st = unload(e, "UNLOAD ('SELECT 149999 - range AS id, CAST(149999 - range AS DECIMAL(12,2)) / 4 AS q, "
-                         "''r'' || (149999 - range) AS s FROM range(150000)') TO 's3://unload-bucket/one/x_' "
-                         "IAM_ROLE 'r' FORMAT PARQUET MANIFEST",
-                      &err);
-    if (strcmp(st, "FINISHED") != 0)
-        fail_msg("UNLOAD: %s %s", st, err ? err : "");
-    free(st);
-    free(err);
-    char keys[16][128];
-    size_t n = list_keys(e, "one/", keys, 16);
-    assert_int_equal(n, 3);
-    assert_string_equal(keys[0], "one/x_0000_part_00.parquet");
-    assert_string_equal(keys[1], "one/x_0001_part_00.parquet");
-    assert_string_equal(keys[2], "one/x_manifest");
+    unload_ok(e, "UNLOAD ('SELECT 149999 - range AS id, CAST(149999 - range AS DECIMAL(12,2)) / 4 AS q, "
+                 "''r'' || (149999 - range) AS s FROM range(150000)') TO 's3://unload-bucket/one/x_' "
+                 "IAM_ROLE 'r' FORMAT PARQUET MANIFEST");
+    char *err = NULL, *st;
     char p0[300], p1[300], man[300];
-    fetch(e, keys[0], p0);
-    fetch(e, keys[1], p1);
-    fetch(e, keys[2], man);
+    fetch_parts(e, "one/x_", p0, p1, man);
+    char keys[16][128];
+    size_t n;
     char sql[1200];
     snprintf(sql, sizeof sql,
              "SELECT count(*) || '|' || sum(id) || '|' || CAST(sum(q) * 4 AS BIGINT) || '|' || count(*) FILTER (WHERE s = 'r' || id) || "
@@ -361,23 +372,12 @@ static void test_one_pass(void **state)
 static void test_small_exact_shares(void **state)
 {
     test_env *e = *state;
-    char *err = NULL;
-    char *st = unload(e, "UNLOAD ('SELECT 9 - range AS id, ''r'' || range AS s FROM range(7)') TO "
-                         "'s3://unload-bucket/small/x_' IAM_ROLE 'r' FORMAT PARQUET MANIFEST",
-                      &err);
-    if (strcmp(st, "FINISHED") != 0)
-        fail_msg("UNLOAD: %s %s", st, err ? err : "");
-    free(st);
-    free(err);
-    char keys[16][128];
-    size_t n = list_keys(e, "small/", keys, 16);
-    assert_int_equal(n, 3);
-    assert_string_equal(keys[0], "small/x_0000_part_00.parquet");
-    assert_string_equal(keys[1], "small/x_0001_part_00.parquet");
+    unload_ok(e, "UNLOAD ('SELECT 9 - range AS id, ''r'' || range AS s FROM range(7)') TO "
+                 "'s3://unload-bucket/small/x_' IAM_ROLE 'r' FORMAT PARQUET MANIFEST");
     char p0[300], p1[300], man[300];
-    fetch(e, keys[0], p0);
-    fetch(e, keys[1], p1);
-    fetch(e, keys[2], man);
+    fetch_parts(e, "small/x_", p0, p1, man);
+    char keys[16][128];
+    size_t n;
     char sql[1200];
     snprintf(sql, sizeof sql, "SELECT string_agg(id::VARCHAR || s, ',' ORDER BY file_row_number) || '|' || "
              "string_agg(column_name, ',') FILTER (WHERE file_row_number = 0) FROM read_parquet('%s', "
@@ -401,21 +401,13 @@ static void test_small_exact_shares(void **state)
                                                             "record_count")), i == 0 ? 3 : 4);
     json_decref(m);
 
-    st = unload(e, "UNLOAD ('SELECT 42 AS id') TO 's3://unload-bucket/one-row/x_' IAM_ROLE 'r' FORMAT PARQUET", &err);
-    assert_string_equal(st, "FINISHED");
-    free(st);
-    free(err);
+    unload_ok(e, "UNLOAD ('SELECT 42 AS id') TO 's3://unload-bucket/one-row/x_' IAM_ROLE 'r' FORMAT PARQUET");
     n = list_keys(e, "one-row/", keys, 16);
     assert_int_equal(n, 1);
     assert_string_equal(keys[0], "one-row/x_0001_part_00.parquet");
 
-    st = unload(e, "UNLOAD ('SELECT range AS rd_unload_slice FROM range(5)') TO 's3://unload-bucket/named/x_' "
-                   "IAM_ROLE 'r' FORMAT PARQUET",
-                &err);
-    if (strcmp(st, "FINISHED") != 0)
-        fail_msg("UNLOAD: %s %s", st, err ? err : "");
-    free(st);
-    free(err);
+    unload_ok(e, "UNLOAD ('SELECT range AS rd_unload_slice FROM range(5)') TO 's3://unload-bucket/named/x_' "
+                 "IAM_ROLE 'r' FORMAT PARQUET");
     n = list_keys(e, "named/", keys, 16);
     assert_int_equal(n, 2);
     fetch(e, keys[1], p1);
