@@ -175,7 +175,7 @@ rd_status rd_emu_faults_parse(const char *spec, uint64_t seed, rd_emu_faults **o
             continue;
         }
         if (v < 0 || *end || v > 1) {
-            rd_error_set(err, RD_E_USAGE, "--faults: '%s=%s' is not a probability from 0 to 1 (e.g. %s=0.1)", tok,
+            rd_error_set(err, RD_E_USAGE, "--faults: '%s=%s' is not a probability between 0 and 1 (e.g. %s=0.1)", tok,
                          eq + 1, tok);
             goto bad;
         }
