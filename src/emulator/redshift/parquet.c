@@ -7,6 +7,7 @@
 
 #include <errno.h>
 #include <fcntl.h>
+#include <pthread.h>
 #include <stdlib.h>
 #include <string.h>
 #include <unistd.h>
@@ -48,10 +49,6 @@ static int gb_reserve(gbuf *b, size_t more)
     return 0;
 }
 
-typedef struct pq_page {
-    size_t row_end, val_end; /* where the page ends in the row group's levels and values */
-} pq_page;
-
 typedef struct pq_chunk_meta {
     int64_t offset, uncompressed, compressed, values;
     int64_t nulls;
@@ -64,9 +61,12 @@ typedef struct pq_col {
     int physical, type_length;
     gbuf vals;  /* PLAIN values of the row group (BOOLEAN: a byte each, packed when the page is written) */
     gbuf defs;  /* a byte per row: 1 valid, 0 NULL */
-    pq_page *pages;
-    size_t npages, cap_pages;
-    size_t page_rows, page_vals; /* where the open page starts */
+    size_t page_rows, page_vals; /* where the open page starts in defs and vals */
+    size_t npages;               /* pages of the row group handed to the compressor */
+    /* the compressor's: the row group's pages, each a PageHeader and its compressed bytes; the bytes those
+     * would take uncompressed. The main thread reads them only after pq_drain. */
+    gbuf out;
+    int64_t out_uncompressed;
     pq_chunk_meta *chunks;       /* one per row group written */
 } pq_col;
 
@@ -80,8 +80,30 @@ struct rd_emu_pq_writer {
     int64_t rows;   /* rows written or held */
     int64_t *rg_num_rows, *rg_bytes;
     size_t nrg;
-    gbuf page, comp, head; /* scratch */
+    /* The compressor: a thread that Snappy-compresses each page, closed by the main thread, while the main
+     * thread goes on appending rows (no thread: the main thread compresses). jobs/njobs/failed/stop under mu;
+     * njobs counts the queued and the one being compressed. */
+    pthread_t thread;
+    int have_thread;
+    pthread_mutex_t mu;
+    pthread_cond_t more, done;
+    struct pq_job *jobs, *jobs_tail;
+    size_t njobs;
+    int failed, stop;
+    gbuf comp, head; /* the compressor's scratch */
 };
+
+/* A closed page, uncompressed: its definition levels and values. */
+typedef struct pq_job {
+    struct pq_job *next;
+    pq_col *c;
+    gbuf raw;
+    size_t rows;
+} pq_job;
+
+#define RD_PQ_MAX_JOBS 4 /* pages queued before the main thread waits: about 4 MiB */
+
+static void *compressor(void *arg);
 
 int rd_emu_pq_supported(duckdb_type t)
 {
@@ -276,7 +298,12 @@ rd_status rd_emu_pq_open(rd_emu_pq_writer **out, const char *path, const rd_emu_
         return rd_error_set(err, RD_E_INTERNAL, "out of memory");
     }
     w->ncols = ncols;
+    w->fd = -1;
     w->row_group_bytes = row_group_bytes ? row_group_bytes : RD_EMU_PQ_ROW_GROUP_DEFAULT;
+    pthread_mutex_init(&w->mu, NULL);
+    pthread_cond_init(&w->more, NULL);
+    pthread_cond_init(&w->done, NULL);
+    w->have_thread = pthread_create(&w->thread, NULL, compressor, w) == 0; /* else: compressed inline */
     for (size_t i = 0; i < ncols; i++) {
         w->cols[i].c = cols[i];
         col_physical(&w->cols[i]);
@@ -375,88 +402,172 @@ static void chunk_range(const pq_col *c, pq_chunk_meta *m)
     m->max = hi;
 }
 
-/* Writes the held rows as one row group. */
+/* Compresses a page into its column's out: a PageHeader, then the Snappy bytes. -1 when out of memory. */
+static int compress_job(rd_emu_pq_writer *w, pq_job *job)
+{
+    pq_col *c = job->c;
+    w->comp.len = 0;
+    if (gb_reserve(&w->comp, rd_emu_snappy_max_compressed(job->raw.len)) != 0)
+        return -1;
+    w->comp.len = rd_emu_snappy_compress(job->raw.p, job->raw.len, w->comp.p);
+    w->head.len = 0;
+    tw t = { .b = &w->head };
+    tw_i32(&t, 1, 0); /* DATA_PAGE */
+    tw_i32(&t, 2, (int32_t)job->raw.len);
+    tw_i32(&t, 3, (int32_t)w->comp.len);
+    tw_struct(&t, 5);
+    tw_i32(&t, 1, (int32_t)job->rows);
+    tw_i32(&t, 2, PQ_ENC_PLAIN);
+    tw_i32(&t, 3, PQ_ENC_RLE);
+    tw_i32(&t, 4, PQ_ENC_RLE);
+    tw_end(&t);
+    tw_byte(&t, 0);
+    if (t.bad || gb_reserve(&c->out, w->head.len + w->comp.len) != 0)
+        return -1;
+    memcpy(c->out.p + c->out.len, w->head.p, w->head.len);
+    memcpy(c->out.p + c->out.len + w->head.len, w->comp.p, w->comp.len);
+    c->out.len += w->head.len + w->comp.len;
+    c->out_uncompressed += (int64_t)(w->head.len + job->raw.len);
+    return 0;
+}
+
+static void *compressor(void *arg)
+{
+    rd_emu_pq_writer *w = arg;
+    pthread_mutex_lock(&w->mu);
+    for (;;) {
+        while (!w->jobs && !w->stop)
+            pthread_cond_wait(&w->more, &w->mu);
+        if (!w->jobs)
+            break;
+        pq_job *job = w->jobs;
+        w->jobs = job->next;
+        if (!w->jobs)
+            w->jobs_tail = NULL;
+        pthread_mutex_unlock(&w->mu);
+        int bad = compress_job(w, job);
+        free(job->raw.p);
+        free(job);
+        pthread_mutex_lock(&w->mu);
+        if (bad)
+            w->failed = 1;
+        w->njobs--;
+        pthread_cond_broadcast(&w->done);
+    }
+    pthread_mutex_unlock(&w->mu);
+    return NULL;
+}
+
+/* Hands a page to the compressor (waiting while RD_PQ_MAX_JOBS are queued), or compresses it here without
+ * one. Takes job. -1 when out of memory. */
+static int pq_submit(rd_emu_pq_writer *w, pq_job *job)
+{
+    if (!w->have_thread) {
+        int bad = compress_job(w, job);
+        free(job->raw.p);
+        free(job);
+        return bad;
+    }
+    pthread_mutex_lock(&w->mu);
+    while (w->njobs >= RD_PQ_MAX_JOBS)
+        pthread_cond_wait(&w->done, &w->mu);
+    if (w->jobs_tail)
+        w->jobs_tail->next = job;
+    else
+        w->jobs = job;
+    w->jobs_tail = job;
+    w->njobs++;
+    pthread_cond_signal(&w->more);
+    pthread_mutex_unlock(&w->mu);
+    return 0;
+}
+
+/* Waits until every page handed over is compressed; -1 when one could not be. */
+static int pq_drain(rd_emu_pq_writer *w)
+{
+    if (!w->have_thread)
+        return 0;
+    pthread_mutex_lock(&w->mu);
+    while (w->njobs > 0)
+        pthread_cond_wait(&w->done, &w->mu);
+    int bad = w->failed;
+    pthread_mutex_unlock(&w->mu);
+    return bad ? -1 : 0;
+}
+
+/* Closes column c's open page (rows page_rows..rg_rows of the row group) and hands it over. */
+static int close_page(rd_emu_pq_writer *w, pq_col *c)
+{
+    size_t r0 = c->page_rows, r1 = w->rg_rows, v0 = c->page_vals, v1 = c->vals.len;
+    pq_job *job = calloc(1, sizeof *job);
+    if (!job)
+        return -1;
+    job->c = c;
+    job->rows = r1 - r0;
+    gbuf *pg = &job->raw;
+    int bad = put_levels(pg, c->defs.p, r0, r1);
+    if (!bad && c->physical == PQ_BOOLEAN) { /* bit-packed, first value in the lowest bit */
+        size_t n = v1 - v0;
+        bad = gb_reserve(pg, n / 8 + 1);
+        if (!bad) {
+            memset(pg->p + pg->len, 0, n / 8 + 1);
+            for (size_t k = 0; k < n; k++)
+                pg->p[pg->len + k / 8] |= (uint8_t)(c->vals.p[v0 + k] << (k % 8));
+            pg->len += (n + 7) / 8;
+        }
+    } else if (!bad) {
+        bad = gb_reserve(pg, v1 - v0 + 1);
+        if (!bad) {
+            memcpy(pg->p + pg->len, c->vals.p + v0, v1 - v0);
+            pg->len += v1 - v0;
+        }
+    }
+    if (bad) {
+        free(pg->p);
+        free(job);
+        return -1;
+    }
+    c->page_rows = r1;
+    c->page_vals = v1;
+    c->npages++;
+    return pq_submit(w, job);
+}
+
+/* Writes the held rows as one row group: the open pages closed, every page compressed, then each column's
+ * chunk written. */
 static rd_status flush_row_group(rd_emu_pq_writer *w, rd_error *err)
 {
     if (w->rg_rows == 0)
         return RD_OK;
+    for (size_t i = 0; i < w->ncols; i++) {
+        pq_col *c = &w->cols[i];
+        if ((c->page_rows < w->rg_rows || c->npages == 0) && close_page(w, c) != 0)
+            return rd_error_set(err, RD_E_INTERNAL, "out of memory");
+    }
+    if (pq_drain(w) != 0)
+        return rd_error_set(err, RD_E_INTERNAL, "out of memory");
     int64_t rg_total = 0;
     for (size_t i = 0; i < w->ncols; i++) {
         pq_col *c = &w->cols[i];
-        /* the open page closes here */
-        if (c->page_rows < w->rg_rows || c->npages == 0) {
-            if (c->npages == c->cap_pages) {
-                size_t cap = c->cap_pages ? c->cap_pages * 2 : 8;
-                pq_page *np = realloc(c->pages, cap * sizeof *np);
-                if (!np)
-                    return rd_error_set(err, RD_E_INTERNAL, "out of memory");
-                c->pages = np;
-                c->cap_pages = cap;
-            }
-            c->pages[c->npages++] = (pq_page){ w->rg_rows, c->vals.len };
-        }
         pq_chunk_meta *nm = realloc(c->chunks, (w->nrg + 1) * sizeof *nm);
         if (!nm)
             return rd_error_set(err, RD_E_INTERNAL, "out of memory");
         c->chunks = nm;
         pq_chunk_meta *m = &c->chunks[w->nrg];
         m->offset = (int64_t)w->offset;
-        m->uncompressed = m->compressed = 0;
         m->values = (int64_t)w->rg_rows;
         m->nulls = 0;
         for (size_t r = 0; r < w->rg_rows; r++)
             m->nulls += c->defs.p[r] == 0;
         chunk_range(c, m);
-        size_t r0 = 0, v0 = 0;
-        for (size_t p = 0; p < c->npages; p++) {
-            size_t r1 = c->pages[p].row_end, v1 = c->pages[p].val_end;
-            w->page.len = 0;
-            if (put_levels(&w->page, c->defs.p, r0, r1) != 0)
-                return rd_error_set(err, RD_E_INTERNAL, "out of memory");
-            if (c->physical == PQ_BOOLEAN) { /* bit-packed, first value in the lowest bit */
-                size_t n = v1 - v0;
-                if (gb_reserve(&w->page, n / 8 + 1) != 0)
-                    return rd_error_set(err, RD_E_INTERNAL, "out of memory");
-                memset(w->page.p + w->page.len, 0, n / 8 + 1);
-                for (size_t k = 0; k < n; k++)
-                    w->page.p[w->page.len + k / 8] |= (uint8_t)(c->vals.p[v0 + k] << (k % 8));
-                w->page.len += (n + 7) / 8;
-            } else {
-                if (gb_reserve(&w->page, v1 - v0) != 0)
-                    return rd_error_set(err, RD_E_INTERNAL, "out of memory");
-                memcpy(w->page.p + w->page.len, c->vals.p + v0, v1 - v0);
-                w->page.len += v1 - v0;
-            }
-            w->comp.len = 0;
-            if (gb_reserve(&w->comp, rd_emu_snappy_max_compressed(w->page.len)) != 0)
-                return rd_error_set(err, RD_E_INTERNAL, "out of memory");
-            w->comp.len = rd_emu_snappy_compress(w->page.p, w->page.len, w->comp.p);
-            w->head.len = 0;
-            tw t = { .b = &w->head };
-            tw_i32(&t, 1, 0); /* DATA_PAGE */
-            tw_i32(&t, 2, (int32_t)w->page.len);
-            tw_i32(&t, 3, (int32_t)w->comp.len);
-            tw_struct(&t, 5);
-            tw_i32(&t, 1, (int32_t)(r1 - r0));
-            tw_i32(&t, 2, PQ_ENC_PLAIN);
-            tw_i32(&t, 3, PQ_ENC_RLE);
-            tw_i32(&t, 4, PQ_ENC_RLE);
-            tw_end(&t);
-            tw_byte(&t, 0);
-            if (t.bad)
-                return rd_error_set(err, RD_E_INTERNAL, "out of memory");
-            rd_status st = write_all(w, w->head.p, w->head.len, err);
-            if (st == RD_OK)
-                st = write_all(w, w->comp.p, w->comp.len, err);
-            if (st != RD_OK)
-                return st;
-            m->uncompressed += (int64_t)(w->head.len + w->page.len);
-            m->compressed += (int64_t)(w->head.len + w->comp.len);
-            r0 = r1;
-            v0 = v1;
-        }
+        rd_status st = write_all(w, c->out.p, c->out.len, err);
+        if (st != RD_OK)
+            return st;
+        m->uncompressed = c->out_uncompressed;
+        m->compressed = (int64_t)c->out.len;
         rg_total += m->uncompressed;
-        c->vals.len = c->defs.len = 0;
+        c->vals.len = c->defs.len = c->out.len = 0;
+        c->out_uncompressed = 0;
         c->npages = 0;
         c->page_rows = c->page_vals = 0;
     }
@@ -474,9 +585,9 @@ static rd_status flush_row_group(rd_emu_pq_writer *w, rd_error *err)
     return RD_OK;
 }
 
-static int valid_at(const uint64_t *mask, idx_t row)
+static int valid_at(const uint64_t *mask, idx_t row) /* duckdb_validity_row_is_valid, inlined */
 {
-    return !mask || duckdb_validity_row_is_valid((uint64_t *)mask, row);
+    return !mask || (int)((mask[row >> 6] >> (row & 63)) & 1);
 }
 
 /* Appends rows [from, from+count) of vector v to column c. */
@@ -488,9 +599,14 @@ static int append_column(pq_col *c, duckdb_vector v, idx_t from, idx_t count)
         return -1;
     uint8_t *defs = c->defs.p + c->defs.len;
     size_t valid = 0;
-    for (idx_t k = 0; k < count; k++) {
-        defs[k] = (uint8_t)valid_at(mask, from + k);
-        valid += defs[k];
+    if (!mask) {
+        memset(defs, 1, count);
+        valid = count;
+    } else {
+        for (idx_t k = 0; k < count; k++) {
+            defs[k] = (uint8_t)valid_at(mask, from + k);
+            valid += defs[k];
+        }
     }
     c->defs.len += count;
     size_t width = c->physical == PQ_BYTE_ARRAY ? 0
@@ -578,17 +694,8 @@ rd_status rd_emu_pq_write(rd_emu_pq_writer *w, duckdb_data_chunk chunk, idx_t fr
         pq_col *c = &w->cols[i];
         if (c->vals.len - c->page_vals < RD_PQ_PAGE_BYTES && w->rg_rows - c->page_rows < 1000000)
             continue;
-        if (c->npages == c->cap_pages) {
-            size_t cap = c->cap_pages ? c->cap_pages * 2 : 8;
-            pq_page *np = realloc(c->pages, cap * sizeof *np);
-            if (!np)
-                return rd_error_set(err, RD_E_INTERNAL, "out of memory");
-            c->pages = np;
-            c->cap_pages = cap;
-        }
-        c->pages[c->npages++] = (pq_page){ w->rg_rows, c->vals.len };
-        c->page_rows = w->rg_rows;
-        c->page_vals = c->vals.len;
+        if (close_page(w, c) != 0)
+            return rd_error_set(err, RD_E_INTERNAL, "out of memory");
     }
     if (held_bytes(w) >= w->row_group_bytes)
         return flush_row_group(w, err);
@@ -727,18 +834,27 @@ void rd_emu_pq_discard(rd_emu_pq_writer *w)
 {
     if (!w)
         return;
+    if (w->have_thread) { /* the queued pages are compressed, for nothing, before the thread ends */
+        pthread_mutex_lock(&w->mu);
+        w->stop = 1;
+        pthread_cond_signal(&w->more);
+        pthread_mutex_unlock(&w->mu);
+        pthread_join(w->thread, NULL);
+    }
+    pthread_mutex_destroy(&w->mu);
+    pthread_cond_destroy(&w->more);
+    pthread_cond_destroy(&w->done);
     if (w->fd >= 0)
         close(w->fd);
     for (size_t i = 0; i < w->ncols; i++) {
         free(w->cols[i].vals.p);
         free(w->cols[i].defs.p);
-        free(w->cols[i].pages);
+        free(w->cols[i].out.p);
         free(w->cols[i].chunks);
     }
     free(w->cols);
     free(w->rg_num_rows);
     free(w->rg_bytes);
-    free(w->page.p);
     free(w->comp.p);
     free(w->head.p);
     free(w);

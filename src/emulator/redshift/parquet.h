@@ -7,8 +7,9 @@
  * default), of about 1 MiB each; row groups are cut at a size in bytes (ROWGROUPSIZE; Redshift's default is
  * 32 MB). Values come from DuckDB's result chunks.
  *
- * A writer belongs to one thread at a time. It owns its file descriptor and buffers; rd_emu_pq_close and
- * rd_emu_pq_discard free it (the file itself is the caller's: discard leaves it, incomplete, for the caller to
+ * A writer belongs to one thread at a time. It owns its file descriptor, its buffers and a thread of its own
+ * that compresses each page while the caller goes on appending rows (at most 4 pages queued; without that
+ * thread the caller's compresses); rd_emu_pq_close and rd_emu_pq_discard join that thread and free it (the file itself is the caller's: discard leaves it, incomplete, for the caller to
  * remove). */
 #ifndef RD_EMULATOR_PARQUET_H
 #define RD_EMULATOR_PARQUET_H

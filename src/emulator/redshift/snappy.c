@@ -20,6 +20,13 @@ static uint32_t load32(const uint8_t *p)
     return v;
 }
 
+static uint64_t load64(const uint8_t *p)
+{
+    uint64_t v;
+    memcpy(&v, p, sizeof v);
+    return v;
+}
+
 static uint32_t hash32(uint32_t v)
 {
     return (v * 0x1e35a7bdu) >> (32 - RD_SNAPPY_HASH_BITS);
@@ -90,8 +97,21 @@ static uint8_t *compress_block(const uint8_t *in, size_t n, uint8_t *op, uint16_
                 op = put_literal(op, lit, (size_t)(ip - lit));
             const uint8_t *end = in + n;
             size_t len = 4;
+            while (ip + len + 8 <= end) { /* eight bytes at a time: the first that differs ends the match */
+                uint64_t x = load64(ip + len) ^ load64(cand + len);
+                if (x) {
+#if defined(__BYTE_ORDER__) && __BYTE_ORDER__ == __ORDER_BIG_ENDIAN__
+                    len += (size_t)__builtin_clzll(x) >> 3;
+#else
+                    len += (size_t)__builtin_ctzll(x) >> 3;
+#endif
+                    goto matched;
+                }
+                len += 8;
+            }
             while (ip + len < end && cand[len] == ip[len])
                 len++;
+        matched:
             op = put_copy(op, (size_t)(ip - cand), len);
             ip += len;
             lit = ip;
