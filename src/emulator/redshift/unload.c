@@ -1,37 +1,33 @@
 /* unload.c — UNLOAD as Redshift does it: checks (outer LIMIT, role, bucket, non-empty prefix, Parquet
  * types), then files per slice, each published into the S3 store as soon as it is complete, the manifest
- * last. Two ways to write them: Parquet without PARTITION BY, MAXFILESIZE, ROWGROUPSIZE or ORDER BY, big
- * enough for every slice, goes in one DuckDB COPY of the query that rotates files every few row groups
- * (write_direct: about DuckDB's own COPY's cost, shares about equal), or, when smaller, in one COPY
- * partitioned by each row's slice (write_small: exact shares); everything else comes from the
- * result materialised once (sorted by the partition values for PARTITION BY, so each partition is one run of
- * rows), one COPY of a rowid range per file (exact shares, MAXFILESIZE splits). With a pace (unload.mbps),
- * each file waits for its time before it is published. Does not parse (dialect.c) nor own the store. */
+ * last. Parquet is written by the emulator's own writer (parquet.h) in Redshift's physical forms (INT96
+ * timestamps, decimals as FIXED_LEN_BYTE_ARRAY, Snappy): without PARTITION BY the query's rows stream
+ * straight from DuckDB into it after a count of them (exact slice shares, files rotated at MAXFILESIZE,
+ * nothing materialised); with PARTITION BY the result is materialised once, sorted by the partition values,
+ * and each partition's rowid range streamed the same way. CSV and text come from that materialised result,
+ * one DuckDB COPY of a rowid range per file. With a pace (unload.mbps), each file waits for its time before it
+ * is published. Does not parse (dialect.c) nor own the store. */
 #include "emulator/redshift/unload.h"
 
 #ifdef RD_HAVE_DUCKDB
 
 #include <ctype.h>
 #include <jansson.h>
-#include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <strings.h>
 #include <sys/stat.h>
-#include <time.h>
 #include <unistd.h>
 
 #include "core/timeutil.h"
 #include "emulator/emulator.h"
 #include "emulator/redshift/dialect.h"
 #include "emulator/redshift/duck_redshift.h"
+#include "emulator/redshift/parquet.h"
 #include "emulator/s3/s3_store.h"
 #include "redduck/buf.h"
 
 #define RD_UNLOAD_DEFAULT_MAX ((uint64_t)(6.2 * 1024 * 1024 * 1024))
-#define RD_UNLOAD_ROW_GROUP 122880 /* DuckDB's default rows per Parquet row group */
-#define RD_UNLOAD_DIRECT_MIN (16 * 2048) /* rows per slice for the one-pass path */
 
 typedef struct unload_col {
     char *name;     /* as in the result */
@@ -234,7 +230,179 @@ static rd_status publish(unload_ctx *u, const char *key, const char *path, uint6
     return st;
 }
 
-/* Writes rows [off, off+len) of the materialised table, in order, to one temp file; returns its size. A rowid
+/* --- Parquet: the query's rows streamed from DuckDB into the emulator's writer (parquet.h), which writes
+ * Redshift's physical forms; each file is published as soon as it is closed. --- */
+
+/* select_list's for the writer: the types it does not write cast to ones it does (HUGEINT to DECIMAL(38,0),
+ * any other to VARCHAR, as the Data API describes them). */
+static void parquet_select_list(unload_ctx *u, rd_buf *b)
+{
+    int first = 1;
+    for (size_t i = 0; i < u->ncols; i++) {
+        if (u->cols[i].is_partition && !u->spec->partition_include)
+            continue;
+        if (!first)
+            rd_buf_puts(b, ", ");
+        first = 0;
+        int t = u->cols[i].desc.duck_type;
+        const char *cast = t == DUCKDB_TYPE_HUGEINT ? "DECIMAL(38,0)" : rd_emu_pq_supported((duckdb_type)t) ? NULL
+                                                                                                         : "VARCHAR";
+        if (cast)
+            rd_buf_puts(b, "CAST(");
+        append_ident(b, u->cols[i].name);
+        if (cast)
+            rd_buf_printf(b, " AS %s)", cast);
+        rd_buf_puts(b, " AS ");
+        append_ident(b, u->cols[i].lower);
+    }
+}
+
+typedef struct pq_stream {
+    unload_ctx *u;
+    const char *key_prefix;
+    rd_emu_pq_column *cols;
+    size_t ncols;
+    rd_emu_pq_writer *w; /* the open file's, or NULL */
+    rd_buf path;         /* the open file's */
+    int slice;           /* the open file's slice */
+    int part;            /* the next part number in that slice */
+    int64_t written;     /* rows in the files published */
+} pq_stream;
+
+static rd_status stream_open(pq_stream *ps, int slice)
+{
+    unload_ctx *u = ps->u;
+    if (ps->slice != slice)
+        ps->part = 0;
+    ps->slice = slice;
+    rd_buf_reset(&ps->path);
+    rd_buf_printf(&ps->path, "%s/tmp/unload-%d-%llu.parquet", u->env->data_dir, (int)getpid(),
+                  u->env->next_tmp(u->env->ctx));
+    return rd_emu_pq_open(&ps->w, rd_buf_cstr(&ps->path), ps->cols, ps->ncols, u->spec->row_group_size, u->err);
+}
+
+/* Closes the open file and publishes it as the slice's next part. */
+static rd_status stream_publish(pq_stream *ps)
+{
+    unload_ctx *u = ps->u;
+    int64_t rows = rd_emu_pq_rows(ps->w);
+    uint64_t size = 0;
+    rd_status st = rd_emu_pq_close(ps->w, &size, u->err);
+    ps->w = NULL;
+    if (st != RD_OK) {
+        unlink(rd_buf_cstr(&ps->path));
+        return st;
+    }
+    rd_buf key = RD_BUF_INIT;
+    file_key(u, ps->key_prefix, u->spec->parallel ? ps->slice : -1, ps->part++, &key);
+    st = publish(u, rd_buf_cstr(&key), rd_buf_cstr(&ps->path), size, rows, u->err);
+    rd_buf_free(&key);
+    ps->written += rows;
+    return st;
+}
+
+/* The rows of `SELECT <list> <from>` (rows of them counted before) as Parquet files under key_prefix: with
+ * PARALLEL, slice s gets rows [rows*s/slices, rows*(s+1)/slices) in the query's order (the last one any rows
+ * beyond the count), each slice's rows in files of at most MAXFILESIZE; *written gets the rows written. */
+static rd_status write_parquet(unload_ctx *u, const char *from, const char *key_prefix, int64_t rows,
+                               int64_t *written)
+{
+    rd_buf sql = RD_BUF_INIT;
+    rd_buf_puts(&sql, "SELECT ");
+    parquet_select_list(u, &sql);
+    rd_buf_printf(&sql, " %s", from);
+    duckdb_prepared_statement prep = NULL;
+    duckdb_pending_result pending = NULL;
+    duckdb_result res;
+    memset(&res, 0, sizeof res);
+    int have_res = 0;
+    rd_status st = RD_OK;
+    const char *derr = NULL;
+    if (duckdb_prepare(u->conn, rd_buf_cstr(&sql), &prep) != DuckDBSuccess)
+        derr = duckdb_prepare_error(prep);
+    else if (duckdb_pending_prepared_streaming(prep, &pending) != DuckDBSuccess)
+        derr = duckdb_pending_error(pending);
+    else if ((have_res = 1, duckdb_execute_pending(pending, &res) != DuckDBSuccess))
+        derr = duckdb_result_error(&res);
+    rd_buf_free(&sql);
+    pq_stream ps;
+    memset(&ps, 0, sizeof ps);
+    ps.u = u;
+    ps.key_prefix = key_prefix;
+    ps.slice = -2;
+    rd_buf_init(&ps.path);
+    if (!derr) {
+        ps.ncols = duckdb_column_count(&res);
+        ps.cols = calloc(ps.ncols ? ps.ncols : 1, sizeof *ps.cols);
+        if (!ps.cols)
+            st = rd_error_set(u->err, RD_E_INTERNAL, "out of memory");
+        for (size_t i = 0; st == RD_OK && i < ps.ncols; i++) {
+            duckdb_logical_type t = duckdb_column_logical_type(&res, i);
+            ps.cols[i].name = duckdb_column_name(&res, i);
+            ps.cols[i].type = duckdb_get_type_id(t);
+            if (ps.cols[i].type == DUCKDB_TYPE_DECIMAL) {
+                ps.cols[i].precision = duckdb_decimal_width(t);
+                ps.cols[i].scale = duckdb_decimal_scale(t);
+                ps.cols[i].storage = duckdb_decimal_internal_type(t);
+            }
+            duckdb_destroy_logical_type(&t);
+        }
+    }
+    int slices = u->spec->parallel ? u->env->slices : 1;
+    int64_t g = 0; /* the next row's number */
+    duckdb_data_chunk ch = NULL;
+    while (!derr && st == RD_OK && (ch = duckdb_fetch_chunk(res)) != NULL) {
+        idx_t size = duckdb_data_chunk_get_size(ch);
+        for (idx_t off = 0; off < size && st == RD_OK;) {
+            int s = 0;
+            while (s < slices - 1 && g >= rows * (s + 1) / slices)
+                s++;
+            int64_t end = s == slices - 1 ? INT64_MAX : rows * (s + 1) / slices;
+            idx_t n = (int64_t)(size - off) < end - g ? size - off : (idx_t)(end - g);
+            if (ps.w && ps.slice != s)
+                st = stream_publish(&ps);
+            if (st == RD_OK && ps.w && rd_emu_pq_rows(ps.w) > 0) { /* a file that would pass MAXFILESIZE
+                                                                      * ends before these rows */
+                uint64_t bound = rd_emu_pq_size_bound(ps.w);
+                uint64_t more = bound / (uint64_t)rd_emu_pq_rows(ps.w) * n;
+                if (bound + more > u->max_size)
+                    st = stream_publish(&ps);
+            }
+            if (st == RD_OK && !ps.w)
+                st = stream_open(&ps, s);
+            if (st == RD_OK)
+                st = rd_emu_pq_write(ps.w, ch, off, n, u->err);
+            off += n;
+            g += (int64_t)n;
+        }
+        duckdb_destroy_data_chunk(&ch);
+    }
+    if (!derr && st == RD_OK && have_res)
+        derr = duckdb_result_error(&res); /* a query that failed while it streamed */
+    if (derr) {
+        char *m = rd_emu_redshift_error(derr);
+        st = rd_error_set(u->err, RD_E_REMOTE, "%s", m ? m : "ERROR: UNLOAD failed");
+        free(m);
+    }
+    if (st == RD_OK && ps.w)
+        st = stream_publish(&ps);
+    if (ps.w) { /* the file of a failure */
+        rd_emu_pq_discard(ps.w);
+        unlink(rd_buf_cstr(&ps.path));
+    }
+    if (have_res)
+        duckdb_destroy_result(&res);
+    duckdb_destroy_pending(&pending);
+    duckdb_destroy_prepare(&prep);
+    free(ps.cols);
+    rd_buf_free(&ps.path);
+    if (st == RD_OK)
+        *written = ps.written;
+    return st;
+}
+
+/* Writes rows [off, off+len) of the materialised table, in order, as CSV or text to one temp file; returns
+ * its size. A rowid
  * range is a scan of only the row groups holding it (LIMIT/OFFSET after ORDER BY rowid sorted everything for
  * each file), and DuckDB keeps the scan's order in COPY. */
 static rd_status copy_range(unload_ctx *u, int64_t off, int64_t len, const char *path, uint64_t *size)
@@ -248,24 +416,17 @@ static rd_status copy_range(unload_ctx *u, int64_t off, int64_t len, const char 
     rd_buf_puts(&sql, ") TO ");
     rd_sql_quote_literal(&sql, path, strlen(path));
     const rd_unload_spec *s = u->spec;
-    if (s->format == RD_UNLOAD_PARQUET) {
-        rd_buf_puts(&sql, " (FORMAT PARQUET");
-        if (s->row_group_size)
-            rd_buf_printf(&sql, ", ROW_GROUP_SIZE_BYTES %llu", (unsigned long long)s->row_group_size);
-        rd_buf_puts(&sql, ")");
-    } else {
-        const char *delim = s->delimiter ? s->delimiter : s->format == RD_UNLOAD_CSV ? "," : "|";
-        rd_buf_puts(&sql, " (FORMAT CSV, DELIMITER ");
-        rd_sql_quote_literal(&sql, delim, strlen(delim));
-        rd_buf_printf(&sql, ", HEADER %s", s->header ? "true" : "false");
-        if (s->null_as) {
-            rd_buf_puts(&sql, ", NULLSTR ");
-            rd_sql_quote_literal(&sql, s->null_as, strlen(s->null_as));
-        }
-        if (s->add_quotes || s->format == RD_UNLOAD_CSV)
-            rd_buf_puts(&sql, ", QUOTE '\"'");
-        rd_buf_printf(&sql, ", COMPRESSION %s)", s->gzip ? "gzip" : s->zstd ? "zstd" : "none");
+    const char *delim = s->delimiter ? s->delimiter : s->format == RD_UNLOAD_CSV ? "," : "|";
+    rd_buf_puts(&sql, " (FORMAT CSV, DELIMITER ");
+    rd_sql_quote_literal(&sql, delim, strlen(delim));
+    rd_buf_printf(&sql, ", HEADER %s", s->header ? "true" : "false");
+    if (s->null_as) {
+        rd_buf_puts(&sql, ", NULLSTR ");
+        rd_sql_quote_literal(&sql, s->null_as, strlen(s->null_as));
     }
+    if (s->add_quotes || s->format == RD_UNLOAD_CSV)
+        rd_buf_puts(&sql, ", QUOTE '\"'");
+    rd_buf_printf(&sql, ", COMPRESSION %s)", s->gzip ? "gzip" : s->zstd ? "zstd" : "none");
     rd_status st = q_exec(u, rd_buf_cstr(&sql));
     rd_buf_free(&sql);
     if (st != RD_OK)
@@ -312,10 +473,18 @@ static rd_status write_range(unload_ctx *u, const char *key_prefix, int slice, i
     return st;
 }
 
-/* The rows [start, start+rows) as PARALLEL says: one run of files, or one per slice in equal shares. */
+/* The rows [start, start+rows) of the materialised table as PARALLEL says: one run of files, or one per slice
+ * in equal shares. */
 static rd_status write_group(unload_ctx *u, const char *key_prefix, int64_t start, int64_t rows)
 {
     rd_status st = RD_OK;
+    if (u->spec->format == RD_UNLOAD_PARQUET) {
+        char from[160];
+        snprintf(from, sizeof from, "FROM %s WHERE rowid >= %lld AND rowid < %lld", u->table, (long long)start,
+                 (long long)(start + rows));
+        int64_t written = 0;
+        return write_parquet(u, from, key_prefix, rows, &written);
+    }
     if (!u->spec->parallel) {
         int part = 0;
         return write_range(u, key_prefix, -1, &part, start, rows);
@@ -420,22 +589,6 @@ static rd_status write_partitions(unload_ctx *u)
     return st;
 }
 
-/* 1 when the word ORDER appears anywhere in sql (any case, outside nothing: literals and comments count too).
- * DuckDB's rotating COPY keeps a scan's order across its files but not a sort's, so any ORDER BY sends the
- * UNLOAD down the materialised path; a false alarm only costs speed. */
-static int mentions_order(const char *sql)
-{
-    for (const char *p = sql; *p; p++) {
-        if (strncasecmp(p, "order", 5) != 0)
-            continue;
-        int before = p == sql || !(isalnum((unsigned char)p[-1]) || p[-1] == '_');
-        int after = !(isalnum((unsigned char)p[5]) || p[5] == '_');
-        if (before && after)
-            return 1;
-    }
-    return 0;
-}
-
 /* The result's columns, from a LIMIT 0 query over source (a table or a parenthesised query). */
 static rd_status describe(unload_ctx *u, const char *source)
 {
@@ -474,336 +627,6 @@ static rd_status describe(unload_ctx *u, const char *source)
     }
     duckdb_destroy_result(&r);
     return RD_OK;
-}
-
-/* --- the one-pass path: DuckDB's COPY of the query into a directory, rotating files every few row groups; a
- * watcher publishes each file as soon as its footer is complete (DuckDB opens the next file before it has
- * finished the previous one, so a file's presence says nothing). --- */
-
-/* Thrift's compact protocol, read only to check that a Parquet footer is whole and take its row count. */
-typedef struct thrift_in {
-    const unsigned char *p, *end;
-    int bad;
-} thrift_in;
-
-static uint64_t thrift_varint(thrift_in *t)
-{
-    uint64_t v = 0;
-    for (int shift = 0; shift < 64; shift += 7) {
-        if (t->p >= t->end) {
-            t->bad = 1;
-            return 0;
-        }
-        unsigned char b = *t->p++;
-        v |= (uint64_t)(b & 0x7F) << shift;
-        if (!(b & 0x80))
-            return v;
-    }
-    t->bad = 1;
-    return 0;
-}
-
-static void thrift_skip_bytes(thrift_in *t, uint64_t n)
-{
-    if (n > (uint64_t)(t->end - t->p))
-        t->bad = 1;
-    else
-        t->p += n;
-}
-
-static int64_t thrift_struct(thrift_in *t, int depth, int want_field);
-
-static void thrift_skip(thrift_in *t, int type, int depth)
-{
-    if (depth > 32) {
-        t->bad = 1;
-        return;
-    }
-    switch (type) {
-    case 1: case 2: break;                        /* booleans live in the field header */
-    case 3: thrift_skip_bytes(t, 1); break;
-    case 4: case 5: case 6: (void)thrift_varint(t); break;
-    case 7: thrift_skip_bytes(t, 8); break;
-    case 8: thrift_skip_bytes(t, thrift_varint(t)); break;
-    case 9: case 10: {
-        if (t->p >= t->end) {
-            t->bad = 1;
-            return;
-        }
-        unsigned char h = *t->p++;
-        uint64_t n = h >> 4;
-        if (n == 15)
-            n = thrift_varint(t);
-        for (uint64_t i = 0; i < n && !t->bad; i++)
-            if ((h & 0x0F) == 1 || (h & 0x0F) == 2)
-                thrift_skip_bytes(t, 1);
-            else
-                thrift_skip(t, h & 0x0F, depth + 1);
-        break;
-    }
-    case 11: {
-        uint64_t n = thrift_varint(t);
-        if (n == 0)
-            break;
-        if (t->p >= t->end) {
-            t->bad = 1;
-            return;
-        }
-        unsigned char kv = *t->p++;
-        for (uint64_t i = 0; i < n && !t->bad; i++) {
-            thrift_skip(t, kv >> 4, depth + 1);
-            thrift_skip(t, kv & 0x0F, depth + 1);
-        }
-        break;
-    }
-    case 12: (void)thrift_struct(t, depth + 1, 0); break;
-    default: t->bad = 1;
-    }
-}
-
-/* Reads a struct to its end; returns the i64 field want_field (0: none), or -1. */
-static int64_t thrift_struct(thrift_in *t, int depth, int want_field)
-{
-    int64_t found = -1;
-    int last = 0;
-    while (!t->bad) {
-        if (t->p >= t->end) {
-            t->bad = 1;
-            break;
-        }
-        unsigned char h = *t->p++;
-        if (h == 0)
-            return found;
-        int type = h & 0x0F, delta = h >> 4;
-        int id;
-        if (delta) {
-            id = last + delta;
-        } else {
-            uint64_t z = thrift_varint(t);
-            id = (int)((z >> 1) ^ (~(z & 1) + 1));
-        }
-        last = id;
-        if (want_field && id == want_field && type == 6) {
-            uint64_t z = thrift_varint(t);
-            found = (int64_t)((z >> 1) ^ (~(z & 1) + 1));
-        } else {
-            thrift_skip(t, type, depth);
-        }
-    }
-    return -1;
-}
-
-/* 1 with *rows when path is a whole Parquet file (magic at both ends, a footer that decodes to exactly its
- * length), else 0. */
-static int parquet_complete(const char *path, int64_t *rows)
-{
-    FILE *f = fopen(path, "rb");
-    if (!f)
-        return 0;
-    int ok = 0;
-    unsigned char tail[8], head[4];
-    long size;
-    if (fseek(f, 0, SEEK_END) == 0 && (size = ftell(f)) >= 12 && fseek(f, size - 8, SEEK_SET) == 0 &&
-        fread(tail, 1, 8, f) == 8 && memcmp(tail + 4, "PAR1", 4) == 0 && fseek(f, 0, SEEK_SET) == 0 &&
-        fread(head, 1, 4, f) == 4 && memcmp(head, "PAR1", 4) == 0) {
-        uint32_t len = (uint32_t)tail[0] | (uint32_t)tail[1] << 8 | (uint32_t)tail[2] << 16 | (uint32_t)tail[3] << 24;
-        unsigned char *meta = len > 0 && (long)len <= size - 12 ? malloc(len) : NULL;
-        if (meta && fseek(f, size - 8 - (long)len, SEEK_SET) == 0 && fread(meta, 1, len, f) == len) {
-            thrift_in t = { meta, meta + len, 0 };
-            int64_t n = thrift_struct(&t, 0, 3); /* FileMetaData.num_rows */
-            if (!t.bad && t.p == t.end && n >= 0) {
-                *rows = n;
-                ok = 1;
-            }
-        }
-        free(meta);
-    }
-    fclose(f);
-    return ok;
-}
-
-typedef struct direct_run {
-    unload_ctx *u;
-    const char *dir;
-    int64_t total;   /* rows counted before the COPY: how the files map to slices */
-    int64_t written; /* rows in the files published so far */
-    int next;        /* DuckDB's number of the next file to publish */
-    int last_slice, part;
-    rd_status st;
-    rd_error err;
-    pthread_mutex_t mu;
-    int copy_done;
-} direct_run;
-
-/* Publishes DuckDB's next file when it is complete; 1 if one was published. Called by one thread at a time. */
-static int publish_next(direct_run *d)
-{
-    char path[4096];
-    snprintf(path, sizeof path, "%s/data_%d.parquet", d->dir, d->next);
-    int64_t n = 0;
-    if (!parquet_complete(path, &n))
-        return 0;
-    unload_ctx *u = d->u;
-    int slices = u->spec->parallel ? u->env->slices : 1;
-    int slice = d->total > 0 ? (int)(d->written * slices / d->total) : 0;
-    if (slice >= slices)
-        slice = slices - 1;
-    if (slice != d->last_slice)
-        d->part = 0;
-    d->last_slice = slice;
-    rd_buf key = RD_BUF_INIT;
-    file_key(u, u->spec->prefix, u->spec->parallel ? slice : -1, d->part++, &key);
-    struct stat sb;
-    uint64_t size = stat(path, &sb) == 0 ? (uint64_t)sb.st_size : 0;
-    d->st = publish(u, rd_buf_cstr(&key), path, size, n, &d->err);
-    rd_buf_free(&key);
-    d->written += n;
-    d->next++;
-    return d->st == RD_OK;
-}
-
-static void *direct_watch(void *arg)
-{
-    direct_run *d = arg;
-    for (;;) {
-        pthread_mutex_lock(&d->mu);
-        int stop = d->copy_done;
-        pthread_mutex_unlock(&d->mu);
-        if (stop || d->st != RD_OK)
-            return NULL;
-        if (!publish_next(d)) {
-            struct timespec ts = { 0, 20 * 1000 * 1000 };
-            nanosleep(&ts, NULL);
-        }
-    }
-}
-
-/* The start of a one-pass COPY into a new temporary directory: *dir its path, *sql "COPY (SELECT <the
- * list>" for the caller to go on with. RD_E_IO (u->err set, nothing to free) when it cannot be made. */
-static rd_status copy_dir_begin(unload_ctx *u, rd_buf *dir, rd_buf *sql)
-{
-    rd_buf_printf(dir, "%s/tmp/unload-%d-%llu.d", u->env->data_dir, (int)getpid(), u->env->next_tmp(u->env->ctx));
-    if (mkdir(rd_buf_cstr(dir), 0700) != 0) {
-        rd_buf_free(dir);
-        return rd_error_set(u->err, RD_E_IO, "ERROR: UNLOAD could not create its temporary directory");
-    }
-    rd_buf_puts(sql, "COPY (SELECT ");
-    select_list(u, sql);
-    return RD_OK;
-}
-
-/* The whole result in one COPY of the query (about the cost of DuckDB's own COPY: nothing materialised),
- * files of about total/slices rows each, named per slice by the rows before them; *rows_out becomes the rows
- * the files hold. */
-static rd_status write_direct(unload_ctx *u, const char *source, int64_t *rows_out)
-{
-    int slices = u->spec->parallel ? u->env->slices : 1;
-    int64_t share = (u->rows + slices - 1) / slices;
-    int64_t groups = (share + RD_UNLOAD_ROW_GROUP - 1) / RD_UNLOAD_ROW_GROUP; /* row groups per file */
-    int64_t group_rows = (share + groups - 1) / groups;
-    rd_buf dir = RD_BUF_INIT, sql = RD_BUF_INIT;
-    if (copy_dir_begin(u, &dir, &sql) != RD_OK)
-        return RD_E_IO;
-    rd_buf_printf(&sql, " FROM %s) TO ", source);
-    rd_sql_quote_literal(&sql, rd_buf_cstr(&dir), dir.len);
-    rd_buf_printf(&sql, " (FORMAT PARQUET, ROW_GROUP_SIZE %lld", (long long)group_rows);
-    if (u->spec->parallel)
-        rd_buf_printf(&sql, ", ROW_GROUPS_PER_FILE %lld", (long long)groups);
-    rd_buf_printf(&sql, ", FILE_SIZE_BYTES %llu)", (unsigned long long)(u->max_size - u->max_size / 10));
-
-    direct_run d;
-    memset(&d, 0, sizeof d);
-    d.u = u;
-    d.dir = rd_buf_cstr(&dir);
-    d.total = u->rows;
-    d.last_slice = -1;
-    rd_error_clear(&d.err);
-    pthread_mutex_init(&d.mu, NULL);
-    pthread_t watcher;
-    int watching = pthread_create(&watcher, NULL, direct_watch, &d) == 0;
-    rd_status st = q_exec(u, rd_buf_cstr(&sql));
-    pthread_mutex_lock(&d.mu);
-    d.copy_done = 1;
-    pthread_mutex_unlock(&d.mu);
-    if (watching)
-        pthread_join(watcher, NULL);
-    if (st == RD_OK && d.st == RD_OK)
-        while (publish_next(&d)) /* the files the watcher had not reached: all complete now */
-            ;
-    if (st == RD_OK && d.st != RD_OK)
-        st = rd_error_set(u->err, d.st, "%s", d.err.message);
-    if (st == RD_OK) {
-        char path[4096];
-        snprintf(path, sizeof path, "%s/data_%d.parquet", d.dir, d.next);
-        if (access(path, F_OK) == 0) /* a file left that is not a whole Parquet file */
-            st = rd_error_set(u->err, RD_E_INTERNAL, "ERROR: UNLOAD wrote an incomplete file");
-        else
-            *rows_out = d.written;
-    }
-    pthread_mutex_destroy(&d.mu);
-    /* leftovers of a failure: the directory's files, then the directory */
-    for (int i = d.next;; i++) {
-        char path[4096];
-        snprintf(path, sizeof path, "%s/data_%d.parquet", d.dir, i);
-        if (unlink(path) != 0)
-            break;
-    }
-    rmdir(rd_buf_cstr(&dir));
-    rd_buf_free(&sql);
-    rd_buf_free(&dir);
-    return st;
-}
-
-/* A small result (fewer than RD_UNLOAD_DIRECT_MIN rows a slice, where DuckDB's row groups cannot cut exact
- * shares) in one COPY of the query too: each row goes to its slice's exact share by its number (slice s
- * holds rows [rows*s/slices, rows*(s+1)/slices), as write_group cuts them), through PARTITION_BY a slice
- * column that DuckDB does not write into the files; one directory per slice, published in slice order once
- * the COPY is done. About half the cost of materialising the result and copying each share. */
-#define RD_UNLOAD_SLICE_COL "rd_unload_slice"
-static rd_status write_small(unload_ctx *u, const char *source, int64_t *rows_out)
-{
-    int slices = u->env->slices;
-    int64_t written = 0;
-    rd_buf dir = RD_BUF_INIT, sql = RD_BUF_INIT;
-    if (copy_dir_begin(u, &dir, &sql) != RD_OK)
-        return RD_E_IO;
-    /* least(): a query whose second run gives more rows than it counted still writes them all */
-    rd_buf_printf(&sql, ", least((row_number() OVER () * %d - 1) // %lld, %d) AS " RD_UNLOAD_SLICE_COL " FROM %s) TO ",
-                  slices, (long long)u->rows, slices - 1, source);
-    rd_sql_quote_literal(&sql, rd_buf_cstr(&dir), dir.len);
-    rd_buf_puts(&sql, " (FORMAT PARQUET, PARTITION_BY (" RD_UNLOAD_SLICE_COL "))");
-    rd_status st = q_exec(u, rd_buf_cstr(&sql));
-    for (int s = 0; s < slices; s++) {
-        int part = 0;
-        for (int i = 0;; i++) {
-            char path[4096];
-            snprintf(path, sizeof path, "%s/" RD_UNLOAD_SLICE_COL "=%d/data_%d.parquet", rd_buf_cstr(&dir), s, i);
-            if (access(path, F_OK) != 0)
-                break;
-            int64_t n = 0;
-            if (st == RD_OK && !parquet_complete(path, &n))
-                st = rd_error_set(u->err, RD_E_INTERNAL, "ERROR: UNLOAD wrote an incomplete file");
-            if (st != RD_OK) { /* the leftovers of a failure */
-                unlink(path);
-                continue;
-            }
-            struct stat sb;
-            rd_buf key = RD_BUF_INIT;
-            file_key(u, u->spec->prefix, s, part++, &key);
-            st = publish(u, rd_buf_cstr(&key), path, stat(path, &sb) == 0 ? (uint64_t)sb.st_size : 0, n, u->err);
-            rd_buf_free(&key);
-            written += n;
-        }
-        char sub[4096];
-        snprintf(sub, sizeof sub, "%s/" RD_UNLOAD_SLICE_COL "=%d", rd_buf_cstr(&dir), s);
-        rmdir(sub);
-    }
-    rmdir(rd_buf_cstr(&dir));
-    rd_buf_free(&sql);
-    rd_buf_free(&dir);
-    if (st == RD_OK)
-        *rows_out = written;
-    return st;
 }
 
 static rd_status write_manifest(unload_ctx *u)
@@ -972,33 +795,21 @@ rd_status rd_emu_unload_run(const rd_emu_unload_env *env, duckdb_connection conn
         st = rd_error_set(err, RD_E_REMOTE, "%s", rerr.message);
         goto done;
     }
-    /* Parquet without partitions, MAXFILESIZE, ROWGROUPSIZE or ORDER BY: straight from the query in one pass
-     * (when every slice gets enough rows that DuckDB's row groups, cut at vectors of 2048 rows, split it into
-     * about equal shares); the rest from the result materialised once. */
-    int direct = spec.format == RD_UNLOAD_PARQUET && !spec.partition_count && !spec.max_file_size &&
-                 !spec.row_group_size && !mentions_order(rd_buf_cstr(&q));
+    /* Parquet without PARTITION BY: streamed straight from the query, after a count of its rows (for the
+     * slices' shares) and a describe of its columns; the rest from the result materialised once. */
+    int stream = spec.format == RD_UNLOAD_PARQUET && !spec.partition_count;
     int64_t rows = -1;
-    int small = 0;
     rd_buf_puts(&source, "(");
     rd_buf_puts(&source, rd_buf_cstr(&q));
     rd_buf_puts(&source, "\n) AS rd_q");
-    /* the fixed cost of a small UNLOAD is the statements before its COPYs: a count, then either the
-     * describe of the query (one pass) or CREATE TABLE AS, which answers its rows, and its describe */
-    if (direct) {
+    if (stream) {
         rd_buf cnt = RD_BUF_INIT;
         rd_buf_printf(&cnt, "SELECT count(*) FROM %s", rd_buf_cstr(&source));
         st = q_count(&u, rd_buf_cstr(&cnt), &rows);
         rd_buf_free(&cnt);
-        if (st != RD_OK)
+        if (st != RD_OK || (st = describe(&u, rd_buf_cstr(&source))) != RD_OK)
             goto done;
-        small = spec.parallel && rows < (int64_t)env->slices * RD_UNLOAD_DIRECT_MIN; /* exact shares */
-        if ((st = describe(&u, rd_buf_cstr(&source))) != RD_OK)
-            goto done;
-        for (size_t i = 0; small && i < u.ncols; i++)
-            if (strcmp(u.cols[i].lower, RD_UNLOAD_SLICE_COL) == 0)
-                direct = small = 0; /* a column of that name: the materialised path */
-    }
-    if (!direct) {
+    } else {
         snprintf(u.table, sizeof u.table, "rd_unload_%llu", env->next_tmp(env->ctx));
         rd_buf ctas = RD_BUF_INIT;
         rd_buf_printf(&ctas, "CREATE TEMP TABLE %s AS ", u.table);
@@ -1037,12 +848,14 @@ rd_status rd_emu_unload_run(const rd_emu_unload_env *env, duckdb_connection conn
     u.rows = rows;
     if (rows == 0) /* Redshift writes neither data files nor manifest for an empty result */
         goto done;
-    if (direct && small)
-        st = write_small(&u, rd_buf_cstr(&source), rows_out);
-    else if (direct)
-        st = write_direct(&u, rd_buf_cstr(&source), rows_out);
-    else
+    if (stream) {
+        rd_buf from = RD_BUF_INIT;
+        rd_buf_printf(&from, "FROM %s", rd_buf_cstr(&source));
+        st = write_parquet(&u, rd_buf_cstr(&from), spec.prefix, rows, rows_out);
+        rd_buf_free(&from);
+    } else {
         st = spec.partition_count ? write_partitions(&u) : write_group(&u, spec.prefix, 0, rows);
+    }
     if (st == RD_OK && spec.manifest)
         st = write_manifest(&u);
 done:
