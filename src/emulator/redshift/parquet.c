@@ -702,6 +702,16 @@ rd_status rd_emu_pq_write(rd_emu_pq_writer *w, duckdb_data_chunk chunk, idx_t fr
     return RD_OK;
 }
 
+/* A schema element's converted type and its logical type of no fields (the union's member `member`). */
+static void annotate(tw *t, int converted, int16_t member)
+{
+    tw_i32(t, 6, converted);
+    tw_struct(t, 10);
+    tw_struct(t, member);
+    tw_end(t);
+    tw_end(t);
+}
+
 /* The footer: FileMetaData. */
 static int footer(rd_emu_pq_writer *w, gbuf *b)
 {
@@ -743,20 +753,8 @@ static int footer(rd_emu_pq_writer *w, gbuf *b)
             tw_end(&t);
             tw_end(&t);
             break;
-        case DUCKDB_TYPE_DATE:
-            tw_i32(&t, 6, PQ_CT_DATE);
-            tw_struct(&t, 10);
-            tw_struct(&t, 6); /* DATE */
-            tw_end(&t);
-            tw_end(&t);
-            break;
-        case DUCKDB_TYPE_VARCHAR:
-            tw_i32(&t, 6, PQ_CT_UTF8);
-            tw_struct(&t, 10);
-            tw_struct(&t, 1); /* STRING */
-            tw_end(&t);
-            tw_end(&t);
-            break;
+        case DUCKDB_TYPE_DATE: annotate(&t, PQ_CT_DATE, 6); break;      /* LogicalType DATE */
+        case DUCKDB_TYPE_VARCHAR: annotate(&t, PQ_CT_UTF8, 1); break;   /* LogicalType STRING */
         default: break;
         }
         tw_end(&t);

@@ -131,7 +131,9 @@ static const char *verbose_type(const rd_emu_column *c)
     }
 }
 
-/* The SELECT list as written: lowercased names; VARBYTE as hex in text formats. */
+/* The SELECT list as written: lowercased names; VARBYTE as hex in text formats; for Parquet, the types the
+ * writer does not write cast to ones it does (HUGEINT to DECIMAL(38,0), any other to VARCHAR, as the Data API
+ * describes them). */
 static void select_list(unload_ctx *u, rd_buf *b)
 {
     int first = 1;
@@ -141,10 +143,18 @@ static void select_list(unload_ctx *u, rd_buf *b)
         if (!first)
             rd_buf_puts(b, ", ");
         first = 0;
-        if (u->spec->format != RD_UNLOAD_PARQUET && u->cols[i].desc.duck_type == DUCKDB_TYPE_BLOB) {
+        int t = u->cols[i].desc.duck_type;
+        const char *cast = NULL;
+        if (u->spec->format == RD_UNLOAD_PARQUET)
+            cast = t == DUCKDB_TYPE_HUGEINT ? "DECIMAL(38,0)" : rd_emu_pq_supported((duckdb_type)t) ? NULL : "VARCHAR";
+        if (u->spec->format != RD_UNLOAD_PARQUET && t == DUCKDB_TYPE_BLOB) {
             rd_buf_puts(b, "lower(hex(");
             append_ident(b, u->cols[i].name);
             rd_buf_puts(b, "))");
+        } else if (cast) {
+            rd_buf_puts(b, "CAST(");
+            append_ident(b, u->cols[i].name);
+            rd_buf_printf(b, " AS %s)", cast);
         } else {
             append_ident(b, u->cols[i].name);
         }
@@ -233,30 +243,6 @@ static rd_status publish(unload_ctx *u, const char *key, const char *path, uint6
 /* --- Parquet: the query's rows streamed from DuckDB into the emulator's writer (parquet.h), which writes
  * Redshift's physical forms; each file is published as soon as it is closed. --- */
 
-/* select_list's for the writer: the types it does not write cast to ones it does (HUGEINT to DECIMAL(38,0),
- * any other to VARCHAR, as the Data API describes them). */
-static void parquet_select_list(unload_ctx *u, rd_buf *b)
-{
-    int first = 1;
-    for (size_t i = 0; i < u->ncols; i++) {
-        if (u->cols[i].is_partition && !u->spec->partition_include)
-            continue;
-        if (!first)
-            rd_buf_puts(b, ", ");
-        first = 0;
-        int t = u->cols[i].desc.duck_type;
-        const char *cast = t == DUCKDB_TYPE_HUGEINT ? "DECIMAL(38,0)" : rd_emu_pq_supported((duckdb_type)t) ? NULL
-                                                                                                         : "VARCHAR";
-        if (cast)
-            rd_buf_puts(b, "CAST(");
-        append_ident(b, u->cols[i].name);
-        if (cast)
-            rd_buf_printf(b, " AS %s)", cast);
-        rd_buf_puts(b, " AS ");
-        append_ident(b, u->cols[i].lower);
-    }
-}
-
 typedef struct pq_stream {
     unload_ctx *u;
     const char *key_prefix;
@@ -309,7 +295,7 @@ static rd_status write_parquet(unload_ctx *u, const char *from, const char *key_
 {
     rd_buf sql = RD_BUF_INIT;
     rd_buf_puts(&sql, "SELECT ");
-    parquet_select_list(u, &sql);
+    select_list(u, &sql);
     rd_buf_printf(&sql, " %s", from);
     duckdb_prepared_statement prep = NULL;
     duckdb_pending_result pending = NULL;
