@@ -517,7 +517,7 @@ static int close_page(rd_emu_pq_writer *w, pq_col *c)
         }
     } else if (!bad) {
         bad = gb_reserve(pg, v1 - v0 + 1);
-        if (!bad) {
+        if (!bad && v1 > v0) { /* a page of NULLs only has no values (and vals may be unallocated) */
             memcpy(pg->p + pg->len, c->vals.p + v0, v1 - v0);
             pg->len += v1 - v0;
         }

@@ -238,8 +238,8 @@ static void test_long_strings_and_snappy(void **state)
     assert_int_equal(out[0], 0);
 }
 
-/* An empty file (no rows) is still a valid Parquet file with the schema; a file that cannot be created
- * fails naming why. */
+/* An empty file (no rows) is still a valid Parquet file with the schema, and so is one whose columns hold
+ * NULLs only; a file that cannot be created fails naming why. */
 static void test_empty_and_refusals(void **state)
 {
     env *e = *state;
@@ -249,6 +249,14 @@ static void test_empty_and_refusals(void **state)
              e->path, e->path);
     char *v = one(e, q);
     assert_string_equal(v, "0|3");
+    free(v);
+    /* columns of NULLs only (no values at all in their pages), beside one with values */
+    write_query(e, "SELECT CAST(NULL AS INTEGER) AS a, CAST(NULL AS VARCHAR) AS s, CAST(NULL AS BOOLEAN) AS t, "
+                   "range AS i FROM range(10)", 0, 2048);
+    snprintf(q, sizeof q, "SELECT count(*) || '|' || count(a) || '|' || count(s) || '|' || count(t) || '|' || sum(i) "
+             "FROM read_parquet('%s')", e->path);
+    v = one(e, q);
+    assert_string_equal(v, "10|0|0|0|45");
     free(v);
     rd_emu_pq_column c = { .name = "a", .type = DUCKDB_TYPE_INTEGER };
     rd_emu_pq_writer *w = NULL;
