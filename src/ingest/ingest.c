@@ -165,6 +165,12 @@ static rd_status run_statement(job *j, const char *sql, rd_ingest_phase phase, c
     }
     if (phase == RD_PHASE_UNLOAD || phase == RD_PHASE_FETCH)
         snprintf(j->r->statement_id, sizeof j->r->statement_id, "%s", id);
+    if (phase == RD_PHASE_UNLOAD && j->ledger_prefix) { /* so that a next run stops it before its sweep */
+        rd_error le;
+        rd_error_clear(&le);
+        if (rd_target_ledger_add_statement(j->db_path, j->r->staging_url, id, &le) != RD_OK)
+            rd_log_write(j->log, RD_LOG_WARN, "%s", le.message);
+    }
     tick_ctx t = { j, phase };
     rd_rsd_wait_options wo = { 0 };
     wo.timeout_ms = j->o->timeout_s > 0 ? j->o->timeout_s * 1000 : 0;
@@ -937,8 +943,41 @@ static rd_status lock_target(job *j, rd_error *err)
             return st;
     }
     rd_target_sweep_result sr = { 0 };
-    rd_target_sweep(j->db_path, NULL, NULL, j->log, &sr);
+    rd_target_sweep(j->db_path, NULL, NULL, NULL, NULL, j->log, &sr);
     return RD_OK;
+}
+
+/* The sweep's rd_target_stop_fn: an earlier (killed) run's UNLOAD that still runs is cancelled, then waited
+ * for (10 s at most), so that deleting its prefix does not race its last files. */
+static int stop_earlier_unload(void *ctx, const char *id)
+{
+    job *j = ctx;
+    int cancelled = 0;
+    for (long waited = 0; waited <= 10000; waited += 100) {
+        rd_rsd_description d;
+        memset(&d, 0, sizeof d);
+        rd_error e;
+        rd_error_clear(&e);
+        rd_status st = rd_rsd_describe(&j->data, id, &d, &e);
+        int running = st == RD_OK && (strcmp(d.status, "SUBMITTED") == 0 || strcmp(d.status, "PICKED") == 0 ||
+                                      strcmp(d.status, "STARTED") == 0);
+        rd_rsd_description_free(&d);
+        if (st == RD_E_NOT_FOUND)
+            return 1; /* the Data API keeps statements for 24 hours: long ended */
+        if (st != RD_OK)
+            return 0;
+        if (!running)
+            return 1;
+        if (!cancelled) {
+            rd_log_write(j->log, RD_LOG_WARN, "an earlier run's UNLOAD (statement %s) still runs: cancelling it "
+                         "before deleting its files", id);
+            if (rd_rsd_cancel(&j->data, id, &e) != RD_OK && e.code != RD_E_NOT_FOUND)
+                rd_log_write(j->log, RD_LOG_WARN, "CancelStatement %s: %s", id, e.message);
+            cancelled = 1;
+        }
+        rd_sleep_ms(100);
+    }
+    return 0;
 }
 
 /* Notes location in the target's ledger, so that the next run sweeps it if this one dies. */
@@ -957,7 +996,7 @@ static rd_status via_unload(job *j, rd_error *err)
         st = bucket_region(j, err);
     if (st == RD_OK && j->db_path) {
         rd_target_sweep_result sr = { 0 };
-        rd_target_sweep(j->db_path, &j->s3c, j->bucket, j->log, &sr);
+        rd_target_sweep(j->db_path, &j->s3c, j->bucket, stop_earlier_unload, j, j->log, &sr);
     }
     if (st == RD_OK)
         st = probe(j, err);

@@ -571,11 +571,9 @@ static void ledger_write(const char *db_path, json_t *entries)
     free(tmp);
 }
 
-rd_status rd_target_ledger_add(const char *db_path, rd_target_kind kind, const char *location, rd_error *err)
+/* Appends entry e (taken) to db_path's ledger, synced. */
+static rd_status ledger_append(const char *db_path, json_t *e, const char *location, rd_error *err)
 {
-    json_t *e = json_pack("{s:s, s:I, s:I, s:s, s:s}", "run", token(), "pid", (json_int_t)getpid(), "started",
-                          (json_int_t)time(NULL), "kind", kind == RD_TARGET_PREFIX ? "s3" : "dir", "location",
-                          location);
     char *txt = e ? json_dumps(e, JSON_COMPACT) : NULL;
     json_decref(e);
     char *path = ledger_path(db_path, "");
@@ -601,6 +599,23 @@ rd_status rd_target_ledger_add(const char *db_path, rd_target_kind kind, const c
     return st;
 }
 
+rd_status rd_target_ledger_add(const char *db_path, rd_target_kind kind, const char *location, rd_error *err)
+{
+    json_t *e = json_pack("{s:s, s:I, s:I, s:s, s:s}", "run", token(), "pid", (json_int_t)getpid(), "started",
+                          (json_int_t)time(NULL), "kind", kind == RD_TARGET_PREFIX ? "s3" : "dir", "location",
+                          location);
+    return ledger_append(db_path, e, location, err);
+}
+
+rd_status rd_target_ledger_add_statement(const char *db_path, const char *location, const char *statement_id,
+                                         rd_error *err)
+{
+    json_t *e = json_pack("{s:s, s:I, s:I, s:s, s:s, s:s}", "run", token(), "pid", (json_int_t)getpid(), "started",
+                          (json_int_t)time(NULL), "kind", "statement", "location", location, "statement",
+                          statement_id);
+    return ledger_append(db_path, e, location, err);
+}
+
 static int is_mine(json_t *e)
 {
     return strcmp(json_string_value(json_object_get(e, "run")) ? json_string_value(json_object_get(e, "run")) : "",
@@ -615,7 +630,8 @@ void rd_target_ledger_remove(const char *db_path, const char *location)
     json_t *e;
     int dropped = 0;
     json_array_foreach(all, i, e) {
-        if (!dropped && is_mine(e) && strcmp(json_string_value(json_object_get(e, "location")), location) == 0)
+        const char *loc = json_string_value(json_object_get(e, "location"));
+        if (is_mine(e) && loc && strcmp(loc, location) == 0)
             dropped = 1;
         else
             json_array_append(keep, e);
@@ -658,15 +674,57 @@ static int remove_download_dir(const char *dir)
     return rmdir(dir) == 0 ? 1 : errno == ENOENT ? 0 : -1;
 }
 
-void rd_target_sweep(const char *db_path, rd_aws_client *s3, const char *bucket, const rd_log *log,
-                     rd_target_sweep_result *r)
+/* 1 when location (an "s3://bucket/…/redduck-…/" entry's) is in bucket and one of ours to sweep. */
+static int sweepable(const char *location, const char *bucket)
+{
+    char *b = NULL, *p = NULL;
+    rd_error pe;
+    rd_error_clear(&pe);
+    int ok = location && rd_s3_parse_url(location, &b, &p, &pe) == RD_OK && strcmp(b, bucket ? bucket : "") == 0 &&
+             strncmp(base_name(p), "redduck-", 8) == 0;
+    free(b);
+    free(p);
+    return ok;
+}
+
+/* 1 when list (an array of strings) holds s. */
+static int listed(json_t *list, const char *s)
+{
+    size_t i;
+    json_t *v;
+    json_array_foreach(list, i, v) {
+        if (s && json_string_value(v) && strcmp(json_string_value(v), s) == 0)
+            return 1;
+    }
+    return 0;
+}
+
+void rd_target_sweep(const char *db_path, rd_aws_client *s3, const char *bucket, rd_target_stop_fn stop,
+                     void *stop_ctx, const rd_log *log, rd_target_sweep_result *r)
 {
     pthread_mutex_lock(&g_ledger_mu);
     json_t *all = ledger_read(db_path);
     pthread_mutex_unlock(&g_ledger_mu);
     json_t *done = json_array();
+    json_t *running = json_array(); /* the locations a statement may still write to: they stay */
     size_t i;
     json_t *e;
+    /* first the statements: an UNLOAD of a killed run may still be writing its files */
+    json_array_foreach(all, i, e) {
+        const char *kind = json_string_value(json_object_get(e, "kind"));
+        const char *loc = json_string_value(json_object_get(e, "location"));
+        const char *id = json_string_value(json_object_get(e, "statement"));
+        if (is_mine(e) || !kind || strcmp(kind, "statement") != 0 || !s3 || !sweepable(loc, bucket))
+            continue;
+        if (id && stop && stop(stop_ctx, id)) {
+            json_array_append(done, e);
+        } else {
+            json_array_append_new(running, json_string(loc));
+            r->failed++;
+            rd_log_write(log, RD_LOG_WARN, "an earlier run's UNLOAD (statement %s) may still write to %s: its "
+                         "files stay for a later run (or `redduck gc`)", id ? id : "?", loc);
+        }
+    }
     json_array_foreach(all, i, e) {
         if (is_mine(e))
             continue;
@@ -687,8 +745,8 @@ void rd_target_sweep(const char *db_path, rd_aws_client *s3, const char *bucket,
         char *b = NULL, *p = NULL;
         rd_error pe;
         rd_error_clear(&pe);
-        if (!s3 || !kind || strcmp(kind, "s3") != 0 || rd_s3_parse_url(loc, &b, &p, &pe) != RD_OK ||
-            strcmp(b, bucket ? bucket : "") != 0 || strncmp(base_name(p), "redduck-", 8) != 0) {
+        if (!s3 || !kind || strcmp(kind, "s3") != 0 || !sweepable(loc, bucket) || listed(running, loc) ||
+            rd_s3_parse_url(loc, &b, &p, &pe) != RD_OK) {
             free(b);
             free(p);
             continue; /* another bucket's: a run staging there (or `redduck gc`) takes it */
@@ -709,6 +767,7 @@ void rd_target_sweep(const char *db_path, rd_aws_client *s3, const char *bucket,
         free(p);
     }
     json_decref(all);
+    json_decref(running);
     if (json_array_size(done)) {
         pthread_mutex_lock(&g_ledger_mu);
         all = ledger_read(db_path);

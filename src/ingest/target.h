@@ -37,7 +37,12 @@ typedef enum rd_target_kind { RD_TARGET_PREFIX, RD_TARGET_DIR } rd_target_kind;
 /* Records that this process started location for db_path: an "s3://bucket/prefix/" (before the UNLOAD is
  * sent) or a download directory. RD_E_IO when the ledger cannot be written. */
 rd_status rd_target_ledger_add(const char *db_path, rd_target_kind kind, const char *location, rd_error *err);
-/* Drops this process's entry for location (once it is cleaned up). Best effort. */
+/* Records the UNLOAD statement writing to location (an "s3://…/" this process recorded): the next run's
+ * sweep stops it before deleting location, so its last files cannot land after the delete. */
+rd_status rd_target_ledger_add_statement(const char *db_path, const char *location, const char *statement_id,
+                                         rd_error *err);
+/* Drops this process's entries for location (once it is cleaned up): the location's and its statement's.
+ * Best effort. */
 void rd_target_ledger_remove(const char *db_path, const char *location);
 
 typedef struct rd_target_sweep_result {
@@ -46,10 +51,15 @@ typedef struct rd_target_sweep_result {
     size_t failed;                  /* entries that could not be cleaned: they stay for the next run */
 } rd_target_sweep_result;
 
+/* Stops an earlier run's statement (cancels it if it still runs, waits for its end): 1 when it has ended
+ * (or the Data API no longer knows it), 0 when it may still run. */
+typedef int (*rd_target_stop_fn)(void *ctx, const char *statement_id);
+
 /* Cleans what dead runs recorded for db_path: removes their download directories and, when s3 is given,
  * deletes their staging prefixes in bucket (other buckets' entries stay, for a run staging there, or for
- * `redduck gc`). Failures are logged (warn) and counted, never fatal. */
-void rd_target_sweep(const char *db_path, rd_aws_client *s3, const char *bucket, const rd_log *log,
-                     rd_target_sweep_result *r);
+ * `redduck gc`); a prefix whose recorded statement stop cannot stop stays for a later run (stop NULL: the
+ * prefixes with a statement stay). Failures are logged (warn) and counted, never fatal. */
+void rd_target_sweep(const char *db_path, rd_aws_client *s3, const char *bucket, rd_target_stop_fn stop,
+                     void *stop_ctx, const rd_log *log, rd_target_sweep_result *r);
 
 #endif

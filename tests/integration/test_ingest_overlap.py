@@ -3,7 +3,8 @@ emulator: big files split into ranges come out identical with seeded faults on t
 that appear while the UNLOAD runs are fetched and loaded at once, and the manifest settles the end (a file it
 does not name is dropped, even one already loaded); a kill -9 mid ranged download is swept by the next run; a
 statement aborted by someone else, or Ctrl-C while files are in flight, commits nothing and leaves the
-staging prefix empty."""
+staging prefix empty; a run killed during its UNLOAD has that UNLOAD cancelled by the next run before the sweep
+deletes its files."""
 import glob
 import json
 import os
@@ -192,6 +193,32 @@ class TestOverlap(IngestBase):
         self.assertEqual(self.query(db, "select table_name from information_schema.tables"), [])
         self.assertEqual(glob.glob(os.path.join(self.work, ".redduck-tmp-*")), [])
 
+
+    def test_kill_during_the_unload_then_the_next_run_stops_it_before_sweeping(self):
+        db = self.db("killed.duckdb")
+        proc = subprocess.Popen([REDDUCK, "ingest", "--workgroup", "demo", "--staging", "s3://redduck-staging/k",
+                                 "--sql", "select * from sales", "--into", db], stdout=subprocess.PIPE,
+                                stderr=subprocess.PIPE, text=True, env=self.env())
+        try:
+            prefix, _ = self.staging_prefix("k/")
+            self.assertIsNone(proc.poll())
+            proc.send_signal(signal.SIGKILL)  # no clean-up: its UNLOAD goes on writing part files
+        finally:
+            finish(proc)
+        rsd = self.client("redshift-data")
+        killed = [s for s in rsd.list_statements(Status="ALL")["Statements"] if "/" + prefix in s["QueryString"]]
+        self.assertEqual(len(killed), 1)
+        self.assertIn(rsd.describe_statement(Id=killed[0]["Id"])["Status"], ("SUBMITTED", "PICKED", "STARTED"),
+                      "the UNLOAD ended with its ingest: the test proves nothing")
+        p = self.ingest("--workgroup", "demo", "--staging", "s3://redduck-staging/k", "--sql", "select * from sales",
+                        "--into", db + ":sales", "--json")
+        self.assertIn("still runs: cancelling it", p.stderr)
+        self.assertIn("cleaned up after an interrupted earlier run", p.stderr)
+        self.assertEqual(json.loads(p.stdout)["rows"], OVERLAP_ROWS)
+        self.assertEqual(rsd.describe_statement(Id=killed[0]["Id"])["Status"], "ABORTED")
+        time.sleep(1.5)  # at 1 MB/s a still-running UNLOAD would have added a file by now
+        self.assertStagingEmpty()
+        self.assertFalse(os.path.exists(db + ".redduck-ledger"), "the ledger kept entries of a finished run")
 
 if __name__ == "__main__":
     unittest.main()

@@ -172,7 +172,7 @@ static void test_ledger_sweeps_only_dead_runs(void **state)
     fprintf(f, "{\"run\":\"0123\",\"pid\":1,\"started\":1,\"kind\":\"dir\",\"location\":\"%s\"}\n{\"torn", dead);
     fclose(f);
     rd_target_sweep_result r = { 0 };
-    rd_target_sweep(path, NULL, NULL, NULL, &r);
+    rd_target_sweep(path, NULL, NULL, NULL, NULL, NULL, &r);
     assert_int_equal(r.dirs, 1);
     assert_int_equal(stat(dead, &st), -1);
     assert_int_equal(stat(mine, &st), 0); /* this process's own entry is alive */
