@@ -187,21 +187,8 @@ static void tw_i64(tw *t, int16_t id, int64_t v)
     tw_varint(t, zigzag(v));
 }
 
-static void tw_string_value(tw *t, const char *s)
+static void tw_bytes_value(tw *t, const void *p, size_t n) /* a binary's length, then its bytes */
 {
-    size_t n = strlen(s);
-    tw_varint(t, n);
-    if (gb_reserve(t->b, n) != 0) {
-        t->bad = 1;
-        return;
-    }
-    memcpy(t->b->p + t->b->len, s, n);
-    t->b->len += n;
-}
-
-static void tw_binary(tw *t, int16_t id, const uint8_t *p, size_t n)
-{
-    tw_field(t, id, T_BINARY);
     tw_varint(t, n);
     if (gb_reserve(t->b, n) != 0) {
         t->bad = 1;
@@ -209,6 +196,17 @@ static void tw_binary(tw *t, int16_t id, const uint8_t *p, size_t n)
     }
     memcpy(t->b->p + t->b->len, p, n);
     t->b->len += n;
+}
+
+static void tw_string_value(tw *t, const char *s)
+{
+    tw_bytes_value(t, s, strlen(s));
+}
+
+static void tw_binary(tw *t, int16_t id, const uint8_t *p, size_t n)
+{
+    tw_field(t, id, T_BINARY);
+    tw_bytes_value(t, p, n);
 }
 
 static void tw_string(tw *t, int16_t id, const char *s)
