@@ -674,8 +674,9 @@ static int remove_download_dir(const char *dir)
     return rmdir(dir) == 0 ? 1 : errno == ENOENT ? 0 : -1;
 }
 
-/* 1 when location (an "s3://bucket/…/redduck-…/" entry's) is in bucket and one of ours to sweep. */
-static int sweepable(const char *location, const char *bucket)
+/* 1 when location (an "s3://bucket/…/redduck-…/" entry's) is in bucket and one of ours to sweep; then
+ * *prefix (when not NULL) is its key prefix, which the caller frees. */
+static int sweepable(const char *location, const char *bucket, char **prefix)
 {
     char *b = NULL, *p = NULL;
     rd_error pe;
@@ -683,7 +684,10 @@ static int sweepable(const char *location, const char *bucket)
     int ok = location && rd_s3_parse_url(location, &b, &p, &pe) == RD_OK && strcmp(b, bucket ? bucket : "") == 0 &&
              strncmp(base_name(p), "redduck-", 8) == 0;
     free(b);
-    free(p);
+    if (ok && prefix)
+        *prefix = p;
+    else
+        free(p);
     return ok;
 }
 
@@ -714,7 +718,7 @@ void rd_target_sweep(const char *db_path, rd_aws_client *s3, const char *bucket,
         const char *kind = json_string_value(json_object_get(e, "kind"));
         const char *loc = json_string_value(json_object_get(e, "location"));
         const char *id = json_string_value(json_object_get(e, "statement"));
-        if (is_mine(e) || !kind || strcmp(kind, "statement") != 0 || !s3 || !sweepable(loc, bucket))
+        if (is_mine(e) || !kind || strcmp(kind, "statement") != 0 || !s3 || !sweepable(loc, bucket, NULL))
             continue;
         if (id && stop && stop(stop_ctx, id)) {
             json_array_append(done, e);
@@ -742,18 +746,14 @@ void rd_target_sweep(const char *db_path, rd_aws_client *s3, const char *bucket,
             }
             continue;
         }
-        char *b = NULL, *p = NULL;
+        char *p = NULL;
+        if (!s3 || !kind || strcmp(kind, "s3") != 0 || listed(running, loc) || !sweepable(loc, bucket, &p))
+            continue; /* another bucket's: a run staging there (or `redduck gc`) takes it */
         rd_error pe;
         rd_error_clear(&pe);
-        if (!s3 || !kind || strcmp(kind, "s3") != 0 || !sweepable(loc, bucket) || listed(running, loc) ||
-            rd_s3_parse_url(loc, &b, &p, &pe) != RD_OK) {
-            free(b);
-            free(p);
-            continue; /* another bucket's: a run staging there (or `redduck gc`) takes it */
-        }
         size_t objects = 0;
         uint64_t bytes = 0;
-        if (rd_s3_delete_prefix(s3, b, p, &objects, &bytes, &pe) == RD_OK) {
+        if (rd_s3_delete_prefix(s3, bucket, p, &objects, &bytes, &pe) == RD_OK) {
             r->prefixes += objects > 0;
             r->objects += objects;
             r->bytes += bytes;
@@ -763,7 +763,6 @@ void rd_target_sweep(const char *db_path, rd_aws_client *s3, const char *bucket,
             rd_log_write(log, RD_LOG_WARN, "could not delete %s, left by an earlier run (delete it by hand, or "
                          "`redduck gc`): %s", loc, pe.message);
         }
-        free(b);
         free(p);
     }
     json_decref(all);
