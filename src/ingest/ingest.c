@@ -947,37 +947,20 @@ static rd_status lock_target(job *j, rd_error *err)
     return RD_OK;
 }
 
-/* The sweep's rd_target_stop_fn: an earlier (killed) run's UNLOAD that still runs is cancelled, then waited
- * for (10 s at most), so that deleting its prefix does not race its last files. */
+/* The sweep's rd_target_stop_fn: an earlier (killed) run's UNLOAD that still runs is cancelled and seen to
+ * end (rd_rsd_stop), so that deleting its prefix does not race its last files. */
 static int stop_earlier_unload(void *ctx, const char *id)
 {
     job *j = ctx;
-    int cancelled = 0;
-    for (long waited = 0; waited <= 10000; waited += 100) {
-        rd_rsd_description d;
-        memset(&d, 0, sizeof d);
-        rd_error e;
-        rd_error_clear(&e);
-        rd_status st = rd_rsd_describe(&j->data, id, &d, &e);
-        int running = st == RD_OK && (strcmp(d.status, "SUBMITTED") == 0 || strcmp(d.status, "PICKED") == 0 ||
-                                      strcmp(d.status, "STARTED") == 0);
-        rd_rsd_description_free(&d);
-        if (st == RD_E_NOT_FOUND)
-            return 1; /* the Data API keeps statements for 24 hours: long ended */
-        if (st != RD_OK)
-            return 0;
-        if (!running)
-            return 1;
-        if (!cancelled) {
-            rd_log_write(j->log, RD_LOG_WARN, "an earlier run's UNLOAD (statement %s) still runs: cancelling it "
-                         "before deleting its files", id);
-            if (rd_rsd_cancel(&j->data, id, &e) != RD_OK && e.code != RD_E_NOT_FOUND)
-                rd_log_write(j->log, RD_LOG_WARN, "CancelStatement %s: %s", id, e.message);
-            cancelled = 1;
-        }
-        rd_sleep_ms(100);
-    }
-    return 0;
+    rd_error e;
+    rd_error_clear(&e);
+    rd_rsd_stop_outcome oc = rd_rsd_stop(&j->data, id, &e);
+    if (oc == RD_RSD_STOP_CANCELLED)
+        rd_log_write(j->log, RD_LOG_WARN, "an earlier run's UNLOAD (statement %s) still ran: cancelled it before "
+                     "deleting its files", id);
+    else if (oc == RD_RSD_STOP_RUNNING)
+        rd_log_write(j->log, RD_LOG_WARN, "an earlier run's UNLOAD (statement %s): %s", id, e.message);
+    return oc != RD_RSD_STOP_RUNNING;
 }
 
 /* Notes location in the target's ledger, so that the next run sweeps it if this one dies. */

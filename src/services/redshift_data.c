@@ -157,10 +157,13 @@ static int terminal(const char *status)
 #define RD_RSD_SETTLE_MS 10000
 
 /* CancelStatement for a statement the wait gives up on; once accepted, polls (one attempt per call: the
- * describe may be what is failing) until the statement reports an end or RD_RSD_SETTLE_MS pass. */
-static rd_rsd_cancel_outcome cancel_statement(rd_aws_client *c, const char *id, rd_error *ce)
+ * describe may be what is failing) until the statement reports an end or RD_RSD_SETTLE_MS pass. *ended
+ * (when not NULL): 1 when an end was seen. */
+static rd_rsd_cancel_outcome cancel_statement(rd_aws_client *c, const char *id, rd_error *ce, int *ended)
 {
     rd_error_clear(ce);
+    if (ended)
+        *ended = 0;
     if (rd_rsd_cancel(c, id, ce) != RD_OK) /* "Could not cancel a query that is already in FINISHED state." */
         return strcmp(ce->aws_code, "ValidationException") == 0 ? RD_RSD_CANCEL_ENDED : RD_RSD_CANCEL_FAILED;
     rd_aws_client once = *c;
@@ -171,13 +174,42 @@ static rd_rsd_cancel_outcome cancel_statement(rd_aws_client *c, const char *id, 
         rd_error e;
         rd_error_clear(&e);
         rd_status st = rd_rsd_describe(&once, id, &d, &e);
-        int ended = st == RD_OK && terminal(d.status);
+        int end = st == RD_OK && terminal(d.status);
         rd_rsd_description_free(&d);
-        if (st != RD_OK || ended)
+        if (end && ended)
+            *ended = 1;
+        if (st != RD_OK || end)
             break;
         nap(delay, NULL);
     }
     return RD_RSD_CANCELLED;
+}
+
+rd_rsd_stop_outcome rd_rsd_stop(rd_aws_client *c, const char *id, rd_error *err)
+{
+    rd_rsd_description d = { 0 };
+    rd_status st = rd_rsd_describe(c, id, &d, err);
+    int ended = st == RD_OK && terminal(d.status);
+    rd_rsd_description_free(&d);
+    if (st == RD_E_NOT_FOUND)
+        return RD_RSD_STOP_ENDED; /* the Data API keeps statements for 24 hours: long ended */
+    if (st != RD_OK)
+        return RD_RSD_STOP_RUNNING;
+    if (ended)
+        return RD_RSD_STOP_ENDED;
+    rd_error ce;
+    rd_rsd_cancel_outcome oc = cancel_statement(c, id, &ce, &ended);
+    if (oc == RD_RSD_CANCEL_ENDED)
+        return RD_RSD_STOP_ENDED;
+    if (oc == RD_RSD_CANCEL_FAILED) {
+        rd_error_set(err, ce.code, "CancelStatement: %s", ce.message);
+        return RD_RSD_STOP_RUNNING;
+    }
+    if (!ended) {
+        rd_error_set(err, RD_E_REMOTE, "cancelled, but not seen to end within %d s", RD_RSD_SETTLE_MS / 1000);
+        return RD_RSD_STOP_RUNNING;
+    }
+    return RD_RSD_STOP_CANCELLED;
 }
 
 /* Appends to err's message what became of the statement after a cancel; keeps err's code. */
@@ -212,7 +244,7 @@ rd_status rd_rsd_wait(rd_aws_client *c, const char *id, const rd_rsd_wait_option
     long long t0 = rd_monotonic_ms();
     for (;;) {
         if (cancel && *cancel) {
-            *oc = cancel_statement(c, id, &ce);
+            *oc = cancel_statement(c, id, &ce, NULL);
             rd_error_set(err, RD_E_CANCELLED, "interrupted while statement %s ran", id);
             say_cancelled(err, *oc, &ce, still);
             return RD_E_CANCELLED;
@@ -220,7 +252,7 @@ rd_status rd_rsd_wait(rd_aws_client *c, const char *id, const rd_rsd_wait_option
         rd_status st = rd_rsd_describe(c, id, out, err);
         if (st != RD_OK) {
             rd_error_prefix(err, "waiting for statement %s: ", id);
-            *oc = cancel_statement(c, id, &ce);
+            *oc = cancel_statement(c, id, &ce, NULL);
             say_cancelled(err, *oc, &ce, still);
             return st;
         }
@@ -235,7 +267,7 @@ rd_status rd_rsd_wait(rd_aws_client *c, const char *id, const rd_rsd_wait_option
             return rd_error_set(err, RD_E_REMOTE, "the statement was aborted%s%s", out->error ? ": " : "",
                                 out->error ? out->error : " (cancelled by someone else, or by Redshift)");
         if (o && o->timeout_ms > 0 && elapsed >= o->timeout_ms) {
-            *oc = cancel_statement(c, id, &ce);
+            *oc = cancel_statement(c, id, &ce, NULL);
             if (*oc == RD_RSD_CANCEL_FAILED) {
                 rd_error_set(err, ce.code, "the statement did not finish within %ld s", o->timeout_ms / 1000);
                 say_cancelled(err, *oc, &ce, still);
@@ -250,7 +282,7 @@ rd_status rd_rsd_wait(rd_aws_client *c, const char *id, const rd_rsd_wait_option
             d = o->timeout_ms - elapsed;
         if (o && o->nap) {
             if ((st = o->nap(o->nap_ctx, d, err)) != RD_OK && !(cancel && *cancel)) {
-                *oc = cancel_statement(c, id, &ce);
+                *oc = cancel_statement(c, id, &ce, NULL);
                 say_cancelled(err, *oc, &ce, still);
                 return st;
             }

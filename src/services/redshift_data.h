@@ -60,6 +60,15 @@ typedef enum rd_rsd_cancel_outcome {
     RD_RSD_CANCEL_FAILED      /* CancelStatement failed: the statement may still run */
 } rd_rsd_cancel_outcome;
 
+/* Stops a statement another process started (an earlier, killed run's): DescribeStatement, and when it still
+ * runs CancelStatement and the settling wait of rd_rsd_wait's cancels (RD_RSD_SETTLE_MS, 10 s). */
+typedef enum rd_rsd_stop_outcome {
+    RD_RSD_STOP_ENDED,     /* it had ended (or the Data API no longer knows it) */
+    RD_RSD_STOP_CANCELLED, /* it ran: cancelled, and seen to end */
+    RD_RSD_STOP_RUNNING    /* it may still run: err says why */
+} rd_rsd_stop_outcome;
+rd_rsd_stop_outcome rd_rsd_stop(rd_aws_client *c, const char *id, rd_error *err);
+
 typedef struct rd_rsd_wait_options {
     long timeout_ms;                      /* 0: no limit */
     long first_poll_ms;                   /* 0: 25 */

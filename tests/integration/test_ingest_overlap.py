@@ -212,7 +212,7 @@ class TestOverlap(IngestBase):
                       "the UNLOAD ended with its ingest: the test proves nothing")
         p = self.ingest("--workgroup", "demo", "--staging", "s3://redduck-staging/k", "--sql", "select * from sales",
                         "--into", db + ":sales", "--json")
-        self.assertIn("still runs: cancelling it", p.stderr)
+        self.assertIn("still ran: cancelled it before deleting its files", p.stderr)
         self.assertIn("cleaned up after an interrupted earlier run", p.stderr)
         self.assertEqual(json.loads(p.stdout)["rows"], OVERLAP_ROWS)
         self.assertEqual(rsd.describe_statement(Id=killed[0]["Id"])["Status"], "ABORTED")

@@ -1,6 +1,7 @@
 /* test_redshift_data.c — the Redshift Data API client (services/redshift_data.c) over a scripted
  * transport: ExecuteStatement's request and Id, DescribeStatement's fields, the wait loop (finished, failed,
- * a cancel flag that sends CancelStatement and waits for the end, the nap hook) and GetStatementResult paging.
+ * a cancel flag that sends CancelStatement and waits for the end, the nap hook), stopping another process's
+ * statement, and GetStatementResult paging.
  * (emulator/test_data_api.c tests the emulator's Data API handler, not this client.) */
 #include <setjmp.h>
 #include <stdarg.h>
@@ -131,6 +132,32 @@ static void test_wait_cancel_flag_sends_cancel_statement(void **state)
     rd_rsd_description_free(&d);
 }
 
+/* rd_rsd_stop: a statement already ended (or unknown to the Data API) is left alone; one that runs is
+ * cancelled and seen to end; a refused cancel says it may still run. */
+static void test_stop(void **state)
+{
+    fake_env *e = *state;
+    fake_script(&e->f, 200, NULL, NULL, "{\"Status\":\"FINISHED\"}");
+    assert_int_equal(rd_rsd_stop(&e->c, "s1", &e->err), RD_RSD_STOP_ENDED);
+    assert_int_equal(e->f.calls, 1);
+    fake_script(&e->f, 400, NULL, NULL, "{\"__type\":\"ResourceNotFoundException\",\"message\":\"Query does not "
+                                        "exist.\"}");
+    assert_int_equal(rd_rsd_stop(&e->c, "s2", &e->err), RD_RSD_STOP_ENDED);
+    assert_int_equal(e->f.calls, 2);
+    fake_script(&e->f, 200, NULL, NULL, "{\"Status\":\"STARTED\"}");
+    fake_script(&e->f, 200, NULL, NULL, "{\"Status\":true}");
+    fake_script(&e->f, 200, NULL, NULL, "{\"Status\":\"ABORTED\"}");
+    assert_int_equal(rd_rsd_stop(&e->c, "s3", &e->err), RD_RSD_STOP_CANCELLED);
+    assert_int_equal(e->f.calls, 5);
+    assert_string_equal(e->f.target[3], "RedshiftData.CancelStatement");
+    assert_string_equal(e->f.target[4], "RedshiftData.DescribeStatement");
+    fake_script(&e->f, 200, NULL, NULL, "{\"Status\":\"PICKED\"}");
+    fake_script(&e->f, 400, NULL, NULL, "{\"__type\":\"AccessDeniedException\",\"message\":\"not allowed\"}");
+    assert_int_equal(rd_rsd_stop(&e->c, "s4", &e->err), RD_RSD_STOP_RUNNING);
+    assert_int_equal(e->f.calls, 7);
+    assert_non_null(strstr(e->err.message, "CancelStatement"));
+}
+
 typedef struct nap_log {
     int calls;
     long total_ms;
@@ -214,6 +241,7 @@ int main(void)
         FAKE_TEST(test_wait_finished_and_failed),
         FAKE_TEST(test_wait_cancel_flag_sends_cancel_statement),
         FAKE_TEST(test_wait_nap_hook),
+        FAKE_TEST(test_stop),
         FAKE_TEST(test_get_result_paging),
     };
     return cmocka_run_group_tests_name("services_redshift_data", tests, NULL, NULL);
