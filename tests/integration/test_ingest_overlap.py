@@ -115,6 +115,12 @@ class TestOverlap(IngestBase):
         self.assertEqual(self.query(db, CHECKSUM.format("sales")), want)
         self.assertStagingEmpty()
 
+    def start_ingest(self, prefix, db):
+        """An ingest of the sales table into db staging under prefix, running in the background."""
+        return subprocess.Popen([REDDUCK, "ingest", "--workgroup", "demo", "--staging",
+                                 "s3://redduck-staging/" + prefix, "--sql", "select * from sales", "--into", db],
+                                stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=self.env())
+
     def staging_prefix(self, under):
         """The redduck-<uuid>/ prefix an ingest is writing to (once its first part file is there)."""
         keys = wait_until(lambda: [k for k in self.staged_keys(under) if k.endswith(".parquet")], timeout=60,
@@ -176,9 +182,7 @@ class TestOverlap(IngestBase):
 
     def test_sigint_while_files_download_during_the_unload(self):
         db = self.db("int.duckdb")
-        proc = subprocess.Popen([REDDUCK, "ingest", "--workgroup", "demo", "--staging", "s3://redduck-staging/i",
-                                 "--sql", "select * from sales", "--into", db], stdout=subprocess.PIPE,
-                                stderr=subprocess.PIPE, text=True, env=self.env())
+        proc = self.start_ingest("i", db)
         try:
             self.staging_prefix("i/")
             time.sleep(0.5)  # a listing has seen it: its download runs or is done
@@ -196,9 +200,7 @@ class TestOverlap(IngestBase):
 
     def test_kill_during_the_unload_then_the_next_run_stops_it_before_sweeping(self):
         db = self.db("killed.duckdb")
-        proc = subprocess.Popen([REDDUCK, "ingest", "--workgroup", "demo", "--staging", "s3://redduck-staging/k",
-                                 "--sql", "select * from sales", "--into", db], stdout=subprocess.PIPE,
-                                stderr=subprocess.PIPE, text=True, env=self.env())
+        proc = self.start_ingest("k", db)
         try:
             prefix, _ = self.staging_prefix("k/")
             self.assertIsNone(proc.poll())
