@@ -13,7 +13,6 @@
 #include <unistd.h>
 
 #include "emulator/redshift/snappy.h"
-#include "redduck/buf.h"
 
 #define RD_PQ_PAGE_BYTES (1024 * 1024) /* values per page, about */
 #define RD_PQ_JULIAN_EPOCH 2440588      /* the Julian day of 1970-01-01 */
@@ -61,6 +60,7 @@ typedef struct pq_col {
     int physical, type_length;
     gbuf vals;  /* PLAIN values of the row group (BOOLEAN: a byte each, packed when the page is written) */
     gbuf defs;  /* a byte per row: 1 valid, 0 NULL */
+    int64_t nulls; /* NULLs among them */
     size_t page_rows, page_vals; /* where the open page starts in defs and vals */
     size_t npages;               /* pages of the row group handed to the compressor */
     /* the compressor's: the row group's pages, each a PageHeader and its compressed bytes; the bytes those
@@ -78,7 +78,7 @@ struct rd_emu_pq_writer {
     uint64_t row_group_bytes;
     size_t rg_rows; /* rows held */
     int64_t rows;   /* rows written or held */
-    int64_t *rg_num_rows, *rg_bytes;
+    struct { int64_t rows, bytes; } *rgs; /* the row groups written: rows, uncompressed bytes */
     size_t nrg;
     /* The compressor: a thread that Snappy-compresses each page, closed by the main thread, while the main
      * thread goes on appending rows (no thread: the main thread compresses). jobs/njobs/failed/stop under mu;
@@ -554,9 +554,7 @@ static rd_status flush_row_group(rd_emu_pq_writer *w, rd_error *err)
         pq_chunk_meta *m = &c->chunks[w->nrg];
         m->offset = (int64_t)w->offset;
         m->values = (int64_t)w->rg_rows;
-        m->nulls = 0;
-        for (size_t r = 0; r < w->rg_rows; r++)
-            m->nulls += c->defs.p[r] == 0;
+        m->nulls = c->nulls;
         chunk_range(c, m);
         rd_status st = write_all(w, c->out.p, c->out.len, err);
         if (st != RD_OK)
@@ -565,19 +563,17 @@ static rd_status flush_row_group(rd_emu_pq_writer *w, rd_error *err)
         m->compressed = (int64_t)c->out.len;
         rg_total += m->uncompressed;
         c->vals.len = c->defs.len = c->out.len = 0;
+        c->nulls = 0;
         c->out_uncompressed = 0;
         c->npages = 0;
         c->page_rows = c->page_vals = 0;
     }
-    int64_t *nr = realloc(w->rg_num_rows, (w->nrg + 1) * sizeof *nr);
-    if (nr)
-        w->rg_num_rows = nr;
-    int64_t *nb = nr ? realloc(w->rg_bytes, (w->nrg + 1) * sizeof *nb) : NULL;
-    if (!nb)
+    void *nr = realloc(w->rgs, (w->nrg + 1) * sizeof *w->rgs);
+    if (!nr)
         return rd_error_set(err, RD_E_INTERNAL, "out of memory");
-    w->rg_bytes = nb;
-    w->rg_num_rows[w->nrg] = (int64_t)w->rg_rows;
-    w->rg_bytes[w->nrg] = rg_total;
+    w->rgs = nr;
+    w->rgs[w->nrg].rows = (int64_t)w->rg_rows;
+    w->rgs[w->nrg].bytes = rg_total;
     w->nrg++;
     w->rg_rows = 0;
     return RD_OK;
@@ -607,6 +603,7 @@ static int append_column(pq_col *c, duckdb_vector v, idx_t from, idx_t count)
         }
     }
     c->defs.len += count;
+    c->nulls += (int64_t)(count - valid);
     size_t width = c->physical == PQ_BYTE_ARRAY ? 0
                    : c->physical == PQ_BOOLEAN  ? 1
                    : c->physical == PQ_FLBA     ? (size_t)c->type_length
@@ -792,8 +789,8 @@ static int footer(rd_emu_pq_writer *w, gbuf *b)
             tw_end(&t);
             tw_end(&t);
         }
-        tw_i64(&t, 2, w->rg_bytes[g]);
-        tw_i64(&t, 3, w->rg_num_rows[g]);
+        tw_i64(&t, 2, w->rgs[g].bytes);
+        tw_i64(&t, 3, w->rgs[g].rows);
         tw_end(&t);
     }
     tw_string(&t, 6, "redduck emulator (Redshift UNLOAD)");
@@ -849,8 +846,7 @@ void rd_emu_pq_discard(rd_emu_pq_writer *w)
         free(w->cols[i].chunks);
     }
     free(w->cols);
-    free(w->rg_num_rows);
-    free(w->rg_bytes);
+    free(w->rgs);
     free(w->comp.p);
     free(w->head.p);
     free(w);
