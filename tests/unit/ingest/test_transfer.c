@@ -1079,6 +1079,44 @@ static void test_fake_split_ranges_carry_if_match(void **state)
     fake_teardown(f);
 }
 
+/* A file whose ranges would leave connections idle (the last file of an UNLOAD, fetched alone) goes as one
+ * range per idle connection, none smaller than RD_TRANSFER_SPREAD_MIN_PART. */
+static void test_fake_a_lone_file_is_spread_over_the_idle_connections(void **state)
+{
+    (void)state;
+    const enum fake_action script[] = { FAKE_FULL, FAKE_FULL, FAKE_FULL, FAKE_FULL };
+    /* 36 MiB with 32 MiB parts and 4 connections: 4 ranges of 9 MiB, not 32 + 4 */
+    fake_fixture *f = fake_setup_sized(script, 4, 36 * MIB);
+    f->o.part_size = 32 * MIB;
+    f->o.concurrency = 4;
+    f->item.etag = FAKE_ETAG;
+    rd_transfer_stats stats;
+    rd_error err;
+    rd_error_clear(&err);
+    if (rd_transfer_run(&f->item, 1, &f->o, &stats, &err) != RD_OK)
+        fail_msg("transfer: %s", err.message);
+    assert_int_equal(stats.requests, 4);
+    assert_string_equal(f->http.range[0], "bytes=0-9437183");
+    assert_string_equal(f->http.range[1], "bytes=9437184-18874367");
+    assert_string_equal(f->http.range[2], "bytes=18874368-28311551");
+    assert_string_equal(f->http.range[3], "bytes=28311552-37748735");
+    fake_check_file(f);
+    fake_teardown(f);
+
+    /* 20 MiB with 16 MiB parts and 4 connections: ranges of 8 MiB at least, so 3 of them */
+    f = fake_setup_sized(script, 3, 20 * MIB);
+    f->o.part_size = 16 * MIB;
+    f->o.concurrency = 4;
+    f->item.etag = FAKE_ETAG;
+    if (rd_transfer_run(&f->item, 1, &f->o, &stats, &err) != RD_OK)
+        fail_msg("transfer: %s", err.message);
+    assert_int_equal(stats.requests, 3);
+    assert_string_equal(f->http.range[0], "bytes=0-8388607");
+    assert_string_equal(f->http.range[2], "bytes=16777216-20971519");
+    fake_check_file(f);
+    fake_teardown(f);
+}
+
 /* A range that breaks is asked again alone, from where it broke to its own end. */
 static void test_fake_broken_range_resumes_alone(void **state)
 {
@@ -1214,6 +1252,7 @@ int main(void)
         cmocka_unit_test(test_fake_forbidden_is_not_retried),
         cmocka_unit_test(test_fake_unsplit_restart_and_416),
         cmocka_unit_test(test_fake_split_ranges_carry_if_match),
+        cmocka_unit_test(test_fake_a_lone_file_is_spread_over_the_idle_connections),
         cmocka_unit_test(test_fake_broken_range_resumes_alone),
         cmocka_unit_test(test_fake_wrong_content_range_total_fails),
         cmocka_unit_test(test_fake_wrong_range_is_retried),
