@@ -196,7 +196,8 @@ typedef struct body_reader {
     uint64_t limit; /* bytes served; then the end: an error when cut, else the body's end */
     int cut;
     double rate;    /* bytes per second; 0: unpaced */
-    double burst;   /* the bucket's size, also the most one call serves when paced */
+    double chunk;   /* the most one call serves when paced */
+    double burst;   /* the bucket's size: a thread woken late catches up on this much, no more */
     double tokens;
     double last;    /* rd_monotonic_seconds of the last refill */
     int started;
@@ -206,6 +207,7 @@ typedef struct body_reader {
 #define FIRST_BYTE_DELAY_MAX_MS 60000u
 #define READER_BLOCK ((size_t)64 * 1024)
 #define PACE_BURST_MIN 512.0       /* bytes: at the slowest pace a call sleeps about half a second */
+#define PACE_CATCH_UP_S 0.05       /* seconds of a paced connection's data a late thread may catch up on */
 
 static void sleep_seconds(double s)
 {
@@ -225,12 +227,13 @@ static void bucket_refill(body_reader *br)
     br->last = now;
 }
 
-/* Takes n tokens, sleeping until the bucket holds them (it starts full). */
+/* Takes n tokens, sleeping until the bucket holds them (it starts with one call's worth: no burst at the
+ * start, as a real link has none). */
 static void bucket_take(body_reader *br, size_t n)
 {
     if (!br->started) {
         br->started = 1;
-        br->tokens = br->burst;
+        br->tokens = br->chunk;
         br->last = rd_monotonic_seconds();
     }
     bucket_refill(br);
@@ -247,8 +250,8 @@ static ssize_t body_read(void *cls, uint64_t pos, char *buf, size_t max)
     if (pos >= br->limit)
         return br->cut ? MHD_CONTENT_READER_END_WITH_ERROR : MHD_CONTENT_READER_END_OF_STREAM;
     size_t n = max;
-    if (br->rate > 0 && (double)n > br->burst)
-        n = (size_t)br->burst;
+    if (br->rate > 0 && (double)n > br->chunk)
+        n = (size_t)br->chunk;
     if (pos + n > br->limit)
         n = (size_t)(br->limit - pos);
     if (br->rate > 0)
@@ -316,11 +319,17 @@ static enum MHD_Result send_response(rd_httpd *d, struct MHD_Connection *con, co
         br->cut = cut;
         br->limit = cut ? (uint64_t)r->reset_after : full;
         br->rate = (double)pace;
-        br->burst = br->rate / 20; /* about 50 ms of data per call */
-        if (br->burst < PACE_BURST_MIN)
-            br->burst = PACE_BURST_MIN;
-        if (br->burst > (double)READER_BLOCK)
-            br->burst = (double)READER_BLOCK;
+        br->chunk = br->rate / 20; /* about 50 ms of data per call, at most a block */
+        if (br->chunk < PACE_BURST_MIN)
+            br->chunk = PACE_BURST_MIN;
+        if (br->chunk > (double)READER_BLOCK)
+            br->chunk = (double)READER_BLOCK;
+        /* The bucket holds PACE_CATCH_UP_S of data: with many paced connections on few cores a thread is
+         * often woken late, and a bucket of one call's size would lose that time for good, pacing each
+         * connection below its rate. The long-run average stays the rate. */
+        br->burst = br->rate * PACE_CATCH_UP_S;
+        if (br->burst < br->chunk)
+            br->burst = br->chunk;
         if (r->fd < 0) {
             br->mem = malloc(r->body.len + 1);
             if (!br->mem) {
