@@ -403,10 +403,12 @@ static rd_status item_start(rd_transfer *t, xitem *it)
     if (size != RD_TRANSFER_SIZE_UNKNOWN && size > t->part_size) {
         it->split = 1;
         it->part_size = t->part_size;
-        /* A file that would leave connections idle (the last file of an UNLOAD, fetched alone) goes as
-         * one range per idle connection instead, each no smaller than RD_TRANSFER_SPREAD_MIN_PART. */
+        /* The last file known (of an UNLOAD, fetched alone) that would leave connections idle goes as one
+         * range per idle connection instead, each no smaller than RD_TRANSFER_SPREAD_MIN_PART. Not a file
+         * that others wait behind: they fill the connections it leaves, in whole parts. */
         uint64_t idle = t->active < t->conc ? (uint64_t)(t->conc - t->active) : 0;
-        if (idle > 1 && size / t->part_size < idle && t->part_size > RD_TRANSFER_SPREAD_MIN_PART) {
+        if (t->items[t->count - 1] == it && idle > 1 && size / t->part_size < idle &&
+            t->part_size > RD_TRANSFER_SPREAD_MIN_PART) {
             uint64_t spread = size / idle + (size % idle != 0);
             it->part_size = spread < RD_TRANSFER_SPREAD_MIN_PART ? RD_TRANSFER_SPREAD_MIN_PART : spread;
         }

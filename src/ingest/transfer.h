@@ -53,9 +53,9 @@ typedef void (*rd_transfer_progress_fn)(void *ctx, uint64_t bytes, size_t files_
 typedef struct rd_transfer_options {
     rd_http_transport *http;     /* borrowed; NULL: a libcurl transport for this run, trusting ca_bundle */
     int concurrency;             /* parallel requests (ranges of one file count one each); 0: 16 */
-    uint64_t part_size;          /* files of a known size above it go as ranges of this size (of less
-                                    when that would leave connections idle: one range per idle
-                                    connection, at least RD_TRANSFER_SPREAD_MIN_PART); 0:
+    uint64_t part_size;          /* files of a known size above it go as ranges of this size (the last item
+                                    added, when that would leave connections idle: one range per
+                                    idle connection, at least RD_TRANSFER_SPREAD_MIN_PART); 0:
                                     RD_TRANSFER_DEFAULT_PART_SIZE; UINT64_MAX: never split; below
                                     RD_TRANSFER_MIN_PART_SIZE: that */
     int max_attempts;            /* per range (or per unsplit item); 0: 10 */

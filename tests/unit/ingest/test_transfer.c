@@ -1079,8 +1079,9 @@ static void test_fake_split_ranges_carry_if_match(void **state)
     fake_teardown(f);
 }
 
-/* A file whose ranges would leave connections idle (the last file of an UNLOAD, fetched alone) goes as one
- * range per idle connection, none smaller than RD_TRANSFER_SPREAD_MIN_PART. */
+/* The last file known, when its ranges would leave connections idle (the last file of an UNLOAD, fetched
+ * alone), goes as one range per idle connection, none smaller than RD_TRANSFER_SPREAD_MIN_PART; a file that
+ * another waits behind keeps whole parts. */
 static void test_fake_a_lone_file_is_spread_over_the_idle_connections(void **state)
 {
     (void)state;
@@ -1114,6 +1115,26 @@ static void test_fake_a_lone_file_is_spread_over_the_idle_connections(void **sta
     assert_string_equal(f->http.range[0], "bytes=0-8388607");
     assert_string_equal(f->http.range[2], "bytes=16777216-20971519");
     fake_check_file(f);
+    fake_teardown(f);
+
+    /* a file that another waits behind keeps whole parts; the last one is spread over what is left idle */
+    f = fake_setup_sized(script, 4, 36 * MIB);
+    f->o.part_size = 32 * MIB;
+    f->o.concurrency = 4;
+    f->item.etag = FAKE_ETAG;
+    char second_path[sizeof f->path + 8];
+    snprintf(second_path, sizeof second_path, "%s.2", f->path);
+    rd_transfer_item two[2] = { f->item, f->item };
+    two[1].local_path = second_path;
+    if (rd_transfer_run(two, 2, &f->o, &stats, &err) != RD_OK)
+        fail_msg("transfer: %s", err.message);
+    assert_int_equal(stats.requests, 4);
+    assert_string_equal(f->http.range[0], "bytes=0-33554431");
+    assert_string_equal(f->http.range[1], "bytes=33554432-37748735");
+    assert_string_equal(f->http.range[2], "bytes=0-18874367");
+    assert_string_equal(f->http.range[3], "bytes=18874368-37748735");
+    fake_check_file(f);
+    unlink(second_path);
     fake_teardown(f);
 }
 
