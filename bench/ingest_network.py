@@ -59,6 +59,12 @@ def duckdb_load(db_path, files_glob, settings=()):
     return dt
 
 
+def settle():
+    """Each measured step starts with the disk idle: os.sync() first, so that the writeback of what an earlier
+    step wrote (the table, the last step's files) is not timed against the next one."""
+    os.sync()
+
+
 class DiskSampler(threading.Thread):
     """The peak of the bytes allocated under the paths matching a glob, sampled every 0.1 s."""
 
@@ -125,6 +131,7 @@ def main():
         # (a) redduck ingest
         a_dir = os.path.join(work, "a")
         os.makedirs(a_dir)
+        settle()
         disk = DiskSampler(os.path.join(a_dir, ".redduck-tmp-*"))
         disk.start()
         cmd = ["/usr/bin/time", "-f", "%M", BIN, "ingest", "--workgroup", "demo", "--staging",
@@ -145,6 +152,7 @@ def main():
         cmd = [BIN, "ingest", "--workgroup", "demo", "--staging", "s3://redduck-staging/dl", "--sql",
                "select * from bench", "--into", os.path.join(work, "dl"), "--format", "parquet", "--no-overlap",
                "--json", "--concurrency", str(CONCURRENCY), "--max-file-size", str(MAX_FILE_MB)] + FLAGS
+        settle()
         p = subprocess.run(cmd, capture_output=True, text=True, env=env)
         if p.returncode != 0:
             sys.exit("redduck ingest --format parquet failed: " + p.stderr)
@@ -156,6 +164,7 @@ def main():
         a_duration = a_desc["Duration"] / 1e9
         text = a_desc["QueryString"]
         text = re.sub(r"s3://redduck-staging/bench/redduck-[0-9a-f-]+/", "s3://redduck-staging/hand/", text)
+        settle()
         t = time.monotonic()
         sid = aws("redshift-data", "execute-statement", "--workgroup-name", "demo", "--database", "dev",
                   "--sql", text)["Id"]
@@ -182,6 +191,7 @@ def main():
         # (c) the floor: DuckDB's load of the local files with redduck's settings (threads: the CPUs, at
         # most 8; memory_limit 128MB; no insertion order)
         threads = min(os.cpu_count() or 1, 8)
+        settle()
         c_load = duckdb_load(os.path.join(work, "c.duckdb"), os.path.join(b_dir, "*.parquet"),
                              ("SET threads=%d" % threads, "SET memory_limit='128MB'",
                               "SET preserve_insertion_order=false"))

@@ -12,6 +12,7 @@
 #       loop, `aws s3 cp --recursive` (AWS CLI v1, default settings), then a DuckDB load of the local files;
 #   (c) the floor: max(the UNLOAD alone, bytes / (16 x bandwidth), the DuckDB load of the local files with
 #       redduck's settings: threads, memory_limit 128MB, no insertion order).
+# Each step starts after os.sync(), so no step is timed against the writeback of an earlier one.
 # The data: a table of ROWS rows (default 22000000) made by CREATE TABLE AS through the Data API, a BIGINT
 # id and eight random DOUBLEs (incompressible: about 68 bytes a row in Parquet, fast to generate), unloaded
 # on 4 slices with MAXFILESIZE 400 MB: 4 part files of about 375 MB (1.5 GB) by default.
