@@ -12,6 +12,8 @@
 #       loop, `aws s3 cp --recursive` (AWS CLI v1, default settings), then a DuckDB load of the local files;
 #   (c) the floor: max(the UNLOAD alone, bytes / (16 x bandwidth), the DuckDB load of the local files with
 #       redduck's settings: threads, memory_limit 128MB, no insertion order).
+# It prints redduck / floor, and redduck / by hand both end to end and after the UNLOAD (redduck's work left
+# once the statement ended, against `aws s3 cp` plus the DuckDB load).
 # Each step starts after os.sync(), so no step is timed against the writeback of an earlier one; before
 # them the bench touches most of the free memory once (a VM's host may back memory only when first touched),
 # and as root it drops the page cache before each step, so that none inherits an earlier one's cached files.
