@@ -1081,7 +1081,7 @@ static void test_fake_split_ranges_carry_if_match(void **state)
 
 /* The last file known, when its ranges would leave connections idle (the last file of an UNLOAD, fetched
  * alone), goes as one range per idle connection, none smaller than RD_TRANSFER_SPREAD_MIN_PART; a file that
- * another waits behind keeps whole parts. */
+ * another waits behind keeps whole parts; a spread range that breaks resumes alone. */
 static void test_fake_a_lone_file_is_spread_over_the_idle_connections(void **state)
 {
     (void)state;
@@ -1114,6 +1114,21 @@ static void test_fake_a_lone_file_is_spread_over_the_idle_connections(void **sta
     assert_int_equal(stats.requests, 3);
     assert_string_equal(f->http.range[0], "bytes=0-8388607");
     assert_string_equal(f->http.range[2], "bytes=16777216-20971519");
+    fake_check_file(f);
+    fake_teardown(f);
+
+    /* a spread range that breaks resumes alone, from where it broke to its own end */
+    const enum fake_action broken[] = { FAKE_FULL, FAKE_RESET_AT_1000, FAKE_FULL, FAKE_FULL, FAKE_FULL };
+    f = fake_setup_sized(broken, 5, 36 * MIB);
+    f->o.part_size = 32 * MIB;
+    f->o.concurrency = 4;
+    f->item.etag = FAKE_ETAG;
+    if (rd_transfer_run(&f->item, 1, &f->o, &stats, &err) != RD_OK)
+        fail_msg("transfer: %s", err.message);
+    assert_int_equal(stats.requests, 5);
+    assert_int_equal(stats.resumes, 1);
+    assert_string_equal(f->http.range[1], "bytes=9437184-18874367");
+    assert_string_equal(f->http.range[4], "bytes=9438184-18874367");
     fake_check_file(f);
     fake_teardown(f);
 
