@@ -1079,6 +1079,25 @@ static void test_fake_split_ranges_carry_if_match(void **state)
     fake_teardown(f);
 }
 
+/* A fixture for the spread tests: size bytes, parts of part_mib MiB, 4 connections, the listing's ETag. */
+static fake_fixture *spread_fixture(const enum fake_action *script, int n, size_t size, uint64_t part_mib)
+{
+    fake_fixture *f = fake_setup_sized(script, n, size);
+    f->o.part_size = part_mib * MIB;
+    f->o.concurrency = 4;
+    f->item.etag = FAKE_ETAG;
+    return f;
+}
+
+/* Runs the transfer of items (NULL: the fixture's one item) and fails the test if it fails. */
+static void spread_run(fake_fixture *f, const rd_transfer_item *items, size_t n, rd_transfer_stats *stats)
+{
+    rd_error err;
+    rd_error_clear(&err);
+    if (rd_transfer_run(items ? items : &f->item, items ? n : 1, &f->o, stats, &err) != RD_OK)
+        fail_msg("transfer: %s", err.message);
+}
+
 /* The last file known, when its ranges would leave connections idle (the last file of an UNLOAD, fetched
  * alone), goes as one range per idle connection, none smaller than RD_TRANSFER_SPREAD_MIN_PART; a file that
  * another waits behind keeps whole parts; a spread range that breaks resumes alone. */
@@ -1086,16 +1105,10 @@ static void test_fake_a_lone_file_is_spread_over_the_idle_connections(void **sta
 {
     (void)state;
     const enum fake_action script[] = { FAKE_FULL, FAKE_FULL, FAKE_FULL, FAKE_FULL };
-    /* 36 MiB with 32 MiB parts and 4 connections: 4 ranges of 9 MiB, not 32 + 4 */
-    fake_fixture *f = fake_setup_sized(script, 4, 36 * MIB);
-    f->o.part_size = 32 * MIB;
-    f->o.concurrency = 4;
-    f->item.etag = FAKE_ETAG;
     rd_transfer_stats stats;
-    rd_error err;
-    rd_error_clear(&err);
-    if (rd_transfer_run(&f->item, 1, &f->o, &stats, &err) != RD_OK)
-        fail_msg("transfer: %s", err.message);
+    /* 36 MiB with 32 MiB parts and 4 connections: 4 ranges of 9 MiB, not 32 + 4 */
+    fake_fixture *f = spread_fixture(script, 4, 36 * MIB, 32);
+    spread_run(f, NULL, 1, &stats);
     assert_int_equal(stats.requests, 4);
     assert_string_equal(f->http.range[0], "bytes=0-9437183");
     assert_string_equal(f->http.range[1], "bytes=9437184-18874367");
@@ -1105,12 +1118,8 @@ static void test_fake_a_lone_file_is_spread_over_the_idle_connections(void **sta
     fake_teardown(f);
 
     /* 20 MiB with 16 MiB parts and 4 connections: ranges of 8 MiB at least, so 3 of them */
-    f = fake_setup_sized(script, 3, 20 * MIB);
-    f->o.part_size = 16 * MIB;
-    f->o.concurrency = 4;
-    f->item.etag = FAKE_ETAG;
-    if (rd_transfer_run(&f->item, 1, &f->o, &stats, &err) != RD_OK)
-        fail_msg("transfer: %s", err.message);
+    f = spread_fixture(script, 3, 20 * MIB, 16);
+    spread_run(f, NULL, 1, &stats);
     assert_int_equal(stats.requests, 3);
     assert_string_equal(f->http.range[0], "bytes=0-8388607");
     assert_string_equal(f->http.range[2], "bytes=16777216-20971519");
@@ -1119,12 +1128,8 @@ static void test_fake_a_lone_file_is_spread_over_the_idle_connections(void **sta
 
     /* a spread range that breaks resumes alone, from where it broke to its own end */
     const enum fake_action broken[] = { FAKE_FULL, FAKE_RESET_AT_1000, FAKE_FULL, FAKE_FULL, FAKE_FULL };
-    f = fake_setup_sized(broken, 5, 36 * MIB);
-    f->o.part_size = 32 * MIB;
-    f->o.concurrency = 4;
-    f->item.etag = FAKE_ETAG;
-    if (rd_transfer_run(&f->item, 1, &f->o, &stats, &err) != RD_OK)
-        fail_msg("transfer: %s", err.message);
+    f = spread_fixture(broken, 5, 36 * MIB, 32);
+    spread_run(f, NULL, 1, &stats);
     assert_int_equal(stats.requests, 5);
     assert_int_equal(stats.resumes, 1);
     assert_string_equal(f->http.range[1], "bytes=9437184-18874367");
@@ -1133,16 +1138,12 @@ static void test_fake_a_lone_file_is_spread_over_the_idle_connections(void **sta
     fake_teardown(f);
 
     /* a file that another waits behind keeps whole parts; the last one is spread over what is left idle */
-    f = fake_setup_sized(script, 4, 36 * MIB);
-    f->o.part_size = 32 * MIB;
-    f->o.concurrency = 4;
-    f->item.etag = FAKE_ETAG;
+    f = spread_fixture(script, 4, 36 * MIB, 32);
     char second_path[sizeof f->path + 8];
     snprintf(second_path, sizeof second_path, "%s.2", f->path);
     rd_transfer_item two[2] = { f->item, f->item };
     two[1].local_path = second_path;
-    if (rd_transfer_run(two, 2, &f->o, &stats, &err) != RD_OK)
-        fail_msg("transfer: %s", err.message);
+    spread_run(f, two, 2, &stats);
     assert_int_equal(stats.requests, 4);
     assert_string_equal(f->http.range[0], "bytes=0-33554431");
     assert_string_equal(f->http.range[1], "bytes=33554432-37748735");
